@@ -1,0 +1,34 @@
+//! Command-line and environment configuration of the registry.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Configuration of a catalog registry process.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RegistryConfig {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "MESH_REGISTRY_ADDR", default_value = "127.0.0.1:50050")]
+    pub addr: SocketAddr,
+
+    /// Directory for the registry's state; the database goes to
+    /// `<data-dir>/registry.sqlite` unless `--db` says otherwise.
+    #[arg(long, env = "MESH_REGISTRY_DATA_DIR", default_value = ".mesh/registry")]
+    pub data_dir: PathBuf,
+
+    /// SQLite file holding the catalog (created if missing).
+    #[arg(long, env = "MESH_REGISTRY_DB")]
+    pub db: Option<PathBuf>,
+
+    /// How long an endpoint's lease lasts without renewal before the product
+    /// shows as stale, e.g. `30s`, `2m`.
+    #[arg(long, env = "MESH_REGISTRY_LEASE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub lease_ttl: Duration,
+}
+
+impl RegistryConfig {
+    /// The SQLite file to open: `--db`, or `registry.sqlite` in the data directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.db.clone().unwrap_or_else(|| self.data_dir.join("registry.sqlite"))
+    }
+}

@@ -1,0 +1,103 @@
+//! The registry's errors and the one place they become gRPC statuses.
+
+use tonic::{Code, Status};
+
+/// Everything a registry call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A request field is missing or malformed.
+    #[error("{field}: {reason}")]
+    InvalidArgument {
+        /// The request field at fault.
+        field: &'static str,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+    /// The product is not in the catalog.
+    #[error("product `{0}` is not in the catalog; ListProducts shows the registered products")]
+    ProductNotFound(String),
+    /// The product has no endpoint with that URL.
+    #[error("product `{product}` has no endpoint `{endpoint}`; register the product again to add it")]
+    EndpointNotFound {
+        /// The product.
+        product: String,
+        /// The endpoint that was asked for.
+        endpoint: String,
+    },
+    /// The product has no schema version with that number.
+    #[error("product `{product}` has no schema version {version}; its versions are 1 to {latest}")]
+    VersionNotFound {
+        /// The product.
+        product: String,
+        /// The version asked for.
+        version: i64,
+        /// The latest version.
+        latest: i64,
+    },
+    /// The new schema breaks consumers of the current major version.
+    #[error(
+        "schema of `{product}` breaks consumers of major version {major}: {}; \
+         keep the old fields and methods, or raise major_version to {next} to publish a breaking change",
+        .changes.join("; "),
+        next = .major + 1
+    )]
+    BreakingChange {
+        /// The product.
+        product: String,
+        /// Its current major version.
+        major: u32,
+        /// Each breaking change, in words.
+        changes: Vec<String>,
+    },
+    /// The request's major version is below the product's current one.
+    #[error("major_version: {requested} is below the current major version {current} of `{product}`")]
+    MajorVersionBehind {
+        /// The product.
+        product: String,
+        /// The major version in the request.
+        requested: u32,
+        /// The product's current major version.
+        current: u32,
+    },
+    /// The database failed.
+    #[error("catalog storage failed: {0}")]
+    Storage(#[from] rusqlite::Error),
+    /// A blocking task panicked or was cancelled.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RegistryError {
+    /// Shorthand for an [`RegistryError::InvalidArgument`].
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument { field, reason: reason.into() }
+    }
+}
+
+impl From<RegistryError> for Status {
+    fn from(error: RegistryError) -> Self {
+        let code = match &error {
+            RegistryError::InvalidArgument { .. } => Code::InvalidArgument,
+            RegistryError::ProductNotFound(_)
+            | RegistryError::EndpointNotFound { .. }
+            | RegistryError::VersionNotFound { .. } => Code::NotFound,
+            RegistryError::BreakingChange { .. } | RegistryError::MajorVersionBehind { .. } => {
+                Code::FailedPrecondition
+            }
+            RegistryError::Storage(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    || e.code == rusqlite::ErrorCode::DatabaseLocked =>
+            {
+                Code::Unavailable
+            }
+            RegistryError::Storage(_) | RegistryError::Internal(_) => Code::Internal,
+        };
+        if code == Code::Internal {
+            tracing::error!(%error, "request failed");
+        }
+        Status::new(code, error.to_string())
+    }
+}
+
+/// Result of a registry operation.
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;

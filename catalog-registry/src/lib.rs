@@ -1,0 +1,18 @@
+//! The catalog registry of the data mesh: records who owns each data product,
+//! what it is for, its schema versions and where it is served.
+//!
+//! The library holds the whole service; the `catalog-registry` binary and
+//! `mesh up` both host it through [`serve`].
+
+pub mod compat;
+pub mod config;
+pub mod contract;
+pub mod error;
+pub mod page_token;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod validate;
+
+pub use config::RegistryConfig;
+pub use server::serve;

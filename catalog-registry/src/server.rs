@@ -1,0 +1,53 @@
+//! Hosting the registry: the catalog service with health and reflection.
+
+use std::future::Future;
+
+use mesh_contracts::catalog::catalog_service_server::CatalogServiceServer;
+use tokio::net::TcpListener;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+
+use crate::config::RegistryConfig;
+use crate::error::{RegistryError, Result};
+use crate::page_token::PageTokens;
+use crate::service::Catalog;
+use crate::store::Store;
+
+/// Opens the catalog database named by `config` and serves the registry on
+/// `listener` until `shutdown` completes, then drains in-flight calls.
+pub async fn serve(
+    config: &RegistryConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let db_path = config.db_path();
+    let store = Store::open(&db_path)?;
+    let tokens = PageTokens::new(store.page_token_secret().await?);
+    let catalog = Catalog::new(store, tokens, config.lease_ttl);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<CatalogServiceServer<Catalog>>().await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(mesh_contracts::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 =
+        reflection().build_v1().map_err(|e| RegistryError::Internal(format!("reflection v1: {e}")))?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|e| RegistryError::Internal(format!("reflection v1alpha: {e}")))?;
+
+    let addr = listener.local_addr().map_err(|e| RegistryError::Internal(format!("listener: {e}")))?;
+    tracing::info!(%addr, db = %db_path.display(), lease_ttl = ?config.lease_ttl, "catalog registry serving");
+    Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(CatalogServiceServer::new(catalog))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await
+        .map_err(|e| RegistryError::Internal(format!("serving failed: {e}")))?;
+    tracing::info!("catalog registry stopped");
+    Ok(())
+}

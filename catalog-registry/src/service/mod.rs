@@ -1,0 +1,111 @@
+//! The `mesh.catalog.v1.CatalogService` implementation: a file per group of
+//! RPCs, this file only routes.
+
+mod lifecycle;
+mod read;
+mod register;
+
+use std::time::Duration;
+
+use mesh_contracts::catalog::catalog_service_server::CatalogService;
+use mesh_contracts::catalog::*;
+use tonic::{Request, Response, Status};
+
+use crate::page_token::PageTokens;
+use crate::store::Store;
+
+/// The catalog registry's gRPC service.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    store: Store,
+    tokens: PageTokens,
+    lease_ttl: Duration,
+}
+
+impl Catalog {
+    /// A catalog over `store`, signing page tokens with `tokens`, granting
+    /// leases of `lease_ttl`.
+    pub fn new(store: Store, tokens: PageTokens, lease_ttl: Duration) -> Self {
+        Self { store, tokens, lease_ttl }
+    }
+}
+
+/// Runs a handler and turns its error into a gRPC status.
+async fn respond<T>(work: impl Future<Output = crate::error::Result<T>>) -> Result<Response<T>, Status> {
+    work.await.map(Response::new).map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl CatalogService for Catalog {
+    #[tracing::instrument(skip_all, fields(product = %request.get_ref().product_id, endpoint = %request.get_ref().endpoint))]
+    async fn register_product(
+        &self,
+        request: Request<RegisterProductRequest>,
+    ) -> Result<Response<RegisterProductResponse>, Status> {
+        respond(self.register(request.into_inner())).await
+    }
+
+    #[tracing::instrument(skip_all, fields(product = %request.get_ref().name, endpoint = %request.get_ref().endpoint))]
+    async fn renew_lease(
+        &self,
+        request: Request<RenewLeaseRequest>,
+    ) -> Result<Response<RenewLeaseResponse>, Status> {
+        respond(self.renew_lease(request.into_inner())).await
+    }
+
+    #[tracing::instrument(skip_all, fields(product = %request.get_ref().name, endpoint = %request.get_ref().endpoint))]
+    async fn deregister_endpoint(
+        &self,
+        request: Request<DeregisterEndpointRequest>,
+    ) -> Result<Response<DeregisterEndpointResponse>, Status> {
+        respond(self.deregister_endpoint(request.into_inner())).await
+    }
+
+    #[tracing::instrument(skip_all, fields(product = %request.get_ref().name))]
+    async fn deprecate_product(
+        &self,
+        request: Request<DeprecateProductRequest>,
+    ) -> Result<Response<DeprecateProductResponse>, Status> {
+        respond(self.deprecate(request.into_inner())).await
+    }
+
+    #[tracing::instrument(skip_all, fields(product = %request.get_ref().name))]
+    async fn undeprecate_product(
+        &self,
+        request: Request<UndeprecateProductRequest>,
+    ) -> Result<Response<UndeprecateProductResponse>, Status> {
+        respond(self.undeprecate(request.into_inner())).await
+    }
+
+    #[tracing::instrument(skip_all, fields(product = %request.get_ref().name))]
+    async fn delete_product(
+        &self,
+        request: Request<DeleteProductRequest>,
+    ) -> Result<Response<DeleteProductResponse>, Status> {
+        respond(self.delete(request.into_inner())).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_domains(
+        &self,
+        request: Request<ListDomainsRequest>,
+    ) -> Result<Response<ListDomainsResponse>, Status> {
+        respond(self.list_domains(request.into_inner())).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_products(
+        &self,
+        request: Request<ListProductsRequest>,
+    ) -> Result<Response<ListProductsResponse>, Status> {
+        respond(self.list_products(request.into_inner())).await
+    }
+
+    #[tracing::instrument(skip_all, fields(product = %request.get_ref().name))]
+    async fn get_product(
+        &self,
+        request: Request<GetProductRequest>,
+    ) -> Result<Response<GetProductResponse>, Status> {
+        respond(self.get_product(request.into_inner())).await
+    }
+}

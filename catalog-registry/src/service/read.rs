@@ -1,0 +1,104 @@
+//! ListDomains, ListProducts and GetProduct.
+
+use mesh_contracts::catalog::{
+    GetProductRequest, GetProductResponse, ListDomainsRequest, ListDomainsResponse, ListProductsRequest,
+    ListProductsResponse,
+};
+
+use super::Catalog;
+use crate::error::{RegistryError, Result};
+use crate::store::{now_ms, products};
+use crate::validate;
+
+/// Longest free-text search accepted, and the most words it may hold.
+const MAX_SEARCH: usize = 256;
+const MAX_SEARCH_WORDS: usize = 16;
+
+impl Catalog {
+    pub(super) async fn list_domains(&self, request: ListDomainsRequest) -> Result<ListDomainsResponse> {
+        let page_size = validate::page_size(request.page_size)?;
+        let after = self.tokens.check(&request.page_token, &["domains"])?;
+        let mut domains = self
+            .store
+            .run(move |conn| products::domains(conn, after.as_deref(), page_size + 1, now_ms()))
+            .await?;
+        let next_page_token = if domains.len() > page_size {
+            domains.truncate(page_size);
+            self.tokens.issue(&["domains"], &domains[page_size - 1].name)
+        } else {
+            String::new()
+        };
+        Ok(ListDomainsResponse { domains, next_page_token })
+    }
+
+    pub(super) async fn list_products(&self, request: ListProductsRequest) -> Result<ListProductsResponse> {
+        let page_size = validate::page_size(request.page_size)?;
+        if !request.domain.is_empty() {
+            validate::domain("domain", &request.domain)?;
+        }
+        if request.search.chars().count() > MAX_SEARCH {
+            return Err(RegistryError::invalid("search", format!("is longer than {MAX_SEARCH} characters")));
+        }
+        let words: Vec<String> = request.search.split_whitespace().map(str::to_owned).collect();
+        if words.len() > MAX_SEARCH_WORDS {
+            return Err(RegistryError::invalid("search", format!("has more than {MAX_SEARCH_WORDS} words")));
+        }
+        let filter = products::ProductFilter {
+            domain: request.domain,
+            owner: request.owner.trim().to_owned(),
+            tag: request.tag.trim().to_owned(),
+            words,
+        };
+        let filter_key = filter.token_key();
+        let after = self.tokens.check(&request.page_token, &filter_key)?;
+        let (mut found, total_size) = self
+            .store
+            .run(move |conn| {
+                let now = now_ms();
+                let (ids, total) = products::list_ids(conn, &filter, after.as_deref(), page_size + 1)?;
+                let found = ids
+                    .iter()
+                    .filter_map(|id| products::load(conn, id, now).transpose())
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((found, total))
+            })
+            .await?;
+        let next_page_token = if found.len() > page_size {
+            found.truncate(page_size);
+            self.tokens.issue(&filter_key, &found[page_size - 1].product_id)
+        } else {
+            String::new()
+        };
+        Ok(ListProductsResponse { products: found, next_page_token, total_size: total_size as i32 })
+    }
+
+    pub(super) async fn get_product(&self, request: GetProductRequest) -> Result<GetProductResponse> {
+        let id = validate::product_name("name", &request.name)?.to_owned();
+        if request.version < 0 {
+            return Err(RegistryError::invalid(
+                "version",
+                format!(
+                    "{} is negative; use 0 for the latest or a version number from `versions`",
+                    request.version
+                ),
+            ));
+        }
+        self.store
+            .run(move |conn| {
+                let product = products::load(conn, &id, now_ms())?
+                    .ok_or_else(|| RegistryError::ProductNotFound(id.clone()))?;
+                let version = if request.version == 0 { product.latest_version } else { request.version };
+                let schema = products::schema(conn, &id, version)?.ok_or(RegistryError::VersionNotFound {
+                    product: id.clone(),
+                    version,
+                    latest: product.latest_version,
+                })?;
+                Ok(GetProductResponse {
+                    product: Some(product),
+                    version,
+                    descriptor_set: schema.descriptor_set,
+                })
+            })
+            .await
+    }
+}

@@ -1,0 +1,135 @@
+//! RegisterProduct: reading the contract, versioning the schema, leasing the endpoint.
+
+use mesh_contracts::catalog::{RegisterProductRequest, RegisterProductResponse};
+use mesh_contracts::descriptor::ProductShape;
+use prost_reflect::DescriptorPool;
+
+use super::Catalog;
+use crate::compat::compare;
+use crate::contract::Contract;
+use crate::error::{RegistryError, Result};
+use crate::store::{now_ms, products};
+use crate::{store, validate};
+
+/// How a registration resolved against the stored versions.
+struct Resolution {
+    version: i64,
+    major: u32,
+    changes: Option<Vec<String>>,
+}
+
+impl Catalog {
+    pub(super) async fn register(&self, request: RegisterProductRequest) -> Result<RegisterProductResponse> {
+        let domain = validate::product_id("product_id", &request.product_id)?;
+        validate::domain("domain", &request.domain)?;
+        if domain != request.domain {
+            return Err(RegistryError::invalid(
+                "domain",
+                format!(
+                    "product `{}` belongs to domain `{domain}`, not `{}`: a product id starts with its domain",
+                    request.product_id, request.domain
+                ),
+            ));
+        }
+        validate::service_name("service", &request.service)?;
+        let endpoint = validate::endpoint("endpoint", &request.endpoint)?;
+        let contract = Contract::read(&request.descriptor_set, &request.service)?;
+        let major = request.major_version.max(1);
+        let lease_ms = self.lease_ttl.as_millis() as i64;
+
+        let product = self
+            .store
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                let id = request.product_id.as_str();
+                let now = now_ms();
+                let resolution = resolve(&tx, id, &contract, major)?;
+                products::upsert(
+                    &tx,
+                    &products::ProductWrite {
+                        product_id: id,
+                        domain: &request.domain,
+                        entry: &contract.entry,
+                        search_text: &contract.search_text(id),
+                        major_version: resolution.major,
+                        latest_version: resolution.version,
+                        now,
+                    },
+                )?;
+                if let Some(changes) = &resolution.changes {
+                    products::insert_version(
+                        &tx,
+                        id,
+                        resolution.version,
+                        resolution.major,
+                        &contract.fingerprint,
+                        &contract.descriptor_set,
+                        changes,
+                        now,
+                    )?;
+                }
+                store::endpoints::upsert(&tx, id, &endpoint, now, now + lease_ms)?;
+                let product = products::load(&tx, id, now)?
+                    .ok_or_else(|| RegistryError::Internal(format!("`{id}` vanished while registering")))?;
+                tx.commit()?;
+                Ok((product, resolution))
+            })
+            .await?;
+        let (product, resolution) = product;
+        tracing::info!(
+            version = resolution.version,
+            new_version = resolution.changes.is_some(),
+            "product registered"
+        );
+        Ok(RegisterProductResponse {
+            product: Some(product),
+            schema_version: resolution.version,
+            new_version: resolution.changes.is_some(),
+            lease_ttl: prost_types::Duration::try_from(self.lease_ttl).ok(),
+        })
+    }
+}
+
+/// Decides which schema version a registration resolves to; `changes` is set
+/// when a new version is to be written.
+fn resolve(conn: &rusqlite::Connection, id: &str, contract: &Contract, major: u32) -> Result<Resolution> {
+    let Some(current) = products::find(conn, id)? else {
+        return Ok(Resolution { version: 1, major, changes: Some(vec!["first version".to_owned()]) });
+    };
+    if major < current.major_version {
+        return Err(RegistryError::MajorVersionBehind {
+            product: id.to_owned(),
+            requested: major,
+            current: current.major_version,
+        });
+    }
+    let latest = products::schema(conn, id, current.latest_version)?.ok_or_else(|| {
+        RegistryError::Internal(format!("`{id}` has no stored schema version {}", current.latest_version))
+    })?;
+    let bumped = major > current.major_version;
+    if latest.fingerprint == contract.fingerprint && !bumped {
+        return Ok(Resolution { version: current.latest_version, major, changes: None });
+    }
+    let old = DescriptorPool::decode(latest.descriptor_set.as_slice())
+        .ok()
+        .and_then(|pool| ProductShape::find(&pool, &current.service).ok())
+        .ok_or_else(|| RegistryError::Internal(format!("stored schema of `{id}` is unreadable")))?;
+    let diff = compare(&old, &contract.shape);
+    if !diff.breaking.is_empty() && !bumped {
+        return Err(RegistryError::BreakingChange {
+            product: id.to_owned(),
+            major: current.major_version,
+            changes: diff.breaking,
+        });
+    }
+    let mut changes = Vec::new();
+    if bumped {
+        changes.push(format!("major version raised from {} to {major}", current.major_version));
+    }
+    changes.extend(diff.breaking);
+    changes.extend(diff.compatible);
+    if changes.is_empty() {
+        changes.push("documentation changed".to_owned());
+    }
+    Ok(Resolution { version: current.latest_version + 1, major, changes: Some(changes) })
+}

@@ -1,0 +1,129 @@
+//! The registry's SQLite database: opening, schema, and the blocking bridge.
+//!
+//! One connection, opened in WAL mode with `synchronous = FULL`, so a write
+//! the registry has acknowledged survives a crash of the process (and of the
+//! machine). Queries run on tokio's blocking pool.
+
+pub mod endpoints;
+pub mod products;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::error::{RegistryError, Result};
+
+/// The schema, applied at open; every statement is idempotent.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS products (
+    product_id          TEXT PRIMARY KEY,
+    domain              TEXT NOT NULL,
+    service             TEXT NOT NULL,
+    owner_team          TEXT NOT NULL,
+    major_version       INTEGER NOT NULL,
+    latest_version      INTEGER NOT NULL,
+    entry               BLOB NOT NULL,
+    search_text         TEXT NOT NULL,
+    deprecation_message TEXT,
+    deprecate_time      INTEGER,
+    create_time         INTEGER NOT NULL,
+    update_time         INTEGER NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS products_by_domain ON products (domain, product_id);
+CREATE TABLE IF NOT EXISTS product_tags (
+    product_id TEXT NOT NULL REFERENCES products (product_id) ON DELETE CASCADE,
+    tag        TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (product_id, tag)
+) STRICT;
+CREATE TABLE IF NOT EXISTS schema_versions (
+    product_id     TEXT NOT NULL REFERENCES products (product_id) ON DELETE CASCADE,
+    version        INTEGER NOT NULL,
+    major_version  INTEGER NOT NULL,
+    fingerprint    TEXT NOT NULL,
+    descriptor_set BLOB NOT NULL,
+    changes        TEXT NOT NULL,
+    create_time    INTEGER NOT NULL,
+    PRIMARY KEY (product_id, version)
+) STRICT;
+CREATE TABLE IF NOT EXISTS endpoints (
+    product_id        TEXT NOT NULL REFERENCES products (product_id) ON DELETE CASCADE,
+    uri               TEXT NOT NULL,
+    register_time     INTEGER NOT NULL,
+    renew_time        INTEGER NOT NULL,
+    lease_expire_time INTEGER NOT NULL,
+    PRIMARY KEY (product_id, uri)
+) STRICT;
+";
+
+/// The catalog database, shared by every request handler.
+#[derive(Clone, Debug)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies the schema.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| RegistryError::Internal(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `work` on the connection on a blocking thread.
+    pub async fn run<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| RegistryError::Internal(format!("storage task failed: {e}")))?
+    }
+
+    /// The secret page tokens are signed with; made once per database.
+    pub async fn page_token_secret(&self) -> Result<Vec<u8>> {
+        self.run(|conn| {
+            let existing: Option<Vec<u8>> = conn
+                .query_row("SELECT value FROM meta WHERE key = 'page_token_secret'", [], |row| row.get(0))
+                .optional()?;
+            if let Some(secret) = existing {
+                return Ok(secret);
+            }
+            let secret: [u8; 32] = rand::random();
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('page_token_secret', ?1)",
+                [secret.as_slice()],
+            )?;
+            Ok(secret.to_vec())
+        })
+        .await
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
+
+/// A stored millisecond time as a protobuf timestamp.
+pub fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
+}

@@ -1,0 +1,310 @@
+//! The `products`, `product_tags` and `schema_versions` tables.
+
+use mesh_contracts::catalog::{Deprecation, Domain, InputPort, Product, SchemaVersion, ServingStatus};
+use prost::Message;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+use super::{endpoints, timestamp};
+use crate::error::{RegistryError, Result};
+
+/// The registration state of a product, as needed to register it again.
+#[derive(Debug, Clone)]
+pub struct ProductRow {
+    /// The product service's full name.
+    pub service: String,
+    /// The product's major version.
+    pub major_version: u32,
+    /// Its latest schema version.
+    pub latest_version: i64,
+}
+
+/// Reads the registration state of a product.
+pub fn find(conn: &Connection, product_id: &str) -> Result<Option<ProductRow>> {
+    Ok(conn
+        .prepare_cached("SELECT service, major_version, latest_version FROM products WHERE product_id = ?1")?
+        .query_row([product_id], |row| {
+            Ok(ProductRow { service: row.get(0)?, major_version: row.get(1)?, latest_version: row.get(2)? })
+        })
+        .optional()?)
+}
+
+/// One stored schema: its fingerprint and descriptor set.
+#[derive(Debug, Clone)]
+pub struct StoredSchema {
+    /// SHA-256 of the descriptor set, hex.
+    pub fingerprint: String,
+    /// The encoded descriptor set.
+    pub descriptor_set: Vec<u8>,
+}
+
+/// Reads one schema version of a product.
+pub fn schema(conn: &Connection, product_id: &str, version: i64) -> Result<Option<StoredSchema>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT fingerprint, descriptor_set FROM schema_versions WHERE product_id = ?1 AND version = ?2",
+        )?
+        .query_row(params![product_id, version], |row| {
+            Ok(StoredSchema { fingerprint: row.get(0)?, descriptor_set: row.get(1)? })
+        })
+        .optional()?)
+}
+
+/// What a registration writes to the product's row.
+#[derive(Debug)]
+pub struct ProductWrite<'a> {
+    /// The product id.
+    pub product_id: &'a str,
+    /// The owning domain.
+    pub domain: &'a str,
+    /// The contract-derived catalog entry (service, metadata, columns).
+    pub entry: &'a Product,
+    /// Lowercase text for free-text search.
+    pub search_text: &'a str,
+    /// The product's major version after this registration.
+    pub major_version: u32,
+    /// Its latest schema version after this registration.
+    pub latest_version: i64,
+    /// The time of the registration, in ms.
+    pub now: i64,
+}
+
+/// Creates or updates a product's row and tags.
+pub fn upsert(conn: &Connection, write: &ProductWrite<'_>) -> Result<()> {
+    let metadata = write.entry.metadata.clone().unwrap_or_default();
+    conn.prepare_cached(
+        "INSERT INTO products (product_id, domain, service, owner_team, major_version, latest_version,
+                               entry, search_text, create_time, update_time)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+         ON CONFLICT (product_id) DO UPDATE SET
+             service = ?3, owner_team = ?4, major_version = ?5, latest_version = ?6,
+             entry = ?7, search_text = ?8, update_time = ?9",
+    )?
+    .execute(params![
+        write.product_id,
+        write.domain,
+        write.entry.service,
+        metadata.owner_team,
+        write.major_version,
+        write.latest_version,
+        write.entry.encode_to_vec(),
+        write.search_text,
+        write.now,
+    ])?;
+    conn.prepare_cached("DELETE FROM product_tags WHERE product_id = ?1")?.execute([write.product_id])?;
+    let mut insert_tag =
+        conn.prepare_cached("INSERT OR IGNORE INTO product_tags (product_id, tag) VALUES (?1, ?2)")?;
+    for tag in metadata.tags.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        insert_tag.execute(params![write.product_id, tag])?;
+    }
+    Ok(())
+}
+
+/// Records a new schema version.
+#[allow(clippy::too_many_arguments)]
+pub fn insert_version(
+    conn: &Connection,
+    product_id: &str,
+    version: i64,
+    major_version: u32,
+    fingerprint: &str,
+    descriptor_set: &[u8],
+    changes: &[String],
+    now: i64,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO schema_versions (product_id, version, major_version, fingerprint, descriptor_set, changes, create_time)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![product_id, version, major_version, fingerprint, descriptor_set, changes.join("\n"), now])?;
+    Ok(())
+}
+
+/// Reads a whole catalog entry: contract, versions, endpoints, status,
+/// deprecation and input ports, as of `now`.
+pub fn load(conn: &Connection, product_id: &str, now: i64) -> Result<Option<Product>> {
+    let row = conn
+        .prepare_cached(
+            "SELECT domain, major_version, latest_version, entry, deprecation_message, deprecate_time,
+                    create_time, update_time
+             FROM products WHERE product_id = ?1",
+        )?
+        .query_row([product_id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, u32>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, Vec<u8>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, Option<i64>>(5)?,
+                row.get::<_, i64>(6)?,
+                row.get::<_, i64>(7)?,
+            ))
+        })
+        .optional()?;
+    let Some((domain, major, latest, entry, deprecation, deprecate_time, created, updated)) = row else {
+        return Ok(None);
+    };
+    let mut product = Product::decode(entry.as_slice())
+        .map_err(|e| RegistryError::Internal(format!("stored entry of `{product_id}` is unreadable: {e}")))?;
+    product.name = format!("products/{product_id}");
+    product.product_id = product_id.to_owned();
+    product.domain = domain;
+    product.major_version = major;
+    product.latest_version = latest;
+    product.versions = versions(conn, product_id)?;
+    product.endpoints = endpoints::list(conn, product_id, now)?;
+    product.status = endpoints::status_of(&product.endpoints) as i32;
+    product.deprecation =
+        deprecation.map(|message| Deprecation { message, deprecate_time: deprecate_time.map(timestamp) });
+    let inputs = product.metadata.as_ref().map(|m| m.input_products.clone()).unwrap_or_default();
+    product.input_ports = inputs
+        .into_iter()
+        .map(|input| {
+            let status = status(conn, &input, now)?;
+            Ok(InputPort { product: input, status: status as i32 })
+        })
+        .collect::<Result<_>>()?;
+    product.create_time = Some(timestamp(created));
+    product.update_time = Some(timestamp(updated));
+    Ok(Some(product))
+}
+
+fn versions(conn: &Connection, product_id: &str) -> Result<Vec<SchemaVersion>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT version, major_version, fingerprint, changes, create_time
+         FROM schema_versions WHERE product_id = ?1 ORDER BY version",
+    )?;
+    let rows = statement.query_map([product_id], |row| {
+        let changes: String = row.get(3)?;
+        Ok(SchemaVersion {
+            version: row.get(0)?,
+            major_version: row.get(1)?,
+            fingerprint: row.get(2)?,
+            create_time: Some(timestamp(row.get(4)?)),
+            changes: changes.lines().map(str::to_owned).collect(),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The serving status of a product by id; `NOT_REGISTERED` if unknown.
+fn status(conn: &Connection, product_id: &str, now: i64) -> Result<ServingStatus> {
+    if find(conn, product_id)?.is_none() {
+        return Ok(ServingStatus::NotRegistered);
+    }
+    Ok(endpoints::status_of(&endpoints::list(conn, product_id, now)?))
+}
+
+/// The filters of a product listing.
+#[derive(Debug, Default, Clone)]
+pub struct ProductFilter {
+    /// Only this domain, if not empty.
+    pub domain: String,
+    /// Only this owner team (case-insensitive), if not empty.
+    pub owner: String,
+    /// Only products with this tag (case-insensitive), if not empty.
+    pub tag: String,
+    /// Words that must all occur in the product's search text.
+    pub words: Vec<String>,
+}
+
+impl ProductFilter {
+    /// The values a page token is bound to.
+    pub fn token_key(&self) -> [String; 5] {
+        let words = self.words.join(" ").to_lowercase();
+        [
+            "products".to_owned(),
+            self.domain.clone(),
+            self.owner.to_lowercase(),
+            self.tag.to_lowercase(),
+            words,
+        ]
+    }
+}
+
+/// One page of product ids matching `filter`, after `after`, plus the number
+/// of matches over all pages.
+pub fn list_ids(
+    conn: &Connection,
+    filter: &ProductFilter,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<String>, i64)> {
+    let mut conditions = vec![
+        "(?1 = '' OR domain = ?1)".to_owned(),
+        "(?2 = '' OR owner_team = ?2 COLLATE NOCASE)".to_owned(),
+        "(?3 = '' OR EXISTS (SELECT 1 FROM product_tags t WHERE t.product_id = p.product_id AND t.tag = ?3))"
+            .to_owned(),
+    ];
+    let mut values: Vec<String> = vec![filter.domain.clone(), filter.owner.clone(), filter.tag.clone()];
+    for word in &filter.words {
+        values.push(word.to_lowercase());
+        conditions.push(format!("instr(search_text, ?{}) > 0", values.len()));
+    }
+    let matching = conditions.join(" AND ");
+    let total: i64 = conn
+        .prepare_cached(&format!("SELECT count(*) FROM products p WHERE {matching}"))?
+        .query_row(params_from_iter(values.iter()), |row| row.get(0))?;
+    values.push(after.unwrap_or("").to_owned());
+    let after_param = values.len();
+    let sql = format!(
+        "SELECT product_id FROM products p WHERE {matching} AND product_id > ?{after_param}
+         ORDER BY product_id LIMIT {limit}"
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let ids = statement.query_map(params_from_iter(values.iter()), |row| row.get(0))?;
+    Ok((ids.collect::<Result<_, _>>()?, total))
+}
+
+/// Up to `limit` domains ordered by name, after `after`, with their products.
+pub fn domains(conn: &Connection, after: Option<&str>, limit: usize, now: i64) -> Result<Vec<Domain>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT domain, product_id, owner_team,
+                EXISTS (SELECT 1 FROM endpoints e WHERE e.product_id = p.product_id AND e.lease_expire_time > ?2)
+         FROM products p
+         WHERE domain IN (SELECT DISTINCT domain FROM products WHERE domain > ?1 ORDER BY domain LIMIT ?3)
+         ORDER BY domain, product_id",
+    )?;
+    let rows = statement.query_map(params![after.unwrap_or(""), now, limit as i64], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, bool>(3)?,
+        ))
+    })?;
+    let mut domains: Vec<Domain> = Vec::new();
+    for row in rows {
+        let (domain, product, owner, serving) = row?;
+        if domains.last().is_none_or(|d| d.name != domain) {
+            domains.push(Domain { name: domain, ..Default::default() });
+        }
+        let current = domains.last_mut().expect("pushed above");
+        current.products.push(product);
+        if !current.owner_teams.contains(&owner) {
+            current.owner_teams.push(owner);
+        }
+        current.serving_products += i32::from(serving);
+    }
+    Ok(domains)
+}
+
+/// Sets (`Some(message)`) or clears (`None`) a product's deprecation at
+/// `now`; false if the product is unknown.
+pub fn set_deprecation(conn: &Connection, product_id: &str, message: Option<&str>, now: i64) -> Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE products SET deprecation_message = ?2,
+                                 deprecate_time = CASE WHEN ?2 IS NULL THEN NULL ELSE ?3 END,
+                                 update_time = ?3
+             WHERE product_id = ?1",
+        )?
+        .execute(params![product_id, message, now])?;
+    Ok(changed == 1)
+}
+
+/// Deletes a product with its tags, versions and endpoints; false if unknown.
+pub fn delete(conn: &Connection, product_id: &str) -> Result<bool> {
+    let changed = conn.prepare_cached("DELETE FROM products WHERE product_id = ?1")?.execute([product_id])?;
+    Ok(changed == 1)
+}

@@ -1,0 +1,214 @@
+//! Shared set-up of the registry's integration tests: a real registry on an
+//! ephemeral port over a real SQLite file, and product contracts compiled
+//! from proto source with protox.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use catalog_registry::RegistryConfig;
+use mesh_contracts::catalog::RegisterProductRequest;
+use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// A registry serving on `127.0.0.1:0`, stopped when dropped.
+pub struct TestRegistry {
+    pub addr: std::net::SocketAddr,
+    pub client: CatalogServiceClient<Channel>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestRegistry {
+    /// Starts a registry on `db` with leases of `lease_ttl`.
+    pub async fn start(db: &Path, lease_ttl: Duration) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = RegistryConfig {
+            addr,
+            data_dir: db.parent().unwrap().to_path_buf(),
+            db: Some(db.to_path_buf()),
+            lease_ttl,
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            catalog_registry::serve(&config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("registry serves");
+        });
+        let client = CatalogServiceClient::new(channel(addr).await);
+        Self { addr, client, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops the registry and waits until it has shut down.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A channel to `addr`, retried briefly while the server comes up.
+pub async fn channel(addr: std::net::SocketAddr) -> Channel {
+    let uri = format!("http://{addr}");
+    for _ in 0..100 {
+        if let Ok(channel) = Channel::from_shared(uri.clone()).unwrap().connect().await {
+            return channel;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("registry at {addr} did not come up");
+}
+
+/// The workspace's `proto/` folder.
+pub fn proto_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto")
+}
+
+/// Compiles `source` as `fixture/<file>` (importing the mesh protos) into an
+/// encoded FileDescriptorSet with custom options kept.
+pub fn compile(file: &str, source: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fixture").join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, source).unwrap();
+    let mut compiler = protox::Compiler::new([dir.path().to_path_buf(), proto_root()]).unwrap();
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_file(format!("fixture/{file}")).unwrap();
+    compiler.encode_file_descriptor_set()
+}
+
+/// The parts of a fixture product's contract that tests vary.
+#[derive(Clone)]
+pub struct Fixture {
+    /// Proto package, e.g. `shop.orders.v1`.
+    pub package: String,
+    /// Service name within the package.
+    pub service: String,
+    /// Fields of the row message `Order`, as proto source.
+    pub fields: String,
+    /// Extra RPCs of the service, as proto source.
+    pub extra_methods: String,
+    /// Body of the `(mesh.product.v1.product)` option.
+    pub options: String,
+}
+
+impl Default for Fixture {
+    fn default() -> Self {
+        Self {
+            package: "shop.orders.v1".into(),
+            service: "OrdersService".into(),
+            fields: ORDER_FIELDS.into(),
+            extra_methods: String::new(),
+            options: ORDER_OPTIONS.into(),
+        }
+    }
+}
+
+/// The row fields of the default fixture: three annotated columns.
+pub const ORDER_FIELDS: &str = r#"
+  // The customer number.
+  string customer_id = 1 [(mesh.product.v1.column) = {
+    description: "Customer number", classification: CLASSIFICATION_PII_IDENTIFIER, source_column: "CUST_NO"
+  }];
+  // The order amount.
+  int64 amount = 2 [(mesh.product.v1.column) = {
+    description: "Order amount", classification: CLASSIFICATION_PUBLIC, source_column: "ORD_AM", unit: "KRW"
+  }];
+  // Province of delivery.
+  string province = 3 [(mesh.product.v1.column) = {
+    classification: CLASSIFICATION_QUASI_IDENTIFIER, source_column: "SIDO"
+  }];
+"#;
+
+/// The product options of the default fixture.
+pub const ORDER_OPTIONS: &str = r#"
+    title: "Orders per customer"
+    owner_team: "Shop Data Team"
+    owner_contact: "shop-data@example.com"
+    purpose: "Answers how much each customer orders, by province"
+    source: "Order system nightly extract"
+    policy: "Internal use; customer_id is personal data"
+    freshness: "daily by 06:00 KST"
+    tags: ["orders", "spending"]
+"#;
+
+impl Fixture {
+    /// The full name of the fixture's product service.
+    pub fn service_name(&self) -> String {
+        format!("{}.{}", self.package, self.service)
+    }
+
+    /// The proto source of the fixture.
+    pub fn source(&self) -> String {
+        let Fixture { package, service, fields, extra_methods, options } = self;
+        format!(
+            r#"syntax = "proto3";
+package {package};
+import "mesh/product/v1/options.proto";
+import "mesh/product/v1/query.proto";
+
+// One order of a customer.
+message Order {{
+{fields}
+}}
+
+// A batch of orders.
+message QueryResponse {{
+  repeated Order rows = 1;
+  string resume_token = 2;
+}}
+
+// Request of the extra export method.
+message ExportRequest {{}}
+
+// Response of the extra export method.
+message ExportResponse {{}}
+
+// Orders placed by customers.
+service {service} {{
+  option (mesh.product.v1.product) = {{
+{options}
+  }};
+  // Streams orders.
+  rpc Query(mesh.product.v1.QueryRequest) returns (stream QueryResponse);
+  // Describes the product.
+  rpc Describe(mesh.product.v1.DescribeRequest) returns (mesh.product.v1.DescribeResponse);
+{extra_methods}
+}}
+"#
+        )
+    }
+
+    /// The encoded descriptor set of the fixture.
+    pub fn descriptor_set(&self) -> Vec<u8> {
+        let file = format!("{}.proto", self.package.replace('.', "_"));
+        compile(&file, &self.source())
+    }
+
+    /// A registration of the fixture as `product_id` served at `endpoint`.
+    pub fn register(&self, product_id: &str, endpoint: &str) -> RegisterProductRequest {
+        RegisterProductRequest {
+            product_id: product_id.into(),
+            domain: product_id.split('.').next().unwrap().into(),
+            service: self.service_name(),
+            endpoint: endpoint.into(),
+            descriptor_set: self.descriptor_set(),
+            major_version: 0,
+        }
+    }
+}
