@@ -25,6 +25,9 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // A closed log pipe must not take the service down: the subscriber's
+        // own error report would panic writing to that same stderr.
+        .log_internal_errors(false)
         .init();
     let cli = Cli::parse();
     let listener = tokio::net::TcpListener::bind(cli.config.addr)

@@ -1,0 +1,238 @@
+//! Leases, deregistration, deprecation, deletion, lineage, and durability
+//! across restarts and a kill -9.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{Fixture, ORDER_OPTIONS, TestRegistry};
+use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
+use mesh_contracts::catalog::{
+    DeleteProductRequest, DeprecateProductRequest, DeregisterEndpointRequest, GetProductRequest,
+    ListProductsRequest, RenewLeaseRequest, ServingStatus, UndeprecateProductRequest,
+};
+use tonic::Code;
+
+const ENDPOINT: &str = "http://127.0.0.1:6001";
+
+fn get(name: &str) -> GetProductRequest {
+    GetProductRequest { name: name.into(), version: 0 }
+}
+
+#[tokio::test]
+async fn an_expired_lease_shows_stale_until_renewed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_millis(400)).await;
+    let client = &mut registry.client;
+    client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
+    let product = client.get_product(get("shop.orders")).await.unwrap().into_inner().product.unwrap();
+    assert_eq!(product.status(), ServingStatus::Serving);
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let product = client.get_product(get("shop.orders")).await.unwrap().into_inner().product.unwrap();
+    assert_eq!(product.status(), ServingStatus::Stale);
+    assert_eq!(product.endpoints[0].status(), ServingStatus::Stale);
+
+    let renewed = client
+        .renew_lease(RenewLeaseRequest { name: "products/shop.orders".into(), endpoint: ENDPOINT.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(renewed.lease_ttl.unwrap().nanos, 400_000_000);
+    let product = client.get_product(get("shop.orders")).await.unwrap().into_inner().product.unwrap();
+    assert_eq!(product.status(), ServingStatus::Serving);
+
+    // Renewing an endpoint the registry does not know tells the domain to register.
+    let status = client
+        .renew_lease(RenewLeaseRequest { name: "shop.orders".into(), endpoint: "http://127.0.0.1:9".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("register the product again"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn deregistration_deprecation_and_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
+    let client = &mut registry.client;
+    client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
+
+    let product = client
+        .deregister_endpoint(DeregisterEndpointRequest {
+            name: "shop.orders".into(),
+            endpoint: ENDPOINT.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    assert!(product.endpoints.is_empty());
+    assert_eq!(product.status(), ServingStatus::Offline);
+
+    let product = client
+        .deprecate_product(DeprecateProductRequest {
+            name: "shop.orders".into(),
+            message: "use shop.orders_v2, which adds delivery dates".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    let deprecation = product.deprecation.unwrap();
+    assert_eq!(deprecation.message, "use shop.orders_v2, which adds delivery dates");
+    assert!(deprecation.deprecate_time.is_some());
+    // Re-registering does not clear a deprecation.
+    let product = client
+        .register_product(Fixture::default().register("shop.orders", ENDPOINT))
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    assert!(product.deprecation.is_some());
+
+    let product = client
+        .undeprecate_product(UndeprecateProductRequest { name: "shop.orders".into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    assert!(product.deprecation.is_none());
+
+    client.delete_product(DeleteProductRequest { name: "products/shop.orders".into() }).await.unwrap();
+    let status = client.get_product(get("shop.orders")).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status =
+        client.delete_product(DeleteProductRequest { name: "shop.orders".into() }).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn a_derived_product_shows_its_input_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
+    let client = &mut registry.client;
+    client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
+    let derived = Fixture {
+        options: format!("{ORDER_OPTIONS}\n    input_products: [\"shop.orders\", \"shop.returns\"]"),
+        ..Fixture::default()
+    };
+    let product = client
+        .register_product(derived.register("insight.order_totals", "http://127.0.0.1:6003"))
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
+    let ports: Vec<_> = product.input_ports.iter().map(|p| (p.product.as_str(), p.status())).collect();
+    assert_eq!(
+        ports,
+        [("shop.orders", ServingStatus::Serving), ("shop.returns", ServingStatus::NotRegistered)]
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_registry_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.sqlite");
+    let mut registry = TestRegistry::start(&db, Duration::from_secs(30)).await;
+    for id in ["shop.orders", "shop.returns", "card.spending"] {
+        registry.client.register_product(Fixture::default().register(id, ENDPOINT)).await.unwrap();
+    }
+    registry
+        .client
+        .deprecate_product(DeprecateProductRequest {
+            name: "shop.returns".into(),
+            message: "gone soon".into(),
+        })
+        .await
+        .unwrap();
+    let page = registry
+        .client
+        .list_products(ListProductsRequest { page_size: 1, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let before = registry.client.get_product(get("shop.orders")).await.unwrap().into_inner();
+    registry.stop().await;
+
+    let mut registry = TestRegistry::start(&db, Duration::from_secs(30)).await;
+    let after = registry.client.get_product(get("shop.orders")).await.unwrap().into_inner();
+    assert_eq!(after, before);
+    let returns = registry.client.get_product(get("shop.returns")).await.unwrap().into_inner();
+    assert_eq!(returns.product.unwrap().deprecation.unwrap().message, "gone soon");
+    // A page token issued before the restart still works after it.
+    let next = registry
+        .client
+        .list_products(ListProductsRequest {
+            page_size: 1,
+            page_token: page.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(next.products[0].product_id, "shop.orders");
+}
+
+/// The registry binary as a child process, killed when dropped.
+struct RegistryProcess(Child);
+
+impl Drop for RegistryProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the registry binary on a free port and waits for it to serve.
+/// Its log pipe is closed once the address is read: the registry must keep
+/// serving without anyone reading its logs.
+fn spawn_registry(db: &std::path::Path) -> (RegistryProcess, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_catalog-registry"))
+        .args(["--addr", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let process = RegistryProcess(child);
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("addr=").nth(1) {
+            let addr = rest.split_whitespace().next().unwrap().to_owned();
+            return (process, format!("http://{addr}"));
+        }
+    }
+    panic!("registry exited before serving");
+}
+
+#[tokio::test]
+async fn an_acknowledged_registration_survives_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.sqlite");
+    let (mut child, uri) = spawn_registry(&db);
+    let mut client = CatalogServiceClient::connect(uri).await.unwrap();
+    client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
+    client
+        .deprecate_product(DeprecateProductRequest { name: "shop.orders".into(), message: "moving".into() })
+        .await
+        .unwrap();
+    child.0.kill().unwrap(); // SIGKILL: no chance to flush or close anything
+    child.0.wait().unwrap();
+
+    let (child, uri) = spawn_registry(&db);
+    let mut client = CatalogServiceClient::connect(uri).await.unwrap();
+    let product = client.get_product(get("shop.orders")).await.unwrap().into_inner().product.unwrap();
+    assert_eq!(product.latest_version, 1);
+    assert_eq!(product.deprecation.unwrap().message, "moving");
+    drop(child);
+}
