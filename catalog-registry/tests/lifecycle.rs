@@ -236,3 +236,23 @@ async fn an_acknowledged_registration_survives_kill_9() {
     assert_eq!(product.deprecation.unwrap().message, "moving");
     drop(child);
 }
+
+#[tokio::test]
+async fn sigterm_and_sigint_stop_the_registry_cleanly() {
+    for signal in ["-TERM", "-INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, uri) = spawn_registry(&dir.path().join("r.sqlite"));
+        CatalogServiceClient::connect(uri).await.unwrap();
+        let pid = child.0.id().to_string();
+        assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "registry ignored {signal}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(status.success(), "registry exited with {status} after {signal}");
+    }
+}
