@@ -22,10 +22,32 @@ pub mod proto {
             }
         }
     }
+    /// `woori.*` packages: the Woori Card domains' products.
+    pub mod woori {
+        /// `woori.customer.v1`: customer profiles.
+        pub mod customer {
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/woori.customer.v1.rs"));
+            }
+        }
+        /// `woori.payment.v1`: card spending.
+        pub mod payment {
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/woori.payment.v1.rs"));
+            }
+        }
+        /// `woori.insight.v1`: segment spending.
+        pub mod insight {
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/woori.insight.v1.rs"));
+            }
+        }
+    }
 }
 
 pub use proto::mesh::catalog::v1 as catalog;
 pub use proto::mesh::product::v1 as product;
+pub use proto::woori;
 
 /// Encoded `FileDescriptorSet` of every file under `proto/` and its imports,
 /// with source info and custom options kept.

@@ -1,0 +1,147 @@
+//! A real payment domain on `127.0.0.1:0` over a real SQLite file, with
+//! generated data, and helpers to read its rows straight from that file.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mesh_contracts::product::QueryRequest;
+use mesh_contracts::woori::payment::v1::CardSpending;
+use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
+use mesh_domain_runtime::hosting::run_domain;
+use mesh_domain_runtime::{DomainArgs, Product, ProductService};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+use woori_data::source_domain::SourceArgs;
+
+/// A running payment domain, stopped when dropped.
+pub struct TestDomain {
+    pub addr: std::net::SocketAddr,
+    pub client: CardSpendingServiceClient<Channel>,
+    pub product: Arc<Product>,
+    pub db: PathBuf,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TestDomain {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Args for a domain with `customers` x 2 quarters of generated data in `dir`,
+/// registering at `registry`.
+pub fn args(dir: &std::path::Path, customers: u64, registry: &str) -> SourceArgs {
+    SourceArgs {
+        domain: DomainArgs {
+            addr: None,
+            data_dir: Some(dir.to_path_buf()),
+            registry: registry.to_owned(),
+            advertise_url: None,
+        },
+        source: None,
+        customers,
+        quarters: 2,
+        seed: 7,
+        reload: false,
+    }
+}
+
+/// A registry address where nothing listens.
+pub fn nowhere() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
+/// Starts the payment domain with `customers` x 2 quarters.
+pub async fn start(customers: u64, registry: &str) -> TestDomain {
+    let dir = tempfile::tempdir().unwrap();
+    start_with(dir, args_for(customers, registry)).await
+}
+
+fn args_for(customers: u64, registry: &str) -> impl FnOnce(&std::path::Path) -> SourceArgs {
+    let registry = registry.to_owned();
+    move |dir| args(dir, customers, &registry)
+}
+
+/// Starts the payment domain in `dir` with the args `make` gives.
+pub async fn start_with(
+    dir: tempfile::TempDir,
+    make: impl FnOnce(&std::path::Path) -> SourceArgs,
+) -> TestDomain {
+    let args = make(dir.path());
+    let domain = payment::DOMAIN;
+    let product = domain.open(&args).unwrap();
+    let loading = Arc::clone(&product);
+    let load_args = args.clone();
+    tokio::task::spawn_blocking(move || domain.ensure_loaded(&loading, &load_args)).await.unwrap().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let advertise = args.domain.advertise(addr);
+    let service = ProductService::new(Arc::clone(&product), Default::default());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(run_domain(listener, vec![service], args.domain.registry.clone(), advertise, async {
+        let _ = stopped.await;
+    }));
+    let channel = connect(addr).await;
+    let db = dir.path().join("payment.sqlite");
+    TestDomain { addr, client: CardSpendingServiceClient::new(channel), product, db, dir, stop: Some(stop) }
+}
+
+/// A channel to `addr`, retried while the server comes up.
+pub async fn connect(addr: std::net::SocketAddr) -> Channel {
+    for _ in 0..200 {
+        if let Ok(channel) = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await {
+            return channel;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("domain at {addr} did not come up");
+}
+
+/// Every row of the table, read straight from the SQLite file (not through the domain).
+pub fn rows_in_file(db: &std::path::Path) -> Vec<CardSpending> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut statement = conn
+        .prepare("SELECT bas_yh, seq, tot_use_am, crdsl_use_am, cnf_use_am, auto_am FROM card_spending ORDER BY bas_yh, seq")
+        .unwrap();
+    statement
+        .query_map([], |r| {
+            Ok(CardSpending {
+                bas_yh: r.get(0)?,
+                seq: r.get(1)?,
+                tot_use_am: r.get(2)?,
+                crdsl_use_am: r.get(3)?,
+                cnf_use_am: r.get(4)?,
+                auto_am: r.get(5)?,
+                ..Default::default()
+            })
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Runs a query to the end, returning the rows and the number of batches.
+pub async fn query_all(
+    client: &mut CardSpendingServiceClient<Channel>,
+    request: QueryRequest,
+) -> Result<(Vec<CardSpending>, usize), tonic::Status> {
+    let mut stream = client.query(request).await?.into_inner();
+    let mut rows = Vec::new();
+    let mut batches = 0;
+    while let Some(batch) = stream.message().await? {
+        rows.extend(batch.rows);
+        batches += 1;
+    }
+    Ok((rows, batches))
+}
+
+/// A query with just a filter.
+pub fn filter(expr: &str) -> QueryRequest {
+    QueryRequest { filter: expr.to_owned(), ..Default::default() }
+}

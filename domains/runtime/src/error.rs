@@ -1,0 +1,73 @@
+//! The domain runtime's errors and the one place they become gRPC statuses.
+
+use tonic::{Code, Status};
+
+/// Everything serving, loading or registering a product can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// A query field is malformed: the message names the field and the problem.
+    #[error("{field}: {reason}")]
+    InvalidArgument {
+        /// The request field at fault (`filter`, `read_mask`, ...).
+        field: &'static str,
+        /// What is wrong, where, and what is valid.
+        reason: String,
+    },
+    /// A source file or record cannot be loaded; nothing was changed.
+    #[error("load refused: {0}")]
+    Load(String),
+    /// The product's contract cannot be served as a table.
+    #[error("product schema: {0}")]
+    Schema(String),
+    /// The product has no data yet.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The database failed.
+    #[error("storage failed: {0}")]
+    Storage(#[from] rusqlite::Error),
+    /// Reading a file failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A call to another service failed.
+    #[error("{0}")]
+    Upstream(#[from] Status),
+    /// A task failed unexpectedly.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DomainError {
+    /// Shorthand for an [`DomainError::InvalidArgument`].
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument { field, reason: reason.into() }
+    }
+}
+
+impl From<DomainError> for Status {
+    fn from(error: DomainError) -> Self {
+        let code = match &error {
+            DomainError::InvalidArgument { .. } => Code::InvalidArgument,
+            DomainError::Load(_) => Code::FailedPrecondition,
+            DomainError::Unavailable(_) => Code::Unavailable,
+            DomainError::Upstream(status) => {
+                return Status::new(Code::Unavailable, format!("upstream call failed: {}", status.message()));
+            }
+            DomainError::Storage(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                Code::Unavailable
+            }
+            DomainError::Storage(_)
+            | DomainError::Io(_)
+            | DomainError::Schema(_)
+            | DomainError::Internal(_) => Code::Internal,
+        };
+        if code == Code::Internal {
+            tracing::error!(%error, "request failed");
+        }
+        Status::new(code, error.to_string())
+    }
+}
+
+/// Result of a domain operation.
+pub type Result<T, E = DomainError> = std::result::Result<T, E>;

@@ -1,0 +1,133 @@
+//! What every mesh process does the same way: logging, signals, reflection
+//! and health, and hosting product services on a listener.
+
+use std::future::Future;
+use std::io::IsTerminal;
+
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tracing_subscriber::EnvFilter;
+
+use crate::error::{DomainError, Result};
+use crate::service::ProductService;
+
+/// Logs to stderr with `RUST_LOG` (default `info`), colour only on a terminal.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        // A closed log pipe must not take the service down: the subscriber's
+        // own error report would panic writing to that same stderr.
+        .log_internal_errors(false)
+        .try_init();
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutting down");
+}
+
+/// Reflection v1 (buf curl) and v1alpha (grpcurl) advertising `services`
+/// and health, described from the contracts' descriptor set.
+pub fn reflection_routes(services: &[&str]) -> Result<Routes> {
+    let builder = || {
+        let mut builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(mesh_contracts::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health");
+        for service in services {
+            builder = builder.with_service_name(*service);
+        }
+        builder
+    };
+    let v1 = builder().build_v1().map_err(|e| DomainError::Internal(format!("reflection v1: {e}")))?;
+    let v1alpha =
+        builder().build_v1alpha().map_err(|e| DomainError::Internal(format!("reflection v1alpha: {e}")))?;
+    Ok(Routes::new(v1).add_service(v1alpha))
+}
+
+/// Serves `services` with health and reflection on `listener` until
+/// `shutdown` completes; in-flight calls are drained first.
+pub async fn serve_products(
+    listener: TcpListener,
+    services: Vec<ProductService>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let names: Vec<&str> = services.iter().map(ProductService::name).collect();
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in &names {
+        health.set_service_status(*name, ServingStatus::Serving).await;
+    }
+    let mut routes = reflection_routes(&names)?.add_service(health_service);
+    for service in services {
+        let path = format!("/{}/{{*method}}", service.name());
+        let router = std::mem::take(routes.axum_router_mut());
+        *routes.axum_router_mut() = router.route_service(&path, service);
+    }
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, products = ?names, "serving");
+    Server::builder()
+        .initial_stream_window_size(Some(4 * 1024 * 1024))
+        .initial_connection_window_size(Some(8 * 1024 * 1024))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
+            shutdown.await;
+            for name in &names {
+                health.set_service_status(*name, ServingStatus::NotServing).await;
+            }
+        })
+        .await
+        .map_err(|e| DomainError::Internal(format!("serving failed: {e}")))
+}
+
+/// Serves `services` on `listener` and keeps them registered in the registry
+/// at `registry` as `advertise`, until `shutdown` completes; then
+/// deregisters and drains. Serving does not wait for the registry.
+pub async fn run_domain(
+    listener: TcpListener,
+    services: Vec<ProductService>,
+    registry: String,
+    advertise: String,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let registrations = services
+        .iter()
+        .map(|s| crate::registration::Registration {
+            product_id: s.product_id().to_owned(),
+            service: s.name().to_owned(),
+        })
+        .collect();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let registration =
+        tokio::spawn(crate::registration::keep_registered(registry, advertise, registrations, stopped));
+    let served = serve_products(listener, services, async {
+        shutdown.await;
+        let _ = stop.send(true);
+    })
+    .await;
+    let _ = registration.await;
+    served
+}

@@ -1,0 +1,26 @@
+//! The shared runtime of the mesh's domains: serving data products from a
+//! domain's own SQLite database over gRPC (filter, projection, order, limit,
+//! streaming with resume tokens), loading and checking data, and keeping the
+//! products registered in the catalog.
+
+pub mod codec;
+pub mod config;
+pub mod encode;
+pub mod error;
+pub mod filter;
+pub mod hosting;
+pub mod ingest;
+pub mod plan;
+pub mod product;
+pub mod quality;
+pub mod registration;
+pub mod resume;
+pub mod schema;
+pub mod service;
+pub mod store;
+
+pub use config::DomainArgs;
+pub use error::{DomainError, Result};
+pub use product::{Product, ProductSpec};
+pub use service::ProductService;
+pub use store::DomainStore;

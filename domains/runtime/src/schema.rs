@@ -1,0 +1,171 @@
+//! A product's row type as a SQLite table: columns, kinds and DDL, all
+//! derived from the row message's descriptor.
+
+use mesh_contracts::descriptor::column_options;
+use prost_reflect::{Kind, MessageDescriptor};
+
+use crate::error::{DomainError, Result};
+
+/// The value kinds a row column may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// `string`, stored as TEXT.
+    String,
+    /// `int64` / `int32` / `uint32` / `sint64`..., stored as INTEGER.
+    Integer,
+    /// `double` / `float`, stored as REAL.
+    Real,
+    /// `bool`, stored as INTEGER 0/1.
+    Bool,
+}
+
+impl ColumnKind {
+    /// The SQLite type of the column.
+    pub fn sql_type(self) -> &'static str {
+        match self {
+            ColumnKind::String => "TEXT",
+            ColumnKind::Integer | ColumnKind::Bool => "INTEGER",
+            ColumnKind::Real => "REAL",
+        }
+    }
+
+    /// The kind in words, for error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ColumnKind::String => "a string",
+            ColumnKind::Integer => "an integer",
+            ColumnKind::Real => "a number",
+            ColumnKind::Bool => "a boolean",
+        }
+    }
+}
+
+/// One column of a product table: a field of the row message.
+#[derive(Debug, Clone)]
+pub struct ColumnDef {
+    /// Field and SQL column name, e.g. `tot_use_am`.
+    pub name: String,
+    /// The protobuf field number.
+    pub number: u32,
+    /// The protobuf wire type detail needed to encode it.
+    pub kind: ColumnKind,
+    /// Whether the protobuf field is signed 32-bit (encoded sign-extended,
+    /// like int64) or zig-zag (`sint*`).
+    pub zigzag: bool,
+    /// Whether the field is `float` (4 bytes) rather than `double`.
+    pub float32: bool,
+    /// The source column name from the contract, e.g. `TOT_USE_AM`.
+    pub source_column: String,
+    /// The unit from the contract, e.g. `KRW`.
+    pub unit: String,
+}
+
+impl ColumnDef {
+    /// Whether this column holds an amount of money (unit `KRW`), which is
+    /// never negative.
+    pub fn is_amount(&self) -> bool {
+        self.unit == "KRW"
+    }
+}
+
+/// A product's row type as a table.
+#[derive(Debug, Clone)]
+pub struct RowSchema {
+    /// The SQLite table name.
+    pub table: String,
+    /// The row message.
+    pub message: MessageDescriptor,
+    /// The columns in field order.
+    pub columns: Vec<ColumnDef>,
+    /// The columns that identify a row and give the natural order.
+    pub key: Vec<usize>,
+}
+
+impl RowSchema {
+    /// The schema of `message` stored in `table`, ordered naturally by `key`.
+    pub fn new(table: &str, message: MessageDescriptor, key: &[&str]) -> Result<Self> {
+        let mut columns = Vec::new();
+        for field in message.fields() {
+            if field.is_list() || field.is_map() {
+                return Err(DomainError::Schema(format!(
+                    "field `{}` of {} is repeated; product rows must be flat",
+                    field.name(),
+                    message.full_name()
+                )));
+            }
+            let (kind, zigzag, float32) = match field.kind() {
+                Kind::String => (ColumnKind::String, false, false),
+                Kind::Int64 | Kind::Int32 | Kind::Uint32 | Kind::Uint64 => {
+                    (ColumnKind::Integer, false, false)
+                }
+                Kind::Sint64 | Kind::Sint32 => (ColumnKind::Integer, true, false),
+                Kind::Double => (ColumnKind::Real, false, false),
+                Kind::Float => (ColumnKind::Real, false, true),
+                Kind::Bool => (ColumnKind::Bool, false, false),
+                other => {
+                    return Err(DomainError::Schema(format!(
+                        "field `{}` of {} has type {other:?}, which product tables do not support",
+                        field.name(),
+                        message.full_name()
+                    )));
+                }
+            };
+            let options = column_options(&field);
+            columns.push(ColumnDef {
+                name: field.name().to_owned(),
+                number: field.number(),
+                kind,
+                zigzag,
+                float32,
+                source_column: options.source_column,
+                unit: options.unit,
+            });
+        }
+        let key = key
+            .iter()
+            .map(|name| {
+                columns.iter().position(|c| c.name == *name).ok_or_else(|| {
+                    DomainError::Schema(format!(
+                        "key column `{name}` is not a field of {}",
+                        message.full_name()
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { table: table.to_owned(), message, columns, key })
+    }
+
+    /// The column called `name`.
+    pub fn column(&self, name: &str) -> Option<(usize, &ColumnDef)> {
+        self.columns.iter().enumerate().find(|(_, c)| c.name == name)
+    }
+
+    /// The column names, comma separated, for error messages.
+    pub fn field_list(&self) -> String {
+        self.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// `CREATE TABLE` and the index on the key, idempotent.
+    pub fn create_sql(&self) -> String {
+        let columns: Vec<String> =
+            self.columns.iter().map(|c| format!("{} {} NOT NULL", c.name, c.kind.sql_type())).collect();
+        let key: Vec<&str> = self.key.iter().map(|&i| self.columns[i].name.as_str()).collect();
+        format!(
+            "CREATE TABLE IF NOT EXISTS {table} ({columns});\n\
+             CREATE INDEX IF NOT EXISTS {table}_by_key ON {table} ({key});",
+            table = self.table,
+            columns = columns.join(", "),
+            key = key.join(", ")
+        )
+    }
+
+    /// `CREATE INDEX` statements for extra single-column indexes.
+    pub fn index_sql(&self, indexed: &[&str]) -> String {
+        indexed
+            .iter()
+            .map(|column| {
+                format!("CREATE INDEX IF NOT EXISTS {t}_by_{column} ON {t} ({column});\n", t = self.table)
+            })
+            .collect()
+    }
+}
