@@ -13,6 +13,9 @@ use crate::page_token::PageTokens;
 use crate::service::Catalog;
 use crate::store::Store;
 
+/// The full name of the registry's service.
+pub const CATALOG_SERVICE: &str = "mesh.catalog.v1.CatalogService";
+
 /// Opens the catalog database named by `config` and serves the registry on
 /// `listener` until `shutdown` completes, then drains in-flight calls.
 pub async fn serve(
@@ -27,24 +30,13 @@ pub async fn serve(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<CatalogServiceServer<Catalog>>().await;
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(mesh_contracts::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 =
-        reflection().build_v1().map_err(|e| RegistryError::Internal(format!("reflection v1: {e}")))?;
-    let reflection_v1alpha = reflection()
-        .build_v1alpha()
-        .map_err(|e| RegistryError::Internal(format!("reflection v1alpha: {e}")))?;
+    let reflection = mesh_domain_runtime::hosting::reflection_routes(&[CATALOG_SERVICE])
+        .map_err(|e| RegistryError::Internal(e.to_string()))?;
 
     let addr = listener.local_addr().map_err(|e| RegistryError::Internal(format!("listener: {e}")))?;
     tracing::info!(%addr, db = %db_path.display(), lease_ttl = ?config.lease_ttl, "catalog registry serving");
     Server::builder()
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(CatalogServiceServer::new(catalog))
+        .add_routes(reflection.add_service(health_service).add_service(CatalogServiceServer::new(catalog)))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await
         .map_err(|e| RegistryError::Internal(format!("serving failed: {e}")))?;

@@ -45,6 +45,8 @@ async fn grpcurl_lists_and_describes_the_catalog_with_docs() {
     for service in ["mesh.catalog.v1.CatalogService", "grpc.health.v1.Health"] {
         assert!(services.lines().any(|l| l == service), "{service} not listed: {services}");
     }
+    // Only what this process serves is advertised, not every contract it knows.
+    assert!(!services.contains("woori."), "{services}");
     let described = run_grpcurl(&["-plaintext", &addr, "describe", "mesh.catalog.v1.CatalogService"]);
     assert!(
         described.contains("// Registers data products and answers discovery queries about them."),
