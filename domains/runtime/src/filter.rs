@@ -57,6 +57,14 @@ fn at(column: usize, problem: String) -> DomainError {
     DomainError::invalid("filter", format!("{problem} at column {column}"))
 }
 
+/// Like [`at`], followed by the fields a filter may name.
+fn at_listing_fields(column: usize, problem: String, schema: &RowSchema) -> DomainError {
+    DomainError::invalid(
+        "filter",
+        format!("{problem} at column {column}; valid fields: {}", schema.field_list()),
+    )
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum TokenKind {
     Ident(String),
@@ -246,23 +254,17 @@ impl Parser<'_> {
                 Ok(())
             }
             TokenKind::Ident(field) => self.comparison(field.clone(), token.column),
-            other => Err(at(
+            other => Err(at_listing_fields(
                 token.column,
-                format!(
-                    "expected a field name but found {}; valid fields: {}",
-                    other.describe(),
-                    self.schema.field_list()
-                ),
+                format!("expected a field name but found {}", other.describe()),
+                self.schema,
             )),
         }
     }
 
     fn comparison(&mut self, field: String, column: usize) -> Result<()> {
         let Some((_, def)) = self.schema.column(&field) else {
-            return Err(at(
-                column,
-                format!("unknown field `{field}`; valid fields: {}", self.schema.field_list()),
-            ));
+            return Err(at_listing_fields(column, format!("unknown field `{field}`"), self.schema));
         };
         let (name, kind) = (def.name.clone(), def.kind);
         let op_token = self.next("a comparison operator (=, !=, <, <=, >, >=) or IN")?;
