@@ -75,7 +75,7 @@ impl<R: Read> RecordSource for CsvSource<R> {
             let line = e.position().map(|p| p.line()).unwrap_or(self.line + 1);
             DomainError::Load(format!("{}: line {line}: {e}", self.name))
         })?;
-        self.line = record.position().map_or(self.line + 1, |p| p.line());
+        self.line += 1;
         Ok(more)
     }
 

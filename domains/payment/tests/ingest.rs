@@ -1,0 +1,115 @@
+//! Loading a file: a generated file loads; broken files are refused with the
+//! line number and reason, and the data loaded before stays.
+
+mod common;
+
+use woori_data::Generator;
+
+/// Writes a generated file, with `edit` applied to its text.
+fn file(dir: &std::path::Path, name: &str, edit: impl Fn(String) -> String) -> std::path::PathBuf {
+    let mut bytes = Vec::new();
+    Generator { seed: 5, customers: 40, quarters: 1 }.write_csv(&mut bytes).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, edit(String::from_utf8(bytes).unwrap())).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_loads_and_broken_files_change_nothing() {
+    let domain = common::start(30, &common::nowhere()).await;
+    let before = common::rows_in_file(&domain.db);
+    assert_eq!(before.len(), 60);
+
+    let dir = tempfile::tempdir().unwrap();
+    // Line 4 is the third data row: break one of its fields at a time.
+    let break_line = |text: String, f: &dyn Fn(&mut Vec<String>)| {
+        let mut lines: Vec<String> = text.split("\r\n").map(str::to_owned).collect();
+        let mut fields: Vec<String> = lines[3].split(',').map(str::to_owned).collect();
+        f(&mut fields);
+        lines[3] = fields.join(",");
+        lines.join("\r\n")
+    };
+    let cases = [
+        (
+            file(dir.path(), "short.csv", |t| {
+                break_line(t, &|f| {
+                    f.pop();
+                })
+            }),
+            "line 4: expected 55 columns, found 54",
+        ),
+        (
+            file(dir.path(), "text.csv", |t| break_line(t, &|f| f[10] = "12x".into())),
+            "line 4: column TOT_USE_AM: `12x` is not a whole number",
+        ),
+        (
+            file(dir.path(), "negative.csv", |t| break_line(t, &|f| f[20] = "-5".into())),
+            "line 4: column PLSANIT_AM: negative amount -5",
+        ),
+        (
+            file(dir.path(), "header.csv", |t| t.replacen("TOT_USE_AM", "TOTAL", 1)),
+            "the source has no column TOT_USE_AM",
+        ),
+    ];
+    let domain_def = payment::DOMAIN;
+    for (path, needle) in cases {
+        let mut source = mesh_domain_runtime::ingest::CsvSource::open(&path).unwrap();
+        let product = domain.product.clone();
+        let error =
+            tokio::task::spawn_blocking(move || domain_def.load_from(&product, &mut source).map(|_| ()))
+                .await
+                .unwrap()
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains(needle), "`{needle}` missing from: {error}");
+        assert_eq!(common::rows_in_file(&domain.db), before, "{} changed the data", path.display());
+    }
+
+    // A good file replaces the data and records its quality.
+    let good = file(dir.path(), "good.csv", |t| t);
+    let mut source = mesh_domain_runtime::ingest::CsvSource::open(&good).unwrap();
+    let product = domain.product.clone();
+    let summary = tokio::task::spawn_blocking(move || domain_def.load_from(&product, &mut source))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.rows, 40);
+    assert!(summary.quality.iter().all(|q| q.passed), "{:?}", summary.quality);
+    assert_eq!(common::rows_in_file(&domain.db).len(), 40);
+    let described = domain.product.describe().unwrap();
+    assert_eq!(described.row_count, 40);
+    assert_eq!(described.quality_results.len(), 14);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quality_rules_catch_broken_invariants() {
+    let dir = tempfile::tempdir().unwrap();
+    // TOT no longer equals CRDSL + CNF on one row; AUTO_AM off on another.
+    let path = file(dir.path(), "bent.csv", |t| {
+        let mut lines: Vec<String> = t.split("\r\n").map(str::to_owned).collect();
+        let mut fields: Vec<String> = lines[1].split(',').map(str::to_owned).collect();
+        fields[11] = (fields[11].parse::<i64>().unwrap() + 1).to_string();
+        lines[1] = fields.join(",");
+        let mut fields: Vec<String> = lines[2].split(',').map(str::to_owned).collect();
+        fields[22] = (fields[22].parse::<i64>().unwrap() + 7).to_string();
+        lines[2] = fields.join(",");
+        lines.join("\r\n")
+    });
+    let domain = common::start_with(dir, |d| {
+        let mut args = common::args(d, 10, &common::nowhere());
+        args.source = Some(path.clone());
+        args
+    })
+    .await;
+    let quality = domain.product.describe().unwrap().quality_results;
+    let failed: Vec<(&str, i64)> =
+        quality.iter().filter(|q| !q.passed).map(|q| (q.rule.as_str(), q.failed_rows)).collect();
+    assert_eq!(
+        failed,
+        [
+            ("tot_equals_credit_plus_check", 1),
+            ("tot_equals_sum_of_broad", 1),
+            ("auto_am_equals_sum_of_detailed", 1)
+        ]
+    );
+}
