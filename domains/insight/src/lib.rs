@@ -1,0 +1,90 @@
+//! The insight domain: serves `insight.segment_spending`, card spending per
+//! quarter × life stage × province × grade, built by calling the customer and
+//! payment domains over gRPC. Segments with too few customers are suppressed.
+
+pub mod build;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mesh_domain_runtime::hosting::run_domain;
+use mesh_domain_runtime::service::UnaryHandler;
+use mesh_domain_runtime::{DomainArgs, DomainStore, Product, ProductService, ProductSpec, Result};
+use prost::Message;
+use tokio::net::TcpListener;
+
+/// The `insight.segment_spending` product.
+pub const SEGMENT_SPENDING: ProductSpec = ProductSpec {
+    id: "insight.segment_spending",
+    service: "woori.insight.v1.SegmentSpendingService",
+    table: "segment_spending",
+    key: &["bas_yh", "life_stage", "hous_sido_nm", "mbr_rk"],
+    indexes: &["hous_sido_nm", "life_stage", "mbr_rk"],
+};
+
+/// The insight domain's default port.
+pub const PORT: u16 = 50053;
+
+/// Flags of the insight domain.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InsightArgs {
+    #[command(flatten)]
+    pub domain: DomainArgs,
+
+    /// Segments with fewer customers than this are left out, so no one can be singled out.
+    #[arg(long, env = "MESH_INSIGHT_MIN_CUSTOMERS", default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..))]
+    pub min_customers: i64,
+}
+
+/// Opens the insight database and prepares the product.
+pub fn open(args: &InsightArgs) -> Result<Arc<Product>> {
+    let db = args.domain.data_dir_or("insight").join("insight.sqlite");
+    Product::new(SEGMENT_SPENDING, DomainStore::open(&db)?)
+}
+
+/// The product service with its `Refresh` method.
+pub fn service(product: Arc<Product>, registry: String, min_customers: i64) -> ProductService {
+    let building = Arc::clone(&product);
+    let refresh: UnaryHandler = Arc::new(move |_request: Bytes| {
+        let (product, registry) = (Arc::clone(&building), registry.clone());
+        Box::pin(async move {
+            let response =
+                build::rebuild(&product, &registry, min_customers).await.map_err(tonic::Status::from)?;
+            Ok(Bytes::from(response.encode_to_vec()))
+        })
+    });
+    ProductService::new(product, HashMap::from([("Refresh".to_owned(), refresh)]))
+}
+
+/// Serves and registers the product, rebuilding it at start (retrying while
+/// the sources are not yet serving), until `shutdown`.
+pub async fn run(
+    args: InsightArgs,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let product = open(&args)?;
+    let registry = args.domain.registry.clone();
+    let advertise = args.domain.advertise(listener.local_addr()?);
+    let rebuilding = Arc::clone(&product);
+    let (registry_for_build, min) = (registry.clone(), args.min_customers);
+    let initial = tokio::spawn(async move {
+        let mut wait = Duration::from_millis(500);
+        loop {
+            match build::rebuild(&rebuilding, &registry_for_build, min).await {
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "sources not ready; retrying the build");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    });
+    let service = service(product, registry.clone(), args.min_customers);
+    let served = run_domain(listener, vec![service], registry, advertise, shutdown).await;
+    initial.abort();
+    served
+}
