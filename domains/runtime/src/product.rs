@@ -109,17 +109,22 @@ impl Product {
     /// Compiles `request` and starts streaming its result: batches of
     /// encoded `QueryResponse` messages. The scan runs on a blocking thread
     /// and stops as soon as the receiver is dropped (the client went away).
-    pub fn query(self: &Arc<Self>, request: &QueryRequest) -> Result<mpsc::Receiver<Result<Bytes, Status>>> {
+    pub fn query(
+        self: &Arc<Self>,
+        request: &QueryRequest,
+        caller: &str,
+    ) -> Result<mpsc::Receiver<Result<Bytes, Status>>> {
         let plan = plan(request, &self.schema, &self.tokens)?;
         let (sender, receiver) = mpsc::channel(BATCHES_AHEAD);
         let product = Arc::clone(self);
+        let caller = caller.to_owned();
         let active = ScanGuard::start(&self.active_scans);
         tokio::task::spawn_blocking(move || {
             let _active = active;
-            let span = tracing::info_span!("scan", product = product.spec.id);
+            let span = tracing::info_span!("query", product = product.spec.id, caller = %caller);
             let _entered = span.enter();
             match product.store.read(|conn| product.scan(conn, &plan, &sender)) {
-                Ok(rows) => tracing::debug!(rows, "scan finished"),
+                Ok(rows) => tracing::info!(rows, "query finished"),
                 Err(error) => {
                     let _ = sender.blocking_send(Err(Status::from(error)));
                 }

@@ -62,8 +62,11 @@ impl ServerStreamingService<Bytes> for QueryMethod {
             let query = QueryRequest::decode(request.into_inner()).map_err(|e| {
                 Status::invalid_argument(format!("request is not a mesh.product.v1.QueryRequest: {e}"))
             })?;
-            tracing::info!(product = product.spec.id, %caller, filter = %query.filter, limit = query.limit, "query");
-            let receiver = product.query(&query).map_err(Status::from)?;
+            tracing::debug!(product = product.spec.id, %caller, filter = %query.filter, limit = query.limit, "query");
+            let receiver = product.query(&query, &caller).map_err(|error| {
+                tracing::info!(product = product.spec.id, %caller, %error, "query refused");
+                Status::from(error)
+            })?;
             Ok(Response::new(ReceiverStream::new(receiver)))
         })
     }
