@@ -1,8 +1,7 @@
 //! `payment`: runs the payment domain as its own process.
 
-use anyhow::Context;
 use clap::Parser;
-use mesh_domain_runtime::hosting::{init_logging, shutdown_signal};
+use mesh_domain_runtime::hosting::init_logging;
 use woori_data::source_domain::SourceArgs;
 
 /// The payment domain of the Woori Card data mesh.
@@ -25,10 +24,6 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     init_logging();
     let cli = Cli::parse();
-    let domain = payment::DOMAIN;
-    let addr = cli.args.domain.addr_or(domain.port);
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-    domain.run(cli.args, listener, shutdown_signal()).await?;
+    payment::DOMAIN.run_until_signal(cli.args).await?;
     Ok(())
 }

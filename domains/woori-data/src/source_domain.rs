@@ -96,6 +96,16 @@ impl SourceDomain {
         Ok(())
     }
 
+    /// What a domain binary does: listen on `--addr` (or the domain's port),
+    /// load if needed, serve and register until SIGINT or SIGTERM.
+    pub async fn run_until_signal(&self, args: SourceArgs) -> Result<()> {
+        let addr = args.domain.addr_or(self.port);
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            DomainError::Io(std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+        })?;
+        self.run(args, listener, mesh_domain_runtime::hosting::shutdown_signal()).await
+    }
+
     /// Loads if needed, then serves and registers until `shutdown`.
     pub async fn run(
         &self,
