@@ -2,6 +2,7 @@
 //! and the encoded descriptor set for reflection and dynamic decoding.
 
 pub mod descriptor;
+pub mod time;
 
 /// Generated code, one module per proto package.
 #[rustfmt::skip]

@@ -96,10 +96,7 @@ impl Product {
             service: self.spec.service.to_owned(),
             row_type: self.schema.message.full_name().to_owned(),
             row_count: load.as_ref().map_or(0, |l| l.row_count),
-            last_loaded_time: load.as_ref().map(|l| prost_types::Timestamp {
-                seconds: l.loaded_at_ms.div_euclid(1000),
-                nanos: (l.loaded_at_ms.rem_euclid(1000) * 1_000_000) as i32,
-            }),
+            last_loaded_time: load.as_ref().map(|l| mesh_contracts::time::timestamp(l.loaded_at_ms)),
             quality_results: self.store.quality(self.spec.id)?,
             options: Some(self.shape.options()),
             descriptor_set: self.descriptor_set.clone(),

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use mesh_contracts::product::QualityResult;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -188,7 +187,4 @@ pub fn record_load(
     Ok(())
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
-}
+pub use mesh_contracts::time::now_ms;

@@ -124,7 +124,7 @@ impl Generator {
 
         record.clear();
         record.push_field(quarter.as_bytes());
-        record.push_field(scratch.number.format(customer + 1).as_bytes().rjust10(&mut scratch.seq));
+        record.push_field(customer_number(customer, &mut scratch.seq));
         record.push_field(age.as_bytes());
         record.push_field(sex.as_bytes());
         record.push_field(GRADES[grade_index].as_bytes());
@@ -153,18 +153,14 @@ struct Scratch {
     detailed: [i64; 32],
 }
 
-trait RightJustify {
-    fn rjust10<'a>(&self, out: &'a mut [u8; 10]) -> &'a [u8];
-}
-
-impl RightJustify for [u8] {
-    /// The digits left-padded with zeros to 10 characters.
-    fn rjust10<'a>(&self, out: &'a mut [u8; 10]) -> &'a [u8] {
-        out.fill(b'0');
-        let start = 10usize.saturating_sub(self.len());
-        out[start..].copy_from_slice(&self[self.len().saturating_sub(10)..]);
-        out
+/// The customer number of 0-based `customer`: 10 digits, zero padded.
+fn customer_number(customer: u64, out: &mut [u8; 10]) -> &[u8] {
+    let mut n = customer + 1;
+    for digit in out.iter_mut().rev() {
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
     }
+    out
 }
 
 fn csv_error(e: csv::Error) -> DomainError {
