@@ -122,6 +122,37 @@ pub fn endpoint(field: &'static str, value: &str) -> Result<String> {
     Ok(format!("{scheme}://{host}{port}"))
 }
 
+/// Most quality results a domain may report for one product.
+const MAX_QUALITY_RESULTS: usize = 200;
+
+/// Checks what a domain reports about a product's data.
+pub fn data_status(data: &mesh_contracts::catalog::DataStatus) -> Result<()> {
+    if data.row_count < 0 {
+        return Err(RegistryError::invalid("data.row_count", format!("{} is negative", data.row_count)));
+    }
+    if data.quality_results.len() > MAX_QUALITY_RESULTS {
+        return Err(RegistryError::invalid(
+            "data.quality_results",
+            format!("{} results; at most {MAX_QUALITY_RESULTS} are kept", data.quality_results.len()),
+        ));
+    }
+    for result in &data.quality_results {
+        if result.rule.trim().is_empty() {
+            return Err(RegistryError::invalid("data.quality_results", "every result needs a rule name"));
+        }
+        if result.failed_rows < 0 || result.checked_rows < 0 || result.failed_rows > result.checked_rows {
+            return Err(RegistryError::invalid(
+                "data.quality_results",
+                format!(
+                    "rule `{}`: failed_rows {} and checked_rows {} must be 0 <= failed <= checked",
+                    result.rule, result.failed_rows, result.checked_rows
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The default page size of list calls.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 /// The largest page size of list calls.

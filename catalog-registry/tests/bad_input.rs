@@ -223,13 +223,23 @@ async fn bad_reads_and_lifecycle_calls_name_the_field() {
     );
     assert_status(
         client
-            .renew_lease(RenewLeaseRequest { name: "shop.nothing".into(), endpoint: ENDPOINT.into() })
+            .renew_lease(RenewLeaseRequest {
+                name: "shop.nothing".into(),
+                endpoint: ENDPOINT.into(),
+                data: None,
+            })
             .await,
         Code::NotFound,
         "product `shop.nothing` is not in the catalog",
     );
     assert_status(
-        client.renew_lease(RenewLeaseRequest { name: "shop.orders".into(), endpoint: "nope".into() }).await,
+        client
+            .renew_lease(RenewLeaseRequest {
+                name: "shop.orders".into(),
+                endpoint: "nope".into(),
+                data: None,
+            })
+            .await,
         Code::InvalidArgument,
         "endpoint:",
     );

@@ -36,7 +36,11 @@ async fn an_expired_lease_shows_stale_until_renewed() {
     assert_eq!(product.endpoints[0].status(), ServingStatus::Stale);
 
     let renewed = client
-        .renew_lease(RenewLeaseRequest { name: "products/shop.orders".into(), endpoint: ENDPOINT.into() })
+        .renew_lease(RenewLeaseRequest {
+            name: "products/shop.orders".into(),
+            endpoint: ENDPOINT.into(),
+            data: None,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -46,7 +50,11 @@ async fn an_expired_lease_shows_stale_until_renewed() {
 
     // Renewing an endpoint the registry does not know tells the domain to register.
     let status = client
-        .renew_lease(RenewLeaseRequest { name: "shop.orders".into(), endpoint: "http://127.0.0.1:9".into() })
+        .renew_lease(RenewLeaseRequest {
+            name: "shop.orders".into(),
+            endpoint: "http://127.0.0.1:9".into(),
+            data: None,
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
@@ -255,4 +263,70 @@ async fn sigterm_and_sigint_stop_the_registry_cleanly() {
         };
         assert!(status.success(), "registry exited with {status} after {signal}");
     }
+}
+
+#[tokio::test]
+async fn the_catalog_shows_the_data_status_domains_report() {
+    use mesh_contracts::catalog::DataStatus;
+    use mesh_contracts::product::QualityResult;
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
+    let client = &mut registry.client;
+    let status = |rows: i64, failed: i64| DataStatus {
+        row_count: rows,
+        last_loaded_time: Some(mesh_contracts::time::timestamp(1_700_000_000_000)),
+        quality_results: vec![QualityResult {
+            rule: "tot_equals_credit_plus_check".into(),
+            description: "tot = credit + check".into(),
+            passed: failed == 0,
+            failed_rows: failed,
+            checked_rows: rows,
+        }],
+    };
+    let mut request = Fixture::default().register("shop.orders", ENDPOINT);
+    request.data = Some(status(100, 0));
+    let product = client.register_product(request).await.unwrap().into_inner().product.unwrap();
+    assert_eq!(product.data, Some(status(100, 0)));
+
+    // A renewal carries the data after a reload.
+    client
+        .renew_lease(RenewLeaseRequest {
+            name: "shop.orders".into(),
+            endpoint: ENDPOINT.into(),
+            data: Some(status(120, 3)),
+        })
+        .await
+        .unwrap();
+    let product = client.get_product(get("shop.orders")).await.unwrap().into_inner().product.unwrap();
+    let data = product.data.unwrap();
+    assert_eq!(data.row_count, 120);
+    assert!(!data.quality_results[0].passed);
+    assert_eq!(data.quality_results[0].failed_rows, 3);
+
+    // A renewal without data keeps what was reported.
+    client
+        .renew_lease(RenewLeaseRequest { name: "shop.orders".into(), endpoint: ENDPOINT.into(), data: None })
+        .await
+        .unwrap();
+    let product = client.get_product(get("shop.orders")).await.unwrap().into_inner().product.unwrap();
+    assert_eq!(product.data.unwrap().row_count, 120);
+
+    // Nonsense is refused and changes nothing.
+    for (bad, needle) in [
+        (status(-1, 0), "data.row_count: -1 is negative"),
+        (status(10, 11), "must be 0 <= failed <= checked"),
+    ] {
+        let result = client
+            .renew_lease(RenewLeaseRequest {
+                name: "shop.orders".into(),
+                endpoint: ENDPOINT.into(),
+                data: Some(bad),
+            })
+            .await;
+        let error = result.unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument);
+        assert!(error.message().contains(needle), "{}", error.message());
+    }
+    let product = client.get_product(get("shop.orders")).await.unwrap().into_inner().product.unwrap();
+    assert_eq!(product.data.unwrap().row_count, 120);
 }

@@ -32,16 +32,23 @@ impl Catalog {
     pub(super) async fn renew_lease(&self, request: RenewLeaseRequest) -> Result<RenewLeaseResponse> {
         let id = validate::product_name("name", &request.name)?.to_owned();
         let endpoint = validate::endpoint("endpoint", &request.endpoint)?;
+        if let Some(data) = &request.data {
+            validate::data_status(data)?;
+        }
         let lease_ms = self.lease_ttl.as_millis() as i64;
         let expires = self
             .store
             .run(move |conn| {
                 let now = now_ms();
-                if endpoints::renew(conn, &id, &endpoint, now, now + lease_ms)? {
-                    Ok(now + lease_ms)
-                } else {
-                    Err(missing_endpoint(conn, &id, &endpoint)?)
+                let tx = conn.transaction()?;
+                if !endpoints::renew(&tx, &id, &endpoint, now, now + lease_ms)? {
+                    return Err(missing_endpoint(&tx, &id, &endpoint)?);
                 }
+                if let Some(data) = &request.data {
+                    products::set_data(&tx, &id, data)?;
+                }
+                tx.commit()?;
+                Ok(now + lease_ms)
             })
             .await?;
         Ok(RenewLeaseResponse {

@@ -33,6 +33,9 @@ impl Catalog {
         }
         validate::service_name("service", &request.service)?;
         let endpoint = validate::endpoint("endpoint", &request.endpoint)?;
+        if let Some(data) = &request.data {
+            validate::data_status(data)?;
+        }
         let contract = Contract::read(&request.descriptor_set, &request.service)?;
         let major = request.major_version.max(1);
         let lease_ms = self.lease_ttl.as_millis() as i64;
@@ -67,6 +70,9 @@ impl Catalog {
                         changes,
                         now,
                     )?;
+                }
+                if let Some(data) = &request.data {
+                    products::set_data(&tx, id, data)?;
                 }
                 store::endpoints::upsert(&tx, id, &endpoint, now, now + lease_ms)?;
                 let product = products::load(&tx, id, now)?

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS products (
     latest_version      INTEGER NOT NULL,
     entry               BLOB NOT NULL,
     search_text         TEXT NOT NULL,
+    data                BLOB,
     deprecation_message TEXT,
     deprecate_time      INTEGER,
     create_time         INTEGER NOT NULL,
@@ -79,6 +80,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 
@@ -117,4 +119,46 @@ impl Store {
     }
 }
 
+/// Brings a database made by an older registry up to the current schema.
+fn migrate(conn: &Connection) -> Result<()> {
+    let has_data: bool = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('products') WHERE name = 'data'",
+        [],
+        |row| row.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_data {
+        conn.execute_batch("ALTER TABLE products ADD COLUMN data BLOB")?;
+    }
+    Ok(())
+}
+
 pub use mesh_contracts::time::{now_ms, timestamp};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_from_before_data_status_gains_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE products (product_id TEXT PRIMARY KEY, domain TEXT NOT NULL, service TEXT NOT NULL,
+                 owner_team TEXT NOT NULL, major_version INTEGER NOT NULL, latest_version INTEGER NOT NULL,
+                 entry BLOB NOT NULL, search_text TEXT NOT NULL, deprecation_message TEXT, deprecate_time INTEGER,
+                 create_time INTEGER NOT NULL, update_time INTEGER NOT NULL) STRICT;",
+            )
+            .unwrap();
+        Store::open(&path).unwrap();
+        Store::open(&path).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let columns: i64 = conn
+            .query_row("SELECT count(*) FROM pragma_table_info('products') WHERE name = 'data'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(columns, 1);
+    }
+}

@@ -1,6 +1,8 @@
 //! The `products`, `product_tags` and `schema_versions` tables.
 
-use mesh_contracts::catalog::{Deprecation, Domain, InputPort, Product, SchemaVersion, ServingStatus};
+use mesh_contracts::catalog::{
+    DataStatus, Deprecation, Domain, InputPort, Product, SchemaVersion, ServingStatus,
+};
 use prost::Message;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
@@ -125,37 +127,43 @@ pub fn load(conn: &Connection, product_id: &str, now: i64) -> Result<Option<Prod
     let row = conn
         .prepare_cached(
             "SELECT domain, major_version, latest_version, entry, deprecation_message, deprecate_time,
-                    create_time, update_time
+                    create_time, update_time, data
              FROM products WHERE product_id = ?1",
         )?
         .query_row([product_id], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, u32>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, Vec<u8>>(3)?,
-                row.get::<_, Option<String>>(4)?,
-                row.get::<_, Option<i64>>(5)?,
-                row.get::<_, i64>(6)?,
-                row.get::<_, i64>(7)?,
-            ))
+            Ok(StoredProduct {
+                domain: row.get(0)?,
+                major_version: row.get(1)?,
+                latest_version: row.get(2)?,
+                entry: row.get(3)?,
+                deprecation: row.get(4)?,
+                deprecate_time: row.get(5)?,
+                create_time: row.get(6)?,
+                update_time: row.get(7)?,
+                data: row.get(8)?,
+            })
         })
         .optional()?;
-    let Some((domain, major, latest, entry, deprecation, deprecate_time, created, updated)) = row else {
+    let Some(stored) = row else {
         return Ok(None);
     };
-    let mut product = Product::decode(entry.as_slice())
-        .map_err(|e| RegistryError::Internal(format!("stored entry of `{product_id}` is unreadable: {e}")))?;
+    let unreadable = |e: prost::DecodeError| {
+        RegistryError::Internal(format!("stored entry of `{product_id}` is unreadable: {e}"))
+    };
+    let mut product = Product::decode(stored.entry.as_slice()).map_err(unreadable)?;
     product.name = format!("products/{product_id}");
     product.product_id = product_id.to_owned();
-    product.domain = domain;
-    product.major_version = major;
-    product.latest_version = latest;
+    product.domain = stored.domain;
+    product.major_version = stored.major_version;
+    product.latest_version = stored.latest_version;
     product.versions = versions(conn, product_id)?;
     product.endpoints = endpoints::list(conn, product_id, now)?;
     product.status = endpoints::status_of(&product.endpoints) as i32;
-    product.deprecation =
-        deprecation.map(|message| Deprecation { message, deprecate_time: deprecate_time.map(timestamp) });
+    product.deprecation = stored
+        .deprecation
+        .map(|message| Deprecation { message, deprecate_time: stored.deprecate_time.map(timestamp) });
+    product.data =
+        stored.data.map(|bytes| DataStatus::decode(bytes.as_slice())).transpose().map_err(unreadable)?;
     let inputs = product.metadata.as_ref().map(|m| m.input_products.clone()).unwrap_or_default();
     product.input_ports = inputs
         .into_iter()
@@ -164,9 +172,22 @@ pub fn load(conn: &Connection, product_id: &str, now: i64) -> Result<Option<Prod
             Ok(InputPort { product: input, status: status as i32 })
         })
         .collect::<Result<_>>()?;
-    product.create_time = Some(timestamp(created));
-    product.update_time = Some(timestamp(updated));
+    product.create_time = Some(timestamp(stored.create_time));
+    product.update_time = Some(timestamp(stored.update_time));
     Ok(Some(product))
+}
+
+/// A `products` row as stored.
+struct StoredProduct {
+    domain: String,
+    major_version: u32,
+    latest_version: i64,
+    entry: Vec<u8>,
+    deprecation: Option<String>,
+    deprecate_time: Option<i64>,
+    create_time: i64,
+    update_time: i64,
+    data: Option<Vec<u8>>,
 }
 
 fn versions(conn: &Connection, product_id: &str) -> Result<Vec<SchemaVersion>> {
@@ -300,6 +321,15 @@ pub fn set_deprecation(conn: &Connection, product_id: &str, message: Option<&str
              WHERE product_id = ?1",
         )?
         .execute(params![product_id, message, now])?;
+    Ok(changed == 1)
+}
+
+/// Records what the product's domain reports about its data; false if the
+/// product is unknown.
+pub fn set_data(conn: &Connection, product_id: &str, data: &DataStatus) -> Result<bool> {
+    let changed = conn
+        .prepare_cached("UPDATE products SET data = ?2 WHERE product_id = ?1")?
+        .execute(params![product_id, data.encode_to_vec()])?;
     Ok(changed == 1)
 }
 

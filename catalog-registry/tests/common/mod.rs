@@ -209,6 +209,7 @@ service {service} {{
             endpoint: endpoint.into(),
             descriptor_set: self.descriptor_set(),
             major_version: 0,
+            data: None,
         }
     }
 }

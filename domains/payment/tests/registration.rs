@@ -49,6 +49,16 @@ async fn serves_without_a_registry_and_registers_when_it_comes_up() {
     assert_eq!(product.columns.len(), 47);
     let total = product.columns.iter().find(|c| c.name == "tot_use_am").unwrap();
     assert_eq!((total.source_column.as_str(), total.unit.as_str()), ("TOT_USE_AM", "KRW"));
+    // The domain reports its data: size, last load and quality results.
+    let data = product.data.clone().expect("the domain reports its data status");
+    assert_eq!(data.row_count, 200);
+    assert!(data.last_loaded_time.is_some());
+    assert_eq!(data.quality_results.len(), 14);
+    assert!(
+        data.quality_results.iter().all(|q| q.passed && q.checked_rows == 200),
+        "{:?}",
+        data.quality_results
+    );
     let seq = product.columns.iter().find(|c| c.name == "seq").unwrap();
     assert_eq!(seq.classification(), mesh_contracts::product::Classification::PiiIdentifier);
 }

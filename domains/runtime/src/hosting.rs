@@ -113,13 +113,8 @@ pub async fn run_domain(
     advertise: String,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
-    let registrations = services
-        .iter()
-        .map(|s| crate::registration::Registration {
-            product_id: s.product_id().to_owned(),
-            service: s.name().to_owned(),
-        })
-        .collect();
+    let registrations =
+        services.iter().map(|s| crate::registration::Registration { product: s.product() }).collect();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let registration =
         tokio::spawn(crate::registration::keep_registered(registry, advertise, registrations, stopped));

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use mesh_contracts::catalog::DataStatus;
 use mesh_contracts::descriptor::{ProductShape, RESUME_TOKEN_FIELD, service_descriptor_set};
 use mesh_contracts::product::{DescribeResponse, QueryRequest};
 use prost_reflect::DescriptorPool;
@@ -90,17 +91,32 @@ impl Product {
     /// The product's description: contract options, row count, last load
     /// and quality results.
     pub fn describe(&self) -> Result<DescribeResponse> {
-        let load = self.store.load_info(self.spec.id)?;
+        let data = self.data_status()?;
         Ok(DescribeResponse {
             product: self.spec.id.to_owned(),
             service: self.spec.service.to_owned(),
             row_type: self.schema.message.full_name().to_owned(),
-            row_count: load.as_ref().map_or(0, |l| l.row_count),
-            last_loaded_time: load.as_ref().map(|l| mesh_contracts::time::timestamp(l.loaded_at_ms)),
-            quality_results: self.store.quality(self.spec.id)?,
+            row_count: data.row_count,
+            last_loaded_time: data.last_loaded_time,
+            quality_results: data.quality_results,
             options: Some(self.shape.options()),
             descriptor_set: self.descriptor_set.clone(),
         })
+    }
+
+    /// Size, last load and quality of the current data, as reported to the catalog.
+    pub fn data_status(&self) -> Result<DataStatus> {
+        let load = self.store.load_info(self.spec.id)?;
+        Ok(DataStatus {
+            row_count: load.as_ref().map_or(0, |l| l.row_count),
+            last_loaded_time: load.as_ref().map(|l| mesh_contracts::time::timestamp(l.loaded_at_ms)),
+            quality_results: self.store.quality(self.spec.id)?,
+        })
+    }
+
+    /// The product service's own files, encoded with options kept.
+    pub fn descriptor_set(&self) -> &[u8] {
+        &self.descriptor_set
     }
 
     /// Compiles `request` and starts streaming its result: batches of

@@ -2,13 +2,18 @@
 //! start, renew the lease, retry with backoff while the registry is down,
 //! deregister on shutdown. Serving never waits for any of it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
-use mesh_contracts::catalog::{DeregisterEndpointRequest, RegisterProductRequest, RenewLeaseRequest};
+use mesh_contracts::catalog::{
+    DataStatus, DeregisterEndpointRequest, RegisterProductRequest, RenewLeaseRequest,
+};
 use tokio::sync::watch;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
+
+use crate::product::Product;
 
 /// Shortest and longest wait between attempts while the registry is down.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
@@ -17,10 +22,28 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// One product to keep registered.
 #[derive(Debug, Clone)]
 pub struct Registration {
-    /// Product id, e.g. `payment.card_spending`.
-    pub product_id: String,
-    /// Full name of the product service.
-    pub service: String,
+    /// The product; its contract and data status are sent to the registry.
+    pub product: Arc<Product>,
+}
+
+impl Registration {
+    fn id(&self) -> String {
+        self.product.spec.id.to_owned()
+    }
+
+    /// The product's data status, read on a blocking thread; `None` if it
+    /// cannot be read now (registration goes on without it).
+    async fn data(&self) -> Option<DataStatus> {
+        let product = Arc::clone(&self.product);
+        match tokio::task::spawn_blocking(move || product.data_status()).await {
+            Ok(Ok(data)) => Some(data),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot read the data status to report");
+                None
+            }
+            Err(_) => None,
+        }
+    }
 }
 
 /// Keeps `products` registered at `endpoint` in the registry at
@@ -82,8 +105,7 @@ pub async fn keep_registered(
     }
     if registered {
         for product in &products {
-            let request =
-                DeregisterEndpointRequest { name: product.product_id.clone(), endpoint: endpoint.clone() };
+            let request = DeregisterEndpointRequest { name: product.id(), endpoint: endpoint.clone() };
             let _ = tokio::time::timeout(Duration::from_secs(2), client.deregister_endpoint(request)).await;
         }
         tracing::info!("products deregistered");
@@ -97,15 +119,17 @@ async fn register(
 ) -> Result<Duration, tonic::Status> {
     let mut ttl = Duration::from_secs(30);
     for product in products {
-        let domain = product.product_id.split('.').next().unwrap_or_default().to_owned();
+        let spec = product.product.spec;
+        let domain = spec.id.split('.').next().unwrap_or_default().to_owned();
         let response = client
             .register_product(RegisterProductRequest {
-                product_id: product.product_id.clone(),
+                product_id: product.id(),
                 domain,
-                service: product.service.clone(),
+                service: spec.service.to_owned(),
                 endpoint: endpoint.to_owned(),
-                descriptor_set: mesh_contracts::FILE_DESCRIPTOR_SET.to_vec(),
+                descriptor_set: product.product.descriptor_set().to_vec(),
                 major_version: 1,
+                data: product.data().await,
             })
             .await?
             .into_inner();
@@ -124,8 +148,9 @@ async fn renew(
     for product in products {
         client
             .renew_lease(RenewLeaseRequest {
-                name: product.product_id.clone(),
+                name: product.id(),
                 endpoint: endpoint.to_owned(),
+                data: product.data().await,
             })
             .await?;
     }

@@ -42,9 +42,9 @@ impl ProductService {
         self.product.spec.service
     }
 
-    /// The product id, e.g. `payment.card_spending`.
-    pub fn product_id(&self) -> &'static str {
-        self.product.spec.id
+    /// The product served.
+    pub fn product(&self) -> Arc<Product> {
+        Arc::clone(&self.product)
     }
 }
 
