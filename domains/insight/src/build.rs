@@ -106,6 +106,7 @@ pub async fn rebuild(product: &Product, registry_url: &str, min_customers: i64) 
     let source =
         format!("{CUSTOMER_PRODUCT} at {customer_url} joined with {PAYMENT_PRODUCT} at {payment_url}");
     let (published, suppressed) = write(product, segments, min_customers, source).await?;
+    product.store.announce_load();
     tracing::info!(joined, published, suppressed, "segments rebuilt");
     Ok(RefreshResponse { joined_rows: joined, segments: published, suppressed_segments: suppressed })
 }

@@ -16,8 +16,13 @@ use crate::service::ProductService;
 
 /// Logs to stderr with `RUST_LOG` (default `info`), colour only on a terminal.
 pub fn init_logging() {
+    init_logging_at("info");
+}
+
+/// Logs to stderr with `RUST_LOG`, or `default` (e.g. `warn`) when unset.
+pub fn init_logging_at(default: &str) {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         // A closed log pipe must not take the service down: the subscriber's

@@ -156,6 +156,7 @@ pub fn load(
     });
     progress.finish_and_clear();
     let summary = summary?;
+    store.announce_load();
     tracing::info!(product, rows = summary.rows, source = %source.describe(), "load committed");
     Ok(summary)
 }

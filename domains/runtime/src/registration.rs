@@ -47,7 +47,9 @@ impl Registration {
 }
 
 /// Keeps `products` registered at `endpoint` in the registry at
-/// `registry_url` until `stop` turns true, then deregisters them.
+/// `registry_url` until `stop` turns true, then deregisters them. A load
+/// announced by the products' store is reported at once. (The products of
+/// one domain share its store.)
 pub async fn keep_registered(
     registry_url: String,
     endpoint: String,
@@ -95,8 +97,16 @@ pub async fn keep_registered(
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
+        let loaded = async {
+            match products.first() {
+                Some(first) => first.product.store.loaded().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            // New data: report it now rather than at the next renewal.
+            _ = loaded => {}
             _ = stop.changed() => break,
         }
         if *stop.borrow() {

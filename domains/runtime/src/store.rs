@@ -48,6 +48,7 @@ pub struct DomainStore {
     path: PathBuf,
     writer: Arc<Mutex<Connection>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    loads: Arc<tokio::sync::Notify>,
 }
 
 impl DomainStore {
@@ -65,7 +66,18 @@ impl DomainStore {
             path: path.to_owned(),
             writer: Arc::new(Mutex::new(conn)),
             readers: Arc::new(Mutex::new(Vec::new())),
+            loads: Arc::new(tokio::sync::Notify::new()),
         })
+    }
+
+    /// Tells whoever waits in [`DomainStore::loaded`] that a load committed.
+    pub fn announce_load(&self) {
+        self.loads.notify_one();
+    }
+
+    /// Completes after the next (or a missed) [`DomainStore::announce_load`].
+    pub async fn loaded(&self) {
+        self.loads.notified().await;
     }
 
     /// The database file.

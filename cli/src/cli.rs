@@ -1,0 +1,171 @@
+//! The command line: global flags and one subcommand per file in `commands/`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Discover data products in the Woori Card data mesh and query them
+/// straight from the domains that own them.
+///
+/// Examples:
+///   mesh up                                   run the whole mesh locally
+///   mesh products --search spending           find products
+///   mesh describe payment.card_spending       owner, policy, columns, quality
+///   mesh query payment.card_spending --filter 'tot_use_am > 10000000' --limit 20
+///   mesh query customer.profiles --select seq,age --format csv > profiles.csv
+///   mesh health                               is every endpoint serving?
+#[derive(Debug, Parser)]
+#[command(name = "mesh", version, verbatim_doc_comment, propagate_version = true)]
+pub struct Cli {
+    /// The catalog registry.
+    #[arg(long, global = true, env = "MESH_REGISTRY", default_value = "http://127.0.0.1:50050")]
+    pub registry: String,
+
+    /// How long to wait for a connection or a single answer, e.g. `10s`.
+    #[arg(long, global = true, env = "MESH_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the domains that own products.
+    Domains,
+    /// List products, optionally filtered.
+    Products(ProductsArgs),
+    /// Show a product's owner, purpose, policy, lineage, quality, versions and columns.
+    Describe(DescribeArgs),
+    /// Query a product straight from its domain.
+    Query(QueryArgs),
+    /// Check every registered endpoint (or one) with gRPC health.
+    Health(HealthArgs),
+    /// Run the registry and every domain locally, with generated data.
+    Up(UpArgs),
+    /// Write the synthetic Woori Card customer-spending file.
+    Generate(GenerateArgs),
+    /// Print shell completions.
+    Completions(CompletionsArgs),
+}
+
+/// Flags of `mesh products`.
+#[derive(Debug, clap::Args)]
+pub struct ProductsArgs {
+    /// Only products of this domain.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Only products whose name, title, purpose or columns mention every word.
+    #[arg(long)]
+    pub search: Option<String>,
+    /// Only products of this owner team.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Only products with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+}
+
+/// Flags of `mesh describe`.
+#[derive(Debug, clap::Args)]
+pub struct DescribeArgs {
+    /// The product, e.g. `payment.card_spending`.
+    pub product: String,
+}
+
+/// Output formats of `mesh query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A table (the default on a terminal), capped at `--max-rows`.
+    Table,
+    /// Comma-separated values with a header (the default in a pipe).
+    Csv,
+    /// One JSON array of row objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+}
+
+/// Flags of `mesh query`.
+#[derive(Debug, clap::Args)]
+pub struct QueryArgs {
+    /// The product, e.g. `payment.card_spending`.
+    pub product: String,
+    /// Filter, e.g. `tot_use_am > 1000000 AND hous_sido_nm = "서울"`.
+    #[arg(long, short)]
+    pub filter: Option<String>,
+    /// Columns to return, comma separated, e.g. `seq,tot_use_am`.
+    #[arg(long, short, value_delimiter = ',')]
+    pub select: Vec<String>,
+    /// Order, e.g. `tot_use_am desc, seq`.
+    #[arg(long)]
+    pub order_by: Option<String>,
+    /// Return at most this many rows.
+    #[arg(long, short)]
+    pub limit: Option<u64>,
+    /// Output format [default: table on a terminal, csv otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Rows a table shows at most; the rest are counted, not printed.
+    #[arg(long, default_value_t = 50)]
+    pub max_rows: usize,
+    /// Call this endpoint instead of the one in the catalog (e.g. when the
+    /// registry is down): `http://127.0.0.1:50052`.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+}
+
+/// Flags of `mesh health`.
+#[derive(Debug, clap::Args)]
+pub struct HealthArgs {
+    /// Check only this endpoint (exit 1 unless it is serving), e.g. in a
+    /// container health check.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// With `--endpoint`: the service to check; empty means the whole server.
+    #[arg(long, default_value = "", requires = "endpoint")]
+    pub service: String,
+}
+
+/// Flags of `mesh up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Where every service keeps its SQLite file, one folder each.
+    #[arg(long, env = "MESH_DATA_DIR", default_value = ".mesh")]
+    pub data_dir: PathBuf,
+    /// Customers to generate on first start.
+    #[arg(long, default_value_t = woori_data::generator::DEFAULT_CUSTOMERS)]
+    pub customers: u64,
+    /// Quarters to generate on first start (from 2024Q1).
+    #[arg(long, default_value_t = woori_data::generator::DEFAULT_QUARTERS)]
+    pub quarters: u32,
+    /// Port of the registry; the customer, payment and insight domains take the next three.
+    #[arg(long, default_value_t = 50050)]
+    pub base_port: u16,
+}
+
+/// Flags of `mesh generate`.
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    /// File to write; `-` or nothing writes to standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Customers per quarter.
+    #[arg(long, default_value_t = woori_data::generator::DEFAULT_CUSTOMERS)]
+    pub customers: u64,
+    /// Quarters, from 2024Q1.
+    #[arg(long, default_value_t = woori_data::generator::DEFAULT_QUARTERS)]
+    pub quarters: u32,
+    /// Seed: the same seed writes the same bytes.
+    #[arg(long, default_value_t = woori_data::generator::DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+/// Flags of `mesh completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}

@@ -1,0 +1,89 @@
+//! `mesh health`: every registered endpoint checked with gRPC health.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use comfy_table::Cell;
+use mesh_contracts::catalog::ListProductsRequest;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::cli::{Cli, HealthArgs};
+use crate::{registry, style};
+
+/// What a health check found.
+async fn check(
+    endpoint: &str,
+    service: &str,
+    timeout: Duration,
+) -> (Result<ServingStatus, String>, Duration) {
+    let started = Instant::now();
+    let outcome = async {
+        let channel = registry::channel(endpoint, timeout).map_err(|e| e.to_string())?;
+        let response = HealthClient::new(channel)
+            .check(HealthCheckRequest { service: service.to_owned() })
+            .await
+            .map_err(|s| s.message().to_owned())?;
+        Ok(response.into_inner().status())
+    }
+    .await;
+    (outcome, started.elapsed())
+}
+
+/// Prints a table of every endpoint's health, or checks one endpoint.
+pub async fn run(cli: &Cli, args: &HealthArgs) -> Result<()> {
+    if let Some(endpoint) = &args.endpoint {
+        let (outcome, _) = check(endpoint, &args.service, cli.timeout).await;
+        return match outcome {
+            Ok(ServingStatus::Serving) => {
+                println!("{endpoint}: serving");
+                Ok(())
+            }
+            Ok(other) => bail!("{endpoint}: {}", other.as_str_name().to_lowercase()),
+            Err(error) => bail!("{endpoint}: unreachable: {error}"),
+        };
+    }
+    let mut registry = registry::Registry::new(&cli.registry, cli.timeout)?;
+    let products = registry.products(ListProductsRequest::default()).await?;
+    let mut table = style::table(&["product", "endpoint", "catalog", "health", "latency"]);
+    let mut unhealthy = 0;
+    for product in &products {
+        if product.endpoints.is_empty() {
+            table.add_row(vec![
+                Cell::new(&product.product_id),
+                Cell::new("-"),
+                style::product_status(product),
+                style::coloured("no endpoint", Some(false)),
+                Cell::new(""),
+            ]);
+            unhealthy += 1;
+        }
+        for endpoint in &product.endpoints {
+            let (outcome, latency) = check(&endpoint.uri, &product.service, cli.timeout).await;
+            let health = match &outcome {
+                Ok(ServingStatus::Serving) => style::coloured("serving", Some(true)),
+                Ok(other) => style::coloured(other.as_str_name().to_lowercase(), Some(false)),
+                Err(error) => style::coloured(format!("unreachable: {error}"), Some(false)),
+            };
+            if !matches!(outcome, Ok(ServingStatus::Serving)) {
+                unhealthy += 1;
+            }
+            table.add_row(vec![
+                Cell::new(&product.product_id),
+                Cell::new(&endpoint.uri),
+                style::coloured(
+                    style::status_word(endpoint.status()),
+                    Some(endpoint.status() == mesh_contracts::catalog::ServingStatus::Serving),
+                ),
+                health,
+                Cell::new(format!("{:.1} ms", latency.as_secs_f64() * 1000.0)),
+            ]);
+        }
+    }
+    println!("{table}");
+    if unhealthy > 0 {
+        bail!("{unhealthy} endpoint(s) not serving");
+    }
+    Ok(())
+}

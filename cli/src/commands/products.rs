@@ -1,0 +1,40 @@
+//! `mesh products`: products with owner, purpose, status, version and endpoint.
+
+use anyhow::Result;
+use comfy_table::Cell;
+use mesh_contracts::catalog::ListProductsRequest;
+
+use crate::cli::{Cli, ProductsArgs};
+use crate::{registry, style};
+
+/// Prints the matching products as a table.
+pub async fn run(cli: &Cli, args: &ProductsArgs) -> Result<()> {
+    let mut registry = registry::Registry::new(&cli.registry, cli.timeout)?;
+    let filter = ListProductsRequest {
+        domain: args.domain.clone().unwrap_or_default(),
+        search: args.search.clone().unwrap_or_default(),
+        owner: args.owner.clone().unwrap_or_default(),
+        tag: args.tag.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let products = registry.products(filter).await?;
+    if products.is_empty() {
+        eprintln!("no products match; `mesh products` with no filters lists them all");
+        return Ok(());
+    }
+    let mut table = style::table(&["product", "owner", "purpose", "status", "version", "endpoint"]);
+    for product in &products {
+        let metadata = product.metadata.clone().unwrap_or_default();
+        let endpoints: Vec<&str> = product.endpoints.iter().map(|e| e.uri.as_str()).collect();
+        table.add_row(vec![
+            Cell::new(&product.product_id),
+            Cell::new(&metadata.owner_team),
+            Cell::new(&metadata.purpose),
+            style::product_status(product),
+            Cell::new(format!("v{} (major {})", product.latest_version, product.major_version)),
+            Cell::new(endpoints.join("\n")),
+        ]);
+    }
+    println!("{table}");
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! `mesh`: discover data products in the catalog and query them from their domains.
+
+mod cache;
+mod cli;
+mod commands;
+mod registry;
+mod rows;
+mod style;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // `up` hosts services and logs what they do; client commands only warn.
+    let level = if matches!(cli.command, Command::Up(_)) { "info" } else { "warn" };
+    mesh_domain_runtime::hosting::init_logging_at(level);
+    let outcome = match &cli.command {
+        Command::Domains => commands::domains::run(&cli).await,
+        Command::Products(args) => commands::products::run(&cli, args).await,
+        Command::Describe(args) => commands::describe::run(&cli, args).await,
+        Command::Query(args) => commands::query::run(&cli, args).await,
+        Command::Health(args) => commands::health::run(&cli, args).await,
+        Command::Up(args) => commands::up::run(args, cli.timeout).await,
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Completions(args) => {
+            commands::completions::run(args);
+            Ok(())
+        }
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

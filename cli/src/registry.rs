@@ -1,0 +1,123 @@
+//! Talking to the catalog registry: connecting with a timeout, paging
+//! through products, and finding one product (with the local cache as a
+//! fallback and suggestions for a name that is not there).
+
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, anyhow, bail};
+use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
+use mesh_contracts::catalog::{GetProductRequest, GetProductResponse, ListProductsRequest, Product};
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::cache;
+
+/// A lazily connected channel to `url` with `timeout` for connecting and each call.
+pub fn channel(url: &str, timeout: Duration) -> Result<Channel> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .with_context(|| format!("`{url}` is not a URL; expected e.g. http://127.0.0.1:50050"))?;
+    Ok(endpoint.connect_timeout(timeout).timeout(timeout).connect_lazy())
+}
+
+/// The registry client.
+pub struct Registry {
+    url: String,
+    client: CatalogServiceClient<Channel>,
+}
+
+/// Where a product entry came from.
+pub enum Source {
+    /// The registry answered.
+    Registry,
+    /// The registry was unreachable; the entry is from the local cache.
+    Cache(SystemTime),
+}
+
+impl Registry {
+    /// A client of the registry at `url`.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self> {
+        Ok(Self { url: url.to_owned(), client: CatalogServiceClient::new(channel(url, timeout)?) })
+    }
+
+    fn unreachable(&self, status: &tonic::Status) -> anyhow::Error {
+        anyhow!(
+            "cannot reach the catalog registry at {}: {}\n  start it (mesh up), or point --registry / MESH_REGISTRY at it",
+            self.url,
+            status.message()
+        )
+    }
+
+    /// Every product matching `filter`, all pages.
+    pub async fn products(&mut self, mut filter: ListProductsRequest) -> Result<Vec<Product>> {
+        let mut products = Vec::new();
+        filter.page_size = 1000;
+        loop {
+            let page = self
+                .client
+                .list_products(filter.clone())
+                .await
+                .map_err(|s| self.status_error(s))?
+                .into_inner();
+            products.extend(page.products);
+            if page.next_page_token.is_empty() {
+                return Ok(products);
+            }
+            filter.page_token = page.next_page_token;
+        }
+    }
+
+    /// Turns a status into advice: unreachable, or the registry's own message.
+    pub fn status_error(&self, status: tonic::Status) -> anyhow::Error {
+        match status.code() {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => self.unreachable(&status),
+            _ => anyhow!("registry: {}", status.message()),
+        }
+    }
+
+    /// The catalog entry of `product`: from the registry (remembered in the
+    /// cache), or from the cache when the registry is unreachable.
+    pub async fn product(&mut self, product: &str) -> Result<(GetProductResponse, Source)> {
+        let request = GetProductRequest { name: product.to_owned(), version: 0 };
+        match self.client.get_product(request).await {
+            Ok(response) => {
+                let entry = response.into_inner();
+                cache::store(product, &entry);
+                Ok((entry, Source::Registry))
+            }
+            Err(status) if status.code() == Code::NotFound => {
+                let known = self
+                    .products(ListProductsRequest::default())
+                    .await
+                    .map(|ps| ps.into_iter().map(|p| p.product_id).collect::<Vec<_>>());
+                bail!("{}", unknown_product(product, &known.unwrap_or_default()))
+            }
+            Err(status) if status.code() == Code::InvalidArgument => bail!("{}", status.message()),
+            Err(status) => match cache::load(product) {
+                Some((entry, fetched)) => Ok((entry, Source::Cache(fetched))),
+                None => {
+                    let cached = unknown_product(product, &cache::products())
+                        .replace("`mesh products` lists the registered ones", "nothing close is cached");
+                    Err(self.unreachable(&status).context(format!(
+                        "`{product}` is not in the local catalog cache either ({cached}); pass --endpoint to call a domain directly"
+                    )))
+                }
+            },
+        }
+    }
+}
+
+/// "unknown product" with the nearest known names.
+pub fn unknown_product(product: &str, known: &[String]) -> String {
+    let mut scored: Vec<(f64, &String)> = known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(product, k), k))
+        .filter(|(score, _)| *score > 0.7)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let suggestions: Vec<&str> = scored.iter().take(3).map(|(_, k)| k.as_str()).collect();
+    if suggestions.is_empty() {
+        format!("unknown product `{product}`; `mesh products` lists the registered ones")
+    } else {
+        format!("unknown product `{product}`; did you mean {}?", suggestions.join(", "))
+    }
+}
