@@ -1,0 +1,79 @@
+//! `mesh up` as a process: it generates data, serves every product, answers
+//! queries, and stops everything on SIGINT with nothing left behind.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A base port with four free ports after it.
+fn free_base_port() -> u16 {
+    for _ in 0..50 {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port();
+        drop(probe);
+        if base < 60000 && (0..4).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no four free ports in a row");
+}
+
+#[test]
+fn mesh_up_serves_and_stops_on_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_base_port();
+    let mut up = Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["up", "--customers", "300", "--quarters", "1", "--base-port", &base.to_string(), "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
+    let banner = lines.next().expect("mesh up printed nothing").unwrap();
+    assert!(banner.starts_with("the mesh is up"), "{banner}");
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+
+    let registry = format!("http://127.0.0.1:{base}");
+    let output = Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args([
+            "--registry",
+            &registry,
+            "query",
+            "insight.segment_spending",
+            "--select",
+            "bas_yh,customer_count",
+            "--format",
+            "csv",
+        ])
+        .env("MESH_CACHE_DIR", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let csv = String::from_utf8(output.stdout).unwrap();
+    assert!(csv.starts_with("bas_yh,customer_count\n2024Q1,"), "{csv}");
+
+    assert!(Command::new("kill").args(["-INT", &up.id().to_string()]).status().unwrap().success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = up.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = up.kill();
+            panic!("mesh up ignored SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "mesh up exited with {status}");
+    let next_steps = rest.join().unwrap();
+    assert!(next_steps.contains("query payment.card_spending"), "{next_steps}");
+    // Every port is free again: nothing was left running.
+    for port in base..base + 4 {
+        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(), "port {port} still taken");
+    }
+    for service in ["registry", "customer", "payment", "insight"] {
+        assert!(dir.path().join(service).is_dir(), "{service} has no data directory");
+    }
+}
