@@ -22,7 +22,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "MESH_REGISTRY", default_value = "http://127.0.0.1:50050")]
     pub registry: String,
 
-    /// How long to wait for a connection or a single answer, e.g. `10s`.
+    /// How long to wait for a connection or a single answer, e.g. `10s`
+    /// (a query's stream of rows may take longer).
     #[arg(long, global = true, env = "MESH_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
 

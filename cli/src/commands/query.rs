@@ -51,7 +51,7 @@ pub async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
         resume_token: String::new(),
     };
 
-    let channel = registry::channel(&target.endpoint, cli.timeout)?;
+    let channel = registry::stream_channel(&target.endpoint, cli.timeout)?;
     let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(64 << 20);
     grpc.ready().await.map_err(|e| unreachable(&target, &e.to_string()))?;
     let path = http::uri::PathAndQuery::try_from(format!("/{}/Query", target.service))?;
