@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, anyhow, bail};
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
-use mesh_contracts::catalog::{GetProductRequest, GetProductResponse, ListProductsRequest, Product};
+use mesh_contracts::catalog::{
+    Domain, GetProductRequest, GetProductResponse, ListDomainsRequest, ListProductsRequest, Product,
+};
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
@@ -72,6 +74,25 @@ impl Registry {
                 return Ok(products);
             }
             filter.page_token = page.next_page_token;
+        }
+    }
+
+    /// Every domain, all pages.
+    pub async fn domains(&mut self) -> Result<Vec<Domain>> {
+        let mut domains = Vec::new();
+        let mut request = ListDomainsRequest { page_size: 1000, page_token: String::new() };
+        loop {
+            let page = self
+                .client
+                .list_domains(request.clone())
+                .await
+                .map_err(|s| self.status_error(s))?
+                .into_inner();
+            domains.extend(page.domains);
+            if page.next_page_token.is_empty() {
+                return Ok(domains);
+            }
+            request.page_token = page.next_page_token;
         }
     }
 
