@@ -10,10 +10,6 @@ use std::time::Duration;
 use common::{Fixture, TestRegistry};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
-use tonic_reflection::pb::v1::ServerReflectionRequest;
-use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
 /// grpcurl as installed by `scripts/install-tools.sh`, or from PATH.
 fn grpcurl() -> PathBuf {
@@ -106,18 +102,7 @@ async fn reflection_v1_and_health_answer_generated_clients() {
         .into_inner();
     assert_eq!(status.status(), ServingStatus::Serving);
 
-    let mut reflection = ServerReflectionClient::new(channel);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut responses =
-        reflection.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
-    let response = responses.message().await.unwrap().unwrap();
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
-        panic!("unexpected reflection answer: {response:?}");
-    };
-    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
-    assert!(names.contains(&"mesh.catalog.v1.CatalogService"), "{names:?}");
-    assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+    let names = mesh_domain_runtime::hosting::reflected_services(channel).await.unwrap();
+    assert!(names.iter().any(|n| n == "mesh.catalog.v1.CatalogService"), "{names:?}");
+    assert!(names.iter().any(|n| n == "grpc.health.v1.Health"), "{names:?}");
 }

@@ -163,11 +163,11 @@ async fn resolve(cli: &Cli, args: &QueryArgs) -> Result<Target> {
 /// Asks the server at `endpoint` for `product`'s contract through its
 /// product services' `Describe`, found with server reflection.
 async fn describe_at(endpoint: &str, product: &str, cli: &Cli) -> Result<Target> {
-    use tonic_reflection_client::services;
     let channel = registry::channel(endpoint, cli.timeout)?;
-    for service in
-        services(channel.clone()).await.with_context(|| format!("cannot list the services at {endpoint}"))?
-    {
+    let services = mesh_domain_runtime::hosting::reflected_services(channel.clone())
+        .await
+        .with_context(|| format!("cannot list the services at {endpoint}"))?;
+    for service in services {
         if service.starts_with("grpc.") {
             continue;
         }
@@ -192,32 +192,6 @@ async fn describe_at(endpoint: &str, product: &str, cli: &Cli) -> Result<Target>
         }
     }
     bail!("{endpoint} does not serve `{product}`")
-}
-
-/// Server reflection, just enough to list a server's services.
-mod tonic_reflection_client {
-    use anyhow::{Result, anyhow};
-    use tonic::transport::Channel;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
-    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
-    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
-    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-
-    /// The services the server at `channel` advertises.
-    pub async fn services(channel: Channel) -> Result<Vec<String>> {
-        let request = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        };
-        let mut client = ServerReflectionClient::new(channel);
-        let mut responses = client.server_reflection_info(tokio_stream::iter([request])).await?.into_inner();
-        match responses.message().await?.and_then(|r| r.message_response) {
-            Some(MessageResponse::ListServicesResponse(list)) => {
-                Ok(list.service.into_iter().map(|s| s.name).collect())
-            }
-            other => Err(anyhow!("unexpected reflection answer: {other:?}")),
-        }
-    }
 }
 
 /// Advice for a domain that cannot be reached.

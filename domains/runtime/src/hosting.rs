@@ -131,3 +131,25 @@ pub async fn run_domain(
     let _ = registration.await;
     served
 }
+
+/// The services a server advertises through reflection v1 (for clients
+/// that discover what an endpoint serves).
+pub async fn reflected_services(channel: tonic::transport::Channel) -> Result<Vec<String>> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut client = ServerReflectionClient::new(channel);
+    let mut responses = client.server_reflection_info(tokio_stream::iter([request])).await?.into_inner();
+    match responses.message().await?.and_then(|r| r.message_response) {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            Ok(list.service.into_iter().map(|s| s.name).collect())
+        }
+        other => Err(DomainError::Internal(format!("unexpected reflection answer: {other:?}"))),
+    }
+}
