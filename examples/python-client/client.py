@@ -1,0 +1,74 @@
+"""Top customers by card spend in one quarter and province, from the mesh.
+
+Asks the catalog registry where customer.profiles and payment.card_spending
+are served, calls both domains directly with stubs generated from proto/
+(see generate.sh), and prints CSV: rank,seq,tot_use_am.
+"""
+
+import argparse
+import os
+import sys
+
+import grpc
+
+sys.path.insert(0, os.environ.get("MESH_PY_GEN", os.path.join(os.path.dirname(__file__), "gen")))
+
+from google.protobuf import field_mask_pb2  # noqa: E402
+from mesh.catalog.v1 import catalog_pb2, catalog_pb2_grpc  # noqa: E402
+from mesh.product.v1 import query_pb2  # noqa: E402
+from woori.customer.v1 import customer_pb2_grpc  # noqa: E402
+from woori.payment.v1 import payment_pb2_grpc  # noqa: E402
+
+
+def endpoint(catalog, product):
+    """The address (host:port) where the registry says `product` is served."""
+    entry = catalog.GetProduct(catalog_pb2.GetProductRequest(name=product), timeout=30)
+    for e in entry.product.endpoints:
+        if e.status == catalog_pb2.SERVING_STATUS_SERVING:
+            return e.uri.removeprefix("http://").removeprefix("https://")
+    sys.exit(f"{product} has no serving endpoint in the catalog")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--registry", default="127.0.0.1:50050", help="catalog registry host:port")
+    parser.add_argument("--quarter", default="2024Q4")
+    parser.add_argument("--province", default="서울")
+    parser.add_argument("--top", type=int, default=10)
+    args = parser.parse_args()
+
+    catalog = catalog_pb2_grpc.CatalogServiceStub(grpc.insecure_channel(args.registry))
+    customers = customer_pb2_grpc.CustomerProfileServiceStub(
+        grpc.insecure_channel(endpoint(catalog, "customer.profiles")))
+    payments = payment_pb2_grpc.CardSpendingServiceStub(
+        grpc.insecure_channel(endpoint(catalog, "payment.card_spending")))
+
+    # The customers living in the province that quarter (customer domain).
+    living = set()
+    request = query_pb2.QueryRequest(
+        filter=f'bas_yh = "{args.quarter}" AND hous_sido_nm = "{args.province}"',
+        read_mask=field_mask_pb2.FieldMask(paths=["seq"]))
+    for batch in customers.Query(request):
+        living.update(row.seq for row in batch.rows)
+
+    # Spending that quarter, highest first, until enough of them live there
+    # (payment domain); cancelling the stream stops the domain's scan.
+    request = query_pb2.QueryRequest(
+        filter=f'bas_yh = "{args.quarter}"',
+        read_mask=field_mask_pb2.FieldMask(paths=["seq", "tot_use_am"]),
+        order_by="tot_use_am desc, seq")
+    stream = payments.Query(request)
+    print("rank,seq,tot_use_am")
+    rank = 0
+    for batch in stream:
+        for row in batch.rows:
+            if row.seq in living and rank < args.top:
+                rank += 1
+                print(f"{rank},{row.seq},{row.tot_use_am}")
+        if rank >= args.top:
+            stream.cancel()
+            break
+
+
+if __name__ == "__main__":
+    main()
