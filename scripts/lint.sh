@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The lint gate: formatting, clippy with warnings as errors, buf lint.
+# The lint gate: formatting, clippy with warnings as errors, buf lint, and
+# buf breaking against the previous commit's proto/ so a breaking change to a
+# published contract is caught before it lands.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PATH="$(bash scripts/install-tools.sh):$PATH"
@@ -7,3 +9,8 @@ export PATH
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 (cd proto && buf lint)
+if git rev-parse -q --verify 'HEAD~1^{commit}' >/dev/null && git cat-file -e 'HEAD~1:proto/buf.yaml' 2>/dev/null; then
+  (cd proto && buf breaking --against "$(git rev-parse --show-toplevel)/.git#ref=HEAD~1,subdir=proto")
+else
+  echo "buf breaking: no previous commit with proto/ to compare against; skipped" >&2
+fi
