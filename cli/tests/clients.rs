@@ -44,10 +44,56 @@ fn host_port(url: &str) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn grpcurl_lists_describes_queries_and_checks_health() {
-    let mesh = Mesh::start(500, false).await;
+    let mesh = Mesh::start(500, true).await;
     let grpcurl = tool("bin/grpcurl");
     let payment = host_port(&mesh.payment_url);
     let grpcurl_run = |args: &[&str]| run_ok(Command::new(&grpcurl).arg("-plaintext").args(args));
+
+    // Every domain: its one product service, described with docs, healthy, queryable.
+    let insight_url = mesh.insight_url.clone().unwrap();
+    for (url, service, row, doc) in [
+        (
+            &mesh.customer_url,
+            "woori.customer.v1.CustomerProfileService",
+            "woori.customer.v1.CustomerProfile",
+            "// Age band",
+        ),
+        (
+            &mesh.payment_url,
+            "woori.payment.v1.CardSpendingService",
+            "woori.payment.v1.CardSpending",
+            "// Credit card spend",
+        ),
+        (
+            &insight_url,
+            "woori.insight.v1.SegmentSpendingService",
+            "woori.insight.v1.SegmentSpending",
+            "// Number of customers in the segment",
+        ),
+    ] {
+        let addr = host_port(url);
+        assert_eq!(
+            grpcurl_run(&[addr, "list"]).lines().collect::<Vec<_>>(),
+            ["grpc.health.v1.Health", service]
+        );
+        assert!(grpcurl_run(&[addr, "describe", service]).contains("rpc Describe"), "{service}");
+        assert!(grpcurl_run(&[addr, "describe", row]).contains(doc), "{row}");
+        let health = grpcurl_run(&[
+            "-d",
+            &format!(r#"{{"service": "{service}"}}"#),
+            addr,
+            "grpc.health.v1.Health/Check",
+        ]);
+        assert!(health.contains("\"SERVING\""), "{health}");
+        let rows = grpcurl_run(&[
+            "-d",
+            r#"{"filter": "bas_yh = \"2024Q1\"", "limit": 2}"#,
+            addr,
+            &format!("{service}/Query"),
+        ]);
+        let rows: serde_json::Value = serde_json::from_str(&rows).unwrap();
+        assert_eq!(rows["rows"].as_array().unwrap().len(), 2, "{service}");
+    }
 
     let services = grpcurl_run(&[payment, "list"]);
     assert_eq!(
@@ -117,6 +163,14 @@ async fn buf_curl_uses_reflection_v1() {
         command.args(["curl", "--protocol", "grpc", "--http2-prior-knowledge"]).args(args);
         command
     };
+    let registry_methods = run_ok(&mut curl(&["--list-methods", &mesh.registry]));
+    assert!(registry_methods.contains("mesh.catalog.v1.CatalogService/GetProduct"), "{registry_methods}");
+    let listed = run_ok(&mut curl(&[
+        "--data",
+        r#"{"domain": "customer"}"#,
+        &format!("{}/mesh.catalog.v1.CatalogService/ListProducts", mesh.registry),
+    ]));
+    assert!(listed.contains("\"productId\": \"customer.profiles\""), "{listed}");
     let methods = run_ok(&mut curl(&["--list-methods", &mesh.customer_url]));
     assert!(methods.contains("woori.customer.v1.CustomerProfileService/Query"), "{methods}");
     assert!(methods.contains("woori.customer.v1.CustomerProfileService/Describe"), "{methods}");

@@ -28,6 +28,8 @@ async fn bind(port: u16) -> Result<(TcpListener, SocketAddr)> {
 
 /// Starts everything, waits until every product serves, runs until Ctrl-C.
 pub async fn run(args: &UpArgs, timeout: Duration) -> Result<()> {
+    let shutdown = mesh_domain_runtime::hosting::shutdown_signal();
+    tokio::pin!(shutdown);
     let (registry_listener, registry_addr) = bind(args.base_port).await?;
     let registry_url = format!("http://{registry_addr}");
     let (stop, stopped) = watch::channel(false);
@@ -75,13 +77,16 @@ pub async fn run(args: &UpArgs, timeout: Duration) -> Result<()> {
     }));
 
     eprintln!("starting the mesh in {} (first start generates the data)...", args.data_dir.display());
-    tokio::select! {
-        ready = wait_until_serving(&registry_url, timeout) => ready?,
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    if !*stop.borrow() {
+    let interrupted = tokio::select! {
+        ready = wait_until_serving(&registry_url, timeout) => {
+            ready?;
+            false
+        }
+        _ = &mut shutdown => true,
+    };
+    if !interrupted {
         print_next_steps(&registry_url, args.base_port);
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        (&mut shutdown).await;
     }
     eprintln!("stopping...");
     let _ = stop.send(true);

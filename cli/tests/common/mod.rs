@@ -24,6 +24,7 @@ pub struct Mesh {
     stop_domains: watch::Sender<bool>,
     pub payment_url: String,
     pub customer_url: String,
+    pub insight_url: Option<String>,
 }
 
 async fn until(mut stopped: watch::Receiver<bool>) {
@@ -78,8 +79,10 @@ impl Mesh {
             tokio::spawn(run_source(domain, source, listener, stopped));
         }
         let mut expected = vec!["customer.profiles", "payment.card_spending"];
+        let mut insight_url = None;
         if with_insight {
             let (listener, addr) = listener().await;
+            insight_url = Some(format!("http://{addr}"));
             let insight_args = insight::InsightArgs { domain: args("insight", addr), min_customers: 5 };
             let stopped = domains_stopped.clone();
             tokio::spawn(async move { insight::run(insight_args, listener, until(stopped)).await });
@@ -94,6 +97,7 @@ impl Mesh {
             stop_domains,
             payment_url,
             customer_url,
+            insight_url,
         }
     }
 
