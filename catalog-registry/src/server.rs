@@ -5,7 +5,6 @@ use std::future::Future;
 use mesh_contracts::catalog::catalog_service_server::CatalogServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
 use crate::config::RegistryConfig;
 use crate::error::{RegistryError, Result};
@@ -37,7 +36,7 @@ pub async fn serve(
     tracing::info!(%addr, db = %db_path.display(), lease_ttl = ?config.lease_ttl, "catalog registry serving");
     Server::builder()
         .add_routes(reflection.add_service(health_service).add_service(CatalogServiceServer::new(catalog)))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(mesh_domain_runtime::hosting::incoming(listener), shutdown)
         .await
         .map_err(|e| RegistryError::Internal(format!("serving failed: {e}")))?;
     tracing::info!("catalog registry stopped");

@@ -61,6 +61,13 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
+/// The connections `listener` accepts, with Nagle's algorithm off: a gRPC
+/// answer is written as several small frames, and without `TCP_NODELAY`
+/// each one after the first waits for the peer's delayed ACK (~40 ms).
+pub fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// Reflection v1 (buf curl) and v1alpha (grpcurl) advertising `services`
 /// and health, described from the contracts' descriptor set.
 pub fn reflection_routes(services: &[&str]) -> Result<Routes> {
@@ -104,7 +111,7 @@ pub async fn serve_products(
         .initial_stream_window_size(Some(4 * 1024 * 1024))
         .initial_connection_window_size(Some(8 * 1024 * 1024))
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
+        .serve_with_incoming_shutdown(incoming(listener), async {
             shutdown.await;
             for name in &names {
                 health.set_service_status(*name, ServingStatus::NotServing).await;

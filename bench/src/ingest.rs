@@ -1,0 +1,117 @@
+//! Ingestion into the payment domain against a bare bulk insert of the same
+//! parsed rows, and the insight rebuild against its two source streams.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use mesh_contracts::product::QueryRequest;
+use mesh_contracts::woori::customer::v1::customer_profile_service_client::CustomerProfileServiceClient;
+use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
+use mesh_domain_runtime::Product;
+use mesh_domain_runtime::ingest::RecordSource;
+use woori_data::Generator;
+
+/// Loads the generated file into a fresh payment database; rows and seconds.
+pub fn payment_ingest(dir: &Path, generator: Generator) -> Result<(u64, f64)> {
+    let args = crate::mesh::source_args(
+        dir,
+        "payment",
+        "127.0.0.1:0".parse()?,
+        "http://127.0.0.1:9",
+        generator.customers,
+        generator.quarters,
+    );
+    let product = payment::DOMAIN.open(&args)?;
+    let mut source = generator.source();
+    let started = Instant::now();
+    let summary = payment::DOMAIN.load_from(&product, &mut source)?;
+    Ok((summary.rows as u64, started.elapsed().as_secs_f64()))
+}
+
+/// The baseline: the same rows, parsed beforehand, inserted with a bare
+/// prepared statement in one transaction (no checks, indexes or quality).
+pub fn bare_insert(dir: &Path, generator: Generator) -> Result<(u64, f64)> {
+    let mut source = generator.source();
+    let header: Vec<String> =
+        source.header().iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
+    let keep: Vec<usize> =
+        header.iter().enumerate().filter(|(i, _)| *i < 2 || *i >= 10).map(|(i, _)| i).collect();
+    let mut parsed: Vec<(String, String, Vec<i64>)> = Vec::with_capacity(generator.rows() as usize);
+    let mut record = csv::ByteRecord::new();
+    while source.read(&mut record)? {
+        let text = |i: usize| String::from_utf8_lossy(&record[i]).into_owned();
+        let amounts = keep[2..].iter().map(|&i| text(i).parse::<i64>()).collect::<Result<Vec<_>, _>>()?;
+        parsed.push((text(0), text(1), amounts));
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut conn = rusqlite::Connection::open(dir.join("bare.sqlite"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let columns: Vec<String> = keep
+        .iter()
+        .map(|&i| format!("{} {}", header[i].to_lowercase(), if i < 2 { "TEXT" } else { "INTEGER" }))
+        .collect();
+    conn.execute_batch(&format!("DROP TABLE IF EXISTS t; CREATE TABLE t ({})", columns.join(", ")))?;
+    let started = Instant::now();
+    let tx = conn.transaction()?;
+    {
+        let mut insert =
+            tx.prepare(&format!("INSERT INTO t VALUES ({})", vec!["?"; keep.len()].join(", ")))?;
+        for (quarter, seq, amounts) in &parsed {
+            insert.raw_bind_parameter(1, quarter)?;
+            insert.raw_bind_parameter(2, seq)?;
+            for (i, amount) in amounts.iter().enumerate() {
+                insert.raw_bind_parameter(i + 3, amount)?;
+            }
+            insert.raw_execute()?;
+        }
+    }
+    tx.commit()?;
+    Ok((parsed.len() as u64, started.elapsed().as_secs_f64()))
+}
+
+/// The insight rebuild: joined rows and seconds.
+pub async fn insight_rebuild(product: &Arc<Product>, registry: &str) -> Result<(u64, f64)> {
+    let started = Instant::now();
+    let response = insight::build::rebuild(product, registry, 5).await?;
+    Ok((response.joined_rows as u64, started.elapsed().as_secs_f64()))
+}
+
+/// The two source streams alone, with the projections the rebuild uses.
+pub async fn source_streams(customer_url: &str, payment_url: &str) -> Result<f64> {
+    let mask = |paths: &[&str]| {
+        Some(prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() })
+    };
+    let started = Instant::now();
+    let mut customers = CustomerProfileServiceClient::connect(customer_url.to_owned()).await?;
+    let mut stream = customers
+        .query(QueryRequest {
+            read_mask: mask(&["bas_yh", "seq", "life_stage", "hous_sido_nm", "mbr_rk"]),
+            ..Default::default()
+        })
+        .await?
+        .into_inner();
+    while stream.message().await?.is_some() {}
+    let mut payments = CardSpendingServiceClient::connect(payment_url.to_owned()).await?;
+    let paths = [
+        "bas_yh",
+        "seq",
+        "tot_use_am",
+        "interior_am",
+        "insuhos_am",
+        "offedu_am",
+        "trvlec_am",
+        "fsbz_am",
+        "svcarc_am",
+        "dist_am",
+        "plsanit_am",
+        "clothgds_am",
+        "auto_am",
+    ];
+    let mut stream =
+        payments.query(QueryRequest { read_mask: mask(&paths), ..Default::default() }).await?.into_inner();
+    while stream.message().await?.is_some() {}
+    Ok(started.elapsed().as_secs_f64())
+}

@@ -1,0 +1,195 @@
+//! `mesh-bench`: builds a mesh with generated data and prints the figures of
+//! its data path, each as a ratio against a baseline measured in the same
+//! run (absolute times alone mean little on a shared machine).
+//!
+//! ```sh
+//! cargo build --release --bins && target/release/mesh-bench            # default data set
+//! cargo build --release --bins && target/release/mesh-bench --full     # the real file's scale
+//! ```
+
+mod ingest;
+mod latency;
+mod memory;
+mod mesh;
+mod stream;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Parser;
+use woori_data::Generator;
+
+use stream::rate;
+
+/// Benchmarks of the mesh's data path.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Customers per quarter [default: 100,000; 1,350,000 with --full].
+    #[arg(long)]
+    customers: Option<u64>,
+    /// Quarters.
+    #[arg(long, default_value_t = 4)]
+    quarters: u32,
+    /// The real file's scale: 1,350,000 customers x 4 quarters (5.4 million rows).
+    #[arg(long)]
+    full: bool,
+    /// Where generated data is kept between runs [default: target/bench-data/<scale>].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Sequential calls for the latency figure.
+    #[arg(long, default_value_t = 500)]
+    calls: usize,
+}
+
+/// One line of the report.
+struct Figure {
+    name: &'static str,
+    measured: String,
+    baseline: String,
+    ratio: Option<f64>,
+    target: &'static str,
+    met: Option<bool>,
+}
+
+fn print(figures: &[Figure], scale: &str) {
+    println!("\nmesh-bench, {scale}, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "{:<58} {:>22} {:>22} {:>8}  {:<10} {}",
+        "figure", "measured", "baseline", "ratio", "target", ""
+    );
+    for f in figures {
+        let ratio = f.ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"));
+        let verdict = match f.met {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "",
+        };
+        println!(
+            "{:<58} {:>22} {:>22} {:>8}  {:<10} {}",
+            f.name, f.measured, f.baseline, ratio, f.target, verdict
+        );
+    }
+}
+
+fn per_second(value: f64) -> String {
+    format!("{:.0} rows/s", value)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let customers = args.customers.unwrap_or(if args.full { 1_350_000 } else { 100_000 });
+    let generator = Generator { customers, quarters: args.quarters, ..Generator::default() };
+    let scale = format!("{} customers x {} quarters = {} rows", customers, args.quarters, generator.rows());
+    let data = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("target/bench-data/{customers}x{}", args.quarters)));
+    eprintln!("preparing the mesh over {} ({scale}; the first run generates the data)", data.display());
+    let mesh = mesh::Mesh::start(&data, customers, args.quarters).await?;
+    let mut figures = Vec::new();
+
+    eprintln!("streaming...");
+    let (rows, ceiling_s) = stream::in_process_scan(&mesh.payment).await?;
+    let (typed_rows, typed_s) = stream::typed_client(&mesh.payment_url).await?;
+    anyhow::ensure!(typed_rows == rows, "typed client got {typed_rows} of {rows} rows");
+    let (ceiling, typed) = (rate(rows, ceiling_s), rate(typed_rows, typed_s));
+    figures.push(Figure {
+        name: "full stream of payment.card_spending, typed Rust client",
+        measured: per_second(typed),
+        baseline: per_second(ceiling),
+        ratio: Some(typed / ceiling),
+        target: ">= 0.75",
+        met: Some(typed / ceiling >= 0.75),
+    });
+    let (_, cli_s) = stream::cli_csv(&mesh.registry, rows)?;
+    let cli = rate(rows, cli_s);
+    figures.push(Figure {
+        name: "mesh query --format csv > /dev/null (dynamic decoding)",
+        measured: per_second(cli),
+        baseline: per_second(typed),
+        ratio: Some(cli / typed),
+        target: ">= 0.6",
+        met: Some(cli / typed >= 0.6),
+    });
+
+    eprintln!("latency...");
+    let (query, empty) =
+        latency::selective_query(&mesh.payment_url, "0000012345", "2024Q3", args.calls).await?;
+    let ((q50, q99), (e50, e99)) = (latency::percentiles(query), latency::percentiles(empty));
+    let ratio = q50.as_secs_f64() / e50.as_secs_f64();
+    figures.push(Figure {
+        name: "selective query (one customer, one quarter) p50 / p99",
+        measured: format!("{} / {}", ms(q50), ms(q99)),
+        baseline: format!("{} / {}", ms(e50), ms(e99)),
+        ratio: Some(ratio),
+        target: "p50 <= 3x",
+        met: Some(ratio <= 3.0),
+    });
+    let ((get_rate, get), (trivial_rate, trivial)) =
+        latency::registry_load(&mesh.registry, Duration::from_secs(3)).await?;
+    let ((_, get99), (_, trivial99)) = (latency::percentiles(get), latency::percentiles(trivial));
+    figures.push(Figure {
+        name: "registry GetProduct, 64 in flight over 4 connections",
+        measured: format!("{get_rate:.0}/s p99 {}", ms(get99)),
+        baseline: format!("{trivial_rate:.0}/s p99 {}", ms(trivial99)),
+        ratio: Some(get_rate / trivial_rate),
+        target: ">= 0.6",
+        met: Some(get_rate / trivial_rate >= 0.6),
+    });
+
+    eprintln!("memory...");
+    let cli_peak = memory::cli_ndjson(&mesh.registry)?;
+    figures.push(Figure {
+        name: "peak RSS, mesh query --format ndjson, whole table",
+        measured: format!("{cli_peak:.1} MiB"),
+        baseline: "-".into(),
+        ratio: None,
+        target: "<= 64 MiB",
+        met: Some(cli_peak <= 64.0),
+    });
+    let (idle, peak) = memory::domain_streaming(&data, customers, args.quarters).await?;
+    figures.push(Figure {
+        name: "peak RSS, payment domain streaming to a slow reader",
+        measured: format!("{peak:.1} MiB (+{:.1})", peak - idle),
+        baseline: format!("{idle:.1} MiB idle"),
+        ratio: None,
+        target: "<= +64 MiB",
+        met: Some(peak - idle <= 64.0),
+    });
+
+    eprintln!("ingestion...");
+    let scratch = data.join(format!("scratch-{}", std::process::id()));
+    let (loaded, load_s) = ingest::payment_ingest(&scratch, generator)?;
+    let (inserted, insert_s) = ingest::bare_insert(&scratch, generator)?;
+    let (load_rate, insert_rate) = (rate(loaded, load_s), rate(inserted, insert_s));
+    figures.push(Figure {
+        name: "ingestion into payment (generate, parse, check, index, quality)",
+        measured: per_second(load_rate),
+        baseline: per_second(insert_rate),
+        ratio: Some(load_rate / insert_rate),
+        target: ">= 0.5",
+        met: Some(load_rate / insert_rate >= 0.5),
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    eprintln!("insight...");
+    let (joined, rebuild_s) = ingest::insight_rebuild(&mesh.insight, &mesh.registry).await?;
+    let sources_s = ingest::source_streams(&mesh.customer_url, &mesh.payment_url).await?;
+    figures.push(Figure {
+        name: "insight rebuild (two streams, join, aggregate)",
+        measured: per_second(rate(joined, rebuild_s)),
+        baseline: per_second(rate(joined, sources_s)),
+        ratio: Some(sources_s / rebuild_s),
+        target: "report",
+        met: None,
+    });
+
+    print(&figures, &scale);
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! Peak memory: the payment domain (its own process) streaming the whole
+//! table to a slow reader, against the same process idle; and `mesh query
+//! --format ndjson` over the whole table.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use mesh_contracts::product::QueryRequest;
+use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
+
+use crate::mesh::sibling_binary;
+
+/// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`).
+fn status_kib(pid: u32, field: &str) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.trim_start_matches(':').split_whitespace().next()?.parse().ok())
+        .with_context(|| format!("no {field} for {pid}"))
+}
+
+/// Idle RSS and peak RSS (MiB) of a payment domain process streaming every
+/// row to a reader that pauses after each batch.
+pub async fn domain_streaming(data: &Path, customers: u64, quarters: u32) -> Result<(f64, f64)> {
+    let mut child = Command::new(sibling_binary("payment")?)
+        .args(["--addr", "127.0.0.1:0", "--registry", "http://127.0.0.1:9"])
+        .args(["--customers", &customers.to_string(), "--quarters", &quarters.to_string()])
+        .arg("--data-dir")
+        .arg(data.join("payment"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stderr.take().context("stderr")?).lines();
+    let addr = loop {
+        let Some(line) = lines.next() else { bail!("payment exited before serving") };
+        if let Some(rest) = line?.split("serving addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap_or_default().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = status_kib(pid, "VmRSS")?;
+    let mut client = CardSpendingServiceClient::connect(format!("http://{addr}"))
+        .await?
+        .max_decoding_message_size(64 << 20);
+    let mut stream = client.query(QueryRequest::default()).await?.into_inner();
+    while stream.message().await?.is_some() {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let peak = status_kib(pid, "VmHWM")?;
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok((idle as f64 / 1024.0, peak as f64 / 1024.0))
+}
+
+/// Peak RSS (MiB) of `mesh query payment.card_spending --format ndjson > /dev/null`.
+pub fn cli_ndjson(registry: &str) -> Result<f64> {
+    let child = Command::new(sibling_binary("mesh")?)
+        .args(["--registry", registry, "query", "payment.card_spending", "--format", "ndjson"])
+        .env("MESH_CACHE_DIR", std::env::temp_dir().join(format!("mesh-bench-cache-{}", std::process::id())))
+        .stdout(Stdio::null())
+        .spawn()?;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, writing into the locals above.
+    let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    if waited < 0 || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!("mesh query --format ndjson failed");
+    }
+    Ok(usage.ru_maxrss as f64 / 1024.0)
+}

@@ -1,0 +1,59 @@
+//! Streaming throughput: the in-process scan (ceiling), a typed Rust client,
+//! and `mesh query --format csv` (dynamic decoding).
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Result, ensure};
+use mesh_contracts::product::QueryRequest;
+use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
+use mesh_domain_runtime::Product;
+
+use crate::mesh::sibling_binary;
+
+/// Rows per second of a run of `rows` rows taking `seconds`.
+pub fn rate(rows: u64, seconds: f64) -> f64 {
+    rows as f64 / seconds.max(1e-9)
+}
+
+/// The ceiling: the domain's own scan and row encoding, drained in process.
+pub async fn in_process_scan(product: &Arc<Product>) -> Result<(u64, f64)> {
+    let started = Instant::now();
+    let mut receiver = product.query(&QueryRequest::default(), "bench")?;
+    let mut bytes = 0u64;
+    while let Some(batch) = receiver.recv().await {
+        bytes += batch?.len() as u64;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    ensure!(bytes > 0, "the scan returned nothing");
+    Ok((product.data_status()?.row_count as u64, seconds))
+}
+
+/// A typed client (generated Rust types) streaming every row.
+pub async fn typed_client(url: &str) -> Result<(u64, f64)> {
+    let mut client =
+        CardSpendingServiceClient::connect(url.to_owned()).await?.max_decoding_message_size(64 << 20);
+    let started = Instant::now();
+    let mut stream = client.query(QueryRequest::default()).await?.into_inner();
+    let mut rows = 0u64;
+    while let Some(batch) = stream.message().await? {
+        rows += batch.rows.len() as u64;
+    }
+    Ok((rows, started.elapsed().as_secs_f64()))
+}
+
+/// `mesh query payment.card_spending --format csv > /dev/null`.
+pub fn cli_csv(registry: &str, rows: u64) -> Result<(u64, f64)> {
+    let mesh = sibling_binary("mesh")?;
+    let cache = std::env::temp_dir().join(format!("mesh-bench-cache-{}", std::process::id()));
+    let started = Instant::now();
+    let status = std::process::Command::new(mesh)
+        .args(["--registry", registry, "query", "payment.card_spending", "--format", "csv"])
+        .env("MESH_CACHE_DIR", &cache)
+        .stdout(Stdio::null())
+        .status()?;
+    let seconds = started.elapsed().as_secs_f64();
+    ensure!(status.success(), "mesh query failed");
+    Ok((rows, seconds))
+}
