@@ -54,10 +54,7 @@ struct Figure {
 
 fn print(figures: &[Figure], scale: &str) {
     println!("\nmesh-bench, {scale}, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
-    println!(
-        "{:<58} {:>22} {:>22} {:>8}  {:<10} {}",
-        "figure", "measured", "baseline", "ratio", "target", ""
-    );
+    println!("{:<58} {:>22} {:>22} {:>8}  {:<10}", "figure", "measured", "baseline", "ratio", "target");
     for f in figures {
         let ratio = f.ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}"));
         let verdict = match f.met {
