@@ -1,6 +1,7 @@
 //! The `mesh.catalog.v1.CatalogService` implementation: a file per group of
 //! RPCs, this file only routes.
 
+mod cache;
 mod lifecycle;
 mod read;
 mod register;
@@ -20,13 +21,27 @@ pub struct Catalog {
     store: Store,
     tokens: PageTokens,
     lease_ttl: Duration,
+    products: std::sync::Arc<cache::ProductCache>,
 }
 
 impl Catalog {
     /// A catalog over `store`, signing page tokens with `tokens`, granting
     /// leases of `lease_ttl`.
     pub fn new(store: Store, tokens: PageTokens, lease_ttl: Duration) -> Self {
-        Self { store, tokens, lease_ttl }
+        Self { store, tokens, lease_ttl, products: Default::default() }
+    }
+}
+
+impl Catalog {
+    /// Runs a handler that writes to the catalog; cached reads are dropped
+    /// whatever its outcome.
+    async fn writing<T>(
+        &self,
+        work: impl Future<Output = crate::error::Result<T>>,
+    ) -> crate::error::Result<T> {
+        let outcome = work.await;
+        self.products.invalidate();
+        outcome
     }
 }
 
@@ -42,7 +57,7 @@ impl CatalogService for Catalog {
         &self,
         request: Request<RegisterProductRequest>,
     ) -> Result<Response<RegisterProductResponse>, Status> {
-        respond(self.register(request.into_inner())).await
+        respond(self.writing(self.register(request.into_inner()))).await
     }
 
     #[tracing::instrument(skip_all, fields(product = %request.get_ref().name, endpoint = %request.get_ref().endpoint))]
@@ -50,7 +65,7 @@ impl CatalogService for Catalog {
         &self,
         request: Request<RenewLeaseRequest>,
     ) -> Result<Response<RenewLeaseResponse>, Status> {
-        respond(self.renew_lease(request.into_inner())).await
+        respond(self.writing(self.renew_lease(request.into_inner()))).await
     }
 
     #[tracing::instrument(skip_all, fields(product = %request.get_ref().name, endpoint = %request.get_ref().endpoint))]
@@ -58,7 +73,7 @@ impl CatalogService for Catalog {
         &self,
         request: Request<DeregisterEndpointRequest>,
     ) -> Result<Response<DeregisterEndpointResponse>, Status> {
-        respond(self.deregister_endpoint(request.into_inner())).await
+        respond(self.writing(self.deregister_endpoint(request.into_inner()))).await
     }
 
     #[tracing::instrument(skip_all, fields(product = %request.get_ref().name))]
@@ -66,7 +81,7 @@ impl CatalogService for Catalog {
         &self,
         request: Request<DeprecateProductRequest>,
     ) -> Result<Response<DeprecateProductResponse>, Status> {
-        respond(self.deprecate(request.into_inner())).await
+        respond(self.writing(self.deprecate(request.into_inner()))).await
     }
 
     #[tracing::instrument(skip_all, fields(product = %request.get_ref().name))]
@@ -74,7 +89,7 @@ impl CatalogService for Catalog {
         &self,
         request: Request<UndeprecateProductRequest>,
     ) -> Result<Response<UndeprecateProductResponse>, Status> {
-        respond(self.undeprecate(request.into_inner())).await
+        respond(self.writing(self.undeprecate(request.into_inner()))).await
     }
 
     #[tracing::instrument(skip_all, fields(product = %request.get_ref().name))]
@@ -82,7 +97,7 @@ impl CatalogService for Catalog {
         &self,
         request: Request<DeleteProductRequest>,
     ) -> Result<Response<DeleteProductResponse>, Status> {
-        respond(self.delete(request.into_inner())).await
+        respond(self.writing(self.delete(request.into_inner()))).await
     }
 
     #[tracing::instrument(skip_all)]

@@ -83,9 +83,16 @@ impl Catalog {
                 ),
             ));
         }
-        self.store
+        let now = now_ms();
+        if let Some(cached) = self.products.get(&id, request.version, now) {
+            return Ok(cached);
+        }
+        let generation = self.products.generation();
+        let key = id.clone();
+        let response = self
+            .store
             .run(move |conn| {
-                let product = products::load(conn, &id, now_ms())?
+                let product = products::load(conn, &id, now)?
                     .ok_or_else(|| RegistryError::ProductNotFound(id.clone()))?;
                 let version = if request.version == 0 { product.latest_version } else { request.version };
                 let schema = products::schema(conn, &id, version)?.ok_or(RegistryError::VersionNotFound {
@@ -99,6 +106,8 @@ impl Catalog {
                     descriptor_set: schema.descriptor_set,
                 })
             })
-            .await
+            .await?;
+        self.products.put(&key, request.version, generation, now, &response);
+        Ok(response)
     }
 }
