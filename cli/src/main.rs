@@ -6,6 +6,7 @@ mod commands;
 mod registry;
 mod rows;
 mod style;
+mod wire;
 
 use clap::Parser;
 

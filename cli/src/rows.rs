@@ -1,14 +1,15 @@
-//! Writing decoded rows as a table, CSV, JSON or NDJSON, streaming every
-//! format but the table (which keeps at most its cap of rows).
+//! Writing rows as a table, CSV, JSON or NDJSON, streaming every format but
+//! the table (which keeps at most its cap of rows).
 
 use std::io::Write;
 
 use anyhow::Result;
-use comfy_table::Cell;
+use comfy_table::Cell as TableCell;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Value};
 
 use crate::cli::Format;
 use crate::style;
+use crate::wire::Cell;
 
 /// Where rows go.
 pub enum Sink {
@@ -16,16 +17,17 @@ pub enum Sink {
     Table { table: comfy_table::Table, cap: usize, shown: usize, left_out: u64 },
     /// CSV with a header.
     Csv(csv::Writer<Box<dyn Write>>),
-    /// A JSON array.
-    Json { out: Box<dyn Write>, first: bool },
+    /// A JSON array; `keys` are the column names already JSON-quoted.
+    Json { out: Box<dyn Write>, first: bool, keys: Vec<String> },
     /// One JSON object per line.
-    Ndjson(Box<dyn Write>),
+    Ndjson { out: Box<dyn Write>, keys: Vec<String> },
 }
 
 impl Sink {
     /// A sink of `format` for rows with `columns`.
     pub fn new(format: Format, columns: &[FieldDescriptor], cap: usize) -> Result<Self> {
         let names: Vec<&str> = columns.iter().map(|c| c.name()).collect();
+        let keys = names.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?;
         let out: Box<dyn Write> = Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()));
         Ok(match format {
             Format::Table => Sink::Table { table: style::table(&names), cap, shown: 0, left_out: 0 },
@@ -37,38 +39,72 @@ impl Sink {
             Format::Json => {
                 let mut out = out;
                 out.write_all(b"[")?;
-                Sink::Json { out, first: true }
+                Sink::Json { out, first: true, keys }
             }
-            Format::Ndjson => Sink::Ndjson(out),
+            Format::Ndjson => Sink::Ndjson { out, keys },
         })
     }
 
     /// Writes one row.
-    pub fn row(&mut self, row: &DynamicMessage, columns: &[FieldDescriptor]) -> Result<()> {
+    pub fn row(&mut self, cells: &[Cell<'_>]) -> Result<()> {
         match self {
             Sink::Table { table, cap, shown, left_out } => {
                 if *shown < *cap {
-                    table.add_row(columns.iter().map(|c| Cell::new(text(&row.get_field(c)))));
+                    table.add_row(cells.iter().map(|c| TableCell::new(text(c))));
                     *shown += 1;
                 } else {
                     *left_out += 1;
                 }
             }
-            Sink::Csv(writer) => writer.write_record(columns.iter().map(|c| text(&row.get_field(c))))?,
-            Sink::Json { out, first } => {
+            Sink::Csv(writer) => {
+                let mut number = itoa::Buffer::new();
+                for cell in cells {
+                    match cell {
+                        Cell::Text(bytes) => writer.write_field(bytes)?,
+                        Cell::Int(n) => writer.write_field(number.format(*n))?,
+                        Cell::UInt(n) => writer.write_field(number.format(*n))?,
+                        other => writer.write_field(text(other))?,
+                    }
+                }
+                writer.write_record(None::<&[u8]>)?;
+            }
+            Sink::Json { out, first, keys } => {
                 if !*first {
                     out.write_all(b",")?;
                 }
                 *first = false;
                 out.write_all(b"\n")?;
-                serde_json::to_writer(&mut *out, &object(row, columns))?;
+                object(out, keys, cells)?;
             }
-            Sink::Ndjson(out) => {
-                serde_json::to_writer(&mut *out, &object(row, columns))?;
+            Sink::Ndjson { out, keys } => {
+                object(out, keys, cells)?;
                 out.write_all(b"\n")?;
             }
         }
         Ok(())
+    }
+
+    /// Writes a row decoded as a message (rows with non-scalar columns).
+    pub fn message(&mut self, row: &DynamicMessage, columns: &[FieldDescriptor]) -> Result<()> {
+        let values: Vec<Value> = columns.iter().map(|c| row.get_field(c).into_owned()).collect();
+        let rendered: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+        let cells: Vec<Cell<'_>> = values
+            .iter()
+            .zip(&rendered)
+            .map(|(value, rendered)| match value {
+                Value::String(s) => Cell::Text(s.as_bytes()),
+                Value::I64(n) => Cell::Int(*n),
+                Value::I32(n) | Value::EnumNumber(n) => Cell::Int(i64::from(*n)),
+                Value::U64(n) => Cell::UInt(*n),
+                Value::U32(n) => Cell::UInt(u64::from(*n)),
+                Value::F64(x) => Cell::Real(*x),
+                Value::F32(x) => Cell::Real(f64::from(*x)),
+                Value::Bool(b) => Cell::Bool(*b),
+                Value::Bytes(b) => Cell::Text(b),
+                _ => Cell::Text(rendered.as_bytes()),
+            })
+            .collect();
+        self.row(&cells)
     }
 
     /// Finishes the output; `more` says rows beyond the ones fetched exist.
@@ -90,51 +126,48 @@ impl Sink {
                 }
             }
             Sink::Csv(mut writer) => writer.flush()?,
-            Sink::Json { mut out, first } => {
+            Sink::Json { mut out, first, .. } => {
                 out.write_all(if first { b"]\n" } else { b"\n]\n" })?;
                 out.flush()?;
             }
-            Sink::Ndjson(mut out) => out.flush()?,
+            Sink::Ndjson { mut out, .. } => out.flush()?,
         }
         Ok(())
     }
 }
 
 /// A value as text for tables and CSV.
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::I64(n) => n.to_string(),
-        Value::I32(n) => n.to_string(),
-        Value::U64(n) => n.to_string(),
-        Value::U32(n) => n.to_string(),
-        Value::F64(x) => x.to_string(),
-        Value::F32(x) => x.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::EnumNumber(n) => n.to_string(),
-        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-        other => format!("{other:?}"),
+fn text(cell: &Cell<'_>) -> String {
+    match cell {
+        Cell::Text(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Cell::Int(n) => n.to_string(),
+        Cell::UInt(n) => n.to_string(),
+        Cell::Real(x) => x.to_string(),
+        Cell::Bool(b) => b.to_string(),
     }
 }
 
-/// A row as a JSON object with the proto field names.
-fn object(row: &DynamicMessage, columns: &[FieldDescriptor]) -> serde_json::Value {
-    let map = columns
-        .iter()
-        .map(|c| {
-            let value = match row.get_field(c).as_ref() {
-                Value::String(s) => serde_json::Value::from(s.as_str()),
-                Value::I64(n) => serde_json::Value::from(*n),
-                Value::I32(n) => serde_json::Value::from(*n),
-                Value::U64(n) => serde_json::Value::from(*n),
-                Value::U32(n) => serde_json::Value::from(*n),
-                Value::F64(x) => serde_json::Value::from(*x),
-                Value::F32(x) => serde_json::Value::from(*x),
-                Value::Bool(b) => serde_json::Value::from(*b),
-                other => serde_json::Value::from(text(other)),
-            };
-            (c.name().to_owned(), value)
-        })
-        .collect();
-    serde_json::Value::Object(map)
+/// Writes a row as a JSON object with the proto field names.
+fn object(out: &mut dyn Write, keys: &[String], cells: &[Cell<'_>]) -> Result<()> {
+    out.write_all(b"{")?;
+    let mut number = itoa::Buffer::new();
+    for (i, (key, cell)) in keys.iter().zip(cells).enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(key.as_bytes())?;
+        out.write_all(b":")?;
+        match cell {
+            Cell::Text(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => serde_json::to_writer(&mut *out, text)?,
+                Err(_) => serde_json::to_writer(&mut *out, &String::from_utf8_lossy(bytes))?,
+            },
+            Cell::Int(n) => out.write_all(number.format(*n).as_bytes())?,
+            Cell::UInt(n) => out.write_all(number.format(*n).as_bytes())?,
+            Cell::Real(x) => serde_json::to_writer(&mut *out, x)?,
+            Cell::Bool(b) => out.write_all(if *b { b"true" } else { b"false" })?,
+        }
+    }
+    out.write_all(b"}")?;
+    Ok(())
 }

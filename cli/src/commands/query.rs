@@ -18,6 +18,7 @@ use crate::cli::{Cli, Format, QueryArgs};
 use crate::registry::{self, Registry, Source};
 use crate::rows::Sink;
 use crate::style;
+use crate::wire::RowReader;
 
 /// What is needed to call and decode a product.
 struct Target {
@@ -63,29 +64,57 @@ pub async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
 
     let mut sink = Sink::new(format, &columns, args.max_rows)?;
     let progress = Progress::new(format);
+    // Rows are read straight from the wire; rows with nested columns fall
+    // back to decoding whole messages.
+    let reader = RowReader::new(shape.rows_field.number(), &columns);
     let response_type = shape.query.output();
+    let cap = (format == Format::Table && args.limit.is_none()).then_some(args.max_rows as u64);
     let mut rows = 0u64;
-    loop {
+    'batches: loop {
         let batch = match stream.message().await {
             Ok(Some(batch)) => batch,
             Ok(None) => break,
             Err(status) => return Err(query_error(&target, args, status)),
         };
-        let message =
-            DynamicMessage::decode(response_type.clone(), batch).context("a batch does not decode")?;
-        if let Value::List(list) = message.get_field(&shape.rows_field).as_ref() {
-            for row in list.iter().filter_map(Value::as_message) {
-                if format == Format::Table && args.limit.is_none() && rows == args.max_rows as u64 {
-                    rows += 1;
-                    break;
-                }
-                if let Err(error) = sink.row(row, &columns) {
-                    return quiet_on_broken_pipe(error);
-                }
-                rows += 1;
+        let mut take = |sink: &mut Sink, write: &mut dyn FnMut(&mut Sink) -> Result<()>| -> Result<bool> {
+            if cap.is_some_and(|cap| rows == cap) {
+                rows += 1; // one more than shown: more rows match
+                return Ok(false);
             }
+            write(sink)?;
+            rows += 1;
+            Ok(true)
+        };
+        let outcome = match &reader {
+            Some(reader) => {
+                let mut open = true;
+                reader
+                    .read(&batch, |cells| {
+                        if open {
+                            open = take(&mut sink, &mut |sink| sink.row(cells))?;
+                        }
+                        Ok(())
+                    })
+                    .map(|_| open)
+            }
+            None => (|| {
+                let message = DynamicMessage::decode(response_type.clone(), batch)
+                    .context("a batch does not decode")?;
+                if let Value::List(list) = message.get_field(&shape.rows_field).as_ref() {
+                    for row in list.iter().filter_map(Value::as_message) {
+                        if !take(&mut sink, &mut |sink| sink.message(row, &columns))? {
+                            return Ok(false);
+                        }
+                    }
+                }
+                Ok(true)
+            })(),
+        };
+        match outcome {
+            Ok(true) => progress.update(rows),
+            Ok(false) => break 'batches,
+            Err(error) => return quiet_on_broken_pipe(error),
         }
-        progress.update(rows);
     }
     progress.finish(rows);
     let more = format == Format::Table && args.limit.is_none() && rows > args.max_rows as u64;
