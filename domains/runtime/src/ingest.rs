@@ -105,23 +105,72 @@ pub fn load(
     product: &str,
     schema: &RowSchema,
     indexes: &[&str],
-    source: &mut dyn RecordSource,
+    source: &mut (dyn RecordSource + Send),
     rules: &[QualityRule],
 ) -> Result<LoadSummary> {
     let mapping = map_columns(schema, source.header())?;
     let progress = progress_bar(product, source.len_hint());
-    let summary = store.write(|conn| {
-        conn.execute_batch(&schema.create_sql())?;
-        let tx = conn.transaction()?;
-        for name in indexes {
-            tx.execute_batch(&format!("DROP INDEX IF EXISTS {}_by_{name}", schema.table))?;
-        }
-        tx.execute(&format!("DELETE FROM {}", schema.table), [])?;
-        let placeholders = vec!["?"; schema.columns.len()].join(", ");
-        let mut insert = tx.prepare(&format!("INSERT INTO {} VALUES ({placeholders})", schema.table))?;
-        let mut record = ByteRecord::new();
-        let width = source.header().len();
-        let mut rows = 0i64;
+    let described = source.describe();
+    // Reading and parsing records runs on its own thread, feeding the
+    // writer chunks of parsed rows through a bounded channel.
+    let summary = std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Vec<Vec<Value>>>>(CHUNKS_AHEAD);
+        let reader = scope.spawn(|| parse_records(source, schema, &mapping, sender));
+        let (progress, described) = (&progress, &described);
+        let written = store.write(move |conn| {
+            conn.execute_batch(&schema.create_sql())?;
+            let tx = conn.transaction()?;
+            for name in indexes {
+                tx.execute_batch(&format!("DROP INDEX IF EXISTS {}_by_{name}", schema.table))?;
+            }
+            tx.execute(&format!("DELETE FROM {}", schema.table), [])?;
+            let placeholders = vec!["?"; schema.columns.len()].join(", ");
+            let mut insert = tx.prepare(&format!("INSERT INTO {} VALUES ({placeholders})", schema.table))?;
+            let mut rows = 0i64;
+            for chunk in receiver {
+                for row in chunk? {
+                    for (param, value) in row.iter().enumerate() {
+                        insert.raw_bind_parameter(param + 1, value)?;
+                    }
+                    insert.raw_execute()?;
+                    rows += 1;
+                }
+                progress.set_position(rows as u64);
+            }
+            drop(insert);
+            tx.execute_batch(&schema.index_sql(indexes))?;
+            let quality = quality::run(&tx, schema, rules)?;
+            record_load(&tx, product, rows, described, &quality)?;
+            tx.commit()?;
+            Ok(LoadSummary { rows, quality })
+        });
+        let read = reader.join().map_err(|_| DomainError::Internal("the record reader panicked".into()))?;
+        // A refused record is the real cause when both sides failed.
+        read.and(written)
+    });
+    progress.finish_and_clear();
+    let summary = summary?;
+    store.announce_load();
+    tracing::info!(product, rows = summary.rows, source = %described, "load committed");
+    Ok(summary)
+}
+
+/// Parsed rows per chunk sent to the writer, and chunks buffered ahead.
+const CHUNK_ROWS: usize = 1024;
+const CHUNKS_AHEAD: usize = 8;
+
+/// Reads every record of `source`, checks and parses it, and sends the rows
+/// in chunks; a refused record is sent as the error that ends the load.
+fn parse_records(
+    source: &mut (dyn RecordSource + Send),
+    schema: &RowSchema,
+    mapping: &[usize],
+    sender: std::sync::mpsc::SyncSender<Result<Vec<Vec<Value>>>>,
+) -> Result<()> {
+    let width = source.header().len();
+    let mut record = ByteRecord::new();
+    let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+    let outcome = (|| {
         while source.read(&mut record)? {
             let line = source.line();
             if record.len() != width {
@@ -131,34 +180,40 @@ pub fn load(
                     record.len()
                 )));
             }
-            for (param, (&field, column)) in mapping.iter().zip(&schema.columns).enumerate() {
-                let value = parse(&record[field], column.kind, column.is_amount()).map_err(|reason| {
-                    DomainError::Load(format!(
-                        "{}: line {line}: column {}: {reason}",
-                        source.describe(),
-                        column.source_column
-                    ))
-                })?;
-                insert.raw_bind_parameter(param + 1, value)?;
-            }
-            insert.raw_execute()?;
-            rows += 1;
-            if rows % 65_536 == 0 {
-                progress.set_position(rows as u64);
+            let row = mapping
+                .iter()
+                .zip(&schema.columns)
+                .map(|(&field, column)| {
+                    parse(&record[field], column.kind, column.is_amount()).map_err(|reason| {
+                        DomainError::Load(format!(
+                            "{}: line {line}: column {}: {reason}",
+                            source.describe(),
+                            column.source_column
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<Value>>>()?;
+            chunk.push(row);
+            if chunk.len() == CHUNK_ROWS {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_ROWS));
+                if sender.send(Ok(full)).is_err() {
+                    return Ok(()); // the writer stopped; its error tells why
+                }
             }
         }
-        drop(insert);
-        tx.execute_batch(&schema.index_sql(indexes))?;
-        let quality = quality::run(&tx, schema, rules)?;
-        record_load(&tx, product, rows, &source.describe(), &quality)?;
-        tx.commit()?;
-        Ok(LoadSummary { rows, quality })
-    });
-    progress.finish_and_clear();
-    let summary = summary?;
-    store.announce_load();
-    tracing::info!(product, rows = summary.rows, source = %source.describe(), "load committed");
-    Ok(summary)
+        Ok(())
+    })();
+    match outcome {
+        Ok(()) => {
+            let _ = sender.send(Ok(chunk));
+            Ok(())
+        }
+        Err(error) => {
+            let message = error.to_string();
+            let _ = sender.send(Err(DomainError::Load(message)));
+            Err(error)
+        }
+    }
 }
 
 /// For each schema column, the index of its source column in `header`.

@@ -72,7 +72,11 @@ impl SourceDomain {
     }
 
     /// Loads `product` from `source`, replacing its rows (blocking).
-    pub fn load_from(&self, product: &Product, source: &mut dyn RecordSource) -> Result<ingest::LoadSummary> {
+    pub fn load_from(
+        &self,
+        product: &Product,
+        source: &mut (dyn RecordSource + Send),
+    ) -> Result<ingest::LoadSummary> {
         let rules = self.quality_rules(product);
         ingest::load(&product.store, self.spec.id, &product.schema, self.spec.indexes, source, &rules)
     }
@@ -80,7 +84,7 @@ impl SourceDomain {
     /// Loads the source file or generated data unless the database already
     /// holds rows from that same source (blocking).
     pub fn ensure_loaded(&self, product: &Product, args: &SourceArgs) -> Result<()> {
-        let mut source: Box<dyn RecordSource> = match &args.source {
+        let mut source: Box<dyn RecordSource + Send> = match &args.source {
             Some(path) => Box::new(CsvSource::open(path)?),
             None => Box::new(
                 Generator { seed: args.seed, customers: args.customers, quarters: args.quarters }.source(),
