@@ -95,16 +95,23 @@ where
     Ok((all.len() as f64 / started.elapsed().as_secs_f64(), all))
 }
 
-/// GetProduct under load, and a trivial unary call (health) under the same load.
+/// GetProduct under load (sending `known_fingerprint`, as a caller holding
+/// the descriptor does, when not empty), and a trivial unary call (health)
+/// under the same load.
 pub async fn registry_load(
     url: &str,
     duration: Duration,
+    known_fingerprint: &str,
 ) -> Result<((f64, Vec<Duration>), (f64, Vec<Duration>))> {
-    let get = load(url, 4, 64, duration, |channel| async move {
-        CatalogServiceClient::new(channel)
-            .get_product(GetProductRequest { name: "payment.card_spending".into(), version: 0 })
-            .await?;
-        Ok(())
+    let known = known_fingerprint.to_owned();
+    let get = load(url, 4, 64, duration, move |channel| {
+        let known_fingerprint = known.clone();
+        async move {
+            let request =
+                GetProductRequest { name: "payment.card_spending".into(), version: 0, known_fingerprint };
+            CatalogServiceClient::new(channel).get_product(request).await?;
+            Ok(())
+        }
     })
     .await?;
     let trivial = load(url, 4, 64, duration, |channel| async move {
@@ -113,4 +120,15 @@ pub async fn registry_load(
     })
     .await?;
     Ok((get, trivial))
+}
+
+/// The fingerprint of `payment.card_spending`'s current descriptor set.
+pub async fn fingerprint(registry: &str) -> Result<String> {
+    let mut client = CatalogServiceClient::connect(registry.to_owned()).await?;
+    let request = GetProductRequest {
+        name: "payment.card_spending".into(),
+        version: 0,
+        known_fingerprint: String::new(),
+    };
+    Ok(client.get_product(request).await?.into_inner().fingerprint)
 }

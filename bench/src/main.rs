@@ -128,17 +128,23 @@ async fn main() -> Result<()> {
         target: "p50 <= 3x",
         met: Some(ratio <= 3.0),
     });
-    let ((get_rate, get), (trivial_rate, trivial)) =
-        latency::registry_load(&mesh.registry, Duration::from_secs(3)).await?;
-    let ((_, get99), (_, trivial99)) = (latency::percentiles(get), latency::percentiles(trivial));
-    figures.push(Figure {
-        name: "registry GetProduct, 64 in flight over 4 connections",
-        measured: format!("{get_rate:.0}/s p99 {}", ms(get99)),
-        baseline: format!("{trivial_rate:.0}/s p99 {}", ms(trivial99)),
-        ratio: Some(get_rate / trivial_rate),
-        target: ">= 0.6",
-        met: Some(get_rate / trivial_rate >= 0.6),
-    });
+    let fingerprint = latency::fingerprint(&mesh.registry).await?;
+    for (name, known) in [
+        ("registry GetProduct, 64 in flight over 4 connections", ""),
+        ("  the same, descriptor already held (as `mesh` calls it)", fingerprint.as_str()),
+    ] {
+        let ((get_rate, get), (trivial_rate, trivial)) =
+            latency::registry_load(&mesh.registry, Duration::from_secs(3), known).await?;
+        let ((_, get99), (_, trivial99)) = (latency::percentiles(get), latency::percentiles(trivial));
+        figures.push(Figure {
+            name,
+            measured: format!("{get_rate:.0}/s p99 {}", ms(get99)),
+            baseline: format!("{trivial_rate:.0}/s p99 {}", ms(trivial99)),
+            ratio: Some(get_rate / trivial_rate),
+            target: ">= 0.6",
+            met: Some(get_rate / trivial_rate >= 0.6),
+        });
+    }
 
     eprintln!("memory...");
     let cli_peak = memory::cli_ndjson(&mesh.registry)?;

@@ -197,27 +197,57 @@ async fn bad_reads_and_lifecycle_calls_name_the_field() {
     );
 
     assert_status(
-        client.get_product(GetProductRequest { name: String::new(), version: 0 }).await,
+        client
+            .get_product(GetProductRequest {
+                name: String::new(),
+                version: 0,
+                known_fingerprint: String::new(),
+            })
+            .await,
         Code::InvalidArgument,
         "name: a product name is required",
     );
     assert_status(
-        client.get_product(GetProductRequest { name: "products/".into(), version: 0 }).await,
+        client
+            .get_product(GetProductRequest {
+                name: "products/".into(),
+                version: 0,
+                known_fingerprint: String::new(),
+            })
+            .await,
         Code::InvalidArgument,
         "name:",
     );
     assert_status(
-        client.get_product(GetProductRequest { name: "shop.nothing".into(), version: 0 }).await,
+        client
+            .get_product(GetProductRequest {
+                name: "shop.nothing".into(),
+                version: 0,
+                known_fingerprint: String::new(),
+            })
+            .await,
         Code::NotFound,
         "product `shop.nothing` is not in the catalog",
     );
     assert_status(
-        client.get_product(GetProductRequest { name: "shop.orders".into(), version: 9 }).await,
+        client
+            .get_product(GetProductRequest {
+                name: "shop.orders".into(),
+                version: 9,
+                known_fingerprint: String::new(),
+            })
+            .await,
         Code::NotFound,
         "has no schema version 9; its versions are 1 to 1",
     );
     assert_status(
-        client.get_product(GetProductRequest { name: "shop.orders".into(), version: -1 }).await,
+        client
+            .get_product(GetProductRequest {
+                name: "shop.orders".into(),
+                version: -1,
+                known_fingerprint: String::new(),
+            })
+            .await,
         Code::InvalidArgument,
         "version: -1 is negative",
     );

@@ -75,7 +75,11 @@ async fn registration_reads_governance_out_of_the_contract() {
     // The stored descriptor decodes rows without generated code, options kept.
     let got = registry
         .client
-        .get_product(GetProductRequest { name: "shop.orders".into(), version: 0 })
+        .get_product(GetProductRequest {
+            name: "shop.orders".into(),
+            version: 0,
+            known_fingerprint: String::new(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -131,7 +135,11 @@ async fn adding_a_field_is_a_new_compatible_version() {
     // Version 1's descriptor is still there, without the new field.
     let v1 = registry
         .client
-        .get_product(GetProductRequest { name: "products/shop.orders".into(), version: 1 })
+        .get_product(GetProductRequest {
+            name: "products/shop.orders".into(),
+            version: 1,
+            known_fingerprint: String::new(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -170,7 +178,11 @@ async fn breaking_change_is_refused_with_each_change_named() {
     // Nothing was stored by the refused registration.
     let product = registry
         .client
-        .get_product(GetProductRequest { name: "shop.orders".into(), version: 0 })
+        .get_product(GetProductRequest {
+            name: "shop.orders".into(),
+            version: 0,
+            known_fingerprint: String::new(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -213,4 +225,30 @@ async fn renaming_a_field_or_the_row_type_is_breaking() {
         "{}",
         status.message()
     );
+}
+
+#[tokio::test]
+async fn a_caller_holding_the_descriptor_is_not_sent_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
+    registry.client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
+    let get = |known: &str| GetProductRequest {
+        name: "shop.orders".into(),
+        version: 0,
+        known_fingerprint: known.into(),
+    };
+    let full = registry.client.get_product(get("")).await.unwrap().into_inner();
+    assert_eq!(full.fingerprint.len(), 64);
+    assert!(!full.descriptor_set.is_empty());
+    assert_eq!(full.fingerprint, full.product.as_ref().unwrap().versions[0].fingerprint);
+
+    // Twice, so the second answer comes from the registry's cache.
+    for _ in 0..2 {
+        let light = registry.client.get_product(get(&full.fingerprint)).await.unwrap().into_inner();
+        assert!(light.descriptor_set.is_empty());
+        assert_eq!(light.fingerprint, full.fingerprint);
+        assert_eq!(light.product, full.product);
+    }
+    let stale = registry.client.get_product(get("0000")).await.unwrap().into_inner();
+    assert_eq!(stale.descriptor_set, full.descriptor_set);
 }

@@ -107,10 +107,19 @@ impl Registry {
     /// The catalog entry of `product`: from the registry (remembered in the
     /// cache), or from the cache when the registry is unreachable.
     pub async fn product(&mut self, product: &str) -> Result<(GetProductResponse, Source)> {
-        let request = GetProductRequest { name: product.to_owned(), version: 0 };
+        // A cached descriptor need not travel again if it is still current.
+        let cached = cache::load(product);
+        let known_fingerprint =
+            cached.as_ref().map(|(entry, _)| entry.fingerprint.clone()).unwrap_or_default();
+        let request = GetProductRequest { name: product.to_owned(), version: 0, known_fingerprint };
         match self.client.get_product(request).await {
             Ok(response) => {
-                let entry = response.into_inner();
+                let mut entry = response.into_inner();
+                if entry.descriptor_set.is_empty()
+                    && let Some((known, _)) = cached.filter(|(c, _)| c.fingerprint == entry.fingerprint)
+                {
+                    entry.descriptor_set = known.descriptor_set;
+                }
                 cache::store(product, &entry);
                 Ok((entry, Source::Registry))
             }
@@ -122,7 +131,7 @@ impl Registry {
                 bail!("{}", unknown_product(product, &known.unwrap_or_default()))
             }
             Err(status) if status.code() == Code::InvalidArgument => bail!("{}", status.message()),
-            Err(status) => match cache::load(product) {
+            Err(status) => match cached {
                 Some((entry, fetched)) => Ok((entry, Source::Cache(fetched))),
                 None => {
                     let cached = unknown_product(product, &cache::products())

@@ -53,7 +53,11 @@ async fn a_domain_that_is_down_is_named_with_its_status() {
     let crashed = format!("http://{nowhere}");
     let mut catalog = CatalogServiceClient::connect(mesh.registry.clone()).await.unwrap();
     let entry = catalog
-        .get_product(GetProductRequest { name: "payment.card_spending".into(), version: 0 })
+        .get_product(GetProductRequest {
+            name: "payment.card_spending".into(),
+            version: 0,
+            known_fingerprint: String::new(),
+        })
         .await
         .unwrap()
         .into_inner();

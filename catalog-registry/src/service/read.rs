@@ -84,8 +84,15 @@ impl Catalog {
             ));
         }
         let now = now_ms();
+        let known = request.known_fingerprint.clone();
+        let omit_known = |mut response: GetProductResponse| {
+            if !known.is_empty() && known == response.fingerprint {
+                response.descriptor_set.clear();
+            }
+            response
+        };
         if let Some(cached) = self.products.get(&id, request.version, now) {
-            return Ok(cached);
+            return Ok(omit_known(cached));
         }
         let generation = self.products.generation();
         let key = id.clone();
@@ -104,10 +111,11 @@ impl Catalog {
                     product: Some(product),
                     version,
                     descriptor_set: schema.descriptor_set,
+                    fingerprint: schema.fingerprint,
                 })
             })
             .await?;
         self.products.put(&key, request.version, generation, now, &response);
-        Ok(response)
+        Ok(omit_known(response))
     }
 }

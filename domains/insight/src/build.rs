@@ -53,7 +53,11 @@ async fn endpoint_of(
     product: &str,
 ) -> Result<String> {
     let found = registry
-        .get_product(GetProductRequest { name: product.to_owned(), version: 0 })
+        .get_product(GetProductRequest {
+            name: product.to_owned(),
+            version: 0,
+            known_fingerprint: String::new(),
+        })
         .await?
         .into_inner()
         .product

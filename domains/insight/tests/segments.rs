@@ -162,7 +162,11 @@ async fn segments_match_an_independent_aggregate_and_small_ones_are_suppressed()
     let started = std::time::Instant::now();
     let entry = loop {
         if let Ok(found) = catalog
-            .get_product(GetProductRequest { name: "insight.segment_spending".into(), version: 0 })
+            .get_product(GetProductRequest {
+                name: "insight.segment_spending".into(),
+                version: 0,
+                known_fingerprint: String::new(),
+            })
             .await
         {
             break found.into_inner().product.unwrap();

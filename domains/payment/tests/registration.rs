@@ -36,8 +36,13 @@ async fn serves_without_a_registry_and_registers_when_it_comes_up() {
     let mut catalog = CatalogServiceClient::new(channel);
     let started = std::time::Instant::now();
     let product = loop {
-        let found =
-            catalog.get_product(GetProductRequest { name: "payment.card_spending".into(), version: 0 }).await;
+        let found = catalog
+            .get_product(GetProductRequest {
+                name: "payment.card_spending".into(),
+                version: 0,
+                known_fingerprint: String::new(),
+            })
+            .await;
         if let Ok(found) = found {
             break found.into_inner().product.unwrap();
         }
