@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PATH="$(bash scripts/install-tools.sh):$PATH"
 export PATH
+# Some tests run binaries of other packages (compose.yaml is checked against
+# every binary's --help), and cargo only builds the binaries of packages that
+# have integration tests of their own: build them all first.
+cargo build --workspace --bins
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else
