@@ -5,10 +5,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use bytes::Bytes;
 use mesh_contracts::catalog::GetProductRequest;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
+use mesh_domain_runtime::codec::RawCodec;
+use prost::Message;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -95,31 +98,82 @@ where
     Ok((all.len() as f64 / started.elapsed().as_secs_f64(), all))
 }
 
-/// GetProduct under load (sending `known_fingerprint`, as a caller holding
-/// the descriptor does, when not empty), and a trivial unary call (health)
-/// under the same load.
+/// How the load's client calls GetProduct.
+#[derive(Debug, Clone)]
+pub struct GetProductCall {
+    /// The fingerprint of the descriptor set the caller holds (empty: none).
+    pub known_fingerprint: String,
+    /// Whether the answer is decoded into the generated types (a consumer
+    /// does) or kept as bytes (to see the registry's side alone).
+    pub decode: bool,
+}
+
+impl GetProductCall {
+    async fn call(&self, channel: Channel) -> Result<()> {
+        let request = GetProductRequest {
+            name: "payment.card_spending".into(),
+            version: 0,
+            known_fingerprint: self.known_fingerprint.clone(),
+        };
+        if self.decode {
+            CatalogServiceClient::new(channel).get_product(request).await?;
+        } else {
+            let mut grpc = tonic::client::Grpc::new(channel);
+            grpc.ready().await?;
+            let path = http::uri::PathAndQuery::from_static("/mesh.catalog.v1.CatalogService/GetProduct");
+            let request = tonic::Request::new(Bytes::from(request.encode_to_vec()));
+            std::hint::black_box(grpc.unary(request, path, RawCodec).await?);
+        }
+        Ok(())
+    }
+}
+
+/// GetProduct called as `call` says under load, and a trivial unary call
+/// (health) under the same load. The two alternate for `rounds` rounds of
+/// `duration` each, so drift in the machine's speed touches both alike.
 pub async fn registry_load(
     url: &str,
     duration: Duration,
-    known_fingerprint: &str,
+    rounds: usize,
+    call: &GetProductCall,
 ) -> Result<((f64, Vec<Duration>), (f64, Vec<Duration>))> {
-    let known = known_fingerprint.to_owned();
-    let get = load(url, 4, 64, duration, move |channel| {
-        let known_fingerprint = known.clone();
-        async move {
-            let request =
-                GetProductRequest { name: "payment.card_spending".into(), version: 0, known_fingerprint };
-            CatalogServiceClient::new(channel).get_product(request).await?;
-            Ok(())
-        }
-    })
-    .await?;
-    let trivial = load(url, 4, 64, duration, |channel| async move {
-        HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await?;
-        Ok(())
-    })
-    .await?;
-    Ok((get, trivial))
+    let (mut get, mut trivial) = (Rounds::default(), Rounds::default());
+    for _ in 0..rounds {
+        let call = call.clone();
+        get.add(
+            load(url, 4, 64, duration, move |channel| {
+                let call = call.clone();
+                async move { call.call(channel).await }
+            })
+            .await?,
+        );
+        trivial.add(
+            load(url, 4, 64, duration, |channel| async move {
+                HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await?;
+                Ok(())
+            })
+            .await?,
+        );
+    }
+    Ok((get.finish(), trivial.finish()))
+}
+
+/// Calls and latencies gathered over several rounds of [`load`].
+#[derive(Default)]
+struct Rounds {
+    seconds: f64,
+    samples: Vec<Duration>,
+}
+
+impl Rounds {
+    fn add(&mut self, (rate, samples): (f64, Vec<Duration>)) {
+        self.seconds += samples.len() as f64 / rate;
+        self.samples.extend(samples);
+    }
+
+    fn finish(self) -> (f64, Vec<Duration>) {
+        (self.samples.len() as f64 / self.seconds, self.samples)
+    }
 }
 
 /// The fingerprint of `payment.card_spending`'s current descriptor set.

@@ -59,19 +59,28 @@ pub async fn domain_streaming(data: &Path, customers: u64, quarters: u32) -> Res
 }
 
 /// Peak RSS (MiB) of `mesh query payment.card_spending --format ndjson > /dev/null`.
+///
+/// Read from the child's own `VmHWM` (a high-water mark) until it exits, not
+/// from `wait4`'s `ru_maxrss`: Linux carries the spawning process's peak
+/// across `exec` into that figure, so it would report this benchmark's size.
 pub fn cli_ndjson(registry: &str) -> Result<f64> {
-    let child = Command::new(sibling_binary("mesh")?)
+    let mut child = Command::new(sibling_binary("mesh")?)
         .args(["--registry", registry, "query", "payment.card_spending", "--format", "ndjson"])
         .env("MESH_CACHE_DIR", std::env::temp_dir().join(format!("mesh-bench-cache-{}", std::process::id())))
         .stdout(Stdio::null())
         .spawn()?;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child, writing into the locals above.
-    let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    if waited < 0 || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+    let mut peak = 0;
+    let status = loop {
+        if let Ok(kib) = status_kib(child.id(), "VmHWM") {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    if !status.success() {
         bail!("mesh query --format ndjson failed");
     }
-    Ok(usage.ru_maxrss as f64 / 1024.0)
+    Ok(peak as f64 / 1024.0)
 }

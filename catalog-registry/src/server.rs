@@ -9,7 +9,7 @@ use tonic::transport::Server;
 use crate::config::RegistryConfig;
 use crate::error::{RegistryError, Result};
 use crate::page_token::PageTokens;
-use crate::service::Catalog;
+use crate::service::{Catalog, EncodedGetProduct, GET_PRODUCT_PATH};
 use crate::store::Store;
 
 /// The full name of the registry's service.
@@ -26,6 +26,7 @@ pub async fn serve(
     let store = Store::open(&db_path)?;
     let tokens = PageTokens::new(store.page_token_secret().await?);
     let catalog = Catalog::new(store, tokens, config.lease_ttl);
+    let get_product = EncodedGetProduct::new(catalog.clone());
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<CatalogServiceServer<Catalog>>().await;
@@ -34,8 +35,13 @@ pub async fn serve(
 
     let addr = listener.local_addr().map_err(|e| RegistryError::Internal(format!("listener: {e}")))?;
     tracing::info!(%addr, db = %db_path.display(), lease_ttl = ?config.lease_ttl, "catalog registry serving");
+    let mut routes = reflection.add_service(health_service).add_service(CatalogServiceServer::new(catalog));
+    // GetProduct, the hot read, is answered from encoded bytes (an exact
+    // route wins over the generated service's wildcard one).
+    let router = std::mem::take(routes.axum_router_mut());
+    *routes.axum_router_mut() = router.route_service(GET_PRODUCT_PATH, get_product);
     Server::builder()
-        .add_routes(reflection.add_service(health_service).add_service(CatalogServiceServer::new(catalog)))
+        .add_routes(routes)
         .serve_with_incoming_shutdown(mesh_domain_runtime::hosting::incoming(listener), shutdown)
         .await
         .map_err(|e| RegistryError::Internal(format!("serving failed: {e}")))?;

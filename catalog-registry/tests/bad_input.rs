@@ -286,3 +286,19 @@ async fn bad_reads_and_lifecycle_calls_name_the_field() {
     assert_eq!(products.len(), 2);
     assert!(products.iter().all(|p| p.deprecation.is_none() && p.latest_version == 1));
 }
+
+#[tokio::test]
+async fn a_get_product_request_that_does_not_parse_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
+    let mut grpc = tonic::client::Grpc::new(common::channel(registry.addr).await);
+    grpc.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/mesh.catalog.v1.CatalogService/GetProduct");
+    // Field 1 (name) claims 100 bytes but the message ends after 2.
+    let truncated = bytes::Bytes::from_static(&[0x0a, 100, b'a', b'b']);
+    assert_status(
+        grpc.unary(tonic::Request::new(truncated), path, mesh_domain_runtime::codec::RawCodec).await,
+        Code::InvalidArgument,
+        "request is not a mesh.catalog.v1.GetProductRequest",
+    );
+}

@@ -1,21 +1,59 @@
-//! A cache of GetProduct answers. Every write to the catalog bumps a
-//! generation that invalidates all entries; an entry also expires when the
-//! next lease in it runs out (its status would change then). Reads of a
-//! quiet catalog are served from memory, without touching SQLite.
+//! A cache of GetProduct answers, kept encoded: a cached answer is sent as
+//! the bytes stored here, with nothing cloned or serialized per call. Every
+//! write to the catalog bumps a generation that invalidates all entries; an
+//! entry also expires when the next lease in it runs out (its status would
+//! change then). Reads of a quiet catalog never touch SQLite.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use mesh_contracts::catalog::GetProductResponse;
+use prost::Message;
 
 /// Most entries kept; the cache is cleared when it would grow past this.
 const MAX_ENTRIES: usize = 4096;
 
+/// One GetProduct answer, encoded with and without its descriptor set.
+#[derive(Debug)]
+pub struct EncodedAnswer {
+    full: Bytes,
+    without_descriptor: Bytes,
+    fingerprint: String,
+    valid_until_ms: i64,
+}
+
+impl EncodedAnswer {
+    /// Encodes `response`, read at `now_ms`.
+    pub fn new(response: GetProductResponse, now_ms: i64) -> Self {
+        let valid_until_ms = response
+            .product
+            .iter()
+            .flat_map(|p| &p.endpoints)
+            .filter_map(|e| e.lease_expire_time.as_ref())
+            .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+            .filter(|&expires| expires > now_ms)
+            .min()
+            .unwrap_or(i64::MAX);
+        let full = Bytes::from(response.encode_to_vec());
+        let without_descriptor = Bytes::from(
+            GetProductResponse { descriptor_set: Vec::new(), ..response.clone() }.encode_to_vec(),
+        );
+        Self { full, without_descriptor, fingerprint: response.fingerprint, valid_until_ms }
+    }
+
+    /// The answer for a caller already holding the descriptor set whose
+    /// fingerprint is `known` (empty: none): the set is left out when it matches.
+    pub fn for_caller(&self, known: &str) -> Bytes {
+        if !known.is_empty() && known == self.fingerprint { &self.without_descriptor } else { &self.full }
+            .clone()
+    }
+}
+
 struct Entry {
     generation: u64,
-    valid_until_ms: i64,
-    response: GetProductResponse,
+    answer: Arc<EncodedAnswer>,
 }
 
 /// GetProduct answers by (product, requested version).
@@ -43,38 +81,20 @@ impl ProductCache {
     }
 
     /// The cached answer, if still valid at `now_ms`.
-    pub fn get(&self, product: &str, version: i64, now_ms: i64) -> Option<GetProductResponse> {
+    pub fn get(&self, product: &str, version: i64, now_ms: i64) -> Option<Arc<EncodedAnswer>> {
         let generation = self.generation();
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let entry = entries.get(&(product.to_owned(), version))?;
-        (entry.generation == generation && now_ms < entry.valid_until_ms).then(|| entry.response.clone())
+        (entry.generation == generation && now_ms < entry.answer.valid_until_ms)
+            .then(|| Arc::clone(&entry.answer))
     }
 
-    /// Remembers an answer read at `now_ms` under `generation`.
-    pub fn put(
-        &self,
-        product: &str,
-        version: i64,
-        generation: u64,
-        now_ms: i64,
-        response: &GetProductResponse,
-    ) {
-        let valid_until_ms = response
-            .product
-            .iter()
-            .flat_map(|p| &p.endpoints)
-            .filter_map(|e| e.lease_expire_time.as_ref())
-            .map(|t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
-            .filter(|&expires| expires > now_ms)
-            .min()
-            .unwrap_or(i64::MAX);
+    /// Remembers an answer read under `generation`.
+    pub fn put(&self, product: &str, version: i64, generation: u64, answer: &Arc<EncodedAnswer>) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
-        entries.insert(
-            (product.to_owned(), version),
-            Entry { generation, valid_until_ms, response: response.clone() },
-        );
+        entries.insert((product.to_owned(), version), Entry { generation, answer: Arc::clone(answer) });
     }
 }

@@ -2,6 +2,7 @@
 //! RPCs, this file only routes.
 
 mod cache;
+mod encoded;
 mod lifecycle;
 mod read;
 mod register;
@@ -10,7 +11,10 @@ use std::time::Duration;
 
 use mesh_contracts::catalog::catalog_service_server::CatalogService;
 use mesh_contracts::catalog::*;
+use prost::Message;
 use tonic::{Request, Response, Status};
+
+pub use encoded::{EncodedGetProduct, GET_PRODUCT_PATH};
 
 use crate::page_token::PageTokens;
 use crate::store::Store;
@@ -121,6 +125,9 @@ impl CatalogService for Catalog {
         &self,
         request: Request<GetProductRequest>,
     ) -> Result<Response<GetProductResponse>, Status> {
-        respond(self.get_product(request.into_inner())).await
+        let encoded = self.get_product_encoded(request.into_inner()).await.map_err(Status::from)?;
+        GetProductResponse::decode(encoded)
+            .map(Response::new)
+            .map_err(|e| Status::internal(format!("cached answer does not decode: {e}")))
     }
 }

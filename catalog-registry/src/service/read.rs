@@ -5,7 +5,12 @@ use mesh_contracts::catalog::{
     ListProductsResponse,
 };
 
+use std::sync::Arc;
+
+use bytes::Bytes;
+
 use super::Catalog;
+use super::cache::EncodedAnswer;
 use crate::error::{RegistryError, Result};
 use crate::store::{now_ms, products};
 use crate::validate;
@@ -72,7 +77,9 @@ impl Catalog {
         Ok(ListProductsResponse { products: found, next_page_token, total_size: total_size as i32 })
     }
 
-    pub(super) async fn get_product(&self, request: GetProductRequest) -> Result<GetProductResponse> {
+    /// GetProduct, answered encoded (from the cache when it can be): the
+    /// descriptor set is left out when the caller already holds it.
+    pub async fn get_product_encoded(&self, request: GetProductRequest) -> Result<Bytes> {
         let id = validate::product_name("name", &request.name)?.to_owned();
         if request.version < 0 {
             return Err(RegistryError::invalid(
@@ -84,15 +91,8 @@ impl Catalog {
             ));
         }
         let now = now_ms();
-        let known = request.known_fingerprint.clone();
-        let omit_known = |mut response: GetProductResponse| {
-            if !known.is_empty() && known == response.fingerprint {
-                response.descriptor_set.clear();
-            }
-            response
-        };
         if let Some(cached) = self.products.get(&id, request.version, now) {
-            return Ok(omit_known(cached));
+            return Ok(cached.for_caller(&request.known_fingerprint));
         }
         let generation = self.products.generation();
         let key = id.clone();
@@ -115,7 +115,8 @@ impl Catalog {
                 })
             })
             .await?;
-        self.products.put(&key, request.version, generation, now, &response);
-        Ok(omit_known(response))
+        let answer = Arc::new(EncodedAnswer::new(response, now));
+        self.products.put(&key, request.version, generation, &answer);
+        Ok(answer.for_caller(&request.known_fingerprint))
     }
 }
