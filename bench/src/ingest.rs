@@ -1,7 +1,7 @@
 //! Ingestion into the payment domain against a bare bulk insert of the same
 //! parsed rows, and the insight rebuild against its two source streams.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,35 +10,41 @@ use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::customer::v1::customer_profile_service_client::CustomerProfileServiceClient;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
 use mesh_domain_runtime::Product;
-use mesh_domain_runtime::ingest::RecordSource;
+use mesh_domain_runtime::ingest::{CsvSource, RecordSource};
 use woori_data::Generator;
 
-/// Loads the generated file into a fresh payment database; rows and seconds.
-pub fn payment_ingest(dir: &Path, generator: Generator) -> Result<(u64, f64)> {
-    let args = crate::mesh::source_args(
-        dir,
-        "payment",
-        "127.0.0.1:0".parse()?,
-        "http://127.0.0.1:9",
-        generator.customers,
-        generator.quarters,
-    );
+/// The customer-spending file at the bench's scale, written once into
+/// `dir` by the generator and reused by later runs.
+pub fn source_file(dir: &Path, generator: Generator) -> Result<PathBuf> {
+    let path = dir.join(format!("EDU_DATA_F-{}x{}.csv", generator.customers, generator.quarters));
+    if !path.exists() {
+        let partial = path.with_extension("csv.partial");
+        generator.write_file(&partial)?;
+        std::fs::rename(&partial, &path)?;
+    }
+    Ok(path)
+}
+
+/// Loads `file` into a fresh payment database in `dir`: rows and seconds.
+pub fn payment_ingest(dir: &Path, file: &Path) -> Result<(u64, f64)> {
+    let args = crate::mesh::source_args(dir, "payment", "127.0.0.1:0".parse()?, "http://127.0.0.1:9", 0, 0);
     let product = payment::DOMAIN.open(&args)?;
-    let mut source = generator.source();
     let started = Instant::now();
+    let mut source = CsvSource::open(file)?;
     let summary = payment::DOMAIN.load_from(&product, &mut source)?;
     Ok((summary.rows as u64, started.elapsed().as_secs_f64()))
 }
 
-/// The baseline: the same rows, parsed beforehand, inserted with a bare
-/// prepared statement in one transaction (no checks, indexes or quality).
-pub fn bare_insert(dir: &Path, generator: Generator) -> Result<(u64, f64)> {
-    let mut source = generator.source();
+/// The baseline: the same rows of `file`, parsed beforehand (not timed),
+/// inserted with a bare prepared statement in one transaction into a table
+/// without any index (no checks, indexes or quality).
+pub fn bare_insert(dir: &Path, file: &Path) -> Result<(u64, f64)> {
+    let mut source = CsvSource::open(file)?;
     let header: Vec<String> =
         source.header().iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
     let keep: Vec<usize> =
         header.iter().enumerate().filter(|(i, _)| *i < 2 || *i >= 10).map(|(i, _)| i).collect();
-    let mut parsed: Vec<(String, String, Vec<i64>)> = Vec::with_capacity(generator.rows() as usize);
+    let mut parsed: Vec<(String, String, Vec<i64>)> = Vec::new();
     let mut record = csv::ByteRecord::new();
     while source.read(&mut record)? {
         let text = |i: usize| String::from_utf8_lossy(&record[i]).into_owned();

@@ -100,6 +100,8 @@ fn ms(d: Duration) -> String {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    // Quiet unless RUST_LOG asks (e.g. `mesh_domain_runtime::ingest=debug` for a load's phases).
+    mesh_domain_runtime::hosting::init_logging_at("warn");
     let customers = args.customers.unwrap_or(if args.full { 1_350_000 } else { 100_000 });
     let generator = Generator { customers, quarters: args.quarters, ..Generator::default() };
     let scale = format!("{} customers x {} quarters = {} rows", customers, args.quarters, generator.rows());
@@ -208,12 +210,13 @@ async fn main() -> Result<()> {
 
     if wanted(Group::Ingest) {
         eprintln!("ingestion...");
+        let file = ingest::source_file(&data, generator)?;
         let scratch = data.join(format!("scratch-{}", std::process::id()));
-        let (loaded, load_s) = ingest::payment_ingest(&scratch, generator)?;
-        let (inserted, insert_s) = ingest::bare_insert(&scratch, generator)?;
+        let (loaded, load_s) = ingest::payment_ingest(&scratch, &file)?;
+        let (inserted, insert_s) = ingest::bare_insert(&scratch, &file)?;
         let (load_rate, insert_rate) = (rate(loaded, load_s), rate(inserted, insert_s));
         figures.push(Figure {
-            name: "ingestion into payment (generate, parse, check, index, quality)",
+            name: "ingestion of the file into payment (parse, check, index, quality)",
             measured: per_second(load_rate),
             baseline: per_second(insert_rate),
             ratio: Some(load_rate / insert_rate),

@@ -84,7 +84,8 @@ async fn a_file_loads_and_broken_files_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quality_rules_catch_broken_invariants() {
     let dir = tempfile::tempdir().unwrap();
-    // TOT no longer equals CRDSL + CNF on one row; AUTO_AM off on another.
+    // TOT no longer equals CRDSL + CNF on one row; AUTO_AM off on another;
+    // a third row appears twice.
     let path = file(dir.path(), "bent.csv", |t| {
         let mut lines: Vec<String> = t.split("\r\n").map(str::to_owned).collect();
         let mut fields: Vec<String> = lines[1].split(',').map(str::to_owned).collect();
@@ -93,6 +94,8 @@ async fn quality_rules_catch_broken_invariants() {
         let mut fields: Vec<String> = lines[2].split(',').map(str::to_owned).collect();
         fields[22] = (fields[22].parse::<i64>().unwrap() + 7).to_string();
         lines[2] = fields.join(",");
+        let twice = lines[3].clone();
+        lines.insert(4, twice);
         lines.join("\r\n")
     });
     let domain = common::start_with(dir, |d| {
@@ -107,9 +110,18 @@ async fn quality_rules_catch_broken_invariants() {
     assert_eq!(
         failed,
         [
+            ("unique_key", 1),
             ("tot_equals_credit_plus_check", 1),
             ("tot_equals_sum_of_broad", 1),
             ("auto_am_equals_sum_of_detailed", 1)
         ]
     );
+
+    // The rules counted row by row during the load agree with the same
+    // rules run as SQL over the stored table.
+    let rules = payment::DOMAIN.quality_rules(&domain.product);
+    let conn = rusqlite::Connection::open(&domain.db).unwrap();
+    let over_table = mesh_domain_runtime::quality::run(&conn, &domain.product.schema, &rules).unwrap();
+    assert_eq!(over_table, quality);
+    assert!(quality.iter().all(|q| q.checked_rows == 41), "{quality:?}");
 }

@@ -1,10 +1,43 @@
-//! Data-quality rules, run in one scan after each load.
+//! Data-quality rules. Rules over a row's own integer columns (sums, no
+//! negatives) are counted on each row while a load parses it; the others
+//! run as SQL over the table after the load, in one scan plus one grouping
+//! for uniqueness.
 
 use mesh_contracts::product::QualityResult;
 use rusqlite::Connection;
 
-use crate::error::Result;
+use crate::error::{DomainError, Result};
 use crate::schema::RowSchema;
+
+/// What a rule checks.
+#[derive(Debug, Clone)]
+enum Check {
+    /// An SQL condition true for a *failing* row.
+    Sql(String),
+    /// Each key (e.g. quarter + customer) occurs once; rows beyond the first fail.
+    UniqueKey,
+    /// An integer column equals the sum of others; rows where it does not fail.
+    SumEquals { total: String, parts: Vec<String> },
+    /// Amount columns (unit KRW) are never negative.
+    NoNegativeAmounts,
+}
+
+impl Check {
+    /// The SQL condition true for a failing row (none for uniqueness).
+    fn violation_sql(&self, schema: &RowSchema) -> Option<String> {
+        match self {
+            Check::Sql(violation) => Some(violation.clone()),
+            Check::UniqueKey => None,
+            Check::SumEquals { total, parts } => Some(format!("{total} != {}", parts.join(" + "))),
+            Check::NoNegativeAmounts => Some(
+                amount_columns(schema)
+                    .map(|i| format!("{} < 0", schema.columns[i].name))
+                    .collect::<Vec<_>>()
+                    .join(" OR "),
+            ),
+        }
+    }
+}
 
 /// A rule a product's rows must keep.
 #[derive(Debug, Clone)]
@@ -13,15 +46,25 @@ pub struct QualityRule {
     pub name: String,
     /// What the rule checks, in words.
     pub description: String,
-    /// What the rule checks, as SQL: a condition true for a *failing* row,
-    /// or `None` for the built-in uniqueness check of the key.
-    check: Option<String>,
+    check: Check,
 }
 
 impl QualityRule {
     /// A rule whose failing rows match the SQL condition `violation`.
     pub fn failing_when(name: &str, description: &str, violation: String) -> Self {
-        Self { name: name.to_owned(), description: description.to_owned(), check: Some(violation) }
+        Self { name: name.to_owned(), description: description.to_owned(), check: Check::Sql(violation) }
+    }
+
+    /// A rule that integer column `total` equals the sum of `parts`.
+    pub fn sum_equals(name: &str, description: &str, total: &str, parts: &[&str]) -> Self {
+        Self {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            check: Check::SumEquals {
+                total: total.to_owned(),
+                parts: parts.iter().map(|p| (*p).to_owned()).collect(),
+            },
+        }
     }
 
     /// Each key (e.g. quarter + customer) occurs once; rows beyond the first fail.
@@ -30,34 +73,110 @@ impl QualityRule {
         Self {
             name: "unique_key".to_owned(),
             description: format!("each ({}) occurs once", key.join(", ")),
-            check: None,
+            check: Check::UniqueKey,
         }
     }
 
     /// Amount columns (unit KRW) are never negative.
     pub fn no_negative_amounts(schema: &RowSchema) -> Option<Self> {
-        let amounts: Vec<String> =
-            schema.columns.iter().filter(|c| c.is_amount()).map(|c| format!("{} < 0", c.name)).collect();
-        (!amounts.is_empty()).then(|| {
-            Self::failing_when(
-                "no_negative_amounts",
-                "amounts (KRW) are never negative",
-                amounts.join(" OR "),
-            )
+        (amount_columns(schema).next().is_some()).then(|| Self {
+            name: "no_negative_amounts".to_owned(),
+            description: "amounts (KRW) are never negative".to_owned(),
+            check: Check::NoNegativeAmounts,
         })
+    }
+}
+
+fn amount_columns(schema: &RowSchema) -> impl Iterator<Item = usize> + '_ {
+    schema.columns.iter().enumerate().filter(|(_, c)| c.is_amount()).map(|(i, _)| i)
+}
+
+/// A rule checked on each row as it is parsed, with its columns resolved.
+#[derive(Debug)]
+enum RowCheck {
+    SumEquals { total: usize, parts: Vec<usize> },
+    NoNegatives(Vec<usize>),
+}
+
+impl RowCheck {
+    fn fails(&self, row: &[i64]) -> bool {
+        match self {
+            RowCheck::SumEquals { total, parts } => {
+                i128::from(row[*total]) != parts.iter().map(|&p| i128::from(row[p])).sum::<i128>()
+            }
+            RowCheck::NoNegatives(columns) => columns.iter().any(|&c| row[c] < 0),
+        }
+    }
+}
+
+/// Failure counts of the rules that are checked row by row during a load.
+#[derive(Debug)]
+pub struct RowCounts {
+    /// (position in the rule list, check, failing rows so far)
+    checks: Vec<(usize, RowCheck, i64)>,
+}
+
+impl RowCounts {
+    /// The row-checkable rules of `rules`, resolved against `schema`.
+    pub fn new(schema: &RowSchema, rules: &[QualityRule]) -> Result<Self> {
+        let column = |name: &str| {
+            schema.column(name).map(|(i, _)| i).ok_or_else(|| {
+                DomainError::Schema(format!("quality rule names `{name}`, which is not a column"))
+            })
+        };
+        let mut checks = Vec::new();
+        for (position, rule) in rules.iter().enumerate() {
+            let check = match &rule.check {
+                Check::SumEquals { total, parts } => RowCheck::SumEquals {
+                    total: column(total)?,
+                    parts: parts.iter().map(|p| column(p)).collect::<Result<_>>()?,
+                },
+                Check::NoNegativeAmounts => RowCheck::NoNegatives(amount_columns(schema).collect()),
+                Check::Sql(_) | Check::UniqueKey => continue,
+            };
+            checks.push((position, check, 0));
+        }
+        Ok(Self { checks })
+    }
+
+    /// Counts `row`'s failures; `row[i]` is column i's integer value (0 for
+    /// columns that are not integers).
+    pub fn check(&mut self, row: &[i64]) {
+        for (_, check, failed) in &mut self.checks {
+            if check.fails(row) {
+                *failed += 1;
+            }
+        }
+    }
+
+    fn failed(&self, position: usize) -> Option<i64> {
+        self.checks.iter().find(|(p, _, _)| *p == position).map(|(_, _, failed)| *failed)
     }
 }
 
 /// Runs `rules` over `schema`'s table: one scan for the SQL rules, one
 /// grouping for uniqueness.
 pub fn run(conn: &Connection, schema: &RowSchema, rules: &[QualityRule]) -> Result<Vec<QualityResult>> {
-    let sums: Vec<String> = rules
-        .iter()
-        .filter_map(|r| r.check.as_ref())
-        .map(|violation| format!("coalesce(sum(CASE WHEN {violation} THEN 1 ELSE 0 END), 0)"))
-        .collect();
+    run_counted(conn, schema, rules, None)
+}
+
+/// Like [`run`], taking the outcome of the rules in `counted` from it
+/// instead of scanning the table for them.
+pub fn run_counted(
+    conn: &Connection,
+    schema: &RowSchema,
+    rules: &[QualityRule],
+    counted: Option<&RowCounts>,
+) -> Result<Vec<QualityResult>> {
+    let already = |position: usize| counted.and_then(|c| c.failed(position));
     let mut select = vec!["count(*)".to_owned()];
-    select.extend(sums);
+    for (position, rule) in rules.iter().enumerate() {
+        if already(position).is_none()
+            && let Some(violation) = rule.check.violation_sql(schema)
+        {
+            select.push(format!("coalesce(sum(CASE WHEN {violation} THEN 1 ELSE 0 END), 0)"));
+        }
+    }
     let counts: Vec<i64> =
         conn.query_row(&format!("SELECT {} FROM {}", select.join(", "), schema.table), [], |row| {
             (0..select.len()).map(|i| row.get(i)).collect()
@@ -66,10 +185,12 @@ pub fn run(conn: &Connection, schema: &RowSchema, rules: &[QualityRule]) -> Resu
     let mut failed_by_sql = counts[1..].iter();
     rules
         .iter()
-        .map(|rule| {
-            let failed = match rule.check {
-                Some(_) => *failed_by_sql.next().expect("one count per SQL rule"),
-                None => duplicates(conn, schema)?,
+        .enumerate()
+        .map(|(position, rule)| {
+            let failed = match (already(position), &rule.check) {
+                (Some(failed), _) => failed,
+                (None, Check::UniqueKey) => duplicates(conn, schema)?,
+                (None, _) => *failed_by_sql.next().expect("one count per SQL rule"),
             };
             Ok(QualityResult {
                 rule: rule.name.clone(),

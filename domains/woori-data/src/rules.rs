@@ -8,28 +8,30 @@ use crate::layout::{BROAD, CHECK, CREDIT, TOTAL};
 /// broad categories, each broad category = the sum of its detailed ones.
 pub fn spending_rules() -> Vec<QualityRule> {
     let col = |c: &str| c.to_ascii_lowercase();
+    let broad: Vec<String> = BROAD.iter().map(|b| col(b.column)).collect();
+    let broad: Vec<&str> = broad.iter().map(String::as_str).collect();
     let mut rules = vec![
-        QualityRule::failing_when(
+        QualityRule::sum_equals(
             "tot_equals_credit_plus_check",
             "tot_use_am = crdsl_use_am + cnf_use_am",
-            format!("{} != {} + {}", col(TOTAL), col(CREDIT), col(CHECK)),
+            &col(TOTAL),
+            &[&col(CREDIT), &col(CHECK)],
         ),
-        QualityRule::failing_when(
+        QualityRule::sum_equals(
             "tot_equals_sum_of_broad",
             "tot_use_am = the sum of the 10 broad categories",
-            format!(
-                "{} != {}",
-                col(TOTAL),
-                BROAD.iter().map(|b| col(b.column)).collect::<Vec<_>>().join(" + ")
-            ),
+            &col(TOTAL),
+            &broad,
         ),
     ];
-    for broad in &BROAD {
-        let parts: Vec<String> = broad.detailed.iter().map(|d| col(d)).collect();
-        rules.push(QualityRule::failing_when(
-            &format!("{}_equals_sum_of_detailed", col(broad.column)),
-            &format!("{} = {}", col(broad.column), parts.join(" + ")),
-            format!("{} != {}", col(broad.column), parts.join(" + ")),
+    for category in &BROAD {
+        let parts: Vec<String> = category.detailed.iter().map(|d| col(d)).collect();
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        rules.push(QualityRule::sum_equals(
+            &format!("{}_equals_sum_of_detailed", col(category.column)),
+            &format!("{} = {}", col(category.column), parts.join(" + ")),
+            &col(category.column),
+            &parts,
         ));
     }
     rules
