@@ -117,38 +117,16 @@ pub fn load(
     let summary = std::thread::scope(|scope| {
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Chunk>>(CHUNKS_AHEAD);
         let reader = scope.spawn(|| parse_records(source, schema, &mapping, row_counts, sender));
-        let (progress, described) = (&progress, &described);
+        let (progress, described) = (&progress, described.as_str());
+        let target = LoadTarget { product, schema, indexes, rules, source: described };
         let written = store.write(move |conn| {
-            let mut phases = Phases::start();
-            conn.execute_batch(&schema.create_sql())?;
-            let tx = conn.transaction()?;
-            // Indexes are built once after the rows are in (a sort), not
-            // kept up to date row by row.
-            for name in indexes.iter().chain(&["key"]) {
-                tx.execute_batch(&format!("DROP INDEX IF EXISTS {}_by_{name}", schema.table))?;
-            }
-            tx.execute(&format!("DELETE FROM {}", schema.table), [])?;
-            let placeholders = vec!["?"; schema.columns.len()].join(", ");
-            let mut insert = tx.prepare(&format!("INSERT INTO {} VALUES ({placeholders})", schema.table))?;
-            let mut rows = 0i64;
-            for chunk in receiver {
-                rows += chunk?.insert(&mut insert, schema.columns.len())?;
-                progress.set_position(rows as u64);
-            }
-            drop(insert);
-            phases.end("insert");
-            tx.execute_batch(&schema.create_sql())?;
-            tx.execute_batch(&schema.index_sql(indexes))?;
-            phases.end("index");
-            // The reader has finished (the channel is drained): its counts are final.
-            let counted = row_counts.lock().unwrap_or_else(|p| p.into_inner());
-            let quality = quality::run_counted(&tx, schema, rules, Some(&counted))?;
-            phases.end("quality");
-            record_load(&tx, product, rows, described, &quality)?;
-            tx.commit()?;
-            phases.end("commit");
-            tracing::debug!(product, rows, phases = %phases, "load phases");
-            Ok(LoadSummary { rows, quality })
+            // A big page cache for the load only: a table larger than the
+            // cache otherwise spills to the WAL and is read back from it.
+            let previous: i64 = conn.pragma_query_value(None, "cache_size", |r| r.get(0))?;
+            conn.pragma_update(None, "cache_size", -LOAD_CACHE_KIB)?;
+            let written = target.write(conn, receiver, row_counts, progress);
+            conn.pragma_update(None, "cache_size", previous)?;
+            written
         });
         let read = reader.join().map_err(|_| DomainError::Internal("the record reader panicked".into()))?;
         // A refused record is the real cause when both sides failed.
@@ -159,6 +137,62 @@ pub fn load(
     store.announce_load();
     tracing::info!(product, rows = summary.rows, source = %described, "load committed");
     Ok(summary)
+}
+
+/// Page cache of the writer while it loads (KiB); the usual size returns after.
+const LOAD_CACHE_KIB: i64 = 256 * 1024;
+
+/// Where a load's rows go and what runs on them.
+struct LoadTarget<'a> {
+    product: &'a str,
+    schema: &'a RowSchema,
+    indexes: &'a [&'a str],
+    rules: &'a [QualityRule],
+    source: &'a str,
+}
+
+impl LoadTarget<'_> {
+    /// Replaces the table's rows with the chunks from `receiver`, rebuilds
+    /// the indexes, records quality and the load: one transaction.
+    fn write(
+        &self,
+        conn: &mut rusqlite::Connection,
+        receiver: std::sync::mpsc::Receiver<Result<Chunk>>,
+        row_counts: &std::sync::Mutex<RowCounts>,
+        progress: &ProgressBar,
+    ) -> Result<LoadSummary> {
+        let (schema, table) = (self.schema, &self.schema.table);
+        let mut phases = Phases::start();
+        conn.execute_batch(&schema.create_sql())?;
+        let tx = conn.transaction()?;
+        // Indexes are built once after the rows are in (a sort), not kept
+        // up to date row by row.
+        for name in self.indexes.iter().chain(&["key"]) {
+            tx.execute_batch(&format!("DROP INDEX IF EXISTS {table}_by_{name}"))?;
+        }
+        tx.execute(&format!("DELETE FROM {table}"), [])?;
+        let placeholders = vec!["?"; schema.columns.len()].join(", ");
+        let mut insert = tx.prepare(&format!("INSERT INTO {table} VALUES ({placeholders})"))?;
+        let mut rows = 0i64;
+        for chunk in receiver {
+            rows += chunk?.insert(&mut insert, schema.columns.len())?;
+            progress.set_position(rows as u64);
+        }
+        drop(insert);
+        phases.end("insert");
+        tx.execute_batch(&schema.create_sql())?;
+        tx.execute_batch(&schema.index_sql(self.indexes))?;
+        phases.end("index");
+        // The reader has finished (the channel is drained): its counts are final.
+        let counted = row_counts.lock().unwrap_or_else(|p| p.into_inner());
+        let quality = quality::run_counted(&tx, schema, self.rules, Some(&counted))?;
+        phases.end("quality");
+        record_load(&tx, self.product, rows, self.source, &quality)?;
+        tx.commit()?;
+        phases.end("commit");
+        tracing::debug!(product = self.product, rows, phases = %phases, "load phases");
+        Ok(LoadSummary { rows, quality })
+    }
 }
 
 /// How long each phase of a load took, for the log.
