@@ -9,7 +9,7 @@ use tonic::transport::Server;
 use crate::config::RegistryConfig;
 use crate::error::{RegistryError, Result};
 use crate::page_token::PageTokens;
-use crate::service::{Catalog, EncodedGetProduct, GET_PRODUCT_PATH};
+use crate::service::{Catalog, GET_PRODUCT_PATH, get_product_route};
 use crate::store::Store;
 
 /// The full name of the registry's service.
@@ -26,7 +26,7 @@ pub async fn serve(
     let store = Store::open(&db_path)?;
     let tokens = PageTokens::new(store.page_token_secret().await?);
     let catalog = Catalog::new(store, tokens, config.lease_ttl);
-    let get_product = EncodedGetProduct::new(catalog.clone());
+    let get_product = get_product_route(catalog.clone());
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<CatalogServiceServer<Catalog>>().await;

@@ -14,7 +14,7 @@ use mesh_contracts::catalog::*;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-pub use encoded::{EncodedGetProduct, GET_PRODUCT_PATH};
+pub use encoded::{GET_PRODUCT_PATH, get_product_route};
 
 use crate::page_token::PageTokens;
 use crate::store::Store;

@@ -88,6 +88,34 @@ impl UnaryService<Bytes> for UnaryMethod {
     }
 }
 
+/// One unary method served on a route of its own with the pass-through
+/// codec: the handler takes the encoded request and answers encoded bytes.
+#[derive(Clone)]
+pub struct RawUnaryRoute(UnaryHandler);
+
+impl RawUnaryRoute {
+    /// Serves `handler`.
+    pub fn new(handler: UnaryHandler) -> Self {
+        Self(handler)
+    }
+}
+
+impl tower::Service<http::Request<axum::body::Body>> for RawUnaryRoute {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<axum::body::Body>) -> Self::Future {
+        let handler = Arc::clone(&self.0);
+        let method = UnaryMethod(Box::new(move |bytes| handler(bytes)));
+        Box::pin(async move { Ok(Grpc::new(RawCodec).unary(method, request).await) })
+    }
+}
+
 impl tower::Service<http::Request<axum::body::Body>> for ProductService {
     type Response = http::Response<tonic::body::Body>;
     type Error = Infallible;
