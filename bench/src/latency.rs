@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use bytes::Bytes;
-use mesh_contracts::catalog::GetProductRequest;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
+use mesh_contracts::catalog::{GetProductRequest, ProductView};
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
 use mesh_domain_runtime::codec::RawCodec;
@@ -103,6 +103,8 @@ where
 pub struct GetProductCall {
     /// The fingerprint of the descriptor set the caller holds (empty: none).
     pub known_fingerprint: String,
+    /// The view asked for.
+    pub view: ProductView,
     /// Whether the answer is decoded into the generated types (a consumer
     /// does) or kept as bytes (to see the registry's side alone).
     pub decode: bool,
@@ -114,6 +116,7 @@ impl GetProductCall {
             name: "payment.card_spending".into(),
             version: 0,
             known_fingerprint: self.known_fingerprint.clone(),
+            view: self.view.into(),
         };
         if self.decode {
             CatalogServiceClient::new(channel).get_product(request).await?;
@@ -179,10 +182,6 @@ impl Rounds {
 /// The fingerprint of `payment.card_spending`'s current descriptor set.
 pub async fn fingerprint(registry: &str) -> Result<String> {
     let mut client = CatalogServiceClient::connect(registry.to_owned()).await?;
-    let request = GetProductRequest {
-        name: "payment.card_spending".into(),
-        version: 0,
-        known_fingerprint: String::new(),
-    };
+    let request = GetProductRequest { name: "payment.card_spending".into(), ..Default::default() };
     Ok(client.get_product(request).await?.into_inner().fingerprint)
 }

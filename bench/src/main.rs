@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
+use mesh_contracts::catalog::ProductView;
 use woori_data::Generator;
 
 use stream::rate;
@@ -159,18 +160,33 @@ async fn main() -> Result<()> {
     if wanted(Group::Registry) {
         eprintln!("registry...");
         let fingerprint = latency::fingerprint(&mesh.registry).await?;
+        let held = fingerprint.as_str();
         let calls = [
-            ("registry GetProduct, 64 in flight over 4 connections", "", true, ">= 0.6"),
+            ("registry GetProduct, 64 in flight over 4 connections", "", ProductView::Full, true, ">= 0.6"),
             (
-                "  the same, descriptor already held (as `mesh` calls it)",
-                fingerprint.as_str(),
+                "  the same, descriptor already held (as `mesh describe`)",
+                held,
+                ProductView::Full,
                 true,
                 ">= 0.6",
             ),
-            ("  the same, answer kept as bytes (the registry's side)", fingerprint.as_str(), false, "report"),
+            (
+                "  basic view, descriptor held (as `mesh query` resolves)",
+                held,
+                ProductView::Basic,
+                true,
+                ">= 0.6",
+            ),
+            (
+                "  full, descriptor held, kept as bytes (registry's side)",
+                held,
+                ProductView::Full,
+                false,
+                "report",
+            ),
         ];
-        for (name, known, decode, target) in calls {
-            let call = latency::GetProductCall { known_fingerprint: known.to_owned(), decode };
+        for (name, known, view, decode, target) in calls {
+            let call = latency::GetProductCall { known_fingerprint: known.to_owned(), view, decode };
             let ((get_rate, get), (trivial_rate, trivial)) =
                 latency::registry_load(&mesh.registry, Duration::from_secs(2), 3, &call).await?;
             let ((_, get99), (_, trivial99)) = (latency::percentiles(get), latency::percentiles(trivial));

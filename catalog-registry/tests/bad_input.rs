@@ -202,6 +202,7 @@ async fn bad_reads_and_lifecycle_calls_name_the_field() {
                 name: String::new(),
                 version: 0,
                 known_fingerprint: String::new(),
+                ..Default::default()
             })
             .await,
         Code::InvalidArgument,
@@ -213,6 +214,7 @@ async fn bad_reads_and_lifecycle_calls_name_the_field() {
                 name: "products/".into(),
                 version: 0,
                 known_fingerprint: String::new(),
+                ..Default::default()
             })
             .await,
         Code::InvalidArgument,
@@ -224,6 +226,7 @@ async fn bad_reads_and_lifecycle_calls_name_the_field() {
                 name: "shop.nothing".into(),
                 version: 0,
                 known_fingerprint: String::new(),
+                ..Default::default()
             })
             .await,
         Code::NotFound,
@@ -235,6 +238,7 @@ async fn bad_reads_and_lifecycle_calls_name_the_field() {
                 name: "shop.orders".into(),
                 version: 9,
                 known_fingerprint: String::new(),
+                ..Default::default()
             })
             .await,
         Code::NotFound,
@@ -246,6 +250,7 @@ async fn bad_reads_and_lifecycle_calls_name_the_field() {
                 name: "shop.orders".into(),
                 version: -1,
                 known_fingerprint: String::new(),
+                ..Default::default()
             })
             .await,
         Code::InvalidArgument,

@@ -18,7 +18,7 @@ use tonic::Code;
 const ENDPOINT: &str = "http://127.0.0.1:6001";
 
 fn get(name: &str) -> GetProductRequest {
-    GetProductRequest { name: name.into(), version: 0, known_fingerprint: String::new() }
+    GetProductRequest { name: name.into(), ..Default::default() }
 }
 
 #[tokio::test]

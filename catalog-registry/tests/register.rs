@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Fixture, ORDER_FIELDS, TestRegistry};
-use mesh_contracts::catalog::{GetProductRequest, ServingStatus};
+use mesh_contracts::catalog::{GetProductRequest, ProductView, ServingStatus};
 use mesh_contracts::descriptor::{ProductShape, column_options};
 use mesh_contracts::product::Classification;
 use tonic::Code;
@@ -79,6 +79,7 @@ async fn registration_reads_governance_out_of_the_contract() {
             name: "shop.orders".into(),
             version: 0,
             known_fingerprint: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -139,6 +140,7 @@ async fn adding_a_field_is_a_new_compatible_version() {
             name: "products/shop.orders".into(),
             version: 1,
             known_fingerprint: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -182,6 +184,7 @@ async fn breaking_change_is_refused_with_each_change_named() {
             name: "shop.orders".into(),
             version: 0,
             known_fingerprint: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -236,6 +239,7 @@ async fn a_caller_holding_the_descriptor_is_not_sent_it_again() {
         name: "shop.orders".into(),
         version: 0,
         known_fingerprint: known.into(),
+        ..Default::default()
     };
     let full = registry.client.get_product(get("")).await.unwrap().into_inner();
     assert_eq!(full.fingerprint.len(), 64);
@@ -251,4 +255,37 @@ async fn a_caller_holding_the_descriptor_is_not_sent_it_again() {
     }
     let stale = registry.client.get_product(get("0000")).await.unwrap().into_inner();
     assert_eq!(stale.descriptor_set, full.descriptor_set);
+}
+
+#[tokio::test]
+async fn the_basic_view_leaves_out_only_the_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
+    registry.client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
+    let get = |view: ProductView| GetProductRequest {
+        name: "shop.orders".into(),
+        view: view.into(),
+        ..Default::default()
+    };
+    let full = registry.client.get_product(get(ProductView::Full)).await.unwrap().into_inner();
+    assert!(!full.product.as_ref().unwrap().columns.is_empty());
+    let unspecified = registry.client.get_product(get(ProductView::Unspecified)).await.unwrap().into_inner();
+    assert_eq!(unspecified, full, "no view means the full one");
+
+    // Twice, so the second answer comes from the registry's cache.
+    for _ in 0..2 {
+        let basic = registry.client.get_product(get(ProductView::Basic)).await.unwrap().into_inner();
+        let mut expected = full.clone();
+        expected.product.as_mut().unwrap().columns.clear();
+        assert_eq!(basic, expected);
+        assert!(!basic.product.unwrap().endpoints.is_empty());
+    }
+
+    let status = registry
+        .client
+        .get_product(GetProductRequest { name: "shop.orders".into(), view: 7, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("view: 7 is not a product view"), "{}", status.message());
 }

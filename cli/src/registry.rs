@@ -8,6 +8,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::catalog::{
     Domain, GetProductRequest, GetProductResponse, ListDomainsRequest, ListProductsRequest, Product,
+    ProductView,
 };
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
@@ -104,21 +105,34 @@ impl Registry {
         }
     }
 
-    /// The catalog entry of `product`: from the registry (remembered in the
-    /// cache), or from the cache when the registry is unreachable.
-    pub async fn product(&mut self, product: &str) -> Result<(GetProductResponse, Source)> {
+    /// The catalog entry of `product` in `view`: from the registry
+    /// (remembered in the cache), or from the cache when the registry is
+    /// unreachable.
+    pub async fn product(
+        &mut self,
+        product: &str,
+        view: ProductView,
+    ) -> Result<(GetProductResponse, Source)> {
         // A cached descriptor need not travel again if it is still current.
         let cached = cache::load(product);
         let known_fingerprint =
             cached.as_ref().map(|(entry, _)| entry.fingerprint.clone()).unwrap_or_default();
-        let request = GetProductRequest { name: product.to_owned(), version: 0, known_fingerprint };
+        let request =
+            GetProductRequest { name: product.to_owned(), version: 0, known_fingerprint, view: view.into() };
         match self.client.get_product(request).await {
             Ok(response) => {
                 let mut entry = response.into_inner();
-                if entry.descriptor_set.is_empty()
-                    && let Some((known, _)) = cached.filter(|(c, _)| c.fingerprint == entry.fingerprint)
-                {
-                    entry.descriptor_set = known.descriptor_set;
+                if let Some((known, _)) = cached.filter(|(c, _)| c.fingerprint == entry.fingerprint) {
+                    // Same contract, so the same descriptor set and columns
+                    // (their annotations come from it).
+                    if entry.descriptor_set.is_empty() {
+                        entry.descriptor_set = known.descriptor_set;
+                    }
+                    if let (Some(product), Some(known)) = (&mut entry.product, known.product)
+                        && product.columns.is_empty()
+                    {
+                        product.columns = known.columns;
+                    }
                 }
                 cache::store(product, &entry);
                 Ok((entry, Source::Registry))

@@ -10,10 +10,19 @@ async fn query_works_without_the_registry() {
     let mesh = Mesh::start(100, false).await;
     let query = ["query", "payment.card_spending", "--select", "seq", "--limit", "4", "--format", "csv"];
 
-    // Seen once: the entry is cached.
+    // Described, then queried (a lookup without the columns): the entry is
+    // cached, the columns too.
+    let described = mesh.mesh().args(["describe", "payment.card_spending"]).output().unwrap();
+    assert!(described.status.success(), "{}", stderr(&described));
     let fresh = mesh.mesh().args(query).output().unwrap();
     assert!(fresh.status.success(), "{}", stderr(&fresh));
     mesh.stop_registry().await;
+
+    let offline = mesh.mesh().args(["describe", "payment.card_spending"]).output().unwrap();
+    assert!(offline.status.success(), "{}", stderr(&offline));
+    let amount_columns = |out: &str| out.lines().filter(|l| l.contains("_am") && l.contains("KRW")).count();
+    assert_eq!(amount_columns(&stdout(&described)), 45, "{}", stdout(&described));
+    assert_eq!(amount_columns(&stdout(&offline)), 45, "{}", stdout(&offline));
 
     let cached = mesh.mesh().args(query).output().unwrap();
     assert!(cached.status.success(), "{}", stderr(&cached));
@@ -57,6 +66,7 @@ async fn a_domain_that_is_down_is_named_with_its_status() {
             name: "payment.card_spending".into(),
             version: 0,
             known_fingerprint: String::new(),
+            ..Default::default()
         })
         .await
         .unwrap()

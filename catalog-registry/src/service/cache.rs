@@ -9,17 +9,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use mesh_contracts::catalog::GetProductResponse;
+use mesh_contracts::catalog::{GetProductResponse, ProductView};
 use prost::Message;
 
 /// Most entries kept; the cache is cleared when it would grow past this.
 const MAX_ENTRIES: usize = 4096;
 
-/// One GetProduct answer, encoded with and without its descriptor set.
+/// One GetProduct answer, encoded in each view, with and without its
+/// descriptor set.
 #[derive(Debug)]
 pub struct EncodedAnswer {
-    full: Bytes,
-    without_descriptor: Bytes,
+    /// Indexed by `[basic view][descriptor left out]`.
+    encoded: [[Bytes; 2]; 2],
     fingerprint: String,
     valid_until_ms: i64,
 }
@@ -36,18 +37,27 @@ impl EncodedAnswer {
             .filter(|&expires| expires > now_ms)
             .min()
             .unwrap_or(i64::MAX);
-        let full = Bytes::from(response.encode_to_vec());
-        let without_descriptor = Bytes::from(
-            GetProductResponse { descriptor_set: Vec::new(), ..response.clone() }.encode_to_vec(),
-        );
-        Self { full, without_descriptor, fingerprint: response.fingerprint, valid_until_ms }
+        let slim = GetProductResponse { descriptor_set: Vec::new(), ..response.clone() };
+        let basic = |mut response: GetProductResponse| {
+            if let Some(product) = &mut response.product {
+                product.columns.clear();
+            }
+            Bytes::from(response.encode_to_vec())
+        };
+        let encoded = [
+            [Bytes::from(response.encode_to_vec()), Bytes::from(slim.encode_to_vec())],
+            [basic(response.clone()), basic(slim)],
+        ];
+        Self { encoded, fingerprint: response.fingerprint, valid_until_ms }
     }
 
-    /// The answer for a caller already holding the descriptor set whose
-    /// fingerprint is `known` (empty: none): the set is left out when it matches.
-    pub fn for_caller(&self, known: &str) -> Bytes {
-        if !known.is_empty() && known == self.fingerprint { &self.without_descriptor } else { &self.full }
-            .clone()
+    /// The answer in `view` for a caller already holding the descriptor set
+    /// whose fingerprint is `known` (empty: none): the set is left out when
+    /// it matches.
+    pub fn for_caller(&self, view: ProductView, known: &str) -> Bytes {
+        let basic = view == ProductView::Basic;
+        let held = !known.is_empty() && known == self.fingerprint;
+        self.encoded[usize::from(basic)][usize::from(held)].clone()
     }
 }
 

@@ -2,7 +2,7 @@
 
 use mesh_contracts::catalog::{
     GetProductRequest, GetProductResponse, ListDomainsRequest, ListDomainsResponse, ListProductsRequest,
-    ListProductsResponse,
+    ListProductsResponse, ProductView,
 };
 
 use std::sync::Arc;
@@ -78,8 +78,9 @@ impl Catalog {
     }
 
     /// GetProduct, answered encoded (from the cache when it can be): the
-    /// descriptor set is left out when the caller already holds it.
-    pub async fn get_product_encoded(&self, request: GetProductRequest) -> Result<Bytes> {
+    /// descriptor set is left out when the caller already holds it, the
+    /// columns when the caller asks for the basic view.
+    pub async fn get_product_encoded(&self, mut request: GetProductRequest) -> Result<Bytes> {
         let id = validate::product_name("name", &request.name)?.to_owned();
         if request.version < 0 {
             return Err(RegistryError::invalid(
@@ -90,9 +91,16 @@ impl Catalog {
                 ),
             ));
         }
+        let view = ProductView::try_from(request.view).map_err(|_| {
+            RegistryError::invalid(
+                "view",
+                format!("{} is not a product view; use 1 (BASIC) or 2 (FULL)", request.view),
+            )
+        })?;
+        let known = std::mem::take(&mut request.known_fingerprint);
         let now = now_ms();
         if let Some(cached) = self.products.get(&id, request.version, now) {
-            return Ok(cached.for_caller(&request.known_fingerprint));
+            return Ok(cached.for_caller(view, &known));
         }
         let generation = self.products.generation();
         let key = id.clone();
@@ -117,6 +125,6 @@ impl Catalog {
             .await?;
         let answer = Arc::new(EncodedAnswer::new(response, now));
         self.products.put(&key, request.version, generation, &answer);
-        Ok(answer.for_caller(&request.known_fingerprint))
+        Ok(answer.for_caller(view, &known))
     }
 }

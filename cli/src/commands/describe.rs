@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use comfy_table::Cell;
+use mesh_contracts::catalog::ProductView;
 use mesh_contracts::product::Classification;
 
 use crate::cli::{Cli, DescribeArgs};
@@ -11,7 +12,7 @@ use crate::style;
 /// Prints the product's metadata and a table of its columns.
 pub async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
     let mut registry = Registry::new(&cli.registry, cli.timeout)?;
-    let (entry, source) = registry.product(&args.product).await?;
+    let (entry, source) = registry.product(&args.product, ProductView::Full).await?;
     if let Source::Cache(fetched) = source {
         eprintln!(
             "note: the registry is unreachable; showing the local catalog cache from {}",

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
-use mesh_contracts::catalog::{Product, ServingStatus};
+use mesh_contracts::catalog::{Product, ProductView, ServingStatus};
 use mesh_contracts::descriptor::ProductShape;
 use mesh_contracts::product::{DescribeRequest, DescribeResponse, QueryRequest};
 use mesh_domain_runtime::codec::RawCodec;
@@ -153,7 +153,8 @@ fn columns(shape: &ProductShape, select: &[String]) -> Result<Vec<FieldDescripto
 /// domain itself when `--endpoint` is given.
 async fn resolve(cli: &Cli, args: &QueryArgs) -> Result<Target> {
     let mut registry = Registry::new(&cli.registry, cli.timeout)?;
-    let found = registry.product(&args.product).await;
+    // Finding the endpoint needs no columns: the basic view is the light lookup.
+    let found = registry.product(&args.product, ProductView::Basic).await;
     let (entry, source) = match (found, &args.endpoint) {
         (Ok(found), _) => found,
         (Err(_), Some(endpoint)) => return describe_at(endpoint, &args.product, cli).await,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
-use mesh_contracts::catalog::{GetProductRequest, ServingStatus};
+use mesh_contracts::catalog::{GetProductRequest, ProductView, ServingStatus};
 use mesh_contracts::product::{QualityResult, QueryRequest};
 use mesh_contracts::woori::customer::v1::CustomerProfile;
 use mesh_contracts::woori::customer::v1::customer_profile_service_client::CustomerProfileServiceClient;
@@ -55,8 +55,8 @@ async fn endpoint_of(
     let found = registry
         .get_product(GetProductRequest {
             name: product.to_owned(),
-            version: 0,
-            known_fingerprint: String::new(),
+            view: ProductView::Basic.into(),
+            ..Default::default()
         })
         .await?
         .into_inner()

@@ -166,6 +166,7 @@ async fn segments_match_an_independent_aggregate_and_small_ones_are_suppressed()
                 name: "insight.segment_spending".into(),
                 version: 0,
                 known_fingerprint: String::new(),
+                ..Default::default()
             })
             .await
         {

@@ -41,6 +41,7 @@ async fn serves_without_a_registry_and_registers_when_it_comes_up() {
                 name: "payment.card_spending".into(),
                 version: 0,
                 known_fingerprint: String::new(),
+                ..Default::default()
             })
             .await;
         if let Ok(found) = found {
