@@ -1,0 +1,159 @@
+//! Turning records into rows: checking and parsing each field, and packing
+//! rows into chunks for the writer.
+
+use csv::ByteRecord;
+
+use super::RecordSource;
+use crate::error::{DomainError, Result};
+use crate::quality::RowCounts;
+use crate::schema::{ColumnKind, RowSchema};
+
+/// Parsed rows per chunk sent to the writer, and chunks buffered ahead.
+const CHUNK_ROWS: usize = 1024;
+pub(super) const CHUNKS_AHEAD: usize = 8;
+
+/// Parsed rows, row-major (one cell per column), with their text in one
+/// buffer: a chunk of a thousand rows is a few allocations, not thousands.
+#[derive(Debug, Default)]
+pub(super) struct Chunk {
+    cells: Vec<Cell>,
+    text: String,
+}
+
+/// One parsed field.
+#[derive(Debug, Clone, Copy)]
+enum Cell {
+    Integer(i64),
+    Real(f64),
+    /// A byte range of the chunk's text.
+    Text(u32, u32),
+}
+
+impl Chunk {
+    fn with_capacity(rows: usize, width: usize) -> Self {
+        Self { cells: Vec::with_capacity(rows * width), text: String::new() }
+    }
+
+    fn rows(&self, width: usize) -> usize {
+        self.cells.len() / width.max(1)
+    }
+
+    /// Inserts every row with `insert` (one placeholder per column); the number of rows.
+    pub(super) fn insert(&self, insert: &mut rusqlite::Statement<'_>, width: usize) -> Result<i64> {
+        for row in self.cells.chunks_exact(width) {
+            for (param, cell) in row.iter().enumerate() {
+                match *cell {
+                    Cell::Integer(n) => insert.raw_bind_parameter(param + 1, n)?,
+                    Cell::Real(x) => insert.raw_bind_parameter(param + 1, x)?,
+                    Cell::Text(start, end) => {
+                        insert.raw_bind_parameter(param + 1, &self.text[start as usize..end as usize])?
+                    }
+                }
+            }
+            insert.raw_execute()?;
+        }
+        Ok(self.rows(width) as i64)
+    }
+}
+
+/// Reads every record of `source`, checks and parses it, counts the rules
+/// checked row by row, and sends the rows in chunks; a refused record is
+/// sent as the error that ends the load.
+pub(super) fn parse_records(
+    source: &mut (dyn RecordSource + Send),
+    schema: &RowSchema,
+    mapping: &[usize],
+    counts: &std::sync::Mutex<RowCounts>,
+    sender: std::sync::mpsc::SyncSender<Result<Chunk>>,
+) -> Result<()> {
+    let width = source.header().len();
+    let columns = schema.columns.len();
+    let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+    let mut record = ByteRecord::new();
+    let mut integers = vec![0i64; columns];
+    let mut chunk = Chunk::with_capacity(CHUNK_ROWS, columns);
+    let outcome = (|| {
+        while source.read(&mut record)? {
+            let line = source.line();
+            if record.len() != width {
+                return Err(DomainError::Load(format!(
+                    "{}: line {line}: expected {width} columns, found {}",
+                    source.describe(),
+                    record.len()
+                )));
+            }
+            for ((&field, column), integer) in mapping.iter().zip(&schema.columns).zip(&mut integers) {
+                let cell = parse(&record[field], column.kind, column.is_amount(), &mut chunk.text).map_err(
+                    |reason| {
+                        DomainError::Load(format!(
+                            "{}: line {line}: column {}: {reason}",
+                            source.describe(),
+                            column.source_column
+                        ))
+                    },
+                )?;
+                *integer = if let Cell::Integer(n) = cell { n } else { 0 };
+                chunk.cells.push(cell);
+            }
+            counts.check(&integers);
+            if chunk.rows(columns) == CHUNK_ROWS {
+                let full = std::mem::replace(&mut chunk, Chunk::with_capacity(CHUNK_ROWS, columns));
+                if sender.send(Ok(full)).is_err() {
+                    return Ok(()); // the writer stopped; its error tells why
+                }
+            }
+        }
+        Ok(())
+    })();
+    drop(counts);
+    match outcome {
+        Ok(()) => {
+            let _ = sender.send(Ok(chunk));
+            Ok(())
+        }
+        Err(error) => {
+            let message = error.to_string();
+            let _ = sender.send(Err(DomainError::Load(message)));
+            Err(error)
+        }
+    }
+}
+
+/// Converts one field to the column's value; text goes into `text`. Text
+/// that is not UTF-8 is read as EUC-KR (CP949), the usual encoding of Korean
+/// extracts. Numbers are read from the bytes without a string in between.
+fn parse(raw: &[u8], kind: ColumnKind, amount: bool, text: &mut String) -> std::result::Result<Cell, String> {
+    let trimmed = raw.trim_ascii();
+    let shown = || String::from_utf8_lossy(trimmed).into_owned();
+    match kind {
+        ColumnKind::String => {
+            let start = text.len();
+            match std::str::from_utf8(raw) {
+                Ok(utf8) => text.push_str(utf8.trim()),
+                Err(_) => text.push_str(encoding_rs::EUC_KR.decode(raw).0.trim()),
+            }
+            let offset = |n: usize| u32::try_from(n).map_err(|_| "a chunk's text passed 4 GiB".to_owned());
+            Ok(Cell::Text(offset(start)?, offset(text.len())?))
+        }
+        ColumnKind::Integer => {
+            let n: i64 = std::str::from_utf8(trimmed)
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| format!("`{}` is not a whole number", shown()))?;
+            if amount && n < 0 {
+                return Err(format!("negative amount {n}"));
+            }
+            Ok(Cell::Integer(n))
+        }
+        ColumnKind::Real => std::str::from_utf8(trimmed)
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok())
+            .map(Cell::Real)
+            .ok_or_else(|| format!("`{}` is not a number", shown())),
+        ColumnKind::Bool => match trimmed {
+            b"1" | b"Y" | b"y" | b"true" => Ok(Cell::Integer(1)),
+            b"0" | b"N" | b"n" | b"false" | b"" => Ok(Cell::Integer(0)),
+            _ => Err(format!("`{}` is not Y/N", shown())),
+        },
+    }
+}
