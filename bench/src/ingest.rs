@@ -9,9 +9,10 @@ use anyhow::Result;
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::customer::v1::customer_profile_service_client::CustomerProfileServiceClient;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
-use mesh_domain_runtime::Product;
 use mesh_domain_runtime::ingest::{CsvSource, RecordSource};
+use mesh_domain_runtime::{DomainStore, Product};
 use woori_data::Generator;
+use woori_data::layout::BROAD_COLUMNS;
 
 /// The customer-spending file at the bench's scale, written once into
 /// `dir` by the generator and reused by later runs.
@@ -27,8 +28,8 @@ pub fn source_file(dir: &Path, generator: Generator) -> Result<PathBuf> {
 
 /// Loads `file` into a fresh payment database in `dir`: rows and seconds.
 pub fn payment_ingest(dir: &Path, file: &Path) -> Result<(u64, f64)> {
-    let args = crate::mesh::source_args(dir, "payment", "127.0.0.1:0".parse()?, "http://127.0.0.1:9", 0, 0);
-    let product = payment::DOMAIN.open(&args)?;
+    let store = DomainStore::open(&dir.join("payment").join("payment.sqlite"))?;
+    let product = Product::new(payment::CARD_SPENDING, store)?;
     let started = Instant::now();
     let mut source = CsvSource::open(file)?;
     let summary = payment::DOMAIN.load_from(&product, &mut source)?;
@@ -101,21 +102,9 @@ pub async fn source_streams(customer_url: &str, payment_url: &str) -> Result<f64
         .into_inner();
     while stream.message().await?.is_some() {}
     let mut payments = CardSpendingServiceClient::connect(payment_url.to_owned()).await?;
-    let paths = [
-        "bas_yh",
-        "seq",
-        "tot_use_am",
-        "interior_am",
-        "insuhos_am",
-        "offedu_am",
-        "trvlec_am",
-        "fsbz_am",
-        "svcarc_am",
-        "dist_am",
-        "plsanit_am",
-        "clothgds_am",
-        "auto_am",
-    ];
+    let mut paths: Vec<String> = ["bas_yh", "seq", "tot_use_am"].map(String::from).to_vec();
+    paths.extend(BROAD_COLUMNS.iter().map(|c| c.to_ascii_lowercase()));
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
     let mut stream =
         payments.query(QueryRequest { read_mask: mask(&paths), ..Default::default() }).await?.into_inner();
     while stream.message().await?.is_some() {}

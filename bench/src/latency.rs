@@ -10,7 +10,7 @@ use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::catalog::{GetProductRequest, ProductView};
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
-use mesh_domain_runtime::codec::RawCodec;
+use mesh_grpc::codec::RawCodec;
 use prost::Message;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;

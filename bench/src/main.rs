@@ -102,7 +102,7 @@ fn ms(d: Duration) -> String {
 async fn main() -> Result<()> {
     let args = Args::parse();
     // Quiet unless RUST_LOG asks (e.g. `mesh_domain_runtime::ingest=debug` for a load's phases).
-    mesh_domain_runtime::hosting::init_logging_at("warn");
+    mesh_grpc::init_logging_at("warn");
     let customers = args.customers.unwrap_or(if args.full { 1_350_000 } else { 100_000 });
     let generator = Generator { customers, quarters: args.quarters, ..Generator::default() };
     let scale = format!("{} customers x {} quarters = {} rows", customers, args.quarters, generator.rows());
@@ -111,7 +111,7 @@ async fn main() -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("target/bench-data/{customers}x{}", args.quarters)));
     eprintln!("preparing the mesh over {} ({scale}; the first run generates the data)", data.display());
-    let mesh = mesh::Mesh::start(&data, customers, args.quarters).await?;
+    let mesh = mesh::Mesh::start(&data, generator).await?;
     let mut figures = Vec::new();
     let wanted = |group: Group| args.only.is_empty() || args.only.contains(&group);
 

@@ -62,6 +62,9 @@ pub enum RegistryError {
     /// The database failed.
     #[error("catalog storage failed: {0}")]
     Storage(#[from] rusqlite::Error),
+    /// Setting up the server failed.
+    #[error("{0}")]
+    Grpc(#[from] mesh_grpc::GrpcError),
     /// A blocking task panicked or was cancelled.
     #[error("internal error: {0}")]
     Internal(String),
@@ -90,7 +93,7 @@ impl From<RegistryError> for Status {
             {
                 Code::Unavailable
             }
-            RegistryError::Storage(_) | RegistryError::Internal(_) => Code::Internal,
+            RegistryError::Storage(_) | RegistryError::Grpc(_) | RegistryError::Internal(_) => Code::Internal,
         };
         if code == Code::Internal {
             tracing::error!(%error, "request failed");

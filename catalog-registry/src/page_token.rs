@@ -4,51 +4,29 @@
 //! request's filters, signed with a secret kept in the registry's database, so
 //! a token that was edited or reused with other filters is refused.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use mesh_grpc::SignedTokens;
 use sha2::{Digest, Sha256};
 
 use crate::error::{RegistryError, Result};
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// Length of the signature kept in a token.
-const MAC_LEN: usize = 16;
 /// Length of the filter digest kept in a token.
 const FILTER_LEN: usize = 8;
 
 /// Signs and checks page tokens with one secret.
-#[derive(Clone)]
-pub struct PageTokens {
-    secret: Vec<u8>,
-}
-
-impl std::fmt::Debug for PageTokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PageTokens(..)")
-    }
-}
+#[derive(Debug, Clone)]
+pub struct PageTokens(SignedTokens);
 
 impl PageTokens {
     /// Tokens signed with `secret`.
     pub fn new(secret: Vec<u8>) -> Self {
-        Self { secret }
-    }
-
-    fn keyed(&self, payload: &[u8]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.secret).expect("hmac takes any key length");
-        mac.update(payload);
-        mac
+        Self(SignedTokens::new(secret))
     }
 
     /// A token for the page after `last_key`, bound to `filters`.
     pub fn issue(&self, filters: &[impl AsRef<str>], last_key: &str) -> String {
         let mut payload = filter_digest(filters).to_vec();
         payload.extend_from_slice(last_key.as_bytes());
-        let mac = self.keyed(&payload).finalize().into_bytes();
-        payload.extend_from_slice(&mac[..MAC_LEN]);
-        URL_SAFE_NO_PAD.encode(payload)
+        self.0.sign(&payload)
     }
 
     /// The last key a token points after; `None` for an empty token (first page).
@@ -63,12 +41,10 @@ impl PageTokens {
                  start again with an empty page_token",
             )
         };
-        let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| tampered())?;
-        if raw.len() < FILTER_LEN + MAC_LEN {
+        let payload = self.0.verify(token).map_err(|_| tampered())?;
+        if payload.len() < FILTER_LEN {
             return Err(tampered());
         }
-        let (payload, mac) = raw.split_at(raw.len() - MAC_LEN);
-        self.keyed(payload).verify_truncated_left(mac).map_err(|_| tampered())?;
         let (digest, key) = payload.split_at(FILTER_LEN);
         if digest != filter_digest(filters) {
             return Err(RegistryError::invalid(

@@ -302,7 +302,7 @@ async fn a_get_product_request_that_does_not_parse_is_refused() {
     // Field 1 (name) claims 100 bytes but the message ends after 2.
     let truncated = bytes::Bytes::from_static(&[0x0a, 100, b'a', b'b']);
     assert_status(
-        grpc.unary(tonic::Request::new(truncated), path, mesh_domain_runtime::codec::RawCodec).await,
+        grpc.unary(tonic::Request::new(truncated), path, mesh_grpc::codec::RawCodec).await,
         Code::InvalidArgument,
         "request is not a mesh.catalog.v1.GetProductRequest",
     );

@@ -102,7 +102,7 @@ async fn reflection_v1_and_health_answer_generated_clients() {
         .into_inner();
     assert_eq!(status.status(), ServingStatus::Serving);
 
-    let names = mesh_domain_runtime::hosting::reflected_services(channel).await.unwrap();
+    let names = mesh_grpc::reflection::reflected_services(channel).await.unwrap();
     assert!(names.iter().any(|n| n == "mesh.catalog.v1.CatalogService"), "{names:?}");
     assert!(names.iter().any(|n| n == "grpc.health.v1.Health"), "{names:?}");
 }

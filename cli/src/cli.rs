@@ -1,6 +1,5 @@
 //! The command line: global flags and one subcommand per file in `commands/`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -45,8 +44,10 @@ pub enum Command {
     /// Check every registered endpoint (or one) with gRPC health.
     Health(HealthArgs),
     /// Run the registry and every domain locally, with generated data.
+    #[cfg(feature = "local")]
     Up(UpArgs),
     /// Write the synthetic Woori Card customer-spending file.
+    #[cfg(feature = "local")]
     Generate(GenerateArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
@@ -131,11 +132,12 @@ pub struct HealthArgs {
 }
 
 /// Flags of `mesh up`.
+#[cfg(feature = "local")]
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
     /// Where every service keeps its SQLite file, one folder each.
     #[arg(long, env = "MESH_DATA_DIR", default_value = ".mesh")]
-    pub data_dir: PathBuf,
+    pub data_dir: std::path::PathBuf,
     /// Customers to generate on first start.
     #[arg(long, default_value_t = woori_data::generator::DEFAULT_CUSTOMERS)]
     pub customers: u64,
@@ -148,11 +150,12 @@ pub struct UpArgs {
 }
 
 /// Flags of `mesh generate`.
+#[cfg(feature = "local")]
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
     /// File to write; `-` or nothing writes to standard output.
     #[arg(long, short)]
-    pub output: Option<PathBuf>,
+    pub output: Option<std::path::PathBuf>,
     /// Customers per quarter.
     #[arg(long, default_value_t = woori_data::generator::DEFAULT_CUSTOMERS)]
     pub customers: u64,

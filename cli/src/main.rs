@@ -16,15 +16,20 @@ use cli::{Cli, Command};
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // `up` hosts services and logs what they do; client commands only warn.
+    #[cfg(feature = "local")]
     let level = if matches!(cli.command, Command::Up(_)) { "info" } else { "warn" };
-    mesh_domain_runtime::hosting::init_logging_at(level);
+    #[cfg(not(feature = "local"))]
+    let level = "warn";
+    mesh_grpc::init_logging_at(level);
     let outcome = match &cli.command {
         Command::Domains => commands::domains::run(&cli).await,
         Command::Products(args) => commands::products::run(&cli, args).await,
         Command::Describe(args) => commands::describe::run(&cli, args).await,
         Command::Query(args) => commands::query::run(&cli, args).await,
         Command::Health(args) => commands::health::run(&cli, args).await,
-        Command::Up(args) => commands::up::run(args, cli.timeout).await,
+        #[cfg(feature = "local")]
+        Command::Up(args) => commands::up::run(args).await,
+        #[cfg(feature = "local")]
         Command::Generate(args) => commands::generate::run(args),
         Command::Completions(args) => {
             commands::completions::run(args);

@@ -4,32 +4,17 @@
 
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::catalog::{
     Domain, GetProductRequest, GetProductResponse, ListDomainsRequest, ListProductsRequest, Product,
     ProductView,
 };
+use mesh_grpc::client::channel;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::cache;
-
-/// A lazily connected channel to `url` with `timeout` for connecting and each call.
-pub fn channel(url: &str, timeout: Duration) -> Result<Channel> {
-    Ok(endpoint(url)?.connect_timeout(timeout).timeout(timeout).connect_lazy())
-}
-
-/// A channel for streaming rows: `timeout` bounds connecting only, since an
-/// export of millions of rows may rightly take minutes.
-pub fn stream_channel(url: &str, timeout: Duration) -> Result<Channel> {
-    Ok(endpoint(url)?.connect_timeout(timeout).connect_lazy())
-}
-
-fn endpoint(url: &str) -> Result<Endpoint> {
-    Endpoint::from_shared(url.to_owned())
-        .with_context(|| format!("`{url}` is not a URL; expected e.g. http://127.0.0.1:50050"))
-}
 
 /// The registry client.
 pub struct Registry {

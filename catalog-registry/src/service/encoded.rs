@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use mesh_contracts::catalog::GetProductRequest;
-use mesh_domain_runtime::service::RawUnaryRoute;
+use mesh_grpc::unary::RawUnaryRoute;
 use prost::Message;
 use tonic::Status;
 

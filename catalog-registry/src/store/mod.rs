@@ -108,7 +108,7 @@ impl Store {
             if let Some(secret) = existing {
                 return Ok(secret);
             }
-            let secret: [u8; 32] = rand::random();
+            let secret = mesh_grpc::SignedTokens::new_secret();
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('page_token_secret', ?1)",
                 [secret.as_slice()],

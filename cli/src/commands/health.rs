@@ -20,7 +20,7 @@ async fn check(
 ) -> (Result<ServingStatus, String>, Duration) {
     let started = Instant::now();
     let outcome = async {
-        let channel = registry::channel(endpoint, timeout).map_err(|e| e.to_string())?;
+        let channel = mesh_grpc::client::channel(endpoint, timeout).map_err(|e| e.to_string())?;
         let response = HealthClient::new(channel)
             .check(HealthCheckRequest { service: service.to_owned() })
             .await

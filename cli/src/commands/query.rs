@@ -10,12 +10,12 @@ use bytes::Bytes;
 use mesh_contracts::catalog::{Product, ProductView, ServingStatus};
 use mesh_contracts::descriptor::ProductShape;
 use mesh_contracts::product::{DescribeRequest, DescribeResponse, QueryRequest};
-use mesh_domain_runtime::codec::RawCodec;
+use mesh_grpc::codec::RawCodec;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Value};
 
 use crate::cli::{Cli, Format, QueryArgs};
-use crate::registry::{self, Registry, Source};
+use crate::registry::{Registry, Source};
 use crate::rows::Sink;
 use crate::style;
 use crate::wire::RowReader;
@@ -52,7 +52,7 @@ pub async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
         resume_token: String::new(),
     };
 
-    let channel = registry::stream_channel(&target.endpoint, cli.timeout)?;
+    let channel = mesh_grpc::client::stream_channel(&target.endpoint, cli.timeout)?;
     let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(64 << 20);
     grpc.ready().await.map_err(|e| unreachable(&target, &e.to_string()))?;
     let path = http::uri::PathAndQuery::try_from(format!("/{}/Query", target.service))?;
@@ -193,8 +193,8 @@ async fn resolve(cli: &Cli, args: &QueryArgs) -> Result<Target> {
 /// Asks the server at `endpoint` for `product`'s contract through its
 /// product services' `Describe`, found with server reflection.
 async fn describe_at(endpoint: &str, product: &str, cli: &Cli) -> Result<Target> {
-    let channel = registry::channel(endpoint, cli.timeout)?;
-    let services = mesh_domain_runtime::hosting::reflected_services(channel.clone())
+    let channel = mesh_grpc::client::channel(endpoint, cli.timeout)?;
+    let services = mesh_grpc::reflection::reflected_services(channel.clone())
         .await
         .with_context(|| format!("cannot list the services at {endpoint}"))?;
     for service in services {

@@ -3,7 +3,7 @@
 
 use mesh_domain_runtime::ProductSpec;
 use mesh_domain_runtime::quality::QualityRule;
-use woori_data::source_domain::SourceDomain;
+use woori_data::runtime::SourceDomain;
 
 /// The `customer.profiles` product.
 pub const PROFILES: ProductSpec = ProductSpec {
@@ -12,11 +12,17 @@ pub const PROFILES: ProductSpec = ProductSpec {
     table: "profiles",
     key: &["bas_yh", "seq"],
     indexes: &["seq", "hous_sido_nm", "life_stage", "mbr_rk"],
+    amounts: &[],
 };
 
 /// The customer domain, on port 50051 by default.
-pub const DOMAIN: SourceDomain =
-    SourceDomain { name: "customer", port: 50051, spec: PROFILES, rules: code_rules };
+pub const DOMAIN: SourceDomain = SourceDomain {
+    name: "customer",
+    port: 50051,
+    spec: PROFILES,
+    rules: code_rules,
+    generate: woori_data::runtime::generated,
+};
 
 /// Codes stay within their documented values.
 fn code_rules() -> Vec<QualityRule> {

@@ -1,8 +1,8 @@
 //! `customer`: runs the customer domain as its own process.
 
 use clap::Parser;
-use mesh_domain_runtime::hosting::init_logging;
-use woori_data::source_domain::SourceArgs;
+use mesh_grpc::init_logging;
+use woori_data::runtime::SourceArgs;
 
 /// The customer domain of the Woori Card data mesh.
 ///

@@ -3,20 +3,23 @@
 //! aggregate per segment, suppress small segments, replace the table.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
+use csv::ByteRecord;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::catalog::{GetProductRequest, ProductView, ServingStatus};
-use mesh_contracts::product::{QualityResult, QueryRequest};
+use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::customer::v1::CustomerProfile;
 use mesh_contracts::woori::customer::v1::customer_profile_service_client::CustomerProfileServiceClient;
 use mesh_contracts::woori::insight::v1::RefreshResponse;
 use mesh_contracts::woori::payment::v1::CardSpending;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
-use mesh_domain_runtime::quality::{self, QualityRule};
-use mesh_domain_runtime::store::record_load;
+use mesh_domain_runtime::ingest::{self, MemorySource};
+use mesh_domain_runtime::quality::QualityRule;
 use mesh_domain_runtime::{DomainError, Product, Result};
-use rusqlite::params;
 use tonic::Streaming;
+use woori_data::layout::BROAD_COLUMNS;
 
 /// The source products (input ports).
 pub const CUSTOMER_PRODUCT: &str = "customer.profiles";
@@ -24,18 +27,16 @@ pub const CUSTOMER_PRODUCT: &str = "customer.profiles";
 pub const PAYMENT_PRODUCT: &str = "payment.card_spending";
 
 /// The broad categories, as field names of both rows and the segment table.
-const BROAD: [&str; 10] = [
-    "interior_am",
-    "insuhos_am",
-    "offedu_am",
-    "trvlec_am",
-    "fsbz_am",
-    "svcarc_am",
-    "dist_am",
-    "plsanit_am",
-    "clothgds_am",
-    "auto_am",
-];
+fn broad_fields() -> Vec<String> {
+    BROAD_COLUMNS.iter().map(|c| c.to_ascii_lowercase()).collect()
+}
+
+/// The segment table's columns before the broad categories.
+const SEGMENT_FIELDS: [&str; 7] =
+    ["bas_yh", "life_stage", "hous_sido_nm", "mbr_rk", "customer_count", "tot_use_am", "avg_use_am"];
+
+/// Bounds connecting to the registry and the sources, and each unary call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// quarter, life stage, province, grade.
 type SegmentKey = (String, String, String, String);
@@ -44,7 +45,7 @@ type SegmentKey = (String, String, String, String);
 struct Totals {
     customers: i64,
     total: i64,
-    broad: [i64; 10],
+    broad: [i64; BROAD_COLUMNS.len()],
 }
 
 /// Finds a serving endpoint of `product` in the registry.
@@ -76,22 +77,20 @@ fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
 
 /// Rebuilds `product`'s table from the sources registered at `registry_url`,
 /// leaving out segments with fewer than `min_customers` customers.
-pub async fn rebuild(product: &Product, registry_url: &str, min_customers: i64) -> Result<RefreshResponse> {
-    let mut registry = CatalogServiceClient::connect(registry_url.to_owned())
-        .await
-        .map_err(|e| DomainError::Unavailable(format!("registry {registry_url} unreachable: {e}")))?;
+pub async fn rebuild(
+    product: &Arc<Product>,
+    registry_url: &str,
+    min_customers: i64,
+) -> Result<RefreshResponse> {
+    let mut registry = CatalogServiceClient::new(mesh_grpc::client::channel(registry_url, CALL_TIMEOUT)?);
     let customer_url = endpoint_of(&mut registry, CUSTOMER_PRODUCT).await?;
     let payment_url = endpoint_of(&mut registry, PAYMENT_PRODUCT).await?;
-    let connect_error =
-        |url: &str, e: tonic::transport::Error| DomainError::Unavailable(format!("{url} unreachable: {e}"));
-    let mut customers = CustomerProfileServiceClient::connect(customer_url.clone())
-        .await
-        .map_err(|e| connect_error(&customer_url, e))?
-        .max_decoding_message_size(16 << 20);
-    let mut payments = CardSpendingServiceClient::connect(payment_url.clone())
-        .await
-        .map_err(|e| connect_error(&payment_url, e))?
-        .max_decoding_message_size(16 << 20);
+    let mut customers =
+        CustomerProfileServiceClient::new(mesh_grpc::client::stream_channel(&customer_url, CALL_TIMEOUT)?)
+            .max_decoding_message_size(16 << 20);
+    let mut payments =
+        CardSpendingServiceClient::new(mesh_grpc::client::stream_channel(&payment_url, CALL_TIMEOUT)?)
+            .max_decoding_message_size(16 << 20);
     let profile_stream = customers
         .query(QueryRequest {
             read_mask: mask(&["bas_yh", "seq", "life_stage", "hous_sido_nm", "mbr_rk"]),
@@ -99,8 +98,9 @@ pub async fn rebuild(product: &Product, registry_url: &str, min_customers: i64) 
         })
         .await?
         .into_inner();
+    let broad = broad_fields();
     let mut spending_fields = vec!["bas_yh", "seq", "tot_use_am"];
-    spending_fields.extend(BROAD);
+    spending_fields.extend(broad.iter().map(String::as_str));
     let spending_stream = payments
         .query(QueryRequest { read_mask: mask(&spending_fields), ..Default::default() })
         .await?
@@ -109,8 +109,7 @@ pub async fn rebuild(product: &Product, registry_url: &str, min_customers: i64) 
     let (segments, joined) = join_and_aggregate(profile_stream, spending_stream).await?;
     let source =
         format!("{CUSTOMER_PRODUCT} at {customer_url} joined with {PAYMENT_PRODUCT} at {payment_url}");
-    let (published, suppressed) = write(product, segments, min_customers, source).await?;
-    product.store.announce_load();
+    let (published, suppressed) = publish(product, segments, min_customers, source).await?;
     tracing::info!(joined, published, suppressed, "segments rebuilt");
     Ok(RefreshResponse { joined_rows: joined, segments: published, suppressed_segments: suppressed })
 }
@@ -164,19 +163,7 @@ async fn join_and_aggregate(
                 let totals = segments.entry(key).or_default();
                 totals.customers += 1;
                 totals.total += s.tot_use_am;
-                let broad = [
-                    s.interior_am,
-                    s.insuhos_am,
-                    s.offedu_am,
-                    s.trvlec_am,
-                    s.fsbz_am,
-                    s.svcarc_am,
-                    s.dist_am,
-                    s.plsanit_am,
-                    s.clothgds_am,
-                    s.auto_am,
-                ];
-                for (sum, value) in totals.broad.iter_mut().zip(broad) {
+                for (sum, value) in totals.broad.iter_mut().zip(broad_amounts(s)) {
                     *sum += value;
                 }
                 joined += 1;
@@ -188,73 +175,88 @@ async fn join_and_aggregate(
     Ok((segments, joined))
 }
 
-/// Replaces the segment table (one transaction) and records the load.
-async fn write(
-    product: &Product,
+/// A payment row's broad categories, in the order of [`BROAD_COLUMNS`]
+/// (a unit test holds the two together).
+fn broad_amounts(s: &CardSpending) -> [i64; BROAD_COLUMNS.len()] {
+    [
+        s.interior_am,
+        s.insuhos_am,
+        s.offedu_am,
+        s.trvlec_am,
+        s.fsbz_am,
+        s.svcarc_am,
+        s.dist_am,
+        s.plsanit_am,
+        s.clothgds_am,
+        s.auto_am,
+    ]
+}
+
+/// Replaces the segment table with the segments of at least
+/// `min_customers` customers, through the same load path as every product
+/// (one transaction, quality rules, the load recorded). Returns the
+/// segments published and suppressed.
+async fn publish(
+    product: &Arc<Product>,
     segments: BTreeMap<SegmentKey, Totals>,
     min_customers: i64,
     source: String,
 ) -> Result<(i64, i64)> {
-    let store = product.store.clone();
-    let schema = product.schema.clone();
-    let id = product.spec.id;
-    tokio::task::spawn_blocking(move || {
-        store.write(|conn| {
-            let tx = conn.transaction()?;
-            tx.execute(&format!("DELETE FROM {}", schema.table), [])?;
-            let mut columns = vec![
-                "bas_yh",
-                "life_stage",
-                "hous_sido_nm",
-                "mbr_rk",
-                "customer_count",
-                "tot_use_am",
-                "avg_use_am",
-            ];
-            columns.extend(BROAD);
-            let placeholders = vec!["?"; columns.len()].join(", ");
-            let mut insert = tx.prepare(&format!(
-                "INSERT INTO {} ({}) VALUES ({placeholders})",
-                schema.table,
-                columns.join(", ")
-            ))?;
-            let (mut published, mut suppressed) = (0, 0);
-            for ((quarter, stage, province, grade), totals) in &segments {
-                if totals.customers < min_customers {
-                    suppressed += 1;
-                    continue;
-                }
-                let average = (totals.total as f64 / totals.customers as f64).round() as i64;
-                let head = params![quarter, stage, province, grade, totals.customers, totals.total, average];
-                for (i, value) in head.iter().enumerate() {
-                    insert.raw_bind_parameter(i + 1, value)?;
-                }
-                for (i, value) in totals.broad.iter().enumerate() {
-                    insert.raw_bind_parameter(head.len() + i + 1, value)?;
-                }
-                insert.raw_execute()?;
-                published += 1;
-            }
-            drop(insert);
-            let rules = [
-                QualityRule::unique_key(&schema),
-                QualityRule::failing_when(
-                    "segments_meet_suppression_threshold",
-                    &format!("every published segment has at least {min_customers} customers"),
-                    format!("customer_count < {min_customers}"),
-                ),
-                QualityRule::failing_when(
-                    "tot_equals_sum_of_broad",
-                    "tot_use_am = the sum of the 10 broad categories",
-                    format!("tot_use_am != {}", BROAD.join(" + ")),
-                ),
-            ];
-            let quality: Vec<QualityResult> = quality::run(&tx, &schema, &rules)?;
-            record_load(&tx, id, published, &source, &quality)?;
-            tx.commit()?;
-            Ok((published, suppressed))
-        })
-    })
-    .await
-    .map_err(|e| DomainError::Internal(e.to_string()))?
+    let mut records = Vec::with_capacity(segments.len());
+    let mut suppressed = 0;
+    for ((quarter, stage, province, grade), totals) in &segments {
+        if totals.customers < min_customers {
+            suppressed += 1;
+            continue;
+        }
+        let average = (totals.total as f64 / totals.customers as f64).round() as i64;
+        let mut record = ByteRecord::from(vec![quarter.as_str(), stage, province, grade]);
+        for number in [totals.customers, totals.total, average].iter().chain(&totals.broad) {
+            record.push_field(itoa::Buffer::new().format(*number).as_bytes());
+        }
+        records.push(record);
+    }
+    let broad = broad_fields();
+    let header: Vec<&str> = SEGMENT_FIELDS.into_iter().chain(broad.iter().map(String::as_str)).collect();
+    let mut rows = MemorySource::new(&header, records, source);
+    let rules = vec![
+        QualityRule::unique_key(&product.schema),
+        QualityRule::failing_when(
+            "segments_meet_suppression_threshold",
+            &format!("every published segment has at least {min_customers} customers"),
+            format!("customer_count < {min_customers}"),
+        ),
+        QualityRule::sum_equals(
+            "tot_equals_sum_of_broad",
+            &format!("tot_use_am = the sum of the {} broad categories", broad.len()),
+            "tot_use_am",
+            &broad.iter().map(String::as_str).collect::<Vec<_>>(),
+        ),
+    ];
+    let product = Arc::clone(product);
+    let summary = tokio::task::spawn_blocking(move || ingest::load(&product, &mut rows, &rules))
+        .await
+        .map_err(|e| DomainError::Internal(format!("the publish task failed: {e}")))??;
+    Ok((summary.rows, suppressed))
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+    use prost_reflect::{DescriptorPool, DynamicMessage, Value};
+
+    use super::*;
+
+    #[test]
+    fn broad_amounts_follow_the_layout() {
+        let pool = DescriptorPool::decode(mesh_contracts::FILE_DESCRIPTOR_SET).unwrap();
+        let row_type = pool.get_message_by_name("woori.payment.v1.CardSpending").unwrap();
+        let mut row = DynamicMessage::new(row_type);
+        for (i, field) in broad_fields().iter().enumerate() {
+            row.set_field_by_name(field, Value::I64(i as i64 + 1));
+        }
+        let typed = CardSpending::decode(row.encode_to_vec().as_slice()).unwrap();
+        let expected: Vec<i64> = (1..=BROAD_COLUMNS.len() as i64).collect();
+        assert_eq!(broad_amounts(&typed).to_vec(), expected);
+    }
 }

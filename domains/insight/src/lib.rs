@@ -14,6 +14,7 @@ use mesh_domain_runtime::service::UnaryHandler;
 use mesh_domain_runtime::{DomainArgs, DomainStore, Product, ProductService, ProductSpec, Result};
 use prost::Message;
 use tokio::net::TcpListener;
+use woori_data::layout::BROAD_COLUMNS;
 
 /// The `insight.segment_spending` product.
 pub const SEGMENT_SPENDING: ProductSpec = ProductSpec {
@@ -22,7 +23,11 @@ pub const SEGMENT_SPENDING: ProductSpec = ProductSpec {
     table: "segment_spending",
     key: &["bas_yh", "life_stage", "hous_sido_nm", "mbr_rk"],
     indexes: &["hous_sido_nm", "life_stage", "mbr_rk"],
+    amounts: &AMOUNTS,
 };
+
+/// The segment amounts: total, average and the broad categories.
+const AMOUNTS: [&str; 12] = woori_data::layout::concat(["tot_use_am", "avg_use_am"], BROAD_COLUMNS);
 
 /// The insight domain's default port.
 pub const PORT: u16 = 50053;
@@ -58,14 +63,23 @@ pub fn service(product: Arc<Product>, registry: String, min_customers: i64) -> P
     ProductService::new(product, HashMap::from([("Refresh".to_owned(), refresh)]))
 }
 
-/// Serves and registers the product, rebuilding it at start (retrying while
-/// the sources are not yet serving), until `shutdown`.
+/// Opens the product, then serves and registers it until `shutdown` (see [`serve`]).
 pub async fn run(
     args: InsightArgs,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
-    let product = open(&args)?;
+    serve(open(&args)?, &args, listener, shutdown).await
+}
+
+/// Serves and registers `product`, rebuilding it at start (retrying while
+/// the sources are not yet serving), until `shutdown`.
+pub async fn serve(
+    product: Arc<Product>,
+    args: &InsightArgs,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
     let registry = args.domain.registry.clone();
     let advertise = args.domain.advertise(listener.local_addr()?);
     let rebuilding = Arc::clone(&product);

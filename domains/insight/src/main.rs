@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use mesh_domain_runtime::hosting::{init_logging, shutdown_signal};
+use mesh_grpc::{init_logging, shutdown_signal};
 
 /// The insight domain of the Woori Card data mesh: segment spending built
 /// from customer.profiles and payment.card_spending, found through the registry.

@@ -3,52 +3,18 @@
 //! suppression of small segments, lineage in the catalog.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use catalog_registry::RegistryConfig;
 use mesh_contracts::catalog::GetProductRequest;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::insight::v1::RefreshRequest;
 use mesh_contracts::woori::insight::v1::segment_spending_service_client::SegmentSpendingServiceClient;
-use mesh_domain_runtime::hosting::run_domain;
-use mesh_domain_runtime::{DomainArgs, ProductService};
-use tonic::transport::Channel;
-use woori_data::source_domain::{SourceArgs, SourceDomain};
+use mesh_local::{LocalMesh, MeshConfig, Ports};
+use woori_data::Generator;
 
-async fn connect(addr: std::net::SocketAddr) -> Channel {
-    for _ in 0..200 {
-        if let Ok(channel) = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await {
-            return channel;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{addr} did not come up");
-}
-
-fn domain_args(dir: &std::path::Path, registry: &str) -> DomainArgs {
-    DomainArgs {
-        addr: None,
-        data_dir: Some(dir.to_path_buf()),
-        registry: registry.to_owned(),
-        advertise_url: None,
-    }
-}
-
-/// Starts a source domain with generated data; returns its database path.
-async fn start_source(domain: SourceDomain, dir: &std::path::Path, registry: &str) -> std::path::PathBuf {
-    let args = SourceArgs {
-        domain: domain_args(dir, registry),
-        source: None,
-        customers: 400,
-        quarters: 2,
-        seed: 11,
-        reload: false,
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    tokio::spawn(async move { domain.run(args, listener, std::future::pending()).await.unwrap() });
-    dir.join(format!("{}.sqlite", domain.name))
+fn channel(url: &str) -> tonic::transport::Channel {
+    mesh_grpc::client::channel(url, Duration::from_secs(10)).unwrap()
 }
 
 type Expected = BTreeMap<(String, String, String, String), (i64, i64, i64)>;
@@ -91,49 +57,22 @@ fn expected_segments(customer_db: &std::path::Path, payment_db: &std::path::Path
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_match_an_independent_aggregate_and_small_ones_are_suppressed() {
     let dir = tempfile::tempdir().unwrap();
-    let registry_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let registry_addr = registry_listener.local_addr().unwrap();
-    let registry = format!("http://{registry_addr}");
-    let config = RegistryConfig {
-        addr: registry_addr,
-        data_dir: dir.path().join("registry"),
-        db: None,
-        lease_ttl: Duration::from_secs(30),
-    };
-    tokio::spawn(
-        async move { catalog_registry::serve(&config, registry_listener, std::future::pending()).await },
-    );
-
-    let customer_db = start_source(customer::DOMAIN, &dir.path().join("customer"), &registry).await;
-    let payment_db = start_source(payment::DOMAIN, &dir.path().join("payment"), &registry).await;
-
     let min_customers = 4;
-    let args =
-        insight::InsightArgs { domain: domain_args(&dir.path().join("insight"), &registry), min_customers };
-    let product = insight::open(&args).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service: ProductService = insight::service(Arc::clone(&product), registry.clone(), min_customers);
-    tokio::spawn(run_domain(
-        listener,
-        vec![service],
-        registry.clone(),
-        format!("http://{addr}"),
-        std::future::pending(),
-    ));
-    let mut client = SegmentSpendingServiceClient::new(connect(addr).await);
-
-    // Refresh once both sources are registered and serving.
-    let started = std::time::Instant::now();
-    let refreshed = loop {
-        match client.refresh(RefreshRequest {}).await {
-            Ok(response) => break response.into_inner(),
-            Err(status) => {
-                assert!(started.elapsed() < Duration::from_secs(30), "refresh never succeeded: {status}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
+    let config = MeshConfig {
+        ports: Ports::Ephemeral,
+        generator: Generator { seed: 11, customers: 400, quarters: 2 },
+        min_customers,
+        ready_timeout: Duration::from_secs(60),
+        ..MeshConfig::new(dir.path())
     };
+    let mesh = LocalMesh::start(config).await.unwrap();
+    let customer_db = dir.path().join("customer").join("customer.sqlite");
+    let payment_db = dir.path().join("payment").join("payment.sqlite");
+    let product = mesh.product("insight.segment_spending").unwrap();
+    let mut client = SegmentSpendingServiceClient::new(channel(mesh.insight_url.as_deref().unwrap()));
+
+    // The mesh is up: both sources serve, so a refresh goes through at once.
+    let refreshed = client.refresh(RefreshRequest {}).await.unwrap().into_inner();
     assert_eq!(refreshed.joined_rows, 800);
 
     let expected = expected_segments(&customer_db, &payment_db);
@@ -158,23 +97,14 @@ async fn segments_match_an_independent_aggregate_and_small_ones_are_suppressed()
     assert_eq!(got, kept);
 
     // The catalog shows the lineage, with both inputs serving.
-    let mut catalog = CatalogServiceClient::new(connect(registry_addr).await);
-    let started = std::time::Instant::now();
-    let entry = loop {
-        if let Ok(found) = catalog
-            .get_product(GetProductRequest {
-                name: "insight.segment_spending".into(),
-                version: 0,
-                known_fingerprint: String::new(),
-                ..Default::default()
-            })
-            .await
-        {
-            break found.into_inner().product.unwrap();
-        }
-        assert!(started.elapsed() < Duration::from_secs(15), "insight never registered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let mut catalog = CatalogServiceClient::new(channel(&mesh.registry_url));
+    let entry = catalog
+        .get_product(GetProductRequest { name: "insight.segment_spending".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .product
+        .unwrap();
     let ports: Vec<(String, i32)> = entry.input_ports.iter().map(|p| (p.product.clone(), p.status)).collect();
     let serving = mesh_contracts::catalog::ServingStatus::Serving as i32;
     assert_eq!(

@@ -2,7 +2,7 @@
 //! columns of the customer-spending file, one row per quarter and customer.
 
 use mesh_domain_runtime::ProductSpec;
-use woori_data::source_domain::SourceDomain;
+use woori_data::runtime::SourceDomain;
 
 /// The `payment.card_spending` product.
 pub const CARD_SPENDING: ProductSpec = ProductSpec {
@@ -11,6 +11,7 @@ pub const CARD_SPENDING: ProductSpec = ProductSpec {
     table: "card_spending",
     key: &["bas_yh", "seq"],
     indexes: &["seq"],
+    amounts: &woori_data::layout::AMOUNT_COLUMNS,
 };
 
 /// The payment domain, on port 50052 by default; its quality rules are the
@@ -19,5 +20,6 @@ pub const DOMAIN: SourceDomain = SourceDomain {
     name: "payment",
     port: 50052,
     spec: CARD_SPENDING,
-    rules: woori_data::rules::spending_rules,
+    rules: woori_data::runtime::spending_quality_rules,
+    generate: woori_data::runtime::generated,
 };

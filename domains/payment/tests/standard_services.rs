@@ -23,7 +23,7 @@ async fn health_and_reflection_describe_the_domain() {
         health.check(HealthCheckRequest { service: "woori.customer.v1.CustomerProfileService".into() }).await;
     assert_eq!(unknown.unwrap_err().code(), tonic::Code::NotFound);
 
-    let mut names = mesh_domain_runtime::hosting::reflected_services(channel).await.unwrap();
+    let mut names = mesh_grpc::reflection::reflected_services(channel).await.unwrap();
     names.sort_unstable();
     assert_eq!(names, ["grpc.health.v1.Health", "woori.payment.v1.CardSpendingService"]);
 }

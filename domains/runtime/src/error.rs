@@ -28,6 +28,9 @@ pub enum DomainError {
     /// Reading a file failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Setting up a server or a client failed.
+    #[error("{0}")]
+    Grpc(#[from] mesh_grpc::GrpcError),
     /// A call to another service failed.
     #[error("{0}")]
     Upstream(#[from] Status),
@@ -53,12 +56,14 @@ impl From<DomainError> for Status {
                 return Status::new(Code::Unavailable, format!("upstream call failed: {}", status.message()));
             }
             DomainError::Storage(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    || e.code == rusqlite::ErrorCode::DatabaseLocked =>
             {
                 Code::Unavailable
             }
             DomainError::Storage(_)
             | DomainError::Io(_)
+            | DomainError::Grpc(_)
             | DomainError::Schema(_)
             | DomainError::Internal(_) => Code::Internal,
         };

@@ -397,3 +397,241 @@ fn literal(token: &Token) -> Result<Literal> {
         other => Err(at(token.column, format!("expected a value but found {}", other.describe()))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use rusqlite::types::Value::{Integer, Real, Text};
+
+    use super::*;
+    use crate::test_schema::schema;
+
+    const FIELDS: &str = "name, amount, score, flag, seq";
+
+    fn sql(filter: &str) -> SqlFilter {
+        compile(filter, &schema()).unwrap_or_else(|e| panic!("`{filter}` was refused: {e}"))
+    }
+
+    fn error(filter: &str) -> String {
+        match compile(filter, &schema()) {
+            Ok(compiled) => panic!("`{filter}` compiled to {compiled:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn text(s: &str) -> Value {
+        Text(s.to_owned())
+    }
+
+    #[test]
+    fn every_operator_compiles_to_a_bound_comparison() {
+        let cases = [
+            ("amount = 5", "amount = ?"),
+            ("amount != 5", "amount != ?"),
+            ("amount < 5", "amount < ?"),
+            ("amount <= 5", "amount <= ?"),
+            ("amount > 5", "amount > ?"),
+            ("amount >= 5", "amount >= ?"),
+        ];
+        for (filter, expected) in cases {
+            assert_eq!(sql(filter), SqlFilter { sql: expected.into(), params: vec![Integer(5)] }, "{filter}");
+        }
+    }
+
+    #[test]
+    fn values_are_bound_by_the_column_kind() {
+        let cases: [(&str, &str, Vec<Value>); 8] = [
+            ("name = \"서울\"", "name = ?", vec![text("서울")]),
+            ("name = 'it''s'", "name = ? AND name = ?", vec![]),
+            ("name = \"a\\\"b\"", "name = ?", vec![text("a\"b")]),
+            ("amount > -3", "amount > ?", vec![Integer(-3)]),
+            ("amount > 1.5", "amount > ?", vec![Real(1.5)]),
+            ("score <= 2", "score <= ?", vec![Real(2.0)]),
+            ("flag = true", "flag = ?", vec![Integer(1)]),
+            ("flag != FALSE", "flag != ?", vec![Integer(0)]),
+        ];
+        for (filter, expected, params) in cases {
+            if filter.contains("''") {
+                // Two adjacent quoted strings are two values, not an escape.
+                assert!(error(filter).contains("unexpected string"), "{filter}");
+                continue;
+            }
+            assert_eq!(sql(filter), SqlFilter { sql: expected.into(), params }, "{filter}");
+        }
+    }
+
+    #[test]
+    fn and_binds_tighter_than_or_and_parentheses_group() {
+        let cases = [
+            ("amount = 1 OR amount = 2 AND name = \"x\"", "(amount = ? OR amount = ? AND name = ?)"),
+            ("(amount = 1 OR amount = 2) AND name = \"x\"", "((amount = ? OR amount = ?)) AND name = ?"),
+            ("NOT amount = 1 AND name = \"x\"", "NOT amount = ? AND name = ?"),
+            ("NOT (amount = 1 OR name = \"x\")", "NOT ((amount = ? OR name = ?))"),
+            ("amount = 1 and name = \"x\" or flag = true", "(amount = ? AND name = ? OR flag = ?)"),
+            ("((amount = 1))", "((amount = ?))"),
+        ];
+        for (filter, expected) in cases {
+            assert_eq!(sql(filter).sql, expected, "{filter}");
+        }
+    }
+
+    #[test]
+    fn in_lists_bind_each_value() {
+        assert_eq!(
+            sql("name IN (\"a\", \"b\", \"c\")"),
+            SqlFilter { sql: "name IN (?, ?, ?)".into(), params: vec![text("a"), text("b"), text("c")] }
+        );
+        assert_eq!(sql("amount in (1)").params, vec![Integer(1)]);
+        assert_eq!(
+            error("amount IN (1, \"x\")"),
+            "filter: field `amount` is an integer; compare it with a number, not \"x\", e.g. amount > 1000000 at column 15"
+        );
+        assert_eq!(
+            error("name IN \"a\""),
+            "filter: expected `(` after IN but found string \"a\" at column 9"
+        );
+        assert_eq!(
+            error("name IN (\"a\" \"b\")"),
+            "filter: expected `,` or `)` but found string \"b\" at column 14"
+        );
+        let long = format!("amount IN ({})", vec!["1"; MAX_IN + 1].join(", "));
+        assert!(error(&long).contains("an IN list may hold at most 1000 values"));
+    }
+
+    #[test]
+    fn a_trailing_star_is_a_prefix_match_counted_in_characters() {
+        assert_eq!(
+            sql("name = \"서울*\""),
+            SqlFilter { sql: "substr(name, 1, ?) = ?".into(), params: vec![Integer(2), text("서울")] }
+        );
+        assert_eq!(sql("name != \"ab*\"").sql, "NOT substr(name, 1, ?) = ?");
+        assert_eq!(
+            error("name > \"ab*\""),
+            "filter: a prefix match (trailing *) works only with = or !=, not > at column 8"
+        );
+        // On a number column a star is no prefix: it is a type error.
+        assert!(error("amount = \"1*\"").starts_with("filter: field `amount` is an integer"));
+    }
+
+    #[test]
+    fn type_errors_say_what_to_write() {
+        let cases = [
+            ("name = 5", "filter: field `name` is a string; quote the value: name = \"5\" at column 8"),
+            ("name = true", "filter: field `name` is a string; quote the value: name = \"true\" at column 8"),
+            (
+                "amount = \"x\"",
+                "filter: field `amount` is an integer; compare it with a number, not \"x\", e.g. amount > 1000000 at column 10",
+            ),
+            ("amount = true", "filter: field `amount` is an integer; compare it with a number at column 10"),
+            (
+                "score = \"x\"",
+                "filter: field `score` is a number; compare it with a number, not \"x\", e.g. score > 1000000 at column 9",
+            ),
+            ("flag = 1", "filter: field `flag` is a boolean; compare it with true or false at column 8"),
+            (
+                "amount = 1e999",
+                "filter: field `amount` is an integer; `1e999` is not a number in range at column 10",
+            ),
+            ("amount = 12abc", "filter: `12abc` is not a number at column 10"),
+        ];
+        for (filter, expected) in cases {
+            assert_eq!(error(filter), expected, "{filter}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_column() {
+        let cases = [
+            ("nope = 1", format!("filter: unknown field `nope` at column 1; valid fields: {FIELDS}")),
+            ("amount > 1 AND nope = 1", format!("filter: unknown field `nope` at column 16; valid fields: {FIELDS}")),
+            ("= 1", format!("filter: expected a field name but found `=` at column 1; valid fields: {FIELDS}")),
+            ("amount", "filter: the filter ends early; expected a comparison operator (=, !=, <, <=, >, >=) or IN at column 2".into()),
+            ("amount >", "filter: the filter ends early; expected a value at column 9".into()),
+            ("amount > 1 AND", "filter: the filter ends early; expected a comparison such as `field = \"value\"` at column 13".into()),
+            ("amount > 1 amount", "filter: unexpected `amount`; expected AND, OR or the end at column 12".into()),
+            ("amount ~ 1", "filter: unexpected character `~` at column 8".into()),
+            ("name = \"open", "filter: unterminated string (missing closing \") at column 8".into()),
+            ("name = \"a\\", "filter: dangling backslash at column 10".into()),
+            ("(amount = 1", "filter: the filter ends early; expected `)` at column 12".into()),
+            ("(amount = 1 name", "filter: expected `)` but found `name` at column 13".into()),
+            ("name = seoul", "filter: expected a value but found `seoul`; quote strings: \"seoul\" at column 8".into()),
+            ("name = (", "filter: expected a value but found `(` at column 8".into()),
+            ("amount 5", "filter: expected a comparison operator (=, !=, <, <=, >, >=) or IN after `amount` but found number 5 at column 8".into()),
+        ];
+        for (filter, expected) in cases {
+            assert_eq!(error(filter), expected, "{filter}");
+        }
+    }
+
+    #[test]
+    fn limits_on_size_and_nesting_are_named() {
+        assert_eq!(sql(""), SqlFilter::default());
+        assert_eq!(sql("   "), SqlFilter::default());
+        let long = format!("name = \"{}\"", "x".repeat(MAX_FILTER));
+        assert_eq!(error(&long), "filter: is longer than 16384 bytes");
+        let deep = format!("{}amount = 1{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
+        assert!(error(&deep).contains("nesting deeper than 64"), "{}", error(&deep));
+        let nots = format!("{}amount = 1", "NOT ".repeat(MAX_DEPTH + 1));
+        assert!(error(&nots).contains("nesting deeper than 64"));
+        let fine = format!("{}amount = 1{}", "(".repeat(10), ")".repeat(10));
+        assert_eq!(sql(&fine).params, vec![Integer(1)]);
+    }
+
+    #[test]
+    fn nothing_from_the_filter_reaches_the_sql_text() {
+        let hostile = "name = \"x'; DROP TABLE t; --\" OR amount IN (1, 2)";
+        let compiled = sql(hostile);
+        assert!(!compiled.sql.contains("DROP"));
+        assert_eq!(compiled.params[0], text("x'; DROP TABLE t; --"));
+    }
+
+    /// Strings of the filter language's own pieces, so that most inputs get
+    /// past the lexer and exercise the parser.
+    fn filter_like() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("name"),
+            Just("amount"),
+            Just("score"),
+            Just("flag"),
+            Just("nope"),
+            Just("AND"),
+            Just("OR"),
+            Just("NOT"),
+            Just("IN"),
+            Just("("),
+            Just(")"),
+            Just(","),
+            Just("="),
+            Just("!="),
+            Just("<"),
+            Just("<="),
+            Just(">"),
+            Just(">="),
+            Just("\"a*\""),
+            Just("'서울'"),
+            Just("1"),
+            Just("-2.5"),
+            Just("1e999"),
+            Just("true"),
+            Just("\""),
+            Just("\\"),
+            Just("*"),
+        ];
+        prop::collection::vec(piece, 0..40).prop_map(|pieces| pieces.join(" "))
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_compiles_or_is_refused_without_panicking(input in any::<String>()) {
+            let _ = compile(&input, &schema());
+        }
+
+        #[test]
+        fn filter_like_text_compiles_to_balanced_sql_with_one_value_per_placeholder(input in filter_like()) {
+            if let Ok(compiled) = compile(&input, &schema()) {
+                prop_assert_eq!(compiled.sql.matches('?').count(), compiled.params.len());
+                prop_assert_eq!(compiled.sql.matches('(').count(), compiled.sql.matches(')').count());
+            }
+        }
+    }
+}

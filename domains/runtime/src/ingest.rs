@@ -13,9 +13,10 @@ mod parse;
 use parse::{CHUNKS_AHEAD, Chunk, parse_records};
 
 use crate::error::{DomainError, Result};
+use crate::product::Product;
 use crate::quality::{self, QualityRule, RowCounts};
 use crate::schema::RowSchema;
-use crate::store::{DomainStore, record_load};
+use crate::store::record_load;
 
 /// Records with a header, read one at a time.
 pub trait RecordSource {
@@ -91,6 +92,51 @@ impl<R: Read> RecordSource for CsvSource<R> {
     }
 }
 
+/// Records held in memory, e.g. the rows a derived product computed.
+#[derive(Debug, Clone)]
+pub struct MemorySource {
+    header: ByteRecord,
+    records: std::vec::IntoIter<ByteRecord>,
+    line: u64,
+    name: String,
+}
+
+impl MemorySource {
+    /// `records` under `header` (field or source column names), described as `name`.
+    pub fn new(header: &[&str], records: Vec<ByteRecord>, name: String) -> Self {
+        Self { header: ByteRecord::from(header.to_vec()), records: records.into_iter(), line: 1, name }
+    }
+}
+
+impl RecordSource for MemorySource {
+    fn header(&self) -> &ByteRecord {
+        &self.header
+    }
+
+    fn read(&mut self, record: &mut ByteRecord) -> Result<bool> {
+        match self.records.next() {
+            Some(next) => {
+                *record = next;
+                self.line += 1;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn line(&self) -> u64 {
+        self.line
+    }
+
+    fn len_hint(&self) -> Option<u64> {
+        Some(self.records.len() as u64)
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
+
 /// What a finished load did.
 #[derive(Debug, Clone)]
 pub struct LoadSummary {
@@ -100,17 +146,18 @@ pub struct LoadSummary {
     pub quality: Vec<QualityResult>,
 }
 
-/// Replaces `product`'s rows in `schema.table` with the records of
-/// `source`, then runs `rules`, all in one transaction. `indexes` are the
-/// table's extra indexes; they and the key index are rebuilt after the rows are in.
+/// Replaces `product`'s rows with the records of `source`, then runs
+/// `rules`, all in one transaction. The product's extra indexes and its key
+/// index are rebuilt after the rows are in. Every way a product's rows are
+/// replaced (a source file, generated data, a derived product's rebuild)
+/// goes through here.
 pub fn load(
-    store: &DomainStore,
-    product: &str,
-    schema: &RowSchema,
-    indexes: &[&str],
+    product: &Product,
     source: &mut (dyn RecordSource + Send),
     rules: &[QualityRule],
 ) -> Result<LoadSummary> {
+    let (store, schema, indexes) = (&product.store, &product.schema, product.spec.indexes);
+    let product = product.spec.id;
     let mapping = map_columns(schema, source.header())?;
     let progress = progress_bar(product, source.len_hint());
     let described = source.describe();
@@ -234,8 +281,13 @@ fn map_columns(schema: &RowSchema, header: &ByteRecord) -> Result<Vec<usize>> {
         .columns
         .iter()
         .map(|column| {
-            let wanted = column.source_column.to_ascii_uppercase();
-            names.iter().position(|n| *n == wanted).unwrap_or_else(|| {
+            // A source names a column by the contract's source column or,
+            // failing that, by the field name.
+            let (source, field) =
+                (column.source_column.to_ascii_uppercase(), column.name.to_ascii_uppercase());
+            let found =
+                names.iter().position(|n| *n == source).or_else(|| names.iter().position(|n| *n == field));
+            found.unwrap_or_else(|| {
                 missing.push(column.source_column.clone());
                 0
             })

@@ -3,7 +3,6 @@
 //! streaming with resume tokens), loading and checking data, and keeping the
 //! products registered in the catalog.
 
-pub mod codec;
 pub mod config;
 pub mod encode;
 pub mod error;
@@ -17,10 +16,14 @@ pub mod registration;
 pub mod resume;
 pub mod schema;
 pub mod service;
+pub mod source;
 pub mod store;
+#[cfg(test)]
+mod test_schema;
 
 pub use config::DomainArgs;
 pub use error::{DomainError, Result};
 pub use product::{Product, ProductSpec};
 pub use service::ProductService;
+pub use source::{SourceArgs, SourceDomain};
 pub use store::DomainStore;

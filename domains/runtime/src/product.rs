@@ -38,6 +38,9 @@ pub struct ProductSpec {
     pub key: &'static [&'static str],
     /// Columns with an index of their own, for common filters.
     pub indexes: &'static [&'static str],
+    /// Columns holding amounts, which are never negative (field names,
+    /// compared without case): a load refuses a negative one.
+    pub amounts: &'static [&'static str],
 }
 
 /// A product ready to serve.
@@ -64,7 +67,7 @@ impl Product {
             .map_err(|e| DomainError::Schema(e.to_string()))?;
         let shape =
             ProductShape::find(&pool, spec.service).map_err(|e| DomainError::Schema(e.to_string()))?;
-        let schema = RowSchema::new(spec.table, shape.row_type.clone(), spec.key)?;
+        let schema = RowSchema::new(spec.table, shape.row_type.clone(), spec.key, spec.amounts)?;
         store.write(|conn| {
             Ok(conn.execute_batch(&format!("{}\n{}", schema.create_sql(), schema.index_sql(spec.indexes)))?)
         })?;

@@ -18,7 +18,7 @@ enum Check {
     UniqueKey,
     /// An integer column equals the sum of others; rows where it does not fail.
     SumEquals { total: String, parts: Vec<String> },
-    /// Amount columns (unit KRW) are never negative.
+    /// Amount columns are never negative.
     NoNegativeAmounts,
 }
 
@@ -77,18 +77,18 @@ impl QualityRule {
         }
     }
 
-    /// Amount columns (unit KRW) are never negative.
+    /// Amount columns are never negative.
     pub fn no_negative_amounts(schema: &RowSchema) -> Option<Self> {
         (amount_columns(schema).next().is_some()).then(|| Self {
             name: "no_negative_amounts".to_owned(),
-            description: "amounts (KRW) are never negative".to_owned(),
+            description: "amounts are never negative".to_owned(),
             check: Check::NoNegativeAmounts,
         })
     }
 }
 
 fn amount_columns(schema: &RowSchema) -> impl Iterator<Item = usize> + '_ {
-    schema.columns.iter().enumerate().filter(|(_, c)| c.is_amount()).map(|(i, _)| i)
+    schema.columns.iter().enumerate().filter(|(_, c)| c.amount).map(|(i, _)| i)
 }
 
 /// A rule checked on each row as it is parsed, with its columns resolved.

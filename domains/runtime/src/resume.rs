@@ -1,15 +1,10 @@
 //! Resume tokens: where a query's stream stopped, signed so that a client
 //! cannot forge a position or reuse a token with another query.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use mesh_grpc::SignedTokens;
 use rusqlite::types::Value;
-use sha2::Sha256;
 
 use crate::error::{DomainError, Result};
-
-const MAC_LEN: usize = 16;
 
 /// The position a token encodes.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,27 +44,13 @@ enum KeyKind {
 }
 
 /// Signs and checks resume tokens with the domain's secret.
-#[derive(Clone)]
-pub struct ResumeTokens {
-    secret: Vec<u8>,
-}
-
-impl std::fmt::Debug for ResumeTokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ResumeTokens(..)")
-    }
-}
+#[derive(Debug, Clone)]
+pub struct ResumeTokens(SignedTokens);
 
 impl ResumeTokens {
     /// Tokens signed with `secret`.
     pub fn new(secret: Vec<u8>) -> Self {
-        Self { secret }
-    }
-
-    fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("hmac takes any key length");
-        mac.update(payload);
-        mac
+        Self(SignedTokens::new(secret))
     }
 
     /// The token for `point`.
@@ -90,10 +71,7 @@ impl ResumeTokens {
                 })
                 .collect(),
         };
-        let mut bytes = prost::Message::encode_to_vec(&state);
-        let mac = self.mac(&bytes).finalize().into_bytes();
-        bytes.extend_from_slice(&mac[..MAC_LEN]);
-        URL_SAFE_NO_PAD.encode(bytes)
+        self.0.sign(&prost::Message::encode_to_vec(&state))
     }
 
     /// Reads a token issued for the query with digest `query`.
@@ -105,13 +83,8 @@ impl ResumeTokens {
                  run the query again without it",
             )
         };
-        let raw = URL_SAFE_NO_PAD.decode(token.trim()).map_err(|_| tampered())?;
-        if raw.len() < MAC_LEN {
-            return Err(tampered());
-        }
-        let (payload, mac) = raw.split_at(raw.len() - MAC_LEN);
-        self.mac(payload).verify_truncated_left(mac).map_err(|_| tampered())?;
-        let state: TokenState = prost::Message::decode(payload).map_err(|_| tampered())?;
+        let payload = self.0.verify(token).map_err(|_| tampered())?;
+        let state: TokenState = prost::Message::decode(payload.as_slice()).map_err(|_| tampered())?;
         if state.query != query {
             return Err(DomainError::invalid(
                 "resume_token",

@@ -58,14 +58,9 @@ pub struct ColumnDef {
     pub source_column: String,
     /// The unit from the contract, e.g. `KRW`.
     pub unit: String,
-}
-
-impl ColumnDef {
-    /// Whether this column holds an amount of money (unit `KRW`), which is
+    /// Whether the product's spec lists this column as an amount, which is
     /// never negative.
-    pub fn is_amount(&self) -> bool {
-        self.unit == "KRW"
-    }
+    pub amount: bool,
 }
 
 /// A product's row type as a table.
@@ -82,8 +77,18 @@ pub struct RowSchema {
 }
 
 impl RowSchema {
-    /// The schema of `message` stored in `table`, ordered naturally by `key`.
-    pub fn new(table: &str, message: MessageDescriptor, key: &[&str]) -> Result<Self> {
+    /// The schema of `message` stored in `table`, ordered naturally by
+    /// `key`; the fields named in `amounts` (compared without case) hold
+    /// amounts, which are never negative.
+    pub fn new(table: &str, message: MessageDescriptor, key: &[&str], amounts: &[&str]) -> Result<Self> {
+        if let Some(unknown) =
+            amounts.iter().find(|a| message.fields().all(|f| !f.name().eq_ignore_ascii_case(a)))
+        {
+            return Err(DomainError::Schema(format!(
+                "amount column `{unknown}` is not a field of {}",
+                message.full_name()
+            )));
+        }
         let mut columns = Vec::new();
         for field in message.fields() {
             if field.is_list() || field.is_map() {
@@ -119,6 +124,7 @@ impl RowSchema {
                 float32,
                 source_column: options.source_column,
                 unit: options.unit,
+                amount: amounts.iter().any(|a| field.name().eq_ignore_ascii_case(a)),
             });
         }
         let key = key

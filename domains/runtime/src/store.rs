@@ -124,7 +124,7 @@ impl DomainStore {
             if let Some(secret) = existing {
                 return Ok(secret);
             }
-            let secret: [u8; 32] = rand::random();
+            let secret = mesh_grpc::SignedTokens::new_secret();
             conn.execute(
                 "INSERT INTO mesh_meta (key, value) VALUES ('resume_token_secret', ?1)",
                 [&secret[..]],

@@ -10,8 +10,6 @@ use std::io::Write;
 use std::path::Path;
 
 use csv::ByteRecord;
-use mesh_domain_runtime::ingest::RecordSource;
-use mesh_domain_runtime::{DomainError, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -24,14 +22,19 @@ pub const DEFAULT_CUSTOMERS: u64 = 100_000;
 /// The default number of quarters (2024Q1 onwards).
 pub const DEFAULT_QUARTERS: u32 = 4;
 
-/// Scale and seed of a synthetic file.
+/// Scale and seed of a synthetic file. With the `runtime` feature these
+/// are also a source domain's flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "runtime", derive(clap::Args))]
 pub struct Generator {
-    /// Seed of every random stream.
+    /// Seed of the generated data: the same seed gives the same rows.
+    #[cfg_attr(feature = "runtime", arg(long, env = "MESH_SEED", default_value_t = DEFAULT_SEED))]
     pub seed: u64,
-    /// Customers per quarter.
+    /// Customers to generate (per quarter) when there is no source file.
+    #[cfg_attr(feature = "runtime", arg(long, env = "MESH_CUSTOMERS", default_value_t = DEFAULT_CUSTOMERS))]
     pub customers: u64,
-    /// Consecutive quarters, from 2024Q1.
+    /// Quarters to generate (from 2024Q1) when there is no source file.
+    #[cfg_attr(feature = "runtime", arg(long, env = "MESH_QUARTERS", default_value_t = DEFAULT_QUARTERS))]
     pub quarters: u32,
 }
 
@@ -69,13 +72,13 @@ impl Generator {
     }
 
     /// Writes the file: header row, CRLF line ends, comma separated.
-    pub fn write_csv(&self, out: impl Write) -> Result<u64> {
+    pub fn write_csv(&self, out: impl Write) -> std::io::Result<u64> {
         let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out);
         let mut source = self.source();
         writer.write_byte_record(source.header()).map_err(csv_error)?;
         let mut record = ByteRecord::new();
         let mut rows = 0;
-        while source.read(&mut record)? {
+        while source.read(&mut record) {
             writer.write_byte_record(&record).map_err(csv_error)?;
             rows += 1;
         }
@@ -84,7 +87,7 @@ impl Generator {
     }
 
     /// Writes the file to `path`.
-    pub fn write_file(&self, path: &Path) -> Result<u64> {
+    pub fn write_file(&self, path: &Path) -> std::io::Result<u64> {
         let file = std::fs::File::create(path)?;
         self.write_csv(std::io::BufWriter::with_capacity(1 << 20, file))
     }
@@ -163,8 +166,8 @@ fn customer_number(customer: u64, out: &mut [u8; 10]) -> &[u8] {
     out
 }
 
-fn csv_error(e: csv::Error) -> DomainError {
-    DomainError::Io(std::io::Error::other(e))
+fn csv_error(e: csv::Error) -> std::io::Error {
+    std::io::Error::other(e)
 }
 
 /// One 64-bit seed from three numbers (SplitMix64 finaliser on a combination).
@@ -248,7 +251,7 @@ fn detailed_index(column: &str) -> usize {
     DETAILED_COLUMNS.iter().position(|d| *d == column).expect("every detailed column is in the layout")
 }
 
-/// The generated file as a [`RecordSource`].
+/// The generated file, record by record.
 pub struct GeneratedSource {
     generator: Generator,
     header: ByteRecord,
@@ -267,33 +270,36 @@ impl GeneratedSource {
             scratch: Scratch { number: itoa::Buffer::new(), seq: [b'0'; 10], detailed: [0; 32] },
         }
     }
-}
 
-impl RecordSource for GeneratedSource {
-    fn header(&self) -> &ByteRecord {
+    /// The 55 column names.
+    pub fn header(&self) -> &ByteRecord {
         &self.header
     }
 
-    fn read(&mut self, record: &mut ByteRecord) -> Result<bool> {
+    /// Fills `record` with the next row; false after the last one.
+    pub fn read(&mut self, record: &mut ByteRecord) -> bool {
         if self.next >= self.generator.rows() {
-            return Ok(false);
+            return false;
         }
         let quarter = (self.next / self.generator.customers) as u32;
         let customer = self.next % self.generator.customers;
         self.generator.fill(&self.quarters[quarter as usize], quarter, customer, record, &mut self.scratch);
         self.next += 1;
-        Ok(true)
+        true
     }
 
-    fn line(&self) -> u64 {
+    /// The line number of the record last read, as in the file (1 is the header).
+    pub fn line(&self) -> u64 {
         self.next + 1
     }
 
-    fn len_hint(&self) -> Option<u64> {
-        Some(self.generator.rows())
+    /// The generator behind it.
+    pub fn generator(&self) -> Generator {
+        self.generator
     }
 
-    fn describe(&self) -> String {
+    /// Where the records come from, in words.
+    pub fn describe(&self) -> String {
         let g = self.generator;
         format!("generated (seed {}, {} customers x {} quarters)", g.seed, g.customers, g.quarters)
     }

@@ -53,6 +53,41 @@ pub const BROAD: [Broad; 10] = [
     Broad { column: "AUTO_AM", detailed: &["FUEL_AM", "AUTOMNT_AM", "AUTOSL_AM"] },
 ];
 
+/// The 10 broad columns, in file order.
+pub const BROAD_COLUMNS: [&str; 10] = {
+    let mut columns = [""; 10];
+    let mut i = 0;
+    while i < BROAD.len() {
+        columns[i] = BROAD[i].column;
+        i += 1;
+    }
+    columns
+};
+
+/// Every amount column (KRW, never negative): total, credit, check, the
+/// broad and the detailed categories, in file order.
+pub const AMOUNT_COLUMNS: [&str; 45] =
+    concat(concat::<3, 10, 13>([TOTAL, CREDIT, CHECK], BROAD_COLUMNS), DETAILED_COLUMNS);
+
+/// `a` followed by `b`, at compile time (`N` must be `A + B`).
+pub const fn concat<const A: usize, const B: usize, const N: usize>(
+    a: [&'static str; A],
+    b: [&'static str; B],
+) -> [&'static str; N] {
+    assert!(A + B == N, "concat: N must be A + B");
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < A {
+        out[i] = a[i];
+        i += 1;
+    }
+    while i < N {
+        out[i] = b[i - A];
+        i += 1;
+    }
+    out
+}
+
 /// The 32 detailed columns in file order.
 pub const DETAILED_COLUMNS: [&str; 32] = [
     "FUNITR_AM",
@@ -93,9 +128,7 @@ pub const DETAILED_COLUMNS: [&str; 32] = [
 pub fn header() -> Vec<&'static str> {
     let mut columns: Vec<&'static str> = KEY_COLUMNS.to_vec();
     columns.extend(CUSTOMER_COLUMNS);
-    columns.extend([TOTAL, CREDIT, CHECK]);
-    columns.extend(BROAD.iter().map(|b| b.column));
-    columns.extend(DETAILED_COLUMNS);
+    columns.extend(AMOUNT_COLUMNS);
     columns
 }
 

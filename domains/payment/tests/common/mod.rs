@@ -13,7 +13,8 @@ use mesh_domain_runtime::hosting::run_domain;
 use mesh_domain_runtime::{DomainArgs, Product, ProductService};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
-use woori_data::source_domain::SourceArgs;
+use woori_data::Generator;
+use woori_data::runtime::SourceArgs;
 
 /// A running payment domain, stopped when dropped.
 pub struct TestDomain {
@@ -44,9 +45,7 @@ pub fn args(dir: &std::path::Path, customers: u64, registry: &str) -> SourceArgs
             advertise_url: None,
         },
         source: None,
-        customers,
-        quarters: 2,
-        seed: 7,
+        generate: Generator { customers, quarters: 2, seed: 7 },
         reload: false,
     }
 }
@@ -74,11 +73,7 @@ pub async fn start_with(
     make: impl FnOnce(&std::path::Path) -> SourceArgs,
 ) -> TestDomain {
     let args = make(dir.path());
-    let domain = payment::DOMAIN;
-    let product = domain.open(&args).unwrap();
-    let loading = Arc::clone(&product);
-    let load_args = args.clone();
-    tokio::task::spawn_blocking(move || domain.ensure_loaded(&loading, &load_args)).await.unwrap().unwrap();
+    let product = payment::DOMAIN.prepare(&args).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let advertise = args.domain.advertise(addr);

@@ -83,15 +83,14 @@ pub(super) fn parse_records(
                 )));
             }
             for ((&field, column), integer) in mapping.iter().zip(&schema.columns).zip(&mut integers) {
-                let cell = parse(&record[field], column.kind, column.is_amount(), &mut chunk.text).map_err(
-                    |reason| {
+                let cell =
+                    parse(&record[field], column.kind, column.amount, &mut chunk.text).map_err(|reason| {
                         DomainError::Load(format!(
                             "{}: line {line}: column {}: {reason}",
                             source.describe(),
                             column.source_column
                         ))
-                    },
-                )?;
+                    })?;
                 *integer = if let Cell::Integer(n) = cell { n } else { 0 };
                 chunk.cells.push(cell);
             }

@@ -174,7 +174,7 @@ async fn mistakes_get_advice_and_exit_codes() {
 fn generate_and_completions_work_offline() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("EDU_DATA_F.csv");
-    let mut command = assert_cmd::Command::cargo_bin("mesh").unwrap();
+    let mut command = assert_cmd::Command::new(mesh_e2e::workspace_binary("mesh"));
     let output = command
         .args(["generate", "--customers", "20", "--quarters", "2", "--seed", "4", "--output"])
         .arg(&path)
@@ -186,15 +186,16 @@ fn generate_and_completions_work_offline() {
     assert_eq!(text.matches("\r\n").count(), 41);
 
     // The same seed writes the same bytes, to standard output too.
-    let output = assert_cmd::Command::cargo_bin("mesh")
-        .unwrap()
+    let output = assert_cmd::Command::new(mesh_e2e::workspace_binary("mesh"))
         .args(["generate", "--customers", "20", "--quarters", "2", "--seed", "4"])
         .output()
         .unwrap();
     assert_eq!(output.stdout, text.as_bytes());
 
-    let output =
-        assert_cmd::Command::cargo_bin("mesh").unwrap().args(["completions", "bash"]).output().unwrap();
+    let output = assert_cmd::Command::new(mesh_e2e::workspace_binary("mesh"))
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
     assert!(output.status.success());
     assert!(stdout(&output).contains("_mesh()"), "{}", stdout(&output));
 }

@@ -17,7 +17,7 @@ fn compose() -> Yaml {
 
 /// A workspace binary next to `mesh` (the workspace test run builds them all).
 fn binary(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_mesh")).with_file_name(name);
+    let path = mesh_e2e::workspace_binary(name);
     assert!(
         path.exists(),
         "{} is not built: run the tests for the whole workspace (scripts/test.sh)",

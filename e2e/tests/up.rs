@@ -22,7 +22,7 @@ fn free_base_port() -> u16 {
 fn mesh_up_serves_and_stops_on_sigint() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_base_port();
-    let mut up = Command::new(env!("CARGO_BIN_EXE_mesh"))
+    let mut up = Command::new(mesh_e2e::workspace_binary("mesh"))
         .args(["up", "--customers", "300", "--quarters", "1", "--base-port", &base.to_string(), "--data-dir"])
         .arg(dir.path())
         .env("RUST_LOG", "warn")
@@ -36,7 +36,7 @@ fn mesh_up_serves_and_stops_on_sigint() {
     let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
 
     let registry = format!("http://127.0.0.1:{base}");
-    let output = Command::new(env!("CARGO_BIN_EXE_mesh"))
+    let output = Command::new(mesh_e2e::workspace_binary("mesh"))
         .args([
             "--registry",
             &registry,

@@ -1,5 +1,6 @@
 //! A gRPC codec that passes message bytes through untouched: product rows
-//! are encoded straight from SQLite, so there is nothing left to serialize.
+//! are encoded straight from SQLite and cached answers are kept encoded, so
+//! there is nothing left to serialize.
 
 use bytes::{Buf, BufMut, Bytes};
 use tonic::Status;

@@ -1,0 +1,157 @@
+//! Source-aligned domains: a domain that owns one product loaded from a
+//! source file (or, with none, from its own synthetic-data generator),
+//! checked by quality rules, served and kept registered.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::DomainArgs;
+use crate::error::{DomainError, Result};
+use crate::hosting::run_domain;
+use crate::ingest::{self, CsvSource, RecordSource};
+use crate::product::{Product, ProductSpec};
+use crate::quality::QualityRule;
+use crate::service::ProductService;
+use crate::store::DomainStore;
+
+/// Flags of a source-aligned domain; `G` holds the flags of its generator.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SourceArgs<G: clap::Args> {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub domain: DomainArgs,
+
+    /// Load this source file (CSV with a header row) instead of generating data.
+    #[arg(long, env = "MESH_SOURCE_FILE")]
+    pub source: Option<PathBuf>,
+
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub generate: G,
+
+    /// Load again even if the database already holds data from the same source.
+    #[arg(long, env = "MESH_RELOAD")]
+    pub reload: bool,
+}
+
+/// A source-aligned domain: its product, how to check its data and how to
+/// generate data when there is no source file.
+pub struct SourceDomain<G> {
+    /// The domain's name, e.g. `payment`.
+    pub name: &'static str,
+    /// Its default port.
+    pub port: u16,
+    /// Its product.
+    pub spec: ProductSpec,
+    /// Its data-quality rules beyond uniqueness and non-negative amounts.
+    pub rules: fn() -> Vec<QualityRule>,
+    /// The records of generated data, for when there is no source file.
+    pub generate: fn(&G) -> Box<dyn RecordSource + Send>,
+}
+
+impl<G> Clone for SourceDomain<G> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<G> Copy for SourceDomain<G> {}
+
+impl<G> std::fmt::Debug for SourceDomain<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceDomain")
+            .field("name", &self.name)
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<G: clap::Args + Clone + Send + Sync + 'static> SourceDomain<G> {
+    /// Opens the domain's database and prepares its product.
+    pub fn open(&self, args: &SourceArgs<G>) -> Result<Arc<Product>> {
+        let db = args.domain.data_dir_or(self.name).join(format!("{}.sqlite", self.name));
+        Product::new(self.spec, DomainStore::open(&db)?)
+    }
+
+    /// The quality rules of the product.
+    pub fn quality_rules(&self, product: &Product) -> Vec<QualityRule> {
+        let mut rules = vec![QualityRule::unique_key(&product.schema)];
+        rules.extend(QualityRule::no_negative_amounts(&product.schema));
+        rules.extend((self.rules)());
+        rules
+    }
+
+    /// Loads `product` from `source`, replacing its rows (blocking).
+    pub fn load_from(
+        &self,
+        product: &Product,
+        source: &mut (dyn RecordSource + Send),
+    ) -> Result<ingest::LoadSummary> {
+        ingest::load(product, source, &self.quality_rules(product))
+    }
+
+    /// Loads the source file or generated data unless the database already
+    /// holds rows from that same source (blocking).
+    pub fn ensure_loaded(&self, product: &Product, args: &SourceArgs<G>) -> Result<()> {
+        let mut source: Box<dyn RecordSource + Send> = match &args.source {
+            Some(path) => Box::new(CsvSource::open(path)?),
+            None => (self.generate)(&args.generate),
+        };
+        let loaded = product.store.load_info(self.spec.id)?;
+        if !args.reload && loaded.as_ref().is_some_and(|l| l.source == source.describe()) {
+            tracing::info!(product = self.spec.id, source = %source.describe(), "data already loaded");
+            return Ok(());
+        }
+        tracing::info!(product = self.spec.id, source = %source.describe(), "loading");
+        self.load_from(product, source.as_mut())?;
+        Ok(())
+    }
+
+    /// Opens the product and loads it if needed (on a blocking thread).
+    pub async fn prepare(&self, args: &SourceArgs<G>) -> Result<Arc<Product>> {
+        let product = self.open(args)?;
+        let (domain, loading, load_args) = (*self, Arc::clone(&product), args.clone());
+        tokio::task::spawn_blocking(move || domain.ensure_loaded(&loading, &load_args))
+            .await
+            .map_err(|e| DomainError::Internal(format!("the load task failed: {e}")))??;
+        Ok(product)
+    }
+
+    /// What a domain binary does: listen on `--addr` (or the domain's port),
+    /// load if needed, serve and register until SIGINT or SIGTERM.
+    pub async fn run_until_signal(&self, args: SourceArgs<G>) -> Result<()> {
+        let shutdown = mesh_grpc::shutdown_signal();
+        let addr = args.domain.addr_or(self.port);
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            DomainError::Io(std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+        })?;
+        self.run(args, listener, shutdown).await
+    }
+
+    /// Loads if needed, then serves and registers until `shutdown`.
+    pub async fn run(
+        &self,
+        args: SourceArgs<G>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<()> {
+        let product = self.prepare(&args).await?;
+        serve_product(product, &args.domain, listener, shutdown).await
+    }
+}
+
+/// Serves `product` (with no extra methods) on `listener` and keeps it
+/// registered as `args` say, until `shutdown`.
+pub async fn serve_product(
+    product: Arc<Product>,
+    args: &DomainArgs,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let advertise = args.advertise(listener.local_addr()?);
+    let service = ProductService::new(product, Default::default());
+    run_domain(listener, vec![service], args.registry.clone(), advertise, shutdown).await
+}

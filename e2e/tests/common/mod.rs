@@ -1,0 +1,105 @@
+//! A real mesh for the CLI's end-to-end tests: the registry and the three
+//! domains on ephemeral ports with small generated data, and the `mesh`
+//! binary pointed at it with its own catalog cache.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mesh_local::{LocalMesh, MeshConfig, Ports};
+use woori_data::Generator;
+
+/// A running mesh; every service stops when it is dropped.
+pub struct Mesh {
+    pub registry: String,
+    pub dir: tempfile::TempDir,
+    pub cache: tempfile::TempDir,
+    pub payment_url: String,
+    pub customer_url: String,
+    pub insight_url: Option<String>,
+    local: LocalMesh,
+}
+
+impl Mesh {
+    /// Starts the registry and the domains; `with_insight` adds insight.
+    pub async fn start(customers: u64, with_insight: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = MeshConfig {
+            ports: Ports::Ephemeral,
+            generator: Generator { seed: 3, customers, quarters: 2 },
+            insight: with_insight,
+            ready_timeout: Duration::from_secs(60),
+            ..MeshConfig::new(dir.path())
+        };
+        let local = LocalMesh::start(config).await.expect("the mesh comes up");
+        Mesh {
+            registry: local.registry_url.clone(),
+            payment_url: local.payment_url.clone(),
+            customer_url: local.customer_url.clone(),
+            insight_url: local.insight_url.clone(),
+            dir,
+            cache: tempfile::tempdir().unwrap(),
+            local,
+        }
+    }
+
+    /// The payment domain's SQLite file.
+    pub fn payment_db(&self) -> PathBuf {
+        self.dir.path().join("payment").join("payment.sqlite")
+    }
+
+    /// The customer domain's SQLite file.
+    pub fn customer_db(&self) -> PathBuf {
+        self.dir.path().join("customer").join("customer.sqlite")
+    }
+
+    /// Stops the registry (the domains keep serving).
+    pub async fn stop_registry(&self) {
+        self.local.stop_registry().await.expect("the registry stops cleanly");
+    }
+
+    /// Stops every domain.
+    pub async fn stop_domains(&self) {
+        self.local.stop_domains().await.expect("the domains stop cleanly");
+    }
+
+    /// The `mesh` binary with `--registry` and its own cache folder.
+    pub fn mesh(&self) -> assert_cmd::Command {
+        let mut command = assert_cmd::Command::new(mesh_e2e::workspace_binary("mesh"));
+        command
+            .arg("--registry")
+            .arg(&self.registry)
+            .env("MESH_CACHE_DIR", self.cache.path())
+            .env("NO_COLOR", "1");
+        command.timeout(Duration::from_secs(60));
+        command
+    }
+}
+
+/// Standard output of a finished command, as text.
+pub fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Standard error of a finished command, as text.
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A tool installed by `scripts/install-tools.sh` under `.tools/`.
+pub fn tool(relative: &str) -> PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools").join(relative);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/install-tools.sh (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// Runs `command`, returning its standard output; panics with its output on failure.
+pub fn run_ok(command: &mut std::process::Command) -> String {
+    let output = command.output().unwrap_or_else(|e| panic!("{command:?} did not start: {e}"));
+    assert!(output.status.success(), "{command:?} failed:\n{}{}", stdout(&output), stderr(&output));
+    stdout(&output)
+}

@@ -1,0 +1,33 @@
+//! The errors of serving and calling.
+
+/// What setting up a server or a client can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcError {
+    /// A URL given for a service is not one.
+    #[error("`{url}` is not a URL; expected e.g. http://127.0.0.1:50050")]
+    InvalidUrl {
+        /// The text that was given.
+        url: String,
+        /// Why it does not parse.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The reflection service could not be built from the descriptor set.
+    #[error("reflection cannot be served: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The listener failed.
+    #[error("listener: {0}")]
+    Listener(#[from] std::io::Error),
+    /// The server stopped with an error.
+    #[error("serving failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+    /// A call to the server failed.
+    #[error("{}", .0.message())]
+    Call(#[from] tonic::Status),
+    /// A reflection answer was not a service list.
+    #[error("unexpected reflection answer: {0}")]
+    UnexpectedAnswer(String),
+}
+
+/// Result of serving or calling.
+pub type Result<T, E = GrpcError> = std::result::Result<T, E>;

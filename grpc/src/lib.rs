@@ -1,0 +1,21 @@
+//! What every mesh service and client does the same way: logging and
+//! signals, the one server builder (HTTP/2 windows, keepalive, health and
+//! reflection, route overrides), the pass-through codec and raw unary
+//! routes, client channels, reflection listing and signed tokens.
+//!
+//! The registry, the domains and the CLI all build their servers and
+//! clients through this crate; none of them depends on another for plumbing.
+
+pub mod client;
+pub mod codec;
+mod error;
+pub mod reflection;
+pub mod server;
+pub mod signal;
+pub mod token;
+pub mod unary;
+
+pub use error::{GrpcError, Result};
+pub use server::MeshServer;
+pub use signal::{init_logging, init_logging_at, shutdown_signal};
+pub use token::{SignedTokens, TokenError};

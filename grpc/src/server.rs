@@ -1,0 +1,125 @@
+//! The one server builder every mesh service uses: reflection and health
+//! routes, the service's own routes, and the transport settings (HTTP/2
+//! windows, keepalive, `TCP_NODELAY`) in one place.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::error::Result;
+use crate::reflection::reflection_routes;
+use crate::unary::{HttpRequest, HttpResponse};
+
+/// HTTP/2 flow-control window per stream: large enough that a stream of
+/// 256 KiB batches is not throttled by acknowledgements.
+const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+/// HTTP/2 flow-control window per connection.
+const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
+/// How often an idle connection is pinged, and how long a ping may go
+/// unanswered before the connection is dropped.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A mesh service's server, being assembled.
+pub struct MeshServer {
+    routes: Routes,
+    health: HealthReporter,
+    services: Vec<String>,
+}
+
+impl std::fmt::Debug for MeshServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshServer").field("services", &self.services).finish_non_exhaustive()
+    }
+}
+
+impl MeshServer {
+    /// A server advertising `services` (full names, described in
+    /// `descriptor_set`) through reflection v1 and v1alpha, with
+    /// `grpc.health.v1.Health`. Each service is reported serving until the
+    /// server begins to shut down.
+    pub async fn new(descriptor_set: &[u8], services: &[&str]) -> Result<Self> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for service in services {
+            health.set_service_status(*service, ServingStatus::Serving).await;
+        }
+        let routes = reflection_routes(descriptor_set, services)?.add_service(health_service);
+        Ok(Self { routes, health, services: services.iter().map(|s| (*s).to_owned()).collect() })
+    }
+
+    /// The health reporter, for services whose health changes while serving.
+    pub fn health(&self) -> HealthReporter {
+        self.health.clone()
+    }
+
+    /// Adds a generated (or any named) service on its `/<name>/*` routes.
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: tower::Service<http::Request<tonic::body::Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.routes = self.routes.add_service(service);
+        self
+    }
+
+    /// Serves `path` with `service`. An exact path wins over a service's
+    /// wildcard route, so this also overrides one method of a service added
+    /// with [`MeshServer::add_service`]; a path ending in `/{*method}`
+    /// serves every method of a service.
+    pub fn route<S>(mut self, path: &str, service: S) -> Self
+    where
+        S: tower::Service<HttpRequest, Response = HttpResponse, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let router = std::mem::take(self.routes.axum_router_mut());
+        *self.routes.axum_router_mut() = router.route_service(path, service);
+        self
+    }
+
+    /// Serves on `listener` until `shutdown` completes; then the services
+    /// are reported not serving and in-flight calls are drained.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, services = ?self.services, "serving");
+        let (health, services) = (self.health, self.services);
+        Server::builder()
+            .initial_stream_window_size(Some(STREAM_WINDOW))
+            .initial_connection_window_size(Some(CONNECTION_WINDOW))
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .add_routes(self.routes)
+            .serve_with_incoming_shutdown(incoming(listener), async {
+                shutdown.await;
+                for service in &services {
+                    health.set_service_status(service, ServingStatus::NotServing).await;
+                }
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+/// The connections `listener` accepts, with Nagle's algorithm off: a gRPC
+/// answer is written as several small frames, and without `TCP_NODELAY`
+/// each one after the first waits for the peer's delayed ACK (~40 ms).
+fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}

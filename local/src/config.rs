@@ -1,0 +1,54 @@
+//! What the in-process mesh starts, and on which ports.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use woori_data::Generator;
+
+/// Where the services listen, all on 127.0.0.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ports {
+    /// The registry on this port, the customer, payment and insight domains
+    /// on the next three.
+    Base(u16),
+    /// Any free ports (tests and benchmarks).
+    Ephemeral,
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct MeshConfig {
+    /// Each service keeps its data in a folder of its own under here.
+    pub data_dir: PathBuf,
+    /// The registry's database, when not `<data_dir>/registry/registry.sqlite`.
+    pub registry_db: Option<PathBuf>,
+    /// The ports.
+    pub ports: Ports,
+    /// The synthetic data the source domains generate on first start.
+    pub generator: Generator,
+    /// How long a registration lasts without renewal.
+    pub lease_ttl: Duration,
+    /// Whether the insight domain runs.
+    pub insight: bool,
+    /// Insight's suppression threshold.
+    pub min_customers: i64,
+    /// How long to wait for every product to serve.
+    pub ready_timeout: Duration,
+}
+
+impl MeshConfig {
+    /// The default mesh over `data_dir`: every domain, the default data,
+    /// the usual ports from 50050.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            registry_db: None,
+            ports: Ports::Base(50050),
+            generator: Generator::default(),
+            lease_ttl: Duration::from_secs(30),
+            insight: true,
+            min_customers: 5,
+            ready_timeout: Duration::from_secs(600),
+        }
+    }
+}

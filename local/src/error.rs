@@ -1,0 +1,46 @@
+//! What starting the in-process mesh can fail with.
+
+use std::net::SocketAddr;
+
+/// Why the mesh did not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// A port is taken.
+    #[error("cannot listen on {addr}: {source}; is another mesh running? (--base-port picks other ports)")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why binding failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A domain failed to load or serve.
+    #[error("the {domain} domain failed: {source}")]
+    Domain {
+        /// The domain's name.
+        domain: &'static str,
+        /// What failed.
+        #[source]
+        source: mesh_domain_runtime::DomainError,
+    },
+    /// The registry failed.
+    #[error("the registry failed: {0}")]
+    Registry(#[from] catalog_registry::error::RegistryError),
+    /// A client of the registry could not be made.
+    #[error("{0}")]
+    Grpc(#[from] mesh_grpc::GrpcError),
+    /// The products did not all serve in time.
+    #[error("the mesh did not become ready within {seconds} s: {waiting}")]
+    NotReady {
+        /// How long was waited.
+        seconds: u64,
+        /// What was still missing.
+        waiting: String,
+    },
+    /// A service's task panicked.
+    #[error("a service panicked: {0}")]
+    Panicked(#[from] tokio::task::JoinError),
+}
+
+/// Result of starting or stopping the mesh.
+pub type Result<T, E = LocalError> = std::result::Result<T, E>;

@@ -1,0 +1,15 @@
+//! The whole mesh in one process: the catalog registry and the customer,
+//! payment and insight domains over one data directory, each on its own
+//! port with its own SQLite file (the ownership boundaries stay real).
+//!
+//! `mesh up`, the CLI's end-to-end tests, the benchmark and the insight
+//! domain's tests all start the mesh here. [`LocalMesh::start`] returns once
+//! every product is serving with data, as the registry reports it.
+
+mod config;
+mod error;
+mod mesh;
+
+pub use config::{MeshConfig, Ports};
+pub use error::{LocalError, Result};
+pub use mesh::LocalMesh;

@@ -1,0 +1,282 @@
+//! Starting, waiting for and stopping the services of the in-process mesh.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use catalog_registry::RegistryConfig;
+use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
+use mesh_contracts::catalog::{ListProductsRequest, ServingStatus};
+use mesh_domain_runtime::source::serve_product;
+use mesh_domain_runtime::{DomainArgs, DomainError, Product};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+use woori_data::runtime::{SourceArgs, SourceDomain};
+
+use crate::config::{MeshConfig, Ports};
+use crate::error::{LocalError, Result};
+
+/// How often readiness is checked while waiting.
+const READY_POLL: Duration = Duration::from_millis(50);
+
+type Task = JoinHandle<Result<()>>;
+
+/// A running mesh. Dropping it stops every service (without waiting);
+/// [`LocalMesh::stop`] stops them and waits.
+pub struct LocalMesh {
+    /// The registry's URL.
+    pub registry_url: String,
+    /// The customer domain's URL.
+    pub customer_url: String,
+    /// The payment domain's URL.
+    pub payment_url: String,
+    /// The insight domain's URL, when it runs.
+    pub insight_url: Option<String>,
+    products: HashMap<&'static str, Arc<Product>>,
+    stop_registry: watch::Sender<bool>,
+    stop_domains: watch::Sender<bool>,
+    registry_task: Mutex<Option<Task>>,
+    domain_tasks: Mutex<Vec<Task>>,
+}
+
+impl std::fmt::Debug for LocalMesh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalMesh").field("registry_url", &self.registry_url).finish_non_exhaustive()
+    }
+}
+
+/// A bound listener and its URL.
+struct Bound {
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl Bound {
+    async fn new(port: u16) -> Result<Self> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let listener = TcpListener::bind(addr).await.map_err(|source| LocalError::Bind { addr, source })?;
+        let addr = listener.local_addr().map_err(|source| LocalError::Bind { addr, source })?;
+        Ok(Self { listener, addr })
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Completes once `stopped` turns true (or its sender is gone).
+async fn until(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+impl LocalMesh {
+    /// Starts the registry and the domains as `config` says and returns once
+    /// every product is serving with data (first start generates the data).
+    pub async fn start(config: MeshConfig) -> Result<Self> {
+        let port = |offset: u16| match config.ports {
+            Ports::Base(base) => base + offset,
+            Ports::Ephemeral => 0,
+        };
+        let registry = Bound::new(port(0)).await?;
+        let customer = Bound::new(port(1)).await?;
+        let payment = Bound::new(port(2)).await?;
+        let insight = if config.insight { Some(Bound::new(port(3)).await?) } else { None };
+        let registry_url = registry.url();
+        let (stop_registry, registry_stopped) = watch::channel(false);
+        let (stop_domains, domains_stopped) = watch::channel(false);
+
+        let registry_config = RegistryConfig {
+            addr: registry.addr,
+            data_dir: config.data_dir.join("registry"),
+            db: config.registry_db.clone(),
+            lease_ttl: config.lease_ttl,
+        };
+        let registry_task: Task = tokio::spawn(async move {
+            catalog_registry::serve(&registry_config, registry.listener, until(registry_stopped)).await?;
+            Ok(())
+        });
+
+        let domain_args = |name: &str| DomainArgs {
+            addr: None,
+            data_dir: Some(config.data_dir.join(name)),
+            registry: registry_url.clone(),
+            advertise_url: None,
+        };
+        let source_args = |name: &str| SourceArgs {
+            domain: domain_args(name),
+            source: None,
+            generate: config.generator,
+            reload: false,
+        };
+        let (customer_args, payment_args) = (source_args("customer"), source_args("payment"));
+        let (profiles, spending) = tokio::try_join!(
+            prepare(customer::DOMAIN, &customer_args),
+            prepare(payment::DOMAIN, &payment_args)
+        )?;
+        let mut products = HashMap::from([(customer::PROFILES.id, Arc::clone(&profiles))]);
+        products.insert(payment::CARD_SPENDING.id, Arc::clone(&spending));
+        let (customer_url, payment_url) = (customer.url(), payment.url());
+        let mut domain_tasks = vec![
+            spawn_source("customer", profiles, customer_args.domain, customer.listener, &domains_stopped),
+            spawn_source("payment", spending, payment_args.domain, payment.listener, &domains_stopped),
+        ];
+
+        let mut insight_url = None;
+        if let Some(bound) = insight {
+            insight_url = Some(bound.url());
+            let args =
+                insight::InsightArgs { domain: domain_args("insight"), min_customers: config.min_customers };
+            let product =
+                insight::open(&args).map_err(|source| LocalError::Domain { domain: "insight", source })?;
+            products.insert(insight::SEGMENT_SPENDING.id, Arc::clone(&product));
+            let stopped = domains_stopped.clone();
+            domain_tasks.push(tokio::spawn(async move {
+                insight::serve(product, &args, bound.listener, until(stopped))
+                    .await
+                    .map_err(|source| LocalError::Domain { domain: "insight", source })
+            }));
+        }
+
+        let mesh = Self {
+            registry_url,
+            customer_url,
+            payment_url,
+            insight_url,
+            products,
+            stop_registry,
+            stop_domains,
+            registry_task: Mutex::new(Some(registry_task)),
+            domain_tasks: Mutex::new(domain_tasks),
+        };
+        mesh.wait_until_serving(config.ready_timeout).await?;
+        Ok(mesh)
+    }
+
+    /// The product `id` (e.g. `payment.card_spending`) served by this mesh.
+    pub fn product(&self, id: &str) -> Option<Arc<Product>> {
+        self.products.get(id).cloned()
+    }
+
+    /// The ids of the products this mesh serves.
+    pub fn product_ids(&self) -> Vec<&'static str> {
+        let mut ids: Vec<&'static str> = self.products.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Waits until the registry reports every product serving with rows. A
+    /// service that fails meanwhile ends the wait with its error.
+    async fn wait_until_serving(&self, timeout: Duration) -> Result<()> {
+        let started = Instant::now();
+        let mut registry = CatalogServiceClient::new(mesh_grpc::client::channel(
+            &self.registry_url,
+            Duration::from_secs(5),
+        )?);
+        let expected = self.product_ids();
+        loop {
+            self.fail_if_a_service_ended().await?;
+            let listed =
+                registry.list_products(ListProductsRequest { page_size: 1000, ..Default::default() }).await;
+            let waiting: Vec<&str> = match &listed {
+                Ok(page) => {
+                    let products = &page.get_ref().products;
+                    expected
+                        .iter()
+                        .copied()
+                        .filter(|id| {
+                            !products.iter().any(|p| {
+                                p.product_id == *id
+                                    && p.status() == ServingStatus::Serving
+                                    && p.data.as_ref().is_some_and(|d| d.row_count > 0)
+                            })
+                        })
+                        .collect()
+                }
+                Err(_) => vec!["the registry"],
+            };
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(LocalError::NotReady { seconds: timeout.as_secs(), waiting: waiting.join(", ") });
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+
+    /// The error of a service that has stopped on its own.
+    async fn fail_if_a_service_ended(&self) -> Result<()> {
+        let mut registry = self.registry_task.lock().await;
+        if registry.as_ref().is_some_and(JoinHandle::is_finished)
+            && let Some(task) = registry.take()
+        {
+            task.await??;
+        }
+        let mut domains = self.domain_tasks.lock().await;
+        if let Some(finished) = domains.iter().position(JoinHandle::is_finished) {
+            domains.remove(finished).await??;
+        }
+        Ok(())
+    }
+
+    /// Stops the registry and waits until it has shut down; the domains go
+    /// on serving.
+    pub async fn stop_registry(&self) -> Result<()> {
+        let _ = self.stop_registry.send(true);
+        match self.registry_task.lock().await.take() {
+            Some(task) => task.await?,
+            None => Ok(()),
+        }
+    }
+
+    /// Stops every domain and waits until each has deregistered and shut down.
+    pub async fn stop_domains(&self) -> Result<()> {
+        let _ = self.stop_domains.send(true);
+        let tasks = std::mem::take(&mut *self.domain_tasks.lock().await);
+        let mut outcome = Ok(());
+        for task in tasks {
+            let result = task.await.map_err(LocalError::from).and_then(|r| r);
+            if outcome.is_ok() {
+                outcome = result;
+            }
+        }
+        outcome
+    }
+
+    /// Stops the domains, then the registry, waiting for each.
+    pub async fn stop(self) -> Result<()> {
+        let domains = self.stop_domains().await;
+        let registry = self.stop_registry().await;
+        domains.and(registry)
+    }
+}
+
+impl Drop for LocalMesh {
+    fn drop(&mut self) {
+        let _ = self.stop_domains.send(true);
+        let _ = self.stop_registry.send(true);
+    }
+}
+
+/// Opens a source domain's product and loads it if needed.
+async fn prepare(domain: SourceDomain, args: &SourceArgs) -> Result<Arc<Product>> {
+    domain.prepare(args).await.map_err(|source| LocalError::Domain { domain: domain.name, source })
+}
+
+/// Serves a source domain's prepared product until the domains stop.
+fn spawn_source(
+    name: &'static str,
+    product: Arc<Product>,
+    args: DomainArgs,
+    listener: TcpListener,
+    stopped: &watch::Receiver<bool>,
+) -> Task {
+    let stopped = stopped.clone();
+    tokio::spawn(async move {
+        serve_product(product, &args, listener, until(stopped))
+            .await
+            .map_err(|source: DomainError| LocalError::Domain { domain: name, source })
+    })
+}
