@@ -4,6 +4,7 @@
 //! The library holds the whole service; the `catalog-registry` binary and
 //! `mesh up` both host it through [`serve`].
 
+pub mod clock;
 pub mod compat;
 pub mod config;
 pub mod contract;
@@ -14,5 +15,6 @@ pub mod service;
 pub mod store;
 pub mod validate;
 
+pub use clock::Clock;
 pub use config::RegistryConfig;
-pub use server::serve;
+pub use server::{serve, serve_with_clock};

@@ -6,6 +6,7 @@ use mesh_contracts::catalog::catalog_service_server::CatalogServiceServer;
 use mesh_grpc::MeshServer;
 use tokio::net::TcpListener;
 
+use crate::clock::Clock;
 use crate::config::RegistryConfig;
 use crate::error::Result;
 use crate::page_token::PageTokens;
@@ -22,10 +23,20 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
+    serve_with_clock(config, listener, shutdown, Clock::system()).await
+}
+
+/// Like [`serve`], telling time (lease expiry, timestamps) by `clock`.
+pub async fn serve_with_clock(
+    config: &RegistryConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    clock: Clock,
+) -> Result<()> {
     let db_path = config.db_path();
     let store = Store::open(&db_path)?;
     let tokens = PageTokens::new(store.page_token_secret().await?);
-    let catalog = Catalog::new(store, tokens, config.lease_ttl);
+    let catalog = Catalog::new(store, tokens, config.lease_ttl, clock);
     let get_product = get_product_route(catalog.clone());
 
     tracing::info!(db = %db_path.display(), lease_ttl = ?config.lease_ttl, "catalog registry starting");

@@ -24,13 +24,19 @@ fn get(name: &str) -> GetProductRequest {
 #[tokio::test]
 async fn an_expired_lease_shows_stale_until_renewed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_millis(400)).await;
+    let clock = catalog_registry::Clock::manual();
+    let db = dir.path().join("r.sqlite");
+    let mut registry = TestRegistry::start_with_clock(&db, Duration::from_millis(400), clock.clone()).await;
     let client = &mut registry.client;
     client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
     let product = client.get_product(get("shop.orders")).await.unwrap().into_inner().product.unwrap();
     assert_eq!(product.status(), ServingStatus::Serving);
 
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Just before the lease ends it still holds; just after, it has expired.
+    clock.advance(Duration::from_millis(399));
+    let product = client.get_product(get("shop.orders")).await.unwrap().into_inner().product.unwrap();
+    assert_eq!(product.status(), ServingStatus::Serving);
+    clock.advance(Duration::from_millis(300));
     let product = client.get_product(get("shop.orders")).await.unwrap().into_inner().product.unwrap();
     assert_eq!(product.status(), ServingStatus::Stale);
     assert_eq!(product.endpoints[0].status(), ServingStatus::Stale);

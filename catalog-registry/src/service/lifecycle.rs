@@ -9,7 +9,7 @@ use rusqlite::Connection;
 
 use super::Catalog;
 use crate::error::{RegistryError, Result};
-use crate::store::{endpoints, now_ms, products, timestamp};
+use crate::store::{endpoints, products, timestamp};
 use crate::validate;
 
 /// Longest deprecation message accepted.
@@ -36,10 +36,10 @@ impl Catalog {
             validate::data_status(data)?;
         }
         let lease_ms = self.lease_ttl.as_millis() as i64;
+        let now = self.clock.now_ms();
         let expires = self
             .store
             .run(move |conn| {
-                let now = now_ms();
                 let tx = conn.transaction()?;
                 if !endpoints::renew(&tx, &id, &endpoint, now, now + lease_ms)? {
                     return Err(missing_endpoint(&tx, &id, &endpoint)?);
@@ -63,13 +63,14 @@ impl Catalog {
     ) -> Result<DeregisterEndpointResponse> {
         let id = validate::product_name("name", &request.name)?.to_owned();
         let endpoint = validate::endpoint("endpoint", &request.endpoint)?;
+        let now = self.clock.now_ms();
         let product = self
             .store
             .run(move |conn| {
                 if !endpoints::remove(conn, &id, &endpoint)? {
                     return Err(missing_endpoint(conn, &id, &endpoint)?);
                 }
-                loaded(conn, &id, now_ms())
+                loaded(conn, &id, now)
             })
             .await?;
         tracing::info!("endpoint deregistered");
@@ -108,9 +109,9 @@ impl Catalog {
     }
 
     async fn set_deprecation(&self, id: String, message: Option<String>) -> Result<Product> {
+        let now = self.clock.now_ms();
         self.store
             .run(move |conn| {
-                let now = now_ms();
                 if !products::set_deprecation(conn, &id, message.as_deref(), now)? {
                     return Err(RegistryError::ProductNotFound(id));
                 }

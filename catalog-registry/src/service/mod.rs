@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 
 pub use encoded::{GET_PRODUCT_PATH, get_product_route};
 
+use crate::clock::Clock;
 use crate::page_token::PageTokens;
 use crate::store::Store;
 
@@ -25,14 +26,15 @@ pub struct Catalog {
     store: Store,
     tokens: PageTokens,
     lease_ttl: Duration,
+    clock: Clock,
     products: std::sync::Arc<cache::ProductCache>,
 }
 
 impl Catalog {
     /// A catalog over `store`, signing page tokens with `tokens`, granting
-    /// leases of `lease_ttl`.
-    pub fn new(store: Store, tokens: PageTokens, lease_ttl: Duration) -> Self {
-        Self { store, tokens, lease_ttl, products: Default::default() }
+    /// leases of `lease_ttl` and telling time by `clock`.
+    pub fn new(store: Store, tokens: PageTokens, lease_ttl: Duration, clock: Clock) -> Self {
+        Self { store, tokens, lease_ttl, clock, products: Default::default() }
     }
 }
 

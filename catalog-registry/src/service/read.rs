@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::Catalog;
 use super::cache::EncodedAnswer;
 use crate::error::{RegistryError, Result};
-use crate::store::{now_ms, products};
+use crate::store::products;
 use crate::validate;
 
 /// Longest free-text search accepted, and the most words it may hold.
@@ -23,10 +23,9 @@ impl Catalog {
     pub(super) async fn list_domains(&self, request: ListDomainsRequest) -> Result<ListDomainsResponse> {
         let page_size = validate::page_size(request.page_size)?;
         let after = self.tokens.check(&request.page_token, &["domains"])?;
-        let mut domains = self
-            .store
-            .run(move |conn| products::domains(conn, after.as_deref(), page_size + 1, now_ms()))
-            .await?;
+        let now = self.clock.now_ms();
+        let mut domains =
+            self.store.run(move |conn| products::domains(conn, after.as_deref(), page_size + 1, now)).await?;
         let next_page_token = if domains.len() > page_size {
             domains.truncate(page_size);
             self.tokens.issue(&["domains"], &domains[page_size - 1].name)
@@ -56,10 +55,10 @@ impl Catalog {
         };
         let filter_key = filter.token_key();
         let after = self.tokens.check(&request.page_token, &filter_key)?;
+        let now = self.clock.now_ms();
         let (mut found, total_size) = self
             .store
             .run(move |conn| {
-                let now = now_ms();
                 let (ids, total) = products::list_ids(conn, &filter, after.as_deref(), page_size + 1)?;
                 let found = ids
                     .iter()
@@ -98,7 +97,7 @@ impl Catalog {
             )
         })?;
         let known = std::mem::take(&mut request.known_fingerprint);
-        let now = now_ms();
+        let now = self.clock.now_ms();
         if let Some(cached) = self.products.get(&id, request.version, now) {
             return Ok(cached.for_caller(view, &known));
         }

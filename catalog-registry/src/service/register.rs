@@ -8,7 +8,7 @@ use super::Catalog;
 use crate::compat::compare;
 use crate::contract::Contract;
 use crate::error::{RegistryError, Result};
-use crate::store::{now_ms, products};
+use crate::store::products;
 use crate::{store, validate};
 
 /// How a registration resolved against the stored versions.
@@ -40,12 +40,12 @@ impl Catalog {
         let major = request.major_version.max(1);
         let lease_ms = self.lease_ttl.as_millis() as i64;
 
+        let now = self.clock.now_ms();
         let product = self
             .store
             .run(move |conn| {
                 let tx = conn.transaction()?;
                 let id = request.product_id.as_str();
-                let now = now_ms();
                 let resolution = resolve(&tx, id, &contract, major)?;
                 products::upsert(
                     &tx,

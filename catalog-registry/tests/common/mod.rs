@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use catalog_registry::RegistryConfig;
+use catalog_registry::{Clock, RegistryConfig};
 use mesh_contracts::catalog::RegisterProductRequest;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use tokio::sync::oneshot;
@@ -23,6 +23,11 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// Starts a registry on `db` with leases of `lease_ttl`.
     pub async fn start(db: &Path, lease_ttl: Duration) -> Self {
+        Self::start_with_clock(db, lease_ttl, Clock::system()).await
+    }
+
+    /// Starts a registry that tells time by `clock`.
+    pub async fn start_with_clock(db: &Path, lease_ttl: Duration, clock: Clock) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = RegistryConfig {
@@ -33,9 +38,14 @@ impl TestRegistry {
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            catalog_registry::serve(&config, listener, async {
-                let _ = stopped.await;
-            })
+            catalog_registry::serve_with_clock(
+                &config,
+                listener,
+                async {
+                    let _ = stopped.await;
+                },
+                clock,
+            )
             .await
             .expect("registry serves");
         });

@@ -45,3 +45,32 @@ impl DomainArgs {
         format!("http://{}", SocketAddr::new(ip, bound.port()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(addr: Option<&str>, advertise: Option<&str>) -> DomainArgs {
+        DomainArgs {
+            addr: addr.map(|a| a.parse().unwrap()),
+            data_dir: None,
+            registry: "http://127.0.0.1:50050".into(),
+            advertise_url: advertise.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn defaults_give_a_port_on_loopback_and_a_folder_per_domain() {
+        assert_eq!(args(None, None).addr_or(50052).to_string(), "127.0.0.1:50052");
+        assert_eq!(args(Some("0.0.0.0:9000"), None).addr_or(50052).to_string(), "0.0.0.0:9000");
+        assert_eq!(args(None, None).data_dir_or("payment"), PathBuf::from(".mesh/payment"));
+    }
+
+    #[test]
+    fn the_advertised_url_is_the_flag_or_the_bound_address() {
+        let bound: SocketAddr = "0.0.0.0:7000".parse().unwrap();
+        assert_eq!(args(None, None).advertise(bound), "http://127.0.0.1:7000");
+        assert_eq!(args(None, None).advertise("10.1.2.3:7000".parse().unwrap()), "http://10.1.2.3:7000");
+        assert_eq!(args(None, Some("http://payment:50052/")).advertise(bound), "http://payment:50052");
+    }
+}

@@ -318,3 +318,96 @@ fn progress_bar(product: &str, len: Option<u64>) -> ProgressBar {
     bar.set_message(format!("loading {product}"));
     bar
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::product::ProductSpec;
+    use crate::store::DomainStore;
+
+    /// The payment contract's product over a fresh database; amounts are
+    /// only the three totals, to keep the records short.
+    fn product(dir: &std::path::Path) -> Arc<Product> {
+        let spec = ProductSpec {
+            id: "payment.card_spending",
+            service: "woori.payment.v1.CardSpendingService",
+            table: "card_spending",
+            key: &["bas_yh", "seq"],
+            indexes: &["seq"],
+            amounts: &["tot_use_am", "crdsl_use_am", "cnf_use_am"],
+        };
+        Product::new(spec, DomainStore::open(&dir.join("payment.sqlite")).unwrap()).unwrap()
+    }
+
+    /// Records under a header naming every column, by source column (upper
+    /// case) for the key and by field name for the rest; each row gives the
+    /// key and the three totals, the other amounts are 0.
+    fn source(product: &Product, rows: &[[&str; 5]]) -> MemorySource {
+        let columns = &product.schema.columns;
+        let header: Vec<&str> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i < 2 { c.source_column.as_str() } else { c.name.as_str() })
+            .collect();
+        let records = rows
+            .iter()
+            .map(|row| {
+                let mut record = ByteRecord::from(row.to_vec());
+                (row.len()..columns.len()).for_each(|_| record.push_field(b"0"));
+                record
+            })
+            .collect();
+        MemorySource::new(&header, records, "test rows".into())
+    }
+
+    #[test]
+    fn a_load_replaces_the_rows_and_records_its_source_and_quality() {
+        let dir = tempfile::tempdir().unwrap();
+        let product = product(dir.path());
+        let rules = [QualityRule::sum_equals(
+            "tot",
+            "tot = credit + check",
+            "tot_use_am",
+            &["crdsl_use_am", "cnf_use_am"],
+        )];
+        let rows = [["2024Q1", "1", "10", "4", "6"], ["2024Q1", "2", "5", "5", "1"]];
+        let summary = load(&product, &mut source(&product, &rows), &rules).unwrap();
+        assert_eq!(summary.rows, 2);
+        assert_eq!((summary.quality[0].failed_rows, summary.quality[0].checked_rows), (1, 2));
+        let loaded = product.store.load_info(product.spec.id).unwrap().unwrap();
+        assert_eq!((loaded.row_count, loaded.source.as_str()), (2, "test rows"));
+
+        let again = load(&product, &mut source(&product, &rows[..1]), &rules).unwrap();
+        assert_eq!(again.rows, 1);
+        assert!(again.quality[0].passed);
+    }
+
+    #[test]
+    fn a_bad_record_refuses_the_whole_load_and_the_rows_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let product = product(dir.path());
+        load(&product, &mut source(&product, &[["2024Q1", "1", "10", "4", "6"]]), &[]).unwrap();
+        let cases =
+            [(["2024Q1", "2", "-1", "0", "0"], "negative"), (["2024Q1", "2", "ten", "0", "0"], "ten")];
+        for (row, problem) in cases {
+            let err = load(&product, &mut source(&product, &[["2024Q1", "1", "1", "1", "0"], row]), &[])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("load refused: "), "{err}");
+            assert!(err.contains("line 3") && err.contains(problem), "{err}");
+            assert_eq!(product.store.load_info(product.spec.id).unwrap().unwrap().row_count, 1);
+        }
+    }
+
+    #[test]
+    fn a_source_without_a_column_names_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let product = product(dir.path());
+        let mut partial = MemorySource::new(&["BAS_YH", "SEQ", "X", "Y", "Z"], vec![], "partial".into());
+        let err = load(&product, &mut partial, &[]).unwrap_err().to_string();
+        assert!(err.contains("the source has no column TOT_USE_AM"), "{err}");
+        assert!(err.contains("its header has: BAS_YH, SEQ, X, Y, Z"), "{err}");
+    }
+}

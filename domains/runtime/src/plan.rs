@@ -209,3 +209,187 @@ impl QueryPlan {
         ResumePoint { query: self.digest.clone(), delivered: self.delivered + rows, key }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::types::Value::{Integer, Text};
+
+    use super::*;
+    use crate::test_schema::schema;
+
+    const FIELDS: &str = "name, amount, score, flag, seq";
+
+    fn tokens() -> ResumeTokens {
+        ResumeTokens::new(b"test secret".to_vec())
+    }
+
+    fn request(filter: &str, order_by: &str, limit: i64) -> QueryRequest {
+        QueryRequest { filter: filter.into(), order_by: order_by.into(), limit, ..Default::default() }
+    }
+
+    fn masked(paths: &[&str]) -> QueryRequest {
+        QueryRequest {
+            read_mask: Some(prost_types::FieldMask {
+                paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn refused(request: &QueryRequest) -> String {
+        plan(request, &schema(), &tokens()).map(|p| p.sql).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn order_by_reads_fields_and_directions() {
+        let sort = |column, descending| SortColumn { column: Some(column), descending };
+        let cases = [
+            ("", vec![]),
+            ("amount", vec![sort(1, false)]),
+            ("amount desc", vec![sort(1, true)]),
+            ("amount DESC, name ASC", vec![sort(1, true), sort(0, false)]),
+            ("  score   desc ,flag", vec![sort(2, true), sort(3, false)]),
+        ];
+        for (spec, expected) in cases {
+            assert_eq!(order_by(spec, &schema()).unwrap(), expected, "{spec}");
+        }
+    }
+
+    #[test]
+    fn order_by_errors_name_the_problem() {
+        let cases = [
+            ("nope", format!("order_by: unknown field `nope`; valid fields: {FIELDS}")),
+            ("amount down", "order_by: `down` after `amount` is not a direction; use asc or desc".into()),
+            ("amount,", "order_by: empty item in `amount,`".into()),
+            (
+                "amount desc name",
+                "order_by: `amount desc name` is not `field [asc|desc]`; separate fields with commas".into(),
+            ),
+            ("amount, amount desc", "order_by: `amount` appears twice".into()),
+        ];
+        for (spec, expected) in cases {
+            assert_eq!(order_by(spec, &schema()).unwrap_err().to_string(), expected, "{spec}");
+        }
+    }
+
+    #[test]
+    fn a_plan_selects_the_projection_then_the_sort_key() {
+        let compiled = plan(&request("amount > 5", "amount desc", 10), &schema(), &tokens()).unwrap();
+        assert_eq!(
+            compiled.sql,
+            "SELECT name, amount, score, flag, seq, amount, seq, rowid FROM t WHERE (amount > ?) \
+             ORDER BY amount DESC, seq, rowid LIMIT 10"
+        );
+        assert_eq!(compiled.params, vec![Integer(5)]);
+        assert_eq!(compiled.projection, vec![0, 1, 2, 3, 4]);
+
+        let compiled = plan(&masked(&["seq", " amount ", "seq"]), &schema(), &tokens()).unwrap();
+        assert_eq!(compiled.sql, "SELECT seq, amount, seq, rowid FROM t ORDER BY seq, rowid");
+        assert_eq!(compiled.projection, vec![4, 1]);
+    }
+
+    #[test]
+    fn bad_masks_and_limits_are_refused() {
+        assert_eq!(
+            refused(&masked(&["nope"])),
+            format!("read_mask: unknown field `nope`; valid fields: {FIELDS}")
+        );
+        assert_eq!(
+            refused(&request("", "", -1)),
+            "limit: -1 is negative; use a positive number of rows, or 0 for no limit"
+        );
+    }
+
+    #[test]
+    fn the_resume_condition_seeks_with_a_row_value_when_every_column_ascends() {
+        let sort = [
+            SortColumn { column: Some(1), descending: false },
+            SortColumn { column: None, descending: false },
+        ];
+        let schema = schema();
+        let name = |s: &SortColumn| s.column.map_or("rowid", |c| schema.columns[c].name.as_str()).to_owned();
+        let mut params = Vec::new();
+        let condition = after_condition(&sort, &[Integer(7), Integer(3)], &name, &mut params);
+        assert_eq!(condition, "(amount, rowid) > (?, ?)");
+        assert_eq!(params, vec![Integer(7), Integer(3)]);
+    }
+
+    #[test]
+    fn the_resume_condition_expands_when_a_column_descends() {
+        let sort = [
+            SortColumn { column: Some(1), descending: true },
+            SortColumn { column: Some(4), descending: false },
+            SortColumn { column: None, descending: false },
+        ];
+        let schema = schema();
+        let name = |s: &SortColumn| s.column.map_or("rowid", |c| schema.columns[c].name.as_str()).to_owned();
+        let mut params = Vec::new();
+        let key = [Integer(7), Text("0001".into()), Integer(3)];
+        let condition = after_condition(&sort, &key, &name, &mut params);
+        assert_eq!(
+            condition,
+            "((amount < ?) OR (amount = ? AND seq > ?) OR (amount = ? AND seq = ? AND rowid > ?))"
+        );
+        assert_eq!(
+            params,
+            vec![Integer(7), Integer(7), Text("0001".into()), Integer(7), Text("0001".into()), Integer(3)]
+        );
+    }
+
+    #[test]
+    fn a_resumed_plan_continues_after_the_token_and_counts_what_was_delivered() {
+        let first_request = request("amount > 5", "", 100);
+        let first = plan(&first_request, &schema(), &tokens()).unwrap();
+        let token = tokens().issue(&first.point(vec![Text("0042".into()), Integer(42)], 30));
+        let resumed =
+            plan(&QueryRequest { resume_token: token, ..first_request }, &schema(), &tokens()).unwrap();
+        assert_eq!(
+            resumed.sql,
+            "SELECT name, amount, score, flag, seq, seq, rowid FROM t WHERE (amount > ?) AND (seq, rowid) > (?, ?) \
+             ORDER BY seq, rowid LIMIT 70"
+        );
+        assert_eq!(resumed.params, vec![Integer(5), Text("0042".into()), Integer(42)]);
+        assert_eq!(resumed.delivered, 30);
+        // Its own tokens count from the first start.
+        assert_eq!(resumed.point(vec![], 5).delivered, 35);
+    }
+
+    #[test]
+    fn a_token_is_refused_with_another_query_key_or_secret() {
+        let original = request("amount > 5", "", 0);
+        let first = plan(&original, &schema(), &tokens()).unwrap();
+        let token = tokens().issue(&first.point(vec![Text("0042".into()), Integer(42)], 30));
+        let with = |request: QueryRequest| QueryRequest { resume_token: token.clone(), ..request };
+
+        let another_query = "resume_token: the token belongs to a query with another filter, read_mask, \
+                             order_by or limit; resume with the same query it came from";
+        assert_eq!(refused(&with(request("amount > 6", "", 0))), another_query);
+        assert_eq!(refused(&with(request("amount > 5", "seq desc", 0))), another_query);
+        assert_eq!(refused(&with(request("amount > 5", "", 10))), another_query);
+        assert_eq!(
+            refused(&with(QueryRequest { filter: "amount > 5".into(), ..masked(&["seq"]) })),
+            another_query
+        );
+
+        let foreign = "resume_token: the token is not one this domain issued (altered, truncated or from \
+                       another product); run the query again without it";
+        let other_product = ResumeTokens::new(b"another domain".to_vec());
+        let err = plan(&with(original.clone()), &schema(), &other_product).unwrap_err().to_string();
+        assert_eq!(err, foreign);
+        let truncated =
+            QueryRequest { resume_token: token[..token.len() - 3].to_owned(), ..original.clone() };
+        assert_eq!(refused(&truncated), foreign);
+        let mut altered = token.clone().into_bytes();
+        altered[5] = if altered[5] == b'A' { b'B' } else { b'A' };
+        let altered = QueryRequest { resume_token: String::from_utf8(altered).unwrap(), ..original.clone() };
+        assert_eq!(refused(&altered), foreign);
+
+        // A token whose key does not fit the sort key (forged by the domain
+        // itself, since clients cannot sign) is refused too.
+        let short = tokens().issue(&first.point(vec![Integer(1)], 1));
+        assert_eq!(
+            refused(&QueryRequest { resume_token: short, ..original }),
+            "resume_token: the token does not match this query's sort key"
+        );
+    }
+}

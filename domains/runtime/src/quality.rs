@@ -215,3 +215,84 @@ fn duplicates(conn: &Connection, schema: &RowSchema) -> Result<i64> {
         |row| row.get(0),
     )?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_schema::schema;
+
+    /// The test table holding `rows` of (name, amount, score, flag, seq).
+    fn table(rows: &[(&str, i64, f64, bool, &str)]) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(&schema().create_sql()).unwrap();
+        for row in rows {
+            conn.execute(
+                "INSERT INTO t VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![row.0, row.1, row.2, row.3, row.4],
+            )
+            .unwrap();
+        }
+        conn
+    }
+
+    fn outcome(results: &[QualityResult]) -> Vec<(&str, i64, i64)> {
+        results.iter().map(|r| (r.rule.as_str(), r.failed_rows, r.checked_rows)).collect()
+    }
+
+    #[test]
+    fn each_kind_of_rule_counts_its_failing_rows() {
+        let conn = table(&[("a", 5, 5.0, true, "1"), ("b", -1, 0.0, false, "2"), ("c", 3, 0.0, false, "2")]);
+        let schema = schema();
+        let rules = [
+            QualityRule::unique_key(&schema),
+            QualityRule::no_negative_amounts(&schema).unwrap(),
+            QualityRule::sum_equals("amount_is_score", "amount = score", "amount", &["score"]),
+            QualityRule::failing_when("flag_set", "flag is set", "flag = 0".into()),
+        ];
+        let results = run(&conn, &schema, &rules).unwrap();
+        assert_eq!(
+            outcome(&results),
+            [
+                ("unique_key", 1, 3),
+                ("no_negative_amounts", 1, 3),
+                ("amount_is_score", 2, 3),
+                ("flag_set", 2, 3)
+            ]
+        );
+        assert!(!results[0].passed);
+        assert_eq!(results[0].description, "each (seq) occurs once");
+    }
+
+    #[test]
+    fn counts_taken_while_parsing_agree_with_the_table_scan() {
+        let schema = schema();
+        let rules = [
+            QualityRule::no_negative_amounts(&schema).unwrap(),
+            QualityRule::sum_equals("amount_is_flag", "amount = flag", "amount", &["flag"]),
+        ];
+        let rows = [("a", 1, 0.0, true, "1"), ("b", -2, 0.0, false, "2"), ("c", 0, 0.0, false, "3")];
+        let conn = table(&rows);
+        let mut counts = RowCounts::new(&schema, &rules).unwrap();
+        for row in rows {
+            counts.check(&[0, row.1, 0, i64::from(row.3), 0]);
+        }
+        let scanned = run(&conn, &schema, &rules).unwrap();
+        let counted = run_counted(&conn, &schema, &rules, Some(&counts)).unwrap();
+        assert_eq!(outcome(&scanned), outcome(&counted));
+        assert_eq!(outcome(&counted), [("no_negative_amounts", 1, 3), ("amount_is_flag", 1, 3)]);
+    }
+
+    #[test]
+    fn a_rule_over_a_missing_column_is_a_schema_error() {
+        let rules = [QualityRule::sum_equals("x", "x", "total", &["amount"])];
+        let err = RowCounts::new(&schema(), &rules).unwrap_err().to_string();
+        assert_eq!(err, "product schema: quality rule names `total`, which is not a column");
+    }
+
+    #[test]
+    fn a_table_without_amounts_has_no_amount_rule() {
+        let message = schema().message;
+        let plain = RowSchema::new("t", message, &["seq"], &[]).unwrap();
+        assert!(QualityRule::no_negative_amounts(&plain).is_none());
+    }
+}

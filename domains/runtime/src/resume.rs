@@ -105,3 +105,43 @@ impl ResumeTokens {
         Ok(ResumePoint { query: state.query, delivered: state.delivered, key })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_point_survives_the_round_trip_with_every_key_kind() {
+        let tokens = ResumeTokens::new(b"s".to_vec());
+        let point = ResumePoint {
+            query: vec![1, 2, 3],
+            delivered: 12_345,
+            key: vec![Value::Text("서울".into()), Value::Integer(-7), Value::Real(2.5), Value::Null],
+        };
+        let token = tokens.issue(&point);
+        assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_eq!(tokens.check(&token, &[1, 2, 3]).unwrap(), point);
+    }
+
+    #[test]
+    fn a_token_for_another_query_or_signed_elsewhere_is_refused() {
+        let tokens = ResumeTokens::new(b"s".to_vec());
+        let token = tokens.issue(&ResumePoint { query: vec![9], delivered: 1, key: vec![Value::Integer(1)] });
+        assert!(tokens.check(&token, &[8]).unwrap_err().to_string().contains("another filter"));
+        let elsewhere = ResumeTokens::new(b"t".to_vec());
+        assert!(
+            elsewhere.check(&token, &[9]).unwrap_err().to_string().contains("not one this domain issued")
+        );
+        for bad in ["", "x", "!!", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+            assert!(tokens.check(bad, &[9]).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_signed_payload_that_is_not_a_position_is_refused() {
+        let secret = b"s".to_vec();
+        let garbage = SignedTokens::new(secret.clone()).sign(&[0xff, 0xff, 0xff]);
+        let err = ResumeTokens::new(secret).check(&garbage, &[]).unwrap_err().to_string();
+        assert!(err.contains("not one this domain issued"), "{err}");
+    }
+}

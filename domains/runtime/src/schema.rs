@@ -175,3 +175,56 @@ impl RowSchema {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_schema::schema;
+
+    #[test]
+    fn columns_follow_the_row_message_with_their_kinds() {
+        let schema = schema();
+        let kinds: Vec<(&str, ColumnKind, bool)> =
+            schema.columns.iter().map(|c| (c.name.as_str(), c.kind, c.amount)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("name", ColumnKind::String, false),
+                ("amount", ColumnKind::Integer, true),
+                ("score", ColumnKind::Real, false),
+                ("flag", ColumnKind::Bool, false),
+                ("seq", ColumnKind::String, false),
+            ]
+        );
+        assert_eq!(schema.key, [4]);
+        assert_eq!(schema.column("score").map(|(i, _)| i), Some(2));
+        assert!(schema.column("nope").is_none());
+        assert_eq!(schema.field_list(), "name, amount, score, flag, seq");
+    }
+
+    #[test]
+    fn the_table_is_created_with_its_key_and_extra_indexes() {
+        let schema = schema();
+        assert_eq!(
+            schema.create_sql(),
+            "CREATE TABLE IF NOT EXISTS t (name TEXT NOT NULL, amount INTEGER NOT NULL, score REAL NOT NULL, \
+             flag INTEGER NOT NULL, seq TEXT NOT NULL);\nCREATE INDEX IF NOT EXISTS t_by_key ON t (seq);"
+        );
+        assert_eq!(schema.index_sql(&["name"]), "CREATE INDEX IF NOT EXISTS t_by_name ON t (name);\n");
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(&format!("{}\n{}", schema.create_sql(), schema.index_sql(&["name", "amount"])))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_key_or_amount_that_is_not_a_field_is_refused() {
+        let message = schema().message;
+        let err = RowSchema::new("t", message.clone(), &["missing"], &[]).unwrap_err().to_string();
+        assert_eq!(err, "product schema: key column `missing` is not a field of test.v1.Row");
+        let err = RowSchema::new("t", message.clone(), &["seq"], &["cost"]).unwrap_err().to_string();
+        assert_eq!(err, "product schema: amount column `cost` is not a field of test.v1.Row");
+        // Amount names are matched without case, as the file's layout writes them.
+        let upper = RowSchema::new("t", message, &["seq"], &["AMOUNT"]).unwrap();
+        assert!(upper.columns[1].amount);
+    }
+}
