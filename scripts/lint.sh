@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The lint gate: formatting, clippy with warnings as errors, buf lint, and
-# buf breaking against the previous commit's proto/ so a breaking change to a
-# published contract is caught before it lands.
+# The lint gate: formatting, clippy with warnings as errors (the workspace
+# lints in Cargo.toml included), buf lint, and buf breaking against the
+# previous commit's proto/ so a breaking change to a published contract is
+# caught before it lands. Needs cargo and buf only (buf is installed into
+# .tools/ from npm if it is missing).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-PATH="$(bash scripts/install-tools.sh):$PATH"
+PATH="$(bash scripts/install-buf.sh):$PATH"
 export PATH
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

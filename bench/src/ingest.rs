@@ -16,7 +16,7 @@ use woori_data::layout::BROAD_COLUMNS;
 
 /// The customer-spending file at the bench's scale, written once into
 /// `dir` by the generator and reused by later runs.
-pub fn source_file(dir: &Path, generator: Generator) -> Result<PathBuf> {
+pub(crate) fn source_file(dir: &Path, generator: Generator) -> Result<PathBuf> {
     let path = dir.join(format!("EDU_DATA_F-{}x{}.csv", generator.customers, generator.quarters));
     if !path.exists() {
         let partial = path.with_extension("csv.partial");
@@ -27,7 +27,7 @@ pub fn source_file(dir: &Path, generator: Generator) -> Result<PathBuf> {
 }
 
 /// Loads `file` into a fresh payment database in `dir`: rows and seconds.
-pub fn payment_ingest(dir: &Path, file: &Path) -> Result<(u64, f64)> {
+pub(crate) fn payment_ingest(dir: &Path, file: &Path) -> Result<(u64, f64)> {
     let store = DomainStore::open(&dir.join("payment").join("payment.sqlite"))?;
     let product = Product::new(payment::CARD_SPENDING, store)?;
     let started = Instant::now();
@@ -39,7 +39,7 @@ pub fn payment_ingest(dir: &Path, file: &Path) -> Result<(u64, f64)> {
 /// The baseline: the same rows of `file`, parsed beforehand (not timed),
 /// inserted with a bare prepared statement in one transaction into a table
 /// without any index (no checks, indexes or quality).
-pub fn bare_insert(dir: &Path, file: &Path) -> Result<(u64, f64)> {
+pub(crate) fn bare_insert(dir: &Path, file: &Path) -> Result<(u64, f64)> {
     let mut source = CsvSource::open(file)?;
     let header: Vec<String> =
         source.header().iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect();
@@ -80,14 +80,14 @@ pub fn bare_insert(dir: &Path, file: &Path) -> Result<(u64, f64)> {
 }
 
 /// The insight rebuild: joined rows and seconds.
-pub async fn insight_rebuild(product: &Arc<Product>, registry: &str) -> Result<(u64, f64)> {
+pub(crate) async fn insight_rebuild(product: &Arc<Product>, registry: &str) -> Result<(u64, f64)> {
     let started = Instant::now();
     let response = insight::build::rebuild(product, registry, 5).await?;
     Ok((response.joined_rows as u64, started.elapsed().as_secs_f64()))
 }
 
 /// The two source streams alone, with the projections the rebuild uses.
-pub async fn source_streams(customer_url: &str, payment_url: &str) -> Result<f64> {
+pub(crate) async fn source_streams(customer_url: &str, payment_url: &str) -> Result<f64> {
     let mask = |paths: &[&str]| {
         Some(prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() })
     };

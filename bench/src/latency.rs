@@ -17,7 +17,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
 /// p50 and p99 of `samples`.
-pub fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
+pub(crate) fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
     (at(0.50), at(0.99))
@@ -25,7 +25,7 @@ pub fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
 
 /// Sequential latencies of the one-customer-one-quarter query and of an
 /// empty unary call (health check), `n` each, on one connection.
-pub async fn selective_query(
+pub(crate) async fn selective_query(
     url: &str,
     seq: &str,
     quarter: &str,
@@ -100,7 +100,7 @@ where
 
 /// How the load's client calls GetProduct.
 #[derive(Debug, Clone)]
-pub struct GetProductCall {
+pub(crate) struct GetProductCall {
     /// The fingerprint of the descriptor set the caller holds (empty: none).
     pub known_fingerprint: String,
     /// The view asked for.
@@ -134,7 +134,7 @@ impl GetProductCall {
 /// GetProduct called as `call` says under load, and a trivial unary call
 /// (health) under the same load. The two alternate for `rounds` rounds of
 /// `duration` each, so drift in the machine's speed touches both alike.
-pub async fn registry_load(
+pub(crate) async fn registry_load(
     url: &str,
     duration: Duration,
     rounds: usize,
@@ -180,7 +180,7 @@ impl Rounds {
 }
 
 /// The fingerprint of `payment.card_spending`'s current descriptor set.
-pub async fn fingerprint(registry: &str) -> Result<String> {
+pub(crate) async fn fingerprint(registry: &str) -> Result<String> {
     let mut client = CatalogServiceClient::connect(registry.to_owned()).await?;
     let request = GetProductRequest { name: "payment.card_spending".into(), ..Default::default() };
     Ok(client.get_product(request).await?.into_inner().fingerprint)

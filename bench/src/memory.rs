@@ -24,7 +24,7 @@ fn status_kib(pid: u32, field: &str) -> Result<u64> {
 
 /// Idle RSS and peak RSS (MiB) of a payment domain process streaming every
 /// row to a reader that pauses after each batch.
-pub async fn domain_streaming(data: &Path, customers: u64, quarters: u32) -> Result<(f64, f64)> {
+pub(crate) async fn domain_streaming(data: &Path, customers: u64, quarters: u32) -> Result<(f64, f64)> {
     let mut child = Command::new(sibling_binary("payment")?)
         .args(["--addr", "127.0.0.1:0", "--registry", "http://127.0.0.1:9"])
         .args(["--customers", &customers.to_string(), "--quarters", &quarters.to_string()])
@@ -63,7 +63,7 @@ pub async fn domain_streaming(data: &Path, customers: u64, quarters: u32) -> Res
 /// Read from the child's own `VmHWM` (a high-water mark) until it exits, not
 /// from `wait4`'s `ru_maxrss`: Linux carries the spawning process's peak
 /// across `exec` into that figure, so it would report this benchmark's size.
-pub fn cli_ndjson(registry: &str) -> Result<f64> {
+pub(crate) fn cli_ndjson(registry: &str) -> Result<f64> {
     let mut child = Command::new(sibling_binary("mesh")?)
         .args(["--registry", registry, "query", "payment.card_spending", "--format", "ndjson"])
         .env("MESH_CACHE_DIR", std::env::temp_dir().join(format!("mesh-bench-cache-{}", std::process::id())))

@@ -11,7 +11,7 @@ use mesh_local::{LocalMesh, MeshConfig, Ports};
 use woori_data::Generator;
 
 /// The running mesh.
-pub struct Mesh {
+pub(crate) struct Mesh {
     pub registry: String,
     pub payment_url: String,
     pub customer_url: String,
@@ -23,7 +23,7 @@ pub struct Mesh {
 impl Mesh {
     /// Starts everything over `data` (generating it on first use); returns
     /// once every product is serving.
-    pub async fn start(data: &Path, generator: Generator) -> Result<Self> {
+    pub(crate) async fn start(data: &Path, generator: Generator) -> Result<Self> {
         let config = MeshConfig {
             registry_db: Some(data.join("registry").join(format!("registry-{}.sqlite", std::process::id()))),
             ports: Ports::Ephemeral,
@@ -45,7 +45,7 @@ impl Mesh {
 }
 
 /// A release binary of the workspace next to this one.
-pub fn sibling_binary(name: &str) -> Result<PathBuf> {
+pub(crate) fn sibling_binary(name: &str) -> Result<PathBuf> {
     let path = std::env::current_exe()?.with_file_name(name);
     anyhow::ensure!(path.exists(), "{} is missing: run `cargo build --release --bins` first", path.display());
     Ok(path)

@@ -13,12 +13,12 @@ use mesh_domain_runtime::Product;
 use crate::mesh::sibling_binary;
 
 /// Rows per second of a run of `rows` rows taking `seconds`.
-pub fn rate(rows: u64, seconds: f64) -> f64 {
+pub(crate) fn rate(rows: u64, seconds: f64) -> f64 {
     rows as f64 / seconds.max(1e-9)
 }
 
 /// The ceiling: the domain's own scan and row encoding, drained in process.
-pub async fn in_process_scan(product: &Arc<Product>) -> Result<(u64, f64)> {
+pub(crate) async fn in_process_scan(product: &Arc<Product>) -> Result<(u64, f64)> {
     let started = Instant::now();
     let mut receiver = product.query(&QueryRequest::default(), "bench")?;
     let mut bytes = 0u64;
@@ -31,7 +31,7 @@ pub async fn in_process_scan(product: &Arc<Product>) -> Result<(u64, f64)> {
 }
 
 /// A typed client (generated Rust types) streaming every row.
-pub async fn typed_client(url: &str) -> Result<(u64, f64)> {
+pub(crate) async fn typed_client(url: &str) -> Result<(u64, f64)> {
     let mut client =
         CardSpendingServiceClient::connect(url.to_owned()).await?.max_decoding_message_size(64 << 20);
     let started = Instant::now();
@@ -44,7 +44,7 @@ pub async fn typed_client(url: &str) -> Result<(u64, f64)> {
 }
 
 /// `mesh query payment.card_spending --format csv > /dev/null`.
-pub fn cli_csv(registry: &str, rows: u64) -> Result<(u64, f64)> {
+pub(crate) fn cli_csv(registry: &str, rows: u64) -> Result<(u64, f64)> {
     let mesh = sibling_binary("mesh")?;
     let cache = std::env::temp_dir().join(format!("mesh-bench-cache-{}", std::process::id()));
     let started = Instant::now();

@@ -25,7 +25,7 @@ fn file(product: &str) -> Option<PathBuf> {
 }
 
 /// Remembers `entry` (best effort: a cache that cannot be written is skipped).
-pub fn store(product: &str, entry: &GetProductResponse) {
+pub(crate) fn store(product: &str, entry: &GetProductResponse) {
     let Some(path) = file(product) else { return };
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
@@ -37,7 +37,7 @@ pub fn store(product: &str, entry: &GetProductResponse) {
 }
 
 /// The cached entry of `product` and when it was fetched.
-pub fn load(product: &str) -> Option<(GetProductResponse, SystemTime)> {
+pub(crate) fn load(product: &str) -> Option<(GetProductResponse, SystemTime)> {
     let path = file(product)?;
     let bytes = std::fs::read(&path).ok()?;
     let fetched = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
@@ -45,7 +45,7 @@ pub fn load(product: &str) -> Option<(GetProductResponse, SystemTime)> {
 }
 
 /// Product ids in the cache, for suggestions when the registry is down.
-pub fn products() -> Vec<String> {
+pub(crate) fn products() -> Vec<String> {
     let Some(dir) = dir() else { return Vec::new() };
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     entries.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".pb").map(str::to_owned)).collect()

@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 ///   mesh health                               is every endpoint serving?
 #[derive(Debug, Parser)]
 #[command(name = "mesh", version, verbatim_doc_comment, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The catalog registry.
     #[arg(long, global = true, env = "MESH_REGISTRY", default_value = "http://127.0.0.1:50050")]
     pub registry: String,
@@ -32,7 +32,7 @@ pub struct Cli {
 
 /// What to do.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// List the domains that own products.
     Domains,
     /// List products, optionally filtered.
@@ -55,7 +55,7 @@ pub enum Command {
 
 /// Flags of `mesh products`.
 #[derive(Debug, clap::Args)]
-pub struct ProductsArgs {
+pub(crate) struct ProductsArgs {
     /// Only products of this domain.
     #[arg(long)]
     pub domain: Option<String>,
@@ -72,14 +72,14 @@ pub struct ProductsArgs {
 
 /// Flags of `mesh describe`.
 #[derive(Debug, clap::Args)]
-pub struct DescribeArgs {
+pub(crate) struct DescribeArgs {
     /// The product, e.g. `payment.card_spending`.
     pub product: String,
 }
 
 /// Output formats of `mesh query`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// A table (the default on a terminal), capped at `--max-rows`.
     Table,
     /// Comma-separated values with a header (the default in a pipe).
@@ -92,7 +92,7 @@ pub enum Format {
 
 /// Flags of `mesh query`.
 #[derive(Debug, clap::Args)]
-pub struct QueryArgs {
+pub(crate) struct QueryArgs {
     /// The product, e.g. `payment.card_spending`.
     pub product: String,
     /// Filter, e.g. `tot_use_am > 1000000 AND hous_sido_nm = "서울"`.
@@ -121,7 +121,7 @@ pub struct QueryArgs {
 
 /// Flags of `mesh health`.
 #[derive(Debug, clap::Args)]
-pub struct HealthArgs {
+pub(crate) struct HealthArgs {
     /// Check only this endpoint (exit 1 unless it is serving), e.g. in a
     /// container health check.
     #[arg(long)]
@@ -134,7 +134,7 @@ pub struct HealthArgs {
 /// Flags of `mesh up`.
 #[cfg(feature = "local")]
 #[derive(Debug, clap::Args)]
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     /// Where every service keeps its SQLite file, one folder each.
     #[arg(long, env = "MESH_DATA_DIR", default_value = ".mesh")]
     pub data_dir: std::path::PathBuf,
@@ -152,7 +152,7 @@ pub struct UpArgs {
 /// Flags of `mesh generate`.
 #[cfg(feature = "local")]
 #[derive(Debug, clap::Args)]
-pub struct GenerateArgs {
+pub(crate) struct GenerateArgs {
     /// File to write; `-` or nothing writes to standard output.
     #[arg(long, short)]
     pub output: Option<std::path::PathBuf>,
@@ -169,7 +169,7 @@ pub struct GenerateArgs {
 
 /// Flags of `mesh completions`.
 #[derive(Debug, clap::Args)]
-pub struct CompletionsArgs {
+pub(crate) struct CompletionsArgs {
     /// The shell.
     pub shell: clap_complete::Shell,
 }

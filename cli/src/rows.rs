@@ -12,7 +12,7 @@ use crate::style;
 use crate::wire::Cell;
 
 /// Where rows go.
-pub enum Sink {
+pub(crate) enum Sink {
     /// A table of at most `cap` rows; the rest are counted.
     Table { table: comfy_table::Table, cap: usize, shown: usize, left_out: u64 },
     /// CSV with a header.
@@ -25,7 +25,7 @@ pub enum Sink {
 
 impl Sink {
     /// A sink of `format` for rows with `columns`.
-    pub fn new(format: Format, columns: &[FieldDescriptor], cap: usize) -> Result<Self> {
+    pub(crate) fn new(format: Format, columns: &[FieldDescriptor], cap: usize) -> Result<Self> {
         let names: Vec<&str> = columns.iter().map(|c| c.name()).collect();
         let keys = names.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?;
         let out: Box<dyn Write> = Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()));
@@ -46,7 +46,7 @@ impl Sink {
     }
 
     /// Writes one row.
-    pub fn row(&mut self, cells: &[Cell<'_>]) -> Result<()> {
+    pub(crate) fn row(&mut self, cells: &[Cell<'_>]) -> Result<()> {
         match self {
             Sink::Table { table, cap, shown, left_out } => {
                 if *shown < *cap {
@@ -85,7 +85,7 @@ impl Sink {
     }
 
     /// Writes a row decoded as a message (rows with non-scalar columns).
-    pub fn message(&mut self, row: &DynamicMessage, columns: &[FieldDescriptor]) -> Result<()> {
+    pub(crate) fn message(&mut self, row: &DynamicMessage, columns: &[FieldDescriptor]) -> Result<()> {
         let values: Vec<Value> = columns.iter().map(|c| row.get_field(c).into_owned()).collect();
         let rendered: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
         let cells: Vec<Cell<'_>> = values
@@ -108,7 +108,7 @@ impl Sink {
     }
 
     /// Finishes the output; `more` says rows beyond the ones fetched exist.
-    pub fn finish(self, more: bool) -> Result<()> {
+    pub(crate) fn finish(self, more: bool) -> Result<()> {
         match self {
             Sink::Table { table, shown, left_out, cap } => {
                 let mut stdout = std::io::stdout().lock();

@@ -8,12 +8,12 @@ use comfy_table::{Cell, Color, ContentArrangement, Table};
 use mesh_contracts::catalog::{Product, ServingStatus};
 
 /// Whether output may use colour.
-pub fn colour() -> bool {
+pub(crate) fn colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// A table with `header`, sized to the terminal.
-pub fn table(header: &[&str]) -> Table {
+pub(crate) fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
     if !std::io::stdout().is_terminal() {
@@ -24,7 +24,7 @@ pub fn table(header: &[&str]) -> Table {
 }
 
 /// A cell coloured green, yellow or red when colour is allowed.
-pub fn coloured(text: impl Into<String>, good: Option<bool>) -> Cell {
+pub(crate) fn coloured(text: impl Into<String>, good: Option<bool>) -> Cell {
     let cell = Cell::new(text.into());
     match (colour(), good) {
         (true, Some(true)) => cell.fg(Color::Green),
@@ -35,7 +35,7 @@ pub fn coloured(text: impl Into<String>, good: Option<bool>) -> Cell {
 }
 
 /// A serving status in words: `serving`, `stale`, `offline`, `not registered`.
-pub fn status_word(status: ServingStatus) -> &'static str {
+pub(crate) fn status_word(status: ServingStatus) -> &'static str {
     match status {
         ServingStatus::Serving => "serving",
         ServingStatus::Stale => "stale",
@@ -46,7 +46,7 @@ pub fn status_word(status: ServingStatus) -> &'static str {
 }
 
 /// A product's status cell: deprecated wins over serving.
-pub fn product_status(product: &Product) -> Cell {
+pub(crate) fn product_status(product: &Product) -> Cell {
     if product.deprecation.is_some() {
         return coloured(format!("deprecated ({})", status_word(product.status())), None);
     }

@@ -2,12 +2,14 @@
 //! row type's descriptor: no message object per row, only the selected
 //! columns' values, borrowed from the batch.
 
+use std::ops::ControlFlow;
+
 use anyhow::{Result, bail};
 use prost_reflect::{FieldDescriptor, Kind};
 
 /// One value of a row, borrowed from the batch.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Cell<'a> {
+pub(crate) enum Cell<'a> {
     /// Text (proto `string`), as UTF-8 bytes.
     Text(&'a [u8]),
     /// Any signed integer kind.
@@ -36,7 +38,7 @@ enum Decode {
 }
 
 /// Decodes rows of a batch for a fixed list of scalar columns.
-pub struct RowReader {
+pub(crate) struct RowReader {
     rows_field: u32,
     /// For each field number (index), the output column and how to decode it.
     slots: Vec<Option<(usize, Decode)>>,
@@ -46,7 +48,7 @@ pub struct RowReader {
 impl RowReader {
     /// A reader of `columns` from batches whose rows are field `rows_field`;
     /// `None` when a column is not a scalar (use dynamic decoding then).
-    pub fn new(rows_field: u32, columns: &[FieldDescriptor]) -> Option<Self> {
+    pub(crate) fn new(rows_field: u32, columns: &[FieldDescriptor]) -> Option<Self> {
         let max = columns.iter().map(|c| c.number()).max().unwrap_or(0) as usize;
         let mut slots = vec![None; max + 1];
         let mut defaults = Vec::with_capacity(columns.len());
@@ -74,28 +76,29 @@ impl RowReader {
         Some(Self { rows_field, slots, defaults })
     }
 
-    /// Calls `on_row` with the cells of every row in `batch`; returns the row count.
-    pub fn read<'a>(
+    /// Calls `on_row` with the cells of each row in `batch`, until it says
+    /// to stop; returns whether it did.
+    pub(crate) fn read<'a>(
         &self,
         batch: &'a [u8],
-        mut on_row: impl FnMut(&[Cell<'a>]) -> Result<()>,
-    ) -> Result<u64> {
+        mut on_row: impl FnMut(&[Cell<'a>]) -> Result<ControlFlow<()>>,
+    ) -> Result<ControlFlow<()>> {
         let mut cells: Vec<Cell<'a>> = self.defaults.clone();
         let mut input = batch;
-        let mut rows = 0;
         while !input.is_empty() {
             let (number, wire) = tag(&mut input)?;
             if number == self.rows_field && wire == 2 {
                 let row = length_delimited(&mut input)?;
                 cells.copy_from_slice(&self.defaults);
                 self.fill(row, &mut cells)?;
-                on_row(&cells)?;
-                rows += 1;
+                if on_row(&cells)?.is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
             } else {
                 skip(&mut input, wire)?;
             }
         }
-        Ok(rows)
+        Ok(ControlFlow::Continue(()))
     }
 
     fn fill<'a>(&self, mut row: &'a [u8], cells: &mut [Cell<'a>]) -> Result<()> {
@@ -214,14 +217,25 @@ mod tests {
             ["seq", "tot_use_am", "bas_yh"].iter().map(|n| row.get_field_by_name(n).unwrap()).collect();
         let reader = RowReader::new(1, &columns).unwrap();
         let mut seen = Vec::new();
-        let rows = reader
+        let flow = reader
             .read(&batch, |cells| {
                 seen.push(cells.to_vec());
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             })
             .unwrap();
-        assert_eq!(rows, 2);
+        assert_eq!(flow, ControlFlow::Continue(()));
+        assert_eq!(seen.len(), 2);
         assert_eq!(seen[0], [Cell::Text(b"7"), Cell::Int(1 << 40), Cell::Text(b"2024Q1")]);
         assert_eq!(seen[1], [Cell::Text(b"8"), Cell::Int(0), Cell::Text(b"")]);
+
+        // The reader stops where the row callback says so.
+        let mut read = 0;
+        let flow = reader
+            .read(&batch, |_| {
+                read += 1;
+                Ok(ControlFlow::Break(()))
+            })
+            .unwrap();
+        assert_eq!((flow, read), (ControlFlow::Break(()), 1));
     }
 }

@@ -18,7 +18,7 @@ const MAX_ENTRIES: usize = 4096;
 /// One GetProduct answer, encoded in each view, with and without its
 /// descriptor set.
 #[derive(Debug)]
-pub struct EncodedAnswer {
+pub(super) struct EncodedAnswer {
     /// Indexed by `[basic view][descriptor left out]`.
     encoded: [[Bytes; 2]; 2],
     fingerprint: String,
@@ -27,7 +27,7 @@ pub struct EncodedAnswer {
 
 impl EncodedAnswer {
     /// Encodes `response`, read at `now_ms`.
-    pub fn new(response: GetProductResponse, now_ms: i64) -> Self {
+    pub(super) fn new(response: GetProductResponse, now_ms: i64) -> Self {
         let valid_until_ms = response
             .product
             .iter()
@@ -54,7 +54,7 @@ impl EncodedAnswer {
     /// The answer in `view` for a caller already holding the descriptor set
     /// whose fingerprint is `known` (empty: none): the set is left out when
     /// it matches.
-    pub fn for_caller(&self, view: ProductView, known: &str) -> Bytes {
+    pub(super) fn for_caller(&self, view: ProductView, known: &str) -> Bytes {
         let basic = view == ProductView::Basic;
         let held = !known.is_empty() && known == self.fingerprint;
         self.encoded[usize::from(basic)][usize::from(held)].clone()
@@ -68,7 +68,7 @@ struct Entry {
 
 /// GetProduct answers by (product, requested version).
 #[derive(Default)]
-pub struct ProductCache {
+pub(super) struct ProductCache {
     generation: AtomicU64,
     entries: Mutex<HashMap<(String, i64), Entry>>,
 }
@@ -81,17 +81,17 @@ impl std::fmt::Debug for ProductCache {
 
 impl ProductCache {
     /// The generation to pass to [`ProductCache::put`] for an answer read now.
-    pub fn generation(&self) -> u64 {
+    pub(super) fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
 
     /// Forgets everything: call after every write to the catalog.
-    pub fn invalidate(&self) {
+    pub(super) fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The cached answer, if still valid at `now_ms`.
-    pub fn get(&self, product: &str, version: i64, now_ms: i64) -> Option<Arc<EncodedAnswer>> {
+    pub(super) fn get(&self, product: &str, version: i64, now_ms: i64) -> Option<Arc<EncodedAnswer>> {
         let generation = self.generation();
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let entry = entries.get(&(product.to_owned(), version))?;
@@ -100,7 +100,7 @@ impl ProductCache {
     }
 
     /// Remembers an answer read under `generation`.
-    pub fn put(&self, product: &str, version: i64, generation: u64, answer: &Arc<EncodedAnswer>) {
+    pub(super) fn put(&self, product: &str, version: i64, generation: u64, answer: &Arc<EncodedAnswer>) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= MAX_ENTRIES {
             entries.clear();

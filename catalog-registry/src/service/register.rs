@@ -62,13 +62,15 @@ impl Catalog {
                 if let Some(changes) = &resolution.changes {
                     products::insert_version(
                         &tx,
-                        id,
-                        resolution.version,
-                        resolution.major,
-                        &contract.fingerprint,
-                        &contract.descriptor_set,
-                        changes,
-                        now,
+                        &products::NewVersion {
+                            product_id: id,
+                            version: resolution.version,
+                            major_version: resolution.major,
+                            fingerprint: &contract.fingerprint,
+                            descriptor_set: &contract.descriptor_set,
+                            changes,
+                            now,
+                        },
                     )?;
                 }
                 if let Some(data) = &request.data {

@@ -101,23 +101,40 @@ pub fn upsert(conn: &Connection, write: &ProductWrite<'_>) -> Result<()> {
     Ok(())
 }
 
+/// A schema version to record.
+#[derive(Debug)]
+pub struct NewVersion<'a> {
+    /// The product.
+    pub product_id: &'a str,
+    /// Its number, counting from 1.
+    pub version: i64,
+    /// The major version it belongs to.
+    pub major_version: u32,
+    /// SHA-256 of the descriptor set.
+    pub fingerprint: &'a str,
+    /// The product's own files, options kept.
+    pub descriptor_set: &'a [u8],
+    /// What changed from the previous version, in words.
+    pub changes: &'a [String],
+    /// When it was registered, ms since the epoch.
+    pub now: i64,
+}
+
 /// Records a new schema version.
-#[allow(clippy::too_many_arguments)]
-pub fn insert_version(
-    conn: &Connection,
-    product_id: &str,
-    version: i64,
-    major_version: u32,
-    fingerprint: &str,
-    descriptor_set: &[u8],
-    changes: &[String],
-    now: i64,
-) -> Result<()> {
+pub fn insert_version(conn: &Connection, new: &NewVersion<'_>) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO schema_versions (product_id, version, major_version, fingerprint, descriptor_set, changes, create_time)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![product_id, version, major_version, fingerprint, descriptor_set, changes.join("\n"), now])?;
+    .execute(params![
+        new.product_id,
+        new.version,
+        new.major_version,
+        new.fingerprint,
+        new.descriptor_set,
+        new.changes.join("\n"),
+        new.now
+    ])?;
     Ok(())
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
 /// A registry serving on `127.0.0.1:0`, stopped when dropped.
-pub struct TestRegistry {
+pub(crate) struct TestRegistry {
     pub addr: std::net::SocketAddr,
     pub client: CatalogServiceClient<Channel>,
     stop: Option<oneshot::Sender<()>>,
@@ -22,12 +22,12 @@ pub struct TestRegistry {
 
 impl TestRegistry {
     /// Starts a registry on `db` with leases of `lease_ttl`.
-    pub async fn start(db: &Path, lease_ttl: Duration) -> Self {
+    pub(crate) async fn start(db: &Path, lease_ttl: Duration) -> Self {
         Self::start_with_clock(db, lease_ttl, Clock::system()).await
     }
 
     /// Starts a registry that tells time by `clock`.
-    pub async fn start_with_clock(db: &Path, lease_ttl: Duration, clock: Clock) -> Self {
+    pub(crate) async fn start_with_clock(db: &Path, lease_ttl: Duration, clock: Clock) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let config = RegistryConfig {
@@ -54,7 +54,7 @@ impl TestRegistry {
     }
 
     /// Stops the registry and waits until it has shut down.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -73,7 +73,7 @@ impl Drop for TestRegistry {
 }
 
 /// A channel to `addr`, retried briefly while the server comes up.
-pub async fn channel(addr: std::net::SocketAddr) -> Channel {
+pub(crate) async fn channel(addr: std::net::SocketAddr) -> Channel {
     let uri = format!("http://{addr}");
     for _ in 0..100 {
         if let Ok(channel) = Channel::from_shared(uri.clone()).unwrap().connect().await {
@@ -85,13 +85,13 @@ pub async fn channel(addr: std::net::SocketAddr) -> Channel {
 }
 
 /// The workspace's `proto/` folder.
-pub fn proto_root() -> PathBuf {
+pub(crate) fn proto_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto")
 }
 
 /// Compiles `source` as `fixture/<file>` (importing the mesh protos) into an
 /// encoded FileDescriptorSet with custom options kept.
-pub fn compile(file: &str, source: &str) -> Vec<u8> {
+pub(crate) fn compile(file: &str, source: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fixture").join(file);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -104,7 +104,7 @@ pub fn compile(file: &str, source: &str) -> Vec<u8> {
 
 /// The parts of a fixture product's contract that tests vary.
 #[derive(Clone)]
-pub struct Fixture {
+pub(crate) struct Fixture {
     /// Proto package, e.g. `shop.orders.v1`.
     pub package: String,
     /// Service name within the package.
@@ -130,7 +130,7 @@ impl Default for Fixture {
 }
 
 /// The row fields of the default fixture: three annotated columns.
-pub const ORDER_FIELDS: &str = r#"
+pub(crate) const ORDER_FIELDS: &str = r#"
   // The customer number.
   string customer_id = 1 [(mesh.product.v1.column) = {
     description: "Customer number", classification: CLASSIFICATION_PII_IDENTIFIER, source_column: "CUST_NO"
@@ -146,7 +146,7 @@ pub const ORDER_FIELDS: &str = r#"
 "#;
 
 /// The product options of the default fixture.
-pub const ORDER_OPTIONS: &str = r#"
+pub(crate) const ORDER_OPTIONS: &str = r#"
     title: "Orders per customer"
     owner_team: "Shop Data Team"
     owner_contact: "shop-data@example.com"
@@ -159,12 +159,12 @@ pub const ORDER_OPTIONS: &str = r#"
 
 impl Fixture {
     /// The full name of the fixture's product service.
-    pub fn service_name(&self) -> String {
+    pub(crate) fn service_name(&self) -> String {
         format!("{}.{}", self.package, self.service)
     }
 
     /// The proto source of the fixture.
-    pub fn source(&self) -> String {
+    pub(crate) fn source(&self) -> String {
         let Fixture { package, service, fields, extra_methods, options } = self;
         format!(
             r#"syntax = "proto3";
@@ -205,13 +205,13 @@ service {service} {{
     }
 
     /// The encoded descriptor set of the fixture.
-    pub fn descriptor_set(&self) -> Vec<u8> {
+    pub(crate) fn descriptor_set(&self) -> Vec<u8> {
         let file = format!("{}.proto", self.package.replace('.', "_"));
         compile(&file, &self.source())
     }
 
     /// A registration of the fixture as `product_id` served at `endpoint`.
-    pub fn register(&self, product_id: &str, endpoint: &str) -> RegisterProductRequest {
+    pub(crate) fn register(&self, product_id: &str, endpoint: &str) -> RegisterProductRequest {
         RegisterProductRequest {
             product_id: product_id.into(),
             domain: product_id.split('.').next().unwrap().into(),

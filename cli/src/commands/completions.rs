@@ -5,6 +5,6 @@ use clap::CommandFactory;
 use crate::cli::{Cli, CompletionsArgs};
 
 /// Prints the completion script.
-pub fn run(args: &CompletionsArgs) {
+pub(crate) fn run(args: &CompletionsArgs) {
     clap_complete::generate(args.shell, &mut Cli::command(), "mesh", &mut std::io::stdout());
 }

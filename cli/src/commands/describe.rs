@@ -10,7 +10,7 @@ use crate::registry::{Registry, Source};
 use crate::style;
 
 /// Prints the product's metadata and a table of its columns.
-pub async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
+pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
     let mut registry = Registry::new(&cli.registry, cli.timeout)?;
     let (entry, source) = registry.product(&args.product, ProductView::Full).await?;
     if let Source::Cache(fetched) = source {

@@ -8,7 +8,7 @@ use crate::registry::Registry;
 use crate::style;
 
 /// Prints the domains as a table.
-pub async fn run(cli: &Cli) -> Result<()> {
+pub(crate) async fn run(cli: &Cli) -> Result<()> {
     let domains = Registry::new(&cli.registry, cli.timeout)?.domains().await?;
     let mut table = style::table(&["domain", "products", "serving", "owners"]);
     for domain in domains {

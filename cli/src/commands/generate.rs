@@ -9,7 +9,7 @@ use woori_data::Generator;
 use crate::cli::GenerateArgs;
 
 /// Writes the file to `--output` or standard output.
-pub fn run(args: &GenerateArgs) -> Result<()> {
+pub(crate) fn run(args: &GenerateArgs) -> Result<()> {
     let generator = Generator { seed: args.seed, customers: args.customers, quarters: args.quarters };
     let rows = match args.output.as_deref().filter(|p| *p != Path::new("-")) {
         Some(path) => {

@@ -32,7 +32,7 @@ async fn check(
 }
 
 /// Prints a table of every endpoint's health, or checks one endpoint.
-pub async fn run(cli: &Cli, args: &HealthArgs) -> Result<()> {
+pub(crate) async fn run(cli: &Cli, args: &HealthArgs) -> Result<()> {
     if let Some(endpoint) = &args.endpoint {
         let (outcome, _) = check(endpoint, &args.service, cli.timeout).await;
         return match outcome {

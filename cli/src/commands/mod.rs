@@ -1,12 +1,12 @@
 //! One file per subcommand.
 
-pub mod completions;
-pub mod describe;
-pub mod domains;
+pub(crate) mod completions;
+pub(crate) mod describe;
+pub(crate) mod domains;
 #[cfg(feature = "local")]
-pub mod generate;
-pub mod health;
-pub mod products;
-pub mod query;
+pub(crate) mod generate;
+pub(crate) mod health;
+pub(crate) mod products;
+pub(crate) mod query;
 #[cfg(feature = "local")]
-pub mod up;
+pub(crate) mod up;

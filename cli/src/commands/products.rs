@@ -8,7 +8,7 @@ use crate::cli::{Cli, ProductsArgs};
 use crate::{registry, style};
 
 /// Prints the matching products as a table.
-pub async fn run(cli: &Cli, args: &ProductsArgs) -> Result<()> {
+pub(crate) async fn run(cli: &Cli, args: &ProductsArgs) -> Result<()> {
     let mut registry = registry::Registry::new(&cli.registry, cli.timeout)?;
     let filter = ListProductsRequest {
         domain: args.domain.clone().unwrap_or_default(),

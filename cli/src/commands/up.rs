@@ -10,7 +10,7 @@ use woori_data::Generator;
 use crate::cli::UpArgs;
 
 /// Starts everything, waits until every product serves, runs until Ctrl-C.
-pub async fn run(args: &UpArgs) -> Result<()> {
+pub(crate) async fn run(args: &UpArgs) -> Result<()> {
     let shutdown = mesh_grpc::shutdown_signal();
     tokio::pin!(shutdown);
     let config = MeshConfig {

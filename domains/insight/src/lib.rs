@@ -35,6 +35,7 @@ pub const PORT: u16 = 50053;
 /// Flags of the insight domain.
 #[derive(Debug, Clone, clap::Args)]
 pub struct InsightArgs {
+    /// Where the domain listens, keeps its data and registers.
     #[command(flatten)]
     pub domain: DomainArgs,
 

@@ -5,34 +5,14 @@
 mod common;
 
 use mesh_contracts::product::QueryRequest;
-use mesh_domain_runtime::plan::plan;
-use mesh_domain_runtime::resume::ResumeTokens;
-
-fn explain(
-    db: &std::path::Path,
-    request: &QueryRequest,
-    schema: &mesh_domain_runtime::schema::RowSchema,
-    tokens: &ResumeTokens,
-) -> String {
-    let plan = plan(request, schema, tokens).unwrap();
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", plan.sql)).unwrap();
-    let rows = statement
-        .query_map(rusqlite::params_from_iter(plan.params.iter()), |r| r.get::<_, String>(3))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect::<Vec<_>>();
-    rows.join("\n")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_customer_in_one_quarter_uses_an_index() {
     let domain = common::start(200, &common::nowhere()).await;
-    let schema = &domain.product.schema;
-    let tokens = ResumeTokens::new(domain.product.store.token_secret().unwrap());
+    let explain = |request: &QueryRequest| domain.product.explain(request).unwrap();
     let selective =
         QueryRequest { filter: r#"seq = "0000000042" AND bas_yh = "2024Q2""#.into(), ..Default::default() };
-    let detail = explain(&domain.db, &selective, schema, &tokens);
+    let detail = explain(&selective);
     assert!(
         detail.contains("SEARCH card_spending USING INDEX card_spending_by_key (bas_yh=? AND seq=?)"),
         "{detail}"
@@ -41,7 +21,7 @@ async fn one_customer_in_one_quarter_uses_an_index() {
     assert!(!detail.contains("TEMP B-TREE"), "the natural order needs no sort: {detail}");
 
     let one_customer = QueryRequest { filter: r#"seq = "0000000042""#.into(), ..Default::default() };
-    let detail = explain(&domain.db, &one_customer, schema, &tokens);
+    let detail = explain(&one_customer);
     assert!(detail.contains("USING INDEX"), "{detail}");
 
     // Resuming a quarter's stream seeks in the key index rather than rescanning.
@@ -59,7 +39,7 @@ async fn one_customer_in_one_quarter_uses_an_index() {
         resume_token: token,
         ..Default::default()
     };
-    let detail = explain(&domain.db, &resumed, schema, &tokens);
+    let detail = explain(&resumed);
     assert!(detail.contains("SEARCH card_spending USING INDEX card_spending_by_key"), "{detail}");
     assert!(!detail.contains("SCAN card_spending"), "{detail}");
 }

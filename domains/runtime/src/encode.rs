@@ -6,7 +6,7 @@ use rusqlite::types::ValueRef;
 use crate::schema::{ColumnDef, ColumnKind};
 
 /// Appends `value` as a protobuf varint.
-pub fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
+pub(crate) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         buf.push((value as u8) | 0x80);
         value >>= 7;
@@ -20,7 +20,7 @@ const WIRE_LEN: u32 = 2;
 const WIRE_FIXED32: u32 = 5;
 
 /// Appends a length-delimited field: tag, length, bytes.
-pub fn put_len_field(buf: &mut Vec<u8>, number: u32, bytes: &[u8]) {
+pub(crate) fn put_len_field(buf: &mut Vec<u8>, number: u32, bytes: &[u8]) {
     put_varint(buf, u64::from(number << 3 | WIRE_LEN));
     put_varint(buf, bytes.len() as u64);
     buf.extend_from_slice(bytes);
@@ -37,13 +37,13 @@ struct FieldWriter {
 
 /// Encodes the projected columns of result rows as row messages.
 #[derive(Debug, Clone)]
-pub struct RowEncoder {
+pub(crate) struct RowEncoder {
     fields: Vec<FieldWriter>,
 }
 
 impl RowEncoder {
     /// An encoder for `columns`, which are the first columns of each result row.
-    pub fn new<'a>(columns: impl IntoIterator<Item = &'a ColumnDef>) -> Self {
+    pub(crate) fn new<'a>(columns: impl IntoIterator<Item = &'a ColumnDef>) -> Self {
         let fields = columns
             .into_iter()
             .map(|c| {
@@ -63,7 +63,7 @@ impl RowEncoder {
 
     /// Appends the row message for `row` to `out` (proto3: default values
     /// are left out, as any encoder does).
-    pub fn encode(&self, row: &rusqlite::Row<'_>, out: &mut Vec<u8>) -> rusqlite::Result<()> {
+    pub(crate) fn encode(&self, row: &rusqlite::Row<'_>, out: &mut Vec<u8>) -> rusqlite::Result<()> {
         for (i, field) in self.fields.iter().enumerate() {
             match (field.kind, row.get_ref(i)?) {
                 (ColumnKind::String, ValueRef::Text(text)) if !text.is_empty() => {

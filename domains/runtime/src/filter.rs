@@ -26,7 +26,7 @@ const MAX_IN: usize = 1000;
 
 /// A filter compiled to a SQL condition and its bound values.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SqlFilter {
+pub(crate) struct SqlFilter {
     /// The condition, with `?` placeholders; empty when the filter is empty.
     pub sql: String,
     /// The values of the placeholders, in order.
@@ -34,7 +34,7 @@ pub struct SqlFilter {
 }
 
 /// Parses `filter` against `schema` and compiles it to SQL.
-pub fn compile(filter: &str, schema: &RowSchema) -> Result<SqlFilter> {
+pub(crate) fn compile(filter: &str, schema: &RowSchema) -> Result<SqlFilter> {
     if filter.trim().is_empty() {
         return Ok(SqlFilter::default());
     }

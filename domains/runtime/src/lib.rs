@@ -4,16 +4,16 @@
 //! products registered in the catalog.
 
 pub mod config;
-pub mod encode;
+mod encode;
 pub mod error;
-pub mod filter;
+mod filter;
 pub mod hosting;
 pub mod ingest;
-pub mod plan;
+mod plan;
 pub mod product;
 pub mod quality;
-pub mod registration;
-pub mod resume;
+mod registration;
+mod resume;
 pub mod schema;
 pub mod service;
 pub mod source;

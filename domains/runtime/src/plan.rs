@@ -12,7 +12,7 @@ use crate::schema::RowSchema;
 
 /// One sort column: a schema column index (or `None` for rowid) and direction.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SortColumn {
+pub(crate) struct SortColumn {
     /// The schema column, or `None` for SQLite's rowid (the last tiebreak).
     pub column: Option<usize>,
     /// Descending order.
@@ -21,7 +21,7 @@ pub struct SortColumn {
 
 /// A compiled query.
 #[derive(Debug, Clone)]
-pub struct QueryPlan {
+pub(crate) struct QueryPlan {
     /// The SELECT statement: projected columns first, then the sort key.
     pub sql: String,
     /// Values bound to its placeholders.
@@ -37,7 +37,7 @@ pub struct QueryPlan {
 }
 
 /// Compiles `request` for `schema`, checking every field.
-pub fn plan(request: &QueryRequest, schema: &RowSchema, tokens: &ResumeTokens) -> Result<QueryPlan> {
+pub(crate) fn plan(request: &QueryRequest, schema: &RowSchema, tokens: &ResumeTokens) -> Result<QueryPlan> {
     if request.limit < 0 {
         return Err(DomainError::invalid(
             "limit",
@@ -150,7 +150,7 @@ fn projection(request: &QueryRequest, schema: &RowSchema) -> Result<Vec<usize>> 
 }
 
 /// Parses `field [asc|desc], ...`.
-pub fn order_by(spec: &str, schema: &RowSchema) -> Result<Vec<SortColumn>> {
+pub(crate) fn order_by(spec: &str, schema: &RowSchema) -> Result<Vec<SortColumn>> {
     let mut order = Vec::new();
     if spec.trim().is_empty() {
         return Ok(order);
@@ -205,7 +205,7 @@ fn digest(request: &QueryRequest, projection: &[usize]) -> Vec<u8> {
 impl QueryPlan {
     /// The resume point after a row whose sort key is `key`, having
     /// delivered `rows` rows in this stream.
-    pub fn point(&self, key: Vec<Value>, rows: u64) -> ResumePoint {
+    pub(crate) fn point(&self, key: Vec<Value>, rows: u64) -> ResumePoint {
         ResumePoint { query: self.digest.clone(), delivered: self.delivered + rows, key }
     }
 }

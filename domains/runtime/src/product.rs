@@ -149,6 +149,19 @@ impl Product {
         Ok(receiver)
     }
 
+    /// How SQLite will run `request` (its `EXPLAIN QUERY PLAN` details, one
+    /// line each), to check that a query is served by an index.
+    pub fn explain(&self, request: &QueryRequest) -> Result<String> {
+        let plan = plan(request, &self.schema, &self.tokens)?;
+        self.store.read(|conn| {
+            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", plan.sql))?;
+            let details = statement
+                .query_map(rusqlite::params_from_iter(plan.params.iter()), |r| r.get::<_, String>(3))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(details.join("\n"))
+        })
+    }
+
     /// Scans running now (a cancelled stream's scan ends promptly).
     pub fn active_scans(&self) -> usize {
         self.active_scans.load(std::sync::atomic::Ordering::SeqCst)

@@ -21,7 +21,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// One product to keep registered.
 #[derive(Debug, Clone)]
-pub struct Registration {
+pub(crate) struct Registration {
     /// The product; its contract and data status are sent to the registry.
     pub product: Arc<Product>,
 }
@@ -50,7 +50,7 @@ impl Registration {
 /// `registry_url` until `stop` turns true, then deregisters them. A load
 /// announced by the products' store is reported at once. (The products of
 /// one domain share its store.)
-pub async fn keep_registered(
+pub(crate) async fn keep_registered(
     registry_url: String,
     endpoint: String,
     products: Vec<Registration>,
@@ -83,7 +83,7 @@ pub async fn keep_registered(
             }
             Err(status) if status.code() == Code::NotFound => {
                 tracing::warn!(
-                    message = status.message(),
+                    reason = status.message(),
                     "registry lost the registration; registering again"
                 );
                 registered = false;
@@ -91,7 +91,7 @@ pub async fn keep_registered(
             }
             Err(status) => {
                 if registered || backoff == BACKOFF_MIN {
-                    tracing::warn!(registry = %registry_url, message = status.message(), "registry unreachable; will retry");
+                    tracing::warn!(registry = %registry_url, reason = status.message(), "registry unreachable; will retry");
                 }
                 registered = false;
                 backoff = (backoff * 2).min(BACKOFF_MAX);

@@ -8,7 +8,7 @@ use crate::error::{DomainError, Result};
 
 /// The position a token encodes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ResumePoint {
+pub(crate) struct ResumePoint {
     /// Digest of the query (filter, mask, order, limit) the token belongs to.
     pub query: Vec<u8>,
     /// Rows delivered before this point.
@@ -45,16 +45,16 @@ enum KeyKind {
 
 /// Signs and checks resume tokens with the domain's secret.
 #[derive(Debug, Clone)]
-pub struct ResumeTokens(SignedTokens);
+pub(crate) struct ResumeTokens(SignedTokens);
 
 impl ResumeTokens {
     /// Tokens signed with `secret`.
-    pub fn new(secret: Vec<u8>) -> Self {
+    pub(crate) fn new(secret: Vec<u8>) -> Self {
         Self(SignedTokens::new(secret))
     }
 
     /// The token for `point`.
-    pub fn issue(&self, point: &ResumePoint) -> String {
+    pub(crate) fn issue(&self, point: &ResumePoint) -> String {
         let state = TokenState {
             query: point.query.clone(),
             delivered: point.delivered,
@@ -75,7 +75,7 @@ impl ResumeTokens {
     }
 
     /// Reads a token issued for the query with digest `query`.
-    pub fn check(&self, token: &str, query: &[u8]) -> Result<ResumePoint> {
+    pub(crate) fn check(&self, token: &str, query: &[u8]) -> Result<ResumePoint> {
         let tampered = || {
             DomainError::invalid(
                 "resume_token",

@@ -20,16 +20,16 @@ use crate::store::DomainStore;
 /// Flags of a source-aligned domain; `G` holds the flags of its generator.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SourceArgs<G: clap::Args> {
+    /// Where the domain listens, keeps its data and registers.
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub domain: DomainArgs,
 
     /// Load this source file (CSV with a header row) instead of generating data.
     #[arg(long, env = "MESH_SOURCE_FILE")]
     pub source: Option<PathBuf>,
 
+    /// How to generate data when there is no source file.
     #[command(flatten)]
-    #[allow(missing_docs)]
     pub generate: G,
 
     /// Load again even if the database already holds data from the same source.

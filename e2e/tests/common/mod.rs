@@ -10,7 +10,7 @@ use mesh_local::{LocalMesh, MeshConfig, Ports};
 use woori_data::Generator;
 
 /// A running mesh; every service stops when it is dropped.
-pub struct Mesh {
+pub(crate) struct Mesh {
     pub registry: String,
     pub dir: tempfile::TempDir,
     pub cache: tempfile::TempDir,
@@ -22,7 +22,7 @@ pub struct Mesh {
 
 impl Mesh {
     /// Starts the registry and the domains; `with_insight` adds insight.
-    pub async fn start(customers: u64, with_insight: bool) -> Self {
+    pub(crate) async fn start(customers: u64, with_insight: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = MeshConfig {
             ports: Ports::Ephemeral,
@@ -44,27 +44,27 @@ impl Mesh {
     }
 
     /// The payment domain's SQLite file.
-    pub fn payment_db(&self) -> PathBuf {
+    pub(crate) fn payment_db(&self) -> PathBuf {
         self.dir.path().join("payment").join("payment.sqlite")
     }
 
     /// The customer domain's SQLite file.
-    pub fn customer_db(&self) -> PathBuf {
+    pub(crate) fn customer_db(&self) -> PathBuf {
         self.dir.path().join("customer").join("customer.sqlite")
     }
 
     /// Stops the registry (the domains keep serving).
-    pub async fn stop_registry(&self) {
+    pub(crate) async fn stop_registry(&self) {
         self.local.stop_registry().await.expect("the registry stops cleanly");
     }
 
     /// Stops every domain.
-    pub async fn stop_domains(&self) {
+    pub(crate) async fn stop_domains(&self) {
         self.local.stop_domains().await.expect("the domains stop cleanly");
     }
 
     /// The `mesh` binary with `--registry` and its own cache folder.
-    pub fn mesh(&self) -> assert_cmd::Command {
+    pub(crate) fn mesh(&self) -> assert_cmd::Command {
         let mut command = assert_cmd::Command::new(mesh_e2e::workspace_binary("mesh"));
         command
             .arg("--registry")
@@ -77,17 +77,17 @@ impl Mesh {
 }
 
 /// Standard output of a finished command, as text.
-pub fn stdout(output: &std::process::Output) -> String {
+pub(crate) fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Standard error of a finished command, as text.
-pub fn stderr(output: &std::process::Output) -> String {
+pub(crate) fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// A tool installed by `scripts/install-tools.sh` under `.tools/`.
-pub fn tool(relative: &str) -> PathBuf {
+pub(crate) fn tool(relative: &str) -> PathBuf {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools").join(relative);
     assert!(
         path.exists(),
@@ -98,7 +98,7 @@ pub fn tool(relative: &str) -> PathBuf {
 }
 
 /// Runs `command`, returning its standard output; panics with its output on failure.
-pub fn run_ok(command: &mut std::process::Command) -> String {
+pub(crate) fn run_ok(command: &mut std::process::Command) -> String {
     let output = command.output().unwrap_or_else(|e| panic!("{command:?} did not start: {e}"));
     assert!(output.status.success(), "{command:?} failed:\n{}{}", stdout(&output), stderr(&output));
     stdout(&output)

@@ -17,7 +17,7 @@ use woori_data::Generator;
 use woori_data::runtime::SourceArgs;
 
 /// A running payment domain, stopped when dropped.
-pub struct TestDomain {
+pub(crate) struct TestDomain {
     pub addr: std::net::SocketAddr,
     pub client: CardSpendingServiceClient<Channel>,
     pub product: Arc<Product>,
@@ -36,7 +36,7 @@ impl Drop for TestDomain {
 
 /// Args for a domain with `customers` x 2 quarters of generated data in `dir`,
 /// registering at `registry`.
-pub fn args(dir: &std::path::Path, customers: u64, registry: &str) -> SourceArgs {
+pub(crate) fn args(dir: &std::path::Path, customers: u64, registry: &str) -> SourceArgs {
     SourceArgs {
         domain: DomainArgs {
             addr: None,
@@ -51,13 +51,13 @@ pub fn args(dir: &std::path::Path, customers: u64, registry: &str) -> SourceArgs
 }
 
 /// A registry address where nothing listens.
-pub fn nowhere() -> String {
+pub(crate) fn nowhere() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     format!("http://{}", listener.local_addr().unwrap())
 }
 
 /// Starts the payment domain with `customers` x 2 quarters.
-pub async fn start(customers: u64, registry: &str) -> TestDomain {
+pub(crate) async fn start(customers: u64, registry: &str) -> TestDomain {
     let dir = tempfile::tempdir().unwrap();
     start_with(dir, args_for(customers, registry)).await
 }
@@ -68,7 +68,7 @@ fn args_for(customers: u64, registry: &str) -> impl FnOnce(&std::path::Path) -> 
 }
 
 /// Starts the payment domain in `dir` with the args `make` gives.
-pub async fn start_with(
+pub(crate) async fn start_with(
     dir: tempfile::TempDir,
     make: impl FnOnce(&std::path::Path) -> SourceArgs,
 ) -> TestDomain {
@@ -88,7 +88,7 @@ pub async fn start_with(
 }
 
 /// A channel to `addr`, retried while the server comes up.
-pub async fn connect(addr: std::net::SocketAddr) -> Channel {
+pub(crate) async fn connect(addr: std::net::SocketAddr) -> Channel {
     for _ in 0..200 {
         if let Ok(channel) = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await {
             return channel;
@@ -99,7 +99,7 @@ pub async fn connect(addr: std::net::SocketAddr) -> Channel {
 }
 
 /// Every row of the table, read straight from the SQLite file (not through the domain).
-pub fn rows_in_file(db: &std::path::Path) -> Vec<CardSpending> {
+pub(crate) fn rows_in_file(db: &std::path::Path) -> Vec<CardSpending> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut statement = conn
         .prepare("SELECT bas_yh, seq, tot_use_am, crdsl_use_am, cnf_use_am, auto_am FROM card_spending ORDER BY bas_yh, seq")
@@ -122,7 +122,7 @@ pub fn rows_in_file(db: &std::path::Path) -> Vec<CardSpending> {
 }
 
 /// Runs a query to the end, returning the rows and the number of batches.
-pub async fn query_all(
+pub(crate) async fn query_all(
     client: &mut CardSpendingServiceClient<Channel>,
     request: QueryRequest,
 ) -> Result<(Vec<CardSpending>, usize), tonic::Status> {
@@ -137,6 +137,6 @@ pub async fn query_all(
 }
 
 /// A query with just a filter.
-pub fn filter(expr: &str) -> QueryRequest {
+pub(crate) fn filter(expr: &str) -> QueryRequest {
     QueryRequest { filter: expr.to_owned(), ..Default::default() }
 }

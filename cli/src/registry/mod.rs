@@ -16,14 +16,18 @@ use tonic::transport::Channel;
 
 use crate::cache;
 
+mod target;
+
+pub(crate) use target::Target;
+
 /// The registry client.
-pub struct Registry {
+pub(crate) struct Registry {
     url: String,
     client: CatalogServiceClient<Channel>,
 }
 
 /// Where a product entry came from.
-pub enum Source {
+pub(crate) enum Source {
     /// The registry answered.
     Registry,
     /// The registry was unreachable; the entry is from the local cache.
@@ -32,7 +36,7 @@ pub enum Source {
 
 impl Registry {
     /// A client of the registry at `url`.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self> {
+    pub(crate) fn new(url: &str, timeout: Duration) -> Result<Self> {
         Ok(Self { url: url.to_owned(), client: CatalogServiceClient::new(channel(url, timeout)?) })
     }
 
@@ -45,7 +49,7 @@ impl Registry {
     }
 
     /// Every product matching `filter`, all pages.
-    pub async fn products(&mut self, mut filter: ListProductsRequest) -> Result<Vec<Product>> {
+    pub(crate) async fn products(&mut self, mut filter: ListProductsRequest) -> Result<Vec<Product>> {
         let mut products = Vec::new();
         filter.page_size = 1000;
         loop {
@@ -64,7 +68,7 @@ impl Registry {
     }
 
     /// Every domain, all pages.
-    pub async fn domains(&mut self) -> Result<Vec<Domain>> {
+    pub(crate) async fn domains(&mut self) -> Result<Vec<Domain>> {
         let mut domains = Vec::new();
         let mut request = ListDomainsRequest { page_size: 1000, page_token: String::new() };
         loop {
@@ -83,7 +87,7 @@ impl Registry {
     }
 
     /// Turns a status into advice: unreachable, or the registry's own message.
-    pub fn status_error(&self, status: tonic::Status) -> anyhow::Error {
+    pub(crate) fn status_error(&self, status: tonic::Status) -> anyhow::Error {
         match status.code() {
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => self.unreachable(&status),
             _ => anyhow!("registry: {}", status.message()),
@@ -93,7 +97,7 @@ impl Registry {
     /// The catalog entry of `product` in `view`: from the registry
     /// (remembered in the cache), or from the cache when the registry is
     /// unreachable.
-    pub async fn product(
+    pub(crate) async fn product(
         &mut self,
         product: &str,
         view: ProductView,
@@ -145,7 +149,7 @@ impl Registry {
 }
 
 /// "unknown product" with the nearest known names.
-pub fn unknown_product(product: &str, known: &[String]) -> String {
+pub(crate) fn unknown_product(product: &str, known: &[String]) -> String {
     let mut scored: Vec<(f64, &String)> = known
         .iter()
         .map(|k| (strsim::jaro_winkler(product, k), k))

@@ -1,0 +1,141 @@
+//! Resolving what `mesh query` calls: the product's endpoint, service and
+//! contract, from the registry, from the local cache when the registry is
+//! down, or from the domain itself when `--endpoint` is given.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use mesh_contracts::catalog::{Product, ProductView, ServingStatus};
+use mesh_contracts::descriptor::ProductShape;
+use mesh_contracts::product::{DescribeRequest, DescribeResponse};
+use mesh_grpc::codec::RawCodec;
+use prost::Message;
+use prost_reflect::DescriptorPool;
+
+use super::{Registry, Source};
+use crate::style;
+
+/// What is needed to call and decode a product.
+pub(crate) struct Target {
+    /// The domain endpoint to call.
+    pub(crate) endpoint: String,
+    /// The product service's full name.
+    pub(crate) service: String,
+    /// The contract: the service's files, options kept.
+    pub(crate) descriptor_set: Vec<u8>,
+    /// The catalog entry, when there is one (for error advice).
+    pub(crate) entry: Option<Product>,
+}
+
+impl Target {
+    /// Finds `product` through the registry at `registry` (or its cache);
+    /// `endpoint` overrides where it is called, and is asked for the
+    /// contract when the registry cannot be reached.
+    pub(crate) async fn resolve(
+        registry: &str,
+        timeout: Duration,
+        product: &str,
+        endpoint: Option<&str>,
+    ) -> Result<Self> {
+        let mut client = Registry::new(registry, timeout)?;
+        // Finding the endpoint needs no columns: the basic view is the light lookup.
+        let found = client.product(product, ProductView::Basic).await;
+        let (entry, source) = match (found, endpoint) {
+            (Ok(found), _) => found,
+            (Err(_), Some(endpoint)) => return Self::described_by(endpoint, product, timeout).await,
+            (Err(error), None) => return Err(error),
+        };
+        if let Source::Cache(fetched) = source {
+            eprintln!(
+                "note: the registry is unreachable; using the local catalog cache from {}",
+                humantime::format_rfc3339_seconds(fetched)
+            );
+        }
+        let product = entry.product.clone().unwrap_or_default();
+        if let Some(deprecation) = &product.deprecation {
+            eprintln!("warning: {} is deprecated: {}", product.product_id, deprecation.message);
+        }
+        let endpoint = match endpoint {
+            Some(endpoint) => endpoint.to_owned(),
+            None => serving_endpoint(&product)?,
+        };
+        Ok(Self {
+            endpoint,
+            service: product.service.clone(),
+            descriptor_set: entry.descriptor_set,
+            entry: Some(product),
+        })
+    }
+
+    /// Asks the server at `endpoint` for `product`'s contract through its
+    /// product services' `Describe`, found with server reflection.
+    async fn described_by(endpoint: &str, product: &str, timeout: Duration) -> Result<Self> {
+        let channel = mesh_grpc::client::channel(endpoint, timeout)?;
+        let services = mesh_grpc::reflection::reflected_services(channel.clone())
+            .await
+            .with_context(|| format!("cannot list the services at {endpoint}"))?;
+        for service in services.iter().filter(|s| !s.starts_with("grpc.")) {
+            let mut grpc = tonic::client::Grpc::new(channel.clone());
+            grpc.ready().await?;
+            let path = http::uri::PathAndQuery::try_from(format!("/{service}/Describe"))?;
+            let request = tonic::Request::new(Bytes::from(DescribeRequest {}.encode_to_vec()));
+            let Ok(response) = grpc.unary(request, path, RawCodec).await else {
+                continue;
+            };
+            let described = DescribeResponse::decode(response.into_inner())?;
+            if described.product == product {
+                eprintln!("note: the registry is unreachable; using the contract {endpoint} describes");
+                return Ok(Self {
+                    endpoint: endpoint.to_owned(),
+                    service: described.service,
+                    descriptor_set: described.descriptor_set,
+                    entry: None,
+                });
+            }
+        }
+        bail!("{endpoint} does not serve `{product}`")
+    }
+
+    /// The product service and its row type, from the contract.
+    pub(crate) fn shape(&self) -> Result<ProductShape> {
+        let pool = DescriptorPool::decode(self.descriptor_set.as_slice())
+            .context("the product's descriptor set is unreadable")?;
+        ProductShape::find(&pool, &self.service).map_err(|e| anyhow!("{e}"))
+    }
+
+    /// Advice for a domain that cannot be reached: its catalog status.
+    pub(crate) fn unreachable(&self, detail: &str) -> anyhow::Error {
+        let known = self
+            .entry
+            .as_ref()
+            .and_then(|p| p.endpoints.iter().find(|e| e.uri == self.endpoint))
+            .map(|e| {
+                let renewed = e
+                    .renew_time
+                    .and_then(|t| std::time::SystemTime::try_from(t).ok())
+                    .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                    .unwrap_or_default();
+                format!(" (catalog status: {}, last renewed {renewed})", style::status_word(e.status()))
+            })
+            .unwrap_or_default();
+        anyhow!("cannot reach the domain at {}{known}: {detail}", self.endpoint)
+    }
+}
+
+/// The first serving endpoint of `product`, else its first one.
+fn serving_endpoint(product: &Product) -> Result<String> {
+    product
+        .endpoints
+        .iter()
+        .find(|e| e.status() == ServingStatus::Serving)
+        .or_else(|| product.endpoints.first())
+        .map(|e| e.uri.clone())
+        .ok_or_else(|| {
+            anyhow!(
+                "{} has no endpoint in the catalog (status: {}); pass --endpoint if you know where it is served",
+                product.product_id,
+                style::status_word(product.status())
+            )
+        })
+}
