@@ -1,6 +1,5 @@
 //! `catalog-registry`: runs the catalog registry as its own process.
 
-use anyhow::Context;
 use clap::Parser;
 use mesh_grpc::{init_logging, shutdown_signal};
 
@@ -21,9 +20,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     init_logging();
     let cli = Cli::parse();
-    let listener = tokio::net::TcpListener::bind(cli.config.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", cli.config.addr))?;
+    let listener = mesh_grpc::server::bind(cli.config.addr).await?;
     catalog_registry::serve(&cli.config, listener, shutdown_signal()).await?;
     Ok(())
 }

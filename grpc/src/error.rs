@@ -15,6 +15,15 @@ pub enum GrpcError {
     /// The reflection service could not be built from the descriptor set.
     #[error("reflection cannot be served: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The address cannot be listened on.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why binding failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// The listener failed.
     #[error("listener: {0}")]
     Listener(#[from] std::io::Error),

@@ -117,6 +117,11 @@ impl MeshServer {
     }
 }
 
+/// Listens on `addr`; the error names the address.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|source| crate::GrpcError::Bind { addr, source })
+}
+
 /// The connections `listener` accepts, with Nagle's algorithm off: a gRPC
 /// answer is written as several small frames, and without `TCP_NODELAY`
 /// each one after the first waits for the peer's delayed ACK (~40 ms).

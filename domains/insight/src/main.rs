@@ -1,6 +1,5 @@
 //! `insight`: runs the insight domain as its own process.
 
-use anyhow::Context;
 use clap::Parser;
 use mesh_grpc::{init_logging, shutdown_signal};
 
@@ -23,8 +22,7 @@ async fn main() -> anyhow::Result<()> {
     init_logging();
     let cli = Cli::parse();
     let addr = cli.args.domain.addr_or(insight::PORT);
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = mesh_grpc::server::bind(addr).await?;
     insight::run(cli.args, listener, shutdown_signal()).await?;
     Ok(())
 }

@@ -125,9 +125,7 @@ impl<G: clap::Args + Clone + Send + Sync + 'static> SourceDomain<G> {
     pub async fn run_until_signal(&self, args: SourceArgs<G>) -> Result<()> {
         let shutdown = mesh_grpc::shutdown_signal();
         let addr = args.domain.addr_or(self.port);
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            DomainError::Io(std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
-        })?;
+        let listener = mesh_grpc::server::bind(addr).await?;
         self.run(args, listener, shutdown).await
     }
 
