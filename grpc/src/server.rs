@@ -128,3 +128,17 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener> {
 fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_taken_address_is_named_in_the_error() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap();
+        let error = bind(addr).await.unwrap_err().to_string();
+        assert!(error.starts_with(&format!("cannot listen on {addr}: ")), "{error}");
+        assert!(bind("127.0.0.1:0".parse().unwrap()).await.is_ok());
+    }
+}

@@ -1,19 +1,11 @@
 //! What starting the in-process mesh can fail with.
 
-use std::net::SocketAddr;
-
 /// Why the mesh did not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     /// A port is taken.
-    #[error("cannot listen on {addr}: {source}; is another mesh running? (--base-port picks other ports)")]
-    Bind {
-        /// The address asked for.
-        addr: SocketAddr,
-        /// Why binding failed.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{0}; is another mesh running? (--base-port picks other ports)")]
+    Bind(#[source] mesh_grpc::GrpcError),
     /// A domain failed to load or serve.
     #[error("the {domain} domain failed: {source}")]
     Domain {

@@ -55,9 +55,10 @@ struct Bound {
 
 impl Bound {
     async fn new(port: u16) -> Result<Self> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let listener = TcpListener::bind(addr).await.map_err(|source| LocalError::Bind { addr, source })?;
-        let addr = listener.local_addr().map_err(|source| LocalError::Bind { addr, source })?;
+        let listener = mesh_grpc::server::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .map_err(LocalError::Bind)?;
+        let addr = listener.local_addr().map_err(|e| LocalError::Bind(e.into()))?;
         Ok(Self { listener, addr })
     }
 

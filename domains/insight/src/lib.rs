@@ -81,10 +81,8 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
-    let registry = args.domain.registry.clone();
-    let advertise = args.domain.advertise(listener.local_addr()?);
     let rebuilding = Arc::clone(&product);
-    let (registry_for_build, min) = (registry.clone(), args.min_customers);
+    let (registry_for_build, min) = (args.domain.registry.clone(), args.min_customers);
     let initial = tokio::spawn(async move {
         let mut wait = Duration::from_millis(500);
         loop {
@@ -98,8 +96,8 @@ pub async fn serve(
             }
         }
     });
-    let service = service(product, registry.clone(), args.min_customers);
-    let served = run_domain(listener, vec![service], registry, advertise, shutdown).await;
+    let service = service(product, args.domain.registry.clone(), args.min_customers);
+    let served = run_domain(listener, vec![service], &args.domain, shutdown).await;
     initial.abort();
     served
 }

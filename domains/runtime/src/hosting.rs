@@ -6,6 +6,7 @@ use std::future::Future;
 use mesh_grpc::MeshServer;
 use tokio::net::TcpListener;
 
+use crate::config::DomainArgs;
 use crate::error::Result;
 use crate::service::ProductService;
 
@@ -25,15 +26,15 @@ pub async fn serve_products(
 }
 
 /// Serves `services` on `listener` and keeps them registered in the registry
-/// at `registry` as `advertise`, until `shutdown` completes; then
+/// `args` name, at the URL they advertise, until `shutdown` completes; then
 /// deregisters and drains. Serving does not wait for the registry.
 pub async fn run_domain(
     listener: TcpListener,
     services: Vec<ProductService>,
-    registry: String,
-    advertise: String,
+    args: &DomainArgs,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
+    let (registry, advertise) = (args.registry.clone(), args.advertise(listener.local_addr()?));
     let registrations =
         services.iter().map(|s| crate::registration::Registration { product: s.product() }).collect();
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -149,7 +149,5 @@ pub async fn serve_product(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
-    let advertise = args.advertise(listener.local_addr()?);
-    let service = ProductService::new(product, Default::default());
-    run_domain(listener, vec![service], args.registry.clone(), advertise, shutdown).await
+    run_domain(listener, vec![ProductService::new(product, Default::default())], args, shutdown).await
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::payment::v1::CardSpending;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
-use mesh_domain_runtime::hosting::run_domain;
-use mesh_domain_runtime::{DomainArgs, Product, ProductService};
+use mesh_domain_runtime::source::serve_product;
+use mesh_domain_runtime::{DomainArgs, Product};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use woori_data::Generator;
@@ -76,12 +76,14 @@ pub(crate) async fn start_with(
     let product = payment::DOMAIN.prepare(&args).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let advertise = args.domain.advertise(addr);
-    let service = ProductService::new(Arc::clone(&product), Default::default());
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(run_domain(listener, vec![service], args.domain.registry.clone(), advertise, async {
-        let _ = stopped.await;
-    }));
+    let serving = Arc::clone(&product);
+    tokio::spawn(async move {
+        serve_product(serving, &args.domain, listener, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
     let channel = connect(addr).await;
     let db = dir.path().join("payment.sqlite");
     TestDomain { addr, client: CardSpendingServiceClient::new(channel), product, db, dir, stop: Some(stop) }
