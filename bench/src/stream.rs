@@ -20,9 +20,10 @@ pub(crate) fn rate(rows: u64, seconds: f64) -> f64 {
 /// The ceiling: the domain's own scan and row encoding, drained in process.
 pub(crate) async fn in_process_scan(product: &Arc<Product>) -> Result<(u64, f64)> {
     let started = Instant::now();
-    let mut receiver = product.query(&QueryRequest::default(), "bench")?;
+    let admission = mesh_domain_runtime::Admission::default();
+    let mut stream = product.query(&QueryRequest::default(), "bench", None, &admission).await?;
     let mut bytes = 0u64;
-    while let Some(batch) = receiver.recv().await {
+    while let Some(batch) = tokio_stream::StreamExt::next(&mut stream).await {
         bytes += batch?.len() as u64;
     }
     let seconds = started.elapsed().as_secs_f64();

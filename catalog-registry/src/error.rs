@@ -91,13 +91,13 @@ impl From<RegistryError> for Status {
                 if e.code == rusqlite::ErrorCode::DatabaseBusy
                     || e.code == rusqlite::ErrorCode::DatabaseLocked =>
             {
-                Code::Unavailable
+                return Status::unavailable("the catalog database is busy; retry shortly");
             }
-            RegistryError::Storage(_) | RegistryError::Grpc(_) | RegistryError::Internal(_) => Code::Internal,
+            RegistryError::Storage(_) => return mesh_grpc::internal_status("catalog storage", &error),
+            RegistryError::Grpc(_) | RegistryError::Internal(_) => {
+                return mesh_grpc::internal_status("registry", &error);
+            }
         };
-        if code == Code::Internal {
-            tracing::error!(%error, "request failed");
-        }
         Status::new(code, error.to_string())
     }
 }

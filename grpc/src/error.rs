@@ -40,3 +40,27 @@ pub enum GrpcError {
 
 /// Result of serving or calling.
 pub type Result<T, E = GrpcError> = std::result::Result<T, E>;
+
+/// The status for a failure inside the service (storage, I/O, a task):
+/// the details go to the service's log under a short incident code, and
+/// the client gets only the kind of failure and that code, never raw
+/// database or file-system text.
+pub fn internal_status(kind: &str, error: &dyn std::fmt::Display) -> tonic::Status {
+    let incident = format!("{:08x}", rand::random::<u32>());
+    tracing::error!(%incident, %error, "{kind} failed");
+    tonic::Status::internal(format!(
+        "internal {kind} error (incident {incident}); the service's log has the details"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_internal_status_hides_the_error_behind_an_incident_code() {
+        let status = super::internal_status("storage", &"disk I/O error at /secret/path");
+        assert_eq!(status.code(), tonic::Code::Internal);
+        let message = status.message();
+        assert!(message.starts_with("internal storage error (incident "), "{message}");
+        assert!(!message.contains("/secret/path"), "{message}");
+    }
+}

@@ -15,7 +15,7 @@ pub mod signal;
 pub mod token;
 pub mod unary;
 
-pub use error::{GrpcError, Result};
+pub use error::{GrpcError, Result, internal_status};
 pub use server::MeshServer;
 pub use signal::{init_logging, init_logging_at, shutdown_signal};
 pub use token::{SignedTokens, TokenError};

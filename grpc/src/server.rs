@@ -11,8 +11,8 @@ use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
+pub use tonic_health::ServingStatus;
+pub use tonic_health::server::HealthReporter;
 
 use crate::error::Result;
 use crate::reflection::reflection_routes;
@@ -27,12 +27,21 @@ const CONNECTION_WINDOW: u32 = 8 * 1024 * 1024;
 /// unanswered before the connection is dropped.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Streams one HTTP/2 connection may have open at once; a client that
+/// opens more waits for one to close (the services refuse data streams
+/// well below this, with a message).
+const MAX_CONCURRENT_STREAMS: u32 = 256;
+/// TCP keepalive, so a peer that vanished without a FIN is noticed.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+/// How long shutdown waits for open calls when the service does not say.
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// A mesh service's server, being assembled.
 pub struct MeshServer {
     routes: Routes,
     health: HealthReporter,
     services: Vec<String>,
+    shutdown_grace: Duration,
 }
 
 impl std::fmt::Debug for MeshServer {
@@ -52,7 +61,19 @@ impl MeshServer {
             health.set_service_status(*service, ServingStatus::Serving).await;
         }
         let routes = reflection_routes(descriptor_set, services)?.add_service(health_service);
-        Ok(Self { routes, health, services: services.iter().map(|s| (*s).to_owned()).collect() })
+        Ok(Self {
+            routes,
+            health,
+            services: services.iter().map(|s| (*s).to_owned()).collect(),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+        })
+    }
+
+    /// How long [`MeshServer::serve`] waits for open calls once shutdown
+    /// begins before it returns anyway, cutting them.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
     }
 
     /// The health reporter, for services whose health changes while serving.
@@ -95,24 +116,41 @@ impl MeshServer {
     }
 
     /// Serves on `listener` until `shutdown` completes; then the services
-    /// are reported not serving and in-flight calls are drained.
+    /// are reported not serving and in-flight calls are drained for at most
+    /// the shutdown grace period, after which this returns and the calls
+    /// still open are cut.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, services = ?self.services, "serving");
-        let (health, services) = (self.health, self.services);
-        Server::builder()
+        let (health, services, grace) = (self.health, self.services, self.shutdown_grace);
+        let (began, begun) = tokio::sync::oneshot::channel::<()>();
+        let serving = Server::builder()
             .initial_stream_window_size(Some(STREAM_WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
+            .tcp_keepalive(Some(TCP_KEEPALIVE))
             .add_routes(self.routes)
             .serve_with_incoming_shutdown(incoming(listener), async {
                 shutdown.await;
                 for service in &services {
                     health.set_service_status(service, ServingStatus::NotServing).await;
                 }
-            })
-            .await?;
+                let _ = began.send(());
+            });
+        let deadline = async {
+            match begun.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            served = serving => served?,
+            () = deadline => {
+                tracing::warn!(grace = ?grace, "calls still open after the shutdown grace period; cutting them");
+            }
+        }
         Ok(())
     }
 }

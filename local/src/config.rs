@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use mesh_domain_runtime::ServeLimits;
 use woori_data::Generator;
 
 /// Where the services listen, all on 127.0.0.1.
@@ -34,6 +35,8 @@ pub struct MeshConfig {
     pub min_customers: i64,
     /// How long to wait for every product to serve.
     pub ready_timeout: Duration,
+    /// The limits every domain serves under.
+    pub limits: ServeLimits,
 }
 
 impl MeshConfig {
@@ -49,6 +52,7 @@ impl MeshConfig {
             insight: true,
             min_customers: 5,
             ready_timeout: Duration::from_secs(600),
+            limits: ServeLimits::default(),
         }
     }
 }

@@ -104,6 +104,7 @@ impl LocalMesh {
             data_dir: Some(config.data_dir.join(name)),
             registry: registry_url.clone(),
             advertise_url: None,
+            limits: config.limits.clone(),
         };
         let source_args = |name: &str| SourceArgs {
             domain: domain_args(name),

@@ -2,6 +2,9 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::TypedValueParser;
 
 /// Where a domain listens, keeps its data and registers.
 #[derive(Debug, Clone, clap::Args)]
@@ -22,6 +25,68 @@ pub struct DomainArgs {
     /// [default: http://<addr>, with 127.0.0.1 for an unspecified address].
     #[arg(long, env = "MESH_ADVERTISE_URL")]
     pub advertise_url: Option<String>,
+
+    /// How much load the domain accepts.
+    #[command(flatten)]
+    pub limits: ServeLimits,
+}
+
+/// The limits a domain serves under: every one has a number and, when it
+/// is reached, an error naming it.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Limits")]
+pub struct ServeLimits {
+    /// Queries scanning at once; more wait in the queue. Each holds a
+    /// blocking thread and a read connection [default: 4 per CPU, at least 8].
+    #[arg(long, env = "MESH_MAX_SCANS", default_value_t = default_max_scans(), value_parser = clap::value_parser!(u32).range(1..=4096).map(|n| n as usize))]
+    pub max_scans: usize,
+
+    /// Queries that may wait for a scan slot; beyond it a query is refused
+    /// at once with RESOURCE_EXHAUSTED.
+    #[arg(long, env = "MESH_SCAN_QUEUE", default_value_t = 64)]
+    pub scan_queue: usize,
+
+    /// How long a query may wait in the queue before it is refused.
+    #[arg(long, env = "MESH_SCAN_QUEUE_TIMEOUT", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub scan_queue_timeout: Duration,
+
+    /// `Query` streams one connection may hold open at once.
+    #[arg(long, env = "MESH_STREAMS_PER_CONNECTION", default_value_t = 32)]
+    pub streams_per_connection: usize,
+
+    /// How long a stream may wait for its client to read before it is cut
+    /// (CANCELLED), freeing its thread and connection.
+    #[arg(long, env = "MESH_SEND_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub send_timeout: Duration,
+
+    /// The most time one query may run, from its start to its last row
+    /// (DEADLINE_EXCEEDED after it; resume with the last token) [default: none].
+    #[arg(long, env = "MESH_QUERY_BUDGET", value_parser = humantime::parse_duration)]
+    pub query_budget: Option<Duration>,
+
+    /// How long shutdown waits for open calls before cutting them.
+    #[arg(long, env = "MESH_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            max_scans: default_max_scans(),
+            scan_queue: 64,
+            scan_queue_timeout: Duration::from_secs(120),
+            streams_per_connection: 32,
+            send_timeout: Duration::from_secs(30),
+            query_budget: None,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Four scans per CPU (a scan waits on its client as often as it computes),
+/// at least eight.
+fn default_max_scans() -> usize {
+    std::thread::available_parallelism().map_or(8, |n| (n.get() * 4).max(8))
 }
 
 impl DomainArgs {
@@ -56,6 +121,7 @@ mod tests {
             data_dir: None,
             registry: "http://127.0.0.1:50050".into(),
             advertise_url: advertise.map(str::to_owned),
+            limits: ServeLimits::default(),
         }
     }
 
@@ -72,5 +138,24 @@ mod tests {
         assert_eq!(args(None, None).advertise(bound), "http://127.0.0.1:7000");
         assert_eq!(args(None, None).advertise("10.1.2.3:7000".parse().unwrap()), "http://10.1.2.3:7000");
         assert_eq!(args(None, Some("http://payment:50052/")).advertise(bound), "http://payment:50052");
+    }
+
+    #[test]
+    fn limits_parse_from_flags_and_default_like_the_struct() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            limits: ServeLimits,
+        }
+        let parsed = Cli::parse_from(["x"]).limits;
+        let default = ServeLimits::default();
+        assert_eq!(
+            (parsed.max_scans, parsed.scan_queue, parsed.scan_queue_timeout, parsed.send_timeout),
+            (default.max_scans, default.scan_queue, default.scan_queue_timeout, default.send_timeout)
+        );
+        let parsed = Cli::parse_from(["x", "--max-scans", "2", "--query-budget", "1m 30s"]).limits;
+        assert_eq!((parsed.max_scans, parsed.query_budget), (2, Some(Duration::from_secs(90))));
+        assert!(Cli::try_parse_from(["x", "--max-scans", "0"]).is_err());
     }
 }

@@ -19,9 +19,12 @@ pub enum DomainError {
     /// The product's contract cannot be served as a table.
     #[error("product schema: {0}")]
     Schema(String),
-    /// The product has no data yet.
+    /// The product has no data yet, or its data cannot be read now.
     #[error("{0}")]
     Unavailable(String),
+    /// The data changed under a resumed query.
+    #[error("{0}")]
+    Aborted(String),
     /// The database failed.
     #[error("storage failed: {0}")]
     Storage(#[from] rusqlite::Error),
@@ -52,6 +55,7 @@ impl From<DomainError> for Status {
             DomainError::InvalidArgument { .. } => Code::InvalidArgument,
             DomainError::Load(_) => Code::FailedPrecondition,
             DomainError::Unavailable(_) => Code::Unavailable,
+            DomainError::Aborted(_) => Code::Aborted,
             DomainError::Upstream(status) => {
                 return Status::new(Code::Unavailable, format!("upstream call failed: {}", status.message()));
             }
@@ -59,17 +63,14 @@ impl From<DomainError> for Status {
                 if e.code == rusqlite::ErrorCode::DatabaseBusy
                     || e.code == rusqlite::ErrorCode::DatabaseLocked =>
             {
-                Code::Unavailable
+                return Status::unavailable("the database is busy with a load; retry shortly");
             }
-            DomainError::Storage(_)
-            | DomainError::Io(_)
-            | DomainError::Grpc(_)
-            | DomainError::Schema(_)
-            | DomainError::Internal(_) => Code::Internal,
+            DomainError::Storage(_) => return mesh_grpc::internal_status("storage", &error),
+            DomainError::Io(_) => return mesh_grpc::internal_status("file", &error),
+            DomainError::Grpc(_) | DomainError::Schema(_) | DomainError::Internal(_) => {
+                return mesh_grpc::internal_status("domain", &error);
+            }
         };
-        if code == Code::Internal {
-            tracing::error!(%error, "request failed");
-        }
         Status::new(code, error.to_string())
     }
 }

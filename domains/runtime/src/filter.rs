@@ -23,6 +23,11 @@ const MAX_FILTER: usize = 16 * 1024;
 const MAX_DEPTH: usize = 64;
 /// Most values in one IN list.
 const MAX_IN: usize = 1000;
+/// Most comparisons in one filter: each is a level of SQLite's expression
+/// tree, which refuses trees deeper than 1000.
+const MAX_TERMS: usize = 256;
+/// Most values bound in one filter, far below SQLite's 32766 parameters.
+const MAX_VALUES: usize = 4000;
 
 /// A filter compiled to a SQL condition and its bound values.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -42,7 +47,7 @@ pub(crate) fn compile(filter: &str, schema: &RowSchema) -> Result<SqlFilter> {
         return Err(DomainError::invalid("filter", format!("is longer than {MAX_FILTER} bytes")));
     }
     let tokens = lex(filter)?;
-    let mut parser = Parser { tokens, pos: 0, schema, out: SqlFilter::default(), depth: 0 };
+    let mut parser = Parser { tokens, pos: 0, schema, out: SqlFilter::default(), depth: 0, terms: 0 };
     parser.expr()?;
     if let Some(token) = parser.tokens.get(parser.pos) {
         return Err(at(
@@ -177,6 +182,7 @@ struct Parser<'a> {
     schema: &'a RowSchema,
     out: SqlFilter,
     depth: usize,
+    terms: usize,
 }
 
 impl Parser<'_> {
@@ -263,6 +269,24 @@ impl Parser<'_> {
     }
 
     fn comparison(&mut self, field: String, column: usize) -> Result<()> {
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err(at(
+                column,
+                format!(
+                    "more than {MAX_TERMS} comparisons; compare one field with many values as \
+                     `field IN (...)`, or split the query"
+                ),
+            ));
+        }
+        self.compare(field, column)?;
+        if self.out.params.len() > MAX_VALUES {
+            return Err(at(column, format!("more than {MAX_VALUES} values in all; split the query")));
+        }
+        Ok(())
+    }
+
+    fn compare(&mut self, field: String, column: usize) -> Result<()> {
         let Some((_, def)) = self.schema.column(&field) else {
             return Err(at_listing_fields(column, format!("unknown field `{field}`"), self.schema));
         };
@@ -575,6 +599,48 @@ mod tests {
         assert!(error(&nots).contains("nesting deeper than 64"));
         let fine = format!("{}amount = 1{}", "(".repeat(10), ")".repeat(10));
         assert_eq!(sql(&fine).params, vec![Integer(1)]);
+    }
+
+    #[test]
+    fn a_flat_filter_of_too_many_terms_is_refused_by_count() {
+        let terms = |n: usize| vec!["seq=\"\""; n].join(" or ");
+        assert!(terms(1500).len() < MAX_FILTER);
+        assert_eq!(
+            error(&terms(1500)),
+            "filter: more than 256 comparisons; compare one field with many values as `field IN (...)`, \
+             or split the query at column 2561"
+        );
+        let values = |n: usize| format!("amount IN ({})", vec!["1"; n].join(","));
+        let many = vec![values(1000); 5].join(" OR ");
+        assert_eq!(error(&many), "filter: more than 4000 values in all; split the query at column 8061");
+    }
+
+    /// Runs `filter` compiled against an empty table of the test schema.
+    fn run_in_sqlite(filter: &str) -> rusqlite::Result<i64> {
+        let compiled = sql(filter);
+        let conn = rusqlite::Connection::open_in_memory()?;
+        conn.execute_batch(&schema().create_sql())?;
+        conn.query_row(
+            &format!("SELECT count(*) FROM t WHERE {}", compiled.sql),
+            rusqlite::params_from_iter(compiled.params.iter()),
+            |r| r.get(0),
+        )
+    }
+
+    #[test]
+    fn the_largest_filters_accepted_are_ones_sqlite_runs() {
+        let or_chain = vec!["seq = \"a*\""; MAX_TERMS].join(" or ");
+        assert_eq!(run_in_sqlite(&or_chain).unwrap(), 0);
+        let nested = format!(
+            "{}{}{}",
+            "(NOT ".repeat(MAX_DEPTH / 2 - 1),
+            vec!["amount != 1"; MAX_TERMS - 1].join(" and "),
+            ")".repeat(MAX_DEPTH / 2 - 1)
+        );
+        assert_eq!(run_in_sqlite(&nested).unwrap(), 0);
+        let in_lists =
+            vec![format!("amount IN ({})", vec!["1"; MAX_IN].join(",")); MAX_VALUES / MAX_IN].join(" OR ");
+        assert_eq!(run_in_sqlite(&in_lists).unwrap(), 0);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! streaming with resume tokens), loading and checking data, and keeping the
 //! products registered in the catalog.
 
+pub mod admission;
 pub mod config;
 mod encode;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod product;
 pub mod quality;
 mod registration;
 mod resume;
+pub mod scan;
 pub mod schema;
 pub mod service;
 pub mod source;
@@ -21,7 +23,8 @@ pub mod store;
 #[cfg(test)]
 mod test_schema;
 
-pub use config::DomainArgs;
+pub use admission::Admission;
+pub use config::{DomainArgs, ServeLimits};
 pub use error::{DomainError, Result};
 pub use product::{Product, ProductSpec};
 pub use service::ProductService;

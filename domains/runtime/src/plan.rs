@@ -34,6 +34,8 @@ pub(crate) struct QueryPlan {
     pub digest: Vec<u8>,
     /// Rows delivered before this query's start (from its resume token).
     pub delivered: u64,
+    /// The load the resumed stream was reading, if this query resumes one.
+    pub resumed_load: Option<u64>,
 }
 
 /// Compiles `request` for `schema`, checking every field.
@@ -93,11 +95,12 @@ pub(crate) fn plan(request: &QueryRequest, schema: &RowSchema, tokens: &ResumeTo
     sql.push_str(" ORDER BY ");
     sql.push_str(&order_sql.join(", "));
     let delivered = resume.as_ref().map_or(0, |p| p.delivered);
+    let resumed_load = resume.as_ref().map(|p| p.load);
     if request.limit > 0 {
         let remaining = (request.limit as u64).saturating_sub(delivered);
         sql.push_str(&format!(" LIMIT {remaining}"));
     }
-    Ok(QueryPlan { sql, params, projection, sort, digest, delivered })
+    Ok(QueryPlan { sql, params, projection, sort, digest, delivered, resumed_load })
 }
 
 /// The condition "sorts after `key`" over `sort`: a row value comparison
@@ -204,9 +207,9 @@ fn digest(request: &QueryRequest, projection: &[usize]) -> Vec<u8> {
 
 impl QueryPlan {
     /// The resume point after a row whose sort key is `key`, having
-    /// delivered `rows` rows in this stream.
-    pub(crate) fn point(&self, key: Vec<Value>, rows: u64) -> ResumePoint {
-        ResumePoint { query: self.digest.clone(), delivered: self.delivered + rows, key }
+    /// delivered `rows` rows in this stream of the data of `load`.
+    pub(crate) fn point(&self, key: Vec<Value>, rows: u64, load: u64) -> ResumePoint {
+        ResumePoint { query: self.digest.clone(), delivered: self.delivered + rows, key, load }
     }
 }
 
@@ -220,7 +223,7 @@ mod tests {
     const FIELDS: &str = "name, amount, score, flag, seq";
 
     fn tokens() -> ResumeTokens {
-        ResumeTokens::new(b"test secret".to_vec())
+        ResumeTokens::new(b"test secret".to_vec(), "test.rows")
     }
 
     fn request(filter: &str, order_by: &str, limit: i64) -> QueryRequest {
@@ -340,7 +343,7 @@ mod tests {
     fn a_resumed_plan_continues_after_the_token_and_counts_what_was_delivered() {
         let first_request = request("amount > 5", "", 100);
         let first = plan(&first_request, &schema(), &tokens()).unwrap();
-        let token = tokens().issue(&first.point(vec![Text("0042".into()), Integer(42)], 30));
+        let token = tokens().issue(&first.point(vec![Text("0042".into()), Integer(42)], 30, 1));
         let resumed =
             plan(&QueryRequest { resume_token: token, ..first_request }, &schema(), &tokens()).unwrap();
         assert_eq!(
@@ -349,16 +352,16 @@ mod tests {
              ORDER BY seq, rowid LIMIT 70"
         );
         assert_eq!(resumed.params, vec![Integer(5), Text("0042".into()), Integer(42)]);
-        assert_eq!(resumed.delivered, 30);
+        assert_eq!((resumed.delivered, resumed.resumed_load), (30, Some(1)));
         // Its own tokens count from the first start.
-        assert_eq!(resumed.point(vec![], 5).delivered, 35);
+        assert_eq!(resumed.point(vec![], 5, 1).delivered, 35);
     }
 
     #[test]
     fn a_token_is_refused_with_another_query_key_or_secret() {
         let original = request("amount > 5", "", 0);
         let first = plan(&original, &schema(), &tokens()).unwrap();
-        let token = tokens().issue(&first.point(vec![Text("0042".into()), Integer(42)], 30));
+        let token = tokens().issue(&first.point(vec![Text("0042".into()), Integer(42)], 30, 1));
         let with = |request: QueryRequest| QueryRequest { resume_token: token.clone(), ..request };
 
         let another_query = "resume_token: the token belongs to a query with another filter, read_mask, \
@@ -373,7 +376,7 @@ mod tests {
 
         let foreign = "resume_token: the token is not one this domain issued (altered, truncated or from \
                        another product); run the query again without it";
-        let other_product = ResumeTokens::new(b"another domain".to_vec());
+        let other_product = ResumeTokens::new(b"another domain".to_vec(), "test.rows");
         let err = plan(&with(original.clone()), &schema(), &other_product).unwrap_err().to_string();
         assert_eq!(err, foreign);
         let truncated =
@@ -386,7 +389,7 @@ mod tests {
 
         // A token whose key does not fit the sort key (forged by the domain
         // itself, since clients cannot sign) is refused too.
-        let short = tokens().issue(&first.point(vec![Integer(1)], 1));
+        let short = tokens().issue(&first.point(vec![Integer(1)], 1, 1));
         assert_eq!(
             refused(&QueryRequest { resume_token: short, ..original }),
             "resume_token: the token does not match this query's sort key"

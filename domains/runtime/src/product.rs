@@ -3,27 +3,19 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use mesh_contracts::catalog::DataStatus;
 use mesh_contracts::descriptor::{ProductShape, RESUME_TOKEN_FIELD, service_descriptor_set};
 use mesh_contracts::product::{DescribeResponse, QueryRequest};
 use prost_reflect::DescriptorPool;
-use rusqlite::types::{Value, ValueRef};
-use tokio::sync::mpsc;
 use tonic::Status;
 
-use crate::encode::{RowEncoder, put_len_field};
+use crate::admission::Admission;
 use crate::error::{DomainError, Result};
-use crate::plan::{QueryPlan, plan};
+use crate::plan::plan;
 use crate::resume::ResumeTokens;
+use crate::scan::{self, ScanStream};
 use crate::schema::RowSchema;
 use crate::store::DomainStore;
-
-/// Target size of one streamed batch: large enough for throughput, far
-/// below gRPC's 4 MiB default message limit.
-pub const BATCH_BYTES: usize = 256 * 1024;
-/// Batches buffered ahead of a slow reader; bounds memory per stream.
-const BATCHES_AHEAD: usize = 4;
 
 /// The static description of a product a domain serves.
 #[derive(Debug, Clone, Copy)]
@@ -71,7 +63,7 @@ impl Product {
         store.write(|conn| {
             Ok(conn.execute_batch(&format!("{}\n{}", schema.create_sql(), schema.index_sql(spec.indexes)))?)
         })?;
-        let tokens = ResumeTokens::new(store.token_secret()?);
+        let tokens = ResumeTokens::new(store.token_secret()?, spec.id);
         let descriptor_set = service_descriptor_set(&shape.service);
         let token_field = shape
             .query
@@ -122,31 +114,25 @@ impl Product {
         &self.descriptor_set
     }
 
-    /// Compiles `request` and starts streaming its result: batches of
-    /// encoded `QueryResponse` messages. The scan runs on a blocking thread
-    /// and stops as soon as the receiver is dropped (the client went away).
-    pub fn query(
+    /// Compiles `request` and, once `admission` gives it a scan slot,
+    /// starts streaming its result: batches of encoded `QueryResponse`
+    /// messages. The scan runs on a blocking thread and stops as soon as
+    /// the stream is dropped (the client went away). `peer` is the
+    /// caller's connection, whose open streams are counted.
+    pub async fn query(
         self: &Arc<Self>,
         request: &QueryRequest,
         caller: &str,
-    ) -> Result<mpsc::Receiver<Result<Bytes, Status>>> {
-        let plan = plan(request, &self.schema, &self.tokens)?;
-        let (sender, receiver) = mpsc::channel(BATCHES_AHEAD);
-        let product = Arc::clone(self);
-        let caller = caller.to_owned();
-        let active = ScanGuard::start(&self.active_scans);
-        tokio::task::spawn_blocking(move || {
-            let _active = active;
-            let span = tracing::info_span!("query", product = product.spec.id, caller = %caller);
-            let _entered = span.enter();
-            match product.store.read(|conn| product.scan(conn, &plan, &sender)) {
-                Ok(rows) => tracing::info!(rows, "query finished"),
-                Err(error) => {
-                    let _ = sender.blocking_send(Err(Status::from(error)));
-                }
-            }
-        });
-        Ok(receiver)
+        peer: Option<std::net::SocketAddr>,
+        admission: &Admission,
+    ) -> Result<ScanStream, Status> {
+        let plan = plan(request, &self.schema, &self.tokens).map_err(|error| {
+            tracing::info!(product = self.spec.id, %caller, %error, "query refused");
+            Status::from(error)
+        })?;
+        let stream = admission.open_stream(peer)?;
+        let slot = admission.admit().await?;
+        Ok(scan::start(Arc::clone(self), plan, caller.to_owned(), admission, Some(slot), Some(stream)))
     }
 
     /// How SQLite will run `request` (its `EXPLAIN QUERY PLAN` details, one
@@ -167,92 +153,30 @@ impl Product {
         self.active_scans.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Runs `plan`, sending batches; returns the rows sent.
-    fn scan(
-        &self,
-        conn: &rusqlite::Connection,
-        plan: &QueryPlan,
-        sender: &mpsc::Sender<Result<Bytes, Status>>,
-    ) -> Result<u64> {
-        let mut statement = conn.prepare_cached(&plan.sql)?;
-        for (i, value) in plan.params.iter().enumerate() {
-            statement.raw_bind_parameter(i + 1, value)?;
-        }
-        let encoder = RowEncoder::new(plan.projection.iter().map(|&c| &self.schema.columns[c]));
-        let rows_field = self.shape.rows_field.number();
-        let key_start = plan.projection.len();
-        let key_len = plan.sort.len();
-        let mut rows = statement.raw_query();
-        let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES + 64 * 1024);
-        let mut row_bytes: Vec<u8> = Vec::with_capacity(4096);
-        let mut last_key: Vec<Value> = Vec::with_capacity(key_len);
-        let mut sent = 0u64;
-        let mut in_batch = 0u64;
-        while let Some(row) = rows.next()? {
-            row_bytes.clear();
-            encoder.encode(row, &mut row_bytes)?;
-            put_len_field(&mut batch, rows_field, &row_bytes);
-            read_key(row, key_start, key_len, &mut last_key)?;
-            in_batch += 1;
-            if batch.len() >= BATCH_BYTES {
-                sent += in_batch;
-                in_batch = 0;
-                if !self.flush(&mut batch, plan, &last_key, sent, sender) {
-                    tracing::debug!(sent, "client went away; scan stopped");
-                    return Ok(sent);
-                }
-            }
-        }
-        if in_batch > 0 {
-            sent += in_batch;
-            self.flush(&mut batch, plan, &last_key, sent, sender);
-        }
-        Ok(sent)
+    /// Counts a scan as running while the guard lives.
+    pub(crate) fn count_scan(&self) -> ScanGuard {
+        ScanGuard::start(&self.active_scans)
     }
 
-    /// Sends the batch with its resume token; false if the client is gone.
-    fn flush(
-        &self,
-        batch: &mut Vec<u8>,
-        plan: &QueryPlan,
-        last_key: &[Value],
-        sent: u64,
-        sender: &mpsc::Sender<Result<Bytes, Status>>,
-    ) -> bool {
-        let token = self.tokens.issue(&plan.point(last_key.to_vec(), sent));
-        put_len_field(batch, self.token_field, token.as_bytes());
-        let bytes = Bytes::copy_from_slice(batch);
-        batch.clear();
-        sender.blocking_send(Ok(bytes)).is_ok()
+    /// The product's resume tokens.
+    pub(crate) fn tokens(&self) -> &ResumeTokens {
+        &self.tokens
     }
-}
 
-/// Copies the sort key of `row` (its columns from `start`) into `key`,
-/// reusing string buffers.
-fn read_key(row: &rusqlite::Row<'_>, start: usize, len: usize, key: &mut Vec<Value>) -> rusqlite::Result<()> {
-    key.resize(len, Value::Null);
-    for (i, slot) in key.iter_mut().enumerate() {
-        match row.get_ref(start + i)? {
-            ValueRef::Text(text) => {
-                let text = String::from_utf8_lossy(text);
-                match slot {
-                    Value::Text(existing) => {
-                        existing.clear();
-                        existing.push_str(&text);
-                    }
-                    other => *other = Value::Text(text.into_owned()),
-                }
-            }
-            ValueRef::Integer(n) => *slot = Value::Integer(n),
-            ValueRef::Real(x) => *slot = Value::Real(x),
-            ValueRef::Null | ValueRef::Blob(_) => *slot = Value::Null,
-        }
+    /// The field number of `resume_token` in the product's query response.
+    pub(crate) fn token_field(&self) -> u32 {
+        self.token_field
     }
-    Ok(())
+
+    /// Checks that the product's data can still be read (blocking): the
+    /// database file is the one opened and a fresh connection reads it.
+    pub fn probe(&self) -> Result<()> {
+        self.store.probe(self.spec.table)
+    }
 }
 
 /// Counts a scan as active while it lives.
-struct ScanGuard(Arc<std::sync::atomic::AtomicUsize>);
+pub(crate) struct ScanGuard(Arc<std::sync::atomic::AtomicUsize>);
 
 impl ScanGuard {
     fn start(counter: &Arc<std::sync::atomic::AtomicUsize>) -> Self {

@@ -3,27 +3,33 @@
 //! deregister on shutdown. Serving never waits for any of it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::catalog::{
     DataStatus, DeregisterEndpointRequest, RegisterProductRequest, RenewLeaseRequest,
 };
+use mesh_grpc::server::{HealthReporter, ServingStatus};
 use tokio::sync::watch;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::product::Product;
 
+/// How often each product's data is probed.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
 /// Shortest and longest wait between attempts while the registry is down.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
 /// One product to keep registered.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Registration {
     /// The product; its contract and data status are sent to the registry.
     pub product: Arc<Product>,
+    /// Whether its data could be read at the last probe.
+    pub readable: Arc<AtomicBool>,
 }
 
 impl Registration {
@@ -67,11 +73,14 @@ pub(crate) async fn keep_registered(
     let mut registered = false;
     let mut renew_every = Duration::from_secs(10);
     loop {
+        // A product whose data cannot be read is left out: its lease expires.
+        let healthy: Vec<Registration> =
+            products.iter().filter(|p| p.readable.load(Ordering::SeqCst)).cloned().collect();
         let wait = if registered { renew_every } else { backoff };
         let outcome = if registered {
-            renew(&mut client, &endpoint, &products).await
+            renew(&mut client, &endpoint, &healthy).await
         } else {
-            register(&mut client, &endpoint, &products).await.map(|ttl| {
+            register(&mut client, &endpoint, &healthy).await.map(|ttl| {
                 renew_every = (ttl / 3).max(Duration::from_millis(100));
                 tracing::info!(registry = %registry_url, %endpoint, "products registered");
             })
@@ -165,4 +174,43 @@ async fn renew(
             .await?;
     }
     Ok(())
+}
+
+/// Probes each product's data every [`PROBE_EVERY`] until `stop` turns
+/// true, reporting it in `health` (NOT_SERVING while it cannot be read)
+/// and in the product's `readable` flag. Each change is logged once.
+pub(crate) async fn watch_health(
+    products: Vec<Registration>,
+    health: HealthReporter,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        for registration in &products {
+            let product = Arc::clone(&registration.product);
+            let probed = tokio::task::spawn_blocking(move || product.probe())
+                .await
+                .unwrap_or_else(|e| Err(crate::DomainError::Internal(format!("the probe task failed: {e}"))));
+            let (id, service) = (registration.product.spec.id, registration.product.spec.service);
+            let was = registration.readable.swap(probed.is_ok(), Ordering::SeqCst);
+            match probed {
+                Ok(()) if !was => {
+                    tracing::info!(product = id, "data readable again; serving");
+                    health.set_service_status(service, ServingStatus::Serving).await;
+                }
+                Err(error) if was => {
+                    tracing::error!(product = id, %error,
+                        "data cannot be read; reporting NOT_SERVING and letting the lease expire");
+                    health.set_service_status(service, ServingStatus::NotServing).await;
+                }
+                _ => {}
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PROBE_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
 }

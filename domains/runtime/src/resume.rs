@@ -15,6 +15,8 @@ pub(crate) struct ResumePoint {
     pub delivered: u64,
     /// The sort key of the last delivered row (order columns, then rowid).
     pub key: Vec<Value>,
+    /// The load of the data the stream was reading.
+    pub load: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -25,6 +27,10 @@ struct TokenState {
     delivered: u64,
     #[prost(message, repeated, tag = "3")]
     key: Vec<KeyValue>,
+    #[prost(string, tag = "4")]
+    product: String,
+    #[prost(fixed64, tag = "5")]
+    load: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -43,14 +49,17 @@ enum KeyKind {
     Real(f64),
 }
 
-/// Signs and checks resume tokens with the domain's secret.
+/// Signs and checks the resume tokens of one product with its domain's secret.
 #[derive(Debug, Clone)]
-pub(crate) struct ResumeTokens(SignedTokens);
+pub(crate) struct ResumeTokens {
+    signed: SignedTokens,
+    product: String,
+}
 
 impl ResumeTokens {
-    /// Tokens signed with `secret`.
-    pub(crate) fn new(secret: Vec<u8>) -> Self {
-        Self(SignedTokens::new(secret))
+    /// Tokens of `product` signed with `secret`.
+    pub(crate) fn new(secret: Vec<u8>, product: &str) -> Self {
+        Self { signed: SignedTokens::new(secret), product: product.to_owned() }
     }
 
     /// The token for `point`.
@@ -70,8 +79,10 @@ impl ResumeTokens {
                     },
                 })
                 .collect(),
+            product: self.product.clone(),
+            load: point.load,
         };
-        self.0.sign(&prost::Message::encode_to_vec(&state))
+        self.signed.sign(&prost::Message::encode_to_vec(&state))
     }
 
     /// Reads a token issued for the query with digest `query`.
@@ -83,8 +94,17 @@ impl ResumeTokens {
                  run the query again without it",
             )
         };
-        let payload = self.0.verify(token).map_err(|_| tampered())?;
+        let payload = self.signed.verify(token).map_err(|_| tampered())?;
         let state: TokenState = prost::Message::decode(payload.as_slice()).map_err(|_| tampered())?;
+        if state.product != self.product {
+            return Err(DomainError::invalid(
+                "resume_token",
+                format!(
+                    "the token belongs to another product ({}); resume with the product it came from",
+                    if state.product.is_empty() { "an earlier version of the mesh" } else { &state.product }
+                ),
+            ));
+        }
         if state.query != query {
             return Err(DomainError::invalid(
                 "resume_token",
@@ -102,7 +122,7 @@ impl ResumeTokens {
                 None => Value::Null,
             })
             .collect();
-        Ok(ResumePoint { query: state.query, delivered: state.delivered, key })
+        Ok(ResumePoint { query: state.query, delivered: state.delivered, key, load: state.load })
     }
 }
 
@@ -112,11 +132,12 @@ mod tests {
 
     #[test]
     fn a_point_survives_the_round_trip_with_every_key_kind() {
-        let tokens = ResumeTokens::new(b"s".to_vec());
+        let tokens = ResumeTokens::new(b"s".to_vec(), "p.one");
         let point = ResumePoint {
             query: vec![1, 2, 3],
             delivered: 12_345,
             key: vec![Value::Text("서울".into()), Value::Integer(-7), Value::Real(2.5), Value::Null],
+            load: u64::MAX - 1,
         };
         let token = tokens.issue(&point);
         assert!(token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
@@ -125,10 +146,20 @@ mod tests {
 
     #[test]
     fn a_token_for_another_query_or_signed_elsewhere_is_refused() {
-        let tokens = ResumeTokens::new(b"s".to_vec());
-        let token = tokens.issue(&ResumePoint { query: vec![9], delivered: 1, key: vec![Value::Integer(1)] });
+        let tokens = ResumeTokens::new(b"s".to_vec(), "p.one");
+        let token = tokens.issue(&ResumePoint {
+            query: vec![9],
+            delivered: 1,
+            key: vec![Value::Integer(1)],
+            load: 7,
+        });
         assert!(tokens.check(&token, &[8]).unwrap_err().to_string().contains("another filter"));
-        let elsewhere = ResumeTokens::new(b"t".to_vec());
+        let sibling = ResumeTokens::new(b"s".to_vec(), "p.two");
+        assert_eq!(
+            sibling.check(&token, &[9]).unwrap_err().to_string(),
+            "resume_token: the token belongs to another product (p.one); resume with the product it came from"
+        );
+        let elsewhere = ResumeTokens::new(b"t".to_vec(), "p.one");
         assert!(
             elsewhere.check(&token, &[9]).unwrap_err().to_string().contains("not one this domain issued")
         );
@@ -141,7 +172,7 @@ mod tests {
     fn a_signed_payload_that_is_not_a_position_is_refused() {
         let secret = b"s".to_vec();
         let garbage = SignedTokens::new(secret.clone()).sign(&[0xff, 0xff, 0xff]);
-        let err = ResumeTokens::new(secret).check(&garbage, &[]).unwrap_err().to_string();
+        let err = ResumeTokens::new(secret, "p").check(&garbage, &[]).unwrap_err().to_string();
         assert!(err.contains("not one this domain issued"), "{err}");
     }
 }

@@ -12,23 +12,32 @@ use mesh_grpc::codec::RawCodec;
 pub use mesh_grpc::unary::UnaryHandler;
 use mesh_grpc::unary::{BoxFuture, HttpRequest, HttpResponse, serve_unary};
 use prost::Message;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::server::{Grpc, ServerStreamingService};
 use tonic::{Request, Response, Status};
 
+use crate::admission::Admission;
 use crate::product::Product;
+use crate::scan::ScanStream;
 
 /// Serves one product's service.
 #[derive(Clone)]
 pub struct ProductService {
     product: Arc<Product>,
     extra: Arc<HashMap<String, UnaryHandler>>,
+    admission: Admission,
 }
 
 impl ProductService {
-    /// Serves `product` with `Query` and `Describe`, plus `extra` methods by name.
+    /// Serves `product` with `Query` and `Describe`, plus `extra` methods by
+    /// name, under the default limits.
     pub fn new(product: Arc<Product>, extra: HashMap<String, UnaryHandler>) -> Self {
-        Self { product, extra: Arc::new(extra) }
+        Self { product, extra: Arc::new(extra), admission: Admission::default() }
+    }
+
+    /// The same service admitting queries through `admission` (shared by
+    /// the products of one domain).
+    pub fn with_admission(self, admission: Admission) -> Self {
+        Self { admission, ..self }
     }
 
     /// The full name of the service, e.g. `woori.payment.v1.CardSpendingService`.
@@ -42,26 +51,24 @@ impl ProductService {
     }
 }
 
-struct QueryMethod(Arc<Product>);
+struct QueryMethod(Arc<Product>, Admission);
 
 impl ServerStreamingService<Bytes> for QueryMethod {
     type Response = Bytes;
-    type ResponseStream = ReceiverStream<Result<Bytes, Status>>;
+    type ResponseStream = ScanStream;
     type Future = BoxFuture<Result<Response<Self::ResponseStream>, Status>>;
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-        let product = Arc::clone(&self.0);
+        let (product, admission) = (Arc::clone(&self.0), self.1.clone());
         Box::pin(async move {
-            let caller = request.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+            let peer = request.remote_addr();
+            let caller = peer.map(|a| a.to_string()).unwrap_or_default();
             let query = QueryRequest::decode(request.into_inner()).map_err(|e| {
                 Status::invalid_argument(format!("request is not a mesh.product.v1.QueryRequest: {e}"))
             })?;
             tracing::debug!(product = product.spec.id, %caller, filter = %query.filter, limit = query.limit, "query");
-            let receiver = product.query(&query, &caller).map_err(|error| {
-                tracing::info!(product = product.spec.id, %caller, %error, "query refused");
-                Status::from(error)
-            })?;
-            Ok(Response::new(ReceiverStream::new(receiver)))
+            let stream = product.query(&query, &caller, peer, &admission).await?;
+            Ok(Response::new(stream))
         })
     }
 }
@@ -79,9 +86,12 @@ impl tower::Service<HttpRequest> for ProductService {
         let method = request.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
         let product = Arc::clone(&self.product);
         let extra = self.extra.get(&method).cloned();
+        let admission = self.admission.clone();
         Box::pin(async move {
             let response = match method.as_str() {
-                "Query" => Grpc::new(RawCodec).server_streaming(QueryMethod(product), request).await,
+                "Query" => {
+                    Grpc::new(RawCodec).server_streaming(QueryMethod(product, admission), request).await
+                }
                 "Describe" => serve_unary(describe_handler(product), request).await,
                 _ => match extra {
                     Some(handler) => serve_unary(handler, request).await,

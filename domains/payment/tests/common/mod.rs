@@ -43,6 +43,7 @@ pub(crate) fn args(dir: &std::path::Path, customers: u64, registry: &str) -> Sou
             data_dir: Some(dir.to_path_buf()),
             registry: registry.to_owned(),
             advertise_url: None,
+            limits: Default::default(),
         },
         source: None,
         generate: Generator { customers, quarters: 2, seed: 7 },

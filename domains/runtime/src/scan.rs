@@ -1,0 +1,327 @@
+//! Running one query: the SQLite scan on a blocking thread, rows encoded
+//! into batches with resume tokens, and every way a scan is stopped — the
+//! client went away, stopped reading, ran out of its time budget, or the
+//! domain is shutting down. SQLite is interrupted in each case, even in a
+//! scan that produces no rows (a sort, or a filter that matches nothing).
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rusqlite::types::{Value, ValueRef};
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use crate::admission::{Admission, ScanSlot, StreamSlot};
+use crate::encode::{RowEncoder, put_len_field};
+use crate::error::{DomainError, Result};
+use crate::plan::QueryPlan;
+use crate::product::Product;
+use crate::store::load_id;
+
+/// Target size of one streamed batch: large enough for throughput, far
+/// below gRPC's 4 MiB default message limit.
+pub const BATCH_BYTES: usize = 256 * 1024;
+/// Batches buffered ahead of a slow reader; bounds memory per stream.
+const BATCHES_AHEAD: usize = 4;
+/// SQLite virtual-machine steps between checks for a reason to stop: a
+/// few milliseconds of work at most.
+const STEPS_BETWEEN_CHECKS: i32 = 20_000;
+
+/// The batches of one query, then its error if it did not finish: a stream
+/// of encoded `QueryResponse` messages. Dropping it stops the scan.
+#[derive(Debug)]
+pub struct ScanStream {
+    receiver: mpsc::Receiver<Bytes>,
+    shared: Arc<Shared>,
+    _stream: Option<StreamSlot>,
+    finished: bool,
+}
+
+/// What the scan thread and the stream share.
+#[derive(Debug, Default)]
+struct Shared {
+    /// The client dropped the stream.
+    gone: AtomicBool,
+    /// Why the scan ended early, set before its sender is dropped.
+    failure: Mutex<Option<Status>>,
+}
+
+impl tokio_stream::Stream for ScanStream {
+    type Item = Result<Bytes, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.finished {
+            return Poll::Ready(None);
+        }
+        match self.receiver.poll_recv(cx) {
+            Poll::Ready(Some(batch)) => Poll::Ready(Some(Ok(batch))),
+            Poll::Ready(None) => {
+                self.finished = true;
+                let failure = self.shared.failure.lock().unwrap_or_else(|p| p.into_inner()).take();
+                Poll::Ready(failure.map(Err))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for ScanStream {
+    fn drop(&mut self) {
+        self.shared.gone.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Why a scan stopped before its end.
+#[derive(Debug)]
+enum Stop {
+    /// The client dropped the stream: nobody to tell.
+    ClientGone,
+    /// The client read nothing for the send timeout.
+    Stalled(Duration),
+    /// The query ran out of its time budget.
+    OverBudget(Duration),
+    /// The domain is shutting down.
+    Shutdown,
+    /// The query failed.
+    Failed(DomainError),
+}
+
+impl From<DomainError> for Stop {
+    fn from(error: DomainError) -> Self {
+        Self::Failed(error)
+    }
+}
+
+impl From<rusqlite::Error> for Stop {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+impl Stop {
+    /// The status the client gets after `sent` rows, if anyone is listening.
+    fn status(self, sent: u64) -> Option<Status> {
+        let resume = "resume with the last resume_token received";
+        match self {
+            Self::ClientGone => None,
+            Self::Stalled(timeout) => Some(Status::cancelled(format!(
+                "the client read nothing for {} (the domain's --send-timeout); the stream was cut after \
+                 {sent} rows; {resume}",
+                humantime::format_duration(timeout)
+            ))),
+            Self::OverBudget(budget) => Some(Status::deadline_exceeded(format!(
+                "the query ran longer than its budget of {} (the domain's --query-budget) after {sent} \
+                 rows; {resume}, or narrow the filter",
+                humantime::format_duration(budget)
+            ))),
+            Self::Shutdown => Some(Status::unavailable(format!(
+                "the domain is shutting down; the stream was cut after {sent} rows; {resume} once it is \
+                 back or on another replica"
+            ))),
+            Self::Failed(error) => Some(error.into()),
+        }
+    }
+}
+
+/// Why a running scan should stop now, checked between SQLite steps and
+/// while waiting for the client.
+#[derive(Clone)]
+struct Watch {
+    shared: Arc<Shared>,
+    admission: Admission,
+    deadline: Option<(Instant, Duration)>,
+}
+
+impl Watch {
+    fn reason(&self) -> Option<Stop> {
+        if self.shared.gone.load(Ordering::Relaxed) {
+            Some(Stop::ClientGone)
+        } else if self.admission.is_cut() {
+            Some(Stop::Shutdown)
+        } else {
+            match self.deadline {
+                Some((at, budget)) if Instant::now() >= at => Some(Stop::OverBudget(budget)),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// Starts `plan` on a blocking thread under `slot`, returning its stream.
+pub(crate) fn start(
+    product: Arc<Product>,
+    plan: QueryPlan,
+    caller: String,
+    admission: &Admission,
+    slot: Option<ScanSlot>,
+    stream: Option<StreamSlot>,
+) -> ScanStream {
+    let (sender, receiver) = mpsc::channel(BATCHES_AHEAD);
+    let shared = Arc::new(Shared::default());
+    let limits = admission.limits();
+    let watch = Watch {
+        shared: Arc::clone(&shared),
+        admission: admission.clone(),
+        deadline: limits.query_budget.map(|budget| (Instant::now() + budget, budget)),
+    };
+    let send_timeout = limits.send_timeout;
+    let runtime = tokio::runtime::Handle::current();
+    let active = product.count_scan();
+    tokio::task::spawn_blocking(move || {
+        let (_slot, _active) = (slot, active);
+        let span = tracing::info_span!("query", product = product.spec.id, caller = %caller);
+        let _entered = span.enter();
+        let mut scan = Scan { product: &product, plan: &plan, sender, watch, send_timeout, runtime, sent: 0 };
+        let outcome = product.store.read(|conn| Ok(scan.run(conn))).unwrap_or_else(|e| Err(e.into()));
+        match outcome {
+            Ok(()) => tracing::info!(rows = scan.sent, "query finished"),
+            Err(stop) => {
+                tracing::info!(rows = scan.sent, reason = ?stop, "query stopped");
+                if let Some(status) = stop.status(scan.sent) {
+                    *scan.watch.shared.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+                }
+            }
+        }
+    });
+    ScanStream { receiver, shared, _stream: stream, finished: false }
+}
+
+/// One scan in progress.
+struct Scan<'a> {
+    product: &'a Product,
+    plan: &'a QueryPlan,
+    sender: mpsc::Sender<Bytes>,
+    watch: Watch,
+    send_timeout: Duration,
+    runtime: tokio::runtime::Handle,
+    sent: u64,
+}
+
+impl Scan<'_> {
+    /// Runs the plan inside one read transaction, so the load checked for
+    /// a resumed query is the data read, with SQLite interrupted when the
+    /// watch finds a reason to stop.
+    fn run(&mut self, conn: &rusqlite::Connection) -> Result<(), Stop> {
+        let watch = self.watch.clone();
+        conn.progress_handler(STEPS_BETWEEN_CHECKS, Some(move || watch.reason().is_some()))?;
+        let result = conn.unchecked_transaction().map_err(Stop::from).and_then(|tx| {
+            let outcome = self.rows(&tx);
+            drop(tx);
+            outcome
+        });
+        conn.progress_handler(0, None::<fn() -> bool>)?;
+        match result {
+            Err(Stop::Failed(DomainError::Storage(rusqlite::Error::SqliteFailure(e, _))))
+                if e.code == rusqlite::ErrorCode::OperationInterrupted =>
+            {
+                Err(self.watch.reason().unwrap_or(Stop::ClientGone))
+            }
+            other => other,
+        }
+    }
+
+    fn rows(&mut self, conn: &rusqlite::Connection) -> Result<(), Stop> {
+        let spec = self.product.spec;
+        let load = load_id(conn, spec.id)?;
+        if self.plan.resumed_load.is_some_and(|resumed| resumed != load) {
+            return Err(Stop::Failed(DomainError::Aborted(format!(
+                "resume_token: the data of {} changed since this token was issued (it was reloaded or \
+                 rebuilt); run the query again from the start, without a resume_token",
+                spec.id
+            ))));
+        }
+        let plan = self.plan;
+        let mut statement = conn.prepare_cached(&plan.sql)?;
+        for (i, value) in plan.params.iter().enumerate() {
+            statement.raw_bind_parameter(i + 1, value)?;
+        }
+        let schema = &self.product.schema;
+        let encoder = RowEncoder::new(plan.projection.iter().map(|&c| &schema.columns[c]));
+        let rows_field = self.product.shape.rows_field.number();
+        let (key_start, key_len) = (plan.projection.len(), plan.sort.len());
+        let mut rows = statement.raw_query();
+        let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES + 64 * 1024);
+        let mut row_bytes: Vec<u8> = Vec::with_capacity(4096);
+        let mut last_key: Vec<Value> = Vec::with_capacity(key_len);
+        let mut in_batch = 0u64;
+        while let Some(row) = rows.next()? {
+            row_bytes.clear();
+            encoder.encode(row, &mut row_bytes)?;
+            put_len_field(&mut batch, rows_field, &row_bytes);
+            read_key(row, key_start, key_len, &mut last_key)?;
+            in_batch += 1;
+            if batch.len() >= BATCH_BYTES {
+                self.flush(&mut batch, &last_key, &mut in_batch, load)?;
+            }
+        }
+        if in_batch > 0 {
+            self.flush(&mut batch, &last_key, &mut in_batch, load)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the batch with its resume token, waiting for the client at
+    /// most the send timeout (and never past the query's budget).
+    fn flush(
+        &mut self,
+        batch: &mut Vec<u8>,
+        last_key: &[Value],
+        in_batch: &mut u64,
+        load: u64,
+    ) -> Result<(), Stop> {
+        let sent = self.sent + *in_batch;
+        let token = self.product.tokens().issue(&self.plan.point(last_key.to_vec(), sent, load));
+        put_len_field(batch, self.product.token_field(), token.as_bytes());
+        let bytes = Bytes::copy_from_slice(batch);
+        batch.clear();
+        let mut wait = self.send_timeout;
+        if let Some((at, _)) = self.watch.deadline {
+            wait = wait.min(at.saturating_duration_since(Instant::now()));
+        }
+        let mut cut = self.watch.admission.cut_signal();
+        let sending = async {
+            tokio::select! {
+                sent = tokio::time::timeout(wait, self.sender.send(bytes)) => Some(sent),
+                _ = cut.wait_for(|cut| *cut) => None,
+            }
+        };
+        match self.runtime.block_on(sending) {
+            Some(Ok(Ok(()))) => {
+                self.sent = sent;
+                *in_batch = 0;
+                Ok(())
+            }
+            Some(Ok(Err(_))) => Err(Stop::ClientGone),
+            Some(Err(_)) => Err(self.watch.reason().unwrap_or(Stop::Stalled(self.send_timeout))),
+            None => Err(Stop::Shutdown),
+        }
+    }
+}
+
+/// Copies the sort key of `row` (its columns from `start`) into `key`,
+/// reusing string buffers.
+fn read_key(row: &rusqlite::Row<'_>, start: usize, len: usize, key: &mut Vec<Value>) -> rusqlite::Result<()> {
+    key.resize(len, Value::Null);
+    for (i, slot) in key.iter_mut().enumerate() {
+        match row.get_ref(start + i)? {
+            ValueRef::Text(text) => {
+                let text = String::from_utf8_lossy(text);
+                match slot {
+                    Value::Text(existing) => {
+                        existing.clear();
+                        existing.push_str(&text);
+                    }
+                    other => *other = Value::Text(text.into_owned()),
+                }
+            }
+            ValueRef::Integer(n) => *slot = Value::Integer(n),
+            ValueRef::Real(x) => *slot = Value::Real(x),
+            ValueRef::Null | ValueRef::Blob(_) => *slot = Value::Null,
+        }
+    }
+    Ok(())
+}
