@@ -38,6 +38,10 @@ async fn bad_queries_are_refused_precisely() {
         (common::filter("tot_use_am > 5x"), "`5x` is not a number at column 14"),
         (common::filter("bas_yh > \"2024*\""), "a prefix match (trailing *) works only with = or !="),
         (common::filter(&"(".repeat(200)), "nesting deeper than 64"),
+        (
+            common::filter(&vec!["seq=\"\""; 1500].join(" or ")),
+            "filter: more than 256 comparisons; compare one field with many values as `field IN (...)`, or split the query at column 2561",
+        ),
         (QueryRequest { limit: -1, ..Default::default() }, "limit: -1 is negative"),
         (
             QueryRequest { read_mask: mask(&["seq", "nope"]), ..Default::default() },

@@ -1,0 +1,261 @@
+//! The payment domain under hostile use: clients that stop reading, hold
+//! too many streams or leave mid-scan, queries that run too long, resumes
+//! over reloaded data, a database removed while serving, and shutdown with
+//! streams still open. Each refusal is checked by its exact message.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestDomain, connect, query_all, start_with};
+use mesh_contracts::product::{DescribeRequest, QueryRequest};
+use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
+use mesh_domain_runtime::ServeLimits;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+const SERVICE: &str = "woori.payment.v1.CardSpendingService";
+
+/// A payment domain of `customers` x 2 quarters serving under `limits`.
+async fn domain(customers: u64, limits: ServeLimits) -> TestDomain {
+    let registry = common::nowhere();
+    start_with(tempfile::tempdir().unwrap(), move |dir| {
+        let mut args = common::args(dir, customers, &registry);
+        args.domain.limits = limits;
+        args
+    })
+    .await
+}
+
+/// Waits until the domain runs no scan, for at most `within`.
+async fn scans_end(domain: &TestDomain, within: Duration) -> Duration {
+    let started = Instant::now();
+    while domain.product.active_scans() > 0 {
+        assert!(started.elapsed() < within, "a scan still runs after {within:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_reading_is_cut_and_its_slot_freed() {
+    let limits = ServeLimits { max_scans: 1, send_timeout: Duration::from_millis(300), ..Default::default() };
+    let mut domain = domain(20_000, limits).await;
+    let mut stalled = domain.client.query(QueryRequest::default()).await.unwrap().into_inner();
+    stalled.message().await.unwrap().unwrap();
+    scans_end(&domain, Duration::from_secs(5)).await;
+    // The only slot is free again: another query runs to its end.
+    let (rows, _) =
+        query_all(&mut domain.client, QueryRequest { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(rows.len(), 10);
+    // The stalled reader gets what was buffered, then the reason.
+    let status = loop {
+        match stalled.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("a cut stream must not end as if complete"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(status.code(), Code::Cancelled);
+    assert!(
+        status.message().starts_with(
+            "the client read nothing for 300ms (the domain's --send-timeout); the stream was cut after "
+        ),
+        "{}",
+        status.message()
+    );
+    assert!(
+        status.message().ends_with(" rows; resume with the last resume_token received"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_beyond_the_limits_are_refused_at_once_and_describe_still_answers() {
+    let limits = ServeLimits { max_scans: 1, scan_queue: 1, streams_per_connection: 2, ..Default::default() };
+    let mut domain = domain(20_000, limits).await;
+    let mut running = domain.client.query(QueryRequest::default()).await.unwrap().into_inner();
+    running.message().await.unwrap().unwrap();
+    let mut queued_client = domain.client.clone();
+    let queued = tokio::spawn(async move { query_all(&mut queued_client, QueryRequest::default()).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = Instant::now();
+    let same_connection = domain.client.query(QueryRequest::default()).await.unwrap_err();
+    assert_eq!(same_connection.code(), Code::ResourceExhausted);
+    assert_eq!(
+        same_connection.message(),
+        "this connection already has 2 Query streams open, the most a domain allows \
+         (--streams-per-connection); read or cancel one before starting another"
+    );
+    let mut other = CardSpendingServiceClient::new(connect(domain.addr).await);
+    let queue_full = other.query(QueryRequest::default()).await.unwrap_err();
+    assert_eq!(queue_full.code(), Code::ResourceExhausted);
+    assert_eq!(
+        queue_full.message(),
+        "1 queries are running and 1 are waiting, the most this domain accepts (--max-scans, \
+         --scan-queue); retry later with backoff"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2), "refusals must not wait");
+
+    // Describe and health do not queue behind the data streams.
+    let started = Instant::now();
+    let described = other.describe(DescribeRequest::default()).await.unwrap().into_inner();
+    assert!(described.row_count > 0);
+    let mut health = HealthClient::new(connect(domain.addr).await);
+    let status = health.check(HealthCheckRequest { service: SERVICE.into() }).await.unwrap().into_inner();
+    assert_eq!(status.status(), ServingStatus::Serving);
+    assert!(started.elapsed() < Duration::from_secs(1), "describe and health took {:?}", started.elapsed());
+
+    // Once the running stream goes, the queued one runs to its end.
+    drop(running);
+    let (rows, _) = queued.await.unwrap().unwrap();
+    assert_eq!(rows.len() as i64, described.row_count);
+}
+
+/// Grows the table to `copies` times its rows (new `seq`s), so that a scan
+/// takes long enough to be stopped midway.
+fn multiply_rows(domain: &TestDomain, copies: u32) {
+    let conn = rusqlite::Connection::open(&domain.db).unwrap();
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('card_spending')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let selected: Vec<String> =
+        columns.iter().map(|c| if c == "seq" { format!("seq || '-' || n") } else { c.clone() }).collect();
+    conn.execute_batch(&format!(
+        "WITH RECURSIVE copy(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM copy WHERE n < {copies})
+         INSERT INTO card_spending ({}) SELECT {} FROM card_spending, copy",
+        columns.join(", "),
+        selected.join(", ")
+    ))
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_that_finds_nothing_stops_when_its_client_goes_or_its_budget_ends() {
+    let budget = Duration::from_millis(40);
+    let mut domain = domain(6000, ServeLimits { query_budget: Some(budget), ..Default::default() }).await;
+    multiply_rows(&domain, 40);
+    let nothing = QueryRequest { filter: "tot_use_am < 0".into(), ..Default::default() };
+
+    // Over its budget: DEADLINE_EXCEEDED, though no row was ever sent.
+    let started = Instant::now();
+    let status = query_all(&mut domain.client, nothing.clone()).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "the query ran longer than its budget of 40ms (the domain's --query-budget) after 0 rows; resume \
+         with the last resume_token received, or narrow the filter"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+
+    // Without a budget, the whole scan takes far longer than a cancelled one.
+    let unlimited = domain_over(&domain, ServeLimits::default()).await;
+    let mut client = CardSpendingServiceClient::new(connect(unlimited.addr).await);
+    let started = Instant::now();
+    let (rows, _) = query_all(&mut client, nothing.clone()).await.unwrap();
+    let full = started.elapsed();
+    assert!(rows.is_empty());
+    let stream = client.query(nothing).await.unwrap().into_inner();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    drop(stream);
+    let stopped = scans_end(&unlimited, full).await;
+    assert!(stopped * 4 < full, "the scan took {stopped:?} to stop; a full scan takes {full:?}");
+}
+
+/// A second domain over the data of `domain`, serving under `limits`.
+async fn domain_over(domain: &TestDomain, limits: ServeLimits) -> TestDomain {
+    let copy = tempfile::tempdir().unwrap();
+    let registry = common::nowhere();
+    let source = domain.dir.path().to_owned();
+    start_with(copy, move |_| {
+        let mut args = common::args(&source, 6000, &registry);
+        args.domain.limits = limits;
+        args
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_over_reloaded_data_is_aborted() {
+    let mut domain = domain(6000, ServeLimits::default()).await;
+    let mut stream = domain.client.query(QueryRequest::default()).await.unwrap().into_inner();
+    let token = stream.message().await.unwrap().unwrap().resume_token;
+    drop(stream);
+    let product = std::sync::Arc::clone(&domain.product);
+    tokio::task::spawn_blocking(move || {
+        let mut source =
+            (payment::DOMAIN.generate)(&woori_data::Generator { customers: 6000, quarters: 2, seed: 8 });
+        payment::DOMAIN.load_from(&product, source.as_mut()).unwrap();
+    })
+    .await
+    .unwrap();
+    let status = query_all(&mut domain.client, QueryRequest { resume_token: token, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Aborted);
+    assert_eq!(
+        status.message(),
+        "resume_token: the data of payment.card_spending changed since this token was issued (it was \
+         reloaded or rebuilt); run the query again from the start, without a resume_token"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_database_turns_health_not_serving() {
+    let domain = domain(500, ServeLimits::default()).await;
+    let mut health = HealthClient::new(connect(domain.addr).await);
+    let check = HealthCheckRequest { service: SERVICE.into() };
+    assert_eq!(health.check(check.clone()).await.unwrap().into_inner().status(), ServingStatus::Serving);
+    std::fs::remove_file(&domain.db).unwrap();
+    let started = Instant::now();
+    loop {
+        let status = health.check(check.clone()).await.unwrap().into_inner().status();
+        if status == ServingStatus::NotServing {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "still {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_cuts_streams_still_open_after_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = common::args(dir.path(), 20_000, &common::nowhere());
+    args.domain.limits.shutdown_grace = Duration::from_millis(300);
+    let product = payment::DOMAIN.prepare(&args).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = std::sync::Arc::clone(&product);
+    let server = tokio::spawn(async move {
+        mesh_domain_runtime::source::serve_product(serving, &args.domain, listener, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let mut client = CardSpendingServiceClient::new(connect(addr).await);
+    let mut stalled = client.query(QueryRequest::default()).await.unwrap().into_inner();
+    stalled.message().await.unwrap().unwrap();
+    let started = Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("shutdown waited past its grace")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let ended = Instant::now();
+    while product.active_scans() > 0 {
+        assert!(ended.elapsed() < Duration::from_secs(2), "the scan outlived the shutdown");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
