@@ -128,7 +128,7 @@ fn multiply_rows(domain: &TestDomain, copies: u32) {
         .collect::<Result<_, _>>()
         .unwrap();
     let selected: Vec<String> =
-        columns.iter().map(|c| if c == "seq" { format!("seq || '-' || n") } else { c.clone() }).collect();
+        columns.iter().map(|c| if c == "seq" { "seq || '-' || n".to_owned() } else { c.clone() }).collect();
     conn.execute_batch(&format!(
         "WITH RECURSIVE copy(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM copy WHERE n < {copies})
          INSERT INTO card_spending ({}) SELECT {} FROM card_spending, copy",
