@@ -111,6 +111,7 @@ impl LocalMesh {
             source: None,
             generate: config.generator,
             reload: false,
+            allow_shrink: false,
         };
         let (customer_args, payment_args) = (source_args("customer"), source_args("payment"));
         let (profiles, spending) = tokio::try_join!(

@@ -234,9 +234,11 @@ async fn publish(
         ),
     ];
     let product = Arc::clone(product);
-    let summary = tokio::task::spawn_blocking(move || ingest::load(&product, &mut rows, &rules))
-        .await
-        .map_err(|e| DomainError::Internal(format!("the publish task failed: {e}")))??;
+    let summary = tokio::task::spawn_blocking(move || {
+        ingest::load(&product, &mut rows, &rules, ingest::Shrink::NotToEmpty)
+    })
+    .await
+    .map_err(|e| DomainError::Internal(format!("the publish task failed: {e}")))??;
     Ok((summary.rows, suppressed))
 }
 

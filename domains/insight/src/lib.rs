@@ -47,7 +47,7 @@ pub struct InsightArgs {
 /// Opens the insight database and prepares the product.
 pub fn open(args: &InsightArgs) -> Result<Arc<Product>> {
     let db = args.domain.data_dir_or("insight").join("insight.sqlite");
-    Product::new(SEGMENT_SPENDING, DomainStore::open(&db)?)
+    Product::new(SEGMENT_SPENDING, DomainStore::open(&db)?.with_readers(args.domain.limits.max_scans))
 }
 
 /// The product service with its `Refresh` method.

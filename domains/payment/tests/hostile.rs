@@ -193,7 +193,9 @@ async fn resuming_over_reloaded_data_is_aborted() {
     tokio::task::spawn_blocking(move || {
         let mut source =
             (payment::DOMAIN.generate)(&woori_data::Generator { customers: 6000, quarters: 2, seed: 8 });
-        payment::DOMAIN.load_from(&product, source.as_mut()).unwrap();
+        payment::DOMAIN
+            .load_from(&product, source.as_mut(), mesh_domain_runtime::ingest::Shrink::Any)
+            .unwrap();
     })
     .await
     .unwrap();

@@ -55,12 +55,13 @@ async fn a_file_loads_and_broken_files_change_nothing() {
     for (path, needle) in cases {
         let mut source = mesh_domain_runtime::ingest::CsvSource::open(&path).unwrap();
         let product = domain.product.clone();
-        let error =
-            tokio::task::spawn_blocking(move || domain_def.load_from(&product, &mut source).map(|_| ()))
-                .await
-                .unwrap()
-                .unwrap_err()
-                .to_string();
+        let error = tokio::task::spawn_blocking(move || {
+            domain_def.load_from(&product, &mut source, mesh_domain_runtime::ingest::Shrink::Any).map(|_| ())
+        })
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
         assert!(error.contains(needle), "`{needle}` missing from: {error}");
         assert_eq!(common::rows_in_file(&domain.db), before, "{} changed the data", path.display());
     }
@@ -69,10 +70,12 @@ async fn a_file_loads_and_broken_files_change_nothing() {
     let good = file(dir.path(), "good.csv", |t| t);
     let mut source = mesh_domain_runtime::ingest::CsvSource::open(&good).unwrap();
     let product = domain.product.clone();
-    let summary = tokio::task::spawn_blocking(move || domain_def.load_from(&product, &mut source))
-        .await
-        .unwrap()
-        .unwrap();
+    let summary = tokio::task::spawn_blocking(move || {
+        domain_def.load_from(&product, &mut source, mesh_domain_runtime::ingest::Shrink::Any)
+    })
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(summary.rows, 40);
     assert!(summary.quality.iter().all(|q| q.passed), "{:?}", summary.quality);
     assert_eq!(common::rows_in_file(&domain.db).len(), 40);

@@ -3,6 +3,9 @@
 //! number and reason, and the previous data stays.
 
 use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use csv::ByteRecord;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,7 +19,8 @@ use crate::error::{DomainError, Result};
 use crate::product::Product;
 use crate::quality::{self, QualityRule, RowCounts};
 use crate::schema::RowSchema;
-use crate::store::record_load;
+use crate::store::{record_fingerprint, record_load};
+use rusqlite::OptionalExtension;
 
 /// Records with a header, read one at a time.
 pub trait RecordSource {
@@ -32,28 +36,57 @@ pub trait RecordSource {
     }
     /// Where the records come from, for the load's record.
     fn describe(&self) -> String;
+    /// What identifies the records' content: a product already loaded from
+    /// a source with the same fingerprint is not loaded again. By default
+    /// the description (right for generated data, which it determines).
+    fn fingerprint(&mut self) -> Result<String> {
+        Ok(self.describe())
+    }
+}
+
+/// The longest record a CSV source may hold: an unbalanced quote cannot
+/// make one record swallow the rest of the file.
+pub const MAX_RECORD_BYTES: u64 = 1024 * 1024;
+
+/// How much smaller than the rows it replaces a load may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shrink {
+    /// Refused if it leaves fewer than half the rows: most likely a
+    /// truncated or wrong source.
+    AtMostHalf,
+    /// Refused only if it leaves no rows where there were some.
+    NotToEmpty,
+    /// Any size: the operator said so (`--allow-shrink`).
+    Any,
 }
 
 /// A comma-separated file with a header row (CRLF or LF line ends).
 pub struct CsvSource<R: Read> {
-    reader: csv::Reader<R>,
+    reader: csv::Reader<CappedRecords<R>>,
     header: ByteRecord,
     name: String,
     line: u64,
+    record_end: Arc<AtomicU64>,
+    path: Option<PathBuf>,
+    fingerprint: Option<String>,
 }
 
 impl CsvSource<std::fs::File> {
     /// Opens `path`.
-    pub fn open(path: &std::path::Path) -> Result<Self> {
+    pub fn open(path: &Path) -> Result<Self> {
         let file = std::fs::File::open(path)
             .map_err(|e| DomainError::Load(format!("cannot open {}: {e}", path.display())))?;
-        Self::new(file, path.display().to_string())
+        let mut source = Self::new(file, path.display().to_string())?;
+        source.path = Some(path.to_owned());
+        Ok(source)
     }
 }
 
 impl<R: Read> CsvSource<R> {
     /// Reads CSV from `input`, named `name` in messages.
     pub fn new(input: R, name: String) -> Result<Self> {
+        let record_end = Arc::new(AtomicU64::new(0));
+        let input = CappedRecords { inner: input, read: 0, record_end: Arc::clone(&record_end) };
         let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(input);
         let mut header = reader
             .byte_headers()
@@ -65,7 +98,35 @@ impl<R: Read> CsvSource<R> {
             header.iter().skip(1).for_each(|f| fixed.push_field(f));
             header = fixed;
         }
-        Ok(Self { reader, header, name, line: 1 })
+        record_end.store(reader.position().byte(), Ordering::Relaxed);
+        Ok(Self { reader, header, name, line: 1, record_end, path: None, fingerprint: None })
+    }
+}
+
+/// Input that fails once more than [`MAX_RECORD_BYTES`] (plus the CSV
+/// reader's buffer) are read past the end of the last whole record.
+struct CappedRecords<R> {
+    inner: R,
+    read: u64,
+    record_end: Arc<AtomicU64>,
+}
+
+/// The CSV reader's own buffer, read ahead of the record it parses.
+const CSV_BUFFER_BYTES: u64 = 64 * 1024;
+
+impl<R: Read> Read for CappedRecords<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.read.saturating_sub(self.record_end.load(Ordering::Relaxed))
+            > MAX_RECORD_BYTES + CSV_BUFFER_BYTES
+        {
+            return Err(std::io::Error::other(format!(
+                "a record runs past {} MiB (an unbalanced quote?); fix the quoting",
+                MAX_RECORD_BYTES / (1024 * 1024)
+            )));
+        }
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
     }
 }
 
@@ -79,6 +140,7 @@ impl<R: Read> RecordSource for CsvSource<R> {
             let line = e.position().map(|p| p.line()).unwrap_or(self.line + 1);
             DomainError::Load(format!("{}: line {line}: {e}", self.name))
         })?;
+        self.record_end.store(self.reader.position().byte(), Ordering::Relaxed);
         self.line += 1;
         Ok(more)
     }
@@ -89,6 +151,29 @@ impl<R: Read> RecordSource for CsvSource<R> {
 
     fn describe(&self) -> String {
         self.name.clone()
+    }
+
+    /// Size, modification time and BLAKE3 hash of the file (a stream with
+    /// no file behind it is named only).
+    fn fingerprint(&mut self) -> Result<String> {
+        if let Some(known) = &self.fingerprint {
+            return Ok(known.clone());
+        }
+        let Some(path) = &self.path else { return Ok(self.describe()) };
+        let unreadable =
+            |e: std::io::Error| DomainError::Load(format!("cannot read {}: {e}", path.display()));
+        let metadata = std::fs::metadata(path).map_err(unreadable)?;
+        let modified = metadata.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(std::fs::File::open(path).map_err(unreadable)?).map_err(unreadable)?;
+        let fingerprint = format!(
+            "{} bytes, modified {} ns, blake3 {}",
+            metadata.len(),
+            modified.map_or(0, |m| m.as_nanos()),
+            hasher.finalize().to_hex()
+        );
+        self.fingerprint = Some(fingerprint.clone());
+        Ok(fingerprint)
     }
 }
 
@@ -151,14 +236,18 @@ pub struct LoadSummary {
 /// index are rebuilt after the rows are in. Every way a product's rows are
 /// replaced (a source file, generated data, a derived product's rebuild)
 /// goes through here.
+/// A load that would shrink the product more than `shrink` allows is
+/// refused, and the previous rows stay.
 pub fn load(
     product: &Product,
     source: &mut (dyn RecordSource + Send),
     rules: &[QualityRule],
+    shrink: Shrink,
 ) -> Result<LoadSummary> {
     let (store, schema, indexes) = (&product.store, &product.schema, product.spec.indexes);
     let product = product.spec.id;
     let mapping = map_columns(schema, source.header())?;
+    let fingerprint = source.fingerprint()?;
     let progress = progress_bar(product, source.len_hint());
     let described = source.describe();
     let counted_rules = std::sync::Mutex::new(RowCounts::new(schema, rules)?);
@@ -169,7 +258,15 @@ pub fn load(
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Chunk>>(CHUNKS_AHEAD);
         let reader = scope.spawn(|| parse_records(source, schema, &mapping, row_counts, sender));
         let (progress, described) = (&progress, described.as_str());
-        let target = LoadTarget { product, schema, indexes, rules, source: described };
+        let target = LoadTarget {
+            product,
+            schema,
+            indexes,
+            rules,
+            source: described,
+            fingerprint: &fingerprint,
+            shrink,
+        };
         let written = store.write(move |conn| {
             // A big page cache for the load only: a table larger than the
             // cache otherwise spills to the WAL and is read back from it.
@@ -177,6 +274,11 @@ pub fn load(
             conn.pragma_update(None, "cache_size", -LOAD_CACHE_KIB)?;
             let written = target.write(conn, receiver, row_counts, progress);
             conn.pragma_update(None, "cache_size", previous)?;
+            // Give the log's space back now (to the journal size limit),
+            // whether the load committed or not.
+            if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                tracing::debug!(%error, "checkpoint after the load deferred");
+            }
             written
         });
         let read = reader.join().map_err(|_| DomainError::Internal("the record reader panicked".into()))?;
@@ -200,6 +302,8 @@ struct LoadTarget<'a> {
     indexes: &'a [&'a str],
     rules: &'a [QualityRule],
     source: &'a str,
+    fingerprint: &'a str,
+    shrink: Shrink,
 }
 
 impl LoadTarget<'_> {
@@ -216,6 +320,10 @@ impl LoadTarget<'_> {
         let mut phases = Phases::start();
         conn.execute_batch(&schema.create_sql())?;
         let tx = conn.transaction()?;
+        let before: i64 = tx
+            .query_row("SELECT row_count FROM mesh_loads WHERE product = ?1", [self.product], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
         // Indexes are built once after the rows are in (a sort), not kept
         // up to date row by row.
         for name in self.indexes.iter().chain(&["key"]) {
@@ -231,6 +339,7 @@ impl LoadTarget<'_> {
         }
         drop(insert);
         phases.end("insert");
+        self.check_shrink(before, rows)?;
         tx.execute_batch(&schema.create_sql())?;
         tx.execute_batch(&schema.index_sql(self.indexes))?;
         phases.end("index");
@@ -239,10 +348,37 @@ impl LoadTarget<'_> {
         let quality = quality::run_counted(&tx, schema, self.rules, Some(&counted))?;
         phases.end("quality");
         record_load(&tx, self.product, rows, self.source, &quality)?;
+        record_fingerprint(&tx, self.product, self.fingerprint)?;
         tx.commit()?;
         phases.end("commit");
         tracing::debug!(product = self.product, rows, phases = %phases, "load phases");
         Ok(LoadSummary { rows, quality })
+    }
+}
+
+impl LoadTarget<'_> {
+    /// Refuses `after` rows replacing `before` when the policy forbids it.
+    fn check_shrink(&self, before: i64, after: i64) -> Result<()> {
+        let refused = match self.shrink {
+            Shrink::AtMostHalf => after * 2 < before,
+            Shrink::NotToEmpty => after == 0 && before > 0,
+            Shrink::Any => false,
+        };
+        if !refused {
+            return Ok(());
+        }
+        let (product, source) = (self.product, self.source);
+        Err(DomainError::Load(match self.shrink {
+            Shrink::NotToEmpty => format!(
+                "{source}: the rebuild of {product} came out empty where it had {before} rows; the previous \
+                 rows stay (are the source products empty?)"
+            ),
+            _ => format!(
+                "{source}: {after} rows would replace {before}, shrinking {product} by more than half; the \
+                 previous rows stay; check the source, or pass --allow-shrink (MESH_ALLOW_SHRINK) if this \
+                 is meant"
+            ),
+        }))
     }
 }
 
@@ -373,13 +509,13 @@ mod tests {
             &["crdsl_use_am", "cnf_use_am"],
         )];
         let rows = [["2024Q1", "1", "10", "4", "6"], ["2024Q1", "2", "5", "5", "1"]];
-        let summary = load(&product, &mut source(&product, &rows), &rules).unwrap();
+        let summary = load(&product, &mut source(&product, &rows), &rules, Shrink::AtMostHalf).unwrap();
         assert_eq!(summary.rows, 2);
         assert_eq!((summary.quality[0].failed_rows, summary.quality[0].checked_rows), (1, 2));
         let loaded = product.store.load_info(product.spec.id).unwrap().unwrap();
         assert_eq!((loaded.row_count, loaded.source.as_str()), (2, "test rows"));
 
-        let again = load(&product, &mut source(&product, &rows[..1]), &rules).unwrap();
+        let again = load(&product, &mut source(&product, &rows[..1]), &rules, Shrink::AtMostHalf).unwrap();
         assert_eq!(again.rows, 1);
         assert!(again.quality[0].passed);
     }
@@ -388,13 +524,18 @@ mod tests {
     fn a_bad_record_refuses_the_whole_load_and_the_rows_stay() {
         let dir = tempfile::tempdir().unwrap();
         let product = product(dir.path());
-        load(&product, &mut source(&product, &[["2024Q1", "1", "10", "4", "6"]]), &[]).unwrap();
+        load(&product, &mut source(&product, &[["2024Q1", "1", "10", "4", "6"]]), &[], Shrink::Any).unwrap();
         let cases =
             [(["2024Q1", "2", "-1", "0", "0"], "negative"), (["2024Q1", "2", "ten", "0", "0"], "ten")];
         for (row, problem) in cases {
-            let err = load(&product, &mut source(&product, &[["2024Q1", "1", "1", "1", "0"], row]), &[])
-                .unwrap_err()
-                .to_string();
+            let err = load(
+                &product,
+                &mut source(&product, &[["2024Q1", "1", "1", "1", "0"], row]),
+                &[],
+                Shrink::Any,
+            )
+            .unwrap_err()
+            .to_string();
             assert!(err.starts_with("load refused: "), "{err}");
             assert!(err.contains("line 3") && err.contains(problem), "{err}");
             assert_eq!(product.store.load_info(product.spec.id).unwrap().unwrap().row_count, 1);
@@ -406,8 +547,78 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let product = product(dir.path());
         let mut partial = MemorySource::new(&["BAS_YH", "SEQ", "X", "Y", "Z"], vec![], "partial".into());
-        let err = load(&product, &mut partial, &[]).unwrap_err().to_string();
+        let err = load(&product, &mut partial, &[], Shrink::Any).unwrap_err().to_string();
         assert!(err.contains("the source has no column TOT_USE_AM"), "{err}");
         assert!(err.contains("its header has: BAS_YH, SEQ, X, Y, Z"), "{err}");
+    }
+
+    #[test]
+    fn a_load_that_shrinks_the_product_too_much_is_refused_and_the_rows_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let product = product(dir.path());
+        let rows: Vec<[&str; 5]> =
+            ["1", "2", "3", "4", "5"].map(|seq| ["2024Q1", seq, "0", "0", "0"]).to_vec();
+        load(&product, &mut source(&product, &rows), &[], Shrink::AtMostHalf).unwrap();
+        let err = load(&product, &mut source(&product, &rows[..2]), &[], Shrink::AtMostHalf).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "load refused: test rows: 2 rows would replace 5, shrinking payment.card_spending by more than \
+             half; the previous rows stay; check the source, or pass --allow-shrink (MESH_ALLOW_SHRINK) if \
+             this is meant"
+        );
+        let err = load(&product, &mut source(&product, &[]), &[], Shrink::NotToEmpty).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "load refused: test rows: the rebuild of payment.card_spending came out empty where it had 5 rows; \
+             the previous rows stay (are the source products empty?)"
+        );
+        assert_eq!(product.store.load_info(product.spec.id).unwrap().unwrap().row_count, 5);
+        load(&product, &mut source(&product, &rows[..3]), &[], Shrink::AtMostHalf).unwrap();
+        load(&product, &mut source(&product, &rows[..1]), &[], Shrink::Any).unwrap();
+        assert_eq!(product.store.load_info(product.spec.id).unwrap().unwrap().row_count, 1);
+    }
+
+    #[test]
+    fn an_unbalanced_quote_cannot_swallow_the_file() {
+        let mut input = b"A,B\n1,\"open\n".to_vec();
+        input.extend(std::iter::repeat_n(b"2,x\n".as_slice(), 1_000_000).flatten());
+        let mut csv = CsvSource::new(input.as_slice(), "quoted.csv".into()).unwrap();
+        let mut record = ByteRecord::new();
+        let err = loop {
+            match csv.read(&mut record) {
+                Ok(true) => continue,
+                Ok(false) => panic!("the whole file was read as one record"),
+                Err(err) => break err.to_string(),
+            }
+        };
+        assert!(err.starts_with("load refused: quoted.csv: line "), "{err}");
+        assert!(err.ends_with("a record runs past 1 MiB (an unbalanced quote?); fix the quoting"), "{err}");
+        // Records of ordinary size are read however long the file.
+        let long: Vec<u8> = b"A,B\n"
+            .iter()
+            .chain(std::iter::repeat_n(b"2,x\n".as_slice(), 1_000_000).flatten())
+            .copied()
+            .collect();
+        let mut csv = CsvSource::new(long.as_slice(), "long.csv".into()).unwrap();
+        let mut count = 0;
+        while csv.read(&mut record).unwrap() {
+            count += 1;
+        }
+        assert_eq!(count, 1_000_000);
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_content_not_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("source.csv");
+        std::fs::write(&path, "A,B\n1,2\n").unwrap();
+        let first = CsvSource::open(&path).unwrap().fingerprint().unwrap();
+        assert_eq!(CsvSource::open(&path).unwrap().fingerprint().unwrap(), first);
+        assert!(first.starts_with("8 bytes, modified "), "{first}");
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::fs::write(&path, "A,B\n1,3\n").unwrap();
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(modified).unwrap();
+        let second = CsvSource::open(&path).unwrap().fingerprint().unwrap();
+        assert_ne!(second, first, "same size, time and path, other content");
     }
 }

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use crate::config::DomainArgs;
 use crate::error::{DomainError, Result};
 use crate::hosting::run_domain;
-use crate::ingest::{self, CsvSource, RecordSource};
+use crate::ingest::{self, CsvSource, RecordSource, Shrink};
 use crate::product::{Product, ProductSpec};
 use crate::quality::QualityRule;
 use crate::service::ProductService;
@@ -35,6 +35,11 @@ pub struct SourceArgs<G: clap::Args> {
     /// Load again even if the database already holds data from the same source.
     #[arg(long, env = "MESH_RELOAD")]
     pub reload: bool,
+
+    /// Accept a load that leaves fewer than half the rows it replaces
+    /// (refused by default: a truncated or wrong source is the likelier cause).
+    #[arg(long, env = "MESH_ALLOW_SHRINK")]
+    pub allow_shrink: bool,
 }
 
 /// A source-aligned domain: its product, how to check its data and how to
@@ -73,7 +78,7 @@ impl<G: clap::Args + Clone + Send + Sync + 'static> SourceDomain<G> {
     /// Opens the domain's database and prepares its product.
     pub fn open(&self, args: &SourceArgs<G>) -> Result<Arc<Product>> {
         let db = args.domain.data_dir_or(self.name).join(format!("{}.sqlite", self.name));
-        Product::new(self.spec, DomainStore::open(&db)?)
+        Product::new(self.spec, DomainStore::open(&db)?.with_readers(args.domain.limits.max_scans))
     }
 
     /// The quality rules of the product.
@@ -84,29 +89,33 @@ impl<G: clap::Args + Clone + Send + Sync + 'static> SourceDomain<G> {
         rules
     }
 
-    /// Loads `product` from `source`, replacing its rows (blocking).
+    /// Loads `product` from `source`, replacing its rows, refused if it
+    /// would shrink the product as `shrink` forbids (blocking).
     pub fn load_from(
         &self,
         product: &Product,
         source: &mut (dyn RecordSource + Send),
+        shrink: Shrink,
     ) -> Result<ingest::LoadSummary> {
-        ingest::load(product, source, &self.quality_rules(product))
+        ingest::load(product, source, &self.quality_rules(product), shrink)
     }
 
     /// Loads the source file or generated data unless the database already
-    /// holds rows from that same source (blocking).
+    /// holds rows from a source with the same fingerprint (blocking).
     pub fn ensure_loaded(&self, product: &Product, args: &SourceArgs<G>) -> Result<()> {
         let mut source: Box<dyn RecordSource + Send> = match &args.source {
             Some(path) => Box::new(CsvSource::open(path)?),
             None => (self.generate)(&args.generate),
         };
-        let loaded = product.store.load_info(self.spec.id)?;
-        if !args.reload && loaded.as_ref().is_some_and(|l| l.source == source.describe()) {
+        let fingerprint = source.fingerprint()?;
+        let loaded = product.store.fingerprint(self.spec.id)?;
+        if !args.reload && loaded.as_deref() == Some(fingerprint.as_str()) {
             tracing::info!(product = self.spec.id, source = %source.describe(), "data already loaded");
             return Ok(());
         }
         tracing::info!(product = self.spec.id, source = %source.describe(), "loading");
-        self.load_from(product, source.as_mut())?;
+        let shrink = if args.allow_shrink { Shrink::Any } else { Shrink::AtMostHalf };
+        self.load_from(product, source.as_mut(), shrink)?;
         Ok(())
     }
 

@@ -213,6 +213,16 @@ impl DomainStore {
         })
     }
 
+    /// The fingerprint of the source `product` was last loaded from.
+    pub fn fingerprint(&self, product: &str) -> Result<Option<String>> {
+        self.inspect(|conn| {
+            let value: Option<Vec<u8>> = conn
+                .query_row("SELECT value FROM mesh_meta WHERE key = 'source:' || ?1", [product], |r| r.get(0))
+                .optional()?;
+            Ok(value.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        })
+    }
+
     /// The quality results of `product`'s last load.
     pub fn quality(&self, product: &str) -> Result<Vec<QualityResult>> {
         self.inspect(|conn| {
@@ -305,6 +315,16 @@ pub(crate) fn load_id(conn: &Connection, product: &str) -> Result<u64> {
         .query_row("SELECT value FROM mesh_meta WHERE key = 'load:' || ?1", [product], |r| r.get(0))
         .optional()?;
     Ok(id.and_then(|bytes| bytes.try_into().ok()).map_or(0, u64::from_le_bytes))
+}
+
+/// Records the fingerprint of the source a load read (inside its transaction).
+pub(crate) fn record_fingerprint(conn: &Connection, product: &str, fingerprint: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO mesh_meta (key, value) VALUES ('source:' || ?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = ?2",
+        params![product, fingerprint.as_bytes()],
+    )?;
+    Ok(())
 }
 
 /// Records a finished load and its quality results (inside the load's transaction).

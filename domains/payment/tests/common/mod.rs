@@ -48,6 +48,7 @@ pub(crate) fn args(dir: &std::path::Path, customers: u64, registry: &str) -> Sou
         source: None,
         generate: Generator { customers, quarters: 2, seed: 7 },
         reload: false,
+        allow_shrink: false,
     }
 }
 

@@ -72,6 +72,7 @@ pub(super) fn parse_records(
     let mut record = ByteRecord::new();
     let mut integers = vec![0i64; columns];
     let mut chunk = Chunk::with_capacity(CHUNK_ROWS, columns);
+    let mut encoding = TextEncoding::default();
     let outcome = (|| {
         while source.read(&mut record)? {
             let line = source.line();
@@ -84,7 +85,8 @@ pub(super) fn parse_records(
             }
             for ((&field, column), integer) in mapping.iter().zip(&schema.columns).zip(&mut integers) {
                 let cell =
-                    parse(&record[field], column.kind, column.amount, &mut chunk.text).map_err(|reason| {
+                    parse(&record[field], column.kind, column.amount, &mut chunk.text, &mut encoding, line)
+                        .map_err(|reason| {
                         DomainError::Load(format!(
                             "{}: line {line}: column {}: {reason}",
                             source.describe(),
@@ -118,19 +120,64 @@ pub(super) fn parse_records(
     }
 }
 
-/// Converts one field to the column's value; text goes into `text`. Text
-/// that is not UTF-8 is read as EUC-KR (CP949), the usual encoding of Korean
-/// extracts. Numbers are read from the bytes without a string in between.
-fn parse(raw: &[u8], kind: ColumnKind, amount: bool, text: &mut String) -> std::result::Result<Cell, String> {
+/// The text encoding of one source, decided once by its first non-ASCII
+/// text: UTF-8 if that text is UTF-8, otherwise EUC-KR (CP949), the usual
+/// encoding of Korean extracts. Text later in the file that is not valid in
+/// that encoding refuses the load.
+#[derive(Debug, Default)]
+struct TextEncoding {
+    /// The encoding and the line that decided it.
+    decided: Option<(&'static encoding_rs::Encoding, u64)>,
+}
+
+impl TextEncoding {
+    /// Appends `raw`, trimmed and decoded, to `text`.
+    fn decode_into(&mut self, raw: &[u8], line: u64, text: &mut String) -> std::result::Result<(), String> {
+        if raw.is_ascii() {
+            text.push_str(std::str::from_utf8(raw).map_err(|e| e.to_string())?.trim());
+            return Ok(());
+        }
+        let utf8 = std::str::from_utf8(raw);
+        let (encoding, decided_at) = *self.decided.get_or_insert_with(|| {
+            (if utf8.is_ok() { encoding_rs::UTF_8 } else { encoding_rs::EUC_KR }, line)
+        });
+        let mismatch = || {
+            format!(
+                "the text is not valid {} (the file's encoding, decided by its first non-ASCII text on line \
+                 {decided_at}); convert the file to one encoding",
+                encoding.name()
+            )
+        };
+        if encoding == encoding_rs::UTF_8 {
+            text.push_str(utf8.map_err(|_| mismatch())?.trim());
+        } else {
+            let (decoded, had_errors) = encoding.decode_without_bom_handling(raw);
+            if had_errors {
+                return Err(mismatch());
+            }
+            text.push_str(decoded.trim());
+        }
+        Ok(())
+    }
+}
+
+/// Converts one field to the column's value; text goes into `text`,
+/// decoded as the file's `encoding`. Numbers are read from the bytes
+/// without a string in between.
+fn parse(
+    raw: &[u8],
+    kind: ColumnKind,
+    amount: bool,
+    text: &mut String,
+    encoding: &mut TextEncoding,
+    line: u64,
+) -> std::result::Result<Cell, String> {
     let trimmed = raw.trim_ascii();
     let shown = || String::from_utf8_lossy(trimmed).into_owned();
     match kind {
         ColumnKind::String => {
             let start = text.len();
-            match std::str::from_utf8(raw) {
-                Ok(utf8) => text.push_str(utf8.trim()),
-                Err(_) => text.push_str(encoding_rs::EUC_KR.decode(raw).0.trim()),
-            }
+            encoding.decode_into(raw, line, text)?;
             let offset = |n: usize| u32::try_from(n).map_err(|_| "a chunk's text passed 4 GiB".to_owned());
             Ok(Cell::Text(offset(start)?, offset(text.len())?))
         }
@@ -154,5 +201,34 @@ fn parse(raw: &[u8], kind: ColumnKind, amount: bool, text: &mut String) -> std::
             b"0" | b"N" | b"n" | b"false" | b"" => Ok(Cell::Integer(0)),
             _ => Err(format!("`{}` is not Y/N", shown())),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_non_ascii_text_decides_the_encoding_of_the_file() {
+        let euc_kr = encoding_rs::EUC_KR.encode("서울").0.into_owned();
+        let mut text = String::new();
+        let mut utf8_file = TextEncoding::default();
+        utf8_file.decode_into(b" plain ", 2, &mut text).unwrap();
+        utf8_file.decode_into("부산".as_bytes(), 3, &mut text).unwrap();
+        assert_eq!(
+            utf8_file.decode_into(&euc_kr, 9, &mut text).unwrap_err(),
+            "the text is not valid UTF-8 (the file's encoding, decided by its first non-ASCII text on line 3); \
+             convert the file to one encoding"
+        );
+        let mut korean_file = TextEncoding::default();
+        korean_file.decode_into(&euc_kr, 2, &mut text).unwrap();
+        assert_eq!(text, "plain부산서울");
+        let broken = [0xB0, 0xFF];
+        assert!(
+            korean_file
+                .decode_into(&broken, 4, &mut text)
+                .unwrap_err()
+                .starts_with("the text is not valid EUC-KR")
+        );
     }
 }
