@@ -59,6 +59,22 @@ pub enum RegistryError {
         /// The product's current major version.
         current: u32,
     },
+    /// A quota is reached: the message names it and what to do.
+    #[error("{0}")]
+    Quota(String),
+    /// The schema version's descriptor set was pruned.
+    #[error(
+        "schema version {version} of `{product}` was pruned: the registry keeps the descriptor sets of the \
+         last {kept} versions; its fingerprint and changes remain in the product's versions"
+    )]
+    VersionPruned {
+        /// The product.
+        product: String,
+        /// The version asked for.
+        version: i64,
+        /// How many versions keep their descriptor sets.
+        kept: i64,
+    },
     /// The database failed.
     #[error("catalog storage failed: {0}")]
     Storage(#[from] rusqlite::Error),
@@ -83,7 +99,9 @@ impl From<RegistryError> for Status {
             RegistryError::InvalidArgument { .. } => Code::InvalidArgument,
             RegistryError::ProductNotFound(_)
             | RegistryError::EndpointNotFound { .. }
-            | RegistryError::VersionNotFound { .. } => Code::NotFound,
+            | RegistryError::VersionNotFound { .. }
+            | RegistryError::VersionPruned { .. } => Code::NotFound,
+            RegistryError::Quota(_) => Code::ResourceExhausted,
             RegistryError::BreakingChange { .. } | RegistryError::MajorVersionBehind { .. } => {
                 Code::FailedPrecondition
             }

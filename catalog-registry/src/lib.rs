@@ -10,6 +10,7 @@ pub mod config;
 pub mod contract;
 pub mod error;
 pub mod page_token;
+pub mod quota;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod codec;
 mod error;
+pub mod private_files;
 pub mod reflection;
 pub mod server;
 pub mod signal;

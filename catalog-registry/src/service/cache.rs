@@ -1,8 +1,10 @@
 //! A cache of GetProduct answers, kept encoded: a cached answer is sent as
-//! the bytes stored here, with nothing cloned or serialized per call. Every
-//! write to the catalog bumps a generation that invalidates all entries; an
-//! entry also expires when the next lease in it runs out (its status would
-//! change then). Reads of a quiet catalog never touch SQLite.
+//! the bytes stored here, with nothing cloned or serialized per call. A
+//! write to one product (a lease renewed) bumps that product's generation,
+//! invalidating its entries only; other writes bump the global generation,
+//! invalidating all. An entry also expires when the next lease in it runs
+//! out (its status would change then). Reads of a quiet catalog never touch
+//! SQLite.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,16 +63,26 @@ impl EncodedAnswer {
     }
 }
 
+/// The generation an answer was read under: the global one and its product's.
+pub(super) type Generation = (u64, u64);
+
 struct Entry {
-    generation: u64,
+    generation: Generation,
     answer: Arc<EncodedAnswer>,
+}
+
+#[derive(Default)]
+struct Entries {
+    answers: HashMap<(String, i64), Entry>,
+    /// Generations of products written to one at a time.
+    products: HashMap<String, u64>,
 }
 
 /// GetProduct answers by (product, requested version).
 #[derive(Default)]
 pub(super) struct ProductCache {
     generation: AtomicU64,
-    entries: Mutex<HashMap<(String, i64), Entry>>,
+    entries: Mutex<Entries>,
 }
 
 impl std::fmt::Debug for ProductCache {
@@ -80,31 +92,58 @@ impl std::fmt::Debug for ProductCache {
 }
 
 impl ProductCache {
-    /// The generation to pass to [`ProductCache::put`] for an answer read now.
-    pub(super) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    fn entries(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Forgets everything: call after every write to the catalog.
+    fn generation_in(&self, entries: &Entries, product: &str) -> Generation {
+        (self.generation.load(Ordering::Acquire), entries.products.get(product).copied().unwrap_or(0))
+    }
+
+    /// The generation to pass to [`ProductCache::put`] for an answer of
+    /// `product` read now.
+    pub(super) fn generation(&self, product: &str) -> Generation {
+        self.generation_in(&self.entries(), product)
+    }
+
+    /// Forgets everything: call after a write that may touch any product.
     pub(super) fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Forgets the answers of `product`: call after a write to it alone.
+    pub(super) fn invalidate_product(&self, product: &str) {
+        let mut entries = self.entries();
+        if entries.products.len() >= MAX_ENTRIES && !entries.products.contains_key(product) {
+            entries.products.clear();
+            self.invalidate();
+        }
+        *entries.products.entry(product.to_owned()).or_default() += 1;
+    }
+
     /// The cached answer, if still valid at `now_ms`.
     pub(super) fn get(&self, product: &str, version: i64, now_ms: i64) -> Option<Arc<EncodedAnswer>> {
-        let generation = self.generation();
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = entries.get(&(product.to_owned(), version))?;
+        let entries = self.entries();
+        let generation = self.generation_in(&entries, product);
+        let entry = entries.answers.get(&(product.to_owned(), version))?;
         (entry.generation == generation && now_ms < entry.answer.valid_until_ms)
             .then(|| Arc::clone(&entry.answer))
     }
 
     /// Remembers an answer read under `generation`.
-    pub(super) fn put(&self, product: &str, version: i64, generation: u64, answer: &Arc<EncodedAnswer>) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= MAX_ENTRIES {
-            entries.clear();
+    pub(super) fn put(
+        &self,
+        product: &str,
+        version: i64,
+        generation: Generation,
+        answer: &Arc<EncodedAnswer>,
+    ) {
+        let mut entries = self.entries();
+        if entries.answers.len() >= MAX_ENTRIES {
+            entries.answers.clear();
         }
-        entries.insert((product.to_owned(), version), Entry { generation, answer: Arc::clone(answer) });
+        entries
+            .answers
+            .insert((product.to_owned(), version), Entry { generation, answer: Arc::clone(answer) });
     }
 }

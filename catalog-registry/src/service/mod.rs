@@ -49,6 +49,18 @@ impl Catalog {
         self.products.invalidate();
         outcome
     }
+
+    /// Runs a handler that writes to `product` alone; only its cached
+    /// reads are dropped.
+    async fn writing_to<T>(
+        &self,
+        product: &str,
+        work: impl Future<Output = crate::error::Result<T>>,
+    ) -> crate::error::Result<T> {
+        let outcome = work.await;
+        self.products.invalidate_product(product);
+        outcome
+    }
 }
 
 /// Runs a handler and turns its error into a gRPC status.
@@ -71,7 +83,9 @@ impl CatalogService for Catalog {
         &self,
         request: Request<RenewLeaseRequest>,
     ) -> Result<Response<RenewLeaseResponse>, Status> {
-        respond(self.writing(self.renew_lease(request.into_inner()))).await
+        let name = &request.get_ref().name;
+        let product = name.strip_prefix("products/").unwrap_or(name).to_owned();
+        respond(self.writing_to(&product, self.renew_lease(request.into_inner()))).await
     }
 
     #[tracing::instrument(skip_all, fields(product = %request.get_ref().name, endpoint = %request.get_ref().endpoint))]

@@ -13,7 +13,7 @@ use super::Catalog;
 use super::cache::EncodedAnswer;
 use crate::error::{RegistryError, Result};
 use crate::store::products;
-use crate::validate;
+use crate::{quota, validate};
 
 /// Longest free-text search accepted, and the most words it may hold.
 const MAX_SEARCH: usize = 256;
@@ -67,9 +67,20 @@ impl Catalog {
                 Ok((found, total))
             })
             .await?;
-        let next_page_token = if found.len() > page_size {
-            found.truncate(page_size);
-            self.tokens.issue(&filter_key, &found[page_size - 1].product_id)
+        // A page ends at page_size products or PAGE_BYTES, whichever comes
+        // first (at least one product).
+        let mut bytes = 0;
+        let fits = found
+            .iter()
+            .position(|product| {
+                bytes += prost::Message::encoded_len(product);
+                bytes > quota::PAGE_BYTES
+            })
+            .map_or(found.len(), |over| over.max(1));
+        let page_end = fits.min(page_size);
+        let next_page_token = if found.len() > page_end {
+            found.truncate(page_end);
+            self.tokens.issue(&filter_key, &found[page_end - 1].product_id)
         } else {
             String::new()
         };
@@ -101,7 +112,7 @@ impl Catalog {
         if let Some(cached) = self.products.get(&id, request.version, now) {
             return Ok(cached.for_caller(view, &known));
         }
-        let generation = self.products.generation();
+        let generation = self.products.generation(&id);
         let key = id.clone();
         let response = self
             .store
@@ -114,6 +125,13 @@ impl Catalog {
                     version,
                     latest: product.latest_version,
                 })?;
+                if schema.descriptor_set.is_empty() {
+                    return Err(RegistryError::VersionPruned {
+                        product: id,
+                        version,
+                        kept: quota::VERSIONS_KEPT,
+                    });
+                }
                 Ok(GetProductResponse {
                     product: Some(product),
                     version,

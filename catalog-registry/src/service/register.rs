@@ -9,7 +9,7 @@ use crate::compat::compare;
 use crate::contract::Contract;
 use crate::error::{RegistryError, Result};
 use crate::store::products;
-use crate::{store, validate};
+use crate::{quota, store, validate};
 
 /// How a registration resolved against the stored versions.
 struct Resolution {
@@ -38,6 +38,7 @@ impl Catalog {
         }
         let contract = Contract::read(&request.descriptor_set, &request.service)?;
         let major = request.major_version.max(1);
+        let domain_name = request.domain.clone();
         let lease_ms = self.lease_ttl.as_millis() as i64;
 
         let now = self.clock.now_ms();
@@ -46,6 +47,9 @@ impl Catalog {
             .run(move |conn| {
                 let tx = conn.transaction()?;
                 let id = request.product_id.as_str();
+                quota::remove_expired_endpoints(&tx, now)?;
+                quota::check_new_product(&tx, id, &domain_name)?;
+                quota::check_new_endpoint(&tx, id, &endpoint)?;
                 let resolution = resolve(&tx, id, &contract, major)?;
                 products::upsert(
                     &tx,
@@ -72,6 +76,7 @@ impl Catalog {
                             now,
                         },
                     )?;
+                    quota::prune_versions(&tx, id, resolution.version)?;
                 }
                 if let Some(data) = &request.data {
                     products::set_data(&tx, id, data)?;
@@ -101,7 +106,9 @@ impl Catalog {
 /// Decides which schema version a registration resolves to; `changes` is set
 /// when a new version is to be written.
 fn resolve(conn: &rusqlite::Connection, id: &str, contract: &Contract, major: u32) -> Result<Resolution> {
-    let Some(current) = products::find(conn, id)? else {
+    let current = products::find(conn, id)?;
+    quota::check_major(id, major, current.as_ref().map(|c| c.major_version))?;
+    let Some(current) = current else {
         return Ok(Resolution { version: 1, major, changes: Some(vec!["first version".to_owned()]) });
     };
     if major < current.major_version {

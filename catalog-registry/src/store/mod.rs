@@ -70,10 +70,8 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path` and applies the schema.
     pub fn open(path: &Path) -> Result<Self> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| RegistryError::Internal(format!("cannot create {}: {e}", parent.display())))?;
-        }
+        mesh_grpc::private_files::create_private_file(path)
+            .map_err(|e| RegistryError::Internal(format!("cannot create {}: {e}", path.display())))?;
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;

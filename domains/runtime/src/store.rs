@@ -3,7 +3,7 @@
 //! and lease renewal never queue behind data streams), and the runtime's
 //! own bookkeeping tables. The directory is made 0700 and the files 0600.
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -89,10 +89,7 @@ impl DomainStore {
     /// Opens (creating if needed) the database at `path`; a directory it
     /// creates is 0700 and the file 0600.
     pub fn open(path: &Path) -> Result<Self> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent)?;
-        }
-        create_private(path)?;
+        mesh_grpc::private_files::create_private_file(path)?;
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -294,18 +291,6 @@ fn open_reader(path: &Path, cache_bytes: usize) -> Result<Connection> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "cache_size", -((cache_bytes / 1024) as i64))?;
     Ok(conn)
-}
-
-/// Creates the database file readable by its owner only, and tightens an
-/// existing one (SQLite gives its `-wal` and `-shm` files the same mode).
-fn create_private(path: &Path) -> Result<()> {
-    let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-    let mut permissions = file.metadata()?.permissions();
-    if permissions.mode() & 0o077 != 0 {
-        permissions.set_mode(permissions.mode() & 0o700);
-        file.set_permissions(permissions)?;
-    }
-    Ok(())
 }
 
 /// The identity of the data of `product` as last loaded (0 before any

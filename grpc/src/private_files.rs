@@ -1,0 +1,51 @@
+//! Files only their owner may read: the services' databases (which hold
+//! their signing secrets) and the directories around them.
+
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// Creates `dir` and any missing parents with mode 0700 (existing
+/// directories are left as they are: they may be shared, like `/tmp`).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Creates the file at `path` with mode 0600 if it does not exist, and
+/// takes group and other permissions away from an existing one. SQLite
+/// gives a database's `-wal` and `-shm` files the database's mode.
+pub fn create_private_file(path: &Path) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent)?;
+    }
+    let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    let mut permissions = file.metadata()?.permissions();
+    if permissions.mode() & 0o077 != 0 {
+        permissions.set_mode(permissions.mode() & 0o700);
+        file.set_permissions(permissions)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn new_files_and_directories_are_private_and_loose_files_are_tightened() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("a").join("b").join("db.sqlite");
+        create_private_file(&file).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(file.parent().unwrap()), 0o700);
+        assert_eq!(mode(&root.path().join("a")), 0o700);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        create_private_file(&file).unwrap();
+        assert_eq!(mode(&file), 0o600);
+    }
+}
