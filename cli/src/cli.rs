@@ -117,6 +117,10 @@ pub(crate) struct QueryArgs {
     /// registry is down): `http://127.0.0.1:50052`.
     #[arg(long)]
     pub endpoint: Option<String>,
+    /// End the query with an error when the domain sends nothing for this
+    /// long once rows have started, e.g. `30s`.
+    #[arg(long, env = "MESH_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
 }
 
 /// Flags of `mesh health`.

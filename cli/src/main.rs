@@ -39,7 +39,8 @@ async fn main() -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Errors carry server messages: escaped like everything else.
+            eprintln!("error: {}", style::safe_lines(&format!("{error:#}")));
             std::process::ExitCode::FAILURE
         }
     }

@@ -1,7 +1,8 @@
 //! Writing rows as a table, CSV, JSON or NDJSON, streaming every format but
 //! the table (which keeps at most its cap of rows).
 
-use std::io::Write;
+use std::borrow::Cow;
+use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
 use comfy_table::Cell as TableCell;
@@ -12,7 +13,15 @@ use crate::style;
 use crate::wire::Cell;
 
 /// Where rows go.
-pub(crate) enum Sink {
+pub(crate) struct Sink {
+    output: Output,
+    /// Whether text is escaped for a terminal (stdout is one): data written
+    /// to a file or a pipe is kept as it is.
+    escape: bool,
+}
+
+/// The output of each format.
+enum Output {
     /// A table of at most `cap` rows; the rest are counted.
     Table { table: comfy_table::Table, cap: usize, shown: usize, left_out: u64 },
     /// CSV with a header.
@@ -29,59 +38,44 @@ impl Sink {
         let names: Vec<&str> = columns.iter().map(|c| c.name()).collect();
         let keys = names.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?;
         let out: Box<dyn Write> = Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()));
-        Ok(match format {
-            Format::Table => Sink::Table { table: style::table(&names), cap, shown: 0, left_out: 0 },
+        let output = match format {
+            Format::Table => Output::Table { table: style::table(&names), cap, shown: 0, left_out: 0 },
             Format::Csv => {
                 let mut writer = csv::Writer::from_writer(out);
                 writer.write_record(&names)?;
-                Sink::Csv(writer)
+                Output::Csv(writer)
             }
             Format::Json => {
                 let mut out = out;
                 out.write_all(b"[")?;
-                Sink::Json { out, first: true, keys }
+                Output::Json { out, first: true, keys }
             }
-            Format::Ndjson => Sink::Ndjson { out, keys },
-        })
+            Format::Ndjson => Output::Ndjson { out, keys },
+        };
+        // Tables are for people: always escaped. Other formats only on a terminal.
+        let escape = format == Format::Table || std::io::stdout().is_terminal();
+        Ok(Sink { output, escape })
     }
 
-    /// Writes one row.
+    /// Writes one row; on a terminal, its text escaped.
     pub(crate) fn row(&mut self, cells: &[Cell<'_>]) -> Result<()> {
-        match self {
-            Sink::Table { table, cap, shown, left_out } => {
-                if *shown < *cap {
-                    table.add_row(cells.iter().map(|c| TableCell::new(text(c))));
-                    *shown += 1;
-                } else {
-                    *left_out += 1;
-                }
-            }
-            Sink::Csv(writer) => {
-                let mut number = itoa::Buffer::new();
-                for cell in cells {
-                    match cell {
-                        Cell::Text(bytes) => writer.write_field(bytes)?,
-                        Cell::Int(n) => writer.write_field(number.format(*n))?,
-                        Cell::UInt(n) => writer.write_field(number.format(*n))?,
-                        other => writer.write_field(text(other))?,
-                    }
-                }
-                writer.write_record(None::<&[u8]>)?;
-            }
-            Sink::Json { out, first, keys } => {
-                if !*first {
-                    out.write_all(b",")?;
-                }
-                *first = false;
-                out.write_all(b"\n")?;
-                object(out, keys, cells)?;
-            }
-            Sink::Ndjson { out, keys } => {
-                object(out, keys, cells)?;
-                out.write_all(b"\n")?;
-            }
+        let unsafe_text = |c: &Cell<'_>| matches!(c, Cell::Text(t) if matches!(style::safe(&String::from_utf8_lossy(t)), Cow::Owned(_)));
+        if self.escape && cells.iter().any(unsafe_text) {
+            let escaped: Vec<String> = cells
+                .iter()
+                .map(|c| match c {
+                    Cell::Text(t) => style::safe(&String::from_utf8_lossy(t)).into_owned(),
+                    _ => String::new(),
+                })
+                .collect();
+            let cells: Vec<Cell<'_>> = cells
+                .iter()
+                .zip(&escaped)
+                .map(|(c, e)| if let Cell::Text(_) = c { Cell::Text(e.as_bytes()) } else { *c })
+                .collect();
+            return self.output.row(&cells);
         }
-        Ok(())
+        self.output.row(cells)
     }
 
     /// Writes a row decoded as a message (rows with non-scalar columns).
@@ -109,8 +103,52 @@ impl Sink {
 
     /// Finishes the output; `more` says rows beyond the ones fetched exist.
     pub(crate) fn finish(self, more: bool) -> Result<()> {
+        self.output.finish(more)
+    }
+}
+
+impl Output {
+    fn row(&mut self, cells: &[Cell<'_>]) -> Result<()> {
         match self {
-            Sink::Table { table, shown, left_out, cap } => {
+            Output::Table { table, cap, shown, left_out } => {
+                if *shown < *cap {
+                    table.add_row(cells.iter().map(|c| TableCell::new(text(c))));
+                    *shown += 1;
+                } else {
+                    *left_out += 1;
+                }
+            }
+            Output::Csv(writer) => {
+                let mut number = itoa::Buffer::new();
+                for cell in cells {
+                    match cell {
+                        Cell::Text(bytes) => writer.write_field(bytes)?,
+                        Cell::Int(n) => writer.write_field(number.format(*n))?,
+                        Cell::UInt(n) => writer.write_field(number.format(*n))?,
+                        other => writer.write_field(text(other))?,
+                    }
+                }
+                writer.write_record(None::<&[u8]>)?;
+            }
+            Output::Json { out, first, keys } => {
+                if !*first {
+                    out.write_all(b",")?;
+                }
+                *first = false;
+                out.write_all(b"\n")?;
+                object(out, keys, cells)?;
+            }
+            Output::Ndjson { out, keys } => {
+                object(out, keys, cells)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, more: bool) -> Result<()> {
+        match self {
+            Output::Table { table, shown, left_out, cap } => {
                 let mut stdout = std::io::stdout().lock();
                 writeln!(stdout, "{table}")?;
                 if left_out > 0 {
@@ -125,12 +163,12 @@ impl Sink {
                     eprintln!("{shown} rows");
                 }
             }
-            Sink::Csv(mut writer) => writer.flush()?,
-            Sink::Json { mut out, first, .. } => {
+            Output::Csv(mut writer) => writer.flush()?,
+            Output::Json { mut out, first, .. } => {
                 out.write_all(if first { b"]\n" } else { b"\n]\n" })?;
                 out.flush()?;
             }
-            Sink::Ndjson { mut out, .. } => out.flush()?,
+            Output::Ndjson { mut out, .. } => out.flush()?,
         }
         Ok(())
     }

@@ -37,11 +37,18 @@ enum Decode {
     Fixed32Unsigned,
 }
 
+/// Field numbers below this are looked up in a table indexed by number;
+/// larger ones (up to protobuf's 536,870,911) in a sorted list, so that a
+/// contract with a huge field number cannot make the reader allocate by it.
+const DENSE_FIELDS: u32 = 1024;
+
 /// Decodes rows of a batch for a fixed list of scalar columns.
 pub(crate) struct RowReader {
     rows_field: u32,
-    /// For each field number (index), the output column and how to decode it.
+    /// For each small field number (index), the output column and how to decode it.
     slots: Vec<Option<(usize, Decode)>>,
+    /// The same for field numbers from [`DENSE_FIELDS`], sorted by number.
+    sparse: Vec<(u32, (usize, Decode))>,
     defaults: Vec<Cell<'static>>,
 }
 
@@ -49,8 +56,9 @@ impl RowReader {
     /// A reader of `columns` from batches whose rows are field `rows_field`;
     /// `None` when a column is not a scalar (use dynamic decoding then).
     pub(crate) fn new(rows_field: u32, columns: &[FieldDescriptor]) -> Option<Self> {
-        let max = columns.iter().map(|c| c.number()).max().unwrap_or(0) as usize;
-        let mut slots = vec![None; max + 1];
+        let dense = columns.iter().map(|c| c.number()).filter(|&n| n < DENSE_FIELDS).max().unwrap_or(0);
+        let mut slots = vec![None; dense as usize + 1];
+        let mut sparse = Vec::new();
         let mut defaults = Vec::with_capacity(columns.len());
         for (i, column) in columns.iter().enumerate() {
             if column.is_list() || column.is_map() {
@@ -70,10 +78,14 @@ impl RowReader {
                 Kind::Fixed32 => (Decode::Fixed32Unsigned, Cell::UInt(0)),
                 Kind::Bytes | Kind::Message(_) => return None,
             };
-            slots[column.number() as usize] = Some((i, decode));
+            match column.number() {
+                n if n < DENSE_FIELDS => slots[n as usize] = Some((i, decode)),
+                n => sparse.push((n, (i, decode))),
+            }
             defaults.push(default);
         }
-        Some(Self { rows_field, slots, defaults })
+        sparse.sort_by_key(|(n, _)| *n);
+        Some(Self { rows_field, slots, sparse, defaults })
     }
 
     /// Calls `on_row` with the cells of each row in `batch`, until it says
@@ -101,10 +113,19 @@ impl RowReader {
         Ok(ControlFlow::Continue(()))
     }
 
+    /// The output column of field `number` and how to decode it.
+    fn slot(&self, number: u32) -> Option<&(usize, Decode)> {
+        if number < DENSE_FIELDS {
+            return self.slots.get(number as usize)?.as_ref();
+        }
+        let found = self.sparse.binary_search_by_key(&number, |(n, _)| *n).ok()?;
+        Some(&self.sparse[found].1)
+    }
+
     fn fill<'a>(&self, mut row: &'a [u8], cells: &mut [Cell<'a>]) -> Result<()> {
         while !row.is_empty() {
             let (number, wire) = tag(&mut row)?;
-            let Some(Some((column, decode))) = self.slots.get(number as usize) else {
+            let Some((column, decode)) = self.slot(number) else {
                 skip(&mut row, wire)?;
                 continue;
             };
@@ -237,5 +258,52 @@ mod tests {
             })
             .unwrap();
         assert_eq!((flow, read), (ControlFlow::Break(()), 1));
+    }
+
+    #[test]
+    fn a_huge_field_number_is_read_without_a_table_that_large() {
+        use prost_types::field_descriptor_proto::{Label, Type};
+        use prost_types::{DescriptorProto, FieldDescriptorProto, FileDescriptorProto, FileDescriptorSet};
+        let field = |name: &str, number: i32| FieldDescriptorProto {
+            name: Some(name.into()),
+            number: Some(number),
+            label: Some(Label::Optional as i32),
+            r#type: Some(Type::Int64 as i32),
+            ..Default::default()
+        };
+        let file = FileDescriptorProto {
+            name: Some("hostile.proto".into()),
+            package: Some("hostile".into()),
+            syntax: Some("proto3".into()),
+            message_type: vec![DescriptorProto {
+                name: Some("Row".into()),
+                field: vec![field("small", 1), field("huge", 536_870_911)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let pool = DescriptorPool::from_file_descriptor_set(FileDescriptorSet { file: vec![file] }).unwrap();
+        let row = pool.get_message_by_name("hostile.Row").unwrap();
+        let columns: Vec<_> = row.fields().collect();
+        let reader = RowReader::new(1, &columns).unwrap();
+        assert!(reader.slots.len() <= DENSE_FIELDS as usize);
+        // A batch with one row: small = 5, huge = 9.
+        let mut row_bytes = vec![0x08, 5];
+        let mut tag = (536_870_911u64 << 3) | 0;
+        while tag >= 0x80 {
+            row_bytes.push((tag as u8) | 0x80);
+            tag >>= 7;
+        }
+        row_bytes.extend([tag as u8, 9]);
+        let mut batch = vec![0x0a, row_bytes.len() as u8];
+        batch.extend(row_bytes);
+        let mut seen = Vec::new();
+        reader
+            .read(&batch, |cells| {
+                seen.push(cells.to_vec());
+                Ok(ControlFlow::Continue(()))
+            })
+            .unwrap();
+        assert_eq!(seen, [vec![Cell::Int(5), Cell::Int(9)]]);
     }
 }

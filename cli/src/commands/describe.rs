@@ -24,31 +24,31 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
 
     let mut about = style::table(&["", &product.product_id]);
     let mut line = |key: &str, value: Cell| {
-        about.add_row(vec![Cell::new(key), value]);
+        about.add_row(vec![style::cell(key), value]);
     };
-    line("title", Cell::new(&metadata.title));
-    line("description", Cell::new(&product.description));
-    line("owner", Cell::new(format!("{} <{}>", metadata.owner_team, metadata.owner_contact)));
-    line("purpose", Cell::new(&metadata.purpose));
-    line("source", Cell::new(&metadata.source));
-    line("policy", Cell::new(&metadata.policy));
-    line("freshness", Cell::new(&metadata.freshness));
-    line("tags", Cell::new(metadata.tags.join(", ")));
+    line("title", style::cell(&metadata.title));
+    line("description", style::cell(&product.description));
+    line("owner", style::cell(format!("{} <{}>", metadata.owner_team, metadata.owner_contact)));
+    line("purpose", style::cell(&metadata.purpose));
+    line("source", style::cell(&metadata.source));
+    line("policy", style::cell(&metadata.policy));
+    line("freshness", style::cell(&metadata.freshness));
+    line("tags", style::cell(metadata.tags.join(", ")));
     line("status", style::product_status(&product));
     if let Some(deprecation) = &product.deprecation {
         line("deprecated", style::coloured(&deprecation.message, None));
     }
     let endpoints: Vec<String> =
         product.endpoints.iter().map(|e| format!("{} ({})", e.uri, style::status_word(e.status()))).collect();
-    line("endpoints", Cell::new(endpoints.join("\n")));
-    line("service", Cell::new(format!("{} (rows: {})", product.service, product.row_type)));
+    line("endpoints", style::cell(endpoints.join("\n")));
+    line("service", style::cell(format!("{} (rows: {})", product.service, product.row_type)));
     if !product.input_ports.is_empty() {
         let ports: Vec<String> = product
             .input_ports
             .iter()
             .map(|p| format!("{} ({})", p.product, style::status_word(p.status())))
             .collect();
-        line("lineage", Cell::new(format!("built from {}", ports.join(", "))));
+        line("lineage", style::cell(format!("built from {}", ports.join(", "))));
     }
     if let Some(data) = &product.data {
         let loaded = data
@@ -57,7 +57,7 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
             .and_then(|t| std::time::SystemTime::try_from(*t).ok())
             .map(|t| humantime::format_rfc3339_seconds(t).to_string())
             .unwrap_or_else(|| "never".to_owned());
-        line("data", Cell::new(format!("{} rows, loaded {loaded}", data.row_count)));
+        line("data", style::cell(format!("{} rows, loaded {loaded}", data.row_count)));
         let quality: Vec<String> = data
             .quality_results
             .iter()
@@ -83,7 +83,7 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
             )
         })
         .collect();
-    line("versions", Cell::new(versions.join("\n")));
+    line("versions", style::cell(versions.join("\n")));
     println!("{about}");
 
     let mut columns =
@@ -95,12 +95,12 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
             Classification::PiiIdentifier | Classification::QuasiIdentifier | Classification::Sensitive
         );
         columns.add_row(vec![
-            Cell::new(&column.name),
-            Cell::new(&column.r#type),
-            Cell::new(&column.description),
+            style::cell(&column.name),
+            style::cell(&column.r#type),
+            style::cell(&column.description),
             style::coloured(classification_word(classification), if sensitive { None } else { Some(true) }),
-            Cell::new(&column.source_column),
-            Cell::new(&column.unit),
+            style::cell(&column.source_column),
+            style::cell(&column.unit),
         ]);
     }
     println!("{columns}");

@@ -1,7 +1,6 @@
 //! `mesh domains`: the domains and what they own.
 
 use anyhow::Result;
-use comfy_table::Cell;
 
 use crate::cli::Cli;
 use crate::registry::Registry;
@@ -14,10 +13,10 @@ pub(crate) async fn run(cli: &Cli) -> Result<()> {
     for domain in domains {
         let (serving, all) = (domain.serving_products as usize, domain.products.len());
         table.add_row(vec![
-            Cell::new(&domain.name),
-            Cell::new(domain.products.join("\n")),
+            style::cell(&domain.name),
+            style::cell(domain.products.join("\n")),
             style::coloured(format!("{serving}/{all}"), Some(serving == all)),
-            Cell::new(domain.owner_teams.join(", ")),
+            style::cell(domain.owner_teams.join(", ")),
         ]);
     }
     println!("{table}");

@@ -3,7 +3,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use comfy_table::Cell;
 use mesh_contracts::catalog::ListProductsRequest;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -37,10 +36,10 @@ pub(crate) async fn run(cli: &Cli, args: &HealthArgs) -> Result<()> {
         let (outcome, _) = check(endpoint, &args.service, cli.timeout).await;
         return match outcome {
             Ok(ServingStatus::Serving) => {
-                println!("{endpoint}: serving");
+                println!("{}: serving", style::safe(endpoint));
                 Ok(())
             }
-            Ok(other) => bail!("{endpoint}: {}", other.as_str_name().to_lowercase()),
+            Ok(other) => bail!("{}: {}", style::safe(endpoint), other.as_str_name().to_lowercase()),
             Err(error) => bail!("{endpoint}: unreachable: {error}"),
         };
     }
@@ -51,11 +50,11 @@ pub(crate) async fn run(cli: &Cli, args: &HealthArgs) -> Result<()> {
     for product in &products {
         if product.endpoints.is_empty() {
             table.add_row(vec![
-                Cell::new(&product.product_id),
-                Cell::new("-"),
+                style::cell(&product.product_id),
+                style::cell("-"),
                 style::product_status(product),
                 style::coloured("no endpoint", Some(false)),
-                Cell::new(""),
+                style::cell(""),
             ]);
             unhealthy += 1;
         }
@@ -70,14 +69,14 @@ pub(crate) async fn run(cli: &Cli, args: &HealthArgs) -> Result<()> {
                 unhealthy += 1;
             }
             table.add_row(vec![
-                Cell::new(&product.product_id),
-                Cell::new(&endpoint.uri),
+                style::cell(&product.product_id),
+                style::cell(&endpoint.uri),
                 style::coloured(
                     style::status_word(endpoint.status()),
                     Some(endpoint.status() == mesh_contracts::catalog::ServingStatus::Serving),
                 ),
                 health,
-                Cell::new(format!("{:.1} ms", latency.as_secs_f64() * 1000.0)),
+                style::cell(format!("{:.1} ms", latency.as_secs_f64() * 1000.0)),
             ]);
         }
     }

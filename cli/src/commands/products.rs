@@ -1,7 +1,6 @@
 //! `mesh products`: products with owner, purpose, status, version and endpoint.
 
 use anyhow::Result;
-use comfy_table::Cell;
 use mesh_contracts::catalog::ListProductsRequest;
 
 use crate::cli::{Cli, ProductsArgs};
@@ -27,12 +26,12 @@ pub(crate) async fn run(cli: &Cli, args: &ProductsArgs) -> Result<()> {
         let metadata = product.metadata.clone().unwrap_or_default();
         let endpoints: Vec<&str> = product.endpoints.iter().map(|e| e.uri.as_str()).collect();
         table.add_row(vec![
-            Cell::new(&product.product_id),
-            Cell::new(&metadata.owner_team),
-            Cell::new(&metadata.purpose),
+            style::cell(&product.product_id),
+            style::cell(&metadata.owner_team),
+            style::cell(&metadata.purpose),
             style::product_status(product),
-            Cell::new(format!("v{} (major {})", product.latest_version, product.major_version)),
-            Cell::new(endpoints.join("\n")),
+            style::cell(format!("v{} (major {})", product.latest_version, product.major_version)),
+            style::cell(endpoints.join("\n")),
         ]);
     }
     println!("{table}");

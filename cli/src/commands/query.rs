@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use mesh_contracts::descriptor::ProductShape;
 use mesh_contracts::product::QueryRequest;
@@ -18,6 +18,7 @@ use tonic::Streaming;
 use crate::cli::{Cli, Format, QueryArgs};
 use crate::registry::Target;
 use crate::rows::Sink;
+use crate::style;
 use crate::wire::RowReader;
 
 /// Runs the query and writes the rows.
@@ -41,7 +42,16 @@ pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
     let progress = Progress::new(format);
     let decoder = Decoder::new(&shape, &columns);
     loop {
-        let batch = match stream.message().await {
+        let Ok(next) = tokio::time::timeout(args.idle_timeout, stream.message()).await else {
+            bail!(
+                "{} sent nothing for {} (--idle-timeout) after {} rows; the domain may be overloaded or \
+                 stalled: retry later, or allow longer with --idle-timeout",
+                style::safe(&target.endpoint),
+                humantime::format_duration(args.idle_timeout),
+                cap.rows
+            );
+        };
+        let batch = match next {
             Ok(Some(batch)) => batch,
             Ok(None) => break,
             Err(status) => return Err(query_error(&target, args, status)),

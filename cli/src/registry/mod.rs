@@ -20,6 +20,18 @@ mod target;
 
 pub(crate) use target::Target;
 
+/// Most pages read from one listing: a registry that keeps sending pages
+/// cannot keep the CLI reading (or growing) for ever.
+const MAX_PAGES: usize = 100;
+
+fn too_many_pages(registry: &str) -> anyhow::Error {
+    anyhow!(
+        "the registry at {} sent more than {MAX_PAGES} pages for one listing; narrow it with --domain, \
+         --owner, --tag or --search",
+        crate::style::safe(registry)
+    )
+}
+
 /// The registry client.
 pub(crate) struct Registry {
     url: String,
@@ -48,11 +60,11 @@ impl Registry {
         )
     }
 
-    /// Every product matching `filter`, all pages.
+    /// Every product matching `filter`, all pages (at most [`MAX_PAGES`]).
     pub(crate) async fn products(&mut self, mut filter: ListProductsRequest) -> Result<Vec<Product>> {
         let mut products = Vec::new();
         filter.page_size = 1000;
-        loop {
+        for _ in 0..MAX_PAGES {
             let page = self
                 .client
                 .list_products(filter.clone())
@@ -65,13 +77,14 @@ impl Registry {
             }
             filter.page_token = page.next_page_token;
         }
+        Err(too_many_pages(&self.url))
     }
 
     /// Every domain, all pages.
     pub(crate) async fn domains(&mut self) -> Result<Vec<Domain>> {
         let mut domains = Vec::new();
         let mut request = ListDomainsRequest { page_size: 1000, page_token: String::new() };
-        loop {
+        for _ in 0..MAX_PAGES {
             let page = self
                 .client
                 .list_domains(request.clone())
@@ -84,6 +97,7 @@ impl Registry {
             }
             request.page_token = page.next_page_token;
         }
+        Err(too_many_pages(&self.url))
     }
 
     /// Turns a status into advice: unreachable, or the registry's own message.
@@ -103,7 +117,7 @@ impl Registry {
         view: ProductView,
     ) -> Result<(GetProductResponse, Source)> {
         // A cached descriptor need not travel again if it is still current.
-        let cached = cache::load(product);
+        let cached = cache::load(&self.url, product);
         let known_fingerprint =
             cached.as_ref().map(|(entry, _)| entry.fingerprint.clone()).unwrap_or_default();
         let request =
@@ -123,7 +137,7 @@ impl Registry {
                         product.columns = known.columns;
                     }
                 }
-                cache::store(product, &entry);
+                cache::store(&self.url, product, &entry);
                 Ok((entry, Source::Registry))
             }
             Err(status) if status.code() == Code::NotFound => {
@@ -137,7 +151,7 @@ impl Registry {
             Err(status) => match cached {
                 Some((entry, fetched)) => Ok((entry, Source::Cache(fetched))),
                 None => {
-                    let cached = unknown_product(product, &cache::products())
+                    let cached = unknown_product(product, &cache::products(&self.url))
                         .replace("`mesh products` lists the registered ones", "nothing close is cached");
                     Err(self.unreachable(&status).context(format!(
                         "`{product}` is not in the local catalog cache either ({cached}); pass --endpoint to call a domain directly"

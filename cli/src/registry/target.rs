@@ -54,7 +54,11 @@ impl Target {
         }
         let product = entry.product.clone().unwrap_or_default();
         if let Some(deprecation) = &product.deprecation {
-            eprintln!("warning: {} is deprecated: {}", product.product_id, deprecation.message);
+            eprintln!(
+                "warning: {} is deprecated: {}",
+                crate::style::safe(&product.product_id),
+                crate::style::safe(&deprecation.message)
+            );
         }
         let endpoint = match endpoint {
             Some(endpoint) => endpoint.to_owned(),
@@ -85,7 +89,10 @@ impl Target {
             };
             let described = DescribeResponse::decode(response.into_inner())?;
             if described.product == product {
-                eprintln!("note: the registry is unreachable; using the contract {endpoint} describes");
+                eprintln!(
+                    "note: the registry is unreachable; using the contract {} describes",
+                    crate::style::safe(endpoint)
+                );
                 return Ok(Self {
                     endpoint: endpoint.to_owned(),
                     service: described.service,
