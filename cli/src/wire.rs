@@ -289,7 +289,8 @@ mod tests {
         assert!(reader.slots.len() <= DENSE_FIELDS as usize);
         // A batch with one row: small = 5, huge = 9.
         let mut row_bytes = vec![0x08, 5];
-        let mut tag = (536_870_911u64 << 3) | 0;
+        // Field 536,870,911 with wire type 0 (varint).
+        let mut tag = 536_870_911u64 << 3;
         while tag >= 0x80 {
             row_bytes.push((tag as u8) | 0x80);
             tag >>= 7;
@@ -298,12 +299,13 @@ mod tests {
         let mut batch = vec![0x0a, row_bytes.len() as u8];
         batch.extend(row_bytes);
         let mut seen = Vec::new();
-        reader
+        let flow = reader
             .read(&batch, |cells| {
                 seen.push(cells.to_vec());
                 Ok(ControlFlow::Continue(()))
             })
             .unwrap();
+        assert_eq!(flow, ControlFlow::Continue(()));
         assert_eq!(seen, [vec![Cell::Int(5), Cell::Int(9)]]);
     }
 }
