@@ -7,6 +7,7 @@
 //! cargo build --release --bins && target/release/mesh-bench --full     # the real file's scale
 //! ```
 
+mod hostile;
 mod ingest;
 mod latency;
 mod memory;
@@ -41,6 +42,10 @@ struct Args {
     /// Sequential calls for the latency figure.
     #[arg(long, default_value_t = 500)]
     calls: usize,
+    /// Customers per quarter of the mesh the hostile figures run against
+    /// (its own `mesh up` process and data).
+    #[arg(long, default_value_t = 25_000)]
+    hostile_customers: u64,
     /// Measure only these groups of figures (comma-separated) [default: all].
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Group>,
@@ -61,6 +66,8 @@ enum Group {
     Ingest,
     /// The insight rebuild.
     Insight,
+    /// `mesh up` under 600 idle streams and 64 concurrent exports.
+    Hostile,
 }
 
 /// One line of the report.
@@ -256,6 +263,94 @@ async fn main() -> Result<()> {
         });
     }
 
+    if wanted(Group::Hostile) {
+        eprintln!("hostile load (its own mesh up)...");
+        let dir =
+            PathBuf::from(format!("target/bench-data/hostile-{}x{}", args.hostile_customers, args.quarters));
+        let h = hostile::run(&dir, args.hostile_customers, args.quarters).await?;
+        figures.extend(hostile_figures(&h));
+    }
+
     print(&figures, &scale);
     Ok(())
+}
+
+/// The report lines of the hostile run.
+fn hostile_figures(h: &hostile::Hostile) -> Vec<Figure> {
+    let registry_ratio = h.registry_rate.1 / h.registry_rate.0;
+    let export_ratio = h.aggregate_rate / h.single_rate;
+    vec![
+        Figure {
+            name: "600 idle streams: payment Describe p99 (before / during)",
+            measured: ms(h.describe_p99.1),
+            baseline: ms(h.describe_p99.0),
+            ratio: None,
+            target: "<= 100 ms",
+            met: Some(h.describe_p99.1 <= Duration::from_millis(100)),
+        },
+        Figure {
+            name: "  payment health p99 (before / during)",
+            measured: ms(h.health_p99.1),
+            baseline: ms(h.health_p99.0),
+            ratio: None,
+            target: "<= 100 ms",
+            met: Some(h.health_p99.1 <= Duration::from_millis(100)),
+        },
+        Figure {
+            name: "  registry GetProduct/s in the same process (during / before)",
+            measured: format!("{:.0}/s", h.registry_rate.1),
+            baseline: format!("{:.0}/s", h.registry_rate.0),
+            ratio: Some(registry_ratio),
+            target: ">= 0.8",
+            met: Some(registry_ratio >= 0.8),
+        },
+        Figure {
+            name: "  streams admitted / queued / refused at once",
+            measured: format!("{} / {} / {}", h.admitted, h.queued, h.refused),
+            baseline: format!("slowest refusal {}", ms(h.slowest_refusal)),
+            ratio: None,
+            target: "refused at once",
+            met: Some(h.refused > 0 && h.slowest_refusal < Duration::from_secs(1)),
+        },
+        Figure {
+            name: "  payment.card_spending SERVING after two leases",
+            measured: h.serving_after_two_leases.to_string(),
+            baseline: "-".into(),
+            ratio: None,
+            target: "true",
+            met: Some(h.serving_after_two_leases),
+        },
+        Figure {
+            name: "  RSS of mesh up under the streams (over idle)",
+            measured: format!("{:.1} MiB (+{:.1})", h.rss_streams, h.rss_streams - h.rss_idle),
+            baseline: format!("{:.1} MiB idle", h.rss_idle),
+            ratio: None,
+            target: "<= +256 MiB",
+            met: Some(h.rss_streams - h.rss_idle <= 256.0),
+        },
+        Figure {
+            name: "  fresh full query after the client went away (rows)",
+            measured: h.fresh_rows.to_string(),
+            baseline: h.total_rows.to_string(),
+            ratio: None,
+            target: "all rows",
+            met: Some(h.fresh_rows == h.total_rows),
+        },
+        Figure {
+            name: "64 concurrent full exports: aggregate vs one export",
+            measured: per_second(h.aggregate_rate),
+            baseline: per_second(h.single_rate),
+            ratio: Some(export_ratio),
+            target: ">= 0.8",
+            met: Some(export_ratio >= 0.8),
+        },
+        Figure {
+            name: "  exports that delivered every row; peak RSS of mesh up",
+            measured: format!("{} of 64; {:.1} MiB", h.complete_exports, h.export_peak),
+            baseline: "-".into(),
+            ratio: None,
+            target: "64 of 64",
+            met: Some(h.complete_exports == 64),
+        },
+    ]
 }

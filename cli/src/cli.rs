@@ -151,6 +151,12 @@ pub(crate) struct UpArgs {
     /// Port of the registry; the customer, payment and insight domains take the next three.
     #[arg(long, default_value_t = 50050)]
     pub base_port: u16,
+    /// How long a registration lasts without renewal (the domains renew at a third of it).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub lease_ttl: std::time::Duration,
+    /// The limits every domain serves under.
+    #[command(flatten)]
+    pub limits: mesh_local::ServeLimits,
 }
 
 /// Flags of `mesh generate`.

@@ -13,3 +13,4 @@ mod mesh;
 pub use config::{MeshConfig, Ports};
 pub use error::{LocalError, Result};
 pub use mesh::LocalMesh;
+pub use mesh_domain_runtime::ServeLimits;

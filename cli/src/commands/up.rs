@@ -1,7 +1,7 @@
 //! `mesh up`: the registry and the three domains in one process, each on its
 //! own port with its own SQLite file, until Ctrl-C.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use mesh_local::{LocalMesh, MeshConfig, Ports};
@@ -16,7 +16,8 @@ pub(crate) async fn run(args: &UpArgs) -> Result<()> {
     let config = MeshConfig {
         ports: Ports::Base(args.base_port),
         generator: Generator { customers: args.customers, quarters: args.quarters, ..Generator::default() },
-        lease_ttl: Duration::from_secs(30),
+        lease_ttl: args.lease_ttl,
+        limits: args.limits.clone(),
         ..MeshConfig::new(&args.data_dir)
     };
     eprintln!("starting the mesh in {} (first start generates the data)...", args.data_dir.display());

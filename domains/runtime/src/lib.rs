@@ -8,6 +8,8 @@ pub mod config;
 mod encode;
 pub mod error;
 mod filter;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod hosting;
 pub mod ingest;
 mod plan;

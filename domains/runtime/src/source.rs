@@ -108,7 +108,12 @@ impl<G: clap::Args + Clone + Send + Sync + 'static> SourceDomain<G> {
             None => (self.generate)(&args.generate),
         };
         let fingerprint = source.fingerprint()?;
-        let loaded = product.store.fingerprint(self.spec.id)?;
+        // Loads recorded before fingerprints were kept compare by source
+        // name: right for generated data, which its name determines.
+        let loaded = match product.store.fingerprint(self.spec.id)? {
+            Some(fingerprint) => Some(fingerprint),
+            None => product.store.load_info(self.spec.id)?.map(|l| l.source),
+        };
         if !args.reload && loaded.as_deref() == Some(fingerprint.as_str()) {
             tracing::info!(product = self.spec.id, source = %source.describe(), "data already loaded");
             return Ok(());
