@@ -37,7 +37,7 @@ pub struct DomainArgs {
 #[command(next_help_heading = "Limits")]
 pub struct ServeLimits {
     /// Queries scanning at once; more wait in the queue. Each holds a
-    /// blocking thread and a read connection [default: 4 per CPU, at least 8].
+    /// blocking thread and a read connection. The default is 4 per CPU, at least 8.
     #[arg(long, env = "MESH_MAX_SCANS", default_value_t = default_max_scans(), value_parser = clap::value_parser!(u32).range(1..=4096).map(|n| n as usize))]
     pub max_scans: usize,
 
@@ -60,7 +60,7 @@ pub struct ServeLimits {
     pub send_timeout: Duration,
 
     /// The most time one query may run, from its start to its last row
-    /// (DEADLINE_EXCEEDED after it; resume with the last token) [default: none].
+    /// (DEADLINE_EXCEEDED after it; resume with the last token). None by default.
     #[arg(long, env = "MESH_QUERY_BUDGET", value_parser = humantime::parse_duration)]
     pub query_budget: Option<Duration>,
 
