@@ -24,6 +24,10 @@ pub struct RegistryConfig {
     /// shows as stale, e.g. `30s`, `2m`.
     #[arg(long, env = "MESH_REGISTRY_LEASE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub lease_ttl: Duration,
+
+    /// TLS for the registry's clients.
+    #[command(flatten)]
+    pub tls: mesh_grpc::TlsArgs,
 }
 
 impl RegistryConfig {

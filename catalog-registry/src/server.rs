@@ -42,6 +42,7 @@ pub async fn serve_with_clock(
     tracing::info!(db = %db_path.display(), lease_ttl = ?config.lease_ttl, "catalog registry starting");
     MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &[CATALOG_SERVICE])
         .await?
+        .tls(&config.tls)
         .add_service(CatalogServiceServer::new(catalog))
         // GetProduct, the hot read, is answered from encoded bytes.
         .route(GET_PRODUCT_PATH, get_product)

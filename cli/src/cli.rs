@@ -26,6 +26,10 @@ pub(crate) struct Cli {
     #[arg(long, global = true, env = "MESH_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
 
+    /// What the CLI trusts for `https://` services.
+    #[command(flatten)]
+    pub tls: mesh_grpc::ClientTlsArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }

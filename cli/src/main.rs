@@ -15,6 +15,7 @@ use cli::{Cli, Command};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    mesh_grpc::set_client_tls(cli.tls.clone());
     // `up` hosts services and logs what they do; client commands only warn.
     #[cfg(feature = "local")]
     let level = if matches!(cli.command, Command::Up(_)) { "info" } else { "warn" };

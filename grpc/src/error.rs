@@ -24,6 +24,18 @@ pub enum GrpcError {
         #[source]
         source: std::io::Error,
     },
+    /// A TLS file cannot be read or used.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Plaintext on an address other than loopback, without the flag.
+    #[error(
+        "refusing to serve plaintext on {addr}, which is not a loopback address: give --tls-cert and \
+         --tls-key (MESH_TLS_CERT, MESH_TLS_KEY), or --insecure-plaintext if a proxy in front terminates TLS"
+    )]
+    PlaintextRefused {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+    },
     /// The listener failed.
     #[error("listener: {0}")]
     Listener(#[from] std::io::Error),

@@ -13,10 +13,12 @@ pub mod private_files;
 pub mod reflection;
 pub mod server;
 pub mod signal;
+pub mod tls;
 pub mod token;
 pub mod unary;
 
 pub use error::{GrpcError, Result, internal_status};
 pub use server::MeshServer;
 pub use signal::{init_logging, init_logging_at, shutdown_signal};
+pub use tls::{ClientTlsArgs, TlsArgs, set_client_tls};
 pub use token::{SignedTokens, TokenError};

@@ -42,6 +42,7 @@ pub struct MeshServer {
     health: HealthReporter,
     services: Vec<String>,
     shutdown_grace: Duration,
+    tls: crate::tls::TlsArgs,
 }
 
 impl std::fmt::Debug for MeshServer {
@@ -66,7 +67,15 @@ impl MeshServer {
             health,
             services: services.iter().map(|s| (*s).to_owned()).collect(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            tls: Default::default(),
         })
+    }
+
+    /// Serves TLS as `tls` says (plaintext when it names no certificate,
+    /// refused on an address other than loopback unless it allows it).
+    pub fn tls(mut self, tls: &crate::tls::TlsArgs) -> Self {
+        self.tls = tls.clone();
+        self
     }
 
     /// How long [`MeshServer::serve`] waits for open calls once shutdown
@@ -121,10 +130,18 @@ impl MeshServer {
     /// still open are cut.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, services = ?self.services, "serving");
+        let tls = self.tls.server_config()?;
+        if tls.is_none() {
+            self.tls.check_plaintext(addr)?;
+        }
+        tracing::info!(%addr, services = ?self.services, tls = tls.is_some(), "serving");
         let (health, services, grace) = (self.health, self.services, self.shutdown_grace);
         let (began, begun) = tokio::sync::oneshot::channel::<()>();
-        let serving = Server::builder()
+        let mut builder = Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).map_err(|e| crate::GrpcError::Tls(e.to_string()))?;
+        }
+        let serving = builder
             .initial_stream_window_size(Some(STREAM_WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))

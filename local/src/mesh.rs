@@ -93,6 +93,7 @@ impl LocalMesh {
             data_dir: config.data_dir.join("registry"),
             db: config.registry_db.clone(),
             lease_ttl: config.lease_ttl,
+            tls: Default::default(),
         };
         let registry_task: Task = tokio::spawn(async move {
             catalog_registry::serve(&registry_config, registry.listener, until(registry_stopped)).await?;
@@ -105,6 +106,8 @@ impl LocalMesh {
             registry: registry_url.clone(),
             advertise_url: None,
             limits: config.limits.clone(),
+            tls: Default::default(),
+            client_tls: Default::default(),
         };
         let source_args = |name: &str| SourceArgs {
             domain: domain_args(name),

@@ -35,6 +35,7 @@ impl TestRegistry {
             data_dir: db.parent().unwrap().to_path_buf(),
             db: Some(db.to_path_buf()),
             lease_ttl,
+            tls: Default::default(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -21,6 +21,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     init_logging();
     let cli = Cli::parse();
+    mesh_grpc::set_client_tls(cli.args.domain.client_tls.clone());
     let addr = cli.args.domain.addr_or(insight::PORT);
     let listener = mesh_grpc::server::bind(addr).await?;
     insight::run(cli.args, listener, shutdown_signal()).await?;

@@ -29,6 +29,7 @@ async fn serves_without_a_registry_and_registers_when_it_comes_up() {
         data_dir: dir.path().to_path_buf(),
         db: None,
         lease_ttl: Duration::from_secs(30),
+        tls: Default::default(),
     };
     tokio::spawn(async move { catalog_registry::serve(&config, listener, std::future::pending()).await });
 

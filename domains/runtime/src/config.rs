@@ -29,6 +29,14 @@ pub struct DomainArgs {
     /// How much load the domain accepts.
     #[command(flatten)]
     pub limits: ServeLimits,
+
+    /// TLS for the domain's own clients.
+    #[command(flatten)]
+    pub tls: mesh_grpc::TlsArgs,
+
+    /// What the domain trusts when it calls the registry and other domains.
+    #[command(flatten)]
+    pub client_tls: mesh_grpc::ClientTlsArgs,
 }
 
 /// The limits a domain serves under: every one has a number and, when it
@@ -100,14 +108,16 @@ impl DomainArgs {
         self.data_dir.clone().unwrap_or_else(|| PathBuf::from(".mesh").join(domain))
     }
 
-    /// The URL to register for a server bound to `bound`.
+    /// The URL to register for a server bound to `bound` (`https://` when
+    /// it serves TLS).
     pub fn advertise(&self, bound: SocketAddr) -> String {
         if let Some(url) = &self.advertise_url {
             return url.trim_end_matches('/').to_owned();
         }
         let ip =
             if bound.ip().is_unspecified() { "127.0.0.1".parse().expect("valid ip") } else { bound.ip() };
-        format!("http://{}", SocketAddr::new(ip, bound.port()))
+        let scheme = if self.tls.tls_cert.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", SocketAddr::new(ip, bound.port()))
     }
 }
 
@@ -122,6 +132,8 @@ mod tests {
             registry: "http://127.0.0.1:50050".into(),
             advertise_url: advertise.map(str::to_owned),
             limits: ServeLimits::default(),
+            tls: Default::default(),
+            client_tls: Default::default(),
         }
     }
 
@@ -138,6 +150,9 @@ mod tests {
         assert_eq!(args(None, None).advertise(bound), "http://127.0.0.1:7000");
         assert_eq!(args(None, None).advertise("10.1.2.3:7000".parse().unwrap()), "http://10.1.2.3:7000");
         assert_eq!(args(None, Some("http://payment:50052/")).advertise(bound), "http://payment:50052");
+        let mut tls = args(None, None);
+        tls.tls.tls_cert = Some("cert.pem".into());
+        assert_eq!(tls.advertise(bound), "https://127.0.0.1:7000");
     }
 
     #[test]

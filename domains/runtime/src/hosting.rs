@@ -24,7 +24,7 @@ pub async fn serve_products(
     limits: &ServeLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
-    host(listener, services, limits, None, shutdown).await
+    host(listener, services, limits, &mesh_grpc::TlsArgs::default(), None, shutdown).await
 }
 
 /// Serves `services` on `listener` and keeps them registered in the registry
@@ -39,7 +39,7 @@ pub async fn run_domain(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let registry = Some((args.registry.clone(), args.advertise(listener.local_addr()?)));
-    host(listener, services, &args.limits, registry, shutdown).await
+    host(listener, services, &args.limits, &args.tls, registry, shutdown).await
 }
 
 /// Serves, watches health and, given `(registry URL, advertised URL)`,
@@ -48,13 +48,15 @@ async fn host(
     listener: TcpListener,
     services: Vec<ProductService>,
     limits: &ServeLimits,
+    tls: &mesh_grpc::TlsArgs,
     registry: Option<(String, String)>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let names: Vec<&str> = services.iter().map(ProductService::name).collect();
     let mut server = MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &names)
         .await?
-        .shutdown_grace(limits.shutdown_grace);
+        .shutdown_grace(limits.shutdown_grace)
+        .tls(tls);
     let admission = Admission::new(limits.clone());
     let mut products = Vec::new();
     for service in services {

@@ -13,7 +13,7 @@ use mesh_contracts::catalog::{
 use mesh_grpc::server::{HealthReporter, ServingStatus};
 use tokio::sync::watch;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::product::Product;
 
@@ -62,9 +62,12 @@ pub(crate) async fn keep_registered(
     products: Vec<Registration>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let Ok(target) = Endpoint::from_shared(registry_url.clone()) else {
-        tracing::error!(registry = %registry_url, "registry address is not a URL; not registering");
-        return;
+    let target = match mesh_grpc::client::endpoint(&registry_url) {
+        Ok(target) => target,
+        Err(error) => {
+            tracing::error!(registry = %registry_url, %error, "cannot call the registry; not registering");
+            return;
+        }
     };
     let channel =
         target.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(10)).connect_lazy();

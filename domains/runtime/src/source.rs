@@ -138,6 +138,7 @@ impl<G: clap::Args + Clone + Send + Sync + 'static> SourceDomain<G> {
     /// load if needed, serve and register until SIGINT or SIGTERM.
     pub async fn run_until_signal(&self, args: SourceArgs<G>) -> Result<()> {
         let shutdown = mesh_grpc::shutdown_signal();
+        mesh_grpc::set_client_tls(args.domain.client_tls.clone());
         let addr = args.domain.addr_or(self.port);
         let listener = mesh_grpc::server::bind(addr).await?;
         self.run(args, listener, shutdown).await

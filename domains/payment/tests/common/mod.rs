@@ -44,6 +44,8 @@ pub(crate) fn args(dir: &std::path::Path, customers: u64, registry: &str) -> Sou
             registry: registry.to_owned(),
             advertise_url: None,
             limits: Default::default(),
+            tls: Default::default(),
+            client_tls: Default::default(),
         },
         source: None,
         generate: Generator { customers, quarters: 2, seed: 7 },

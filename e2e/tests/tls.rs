@@ -1,0 +1,115 @@
+//! The registry and the payment domain as processes serving TLS with
+//! certificates made for the test: the domain registers over TLS, and
+//! `mesh query` reaches both with the CA; without it, or in plaintext, it
+//! is refused.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mesh_e2e::workspace_binary;
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+
+/// Kills the process when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `binary` with `args`; returns it and the address it serves on.
+fn start(binary: &str, args: &[&str]) -> (Running, String) {
+    let mut child = Command::new(workspace_binary(binary))
+        .args(args)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().unwrap_or_else(|| panic!("{binary} exited before serving")).unwrap();
+        if let Some(rest) = line.split("serving addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (Running(child), addr)
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, as files in `dir`.
+fn pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &Issuer::new(ca_params, ca_key))
+        .unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    (write("ca.pem", ca.pem()), write("cert.pem", cert.pem()), write("key.pem", key.serialize_pem()))
+}
+
+#[test]
+fn a_mesh_served_over_tls_is_queried_with_its_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = pki(dir.path());
+    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    let tls = ["--tls-cert".to_owned(), path(&cert), "--tls-key".to_owned(), path(&key)];
+    let registry_dir = path(&dir.path().join("registry"));
+    let mut registry_args = vec!["--addr", "127.0.0.1:0", "--data-dir", &registry_dir];
+    registry_args.extend(tls.iter().map(String::as_str));
+    let (_registry, registry_addr) = start("catalog-registry", &registry_args);
+    let registry = format!("https://{registry_addr}");
+
+    let payment_dir = path(&dir.path().join("payment"));
+    let ca_file = path(&ca);
+    let mut payment_args = vec!["--addr", "127.0.0.1:0", "--data-dir", &payment_dir, "--registry", &registry];
+    payment_args.extend(["--ca-file", &ca_file, "--customers", "50", "--quarters", "1"]);
+    payment_args.extend(tls.iter().map(String::as_str));
+    let (_payment, _) = start("payment", &payment_args);
+
+    let mesh = |args: &[&str]| {
+        Command::new(workspace_binary("mesh"))
+            .args(args)
+            .env("MESH_CACHE_DIR", dir.path().join("cache"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let query = ["query", "payment.card_spending", "--select", "seq", "--limit", "3", "--format", "csv"];
+    let started = Instant::now();
+    let output = loop {
+        let mut args = vec!["--ca-file", &ca_file, "--registry", &registry];
+        args.extend(query);
+        let output = mesh(&args);
+        if output.status.success() || started.elapsed() > Duration::from_secs(30) {
+            break output;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 4);
+
+    // Without the CA the server's certificate is not trusted; plaintext to
+    // a TLS server gets nowhere either.
+    let mut untrusted = vec!["--registry", registry.as_str()];
+    untrusted.extend(query);
+    assert_eq!(mesh(&untrusted).status.code(), Some(1));
+    let plaintext_url = format!("http://{registry_addr}");
+    let mut plaintext = vec!["--registry", plaintext_url.as_str()];
+    plaintext.extend(query);
+    assert_eq!(mesh(&plaintext).status.code(), Some(1));
+}

@@ -1,0 +1,108 @@
+//! TLS for every mesh server and client, through tonic's rustls support:
+//! a server's certificate and key (and, for mutual TLS, the CA its clients'
+//! certificates must chain to), and what clients trust. A server refuses to
+//! serve plaintext on an address other than loopback unless told so with a
+//! flag named to be noticed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+
+use crate::error::{GrpcError, Result};
+
+/// How a server secures its connections.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsArgs {
+    /// PEM certificate chain to serve TLS with (give --tls-key too).
+    #[arg(long, env = "MESH_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "MESH_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates that chain to this PEM CA (mutual TLS).
+    #[arg(long, env = "MESH_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Serve without TLS on an address other than loopback. Only for a
+    /// server behind a proxy that terminates TLS: everything, tokens
+    /// included, would otherwise cross the network in clear.
+    #[arg(long, env = "MESH_INSECURE_PLAINTEXT")]
+    pub insecure_plaintext: bool,
+}
+
+fn read(what: &str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| GrpcError::Tls(format!("cannot read the {what} {}: {e}", path.display())))
+}
+
+impl TlsArgs {
+    /// The server TLS configuration the flags describe, if any.
+    pub fn server_config(&self) -> Result<Option<ServerTlsConfig>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let identity = Identity::from_pem(read("TLS certificate", cert)?, read("TLS key", key)?);
+        let mut config = ServerTlsConfig::new().identity(identity);
+        if let Some(ca) = &self.tls_client_ca {
+            config = config.client_ca_root(Certificate::from_pem(read("client CA", ca)?));
+        }
+        Ok(Some(config))
+    }
+
+    /// Refuses plaintext on `addr` unless it is loopback or the operator
+    /// said so.
+    pub fn check_plaintext(&self, addr: SocketAddr) -> Result<()> {
+        if addr.ip().is_loopback() || self.insecure_plaintext {
+            return Ok(());
+        }
+        Err(GrpcError::PlaintextRefused { addr })
+    }
+}
+
+/// What clients trust and present: the CA their servers' certificates
+/// chain to (none: the public web roots) and, for mutual TLS, their own
+/// certificate and key.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "TLS")]
+pub struct ClientTlsArgs {
+    /// PEM CA that `https://` servers' certificates must chain to
+    /// [default: the public web roots].
+    #[arg(long, global = true, env = "MESH_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// PEM certificate to present to servers that require one (mutual TLS).
+    #[arg(long, global = true, env = "MESH_CLIENT_CERT", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+
+    /// PEM private key of --client-cert.
+    #[arg(long, global = true, env = "MESH_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+}
+
+/// What this process's clients trust; set once at start by the binaries.
+static CLIENT_TLS: RwLock<Option<ClientTlsArgs>> = RwLock::new(None);
+
+/// Makes every channel this process opens to an `https://` URL use `args`.
+pub fn set_client_tls(args: ClientTlsArgs) {
+    *CLIENT_TLS.write().unwrap_or_else(|p| p.into_inner()) = Some(args);
+}
+
+/// The client TLS configuration for `host`: the configured CA (or the
+/// public web roots) and client certificate.
+pub(crate) fn client_config(host: &str) -> Result<ClientTlsConfig> {
+    let args = CLIENT_TLS.read().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_default();
+    let mut config = ClientTlsConfig::new().domain_name(host);
+    config = match &args.ca_file {
+        Some(ca) => config.ca_certificate(Certificate::from_pem(read("CA file", ca)?)),
+        None => config.with_webpki_roots(),
+    };
+    if let (Some(cert), Some(key)) = (&args.client_cert, &args.client_key) {
+        config =
+            config.identity(Identity::from_pem(read("client certificate", cert)?, read("client key", key)?));
+    }
+    Ok(config)
+}

@@ -1,0 +1,126 @@
+//! TLS on the one server builder and the client helpers, with certificates
+//! made by rcgen for this test: a client trusting the server's CA connects,
+//! one trusting another CA or speaking plaintext does not; with mutual TLS a
+//! client needs a certificate from the client CA; plaintext is refused on an
+//! address other than loopback unless the flag says otherwise. One test
+//! function, since what a process's clients trust is set process-wide.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mesh_grpc::{ClientTlsArgs, MeshServer, TlsArgs, set_client_tls};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+/// A CA and, signed by it, certificates for `localhost` and `127.0.0.1`.
+struct Pki {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+fn pki(dir: &Path, name: &str) -> Pki {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let write = |file: &str, text: String| {
+        let path = dir.join(format!("{name}-{file}"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    Pki {
+        ca: write("ca.pem", ca_cert.pem()),
+        cert: write("cert.pem", cert.pem()),
+        key: write("key.pem", key.serialize_pem()),
+    }
+}
+
+/// Serves health on `addr` as `tls` says; returns the bound address.
+async fn serve(addr: &str, tls: TlsArgs) -> Result<std::net::SocketAddr, String> {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let bound = listener.local_addr().unwrap();
+    let server = MeshServer::new(&[], &[]).await.unwrap().tls(&tls);
+    let serving = tokio::spawn(server.serve(listener, std::future::pending()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if serving.is_finished() {
+        return Err(serving.await.unwrap().unwrap_err().to_string());
+    }
+    Ok(bound)
+}
+
+async fn check(url: &str) -> Result<(), String> {
+    let channel = mesh_grpc::client::channel(url, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    HealthClient::new(channel)
+        .check(HealthCheckRequest { service: String::new() })
+        .await
+        .map(|_| ())
+        .map_err(|status| status.to_string())
+}
+
+fn trust(ca: &Path, client: Option<&Pki>) {
+    set_client_tls(ClientTlsArgs {
+        ca_file: Some(ca.to_owned()),
+        client_cert: client.map(|c| c.cert.clone()),
+        client_key: client.map(|c| c.key.clone()),
+    });
+}
+
+#[tokio::test]
+async fn tls_servers_and_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, other, client) =
+        (pki(dir.path(), "server"), pki(dir.path(), "other"), pki(dir.path(), "client"));
+    let tls = TlsArgs {
+        tls_cert: Some(server.cert.clone()),
+        tls_key: Some(server.key.clone()),
+        ..TlsArgs::default()
+    };
+
+    // TLS: reached by name and by address with its CA; refused with another
+    // CA or in plaintext.
+    let addr = serve("127.0.0.1:0", tls.clone()).await.unwrap();
+    trust(&server.ca, None);
+    check(&format!("https://{addr}")).await.unwrap();
+    check(&format!("https://localhost:{}", addr.port())).await.unwrap();
+    assert!(check(&format!("http://{addr}")).await.is_err(), "plaintext to a TLS server");
+    trust(&other.ca, None);
+    assert!(check(&format!("https://{addr}")).await.is_err(), "a server whose CA is not trusted");
+
+    // Mutual TLS: a client certificate from the client CA is required.
+    let mutual = TlsArgs { tls_client_ca: Some(client.ca.clone()), ..tls.clone() };
+    let addr = serve("127.0.0.1:0", mutual).await.unwrap();
+    trust(&server.ca, None);
+    assert!(check(&format!("https://{addr}")).await.is_err(), "no client certificate");
+    trust(&server.ca, Some(&other));
+    assert!(check(&format!("https://{addr}")).await.is_err(), "a certificate from another CA");
+    trust(&server.ca, Some(&client));
+    check(&format!("https://{addr}")).await.unwrap();
+
+    // A missing file is named.
+    let missing = TlsArgs { tls_cert: Some(dir.path().join("nope.pem")), ..tls.clone() };
+    let error = serve("127.0.0.1:0", missing).await.unwrap_err();
+    assert!(error.starts_with("TLS: cannot read the TLS certificate "), "{error}");
+
+    // Plaintext: fine on loopback, refused elsewhere unless allowed.
+    let addr = serve("127.0.0.1:0", TlsArgs::default()).await.unwrap();
+    check(&format!("http://{addr}")).await.unwrap();
+    let refused = serve("0.0.0.0:0", TlsArgs::default()).await.unwrap_err();
+    assert!(
+        refused.starts_with("refusing to serve plaintext on 0.0.0.0:")
+            && refused.ends_with(
+                ", which is not a loopback address: give --tls-cert and --tls-key (MESH_TLS_CERT, \
+                 MESH_TLS_KEY), or --insecure-plaintext if a proxy in front terminates TLS"
+            ),
+        "{refused}"
+    );
+    serve("0.0.0.0:0", TlsArgs { insecure_plaintext: true, ..TlsArgs::default() }).await.unwrap();
+    serve("0.0.0.0:0", tls).await.unwrap();
+}
