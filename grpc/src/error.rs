@@ -24,6 +24,9 @@ pub enum GrpcError {
         #[source]
         source: std::io::Error,
     },
+    /// The trusted keys for tokens cannot be read.
+    #[error("authentication: {0}")]
+    Auth(String),
     /// A TLS file cannot be read or used.
     #[error("TLS: {0}")]
     Tls(String),

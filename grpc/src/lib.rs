@@ -6,6 +6,7 @@
 //! The registry, the domains and the CLI all build their servers and
 //! clients through this crate; none of them depends on another for plumbing.
 
+pub mod auth;
 pub mod client;
 pub mod codec;
 mod error;

@@ -1,0 +1,243 @@
+//! Verifying the bearer JWT a call carries: against the keys of a JWKS
+//! file (re-read when a token names a key it does not hold, so a rotated
+//! key is picked up without a restart), asymmetric algorithms only (EdDSA,
+//! ES256, RS256; `none` and HMAC refused), one audience, an optional
+//! issuer, expiry and not-before with a minute of clock skew, and a maximum
+//! lifetime. Roles come from a configurable claim, with groups mapped to
+//! roles, so a company IdP's tokens work as they are.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::RwLock;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+use tonic::Status;
+
+/// Clock skew allowed on `exp` and `nbf`, in seconds.
+const LEEWAY_SECONDS: u64 = 60;
+
+/// What a verifier accepts.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// The JWKS file holding the issuers' public keys.
+    pub jwks_file: PathBuf,
+    /// The `iss` tokens must carry, if any.
+    pub issuer: Option<String>,
+    /// The `aud` tokens must carry.
+    pub audience: String,
+    /// The longest a token may live (`exp - iat`).
+    pub max_lifetime: Duration,
+    /// The claim holding roles or groups; dots walk into objects
+    /// (`realm_access.roles` for Keycloak).
+    pub role_claim: String,
+    /// Group names mapped to mesh roles; other values are roles as they are.
+    pub role_map: HashMap<String, String>,
+}
+
+/// Who is calling, as a verified token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's `sub`.
+    pub subject: String,
+    /// The token's `iss` (empty when it has none).
+    pub issuer: String,
+    /// The caller's roles, after the group mapping.
+    pub roles: Vec<String>,
+}
+
+impl Principal {
+    /// Whether the caller holds `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+/// Why a token was not accepted; each becomes UNAUTHENTICATED with advice.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `authorization` header.
+    #[error("the call carries no bearer token; send `authorization: Bearer <token>` (mesh token print)")]
+    Missing,
+    /// The header or token is not a JWT.
+    #[error("the bearer token is not a well-formed JWT ({0}); send `authorization: Bearer <token>`")]
+    Malformed(String),
+    /// An algorithm other than EdDSA, ES256 or RS256.
+    #[error("the token's algorithm `{0}` is not accepted; tokens must be signed with EdDSA, ES256 or RS256")]
+    UnsupportedAlgorithm(String),
+    /// No key with the token's `kid`.
+    #[error(
+        "the token was signed by an unknown key (kid `{0}`); get a token from an issuer this service trusts"
+    )]
+    UnknownKey(String),
+    /// The signature does not verify.
+    #[error("the token's signature does not verify; get a new token from the issuer")]
+    BadSignature,
+    /// Past `exp`.
+    #[error("the token has expired; get a new one (mesh login, or mesh token issue)")]
+    Expired,
+    /// Before `nbf`.
+    #[error("the token is not valid yet (nbf is in the future); check the clocks")]
+    NotYetValid,
+    /// Another `aud`.
+    #[error("the token is for another audience; this service accepts `{0}`")]
+    WrongAudience(String),
+    /// Another `iss`.
+    #[error("the token is from another issuer; this service accepts `{0}`")]
+    WrongIssuer(String),
+    /// A required claim is missing.
+    #[error("the token has no `{0}` claim")]
+    MissingClaim(String),
+    /// `exp - iat` beyond the maximum.
+    #[error(
+        "the token lives {lifetime} s, longer than the {max} s this service accepts; get a shorter-lived token"
+    )]
+    TooLong {
+        /// The token's lifetime in seconds.
+        lifetime: i64,
+        /// The maximum in seconds.
+        max: u64,
+    },
+    /// The JWKS file cannot be read.
+    #[error("the service cannot read its trusted keys; its log says why")]
+    Keys,
+}
+
+impl From<AuthError> for Status {
+    fn from(error: AuthError) -> Self {
+        Status::unauthenticated(error.to_string())
+    }
+}
+
+/// Verifies bearer tokens as its configuration says.
+#[derive(Debug)]
+pub struct Verifier {
+    config: VerifierConfig,
+    keys: RwLock<(JwkSet, Option<SystemTime>)>,
+}
+
+impl Verifier {
+    /// A verifier reading its keys from the configured JWKS file.
+    pub fn new(config: VerifierConfig) -> crate::Result<Self> {
+        let keys = read_keys(&config.jwks_file)?;
+        Ok(Self { config, keys: RwLock::new(keys) })
+    }
+
+    /// The principal an `authorization` header value proves.
+    pub fn verify(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+        let header = authorization.ok_or(AuthError::Missing)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| AuthError::Malformed("the header does not start with `Bearer `".into()))?
+            .trim();
+        let (alg, kid) = header_fields(token)?;
+        let algorithm = match alg.as_str() {
+            "EdDSA" => Algorithm::EdDSA,
+            "ES256" => Algorithm::ES256,
+            "RS256" => Algorithm::RS256,
+            _ => return Err(AuthError::UnsupportedAlgorithm(alg)),
+        };
+        let kid = kid.ok_or_else(|| AuthError::Malformed("the header names no key (kid)".into()))?;
+        let key = self.key(&kid)?;
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
+        validation.set_audience(&[&self.config.audience]);
+        if let Some(issuer) = &self.config.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "aud"]);
+        let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
+            .map_err(|e| self.explain(e.into_kind()))?
+            .claims;
+        let lifetime = claims["exp"].as_i64().unwrap_or(0) - claims["iat"].as_i64().unwrap_or(0);
+        let max = self.config.max_lifetime.as_secs();
+        if lifetime > max as i64 {
+            return Err(AuthError::TooLong { lifetime, max });
+        }
+        Ok(Principal {
+            subject: claims["sub"].as_str().unwrap_or_default().to_owned(),
+            issuer: claims["iss"].as_str().unwrap_or_default().to_owned(),
+            roles: self.roles(&claims),
+        })
+    }
+
+    /// The decoding key with `kid`, re-reading the JWKS file once if it
+    /// changed since it was read.
+    fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
+        let found = |set: &JwkSet| set.find(kid).map(DecodingKey::from_jwk);
+        if let Some(key) = found(&self.keys.read().unwrap_or_else(|p| p.into_inner()).0) {
+            return key.map_err(|_| AuthError::UnknownKey(kid.to_owned()));
+        }
+        let modified = std::fs::metadata(&self.config.jwks_file).and_then(|m| m.modified()).ok();
+        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        if modified != keys.1 {
+            *keys = read_keys(&self.config.jwks_file).map_err(|error| {
+                tracing::error!(%error, "cannot re-read the trusted keys");
+                AuthError::Keys
+            })?;
+        }
+        match found(&keys.0) {
+            Some(key) => key.map_err(|_| AuthError::UnknownKey(kid.to_owned())),
+            None => Err(AuthError::UnknownKey(kid.to_owned())),
+        }
+    }
+
+    fn explain(&self, kind: jsonwebtoken::errors::ErrorKind) -> AuthError {
+        use jsonwebtoken::errors::ErrorKind;
+        match kind {
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+            ErrorKind::InvalidAudience => AuthError::WrongAudience(self.config.audience.clone()),
+            ErrorKind::InvalidIssuer => {
+                AuthError::WrongIssuer(self.config.issuer.clone().unwrap_or_default())
+            }
+            ErrorKind::InvalidSignature => AuthError::BadSignature,
+            ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim),
+            ErrorKind::InvalidAlgorithm => AuthError::UnsupportedAlgorithm("for this key".into()),
+            other => AuthError::Malformed(format!("{other:?}")),
+        }
+    }
+
+    /// The roles in the configured claim, groups mapped.
+    fn roles(&self, claims: &Value) -> Vec<String> {
+        let mut value = claims;
+        for part in self.config.role_claim.split('.') {
+            value = &value[part];
+        }
+        let names: Vec<&str> = match value {
+            Value::String(one) => one.split_whitespace().collect(),
+            Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        names
+            .into_iter()
+            .map(|n| self.config.role_map.get(n).cloned().unwrap_or_else(|| n.to_owned()))
+            .collect()
+    }
+}
+
+/// `alg` and `kid` from the token's header, read without trusting it.
+fn header_fields(token: &str) -> Result<(String, Option<String>), AuthError> {
+    let encoded = token.split('.').next().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(encoded.trim_end_matches('='))
+        .map_err(|_| AuthError::Malformed("the header is not base64url".into()))?;
+    let header: Value =
+        serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed("the header is not JSON".into()))?;
+    let alg = header["alg"].as_str().ok_or_else(|| AuthError::Malformed("the header names no alg".into()))?;
+    Ok((alg.to_owned(), header["kid"].as_str().map(str::to_owned)))
+}
+
+fn read_keys(path: &std::path::Path) -> crate::Result<(JwkSet, Option<SystemTime>)> {
+    let unreadable =
+        |e: String| crate::GrpcError::Auth(format!("cannot read the JWKS file {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
+    let set: JwkSet = serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    Ok((set, modified))
+}
