@@ -7,6 +7,7 @@
 //! clients through this crate; none of them depends on another for plumbing.
 
 pub mod auth;
+pub mod authenticate;
 pub mod client;
 pub mod codec;
 mod error;

@@ -43,6 +43,7 @@ pub struct MeshServer {
     services: Vec<String>,
     shutdown_grace: Duration,
     tls: crate::tls::TlsArgs,
+    authenticate: crate::authenticate::Authenticate,
 }
 
 impl std::fmt::Debug for MeshServer {
@@ -68,7 +69,14 @@ impl MeshServer {
             services: services.iter().map(|s| (*s).to_owned()).collect(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             tls: Default::default(),
+            authenticate: Default::default(),
         })
+    }
+
+    /// Requires tokens on calls as `authenticate` says (none by default).
+    pub fn authenticate(mut self, authenticate: crate::authenticate::Authenticate) -> Self {
+        self.authenticate = authenticate;
+        self
     }
 
     /// Serves TLS as `tls` says (plaintext when it names no certificate,
@@ -142,6 +150,7 @@ impl MeshServer {
             builder = builder.tls_config(tls).map_err(|e| crate::GrpcError::Tls(e.to_string()))?;
         }
         let serving = builder
+            .layer(self.authenticate)
             .initial_stream_window_size(Some(STREAM_WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))

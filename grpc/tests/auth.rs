@@ -145,3 +145,72 @@ fn tokens_are_verified_against_the_trusted_keys() {
     write_jwks(&jwks, &[&jwk, &next_jwk]);
     assert_eq!(verify(&sign(&next, "k2", &claims(json!({})))).unwrap().subject, "analyst-kim");
 }
+
+/// Calls `path` (a raw unary method) on `channel` with `token`, if any.
+async fn call(
+    channel: tonic::transport::Channel,
+    path: &'static str,
+    token: Option<&str>,
+) -> Result<bytes::Bytes, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let mut request = tonic::Request::new(bytes::Bytes::from_static(b"ping"));
+    if let Some(token) = token {
+        request.metadata_mut().insert("authorization", token.parse().unwrap());
+    }
+    let path = http::uri::PathAndQuery::from_static(path);
+    grpc.unary(request, path, mesh_grpc::codec::RawCodec).await.map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn the_server_requires_a_token_except_for_health_and_reflection() {
+    use std::sync::Arc;
+
+    use mesh_grpc::MeshServer;
+    use mesh_grpc::authenticate::Authenticate;
+    use mesh_grpc::unary::RawUnaryRoute;
+
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    let (signing, jwk, _) = key("k1");
+    write_jwks(&jwks, &[&jwk]);
+    let verifier = Arc::new(
+        Verifier::new(VerifierConfig {
+            jwks_file: jwks,
+            issuer: None,
+            audience: "woori-mesh".into(),
+            max_lifetime: Duration::from_secs(3600),
+            role_claim: "groups".into(),
+            role_map: HashMap::new(),
+        })
+        .unwrap(),
+    );
+    let echo = RawUnaryRoute::new(Arc::new(|request| Box::pin(async move { Ok(request) })));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = MeshServer::new(&[], &[])
+        .await
+        .unwrap()
+        .route("/test.Echo/Ping", echo)
+        .authenticate(Authenticate::new(verifier));
+    tokio::spawn(server.serve(listener, std::future::pending()));
+    let channel = mesh_grpc::client::channel(&format!("http://{addr}"), Duration::from_secs(5)).unwrap();
+
+    let refused = call(channel.clone(), "/test.Echo/Ping", None).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert_eq!(
+        refused.message(),
+        "the call carries no bearer token; send `authorization: Bearer <token>` (mesh token print)"
+    );
+    let token = sign(&signing, "k1", &claims(json!({"exp": now() + 600})));
+    assert_eq!(call(channel.clone(), "/test.Echo/Ping", Some(&token)).await.unwrap(), "ping");
+    let expired = sign(&signing, "k1", &claims(json!({"iat": now() - 7200, "exp": now() - 3600})));
+    let refused = call(channel.clone(), "/test.Echo/Ping", Some(&expired)).await.unwrap_err();
+    assert_eq!(refused.message(), "the token has expired; get a new one (mesh login, or mesh token issue)");
+
+    // Health and reflection stay open.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap();
+    let listed = mesh_grpc::reflection::reflected_services(channel).await.unwrap();
+    assert!(listed.iter().any(|s| s == "grpc.health.v1.Health"), "{listed:?}");
+}

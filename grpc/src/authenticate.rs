@@ -1,0 +1,103 @@
+//! The authentication layer of the one server builder: every call must
+//! carry a bearer token the service's [`Verifier`] accepts, except health
+//! and reflection (orchestrators and grpcurl need them), each of which can
+//! be closed too. The verified [`Principal`] rides in the request's
+//! extensions for the service to authorize with.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tonic::Status;
+use tonic::body::Body;
+
+use crate::auth::Verifier;
+use crate::unary::BoxFuture;
+
+/// Path prefixes of the health service and of reflection v1 and v1alpha.
+const HEALTH: &str = "/grpc.health.v1.Health/";
+const REFLECTION: [&str; 2] =
+    ["/grpc.reflection.v1.ServerReflection/", "/grpc.reflection.v1alpha.ServerReflection/"];
+
+/// Which calls need a token, and who checks it; without a verifier every
+/// call passes (a service not configured for authentication).
+#[derive(Debug, Clone, Default)]
+pub struct Authenticate {
+    verifier: Option<Arc<Verifier>>,
+    close_health: bool,
+    close_reflection: bool,
+}
+
+impl Authenticate {
+    /// Requires tokens `verifier` accepts on every call but health and reflection.
+    pub fn new(verifier: Arc<Verifier>) -> Self {
+        Self { verifier: Some(verifier), close_health: false, close_reflection: false }
+    }
+
+    /// Requires a token for health (`close`) too.
+    pub fn close_health(mut self, close: bool) -> Self {
+        self.close_health = close;
+        self
+    }
+
+    /// Requires a token for reflection (`close`) too.
+    pub fn close_reflection(mut self, close: bool) -> Self {
+        self.close_reflection = close;
+        self
+    }
+
+    fn is_open(&self, path: &str) -> bool {
+        (!self.close_health && path.starts_with(HEALTH))
+            || (!self.close_reflection && REFLECTION.iter().any(|prefix| path.starts_with(prefix)))
+    }
+}
+
+impl<S> tower::Layer<S> for Authenticate {
+    type Service = Authenticated<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticated { inner, auth: self.clone() }
+    }
+}
+
+/// A service behind [`Authenticate`].
+#[derive(Debug, Clone)]
+pub struct Authenticated<S> {
+    inner: S,
+    auth: Authenticate,
+}
+
+impl<S> tower::Service<http::Request<Body>> for Authenticated<S>
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        // The clone is ready only if the original was: swap them.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let Some(verifier) = self.auth.verifier.as_ref().filter(|_| !self.auth.is_open(request.uri().path()))
+        else {
+            return Box::pin(inner.call(request));
+        };
+        let header = request.headers().get(http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
+        match verifier.verify(header) {
+            Ok(principal) => {
+                request.extensions_mut().insert(principal);
+                Box::pin(inner.call(request))
+            }
+            Err(error) => {
+                tracing::info!(path = request.uri().path(), %error, "call refused");
+                let response = Status::from(error).into_http();
+                Box::pin(async move { Ok(response) })
+            }
+        }
+    }
+}
