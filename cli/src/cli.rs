@@ -53,8 +53,46 @@ pub(crate) enum Command {
     /// Write the synthetic Woori Card customer-spending file.
     #[cfg(feature = "local")]
     Generate(GenerateArgs),
+    /// Issue a token with the local issuer, or print the token in use.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Print shell completions.
     Completions(CompletionsArgs),
+}
+
+/// `mesh token ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Sign a token with the local issuer (created in --issuer-dir on first use).
+    ///
+    /// Examples:
+    ///   mesh token issue --sub kim --role analyst --ttl 8h
+    ///   export MESH_TOKEN=$(mesh token issue --sub ci --role admin --ttl 1h)
+    #[command(verbatim_doc_comment)]
+    Issue(TokenIssueArgs),
+    /// Print the token calls carry (MESH_TOKEN), e.g. for grpcurl:
+    /// grpcurl -H "authorization: Bearer $(mesh token print)" ...
+    Print,
+}
+
+/// Flags of `mesh token issue`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TokenIssueArgs {
+    /// The principal the token names (its `sub`).
+    #[arg(long)]
+    pub sub: String,
+    /// A role the token grants; repeat for several.
+    #[arg(long = "role")]
+    pub roles: Vec<String>,
+    /// How long the token lives, at most 30 days.
+    #[arg(long, default_value = "8h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    /// The audience the token is for.
+    #[arg(long, default_value = mesh_grpc::issuer::DEFAULT_AUDIENCE)]
+    pub audience: String,
+    /// Where the local issuer keeps its key and JWKS.
+    #[arg(long, env = "MESH_ISSUER_DIR", default_value = ".mesh/issuer")]
+    pub issuer_dir: std::path::PathBuf,
 }
 
 /// Flags of `mesh products`.

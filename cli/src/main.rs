@@ -32,6 +32,7 @@ async fn main() -> std::process::ExitCode {
         Command::Up(args) => commands::up::run(args).await,
         #[cfg(feature = "local")]
         Command::Generate(args) => commands::generate::run(args),
+        Command::Token(command) => commands::token::run(command),
         Command::Completions(args) => {
             commands::completions::run(args);
             Ok(())

@@ -11,6 +11,7 @@ pub mod authenticate;
 pub mod client;
 pub mod codec;
 mod error;
+pub mod issuer;
 pub mod private_files;
 pub mod reflection;
 pub mod server;

@@ -8,5 +8,6 @@ pub(crate) mod generate;
 pub(crate) mod health;
 pub(crate) mod products;
 pub(crate) mod query;
+pub(crate) mod token;
 #[cfg(feature = "local")]
 pub(crate) mod up;
