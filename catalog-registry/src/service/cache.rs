@@ -147,3 +147,34 @@ impl ProductCache {
             .insert((product.to_owned(), version), Entry { generation, answer: Arc::clone(answer) });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mesh_contracts::catalog::{GetProductResponse, Product};
+
+    use super::*;
+
+    fn answer(id: &str) -> Arc<EncodedAnswer> {
+        let product = Product { product_id: id.into(), ..Default::default() };
+        Arc::new(EncodedAnswer::new(GetProductResponse { product: Some(product), ..Default::default() }, 0))
+    }
+
+    #[test]
+    fn a_write_to_one_product_keeps_the_others_cached() {
+        let cache = ProductCache::default();
+        for id in ["a.one", "b.two"] {
+            cache.put(id, 0, cache.generation(id), &answer(id));
+        }
+        cache.invalidate_product("a.one");
+        assert!(cache.get("a.one", 0, 1).is_none());
+        assert!(cache.get("b.two", 0, 1).is_some());
+        // An answer read before the write is not stored as current.
+        let stale = cache.generation("b.two");
+        cache.invalidate_product("b.two");
+        cache.put("b.two", 0, stale, &answer("b.two"));
+        assert!(cache.get("b.two", 0, 1).is_none());
+        cache.invalidate();
+        cache.put("a.one", 0, cache.generation("a.one"), &answer("a.one"));
+        assert!(cache.get("a.one", 0, 1).is_some());
+    }
+}
