@@ -216,6 +216,19 @@ mod tests {
 
     use super::*;
 
+    /// Every row of `batch`, read to the end.
+    fn read_all<'a>(reader: &RowReader, batch: &'a [u8]) -> Vec<Vec<Cell<'a>>> {
+        let mut seen = Vec::new();
+        let flow = reader
+            .read(batch, |cells| {
+                seen.push(cells.to_vec());
+                Ok(ControlFlow::Continue(()))
+            })
+            .unwrap();
+        assert_eq!(flow, ControlFlow::Continue(()));
+        seen
+    }
+
     #[test]
     fn reads_what_prost_writes() {
         use mesh_contracts::woori::payment::v1::{CardSpending, QueryResponse};
@@ -237,14 +250,7 @@ mod tests {
         let columns: Vec<_> =
             ["seq", "tot_use_am", "bas_yh"].iter().map(|n| row.get_field_by_name(n).unwrap()).collect();
         let reader = RowReader::new(1, &columns).unwrap();
-        let mut seen = Vec::new();
-        let flow = reader
-            .read(&batch, |cells| {
-                seen.push(cells.to_vec());
-                Ok(ControlFlow::Continue(()))
-            })
-            .unwrap();
-        assert_eq!(flow, ControlFlow::Continue(()));
+        let seen = read_all(&reader, &batch);
         assert_eq!(seen.len(), 2);
         assert_eq!(seen[0], [Cell::Text(b"7"), Cell::Int(1 << 40), Cell::Text(b"2024Q1")]);
         assert_eq!(seen[1], [Cell::Text(b"8"), Cell::Int(0), Cell::Text(b"")]);
@@ -298,14 +304,6 @@ mod tests {
         row_bytes.extend([tag as u8, 9]);
         let mut batch = vec![0x0a, row_bytes.len() as u8];
         batch.extend(row_bytes);
-        let mut seen = Vec::new();
-        let flow = reader
-            .read(&batch, |cells| {
-                seen.push(cells.to_vec());
-                Ok(ControlFlow::Continue(()))
-            })
-            .unwrap();
-        assert_eq!(flow, ControlFlow::Continue(()));
-        assert_eq!(seen, [vec![Cell::Int(5), Cell::Int(9)]]);
+        assert_eq!(read_all(&reader, &batch), [vec![Cell::Int(5), Cell::Int(9)]]);
     }
 }

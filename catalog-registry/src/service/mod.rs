@@ -83,8 +83,9 @@ impl CatalogService for Catalog {
         &self,
         request: Request<RenewLeaseRequest>,
     ) -> Result<Response<RenewLeaseResponse>, Status> {
-        let name = &request.get_ref().name;
-        let product = name.strip_prefix("products/").unwrap_or(name).to_owned();
+        // A name that does not validate is refused without writing anything.
+        let product =
+            crate::validate::product_name("name", &request.get_ref().name).unwrap_or_default().to_owned();
         respond(self.writing_to(&product, self.renew_lease(request.into_inner()))).await
     }
 

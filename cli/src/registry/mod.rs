@@ -61,41 +61,39 @@ impl Registry {
     }
 
     /// Every product matching `filter`, all pages (at most [`MAX_PAGES`]).
-    pub(crate) async fn products(&mut self, mut filter: ListProductsRequest) -> Result<Vec<Product>> {
-        let mut products = Vec::new();
-        filter.page_size = 1000;
-        for _ in 0..MAX_PAGES {
-            let page = self
-                .client
-                .list_products(filter.clone())
-                .await
-                .map_err(|s| self.status_error(s))?
-                .into_inner();
-            products.extend(page.products);
-            if page.next_page_token.is_empty() {
-                return Ok(products);
-            }
-            filter.page_token = page.next_page_token;
-        }
-        Err(too_many_pages(&self.url))
+    pub(crate) async fn products(&mut self, filter: ListProductsRequest) -> Result<Vec<Product>> {
+        self.all_pages(async |registry, page_token| {
+            let request = ListProductsRequest { page_size: 1000, page_token, ..filter.clone() };
+            let page = registry.client.list_products(request).await?.into_inner();
+            Ok((page.products, page.next_page_token))
+        })
+        .await
     }
 
-    /// Every domain, all pages.
+    /// Every domain, all pages (at most [`MAX_PAGES`]).
     pub(crate) async fn domains(&mut self) -> Result<Vec<Domain>> {
-        let mut domains = Vec::new();
-        let mut request = ListDomainsRequest { page_size: 1000, page_token: String::new() };
+        self.all_pages(async |registry, page_token| {
+            let request = ListDomainsRequest { page_size: 1000, page_token };
+            let page = registry.client.list_domains(request).await?.into_inner();
+            Ok((page.domains, page.next_page_token))
+        })
+        .await
+    }
+
+    /// The items of every page `fetch` returns for a page token (its items
+    /// and the next token), from the first until a page has no next token.
+    async fn all_pages<T>(
+        &mut self,
+        mut fetch: impl AsyncFnMut(&mut Self, String) -> Result<(Vec<T>, String), tonic::Status>,
+    ) -> Result<Vec<T>> {
+        let (mut items, mut token) = (Vec::new(), String::new());
         for _ in 0..MAX_PAGES {
-            let page = self
-                .client
-                .list_domains(request.clone())
-                .await
-                .map_err(|s| self.status_error(s))?
-                .into_inner();
-            domains.extend(page.domains);
-            if page.next_page_token.is_empty() {
-                return Ok(domains);
+            let (page, next) = fetch(self, token).await.map_err(|s| self.status_error(s))?;
+            items.extend(page);
+            if next.is_empty() {
+                return Ok(items);
             }
-            request.page_token = page.next_page_token;
+            token = next;
         }
         Err(too_many_pages(&self.url))
     }
