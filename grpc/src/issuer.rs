@@ -142,6 +142,7 @@ mod tests {
             err.to_string(),
             "authentication: a token's lifetime must be between 1 s and 30 days (--ttl)"
         );
-        assert!(issuer.issue(" ", &[], Duration::from_secs(60), DEFAULT_AUDIENCE).is_err());
+        let err = issuer.issue(" ", &[], Duration::from_secs(60), DEFAULT_AUDIENCE).unwrap_err();
+        assert_eq!(err.to_string(), "authentication: a token needs a subject (--sub)");
     }
 }

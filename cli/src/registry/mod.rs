@@ -175,3 +175,40 @@ pub(crate) fn unknown_product(product: &str, known: &[String]) -> String {
         format!("unknown product `{product}`; did you mean {}?", suggestions.join(", "))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use mesh_contracts::catalog::ListDomainsResponse;
+    use mesh_grpc::unary::RawUnaryRoute;
+    use prost::Message;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_registry_that_never_stops_paging_is_cut_off() {
+        let endless = RawUnaryRoute::new(Arc::new(|_| {
+            Box::pin(async {
+                let page =
+                    ListDomainsResponse { domains: vec![Domain::default()], next_page_token: "more".into() };
+                Ok(bytes::Bytes::from(page.encode_to_vec()))
+            })
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = mesh_grpc::MeshServer::new(&[], &[])
+            .await
+            .unwrap()
+            .route("/mesh.catalog.v1.CatalogService/ListDomains", endless);
+        tokio::spawn(server.serve(listener, std::future::pending()));
+        let error = Registry::new(&url, Duration::from_secs(5)).unwrap().domains().await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "the registry at {url} sent more than 100 pages for one listing; narrow it with --domain, \
+                 --owner, --tag or --search"
+            )
+        );
+    }
+}
