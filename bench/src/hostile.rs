@@ -13,8 +13,10 @@ use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::catalog::{GetProductRequest, ProductView, ServingStatus};
 use mesh_contracts::product::{DescribeRequest, QueryRequest};
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
+use mesh_grpc::Credentials;
 use tonic::Code;
-use tonic::transport::Channel;
+
+use crate::mesh::connect;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -62,6 +64,7 @@ struct Up {
     child: Child,
     registry: String,
     payment: String,
+    credentials: Credentials,
 }
 
 impl Drop for Up {
@@ -90,6 +93,7 @@ fn start_up(data: &Path, customers: u64, quarters: u32) -> Result<Up> {
         .args(["--base-port", &base.to_string(), "--lease-ttl", &format!("{}s", LEASE.as_secs())])
         .arg("--data-dir")
         .arg(data)
+        .env("MESH_CONFIG_DIR", data.join("profiles"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -106,6 +110,7 @@ fn start_up(data: &Path, customers: u64, quarters: u32) -> Result<Up> {
         child,
         registry: format!("http://127.0.0.1:{base}"),
         payment: format!("http://127.0.0.1:{}", base + 2),
+        credentials: Credentials::token(&crate::mesh::bench_token(&data.join("issuer"))?)?,
     })
 }
 
@@ -120,9 +125,9 @@ fn rss_mib(pid: u32, field: &str) -> Result<f64> {
 
 /// p99 of `n` sequential Describe calls and of `n` health checks, each on
 /// a connection of its own.
-async fn control_p99(url: &str, n: usize) -> Result<(Duration, Duration)> {
-    let mut client = CardSpendingServiceClient::new(Channel::from_shared(url.to_owned())?.connect().await?);
-    let mut health = HealthClient::new(Channel::from_shared(url.to_owned())?.connect().await?);
+async fn control_p99(url: &str, credentials: &Credentials, n: usize) -> Result<(Duration, Duration)> {
+    let mut client = CardSpendingServiceClient::new(connect(url, credentials).await?);
+    let mut health = HealthClient::new(connect(url, credentials).await?);
     let (mut describe, mut checks) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..n {
         let started = Instant::now();
@@ -136,14 +141,14 @@ async fn control_p99(url: &str, n: usize) -> Result<(Duration, Duration)> {
     Ok((percentiles(describe).1, percentiles(checks).1))
 }
 
-async fn registry_rate(url: &str) -> Result<f64> {
+async fn registry_rate(url: &str, credentials: &Credentials) -> Result<f64> {
     let call = GetProductCall { known_fingerprint: String::new(), view: ProductView::Basic, decode: true };
-    Ok(registry_load(url, Duration::from_secs(2), 2, &call).await?.0.0)
+    Ok(registry_load(url, credentials, Duration::from_secs(2), 2, &call).await?.0.0)
 }
 
 /// Every row of the product, counted by a typed client.
-async fn export(url: String) -> Result<u64> {
-    let mut client = CardSpendingServiceClient::new(Channel::from_shared(url)?.connect().await?)
+async fn export(url: String, credentials: Credentials) -> Result<u64> {
+    let mut client = CardSpendingServiceClient::new(connect(&url, &credentials).await?)
         .max_decoding_message_size(64 << 20);
     let mut stream = client.query(QueryRequest::default()).await?.into_inner();
     let mut rows = 0;
@@ -159,10 +164,10 @@ pub(crate) async fn run(data: &Path, customers: u64, quarters: u32) -> Result<Ho
     let pid = up.child.id();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_idle = rss_mib(pid, "VmRSS")?;
-    let (describe_before, health_before) = control_p99(&up.payment, 200).await?;
-    let registry_before = registry_rate(&up.registry).await?;
+    let (describe_before, health_before) = control_p99(&up.payment, &up.credentials, 200).await?;
+    let registry_before = registry_rate(&up.registry, &up.credentials).await?;
     let total_rows = {
-        let channel = Channel::from_shared(up.payment.clone())?.connect().await?;
+        let channel = connect(&up.payment, &up.credentials).await?;
         CardSpendingServiceClient::new(channel)
             .describe(DescribeRequest::default())
             .await?
@@ -173,7 +178,7 @@ pub(crate) async fn run(data: &Path, customers: u64, quarters: u32) -> Result<Ho
     // 600 streams that never read, over 4 connections.
     let mut channels = Vec::new();
     for _ in 0..IDLE_CONNECTIONS {
-        channels.push(Channel::from_shared(up.payment.clone())?.connect().await?);
+        channels.push(connect(&up.payment, &up.credentials).await?);
     }
     let (held_tx, mut held_rx) = tokio::sync::mpsc::unbounded_channel();
     let (refused_tx, mut refused_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -207,11 +212,11 @@ pub(crate) async fn run(data: &Path, customers: u64, quarters: u32) -> Result<Ho
     }
     let admitted = held.len();
     let queued = IDLE_STREAMS - admitted - refused;
-    let (describe_during, health_during) = control_p99(&up.payment, 200).await?;
-    let registry_during = registry_rate(&up.registry).await?;
+    let (describe_during, health_during) = control_p99(&up.payment, &up.credentials, 200).await?;
+    let registry_during = registry_rate(&up.registry, &up.credentials).await?;
     let rss_streams = rss_mib(pid, "VmRSS")?;
     tokio::time::sleep(LEASE * 2 + Duration::from_secs(1)).await;
-    let mut catalog = CatalogServiceClient::new(Channel::from_shared(up.registry.clone())?.connect().await?);
+    let mut catalog = CatalogServiceClient::new(connect(&up.registry, &up.credentials).await?);
     let entry = catalog
         .get_product(GetProductRequest { name: "payment.card_spending".into(), ..Default::default() })
         .await?
@@ -224,15 +229,18 @@ pub(crate) async fn run(data: &Path, customers: u64, quarters: u32) -> Result<Ho
         task.abort();
     }
     drop(channels);
-    let fresh_rows = tokio::time::timeout(Duration::from_secs(300), export(up.payment.clone())).await??;
+    let fresh_rows =
+        tokio::time::timeout(Duration::from_secs(300), export(up.payment.clone(), up.credentials.clone()))
+            .await??;
 
     // One export alone, then 64 at once.
     let started = Instant::now();
-    let single = export(up.payment.clone()).await?;
+    let single = export(up.payment.clone(), up.credentials.clone()).await?;
     let single_rate = single as f64 / started.elapsed().as_secs_f64();
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").context("resetting the peak RSS")?;
     let started = Instant::now();
-    let exports: Vec<_> = (0..EXPORTS).map(|_| tokio::spawn(export(up.payment.clone()))).collect();
+    let exports: Vec<_> =
+        (0..EXPORTS).map(|_| tokio::spawn(export(up.payment.clone(), up.credentials.clone()))).collect();
     let mut complete_exports = 0;
     let mut delivered = 0u64;
     for export in exports {

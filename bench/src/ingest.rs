@@ -81,19 +81,30 @@ pub(crate) fn bare_insert(dir: &Path, file: &Path) -> Result<(u64, f64)> {
 }
 
 /// The insight rebuild: joined rows and seconds.
-pub(crate) async fn insight_rebuild(product: &Arc<Product>, registry: &str) -> Result<(u64, f64)> {
+pub(crate) async fn insight_rebuild(
+    product: &Arc<Product>,
+    registry: &str,
+    credentials: &mesh_grpc::Credentials,
+) -> Result<(u64, f64)> {
     let started = Instant::now();
-    let response = insight::build::rebuild(product, registry, 5).await?;
+    let sources =
+        insight::build::Sources { registry_url: registry.to_owned(), credentials: credentials.clone() };
+    let response = insight::build::rebuild(product, &sources, 5).await?;
     Ok((response.joined_rows as u64, started.elapsed().as_secs_f64()))
 }
 
 /// The two source streams alone, with the projections the rebuild uses.
-pub(crate) async fn source_streams(customer_url: &str, payment_url: &str) -> Result<f64> {
+pub(crate) async fn source_streams(
+    customer_url: &str,
+    payment_url: &str,
+    credentials: &mesh_grpc::Credentials,
+) -> Result<f64> {
     let mask = |paths: &[&str]| {
         Some(prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() })
     };
     let started = Instant::now();
-    let mut customers = CustomerProfileServiceClient::connect(customer_url.to_owned()).await?;
+    let mut customers =
+        CustomerProfileServiceClient::new(crate::mesh::connect(customer_url, credentials).await?);
     let mut stream = customers
         .query(QueryRequest {
             read_mask: mask(&["bas_yh", "seq", "life_stage", "hous_sido_nm", "mbr_rk"]),
@@ -102,7 +113,7 @@ pub(crate) async fn source_streams(customer_url: &str, payment_url: &str) -> Res
         .await?
         .into_inner();
     while stream.message().await?.is_some() {}
-    let mut payments = CardSpendingServiceClient::connect(payment_url.to_owned()).await?;
+    let mut payments = CardSpendingServiceClient::new(crate::mesh::connect(payment_url, credentials).await?);
     let mut paths: Vec<String> = ["bas_yh", "seq", "tot_use_am"].map(String::from).to_vec();
     paths.extend(BROAD_COLUMNS.iter().map(|c| c.to_ascii_lowercase()));
     let paths: Vec<&str> = paths.iter().map(String::as_str).collect();

@@ -11,8 +11,8 @@ use mesh_contracts::catalog::{GetProductRequest, ProductView};
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
 use mesh_grpc::codec::RawCodec;
+use mesh_grpc::{Credentials, MeshChannel};
 use prost::Message;
-use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -27,11 +27,12 @@ pub(crate) fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
 /// empty unary call (health check), `n` each, on one connection.
 pub(crate) async fn selective_query(
     url: &str,
+    credentials: &Credentials,
     seq: &str,
     quarter: &str,
     n: usize,
 ) -> Result<(Vec<Duration>, Vec<Duration>)> {
-    let channel = Channel::from_shared(url.to_owned())?.connect().await?;
+    let channel = crate::mesh::connect(url, credentials).await?;
     let mut client = CardSpendingServiceClient::new(channel.clone());
     let mut health = HealthClient::new(channel);
     let request =
@@ -62,18 +63,19 @@ pub(crate) async fn selective_query(
 /// spread over `connections` connections, for `duration`.
 async fn load<F, Fut>(
     url: &str,
+    credentials: &Credentials,
     connections: usize,
     in_flight: usize,
     duration: Duration,
     call: F,
 ) -> Result<(f64, Vec<Duration>)>
 where
-    F: Fn(Channel) -> Fut + Send + Sync + Clone + 'static,
+    F: Fn(MeshChannel) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = Result<()>> + Send,
 {
     let mut channels = Vec::new();
     for _ in 0..connections {
-        channels.push(Channel::from_shared(url.to_owned())?.connect().await?);
+        channels.push(crate::mesh::connect(url, credentials).await?);
     }
     let deadline = Instant::now() + duration;
     let mut tasks = Vec::new();
@@ -111,7 +113,7 @@ pub(crate) struct GetProductCall {
 }
 
 impl GetProductCall {
-    async fn call(&self, channel: Channel) -> Result<()> {
+    async fn call(&self, channel: MeshChannel) -> Result<()> {
         let request = GetProductRequest {
             name: "payment.card_spending".into(),
             version: 0,
@@ -136,6 +138,7 @@ impl GetProductCall {
 /// `duration` each, so drift in the machine's speed touches both alike.
 pub(crate) async fn registry_load(
     url: &str,
+    credentials: &Credentials,
     duration: Duration,
     rounds: usize,
     call: &GetProductCall,
@@ -144,14 +147,14 @@ pub(crate) async fn registry_load(
     for _ in 0..rounds {
         let call = call.clone();
         get.add(
-            load(url, 4, 64, duration, move |channel| {
+            load(url, credentials, 4, 64, duration, move |channel| {
                 let call = call.clone();
                 async move { call.call(channel).await }
             })
             .await?,
         );
         trivial.add(
-            load(url, 4, 64, duration, |channel| async move {
+            load(url, credentials, 4, 64, duration, |channel| async move {
                 HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await?;
                 Ok(())
             })
@@ -180,8 +183,8 @@ impl Rounds {
 }
 
 /// The fingerprint of `payment.card_spending`'s current descriptor set.
-pub(crate) async fn fingerprint(registry: &str) -> Result<String> {
-    let mut client = CatalogServiceClient::connect(registry.to_owned()).await?;
+pub(crate) async fn fingerprint(registry: &str, credentials: &Credentials) -> Result<String> {
+    let mut client = CatalogServiceClient::new(crate::mesh::connect(registry, credentials).await?);
     let request = GetProductRequest { name: "payment.card_spending".into(), ..Default::default() };
     Ok(client.get_product(request).await?.into_inner().fingerprint)
 }

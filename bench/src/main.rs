@@ -125,7 +125,7 @@ async fn main() -> Result<()> {
     if wanted(Group::Stream) {
         eprintln!("streaming...");
         let (rows, ceiling_s) = stream::in_process_scan(&mesh.payment).await?;
-        let (typed_rows, typed_s) = stream::typed_client(&mesh.payment_url).await?;
+        let (typed_rows, typed_s) = stream::typed_client(&mesh.payment_url, &mesh.credentials).await?;
         anyhow::ensure!(typed_rows == rows, "typed client got {typed_rows} of {rows} rows");
         let (ceiling, typed) = (rate(rows, ceiling_s), rate(typed_rows, typed_s));
         figures.push(Figure {
@@ -136,7 +136,7 @@ async fn main() -> Result<()> {
             target: ">= 0.75",
             met: Some(typed / ceiling >= 0.75),
         });
-        let (_, cli_s) = stream::cli_csv(&mesh.registry, rows)?;
+        let (_, cli_s) = stream::cli_csv(&mesh.registry, &mesh.token, rows)?;
         let cli = rate(rows, cli_s);
         figures.push(Figure {
             name: "mesh query --format csv > /dev/null (dynamic decoding)",
@@ -150,8 +150,14 @@ async fn main() -> Result<()> {
 
     if wanted(Group::Latency) {
         eprintln!("latency...");
-        let (query, empty) =
-            latency::selective_query(&mesh.payment_url, "0000012345", "2024Q3", args.calls).await?;
+        let (query, empty) = latency::selective_query(
+            &mesh.payment_url,
+            &mesh.credentials,
+            "0000012345",
+            "2024Q3",
+            args.calls,
+        )
+        .await?;
         let ((q50, q99), (e50, e99)) = (latency::percentiles(query), latency::percentiles(empty));
         let ratio = q50.as_secs_f64() / e50.as_secs_f64();
         figures.push(Figure {
@@ -166,7 +172,7 @@ async fn main() -> Result<()> {
 
     if wanted(Group::Registry) {
         eprintln!("registry...");
-        let fingerprint = latency::fingerprint(&mesh.registry).await?;
+        let fingerprint = latency::fingerprint(&mesh.registry, &mesh.credentials).await?;
         let held = fingerprint.as_str();
         let calls = [
             ("registry GetProduct, 64 in flight over 4 connections", "", ProductView::Full, true, ">= 0.6"),
@@ -195,7 +201,8 @@ async fn main() -> Result<()> {
         for (name, known, view, decode, target) in calls {
             let call = latency::GetProductCall { known_fingerprint: known.to_owned(), view, decode };
             let ((get_rate, get), (trivial_rate, trivial)) =
-                latency::registry_load(&mesh.registry, Duration::from_secs(2), 3, &call).await?;
+                latency::registry_load(&mesh.registry, &mesh.credentials, Duration::from_secs(2), 3, &call)
+                    .await?;
             let ((_, get99), (_, trivial99)) = (latency::percentiles(get), latency::percentiles(trivial));
             let ratio = get_rate / trivial_rate;
             figures.push(Figure {
@@ -211,7 +218,7 @@ async fn main() -> Result<()> {
 
     if wanted(Group::Memory) {
         eprintln!("memory...");
-        let cli_peak = memory::cli_ndjson(&mesh.registry)?;
+        let cli_peak = memory::cli_ndjson(&mesh.registry, &mesh.token)?;
         figures.push(Figure {
             name: "peak RSS, mesh query --format ndjson, whole table",
             measured: format!("{cli_peak:.1} MiB"),
@@ -251,8 +258,10 @@ async fn main() -> Result<()> {
 
     if wanted(Group::Insight) {
         eprintln!("insight...");
-        let (joined, rebuild_s) = ingest::insight_rebuild(&mesh.insight, &mesh.registry).await?;
-        let sources_s = ingest::source_streams(&mesh.customer_url, &mesh.payment_url).await?;
+        let (joined, rebuild_s) =
+            ingest::insight_rebuild(&mesh.insight, &mesh.registry, &mesh.credentials).await?;
+        let sources_s =
+            ingest::source_streams(&mesh.customer_url, &mesh.payment_url, &mesh.credentials).await?;
         figures.push(Figure {
             name: "insight rebuild (two streams, join, aggregate)",
             measured: per_second(rate(joined, rebuild_s)),

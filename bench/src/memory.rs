@@ -25,8 +25,12 @@ fn status_kib(pid: u32, field: &str) -> Result<u64> {
 /// Idle RSS and peak RSS (MiB) of a payment domain process streaming every
 /// row to a reader that pauses after each batch.
 pub(crate) async fn domain_streaming(data: &Path, customers: u64, quarters: u32) -> Result<(f64, f64)> {
+    let issuer_dir = data.join("issuer");
+    let token = crate::mesh::bench_token(&issuer_dir)?;
     let mut child = Command::new(sibling_binary("payment")?)
         .args(["--addr", "127.0.0.1:0", "--registry", "http://127.0.0.1:9"])
+        .arg("--auth-jwks")
+        .arg(issuer_dir.join("jwks.json"))
         .args(["--customers", &customers.to_string(), "--quarters", &quarters.to_string()])
         .arg("--data-dir")
         .arg(data.join("payment"))
@@ -45,9 +49,10 @@ pub(crate) async fn domain_streaming(data: &Path, customers: u64, quarters: u32)
     std::thread::spawn(move || lines.for_each(drop));
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = status_kib(pid, "VmRSS")?;
-    let mut client = CardSpendingServiceClient::connect(format!("http://{addr}"))
-        .await?
-        .max_decoding_message_size(64 << 20);
+    let credentials = mesh_grpc::Credentials::token(&token)?;
+    let mut client =
+        CardSpendingServiceClient::new(crate::mesh::connect(&format!("http://{addr}"), &credentials).await?)
+            .max_decoding_message_size(64 << 20);
     let mut stream = client.query(QueryRequest::default()).await?.into_inner();
     while stream.message().await?.is_some() {
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -63,9 +68,10 @@ pub(crate) async fn domain_streaming(data: &Path, customers: u64, quarters: u32)
 /// Read from the child's own `VmHWM` (a high-water mark) until it exits, not
 /// from `wait4`'s `ru_maxrss`: Linux carries the spawning process's peak
 /// across `exec` into that figure, so it would report this benchmark's size.
-pub(crate) fn cli_ndjson(registry: &str) -> Result<f64> {
+pub(crate) fn cli_ndjson(registry: &str, token: &str) -> Result<f64> {
     let mut child = Command::new(sibling_binary("mesh")?)
         .args(["--registry", registry, "query", "payment.card_spending", "--format", "ndjson"])
+        .env("MESH_TOKEN", token)
         .env("MESH_CACHE_DIR", std::env::temp_dir().join(format!("mesh-bench-cache-{}", std::process::id())))
         .stdout(Stdio::null())
         .spawn()?;

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use mesh_domain_runtime::Product;
+use mesh_grpc::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
+use mesh_grpc::{Credentials, MeshChannel};
 use mesh_local::{LocalMesh, MeshConfig, Ports};
 use woori_data::Generator;
 
@@ -17,7 +19,24 @@ pub(crate) struct Mesh {
     pub customer_url: String,
     pub payment: Arc<Product>,
     pub insight: Arc<Product>,
+    /// A token of the mesh's issuer for the bench's clients (an admin, so
+    /// it may also rebuild insight).
+    pub token: String,
+    /// The same token as credentials.
+    pub credentials: Credentials,
     _local: LocalMesh,
+}
+
+/// A token of the local issuer kept in `issuer_dir` for the bench's calls.
+pub(crate) fn bench_token(issuer_dir: &Path) -> Result<String> {
+    let issuer = LocalIssuer::open(issuer_dir)?;
+    Ok(issuer.issue("bench", &["admin".to_owned()], Duration::from_secs(12 * 3600), DEFAULT_AUDIENCE)?)
+}
+
+/// A connected channel to `url` carrying `credentials`.
+pub(crate) async fn connect(url: &str, credentials: &Credentials) -> Result<MeshChannel> {
+    let channel = mesh_grpc::client::endpoint(url)?.connect().await?;
+    Ok(MeshChannel::new(url, channel, credentials.clone())?)
 }
 
 impl Mesh {
@@ -33,7 +52,10 @@ impl Mesh {
         };
         let local = LocalMesh::start(config).await?;
         let product = |id: &str| local.product(id).with_context(|| format!("the mesh serves no {id}"));
+        let token = bench_token(&data.join("issuer"))?;
         Ok(Mesh {
+            credentials: Credentials::token(&token)?,
+            token,
             registry: local.registry_url.clone(),
             payment_url: local.payment_url.clone(),
             customer_url: local.customer_url.clone(),

@@ -1,6 +1,9 @@
 //! Streaming throughput: the in-process scan (ceiling), a typed Rust client,
 //! and `mesh query --format csv` (dynamic decoding).
 
+use mesh_grpc::Credentials;
+
+use crate::mesh::connect;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,9 +35,9 @@ pub(crate) async fn in_process_scan(product: &Arc<Product>) -> Result<(u64, f64)
 }
 
 /// A typed client (generated Rust types) streaming every row.
-pub(crate) async fn typed_client(url: &str) -> Result<(u64, f64)> {
+pub(crate) async fn typed_client(url: &str, credentials: &Credentials) -> Result<(u64, f64)> {
     let mut client =
-        CardSpendingServiceClient::connect(url.to_owned()).await?.max_decoding_message_size(64 << 20);
+        CardSpendingServiceClient::new(connect(url, credentials).await?).max_decoding_message_size(64 << 20);
     let started = Instant::now();
     let mut stream = client.query(QueryRequest::default()).await?.into_inner();
     let mut rows = 0u64;
@@ -45,13 +48,14 @@ pub(crate) async fn typed_client(url: &str) -> Result<(u64, f64)> {
 }
 
 /// `mesh query payment.card_spending --format csv > /dev/null`.
-pub(crate) fn cli_csv(registry: &str, rows: u64) -> Result<(u64, f64)> {
+pub(crate) fn cli_csv(registry: &str, token: &str, rows: u64) -> Result<(u64, f64)> {
     let mesh = sibling_binary("mesh")?;
     let cache = std::env::temp_dir().join(format!("mesh-bench-cache-{}", std::process::id()));
     let started = Instant::now();
     let status = std::process::Command::new(mesh)
         .args(["--registry", registry, "query", "payment.card_spending", "--format", "csv"])
         .env("MESH_CACHE_DIR", &cache)
+        .env("MESH_TOKEN", token)
         .stdout(Stdio::null())
         .status()?;
     let seconds = started.elapsed().as_secs_f64();

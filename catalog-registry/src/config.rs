@@ -28,6 +28,10 @@ pub struct RegistryConfig {
     /// TLS for the registry's clients.
     #[command(flatten)]
     pub tls: mesh_grpc::TlsArgs,
+
+    /// Who may call.
+    #[command(flatten)]
+    pub auth: mesh_grpc::AuthArgs,
 }
 
 impl RegistryConfig {

@@ -59,6 +59,9 @@ pub enum RegistryError {
         /// The product's current major version.
         current: u32,
     },
+    /// The caller may not do this: the message names the role needed.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// A quota is reached: the message names it and what to do.
     #[error("{0}")]
     Quota(String),
@@ -102,6 +105,7 @@ impl From<RegistryError> for Status {
             | RegistryError::VersionNotFound { .. }
             | RegistryError::VersionPruned { .. } => Code::NotFound,
             RegistryError::Quota(_) => Code::ResourceExhausted,
+            RegistryError::PermissionDenied(_) => Code::PermissionDenied,
             RegistryError::BreakingChange { .. } | RegistryError::MajorVersionBehind { .. } => {
                 Code::FailedPrecondition
             }

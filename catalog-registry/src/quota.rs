@@ -81,17 +81,15 @@ pub fn prune_versions(conn: &Connection, product_id: &str, latest: i64) -> Resul
 /// current one (`None` for a new product): it may stay or rise by one.
 pub fn check_major(product_id: &str, requested: u32, current: Option<u32>) -> Result<()> {
     match current {
-        None if requested > 1 => Err(RegistryError::invalid(
-            "major_version",
-            format!("{requested} for the new product `{product_id}`; a product starts at major version 1"),
-        )),
-        Some(current) if requested > current.saturating_add(1) => Err(RegistryError::invalid(
-            "major_version",
-            format!(
-                "{requested} jumps past {} for `{product_id}` (now at {current}); raise it one at a time",
+        None if requested > 1 => Err(RegistryError::PermissionDenied(format!(
+            "major_version: {requested} for the new product `{product_id}`; a product starts at major version 1"
+        ))),
+        Some(current) if requested > current.saturating_add(1) => {
+            Err(RegistryError::PermissionDenied(format!(
+                "major_version: {requested} jumps past {} for `{product_id}` (now at {current}); raise it one at a time",
                 current + 1
-            ),
-        )),
+            )))
+        }
         _ => Ok(()),
     }
 }

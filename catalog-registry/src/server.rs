@@ -43,6 +43,7 @@ pub async fn serve_with_clock(
     MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &[CATALOG_SERVICE])
         .await?
         .tls(&config.tls)
+        .authenticate(config.auth.layer()?)
         .add_service(CatalogServiceServer::new(catalog))
         // GetProduct, the hot read, is answered from encoded bytes.
         .route(GET_PRODUCT_PATH, get_product)

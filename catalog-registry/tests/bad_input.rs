@@ -296,7 +296,10 @@ async fn bad_reads_and_lifecycle_calls_name_the_field() {
 async fn a_get_product_request_that_does_not_parse_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
-    let mut grpc = tonic::client::Grpc::new(common::channel(registry.addr).await);
+    let mut grpc = tonic::client::Grpc::new(
+        common::channel(registry.addr, mesh_grpc::Credentials::token(&registry.token("kim", &[])).unwrap())
+            .await,
+    );
     grpc.ready().await.unwrap();
     let path = http::uri::PathAndQuery::from_static("/mesh.catalog.v1.CatalogService/GetProduct");
     // Field 1 (name) claims 100 bytes but the message ends after 2.

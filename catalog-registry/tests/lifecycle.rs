@@ -13,6 +13,7 @@ use mesh_contracts::catalog::{
     DeleteProductRequest, DeprecateProductRequest, DeregisterEndpointRequest, GetProductRequest,
     ListProductsRequest, RenewLeaseRequest, ServingStatus, UndeprecateProductRequest,
 };
+use mesh_grpc::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
 use tonic::Code;
 
 const ENDPOINT: &str = "http://127.0.0.1:6001";
@@ -205,13 +206,30 @@ impl Drop for RegistryProcess {
     }
 }
 
-/// Starts the registry binary on a free port and waits for it to serve.
-/// Its log pipe is closed once the address is read: the registry must keep
-/// serving without anyone reading its logs.
+/// The local issuer beside `db`, which [`spawn_registry`] trusts.
+fn issuer(db: &std::path::Path) -> LocalIssuer {
+    LocalIssuer::open_or_create(&db.parent().unwrap().join("issuer")).unwrap()
+}
+
+/// A client of the registry at `uri` calling as an admin.
+async fn admin_client(db: &std::path::Path, uri: String) -> CatalogServiceClient<mesh_grpc::MeshChannel> {
+    let token =
+        issuer(db).issue("admin", &["admin".into()], Duration::from_secs(600), DEFAULT_AUDIENCE).unwrap();
+    let channel = tonic::transport::Channel::from_shared(uri.clone()).unwrap().connect().await.unwrap();
+    let credentials = mesh_grpc::Credentials::token(&token).unwrap();
+    CatalogServiceClient::new(mesh_grpc::MeshChannel::new(&uri, channel, credentials).unwrap())
+}
+
+/// Starts the registry binary on a free port, trusting the issuer beside
+/// `db`, and waits for it to serve. Its log pipe is closed once the address
+/// is read: the registry must keep serving without anyone reading its logs.
 fn spawn_registry(db: &std::path::Path) -> (RegistryProcess, String) {
+    let jwks = issuer(db).jwks_file().to_owned();
     let mut child = Command::new(env!("CARGO_BIN_EXE_catalog-registry"))
         .args(["--addr", "127.0.0.1:0", "--db"])
         .arg(db)
+        .arg("--auth-jwks")
+        .arg(jwks)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -234,7 +252,7 @@ async fn an_acknowledged_registration_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.sqlite");
     let (mut child, uri) = spawn_registry(&db);
-    let mut client = CatalogServiceClient::connect(uri).await.unwrap();
+    let mut client = admin_client(&db, uri).await;
     client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
     client
         .deprecate_product(DeprecateProductRequest { name: "shop.orders".into(), message: "moving".into() })
@@ -244,11 +262,32 @@ async fn an_acknowledged_registration_survives_kill_9() {
     child.0.wait().unwrap();
 
     let (child, uri) = spawn_registry(&db);
-    let mut client = CatalogServiceClient::connect(uri).await.unwrap();
+    let mut client = admin_client(&db, uri).await;
     let product = client.get_product(get("shop.orders")).await.unwrap().into_inner().product.unwrap();
     assert_eq!(product.latest_version, 1);
     assert_eq!(product.deprecation.unwrap().message, "moving");
     drop(child);
+}
+
+#[test]
+fn the_registry_refuses_to_start_without_authentication_unless_told_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_catalog-registry"))
+        .args(["--addr", "127.0.0.1:0", "--db"])
+        .arg(dir.path().join("r.sqlite"))
+        .env_remove("MESH_AUTH_JWKS")
+        .env_remove("MESH_AUTH_OIDC_ISSUER")
+        .env_remove("MESH_INSECURE_NO_AUTH")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "authentication is not configured: give --auth-jwks FILE (MESH_AUTH_JWKS) or --auth-oidc-issuer URL"
+        ),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]

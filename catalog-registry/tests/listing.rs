@@ -8,11 +8,10 @@ use common::{Fixture, ORDER_OPTIONS, TestRegistry};
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::catalog::{ListDomainsRequest, ListProductsRequest};
 use tonic::Code;
-use tonic::transport::Channel;
 
 /// Registers eight products over three domains; two are owned by another
 /// team and tagged differently.
-async fn populate(client: &mut CatalogServiceClient<Channel>) {
+async fn populate(client: &mut CatalogServiceClient<mesh_grpc::MeshChannel>) {
     let ids = [
         "shop.orders",
         "shop.returns",
@@ -44,7 +43,10 @@ async fn populate(client: &mut CatalogServiceClient<Channel>) {
     }
 }
 
-async fn all_pages(client: &mut CatalogServiceClient<Channel>, request: ListProductsRequest) -> Vec<String> {
+async fn all_pages(
+    client: &mut CatalogServiceClient<mesh_grpc::MeshChannel>,
+    request: ListProductsRequest,
+) -> Vec<String> {
     let mut ids = Vec::new();
     let mut request = request;
     loop {

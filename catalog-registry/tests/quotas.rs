@@ -131,7 +131,7 @@ async fn the_major_version_rises_one_at_a_time() {
     let mut squatter = Fixture::default().register("shop.orders", ENDPOINT);
     squatter.major_version = u32::MAX;
     let refused = registry.client.register_product(squatter).await.unwrap_err();
-    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert_eq!(refused.code(), Code::PermissionDenied);
     assert_eq!(
         refused.message(),
         "major_version: 4294967295 for the new product `shop.orders`; a product starts at major version 1"
@@ -140,6 +140,7 @@ async fn the_major_version_rises_one_at_a_time() {
     let mut jump = Fixture::default().register("shop.orders", ENDPOINT);
     jump.major_version = 3;
     let refused = registry.client.register_product(jump).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
     assert_eq!(
         refused.message(),
         "major_version: 3 jumps past 2 for `shop.orders` (now at 1); raise it one at a time"

@@ -73,8 +73,11 @@ async fn grpcurl_reads_a_registered_product_as_json() {
         .await
         .unwrap();
     let addr = registry.addr.to_string();
+    let authorization = format!("authorization: Bearer {}", registry.token("kim", &[]));
     let listed = run_grpcurl(&[
         "-plaintext",
+        "-H",
+        &authorization,
         "-d",
         r#"{"domain":"shop"}"#,
         &addr,
@@ -92,7 +95,7 @@ async fn grpcurl_reads_a_registered_product_as_json() {
 async fn reflection_v1_and_health_answer_generated_clients() {
     let dir = tempfile::tempdir().unwrap();
     let registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
-    let channel = common::channel(registry.addr).await;
+    let channel = common::channel(registry.addr, mesh_grpc::Credentials::none()).await;
 
     let mut health = HealthClient::new(channel.clone());
     let status = health

@@ -5,8 +5,6 @@
 //! readable by their owner only, and an entry is used only for the product
 //! it describes.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -24,11 +22,15 @@ fn root() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache").join("mesh"))
 }
 
-/// The folder of the registry at `registry` (its URL, hashed into a name).
-fn dir(registry: &str) -> Option<PathBuf> {
+/// A file-name-safe name for the registry at `registry`: its URL, hashed.
+pub(crate) fn registry_key(registry: &str) -> String {
     let url = registry.trim_end_matches('/');
-    let name = blake3::hash(url.as_bytes()).to_hex();
-    root().map(|root| root.join("registries").join(&name[..32]))
+    blake3::hash(url.as_bytes()).to_hex()[..32].to_owned()
+}
+
+/// The folder of the registry at `registry`.
+fn dir(registry: &str) -> Option<PathBuf> {
+    root().map(|root| root.join("registries").join(registry_key(registry)))
 }
 
 fn file(registry: &str, product: &str) -> Option<PathBuf> {
@@ -40,21 +42,8 @@ fn file(registry: &str, product: &str) -> Option<PathBuf> {
 /// Remembers `entry` of `product` from `registry` (best effort: a cache
 /// that cannot be written is skipped).
 pub(crate) fn store(registry: &str, product: &str, entry: &GetProductResponse) {
-    let Some(path) = file(registry, product) else { return };
-    let Some(parent) = path.parent() else { return };
-    if mesh_grpc::private_files::create_private_dir(parent).is_err() {
-        return;
-    }
-    let temporary =
-        parent.join(format!(".{product}.{}.{:016x}.tmp", std::process::id(), rand::random::<u64>()));
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temporary)
-        .and_then(|mut file| file.write_all(&entry.encode_to_vec()));
-    if written.is_err() || std::fs::rename(&temporary, &path).is_err() {
-        let _ = std::fs::remove_file(&temporary);
+    if let Some(path) = file(registry, product) {
+        let _ = mesh_grpc::private_files::write_private(&path, &entry.encode_to_vec());
     }
 }
 

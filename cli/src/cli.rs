@@ -14,6 +14,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 ///   mesh query payment.card_spending --filter 'tot_use_am > 10000000' --limit 20
 ///   mesh query customer.profiles --select seq,age --format csv > profiles.csv
 ///   mesh health                               is every endpoint serving?
+///   mesh whoami                               who the services see calling
+///
+/// Calls carry the token of the registry's profile (written by `mesh up` and
+/// `mesh login`), or MESH_TOKEN when it is set.
 #[derive(Debug, Parser)]
 #[command(name = "mesh", version, verbatim_doc_comment, propagate_version = true)]
 pub(crate) struct Cli {
@@ -29,6 +33,10 @@ pub(crate) struct Cli {
     /// What the CLI trusts for `https://` services.
     #[command(flatten)]
     pub tls: mesh_grpc::ClientTlsArgs,
+
+    /// The token calls carry: MESH_TOKEN, else the registry's profile.
+    #[arg(skip)]
+    pub credentials: mesh_grpc::Credentials,
 
     #[command(subcommand)]
     pub command: Command,
@@ -47,6 +55,16 @@ pub(crate) enum Command {
     Query(QueryArgs),
     /// Check every registered endpoint (or one) with gRPC health.
     Health(HealthArgs),
+    /// Show the principal and roles the services see for your token.
+    Whoami,
+    /// Sign in through your company's IdP (OAuth 2.0 device authorization).
+    ///
+    /// Prints a URL and a code to confirm in a browser, waits, then keeps the
+    /// tokens in the registry's profile (mode 0600) and renews them with the
+    /// refresh token. Example:
+    ///   mesh login --issuer https://sso.example.com/realms/cards --client-id mesh-cli
+    #[command(verbatim_doc_comment)]
+    Login(LoginArgs),
     /// Run the registry and every domain locally, with generated data.
     #[cfg(feature = "local")]
     Up(UpArgs),
@@ -60,6 +78,24 @@ pub(crate) enum Command {
     Completions(CompletionsArgs),
 }
 
+impl Command {
+    /// Whether the command calls mesh services with the caller's token
+    /// (the others host services, sign in or work offline).
+    pub(crate) fn calls_services(&self) -> bool {
+        match self {
+            Command::Domains
+            | Command::Products(_)
+            | Command::Describe(_)
+            | Command::Query(_)
+            | Command::Health(_)
+            | Command::Whoami => true,
+            Command::Login(_) | Command::Token(_) | Command::Completions(_) => false,
+            #[cfg(feature = "local")]
+            Command::Up(_) | Command::Generate(_) => false,
+        }
+    }
+}
+
 /// `mesh token ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum TokenCommand {
@@ -70,7 +106,8 @@ pub(crate) enum TokenCommand {
     ///   export MESH_TOKEN=$(mesh token issue --sub ci --role admin --ttl 1h)
     #[command(verbatim_doc_comment)]
     Issue(TokenIssueArgs),
-    /// Print the token calls carry (MESH_TOKEN), e.g. for grpcurl:
+    /// Print the token calls carry (MESH_TOKEN, else the registry's
+    /// profile), e.g. for grpcurl:
     /// grpcurl -H "authorization: Bearer $(mesh token print)" ...
     Print,
 }
@@ -93,6 +130,20 @@ pub(crate) struct TokenIssueArgs {
     /// Where the local issuer keeps its key and JWKS.
     #[arg(long, env = "MESH_ISSUER_DIR", default_value = ".mesh/issuer")]
     pub issuer_dir: std::path::PathBuf,
+}
+
+/// Flags of `mesh login`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LoginArgs {
+    /// The IdP's issuer URL (its OIDC discovery document is read from it).
+    #[arg(long, env = "MESH_LOGIN_ISSUER")]
+    pub issuer: String,
+    /// The CLI's client id registered at the IdP.
+    #[arg(long, env = "MESH_LOGIN_CLIENT_ID")]
+    pub client_id: String,
+    /// Scopes to ask for, space separated.
+    #[arg(long, default_value = "openid offline_access")]
+    pub scope: String,
 }
 
 /// Flags of `mesh products`.

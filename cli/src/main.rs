@@ -3,8 +3,10 @@
 mod cache;
 mod cli;
 mod commands;
+mod profile;
 mod registry;
 mod rows;
+mod session;
 mod style;
 mod wire;
 
@@ -14,29 +16,16 @@ use cli::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    mesh_grpc::set_client_tls(cli.tls.clone());
+    let mut cli = Cli::parse();
     // `up` hosts services and logs what they do; client commands only warn.
     #[cfg(feature = "local")]
     let level = if matches!(cli.command, Command::Up(_)) { "info" } else { "warn" };
     #[cfg(not(feature = "local"))]
     let level = "warn";
     mesh_grpc::init_logging_at(level);
-    let outcome = match &cli.command {
-        Command::Domains => commands::domains::run(&cli).await,
-        Command::Products(args) => commands::products::run(&cli, args).await,
-        Command::Describe(args) => commands::describe::run(&cli, args).await,
-        Command::Query(args) => commands::query::run(&cli, args).await,
-        Command::Health(args) => commands::health::run(&cli, args).await,
-        #[cfg(feature = "local")]
-        Command::Up(args) => commands::up::run(args).await,
-        #[cfg(feature = "local")]
-        Command::Generate(args) => commands::generate::run(args),
-        Command::Token(command) => commands::token::run(command),
-        Command::Completions(args) => {
-            commands::completions::run(args);
-            Ok(())
-        }
+    let outcome = match session::start(&mut cli).await {
+        Ok(()) => run(&cli).await,
+        Err(error) => Err(error),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -44,6 +33,28 @@ async fn main() -> std::process::ExitCode {
             // Errors carry server messages: escaped like everything else.
             eprintln!("error: {}", style::safe_lines(&format!("{error:#}")));
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the command.
+async fn run(cli: &Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Domains => commands::domains::run(cli).await,
+        Command::Products(args) => commands::products::run(cli, args).await,
+        Command::Describe(args) => commands::describe::run(cli, args).await,
+        Command::Query(args) => commands::query::run(cli, args).await,
+        Command::Health(args) => commands::health::run(cli, args).await,
+        Command::Whoami => commands::whoami::run(cli).await,
+        Command::Login(args) => commands::login::run(cli, args).await,
+        #[cfg(feature = "local")]
+        Command::Up(args) => commands::up::run(args).await,
+        #[cfg(feature = "local")]
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Token(command) => commands::token::run(cli, command).await,
+        Command::Completions(args) => {
+            commands::completions::run(args);
+            Ok(())
         }
     }
 }

@@ -47,7 +47,9 @@ async fn grpcurl_lists_describes_queries_and_checks_health() {
     let mesh = Mesh::start(500, true).await;
     let grpcurl = tool("bin/grpcurl");
     let payment = host_port(&mesh.payment_url);
-    let grpcurl_run = |args: &[&str]| run_ok(Command::new(&grpcurl).arg("-plaintext").args(args));
+    let authorization = format!("authorization: Bearer {}", mesh.token);
+    let grpcurl_run =
+        |args: &[&str]| run_ok(Command::new(&grpcurl).args(["-plaintext", "-H", &authorization]).args(args));
 
     // Every domain: its one product service, described with docs, healthy, queryable.
     let insight_url = mesh.insight_url.clone().unwrap();
@@ -141,6 +143,8 @@ async fn grpcurl_lists_describes_queries_and_checks_health() {
     let bad = Command::new(&grpcurl)
         .args([
             "-plaintext",
+            "-H",
+            &authorization,
             "-d",
             r#"{"filter": "tot_use_am > \"lots\""}"#,
             payment,
@@ -160,7 +164,10 @@ async fn buf_curl_uses_reflection_v1() {
     let buf = tool("bin/buf");
     let curl = |args: &[&str]| {
         let mut command = Command::new(&buf);
-        command.args(["curl", "--protocol", "grpc", "--http2-prior-knowledge"]).args(args);
+        let authorization = format!("authorization: Bearer {}", mesh.token);
+        command
+            .args(["curl", "--protocol", "grpc", "--http2-prior-knowledge", "-H", &authorization])
+            .args(args);
         command
     };
     let registry_methods = run_ok(&mut curl(&["--list-methods", &mesh.registry]));
@@ -205,14 +212,11 @@ async fn the_go_client_prints_the_top_customers() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let binary = mesh.dir.path().join("go-client");
     run_ok(Command::new("bash").arg(root.join("examples/go-client/build.sh")).arg(&binary));
-    let output = run_ok(Command::new(&binary).args([
-        "--registry",
-        host_port(&mesh.registry),
-        "--quarter",
-        QUARTER,
-        "--province",
-        PROVINCE,
-    ]));
+    let output = run_ok(
+        Command::new(&binary)
+            .args(["--registry", host_port(&mesh.registry), "--quarter", QUARTER, "--province", PROVINCE])
+            .env("MESH_TOKEN", &mesh.token),
+    );
     assert_eq!(output, expected_top(&mesh));
 }
 
@@ -232,7 +236,8 @@ async fn the_python_client_prints_the_top_customers() {
         Command::new(&python)
             .arg(root.join("examples/python-client/client.py"))
             .args(["--registry", host_port(&mesh.registry), "--quarter", QUARTER, "--province", PROVINCE])
-            .env("MESH_PY_GEN", &generated),
+            .env("MESH_PY_GEN", &generated)
+            .env("MESH_TOKEN", &mesh.token),
     );
     assert_eq!(output, expected_top(&mesh));
 }

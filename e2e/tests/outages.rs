@@ -60,7 +60,8 @@ async fn a_domain_that_is_down_is_named_with_its_status() {
     // A payment domain that crashed: registered, lease still valid, nothing listening.
     let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let crashed = format!("http://{nowhere}");
-    let mut catalog = CatalogServiceClient::connect(mesh.registry.clone()).await.unwrap();
+    let mut catalog =
+        CatalogServiceClient::new(mesh.channel_as(&mesh.registry, "payment-domain", &["service:payment"]));
     let entry = catalog
         .get_product(GetProductRequest {
             name: "payment.card_spending".into(),

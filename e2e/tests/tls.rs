@@ -1,7 +1,8 @@
 //! The registry and the payment domain as processes serving TLS with
-//! certificates made for the test: the domain registers over TLS, and
-//! `mesh query` reaches both with the CA; without it, or in plaintext, it
-//! is refused.
+//! certificates made for the test and requiring tokens of a local issuer:
+//! the domain registers over TLS with a service token it signs itself, and
+//! `mesh query` reaches both with the CA and a token; without the CA, in
+//! plaintext, or without a token, it is refused.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -9,7 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mesh_e2e::workspace_binary;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+use mesh_grpc::certs::{self, ServiceCert};
+use mesh_grpc::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
 
 /// Kills the process when dropped.
 struct Running(Child);
@@ -44,21 +46,9 @@ fn start(binary: &str, args: &[&str]) -> (Running, String) {
 
 /// A CA and a certificate for 127.0.0.1 signed by it, as files in `dir`.
 fn pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &Issuer::new(ca_params, ca_key))
-        .unwrap();
-    let write = |name: &str, text: String| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    (write("ca.pem", ca.pem()), write("cert.pem", cert.pem()), write("key.pem", key.serialize_pem()))
+    let hosts = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+    let files = certs::create(dir, &[ServiceCert { name: "server".into(), hosts }]).unwrap();
+    (dir.join("ca.pem"), files[0].cert.clone(), files[0].key.clone())
 }
 
 #[test]
@@ -67,8 +57,13 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
     let (ca, cert, key) = pki(dir.path());
     let path = |p: &Path| p.to_str().unwrap().to_owned();
     let tls = ["--tls-cert".to_owned(), path(&cert), "--tls-key".to_owned(), path(&key)];
+    let issuer_dir = dir.path().join("issuer");
+    let issuer = LocalIssuer::open_or_create(&issuer_dir).unwrap();
+    let jwks = path(issuer.jwks_file());
+    let issuer_dir = path(&issuer_dir);
+    let token = issuer.issue("kim", &[], Duration::from_secs(600), DEFAULT_AUDIENCE).unwrap();
     let registry_dir = path(&dir.path().join("registry"));
-    let mut registry_args = vec!["--addr", "127.0.0.1:0", "--data-dir", &registry_dir];
+    let mut registry_args = vec!["--addr", "127.0.0.1:0", "--data-dir", &registry_dir, "--auth-jwks", &jwks];
     registry_args.extend(tls.iter().map(String::as_str));
     let (_registry, registry_addr) = start("catalog-registry", &registry_args);
     let registry = format!("https://{registry_addr}");
@@ -77,17 +72,21 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
     let ca_file = path(&ca);
     let mut payment_args = vec!["--addr", "127.0.0.1:0", "--data-dir", &payment_dir, "--registry", &registry];
     payment_args.extend(["--ca-file", &ca_file, "--customers", "50", "--quarters", "1"]);
+    payment_args.extend(["--auth-jwks", &jwks, "--issuer-dir", &issuer_dir]);
     payment_args.extend(tls.iter().map(String::as_str));
     let (_payment, _) = start("payment", &payment_args);
 
-    let mesh = |args: &[&str]| {
+    let mesh_with = |args: &[&str], token: &str| {
         Command::new(workspace_binary("mesh"))
             .args(args)
             .env("MESH_CACHE_DIR", dir.path().join("cache"))
+            .env("MESH_CONFIG_DIR", dir.path().join("config"))
+            .env("MESH_TOKEN", token)
             .env("NO_COLOR", "1")
             .output()
             .unwrap()
     };
+    let mesh = |args: &[&str]| mesh_with(args, &token);
     let query = ["query", "payment.card_spending", "--select", "seq", "--limit", "3", "--format", "csv"];
     let started = Instant::now();
     let output = loop {
@@ -112,4 +111,12 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
     let mut plaintext = vec!["--registry", plaintext_url.as_str()];
     plaintext.extend(query);
     assert_eq!(mesh(&plaintext).status.code(), Some(1));
+    // With the CA but a token the services do not trust: refused, and the
+    // cache does not answer for it.
+    let mut args = vec!["--ca-file", &ca_file, "--registry", &registry];
+    args.extend(query);
+    let refused = mesh_with(&args, "not-a-token");
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("the bearer token is not a well-formed JWT"), "{stderr}");
 }

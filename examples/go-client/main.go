@@ -2,19 +2,26 @@
 // payment products are served, then calls both domains directly with stubs
 // generated from proto/ and prints the top customers by total card spend in
 // one quarter and province, as CSV: rank,seq,tot_use_am.
+//
+// Calls carry the token in MESH_TOKEN (`mesh token print` prints one);
+// https:// services are verified against --ca-file (MESH_CA_FILE) or the
+// system's roots. A token is never sent in plaintext but to loopback.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"os"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	catalogv1 "woorimesh/gen/mesh/catalog/v1"
@@ -24,7 +31,8 @@ import (
 )
 
 func main() {
-	registry := flag.String("registry", "127.0.0.1:50050", "catalog registry address (host:port)")
+	registry := flag.String("registry", "127.0.0.1:50050", "catalog registry: host:port (plaintext), or an http:// or https:// URL")
+	flag.StringVar(&caFile, "ca-file", os.Getenv("MESH_CA_FILE"), "PEM CA that https:// services' certificates chain to")
 	quarter := flag.String("quarter", "2024Q4", "reference quarter, e.g. 2024Q4")
 	province := flag.String("province", "서울", "province of residence, e.g. 서울")
 	top := flag.Int("top", 10, "how many customers to print")
@@ -96,13 +104,63 @@ func main() {
 	}
 }
 
-// dial connects to a plaintext gRPC address (host:port).
-func dial(ctx context.Context, addr string) *grpc.ClientConn {
-	conn, err := grpc.DialContext(ctx, addr, grpc.WithInsecure(), grpc.WithBlock())
+// caFile is the CA https:// services are verified with (empty: the system's roots).
+var caFile string
+
+// bearer puts the caller's token on every call.
+type bearer struct {
+	token  string
+	secure bool
+}
+
+func (b bearer) GetRequestMetadata(ctx context.Context, uri ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + b.token}, nil
+}
+
+func (b bearer) RequireTransportSecurity() bool { return b.secure }
+
+// dial connects to target: host:port or http://host:port in plaintext,
+// https://host:port with TLS; calls carry MESH_TOKEN when it is set.
+func dial(ctx context.Context, target string) *grpc.ClientConn {
+	secure := strings.HasPrefix(target, "https://")
+	addr := strings.TrimPrefix(strings.TrimPrefix(target, "https://"), "http://")
+	opts := []grpc.DialOption{grpc.WithBlock()}
+	if secure {
+		creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+		if caFile != "" {
+			var err error
+			if creds, err = credentials.NewClientTLSFromFile(caFile, ""); err != nil {
+				log.Fatalf("cannot use the CA file %s: %v", caFile, err)
+			}
+		}
+		opts = append(opts, grpc.WithTransportCredentials(creds))
+	} else {
+		opts = append(opts, grpc.WithInsecure())
+	}
+	if token := strings.TrimSpace(os.Getenv("MESH_TOKEN")); token != "" {
+		if !secure && !loopback(addr) {
+			log.Fatalf("refusing to send the token in plaintext to %s: use an https:// URL", addr)
+		}
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: token, secure: secure}))
+	}
+	conn, err := grpc.DialContext(ctx, addr, opts...)
 	if err != nil {
 		log.Fatalf("cannot reach %s: %v", addr, err)
 	}
 	return conn
+}
+
+// loopback tells whether addr (host:port) is on this machine.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // endpoint finds where the registry says a product is served.
@@ -113,7 +171,7 @@ func endpoint(ctx context.Context, catalog catalogv1.CatalogServiceClient, produ
 	}
 	for _, e := range entry.Product.Endpoints {
 		if e.Status == catalogv1.ServingStatus_SERVING_STATUS_SERVING {
-			return strings.TrimPrefix(strings.TrimPrefix(e.Uri, "http://"), "https://")
+			return e.Uri
 		}
 	}
 	log.Fatalf("%s has no serving endpoint in the catalog", product)

@@ -3,9 +3,14 @@
 Asks the catalog registry where customer.profiles and payment.card_spending
 are served, calls both domains directly with stubs generated from proto/
 (see generate.sh), and prints CSV: rank,seq,tot_use_am.
+
+Calls carry the token in MESH_TOKEN (`mesh token print` prints one);
+https:// services are verified against --ca-file (MESH_CA_FILE) or the
+system's roots. A token is never sent in plaintext but to loopback.
 """
 
 import argparse
+import ipaddress
 import os
 import sys
 
@@ -20,35 +25,63 @@ from woori.customer.v1 import customer_pb2_grpc  # noqa: E402
 from woori.payment.v1 import payment_pb2_grpc  # noqa: E402
 
 
+TOKEN = os.environ.get("MESH_TOKEN", "").strip()
+METADATA = [("authorization", f"Bearer {TOKEN}")] if TOKEN else []
+
+
+def is_loopback(addr):
+    host = addr.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def channel(target, ca_file):
+    """A channel to host:port or an http:// (plaintext) or https:// (TLS) URL."""
+    if target.startswith("https://"):
+        roots = open(ca_file, "rb").read() if ca_file else None
+        return grpc.secure_channel(target.removeprefix("https://"), grpc.ssl_channel_credentials(roots))
+    addr = target.removeprefix("http://")
+    if TOKEN and not is_loopback(addr):
+        sys.exit(f"refusing to send the token in plaintext to {addr}: use an https:// URL")
+    return grpc.insecure_channel(addr)
+
+
 def endpoint(catalog, product):
-    """The address (host:port) where the registry says `product` is served."""
-    entry = catalog.GetProduct(catalog_pb2.GetProductRequest(name=product), timeout=30)
+    """The URL where the registry says `product` is served."""
+    entry = catalog.GetProduct(catalog_pb2.GetProductRequest(name=product), timeout=30, metadata=METADATA)
     for e in entry.product.endpoints:
         if e.status == catalog_pb2.SERVING_STATUS_SERVING:
-            return e.uri.removeprefix("http://").removeprefix("https://")
+            return e.uri
     sys.exit(f"{product} has no serving endpoint in the catalog")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--registry", default="127.0.0.1:50050", help="catalog registry host:port")
+    parser.add_argument("--registry", default="127.0.0.1:50050",
+                        help="catalog registry: host:port (plaintext), or an http:// or https:// URL")
+    parser.add_argument("--ca-file", default=os.environ.get("MESH_CA_FILE"),
+                        help="PEM CA that https:// services' certificates chain to")
     parser.add_argument("--quarter", default="2024Q4")
     parser.add_argument("--province", default="서울")
     parser.add_argument("--top", type=int, default=10)
     args = parser.parse_args()
 
-    catalog = catalog_pb2_grpc.CatalogServiceStub(grpc.insecure_channel(args.registry))
+    catalog = catalog_pb2_grpc.CatalogServiceStub(channel(args.registry, args.ca_file))
     customers = customer_pb2_grpc.CustomerProfileServiceStub(
-        grpc.insecure_channel(endpoint(catalog, "customer.profiles")))
+        channel(endpoint(catalog, "customer.profiles"), args.ca_file))
     payments = payment_pb2_grpc.CardSpendingServiceStub(
-        grpc.insecure_channel(endpoint(catalog, "payment.card_spending")))
+        channel(endpoint(catalog, "payment.card_spending"), args.ca_file))
 
     # The customers living in the province that quarter (customer domain).
     living = set()
     request = query_pb2.QueryRequest(
         filter=f'bas_yh = "{args.quarter}" AND hous_sido_nm = "{args.province}"',
         read_mask=field_mask_pb2.FieldMask(paths=["seq"]))
-    for batch in customers.Query(request):
+    for batch in customers.Query(request, metadata=METADATA):
         living.update(row.seq for row in batch.rows)
 
     # Spending that quarter, highest first, until enough of them live there
@@ -57,7 +90,7 @@ def main():
         filter=f'bas_yh = "{args.quarter}"',
         read_mask=field_mask_pb2.FieldMask(paths=["seq", "tot_use_am"]),
         order_by="tot_use_am desc, seq")
-    stream = payments.Query(request)
+    stream = payments.Query(request, metadata=METADATA)
     print("rank,seq,tot_use_am")
     rank = 0
     for batch in stream:

@@ -1,5 +1,5 @@
 //! Verifying the bearer JWT a call carries: against the keys of a JWKS
-//! file (re-read when a token names a key it does not hold, so a rotated
+//! file or an OIDC issuer (kept current by [`crate::keys`], so a rotated
 //! key is picked up without a restart), asymmetric algorithms only (EdDSA,
 //! ES256, RS256; `none` and HMAC refused), one audience, an optional
 //! issuer, expiry and not-before with a minute of clock skew, and a maximum
@@ -8,24 +8,35 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::RwLock;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine;
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde_json::Value;
 use tonic::Status;
+
+use crate::keys::TrustedKeys;
 
 /// Clock skew allowed on `exp` and `nbf`, in seconds.
 const LEEWAY_SECONDS: u64 = 60;
 
+/// Where a verifier finds the issuers' public keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A JWKS file, re-read when it changes.
+    File(PathBuf),
+    /// An OIDC issuer: its discovery document names the JWKS URL; tokens
+    /// must carry this issuer as `iss`.
+    Oidc(String),
+}
+
 /// What a verifier accepts.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
-    /// The JWKS file holding the issuers' public keys.
-    pub jwks_file: PathBuf,
-    /// The `iss` tokens must carry, if any.
+    /// Where the trusted keys are.
+    pub keys: KeySource,
+    /// The `iss` tokens must carry, if any (an OIDC source always checks
+    /// its issuer).
     pub issuer: Option<String>,
     /// The `aud` tokens must carry.
     pub audience: String,
@@ -49,10 +60,35 @@ pub struct Principal {
     pub roles: Vec<String>,
 }
 
+/// The role that may do anything.
+pub const ADMIN: &str = "admin";
+
+/// The role of `domain`'s service identity: it may register, renew and
+/// deregister the domain's products.
+pub fn service_role(domain: &str) -> String {
+    format!("service:{domain}")
+}
+
+/// The role of `domain`'s owners: they may deprecate its products and
+/// rebuild them.
+pub fn owner_role(domain: &str) -> String {
+    format!("owner:{domain}")
+}
+
 impl Principal {
     /// Whether the caller holds `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the caller holds `role` or is an admin.
+    pub fn has_role_or_admin(&self, role: &str) -> bool {
+        self.has_role(ADMIN) || self.has_role(role)
+    }
+
+    /// The principal of calls to a service that does not authenticate.
+    pub fn anonymous_admin() -> Self {
+        Self { subject: "anonymous".into(), issuer: String::new(), roles: vec![ADMIN.into()] }
     }
 }
 
@@ -116,18 +152,18 @@ impl From<AuthError> for Status {
 #[derive(Debug)]
 pub struct Verifier {
     config: VerifierConfig,
-    keys: RwLock<(JwkSet, Option<SystemTime>)>,
+    keys: TrustedKeys,
 }
 
 impl Verifier {
-    /// A verifier reading its keys from the configured JWKS file.
+    /// A verifier trusting the configured keys (a JWKS file is read now).
     pub fn new(config: VerifierConfig) -> crate::Result<Self> {
-        let keys = read_keys(&config.jwks_file)?;
-        Ok(Self { config, keys: RwLock::new(keys) })
+        let keys = TrustedKeys::new(config.keys.clone())?;
+        Ok(Self { config, keys })
     }
 
     /// The principal an `authorization` header value proves.
-    pub fn verify(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+    pub async fn verify(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
         let header = authorization.ok_or(AuthError::Missing)?;
         let token = header
             .strip_prefix("Bearer ")
@@ -142,12 +178,12 @@ impl Verifier {
             _ => return Err(AuthError::UnsupportedAlgorithm(alg)),
         };
         let kid = kid.ok_or_else(|| AuthError::Malformed("the header names no key (kid)".into()))?;
-        let key = self.key(&kid)?;
+        let key = self.keys.key(&kid).await?;
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_nbf = true;
         validation.set_audience(&[&self.config.audience]);
-        if let Some(issuer) = &self.config.issuer {
+        if let Some(issuer) = self.expected_issuer() {
             validation.set_issuer(&[issuer]);
         }
         validation.set_required_spec_claims(&["exp", "iat", "sub", "aud"]);
@@ -166,24 +202,11 @@ impl Verifier {
         })
     }
 
-    /// The decoding key with `kid`, re-reading the JWKS file once if it
-    /// changed since it was read.
-    fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
-        let found = |set: &JwkSet| set.find(kid).map(DecodingKey::from_jwk);
-        if let Some(key) = found(&self.keys.read().unwrap_or_else(|p| p.into_inner()).0) {
-            return key.map_err(|_| AuthError::UnknownKey(kid.to_owned()));
-        }
-        let modified = std::fs::metadata(&self.config.jwks_file).and_then(|m| m.modified()).ok();
-        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
-        if modified != keys.1 {
-            *keys = read_keys(&self.config.jwks_file).map_err(|error| {
-                tracing::error!(%error, "cannot re-read the trusted keys");
-                AuthError::Keys
-            })?;
-        }
-        match found(&keys.0) {
-            Some(key) => key.map_err(|_| AuthError::UnknownKey(kid.to_owned())),
-            None => Err(AuthError::UnknownKey(kid.to_owned())),
+    /// The `iss` tokens must carry: the OIDC issuer, or the configured one.
+    fn expected_issuer(&self) -> Option<&str> {
+        match &self.config.keys {
+            KeySource::Oidc(issuer) => Some(issuer),
+            KeySource::File(_) => self.config.issuer.as_deref(),
         }
     }
 
@@ -194,7 +217,7 @@ impl Verifier {
             ErrorKind::ImmatureSignature => AuthError::NotYetValid,
             ErrorKind::InvalidAudience => AuthError::WrongAudience(self.config.audience.clone()),
             ErrorKind::InvalidIssuer => {
-                AuthError::WrongIssuer(self.config.issuer.clone().unwrap_or_default())
+                AuthError::WrongIssuer(self.expected_issuer().unwrap_or("").to_owned())
             }
             ErrorKind::InvalidSignature => AuthError::BadSignature,
             ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim),
@@ -231,13 +254,4 @@ fn header_fields(token: &str) -> Result<(String, Option<String>), AuthError> {
         serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed("the header is not JSON".into()))?;
     let alg = header["alg"].as_str().ok_or_else(|| AuthError::Malformed("the header names no alg".into()))?;
     Ok((alg.to_owned(), header["kid"].as_str().map(str::to_owned)))
-}
-
-fn read_keys(path: &std::path::Path) -> crate::Result<(JwkSet, Option<SystemTime>)> {
-    let unreadable =
-        |e: String| crate::GrpcError::Auth(format!("cannot read the JWKS file {}: {e}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
-    let set: JwkSet = serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
-    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    Ok((set, modified))
 }

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use tonic::Status;
 use tonic::body::Body;
 
-use crate::auth::Verifier;
+use crate::auth::{Principal, Verifier};
 use crate::unary::BoxFuture;
 
 /// Path prefixes of the health service and of reflection v1 and v1alpha.
@@ -83,21 +83,38 @@ where
         // The clone is ready only if the original was: swap them.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let Some(verifier) = self.auth.verifier.as_ref().filter(|_| !self.auth.is_open(request.uri().path()))
-        else {
+        if self.auth.is_open(request.uri().path()) {
+            return Box::pin(inner.call(request));
+        }
+        let Some(verifier) = self.auth.verifier.as_ref() else {
+            // A service started with --insecure-no-auth: every caller may do anything.
+            request.extensions_mut().insert(Principal::anonymous_admin());
             return Box::pin(inner.call(request));
         };
-        let header = request.headers().get(http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or(""));
-        match verifier.verify(header) {
-            Ok(principal) => {
-                request.extensions_mut().insert(principal);
-                Box::pin(inner.call(request))
+        let verifier = Arc::clone(verifier);
+        let header =
+            request.headers().get(http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("").to_owned());
+        Box::pin(async move {
+            match verifier.verify(header.as_deref()).await {
+                Ok(principal) => {
+                    request.extensions_mut().insert(principal);
+                    inner.call(request).await
+                }
+                Err(error) => {
+                    tracing::info!(path = request.uri().path(), %error, "call refused");
+                    Ok(Status::from(error).into_http())
+                }
             }
-            Err(error) => {
-                tracing::info!(path = request.uri().path(), %error, "call refused");
-                let response = Status::from(error).into_http();
-                Box::pin(async move { Ok(response) })
-            }
-        }
+        })
     }
+}
+
+/// The caller a request was authenticated as; UNAUTHENTICATED when the
+/// request did not pass through [`Authenticate`] (never the case for a
+/// service built with [`crate::MeshServer`]).
+pub fn caller(extensions: &http::Extensions) -> Result<Principal, Status> {
+    extensions
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("the call was not authenticated"))
 }

@@ -27,6 +27,12 @@ pub enum GrpcError {
     /// The trusted keys for tokens cannot be read.
     #[error("authentication: {0}")]
     Auth(String),
+    /// No trusted issuer and no --insecure-no-auth.
+    #[error(
+        "authentication is not configured: give --auth-jwks FILE (MESH_AUTH_JWKS) or --auth-oidc-issuer URL \
+         (MESH_AUTH_OIDC_ISSUER); --insecure-no-auth runs without it, for a throwaway service only"
+    )]
+    AuthNotConfigured,
     /// A TLS file cannot be read or used.
     #[error("TLS: {0}")]
     Tls(String),
@@ -38,6 +44,15 @@ pub enum GrpcError {
     PlaintextRefused {
         /// The address asked for.
         addr: std::net::SocketAddr,
+    },
+    /// A bearer token would cross the network in plaintext.
+    #[error(
+        "refusing to send a token in plaintext to {url}: use an https:// URL (with --ca-file if the \
+         service's certificate is from a private CA); plaintext is allowed to loopback only"
+    )]
+    PlaintextToken {
+        /// The URL asked for.
+        url: String,
     },
     /// The listener failed.
     #[error("listener: {0}")]

@@ -51,6 +51,11 @@ impl LocalIssuer {
                 .map_err(|e| failed("create", &key_path, e))?;
             std::fs::write(&key_path, pair.serialize_pem()).map_err(|e| failed("write", &key_path, e))?;
         }
+        Self::load(dir)
+    }
+
+    fn load(dir: &Path) -> Result<Self> {
+        let key_path = dir.join("issuer-key.pem");
         let pem = std::fs::read(&key_path).map_err(|e| failed("read", &key_path, e))?;
         let key = EncodingKey::from_ec_pem(&pem).map_err(|e| failed("use the key in", &key_path, e))?;
         let mut jwk =
@@ -60,8 +65,25 @@ impl LocalIssuer {
         jwk.common.key_id = Some(kid.clone());
         let jwks = dir.join("jwks.json");
         let set = serde_json::to_string_pretty(&JwkSet { keys: vec![jwk] }).expect("a JWKS serializes");
-        std::fs::write(&jwks, set).map_err(|e| failed("write", &jwks, e))?;
+        // Written only when it changed: a service may hold the folder read-only.
+        if std::fs::read_to_string(&jwks).ok().as_deref() != Some(set.as_str()) {
+            std::fs::write(&jwks, set).map_err(|e| failed("write", &jwks, e))?;
+        }
         Ok(Self { key, kid, jwks })
+    }
+
+    /// The issuer kept in `dir`, which must exist (a service that signs its
+    /// own tokens with a key made by someone else).
+    pub fn open(dir: &Path) -> Result<Self> {
+        let key_path = dir.join("issuer-key.pem");
+        if !key_path.exists() {
+            return Err(failed(
+                "find the issuer key",
+                &key_path,
+                "no such file; create it with `mesh token issue` or `mesh up`",
+            ));
+        }
+        Self::load(dir)
     }
 
     /// The JWKS file services verify the issuer's tokens with.
@@ -107,10 +129,10 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
-    use crate::auth::{Verifier, VerifierConfig};
+    use crate::auth::{KeySource, Verifier, VerifierConfig};
 
-    #[test]
-    fn the_issuer_keeps_its_key_private_and_its_tokens_verify() {
+    #[tokio::test]
+    async fn the_issuer_keeps_its_key_private_and_its_tokens_verify() {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("issuer");
         let issuer = LocalIssuer::open_or_create(&keys).unwrap();
@@ -120,7 +142,7 @@ mod tests {
         let token =
             issuer.issue("kim", &["analyst".into()], Duration::from_secs(3600), DEFAULT_AUDIENCE).unwrap();
         let verifier = Verifier::new(VerifierConfig {
-            jwks_file: issuer.jwks_file().to_owned(),
+            keys: KeySource::File(issuer.jwks_file().to_owned()),
             issuer: Some(LOCAL_ISSUER.into()),
             audience: DEFAULT_AUDIENCE.into(),
             max_lifetime: MAX_TTL,
@@ -128,14 +150,14 @@ mod tests {
             role_map: HashMap::new(),
         })
         .unwrap();
-        let principal = verifier.verify(Some(&format!("Bearer {token}"))).unwrap();
+        let principal = verifier.verify(Some(&format!("Bearer {token}"))).await.unwrap();
         assert_eq!((principal.subject.as_str(), principal.roles), ("kim", vec!["analyst".to_owned()]));
 
         // Opened again, the same key signs: earlier tokens still verify.
         let again = LocalIssuer::open_or_create(&keys).unwrap();
         let later = again.issue("lee", &[], Duration::from_secs(60), DEFAULT_AUDIENCE).unwrap();
-        assert!(verifier.verify(Some(&format!("Bearer {later}"))).is_ok());
-        assert!(verifier.verify(Some(&format!("Bearer {token}"))).is_ok());
+        assert!(verifier.verify(Some(&format!("Bearer {later}"))).await.is_ok());
+        assert!(verifier.verify(Some(&format!("Bearer {token}"))).await.is_ok());
 
         let err = issuer.issue("kim", &[], Duration::from_secs(365 * 86_400), DEFAULT_AUDIENCE).unwrap_err();
         assert_eq!(

@@ -7,19 +7,29 @@
 //! clients through this crate; none of them depends on another for plumbing.
 
 pub mod auth;
+mod auth_args;
 pub mod authenticate;
+pub mod certs;
 pub mod client;
 pub mod codec;
+pub mod credentials;
 mod error;
 pub mod issuer;
+mod keys;
+pub mod oidc;
 pub mod private_files;
 pub mod reflection;
 pub mod server;
 pub mod signal;
+#[cfg(feature = "test-support")]
+pub mod test_tokens;
 pub mod tls;
 pub mod token;
 pub mod unary;
 
+pub use auth_args::AuthArgs;
+pub use client::MeshChannel;
+pub use credentials::Credentials;
 pub use error::{GrpcError, Result, internal_status};
 pub use server::MeshServer;
 pub use signal::{init_logging, init_logging_at, shutdown_signal};

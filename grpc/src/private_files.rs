@@ -29,6 +29,29 @@ pub fn create_private_file(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` to `path` readable by its owner only, whole or not at
+/// all: under a unique temporary name in the same folder (mode 0600, made
+/// fresh, so nobody can have opened it before), then renamed over `path`.
+/// Missing folders are made with mode 0700.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let parent = path.parent().unwrap_or(Path::new("."));
+    create_private_dir(parent)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temporary = parent.join(format!(".{name}.{}.{:016x}.tmp", std::process::id(), rand::random::<u64>()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)
+        .and_then(|mut file| file.write_all(bytes))
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -47,5 +70,16 @@ mod tests {
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         create_private_file(&file).unwrap();
         assert_eq!(mode(&file), 0o600);
+    }
+
+    #[test]
+    fn a_private_write_replaces_the_file_whole_and_leaves_no_temporary() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("profiles").join("p.json");
+        write_private(&file, b"first").unwrap();
+        write_private(&file, b"second").unwrap();
+        assert_eq!(std::fs::read(&file).unwrap(), b"second");
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(file.parent().unwrap()).unwrap().count(), 1);
     }
 }

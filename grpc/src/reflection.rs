@@ -2,7 +2,6 @@
 //! grpcurl) and listing what a server advertises.
 
 use tonic::service::Routes;
-use tonic::transport::Channel;
 
 use crate::error::{GrpcError, Result};
 
@@ -24,7 +23,7 @@ pub fn reflection_routes(descriptor_set: &[u8], services: &[&str]) -> Result<Rou
 
 /// The services a server advertises through reflection v1 (for clients
 /// that discover what an endpoint serves).
-pub async fn reflected_services(channel: Channel) -> Result<Vec<String>> {
+pub async fn reflected_services(channel: crate::MeshChannel) -> Result<Vec<String>> {
     use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;

@@ -91,6 +91,12 @@ pub fn set_client_tls(args: ClientTlsArgs) {
     *CLIENT_TLS.write().unwrap_or_else(|p| p.into_inner()) = Some(args);
 }
 
+/// The PEM CA the process's clients trust, if one is set.
+pub(crate) fn client_ca_pem() -> Result<Option<Vec<u8>>> {
+    let args = CLIENT_TLS.read().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_default();
+    args.ca_file.as_deref().map(|ca| read("CA file", ca)).transpose()
+}
+
 /// The client TLS configuration for `host`: the configured CA (or the
 /// public web roots) and client certificate.
 pub(crate) fn client_config(host: &str) -> Result<ClientTlsConfig> {

@@ -16,8 +16,9 @@ use crate::codec::RawCodec;
 /// A boxed future that can cross threads.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// A unary method: encoded request in, encoded response out.
-pub type UnaryHandler = Arc<dyn Fn(Bytes) -> BoxFuture<Result<Bytes, Status>> + Send + Sync>;
+/// A unary method: encoded request in (with its metadata and extensions,
+/// such as the caller's principal), encoded response out.
+pub type UnaryHandler = Arc<dyn Fn(Request<Bytes>) -> BoxFuture<Result<Bytes, Status>> + Send + Sync>;
 
 /// The HTTP request a route receives.
 pub type HttpRequest = http::Request<axum::body::Body>;
@@ -40,7 +41,7 @@ impl UnaryService<Bytes> for Once {
         let handler = self.0.take();
         Box::pin(async move {
             let handler = handler.ok_or_else(|| Status::internal("a unary method was called twice"))?;
-            handler(request.into_inner()).await.map(Response::new)
+            handler(request).await.map(Response::new)
         })
     }
 }

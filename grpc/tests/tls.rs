@@ -1,5 +1,5 @@
 //! TLS on the one server builder and the client helpers, with certificates
-//! made by rcgen for this test: a client trusting the server's CA connects,
+//! made for this test by the certs module: a client trusting the server's CA connects,
 //! one trusting another CA or speaking plaintext does not; with mutual TLS a
 //! client needs a certificate from the client CA; plaintext is refused on an
 //! address other than loopback unless the flag says otherwise. One test
@@ -8,8 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use mesh_grpc::certs::{self, ServiceCert};
 use mesh_grpc::{ClientTlsArgs, MeshServer, TlsArgs, set_client_tls};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -21,26 +21,10 @@ struct Pki {
 }
 
 fn pki(dir: &Path, name: &str) -> Pki {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    let write = |file: &str, text: String| {
-        let path = dir.join(format!("{name}-{file}"));
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    Pki {
-        ca: write("ca.pem", ca_cert.pem()),
-        cert: write("cert.pem", cert.pem()),
-        key: write("key.pem", key.serialize_pem()),
-    }
+    let hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let folder = dir.join(name);
+    let files = certs::create(&folder, &[ServiceCert { name: name.to_owned(), hosts }]).unwrap();
+    Pki { ca: folder.join("ca.pem"), cert: files[0].cert.clone(), key: files[0].key.clone() }
 }
 
 /// Serves health on `addr` as `tls` says; returns the bound address.
@@ -57,7 +41,8 @@ async fn serve(addr: &str, tls: TlsArgs) -> Result<std::net::SocketAddr, String>
 }
 
 async fn check(url: &str) -> Result<(), String> {
-    let channel = mesh_grpc::client::channel(url, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let channel = mesh_grpc::client::channel(url, Duration::from_secs(5), &mesh_grpc::Credentials::none())
+        .map_err(|e| e.to_string())?;
     HealthClient::new(channel)
         .check(HealthCheckRequest { service: String::new() })
         .await

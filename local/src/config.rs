@@ -37,6 +37,9 @@ pub struct MeshConfig {
     pub ready_timeout: Duration,
     /// The limits every domain serves under.
     pub limits: ServeLimits,
+    /// Whether the services require tokens of the mesh's local issuer
+    /// (kept in `<data_dir>/issuer`); without, every caller is an admin.
+    pub authentication: bool,
 }
 
 impl MeshConfig {
@@ -53,6 +56,7 @@ impl MeshConfig {
             min_customers: 5,
             ready_timeout: Duration::from_secs(600),
             limits: ServeLimits::default(),
+            authentication: true,
         }
     }
 }

@@ -12,5 +12,5 @@ mod mesh;
 
 pub use config::{MeshConfig, Ports};
 pub use error::{LocalError, Result};
-pub use mesh::LocalMesh;
+pub use mesh::{ADMIN_TOKEN_TTL, LocalMesh};
 pub use mesh_domain_runtime::ServeLimits;

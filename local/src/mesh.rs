@@ -8,8 +8,12 @@ use std::time::{Duration, Instant};
 use catalog_registry::RegistryConfig;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::catalog::{ListProductsRequest, ServingStatus};
+use mesh_domain_runtime::config::SERVICE_TOKEN_TTL;
 use mesh_domain_runtime::source::serve_product;
 use mesh_domain_runtime::{DomainArgs, DomainError, Product};
+use mesh_grpc::auth::{ADMIN, service_role};
+use mesh_grpc::issuer::LocalIssuer;
+use mesh_grpc::{AuthArgs, Credentials};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
@@ -17,6 +21,9 @@ use woori_data::runtime::{SourceArgs, SourceDomain};
 
 use crate::config::{MeshConfig, Ports};
 use crate::error::{LocalError, Result};
+
+/// How long the tokens [`LocalMesh::credentials`] signs live; renewed halfway.
+pub const ADMIN_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// How often readiness is checked while waiting.
 const READY_POLL: Duration = Duration::from_millis(50);
@@ -34,6 +41,8 @@ pub struct LocalMesh {
     pub payment_url: String,
     /// The insight domain's URL, when it runs.
     pub insight_url: Option<String>,
+    /// The local issuer the services trust (None without authentication).
+    pub issuer: Option<Arc<LocalIssuer>>,
     products: HashMap<&'static str, Arc<Product>>,
     stop_registry: watch::Sender<bool>,
     stop_domains: watch::Sender<bool>,
@@ -88,35 +97,57 @@ impl LocalMesh {
         let (stop_registry, registry_stopped) = watch::channel(false);
         let (stop_domains, domains_stopped) = watch::channel(false);
 
+        let issuer = if config.authentication {
+            Some(Arc::new(LocalIssuer::open_or_create(&config.data_dir.join("issuer"))?))
+        } else {
+            None
+        };
+        let auth = match &issuer {
+            Some(issuer) => AuthArgs::local(issuer.jwks_file().to_owned()),
+            None => AuthArgs { insecure_no_auth: true, ..AuthArgs::default() },
+        };
         let registry_config = RegistryConfig {
             addr: registry.addr,
             data_dir: config.data_dir.join("registry"),
             db: config.registry_db.clone(),
             lease_ttl: config.lease_ttl,
             tls: Default::default(),
+            auth: auth.clone(),
         };
         let registry_task: Task = tokio::spawn(async move {
             catalog_registry::serve(&registry_config, registry.listener, until(registry_stopped)).await?;
             Ok(())
         });
 
-        let domain_args = |name: &str| DomainArgs {
-            addr: None,
-            data_dir: Some(config.data_dir.join(name)),
-            registry: registry_url.clone(),
-            advertise_url: None,
-            limits: config.limits.clone(),
-            tls: Default::default(),
-            client_tls: Default::default(),
+        let domain_args = |name: &str| -> Result<DomainArgs> {
+            let credentials = match &issuer {
+                Some(issuer) => Credentials::issued(
+                    Arc::clone(issuer),
+                    &format!("{name}-domain"),
+                    &[&service_role(name)],
+                    SERVICE_TOKEN_TTL,
+                )?,
+                None => Credentials::none(),
+            };
+            Ok(DomainArgs {
+                data_dir: Some(config.data_dir.join(name)),
+                registry: registry_url.clone(),
+                limits: config.limits.clone(),
+                auth: auth.clone(),
+                credentials,
+                ..DomainArgs::default()
+            })
         };
-        let source_args = |name: &str| SourceArgs {
-            domain: domain_args(name),
-            source: None,
-            generate: config.generator,
-            reload: false,
-            allow_shrink: false,
+        let source_args = |name: &str| -> Result<SourceArgs> {
+            Ok(SourceArgs {
+                domain: domain_args(name)?,
+                source: None,
+                generate: config.generator,
+                reload: false,
+                allow_shrink: false,
+            })
         };
-        let (customer_args, payment_args) = (source_args("customer"), source_args("payment"));
+        let (customer_args, payment_args) = (source_args("customer")?, source_args("payment")?);
         let (profiles, spending) = tokio::try_join!(
             prepare(customer::DOMAIN, &customer_args),
             prepare(payment::DOMAIN, &payment_args)
@@ -133,7 +164,7 @@ impl LocalMesh {
         if let Some(bound) = insight {
             insight_url = Some(bound.url());
             let args =
-                insight::InsightArgs { domain: domain_args("insight"), min_customers: config.min_customers };
+                insight::InsightArgs { domain: domain_args("insight")?, min_customers: config.min_customers };
             let product =
                 insight::open(&args).map_err(|source| LocalError::Domain { domain: "insight", source })?;
             products.insert(insight::SEGMENT_SPENDING.id, Arc::clone(&product));
@@ -150,6 +181,7 @@ impl LocalMesh {
             customer_url,
             payment_url,
             insight_url,
+            issuer,
             products,
             stop_registry,
             stop_domains,
@@ -158,6 +190,15 @@ impl LocalMesh {
         };
         mesh.wait_until_serving(config.ready_timeout).await?;
         Ok(mesh)
+    }
+
+    /// Credentials for `subject` with `roles`, signed by the mesh's issuer
+    /// (none when the mesh runs without authentication).
+    pub fn credentials(&self, subject: &str, roles: &[&str]) -> Result<Credentials> {
+        match &self.issuer {
+            Some(issuer) => Ok(Credentials::issued(Arc::clone(issuer), subject, roles, ADMIN_TOKEN_TTL)?),
+            None => Ok(Credentials::none()),
+        }
     }
 
     /// The product `id` (e.g. `payment.card_spending`) served by this mesh.
@@ -179,6 +220,7 @@ impl LocalMesh {
         let mut registry = CatalogServiceClient::new(mesh_grpc::client::channel(
             &self.registry_url,
             Duration::from_secs(5),
+            &self.credentials("mesh-up", &[ADMIN])?,
         )?);
         let expected = self.product_ids();
         loop {

@@ -20,7 +20,7 @@ pub fn get_product_route(catalog: Catalog) -> RawUnaryRoute {
     RawUnaryRoute::new(Arc::new(move |request| {
         let catalog = Arc::clone(&catalog);
         Box::pin(async move {
-            let request = GetProductRequest::decode(request).map_err(|e| {
+            let request = GetProductRequest::decode(request.into_inner()).map_err(|e| {
                 Status::invalid_argument(format!("request is not a mesh.catalog.v1.GetProductRequest: {e}"))
             })?;
             let name = request.name.clone();

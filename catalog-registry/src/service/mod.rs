@@ -1,6 +1,7 @@
 //! The `mesh.catalog.v1.CatalogService` implementation: a file per group of
 //! RPCs, this file only routes.
 
+mod authorize;
 mod cache;
 mod encoded;
 mod lifecycle;
@@ -11,8 +12,11 @@ use std::time::Duration;
 
 use mesh_contracts::catalog::catalog_service_server::CatalogService;
 use mesh_contracts::catalog::*;
+use mesh_grpc::auth::Principal;
 use prost::Message;
 use tonic::{Request, Response, Status};
+
+use self::authorize::{Write, authorize};
 
 pub use encoded::{GET_PRODUCT_PATH, get_product_route};
 
@@ -63,6 +67,44 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// Records who made a write that succeeded, in the write log.
+    async fn logged<T>(
+        &self,
+        outcome: crate::error::Result<T>,
+        caller: &Principal,
+        write: Write,
+        product: &str,
+    ) -> crate::error::Result<T> {
+        if outcome.is_ok() {
+            let (subject, product, at) = (
+                caller.subject.clone(),
+                product.trim_start_matches("products/").to_owned(),
+                self.clock.now_ms(),
+            );
+            self.store
+                .run(move |conn| crate::store::writes::record(conn, at, &subject, write.verb(), &product))
+                .await?;
+            tracing::info!(caller = %caller.subject, action = write.verb(), "catalog changed");
+        }
+        outcome
+    }
+}
+
+/// The caller of `request`, allowed to make `write` to the product named
+/// `name` in `field`; validates the name first so messages name the field.
+fn authorized<T>(
+    request: &Request<T>,
+    write: Write,
+    field: &'static str,
+    name: &str,
+) -> Result<Principal, Status> {
+    let caller = mesh_grpc::authenticate::caller(request.extensions())?;
+    let id = crate::validate::product_name(field, name)?;
+    authorize(&caller, write, id)?;
+    Ok(caller)
+}
+
 /// Runs a handler and turns its error into a gRPC status.
 async fn respond<T>(work: impl Future<Output = crate::error::Result<T>>) -> Result<Response<T>, Status> {
     work.await.map(Response::new).map_err(Status::from)
@@ -75,7 +117,10 @@ impl CatalogService for Catalog {
         &self,
         request: Request<RegisterProductRequest>,
     ) -> Result<Response<RegisterProductResponse>, Status> {
-        respond(self.writing(self.register(request.into_inner()))).await
+        let caller = authorized(&request, Write::Register, "product_id", &request.get_ref().product_id)?;
+        let product = request.get_ref().product_id.clone();
+        let done = self.writing(self.register(request.into_inner(), &caller.subject)).await;
+        respond(self.logged(done, &caller, Write::Register, &product)).await
     }
 
     #[tracing::instrument(skip_all, fields(product = %request.get_ref().name, endpoint = %request.get_ref().endpoint))]
@@ -83,9 +128,8 @@ impl CatalogService for Catalog {
         &self,
         request: Request<RenewLeaseRequest>,
     ) -> Result<Response<RenewLeaseResponse>, Status> {
-        // A name that does not validate is refused without writing anything.
-        let product =
-            crate::validate::product_name("name", &request.get_ref().name).unwrap_or_default().to_owned();
+        authorized(&request, Write::Renew, "name", &request.get_ref().name)?;
+        let product = crate::validate::product_name("name", &request.get_ref().name)?.to_owned();
         respond(self.writing_to(&product, self.renew_lease(request.into_inner()))).await
     }
 
@@ -94,7 +138,10 @@ impl CatalogService for Catalog {
         &self,
         request: Request<DeregisterEndpointRequest>,
     ) -> Result<Response<DeregisterEndpointResponse>, Status> {
-        respond(self.writing(self.deregister_endpoint(request.into_inner()))).await
+        let caller = authorized(&request, Write::Deregister, "name", &request.get_ref().name)?;
+        let product = request.get_ref().name.clone();
+        let done = self.writing(self.deregister_endpoint(request.into_inner())).await;
+        respond(self.logged(done, &caller, Write::Deregister, &product)).await
     }
 
     #[tracing::instrument(skip_all, fields(product = %request.get_ref().name))]
@@ -102,7 +149,10 @@ impl CatalogService for Catalog {
         &self,
         request: Request<DeprecateProductRequest>,
     ) -> Result<Response<DeprecateProductResponse>, Status> {
-        respond(self.writing(self.deprecate(request.into_inner()))).await
+        let caller = authorized(&request, Write::Deprecate, "name", &request.get_ref().name)?;
+        let product = request.get_ref().name.clone();
+        let done = self.writing(self.deprecate(request.into_inner())).await;
+        respond(self.logged(done, &caller, Write::Deprecate, &product)).await
     }
 
     #[tracing::instrument(skip_all, fields(product = %request.get_ref().name))]
@@ -110,7 +160,10 @@ impl CatalogService for Catalog {
         &self,
         request: Request<UndeprecateProductRequest>,
     ) -> Result<Response<UndeprecateProductResponse>, Status> {
-        respond(self.writing(self.undeprecate(request.into_inner()))).await
+        let caller = authorized(&request, Write::Undeprecate, "name", &request.get_ref().name)?;
+        let product = request.get_ref().name.clone();
+        let done = self.writing(self.undeprecate(request.into_inner())).await;
+        respond(self.logged(done, &caller, Write::Undeprecate, &product)).await
     }
 
     #[tracing::instrument(skip_all, fields(product = %request.get_ref().name))]
@@ -118,7 +171,10 @@ impl CatalogService for Catalog {
         &self,
         request: Request<DeleteProductRequest>,
     ) -> Result<Response<DeleteProductResponse>, Status> {
-        respond(self.writing(self.delete(request.into_inner()))).await
+        let caller = authorized(&request, Write::Delete, "name", &request.get_ref().name)?;
+        let product = request.get_ref().name.clone();
+        let done = self.writing(self.delete(request.into_inner())).await;
+        respond(self.logged(done, &caller, Write::Delete, &product)).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -146,5 +202,15 @@ impl CatalogService for Catalog {
         GetProductResponse::decode(encoded)
             .map(Response::new)
             .map_err(|e| Status::internal(format!("cached answer does not decode: {e}")))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn who_am_i(&self, request: Request<WhoAmIRequest>) -> Result<Response<WhoAmIResponse>, Status> {
+        let caller = mesh_grpc::authenticate::caller(request.extensions())?;
+        Ok(Response::new(WhoAmIResponse {
+            subject: caller.subject,
+            issuer: caller.issuer,
+            roles: caller.roles,
+        }))
     }
 }

@@ -19,7 +19,11 @@ struct Resolution {
 }
 
 impl Catalog {
-    pub(super) async fn register(&self, request: RegisterProductRequest) -> Result<RegisterProductResponse> {
+    pub(super) async fn register(
+        &self,
+        request: RegisterProductRequest,
+        registered_by: &str,
+    ) -> Result<RegisterProductResponse> {
         let domain = validate::product_id("product_id", &request.product_id)?;
         validate::domain("domain", &request.domain)?;
         if domain != request.domain {
@@ -42,6 +46,7 @@ impl Catalog {
         let lease_ms = self.lease_ttl.as_millis() as i64;
 
         let now = self.clock.now_ms();
+        let registered_by = registered_by.to_owned();
         let product = self
             .store
             .run(move |conn| {
@@ -74,6 +79,7 @@ impl Catalog {
                             descriptor_set: &contract.descriptor_set,
                             changes,
                             now,
+                            registered_by: &registered_by,
                         },
                     )?;
                     quota::prune_versions(&tx, id, resolution.version)?;

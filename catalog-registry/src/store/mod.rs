@@ -6,6 +6,7 @@
 
 pub mod endpoints;
 pub mod products;
+pub mod writes;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -49,7 +50,15 @@ CREATE TABLE IF NOT EXISTS schema_versions (
     descriptor_set BLOB NOT NULL,
     changes        TEXT NOT NULL,
     create_time    INTEGER NOT NULL,
+    registered_by  TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (product_id, version)
+) STRICT;
+CREATE TABLE IF NOT EXISTS catalog_writes (
+    id         INTEGER PRIMARY KEY,
+    at         INTEGER NOT NULL,
+    subject    TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    product_id TEXT NOT NULL
 ) STRICT;
 CREATE TABLE IF NOT EXISTS endpoints (
     product_id        TEXT NOT NULL REFERENCES products (product_id) ON DELETE CASCADE,
@@ -126,6 +135,14 @@ fn migrate(conn: &Connection) -> Result<()> {
     )?;
     if !has_data {
         conn.execute_batch("ALTER TABLE products ADD COLUMN data BLOB")?;
+    }
+    let has_registered_by: bool = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('schema_versions') WHERE name = 'registered_by'",
+        [],
+        |row| row.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_registered_by {
+        conn.execute_batch("ALTER TABLE schema_versions ADD COLUMN registered_by TEXT NOT NULL DEFAULT ''")?;
     }
     Ok(())
 }

@@ -118,13 +118,15 @@ pub struct NewVersion<'a> {
     pub changes: &'a [String],
     /// When it was registered, ms since the epoch.
     pub now: i64,
+    /// Who registered it (the caller's subject).
+    pub registered_by: &'a str,
 }
 
 /// Records a new schema version.
 pub fn insert_version(conn: &Connection, new: &NewVersion<'_>) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO schema_versions (product_id, version, major_version, fingerprint, descriptor_set, changes, create_time)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO schema_versions (product_id, version, major_version, fingerprint, descriptor_set, changes, create_time, registered_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
         new.product_id,
@@ -133,7 +135,8 @@ pub fn insert_version(conn: &Connection, new: &NewVersion<'_>) -> Result<()> {
         new.fingerprint,
         new.descriptor_set,
         new.changes.join("\n"),
-        new.now
+        new.now,
+        new.registered_by
     ])?;
     Ok(())
 }
@@ -209,7 +212,7 @@ struct StoredProduct {
 
 fn versions(conn: &Connection, product_id: &str) -> Result<Vec<SchemaVersion>> {
     let mut statement = conn.prepare_cached(
-        "SELECT version, major_version, fingerprint, changes, create_time
+        "SELECT version, major_version, fingerprint, changes, create_time, registered_by
          FROM schema_versions WHERE product_id = ?1 ORDER BY version",
     )?;
     let rows = statement.query_map([product_id], |row| {
@@ -220,6 +223,7 @@ fn versions(conn: &Connection, product_id: &str) -> Result<Vec<SchemaVersion>> {
             fingerprint: row.get(2)?,
             create_time: Some(timestamp(row.get(4)?)),
             changes: changes.lines().map(str::to_owned).collect(),
+            registered_by: row.get(5)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -1,5 +1,6 @@
 //! Shared set-up of the registry's integration tests: a real registry on an
-//! ephemeral port over a real SQLite file, and product contracts compiled
+//! ephemeral port over a real SQLite file, trusting a local issuer made for
+//! the test (its client calls as an admin), and product contracts compiled
 //! from proto source with protox.
 #![allow(dead_code)]
 
@@ -9,13 +10,19 @@ use std::time::Duration;
 use catalog_registry::{Clock, RegistryConfig};
 use mesh_contracts::catalog::RegisterProductRequest;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
+use mesh_grpc::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
+use mesh_grpc::{AuthArgs, Credentials, MeshChannel};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
 /// A registry serving on `127.0.0.1:0`, stopped when dropped.
 pub(crate) struct TestRegistry {
     pub addr: std::net::SocketAddr,
-    pub client: CatalogServiceClient<Channel>,
+    /// A client calling as an admin.
+    pub client: CatalogServiceClient<MeshChannel>,
+    /// The issuer the registry trusts.
+    pub issuer: Arc<LocalIssuer>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -30,12 +37,14 @@ impl TestRegistry {
     pub(crate) async fn start_with_clock(db: &Path, lease_ttl: Duration, clock: Clock) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let issuer = Arc::new(LocalIssuer::open_or_create(&db.parent().unwrap().join("issuer")).unwrap());
         let config = RegistryConfig {
             addr,
             data_dir: db.parent().unwrap().to_path_buf(),
             db: Some(db.to_path_buf()),
             lease_ttl,
             tls: Default::default(),
+            auth: AuthArgs::local(issuer.jwks_file().to_owned()),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -50,8 +59,23 @@ impl TestRegistry {
             .await
             .expect("registry serves");
         });
-        let client = CatalogServiceClient::new(channel(addr).await);
-        Self { addr, client, stop: Some(stop), task: Some(task) }
+        let admin =
+            Credentials::issued(Arc::clone(&issuer), "test-admin", &["admin"], Duration::from_secs(600))
+                .unwrap();
+        let client = CatalogServiceClient::new(channel(addr, admin).await);
+        Self { addr, client, issuer, stop: Some(stop), task: Some(task) }
+    }
+
+    /// A token of `subject` with `roles`, signed by the trusted issuer.
+    pub(crate) fn token(&self, subject: &str, roles: &[&str]) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        self.issuer.issue(subject, &roles, Duration::from_secs(600), DEFAULT_AUDIENCE).unwrap()
+    }
+
+    /// A client calling as `subject` with `roles`.
+    pub(crate) async fn client_as(&self, subject: &str, roles: &[&str]) -> CatalogServiceClient<MeshChannel> {
+        let credentials = Credentials::token(&self.token(subject, roles)).unwrap();
+        CatalogServiceClient::new(channel(self.addr, credentials).await)
     }
 
     /// Stops the registry and waits until it has shut down.
@@ -73,12 +97,12 @@ impl Drop for TestRegistry {
     }
 }
 
-/// A channel to `addr`, retried briefly while the server comes up.
-pub(crate) async fn channel(addr: std::net::SocketAddr) -> Channel {
+/// A channel to `addr` carrying `credentials`, retried briefly while the server comes up.
+pub(crate) async fn channel(addr: std::net::SocketAddr, credentials: Credentials) -> MeshChannel {
     let uri = format!("http://{addr}");
     for _ in 0..100 {
         if let Ok(channel) = Channel::from_shared(uri.clone()).unwrap().connect().await {
-            return channel;
+            return MeshChannel::new(&uri, channel, credentials).unwrap();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -11,7 +11,7 @@ use crate::style;
 
 /// Prints the product's metadata and a table of its columns.
 pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
-    let mut registry = Registry::new(&cli.registry, cli.timeout)?;
+    let mut registry = Registry::of(cli)?;
     let (entry, source) = registry.product(&args.product, ProductView::Full).await?;
     if let Source::Cache(fetched) = source {
         eprintln!(
@@ -74,8 +74,10 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
         .versions
         .iter()
         .map(|v| {
+            let by =
+                if v.registered_by.is_empty() { String::new() } else { format!(" by {}", v.registered_by) };
             format!(
-                "v{} (major {}) {}: {}",
+                "v{} (major {}) {}{by}: {}",
                 v.version,
                 v.major_version,
                 &v.fingerprint[..12.min(v.fingerprint.len())],

@@ -8,7 +8,7 @@ use crate::style;
 
 /// Prints the domains as a table.
 pub(crate) async fn run(cli: &Cli) -> Result<()> {
-    let domains = Registry::new(&cli.registry, cli.timeout)?.domains().await?;
+    let domains = Registry::of(cli)?.domains().await?;
     let mut table = style::table(&["domain", "products", "serving", "owners"]);
     for domain in domains {
         let (serving, all) = (domain.serving_products as usize, domain.products.len());

@@ -12,14 +12,11 @@ use crate::cli::{Cli, HealthArgs};
 use crate::{registry, style};
 
 /// What a health check found.
-async fn check(
-    endpoint: &str,
-    service: &str,
-    timeout: Duration,
-) -> (Result<ServingStatus, String>, Duration) {
+async fn check(cli: &Cli, endpoint: &str, service: &str) -> (Result<ServingStatus, String>, Duration) {
     let started = Instant::now();
     let outcome = async {
-        let channel = mesh_grpc::client::channel(endpoint, timeout).map_err(|e| e.to_string())?;
+        let channel =
+            mesh_grpc::client::channel(endpoint, cli.timeout, &cli.credentials).map_err(|e| e.to_string())?;
         let response = HealthClient::new(channel)
             .check(HealthCheckRequest { service: service.to_owned() })
             .await
@@ -33,7 +30,7 @@ async fn check(
 /// Prints a table of every endpoint's health, or checks one endpoint.
 pub(crate) async fn run(cli: &Cli, args: &HealthArgs) -> Result<()> {
     if let Some(endpoint) = &args.endpoint {
-        let (outcome, _) = check(endpoint, &args.service, cli.timeout).await;
+        let (outcome, _) = check(cli, endpoint, &args.service).await;
         return match outcome {
             Ok(ServingStatus::Serving) => {
                 println!("{}: serving", style::safe(endpoint));
@@ -43,7 +40,7 @@ pub(crate) async fn run(cli: &Cli, args: &HealthArgs) -> Result<()> {
             Err(error) => bail!("{endpoint}: unreachable: {error}"),
         };
     }
-    let mut registry = registry::Registry::new(&cli.registry, cli.timeout)?;
+    let mut registry = registry::Registry::of(cli)?;
     let products = registry.products(ListProductsRequest::default()).await?;
     let mut table = style::table(&["product", "endpoint", "catalog", "health", "latency"]);
     let mut unhealthy = 0;
@@ -59,7 +56,7 @@ pub(crate) async fn run(cli: &Cli, args: &HealthArgs) -> Result<()> {
             unhealthy += 1;
         }
         for endpoint in &product.endpoints {
-            let (outcome, latency) = check(&endpoint.uri, &product.service, cli.timeout).await;
+            let (outcome, latency) = check(cli, &endpoint.uri, &product.service).await;
             let health = match &outcome {
                 Ok(ServingStatus::Serving) => style::coloured("serving", Some(true)),
                 Ok(other) => style::coloured(other.as_str_name().to_lowercase(), Some(false)),

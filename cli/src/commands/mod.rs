@@ -6,8 +6,10 @@ pub(crate) mod domains;
 #[cfg(feature = "local")]
 pub(crate) mod generate;
 pub(crate) mod health;
+pub(crate) mod login;
 pub(crate) mod products;
 pub(crate) mod query;
 pub(crate) mod token;
 #[cfg(feature = "local")]
 pub(crate) mod up;
+pub(crate) mod whoami;

@@ -8,7 +8,7 @@ use crate::{registry, style};
 
 /// Prints the matching products as a table.
 pub(crate) async fn run(cli: &Cli, args: &ProductsArgs) -> Result<()> {
-    let mut registry = registry::Registry::new(&cli.registry, cli.timeout)?;
+    let mut registry = registry::Registry::of(cli)?;
     let filter = ListProductsRequest {
         domain: args.domain.clone().unwrap_or_default(),
         search: args.search.clone().unwrap_or_default(),

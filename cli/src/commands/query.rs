@@ -23,7 +23,7 @@ use crate::wire::RowReader;
 
 /// Runs the query and writes the rows.
 pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
-    let target = Target::resolve(&cli.registry, cli.timeout, &args.product, args.endpoint.as_deref()).await?;
+    let target = Target::resolve(cli, &args.product, args.endpoint.as_deref()).await?;
     let shape = target.shape()?;
     let columns = columns(&shape, &args.select)?;
     let format =
@@ -72,7 +72,7 @@ async fn open_stream(
     request: &QueryRequest,
     cli: &Cli,
 ) -> Result<Streaming<Bytes>, tonic::Status> {
-    let channel = mesh_grpc::client::stream_channel(&target.endpoint, cli.timeout)
+    let channel = mesh_grpc::client::stream_channel(&target.endpoint, cli.timeout, &cli.credentials)
         .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
     let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(64 << 20);
     grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;

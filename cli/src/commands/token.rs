@@ -4,23 +4,24 @@
 use anyhow::{Result, bail};
 use mesh_grpc::issuer::LocalIssuer;
 
-use crate::cli::TokenCommand;
+use crate::cli::{Cli, TokenCommand};
 
 /// Runs `mesh token issue` or `mesh token print`.
-pub(crate) fn run(command: &TokenCommand) -> Result<()> {
+pub(crate) async fn run(cli: &Cli, command: &TokenCommand) -> Result<()> {
     match command {
         TokenCommand::Issue(args) => {
             let issuer = LocalIssuer::open_or_create(&args.issuer_dir)?;
             println!("{}", issuer.issue(&args.sub, &args.roles, args.ttl, &args.audience)?);
             Ok(())
         }
-        TokenCommand::Print => match std::env::var("MESH_TOKEN") {
-            Ok(token) if !token.trim().is_empty() => {
-                println!("{}", token.trim());
+        TokenCommand::Print => match crate::session::current_token(cli).await? {
+            Some(token) => {
+                println!("{token}");
                 Ok(())
             }
-            _ => bail!(
-                "no token in use: set MESH_TOKEN (`mesh token issue --sub NAME --role ROLE` prints one)"
+            None => bail!(
+                "no token for the registry {}: start the mesh (mesh up), sign in (mesh login), or set MESH_TOKEN",
+                crate::style::safe(&cli.registry)
             ),
         },
     }

@@ -4,10 +4,13 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use mesh_local::{LocalMesh, MeshConfig, Ports};
+use mesh_grpc::auth::ADMIN;
+use mesh_grpc::issuer::DEFAULT_AUDIENCE;
+use mesh_local::{ADMIN_TOKEN_TTL, LocalMesh, MeshConfig, Ports};
 use woori_data::Generator;
 
 use crate::cli::UpArgs;
+use crate::profile::Profile;
 
 /// Starts everything, waits until every product serves, runs until Ctrl-C.
 pub(crate) async fn run(args: &UpArgs) -> Result<()> {
@@ -30,15 +33,46 @@ pub(crate) async fn run(args: &UpArgs) -> Result<()> {
         }
     };
     eprintln!("every product is serving ({:.1} s)", started.elapsed().as_secs_f64());
-    print_next_steps(&mesh, args.base_port);
-    (&mut shutdown).await;
+    let profile = keep_signed_in(&mesh)?;
+    print_next_steps(&mesh, args.base_port, &profile);
+    tokio::select! {
+        _ = &mut shutdown => {}
+        failed = renew_profile(&mesh) => return failed,
+    }
+    Profile::remove(&mesh.registry_url);
     eprintln!("stopping...");
     mesh.stop().await.context("the mesh did not stop cleanly")?;
     eprintln!("stopped");
     Ok(())
 }
 
-fn print_next_steps(mesh: &LocalMesh, base_port: u16) {
+/// The subject of the admin token `mesh up` keeps in the profile.
+const ADMIN_SUBJECT: &str = "local-admin";
+
+/// Writes the profile of the mesh's registry with a fresh admin token, so
+/// commands in other terminals call with it; returns where it is.
+fn keep_signed_in(mesh: &LocalMesh) -> Result<std::path::PathBuf> {
+    let issuer = mesh.issuer.as_ref().context("the local mesh runs with its issuer")?;
+    let token = issuer.issue(ADMIN_SUBJECT, &[ADMIN.to_owned()], ADMIN_TOKEN_TTL, DEFAULT_AUDIENCE)?;
+    let profile = Profile {
+        registry: mesh.registry_url.clone(),
+        token: Some(token),
+        expires_at: Some(crate::profile::now() + ADMIN_TOKEN_TTL.as_secs()),
+        ..Profile::default()
+    };
+    profile.save()
+}
+
+/// Renews the profile's token halfway through its life, for as long as
+/// the mesh runs; returns only if writing the profile fails.
+async fn renew_profile(mesh: &LocalMesh) -> Result<()> {
+    loop {
+        tokio::time::sleep(ADMIN_TOKEN_TTL / 2).await;
+        keep_signed_in(mesh)?;
+    }
+}
+
+fn print_next_steps(mesh: &LocalMesh, base_port: u16, profile: &std::path::Path) {
     let registry_url = &mesh.registry_url;
     let flag = if base_port == 50050 { String::new() } else { format!(" --registry {registry_url}") };
     println!(
@@ -46,10 +80,14 @@ fn print_next_steps(mesh: &LocalMesh, base_port: u16) {
          try:\n  mesh{flag} products\n  mesh{flag} describe payment.card_spending\n  \
          mesh{flag} query payment.card_spending --filter 'tot_use_am > 50000000' --order-by 'tot_use_am desc' --limit 10\n  \
          mesh{flag} query insight.segment_spending --filter 'hous_sido_nm = \"서울\"' --select bas_yh,life_stage,mbr_rk,customer_count,avg_use_am\n  \
-         mesh{flag} health\n\
+         mesh{flag} health\n  \
+         mesh{flag} whoami\n\
+         commands in other terminals sign in as `{ADMIN_SUBJECT}` (admin) with the token in {}\n\
+         (for grpcurl: -H \"authorization: Bearer $(mesh{flag} token print)\")\n\
          Ctrl-C stops everything.",
         base_port + 1,
         base_port + 2,
-        base_port + 3
+        base_port + 3,
+        profile.display()
     );
 }

@@ -11,8 +11,8 @@ use mesh_contracts::catalog::{
     ProductView,
 };
 use mesh_grpc::client::channel;
+use mesh_grpc::{Credentials, MeshChannel};
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::cache;
 
@@ -35,7 +35,7 @@ fn too_many_pages(registry: &str) -> anyhow::Error {
 /// The registry client.
 pub(crate) struct Registry {
     url: String,
-    client: CatalogServiceClient<Channel>,
+    client: CatalogServiceClient<MeshChannel>,
 }
 
 /// Where a product entry came from.
@@ -47,9 +47,21 @@ pub(crate) enum Source {
 }
 
 impl Registry {
-    /// A client of the registry at `url`.
-    pub(crate) fn new(url: &str, timeout: Duration) -> Result<Self> {
-        Ok(Self { url: url.to_owned(), client: CatalogServiceClient::new(channel(url, timeout)?) })
+    /// A client of the registry at `url`, calling with `credentials`.
+    pub(crate) fn new(url: &str, timeout: Duration, credentials: &Credentials) -> Result<Self> {
+        let client = CatalogServiceClient::new(channel(url, timeout, credentials)?);
+        Ok(Self { url: url.to_owned(), client })
+    }
+
+    /// The client of the registry the command line names, with its credentials.
+    pub(crate) fn of(cli: &crate::cli::Cli) -> Result<Self> {
+        Self::new(&cli.registry, cli.timeout, &cli.credentials)
+    }
+
+    /// Who the registry sees calling.
+    pub(crate) async fn who_am_i(&mut self) -> Result<mesh_contracts::catalog::WhoAmIResponse> {
+        let request = mesh_contracts::catalog::WhoAmIRequest {};
+        self.client.who_am_i(request).await.map(tonic::Response::into_inner).map_err(|s| self.status_error(s))
     }
 
     fn unreachable(&self, status: &tonic::Status) -> anyhow::Error {
@@ -102,6 +114,7 @@ impl Registry {
     pub(crate) fn status_error(&self, status: tonic::Status) -> anyhow::Error {
         match status.code() {
             Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => self.unreachable(&status),
+            Code::Unauthenticated => anyhow!("registry: {}\n  {}", status.message(), SIGN_IN),
             _ => anyhow!("registry: {}", status.message()),
         }
     }
@@ -146,6 +159,10 @@ impl Registry {
                 bail!("{}", unknown_product(product, &known.unwrap_or_default()))
             }
             Err(status) if status.code() == Code::InvalidArgument => bail!("{}", status.message()),
+            // Refused is not unreachable: the cache must not answer for a caller the registry refused.
+            Err(status) if matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied) => {
+                Err(self.status_error(status))
+            }
             Err(status) => match cached {
                 Some((entry, fetched)) => Ok((entry, Source::Cache(fetched))),
                 None => {
@@ -159,6 +176,10 @@ impl Registry {
         }
     }
 }
+
+/// How to get a token, for UNAUTHENTICATED answers.
+pub(crate) const SIGN_IN: &str = "sign in: `mesh up` signs you in to the local mesh, `mesh login --issuer URL --client-id ID` \
+     to a company IdP; or set MESH_TOKEN";
 
 /// "unknown product" with the nearest known names.
 pub(crate) fn unknown_product(product: &str, known: &[String]) -> String {
@@ -202,7 +223,11 @@ mod tests {
             .unwrap()
             .route("/mesh.catalog.v1.CatalogService/ListDomains", endless);
         tokio::spawn(server.serve(listener, std::future::pending()));
-        let error = Registry::new(&url, Duration::from_secs(5)).unwrap().domains().await.unwrap_err();
+        let error = Registry::new(&url, Duration::from_secs(5), &Credentials::none())
+            .unwrap()
+            .domains()
+            .await
+            .unwrap_err();
         assert_eq!(
             error.to_string(),
             format!(

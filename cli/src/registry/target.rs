@@ -2,8 +2,6 @@
 //! contract, from the registry, from the local cache when the registry is
 //! down, or from the domain itself when `--endpoint` is given.
 
-use std::time::Duration;
-
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use mesh_contracts::catalog::{Product, ProductView, ServingStatus};
@@ -14,6 +12,7 @@ use prost::Message;
 use prost_reflect::DescriptorPool;
 
 use super::{Registry, Source};
+use crate::cli::Cli;
 use crate::style;
 
 /// What is needed to call and decode a product.
@@ -32,18 +31,13 @@ impl Target {
     /// Finds `product` through the registry at `registry` (or its cache);
     /// `endpoint` overrides where it is called, and is asked for the
     /// contract when the registry cannot be reached.
-    pub(crate) async fn resolve(
-        registry: &str,
-        timeout: Duration,
-        product: &str,
-        endpoint: Option<&str>,
-    ) -> Result<Self> {
-        let mut client = Registry::new(registry, timeout)?;
+    pub(crate) async fn resolve(cli: &Cli, product: &str, endpoint: Option<&str>) -> Result<Self> {
+        let mut client = Registry::of(cli)?;
         // Finding the endpoint needs no columns: the basic view is the light lookup.
         let found = client.product(product, ProductView::Basic).await;
         let (entry, source) = match (found, endpoint) {
             (Ok(found), _) => found,
-            (Err(_), Some(endpoint)) => return Self::described_by(endpoint, product, timeout).await,
+            (Err(_), Some(endpoint)) => return Self::described_by(cli, endpoint, product).await,
             (Err(error), None) => return Err(error),
         };
         if let Source::Cache(fetched) = source {
@@ -74,8 +68,8 @@ impl Target {
 
     /// Asks the server at `endpoint` for `product`'s contract through its
     /// product services' `Describe`, found with server reflection.
-    async fn described_by(endpoint: &str, product: &str, timeout: Duration) -> Result<Self> {
-        let channel = mesh_grpc::client::channel(endpoint, timeout)?;
+    async fn described_by(cli: &Cli, endpoint: &str, product: &str) -> Result<Self> {
+        let channel = mesh_grpc::client::channel(endpoint, cli.timeout, &cli.credentials)?;
         let services = mesh_grpc::reflection::reflected_services(channel.clone())
             .await
             .with_context(|| format!("cannot list the services at {endpoint}"))?;

@@ -2,6 +2,7 @@
 //! (found through the registry), merge-join them on quarter + customer,
 //! aggregate per segment, suppress small segments, replace the table.
 
+use mesh_grpc::{Credentials, MeshChannel};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,10 +50,7 @@ struct Totals {
 }
 
 /// Finds a serving endpoint of `product` in the registry.
-async fn endpoint_of(
-    registry: &mut CatalogServiceClient<tonic::transport::Channel>,
-    product: &str,
-) -> Result<String> {
+async fn endpoint_of(registry: &mut CatalogServiceClient<MeshChannel>, product: &str) -> Result<String> {
     let found = registry
         .get_product(GetProductRequest {
             name: product.to_owned(),
@@ -75,22 +73,42 @@ fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
     Some(prost_types::FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() })
 }
 
-/// Rebuilds `product`'s table from the sources registered at `registry_url`,
-/// leaving out segments with fewer than `min_customers` customers.
+/// Where the sources are and how to call them.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The registry that knows the sources' endpoints.
+    pub registry_url: String,
+    /// The insight domain's own credentials.
+    pub credentials: Credentials,
+}
+
+/// Rebuilds `product`'s table from the sources, leaving out segments with
+/// fewer than `min_customers` customers.
 pub async fn rebuild(
     product: &Arc<Product>,
-    registry_url: &str,
+    sources: &Sources,
     min_customers: i64,
 ) -> Result<RefreshResponse> {
-    let mut registry = CatalogServiceClient::new(mesh_grpc::client::channel(registry_url, CALL_TIMEOUT)?);
+    let credentials = &sources.credentials;
+    let mut registry = CatalogServiceClient::new(mesh_grpc::client::channel(
+        &sources.registry_url,
+        CALL_TIMEOUT,
+        credentials,
+    )?);
     let customer_url = endpoint_of(&mut registry, CUSTOMER_PRODUCT).await?;
     let payment_url = endpoint_of(&mut registry, PAYMENT_PRODUCT).await?;
-    let mut customers =
-        CustomerProfileServiceClient::new(mesh_grpc::client::stream_channel(&customer_url, CALL_TIMEOUT)?)
-            .max_decoding_message_size(16 << 20);
-    let mut payments =
-        CardSpendingServiceClient::new(mesh_grpc::client::stream_channel(&payment_url, CALL_TIMEOUT)?)
-            .max_decoding_message_size(16 << 20);
+    let mut customers = CustomerProfileServiceClient::new(mesh_grpc::client::stream_channel(
+        &customer_url,
+        CALL_TIMEOUT,
+        credentials,
+    )?)
+    .max_decoding_message_size(16 << 20);
+    let mut payments = CardSpendingServiceClient::new(mesh_grpc::client::stream_channel(
+        &payment_url,
+        CALL_TIMEOUT,
+        credentials,
+    )?)
+    .max_decoding_message_size(16 << 20);
     let profile_stream = customers
         .query(QueryRequest {
             read_mask: mask(&["bas_yh", "seq", "life_stage", "hous_sido_nm", "mbr_rk"]),

@@ -4,16 +4,21 @@
 
 pub mod build;
 
+use build::Sources;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use mesh_contracts::woori::insight::v1::RefreshResponse;
 use mesh_domain_runtime::hosting::run_domain;
 use mesh_domain_runtime::service::UnaryHandler;
 use mesh_domain_runtime::{DomainArgs, DomainStore, Product, ProductService, ProductSpec, Result};
+use mesh_grpc::auth::owner_role;
 use prost::Message;
 use tokio::net::TcpListener;
+use tonic::Status;
 use woori_data::layout::BROAD_COLUMNS;
 
 /// The `insight.segment_spending` product.
@@ -50,15 +55,49 @@ pub fn open(args: &InsightArgs) -> Result<Arc<Product>> {
     Product::new(SEGMENT_SPENDING, DomainStore::open(&db)?.with_readers(args.domain.limits.max_scans))
 }
 
-/// The product service with its `Refresh` method.
-pub fn service(product: Arc<Product>, registry: String, min_customers: i64) -> ProductService {
-    let building = Arc::clone(&product);
-    let refresh: UnaryHandler = Arc::new(move |_request: Bytes| {
-        let (product, registry) = (Arc::clone(&building), registry.clone());
+/// The product with what rebuilding it needs; one rebuild runs at a time.
+#[derive(Debug, Clone)]
+struct Builder {
+    product: Arc<Product>,
+    sources: Sources,
+    min_customers: i64,
+    running: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Builder {
+    /// Rebuilds now, or refuses when a rebuild is running.
+    async fn rebuild_now(&self) -> std::result::Result<RefreshResponse, Status> {
+        let _one_at_a_time = self.running.try_lock().map_err(|_| {
+            Status::aborted(
+                "a rebuild of insight.segment_spending is already running; call Refresh again when it ends",
+            )
+        })?;
+        build::rebuild(&self.product, &self.sources, self.min_customers).await.map_err(Status::from)
+    }
+
+    /// Rebuilds once the one running (if any) has ended.
+    async fn rebuild_when_free(&self) -> Result<RefreshResponse> {
+        let _one_at_a_time = self.running.lock().await;
+        build::rebuild(&self.product, &self.sources, self.min_customers).await
+    }
+}
+
+/// The product service with its `Refresh` method, for the domain's owners
+/// (`owner:insight`) and admins.
+fn service(builder: Builder) -> ProductService {
+    let product = Arc::clone(&builder.product);
+    let refresh: UnaryHandler = Arc::new(move |request: tonic::Request<Bytes>| {
+        let builder = builder.clone();
         Box::pin(async move {
-            let response =
-                build::rebuild(&product, &registry, min_customers).await.map_err(tonic::Status::from)?;
-            Ok(Bytes::from(response.encode_to_vec()))
+            let caller = mesh_grpc::authenticate::caller(request.extensions())?;
+            let needed = owner_role(SEGMENT_SPENDING.domain());
+            if !caller.has_role_or_admin(&needed) {
+                return Err(Status::permission_denied(format!(
+                    "`{}` may not rebuild {}: that needs the role `{needed}` or `admin` (mesh whoami shows your roles)",
+                    caller.subject, SEGMENT_SPENDING.id
+                )));
+            }
+            Ok(Bytes::from(builder.rebuild_now().await?.encode_to_vec()))
         })
     });
     ProductService::new(product, HashMap::from([("Refresh".to_owned(), refresh)]))
@@ -81,12 +120,17 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
-    let rebuilding = Arc::clone(&product);
-    let (registry_for_build, min) = (args.domain.registry.clone(), args.min_customers);
+    let sources = Sources {
+        registry_url: args.domain.registry.clone(),
+        credentials: args.domain.client_credentials(SEGMENT_SPENDING.domain())?,
+    };
+    let builder =
+        Builder { product, sources, min_customers: args.min_customers, running: Default::default() };
+    let initial_builder = builder.clone();
     let initial = tokio::spawn(async move {
         let mut wait = Duration::from_millis(500);
         loop {
-            match build::rebuild(&rebuilding, &registry_for_build, min).await {
+            match initial_builder.rebuild_when_free().await {
                 Ok(_) => break,
                 Err(error) => {
                     tracing::warn!(%error, "sources not ready; retrying the build");
@@ -96,7 +140,7 @@ pub async fn serve(
             }
         }
     });
-    let service = service(product, args.domain.registry.clone(), args.min_customers);
+    let service = service(builder);
     let served = run_domain(listener, vec![service], &args.domain, shutdown).await;
     initial.abort();
     served

@@ -13,8 +13,8 @@ use mesh_contracts::woori::insight::v1::segment_spending_service_client::Segment
 use mesh_local::{LocalMesh, MeshConfig, Ports};
 use woori_data::Generator;
 
-fn channel(url: &str) -> tonic::transport::Channel {
-    mesh_grpc::client::channel(url, Duration::from_secs(10)).unwrap()
+fn channel(url: &str, credentials: &mesh_grpc::Credentials) -> mesh_grpc::MeshChannel {
+    mesh_grpc::client::channel(url, Duration::from_secs(10), credentials).unwrap()
 }
 
 type Expected = BTreeMap<(String, String, String, String), (i64, i64, i64)>;
@@ -69,7 +69,27 @@ async fn segments_match_an_independent_aggregate_and_small_ones_are_suppressed()
     let customer_db = dir.path().join("customer").join("customer.sqlite");
     let payment_db = dir.path().join("payment").join("payment.sqlite");
     let product = mesh.product("insight.segment_spending").unwrap();
-    let mut client = SegmentSpendingServiceClient::new(channel(mesh.insight_url.as_deref().unwrap()));
+    let insight_url = mesh.insight_url.clone().unwrap();
+    let owner = mesh.credentials("insight-owner", &["owner:insight"]).unwrap();
+    let mut client = SegmentSpendingServiceClient::new(channel(&insight_url, &owner));
+
+    // Only the domain's owners and admins may rebuild.
+    let analyst = mesh.credentials("kim", &["analyst"]).unwrap();
+    let mut reader = SegmentSpendingServiceClient::new(channel(&insight_url, &analyst));
+    let denied = reader.refresh(RefreshRequest {}).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        denied.message(),
+        "`kim` may not rebuild insight.segment_spending: that needs the role `owner:insight` or `admin` \
+         (mesh whoami shows your roles)"
+    );
+
+    // One rebuild at a time: of two at once, one is refused.
+    let (mut first, mut second) = (client.clone(), client.clone());
+    let (a, b) = tokio::join!(first.refresh(RefreshRequest {}), second.refresh(RefreshRequest {}));
+    let aborted: Vec<_> = [&a, &b].into_iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(aborted.len(), 1, "{a:?} {b:?}");
+    assert_eq!(aborted[0].code(), tonic::Code::Aborted);
 
     // The mesh is up: both sources serve, so a refresh goes through at once.
     let refreshed = client.refresh(RefreshRequest {}).await.unwrap().into_inner();
@@ -97,7 +117,7 @@ async fn segments_match_an_independent_aggregate_and_small_ones_are_suppressed()
     assert_eq!(got, kept);
 
     // The catalog shows the lineage, with both inputs serving.
-    let mut catalog = CatalogServiceClient::new(channel(&mesh.registry_url));
+    let mut catalog = CatalogServiceClient::new(channel(&mesh.registry_url, &analyst));
     let entry = catalog
         .get_product(GetProductRequest { name: "insight.segment_spending".into(), ..Default::default() })
         .await

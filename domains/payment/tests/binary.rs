@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 fn the_binary_serves_and_stops_on_signals() {
     for signal in ["-TERM", "-INT"] {
         let dir = tempfile::tempdir().unwrap();
+        let issuer = mesh_grpc::issuer::LocalIssuer::open_or_create(&dir.path().join("issuer")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_payment"))
             .args([
                 "--addr",
@@ -22,6 +23,8 @@ fn the_binary_serves_and_stops_on_signals() {
             ])
             .arg("--data-dir")
             .arg(dir.path())
+            .arg("--auth-jwks")
+            .arg(issuer.jwks_file())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

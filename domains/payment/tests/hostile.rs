@@ -92,7 +92,8 @@ async fn streams_beyond_the_limits_are_refused_at_once_and_describe_still_answer
         "this connection already has 2 Query streams open, the most a domain allows \
          (--streams-per-connection); read or cancel one before starting another"
     );
-    let mut other = CardSpendingServiceClient::new(connect(domain.addr).await);
+    let mut other =
+        CardSpendingServiceClient::new(connect(domain.addr, common::reader(domain.dir.path())).await);
     let queue_full = other.query(QueryRequest::default()).await.unwrap_err();
     assert_eq!(queue_full.code(), Code::ResourceExhausted);
     assert_eq!(
@@ -106,7 +107,7 @@ async fn streams_beyond_the_limits_are_refused_at_once_and_describe_still_answer
     let started = Instant::now();
     let described = other.describe(DescribeRequest::default()).await.unwrap().into_inner();
     assert!(described.row_count > 0);
-    let mut health = HealthClient::new(connect(domain.addr).await);
+    let mut health = HealthClient::new(connect(domain.addr, mesh_grpc::Credentials::none()).await);
     let status = health.check(HealthCheckRequest { service: SERVICE.into() }).await.unwrap().into_inner();
     assert_eq!(status.status(), ServingStatus::Serving);
     assert!(started.elapsed() < Duration::from_secs(1), "describe and health took {:?}", started.elapsed());
@@ -159,7 +160,8 @@ async fn a_scan_that_finds_nothing_stops_when_its_client_goes_or_its_budget_ends
 
     // Without a budget, the whole scan takes far longer than a cancelled one.
     let unlimited = domain_over(&domain, ServeLimits::default()).await;
-    let mut client = CardSpendingServiceClient::new(connect(unlimited.addr).await);
+    let mut client =
+        CardSpendingServiceClient::new(connect(unlimited.addr, common::reader(domain.dir.path())).await);
     let started = Instant::now();
     let (rows, _) = query_all(&mut client, nothing.clone()).await.unwrap();
     let full = started.elapsed();
@@ -214,7 +216,7 @@ async fn resuming_over_reloaded_data_is_aborted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_database_turns_health_not_serving() {
     let domain = domain(500, ServeLimits::default()).await;
-    let mut health = HealthClient::new(connect(domain.addr).await);
+    let mut health = HealthClient::new(connect(domain.addr, mesh_grpc::Credentials::none()).await);
     let check = HealthCheckRequest { service: SERVICE.into() };
     assert_eq!(health.check(check.clone()).await.unwrap().into_inner().status(), ServingStatus::Serving);
     std::fs::remove_file(&domain.db).unwrap();
@@ -245,7 +247,7 @@ async fn shutdown_cuts_streams_still_open_after_the_grace_period() {
         })
         .await
     });
-    let mut client = CardSpendingServiceClient::new(connect(addr).await);
+    let mut client = CardSpendingServiceClient::new(connect(addr, common::reader(dir.path())).await);
     let mut stalled = client.query(QueryRequest::default()).await.unwrap().into_inner();
     stalled.message().await.unwrap().unwrap();
     let started = Instant::now();

@@ -30,10 +30,11 @@ async fn serves_without_a_registry_and_registers_when_it_comes_up() {
         db: None,
         lease_ttl: Duration::from_secs(30),
         tls: Default::default(),
+        auth: mesh_grpc::AuthArgs::local(common::issuer(domain.dir.path()).jwks_file().to_owned()),
     };
     tokio::spawn(async move { catalog_registry::serve(&config, listener, std::future::pending()).await });
 
-    let channel = common::connect(addr).await;
+    let channel = common::connect(addr, common::credentials(domain.dir.path(), "reader", &[])).await;
     let mut catalog = CatalogServiceClient::new(channel);
     let started = std::time::Instant::now();
     let product = loop {

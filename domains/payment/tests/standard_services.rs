@@ -10,7 +10,7 @@ use tonic_health::pb::health_client::HealthClient;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_reflection_describe_the_domain() {
     let domain = common::start(20, &common::nowhere()).await;
-    let channel = common::connect(domain.addr).await;
+    let channel = common::connect(domain.addr, mesh_grpc::Credentials::none()).await;
 
     let mut health = HealthClient::new(channel.clone());
     let status = health

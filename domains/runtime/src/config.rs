@@ -37,6 +37,43 @@ pub struct DomainArgs {
     /// What the domain trusts when it calls the registry and other domains.
     #[command(flatten)]
     pub client_tls: mesh_grpc::ClientTlsArgs,
+
+    /// Who may call the domain.
+    #[command(flatten)]
+    pub auth: mesh_grpc::AuthArgs,
+
+    /// File holding the token the domain calls the registry and other
+    /// domains with; re-read when it changes, so an agent can rotate it.
+    #[arg(long, env = "MESH_TOKEN_FILE", help_heading = "Authentication", conflicts_with = "issuer_dir")]
+    pub token_file: Option<PathBuf>,
+
+    /// The local issuer's folder: the domain signs its own short-lived
+    /// service token (`service:<domain>`) with the key there and renews it.
+    #[arg(long, env = "MESH_ISSUER_DIR", help_heading = "Authentication")]
+    pub issuer_dir: Option<PathBuf>,
+
+    /// Credentials given by the program that embeds the domain (`mesh up`);
+    /// they take precedence over --token-file and --issuer-dir.
+    #[arg(skip)]
+    pub credentials: mesh_grpc::Credentials,
+}
+
+impl Default for DomainArgs {
+    fn default() -> Self {
+        Self {
+            addr: None,
+            data_dir: None,
+            registry: "http://127.0.0.1:50050".to_owned(),
+            advertise_url: None,
+            limits: ServeLimits::default(),
+            tls: Default::default(),
+            client_tls: Default::default(),
+            auth: Default::default(),
+            token_file: None,
+            issuer_dir: None,
+            credentials: Default::default(),
+        }
+    }
 }
 
 /// The limits a domain serves under: every one has a number and, when it
@@ -97,6 +134,10 @@ fn default_max_scans() -> usize {
     std::thread::available_parallelism().map_or(8, |n| (n.get() * 4).max(8))
 }
 
+/// How long a domain's self-signed service token lives; it is renewed
+/// halfway.
+pub const SERVICE_TOKEN_TTL: Duration = Duration::from_secs(3600);
+
 impl DomainArgs {
     /// The listen address, or `default_port` on 127.0.0.1.
     pub fn addr_or(&self, default_port: u16) -> SocketAddr {
@@ -106,6 +147,28 @@ impl DomainArgs {
     /// The data directory, or `.mesh/<domain>`.
     pub fn data_dir_or(&self, domain: &str) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| PathBuf::from(".mesh").join(domain))
+    }
+
+    /// The credentials the domain `domain` calls other services with: those
+    /// given by an embedding program, else the token file, else a service
+    /// token signed with the local issuer's key, else none.
+    pub fn client_credentials(&self, domain: &str) -> mesh_grpc::Result<mesh_grpc::Credentials> {
+        if self.credentials.is_some() {
+            return Ok(self.credentials.clone());
+        }
+        if let Some(file) = &self.token_file {
+            return mesh_grpc::Credentials::file(file);
+        }
+        if let Some(dir) = &self.issuer_dir {
+            let issuer = std::sync::Arc::new(mesh_grpc::issuer::LocalIssuer::open(dir)?);
+            return mesh_grpc::Credentials::issued(
+                issuer,
+                &format!("{domain}-domain"),
+                &[&mesh_grpc::auth::service_role(domain)],
+                SERVICE_TOKEN_TTL,
+            );
+        }
+        Ok(mesh_grpc::Credentials::none())
     }
 
     /// The URL to register for a server bound to `bound` (`https://` when
@@ -131,9 +194,7 @@ mod tests {
             data_dir: None,
             registry: "http://127.0.0.1:50050".into(),
             advertise_url: advertise.map(str::to_owned),
-            limits: ServeLimits::default(),
-            tls: Default::default(),
-            client_tls: Default::default(),
+            ..DomainArgs::default()
         }
     }
 

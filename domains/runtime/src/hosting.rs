@@ -32,7 +32,10 @@ pub async fn run_domain(
     let mut server = MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &names)
         .await?
         .shutdown_grace(args.limits.shutdown_grace)
-        .tls(&args.tls);
+        .tls(&args.tls)
+        .authenticate(args.auth.layer()?);
+    let domain = services.first().map_or("", |s| s.product().spec.domain());
+    let credentials = args.client_credentials(domain)?;
     let admission = Admission::new(args.limits.clone());
     let mut products = Vec::new();
     for service in services {
@@ -42,7 +45,8 @@ pub async fn run_domain(
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let health = tokio::spawn(watch_health(products.clone(), server.health(), stopped.clone()));
-    let registration = tokio::spawn(keep_registered(args.registry.clone(), advertise, products, stopped));
+    let registration =
+        tokio::spawn(keep_registered(args.registry.clone(), credentials, advertise, products, stopped));
     let served = server
         .serve(listener, async {
             shutdown.await;

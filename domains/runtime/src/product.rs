@@ -35,6 +35,13 @@ pub struct ProductSpec {
     pub amounts: &'static [&'static str],
 }
 
+impl ProductSpec {
+    /// The domain owning the product: its id up to the first dot.
+    pub fn domain(&self) -> &'static str {
+        self.id.split_once('.').map_or(self.id, |(domain, _)| domain)
+    }
+}
+
 /// A product ready to serve.
 #[derive(Debug)]
 pub struct Product {

@@ -11,9 +11,9 @@ use mesh_contracts::catalog::{
     DataStatus, DeregisterEndpointRequest, RegisterProductRequest, RenewLeaseRequest,
 };
 use mesh_grpc::server::{HealthReporter, ServingStatus};
+use mesh_grpc::{Credentials, MeshChannel};
 use tokio::sync::watch;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::product::Product;
 
@@ -58,20 +58,23 @@ impl Registration {
 /// one domain share its store.)
 pub(crate) async fn keep_registered(
     registry_url: String,
+    credentials: Credentials,
     endpoint: String,
     products: Vec<Registration>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let target = match mesh_grpc::client::endpoint(&registry_url) {
-        Ok(target) => target,
+    let channel = mesh_grpc::client::endpoint(&registry_url).and_then(|target| {
+        let channel =
+            target.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(10)).connect_lazy();
+        MeshChannel::new(&registry_url, channel, credentials)
+    });
+    let mut client = match channel {
+        Ok(channel) => CatalogServiceClient::new(channel),
         Err(error) => {
             tracing::error!(registry = %registry_url, %error, "cannot call the registry; not registering");
             return;
         }
     };
-    let channel =
-        target.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(10)).connect_lazy();
-    let mut client = CatalogServiceClient::new(channel);
     let mut backoff = BACKOFF_MIN;
     let mut registered = false;
     let mut renew_every = Duration::from_secs(10);
@@ -102,7 +105,10 @@ pub(crate) async fn keep_registered(
                 continue;
             }
             Err(status) => {
-                if registered || backoff == BACKOFF_MIN {
+                let refused = matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied);
+                if refused && (registered || backoff == BACKOFF_MIN) {
+                    tracing::error!(registry = %registry_url, reason = status.message(), "registry refused the registration; will retry");
+                } else if registered || backoff == BACKOFF_MIN {
                     tracing::warn!(registry = %registry_url, reason = status.message(), "registry unreachable; will retry");
                 }
                 registered = false;
@@ -135,14 +141,14 @@ pub(crate) async fn keep_registered(
 }
 
 async fn register(
-    client: &mut CatalogServiceClient<Channel>,
+    client: &mut CatalogServiceClient<MeshChannel>,
     endpoint: &str,
     products: &[Registration],
 ) -> Result<Duration, tonic::Status> {
     let mut ttl = Duration::from_secs(30);
     for product in products {
         let spec = product.product.spec;
-        let domain = spec.id.split('.').next().unwrap_or_default().to_owned();
+        let domain = spec.domain().to_owned();
         let response = client
             .register_product(RegisterProductRequest {
                 product_id: product.id(),
@@ -163,7 +169,7 @@ async fn register(
 }
 
 async fn renew(
-    client: &mut CatalogServiceClient<Channel>,
+    client: &mut CatalogServiceClient<MeshChannel>,
     endpoint: &str,
     products: &[Registration],
 ) -> Result<(), tonic::Status> {

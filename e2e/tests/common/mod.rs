@@ -1,6 +1,7 @@
 //! A real mesh for the CLI's end-to-end tests: the registry and the three
-//! domains on ephemeral ports with small generated data, and the `mesh`
-//! binary pointed at it with its own catalog cache.
+//! domains on ephemeral ports with small generated data, requiring tokens
+//! of the mesh's local issuer, and the `mesh` binary pointed at it with its
+//! own catalog cache and profiles folder, calling with an analyst's token.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -17,6 +18,8 @@ pub(crate) struct Mesh {
     pub payment_url: String,
     pub customer_url: String,
     pub insight_url: Option<String>,
+    /// A token of an analyst (`e2e-analyst`), signed by the mesh's issuer.
+    pub token: String,
     local: LocalMesh,
 }
 
@@ -32,7 +35,14 @@ impl Mesh {
             ..MeshConfig::new(dir.path())
         };
         let local = LocalMesh::start(config).await.expect("the mesh comes up");
+        let token = local.issuer.as_ref().expect("an issuer").issue(
+            "e2e-analyst",
+            &["analyst".to_owned()],
+            Duration::from_secs(3600),
+            mesh_grpc::issuer::DEFAULT_AUDIENCE,
+        );
         Mesh {
+            token: token.expect("a token"),
             registry: local.registry_url.clone(),
             payment_url: local.payment_url.clone(),
             customer_url: local.customer_url.clone(),
@@ -41,6 +51,12 @@ impl Mesh {
             cache: tempfile::tempdir().unwrap(),
             local,
         }
+    }
+
+    /// A channel to `url` calling as `subject` with `roles`.
+    pub(crate) fn channel_as(&self, url: &str, subject: &str, roles: &[&str]) -> mesh_grpc::MeshChannel {
+        let credentials = self.local.credentials(subject, roles).expect("credentials");
+        mesh_grpc::client::channel(url, Duration::from_secs(10), &credentials).expect("a channel")
     }
 
     /// The payment domain's SQLite file.
@@ -70,6 +86,8 @@ impl Mesh {
             .arg("--registry")
             .arg(&self.registry)
             .env("MESH_CACHE_DIR", self.cache.path())
+            .env("MESH_CONFIG_DIR", self.cache.path().join("config"))
+            .env("MESH_TOKEN", &self.token)
             .env("NO_COLOR", "1");
         command.timeout(Duration::from_secs(60));
         command

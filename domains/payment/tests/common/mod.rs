@@ -1,5 +1,6 @@
 //! A real payment domain on `127.0.0.1:0` over a real SQLite file, with
-//! generated data, and helpers to read its rows straight from that file.
+//! generated data, authenticating callers against a local issuer made for
+//! the test, and helpers to read its rows straight from that file.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -11,6 +12,9 @@ use mesh_contracts::woori::payment::v1::CardSpending;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
 use mesh_domain_runtime::source::serve_product;
 use mesh_domain_runtime::{DomainArgs, Product};
+use mesh_grpc::auth::service_role;
+use mesh_grpc::issuer::LocalIssuer;
+use mesh_grpc::{AuthArgs, Credentials, MeshChannel};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use woori_data::Generator;
@@ -19,7 +23,7 @@ use woori_data::runtime::SourceArgs;
 /// A running payment domain, stopped when dropped.
 pub(crate) struct TestDomain {
     pub addr: std::net::SocketAddr,
-    pub client: CardSpendingServiceClient<Channel>,
+    pub client: CardSpendingServiceClient<MeshChannel>,
     pub product: Arc<Product>,
     pub db: PathBuf,
     pub dir: tempfile::TempDir,
@@ -34,18 +38,32 @@ impl Drop for TestDomain {
     }
 }
 
+/// The local issuer of the test domain in `dir` (made on first use).
+pub(crate) fn issuer(dir: &std::path::Path) -> Arc<LocalIssuer> {
+    Arc::new(LocalIssuer::open_or_create(&dir.join("issuer")).unwrap())
+}
+
+/// Credentials of `subject` with `roles`, signed by the issuer in `dir`.
+pub(crate) fn credentials(dir: &std::path::Path, subject: &str, roles: &[&str]) -> Credentials {
+    Credentials::issued(issuer(dir), subject, roles, Duration::from_secs(600)).unwrap()
+}
+
+/// Credentials of an analyst, signed by the issuer in `dir`.
+pub(crate) fn reader(dir: &std::path::Path) -> Credentials {
+    credentials(dir, "analyst-kim", &["analyst"])
+}
+
 /// Args for a domain with `customers` x 2 quarters of generated data in `dir`,
-/// registering at `registry`.
+/// registering at `registry`, trusting the issuer in `dir` and calling
+/// with the payment domain's service identity.
 pub(crate) fn args(dir: &std::path::Path, customers: u64, registry: &str) -> SourceArgs {
     SourceArgs {
         domain: DomainArgs {
-            addr: None,
             data_dir: Some(dir.to_path_buf()),
             registry: registry.to_owned(),
-            advertise_url: None,
-            limits: Default::default(),
-            tls: Default::default(),
-            client_tls: Default::default(),
+            auth: AuthArgs::local(issuer(dir).jwks_file().to_owned()),
+            credentials: credentials(dir, "payment-domain", &[&service_role("payment")]),
+            ..DomainArgs::default()
         },
         source: None,
         generate: Generator { customers, quarters: 2, seed: 7 },
@@ -88,16 +106,17 @@ pub(crate) async fn start_with(
         })
         .await
     });
-    let channel = connect(addr).await;
+    let channel = connect(addr, reader(dir.path())).await;
     let db = dir.path().join("payment.sqlite");
     TestDomain { addr, client: CardSpendingServiceClient::new(channel), product, db, dir, stop: Some(stop) }
 }
 
-/// A channel to `addr`, retried while the server comes up.
-pub(crate) async fn connect(addr: std::net::SocketAddr) -> Channel {
+/// A channel to `addr` carrying `credentials`, retried while the server comes up.
+pub(crate) async fn connect(addr: std::net::SocketAddr, credentials: Credentials) -> MeshChannel {
+    let url = format!("http://{addr}");
     for _ in 0..200 {
-        if let Ok(channel) = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await {
-            return channel;
+        if let Ok(channel) = Channel::from_shared(url.clone()).unwrap().connect().await {
+            return MeshChannel::new(&url, channel, credentials).unwrap();
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -129,7 +148,7 @@ pub(crate) fn rows_in_file(db: &std::path::Path) -> Vec<CardSpending> {
 
 /// Runs a query to the end, returning the rows and the number of batches.
 pub(crate) async fn query_all(
-    client: &mut CardSpendingServiceClient<Channel>,
+    client: &mut CardSpendingServiceClient<MeshChannel>,
     request: QueryRequest,
 ) -> Result<(Vec<CardSpending>, usize), tonic::Status> {
     let mut stream = client.query(request).await?.into_inner();

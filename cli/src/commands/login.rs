@@ -1,0 +1,138 @@
+//! `mesh login`: signing a person in through the company's IdP with the
+//! OAuth 2.0 device authorization grant (RFC 8628), and renewing the token
+//! with the refresh token when it is about to expire.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use mesh_grpc::oidc::{discover, http_client, post_form};
+use serde_json::Value;
+
+use crate::cli::{Cli, LoginArgs};
+use crate::profile::{Login, Profile, now};
+use crate::style::safe;
+
+/// The grant type of a device code, RFC 8628 section 3.4.
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// How long before expiry a token is renewed.
+const RENEW_BEFORE: u64 = 60;
+
+/// Signs in and writes the registry's profile.
+pub(crate) async fn run(cli: &Cli, args: &LoginArgs) -> Result<()> {
+    let http = http_client()?;
+    let issuer = args.issuer.trim_end_matches('/');
+    let document = discover(&http, issuer).await.map_err(|e| anyhow!("cannot discover the IdP: {e}"))?;
+    let endpoint = |name: &str| {
+        document[name]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("the IdP at {} does not offer {name}", safe(issuer)))
+    };
+    let (device_endpoint, token_endpoint) =
+        (endpoint("device_authorization_endpoint")?, endpoint("token_endpoint")?);
+
+    let form = [("client_id", args.client_id.as_str()), ("scope", args.scope.as_str())];
+    let (status, grant) =
+        post_form(&http, &device_endpoint, &form).await.map_err(|e| anyhow!("device authorization: {e}"))?;
+    if !status.is_success() {
+        bail!("the IdP refused the device authorization: {}", oauth_error(&grant));
+    }
+    let field = |name: &str| grant[name].as_str().map(str::to_owned);
+    let device_code = field("device_code").context("the IdP's answer has no device_code")?;
+    let user_code = field("user_code").context("the IdP's answer has no user_code")?;
+    let verification = field("verification_uri").context("the IdP's answer has no verification_uri")?;
+    let expires_in = grant["expires_in"].as_u64().unwrap_or(600);
+    let mut interval = grant["interval"].as_u64().unwrap_or(5).max(1);
+
+    eprintln!("To sign in, open {} and enter the code {}", safe(&verification), safe(&user_code));
+    if let Some(complete) = field("verification_uri_complete") {
+        eprintln!("(or open {} directly)", safe(&complete));
+    }
+    eprintln!("waiting for you to confirm (up to {} minutes)...", expires_in.div_ceil(60));
+
+    let deadline = Instant::now() + Duration::from_secs(expires_in);
+    let tokens = loop {
+        tokio::time::sleep(Duration::from_secs(interval)).await;
+        if Instant::now() > deadline {
+            bail!("the code expired before it was confirmed; run mesh login again");
+        }
+        let form =
+            [("grant_type", DEVICE_GRANT), ("device_code", &device_code), ("client_id", &args.client_id)];
+        let (status, answer) =
+            post_form(&http, &token_endpoint, &form).await.map_err(|e| anyhow!("token endpoint: {e}"))?;
+        if status.is_success() {
+            break answer;
+        }
+        match answer["error"].as_str() {
+            Some("authorization_pending") => {}
+            Some("slow_down") => interval += 5,
+            Some("access_denied") => bail!("the sign-in was denied"),
+            Some("expired_token") => bail!("the code expired before it was confirmed; run mesh login again"),
+            _ => bail!("the IdP refused the sign-in: {}", oauth_error(&answer)),
+        }
+    };
+
+    let mut profile = Profile::load(&cli.registry)?.unwrap_or_default();
+    profile.registry = cli.registry.clone();
+    if cli.tls.ca_file.is_some() {
+        profile.ca_file.clone_from(&cli.tls.ca_file);
+    }
+    profile.login = Some(Login {
+        issuer: issuer.to_owned(),
+        client_id: args.client_id.clone(),
+        token_endpoint,
+        refresh_token: None,
+    });
+    keep(&mut profile, &tokens)?;
+    let path = profile.save()?;
+    eprintln!("signed in; the token is kept for {} in {}", safe(&cli.registry), path.display());
+    Ok(())
+}
+
+/// Renews the profile's token with its refresh token when it expires
+/// within a minute; saves the renewed profile.
+pub(crate) async fn renew_if_due(profile: &mut Profile) -> Result<()> {
+    let Some(login) = profile.login.clone() else { return Ok(()) };
+    let due = profile.expires_at.is_some_and(|at| at <= now() + RENEW_BEFORE);
+    let Some(refresh_token) = login.refresh_token.filter(|_| due) else { return Ok(()) };
+    let http = http_client()?;
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token.as_str()),
+        ("client_id", login.client_id.as_str()),
+    ];
+    let (status, answer) = post_form(&http, &login.token_endpoint, &form)
+        .await
+        .map_err(|e| anyhow!("renewing the token: {e}"))?;
+    if !status.is_success() {
+        bail!(
+            "the IdP did not renew your token ({}); sign in again with mesh login --issuer {} --client-id {}",
+            oauth_error(&answer),
+            safe(&login.issuer),
+            safe(&login.client_id)
+        );
+    }
+    keep(profile, &answer)?;
+    profile.save()?;
+    Ok(())
+}
+
+/// Puts a token endpoint's answer into `profile`.
+fn keep(profile: &mut Profile, tokens: &Value) -> Result<()> {
+    let access = tokens["access_token"].as_str().context("the IdP's answer has no access_token")?;
+    profile.token = Some(access.to_owned());
+    profile.expires_at = tokens["expires_in"].as_u64().map(|seconds| now() + seconds);
+    if let (Some(login), Some(refresh)) = (&mut profile.login, tokens["refresh_token"].as_str()) {
+        login.refresh_token = Some(refresh.to_owned());
+    }
+    Ok(())
+}
+
+/// An OAuth error answer in words.
+fn oauth_error(answer: &Value) -> String {
+    let code = answer["error"].as_str().unwrap_or("no error code");
+    match answer["error_description"].as_str() {
+        Some(description) => safe(&format!("{code}: {description}")).into_owned(),
+        None => safe(code).into_owned(),
+    }
+}
