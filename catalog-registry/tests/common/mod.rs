@@ -1,5 +1,5 @@
 //! Shared set-up of the registry's integration tests: a real registry on an
-//! ephemeral port over a real SQLite file, trusting a local issuer made for
+//! ephemeral port over a real SQLite file, trusting a key made for
 //! the test (its client calls as an admin), and product contracts compiled
 //! from proto source with protox.
 #![allow(dead_code)]
@@ -10,9 +10,8 @@ use std::time::Duration;
 use catalog_registry::{Clock, RegistryConfig};
 use mesh_contracts::catalog::RegisterProductRequest;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
-use mesh_grpc::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
-use mesh_grpc::{AuthArgs, Credentials, MeshChannel};
-use std::sync::Arc;
+use mesh_grpc::test_tokens::TestIssuer;
+use mesh_grpc::{Credentials, MeshChannel};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
@@ -22,7 +21,7 @@ pub(crate) struct TestRegistry {
     /// A client calling as an admin.
     pub client: CatalogServiceClient<MeshChannel>,
     /// The issuer the registry trusts.
-    pub issuer: Arc<LocalIssuer>,
+    pub issuer: TestIssuer,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -37,14 +36,14 @@ impl TestRegistry {
     pub(crate) async fn start_with_clock(db: &Path, lease_ttl: Duration, clock: Clock) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let issuer = Arc::new(LocalIssuer::open_or_create(&db.parent().unwrap().join("issuer")).unwrap());
+        let issuer = TestIssuer::new(db.parent().unwrap());
         let config = RegistryConfig {
             addr,
             data_dir: db.parent().unwrap().to_path_buf(),
             db: Some(db.to_path_buf()),
             lease_ttl,
             tls: Default::default(),
-            auth: AuthArgs::local(issuer.jwks_file().to_owned()),
+            auth: issuer.auth_args(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -59,17 +58,14 @@ impl TestRegistry {
             .await
             .expect("registry serves");
         });
-        let admin =
-            Credentials::issued(Arc::clone(&issuer), "test-admin", &["admin"], Duration::from_secs(600))
-                .unwrap();
+        let admin = Credentials::token(&issuer.token("test-admin", &["admin"])).unwrap();
         let client = CatalogServiceClient::new(channel(addr, admin).await);
         Self { addr, client, issuer, stop: Some(stop), task: Some(task) }
     }
 
     /// A token of `subject` with `roles`, signed by the trusted issuer.
     pub(crate) fn token(&self, subject: &str, roles: &[&str]) -> String {
-        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
-        self.issuer.issue(subject, &roles, Duration::from_secs(600), DEFAULT_AUDIENCE).unwrap()
+        self.issuer.token(subject, roles)
     }
 
     /// A client calling as `subject` with `roles`.

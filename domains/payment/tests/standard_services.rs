@@ -27,3 +27,51 @@ async fn health_and_reflection_describe_the_domain() {
     names.sort_unstable();
     assert_eq!(names, ["grpc.health.v1.Health", "woori.payment.v1.CardSpendingService"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_and_describe_need_a_token_the_domain_accepts() {
+    use mesh_contracts::product::{DescribeRequest, QueryRequest};
+    use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
+    use mesh_grpc::Credentials;
+    use mesh_grpc::test_tokens::TestIssuer;
+
+    let keys = tempfile::tempdir().unwrap();
+    let issuer = TestIssuer::new(keys.path());
+    let auth = issuer.auth_args();
+    let domain = common::start_with(tempfile::tempdir().unwrap(), move |dir| {
+        let mut args = common::args(dir, 20, &common::nowhere());
+        args.domain.auth = auth;
+        args
+    })
+    .await;
+    let client = |credentials: Credentials| async move {
+        CardSpendingServiceClient::new(common::connect(domain.addr, credentials).await)
+    };
+
+    let mut anonymous = client(Credentials::none()).await;
+    for status in [
+        anonymous.query(QueryRequest::default()).await.unwrap_err(),
+        anonymous.describe(DescribeRequest::default()).await.unwrap_err(),
+    ] {
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        assert_eq!(
+            status.message(),
+            "the call carries no bearer token; send `authorization: Bearer <token>` (mesh token print)"
+        );
+    }
+    for (what, token, message) in issuer.bad_tokens() {
+        let status = client(Credentials::token(&token).unwrap())
+            .await
+            .query(QueryRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (status.code(), status.message()),
+            (tonic::Code::Unauthenticated, message.as_str()),
+            "{what}"
+        );
+    }
+    let mut reader = client(Credentials::token(&issuer.token("kim", &[])).unwrap()).await;
+    let described = reader.describe(DescribeRequest::default()).await.unwrap().into_inner();
+    assert_eq!(described.product, "payment.card_spending");
+}
