@@ -7,7 +7,7 @@ RUN cargo build --release --locked --bins \
  && find target/release -maxdepth 1 -type f -executable -exec cp {} /out/ \;
 
 FROM debian:bookworm-slim
-RUN useradd --system --home /data mesh && mkdir -p /data && chown mesh /data
+RUN useradd --system --home /data mesh && mkdir -p /data /secrets && chown mesh /data /secrets
 COPY --from=build /out/ /usr/local/bin/
 USER mesh
 WORKDIR /data

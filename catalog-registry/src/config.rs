@@ -32,6 +32,10 @@ pub struct RegistryConfig {
     /// Who may call.
     #[command(flatten)]
     pub auth: mesh_grpc::AuthArgs,
+
+    /// What the registry trusts when it fetches an OIDC issuer's keys.
+    #[command(flatten)]
+    pub client_tls: mesh_grpc::ClientTlsArgs,
 }
 
 impl RegistryConfig {

@@ -5,10 +5,14 @@ use mesh_grpc::{init_logging, shutdown_signal};
 
 /// The catalog registry of the Woori Card data mesh.
 ///
+/// Every call needs a bearer token of a trusted issuer (health and
+/// reflection excepted); `mesh up` runs the registry with its local issuer.
+///
 /// Examples:
-///   catalog-registry
-///   catalog-registry --addr 0.0.0.0:50050 --data-dir /var/lib/mesh/registry
-///   MESH_REGISTRY_LEASE_TTL=10s catalog-registry
+///   catalog-registry --auth-jwks .mesh/issuer/jwks.json --auth-issuer mesh-local
+///   catalog-registry --addr 0.0.0.0:50050 --tls-cert registry.pem --tls-key registry-key.pem \
+///     --auth-oidc-issuer https://sso.example.com/realms/cards --auth-role-claim realm_access.roles
+///   MESH_REGISTRY_LEASE_TTL=10s catalog-registry --auth-jwks jwks.json
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Cli {
@@ -20,6 +24,7 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     init_logging();
     let cli = Cli::parse();
+    mesh_grpc::set_client_tls(cli.config.client_tls.clone());
     let listener = mesh_grpc::server::bind(cli.config.addr).await?;
     catalog_registry::serve(&cli.config, listener, shutdown_signal()).await?;
     Ok(())

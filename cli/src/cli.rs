@@ -71,6 +71,14 @@ pub(crate) enum Command {
     /// Write the synthetic Woori Card customer-spending file.
     #[cfg(feature = "local")]
     Generate(GenerateArgs),
+    /// Create a CA, a TLS certificate per service and the local issuer's key.
+    ///
+    /// For a mesh without a company PKI or IdP (compose's init service).
+    /// Examples:
+    ///   mesh init --dir /secrets --service registry --service payment
+    ///   mesh init --dir ./secrets --service registry=10.0.0.2,registry.local
+    #[command(verbatim_doc_comment)]
+    Init(InitArgs),
     /// Issue a token with the local issuer, or print the token in use.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -89,7 +97,7 @@ impl Command {
             | Command::Query(_)
             | Command::Health(_)
             | Command::Whoami => true,
-            Command::Login(_) | Command::Token(_) | Command::Completions(_) => false,
+            Command::Login(_) | Command::Init(_) | Command::Token(_) | Command::Completions(_) => false,
             #[cfg(feature = "local")]
             Command::Up(_) | Command::Generate(_) => false,
         }
@@ -130,6 +138,21 @@ pub(crate) struct TokenIssueArgs {
     /// Where the local issuer keeps its key and JWKS.
     #[arg(long, env = "MESH_ISSUER_DIR", default_value = ".mesh/issuer")]
     pub issuer_dir: std::path::PathBuf,
+}
+
+/// Flags of `mesh init`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct InitArgs {
+    /// The folder to write to (made with mode 0700; keys get 0600).
+    #[arg(long, env = "MESH_INIT_DIR")]
+    pub dir: std::path::PathBuf,
+    /// A service to make a certificate for: NAME (valid for NAME, localhost
+    /// and 127.0.0.1) or NAME=HOST,HOST...; repeat for each.
+    #[arg(long = "service")]
+    pub services: Vec<String>,
+    /// Make a new CA and certificates even if the folder has them.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Flags of `mesh login`.

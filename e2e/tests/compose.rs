@@ -1,6 +1,7 @@
 //! compose.yaml matches the binaries: every service runs a binary the
 //! workspace builds, every environment variable and flag it sets is one that
-//! binary reads, ports and volumes line up, and health checks use gRPC health.
+//! binary reads, ports and volumes line up, health checks use gRPC health,
+//! and the init service's CA, certificates and issuer secure every service.
 //! (Docker is not needed: the file is parsed and checked against `--help`.)
 
 use std::collections::HashSet;
@@ -41,7 +42,7 @@ fn compose_matches_the_binaries() {
     let compose = compose();
     let services = compose["services"].as_hash().unwrap();
     let names: HashSet<&str> = services.keys().map(|k| k.as_str().unwrap()).collect();
-    assert_eq!(names, HashSet::from(["registry", "customer", "payment", "insight"]));
+    assert_eq!(names, HashSet::from(["init", "registry", "customer", "payment", "insight"]));
     let expected_binary = [
         ("registry", "catalog-registry"),
         ("customer", "customer"),
@@ -50,8 +51,24 @@ fn compose_matches_the_binaries() {
     ];
     let declared_volumes: HashSet<&str> =
         compose["volumes"].as_hash().unwrap().keys().map(|k| k.as_str().unwrap()).collect();
-    let mut used_volumes = HashSet::new();
+    let mut used_volumes = HashSet::from(["secrets".to_owned()]);
     let mesh_health = help(&binary("mesh"), &["health"]);
+
+    // The init service makes the CA, a certificate per service and the
+    // issuer in the secrets volume, once, before anything else starts.
+    let init = &compose["services"]["init"];
+    assert!(init["build"].as_str().is_some(), "the init service builds the image");
+    let command = strings(&init["command"]);
+    assert_eq!(&command[..2], ["mesh", "init"]);
+    let init_help = help(&binary("mesh"), &["init"]);
+    for flag in command.iter().filter(|a| a.starts_with("--")) {
+        assert!(init_help.contains(flag.as_str()), "`mesh init` has no flag {flag}");
+    }
+    let certified: HashSet<&str> =
+        command.windows(2).filter(|w| w[0] == "--service").map(|w| w[1].as_str()).collect();
+    assert_eq!(certified, HashSet::from(["registry", "customer", "payment", "insight"]));
+    assert_eq!(strings(&init["volumes"]), ["secrets:/secrets"], "init writes the secrets volume");
+    assert!(init["ports"].is_badvalue(), "init publishes nothing");
 
     for (service, bin) in expected_binary {
         let spec = &compose["services"][service];
@@ -62,6 +79,8 @@ fn compose_matches_the_binaries() {
             assert!(help.contains(flag.as_str()), "{service}: `{bin}` has no flag {flag}");
         }
         let env = spec["environment"].as_hash().unwrap();
+        let value_of =
+            |key: &str| env.get(&Yaml::String(key.to_owned())).and_then(Yaml::as_str).map(str::to_owned);
         let mut addr_port = None;
         for (key, value) in env {
             let key = key.as_str().unwrap();
@@ -81,21 +100,39 @@ fn compose_matches_the_binaries() {
                 assert_eq!(value, "/data", "{service} keeps its data on its volume");
             }
             if key == "MESH_REGISTRY" {
-                assert_eq!(value, "http://registry:50050", "{service} finds the registry by service name");
+                assert_eq!(value, "https://registry:50050", "{service} finds the registry by name, over TLS");
             }
             if key == "MESH_ADVERTISE_URL" {
-                assert_eq!(value, format!("http://{service}:{}", addr_port.clone().unwrap_or_default()));
+                assert_eq!(value, format!("https://{service}:{}", addr_port.clone().unwrap_or_default()));
             }
         }
+        // TLS with its own certificate, tokens of the init service's issuer,
+        // never plaintext and never without authentication.
+        assert_eq!(value_of("MESH_TLS_CERT"), Some(format!("/secrets/{service}.pem")), "{service}");
+        assert_eq!(value_of("MESH_TLS_KEY"), Some(format!("/secrets/{service}-key.pem")), "{service}");
+        assert_eq!(value_of("MESH_CA_FILE").as_deref(), Some("/secrets/ca.pem"), "{service}");
+        assert_eq!(value_of("MESH_AUTH_JWKS").as_deref(), Some("/secrets/issuer/jwks.json"), "{service}");
+        assert_eq!(value_of("MESH_INSECURE_PLAINTEXT"), None, "{service} must not serve plaintext");
+        assert_eq!(value_of("MESH_INSECURE_NO_AUTH"), None, "{service} must authenticate");
+        if service != "registry" {
+            assert_eq!(value_of("MESH_ISSUER_DIR").as_deref(), Some("/secrets/issuer"), "{service}");
+        }
+        assert_eq!(
+            spec["depends_on"]["init"]["condition"].as_str(),
+            Some("service_completed_successfully"),
+            "{service} starts after init"
+        );
+
         let port = addr_port.unwrap_or_else(|| panic!("{service} sets no listen address"));
         assert_eq!(
             strings(&spec["ports"]),
-            [format!("{port}:{port}")],
-            "{service} publishes its listen port"
+            [format!("127.0.0.1:{port}:{port}")],
+            "{service} publishes its listen port on the host's loopback only"
         );
 
         let volumes = strings(&spec["volumes"]);
-        assert_eq!(volumes.len(), 1, "{service} has one volume of its own");
+        assert_eq!(volumes.len(), 2, "{service} has a volume of its own and the secrets");
+        assert_eq!(volumes[1], "secrets:/secrets:ro", "{service} reads the secrets, read-only");
         let (volume, mount) = volumes[0].split_once(':').unwrap();
         assert_eq!(mount, "/data");
         assert!(declared_volumes.contains(volume), "{volume} is not declared");
@@ -104,19 +141,16 @@ fn compose_matches_the_binaries() {
         let check = strings(&spec["healthcheck"]["test"]);
         assert_eq!(&check[..2], ["CMD", "mesh"], "{service}: health check runs `mesh health`");
         assert!(check.contains(&"health".to_owned()));
-        let endpoint = check.iter().position(|a| a == "--endpoint").map(|i| check[i + 1].clone()).unwrap();
+        let after = |flag: &str| check.iter().position(|a| a == flag).map(|i| check[i + 1].clone());
         assert_eq!(
-            endpoint,
-            format!("http://127.0.0.1:{port}"),
-            "{service}: health check calls its own port"
+            after("--endpoint"),
+            Some(format!("https://localhost:{port}")),
+            "{service}: health check calls its own port over TLS"
         );
-        for flag in check.iter().filter(|a| a.starts_with("--") && *a != "--timeout") {
+        assert_eq!(after("--ca-file").as_deref(), Some("/secrets/ca.pem"), "{service}: trusts the CA");
+        for flag in check.iter().filter(|a| a.starts_with("--") && *a != "--timeout" && *a != "--ca-file") {
             assert!(mesh_health.contains(flag.as_str()), "`mesh health` has no flag {flag}");
         }
     }
     assert_eq!(used_volumes.len(), declared_volumes.len(), "a declared volume is unused");
-    assert!(
-        compose["services"]["registry"]["build"].as_str().is_some(),
-        "the registry service builds the image"
-    );
 }

@@ -113,6 +113,7 @@ impl LocalMesh {
             lease_ttl: config.lease_ttl,
             tls: Default::default(),
             auth: auth.clone(),
+            client_tls: Default::default(),
         };
         let registry_task: Task = tokio::spawn(async move {
             catalog_registry::serve(&registry_config, registry.listener, until(registry_stopped)).await?;

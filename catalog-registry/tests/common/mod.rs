@@ -43,6 +43,7 @@ impl TestRegistry {
             db: Some(db.to_path_buf()),
             lease_ttl,
             tls: Default::default(),
+            client_tls: Default::default(),
             auth: issuer.auth_args(),
         };
         let (stop, stopped) = oneshot::channel::<()>();

@@ -6,6 +6,7 @@ pub(crate) mod domains;
 #[cfg(feature = "local")]
 pub(crate) mod generate;
 pub(crate) mod health;
+pub(crate) mod init;
 pub(crate) mod login;
 pub(crate) mod products;
 pub(crate) mod query;

@@ -1,0 +1,48 @@
+//! `mesh init`: what a mesh without a company PKI or IdP needs before its
+//! services start (compose's init service runs it): a CA and one TLS
+//! certificate per service, and the local issuer's key and JWKS. An
+//! existing folder is left as it is unless `--force`.
+
+use anyhow::{Result, bail};
+use mesh_grpc::certs::{self, ServiceCert};
+use mesh_grpc::issuer::LocalIssuer;
+
+use crate::cli::InitArgs;
+
+/// Creates the CA, the certificates and the issuer in `args.dir`.
+pub(crate) fn run(args: &InitArgs) -> Result<()> {
+    if args.services.is_empty() {
+        bail!("name at least one service to make a certificate for, e.g. --service registry");
+    }
+    let services: Vec<ServiceCert> = args.services.iter().map(|s| parse(s)).collect::<Result<_>>()?;
+    let present = args.dir.join("ca.pem").exists()
+        && services.iter().all(|s| args.dir.join(format!("{}.pem", s.name)).exists());
+    if present && !args.force {
+        eprintln!(
+            "{} already holds a CA and every certificate asked for; kept (--force makes new ones)",
+            args.dir.display()
+        );
+    } else {
+        certs::create(&args.dir, &services)?;
+        for service in &services {
+            eprintln!("certificate for {} ({})", service.name, service.hosts.join(", "));
+        }
+    }
+    let issuer = LocalIssuer::open_or_create(&args.dir.join("issuer"))?;
+    eprintln!("CA: {}", args.dir.join("ca.pem").display());
+    eprintln!("issuer JWKS: {}", issuer.jwks_file().display());
+    Ok(())
+}
+
+/// `NAME` (valid for NAME, localhost and 127.0.0.1) or `NAME=HOST,HOST...`.
+fn parse(text: &str) -> Result<ServiceCert> {
+    let (name, hosts) = match text.split_once('=') {
+        Some((name, hosts)) => (name, hosts.split(',').map(str::trim).map(str::to_owned).collect()),
+        None => (text, vec![text.to_owned(), "localhost".to_owned(), "127.0.0.1".to_owned()]),
+    };
+    let safe = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !safe || hosts.iter().any(String::is_empty) {
+        bail!("`{text}` is not NAME or NAME=HOST[,HOST...] (a name of letters, digits, - and _)");
+    }
+    Ok(ServiceCert { name: name.to_owned(), hosts })
+}
