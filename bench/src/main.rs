@@ -12,12 +12,13 @@ mod ingest;
 mod latency;
 mod memory;
 mod mesh;
+mod security;
 mod stream;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use mesh_contracts::catalog::ProductView;
 use woori_data::Generator;
@@ -68,6 +69,9 @@ enum Group {
     Insight,
     /// `mesh up` under 600 idle streams and 64 concurrent exports.
     Hostile,
+    /// Full streams and the selective query with TLS and tokens against
+    /// plaintext without tokens.
+    Security,
 }
 
 /// One line of the report.
@@ -118,7 +122,7 @@ async fn main() -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("target/bench-data/{customers}x{}", args.quarters)));
     eprintln!("preparing the mesh over {} ({scale}; the first run generates the data)", data.display());
-    let mesh = mesh::Mesh::start(&data, generator).await?;
+    let mesh = mesh::Mesh::start(&data, generator, mesh::Security::Tokens).await?;
     let mut figures = Vec::new();
     let wanted = |group: Group| args.only.is_empty() || args.only.contains(&group);
 
@@ -258,8 +262,12 @@ async fn main() -> Result<()> {
 
     if wanted(Group::Insight) {
         eprintln!("insight...");
-        let (joined, rebuild_s) =
-            ingest::insight_rebuild(&mesh.insight, &mesh.registry, &mesh.credentials).await?;
+        let (joined, rebuild_s) = ingest::insight_rebuild(
+            mesh.insight.as_ref().context("insight runs")?,
+            &mesh.registry,
+            &mesh.credentials,
+        )
+        .await?;
         let sources_s =
             ingest::source_streams(&mesh.customer_url, &mesh.payment_url, &mesh.credentials).await?;
         figures.push(Figure {
@@ -269,6 +277,29 @@ async fn main() -> Result<()> {
             ratio: Some(sources_s / rebuild_s),
             target: "report",
             met: None,
+        });
+    }
+
+    if wanted(Group::Security) {
+        eprintln!("TLS and tokens against plaintext without tokens...");
+        let cost = security::measure(&data, generator, args.calls).await?;
+        let throughput = cost.secure_rate / cost.open_rate;
+        figures.push(Figure {
+            name: "full stream with TLS + token (plaintext, no token)",
+            measured: per_second(cost.secure_rate),
+            baseline: per_second(cost.open_rate),
+            ratio: Some(throughput),
+            target: ">= 0.9",
+            met: Some(throughput >= 0.9),
+        });
+        let latency = cost.secure_p50.as_secs_f64() / cost.open_p50.as_secs_f64();
+        figures.push(Figure {
+            name: "selective query p50 with TLS + token (plaintext, no token)",
+            measured: ms(cost.secure_p50),
+            baseline: ms(cost.open_p50),
+            ratio: Some(latency),
+            target: "<= 1.2",
+            met: Some(latency <= 1.2),
         });
     }
 

@@ -18,7 +18,8 @@ pub(crate) struct Mesh {
     pub payment_url: String,
     pub customer_url: String,
     pub payment: Arc<Product>,
-    pub insight: Arc<Product>,
+    /// The insight product, where insight runs.
+    pub insight: Option<Arc<Product>>,
     /// A token of the mesh's issuer for the bench's clients (an admin, so
     /// it may also rebuild insight).
     pub token: String,
@@ -39,28 +40,47 @@ pub(crate) async fn connect(url: &str, credentials: &Credentials) -> Result<Mesh
     Ok(MeshChannel::new(url, channel, credentials.clone())?)
 }
 
+/// How a bench mesh is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Security {
+    /// As `mesh up` runs: plaintext on loopback, tokens required.
+    Tokens,
+    /// Plaintext and no tokens (the baseline of the authentication figures).
+    Open,
+    /// TLS and tokens, as across hosts (insight left out: it would rebuild
+    /// the same file as the main mesh's).
+    TlsAndTokens,
+}
+
 impl Mesh {
-    /// Starts everything over `data` (generating it on first use); returns
-    /// once every product is serving.
-    pub(crate) async fn start(data: &Path, generator: Generator) -> Result<Self> {
+    /// Starts everything over `data` (generating it on first use), secured
+    /// as `security` says; returns once every product is serving.
+    pub(crate) async fn start(data: &Path, generator: Generator, security: Security) -> Result<Self> {
+        let registry = format!("registry-{}-{security:?}.sqlite", std::process::id());
         let config = MeshConfig {
-            registry_db: Some(data.join("registry").join(format!("registry-{}.sqlite", std::process::id()))),
+            registry_db: Some(data.join("registry").join(registry)),
             ports: Ports::Ephemeral,
             generator,
             lease_ttl: Duration::from_secs(60),
+            authentication: security != Security::Open,
+            tls: security == Security::TlsAndTokens,
+            insight: security == Security::Tokens,
             ..MeshConfig::new(data)
         };
         let local = LocalMesh::start(config).await?;
         let product = |id: &str| local.product(id).with_context(|| format!("the mesh serves no {id}"));
         let token = bench_token(&data.join("issuer"))?;
+        let credentials =
+            if security == Security::Open { Credentials::none() } else { Credentials::token(&token)? };
+        let insight = local.product(insight::SEGMENT_SPENDING.id);
         Ok(Mesh {
-            credentials: Credentials::token(&token)?,
+            credentials,
             token,
             registry: local.registry_url.clone(),
             payment_url: local.payment_url.clone(),
             customer_url: local.customer_url.clone(),
             payment: product(payment::CARD_SPENDING.id)?,
-            insight: product(insight::SEGMENT_SPENDING.id)?,
+            insight,
             _local: local,
         })
     }

@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// The registry the CLI calls when not told otherwise (where `mesh up` runs it).
+pub(crate) const DEFAULT_REGISTRY: &str = "http://127.0.0.1:50050";
+
 /// Discover data products in the Woori Card data mesh and query them
 /// straight from the domains that own them.
 ///
@@ -22,7 +25,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(name = "mesh", version, verbatim_doc_comment, propagate_version = true)]
 pub(crate) struct Cli {
     /// The catalog registry.
-    #[arg(long, global = true, env = "MESH_REGISTRY", default_value = "http://127.0.0.1:50050")]
+    #[arg(long, global = true, env = "MESH_REGISTRY", default_value = DEFAULT_REGISTRY)]
     pub registry: String,
 
     /// How long to wait for a connection or a single answer, e.g. `10s`
@@ -273,6 +276,10 @@ pub(crate) struct UpArgs {
     /// The limits every domain serves under.
     #[command(flatten)]
     pub limits: mesh_local::ServeLimits,
+    /// Serve TLS, with a CA and a certificate for 127.0.0.1 made in
+    /// `<data-dir>/tls` (the profile names the CA for other terminals).
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// Flags of `mesh generate`.

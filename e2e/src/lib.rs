@@ -16,3 +16,39 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first", path.display());
     path
 }
+
+/// A child process, killed when dropped.
+#[derive(Debug)]
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `command`, a mesh service logging to stderr, and waits until it
+/// logs that it is serving; returns it and the address it serves on. Its
+/// later log lines are read and dropped.
+pub fn serve(mut command: std::process::Command) -> (Running, String) {
+    use std::io::BufRead;
+    let mut child = command
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the service starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let running = Running(child);
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("the service exited before serving").expect("a log line");
+        if let Some(rest) = line.split("serving addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap_or_default().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (running, addr)
+}

@@ -207,22 +207,32 @@ async fn buf_curl_uses_reflection_v1() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_go_client_prints_the_top_customers() {
-    let mesh = Mesh::start(2000, false).await;
+async fn the_go_client_prints_the_top_customers_over_tls() {
+    let mesh = Mesh::start_with(2000, false, true).await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let binary = mesh.dir.path().join("go-client");
     run_ok(Command::new("bash").arg(root.join("examples/go-client/build.sh")).arg(&binary));
+    assert!(mesh.registry.starts_with("https://"));
     let output = run_ok(
         Command::new(&binary)
-            .args(["--registry", host_port(&mesh.registry), "--quarter", QUARTER, "--province", PROVINCE])
+            .args(["--registry", &mesh.registry, "--quarter", QUARTER, "--province", PROVINCE])
+            .env("MESH_CA_FILE", mesh.ca_file().unwrap())
             .env("MESH_TOKEN", &mesh.token),
     );
     assert_eq!(output, expected_top(&mesh));
+    // Without the CA, the services' certificates are not trusted.
+    let untrusted = Command::new(&binary)
+        .args(["--registry", &mesh.registry, "--quarter", QUARTER, "--connect-timeout", "2s"])
+        .env_remove("MESH_CA_FILE")
+        .env("MESH_TOKEN", &mesh.token)
+        .output()
+        .unwrap();
+    assert!(!untrusted.status.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_python_client_prints_the_top_customers() {
-    let mesh = Mesh::start(2000, false).await;
+async fn the_python_client_prints_the_top_customers_over_tls() {
+    let mesh = Mesh::start_with(2000, false, true).await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = tool("venv/bin/python");
     let generated = mesh.dir.path().join("python-gen");
@@ -235,9 +245,20 @@ async fn the_python_client_prints_the_top_customers() {
     let output = run_ok(
         Command::new(&python)
             .arg(root.join("examples/python-client/client.py"))
-            .args(["--registry", host_port(&mesh.registry), "--quarter", QUARTER, "--province", PROVINCE])
+            .args(["--registry", &mesh.registry, "--quarter", QUARTER, "--province", PROVINCE])
             .env("MESH_PY_GEN", &generated)
+            .env("MESH_CA_FILE", mesh.ca_file().unwrap())
             .env("MESH_TOKEN", &mesh.token),
     );
     assert_eq!(output, expected_top(&mesh));
+    // A token is not sent in plaintext to another host.
+    let refused = Command::new(&python)
+        .arg(root.join("examples/python-client/client.py"))
+        .args(["--registry", "http://192.0.2.1:50050"])
+        .env("MESH_PY_GEN", &generated)
+        .env("MESH_TOKEN", &mesh.token)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(common::stderr(&refused).contains("refusing to send the token in plaintext to 192.0.2.1:50050"));
 }

@@ -13,16 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use common::tool;
-
-/// Kills the process when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use mesh_e2e::Running;
 
 /// Starts the provider; returns it and its issuer URL.
 fn provider() -> (Running, String) {
@@ -41,25 +32,14 @@ fn provider() -> (Running, String) {
 
 /// Starts the registry trusting the provider; returns it and its URL.
 fn registry(dir: &Path, issuer: &str) -> (Running, String) {
-    let mut child = Command::new(mesh_e2e::workspace_binary("catalog-registry"))
+    let mut command = Command::new(mesh_e2e::workspace_binary("catalog-registry"));
+    command
         .args(["--addr", "127.0.0.1:0", "--auth-oidc-issuer", issuer, "--auth-role-claim", "groups"])
         .args(["--auth-role-map", "card-analysts=analyst,card-owners=owner:payment"])
         .arg("--data-dir")
-        .arg(dir.join("registry"))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("the registry exited before serving").unwrap();
-        if let Some(rest) = line.split("serving addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (Running(child), format!("http://{addr}"))
+        .arg(dir.join("registry"));
+    let (running, addr) = mesh_e2e::serve(command);
+    (running, format!("http://{addr}"))
 }
 
 /// `mesh login` started; the user code it shows once it is waiting.

@@ -9,12 +9,11 @@
 //! `ip netns` needs root (CI has it); elsewhere the test says why it
 //! skipped. Nothing leaves the namespaces the test makes.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use mesh_e2e::workspace_binary;
+use mesh_e2e::{Running, workspace_binary};
 use mesh_grpc::certs::{self, ServiceCert};
 use mesh_grpc::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
 
@@ -77,37 +76,11 @@ impl Drop for Hosts {
     }
 }
 
-/// Kills the process when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `binary args` run in namespace `host`, started and serving.
 fn start_in(host: &str, binary: &str, args: &[&str]) -> Running {
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", host])
-        .arg(workspace_binary(binary))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    loop {
-        let line = lines.next().unwrap_or_else(|| panic!("{binary} exited before serving")).unwrap();
-        if line.contains("serving addr=") {
-            break;
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    Running(child)
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", host]).arg(workspace_binary(binary)).args(args);
+    mesh_e2e::serve(command).0
 }
 
 fn path(p: &Path) -> String {

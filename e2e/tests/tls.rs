@@ -4,44 +4,19 @@
 //! `mesh query` reaches both with the CA and a token; without the CA, in
 //! plaintext, or without a token, it is refused.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mesh_e2e::workspace_binary;
+use mesh_e2e::{Running, workspace_binary};
 use mesh_grpc::certs::{self, ServiceCert};
 use mesh_grpc::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
 
-/// Kills the process when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `binary` with `args`; returns it and the address it serves on.
 fn start(binary: &str, args: &[&str]) -> (Running, String) {
-    let mut child = Command::new(workspace_binary(binary))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().unwrap_or_else(|| panic!("{binary} exited before serving")).unwrap();
-        if let Some(rest) = line.split("serving addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (Running(child), addr)
+    let mut command = Command::new(workspace_binary(binary));
+    command.args(args);
+    mesh_e2e::serve(command)
 }
 
 /// A CA and a certificate for 127.0.0.1 signed by it, as files in `dir`.

@@ -33,6 +33,7 @@ import (
 func main() {
 	registry := flag.String("registry", "127.0.0.1:50050", "catalog registry: host:port (plaintext), or an http:// or https:// URL")
 	flag.StringVar(&caFile, "ca-file", os.Getenv("MESH_CA_FILE"), "PEM CA that https:// services' certificates chain to")
+	flag.DurationVar(&connectTimeout, "connect-timeout", 10*time.Second, "how long to wait for each connection")
 	quarter := flag.String("quarter", "2024Q4", "reference quarter, e.g. 2024Q4")
 	province := flag.String("province", "서울", "province of residence, e.g. 서울")
 	top := flag.Int("top", 10, "how many customers to print")
@@ -107,6 +108,9 @@ func main() {
 // caFile is the CA https:// services are verified with (empty: the system's roots).
 var caFile string
 
+// connectTimeout bounds each connection attempt (a TLS failure is retried until then).
+var connectTimeout time.Duration
+
 // bearer puts the caller's token on every call.
 type bearer struct {
 	token  string
@@ -124,7 +128,7 @@ func (b bearer) RequireTransportSecurity() bool { return b.secure }
 func dial(ctx context.Context, target string) *grpc.ClientConn {
 	secure := strings.HasPrefix(target, "https://")
 	addr := strings.TrimPrefix(strings.TrimPrefix(target, "https://"), "http://")
-	opts := []grpc.DialOption{grpc.WithBlock()}
+	opts := []grpc.DialOption{grpc.WithBlock(), grpc.FailOnNonTempDialError(true)}
 	if secure {
 		creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
 		if caFile != "" {
@@ -143,7 +147,9 @@ func dial(ctx context.Context, target string) *grpc.ClientConn {
 		}
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: token, secure: secure}))
 	}
-	conn, err := grpc.DialContext(ctx, addr, opts...)
+	dialCtx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	conn, err := grpc.DialContext(dialCtx, addr, opts...)
 	if err != nil {
 		log.Fatalf("cannot reach %s: %v", addr, err)
 	}

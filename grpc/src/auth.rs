@@ -16,6 +16,7 @@ use serde_json::Value;
 use tonic::Status;
 
 use crate::keys::TrustedKeys;
+use crate::verified::VerifiedTokens;
 
 /// Clock skew allowed on `exp` and `nbf`, in seconds.
 const LEEWAY_SECONDS: u64 = 60;
@@ -153,13 +154,14 @@ impl From<AuthError> for Status {
 pub struct Verifier {
     config: VerifierConfig,
     keys: TrustedKeys,
+    verified: VerifiedTokens,
 }
 
 impl Verifier {
     /// A verifier trusting the configured keys (a JWKS file is read now).
     pub fn new(config: VerifierConfig) -> crate::Result<Self> {
         let keys = TrustedKeys::new(config.keys.clone())?;
-        Ok(Self { config, keys })
+        Ok(Self { config, keys, verified: VerifiedTokens::default() })
     }
 
     /// The principal an `authorization` header value proves.
@@ -170,6 +172,9 @@ impl Verifier {
             .or_else(|| header.strip_prefix("bearer "))
             .ok_or_else(|| AuthError::Malformed("the header does not start with `Bearer `".into()))?
             .trim();
+        if let Some(principal) = self.verified.get(token) {
+            return Ok(principal);
+        }
         let (alg, kid) = header_fields(token)?;
         let algorithm = match alg.as_str() {
             "EdDSA" => Algorithm::EdDSA,
@@ -195,11 +200,15 @@ impl Verifier {
         if lifetime > max as i64 {
             return Err(AuthError::TooLong { lifetime, max });
         }
-        Ok(Principal {
+        let principal = Principal {
             subject: claims["sub"].as_str().unwrap_or_default().to_owned(),
             issuer: claims["iss"].as_str().unwrap_or_default().to_owned(),
             roles: self.roles(&claims),
-        })
+        };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let left = claims["exp"].as_u64().unwrap_or(0).saturating_sub(now.as_secs());
+        self.verified.insert(token, &principal, Duration::from_secs(left));
+        Ok(principal)
     }
 
     /// The `iss` tokens must carry: the OIDC issuer, or the configured one.

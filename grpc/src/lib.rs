@@ -26,6 +26,7 @@ pub mod test_tokens;
 pub mod tls;
 pub mod token;
 pub mod unary;
+mod verified;
 
 pub use auth_args::AuthArgs;
 pub use client::MeshChannel;

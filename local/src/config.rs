@@ -40,6 +40,10 @@ pub struct MeshConfig {
     /// Whether the services require tokens of the mesh's local issuer
     /// (kept in `<data_dir>/issuer`); without, every caller is an admin.
     pub authentication: bool,
+    /// Whether the services serve TLS, with a CA and a certificate for
+    /// 127.0.0.1 made in `<data_dir>/tls` at each start. The process's
+    /// clients then trust that CA (see [`mesh_grpc::set_client_tls`]).
+    pub tls: bool,
 }
 
 impl MeshConfig {
@@ -57,6 +61,7 @@ impl MeshConfig {
             ready_timeout: Duration::from_secs(600),
             limits: ServeLimits::default(),
             authentication: true,
+            tls: false,
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,9 @@ use mesh_domain_runtime::config::SERVICE_TOKEN_TTL;
 use mesh_domain_runtime::source::serve_product;
 use mesh_domain_runtime::{DomainArgs, DomainError, Product};
 use mesh_grpc::auth::{ADMIN, service_role};
+use mesh_grpc::certs::{self, ServiceCert};
 use mesh_grpc::issuer::LocalIssuer;
-use mesh_grpc::{AuthArgs, Credentials};
+use mesh_grpc::{AuthArgs, ClientTlsArgs, Credentials, TlsArgs};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
@@ -43,6 +45,8 @@ pub struct LocalMesh {
     pub insight_url: Option<String>,
     /// The local issuer the services trust (None without authentication).
     pub issuer: Option<Arc<LocalIssuer>>,
+    /// The CA the services' certificates chain to (None without TLS).
+    pub ca_file: Option<PathBuf>,
     products: HashMap<&'static str, Arc<Product>>,
     stop_registry: watch::Sender<bool>,
     stop_domains: watch::Sender<bool>,
@@ -60,20 +64,34 @@ impl std::fmt::Debug for LocalMesh {
 struct Bound {
     listener: TcpListener,
     addr: SocketAddr,
+    scheme: &'static str,
 }
 
 impl Bound {
-    async fn new(port: u16) -> Result<Self> {
+    async fn new(port: u16, tls: bool) -> Result<Self> {
         let listener = mesh_grpc::server::bind(SocketAddr::from(([127, 0, 0, 1], port)))
             .await
             .map_err(LocalError::Bind)?;
         let addr = listener.local_addr().map_err(|e| LocalError::Bind(e.into()))?;
-        Ok(Self { listener, addr })
+        Ok(Self { listener, addr, scheme: if tls { "https" } else { "http" } })
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
+}
+
+/// A CA and a certificate for 127.0.0.1 and localhost in `dir`, made anew;
+/// the process's clients trust the CA from now on. The TLS flags of a
+/// service using them, and the CA file.
+fn local_tls(dir: &Path) -> Result<(TlsArgs, PathBuf)> {
+    let hosts = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+    let made = certs::create(dir, &[ServiceCert { name: "local".to_owned(), hosts }])?;
+    let ca = dir.join("ca.pem");
+    mesh_grpc::set_client_tls(ClientTlsArgs { ca_file: Some(ca.clone()), ..ClientTlsArgs::default() });
+    let files = made.into_iter().next().expect("one certificate");
+    let args = TlsArgs { tls_cert: Some(files.cert), tls_key: Some(files.key), ..TlsArgs::default() };
+    Ok((args, ca))
 }
 
 /// Completes once `stopped` turns true (or its sender is gone).
@@ -89,10 +107,14 @@ impl LocalMesh {
             Ports::Base(base) => base + offset,
             Ports::Ephemeral => 0,
         };
-        let registry = Bound::new(port(0)).await?;
-        let customer = Bound::new(port(1)).await?;
-        let payment = Bound::new(port(2)).await?;
-        let insight = if config.insight { Some(Bound::new(port(3)).await?) } else { None };
+        let tls = if config.tls { Some(local_tls(&config.data_dir.join("tls"))?) } else { None };
+        let ca_file = tls.as_ref().map(|(_, ca)| ca.clone());
+        let tls = tls.map(|(args, _)| args).unwrap_or_default();
+        let secure = config.tls;
+        let registry = Bound::new(port(0), secure).await?;
+        let customer = Bound::new(port(1), secure).await?;
+        let payment = Bound::new(port(2), secure).await?;
+        let insight = if config.insight { Some(Bound::new(port(3), secure).await?) } else { None };
         let registry_url = registry.url();
         let (stop_registry, registry_stopped) = watch::channel(false);
         let (stop_domains, domains_stopped) = watch::channel(false);
@@ -111,7 +133,7 @@ impl LocalMesh {
             data_dir: config.data_dir.join("registry"),
             db: config.registry_db.clone(),
             lease_ttl: config.lease_ttl,
-            tls: Default::default(),
+            tls: tls.clone(),
             auth: auth.clone(),
             client_tls: Default::default(),
         };
@@ -134,6 +156,7 @@ impl LocalMesh {
                 data_dir: Some(config.data_dir.join(name)),
                 registry: registry_url.clone(),
                 limits: config.limits.clone(),
+                tls: tls.clone(),
                 auth: auth.clone(),
                 credentials,
                 ..DomainArgs::default()
@@ -183,6 +206,7 @@ impl LocalMesh {
             payment_url,
             insight_url,
             issuer,
+            ca_file,
             products,
             stop_registry,
             stop_domains,

@@ -126,23 +126,21 @@ impl Store {
     }
 }
 
+/// Columns added since the first registry: table, column, its definition.
+const ADDED_COLUMNS: [(&str, &str, &str); 2] =
+    [("products", "data", "BLOB"), ("schema_versions", "registered_by", "TEXT NOT NULL DEFAULT ''")];
+
 /// Brings a database made by an older registry up to the current schema.
 fn migrate(conn: &Connection) -> Result<()> {
-    let has_data: bool = conn.query_row(
-        "SELECT count(*) FROM pragma_table_info('products') WHERE name = 'data'",
-        [],
-        |row| row.get::<_, i64>(0).map(|n| n > 0),
-    )?;
-    if !has_data {
-        conn.execute_batch("ALTER TABLE products ADD COLUMN data BLOB")?;
-    }
-    let has_registered_by: bool = conn.query_row(
-        "SELECT count(*) FROM pragma_table_info('schema_versions') WHERE name = 'registered_by'",
-        [],
-        |row| row.get::<_, i64>(0).map(|n| n > 0),
-    )?;
-    if !has_registered_by {
-        conn.execute_batch("ALTER TABLE schema_versions ADD COLUMN registered_by TEXT NOT NULL DEFAULT ''")?;
+    for (table, column, definition) in ADDED_COLUMNS {
+        let present: bool = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |row| row.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))?;
+        }
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use mesh_grpc::issuer::DEFAULT_AUDIENCE;
 use mesh_local::{ADMIN_TOKEN_TTL, LocalMesh, MeshConfig, Ports};
 use woori_data::Generator;
 
-use crate::cli::UpArgs;
+use crate::cli::{DEFAULT_REGISTRY, UpArgs};
 use crate::profile::Profile;
 
 /// Starts everything, waits until every product serves, runs until Ctrl-C.
@@ -21,6 +21,7 @@ pub(crate) async fn run(args: &UpArgs) -> Result<()> {
         generator: Generator { customers: args.customers, quarters: args.quarters, ..Generator::default() },
         lease_ttl: args.lease_ttl,
         limits: args.limits.clone(),
+        tls: args.tls,
         ..MeshConfig::new(&args.data_dir)
     };
     eprintln!("starting the mesh in {} (first start generates the data)...", args.data_dir.display());
@@ -56,6 +57,7 @@ fn keep_signed_in(mesh: &LocalMesh) -> Result<std::path::PathBuf> {
     let token = issuer.issue(ADMIN_SUBJECT, &[ADMIN.to_owned()], ADMIN_TOKEN_TTL, DEFAULT_AUDIENCE)?;
     let profile = Profile {
         registry: mesh.registry_url.clone(),
+        ca_file: mesh.ca_file.as_ref().map(|ca| std::path::absolute(ca).unwrap_or_else(|_| ca.clone())),
         token: Some(token),
         expires_at: Some(crate::profile::now() + ADMIN_TOKEN_TTL.as_secs()),
         ..Profile::default()
@@ -74,7 +76,8 @@ async fn renew_profile(mesh: &LocalMesh) -> Result<()> {
 
 fn print_next_steps(mesh: &LocalMesh, base_port: u16, profile: &std::path::Path) {
     let registry_url = &mesh.registry_url;
-    let flag = if base_port == 50050 { String::new() } else { format!(" --registry {registry_url}") };
+    let flag =
+        if registry_url == DEFAULT_REGISTRY { String::new() } else { format!(" --registry {registry_url}") };
     println!(
         "the mesh is up: registry {registry_url}, customer :{}, payment :{}, insight :{}\n\
          try:\n  mesh{flag} products\n  mesh{flag} describe payment.card_spending\n  \

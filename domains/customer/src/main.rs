@@ -9,10 +9,13 @@ use woori_data::runtime::SourceArgs;
 /// With no source file and an empty database it generates the default
 /// synthetic data (deterministic: the same seed gives the same rows).
 ///
+/// Callers need a token of a trusted issuer (see --auth-jwks); the domain
+/// calls the registry with its own (--token-file or --issuer-dir).
+///
 /// Examples:
-///   customer
-///   customer --source EDU_DATA_F.csv
-///   customer --customers 10000 --quarters 2 --data-dir /tmp/customer
+///   customer --auth-jwks .mesh/issuer/jwks.json --auth-issuer mesh-local --issuer-dir .mesh/issuer
+///   customer --source EDU_DATA_F.csv --auth-jwks jwks.json --token-file /run/secrets/customer-token
+///   customer --customers 10000 --quarters 2 --data-dir /tmp/customer --insecure-no-auth
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Cli {

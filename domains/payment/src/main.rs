@@ -9,10 +9,13 @@ use woori_data::runtime::SourceArgs;
 /// With no source file and an empty database it generates the default
 /// synthetic data (deterministic: the same seed gives the same rows).
 ///
+/// Callers need a token of a trusted issuer (see --auth-jwks); the domain
+/// calls the registry with its own (--token-file or --issuer-dir).
+///
 /// Examples:
-///   payment
-///   payment --source EDU_DATA_F.csv
-///   payment --customers 10000 --quarters 2 --data-dir /tmp/payment
+///   payment --auth-jwks .mesh/issuer/jwks.json --auth-issuer mesh-local --issuer-dir .mesh/issuer
+///   payment --source EDU_DATA_F.csv --auth-jwks jwks.json --token-file /run/secrets/payment-token
+///   payment --customers 10000 --quarters 2 --data-dir /tmp/payment --insecure-no-auth
 #[derive(Debug, Parser)]
 #[command(version, verbatim_doc_comment)]
 struct Cli {

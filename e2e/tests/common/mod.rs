@@ -26,12 +26,18 @@ pub(crate) struct Mesh {
 impl Mesh {
     /// Starts the registry and the domains; `with_insight` adds insight.
     pub(crate) async fn start(customers: u64, with_insight: bool) -> Self {
+        Self::start_with(customers, with_insight, false).await
+    }
+
+    /// Like [`Mesh::start`], serving TLS when `tls` (see [`Mesh::ca_file`]).
+    pub(crate) async fn start_with(customers: u64, with_insight: bool, tls: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = MeshConfig {
             ports: Ports::Ephemeral,
             generator: Generator { seed: 3, customers, quarters: 2 },
             insight: with_insight,
             ready_timeout: Duration::from_secs(60),
+            tls,
             ..MeshConfig::new(dir.path())
         };
         let local = LocalMesh::start(config).await.expect("the mesh comes up");
@@ -57,6 +63,11 @@ impl Mesh {
     pub(crate) fn channel_as(&self, url: &str, subject: &str, roles: &[&str]) -> mesh_grpc::MeshChannel {
         let credentials = self.local.credentials(subject, roles).expect("credentials");
         mesh_grpc::client::channel(url, Duration::from_secs(10), &credentials).expect("a channel")
+    }
+
+    /// The CA the services' certificates chain to, when they serve TLS.
+    pub(crate) fn ca_file(&self) -> Option<&std::path::Path> {
+        self.local.ca_file.as_deref()
     }
 
     /// The payment domain's SQLite file.

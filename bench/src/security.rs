@@ -1,0 +1,48 @@
+//! What TLS and tokens cost on the data path: the same data served by a
+//! mesh in plaintext without tokens and by one with TLS and tokens, both in
+//! this process; full streams alternate between the two, and the selective
+//! query's latency is taken on each.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use woori_data::Generator;
+
+use crate::latency::{percentiles, selective_query};
+use crate::mesh::{Mesh, Security};
+use crate::stream::{rate, typed_client};
+
+/// Rounds of full streams on each mesh; the best of each counts.
+const ROUNDS: usize = 3;
+
+/// Rows/s of full streams and selective-query p50, open then secured.
+pub(crate) struct SecurityCost {
+    pub open_rate: f64,
+    pub secure_rate: f64,
+    pub open_p50: Duration,
+    pub secure_p50: Duration,
+}
+
+/// Measures both meshes over `data`.
+pub(crate) async fn measure(data: &Path, generator: Generator, calls: usize) -> Result<SecurityCost> {
+    let open = Mesh::start(data, generator, Security::Open).await?;
+    let secure = Mesh::start(data, generator, Security::TlsAndTokens).await?;
+    let (mut open_rate, mut secure_rate) = (0f64, 0f64);
+    for _ in 0..ROUNDS {
+        let (rows, seconds) = typed_client(&open.payment_url, &open.credentials).await?;
+        open_rate = open_rate.max(rate(rows, seconds));
+        let (rows, seconds) = typed_client(&secure.payment_url, &secure.credentials).await?;
+        secure_rate = secure_rate.max(rate(rows, seconds));
+    }
+    let (seq, quarter) = ("0000012345", "2024Q3");
+    let (open_query, _) = selective_query(&open.payment_url, &open.credentials, seq, quarter, calls).await?;
+    let (secure_query, _) =
+        selective_query(&secure.payment_url, &secure.credentials, seq, quarter, calls).await?;
+    Ok(SecurityCost {
+        open_rate,
+        secure_rate,
+        open_p50: percentiles(open_query).0,
+        secure_p50: percentiles(secure_query).0,
+    })
+}
