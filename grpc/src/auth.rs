@@ -105,6 +105,9 @@ pub enum AuthError {
     /// An algorithm other than EdDSA, ES256 or RS256.
     #[error("the token's algorithm `{0}` is not accepted; tokens must be signed with EdDSA, ES256 or RS256")]
     UnsupportedAlgorithm(String),
+    /// The token's algorithm is not the one of the key it names.
+    #[error("the token's algorithm does not match the key it names; get a new token from the issuer")]
+    KeyMismatch,
     /// No key with the token's `kid`.
     #[error(
         "the token was signed by an unknown key (kid `{0}`); get a token from an issuer this service trusts"
@@ -230,7 +233,9 @@ impl Verifier {
             }
             ErrorKind::InvalidSignature => AuthError::BadSignature,
             ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim),
-            ErrorKind::InvalidAlgorithm => AuthError::UnsupportedAlgorithm("for this key".into()),
+            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::InvalidKeyFormat => {
+                AuthError::KeyMismatch
+            }
             other => AuthError::Malformed(format!("{other:?}")),
         }
     }

@@ -56,10 +56,11 @@ impl TestKey {
             .expect("signs")
     }
 
-    /// `claims` with `alg: none` and no signature.
-    pub fn unsigned(&self, claims: &Value) -> String {
+    /// `claims` under a header naming `alg` and this key, with `signature`
+    /// (base64url) that nobody computed.
+    pub fn forged(&self, alg: &str, claims: &Value, signature: &str) -> String {
         let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-        format!("{}.{}.", b64(&json!({"alg": "none", "kid": self.kid})), b64(claims))
+        format!("{}.{}.{signature}", b64(&json!({"alg": alg, "kid": self.kid})), b64(claims))
     }
 }
 
@@ -142,7 +143,7 @@ impl TestIssuer {
             ),
             (
                 "alg none",
-                self.key.unsigned(&good(json!({}))),
+                self.key.forged("none", &good(json!({})), ""),
                 "the token's algorithm `none` is not accepted; tokens must be signed with EdDSA, ES256 or RS256"
                     .into(),
             ),
@@ -151,6 +152,11 @@ impl TestIssuer {
                 self.key.sign_hmac_with_public_key(&good(json!({}))),
                 "the token's algorithm `HS256` is not accepted; tokens must be signed with EdDSA, ES256 or RS256"
                     .into(),
+            ),
+            (
+                "RS256 naming an EC key",
+                self.key.forged("RS256", &good(json!({})), "c2lnbmF0dXJl"),
+                "the token's algorithm does not match the key it names; get a new token from the issuer".into(),
             ),
             (
                 "lifetime beyond the maximum",
