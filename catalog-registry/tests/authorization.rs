@@ -93,6 +93,15 @@ async fn a_domain_writes_its_own_products_only() {
         .unwrap();
     assert_eq!(entry.endpoints.iter().map(|e| e.uri.as_str()).collect::<Vec<_>>(), [ENDPOINT]);
     assert_eq!(entry.versions[0].registered_by, "shop-domain");
+    // A renewal records who made it on the endpoint.
+    shop.renew_lease(RenewLeaseRequest { name: "shop.orders".into(), endpoint: ENDPOINT.into(), data: None })
+        .await
+        .unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("r.sqlite")).unwrap();
+    let written_by: String = db
+        .query_row("SELECT written_by FROM endpoints WHERE product_id = 'shop.orders'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(written_by, "shop-domain");
 
     // The major version rises one at a time, for the owner too.
     let mut jump = Fixture::default().register("shop.orders", ENDPOINT);

@@ -29,7 +29,12 @@ fn loaded(conn: &Connection, id: &str, now: i64) -> Result<Product> {
 }
 
 impl Catalog {
-    pub(super) async fn renew_lease(&self, request: RenewLeaseRequest) -> Result<RenewLeaseResponse> {
+    pub(super) async fn renew_lease(
+        &self,
+        request: RenewLeaseRequest,
+        renewed_by: &str,
+    ) -> Result<RenewLeaseResponse> {
+        let renewed_by = renewed_by.to_owned();
         let id = validate::product_name("name", &request.name)?.to_owned();
         let endpoint = validate::endpoint("endpoint", &request.endpoint)?;
         if let Some(data) = &request.data {
@@ -41,7 +46,8 @@ impl Catalog {
             .store
             .run(move |conn| {
                 let tx = conn.transaction()?;
-                if !endpoints::renew(&tx, &id, &endpoint, now, now + lease_ms)? {
+                let lease = endpoints::Lease { now, expires: now + lease_ms, by: &renewed_by };
+                if !endpoints::renew(&tx, &id, &endpoint, lease)? {
                     return Err(missing_endpoint(&tx, &id, &endpoint)?);
                 }
                 if let Some(data) = &request.data {

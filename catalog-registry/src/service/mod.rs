@@ -128,9 +128,9 @@ impl CatalogService for Catalog {
         &self,
         request: Request<RenewLeaseRequest>,
     ) -> Result<Response<RenewLeaseResponse>, Status> {
-        authorized(&request, Write::Renew, "name", &request.get_ref().name)?;
+        let caller = authorized(&request, Write::Renew, "name", &request.get_ref().name)?;
         let product = crate::validate::product_name("name", &request.get_ref().name)?.to_owned();
-        respond(self.writing_to(&product, self.renew_lease(request.into_inner()))).await
+        respond(self.writing_to(&product, self.renew_lease(request.into_inner(), &caller.subject))).await
     }
 
     #[tracing::instrument(skip_all, fields(product = %request.get_ref().name, endpoint = %request.get_ref().endpoint))]

@@ -87,7 +87,8 @@ impl Catalog {
                 if let Some(data) = &request.data {
                     products::set_data(&tx, id, data)?;
                 }
-                store::endpoints::upsert(&tx, id, &endpoint, now, now + lease_ms)?;
+                let lease = store::endpoints::Lease { now, expires: now + lease_ms, by: &registered_by };
+                store::endpoints::upsert(&tx, id, &endpoint, lease)?;
                 let product = products::load(&tx, id, now)?
                     .ok_or_else(|| RegistryError::Internal(format!("`{id}` vanished while registering")))?;
                 tx.commit()?;

@@ -6,25 +6,37 @@ use rusqlite::{Connection, params};
 use super::timestamp;
 use crate::error::Result;
 
-/// Registers `uri` for `product_id`, or renews it, with a lease until `expires`.
-pub fn upsert(conn: &Connection, product_id: &str, uri: &str, now: i64, expires: i64) -> Result<()> {
+/// A lease granted at `now` until `expires` (ms since the epoch) to the
+/// caller named `by`, recorded as the endpoint's last writer.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease<'a> {
+    /// When it was granted.
+    pub now: i64,
+    /// When it runs out.
+    pub expires: i64,
+    /// Who registered or renewed it (the caller's subject).
+    pub by: &'a str,
+}
+
+/// Registers `uri` for `product_id`, or renews it, with `lease`.
+pub fn upsert(conn: &Connection, product_id: &str, uri: &str, lease: Lease<'_>) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO endpoints (product_id, uri, register_time, renew_time, lease_expire_time)
-         VALUES (?1, ?2, ?3, ?3, ?4)
-         ON CONFLICT (product_id, uri) DO UPDATE SET renew_time = ?3, lease_expire_time = ?4",
+        "INSERT INTO endpoints (product_id, uri, register_time, renew_time, lease_expire_time, written_by)
+         VALUES (?1, ?2, ?3, ?3, ?4, ?5)
+         ON CONFLICT (product_id, uri) DO UPDATE SET renew_time = ?3, lease_expire_time = ?4, written_by = ?5",
     )?
-    .execute(params![product_id, uri, now, expires])?;
+    .execute(params![product_id, uri, lease.now, lease.expires, lease.by])?;
     Ok(())
 }
 
 /// Renews the lease of a registered endpoint; false if it is not registered.
-pub fn renew(conn: &Connection, product_id: &str, uri: &str, now: i64, expires: i64) -> Result<bool> {
+pub fn renew(conn: &Connection, product_id: &str, uri: &str, lease: Lease<'_>) -> Result<bool> {
     let changed = conn
         .prepare_cached(
-            "UPDATE endpoints SET renew_time = ?3, lease_expire_time = ?4
+            "UPDATE endpoints SET renew_time = ?3, lease_expire_time = ?4, written_by = ?5
              WHERE product_id = ?1 AND uri = ?2",
         )?
-        .execute(params![product_id, uri, now, expires])?;
+        .execute(params![product_id, uri, lease.now, lease.expires, lease.by])?;
     Ok(changed == 1)
 }
 

@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS endpoints (
     register_time     INTEGER NOT NULL,
     renew_time        INTEGER NOT NULL,
     lease_expire_time INTEGER NOT NULL,
+    written_by        TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (product_id, uri)
 ) STRICT;
 ";
@@ -127,8 +128,11 @@ impl Store {
 }
 
 /// Columns added since the first registry: table, column, its definition.
-const ADDED_COLUMNS: [(&str, &str, &str); 2] =
-    [("products", "data", "BLOB"), ("schema_versions", "registered_by", "TEXT NOT NULL DEFAULT ''")];
+const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+    ("products", "data", "BLOB"),
+    ("schema_versions", "registered_by", "TEXT NOT NULL DEFAULT ''"),
+    ("endpoints", "written_by", "TEXT NOT NULL DEFAULT ''"),
+];
 
 /// Brings a database made by an older registry up to the current schema.
 fn migrate(conn: &Connection) -> Result<()> {

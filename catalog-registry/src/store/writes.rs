@@ -1,6 +1,7 @@
 //! The `catalog_writes` table: who changed what in the catalog, and when.
 //! Lease renewals are not logged (they come every few seconds and change
-//! only lease times and data status); the newest entries are kept.
+//! only lease times and data status): each endpoint records who registered
+//! or renewed it last (`endpoints.written_by`). The newest entries are kept.
 
 use rusqlite::{Connection, params};
 

@@ -234,4 +234,23 @@ mod tests {
         assert_eq!((parsed.max_scans, parsed.query_budget), (2, Some(Duration::from_secs(90))));
         assert!(Cli::try_parse_from(["x", "--max-scans", "0"]).is_err());
     }
+
+    #[test]
+    fn a_domain_calls_with_its_token_file_or_a_token_it_signs_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!args(None, None).client_credentials("payment").unwrap().is_some());
+
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-the-agent\n").unwrap();
+        let from_file = DomainArgs { token_file: Some(file), ..args(None, None) };
+        let header = from_file.client_credentials("payment").unwrap().header().unwrap().unwrap();
+        assert_eq!(header, "Bearer from-the-agent");
+
+        let issuer_dir = dir.path().join("issuer");
+        let missing = DomainArgs { issuer_dir: Some(issuer_dir.clone()), ..args(None, None) };
+        assert!(missing.client_credentials("payment").is_err(), "no issuer key there yet");
+        mesh_grpc::issuer::LocalIssuer::open_or_create(&issuer_dir).unwrap();
+        let signed = missing.client_credentials("payment").unwrap().header().unwrap().unwrap();
+        assert!(signed.to_str().unwrap().starts_with("Bearer ey"), "a JWT");
+    }
 }
