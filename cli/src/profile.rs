@@ -107,7 +107,8 @@ impl Profile {
         Ok(path)
     }
 
-    /// Removes the profile of `registry`, if any.
+    /// Removes the profile of `registry`, if any (`mesh up` as it stops).
+    #[cfg(any(feature = "local", test))]
     pub(crate) fn remove(registry: &str) {
         if let Some(path) = path(registry) {
             let _ = std::fs::remove_file(path);
