@@ -122,6 +122,9 @@ pub enum AuthError {
     /// Before `nbf`.
     #[error("the token is not valid yet (nbf is in the future); check the clocks")]
     NotYetValid,
+    /// `iat` in the future.
+    #[error("the token says it was issued in the future (iat); check the clocks")]
+    IssuedInFuture,
     /// Another `aud`.
     #[error("the token is for another audience; this service accepts `{0}`")]
     WrongAudience(String),
@@ -198,7 +201,14 @@ impl Verifier {
         let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
             .map_err(|e| self.explain(e.into_kind()))?
             .claims;
-        let lifetime = claims["exp"].as_i64().unwrap_or(0) - claims["iat"].as_i64().unwrap_or(0);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let now = now.as_secs() as i64;
+        let (exp, iat) = (claims["exp"].as_i64().unwrap_or(0), claims["iat"].as_i64().unwrap_or(i64::MAX));
+        if iat > now + LEEWAY_SECONDS as i64 {
+            return Err(AuthError::IssuedInFuture);
+        }
+        // Measured from its issue and from now, so a future `iat` cannot stretch it.
+        let lifetime = (exp - iat).max(exp - now);
         let max = self.config.max_lifetime.as_secs();
         if lifetime > max as i64 {
             return Err(AuthError::TooLong { lifetime, max });
@@ -208,8 +218,7 @@ impl Verifier {
             issuer: claims["iss"].as_str().unwrap_or_default().to_owned(),
             roles: self.roles(&claims),
         };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let left = claims["exp"].as_u64().unwrap_or(0).saturating_sub(now.as_secs());
+        let left = (exp - now).max(0) as u64;
         self.verified.insert(token, &principal, Duration::from_secs(left));
         Ok(principal)
     }

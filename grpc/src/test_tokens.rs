@@ -159,6 +159,11 @@ impl TestIssuer {
                 "the token's algorithm does not match the key it names; get a new token from the issuer".into(),
             ),
             (
+                "issued in the future",
+                self.key.sign(&good(json!({"iat": now() + 10 * 365 * 86_400, "exp": now() + 10 * 365 * 86_400 + 600}))),
+                "the token says it was issued in the future (iat); check the clocks".into(),
+            ),
+            (
                 "lifetime beyond the maximum",
                 self.key.sign(&good(json!({"exp": now() + lifetime}))),
                 format!(
