@@ -5,7 +5,7 @@
 //! turn into a flood of fetches). Rotation by `kid` needs no restart.
 
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use jsonwebtoken::DecodingKey;
@@ -31,7 +31,9 @@ struct Cached {
 }
 
 /// Trusted keys and where they come from.
-pub(crate) struct TrustedKeys {
+pub(crate) struct TrustedKeys(Arc<KeyState>);
+
+struct KeyState {
     source: KeySource,
     cached: RwLock<Cached>,
     refreshing: tokio::sync::Mutex<()>,
@@ -40,7 +42,7 @@ pub(crate) struct TrustedKeys {
 
 impl std::fmt::Debug for TrustedKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrustedKeys").field("source", &self.source).finish_non_exhaustive()
+        f.debug_struct("TrustedKeys").field("source", &self.0.source).finish_non_exhaustive()
     }
 }
 
@@ -59,23 +61,41 @@ impl TrustedKeys {
                 (empty, Some(http_client()?))
             }
         };
-        Ok(Self { source, cached: RwLock::new(cached), refreshing: tokio::sync::Mutex::new(()), http })
+        let state =
+            KeyState { source, cached: RwLock::new(cached), refreshing: tokio::sync::Mutex::new(()), http };
+        Ok(Self(Arc::new(state)))
     }
 
     /// The key named `kid`, refreshing the keys first when they are due or
-    /// the key is not known.
+    /// the key is not known. An OIDC issuer's key already held is used at
+    /// once while the due refresh runs in the background, so a slow or
+    /// unreachable issuer never holds up calls with known keys.
     pub(crate) async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
-        if let Some(found) = self.current(kid) {
+        let state = &self.0;
+        if let Some(found) = state.current(kid) {
             return found;
         }
-        let _one_at_a_time = self.refreshing.lock().await;
-        if let Some(found) = self.current(kid) {
+        if matches!(state.source, KeySource::Oidc(_))
+            && let Some(found) = state.lookup(kid)
+        {
+            let state = Arc::clone(&self.0);
+            tokio::spawn(async move {
+                if let Ok(_one_at_a_time) = state.refreshing.try_lock() {
+                    let _ = state.refresh().await;
+                }
+            });
             return found;
         }
-        self.refresh().await?;
-        self.lookup(kid).unwrap_or_else(|| Err(AuthError::UnknownKey(kid.to_owned())))
+        let _one_at_a_time = state.refreshing.lock().await;
+        if let Some(found) = state.current(kid) {
+            return found;
+        }
+        state.refresh().await?;
+        state.lookup(kid).unwrap_or_else(|| Err(AuthError::UnknownKey(kid.to_owned())))
     }
+}
 
+impl KeyState {
     /// The key if it is known and the keys are not due for a refresh.
     fn current(&self, kid: &str) -> Option<Result<DecodingKey, AuthError>> {
         let due = {
