@@ -59,6 +59,12 @@ pub enum RegistryError {
         /// The product's current major version.
         current: u32,
     },
+    /// No agreement with this id.
+    #[error("agreements/{0} does not exist; mesh access list shows yours")]
+    AgreementNotFound(i64),
+    /// The request does not fit the current state (e.g. approving a revoked agreement).
+    #[error("{0}")]
+    Conflict(String),
     /// The caller may not do this: the message names the role needed.
     #[error("{0}")]
     PermissionDenied(String),
@@ -106,6 +112,8 @@ impl From<RegistryError> for Status {
             | RegistryError::VersionPruned { .. } => Code::NotFound,
             RegistryError::Quota(_) => Code::ResourceExhausted,
             RegistryError::PermissionDenied(_) => Code::PermissionDenied,
+            RegistryError::AgreementNotFound(_) => Code::NotFound,
+            RegistryError::Conflict(_) => Code::FailedPrecondition,
             RegistryError::BreakingChange { .. } | RegistryError::MajorVersionBehind { .. } => {
                 Code::FailedPrecondition
             }

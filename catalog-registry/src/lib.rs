@@ -4,6 +4,7 @@
 //! The library holds the whole service; the `catalog-registry` binary and
 //! `mesh up` both host it through [`serve`].
 
+pub mod access;
 pub mod clock;
 pub mod compat;
 pub mod config;

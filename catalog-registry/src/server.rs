@@ -2,10 +2,12 @@
 
 use std::future::Future;
 
+use mesh_contracts::catalog::access_service_server::AccessServiceServer;
 use mesh_contracts::catalog::catalog_service_server::CatalogServiceServer;
 use mesh_grpc::MeshServer;
 use tokio::net::TcpListener;
 
+use crate::access::Access;
 use crate::clock::Clock;
 use crate::config::RegistryConfig;
 use crate::error::Result;
@@ -13,8 +15,10 @@ use crate::page_token::PageTokens;
 use crate::service::{Catalog, GET_PRODUCT_PATH, get_product_route};
 use crate::store::Store;
 
-/// The full name of the registry's service.
+/// The full name of the registry's catalog service.
 pub const CATALOG_SERVICE: &str = "mesh.catalog.v1.CatalogService";
+/// The full name of the registry's access service.
+pub const ACCESS_SERVICE: &str = "mesh.catalog.v1.AccessService";
 
 /// Opens the catalog database named by `config` and serves the registry on
 /// `listener` until `shutdown` completes, then drains in-flight calls.
@@ -36,15 +40,17 @@ pub async fn serve_with_clock(
     let db_path = config.db_path();
     let store = Store::open(&db_path)?;
     let tokens = PageTokens::new(store.page_token_secret().await?);
+    let access = Access::new(store.clone(), clock.clone());
     let catalog = Catalog::new(store, tokens, config.lease_ttl, clock);
     let get_product = get_product_route(catalog.clone());
 
     tracing::info!(db = %db_path.display(), lease_ttl = ?config.lease_ttl, "catalog registry starting");
-    MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &[CATALOG_SERVICE])
+    MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &[CATALOG_SERVICE, ACCESS_SERVICE])
         .await?
         .tls(&config.tls)
         .authenticate(config.auth.layer()?)
         .add_service(CatalogServiceServer::new(catalog))
+        .add_service(AccessServiceServer::new(access))
         // GetProduct, the hot read, is answered from encoded bytes.
         .route(GET_PRODUCT_PATH, get_product)
         .serve(listener, shutdown)

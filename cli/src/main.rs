@@ -46,6 +46,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Query(args) => commands::query::run(cli, args).await,
         Command::Health(args) => commands::health::run(cli, args).await,
         Command::Whoami => commands::whoami::run(cli).await,
+        Command::Access(command) => commands::access::run(cli, command).await,
         Command::Login(args) => commands::login::run(cli, args).await,
         Command::Init(args) => commands::init::run(args),
         #[cfg(feature = "local")]

@@ -4,6 +4,7 @@
 //! the registry has acknowledged survives a crash of the process (and of the
 //! machine). Queries run on tokio's blocking pool.
 
+pub mod agreements;
 pub mod endpoints;
 pub mod products;
 pub mod writes;
@@ -53,6 +54,24 @@ CREATE TABLE IF NOT EXISTS schema_versions (
     registered_by  TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (product_id, version)
 ) STRICT;
+CREATE TABLE IF NOT EXISTS agreements (
+    id            INTEGER PRIMARY KEY,
+    product_id    TEXT NOT NULL,
+    principal     TEXT NOT NULL,
+    issuer        TEXT NOT NULL,
+    purpose       TEXT NOT NULL,
+    columns       TEXT NOT NULL,
+    raw_columns   TEXT NOT NULL,
+    row_scope     TEXT NOT NULL,
+    end_time      INTEGER NOT NULL,
+    state         INTEGER NOT NULL,
+    create_time   INTEGER NOT NULL,
+    update_time   INTEGER NOT NULL,
+    decided_by    TEXT NOT NULL,
+    decision_note TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS agreements_of_product ON agreements (product_id, state);
+CREATE INDEX IF NOT EXISTS agreements_of_principal ON agreements (principal, issuer, product_id);
 CREATE TABLE IF NOT EXISTS catalog_writes (
     id         INTEGER PRIMARY KEY,
     at         INTEGER NOT NULL,

@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 use comfy_table::Cell;
-use mesh_contracts::catalog::ProductView;
-use mesh_contracts::product::Classification;
+use mesh_contracts::catalog::{ListAgreementsRequest, ProductView};
+use mesh_contracts::product::{AccessMode, Classification, ProductOptions};
 
 use crate::cli::{Cli, DescribeArgs};
 use crate::registry::{Registry, Source};
@@ -34,6 +34,7 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
     line("policy", style::cell(&metadata.policy));
     line("freshness", style::cell(&metadata.freshness));
     line("tags", style::cell(metadata.tags.join(", ")));
+    line("access", style::cell(access_words(&metadata)));
     line("status", style::product_status(&product));
     if let Some(deprecation) = &product.deprecation {
         line("deprecated", style::coloured(&deprecation.message, None));
@@ -106,7 +107,48 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
         ]);
     }
     println!("{columns}");
+    // The product's agreements in force (all of them for its owners, the
+    // caller's own for everyone else); a cached description has none.
+    if matches!(source, Source::Registry) {
+        let request = ListAgreementsRequest { product: product.product_id.clone(), include_inactive: false };
+        if let Ok(listed) = registry.access().list_agreements(request).await {
+            let agreements = listed.into_inner().agreements;
+            if agreements.is_empty() {
+                println!("no agreement of yours is in force (mesh access request {})", product.product_id);
+            } else {
+                println!("agreements in force:");
+                crate::commands::access::print_agreements(&agreements);
+            }
+        }
+    }
     Ok(())
+}
+
+/// Who may read the product, and what its rules grant at once.
+fn access_words(metadata: &ProductOptions) -> String {
+    let mode = match metadata.access_mode() {
+        AccessMode::Open => "open: any signed-in caller reads the public and internal columns",
+        _ => "by agreement: mesh access request",
+    };
+    let rules: Vec<String> = metadata
+        .auto_approvals
+        .iter()
+        .map(|rule| {
+            let classes: Vec<&str> = rule
+                .classifications
+                .iter()
+                .filter_map(|c| Classification::try_from(*c).ok())
+                .map(classification_word)
+                .collect();
+            format!(
+                "granted at once to role {}: {} columns, up to {} days",
+                rule.role,
+                classes.join("/"),
+                rule.max_days
+            )
+        })
+        .collect();
+    std::iter::once(mode.to_owned()).chain(rules).collect::<Vec<_>>().join("\n")
 }
 
 /// A classification in the words a privacy review uses.

@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub(crate) mod access;
 pub(crate) mod completions;
 pub(crate) mod describe;
 pub(crate) mod domains;

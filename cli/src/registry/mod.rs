@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, anyhow, bail};
+use mesh_contracts::catalog::access_service_client::AccessServiceClient;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::catalog::{
     Domain, GetProductRequest, GetProductResponse, ListDomainsRequest, ListProductsRequest, Product,
@@ -36,6 +37,7 @@ fn too_many_pages(registry: &str) -> anyhow::Error {
 pub(crate) struct Registry {
     url: String,
     client: CatalogServiceClient<MeshChannel>,
+    access: AccessServiceClient<MeshChannel>,
 }
 
 /// Where a product entry came from.
@@ -49,8 +51,14 @@ pub(crate) enum Source {
 impl Registry {
     /// A client of the registry at `url`, calling with `credentials`.
     pub(crate) fn new(url: &str, timeout: Duration, credentials: &Credentials) -> Result<Self> {
-        let client = CatalogServiceClient::new(channel(url, timeout, credentials)?);
-        Ok(Self { url: url.to_owned(), client })
+        let channel = channel(url, timeout, credentials)?;
+        let access = AccessServiceClient::new(channel.clone());
+        Ok(Self { url: url.to_owned(), client: CatalogServiceClient::new(channel), access })
+    }
+
+    /// The registry's access service, on the same connection.
+    pub(crate) fn access(&mut self) -> &mut AccessServiceClient<MeshChannel> {
+        &mut self.access
     }
 
     /// The client of the registry the command line names, with its credentials.

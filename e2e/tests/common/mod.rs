@@ -41,14 +41,8 @@ impl Mesh {
             ..MeshConfig::new(dir.path())
         };
         let local = LocalMesh::start(config).await.expect("the mesh comes up");
-        let token = local.issuer.as_ref().expect("an issuer").issue(
-            "e2e-analyst",
-            &["analyst".to_owned()],
-            Duration::from_secs(3600),
-            mesh_grpc::issuer::DEFAULT_AUDIENCE,
-        );
         Mesh {
-            token: token.expect("a token"),
+            token: token_of(&local, "e2e-analyst", &["analyst"]),
             registry: local.registry_url.clone(),
             payment_url: local.payment_url.clone(),
             customer_url: local.customer_url.clone(),
@@ -57,6 +51,11 @@ impl Mesh {
             cache: tempfile::tempdir().unwrap(),
             local,
         }
+    }
+
+    /// A token of `subject` with `roles`, signed by the mesh's issuer.
+    pub(crate) fn token_as(&self, subject: &str, roles: &[&str]) -> String {
+        token_of(&self.local, subject, roles)
     }
 
     /// A channel to `url` calling as `subject` with `roles`.
@@ -103,6 +102,14 @@ impl Mesh {
         command.timeout(Duration::from_secs(60));
         command
     }
+}
+
+fn token_of(local: &LocalMesh, subject: &str, roles: &[&str]) -> String {
+    let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+    let issuer = local.issuer.as_ref().expect("the mesh runs with its issuer");
+    issuer
+        .issue(subject, &roles, Duration::from_secs(3600), mesh_grpc::issuer::DEFAULT_AUDIENCE)
+        .expect("a token")
 }
 
 /// Standard output of a finished command, as text.

@@ -1,0 +1,279 @@
+//! The `mesh.catalog.v1.AccessService` implementation: access requests,
+//! owners' decisions and revocations, kept with the catalog. Every change
+//! goes to the write log with its author; auto-approvals by a product's
+//! rules are recorded like any other decision.
+
+pub(crate) mod request;
+
+use mesh_contracts::catalog::access_service_server::AccessService;
+use mesh_contracts::catalog::{
+    Agreement, AgreementState, ApproveAgreementRequest, ApproveAgreementResponse, DenyAgreementRequest,
+    DenyAgreementResponse, ListAgreementsRequest, ListAgreementsResponse, RequestAccessRequest,
+    RequestAccessResponse, RevokeAgreementRequest, RevokeAgreementResponse,
+};
+use mesh_grpc::auth::{ADMIN, Principal, owner_role, service_role};
+use mesh_grpc::authenticate::caller;
+use tonic::{Request, Response, Status};
+
+use crate::clock::Clock;
+use crate::error::{RegistryError, Result};
+use crate::store::agreements::{self, Listing, NewAgreement};
+use crate::store::{Store, products, writes};
+use crate::validate;
+
+/// The most requests one consumer may have waiting at once.
+pub const MAX_PENDING: i64 = 20;
+/// The most agreements one listing returns.
+const MAX_LISTED: usize = 1000;
+/// Longest decision note accepted.
+const MAX_NOTE: usize = 2000;
+
+/// The registry's access service.
+#[derive(Debug, Clone)]
+pub struct Access {
+    store: Store,
+    clock: Clock,
+}
+
+impl Access {
+    /// Access agreements kept in `store`, telling time by `clock`.
+    pub fn new(store: Store, clock: Clock) -> Self {
+        Self { store, clock }
+    }
+}
+
+/// What an owner (or the consumer) does to an agreement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Approve,
+    Deny,
+    Revoke,
+}
+
+impl Decision {
+    fn verb(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Deny => "deny",
+            Decision::Revoke => "revoke",
+        }
+    }
+
+    fn past(self) -> &'static str {
+        match self {
+            Decision::Approve => "approved",
+            Decision::Deny => "denied",
+            Decision::Revoke => "revoked",
+        }
+    }
+
+    /// The state it applies to and the state it leaves.
+    fn transition(self) -> (AgreementState, AgreementState) {
+        match self {
+            Decision::Approve => (AgreementState::Pending, AgreementState::Approved),
+            Decision::Deny => (AgreementState::Pending, AgreementState::Denied),
+            Decision::Revoke => (AgreementState::Approved, AgreementState::Revoked),
+        }
+    }
+}
+
+fn domain_of(product: &str) -> &str {
+    product.split_once('.').map_or(product, |(domain, _)| domain)
+}
+
+/// Whether `caller` owns `product` (or is an admin).
+fn owns(caller: &Principal, product: &str) -> bool {
+    caller.has_role_or_admin(&owner_role(domain_of(product)))
+}
+
+/// Whether `caller` may see every agreement of `product`: its owners, its
+/// domain's service identity (which enforces them) and admins.
+fn oversees(caller: &Principal, product: &str) -> bool {
+    owns(caller, product) || caller.has_role(&service_role(domain_of(product)))
+}
+
+fn is_consumer(caller: &Principal, agreement: &Agreement) -> bool {
+    agreement.principal == caller.subject && agreement.issuer == caller.issuer
+}
+
+/// The id in `agreements/{id}` or `{id}`.
+fn agreement_id(name: &str) -> Result<i64> {
+    name.strip_prefix("agreements/").unwrap_or(name).parse().ok().filter(|id| *id > 0).ok_or_else(|| {
+        RegistryError::invalid("name", format!("`{name}` is not an agreement; expected agreements/<number>"))
+    })
+}
+
+impl Access {
+    async fn request(&self, caller: Principal, request: RequestAccessRequest) -> Result<Agreement> {
+        let product_id = validate::product_name("product", &request.product)?.to_owned();
+        let now = self.clock.now_ms();
+        self.store
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                let product = products::load(&tx, &product_id, now)?
+                    .ok_or_else(|| RegistryError::ProductNotFound(product_id.clone()))?;
+                let checked = request::check(&request, &product, now)?;
+                let principal = (caller.subject.as_str(), caller.issuer.as_str());
+                if agreements::pending_of(&tx, principal)? >= MAX_PENDING {
+                    return Err(RegistryError::Quota(format!(
+                        "{MAX_PENDING} of your requests are already waiting for owners; withdraw some \
+                         (mesh access revoke) or wait for their decisions"
+                    )));
+                }
+                let approval = request::auto_approval(&product, &caller, &checked, now);
+                let (state, decided_by) = match &approval {
+                    Some(_) => (AgreementState::Approved, "policy"),
+                    None => (AgreementState::Pending, ""),
+                };
+                let id = agreements::insert(
+                    &tx,
+                    &NewAgreement {
+                        product_id: &product_id,
+                        principal,
+                        purpose: &checked.purpose,
+                        columns: &checked.columns,
+                        raw_columns: &checked.raw_columns,
+                        row_scope: &checked.row_scope,
+                        end_time: checked.end_time,
+                        state,
+                        decided_by,
+                        decision_note: approval.as_deref().unwrap_or_default(),
+                        now,
+                    },
+                )?;
+                let action = if approval.is_some() { "request access (approved by rule)" } else { "request access" };
+                writes::record(&tx, now, &caller.subject, action, &product_id)?;
+                let agreement = agreements::get(&tx, id, now)?
+                    .ok_or_else(|| RegistryError::Internal(format!("agreement {id} vanished")))?;
+                tx.commit()?;
+                tracing::info!(caller = %caller.subject, product = %product_id, id, ?state, "access requested");
+                Ok(agreement)
+            })
+            .await
+    }
+
+    async fn list(&self, caller: Principal, request: ListAgreementsRequest) -> Result<Vec<Agreement>> {
+        let product = match request.product.trim() {
+            "" => None,
+            name => Some(validate::product_name("product", name)?.to_owned()),
+        };
+        let now = self.clock.now_ms();
+        self.store
+            .run(move |conn| {
+                let principal = (caller.subject.as_str(), caller.issuer.as_str());
+                let listing = match product.as_deref() {
+                    Some(product) if oversees(&caller, product) => Listing::Product(product),
+                    product => Listing::Consumer { principal, product },
+                };
+                agreements::list(conn, listing, request.include_inactive, MAX_LISTED, now)
+            })
+            .await
+    }
+
+    async fn decide(
+        &self,
+        caller: Principal,
+        name: &str,
+        note: &str,
+        decision: Decision,
+    ) -> Result<Agreement> {
+        let id = agreement_id(name)?;
+        let note = note.trim().to_owned();
+        if decision == Decision::Deny && note.is_empty() {
+            return Err(RegistryError::invalid("note", "say why the request is denied (--note)"));
+        }
+        if note.chars().count() > MAX_NOTE {
+            return Err(RegistryError::invalid("note", format!("is longer than {MAX_NOTE} characters")));
+        }
+        let now = self.clock.now_ms();
+        self.store
+            .run(move |conn| {
+                let tx = conn.transaction()?;
+                let agreement =
+                    agreements::get(&tx, id, now)?.ok_or_else(|| RegistryError::AgreementNotFound(id))?;
+                let allowed = owns(&caller, &agreement.product)
+                    || (decision == Decision::Revoke && is_consumer(&caller, &agreement));
+                if !allowed {
+                    return Err(RegistryError::PermissionDenied(format!(
+                        "`{}` may not {} agreements/{id}: only an owner of {} may, which needs the role `{}` or \
+                         `{ADMIN}`{} (mesh whoami shows your roles)",
+                        caller.subject,
+                        decision.verb(),
+                        agreement.product,
+                        owner_role(domain_of(&agreement.product)),
+                        if decision == Decision::Revoke { ", or the consumer it was granted to" } else { "" },
+                    )));
+                }
+                let (from, to) = decision.transition();
+                if agreement.state() != from || !agreements::decide(&tx, id, (from, to), &caller.subject, &note, now)? {
+                    return Err(RegistryError::Conflict(format!(
+                        "agreements/{id} is {}; only a {} agreement can be {}",
+                        state_name(agreement.state()),
+                        state_name(from),
+                        decision.past(),
+                    )));
+                }
+                writes::record(&tx, now, &caller.subject, &format!("{} access", decision.verb()), &agreement.product)?;
+                let decided = agreements::get(&tx, id, now)?.ok_or_else(|| RegistryError::AgreementNotFound(id))?;
+                tx.commit()?;
+                tracing::info!(caller = %caller.subject, id, decision = decision.verb(), "agreement decided");
+                Ok(decided)
+            })
+            .await
+    }
+}
+
+fn state_name(state: AgreementState) -> String {
+    state.as_str_name().trim_start_matches("AGREEMENT_STATE_").to_ascii_lowercase()
+}
+
+#[tonic::async_trait]
+impl AccessService for Access {
+    async fn request_access(
+        &self,
+        request: Request<RequestAccessRequest>,
+    ) -> std::result::Result<Response<RequestAccessResponse>, Status> {
+        let caller = caller(request.extensions())?;
+        let agreement = self.request(caller, request.into_inner()).await?;
+        Ok(Response::new(RequestAccessResponse { agreement: Some(agreement) }))
+    }
+
+    async fn list_agreements(
+        &self,
+        request: Request<ListAgreementsRequest>,
+    ) -> std::result::Result<Response<ListAgreementsResponse>, Status> {
+        let caller = caller(request.extensions())?;
+        let agreements = self.list(caller, request.into_inner()).await?;
+        Ok(Response::new(ListAgreementsResponse { agreements }))
+    }
+
+    async fn approve_agreement(
+        &self,
+        request: Request<ApproveAgreementRequest>,
+    ) -> std::result::Result<Response<ApproveAgreementResponse>, Status> {
+        let caller = caller(request.extensions())?;
+        let request = request.into_inner();
+        let agreement = self.decide(caller, &request.name, &request.note, Decision::Approve).await?;
+        Ok(Response::new(ApproveAgreementResponse { agreement: Some(agreement) }))
+    }
+
+    async fn deny_agreement(
+        &self,
+        request: Request<DenyAgreementRequest>,
+    ) -> std::result::Result<Response<DenyAgreementResponse>, Status> {
+        let caller = caller(request.extensions())?;
+        let request = request.into_inner();
+        let agreement = self.decide(caller, &request.name, &request.note, Decision::Deny).await?;
+        Ok(Response::new(DenyAgreementResponse { agreement: Some(agreement) }))
+    }
+
+    async fn revoke_agreement(
+        &self,
+        request: Request<RevokeAgreementRequest>,
+    ) -> std::result::Result<Response<RevokeAgreementResponse>, Status> {
+        let caller = caller(request.extensions())?;
+        let request = request.into_inner();
+        let agreement = self.decide(caller, &request.name, &request.note, Decision::Revoke).await?;
+        Ok(Response::new(RevokeAgreementResponse { agreement: Some(agreement) }))
+    }
+}

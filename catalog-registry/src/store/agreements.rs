@@ -1,0 +1,167 @@
+//! The `agreements` table: who may read which columns and rows of which
+//! product, until when, and where each request stands. An approved
+//! agreement past its end time reads as EXPIRED.
+
+use mesh_contracts::catalog::{Agreement, AgreementState};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::timestamp;
+use crate::error::Result;
+
+/// The columns a query reads, in [`from_row`]'s order.
+const COLUMNS: &str = "id, product_id, principal, issuer, purpose, columns, raw_columns, row_scope, end_time, \
+                       state, create_time, update_time, decided_by, decision_note";
+
+/// A request to record.
+#[derive(Debug)]
+pub struct NewAgreement<'a> {
+    /// The product.
+    pub product_id: &'a str,
+    /// The consumer's subject and issuer.
+    pub principal: (&'a str, &'a str),
+    /// What for.
+    pub purpose: &'a str,
+    /// The columns asked for.
+    pub columns: &'a [String],
+    /// Identifier columns asked for raw.
+    pub raw_columns: &'a [String],
+    /// The row scope.
+    pub row_scope: &'a str,
+    /// When it ends, ms since the epoch.
+    pub end_time: i64,
+    /// PENDING, or APPROVED by a rule.
+    pub state: AgreementState,
+    /// Who decided (for an approval by rule).
+    pub decided_by: &'a str,
+    /// Why.
+    pub decision_note: &'a str,
+    /// Now, ms since the epoch.
+    pub now: i64,
+}
+
+/// Records a request; its id.
+pub fn insert(conn: &Connection, new: &NewAgreement<'_>) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO agreements (product_id, principal, issuer, purpose, columns, raw_columns, row_scope, end_time,
+                                 state, create_time, update_time, decided_by, decision_note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        new.product_id,
+        new.principal.0,
+        new.principal.1,
+        new.purpose,
+        new.columns.join("\n"),
+        new.raw_columns.join("\n"),
+        new.row_scope,
+        new.end_time,
+        new.state as i32,
+        new.now,
+        new.decided_by,
+        new.decision_note
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+fn lines(text: String) -> Vec<String> {
+    text.lines().map(str::to_owned).collect()
+}
+
+fn from_row(row: &Row<'_>, now: i64) -> rusqlite::Result<Agreement> {
+    let end_time: i64 = row.get(8)?;
+    let mut state = AgreementState::try_from(row.get::<_, i32>(9)?).unwrap_or(AgreementState::Unspecified);
+    if state == AgreementState::Approved && end_time <= now {
+        state = AgreementState::Expired;
+    }
+    Ok(Agreement {
+        name: format!("agreements/{}", row.get::<_, i64>(0)?),
+        product: row.get(1)?,
+        principal: row.get(2)?,
+        issuer: row.get(3)?,
+        purpose: row.get(4)?,
+        columns: lines(row.get(5)?),
+        raw_columns: lines(row.get(6)?),
+        row_scope: row.get(7)?,
+        end_time: Some(timestamp(end_time)),
+        state: state.into(),
+        create_time: Some(timestamp(row.get(10)?)),
+        update_time: Some(timestamp(row.get(11)?)),
+        decided_by: row.get(12)?,
+        decision_note: row.get(13)?,
+    })
+}
+
+/// One agreement by id.
+pub fn get(conn: &Connection, id: i64, now: i64) -> Result<Option<Agreement>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM agreements WHERE id = ?1"))?
+        .query_row([id], |row| from_row(row, now))
+        .optional()?)
+}
+
+/// Whose agreements to list.
+#[derive(Debug, Clone, Copy)]
+pub enum Listing<'a> {
+    /// Every agreement of a product.
+    Product(&'a str),
+    /// One consumer's (subject, issuer), of one product or of all.
+    Consumer {
+        /// The consumer's subject and issuer.
+        principal: (&'a str, &'a str),
+        /// Only this product's, if given.
+        product: Option<&'a str>,
+    },
+}
+
+/// The agreements `listing` names, newest first, at most `limit`; only
+/// those in force (or pending) unless `include_inactive`.
+pub fn list(
+    conn: &Connection,
+    listing: Listing<'_>,
+    include_inactive: bool,
+    limit: usize,
+    now: i64,
+) -> Result<Vec<Agreement>> {
+    let (condition, product, subject, issuer) = match listing {
+        Listing::Product(product) => ("product_id = ?1", product, "", ""),
+        Listing::Consumer { principal, product: Some(product) } => {
+            ("product_id = ?1 AND principal = ?2 AND issuer = ?3", product, principal.0, principal.1)
+        }
+        Listing::Consumer { principal, product: None } => {
+            ("?1 = '' AND principal = ?2 AND issuer = ?3", "", principal.0, principal.1)
+        }
+    };
+    let active = if include_inactive { "" } else { " AND (state = 1 OR (state = 2 AND end_time > ?4))" };
+    let sql = format!("SELECT {COLUMNS} FROM agreements WHERE {condition}{active} ORDER BY id DESC LIMIT ?5");
+    let mut statement = conn.prepare_cached(&sql)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows =
+        statement.query_map(params![product, subject, issuer, now, limit], |row| from_row(row, now))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Pending requests of one consumer.
+pub fn pending_of(conn: &Connection, principal: (&str, &str)) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT count(*) FROM agreements WHERE principal = ?1 AND issuer = ?2 AND state = 1")?
+        .query_row(params![principal.0, principal.1], |row| row.get(0))?)
+}
+
+/// Sets the state of agreement `id` from `from` to `to`; false if it was
+/// not in state `from`.
+pub fn decide(
+    conn: &Connection,
+    id: i64,
+    (from, to): (AgreementState, AgreementState),
+    decided_by: &str,
+    note: &str,
+    now: i64,
+) -> Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE agreements SET state = ?3, decided_by = ?4, decision_note = ?5, update_time = ?6
+             WHERE id = ?1 AND state = ?2",
+        )?
+        .execute(params![id, from as i32, to as i32, decided_by, note, now])?;
+    Ok(changed == 1)
+}
