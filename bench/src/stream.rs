@@ -24,7 +24,8 @@ pub(crate) fn rate(rows: u64, seconds: f64) -> f64 {
 pub(crate) async fn in_process_scan(product: &Arc<Product>) -> Result<(u64, f64)> {
     let started = Instant::now();
     let admission = mesh_domain_runtime::Admission::default();
-    let mut stream = product.query(&QueryRequest::default(), "bench", None, &admission).await?;
+    let grant = mesh_domain_runtime::Grant::full(&product.schema);
+    let (mut stream, _) = product.query(&QueryRequest::default(), &grant, "bench", None, &admission).await?;
     let mut bytes = 0u64;
     while let Some(batch) = tokio_stream::StreamExt::next(&mut stream).await {
         bytes += batch?.len() as u64;

@@ -11,7 +11,7 @@ use common::{Mesh, stderr, stdout};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_analyst_asks_and_the_owners_decide() {
     let mesh = Mesh::start(50, false).await;
-    let analyst = mesh.token.clone();
+    let analyst = mesh.token_as("e2e-analyst", &["analyst"]);
     let owner = mesh.token_as("lee", &["owner:payment"]);
     let as_ = |token: &str, args: &[&str]| {
         let output = mesh.mesh().env("MESH_TOKEN", token).args(args).output().unwrap();

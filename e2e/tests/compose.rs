@@ -116,6 +116,11 @@ fn compose_matches_the_binaries() {
         assert_eq!(value_of("MESH_INSECURE_NO_AUTH"), None, "{service} must authenticate");
         if service != "registry" {
             assert_eq!(value_of("MESH_ISSUER_DIR").as_deref(), Some("/secrets/issuer"), "{service}");
+            assert_eq!(
+                value_of("MESH_PSEUDONYM_KEY").as_deref(),
+                Some("/secrets/pseudonym.key"),
+                "{service}"
+            );
         }
         assert_eq!(
             spec["depends_on"]["init"]["condition"].as_str(),

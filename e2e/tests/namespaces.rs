@@ -114,8 +114,12 @@ fn a_mesh_on_separate_hosts_is_queried_over_tls_with_tokens() {
     certs::create(&other_ca, &[]).unwrap();
     let issuer_dir = secrets.join("issuer");
     let issuer = LocalIssuer::open_or_create(&issuer_dir).unwrap();
-    let token = issuer.issue("kim", &["analyst".into()], Duration::from_secs(600), DEFAULT_AUDIENCE).unwrap();
+    let token =
+        issuer.issue("lee", &["owner:payment".into()], Duration::from_secs(600), DEFAULT_AUDIENCE).unwrap();
     let (ca, jwks, issuer_dir) = (path(&secrets.join("ca.pem")), path(issuer.jwks_file()), path(&issuer_dir));
+    let pseudonym_key = secrets.join("pseudonym.key");
+    mesh_grpc::private_files::create_secret(&pseudonym_key).unwrap();
+    let pseudonym_key = path(&pseudonym_key);
 
     // A service will not listen in plaintext on an address other than loopback.
     let plaintext = Command::new("ip")
@@ -177,6 +181,8 @@ fn a_mesh_on_separate_hosts_is_queried_over_tls_with_tokens() {
             "mesh-local",
             "--issuer-dir",
             &issuer_dir,
+            "--pseudonym-key",
+            &pseudonym_key,
             "--customers",
             "50",
             "--quarters",

@@ -36,7 +36,8 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
     let issuer = LocalIssuer::open_or_create(&issuer_dir).unwrap();
     let jwks = path(issuer.jwks_file());
     let issuer_dir = path(&issuer_dir);
-    let token = issuer.issue("kim", &[], Duration::from_secs(600), DEFAULT_AUDIENCE).unwrap();
+    let token =
+        issuer.issue("lee", &["owner:payment".into()], Duration::from_secs(600), DEFAULT_AUDIENCE).unwrap();
     let registry_dir = path(&dir.path().join("registry"));
     let mut registry_args = vec!["--addr", "127.0.0.1:0", "--data-dir", &registry_dir, "--auth-jwks", &jwks];
     registry_args.extend(tls.iter().map(String::as_str));
@@ -47,7 +48,17 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
     let ca_file = path(&ca);
     let mut payment_args = vec!["--addr", "127.0.0.1:0", "--data-dir", &payment_dir, "--registry", &registry];
     payment_args.extend(["--ca-file", &ca_file, "--customers", "50", "--quarters", "1"]);
-    payment_args.extend(["--auth-jwks", &jwks, "--issuer-dir", &issuer_dir]);
+    let pseudonym_key = dir.path().join("pseudonym.key");
+    mesh_grpc::private_files::create_secret(&pseudonym_key).unwrap();
+    let pseudonym_key = path(&pseudonym_key);
+    payment_args.extend([
+        "--auth-jwks",
+        &jwks,
+        "--issuer-dir",
+        &issuer_dir,
+        "--pseudonym-key",
+        &pseudonym_key,
+    ]);
     payment_args.extend(tls.iter().map(String::as_str));
     let (_payment, _) = start("payment", &payment_args);
 

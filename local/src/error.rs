@@ -21,6 +21,15 @@ pub enum LocalError {
     /// A client of the registry could not be made.
     #[error("{0}")]
     Grpc(#[from] mesh_grpc::GrpcError),
+    /// A file of the mesh's data directory could not be made.
+    #[error("cannot write {path}: {source}")]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The products did not all serve in time.
     #[error("the mesh did not become ready within {seconds} s: {waiting}")]
     NotReady {

@@ -142,6 +142,9 @@ impl LocalMesh {
             Ok(())
         });
 
+        let pseudonym_key = config.data_dir.join("pseudonym.key");
+        mesh_grpc::private_files::create_secret(&pseudonym_key)
+            .map_err(|source| LocalError::File { path: pseudonym_key.clone(), source })?;
         let domain_args = |name: &str| -> Result<DomainArgs> {
             let credentials = match &issuer {
                 Some(issuer) => Credentials::issued(
@@ -158,6 +161,7 @@ impl LocalMesh {
                 limits: config.limits.clone(),
                 tls: tls.clone(),
                 auth: auth.clone(),
+                pseudonym_key: Some(pseudonym_key.clone()),
                 credentials,
                 ..DomainArgs::default()
             })

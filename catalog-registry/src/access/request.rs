@@ -134,7 +134,7 @@ fn covers(
     };
     !rule.role.is_empty()
         && caller.has_role(&rule.role)
-        && request.raw_columns.is_empty()
+        && (request.raw_columns.is_empty() || rule.raw_identifiers)
         && request.columns.iter().all(allowed)
         && request.end_time - now <= i64::from(rule.max_days) * DAY_MS
 }
@@ -147,9 +147,10 @@ fn describe(rule: &AutoApproval) -> String {
         .map(|c| c.as_str_name().trim_start_matches("CLASSIFICATION_"))
         .collect();
     format!(
-        "approved by the product's rule: role `{}`, columns {}, identifiers as pseudonyms, at most {} days",
+        "approved by the product's rule: role `{}`, columns {}, identifiers {}, at most {} days",
         rule.role,
         classes.join("/"),
+        if rule.raw_identifiers { "raw" } else { "as pseudonyms" },
         rule.max_days
     )
 }
@@ -183,6 +184,7 @@ mod tests {
                         Classification::PiiIdentifier.into(),
                     ],
                     max_days: 90,
+                    raw_identifiers: false,
                 }],
                 ..Default::default()
             }),

@@ -140,8 +140,9 @@ fn access_words(metadata: &ProductOptions) -> String {
                 .filter_map(|c| Classification::try_from(*c).ok())
                 .map(classification_word)
                 .collect();
+            let identifiers = if rule.raw_identifiers { "raw" } else { "as pseudonyms" };
             format!(
-                "granted at once to role {}: {} columns, up to {} days",
+                "granted at once to role {}: {} columns, identifiers {identifiers}, up to {} days",
                 rule.role,
                 classes.join("/"),
                 rule.max_days

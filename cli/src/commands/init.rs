@@ -1,9 +1,10 @@
 //! `mesh init`: what a mesh without a company PKI or IdP needs before its
 //! services start (compose's init service runs it): a CA and one TLS
-//! certificate per service, and the local issuer's key and JWKS. An
+//! certificate per service, the local issuer's key and JWKS, and the key
+//! every domain derives consumers' pseudonyms from. An
 //! existing folder is left as it is unless `--force`.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use mesh_grpc::certs::{self, ServiceCert};
 use mesh_grpc::issuer::LocalIssuer;
 
@@ -29,7 +30,11 @@ pub(crate) fn run(args: &InitArgs) -> Result<()> {
         }
     }
     let issuer = LocalIssuer::open_or_create(&args.dir.join("issuer"))?;
+    let pseudonym_key = args.dir.join("pseudonym.key");
+    mesh_grpc::private_files::create_secret(&pseudonym_key)
+        .with_context(|| format!("cannot write {}", pseudonym_key.display()))?;
     eprintln!("CA: {}", args.dir.join("ca.pem").display());
+    eprintln!("pseudonym key (every domain): {}", pseudonym_key.display());
     eprintln!("issuer JWKS: {}", issuer.jwks_file().display());
     Ok(())
 }

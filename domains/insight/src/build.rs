@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use csv::ByteRecord;
+use mesh_contracts::catalog::access_service_client::AccessServiceClient;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::catalog::{GetProductRequest, ProductView, ServingStatus};
 use mesh_contracts::product::QueryRequest;
@@ -30,6 +31,29 @@ pub const PAYMENT_PRODUCT: &str = "payment.card_spending";
 /// The broad categories, as field names of both rows and the segment table.
 fn broad_fields() -> Vec<String> {
     BROAD_COLUMNS.iter().map(|c| c.to_ascii_lowercase()).collect()
+}
+
+/// What insight reads of customer.profiles.
+const PROFILE_FIELDS: [&str; 5] = ["bas_yh", "seq", "life_stage", "hous_sido_nm", "mbr_rk"];
+
+/// What insight reads of payment.card_spending.
+fn spending_fields() -> Vec<String> {
+    let mut fields: Vec<String> = ["bas_yh", "seq", "tot_use_am"].map(str::to_owned).to_vec();
+    fields.extend(broad_fields());
+    fields
+}
+
+/// A source refusing insight right after its agreement was granted has not
+/// learnt of it yet (domains fetch agreements every few seconds): retry.
+fn not_yet_granted(status: tonic::Status) -> DomainError {
+    if status.code() == tonic::Code::PermissionDenied {
+        DomainError::Unavailable(format!(
+            "a source does not let insight read yet ({}); retry shortly",
+            status.message()
+        ))
+    } else {
+        DomainError::Upstream(status)
+    }
 }
 
 /// The segment table's columns before the broad categories.
@@ -69,8 +93,8 @@ async fn endpoint_of(registry: &mut CatalogServiceClient<MeshChannel>, product: 
         .ok_or_else(|| DomainError::Unavailable(format!("{product} has no serving endpoint in the registry")))
 }
 
-fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
-    Some(prost_types::FieldMask { paths: paths.iter().map(|p| (*p).to_owned()).collect() })
+fn mask(paths: &[String]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask { paths: paths.to_vec() })
 }
 
 /// Where the sources are and how to call them.
@@ -90,11 +114,13 @@ pub async fn rebuild(
     min_customers: i64,
 ) -> Result<RefreshResponse> {
     let credentials = &sources.credentials;
-    let mut registry = CatalogServiceClient::new(mesh_grpc::client::channel(
-        &sources.registry_url,
-        CALL_TIMEOUT,
-        credentials,
-    )?);
+    let registry_channel = mesh_grpc::client::channel(&sources.registry_url, CALL_TIMEOUT, credentials)?;
+    let mut access = AccessServiceClient::new(registry_channel.clone());
+    let profile_fields: Vec<String> = PROFILE_FIELDS.iter().map(|f| (*f).to_owned()).collect();
+    let spending_fields = spending_fields();
+    crate::agreements::ensure(&mut access, CUSTOMER_PRODUCT, &profile_fields).await?;
+    crate::agreements::ensure(&mut access, PAYMENT_PRODUCT, &spending_fields).await?;
+    let mut registry = CatalogServiceClient::new(registry_channel);
     let customer_url = endpoint_of(&mut registry, CUSTOMER_PRODUCT).await?;
     let payment_url = endpoint_of(&mut registry, PAYMENT_PRODUCT).await?;
     let mut customers = CustomerProfileServiceClient::new(mesh_grpc::client::stream_channel(
@@ -110,18 +136,14 @@ pub async fn rebuild(
     )?)
     .max_decoding_message_size(16 << 20);
     let profile_stream = customers
-        .query(QueryRequest {
-            read_mask: mask(&["bas_yh", "seq", "life_stage", "hous_sido_nm", "mbr_rk"]),
-            ..Default::default()
-        })
-        .await?
+        .query(QueryRequest { read_mask: mask(&profile_fields), ..Default::default() })
+        .await
+        .map_err(not_yet_granted)?
         .into_inner();
-    let broad = broad_fields();
-    let mut spending_fields = vec!["bas_yh", "seq", "tot_use_am"];
-    spending_fields.extend(broad.iter().map(String::as_str));
     let spending_stream = payments
         .query(QueryRequest { read_mask: mask(&spending_fields), ..Default::default() })
-        .await?
+        .await
+        .map_err(not_yet_granted)?
         .into_inner();
 
     let (segments, joined) = join_and_aggregate(profile_stream, spending_stream).await?;

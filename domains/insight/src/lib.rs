@@ -2,6 +2,7 @@
 //! quarter × life stage × province × grade, built by calling the customer and
 //! payment domains over gRPC. Segments with too few customers are suppressed.
 
+mod agreements;
 pub mod build;
 
 use build::Sources;

@@ -25,6 +25,8 @@ fn the_binary_serves_and_stops_on_signals() {
             .arg(dir.path())
             .arg("--auth-jwks")
             .arg(issuer.jwks_file())
+            .arg("--pseudonym-key")
+            .arg(common_key(dir.path()))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -52,4 +54,11 @@ fn the_binary_serves_and_stops_on_signals() {
         assert!(log.contains("shutting down"), "{log}");
         assert!(dir.path().join("payment.sqlite").exists());
     }
+}
+
+/// A pseudonym key in `dir`.
+fn common_key(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("pseudonym.key");
+    mesh_grpc::private_files::create_secret(&path).unwrap();
+    path
 }

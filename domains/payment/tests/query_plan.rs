@@ -5,11 +5,19 @@
 mod common;
 
 use mesh_contracts::product::QueryRequest;
+use mesh_domain_runtime::Grant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_customer_in_one_quarter_uses_an_index() {
     let domain = common::start(200, &common::nowhere()).await;
-    let explain = |request: &QueryRequest| domain.product.explain(request).unwrap();
+    // As the payment domain's owner, whose token the test client carries.
+    let owner = mesh_grpc::auth::Principal {
+        subject: "payment-owner".into(),
+        issuer: mesh_grpc::issuer::LOCAL_ISSUER.into(),
+        roles: vec!["owner:payment".into()],
+    };
+    let grant = Grant::decide(&owner, domain.product.access_policy(), None, None).unwrap();
+    let explain = |request: &QueryRequest| domain.product.explain(request, &grant).unwrap();
     let selective =
         QueryRequest { filter: r#"seq = "0000000042" AND bas_yh = "2024Q2""#.into(), ..Default::default() };
     let detail = explain(&selective);

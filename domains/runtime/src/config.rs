@@ -52,6 +52,12 @@ pub struct DomainArgs {
     #[arg(long, env = "MESH_ISSUER_DIR", help_heading = "Authentication")]
     pub issuer_dir: Option<PathBuf>,
 
+    /// The mesh's pseudonym key (64 hex digits, mode 0600): the same file for
+    /// every domain, so a consumer's pseudonyms join across products.
+    /// Required by products with identifier columns (`mesh init` makes one).
+    #[arg(long, env = "MESH_PSEUDONYM_KEY", help_heading = "Authentication")]
+    pub pseudonym_key: Option<PathBuf>,
+
     /// Credentials given by the program that embeds the domain (`mesh up`);
     /// they take precedence over --token-file and --issuer-dir.
     #[arg(skip)]
@@ -71,6 +77,7 @@ impl Default for DomainArgs {
             auth: Default::default(),
             token_file: None,
             issuer_dir: None,
+            pseudonym_key: None,
             credentials: Default::default(),
         }
     }

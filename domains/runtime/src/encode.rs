@@ -3,6 +3,7 @@
 
 use rusqlite::types::ValueRef;
 
+use crate::pseudonym::PseudonymKey;
 use crate::schema::{ColumnDef, ColumnKind};
 
 /// Appends `value` as a protobuf varint.
@@ -33,20 +34,31 @@ struct FieldWriter {
     kind: ColumnKind,
     zigzag: bool,
     float32: bool,
+    /// Delivered as a pseudonym.
+    pseudonym: bool,
 }
 
-/// Encodes the projected columns of result rows as row messages.
+/// Encodes the projected columns of result rows as row messages, with the
+/// values of pseudonymized columns replaced by the caller's pseudonyms.
 #[derive(Debug, Clone)]
 pub(crate) struct RowEncoder {
     fields: Vec<FieldWriter>,
+    pseudonyms: Option<PseudonymKey>,
 }
 
 impl RowEncoder {
-    /// An encoder for `columns`, which are the first columns of each result row.
-    pub(crate) fn new<'a>(columns: impl IntoIterator<Item = &'a ColumnDef>) -> Self {
+    /// An encoder for `columns`, which are the first columns of each result
+    /// row, delivering those marked in `pseudonymized` as pseudonyms under
+    /// `pseudonyms` (which must be given if any is marked).
+    pub(crate) fn new<'a>(
+        columns: impl IntoIterator<Item = &'a ColumnDef>,
+        pseudonymized: &[bool],
+        pseudonyms: Option<PseudonymKey>,
+    ) -> Self {
         let fields = columns
             .into_iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 let wire = match c.kind {
                     ColumnKind::String => WIRE_LEN,
                     ColumnKind::Integer | ColumnKind::Bool => WIRE_VARINT,
@@ -55,17 +67,34 @@ impl RowEncoder {
                 };
                 let mut tag = Vec::new();
                 put_varint(&mut tag, u64::from(c.number << 3 | wire));
-                FieldWriter { tag, kind: c.kind, zigzag: c.zigzag, float32: c.float32 }
+                let pseudonym = pseudonymized.get(i).copied().unwrap_or(false) && pseudonyms.is_some();
+                FieldWriter { tag, kind: c.kind, zigzag: c.zigzag, float32: c.float32, pseudonym }
             })
             .collect();
-        Self { fields }
+        Self { fields, pseudonyms }
     }
 
     /// Appends the row message for `row` to `out` (proto3: default values
     /// are left out, as any encoder does).
     pub(crate) fn encode(&self, row: &rusqlite::Row<'_>, out: &mut Vec<u8>) -> rusqlite::Result<()> {
+        let mut pseudonym = [0u8; 32];
         for (i, field) in self.fields.iter().enumerate() {
             match (field.kind, row.get_ref(i)?) {
+                (ColumnKind::String, ValueRef::Text(text)) if !text.is_empty() && field.pseudonym => {
+                    if let Some(key) = &self.pseudonyms {
+                        key.text(text, &mut pseudonym);
+                        out.extend_from_slice(&field.tag);
+                        put_varint(out, pseudonym.len() as u64);
+                        out.extend_from_slice(&pseudonym);
+                    }
+                }
+                (ColumnKind::Integer, ValueRef::Integer(n)) if field.pseudonym => {
+                    if let Some(key) = &self.pseudonyms {
+                        let value = key.integer(n);
+                        out.extend_from_slice(&field.tag);
+                        put_varint(out, if field.zigzag { (value as u64) << 1 } else { value as u64 });
+                    }
+                }
                 (ColumnKind::String, ValueRef::Text(text)) if !text.is_empty() => {
                     out.extend_from_slice(&field.tag);
                     put_varint(out, text.len() as u64);
@@ -134,7 +163,7 @@ mod tests {
         let mut rows = statement.query([]).unwrap();
         let row = rows.next().unwrap().unwrap();
         let mut out = Vec::new();
-        RowEncoder::new(&schema.columns).encode(row, &mut out).unwrap();
+        RowEncoder::new(&schema.columns, &[], None).encode(row, &mut out).unwrap();
         DynamicMessage::decode(schema.message.clone(), out.as_slice()).unwrap()
     }
 

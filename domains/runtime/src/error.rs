@@ -19,9 +19,16 @@ pub enum DomainError {
     /// The product's contract cannot be served as a table.
     #[error("product schema: {0}")]
     Schema(String),
+    /// The domain is configured so it cannot serve safely.
+    #[error("configuration: {0}")]
+    Config(String),
     /// The product has no data yet, or its data cannot be read now.
     #[error("{0}")]
     Unavailable(String),
+    /// The caller may not read this: the message says what is missing and
+    /// how to ask for it.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The data changed under a resumed query.
     #[error("{0}")]
     Aborted(String),
@@ -56,6 +63,7 @@ impl From<DomainError> for Status {
             DomainError::Load(_) => Code::FailedPrecondition,
             DomainError::Unavailable(_) => Code::Unavailable,
             DomainError::Aborted(_) => Code::Aborted,
+            DomainError::PermissionDenied(_) => Code::PermissionDenied,
             DomainError::Upstream(status) => {
                 return Status::new(Code::Unavailable, format!("upstream call failed: {}", status.message()));
             }
@@ -67,7 +75,10 @@ impl From<DomainError> for Status {
             }
             DomainError::Storage(_) => return mesh_grpc::internal_status("storage", &error),
             DomainError::Io(_) => return mesh_grpc::internal_status("file", &error),
-            DomainError::Grpc(_) | DomainError::Schema(_) | DomainError::Internal(_) => {
+            DomainError::Grpc(_)
+            | DomainError::Schema(_)
+            | DomainError::Config(_)
+            | DomainError::Internal(_) => {
                 return mesh_grpc::internal_status("domain", &error);
             }
         };

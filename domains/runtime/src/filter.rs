@@ -36,6 +36,8 @@ pub(crate) struct SqlFilter {
     pub sql: String,
     /// The values of the placeholders, in order.
     pub params: Vec<Value>,
+    /// The schema columns the filter compares, each once.
+    pub fields: Vec<usize>,
 }
 
 /// Parses `filter` against `schema` and compiles it to SQL.
@@ -287,10 +289,13 @@ impl Parser<'_> {
     }
 
     fn compare(&mut self, field: String, column: usize) -> Result<()> {
-        let Some((_, def)) = self.schema.column(&field) else {
+        let Some((index, def)) = self.schema.column(&field) else {
             return Err(at_listing_fields(column, format!("unknown field `{field}`"), self.schema));
         };
         let (name, kind) = (def.name.clone(), def.kind);
+        if !self.out.fields.contains(&index) {
+            self.out.fields.push(index);
+        }
         let op_token = self.next("a comparison operator (=, !=, <, <=, >, >=) or IN")?;
         match &op_token.kind {
             TokenKind::Op(op) => {
@@ -433,7 +438,18 @@ mod tests {
     const FIELDS: &str = "name, amount, score, flag, seq";
 
     fn sql(filter: &str) -> SqlFilter {
+        let compiled = compile_for_test(filter);
+        SqlFilter { fields: Vec::new(), ..compiled }
+    }
+
+    fn compile_for_test(filter: &str) -> SqlFilter {
         compile(filter, &schema()).unwrap_or_else(|e| panic!("`{filter}` was refused: {e}"))
+    }
+
+    #[test]
+    fn a_filter_names_the_fields_it_compares() {
+        assert_eq!(compile_for_test("amount > 5 OR (NOT name = 'a' AND amount < 9)").fields, [1, 0]);
+        assert!(compile_for_test("").fields.is_empty());
     }
 
     fn error(filter: &str) -> String {
@@ -458,7 +474,11 @@ mod tests {
             ("amount >= 5", "amount >= ?"),
         ];
         for (filter, expected) in cases {
-            assert_eq!(sql(filter), SqlFilter { sql: expected.into(), params: vec![Integer(5)] }, "{filter}");
+            assert_eq!(
+                sql(filter),
+                SqlFilter { sql: expected.into(), params: vec![Integer(5)], fields: Vec::new() },
+                "{filter}"
+            );
         }
     }
 
@@ -480,7 +500,11 @@ mod tests {
                 assert!(error(filter).contains("unexpected string"), "{filter}");
                 continue;
             }
-            assert_eq!(sql(filter), SqlFilter { sql: expected.into(), params }, "{filter}");
+            assert_eq!(
+                sql(filter),
+                SqlFilter { sql: expected.into(), params, fields: Vec::new() },
+                "{filter}"
+            );
         }
     }
 
@@ -503,7 +527,11 @@ mod tests {
     fn in_lists_bind_each_value() {
         assert_eq!(
             sql("name IN (\"a\", \"b\", \"c\")"),
-            SqlFilter { sql: "name IN (?, ?, ?)".into(), params: vec![text("a"), text("b"), text("c")] }
+            SqlFilter {
+                sql: "name IN (?, ?, ?)".into(),
+                params: vec![text("a"), text("b"), text("c")],
+                fields: Vec::new()
+            }
         );
         assert_eq!(sql("amount in (1)").params, vec![Integer(1)]);
         assert_eq!(
@@ -526,7 +554,11 @@ mod tests {
     fn a_trailing_star_is_a_prefix_match_counted_in_characters() {
         assert_eq!(
             sql("name = \"서울*\""),
-            SqlFilter { sql: "substr(name, 1, ?) = ?".into(), params: vec![Integer(2), text("서울")] }
+            SqlFilter {
+                sql: "substr(name, 1, ?) = ?".into(),
+                params: vec![Integer(2), text("서울")],
+                fields: Vec::new()
+            }
         );
         assert_eq!(sql("name != \"ab*\"").sql, "NOT substr(name, 1, ?) = ?");
         assert_eq!(

@@ -39,7 +39,7 @@ pub fn order_by(input: &str) {
 /// Plans a query whose read mask holds `paths`.
 pub fn read_mask(paths: Vec<String>) {
     let request = QueryRequest { read_mask: Some(prost_types::FieldMask { paths }), ..Default::default() };
-    let _ = crate::plan::plan(&request, schema(), &tokens());
+    let _ = crate::plan::plan(&request, schema(), &tokens(), &crate::grant::Grant::full(schema()));
 }
 
 /// Checks a resume token, then the same bytes signed as a genuine token's
@@ -48,8 +48,12 @@ pub fn resume_token(input: &[u8]) {
     let tokens = tokens();
     let request =
         QueryRequest { resume_token: String::from_utf8_lossy(input).into_owned(), ..Default::default() };
-    let _ = crate::plan::plan(&request, schema(), &tokens);
+    let _ = crate::plan::plan(&request, schema(), &tokens, &crate::grant::Grant::full(schema()));
     let signed = mesh_grpc::SignedTokens::new(b"fuzzing secret".to_vec()).sign(input);
-    let _ =
-        crate::plan::plan(&QueryRequest { resume_token: signed, ..Default::default() }, schema(), &tokens);
+    let _ = crate::plan::plan(
+        &QueryRequest { resume_token: signed, ..Default::default() },
+        schema(),
+        &tokens,
+        &crate::grant::Grant::full(schema()),
+    );
 }

@@ -6,12 +6,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use mesh_contracts::product::Classification;
 use mesh_grpc::MeshServer;
 use tokio::net::TcpListener;
 
 use crate::admission::Admission;
 use crate::config::DomainArgs;
 use crate::error::Result;
+use crate::governance::{Governance, keep_agreements};
+use crate::pseudonym::PseudonymKey;
 use crate::registration::{Registration, keep_registered, watch_health};
 use crate::service::ProductService;
 
@@ -36,15 +39,24 @@ pub async fn run_domain(
         .authenticate(args.auth.layer()?);
     let domain = services.first().map_or("", |s| s.product().spec.domain());
     let credentials = args.client_credentials(domain)?;
+    let governance = governance(&services, args, domain)?;
     let admission = Admission::new(args.limits.clone());
     let mut products = Vec::new();
     for service in services {
         products.push(Registration { product: service.product(), readable: Arc::new(AtomicBool::new(true)) });
-        let service = service.with_admission(admission.clone());
+        let service = service.with_admission(admission.clone()).with_governance(Arc::clone(&governance));
         server = server.route(&format!("/{}/{{*method}}", service.name()), service);
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let health = tokio::spawn(watch_health(products.clone(), server.health(), stopped.clone()));
+    let ids = products.iter().map(|p| p.product.spec.id).collect();
+    let agreements = tokio::spawn(keep_agreements(
+        governance,
+        args.registry.clone(),
+        credentials.clone(),
+        ids,
+        stopped.clone(),
+    ));
     let registration =
         tokio::spawn(keep_registered(args.registry.clone(), credentials, advertise, products, stopped));
     let served = server
@@ -54,6 +66,26 @@ pub async fn run_domain(
         })
         .await;
     admission.cut();
-    let _ = tokio::join!(health, registration);
+    let _ = tokio::join!(health, registration, agreements);
     Ok(served?)
+}
+
+/// The agreements and pseudonym key the domain enforces: agreements kept in
+/// `<data-dir>/agreements.pb` between runs; the key from --pseudonym-key,
+/// which a product with identifier columns cannot do without.
+fn governance(services: &[ProductService], args: &DomainArgs, domain: &str) -> Result<Arc<Governance>> {
+    let pseudonyms = args.pseudonym_key.as_deref().map(PseudonymKey::read).transpose()?;
+    if pseudonyms.is_none()
+        && let Some(product) = services
+            .iter()
+            .map(ProductService::product)
+            .find(|p| p.schema.columns.iter().any(|c| c.classification == Classification::PiiIdentifier))
+    {
+        return Err(crate::DomainError::Config(format!(
+            "{} has identifier columns, which consumers receive as pseudonyms: give --pseudonym-key FILE \
+             (MESH_PSEUDONYM_KEY), the same file for every domain of the mesh (`mesh init` makes one)",
+            product.spec.id
+        )));
+    }
+    Governance::open(Some(args.data_dir_or(domain).join("agreements.pb")), pseudonyms)
 }

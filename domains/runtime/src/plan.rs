@@ -1,5 +1,8 @@
 //! Turning a `QueryRequest` into one SQL statement: projection, filter,
-//! order, resume position and limit, with every value bound.
+//! order, resume position and limit, with every value bound, under what the
+//! caller's [`Grant`] allows: only readable columns are projected, named or
+//! compared; pseudonymized columns are neither filtered nor ordered on;
+//! the agreement's row scope wraps the caller's filter inside the SQL.
 
 use mesh_contracts::product::QueryRequest;
 use rusqlite::types::Value;
@@ -7,6 +10,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{DomainError, Result};
 use crate::filter;
+use crate::grant::Grant;
+use crate::pseudonym::PseudonymKey;
 use crate::resume::{ResumePoint, ResumeTokens};
 use crate::schema::RowSchema;
 
@@ -36,19 +41,51 @@ pub(crate) struct QueryPlan {
     pub delivered: u64,
     /// The load the resumed stream was reading, if this query resumes one.
     pub resumed_load: Option<u64>,
+    /// Per projected column: delivered as a pseudonym.
+    pub pseudonymized: Vec<bool>,
+    /// The caller's pseudonym key, when a projected column is pseudonymized.
+    pub pseudonyms: Option<PseudonymKey>,
+    /// Columns left out because the caller may not read them (when no read
+    /// mask was given).
+    pub withheld: Vec<String>,
 }
 
-/// Compiles `request` for `schema`, checking every field.
-pub(crate) fn plan(request: &QueryRequest, schema: &RowSchema, tokens: &ResumeTokens) -> Result<QueryPlan> {
+/// Compiles `request` for `schema` under `grant`, checking every field.
+pub(crate) fn plan(
+    request: &QueryRequest,
+    schema: &RowSchema,
+    tokens: &ResumeTokens,
+    grant: &Grant,
+) -> Result<QueryPlan> {
     if request.limit < 0 {
         return Err(DomainError::invalid(
             "limit",
             format!("{} is negative; use a positive number of rows, or 0 for no limit", request.limit),
         ));
     }
-    let projection = projection(request, schema)?;
+    let asked = projection(request, schema)?;
+    let masked =
+        asked.len() < schema.columns.len() || request.read_mask.as_ref().is_some_and(|m| !m.paths.is_empty());
     let order = order_by(&request.order_by, schema)?;
     let filter = filter::compile(&request.filter, schema)?;
+    let ordered: Vec<usize> = order.iter().filter_map(|s| s.column).collect();
+    if masked {
+        refuse_unreadable(&asked, "read_mask", schema, grant)?;
+    }
+    refuse_unreadable(&filter.fields, "filter", schema, grant)?;
+    refuse_unreadable(&ordered, "order_by", schema, grant)?;
+    refuse_pseudonymized(&filter.fields, "filter", schema, grant)?;
+    refuse_pseudonymized(&ordered, "order_by", schema, grant)?;
+    let projection: Vec<usize> =
+        if masked { asked } else { asked.into_iter().filter(|&c| grant.readable[c]).collect() };
+    let withheld = if masked { Vec::new() } else { grant.withheld(schema) };
+    let scope = filter::compile(&grant.row_scope, schema).map_err(|error| {
+        DomainError::PermissionDenied(format!(
+            "the row scope of {} is not a valid filter ({error}), so nothing can be read under it; ask the \
+             product's owners to correct it",
+            grant.agreement.as_deref().unwrap_or("the agreement")
+        ))
+    })?;
 
     let mut sort: Vec<SortColumn> = order.clone();
     for &key in &schema.key {
@@ -58,7 +95,7 @@ pub(crate) fn plan(request: &QueryRequest, schema: &RowSchema, tokens: &ResumeTo
     }
     sort.push(SortColumn { column: None, descending: false });
 
-    let digest = digest(request, &projection);
+    let digest = digest(request, &projection, &grant.binding);
     let resume = if request.resume_token.is_empty() {
         None
     } else {
@@ -78,6 +115,12 @@ pub(crate) fn plan(request: &QueryRequest, schema: &RowSchema, tokens: &ResumeTo
 
     let mut conditions = Vec::new();
     let mut params = Vec::new();
+    // The agreement's rows first, as a condition of its own: no filter of
+    // the caller's, however it is written, can widen it.
+    if !scope.sql.is_empty() {
+        conditions.push(format!("({})", scope.sql));
+        params.extend(scope.params);
+    }
     if !filter.sql.is_empty() {
         conditions.push(format!("({})", filter.sql));
         params.extend(filter.params);
@@ -100,7 +143,49 @@ pub(crate) fn plan(request: &QueryRequest, schema: &RowSchema, tokens: &ResumeTo
         let remaining = (request.limit as u64).saturating_sub(delivered);
         sql.push_str(&format!(" LIMIT {remaining}"));
     }
-    Ok(QueryPlan { sql, params, projection, sort, digest, delivered, resumed_load })
+    let pseudonymized: Vec<bool> = projection.iter().map(|&c| grant.pseudonymized[c]).collect();
+    let pseudonyms = if pseudonymized.iter().any(|p| *p) { grant.pseudonyms.clone() } else { None };
+    Ok(QueryPlan {
+        sql,
+        params,
+        projection,
+        sort,
+        digest,
+        delivered,
+        resumed_load,
+        pseudonymized,
+        pseudonyms,
+        withheld,
+    })
+}
+
+/// Refuses a request that names (in `field`) columns the caller may not read.
+fn refuse_unreadable(columns: &[usize], field: &str, schema: &RowSchema, grant: &Grant) -> Result<()> {
+    let names: Vec<&str> =
+        columns.iter().filter(|&&c| !grant.readable[c]).map(|&c| schema.columns[c].name.as_str()).collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    Err(DomainError::PermissionDenied(format!(
+        "{field} names {} not in your agreement for {}; ask for {} with `mesh access request {} --purpose \"...\" \
+         --columns {}`",
+        names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+        grant.product,
+        if names.len() == 1 { "it" } else { "them" },
+        grant.product,
+        names.join(",")
+    )))
+}
+
+/// Refuses filtering or ordering on the real value of a pseudonymized column.
+fn refuse_pseudonymized(columns: &[usize], field: &str, schema: &RowSchema, grant: &Grant) -> Result<()> {
+    let Some(&column) = columns.iter().find(|&&c| grant.pseudonymized[c]) else { return Ok(()) };
+    let name = &schema.columns[column].name;
+    Err(DomainError::PermissionDenied(format!(
+        "{field} uses `{name}`, which you receive as a pseudonym: its real value needs an agreement granting it \
+         raw (`mesh access request {} --purpose \"...\" --columns {name} --raw {name}`)",
+        grant.product
+    )))
 }
 
 /// The condition "sorts after `key`" over `sort`: a row value comparison
@@ -192,8 +277,10 @@ pub(crate) fn order_by(spec: &str, schema: &RowSchema) -> Result<Vec<SortColumn>
     Ok(order)
 }
 
-fn digest(request: &QueryRequest, projection: &[usize]) -> Vec<u8> {
+fn digest(request: &QueryRequest, projection: &[usize], binding: &[u8]) -> Vec<u8> {
     let mut hasher = Sha256::new();
+    hasher.update((binding.len() as u64).to_le_bytes());
+    hasher.update(binding);
     for part in [request.filter.as_str(), request.order_by.as_str()] {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part.as_bytes());
@@ -240,7 +327,7 @@ mod tests {
     }
 
     fn refused(request: &QueryRequest) -> String {
-        plan(request, &schema(), &tokens()).map(|p| p.sql).unwrap_err().to_string()
+        plan(request, &schema(), &tokens(), &Grant::full(&schema())).map(|p| p.sql).unwrap_err().to_string()
     }
 
     #[test]
@@ -277,7 +364,9 @@ mod tests {
 
     #[test]
     fn a_plan_selects_the_projection_then_the_sort_key() {
-        let compiled = plan(&request("amount > 5", "amount desc", 10), &schema(), &tokens()).unwrap();
+        let compiled =
+            plan(&request("amount > 5", "amount desc", 10), &schema(), &tokens(), &Grant::full(&schema()))
+                .unwrap();
         assert_eq!(
             compiled.sql,
             "SELECT name, amount, score, flag, seq, amount, seq, rowid FROM t WHERE (amount > ?) \
@@ -286,7 +375,9 @@ mod tests {
         assert_eq!(compiled.params, vec![Integer(5)]);
         assert_eq!(compiled.projection, vec![0, 1, 2, 3, 4]);
 
-        let compiled = plan(&masked(&["seq", " amount ", "seq"]), &schema(), &tokens()).unwrap();
+        let compiled =
+            plan(&masked(&["seq", " amount ", "seq"]), &schema(), &tokens(), &Grant::full(&schema()))
+                .unwrap();
         assert_eq!(compiled.sql, "SELECT seq, amount, seq, rowid FROM t ORDER BY seq, rowid");
         assert_eq!(compiled.projection, vec![4, 1]);
     }
@@ -342,10 +433,15 @@ mod tests {
     #[test]
     fn a_resumed_plan_continues_after_the_token_and_counts_what_was_delivered() {
         let first_request = request("amount > 5", "", 100);
-        let first = plan(&first_request, &schema(), &tokens()).unwrap();
+        let first = plan(&first_request, &schema(), &tokens(), &Grant::full(&schema())).unwrap();
         let token = tokens().issue(&first.point(vec![Text("0042".into()), Integer(42)], 30, 1));
-        let resumed =
-            plan(&QueryRequest { resume_token: token, ..first_request }, &schema(), &tokens()).unwrap();
+        let resumed = plan(
+            &QueryRequest { resume_token: token, ..first_request },
+            &schema(),
+            &tokens(),
+            &Grant::full(&schema()),
+        )
+        .unwrap();
         assert_eq!(
             resumed.sql,
             "SELECT name, amount, score, flag, seq, seq, rowid FROM t WHERE (amount > ?) AND (seq, rowid) > (?, ?) \
@@ -360,12 +456,13 @@ mod tests {
     #[test]
     fn a_token_is_refused_with_another_query_key_or_secret() {
         let original = request("amount > 5", "", 0);
-        let first = plan(&original, &schema(), &tokens()).unwrap();
+        let first = plan(&original, &schema(), &tokens(), &Grant::full(&schema())).unwrap();
         let token = tokens().issue(&first.point(vec![Text("0042".into()), Integer(42)], 30, 1));
         let with = |request: QueryRequest| QueryRequest { resume_token: token.clone(), ..request };
 
         let another_query = "resume_token: the token belongs to a query with another filter, read_mask, \
-                             order_by or limit; resume with the same query it came from";
+                             order_by or limit, or to another caller or agreement; resume with the same query it \
+                             came from";
         assert_eq!(refused(&with(request("amount > 6", "", 0))), another_query);
         assert_eq!(refused(&with(request("amount > 5", "seq desc", 0))), another_query);
         assert_eq!(refused(&with(request("amount > 5", "", 10))), another_query);
@@ -377,7 +474,9 @@ mod tests {
         let foreign = "resume_token: the token is not one this domain issued (altered, truncated or from \
                        another product); run the query again without it";
         let other_product = ResumeTokens::new(b"another domain".to_vec(), "test.rows");
-        let err = plan(&with(original.clone()), &schema(), &other_product).unwrap_err().to_string();
+        let err = plan(&with(original.clone()), &schema(), &other_product, &Grant::full(&schema()))
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, foreign);
         let truncated =
             QueryRequest { resume_token: token[..token.len() - 3].to_owned(), ..original.clone() };

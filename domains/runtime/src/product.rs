@@ -11,6 +11,7 @@ use tonic::Status;
 
 use crate::admission::Admission;
 use crate::error::{DomainError, Result};
+use crate::grant::{AccessPolicy, Grant};
 use crate::plan::plan;
 use crate::resume::ResumeTokens;
 use crate::scan::{self, ScanStream};
@@ -121,31 +122,37 @@ impl Product {
         &self.descriptor_set
     }
 
-    /// Compiles `request` and, once `admission` gives it a scan slot,
-    /// starts streaming its result: batches of encoded `QueryResponse`
-    /// messages. The scan runs on a blocking thread and stops as soon as
-    /// the stream is dropped (the client went away). `peer` is the
-    /// caller's connection, whose open streams are counted.
+    /// Compiles `request` under `grant` and, once `admission` gives it a
+    /// scan slot, starts streaming its result: batches of encoded
+    /// `QueryResponse` messages; with it, the columns left out because the
+    /// grant does not cover them. The scan runs on a blocking thread and
+    /// stops as soon as the stream is dropped (the client went away).
+    /// `peer` is the caller's connection, whose open streams are counted.
     pub async fn query(
         self: &Arc<Self>,
         request: &QueryRequest,
+        grant: &Grant,
         caller: &str,
         peer: Option<std::net::SocketAddr>,
         admission: &Admission,
-    ) -> Result<ScanStream, Status> {
-        let plan = plan(request, &self.schema, &self.tokens).map_err(|error| {
+    ) -> Result<(ScanStream, Vec<String>), Status> {
+        let plan = plan(request, &self.schema, &self.tokens, grant).map_err(|error| {
             tracing::info!(product = self.spec.id, %caller, %error, "query refused");
             Status::from(error)
         })?;
+        let withheld = plan.withheld.clone();
         let stream = admission.open_stream(peer)?;
         let slot = admission.admit().await?;
-        Ok(scan::start(Arc::clone(self), plan, caller.to_owned(), admission, Some(slot), Some(stream)))
+        let scan =
+            scan::start(Arc::clone(self), plan, caller.to_owned(), admission, Some(slot), Some(stream));
+        Ok((scan, withheld))
     }
 
-    /// How SQLite will run `request` (its `EXPLAIN QUERY PLAN` details, one
-    /// line each), to check that a query is served by an index.
-    pub fn explain(&self, request: &QueryRequest) -> Result<String> {
-        let plan = plan(request, &self.schema, &self.tokens)?;
+    /// How SQLite will run `request` under `grant` (its `EXPLAIN QUERY
+    /// PLAN` details, one line each), to check that a query is served by an
+    /// index.
+    pub fn explain(&self, request: &QueryRequest, grant: &Grant) -> Result<String> {
+        let plan = plan(request, &self.schema, &self.tokens, grant)?;
         self.store.read(|conn| {
             let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", plan.sql))?;
             let details = statement
@@ -153,6 +160,17 @@ impl Product {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(details.join("\n"))
         })
+    }
+
+    /// What access to the product depends on: its id, domain, access mode
+    /// and columns.
+    pub fn access_policy(&self) -> AccessPolicy<'_> {
+        AccessPolicy {
+            product: self.spec.id,
+            domain: self.spec.domain(),
+            mode: self.shape.options().access_mode(),
+            schema: &self.schema,
+        }
     }
 
     /// Scans running now (a cancelled stream's scan ends promptly).

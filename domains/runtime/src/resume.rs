@@ -108,8 +108,8 @@ impl ResumeTokens {
         if state.query != query {
             return Err(DomainError::invalid(
                 "resume_token",
-                "the token belongs to a query with another filter, read_mask, order_by or limit; \
-                 resume with the same query it came from",
+                "the token belongs to a query with another filter, read_mask, order_by or limit, or to \
+                 another caller or agreement; resume with the same query it came from",
             ));
         }
         let key = state

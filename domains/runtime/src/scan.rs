@@ -240,7 +240,8 @@ impl Scan<'_> {
             statement.raw_bind_parameter(i + 1, value)?;
         }
         let schema = &self.product.schema;
-        let encoder = RowEncoder::new(plan.projection.iter().map(|&c| &schema.columns[c]));
+        let columns = plan.projection.iter().map(|&c| &schema.columns[c]);
+        let encoder = RowEncoder::new(columns, &plan.pseudonymized, plan.pseudonyms.clone());
         let rows_field = self.product.shape.rows_field.number();
         let (key_start, key_len) = (plan.projection.len(), plan.sort.len());
         let mut rows = statement.raw_query();

@@ -2,6 +2,7 @@
 //! derived from the row message's descriptor.
 
 use mesh_contracts::descriptor::column_options;
+use mesh_contracts::product::Classification;
 use prost_reflect::{Kind, MessageDescriptor};
 
 use crate::error::{DomainError, Result};
@@ -61,6 +62,9 @@ pub struct ColumnDef {
     /// Whether the product's spec lists this column as an amount, which is
     /// never negative.
     pub amount: bool,
+    /// How sensitive the column is, from the contract: what the access
+    /// rules grant depends on it.
+    pub classification: Classification,
 }
 
 /// A product's row type as a table.
@@ -116,6 +120,7 @@ impl RowSchema {
                 }
             };
             let options = column_options(&field);
+            let classification = options.classification();
             columns.push(ColumnDef {
                 name: field.name().to_owned(),
                 number: field.number(),
@@ -125,6 +130,7 @@ impl RowSchema {
                 source_column: options.source_column,
                 unit: options.unit,
                 amount: amounts.iter().any(|a| field.name().eq_ignore_ascii_case(a)),
+                classification,
             });
         }
         let key = key

@@ -16,6 +16,7 @@ use tonic::server::{Grpc, ServerStreamingService};
 use tonic::{Request, Response, Status};
 
 use crate::admission::Admission;
+use crate::governance::Governance;
 use crate::product::Product;
 use crate::scan::ScanStream;
 
@@ -25,13 +26,20 @@ pub struct ProductService {
     product: Arc<Product>,
     extra: Arc<HashMap<String, UnaryHandler>>,
     admission: Admission,
+    governance: Option<Arc<Governance>>,
 }
 
 impl ProductService {
     /// Serves `product` with `Query` and `Describe`, plus `extra` methods by
     /// name, under the default limits.
     pub fn new(product: Arc<Product>, extra: HashMap<String, UnaryHandler>) -> Self {
-        Self { product, extra: Arc::new(extra), admission: Admission::default() }
+        Self { product, extra: Arc::new(extra), admission: Admission::default(), governance: None }
+    }
+
+    /// The same service enforcing the agreements and pseudonyms of
+    /// `governance` (without it, queries are refused).
+    pub fn with_governance(self, governance: Arc<Governance>) -> Self {
+        Self { governance: Some(governance), ..self }
     }
 
     /// The same service admitting queries through `admission` (shared by
@@ -51,7 +59,11 @@ impl ProductService {
     }
 }
 
-struct QueryMethod(Arc<Product>, Admission);
+struct QueryMethod(Arc<Product>, Admission, Option<Arc<Governance>>);
+
+/// The response header naming the columns a query left out because the
+/// caller's agreement does not cover them.
+pub const WITHHELD_HEADER: &str = "mesh-withheld-columns";
 
 impl ServerStreamingService<Bytes> for QueryMethod {
     type Response = Bytes;
@@ -59,16 +71,30 @@ impl ServerStreamingService<Bytes> for QueryMethod {
     type Future = BoxFuture<Result<Response<Self::ResponseStream>, Status>>;
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-        let (product, admission) = (Arc::clone(&self.0), self.1.clone());
+        let (product, admission, governance) = (Arc::clone(&self.0), self.1.clone(), self.2.clone());
         Box::pin(async move {
             let peer = request.remote_addr();
-            let caller = peer.map(|a| a.to_string()).unwrap_or_default();
+            let principal = mesh_grpc::authenticate::caller(request.extensions())?;
+            let governance = governance
+                .ok_or_else(|| Status::unavailable("this product's access rules are not loaded"))?;
+            let grant = governance.grant(&principal, &product).map_err(|error| {
+                tracing::info!(product = product.spec.id, caller = %principal.subject, %error, "query refused");
+                Status::from(error)
+            })?;
+            let caller =
+                format!("{} ({})", principal.subject, peer.map(|a| a.to_string()).unwrap_or_default());
             let query = QueryRequest::decode(request.into_inner()).map_err(|e| {
                 Status::invalid_argument(format!("request is not a mesh.product.v1.QueryRequest: {e}"))
             })?;
             tracing::debug!(product = product.spec.id, %caller, filter = %query.filter, limit = query.limit, "query");
-            let stream = product.query(&query, &caller, peer, &admission).await?;
-            Ok(Response::new(stream))
+            let (stream, withheld) = product.query(&query, &grant, &caller, peer, &admission).await?;
+            let mut response = Response::new(stream);
+            if let Ok(value) = withheld.join(",").parse()
+                && !withheld.is_empty()
+            {
+                response.metadata_mut().insert(WITHHELD_HEADER, value);
+            }
+            Ok(response)
         })
     }
 }
@@ -86,11 +112,12 @@ impl tower::Service<HttpRequest> for ProductService {
         let method = request.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
         let product = Arc::clone(&self.product);
         let extra = self.extra.get(&method).cloned();
-        let admission = self.admission.clone();
+        let (admission, governance) = (self.admission.clone(), self.governance.clone());
         Box::pin(async move {
             let response = match method.as_str() {
                 "Query" => {
-                    Grpc::new(RawCodec).server_streaming(QueryMethod(product, admission), request).await
+                    let method = QueryMethod(product, admission, governance);
+                    Grpc::new(RawCodec).server_streaming(method, request).await
                 }
                 "Describe" => serve_unary(describe_handler(product), request).await,
                 _ => match extra {

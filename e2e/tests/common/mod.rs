@@ -1,7 +1,7 @@
 //! A real mesh for the CLI's end-to-end tests: the registry and the three
 //! domains on ephemeral ports with small generated data, requiring tokens
 //! of the mesh's local issuer, and the `mesh` binary pointed at it with its
-//! own catalog cache and profiles folder, calling with an analyst's token.
+//! own catalog cache and profiles folder, calling with an admin's token.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -18,7 +18,8 @@ pub(crate) struct Mesh {
     pub payment_url: String,
     pub customer_url: String,
     pub insight_url: Option<String>,
-    /// A token of an analyst (`e2e-analyst`), signed by the mesh's issuer.
+    /// A token of an admin (`e2e-admin`, who reads everything), signed by
+    /// the mesh's issuer.
     pub token: String,
     local: LocalMesh,
 }
@@ -42,7 +43,7 @@ impl Mesh {
         };
         let local = LocalMesh::start(config).await.expect("the mesh comes up");
         Mesh {
-            token: token_of(&local, "e2e-analyst", &["analyst"]),
+            token: token_of(&local, "e2e-admin", &["admin"]),
             registry: local.registry_url.clone(),
             payment_url: local.payment_url.clone(),
             customer_url: local.customer_url.clone(),

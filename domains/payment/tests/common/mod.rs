@@ -48,9 +48,17 @@ pub(crate) fn credentials(dir: &std::path::Path, subject: &str, roles: &[&str]) 
     Credentials::issued(issuer(dir), subject, roles, Duration::from_secs(600)).unwrap()
 }
 
-/// Credentials of an analyst, signed by the issuer in `dir`.
+/// Credentials of an owner of the payment domain (who reads everything),
+/// signed by the issuer in `dir`.
 pub(crate) fn reader(dir: &std::path::Path) -> Credentials {
-    credentials(dir, "analyst-kim", &["analyst"])
+    credentials(dir, "payment-owner", &["owner:payment"])
+}
+
+/// The mesh's pseudonym key for the test domain in `dir` (made on first use).
+pub(crate) fn pseudonym_key(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("pseudonym.key");
+    mesh_grpc::private_files::create_secret(&path).unwrap();
+    path
 }
 
 /// Args for a domain with `customers` x 2 quarters of generated data in `dir`,
@@ -63,6 +71,7 @@ pub(crate) fn args(dir: &std::path::Path, customers: u64, registry: &str) -> Sou
             registry: registry.to_owned(),
             auth: AuthArgs::local(issuer(dir).jwks_file().to_owned()),
             credentials: credentials(dir, "payment-domain", &[&service_role("payment")]),
+            pseudonym_key: Some(pseudonym_key(dir)),
             ..DomainArgs::default()
         },
         source: None,

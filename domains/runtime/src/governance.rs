@@ -1,0 +1,137 @@
+//! The access rules a domain enforces: the agreements for its products,
+//! kept current from the registry (asked every [`SYNC_EVERY`]) and in a
+//! durable local copy, so that while the registry is down the agreements
+//! already made are still enforced and data still flows (nothing new can be
+//! granted then); and the mesh's pseudonym key.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use mesh_contracts::catalog::access_service_client::AccessServiceClient;
+use mesh_contracts::catalog::{Agreement, AgreementState, ListAgreementsRequest, ListAgreementsResponse};
+use mesh_grpc::auth::Principal;
+use mesh_grpc::{Credentials, MeshChannel};
+use prost::Message;
+use tokio::sync::watch;
+
+use crate::error::{DomainError, Result};
+use crate::grant::Grant;
+use crate::product::Product;
+use crate::pseudonym::PseudonymKey;
+
+/// How often the agreements are asked for: a revocation takes effect
+/// within this (plus one call) while the registry is up.
+pub const SYNC_EVERY: Duration = Duration::from_secs(2);
+
+/// A domain's agreements and pseudonym key.
+#[derive(Debug)]
+pub struct Governance {
+    agreements: RwLock<HashMap<String, Vec<Agreement>>>,
+    copy: Option<PathBuf>,
+    pseudonyms: Option<PseudonymKey>,
+}
+
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64
+}
+
+impl Governance {
+    /// The agreements last kept in `copy` (if given and present), and
+    /// `pseudonyms` for identifier columns.
+    pub fn open(copy: Option<PathBuf>, pseudonyms: Option<PseudonymKey>) -> Result<Arc<Self>> {
+        let mut agreements: HashMap<String, Vec<Agreement>> = HashMap::new();
+        if let Some(path) = copy.as_ref().filter(|p| p.exists()) {
+            let bytes = std::fs::read(path)?;
+            let kept = ListAgreementsResponse::decode(bytes.as_slice()).map_err(|e| {
+                DomainError::Schema(format!("the agreements kept in {} are damaged: {e}", path.display()))
+            })?;
+            for agreement in kept.agreements {
+                agreements.entry(agreement.product.clone()).or_default().push(agreement);
+            }
+        }
+        Ok(Arc::new(Self { agreements: RwLock::new(agreements), copy, pseudonyms }))
+    }
+
+    /// What `caller` may read of `product` now.
+    pub fn grant(&self, caller: &Principal, product: &Product) -> Result<Grant> {
+        let policy = product.access_policy();
+        let agreements = self.agreements.read().unwrap_or_else(|p| p.into_inner());
+        let now = now_seconds();
+        let in_force = agreements.get(product.spec.id).and_then(|list| {
+            list.iter().find(|a| {
+                a.state() == AgreementState::Approved
+                    && a.principal == caller.subject
+                    && a.issuer == caller.issuer
+                    && a.end_time.as_ref().is_some_and(|end| end.seconds > now)
+            })
+        });
+        Grant::decide(caller, policy, in_force, self.pseudonyms.as_ref())
+    }
+
+    /// Replaces `product`'s agreements with `agreements` (newest first) and
+    /// keeps them in the local copy.
+    fn replace(&self, product: &str, agreements: Vec<Agreement>) -> Result<()> {
+        let mut book = self.agreements.write().unwrap_or_else(|p| p.into_inner());
+        if book.get(product) == Some(&agreements) {
+            return Ok(());
+        }
+        book.insert(product.to_owned(), agreements);
+        if let Some(path) = &self.copy {
+            let all = ListAgreementsResponse { agreements: book.values().flatten().cloned().collect() };
+            mesh_grpc::private_files::write_private(path, &all.encode_to_vec())?;
+        }
+        Ok(())
+    }
+}
+
+/// Keeps `governance` current with the agreements of `products` from the
+/// registry at `registry_url` until `stop` turns true.
+pub(crate) async fn keep_agreements(
+    governance: Arc<Governance>,
+    registry_url: String,
+    credentials: Credentials,
+    products: Vec<&'static str>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let channel = mesh_grpc::client::channel(&registry_url, Duration::from_secs(5), &credentials);
+    let mut client: AccessServiceClient<MeshChannel> = match channel {
+        Ok(channel) => AccessServiceClient::new(channel),
+        Err(error) => {
+            tracing::error!(registry = %registry_url, %error, "cannot ask the registry for agreements");
+            return;
+        }
+    };
+    let mut failing = false;
+    loop {
+        for product in &products {
+            let request = ListAgreementsRequest { product: (*product).to_owned(), include_inactive: false };
+            match client.list_agreements(request).await {
+                Ok(listed) => {
+                    if failing {
+                        tracing::info!(registry = %registry_url, "agreements current again");
+                        failing = false;
+                    }
+                    if let Err(error) = governance.replace(product, listed.into_inner().agreements) {
+                        tracing::error!(%error, "cannot keep the agreements locally");
+                    }
+                }
+                Err(status) => {
+                    if !failing {
+                        tracing::warn!(registry = %registry_url, reason = status.message(),
+                            "cannot fetch agreements; enforcing the ones kept");
+                        failing = true;
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SYNC_EVERY) => {}
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+}
