@@ -4,7 +4,7 @@
 //! request's filters, signed with a secret kept in the registry's database, so
 //! a token that was edited or reused with other filters is refused.
 
-use mesh_grpc::SignedTokens;
+use mesh_grpc::SealedTokens;
 use sha2::{Digest, Sha256};
 
 use crate::error::{RegistryError, Result};
@@ -14,19 +14,19 @@ const FILTER_LEN: usize = 8;
 
 /// Signs and checks page tokens with one secret.
 #[derive(Debug, Clone)]
-pub struct PageTokens(SignedTokens);
+pub struct PageTokens(SealedTokens);
 
 impl PageTokens {
     /// Tokens signed with `secret`.
     pub fn new(secret: Vec<u8>) -> Self {
-        Self(SignedTokens::new(secret))
+        Self(SealedTokens::new(secret))
     }
 
     /// A token for the page after `last_key`, bound to `filters`.
     pub fn issue(&self, filters: &[impl AsRef<str>], last_key: &str) -> String {
         let mut payload = filter_digest(filters).to_vec();
         payload.extend_from_slice(last_key.as_bytes());
-        self.0.sign(&payload)
+        self.0.seal(&payload)
     }
 
     /// The last key a token points after; `None` for an empty token (first page).
@@ -41,7 +41,7 @@ impl PageTokens {
                  start again with an empty page_token",
             )
         };
-        let payload = self.0.verify(token).map_err(|_| tampered())?;
+        let payload = self.0.open(token).map_err(|_| tampered())?;
         if payload.len() < FILTER_LEN {
             return Err(tampered());
         }

@@ -12,6 +12,6 @@ fn tokens() -> &'static PageTokens {
 
 libfuzzer_sys::fuzz_target!(|input: &[u8]| {
     let _ = tokens().check(&String::from_utf8_lossy(input), &["products", "shop"]);
-    let signed = mesh_grpc::SignedTokens::new(b"fuzzing secret".to_vec()).sign(input);
+    let signed = mesh_grpc::SealedTokens::new(b"fuzzing secret".to_vec()).seal(input);
     let _ = tokens().check(&signed, &["products", "shop"]);
 });

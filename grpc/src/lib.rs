@@ -35,4 +35,4 @@ pub use error::{GrpcError, Result, internal_status};
 pub use server::MeshServer;
 pub use signal::{init_logging, init_logging_at, shutdown_signal};
 pub use tls::{ClientTlsArgs, TlsArgs, set_client_tls};
-pub use token::{SignedTokens, TokenError};
+pub use token::{SealedTokens, TokenError};

@@ -135,7 +135,7 @@ impl Store {
             if let Some(secret) = existing {
                 return Ok(secret);
             }
-            let secret = mesh_grpc::SignedTokens::new_secret();
+            let secret = mesh_grpc::SealedTokens::new_secret();
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('page_token_secret', ?1)",
                 [secret.as_slice()],

@@ -49,7 +49,7 @@ pub fn resume_token(input: &[u8]) {
     let request =
         QueryRequest { resume_token: String::from_utf8_lossy(input).into_owned(), ..Default::default() };
     let _ = crate::plan::plan(&request, schema(), &tokens, &crate::grant::Grant::full(schema()));
-    let signed = mesh_grpc::SignedTokens::new(b"fuzzing secret".to_vec()).sign(input);
+    let signed = mesh_grpc::SealedTokens::new(b"fuzzing secret".to_vec()).seal(input);
     let _ = crate::plan::plan(
         &QueryRequest { resume_token: signed, ..Default::default() },
         schema(),

@@ -1,7 +1,7 @@
 //! Resume tokens: where a query's stream stopped, signed so that a client
 //! cannot forge a position or reuse a token with another query.
 
-use mesh_grpc::SignedTokens;
+use mesh_grpc::SealedTokens;
 use rusqlite::types::Value;
 
 use crate::error::{DomainError, Result};
@@ -52,14 +52,14 @@ enum KeyKind {
 /// Signs and checks the resume tokens of one product with its domain's secret.
 #[derive(Debug, Clone)]
 pub(crate) struct ResumeTokens {
-    signed: SignedTokens,
+    sealed: SealedTokens,
     product: String,
 }
 
 impl ResumeTokens {
     /// Tokens of `product` signed with `secret`.
     pub(crate) fn new(secret: Vec<u8>, product: &str) -> Self {
-        Self { signed: SignedTokens::new(secret), product: product.to_owned() }
+        Self { sealed: SealedTokens::new(secret), product: product.to_owned() }
     }
 
     /// The token for `point`.
@@ -82,7 +82,7 @@ impl ResumeTokens {
             product: self.product.clone(),
             load: point.load,
         };
-        self.signed.sign(&prost::Message::encode_to_vec(&state))
+        self.sealed.seal(&prost::Message::encode_to_vec(&state))
     }
 
     /// Reads a token issued for the query with digest `query`.
@@ -94,7 +94,7 @@ impl ResumeTokens {
                  run the query again without it",
             )
         };
-        let payload = self.signed.verify(token).map_err(|_| tampered())?;
+        let payload = self.sealed.open(token).map_err(|_| tampered())?;
         let state: TokenState = prost::Message::decode(payload.as_slice()).map_err(|_| tampered())?;
         if state.product != self.product {
             return Err(DomainError::invalid(
@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn a_signed_payload_that_is_not_a_position_is_refused() {
         let secret = b"s".to_vec();
-        let garbage = SignedTokens::new(secret.clone()).sign(&[0xff, 0xff, 0xff]);
+        let garbage = SealedTokens::new(secret.clone()).seal(&[0xff, 0xff, 0xff]);
         let err = ResumeTokens::new(secret, "p").check(&garbage, &[]).unwrap_err().to_string();
         assert!(err.contains("not one this domain issued"), "{err}");
     }

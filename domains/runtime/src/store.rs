@@ -188,7 +188,7 @@ impl DomainStore {
             if let Some(secret) = existing {
                 return Ok(secret);
             }
-            let secret = mesh_grpc::SignedTokens::new_secret();
+            let secret = mesh_grpc::SealedTokens::new_secret();
             conn.execute(
                 "INSERT INTO mesh_meta (key, value) VALUES ('resume_token_secret', ?1)",
                 [&secret[..]],
