@@ -24,6 +24,10 @@ pub const DESCRIBE_RESPONSE: &str = "mesh.product.v1.DescribeResponse";
 /// The field of a `Query` response batch that carries the resume token.
 pub const RESUME_TOKEN_FIELD: &str = "resume_token";
 
+/// The response header of a product's `Query` naming (comma separated) the
+/// columns left out because the caller's agreement does not cover them.
+pub const WITHHELD_COLUMNS_HEADER: &str = "mesh-withheld-columns";
+
 /// Why a descriptor set does not describe a product service.
 #[derive(Debug, thiserror::Error)]
 pub enum ShapeError {

@@ -25,7 +25,13 @@ pub(crate) async fn in_process_scan(product: &Arc<Product>) -> Result<(u64, f64)
     let started = Instant::now();
     let admission = mesh_domain_runtime::Admission::default();
     let grant = mesh_domain_runtime::Grant::full(&product.schema);
-    let (mut stream, _) = product.query(&QueryRequest::default(), &grant, "bench", None, &admission).await?;
+    let reader = mesh_domain_runtime::product::Reader {
+        caller: "bench",
+        peer: None,
+        admission: &admission,
+        audit: None,
+    };
+    let (mut stream, _) = product.query(&QueryRequest::default(), &grant, reader).await?;
     let mut bytes = 0u64;
     while let Some(batch) = tokio_stream::StreamExt::next(&mut stream).await {
         bytes += batch?.len() as u64;

@@ -60,6 +60,13 @@ pub(crate) enum Command {
     Health(HealthArgs),
     /// Show the principal and roles the services see for your token.
     Whoami,
+    /// Who read a product, as its domain recorded it (owners only).
+    ///
+    /// Examples:
+    ///   mesh audit payment.card_spending --since 1h
+    ///   mesh audit customer.profiles --principal ana
+    #[command(verbatim_doc_comment)]
+    Audit(AuditArgs),
     /// Ask for access to a product, or decide on requests (owners).
     #[command(subcommand)]
     Access(AccessCommand),
@@ -103,7 +110,8 @@ impl Command {
             | Command::Query(_)
             | Command::Health(_)
             | Command::Whoami
-            | Command::Access(_) => true,
+            | Command::Access(_)
+            | Command::Audit(_) => true,
             Command::Login(_) | Command::Init(_) | Command::Token(_) | Command::Completions(_) => false,
             #[cfg(feature = "local")]
             Command::Up(_) | Command::Generate(_) => false,
@@ -166,6 +174,22 @@ pub(crate) enum AccessCommand {
     Deny(AccessDenyArgs),
     /// End an agreement early (owners, or the consumer withdrawing it).
     Revoke(AccessDecisionArgs),
+}
+
+/// Flags of `mesh audit`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AuditArgs {
+    /// The product, e.g. `payment.card_spending`.
+    pub product: String,
+    /// Only reads started this long ago or later, e.g. `1h`, `7days`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub since: Option<std::time::Duration>,
+    /// Only this principal's reads.
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// The most reads to show, newest first.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
 }
 
 /// Flags of `mesh access request`.

@@ -76,7 +76,7 @@ async fn grpcurl_lists_describes_queries_and_checks_health() {
         let addr = host_port(url);
         assert_eq!(
             grpcurl_run(&[addr, "list"]).lines().collect::<Vec<_>>(),
-            ["grpc.health.v1.Health", service]
+            ["grpc.health.v1.Health", "mesh.product.v1.AuditService", service]
         );
         assert!(grpcurl_run(&[addr, "describe", service]).contains("rpc Describe"), "{service}");
         assert!(grpcurl_run(&[addr, "describe", row]).contains(doc), "{row}");
@@ -100,7 +100,7 @@ async fn grpcurl_lists_describes_queries_and_checks_health() {
     let services = grpcurl_run(&[payment, "list"]);
     assert_eq!(
         services.lines().collect::<Vec<_>>(),
-        ["grpc.health.v1.Health", "woori.payment.v1.CardSpendingService"]
+        ["grpc.health.v1.Health", "mesh.product.v1.AuditService", "woori.payment.v1.CardSpendingService"]
     );
     let service = grpcurl_run(&[payment, "describe", "woori.payment.v1.CardSpendingService"]);
     assert!(

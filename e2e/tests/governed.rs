@@ -18,7 +18,8 @@ use mesh_contracts::catalog::access_service_client::AccessServiceClient;
 use mesh_contracts::catalog::{
     AgreementState, ApproveAgreementRequest, RequestAccessRequest, RevokeAgreementRequest,
 };
-use mesh_contracts::product::QueryRequest;
+use mesh_contracts::product::audit_service_client::AuditServiceClient;
+use mesh_contracts::product::{ListReadsRequest, QueryRequest, ReadOutcome};
 use mesh_contracts::woori::customer::v1::customer_profile_service_client::CustomerProfileServiceClient;
 use mesh_contracts::woori::insight::v1::segment_spending_service_client::SegmentSpendingServiceClient;
 use mesh_contracts::woori::payment::v1::CardSpending;
@@ -250,6 +251,32 @@ async fn the_domains_enforce_each_agreement() {
         }
     }
     eprintln!("revocation enforced after {:?}", started.elapsed());
+
+    // Every read is on record at the domain, for its owners only.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let audit = |subject: &str, roles: &[&str]| {
+        AuditServiceClient::new(mesh.channel_as(&mesh.payment_url, subject, roles))
+    };
+    let request =
+        ListReadsRequest { product: "payment.card_spending".into(), page_size: 1000, ..Default::default() };
+    let reads =
+        audit("lee", &["owner:payment"]).list_reads(request.clone()).await.unwrap().into_inner().reads;
+    let of = |who: &str, outcome: ReadOutcome| {
+        reads.iter().filter(|r| r.principal == who && r.outcome() == outcome).count()
+    };
+    assert!(of("ana", ReadOutcome::Refused) >= 4, "no agreement, a withheld column, a filter, an order");
+    assert!(of("ana", ReadOutcome::Served) >= 2);
+    assert!(of("cho", ReadOutcome::Served) >= 4 && of("cho", ReadOutcome::Refused) >= 1);
+    let served = reads.iter().find(|r| r.principal == "ana" && r.outcome() == ReadOutcome::Served).unwrap();
+    assert!(served.withheld_columns.iter().any(|c| c == "tot_use_am"), "{served:?}");
+    assert_eq!(served.delivered_columns, ["bas_yh", "seq"]);
+    assert_eq!(served.agreement, granted.name);
+    assert_eq!(served.purpose, "governance test");
+    let cho_read = reads.iter().find(|r| r.principal == "cho" && r.outcome() == ReadOutcome::Served).unwrap();
+    assert_eq!(cho_read.rows as usize, real.len(), "rows recorded as delivered");
+    assert!(cho_read.bytes > 0);
+    let denied = audit("ana", &["analyst"]).list_reads(request).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
 
     // The registry down: agreements still enforced, data flowing, nothing new granted.
     mesh.stop_registry().await;

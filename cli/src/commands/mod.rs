@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub(crate) mod access;
+pub(crate) mod audit;
 pub(crate) mod completions;
 pub(crate) mod describe;
 pub(crate) mod domains;

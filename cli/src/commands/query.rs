@@ -25,7 +25,7 @@ use crate::wire::RowReader;
 pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
     let target = Target::resolve(cli, &args.product, args.endpoint.as_deref()).await?;
     let shape = target.shape()?;
-    let columns = columns(&shape, &args.select)?;
+    let mut columns = columns(&shape, &args.select)?;
     let format =
         args.format.unwrap_or(if std::io::stdout().is_terminal() { Format::Table } else { Format::Csv });
     let mut cap = RowCap::new(format, args.limit, args.max_rows);
@@ -36,7 +36,17 @@ pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
         limit: cap.request_limit(args.limit) as i64,
         resume_token: String::new(),
     };
-    let mut stream = open_stream(&target, &request, cli).await.map_err(|e| query_error(&target, args, e))?;
+    let (mut stream, withheld) =
+        open_stream(&target, &request, cli).await.map_err(|e| query_error(&target, args, e))?;
+    if !withheld.is_empty() {
+        columns.retain(|c| !withheld.iter().any(|w| w == c.name()));
+        eprintln!(
+            "note: your agreement does not cover {} (left out); `mesh access request {} --purpose \"...\" --columns \
+             ...` asks for them",
+            style::safe(&withheld.join(", ")),
+            args.product
+        );
+    }
 
     let mut sink = Sink::new(format, &columns, args.max_rows)?;
     let progress = Progress::new(format);
@@ -66,12 +76,14 @@ pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
     sink.finish(cap.more()).or_else(quiet_on_broken_pipe)
 }
 
-/// Calls the product's `Query` with `request`, rows left encoded.
+/// Calls the product's `Query` with `request`, rows left encoded; with the
+/// stream, the columns the domain left out because the caller's agreement
+/// does not cover them.
 async fn open_stream(
     target: &Target,
     request: &QueryRequest,
     cli: &Cli,
-) -> Result<Streaming<Bytes>, tonic::Status> {
+) -> Result<(Streaming<Bytes>, Vec<String>), tonic::Status> {
     let channel = mesh_grpc::client::stream_channel(&target.endpoint, cli.timeout, &cli.credentials)
         .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
     let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(64 << 20);
@@ -79,7 +91,14 @@ async fn open_stream(
     let path = http::uri::PathAndQuery::try_from(format!("/{}/Query", target.service))
         .map_err(|e| tonic::Status::invalid_argument(format!("service name `{}`: {e}", target.service)))?;
     let request = tonic::Request::new(Bytes::from(request.encode_to_vec()));
-    Ok(grpc.server_streaming(request, path, RawCodec).await?.into_inner())
+    let response = grpc.server_streaming(request, path, RawCodec).await?;
+    let withheld = response
+        .metadata()
+        .get(mesh_contracts::descriptor::WITHHELD_COLUMNS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(',').filter(|c| !c.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    Ok((response.into_inner(), withheld))
 }
 
 /// How many rows a table shows, and how many rows came.

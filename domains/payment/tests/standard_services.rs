@@ -25,7 +25,10 @@ async fn health_and_reflection_describe_the_domain() {
 
     let mut names = mesh_grpc::reflection::reflected_services(channel).await.unwrap();
     names.sort_unstable();
-    assert_eq!(names, ["grpc.health.v1.Health", "woori.payment.v1.CardSpendingService"]);
+    assert_eq!(
+        names,
+        ["grpc.health.v1.Health", "mesh.product.v1.AuditService", "woori.payment.v1.CardSpendingService"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,6 +58,10 @@ pub struct DomainArgs {
     #[arg(long, env = "MESH_PSEUDONYM_KEY", help_heading = "Authentication")]
     pub pseudonym_key: Option<PathBuf>,
 
+    /// How long the record of each read is kept (`<data-dir>/audit.sqlite`).
+    #[arg(long, env = "MESH_AUDIT_RETENTION", default_value = "365days", value_parser = humantime::parse_duration)]
+    pub audit_retention: Duration,
+
     /// Credentials given by the program that embeds the domain (`mesh up`);
     /// they take precedence over --token-file and --issuer-dir.
     #[arg(skip)]
@@ -78,6 +82,7 @@ impl Default for DomainArgs {
             token_file: None,
             issuer_dir: None,
             pseudonym_key: None,
+            audit_retention: Duration::from_secs(365 * 86_400),
             credentials: Default::default(),
         }
     }

@@ -11,11 +11,13 @@ use std::time::Duration;
 
 use mesh_contracts::catalog::access_service_client::AccessServiceClient;
 use mesh_contracts::catalog::{Agreement, AgreementState, ListAgreementsRequest, ListAgreementsResponse};
+use mesh_contracts::product::{QueryRequest, ReadRecord};
 use mesh_grpc::auth::Principal;
 use mesh_grpc::{Credentials, MeshChannel};
 use prost::Message;
 use tokio::sync::watch;
 
+use crate::audit::{Audit, AuditLog};
 use crate::error::{DomainError, Result};
 use crate::grant::Grant;
 use crate::product::Product;
@@ -31,6 +33,7 @@ pub struct Governance {
     agreements: RwLock<HashMap<String, Vec<Agreement>>>,
     copy: Option<PathBuf>,
     pseudonyms: Option<PseudonymKey>,
+    audit: Option<AuditLog>,
 }
 
 fn now_seconds() -> i64 {
@@ -38,9 +41,13 @@ fn now_seconds() -> i64 {
 }
 
 impl Governance {
-    /// The agreements last kept in `copy` (if given and present), and
-    /// `pseudonyms` for identifier columns.
-    pub fn open(copy: Option<PathBuf>, pseudonyms: Option<PseudonymKey>) -> Result<Arc<Self>> {
+    /// The agreements last kept in `copy` (if given and present),
+    /// `pseudonyms` for identifier columns, and `audit` for every read.
+    pub fn open(
+        copy: Option<PathBuf>,
+        pseudonyms: Option<PseudonymKey>,
+        audit: Option<AuditLog>,
+    ) -> Result<Arc<Self>> {
         let mut agreements: HashMap<String, Vec<Agreement>> = HashMap::new();
         if let Some(path) = copy.as_ref().filter(|p| p.exists()) {
             let bytes = std::fs::read(path)?;
@@ -51,7 +58,27 @@ impl Governance {
                 agreements.entry(agreement.product.clone()).or_default().push(agreement);
             }
         }
-        Ok(Arc::new(Self { agreements: RwLock::new(agreements), copy, pseudonyms }))
+        Ok(Arc::new(Self { agreements: RwLock::new(agreements), copy, pseudonyms, audit }))
+    }
+
+    /// The read log, if the domain keeps one.
+    pub fn audit_log(&self) -> Option<&AuditLog> {
+        self.audit.as_ref()
+    }
+
+    /// The start of the record of `caller` reading `product` with `query`.
+    pub(crate) fn audit(&self, caller: &Principal, product: &Product, query: &QueryRequest) -> Option<Audit> {
+        let log = self.audit.clone()?;
+        let record = ReadRecord {
+            product: product.spec.id.to_owned(),
+            principal: caller.subject.clone(),
+            issuer: caller.issuer.clone(),
+            roles: caller.roles.clone(),
+            filter: query.filter.clone(),
+            start_time: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),
+            ..Default::default()
+        };
+        Some(Audit { log, record })
     }
 
     /// What `caller` may read of `product` now.

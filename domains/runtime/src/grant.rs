@@ -37,6 +37,8 @@ pub struct Grant {
     pub(crate) agreement: Option<String>,
     /// The product, for advice in refusals.
     pub(crate) product: String,
+    /// The agreement's purpose, for the audit.
+    pub(crate) purpose: String,
 }
 
 /// The product facts a grant is decided on.
@@ -64,6 +66,7 @@ impl Grant {
             pseudonyms: None,
             agreement: None,
             product: String::new(),
+            purpose: String::new(),
         }
     }
 
@@ -127,6 +130,7 @@ impl Grant {
             pseudonyms,
             agreement: name,
             product: policy.product.to_owned(),
+            purpose: agreement.map(|a| a.purpose.clone()).unwrap_or_default(),
         })
     }
 

@@ -11,12 +11,15 @@ use mesh_grpc::MeshServer;
 use tokio::net::TcpListener;
 
 use crate::admission::Admission;
+use crate::audit::AuditLog;
+use crate::audit_service::{AUDIT_SERVICE, Reads};
 use crate::config::DomainArgs;
 use crate::error::Result;
 use crate::governance::{Governance, keep_agreements};
 use crate::pseudonym::PseudonymKey;
 use crate::registration::{Registration, keep_registered, watch_health};
 use crate::service::ProductService;
+use mesh_contracts::product::audit_service_server::AuditServiceServer;
 
 /// Serves `services` on `listener` under the limits and TLS `args` give,
 /// and keeps them registered in the registry `args` name, at the URL they
@@ -31,7 +34,8 @@ pub async fn run_domain(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let advertise = args.advertise(listener.local_addr()?);
-    let names: Vec<&str> = services.iter().map(ProductService::name).collect();
+    let mut names: Vec<&str> = services.iter().map(ProductService::name).collect();
+    names.push(AUDIT_SERVICE);
     let mut server = MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &names)
         .await?
         .shutdown_grace(args.limits.shutdown_grace)
@@ -47,6 +51,8 @@ pub async fn run_domain(
         let service = service.with_admission(admission.clone()).with_governance(Arc::clone(&governance));
         server = server.route(&format!("/{}/{{*method}}", service.name()), service);
     }
+    let served = products.iter().map(|p| (p.product.spec.id, p.product.spec.domain())).collect();
+    server = server.add_service(AuditServiceServer::new(Reads::new(Arc::clone(&governance), served)));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let health = tokio::spawn(watch_health(products.clone(), server.health(), stopped.clone()));
     let ids = products.iter().map(|p| p.product.spec.id).collect();
@@ -87,5 +93,7 @@ fn governance(services: &[ProductService], args: &DomainArgs, domain: &str) -> R
             product.spec.id
         )));
     }
-    Governance::open(Some(args.data_dir_or(domain).join("agreements.pb")), pseudonyms)
+    let data_dir = args.data_dir_or(domain);
+    let audit = AuditLog::open(&data_dir.join("audit.sqlite"), args.audit_retention)?;
+    Governance::open(Some(data_dir.join("agreements.pb")), pseudonyms, Some(audit))
 }

@@ -4,6 +4,8 @@
 //! products registered in the catalog.
 
 pub mod admission;
+pub mod audit;
+mod audit_service;
 pub mod config;
 mod encode;
 pub mod error;

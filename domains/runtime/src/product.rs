@@ -10,6 +10,7 @@ use prost_reflect::DescriptorPool;
 use tonic::Status;
 
 use crate::admission::Admission;
+use crate::audit::Audit;
 use crate::error::{DomainError, Result};
 use crate::grant::{AccessPolicy, Grant};
 use crate::plan::plan;
@@ -41,6 +42,20 @@ impl ProductSpec {
     pub fn domain(&self) -> &'static str {
         self.id.split_once('.').map_or(self.id, |(domain, _)| domain)
     }
+}
+
+/// Who reads a product, from where, under which limits, and where the
+/// read is recorded.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    /// The caller, for logs.
+    pub caller: &'a str,
+    /// The caller's connection, whose open streams are counted.
+    pub peer: Option<std::net::SocketAddr>,
+    /// The domain's admission control.
+    pub admission: &'a Admission,
+    /// Where the read is recorded, if anywhere.
+    pub audit: Option<Audit>,
 }
 
 /// A product ready to serve.
@@ -122,29 +137,55 @@ impl Product {
         &self.descriptor_set
     }
 
-    /// Compiles `request` under `grant` and, once `admission` gives it a
-    /// scan slot, starts streaming its result: batches of encoded
-    /// `QueryResponse` messages; with it, the columns left out because the
-    /// grant does not cover them. The scan runs on a blocking thread and
-    /// stops as soon as the stream is dropped (the client went away).
-    /// `peer` is the caller's connection, whose open streams are counted.
+    /// Compiles `request` under `grant` and, once the reader's admission
+    /// gives it a scan slot, starts streaming its result: batches of
+    /// encoded `QueryResponse` messages; with it, the columns left out
+    /// because the grant does not cover them. The scan runs on a blocking
+    /// thread and stops as soon as the stream is dropped (the client went
+    /// away). A refusal, and the stream's end, go to the reader's audit log.
     pub async fn query(
         self: &Arc<Self>,
         request: &QueryRequest,
         grant: &Grant,
-        caller: &str,
-        peer: Option<std::net::SocketAddr>,
-        admission: &Admission,
+        reader: Reader<'_>,
     ) -> Result<(ScanStream, Vec<String>), Status> {
-        let plan = plan(request, &self.schema, &self.tokens, grant).map_err(|error| {
-            tracing::info!(product = self.spec.id, %caller, %error, "query refused");
-            Status::from(error)
-        })?;
+        let Reader { caller, peer, admission, mut audit } = reader;
+        let refused = |status: Status, audit: Option<Audit>| {
+            if let Some(audit) = audit {
+                audit.refused(&status);
+            }
+            status
+        };
+        let plan = match plan(request, &self.schema, &self.tokens, grant) {
+            Ok(plan) => plan,
+            Err(error) => {
+                tracing::info!(product = self.spec.id, %caller, %error, "query refused");
+                return Err(refused(Status::from(error), audit));
+            }
+        };
         let withheld = plan.withheld.clone();
-        let stream = admission.open_stream(peer)?;
-        let slot = admission.admit().await?;
-        let scan =
-            scan::start(Arc::clone(self), plan, caller.to_owned(), admission, Some(slot), Some(stream));
+        if let Some(audit) = &mut audit {
+            audit.record.delivered_columns =
+                plan.projection.iter().map(|&c| self.schema.columns[c].name.clone()).collect();
+            audit.record.withheld_columns = withheld.clone();
+        }
+        let stream = match admission.open_stream(peer) {
+            Ok(stream) => stream,
+            Err(status) => return Err(refused(status, audit)),
+        };
+        let slot = match admission.admit().await {
+            Ok(slot) => slot,
+            Err(status) => return Err(refused(status, audit)),
+        };
+        let scan = scan::start(
+            Arc::clone(self),
+            plan,
+            caller.to_owned(),
+            admission,
+            Some(slot),
+            Some(stream),
+            audit,
+        );
         Ok((scan, withheld))
     }
 

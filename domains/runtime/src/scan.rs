@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::admission::{Admission, ScanSlot, StreamSlot};
+use crate::audit::{Audit, Ended};
 use crate::encode::{RowEncoder, put_len_field};
 use crate::error::{DomainError, Result};
 use crate::plan::QueryPlan;
@@ -159,6 +160,7 @@ pub(crate) fn start(
     admission: &Admission,
     slot: Option<ScanSlot>,
     stream: Option<StreamSlot>,
+    audit: Option<Audit>,
 ) -> ScanStream {
     let (sender, receiver) = mpsc::channel(BATCHES_AHEAD);
     let shared = Arc::new(Shared::default());
@@ -175,16 +177,31 @@ pub(crate) fn start(
         let (_slot, _active) = (slot, active);
         let span = tracing::info_span!("query", product = product.spec.id, caller = %caller);
         let _entered = span.enter();
-        let mut scan = Scan { product: &product, plan: &plan, sender, watch, send_timeout, runtime, sent: 0 };
+        let mut scan =
+            Scan { product: &product, plan: &plan, sender, watch, send_timeout, runtime, sent: 0, bytes: 0 };
         let outcome = product.store.read(|conn| Ok(scan.run(conn))).unwrap_or_else(|e| Err(e.into()));
-        match outcome {
-            Ok(()) => tracing::info!(rows = scan.sent, "query finished"),
+        let (sent, bytes) = (scan.sent, scan.bytes);
+        let ended = match outcome {
+            Ok(()) => {
+                tracing::info!(rows = sent, "query finished");
+                Ended::Served
+            }
+            Err(Stop::ClientGone) => {
+                tracing::info!(rows = sent, "query stopped: the client went away");
+                Ended::Cancelled
+            }
             Err(stop) => {
-                tracing::info!(rows = scan.sent, reason = ?stop, "query stopped");
-                if let Some(status) = stop.status(scan.sent) {
+                tracing::info!(rows = sent, reason = ?stop, "query stopped");
+                let status = stop.status(sent);
+                let detail = status.as_ref().map(|s| s.message().to_owned()).unwrap_or_default();
+                if let Some(status) = status {
                     *scan.watch.shared.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
                 }
+                Ended::Failed(detail)
             }
+        };
+        if let Some(audit) = audit {
+            audit.ended(ended, sent, bytes);
         }
     });
     ScanStream { receiver, shared, _stream: stream, finished: false }
@@ -199,6 +216,7 @@ struct Scan<'a> {
     send_timeout: Duration,
     runtime: tokio::runtime::Handle,
     sent: u64,
+    bytes: u64,
 }
 
 impl Scan<'_> {
@@ -278,6 +296,7 @@ impl Scan<'_> {
         let token = self.product.tokens().issue(&self.plan.point(last_key.to_vec(), sent, load));
         put_len_field(batch, self.product.token_field(), token.as_bytes());
         let bytes = Bytes::copy_from_slice(batch);
+        let size = bytes.len() as u64;
         batch.clear();
         let mut wait = self.send_timeout;
         if let Some((at, _)) = self.watch.deadline {
@@ -293,6 +312,7 @@ impl Scan<'_> {
         match self.runtime.block_on(sending) {
             Some(Ok(Ok(()))) => {
                 self.sent = sent;
+                self.bytes += size;
                 *in_batch = 0;
                 Ok(())
             }

@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 
 use crate::admission::Admission;
 use crate::governance::Governance;
-use crate::product::Product;
+use crate::product::{Product, Reader};
 use crate::scan::ScanStream;
 
 /// Serves one product's service.
@@ -61,10 +61,6 @@ impl ProductService {
 
 struct QueryMethod(Arc<Product>, Admission, Option<Arc<Governance>>);
 
-/// The response header naming the columns a query left out because the
-/// caller's agreement does not cover them.
-pub const WITHHELD_HEADER: &str = "mesh-withheld-columns";
-
 impl ServerStreamingService<Bytes> for QueryMethod {
     type Response = Bytes;
     type ResponseStream = ScanStream;
@@ -77,22 +73,35 @@ impl ServerStreamingService<Bytes> for QueryMethod {
             let principal = mesh_grpc::authenticate::caller(request.extensions())?;
             let governance = governance
                 .ok_or_else(|| Status::unavailable("this product's access rules are not loaded"))?;
-            let grant = governance.grant(&principal, &product).map_err(|error| {
-                tracing::info!(product = product.spec.id, caller = %principal.subject, %error, "query refused");
-                Status::from(error)
-            })?;
-            let caller =
-                format!("{} ({})", principal.subject, peer.map(|a| a.to_string()).unwrap_or_default());
             let query = QueryRequest::decode(request.into_inner()).map_err(|e| {
                 Status::invalid_argument(format!("request is not a mesh.product.v1.QueryRequest: {e}"))
             })?;
+            let mut audit = governance.audit(&principal, &product, &query);
+            let grant = match governance.grant(&principal, &product) {
+                Ok(grant) => grant,
+                Err(error) => {
+                    tracing::info!(product = product.spec.id, caller = %principal.subject, %error, "query refused");
+                    let status = Status::from(error);
+                    if let Some(audit) = audit {
+                        audit.refused(&status);
+                    }
+                    return Err(status);
+                }
+            };
+            if let Some(audit) = &mut audit {
+                audit.record.agreement = grant.agreement.clone().unwrap_or_default();
+                audit.record.purpose = grant.purpose.clone();
+            }
+            let caller =
+                format!("{} ({})", principal.subject, peer.map(|a| a.to_string()).unwrap_or_default());
             tracing::debug!(product = product.spec.id, %caller, filter = %query.filter, limit = query.limit, "query");
-            let (stream, withheld) = product.query(&query, &grant, &caller, peer, &admission).await?;
+            let reader = Reader { caller: &caller, peer, admission: &admission, audit };
+            let (stream, withheld) = product.query(&query, &grant, reader).await?;
             let mut response = Response::new(stream);
             if let Ok(value) = withheld.join(",").parse()
                 && !withheld.is_empty()
             {
-                response.metadata_mut().insert(WITHHELD_HEADER, value);
+                response.metadata_mut().insert(mesh_contracts::descriptor::WITHHELD_COLUMNS_HEADER, value);
             }
             Ok(response)
         })
