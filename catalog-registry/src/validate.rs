@@ -124,11 +124,19 @@ pub fn endpoint(field: &'static str, value: &str) -> Result<String> {
 
 /// Most quality results a domain may report for one product.
 const MAX_QUALITY_RESULTS: usize = 200;
+/// Most consumers a domain reports for a product.
+pub const MAX_CONSUMERS: usize = 1000;
 
 /// Checks what a domain reports about a product's data.
 pub fn data_status(data: &mesh_contracts::catalog::DataStatus) -> Result<()> {
     if data.row_count < 0 {
         return Err(RegistryError::invalid("data.row_count", format!("{} is negative", data.row_count)));
+    }
+    if data.consumers.len() > MAX_CONSUMERS {
+        return Err(RegistryError::invalid(
+            "data.consumers",
+            format!("{} consumers; at most {MAX_CONSUMERS} are kept", data.consumers.len()),
+        ));
     }
     if data.quality_results.len() > MAX_QUALITY_RESULTS {
         return Err(RegistryError::invalid(

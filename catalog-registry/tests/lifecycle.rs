@@ -327,6 +327,13 @@ async fn the_catalog_shows_the_data_status_domains_report() {
             failed_rows: failed,
             checked_rows: rows,
         }],
+        consumers: vec![mesh_contracts::catalog::Consumer {
+            principal: "ana".into(),
+            issuer: "mesh-local".into(),
+            last_read_time: Some(mesh_contracts::time::timestamp(1_700_000_100_000)),
+            reads: 3,
+            rows: rows * 2,
+        }],
     };
     let mut request = Fixture::default().register("shop.orders", ENDPOINT);
     request.data = Some(status(100, 0));

@@ -60,6 +60,8 @@ pub(crate) enum Command {
     Health(HealthArgs),
     /// Show the principal and roles the services see for your token.
     Whoami,
+    /// Where a product comes from and who really reads it.
+    Lineage(LineageArgs),
     /// Who read a product, as its domain recorded it (owners only).
     ///
     /// Examples:
@@ -111,7 +113,8 @@ impl Command {
             | Command::Health(_)
             | Command::Whoami
             | Command::Access(_)
-            | Command::Audit(_) => true,
+            | Command::Audit(_)
+            | Command::Lineage(_) => true,
             Command::Login(_) | Command::Init(_) | Command::Token(_) | Command::Completions(_) => false,
             #[cfg(feature = "local")]
             Command::Up(_) | Command::Generate(_) => false,
@@ -174,6 +177,13 @@ pub(crate) enum AccessCommand {
     Deny(AccessDenyArgs),
     /// End an agreement early (owners, or the consumer withdrawing it).
     Revoke(AccessDecisionArgs),
+}
+
+/// Flags of `mesh lineage`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LineageArgs {
+    /// The product, e.g. `insight.segment_spending`.
+    pub product: String,
 }
 
 /// Flags of `mesh audit`.

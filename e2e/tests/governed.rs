@@ -14,7 +14,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::Mesh;
+use mesh_contracts::catalog::GetProductRequest;
 use mesh_contracts::catalog::access_service_client::AccessServiceClient;
+use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::catalog::{
     AgreementState, ApproveAgreementRequest, RequestAccessRequest, RevokeAgreementRequest,
 };
@@ -277,6 +279,34 @@ async fn the_domains_enforce_each_agreement() {
     assert!(cho_read.bytes > 0);
     let denied = audit("ana", &["analyst"]).list_reads(request).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // The domain reports who really reads the product with its lease
+    // renewals; the catalog and `mesh lineage` show them.
+    let mut catalog = CatalogServiceClient::new(mesh.channel_as(&mesh.registry, "lee", &["owner:payment"]));
+    let started = Instant::now();
+    let consumers = loop {
+        let request = GetProductRequest { name: "payment.card_spending".into(), ..Default::default() };
+        let product = catalog.get_product(request).await.unwrap().into_inner().product.unwrap();
+        let consumers = product.data.map(|d| d.consumers).unwrap_or_default();
+        if consumers.iter().any(|c| c.principal == "ana") && consumers.iter().any(|c| c.principal == "cho") {
+            break consumers;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "consumers not reported: {consumers:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let cho_reads = consumers.iter().find(|c| c.principal == "cho").unwrap();
+    assert!(cho_reads.reads >= 4 && cho_reads.rows >= real.len() as i64, "{cho_reads:?}");
+    let lineage = mesh.mesh().args(["lineage", "payment.card_spending"]).output().unwrap();
+    let text = common::stdout(&lineage);
+    assert!(text.contains("none: a source-aligned product"), "{text}");
+    assert!(text.contains("product insight.segment_spending"), "{text}");
+    assert!(text.contains("read by ana (") && text.contains("read by cho ("), "{text}");
+    let lineage = mesh.mesh().args(["lineage", "insight.segment_spending"]).output().unwrap();
+    let text = common::stdout(&lineage);
+    assert!(
+        text.contains("  customer.profiles [serving]") && text.contains("  payment.card_spending [serving]"),
+        "{text}"
+    );
 
     // The registry down: agreements still enforced, data flowing, nothing new granted.
     mesh.stop_registry().await;

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use comfy_table::Cell;
-use mesh_contracts::catalog::{ListAgreementsRequest, ProductView};
+use mesh_contracts::catalog::{Consumer, ListAgreementsRequest, ProductView};
 use mesh_contracts::product::{AccessMode, Classification, ProductOptions};
 
 use crate::cli::{Cli, DescribeArgs};
@@ -70,6 +70,7 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
             .collect();
         let all_passed = data.quality_results.iter().all(|q| q.passed);
         line("quality", style::coloured(quality.join("\n"), Some(all_passed)));
+        line("read by", style::cell(consumers_text(&data.consumers, 10)));
     }
     let versions: Vec<String> = product
         .versions
@@ -122,6 +123,30 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Who really read the product in the last 30 days, as its domain
+/// reported: at most `shown` lines.
+pub(crate) fn consumers_text(consumers: &[Consumer], shown: usize) -> String {
+    if consumers.is_empty() {
+        return "nobody in the last 30 days".to_owned();
+    }
+    let mut lines: Vec<String> = consumers
+        .iter()
+        .take(shown)
+        .map(|c| {
+            let last = c
+                .last_read_time
+                .and_then(|t| std::time::SystemTime::try_from(t).ok())
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                .unwrap_or_default();
+            format!("{}: {} reads, {} rows, last {last}", c.principal, c.reads, c.rows)
+        })
+        .collect();
+    if consumers.len() > shown {
+        lines.push(format!("and {} more (mesh lineage shows all)", consumers.len() - shown));
+    }
+    lines.join("\n")
 }
 
 /// Who may read the product, and what its rules grant at once.

@@ -9,6 +9,7 @@ pub(crate) mod domains;
 pub(crate) mod generate;
 pub(crate) mod health;
 pub(crate) mod init;
+pub(crate) mod lineage;
 pub(crate) mod login;
 pub(crate) mod products;
 pub(crate) mod query;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
+use mesh_contracts::catalog::Consumer;
 use mesh_contracts::product::{ReadOutcome, ReadRecord};
 use rusqlite::{Connection, params};
 
@@ -28,7 +29,10 @@ CREATE TABLE IF NOT EXISTS reads (
     id         INTEGER PRIMARY KEY,
     product    TEXT NOT NULL,
     principal  TEXT NOT NULL,
+    issuer     TEXT NOT NULL,
     start_ms   INTEGER NOT NULL,
+    outcome    INTEGER NOT NULL,
+    rows       INTEGER NOT NULL,
     record     BLOB NOT NULL
 ) STRICT;
 CREATE INDEX IF NOT EXISTS reads_by_product ON reads (product, start_ms);
@@ -72,6 +76,32 @@ impl AuditLog {
         if self.queue.send(read).is_err() {
             tracing::error!("the audit writer has stopped; a read was not recorded");
         }
+    }
+
+    /// The principals served `product` since `since_ms`, busiest first (at
+    /// most `limit`).
+    pub fn consumers(&self, product: &str, since_ms: i64, limit: usize) -> Result<Vec<Consumer>> {
+        let conn = Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let mut statement = conn.prepare_cached(
+            "SELECT principal, issuer, max(start_ms), count(*), sum(rows) FROM reads
+             WHERE product = ?1 AND start_ms >= ?2 AND outcome = ?3
+             GROUP BY principal, issuer ORDER BY sum(rows) DESC, principal LIMIT ?4",
+        )?;
+        let served = ReadOutcome::Served as i32;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = statement.query_map(params![product, since_ms, served, limit], |row| {
+            let last: i64 = row.get(2)?;
+            let last_read_time =
+                prost_types::Timestamp { seconds: last / 1000, nanos: ((last % 1000) * 1_000_000) as i32 };
+            Ok(Consumer {
+                principal: row.get(0)?,
+                issuer: row.get(1)?,
+                last_read_time: Some(last_read_time),
+                reads: row.get(3)?,
+                rows: row.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Reads of `product` since `since_ms`, of `principal` if given,
@@ -119,16 +149,21 @@ fn write_records(mut conn: Connection, records: Receiver<ReadRecord>, retention:
             let tx = conn.transaction()?;
             {
                 let mut insert = tx.prepare_cached(
-                    "INSERT INTO reads (product, principal, start_ms, record) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO reads (product, principal, issuer, start_ms, outcome, rows, record)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )?;
-                for record in &batch {
-                    let start = ms(record.start_time.as_ref());
-                    insert.execute(params![
-                        record.product,
-                        record.principal,
+                for r in &batch {
+                    let start = ms(r.start_time.as_ref());
+                    let values = params![
+                        r.product,
+                        r.principal,
+                        r.issuer,
                         start,
-                        record.encode_to_vec()
-                    ])?;
+                        r.outcome,
+                        r.rows,
+                        r.encode_to_vec()
+                    ];
+                    insert.execute(values)?;
                 }
             }
             if last_prune.elapsed() >= PRUNE_EVERY {

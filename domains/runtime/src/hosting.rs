@@ -47,7 +47,12 @@ pub async fn run_domain(
     let admission = Admission::new(args.limits.clone());
     let mut products = Vec::new();
     for service in services {
-        products.push(Registration { product: service.product(), readable: Arc::new(AtomicBool::new(true)) });
+        let audit = governance.audit_log().cloned();
+        products.push(Registration {
+            product: service.product(),
+            readable: Arc::new(AtomicBool::new(true)),
+            audit,
+        });
         let service = service.with_admission(admission.clone()).with_governance(Arc::clone(&governance));
         server = server.route(&format!("/{}/{{*method}}", service.name()), service);
     }

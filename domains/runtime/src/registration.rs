@@ -15,6 +15,7 @@ use mesh_grpc::{Credentials, MeshChannel};
 use tokio::sync::watch;
 use tonic::Code;
 
+use crate::audit::AuditLog;
 use crate::product::Product;
 
 /// How often each product's data is probed.
@@ -30,18 +31,36 @@ pub(crate) struct Registration {
     pub product: Arc<Product>,
     /// Whether its data could be read at the last probe.
     pub readable: Arc<AtomicBool>,
+    /// The domain's read log, whose recent consumers are reported.
+    pub audit: Option<AuditLog>,
 }
+
+/// How far back the consumers reported go.
+const CONSUMERS_PERIOD: Duration = Duration::from_secs(30 * 86_400);
+/// The most consumers reported per product.
+const MAX_CONSUMERS: usize = 1000;
 
 impl Registration {
     fn id(&self) -> String {
         self.product.spec.id.to_owned()
     }
 
-    /// The product's data status, read on a blocking thread; `None` if it
-    /// cannot be read now (registration goes on without it).
+    /// The product's data status with its recent consumers, read on a
+    /// blocking thread; `None` if it cannot be read now (registration goes
+    /// on without it).
     async fn data(&self) -> Option<DataStatus> {
-        let product = Arc::clone(&self.product);
-        match tokio::task::spawn_blocking(move || product.data_status()).await {
+        let (product, audit) = (Arc::clone(&self.product), self.audit.clone());
+        let read = move || -> crate::Result<DataStatus> {
+            let mut data = product.data_status()?;
+            if let Some(audit) = audit {
+                let since = std::time::SystemTime::now() - CONSUMERS_PERIOD;
+                let since_ms =
+                    since.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+                data.consumers = audit.consumers(product.spec.id, since_ms, MAX_CONSUMERS)?;
+            }
+            Ok(data)
+        };
+        match tokio::task::spawn_blocking(read).await {
             Ok(Ok(data)) => Some(data),
             Ok(Err(error)) => {
                 tracing::warn!(%error, "cannot read the data status to report");
