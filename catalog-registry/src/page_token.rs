@@ -49,7 +49,7 @@ impl PageTokens {
         if digest != filter_digest(filters) {
             return Err(RegistryError::invalid(
                 "page_token",
-                "the token was issued for a request with other filters; \
+                "the token was issued for a request with other filters, or to another caller; \
                  keep the filters unchanged while paging, or start again with an empty page_token",
             ));
         }

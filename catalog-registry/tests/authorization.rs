@@ -161,3 +161,22 @@ async fn who_am_i_shows_the_caller_as_the_registry_sees_it() {
         ("kim", mesh_grpc::test_tokens::TEST_ISSUER, vec!["analyst".to_owned(), "owner:shop".to_owned()])
     );
 }
+
+#[tokio::test]
+async fn a_page_token_is_the_callers_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = registry(&dir).await;
+    for id in ["shop.orders", "shop.returns"] {
+        registry.client.register_product(Fixture::default().register(id, ENDPOINT)).await.unwrap();
+    }
+    let first = ListProductsRequest { page_size: 1, ..Default::default() };
+    let page = registry.client_as("kim", &[]).await.list_products(first).await.unwrap().into_inner();
+    assert!(!page.next_page_token.is_empty());
+    let next =
+        ListProductsRequest { page_size: 1, page_token: page.next_page_token.clone(), ..Default::default() };
+    let mut kim = registry.client_as("kim", &[]).await;
+    assert_eq!(kim.list_products(next.clone()).await.unwrap().into_inner().products.len(), 1);
+    let stolen = registry.client_as("lee", &[]).await.list_products(next).await.unwrap_err();
+    assert_eq!(stolen.code(), Code::InvalidArgument);
+    assert!(stolen.message().contains("or to another caller"), "{}", stolen.message());
+}

@@ -18,7 +18,8 @@ use mesh_contracts::catalog::GetProductRequest;
 use mesh_contracts::catalog::access_service_client::AccessServiceClient;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::catalog::{
-    AgreementState, ApproveAgreementRequest, RequestAccessRequest, RevokeAgreementRequest,
+    AgreementState, ApproveAgreementRequest, ListAgreementsRequest, RequestAccessRequest,
+    RevokeAgreementRequest,
 };
 use mesh_contracts::product::audit_service_client::AuditServiceClient;
 use mesh_contracts::product::{ListReadsRequest, QueryRequest, ReadOutcome};
@@ -253,6 +254,33 @@ async fn the_domains_enforce_each_agreement() {
         }
     }
     eprintln!("revocation enforced after {:?}", started.elapsed());
+
+    // An agreement ends on its date: the domain stops serving it by itself.
+    let soon = RequestAccessRequest {
+        end_time: Some(prost_types::Timestamp::from(std::time::SystemTime::now() + Duration::from_secs(3))),
+        ..ask("payment.card_spending", &["bas_yh"])
+    };
+    access(&mesh, "eve", &["analyst"]).request_access(soon).await.unwrap();
+    let mut eve = payments(&mesh, "eve", &["analyst"]);
+    until_served(&mut eve, &q1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let expired = rows(&mut eve, q1.clone()).await.unwrap_err();
+    assert_eq!(expired.code(), Code::PermissionDenied, "an expired agreement grants nothing");
+
+    // Insight reads its sources under its own agreements, granted by the
+    // sources' rule, with the join key raw.
+    let listed = owner
+        .list_agreements(ListAgreementsRequest {
+            product: "payment.card_spending".into(),
+            include_inactive: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .agreements;
+    let insight = listed.iter().find(|a| a.principal == "insight-domain").expect("insight's agreement");
+    assert_eq!((insight.state(), insight.decided_by.as_str()), (AgreementState::Approved, "policy"));
+    assert_eq!(insight.raw_columns, ["seq"]);
 
     // Every read is on record at the domain, for its owners only.
     tokio::time::sleep(Duration::from_millis(500)).await;

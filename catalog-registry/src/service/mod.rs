@@ -182,7 +182,8 @@ impl CatalogService for Catalog {
         &self,
         request: Request<ListDomainsRequest>,
     ) -> Result<Response<ListDomainsResponse>, Status> {
-        respond(self.list_domains(request.into_inner())).await
+        let caller = mesh_grpc::authenticate::caller(request.extensions())?;
+        respond(self.list_domains(request.into_inner(), &caller)).await
     }
 
     #[tracing::instrument(skip_all)]
@@ -190,7 +191,8 @@ impl CatalogService for Catalog {
         &self,
         request: Request<ListProductsRequest>,
     ) -> Result<Response<ListProductsResponse>, Status> {
-        respond(self.list_products(request.into_inner())).await
+        let caller = mesh_grpc::authenticate::caller(request.extensions())?;
+        respond(self.list_products(request.into_inner(), &caller)).await
     }
 
     #[tracing::instrument(skip_all, fields(product = %request.get_ref().name))]

@@ -4,6 +4,7 @@ use mesh_contracts::catalog::{
     GetProductRequest, GetProductResponse, ListDomainsRequest, ListDomainsResponse, ListProductsRequest,
     ListProductsResponse, ProductView,
 };
+use mesh_grpc::auth::Principal;
 
 use std::sync::Arc;
 
@@ -20,22 +21,31 @@ const MAX_SEARCH: usize = 256;
 const MAX_SEARCH_WORDS: usize = 16;
 
 impl Catalog {
-    pub(super) async fn list_domains(&self, request: ListDomainsRequest) -> Result<ListDomainsResponse> {
+    pub(super) async fn list_domains(
+        &self,
+        request: ListDomainsRequest,
+        caller: &Principal,
+    ) -> Result<ListDomainsResponse> {
         let page_size = validate::page_size(request.page_size)?;
-        let after = self.tokens.check(&request.page_token, &["domains"])?;
+        let key = ["domains", caller.issuer.as_str(), caller.subject.as_str()];
+        let after = self.tokens.check(&request.page_token, &key)?;
         let now = self.clock.now_ms();
         let mut domains =
             self.store.run(move |conn| products::domains(conn, after.as_deref(), page_size + 1, now)).await?;
         let next_page_token = if domains.len() > page_size {
             domains.truncate(page_size);
-            self.tokens.issue(&["domains"], &domains[page_size - 1].name)
+            self.tokens.issue(&key, &domains[page_size - 1].name)
         } else {
             String::new()
         };
         Ok(ListDomainsResponse { domains, next_page_token })
     }
 
-    pub(super) async fn list_products(&self, request: ListProductsRequest) -> Result<ListProductsResponse> {
+    pub(super) async fn list_products(
+        &self,
+        request: ListProductsRequest,
+        caller: &Principal,
+    ) -> Result<ListProductsResponse> {
         let page_size = validate::page_size(request.page_size)?;
         if !request.domain.is_empty() {
             validate::domain("domain", &request.domain)?;
@@ -53,7 +63,9 @@ impl Catalog {
             tag: request.tag.trim().to_owned(),
             words,
         };
-        let filter_key = filter.token_key();
+        let mut filter_key = filter.token_key().to_vec();
+        // A page token is the caller's own: another caller cannot use it.
+        filter_key.extend([caller.issuer.clone(), caller.subject.clone()]);
         let after = self.tokens.check(&request.page_token, &filter_key)?;
         let now = self.clock.now_ms();
         let (mut found, total_size) = self
