@@ -7,6 +7,7 @@
 //! cargo build --release --bins && target/release/mesh-bench --full     # the real file's scale
 //! ```
 
+mod governance;
 mod hostile;
 mod ingest;
 mod latency;
@@ -72,6 +73,9 @@ enum Group {
     /// Full streams and the selective query with TLS and tokens against
     /// plaintext without tokens.
     Security,
+    /// Reads under an agreement (lookup, pseudonyms, audit) against the
+    /// owner's ungoverned reads; revocation to enforcement.
+    Governance,
 }
 
 /// One line of the report.
@@ -300,6 +304,38 @@ async fn main() -> Result<()> {
             ratio: Some(latency),
             target: "<= 1.2",
             met: Some(latency <= 1.2),
+        });
+    }
+
+    if wanted(Group::Governance) {
+        eprintln!("reads under agreements against the owner's...");
+        let issuer = mesh_grpc::issuer::LocalIssuer::open(&data.join("issuer"))?;
+        let cost = governance::measure(&mesh, &issuer, args.calls).await?;
+        let throughput = cost.governed_rate / cost.ungoverned_rate;
+        figures.push(Figure {
+            name: "governed full stream: agreement, pseudonyms, audit (owner)",
+            measured: per_second(cost.governed_rate),
+            baseline: per_second(cost.ungoverned_rate),
+            ratio: Some(throughput),
+            target: ">= 0.9",
+            met: Some(throughput >= 0.9),
+        });
+        let latency = cost.governed_p50.as_secs_f64() / cost.ungoverned_p50.as_secs_f64();
+        figures.push(Figure {
+            name: "governed selective query p50 (owner)",
+            measured: ms(cost.governed_p50),
+            baseline: ms(cost.ungoverned_p50),
+            ratio: Some(latency),
+            target: "<= 1.2",
+            met: Some(latency <= 1.2),
+        });
+        figures.push(Figure {
+            name: "revocation to enforcement in the domain",
+            measured: ms(cost.revocation),
+            baseline: String::new(),
+            ratio: None,
+            target: "<= 5 s",
+            met: Some(cost.revocation <= Duration::from_secs(5)),
         });
     }
 
