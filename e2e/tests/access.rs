@@ -36,6 +36,19 @@ async fn an_analyst_asks_and_the_owners_decide() {
         "{out}"
     );
 
+    // Reading under it: the withheld columns are left out, with a note.
+    let started = std::time::Instant::now();
+    let (out, err) = loop {
+        let (code, out, err) =
+            as_(&analyst, &["query", "payment.card_spending", "--limit", "2", "--format", "csv"]);
+        if code == Some(0) || started.elapsed() > std::time::Duration::from_secs(10) {
+            break (out, err);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(out.lines().next(), Some("bas_yh,seq"), "{out}{err}");
+    assert!(err.contains("note: your agreement does not cover") && err.contains("tot_use_am"), "{err}");
+
     let (code, out, err) = as_(
         &analyst,
         &[

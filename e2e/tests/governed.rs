@@ -179,6 +179,18 @@ async fn the_domains_enforce_each_agreement() {
         }
     };
     assert_eq!(ana_customer, ana_payment, "one consumer's pseudonyms are the same in both products");
+    // A quasi-identifier (age) is not in ana's customer agreement.
+    let age = QueryRequest {
+        read_mask: Some(prost_types::FieldMask { paths: vec!["seq".into(), "age".into()] }),
+        ..q1.clone()
+    };
+    let status = ana_customers.query(age).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(
+        status.message().starts_with("read_mask names `age` not in your agreement"),
+        "{}",
+        status.message()
+    );
     access(&mesh, "bob", &["analyst"])
         .request_access(ask("payment.card_spending", &["bas_yh", "seq"]))
         .await
