@@ -174,3 +174,21 @@ async fn requests_rules_decisions_and_who_sees_what() {
     ];
     assert_eq!(log, expected.map(|(s, a)| (s.to_owned(), a.to_owned())));
 }
+
+#[tokio::test]
+async fn a_consumer_cannot_flood_the_owners_with_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
+    registry.client.register_product(governed().register("shop.orders", ENDPOINT)).await.unwrap();
+    let mut ana = access(&registry, "ana", &["analyst"]).await;
+    let waiting =
+        || RequestAccessRequest { raw_columns: vec!["customer_id".into()], ..ask(&["customer_id"]) };
+    for _ in 0..catalog_registry::access::MAX_PENDING {
+        ana.request_access(waiting()).await.unwrap();
+    }
+    let refused = ana.request_access(waiting()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(refused.message().contains("already waiting for owners"), "{}", refused.message());
+    // Another consumer is not held up by ana's requests.
+    access(&registry, "bob", &["analyst"]).await.request_access(waiting()).await.unwrap();
+}

@@ -51,6 +51,12 @@ pub(crate) fn safe_lines(text: &str) -> Cow<'_, str> {
     escaped(text, true)
 }
 
+/// A timestamp as RFC 3339 to the second, e.g. `2026-11-26T09:00:00Z`.
+pub(crate) fn time(timestamp: Option<&prost_types::Timestamp>) -> Option<String> {
+    let time = std::time::SystemTime::try_from(*timestamp?).ok()?;
+    Some(humantime::format_rfc3339_seconds(time).to_string())
+}
+
 /// A table cell of untrusted text (line breaks kept).
 pub(crate) fn cell(text: impl AsRef<str>) -> Cell {
     Cell::new(safe_lines(text.as_ref()))

@@ -23,6 +23,8 @@ use crate::validate;
 
 /// The most requests one consumer may have waiting at once.
 pub const MAX_PENDING: i64 = 20;
+/// The most requests one consumer may make in a day (granted at once or not).
+pub const MAX_PER_DAY: i64 = 200;
 /// The most agreements one listing returns.
 const MAX_LISTED: usize = 1000;
 /// Longest decision note accepted.
@@ -114,6 +116,12 @@ impl Access {
                     .ok_or_else(|| RegistryError::ProductNotFound(product_id.clone()))?;
                 let checked = request::check(&request, &product, now)?;
                 let principal = (caller.subject.as_str(), caller.issuer.as_str());
+                if agreements::requested_since(&tx, principal, now - 86_400_000)? >= MAX_PER_DAY {
+                    return Err(RegistryError::Quota(format!(
+                        "you made {MAX_PER_DAY} requests for access in the last 24 hours, the most the registry \
+                         takes; try again tomorrow, or ask an owner"
+                    )));
+                }
                 if agreements::pending_of(&tx, principal)? >= MAX_PENDING {
                     return Err(RegistryError::Quota(format!(
                         "{MAX_PENDING} of your requests are already waiting for owners; withdraw some \

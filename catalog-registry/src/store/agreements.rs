@@ -140,6 +140,15 @@ pub fn list(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Requests one consumer made since `since` (ms since the epoch).
+pub fn requested_since(conn: &Connection, principal: (&str, &str), since: i64) -> Result<i64> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*) FROM agreements WHERE principal = ?1 AND issuer = ?2 AND create_time >= ?3",
+        )?
+        .query_row(params![principal.0, principal.1, since], |row| row.get(0))?)
+}
+
 /// Pending requests of one consumer.
 pub fn pending_of(conn: &Connection, principal: (&str, &str)) -> Result<i64> {
     Ok(conn

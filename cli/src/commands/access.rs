@@ -105,10 +105,7 @@ fn state_word(state: AgreementState) -> &'static str {
 }
 
 fn date(timestamp: Option<&prost_types::Timestamp>) -> String {
-    timestamp
-        .and_then(|t| std::time::SystemTime::try_from(*t).ok())
-        .map(|t| humantime::format_rfc3339_seconds(t).to_string().chars().take(10).collect())
-        .unwrap_or_default()
+    style::time(timestamp).map(|t| t.chars().take(10).collect()).unwrap_or_default()
 }
 
 /// Prints `agreements` as a table.

@@ -46,11 +46,7 @@ pub(crate) async fn run(cli: &Cli, args: &AuditArgs) -> Result<()> {
         "detail",
     ]);
     for read in &reads {
-        let started = read
-            .start_time
-            .and_then(|t| std::time::SystemTime::try_from(t).ok())
-            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
-            .unwrap_or_default();
+        let started = style::time(read.start_time.as_ref()).unwrap_or_default();
         let columns = if read.withheld_columns.is_empty() {
             format!("{}", read.delivered_columns.len())
         } else {

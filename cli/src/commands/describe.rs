@@ -52,12 +52,7 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
         line("lineage", style::cell(format!("built from {}", ports.join(", "))));
     }
     if let Some(data) = &product.data {
-        let loaded = data
-            .last_loaded_time
-            .as_ref()
-            .and_then(|t| std::time::SystemTime::try_from(*t).ok())
-            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
-            .unwrap_or_else(|| "never".to_owned());
+        let loaded = style::time(data.last_loaded_time.as_ref()).unwrap_or_else(|| "never".to_owned());
         line("data", style::cell(format!("{} rows, loaded {loaded}", data.row_count)));
         let quality: Vec<String> = data
             .quality_results
@@ -135,11 +130,7 @@ pub(crate) fn consumers_text(consumers: &[Consumer], shown: usize) -> String {
         .iter()
         .take(shown)
         .map(|c| {
-            let last = c
-                .last_read_time
-                .and_then(|t| std::time::SystemTime::try_from(t).ok())
-                .map(|t| humantime::format_rfc3339_seconds(t).to_string())
-                .unwrap_or_default();
+            let last = style::time(c.last_read_time.as_ref()).unwrap_or_default();
             format!("{}: {} reads, {} rows, last {last}", c.principal, c.reads, c.rows)
         })
         .collect();

@@ -112,11 +112,7 @@ impl Target {
             .as_ref()
             .and_then(|p| p.endpoints.iter().find(|e| e.uri == self.endpoint))
             .map(|e| {
-                let renewed = e
-                    .renew_time
-                    .and_then(|t| std::time::SystemTime::try_from(t).ok())
-                    .map(|t| humantime::format_rfc3339_seconds(t).to_string())
-                    .unwrap_or_default();
+                let renewed = style::time(e.renew_time.as_ref()).unwrap_or_default();
                 format!(" (catalog status: {}, last renewed {renewed})", style::status_word(e.status()))
             })
             .unwrap_or_default();
