@@ -294,6 +294,14 @@ async fn the_domains_enforce_each_agreement() {
     assert_eq!((insight.state(), insight.decided_by.as_str()), (AgreementState::Approved, "policy"));
     assert_eq!(insight.raw_columns, ["seq"]);
 
+    // A request that does not decode is refused, and recorded too.
+    let mut raw = tonic::client::Grpc::new(mesh.channel_as(&mesh.payment_url, "mallory", &["analyst"]));
+    raw.ready().await.unwrap();
+    let path = http::uri::PathAndQuery::from_static("/woori.payment.v1.CardSpendingService/Query");
+    let garbage = tonic::Request::new(bytes::Bytes::from_static(&[0xff, 0xff, 0xff]));
+    let refused = raw.server_streaming(garbage, path, mesh_grpc::codec::RawCodec).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+
     // Every read is on record at the domain, for its owners only.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let audit = |subject: &str, roles: &[&str]| {
@@ -317,6 +325,7 @@ async fn the_domains_enforce_each_agreement() {
     let cho_read = reads.iter().find(|r| r.principal == "cho" && r.outcome() == ReadOutcome::Served).unwrap();
     assert_eq!(cho_read.rows as usize, real.len(), "rows recorded as delivered");
     assert!(cho_read.bytes > 0);
+    assert_eq!(of("mallory", ReadOutcome::Refused), 1, "the undecodable request is on record");
     let denied = audit("ana", &["analyst"]).list_reads(request).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
 

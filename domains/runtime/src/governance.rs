@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use mesh_contracts::catalog::access_service_client::AccessServiceClient;
 use mesh_contracts::catalog::{Agreement, AgreementState, ListAgreementsRequest, ListAgreementsResponse};
-use mesh_contracts::product::{QueryRequest, ReadRecord};
+use mesh_contracts::product::ReadRecord;
 use mesh_grpc::auth::Principal;
 use mesh_grpc::{Credentials, MeshChannel};
 use prost::Message;
@@ -66,15 +66,14 @@ impl Governance {
         self.audit.as_ref()
     }
 
-    /// The start of the record of `caller` reading `product` with `query`.
-    pub(crate) fn audit(&self, caller: &Principal, product: &Product, query: &QueryRequest) -> Option<Audit> {
+    /// The start of the record of `caller` reading `product`.
+    pub(crate) fn audit(&self, caller: &Principal, product: &Product) -> Option<Audit> {
         let log = self.audit.clone()?;
         let record = ReadRecord {
             product: product.spec.id.to_owned(),
             principal: caller.subject.clone(),
             issuer: caller.issuer.clone(),
             roles: caller.roles.clone(),
-            filter: query.filter.clone(),
             start_time: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),
             ..Default::default()
         };

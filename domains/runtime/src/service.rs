@@ -73,10 +73,23 @@ impl ServerStreamingService<Bytes> for QueryMethod {
             let principal = mesh_grpc::authenticate::caller(request.extensions())?;
             let governance = governance
                 .ok_or_else(|| Status::unavailable("this product's access rules are not loaded"))?;
-            let query = QueryRequest::decode(request.into_inner()).map_err(|e| {
-                Status::invalid_argument(format!("request is not a mesh.product.v1.QueryRequest: {e}"))
-            })?;
-            let mut audit = governance.audit(&principal, &product, &query);
+            // Every read is recorded, a request that does not even decode too.
+            let mut audit = governance.audit(&principal, &product);
+            let query = match QueryRequest::decode(request.into_inner()) {
+                Ok(query) => query,
+                Err(e) => {
+                    let status = Status::invalid_argument(format!(
+                        "request is not a mesh.product.v1.QueryRequest: {e}"
+                    ));
+                    if let Some(audit) = audit {
+                        audit.refused(&status);
+                    }
+                    return Err(status);
+                }
+            };
+            if let Some(audit) = &mut audit {
+                audit.record.filter = query.filter.clone();
+            }
             let grant = match governance.grant(&principal, &product) {
                 Ok(grant) => grant,
                 Err(error) => {
