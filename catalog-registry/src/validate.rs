@@ -189,6 +189,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_domain_reports_a_bounded_number_of_consumers() {
+        let consumer = mesh_contracts::catalog::Consumer { principal: "ana".into(), ..Default::default() };
+        let mut data = mesh_contracts::catalog::DataStatus {
+            consumers: vec![consumer; MAX_CONSUMERS],
+            ..Default::default()
+        };
+        assert!(data_status(&data).is_ok());
+        data.consumers.push(Default::default());
+        assert_eq!(
+            data_status(&data).unwrap_err().to_string(),
+            "data.consumers: 1001 consumers; at most 1000 are kept"
+        );
+    }
+
+    #[test]
     fn endpoints_are_normalised_or_refused() {
         assert_eq!(endpoint("endpoint", "http://127.0.0.1:50052/").unwrap(), "http://127.0.0.1:50052");
         assert_eq!(endpoint("endpoint", "https://payment.internal").unwrap(), "https://payment.internal");

@@ -157,6 +157,18 @@ async fn requests_rules_decisions_and_who_sees_what() {
     let missing =
         ana.request_access(RequestAccessRequest { product: "shop.nothing".into(), ..ask(&[]) }).await;
     assert_eq!(missing.unwrap_err().code(), Code::NotFound);
+    let nothing = ApproveAgreementRequest { name: "agreements/999".into(), note: String::new() };
+    let nothing = owner.approve_agreement(nothing).await.unwrap_err();
+    assert_eq!(
+        (nothing.code(), nothing.message()),
+        (Code::NotFound, "agreements/999 does not exist; mesh access list shows yours")
+    );
+    let bad = ApproveAgreementRequest { name: "agreements/x".into(), note: String::new() };
+    let bad = owner.approve_agreement(bad).await.unwrap_err();
+    assert_eq!(
+        (bad.code(), bad.message()),
+        (Code::InvalidArgument, "name: `agreements/x` is not an agreement; expected agreements/<number>")
+    );
 
     let db = rusqlite::Connection::open(dir.path().join("r.sqlite")).unwrap();
     let mut statement = db

@@ -11,15 +11,21 @@ use std::time::SystemTime;
 use mesh_contracts::catalog::GetProductResponse;
 use prost::Message;
 
-/// The cache folder: `$MESH_CACHE_DIR`, else `$XDG_CACHE_HOME/mesh`, else `~/.cache/mesh`.
-fn root() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("MESH_CACHE_DIR") {
+/// The folder `$override_var` names, else `$xdg_var/mesh`, else
+/// `~/<home_dir>/mesh` (the XDG base directory convention).
+pub(crate) fn user_dir(override_var: &str, xdg_var: &str, home_dir: &str) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(override_var) {
         return Some(PathBuf::from(dir));
     }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+    if let Some(dir) = std::env::var_os(xdg_var) {
         return Some(PathBuf::from(dir).join("mesh"));
     }
-    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache").join("mesh"))
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(home_dir).join("mesh"))
+}
+
+/// The cache folder: `$MESH_CACHE_DIR`, else `$XDG_CACHE_HOME/mesh`, else `~/.cache/mesh`.
+fn root() -> Option<PathBuf> {
+    user_dir("MESH_CACHE_DIR", "XDG_CACHE_HOME", ".cache")
 }
 
 /// A file-name-safe name for the registry at `registry`: its URL, hashed.

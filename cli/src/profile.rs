@@ -63,13 +63,7 @@ pub(crate) fn now() -> u64 {
 /// The profiles folder: `$MESH_CONFIG_DIR`, else `$XDG_CONFIG_HOME/mesh`,
 /// else `~/.config/mesh`.
 fn root() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("MESH_CONFIG_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME") {
-        return Some(PathBuf::from(dir).join("mesh"));
-    }
-    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config").join("mesh"))
+    crate::cache::user_dir("MESH_CONFIG_DIR", "XDG_CONFIG_HOME", ".config")
 }
 
 /// Where the profile of `registry` is kept.

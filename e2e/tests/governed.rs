@@ -326,8 +326,22 @@ async fn the_domains_enforce_each_agreement() {
     assert_eq!(cho_read.rows as usize, real.len(), "rows recorded as delivered");
     assert!(cho_read.bytes > 0);
     assert_eq!(of("mallory", ReadOutcome::Refused), 1, "the undecodable request is on record");
+    let elsewhere = ListReadsRequest { product: "customer.profiles".into(), ..Default::default() };
+    let elsewhere = audit("lee", &["owner:payment"]).list_reads(elsewhere).await.unwrap_err();
+    assert_eq!(
+        (elsewhere.code(), elsewhere.message()),
+        (
+            Code::NotFound,
+            "this domain serves no product `customer.profiles`; it serves payment.card_spending"
+        )
+    );
     let denied = audit("ana", &["analyst"]).list_reads(request).await.unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(
+        denied.message(),
+        "`ana` may not read who read payment.card_spending: only its owners may, which needs the role \
+         `owner:payment` or `admin` (mesh whoami shows your roles)"
+    );
 
     // The domain reports who really reads the product with its lease
     // renewals; the catalog and `mesh lineage` show them.

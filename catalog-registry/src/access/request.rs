@@ -237,5 +237,20 @@ mod tests {
         let late = prost_types::Timestamp { seconds: (now / 1000) + 400 * 86_400, nanos: 0 };
         let err = check(&RequestAccessRequest { end_time: Some(late), ..request(&[], &[]) }, &product(), now);
         assert_eq!(err.unwrap_err().to_string(), "end_time: is more than 365 days away; ask again later");
+        let past = prost_types::Timestamp { seconds: now / 1000 - 1, nanos: 0 };
+        let err = check(&RequestAccessRequest { end_time: Some(past), ..request(&[], &[]) }, &product(), now);
+        assert_eq!(err.unwrap_err().to_string(), "end_time: is in the past; name a date to come");
+        let long = RequestAccessRequest { purpose: "x".repeat(2001), ..request(&[], &[]) };
+        assert_eq!(
+            check(&long, &product(), now).unwrap_err().to_string(),
+            "purpose: is longer than 2000 characters"
+        );
+        let wide = RequestAccessRequest { row_scope: "a".repeat(4097), ..request(&[], &[]) };
+        assert_eq!(
+            check(&wide, &product(), now).unwrap_err().to_string(),
+            "row_scope: is longer than 4096 bytes"
+        );
+        let err = check(&request(&["tot_use_am"], &["seq"]), &product(), now).unwrap_err().to_string();
+        assert_eq!(err, "raw_columns: `seq` is not among the columns asked for");
     }
 }

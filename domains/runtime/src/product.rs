@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use mesh_contracts::catalog::DataStatus;
 use mesh_contracts::descriptor::{ProductShape, RESUME_TOKEN_FIELD, service_descriptor_set};
-use mesh_contracts::product::{DescribeResponse, QueryRequest};
+use mesh_contracts::product::{AccessMode, DescribeResponse, QueryRequest};
 use prost_reflect::DescriptorPool;
 use tonic::Status;
 
@@ -70,6 +70,8 @@ pub struct Product {
     /// Its domain's database.
     pub store: DomainStore,
     tokens: ResumeTokens,
+    /// Who may read it, from the contract (read once, not per query).
+    access_mode: AccessMode,
     descriptor_set: Vec<u8>,
     token_field: u32,
     active_scans: Arc<std::sync::atomic::AtomicUsize>,
@@ -94,12 +96,14 @@ impl Product {
             .get_field_by_name(RESUME_TOKEN_FIELD)
             .map(|f| f.number())
             .ok_or_else(|| DomainError::Schema(format!("{} has no resume_token", spec.service)))?;
+        let access_mode = shape.options().access_mode();
         Ok(Arc::new(Self {
             spec,
             schema,
             shape,
             store,
             tokens,
+            access_mode,
             descriptor_set,
             token_field,
             active_scans: Default::default(),
@@ -210,7 +214,7 @@ impl Product {
         AccessPolicy {
             product: self.spec.id,
             domain: self.spec.domain(),
-            mode: self.shape.options().access_mode(),
+            mode: self.access_mode,
             schema: &self.schema,
         }
     }

@@ -40,12 +40,6 @@ impl PseudonymKey {
         Ok(Self(bytes))
     }
 
-    /// The key at `path`, made (random, mode 0600) if there is none.
-    pub fn open_or_create(path: &Path) -> Result<Self> {
-        mesh_grpc::private_files::create_secret(path).map_err(|e| unusable(path, e))?;
-        Self::read(path)
-    }
-
     /// The key of the consumer `subject` of `issuer`.
     pub(crate) fn for_consumer(&self, issuer: &str, subject: &str) -> Self {
         let mut hasher = blake3::Hasher::new_keyed(&self.0);
@@ -103,9 +97,11 @@ mod tests {
     fn pseudonyms_are_stable_per_consumer_and_differ_between_consumers() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pseudonym.key");
-        let mesh = PseudonymKey::open_or_create(&path).unwrap();
+        mesh_grpc::private_files::create_secret(&path).unwrap();
+        let mesh = PseudonymKey::read(&path).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(PseudonymKey::open_or_create(&path).unwrap(), mesh, "the same key when opened again");
+        mesh_grpc::private_files::create_secret(&path).unwrap();
+        assert_eq!(PseudonymKey::read(&path).unwrap(), mesh, "an existing key is kept");
         let (ana, bob) = (mesh.for_consumer("mesh-local", "ana"), mesh.for_consumer("mesh-local", "bob"));
         assert_eq!(text(&ana, "0000012345"), text(&ana, "0000012345"));
         assert_ne!(text(&ana, "0000012345"), text(&bob, "0000012345"));
