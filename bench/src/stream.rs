@@ -12,6 +12,7 @@ use anyhow::{Result, ensure};
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
 use mesh_domain_runtime::Product;
+use mesh_domain_runtime::output::RowFormat;
 
 use crate::mesh::sibling_binary;
 
@@ -31,7 +32,8 @@ pub(crate) async fn in_process_scan(product: &Arc<Product>) -> Result<(u64, f64)
         admission: &admission,
         audit: None,
     };
-    let (mut stream, _) = product.query(&QueryRequest::default(), &grant, reader).await?;
+    let (mut stream, _) =
+        product.query(&QueryRequest::default(), RowFormat::Protobuf, &grant, reader).await?;
     let mut bytes = 0u64;
     while let Some(batch) = tokio_stream::StreamExt::next(&mut stream).await {
         bytes += batch?.len() as u64;

@@ -1,8 +1,11 @@
 //! The authentication layer of the one server builder: every call must
 //! carry a bearer token the service's [`Verifier`] accepts, except health
 //! and reflection (orchestrators and grpcurl need them), each of which can
-//! be closed too. The verified [`Principal`] rides in the request's
-//! extensions for the service to authorize with.
+//! be closed too, paths a service declares public (pages with their own
+//! sign-in, the OpenAPI document) and CORS preflight requests (browsers send
+//! them without credentials). The verified [`Principal`] rides in the
+//! request's extensions for the service to authorize with. A REST request
+//! refused gets a JSON error, a gRPC call a gRPC status.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -25,12 +28,21 @@ pub struct Authenticate {
     verifier: Option<Arc<Verifier>>,
     close_health: bool,
     close_reflection: bool,
+    public: Vec<&'static str>,
 }
 
 impl Authenticate {
     /// Requires tokens `verifier` accepts on every call but health and reflection.
     pub fn new(verifier: Arc<Verifier>) -> Self {
-        Self { verifier: Some(verifier), close_health: false, close_reflection: false }
+        Self { verifier: Some(verifier), close_health: false, close_reflection: false, public: Vec::new() }
+    }
+
+    /// Serves `paths` without a token: each is a path, and a path other
+    /// than `/` covers everything below it too (`/catalog` covers
+    /// `/catalog/products/x`).
+    pub fn public(mut self, paths: &[&'static str]) -> Self {
+        self.public.extend_from_slice(paths);
+        self
     }
 
     /// Requires a token for health (`close`) too.
@@ -45,7 +57,15 @@ impl Authenticate {
         self
     }
 
-    fn is_open(&self, path: &str) -> bool {
+    fn is_open<B>(&self, request: &http::Request<B>) -> bool {
+        let path = request.uri().path();
+        if !crate::rest::is_grpc(request) {
+            return request.method() == http::Method::OPTIONS
+                || self.public.iter().any(|p| {
+                    path == *p
+                        || (*p != "/" && path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/')))
+                });
+        }
         (!self.close_health && path.starts_with(HEALTH))
             || (!self.close_reflection && REFLECTION.iter().any(|prefix| path.starts_with(prefix)))
     }
@@ -83,7 +103,7 @@ where
         // The clone is ready only if the original was: swap them.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        if self.auth.is_open(request.uri().path()) {
+        if self.auth.is_open(&request) {
             return Box::pin(inner.call(request));
         }
         let Some(verifier) = self.auth.verifier.as_ref() else {
@@ -102,7 +122,12 @@ where
                 }
                 Err(error) => {
                     tracing::info!(path = request.uri().path(), %error, "call refused");
-                    Ok(Status::from(error).into_http())
+                    let status = Status::from(error);
+                    if crate::rest::is_grpc(&request) {
+                        Ok(status.into_http())
+                    } else {
+                        Ok(crate::rest::error_response(&status).map(Body::new))
+                    }
                 }
             }
         })

@@ -19,6 +19,7 @@ mod keys;
 pub mod oidc;
 pub mod private_files;
 pub mod reflection;
+pub mod rest;
 pub mod server;
 pub mod signal;
 #[cfg(feature = "test-support")]

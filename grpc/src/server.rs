@@ -44,6 +44,7 @@ pub struct MeshServer {
     shutdown_grace: Duration,
     tls: crate::tls::TlsArgs,
     authenticate: crate::authenticate::Authenticate,
+    public: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for MeshServer {
@@ -62,7 +63,9 @@ impl MeshServer {
         for service in services {
             health.set_service_status(*service, ServingStatus::Serving).await;
         }
-        let routes = reflection_routes(descriptor_set, services)?.add_service(health_service);
+        let mut routes = reflection_routes(descriptor_set, services)?.add_service(health_service);
+        let router = std::mem::take(routes.axum_router_mut());
+        *routes.axum_router_mut() = router.fallback(not_found);
         Ok(Self {
             routes,
             health,
@@ -70,7 +73,24 @@ impl MeshServer {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             tls: Default::default(),
             authenticate: Default::default(),
+            public: Vec::new(),
         })
+    }
+
+    /// Serves the HTTP routes of `router` (REST, pages) beside the gRPC
+    /// services, on the same port, over HTTP/1.1 and HTTP/2, behind the
+    /// same TLS and authentication.
+    pub fn rest(mut self, router: axum::Router) -> Self {
+        let routes = std::mem::take(self.routes.axum_router_mut());
+        *self.routes.axum_router_mut() = routes.merge(router);
+        self
+    }
+
+    /// Serves `paths` (and what is below them) without a bearer token: pages
+    /// that sign people in themselves, documents with nothing secret.
+    pub fn public(mut self, paths: &[&'static str]) -> Self {
+        self.public.extend_from_slice(paths);
+        self
     }
 
     /// Requires tokens on calls as `authenticate` says (none by default).
@@ -144,13 +164,15 @@ impl MeshServer {
         }
         tracing::info!(%addr, services = ?self.services, tls = tls.is_some(), "serving");
         let (health, services, grace) = (self.health, self.services, self.shutdown_grace);
+        let authenticate = self.authenticate.public(&self.public);
         let (began, begun) = tokio::sync::oneshot::channel::<()>();
         let mut builder = Server::builder();
         if let Some(tls) = tls {
             builder = builder.tls_config(tls).map_err(|e| crate::GrpcError::Tls(e.to_string()))?;
         }
         let serving = builder
-            .layer(self.authenticate)
+            .accept_http1(true)
+            .layer(authenticate)
             .initial_stream_window_size(Some(STREAM_WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
@@ -179,6 +201,19 @@ impl MeshServer {
         }
         Ok(())
     }
+}
+
+/// What a path no route serves answers: UNIMPLEMENTED to a gRPC call, a
+/// JSON 404 to anything else.
+async fn not_found(request: http::Request<axum::body::Body>) -> http::Response<axum::body::Body> {
+    if crate::rest::is_grpc(&request) {
+        let (parts, ()) = tonic::Status::unimplemented("").into_http::<()>().into_parts();
+        return http::Response::from_parts(parts, axum::body::Body::empty());
+    }
+    let path = crate::rest::escape_path(request.uri().path());
+    crate::rest::error_response(&tonic::Status::not_found(format!(
+        "nothing is served at {path}; see /openapi.json for the paths this service serves"
+    )))
 }
 
 /// Listens on `addr`; the error names the address.

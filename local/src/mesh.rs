@@ -162,6 +162,7 @@ impl LocalMesh {
                 tls: tls.clone(),
                 auth: auth.clone(),
                 pseudonym_key: Some(pseudonym_key.clone()),
+                cors_origins: web_origins(&registry_url),
                 credentials,
                 ..DomainArgs::default()
             })
@@ -356,4 +357,16 @@ fn spawn_source(
             .await
             .map_err(|source: DomainError| LocalError::Domain { domain: name, source })
     })
+}
+
+/// The origins of the web catalog at `registry_url`, by address and as
+/// `localhost`: the domains let its pages fetch previews.
+fn web_origins(registry_url: &str) -> Vec<http::HeaderValue> {
+    let mut origins = vec![registry_url.to_owned()];
+    if let Some(port) = registry_url.strip_prefix("http://127.0.0.1:") {
+        origins.push(format!("http://localhost:{port}"));
+    } else if let Some(port) = registry_url.strip_prefix("https://127.0.0.1:") {
+        origins.push(format!("https://localhost:{port}"));
+    }
+    origins.iter().filter_map(|o| http::HeaderValue::from_str(o).ok()).collect()
 }

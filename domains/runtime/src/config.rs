@@ -62,6 +62,12 @@ pub struct DomainArgs {
     #[arg(long, env = "MESH_AUDIT_RETENTION", default_value = "365days", value_parser = humantime::parse_duration)]
     pub audit_retention: Duration,
 
+    /// Web origins (`https://catalog.example.com`) whose pages may call the
+    /// REST API from a browser (CORS), e.g. the registry's web catalog for
+    /// its data preview. None by default: no cross-origin access.
+    #[arg(long = "cors-origin", env = "MESH_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<http::HeaderValue>,
+
     /// Credentials given by the program that embeds the domain (`mesh up`);
     /// they take precedence over --token-file and --issuer-dir.
     #[arg(skip)]
@@ -83,6 +89,7 @@ impl Default for DomainArgs {
             issuer_dir: None,
             pseudonym_key: None,
             audit_retention: Duration::from_secs(365 * 86_400),
+            cors_origins: Vec::new(),
             credentials: Default::default(),
         }
     }
@@ -196,6 +203,20 @@ impl DomainArgs {
     }
 }
 
+/// A web origin: `http(s)://host[:port]`, nothing after.
+pub fn parse_origin(text: &str) -> std::result::Result<http::HeaderValue, String> {
+    let text = text.trim();
+    let uri: http::Uri = text.parse().map_err(|e| format!("`{text}` is not an origin: {e}"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let bare = uri.path_and_query().is_none_or(|p| p.as_str() == "/") && !text.ends_with('/');
+    if !scheme_ok || uri.host().is_none() || !bare {
+        return Err(format!(
+            "`{text}` is not an origin: give scheme, host and port only, e.g. https://catalog.example.com:8443"
+        ));
+    }
+    http::HeaderValue::from_str(text).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +228,15 @@ mod tests {
             registry: "http://127.0.0.1:50050".into(),
             advertise_url: advertise.map(str::to_owned),
             ..DomainArgs::default()
+        }
+    }
+
+    #[test]
+    fn origins_are_scheme_host_and_port() {
+        assert_eq!(parse_origin("http://127.0.0.1:50050").unwrap(), "http://127.0.0.1:50050");
+        assert_eq!(parse_origin("https://catalog.example.com").unwrap(), "https://catalog.example.com");
+        for bad in ["catalog.example.com", "ftp://x", "https://x/catalog", "https://x/", "*"] {
+            assert!(parse_origin(bad).is_err(), "{bad}");
         }
     }
 

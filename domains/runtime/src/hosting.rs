@@ -46,6 +46,7 @@ pub async fn run_domain(
     let governance = governance(&services, args, domain)?;
     let admission = Admission::new(args.limits.clone());
     let mut products = Vec::new();
+    let mut served_services = Vec::new();
     for service in services {
         let audit = governance.audit_log().cloned();
         products.push(Registration {
@@ -54,8 +55,12 @@ pub async fn run_domain(
             audit,
         });
         let service = service.with_admission(admission.clone()).with_governance(Arc::clone(&governance));
-        server = server.route(&format!("/{}/{{*method}}", service.name()), service);
+        server = server.route(&format!("/{}/{{*method}}", service.name()), service.clone());
+        served_services.push(service);
     }
+    server = server
+        .rest(crate::rest::router(&served_services, &args.cors_origins)?)
+        .public(&[crate::rest::OPENAPI_PATH]);
     let served = products.iter().map(|p| (p.product.spec.id, p.product.spec.domain())).collect();
     server = server.add_service(AuditServiceServer::new(Reads::new(Arc::clone(&governance), served)));
     let (stop, stopped) = tokio::sync::watch::channel(false);

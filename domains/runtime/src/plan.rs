@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{DomainError, Result};
 use crate::filter;
 use crate::grant::Grant;
+use crate::output::RowFormat;
 use crate::pseudonym::PseudonymKey;
 use crate::resume::{ResumePoint, ResumeTokens};
 use crate::schema::RowSchema;
@@ -48,6 +49,8 @@ pub(crate) struct QueryPlan {
     /// Columns left out because the caller may not read them (when no read
     /// mask was given).
     pub withheld: Vec<String>,
+    /// How the rows are encoded (protobuf unless the caller says).
+    pub format: RowFormat,
 }
 
 /// Compiles `request` for `schema` under `grant`, checking every field.
@@ -156,6 +159,7 @@ pub(crate) fn plan(
         pseudonymized,
         pseudonyms,
         withheld,
+        format: RowFormat::Protobuf,
     })
 }
 

@@ -13,7 +13,8 @@ use crate::admission::Admission;
 use crate::audit::Audit;
 use crate::error::{DomainError, Result};
 use crate::grant::{AccessPolicy, Grant};
-use crate::plan::plan;
+use crate::output::RowFormat;
+use crate::plan::{QueryPlan, plan};
 use crate::resume::ResumeTokens;
 use crate::scan::{self, ScanStream};
 use crate::schema::RowSchema;
@@ -143,14 +144,15 @@ impl Product {
     }
 
     /// Compiles `request` under `grant` and, once the reader's admission
-    /// gives it a scan slot, starts streaming its result: batches of
-    /// encoded `QueryResponse` messages; with it, the columns left out
+    /// gives it a scan slot, starts streaming its result: batches of rows
+    /// in `format` (encoded `QueryResponse` messages for gRPC); with it, the columns left out
     /// because the grant does not cover them. The scan runs on a blocking
     /// thread and stops as soon as the stream is dropped (the client went
     /// away). A refusal, and the stream's end, go to the reader's audit log.
     pub async fn query(
         self: &Arc<Self>,
         request: &QueryRequest,
+        format: RowFormat,
         grant: &Grant,
         reader: Reader<'_>,
     ) -> Result<(ScanStream, Vec<String>), Status> {
@@ -162,7 +164,7 @@ impl Product {
             status
         };
         let plan = match plan(request, &self.schema, &self.tokens, grant) {
-            Ok(plan) => plan,
+            Ok(plan) => QueryPlan { format, ..plan },
             Err(error) => {
                 tracing::info!(product = self.spec.id, %caller, %error, "query refused");
                 return Err(refused(Status::from(error), audit));

@@ -15,8 +15,14 @@ use prost::Message;
 use tonic::server::{Grpc, ServerStreamingService};
 use tonic::{Request, Response, Status};
 
+use std::net::SocketAddr;
+
+use mesh_grpc::auth::Principal;
+
 use crate::admission::Admission;
+use crate::audit::Audit;
 use crate::governance::Governance;
+use crate::output::RowFormat;
 use crate::product::{Product, Reader};
 use crate::scan::ScanStream;
 
@@ -57,6 +63,58 @@ impl ProductService {
     pub fn product(&self) -> Arc<Product> {
         Arc::clone(&self.product)
     }
+
+    /// What a read of the product goes through: the product, the domain's
+    /// admission, the agreements.
+    pub(crate) fn read_path(&self) -> (Arc<Product>, Admission, Option<&Arc<Governance>>) {
+        (Arc::clone(&self.product), self.admission.clone(), self.governance.as_ref())
+    }
+}
+
+/// One read of the product, whichever face it came through (gRPC `Query`
+/// or REST `rows`): the caller's grant from the agreements, the read
+/// recorded in the audit log (a refusal, and a request that did not even
+/// decode, too), then the plan and the scan in `format`.
+pub(crate) async fn read(
+    product: &Arc<Product>,
+    admission: &Admission,
+    governance: Option<&Arc<Governance>>,
+    caller: (&Principal, Option<SocketAddr>),
+    query: Result<QueryRequest, Status>,
+    format: RowFormat,
+) -> Result<(ScanStream, Vec<String>), Status> {
+    let (principal, peer) = caller;
+    let governance =
+        governance.ok_or_else(|| Status::unavailable("this product's access rules are not loaded"))?;
+    let mut audit = governance.audit(principal, product);
+    let refused = |status: Status, audit: Option<Audit>| {
+        if let Some(audit) = audit {
+            audit.refused(&status);
+        }
+        status
+    };
+    let query = match query {
+        Ok(query) => query,
+        Err(status) => return Err(refused(status, audit)),
+    };
+    if let Some(audit) = &mut audit {
+        audit.record.filter = query.filter.clone();
+    }
+    let grant = match governance.grant(principal, product) {
+        Ok(grant) => grant,
+        Err(error) => {
+            tracing::info!(product = product.spec.id, caller = %principal.subject, %error, "query refused");
+            return Err(refused(Status::from(error), audit));
+        }
+    };
+    if let Some(audit) = &mut audit {
+        audit.record.agreement = grant.agreement.clone().unwrap_or_default();
+        audit.record.purpose = grant.purpose.clone();
+    }
+    let caller = format!("{} ({})", principal.subject, peer.map(|a| a.to_string()).unwrap_or_default());
+    tracing::debug!(product = product.spec.id, %caller, filter = %query.filter, limit = query.limit, "query");
+    let reader = Reader { caller: &caller, peer, admission, audit };
+    product.query(&query, format, &grant, reader).await
 }
 
 struct QueryMethod(Arc<Product>, Admission, Option<Arc<Governance>>);
@@ -71,45 +129,12 @@ impl ServerStreamingService<Bytes> for QueryMethod {
         Box::pin(async move {
             let peer = request.remote_addr();
             let principal = mesh_grpc::authenticate::caller(request.extensions())?;
-            let governance = governance
-                .ok_or_else(|| Status::unavailable("this product's access rules are not loaded"))?;
-            // Every read is recorded, a request that does not even decode too.
-            let mut audit = governance.audit(&principal, &product);
-            let query = match QueryRequest::decode(request.into_inner()) {
-                Ok(query) => query,
-                Err(e) => {
-                    let status = Status::invalid_argument(format!(
-                        "request is not a mesh.product.v1.QueryRequest: {e}"
-                    ));
-                    if let Some(audit) = audit {
-                        audit.refused(&status);
-                    }
-                    return Err(status);
-                }
-            };
-            if let Some(audit) = &mut audit {
-                audit.record.filter = query.filter.clone();
-            }
-            let grant = match governance.grant(&principal, &product) {
-                Ok(grant) => grant,
-                Err(error) => {
-                    tracing::info!(product = product.spec.id, caller = %principal.subject, %error, "query refused");
-                    let status = Status::from(error);
-                    if let Some(audit) = audit {
-                        audit.refused(&status);
-                    }
-                    return Err(status);
-                }
-            };
-            if let Some(audit) = &mut audit {
-                audit.record.agreement = grant.agreement.clone().unwrap_or_default();
-                audit.record.purpose = grant.purpose.clone();
-            }
-            let caller =
-                format!("{} ({})", principal.subject, peer.map(|a| a.to_string()).unwrap_or_default());
-            tracing::debug!(product = product.spec.id, %caller, filter = %query.filter, limit = query.limit, "query");
-            let reader = Reader { caller: &caller, peer, admission: &admission, audit };
-            let (stream, withheld) = product.query(&query, &grant, reader).await?;
+            let query = QueryRequest::decode(request.into_inner()).map_err(|e| {
+                Status::invalid_argument(format!("request is not a mesh.product.v1.QueryRequest: {e}"))
+            });
+            let caller = (&principal, peer);
+            let (stream, withheld) =
+                read(&product, &admission, governance.as_ref(), caller, query, RowFormat::Protobuf).await?;
             let mut response = Response::new(stream);
             if let Ok(value) = withheld.join(",").parse()
                 && !withheld.is_empty()

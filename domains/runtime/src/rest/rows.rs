@@ -1,0 +1,282 @@
+//! `GET /v1/products/{id}/rows`: the query parameters, content negotiation,
+//! and the rows streamed from the same read as gRPC `Query`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use bytes::Bytes;
+use http::HeaderValue;
+use mesh_contracts::product::QueryRequest;
+use tokio_stream::Stream;
+use tonic::Status;
+
+use super::{Api, RestError};
+use crate::output::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, RowFormat};
+use crate::scan::ScanStream;
+use crate::service::read;
+
+/// The query parameters the rows path takes.
+pub(crate) const PARAMETERS: [&str; 6] = ["filter", "select", "order_by", "limit", "page_size", "page_token"];
+/// Longest query string accepted (the filter's own limits apply after).
+const MAX_QUERY_BYTES: usize = 64 * 1024;
+
+/// A product's rows, read under the caller's agreement: one JSON page, or
+/// every matching row as NDJSON or CSV (by the `Accept` header). Columns
+/// the agreement does not cover are left out (named in the
+/// `mesh-withheld-columns` header) and identifiers come as the caller's
+/// pseudonyms, exactly as over gRPC.
+#[utoipa::path(
+    get,
+    path = "/v1/products/{id}/rows",
+    operation_id = "readRows",
+    params(("id" = String, Path, description = "Product id, e.g. `payment.card_spending`"), super::openapi::RowsParams),
+    responses(
+        (status = 200, description = "The rows", content(
+            (super::openapi::RowsPage = "application/json"),
+            (String = "application/x-ndjson"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "A bad parameter, named in the message", body = super::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = super::openapi::ErrorBody),
+        (status = 403, description = "No agreement covers this read", body = super::openapi::ErrorBody),
+        (status = 404, description = "Not a product this domain serves", body = super::openapi::ErrorBody),
+        (status = 406, description = "None of the accepted media types is served", body = super::openapi::ErrorBody),
+        (status = 409, description = "The page token's data was reloaded since", body = super::openapi::ErrorBody),
+        (status = 429, description = "Too many queries running or waiting", body = super::openapi::ErrorBody),
+        (status = 503, description = "The domain is shutting down or its data cannot be read", body = super::openapi::ErrorBody),
+        (status = 504, description = "The query ran over its time budget", body = super::openapi::ErrorBody),
+    )
+)]
+pub(super) async fn rows(
+    State(api): State<Arc<Api>>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    request: http::Request<axum::body::Body>,
+) -> Result<Response, RestError> {
+    let principal = mesh_grpc::authenticate::caller(request.extensions())?;
+    let Path(id) = path.map_err(|e| RestError::new(Status::invalid_argument(format!("id: {e}"))))?;
+    let service = api.product(&id)?;
+    let format = negotiate(request.headers().get(http::header::ACCEPT))?;
+    let (query, format) = parse(request.uri().query().unwrap_or(""), format);
+    let peer = peer(request.extensions());
+    let (product, admission, governance) = service.read_path();
+    let (mut stream, withheld) =
+        read(&product, &admission, governance, (&principal, peer), query, format).await?;
+    // The first batch decides the status: a query refused inside the scan
+    // (its token's data changed) is still an error response.
+    let first = match std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
+        Some(Ok(batch)) => Some(batch),
+        Some(Err(status)) => return Err(RestError::new(status)),
+        None => None,
+    };
+    let mut response = match format {
+        RowFormat::JsonPage { .. } => Response::new(axum::body::Body::from(first.unwrap_or_default())),
+        _ => Response::new(axum::body::Body::from_stream(RowBody { first, stream, format, failed: None })),
+    };
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(http::header::VARY, HeaderValue::from_static("accept"));
+    if !withheld.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&withheld.join(","))
+    {
+        headers.insert(mesh_contracts::descriptor::WITHHELD_COLUMNS_HEADER, value);
+    }
+    Ok(response)
+}
+
+/// The format the `Accept` header asks for: the supported media type with
+/// the highest quality (JSON for `*/*` or no header), else 406.
+fn negotiate(accept: Option<&HeaderValue>) -> Result<RowFormat, RestError> {
+    let text = accept.map_or("", |a| a.to_str().unwrap_or("")).trim();
+    if text.is_empty() {
+        return Ok(RowFormat::JsonPage { page_size: DEFAULT_PAGE_SIZE });
+    }
+    let mut best: Option<(f32, RowFormat)> = None;
+    for item in text.split(',') {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let quality = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let format = match media.as_str() {
+            "application/json" | "application/*" | "*/*" => {
+                RowFormat::JsonPage { page_size: DEFAULT_PAGE_SIZE }
+            }
+            "application/x-ndjson" | "application/ndjson" | "application/jsonl" => RowFormat::Ndjson,
+            "text/csv" | "text/*" => RowFormat::Csv,
+            _ => continue,
+        };
+        if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
+            best = Some((quality, format));
+        }
+    }
+    best.map(|(_, format)| format).ok_or_else(|| {
+        RestError::not_acceptable(format!(
+            "Accept: none of `{}` is served; ask for application/json (one page), application/x-ndjson or \
+             text/csv (every row)",
+            text.chars().take(200).collect::<String>().escape_debug()
+        ))
+    })
+}
+
+/// The query and format the parameters ask for; a bad parameter is an
+/// INVALID_ARGUMENT naming it (recorded as a refused read like any other).
+fn parse(query: &str, format: RowFormat) -> (Result<QueryRequest, Status>, RowFormat) {
+    let mut request = QueryRequest::default();
+    let mut page_size = None;
+    let parsed = (|| {
+        if query.len() > MAX_QUERY_BYTES {
+            return Err(Status::invalid_argument(format!(
+                "the query string is {} bytes, more than the {MAX_QUERY_BYTES} accepted; narrow the filter",
+                query.len()
+            )));
+        }
+        let mut seen = Vec::new();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let Some(&known) = PARAMETERS.iter().find(|p| **p == name) else {
+                return Err(Status::invalid_argument(format!(
+                    "unknown query parameter `{}`; the parameters are {}",
+                    name.chars().take(100).collect::<String>().escape_debug(),
+                    PARAMETERS.join(", ")
+                )));
+            };
+            if seen.contains(&known) {
+                return Err(Status::invalid_argument(format!("{known}: given more than once; give it once")));
+            }
+            seen.push(known);
+            let value = value.into_owned();
+            match known {
+                "filter" => request.filter = value,
+                "order_by" => request.order_by = value,
+                "page_token" => request.resume_token = value,
+                "select" => {
+                    let paths: Vec<String> = value.split(',').map(|p| p.trim().to_owned()).collect();
+                    if paths.iter().any(String::is_empty) {
+                        return Err(Status::invalid_argument(
+                            "select: an empty column name; list columns separated by commas, e.g. \
+                             select=seq,tot_use_am",
+                        ));
+                    }
+                    request.read_mask = Some(prost_types::FieldMask { paths });
+                }
+                "limit" => {
+                    request.limit = value.parse().map_err(|_| {
+                        Status::invalid_argument(format!(
+                            "limit: `{}` is not a whole number of rows; use 0 or more (0: no limit)",
+                            value.chars().take(40).collect::<String>().escape_debug()
+                        ))
+                    })?;
+                }
+                _ => {
+                    let size: u32 =
+                        value.parse().ok().filter(|n| (1..=MAX_PAGE_SIZE).contains(n)).ok_or_else(|| {
+                            Status::invalid_argument(format!(
+                                "page_size: `{}` is not a number of rows from 1 to {MAX_PAGE_SIZE}",
+                                value.chars().take(40).collect::<String>().escape_debug()
+                            ))
+                        })?;
+                    if !matches!(format, RowFormat::JsonPage { .. }) {
+                        return Err(Status::invalid_argument(
+                            "page_size: only application/json answers come in pages; NDJSON and CSV stream \
+                             every matching row (use limit to bound them)",
+                        ));
+                    }
+                    page_size = Some(size);
+                }
+            }
+        }
+        Ok(())
+    })();
+    let format = match (format, page_size) {
+        (RowFormat::JsonPage { .. }, Some(page_size)) => RowFormat::JsonPage { page_size },
+        (format, _) => format,
+    };
+    (parsed.map(|()| request), format)
+}
+
+/// The caller's address, as the transport recorded it.
+fn peer(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
+    let request = tonic::Request::from_parts(tonic::metadata::MetadataMap::new(), extensions.clone(), ());
+    request.remote_addr()
+}
+
+/// A streamed answer: the batch already read, then the rest of the scan.
+/// A failure after the first byte cannot change the status any more:
+/// NDJSON ends with an `{"error": ...}` line, and the body is then cut
+/// (so a client never takes a cut stream for a complete one).
+struct RowBody {
+    first: Option<Bytes>,
+    stream: ScanStream,
+    format: RowFormat,
+    failed: Option<Status>,
+}
+
+impl Stream for RowBody {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(first)));
+        }
+        if let Some(status) = self.failed.take() {
+            return Poll::Ready(Some(Err(std::io::Error::other(status.message().to_owned()))));
+        }
+        match Pin::new(&mut self.stream).poll_next(cx) {
+            Poll::Ready(Some(Ok(batch))) => Poll::Ready(Some(Ok(batch))),
+            Poll::Ready(Some(Err(status))) if self.format == RowFormat::Ndjson => {
+                let mut line = mesh_grpc::rest::error_body(&status).to_vec();
+                line.push(b'\n');
+                self.failed = Some(status);
+                Poll::Ready(Some(Ok(Bytes::from(line))))
+            }
+            Poll::Ready(Some(Err(status))) => {
+                Poll::Ready(Some(Err(std::io::Error::other(status.message().to_owned()))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> Result<RowFormat, http::StatusCode> {
+        negotiate(Some(&HeaderValue::from_str(value).unwrap())).map_err(|e| e.1.unwrap_or_default())
+    }
+
+    #[test]
+    fn the_accept_header_picks_the_format() {
+        let page = RowFormat::JsonPage { page_size: DEFAULT_PAGE_SIZE };
+        assert_eq!(negotiate(None).unwrap(), page);
+        assert_eq!(accept("*/*"), Ok(page));
+        assert_eq!(accept("text/csv"), Ok(RowFormat::Csv));
+        assert_eq!(accept("application/x-ndjson"), Ok(RowFormat::Ndjson));
+        assert_eq!(accept("text/html, text/csv;q=0.5, application/json;q=0.9"), Ok(page));
+        assert_eq!(accept("application/json;q=0, text/csv"), Ok(RowFormat::Csv));
+        assert_eq!(accept("text/html"), Err(http::StatusCode::NOT_ACCEPTABLE));
+    }
+
+    #[test]
+    fn parameters_are_checked_by_name() {
+        let page = RowFormat::JsonPage { page_size: DEFAULT_PAGE_SIZE };
+        let (query, format) = parse("filter=age%20%3E%2030&select=seq,%20age&limit=5&page_size=7", page);
+        let query = query.unwrap();
+        assert_eq!(query.filter, "age > 30");
+        assert_eq!(query.read_mask.unwrap().paths, ["seq", "age"]);
+        assert_eq!(query.limit, 5);
+        assert_eq!(format, RowFormat::JsonPage { page_size: 7 });
+        let message = |q: &str, f: RowFormat| parse(q, f).0.unwrap_err().message().to_owned();
+        assert!(message("colour=red", page).starts_with("unknown query parameter `colour`"));
+        assert!(message("limit=1&limit=2", page).starts_with("limit: given more than once"));
+        assert!(message("limit=x", page).starts_with("limit: `x` is not a whole number"));
+        assert!(message("page_size=0", page).starts_with("page_size: `0` is not a number of rows from 1"));
+        assert!(message("page_size=5", RowFormat::Csv).starts_with("page_size: only application/json"));
+        assert!(message("select=a,,b", page).starts_with("select: an empty column name"));
+    }
+}
