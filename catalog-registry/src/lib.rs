@@ -12,6 +12,7 @@ pub mod contract;
 pub mod error;
 pub mod page_token;
 pub mod quota;
+pub mod rest;
 pub mod server;
 pub mod service;
 pub mod store;

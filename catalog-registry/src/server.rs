@@ -43,6 +43,7 @@ pub async fn serve_with_clock(
     let access = Access::new(store.clone(), clock.clone());
     let catalog = Catalog::new(store, tokens, config.lease_ttl, clock);
     let get_product = get_product_route(catalog.clone());
+    let rest = crate::rest::router(catalog.clone())?;
 
     tracing::info!(db = %db_path.display(), lease_ttl = ?config.lease_ttl, "catalog registry starting");
     MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &[CATALOG_SERVICE, ACCESS_SERVICE])
@@ -53,6 +54,8 @@ pub async fn serve_with_clock(
         .add_service(AccessServiceServer::new(access))
         // GetProduct, the hot read, is answered from encoded bytes.
         .route(GET_PRODUCT_PATH, get_product)
+        .rest(rest)
+        .public(&[crate::rest::OPENAPI_PATH])
         .serve(listener, shutdown)
         .await?;
     tracing::info!("catalog registry stopped");

@@ -53,6 +53,12 @@ pub(crate) enum Command {
     /// List products, optionally filtered.
     Products(ProductsArgs),
     /// Show a product's owner, purpose, policy, lineage, quality, versions and columns.
+    ///
+    /// Examples:
+    ///   mesh describe payment.card_spending
+    ///   mesh describe payment.card_spending --format odcs > card_spending.odcs.yaml
+    ///   mesh describe insight.segment_spending --format odps
+    #[command(verbatim_doc_comment)]
     Describe(DescribeArgs),
     /// Query a product straight from its domain.
     Query(QueryArgs),
@@ -308,6 +314,25 @@ pub(crate) struct ProductsArgs {
 pub(crate) struct DescribeArgs {
     /// The product, e.g. `payment.card_spending`.
     pub product: String,
+
+    /// What to print: the description for people, the catalog's record as
+    /// JSON, or the contract in the open standards (ODCS v3 data contract,
+    /// ODPS v1 data product; YAML that `datacontract lint` reads).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: DescribeFormat,
+}
+
+/// Output formats of `mesh describe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DescribeFormat {
+    /// Tables for people.
+    Text,
+    /// The catalog's product record in protobuf's JSON mapping.
+    Json,
+    /// The ODCS v3.1.0 data contract, as YAML.
+    Odcs,
+    /// The ODPS v1.0.0 data product, as YAML.
+    Odps,
 }
 
 /// Output formats of `mesh query`.

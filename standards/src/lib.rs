@@ -24,9 +24,41 @@ pub struct Links {
     pub registry: Option<String>,
 }
 
-/// `document` as YAML.
+/// `document` as YAML. Timestamps are quoted: YAML 1.1 readers (PyYAML,
+/// and so `datacontract`) would otherwise read them as dates, not the
+/// strings the standards' schemas ask for.
 pub fn to_yaml(document: &Value) -> String {
-    serde_norway::to_string(document).unwrap_or_default()
+    let yaml = serde_norway::to_string(document).unwrap_or_default();
+    let mut out = String::with_capacity(yaml.len() + 64);
+    for line in yaml.lines() {
+        match line
+            .rfind(": ")
+            .map(|at| at + 2)
+            .or_else(|| line.trim_start().starts_with("- ").then(|| line.find("- ").unwrap_or(0) + 2))
+        {
+            Some(at) if looks_like_timestamp(&line[at..]) => {
+                out.push_str(&line[..at]);
+                out.push('\'');
+                out.push_str(&line[at..]);
+                out.push('\'');
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Whether a plain YAML scalar would be read as a timestamp by YAML 1.1
+/// (`2024-01-31T10:00:00Z`, `2024-01-31 10:00:00`).
+fn looks_like_timestamp(scalar: &str) -> bool {
+    let bytes = scalar.as_bytes();
+    bytes.len() >= 10
+        && bytes[..4].iter().all(u8::is_ascii_digit)
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes[5..7].iter().chain(&bytes[8..10]).all(u8::is_ascii_digit)
+        && scalar.bytes().all(|b| b.is_ascii_alphanumeric() || b":.-+ ".contains(&b))
 }
 
 /// The document's version: `<major>.<schema version>.0`, so a compatible

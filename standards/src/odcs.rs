@@ -78,8 +78,8 @@ fn column(column: &Column) -> Value {
         "string" | "bytes" => "string",
         "double" | "float" => "number",
         "bool" => "boolean",
-        "int32" | "int64" | "uint32" | "uint64" | "sint32" | "sint64" | "fixed32" | "fixed64" | "sfixed32"
-        | "sfixed64" => "integer",
+        "int32" | "int64" | "uint32" | "uint64" | "sint32" | "sint64" | "fixed32" | "fixed64"
+        | "sfixed32" | "sfixed64" => "integer",
         // Enums travel as their names; messages as objects.
         name if name.contains('.') => "object",
         _ => "string",

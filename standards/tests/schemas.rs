@@ -69,7 +69,10 @@ fn product() -> Product {
         latest_version: 3,
         versions: Vec::new(),
         deprecation: None,
-        input_ports: vec![InputPort { product: "customer.profiles".into(), status: ServingStatus::Serving as i32 }],
+        input_ports: vec![InputPort {
+            product: "customer.profiles".into(),
+            status: ServingStatus::Serving as i32,
+        }],
         create_time: time(1_690_000_000),
         update_time: time(1_700_000_000),
         data: Some(DataStatus {
@@ -93,8 +96,20 @@ fn product() -> Product {
     }
 }
 
+#[test]
+fn timestamps_stay_strings_for_yaml_1_1_readers() {
+    let yaml = to_yaml(
+        &serde_json::json!({"created": "2024-01-31T10:00:00.5Z", "list": ["2024-01-31T10:00:00Z"], "day": "2024-01-31", "version": "1.2.0"}),
+    );
+    assert_eq!(
+        yaml,
+        "created: '2024-01-31T10:00:00.5Z'\nlist:\n- '2024-01-31T10:00:00Z'\nday: '2024-01-31'\nversion: 1.2.0\n"
+    );
+}
+
 fn assert_valid(validator: &jsonschema::Validator, document: &Value) {
-    let errors: Vec<String> = validator.iter_errors(document).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    let errors: Vec<String> =
+        validator.iter_errors(document).map(|e| format!("{e} at {}", e.instance_path())).collect();
     assert!(errors.is_empty(), "{errors:#?}\n{}", to_yaml(document));
     let yaml = to_yaml(document);
     let reread: Value = serde_norway::from_str(&yaml).unwrap();
@@ -114,7 +129,10 @@ fn the_contract_is_valid_odcs_v3_and_carries_what_the_catalog_knows() {
     assert_eq!(properties[2]["logicalType"], "number");
     assert_eq!(properties[3]["logicalType"], "boolean");
     assert_eq!(document["schema"][0]["quality"][0]["name"], "unique_key");
-    assert_eq!(document["servers"][1]["location"], "https://payment.mesh.example:50052/v1/products/payment.card_spending/rows");
+    assert_eq!(
+        document["servers"][1]["location"],
+        "https://payment.mesh.example:50052/v1/products/payment.card_spending/rows"
+    );
     assert_eq!(document["team"]["members"][0]["username"], "payment-data@wooricard.example");
     assert_eq!(document["description"]["limitations"], "internal use");
     assert_eq!(document["slaProperties"][0]["value"], "quarterly");
@@ -125,7 +143,8 @@ fn the_contract_is_valid_odcs_v3_and_carries_what_the_catalog_knows() {
     assert!(!schema("odcs-v3.schema.json").is_valid(&wrong));
 
     let mut deprecated = product();
-    deprecated.deprecation = Some(Deprecation { message: "use v2".into(), deprecate_time: time(1_700_000_000) });
+    deprecated.deprecation =
+        Some(Deprecation { message: "use v2".into(), deprecate_time: time(1_700_000_000) });
     deprecated.endpoints.clear();
     deprecated.data = None;
     let document = contract(&deprecated, &Links::default());
@@ -146,7 +165,10 @@ fn the_data_product_is_valid_odps_v1_with_ports_from_endpoints_and_lineage() {
     assert_eq!(document["outputPorts"][1]["type"], "rest");
     assert_eq!(document["inputPorts"][0]["name"], "customer.profiles");
     assert_eq!(document["inputPorts"][0]["version"], "2.5.0");
-    assert_eq!(document["managementPorts"][1]["url"], "https://catalog.mesh.example:50050/v1/products/payment.card_spending/contract.odcs.yaml");
+    assert_eq!(
+        document["managementPorts"][1]["url"],
+        "https://catalog.mesh.example:50050/v1/products/payment.card_spending/contract.odcs.yaml"
+    );
     let document = data_product(&product(), &[], &Links::default());
     assert_valid(&schema("odps-v1.0.0.schema.json"), &document);
     assert_eq!(document["inputPorts"][0]["version"], "unknown");

@@ -41,7 +41,8 @@ impl Catalog {
         Ok(ListDomainsResponse { domains, next_page_token })
     }
 
-    pub(super) async fn list_products(
+    /// ListProducts for `caller`.
+    pub(crate) async fn list_products(
         &self,
         request: ListProductsRequest,
         caller: &Principal,
@@ -97,6 +98,16 @@ impl Catalog {
             String::new()
         };
         Ok(ListProductsResponse { products: found, next_page_token, total_size: total_size as i32 })
+    }
+
+    /// The latest version of product `id`, in full.
+    pub(crate) async fn product(&self, id: &str) -> Result<mesh_contracts::catalog::Product> {
+        let request =
+            GetProductRequest { name: id.to_owned(), view: ProductView::Full as i32, ..Default::default() };
+        let encoded = self.get_product_encoded(request).await?;
+        let response = <GetProductResponse as prost::Message>::decode(encoded)
+            .map_err(|e| RegistryError::Internal(format!("a cached answer does not decode: {e}")))?;
+        response.product.ok_or_else(|| RegistryError::ProductNotFound(id.to_owned()))
     }
 
     /// GetProduct, answered encoded (from the cache when it can be): the

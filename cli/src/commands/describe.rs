@@ -2,12 +2,43 @@
 
 use anyhow::Result;
 use comfy_table::Cell;
-use mesh_contracts::catalog::{Consumer, ListAgreementsRequest, ProductView};
+use mesh_contracts::catalog::{Consumer, ListAgreementsRequest, Product, ProductView};
 use mesh_contracts::product::{AccessMode, Classification, ProductOptions};
+use prost::Message;
 
-use crate::cli::{Cli, DescribeArgs};
+use crate::cli::{Cli, DescribeArgs, DescribeFormat};
 use crate::registry::{Registry, Source};
 use crate::style;
+
+/// Prints `product` as JSON, ODCS or ODPS (`format`), fetching its input
+/// products for the ODPS input ports.
+async fn print_document(registry: &mut Registry, product: &Product, format: DescribeFormat) -> Result<()> {
+    let links = mesh_standards::Links { registry: Some(registry.url().to_owned()) };
+    let text = match format {
+        DescribeFormat::Odcs => mesh_standards::to_yaml(&mesh_standards::contract(product, &links)),
+        DescribeFormat::Odps => {
+            let mut inputs = Vec::new();
+            for port in &product.input_ports {
+                if let Ok((entry, _)) = registry.product(&port.product, ProductView::Basic).await
+                    && let Some(input) = entry.product
+                {
+                    inputs.push(input);
+                }
+            }
+            mesh_standards::to_yaml(&mesh_standards::data_product(product, &inputs, &links))
+        }
+        _ => {
+            let pool = prost_reflect::DescriptorPool::decode(mesh_contracts::FILE_DESCRIPTOR_SET)?;
+            let json =
+                mesh_grpc::rest::proto_json(&pool, "mesh.catalog.v1.Product", &product.encode_to_vec())
+                    .map_err(|status| anyhow::anyhow!("{}", status.message()))?;
+            let value: serde_json::Value = serde_json::from_slice(&json)?;
+            format!("{}\n", serde_json::to_string_pretty(&value)?)
+        }
+    };
+    print!("{text}");
+    Ok(())
+}
 
 /// Prints the product's metadata and a table of its columns.
 pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
@@ -20,6 +51,9 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
         );
     }
     let product = entry.product.unwrap_or_default();
+    if args.format != DescribeFormat::Text {
+        return print_document(&mut registry, &product, args.format).await;
+    }
     let metadata = product.metadata.clone().unwrap_or_default();
 
     let mut about = style::table(&["", &product.product_id]);

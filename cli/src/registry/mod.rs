@@ -49,6 +49,11 @@ pub(crate) enum Source {
 }
 
 impl Registry {
+    /// The registry's URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     /// A client of the registry at `url`, calling with `credentials`.
     pub(crate) fn new(url: &str, timeout: Duration, credentials: &Credentials) -> Result<Self> {
         let channel = channel(url, timeout, credentials)?;

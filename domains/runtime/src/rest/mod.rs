@@ -12,12 +12,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::get;
 use bytes::Bytes;
 use http::HeaderValue;
+use mesh_grpc::rest::RestError;
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use prost_reflect::DescriptorPool;
 use serde::Serialize;
 use tonic::Status;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -49,41 +50,9 @@ impl Api {
     }
 }
 
-/// A refusal, answered as a Google-style JSON error, with the HTTP status
-/// of its code unless it says another.
-#[derive(Debug)]
-pub(crate) struct RestError(pub(crate) Status, Option<http::StatusCode>);
-
-impl RestError {
-    fn new(status: Status) -> Self {
-        Self(status, None)
-    }
-
-    /// 406: none of the media types the client accepts is served.
-    fn not_acceptable(message: String) -> Self {
-        Self(Status::invalid_argument(message), Some(http::StatusCode::NOT_ACCEPTABLE))
-    }
-}
-
-impl From<Status> for RestError {
-    fn from(status: Status) -> Self {
-        Self::new(status)
-    }
-}
-
 impl From<DomainError> for RestError {
     fn from(error: DomainError) -> Self {
         Self::new(error.into())
-    }
-}
-
-impl IntoResponse for RestError {
-    fn into_response(self) -> Response {
-        let mut response = mesh_grpc::rest::error_response(&self.0);
-        if let Some(status) = self.1 {
-            *response.status_mut() = status;
-        }
-        response
     }
 }
 
@@ -156,7 +125,7 @@ fn authenticated(extensions: &http::Extensions) -> std::result::Result<(), RestE
     operation_id = "listProducts",
     responses(
         (status = 200, description = "The products served", body = ProductList),
-        (status = 401, description = "No valid bearer token", body = openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = mesh_grpc::rest::ErrorBody),
     )
 )]
 async fn list_products(
@@ -188,7 +157,8 @@ async fn list_products(
             .collect::<Result<Vec<_>>>()
     })
     .await?;
-    Ok(json_response(&serde_json::to_vec(&ProductList { products }).unwrap_or_default()))
+    let body = serde_json::to_vec(&ProductList { products }).unwrap_or_default();
+    Ok(mesh_grpc::rest::ok_response(mesh_grpc::rest::JSON, body))
 }
 
 /// A product's `Describe` answer in protobuf's JSON mapping (field names as
@@ -198,12 +168,12 @@ async fn list_products(
     get,
     path = "/v1/products/{id}",
     operation_id = "describeProduct",
-    params(("id" = String, Path, description = "Product id, e.g. `payment.card_spending`")),
+    params(("id" = String, Path, description = "Product id: `<domain>.<product>`", pattern = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", example = "payment.card_spending")),
     responses(
         (status = 200, description = "The product's description", body = Object),
-        (status = 400, description = "A malformed id", body = openapi::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = openapi::ErrorBody),
-        (status = 404, description = "Not a product this domain serves", body = openapi::ErrorBody),
+        (status = 400, description = "A malformed id", body = mesh_grpc::rest::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = mesh_grpc::rest::ErrorBody),
+        (status = 404, description = "Not a product this domain serves", body = mesh_grpc::rest::ErrorBody),
     )
 )]
 async fn describe_product(
@@ -215,32 +185,17 @@ async fn describe_product(
     let Path(id) = path.map_err(|e| RestError::new(Status::invalid_argument(format!("id: {e}"))))?;
     let product = api.product(&id)?.product();
     let described = blocking(move || product.describe()).await?;
-    let message = api.pool.get_message_by_name("mesh.product.v1.DescribeResponse").ok_or_else(|| {
-        RestError::new(Status::internal("the contracts lack mesh.product.v1.DescribeResponse"))
-    })?;
-    let dynamic = DynamicMessage::decode(message, described.encode_to_vec().as_slice())
-        .map_err(|e| RestError::new(mesh_grpc::internal_status("serving a REST request", &e)))?;
-    let options = SerializeOptions::new().use_proto_field_name(true).skip_default_fields(false);
-    let mut body = Vec::new();
-    let mut serializer = serde_json::Serializer::new(&mut body);
-    dynamic
-        .serialize_with_options(&mut serializer, &options)
-        .map_err(|e| RestError::new(mesh_grpc::internal_status("serving a REST request", &e)))?;
-    Ok(json_response(&body))
+    let body = mesh_grpc::rest::proto_json(
+        &api.pool,
+        "mesh.product.v1.DescribeResponse",
+        &described.encode_to_vec(),
+    )?;
+    Ok(mesh_grpc::rest::ok_response(mesh_grpc::rest::JSON, body))
 }
 
 /// `GET /openapi.json`: this document (no token needed).
 async fn openapi_document(State(api): State<Arc<Api>>) -> Response {
-    json_response(&api.openapi)
-}
-
-/// A 200 answer with a JSON body, not to be cached (it may hold data).
-fn json_response(body: &[u8]) -> Response {
-    let mut response = Response::new(axum::body::Body::from(body.to_vec()));
-    let headers = response.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(mesh_grpc::rest::JSON));
-    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    mesh_grpc::rest::ok_response(mesh_grpc::rest::JSON, api.openapi.clone())
 }
 
 /// Runs `work` (which reads the store) on a blocking thread.

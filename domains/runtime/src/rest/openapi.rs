@@ -5,33 +5,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use mesh_grpc::rest::BearerTokens;
 use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaFormat, Type};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{KnownFormat, RefOr};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::error::{DomainError, Result};
 use crate::product::Product;
 use crate::schema::ColumnKind;
-
-/// A Google-style JSON error.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ErrorBody {
-    error: ErrorDetail,
-}
-
-/// What went wrong.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ErrorDetail {
-    /// The HTTP status.
-    code: u16,
-    /// The gRPC code's name, e.g. `INVALID_ARGUMENT`.
-    status: String,
-    /// What was wrong and what to do, naming the parameter or limit.
-    message: String,
-}
 
 /// One row: the columns asked for (all readable ones by default), named as
 /// in the contract. The schemas of each product's row are listed under
@@ -86,26 +67,11 @@ pub(crate) struct RowsParams {
         version = "1"
     ),
     paths(super::list_products, super::describe_product, super::rows::rows),
-    components(schemas(ErrorBody, ErrorDetail, Row, RowsPage, super::ProductList, super::ProductSummary)),
+    components(schemas(mesh_grpc::rest::ErrorBody, mesh_grpc::rest::ErrorDetail, Row, RowsPage, super::ProductList, super::ProductSummary)),
     modifiers(&BearerTokens),
     security(("bearer" = []))
 )]
 struct ApiDoc;
-
-/// Adds the bearer-token security scheme.
-struct BearerTokens;
-
-impl Modify for BearerTokens {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
-            ),
-        );
-    }
-}
 
 /// The document for a domain serving `products`, as JSON.
 pub(super) fn document(products: &[Arc<Product>]) -> Result<Bytes> {

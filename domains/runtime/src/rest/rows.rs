@@ -13,15 +13,17 @@ use mesh_contracts::product::QueryRequest;
 use tokio_stream::Stream;
 use tonic::Status;
 
-use super::{Api, RestError};
+use mesh_grpc::rest::RestError;
+
+use super::Api;
+use mesh_grpc::rest::number;
+
 use crate::output::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, RowFormat};
 use crate::scan::ScanStream;
 use crate::service::read;
 
 /// The query parameters the rows path takes.
 pub(crate) const PARAMETERS: [&str; 6] = ["filter", "select", "order_by", "limit", "page_size", "page_token"];
-/// Longest query string accepted (the filter's own limits apply after).
-const MAX_QUERY_BYTES: usize = 64 * 1024;
 
 /// A product's rows, read under the caller's agreement: one JSON page, or
 /// every matching row as NDJSON or CSV (by the `Accept` header). Columns
@@ -32,22 +34,22 @@ const MAX_QUERY_BYTES: usize = 64 * 1024;
     get,
     path = "/v1/products/{id}/rows",
     operation_id = "readRows",
-    params(("id" = String, Path, description = "Product id, e.g. `payment.card_spending`"), super::openapi::RowsParams),
+    params(("id" = String, Path, description = "Product id: `<domain>.<product>`", pattern = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", example = "payment.card_spending"), super::openapi::RowsParams),
     responses(
         (status = 200, description = "The rows", content(
             (super::openapi::RowsPage = "application/json"),
             (String = "application/x-ndjson"),
             (String = "text/csv"),
         )),
-        (status = 400, description = "A bad parameter, named in the message", body = super::openapi::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = super::openapi::ErrorBody),
-        (status = 403, description = "No agreement covers this read", body = super::openapi::ErrorBody),
-        (status = 404, description = "Not a product this domain serves", body = super::openapi::ErrorBody),
-        (status = 406, description = "None of the accepted media types is served", body = super::openapi::ErrorBody),
-        (status = 409, description = "The page token's data was reloaded since", body = super::openapi::ErrorBody),
-        (status = 429, description = "Too many queries running or waiting", body = super::openapi::ErrorBody),
-        (status = 503, description = "The domain is shutting down or its data cannot be read", body = super::openapi::ErrorBody),
-        (status = 504, description = "The query ran over its time budget", body = super::openapi::ErrorBody),
+        (status = 400, description = "A bad parameter, named in the message", body = mesh_grpc::rest::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = mesh_grpc::rest::ErrorBody),
+        (status = 403, description = "No agreement covers this read", body = mesh_grpc::rest::ErrorBody),
+        (status = 404, description = "Not a product this domain serves", body = mesh_grpc::rest::ErrorBody),
+        (status = 406, description = "None of the accepted media types is served", body = mesh_grpc::rest::ErrorBody),
+        (status = 409, description = "The page token's data was reloaded since", body = mesh_grpc::rest::ErrorBody),
+        (status = 429, description = "Too many queries running or waiting", body = mesh_grpc::rest::ErrorBody),
+        (status = 503, description = "The domain is shutting down or its data cannot be read", body = mesh_grpc::rest::ErrorBody),
+        (status = 504, description = "The query ran over its time budget", body = mesh_grpc::rest::ErrorBody),
     )
 )]
 pub(super) async fn rows(
@@ -129,27 +131,8 @@ fn parse(query: &str, format: RowFormat) -> (Result<QueryRequest, Status>, RowFo
     let mut request = QueryRequest::default();
     let mut page_size = None;
     let parsed = (|| {
-        if query.len() > MAX_QUERY_BYTES {
-            return Err(Status::invalid_argument(format!(
-                "the query string is {} bytes, more than the {MAX_QUERY_BYTES} accepted; narrow the filter",
-                query.len()
-            )));
-        }
-        let mut seen = Vec::new();
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            let Some(&known) = PARAMETERS.iter().find(|p| **p == name) else {
-                return Err(Status::invalid_argument(format!(
-                    "unknown query parameter `{}`; the parameters are {}",
-                    name.chars().take(100).collect::<String>().escape_debug(),
-                    PARAMETERS.join(", ")
-                )));
-            };
-            if seen.contains(&known) {
-                return Err(Status::invalid_argument(format!("{known}: given more than once; give it once")));
-            }
-            seen.push(known);
-            let value = value.into_owned();
-            match known {
+        for (name, value) in mesh_grpc::rest::query_parameters(query, &PARAMETERS)? {
+            match name {
                 "filter" => request.filter = value,
                 "order_by" => request.order_by = value,
                 "page_token" => request.resume_token = value,
@@ -164,21 +147,17 @@ fn parse(query: &str, format: RowFormat) -> (Result<QueryRequest, Status>, RowFo
                     request.read_mask = Some(prost_types::FieldMask { paths });
                 }
                 "limit" => {
-                    request.limit = value.parse().map_err(|_| {
-                        Status::invalid_argument(format!(
-                            "limit: `{}` is not a whole number of rows; use 0 or more (0: no limit)",
-                            value.chars().take(40).collect::<String>().escape_debug()
-                        ))
-                    })?;
+                    request.limit =
+                        number("limit", &value, "a whole number of rows; use 0 or more (0: no limit)")?
                 }
                 _ => {
                     let size: u32 =
-                        value.parse().ok().filter(|n| (1..=MAX_PAGE_SIZE).contains(n)).ok_or_else(|| {
-                            Status::invalid_argument(format!(
-                                "page_size: `{}` is not a number of rows from 1 to {MAX_PAGE_SIZE}",
-                                value.chars().take(40).collect::<String>().escape_debug()
-                            ))
-                        })?;
+                        number("page_size", &value, &format!("a number of rows from 1 to {MAX_PAGE_SIZE}"))?;
+                    if !(1..=MAX_PAGE_SIZE).contains(&size) {
+                        return Err(Status::invalid_argument(format!(
+                            "page_size: `{size}` is not a number of rows from 1 to {MAX_PAGE_SIZE}"
+                        )));
+                    }
                     if !matches!(format, RowFormat::JsonPage { .. }) {
                         return Err(Status::invalid_argument(
                             "page_size: only application/json answers come in pages; NDJSON and CSV stream \
@@ -247,7 +226,7 @@ mod tests {
     use super::*;
 
     fn accept(value: &str) -> Result<RowFormat, http::StatusCode> {
-        negotiate(Some(&HeaderValue::from_str(value).unwrap())).map_err(|e| e.1.unwrap_or_default())
+        negotiate(Some(&HeaderValue::from_str(value).unwrap())).map_err(|e| e.http_status())
     }
 
     #[test]

@@ -1,0 +1,197 @@
+//! The catalog's read API as JSON, on the registry's port, behind the same
+//! TLS and bearer tokens as gRPC: the products (with the filters of
+//! `ListProducts`), one product, and each product's contract in the open
+//! standards (ODCS v3 YAML, ODPS v1 YAML). Errors are Google-style JSON; the
+//! OpenAPI document is at `/openapi.json`.
+
+mod openapi;
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::get;
+use mesh_contracts::catalog::{ListProductsRequest, Product};
+use mesh_grpc::rest::{JSON, RestError, number, ok_response, proto_json, query_parameters};
+use mesh_standards::Links;
+use prost::Message;
+use prost_reflect::DescriptorPool;
+use tonic::Status;
+
+use crate::service::Catalog;
+
+/// The path of the OpenAPI document.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+/// The query parameters of the product list.
+const LIST_PARAMETERS: [&str; 6] = ["search", "domain", "owner", "tag", "page_size", "page_token"];
+
+/// What the handlers share.
+struct Api {
+    catalog: Catalog,
+    pool: DescriptorPool,
+    openapi: bytes::Bytes,
+}
+
+/// The registry's REST routes over `catalog`.
+pub fn router(catalog: Catalog) -> crate::error::Result<axum::Router> {
+    let pool = DescriptorPool::decode(mesh_contracts::FILE_DESCRIPTOR_SET)
+        .map_err(|e| crate::error::RegistryError::Internal(e.to_string()))?;
+    let api = Arc::new(Api { catalog, pool, openapi: openapi::document()? });
+    Ok(axum::Router::new()
+        .route("/v1/products", get(list_products))
+        .route("/v1/products/{id}", get(get_product))
+        .route("/v1/products/{id}/contract.odcs.yaml", get(odcs))
+        .route("/v1/products/{id}/product.odps.yaml", get(odps))
+        .route(
+            OPENAPI_PATH,
+            get(|State(api): State<Arc<Api>>| async move { ok_response(JSON, api.openapi.clone()) }),
+        )
+        .with_state(api))
+}
+
+/// Products matching the filters, a page at a time (`ListProducts`).
+#[utoipa::path(
+    get,
+    path = "/v1/products",
+    operation_id = "listProducts",
+    params(openapi::ListParams),
+    responses(
+        (status = 200, description = "A page of products: `products`, `next_page_token`, `total_size`", body = Object),
+        (status = 400, description = "A bad parameter, named in the message", body = mesh_grpc::rest::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = mesh_grpc::rest::ErrorBody),
+    )
+)]
+async fn list_products(
+    State(api): State<Arc<Api>>,
+    request: http::Request<axum::body::Body>,
+) -> Result<Response, RestError> {
+    let caller = mesh_grpc::authenticate::caller(request.extensions())?;
+    let mut list = ListProductsRequest::default();
+    for (name, value) in query_parameters(request.uri().query().unwrap_or(""), &LIST_PARAMETERS)? {
+        match name {
+            "search" => list.search = value,
+            "domain" => list.domain = value,
+            "owner" => list.owner = value,
+            "tag" => list.tag = value,
+            "page_token" => list.page_token = value,
+            _ => list.page_size = number("page_size", &value, "a whole number of products")?,
+        }
+    }
+    let page = api.catalog.list_products(list, &caller).await.map_err(|e| RestError::new(e.into()))?;
+    let body = proto_json(&api.pool, "mesh.catalog.v1.ListProductsResponse", &page.encode_to_vec())?;
+    Ok(ok_response(JSON, body))
+}
+
+/// One product: contract metadata, columns, endpoints, versions, lineage,
+/// data status (`GetProduct`, full view).
+#[utoipa::path(
+    get,
+    path = "/v1/products/{id}",
+    operation_id = "getProduct",
+    params(("id" = String, Path, description = "Product id: `<domain>.<product>`", pattern = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", example = "payment.card_spending")),
+    responses(
+        (status = 200, description = "The product", body = Object),
+        (status = 400, description = "A malformed id", body = mesh_grpc::rest::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = mesh_grpc::rest::ErrorBody),
+        (status = 404, description = "No such product", body = mesh_grpc::rest::ErrorBody),
+    )
+)]
+async fn get_product(
+    State(api): State<Arc<Api>>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    extensions: http::Extensions,
+) -> Result<Response, RestError> {
+    let product = product(&api, path, &extensions).await?;
+    Ok(ok_response(JSON, proto_json(&api.pool, "mesh.catalog.v1.Product", &product.encode_to_vec())?))
+}
+
+/// The product's data contract in ODCS v3.1.0, as YAML.
+#[utoipa::path(
+    get,
+    path = "/v1/products/{id}/contract.odcs.yaml",
+    operation_id = "getContractOdcs",
+    params(("id" = String, Path, description = "Product id: `<domain>.<product>`", pattern = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", example = "payment.card_spending")),
+    responses(
+        (status = 200, description = "The ODCS v3.1.0 data contract", content_type = "application/yaml", body = Object),
+        (status = 400, description = "A malformed id", body = mesh_grpc::rest::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = mesh_grpc::rest::ErrorBody),
+        (status = 404, description = "No such product", body = mesh_grpc::rest::ErrorBody),
+    )
+)]
+async fn odcs(
+    State(api): State<Arc<Api>>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    request: http::Request<axum::body::Body>,
+) -> Result<Response, RestError> {
+    let product = product(&api, path, request.extensions()).await?;
+    let document = mesh_standards::contract(&product, &links(&request));
+    Ok(ok_response(mesh_standards::YAML, mesh_standards::to_yaml(&document)))
+}
+
+/// The product in ODPS v1.0.0, as YAML.
+#[utoipa::path(
+    get,
+    path = "/v1/products/{id}/product.odps.yaml",
+    operation_id = "getProductOdps",
+    params(("id" = String, Path, description = "Product id: `<domain>.<product>`", pattern = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", example = "payment.card_spending")),
+    responses(
+        (status = 200, description = "The ODPS v1.0.0 data product", content_type = "application/yaml", body = Object),
+        (status = 400, description = "A malformed id", body = mesh_grpc::rest::ErrorBody),
+        (status = 401, description = "No valid bearer token", body = mesh_grpc::rest::ErrorBody),
+        (status = 404, description = "No such product", body = mesh_grpc::rest::ErrorBody),
+    )
+)]
+async fn odps(
+    State(api): State<Arc<Api>>,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    request: http::Request<axum::body::Body>,
+) -> Result<Response, RestError> {
+    let product = product(&api, path, request.extensions()).await?;
+    let inputs = inputs(&api.catalog, &product).await;
+    let document = mesh_standards::data_product(&product, &inputs, &links(&request));
+    Ok(ok_response(mesh_standards::YAML, mesh_standards::to_yaml(&document)))
+}
+
+/// The product the path names, for an authenticated caller.
+async fn product(
+    api: &Api,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    extensions: &http::Extensions,
+) -> Result<Product, RestError> {
+    mesh_grpc::authenticate::caller(extensions)?;
+    let Path(id) = path.map_err(|e| RestError::new(Status::invalid_argument(format!("id: {e}"))))?;
+    api.catalog.product(&id).await.map_err(|e| RestError::new(e.into()))
+}
+
+/// The input products of `product` the catalog knows (for their versions).
+pub(crate) async fn inputs(catalog: &Catalog, product: &Product) -> Vec<Product> {
+    let mut inputs = Vec::new();
+    for port in &product.input_ports {
+        if let Ok(input) = catalog.product(&port.product).await {
+            inputs.push(input);
+        }
+    }
+    inputs
+}
+
+/// The registry's own URL as the client reached it, for the documents' links.
+fn links<B>(request: &http::Request<B>) -> Links {
+    let host = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(ToString::to_string));
+    let scheme =
+        request.uri().scheme_str().unwrap_or(if is_tls(request) { "https" } else { "http" }).to_owned();
+    Links { registry: host.map(|host| format!("{scheme}://{host}")) }
+}
+
+/// Whether the request came over TLS (the transport records the peer's
+/// certificates, if any, only then).
+fn is_tls<B>(request: &http::Request<B>) -> bool {
+    request
+        .extensions()
+        .get::<tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>>()
+        .is_some()
+}
