@@ -36,6 +36,10 @@ pub struct RegistryConfig {
     /// What the registry trusts when it fetches an OIDC issuer's keys.
     #[command(flatten)]
     pub client_tls: mesh_grpc::ClientTlsArgs,
+
+    /// How the web catalog signs people in.
+    #[command(flatten)]
+    pub web: crate::web::WebArgs,
 }
 
 impl RegistryConfig {

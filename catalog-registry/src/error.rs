@@ -93,6 +93,9 @@ pub enum RegistryError {
     /// A blocking task panicked or was cancelled.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The flags do not make a working configuration.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl RegistryError {
@@ -124,7 +127,7 @@ impl From<RegistryError> for Status {
                 return Status::unavailable("the catalog database is busy; retry shortly");
             }
             RegistryError::Storage(_) => return mesh_grpc::internal_status("catalog storage", &error),
-            RegistryError::Grpc(_) | RegistryError::Internal(_) => {
+            RegistryError::Grpc(_) | RegistryError::Internal(_) | RegistryError::Config(_) => {
                 return mesh_grpc::internal_status("registry", &error);
             }
         };

@@ -17,6 +17,7 @@ pub mod server;
 pub mod service;
 pub mod store;
 pub mod validate;
+pub mod web;
 
 pub use clock::Clock;
 pub use config::RegistryConfig;

@@ -44,18 +44,28 @@ pub async fn serve_with_clock(
     let catalog = Catalog::new(store, tokens, config.lease_ttl, clock);
     let get_product = get_product_route(catalog.clone());
     let rest = crate::rest::router(catalog.clone())?;
+    let authenticate = config.auth.layer()?;
+    let web = crate::web::router(
+        catalog.clone(),
+        access.clone(),
+        authenticate.verifier(),
+        &config.web,
+        config.auth.auth_oidc_issuer.as_deref(),
+        config.tls.tls_cert.is_some(),
+    )?;
 
     tracing::info!(db = %db_path.display(), lease_ttl = ?config.lease_ttl, "catalog registry starting");
     MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &[CATALOG_SERVICE, ACCESS_SERVICE])
         .await?
         .tls(&config.tls)
-        .authenticate(config.auth.layer()?)
+        .authenticate(authenticate)
         .add_service(CatalogServiceServer::new(catalog))
         .add_service(AccessServiceServer::new(access))
         // GetProduct, the hot read, is answered from encoded bytes.
         .route(GET_PRODUCT_PATH, get_product)
         .rest(rest)
-        .public(&[crate::rest::OPENAPI_PATH])
+        .rest(web)
+        .public(&["/", "/favicon.ico", crate::web::WEB_PATH, crate::rest::OPENAPI_PATH])
         .serve(listener, shutdown)
         .await?;
     tracing::info!("catalog registry stopped");

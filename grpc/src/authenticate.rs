@@ -45,6 +45,11 @@ impl Authenticate {
         self
     }
 
+    /// The verifier checking tokens; none when every call passes.
+    pub fn verifier(&self) -> Option<Arc<Verifier>> {
+        self.verifier.clone()
+    }
+
     /// Requires a token for health (`close`) too.
     pub fn close_health(mut self, close: bool) -> Self {
         self.close_health = close;

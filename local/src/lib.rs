@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod mesh;
 
+pub use catalog_registry::web::LINK_TTL as SIGN_IN_LINK_TTL;
 pub use config::{MeshConfig, Ports};
 pub use error::{LocalError, Result};
 pub use mesh::{ADMIN_TOKEN_TTL, LocalMesh};

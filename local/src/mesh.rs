@@ -47,6 +47,8 @@ pub struct LocalMesh {
     pub issuer: Option<Arc<LocalIssuer>>,
     /// The CA the services' certificates chain to (None without TLS).
     pub ca_file: Option<PathBuf>,
+    /// One-time sign-in links of the registry's web catalog.
+    sign_in_links: catalog_registry::web::SignInLinks,
     products: HashMap<&'static str, Arc<Product>>,
     stop_registry: watch::Sender<bool>,
     stop_domains: watch::Sender<bool>,
@@ -128,6 +130,7 @@ impl LocalMesh {
             Some(issuer) => AuthArgs::local(issuer.jwks_file().to_owned()),
             None => AuthArgs { insecure_no_auth: true, ..AuthArgs::default() },
         };
+        let sign_in_links = catalog_registry::web::SignInLinks::default();
         let registry_config = RegistryConfig {
             addr: registry.addr,
             data_dir: config.data_dir.join("registry"),
@@ -136,6 +139,10 @@ impl LocalMesh {
             tls: tls.clone(),
             auth: auth.clone(),
             client_tls: Default::default(),
+            web: catalog_registry::web::WebArgs {
+                sign_in_links: sign_in_links.clone(),
+                ..Default::default()
+            },
         };
         let registry_task: Task = tokio::spawn(async move {
             catalog_registry::serve(&registry_config, registry.listener, until(registry_stopped)).await?;
@@ -212,6 +219,7 @@ impl LocalMesh {
             insight_url,
             issuer,
             ca_file,
+            sign_in_links,
             products,
             stop_registry,
             stop_domains,
@@ -229,6 +237,18 @@ impl LocalMesh {
             Some(issuer) => Ok(Credentials::issued(Arc::clone(issuer), subject, roles, ADMIN_TOKEN_TTL)?),
             None => Ok(Credentials::none()),
         }
+    }
+
+    /// A one-time link signing a browser in to the web catalog as `subject`
+    /// with `roles` (valid for 15 minutes, once); the catalog's front page
+    /// when the mesh runs without authentication.
+    pub fn web_sign_in_link(&self, subject: &str, roles: &[&str]) -> Result<String> {
+        let catalog = format!("{}{}", self.registry_url, catalog_registry::web::WEB_PATH);
+        let Some(issuer) = &self.issuer else { return Ok(catalog) };
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        let token = issuer.issue(subject, &roles, ADMIN_TOKEN_TTL, mesh_grpc::issuer::DEFAULT_AUDIENCE)?;
+        let code = self.sign_in_links.create(token);
+        Ok(format!("{catalog}/signin/link?code={code}"))
     }
 
     /// The product `id` (e.g. `payment.card_spending`) served by this mesh.

@@ -46,9 +46,12 @@ impl Access {
 
 /// What an owner (or the consumer) does to an agreement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Decision {
+pub(crate) enum Decision {
+    /// Grant a pending request.
     Approve,
+    /// Refuse a pending request, saying why.
     Deny,
+    /// End an agreement in force.
     Revoke,
 }
 
@@ -84,7 +87,7 @@ fn domain_of(product: &str) -> &str {
 }
 
 /// Whether `caller` owns `product` (or is an admin).
-fn owns(caller: &Principal, product: &str) -> bool {
+pub(crate) fn owns(caller: &Principal, product: &str) -> bool {
     caller.has_role_or_admin(&owner_role(domain_of(product)))
 }
 
@@ -106,7 +109,12 @@ fn agreement_id(name: &str) -> Result<i64> {
 }
 
 impl Access {
-    async fn request(&self, caller: Principal, request: RequestAccessRequest) -> Result<Agreement> {
+    /// RequestAccess for `caller`.
+    pub(crate) async fn request(
+        &self,
+        caller: Principal,
+        request: RequestAccessRequest,
+    ) -> Result<Agreement> {
         let product_id = validate::product_name("product", &request.product)?.to_owned();
         let now = self.clock.now_ms();
         self.store
@@ -160,7 +168,12 @@ impl Access {
             .await
     }
 
-    async fn list(&self, caller: Principal, request: ListAgreementsRequest) -> Result<Vec<Agreement>> {
+    /// ListAgreements for `caller`.
+    pub(crate) async fn list(
+        &self,
+        caller: Principal,
+        request: ListAgreementsRequest,
+    ) -> Result<Vec<Agreement>> {
         let product = match request.product.trim() {
             "" => None,
             name => Some(validate::product_name("product", name)?.to_owned()),
@@ -178,7 +191,8 @@ impl Access {
             .await
     }
 
-    async fn decide(
+    /// Approves, denies or revokes agreement `name` as `caller`.
+    pub(crate) async fn decide(
         &self,
         caller: Principal,
         name: &str,

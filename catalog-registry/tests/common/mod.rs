@@ -44,6 +44,7 @@ impl TestRegistry {
             lease_ttl,
             tls: Default::default(),
             client_tls: Default::default(),
+            web: Default::default(),
             auth: issuer.auth_args(),
         };
         let (stop, stopped) = oneshot::channel::<()>();

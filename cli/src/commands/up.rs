@@ -76,10 +76,24 @@ async fn renew_profile(mesh: &LocalMesh) -> Result<()> {
 
 fn print_next_steps(mesh: &LocalMesh, base_port: u16, profile: &std::path::Path) {
     let registry_url = &mesh.registry_url;
+    let catalog = match mesh.web_sign_in_link(ADMIN_SUBJECT, &[ADMIN]) {
+        Ok(link) => format!(
+            "web catalog: {link}\n  (signs this browser in as `{ADMIN_SUBJECT}` once, within {} minutes; later, sign in \
+             at {registry_url}/catalog with `mesh{} token print`)\n",
+            mesh_local::SIGN_IN_LINK_TTL.as_secs() / 60,
+            if registry_url == DEFAULT_REGISTRY {
+                String::new()
+            } else {
+                format!(" --registry {registry_url}")
+            }
+        ),
+        Err(error) => format!("web catalog: {registry_url}/catalog (no sign-in link: {error})\n"),
+    };
     let flag =
         if registry_url == DEFAULT_REGISTRY { String::new() } else { format!(" --registry {registry_url}") };
     println!(
         "the mesh is up: registry {registry_url}, customer :{}, payment :{}, insight :{}\n\
+         {catalog}\
          try:\n  mesh{flag} products\n  mesh{flag} describe payment.card_spending\n  \
          mesh{flag} query payment.card_spending --filter 'tot_use_am > 50000000' --order-by 'tot_use_am desc' --limit 10\n  \
          mesh{flag} query insight.segment_spending --filter 'hous_sido_nm = \"서울\"' --select bas_yh,life_stage,mbr_rk,customer_count,avg_use_am\n  \
