@@ -55,7 +55,11 @@ function showRows(box, rows, withheld) {
   box.setAttribute("data-state", "rows");
 }
 
-async function loadPreview(box) {
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// With an agreement just approved, the domain may not have it yet (it
+// fetches agreements every few seconds): a refusal is retried a few times.
+async function loadPreview(box, retries = box.dataset.agreement === "approved" ? 8 : 0) {
   const url = box.dataset.rowsUrl;
   let response;
   try {
@@ -71,6 +75,11 @@ async function loadPreview(box) {
   } catch (error) {
     showError(box, "The domain answered " + response.status + " without JSON.");
     return;
+  }
+  if (response.status === 403 && retries > 0) {
+    box.replaceChildren(element("p", "Waiting for the domain to receive your agreement…", "muted"));
+    await sleep(1000);
+    return loadPreview(box, retries - 1);
   }
   if (!response.ok) {
     const detail = body && body.error ? body.error.status + ": " + body.error.message : "HTTP " + response.status;

@@ -197,7 +197,8 @@ fn local_path(path: &str) -> String {
 }
 
 /// An HTML page with the headers every page gets: no caching, no framing,
-/// no referrer, scripts and styles only from the catalog, and fetches only
+/// no referrer outside the catalog (and so a true Origin on its forms),
+/// scripts and styles only from the catalog, and fetches only
 /// to the catalog and `connect` (the domains a preview reads).
 fn html(status: StatusCode, body: String, connect: &[String]) -> Response {
     let mut response = (status, body).into_response();
@@ -206,7 +207,7 @@ fn html(status: StatusCode, body: String, connect: &[String]) -> Response {
     headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(http::header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(http::header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(http::header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     let policy = format!(
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'{}; \
          form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",

@@ -252,10 +252,12 @@ async fn product_page(
     } else {
         Vec::new()
     };
-    let has_pending_or_approved = agreements.iter().any(|a| {
-        (&a.principal, &a.issuer) == me
-            && matches!(a.state(), AgreementState::Pending | AgreementState::Approved)
-    });
+    // One request waits at a time; with an agreement in force, a new
+    // request (for more columns) replaces it once approved.
+    let mine_in = |state: AgreementState| {
+        agreements.iter().any(|a| (&a.principal, &a.issuer) == me && a.state() == state)
+    };
+    let (has_pending, has_approved) = (mine_in(AgreementState::Pending), mine_in(AgreementState::Approved));
     let columns = product
         .columns
         .iter()
@@ -331,7 +333,8 @@ async fn product_page(
         columns,
         is_owner,
         owner_role: owner_role(&product.domain),
-        can_request: !open && !is_owner && !has_pending_or_approved,
+        can_request: !open && !is_owner && !has_pending,
+        widening: has_approved,
         mine,
         pending,
         in_force,

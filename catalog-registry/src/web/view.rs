@@ -194,6 +194,8 @@ pub(crate) struct ProductPage {
     pub is_owner: bool,
     pub owner_role: String,
     pub can_request: bool,
+    /// The visitor has an agreement in force: a request asks for more.
+    pub widening: bool,
     pub mine: Vec<AgreementRow>,
     pub pending: Vec<AgreementRow>,
     pub in_force: Vec<AgreementRow>,
