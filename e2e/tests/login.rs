@@ -30,11 +30,13 @@ fn provider() -> (Running, String) {
     (Running(child), line.trim().to_owned())
 }
 
-/// Starts the registry trusting the provider; returns it and its URL.
+/// Starts the registry trusting the provider (its web catalog signing in
+/// with the provider's `mesh-catalog` client); returns it and its URL.
 fn registry(dir: &Path, issuer: &str) -> (Running, String) {
     let mut command = Command::new(mesh_e2e::workspace_binary("catalog-registry"));
     command
         .args(["--addr", "127.0.0.1:0", "--auth-oidc-issuer", issuer, "--auth-role-claim", "groups"])
+        .args(["--web-oidc-client-id", "mesh-catalog"])
         .args(["--auth-role-map", "card-analysts=analyst,card-owners=owner:payment"])
         .arg("--data-dir")
         .arg(dir.join("registry"));
@@ -126,4 +128,17 @@ async fn a_person_signs_in_through_the_company_idp() {
     assert_eq!(status.code(), Some(1));
     assert!(rest.contains("error: the sign-in was denied"), "{rest}");
     assert!(!other.join("profiles").exists());
+}
+
+#[test]
+fn the_web_catalog_signs_people_in_through_the_idp_with_pkce() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_provider, issuer) = provider();
+    let (_registry, registry) = registry(dir.path(), &issuer);
+    let shots = common::screenshots("catalog-idp");
+    let report = common::run_browser(
+        "catalog_idp.py",
+        &serde_json::json!({ "catalog": registry, "screenshots": shots }),
+    );
+    assert!(report.contains("4 browser checks passed"), "{report}");
 }

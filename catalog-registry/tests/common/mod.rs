@@ -22,6 +22,8 @@ pub(crate) struct TestRegistry {
     pub client: CatalogServiceClient<MeshChannel>,
     /// The issuer the registry trusts.
     pub issuer: TestIssuer,
+    /// The web catalog's one-time sign-in links.
+    pub links: catalog_registry::web::SignInLinks,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -37,6 +39,7 @@ impl TestRegistry {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let issuer = TestIssuer::new(db.parent().unwrap());
+        let links = catalog_registry::web::SignInLinks::default();
         let config = RegistryConfig {
             addr,
             data_dir: db.parent().unwrap().to_path_buf(),
@@ -44,7 +47,7 @@ impl TestRegistry {
             lease_ttl,
             tls: Default::default(),
             client_tls: Default::default(),
-            web: Default::default(),
+            web: catalog_registry::web::WebArgs { sign_in_links: links.clone(), ..Default::default() },
             auth: issuer.auth_args(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
@@ -62,7 +65,7 @@ impl TestRegistry {
         });
         let admin = Credentials::token(&issuer.token("test-admin", &["admin"])).unwrap();
         let client = CatalogServiceClient::new(channel(addr, admin).await);
-        Self { addr, client, issuer, stop: Some(stop), task: Some(task) }
+        Self { addr, client, issuer, links, stop: Some(stop), task: Some(task) }
     }
 
     /// A token of `subject` with `roles`, signed by the trusted issuer.

@@ -140,3 +140,39 @@ pub(crate) fn run_ok(command: &mut std::process::Command) -> String {
     assert!(output.status.success(), "{command:?} failed:\n{}{}", stdout(&output), stderr(&output));
     stdout(&output)
 }
+
+/// A fresh folder for the screenshots of browser test `test`, under
+/// target/playwright/ (kept as test artifacts).
+pub(crate) fn screenshots(test: &str) -> PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/playwright").join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the Playwright script `script` of e2e/fixtures with `config` (as a
+/// JSON file), killing it after 4 minutes; its output, or a panic with it.
+pub(crate) fn run_browser(script: &str, config: &serde_json::Value) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let config_file = dir.path().join("config.json");
+    std::fs::write(&config_file, config.to_string()).unwrap();
+    let mut child = std::process::Command::new(tool("web-venv/bin/python"))
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(script))
+        .arg(&config_file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(240);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = child.wait_with_output().unwrap();
+    let report = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(output.status.success(), "{script} failed:\n{report}");
+    report
+}
