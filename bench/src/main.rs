@@ -15,6 +15,7 @@ mod memory;
 mod mesh;
 mod security;
 mod stream;
+mod web;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -76,6 +77,8 @@ enum Group {
     /// Reads under an agreement (lookup, pseudonyms, audit) against the
     /// owner's ungoverned reads; revocation to enforcement.
     Governance,
+    /// REST exports, the product page and the browser preview.
+    Web,
 }
 
 /// One line of the report.
@@ -304,6 +307,48 @@ async fn main() -> Result<()> {
             ratio: Some(latency),
             target: "<= 1.2",
             met: Some(latency <= 1.2),
+        });
+    }
+
+    if wanted(Group::Web) {
+        eprintln!("web: REST exports, the product page, the browser preview...");
+        let rows = mesh.payment.data_status()?.row_count as u64;
+        let (_, cli_s) = stream::cli_csv(&mesh.registry, &mesh.token, rows)?;
+        let cli = rate(rows, cli_s);
+        for (name, accept) in [
+            ("REST export as NDJSON (whole payment.card_spending)", "application/x-ndjson"),
+            ("REST export as CSV (whole payment.card_spending)", "text/csv"),
+        ] {
+            let (got, seconds) = web::rest_export(&mesh, accept).await?;
+            anyhow::ensure!(got == rows, "{accept}: {got} of {rows} rows");
+            let rest = rate(rows, seconds);
+            figures.push(Figure {
+                name,
+                measured: per_second(rest),
+                baseline: format!("{} csv", per_second(cli)),
+                ratio: Some(rest / cli),
+                target: ">= 0.8",
+                met: Some(rest / cli >= 0.8),
+            });
+        }
+        let (pages, jsons) = web::product_page(&mesh, args.calls.min(300)).await?;
+        let ((page50, page99), (json50, _)) = (latency::percentiles(pages), latency::percentiles(jsons));
+        figures.push(Figure {
+            name: "product page rendered server-side p50 / p99",
+            measured: format!("{} / {}", ms(page50), ms(page99)),
+            baseline: format!("{} json", ms(json50)),
+            ratio: Some(page50.as_secs_f64() / json50.as_secs_f64()),
+            target: "p50 <= 20 ms",
+            met: Some(page50 <= Duration::from_millis(20)),
+        });
+        let (shown, loaded) = web::browser_preview(&mesh, 7)?;
+        figures.push(Figure {
+            name: "browser preview of 50 rows after opening the page (median)",
+            measured: ms(shown),
+            baseline: format!("{} DOM ready", ms(loaded)),
+            ratio: Some(shown.as_secs_f64() / loaded.as_secs_f64()),
+            target: "<= 1 s",
+            met: Some(shown <= Duration::from_secs(1)),
         });
     }
 

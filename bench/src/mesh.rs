@@ -25,7 +25,14 @@ pub(crate) struct Mesh {
     pub token: String,
     /// The same token as credentials.
     pub credentials: Credentials,
-    _local: LocalMesh,
+    local: LocalMesh,
+}
+
+impl Mesh {
+    /// A one-time link signing a browser in to the web catalog as the bench.
+    pub(crate) fn web_sign_in_link(&self) -> Result<String> {
+        Ok(self.local.web_sign_in_link("bench", &["admin"])?)
+    }
 }
 
 /// A token of the local issuer kept in `issuer_dir` for the bench's calls.
@@ -81,7 +88,7 @@ impl Mesh {
             customer_url: local.customer_url.clone(),
             payment: product(payment::CARD_SPENDING.id)?,
             insight,
-            _local: local,
+            local,
         })
     }
 }

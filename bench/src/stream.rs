@@ -32,8 +32,7 @@ pub(crate) async fn in_process_scan(product: &Arc<Product>) -> Result<(u64, f64)
         admission: &admission,
         audit: None,
     };
-    let (mut stream, _) =
-        product.query(&QueryRequest::default(), RowFormat::Protobuf, &grant, reader).await?;
+    let mut stream = product.query(&QueryRequest::default(), RowFormat::Protobuf, &grant, reader).await?.rows;
     let mut bytes = 0u64;
     while let Some(batch) = tokio_stream::StreamExt::next(&mut stream).await {
         bytes += batch?.len() as u64;

@@ -22,6 +22,7 @@ function element(tag, text, className) {
 
 function showError(box, message) {
   box.replaceChildren(element("p", message, "preview-error"));
+  box.dataset.shownAt = performance.now().toFixed(1);
   box.setAttribute("data-state", "error");
 }
 
@@ -52,6 +53,7 @@ function showRows(box, rows, withheld) {
   const note = rows.length + " rows shown";
   parts.push(element("p", withheld ? note + "; left out by your agreement: " + withheld.split(",").join(", ") : note, "muted"));
   box.replaceChildren(...parts);
+  box.dataset.shownAt = performance.now().toFixed(1);
   box.setAttribute("data-state", "rows");
 }
 

@@ -141,6 +141,16 @@ async fn rest_reads_are_the_grpc_reads() {
         && record[1] == row.tot_use_am.to_string()
         && record[2] == row.bas_yh));
 
+    // The CSV is byte for byte what `mesh query --format csv` writes.
+    let cli = mesh
+        .mesh()
+        .args(["query", "payment.card_spending", "--format", "csv", "--filter", Q1])
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", common::stderr(&cli));
+    let rest = get(&base, &rows_path, Some(&admin), "text/csv").await.text().await.unwrap();
+    assert_eq!(rest, common::stdout(&cli));
+
     // The limit holds across pages; an empty result is an empty page.
     let (limited, pages) =
         all_pages(&base, &format!("{rows_path}&limit=150&page_size=100&order_by=tot_use_am%20desc"), &admin)

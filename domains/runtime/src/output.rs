@@ -1,12 +1,10 @@
-//! The forms a query's rows leave the domain in: `QueryResponse` batches in
-//! protobuf wire format for gRPC, and NDJSON, CSV or one JSON page for
-//! REST. One scan, one set of access rules and pseudonyms, several encodings,
-//! each written straight from SQLite's row without a value object per row.
+//! The forms a query's rows leave the domain in. Every scan writes
+//! `QueryResponse` batches in protobuf wire format (the access rules and
+//! pseudonyms applied as it encodes); gRPC sends them as they are, and REST
+//! turns them into NDJSON, CSV or one JSON page here, on another thread than
+//! the scan's, so a text export runs the two in parallel as a gRPC client
+//! does. One scan, one set of rules, several encodings.
 
-use rusqlite::types::ValueRef;
-
-use crate::encode::{RowEncoder, put_len_field};
-use crate::pseudonym::{PseudonymKey, TEXT_DIGITS};
 use crate::schema::{ColumnDef, ColumnKind};
 
 /// Most rows one JSON page may hold.
@@ -52,17 +50,19 @@ impl RowFormat {
     }
 }
 
-/// How one projected column is written as text.
+/// How one projected column is read from a row message and written as text.
 #[derive(Debug, Clone)]
 struct TextColumn {
+    number: u32,
+    kind: ColumnKind,
+    zigzag: bool,
+    float32: bool,
     /// `"name":`, for JSON objects.
     key: Vec<u8>,
-    kind: ColumnKind,
-    float32: bool,
-    pseudonym: bool,
 }
 
-/// One value of a row, read for the text formats.
+/// One value of a row.
+#[derive(Debug, Clone, Copy)]
 enum Cell<'a> {
     Text(&'a [u8]),
     Integer(i64),
@@ -71,186 +71,254 @@ enum Cell<'a> {
     Bool(bool),
 }
 
-/// Writes the rows of one query in its format.
-pub(crate) struct RowWriter {
+impl TextColumn {
+    /// The value a row message leaves out (proto3 omits defaults).
+    fn default_cell(&self) -> Cell<'static> {
+        match self.kind {
+            ColumnKind::String => Cell::Text(b""),
+            ColumnKind::Integer => Cell::Integer(0),
+            ColumnKind::Bool => Cell::Bool(false),
+            ColumnKind::Real if self.float32 => Cell::Float(0.0),
+            ColumnKind::Real => Cell::Real(0.0),
+        }
+    }
+}
+
+/// Turns the `QueryResponse` batches of one query into a text format.
+#[derive(Debug)]
+pub(crate) struct TextWriter {
     format: RowFormat,
-    proto: RowEncoder,
     columns: Vec<TextColumn>,
     names: Vec<String>,
-    pseudonyms: Option<PseudonymKey>,
     rows_field: u32,
     token_field: u32,
-    /// One encoded protobuf row.
-    row_bytes: Vec<u8>,
-    csv: csv_core::Writer,
-    /// Rows written in the current JSON page.
+    /// Rows written in the JSON page so far.
     in_page: u64,
 }
 
-impl RowWriter {
-    /// A writer of `format` for `columns` (the first columns of each result
-    /// row), delivering those marked in `pseudonymized` as pseudonyms under
-    /// `pseudonyms`; `rows_field` and `token_field` are the field numbers of
+impl TextWriter {
+    /// A writer of `format` for rows of `columns` (the query's projection,
+    /// in order); `rows_field` and `token_field` are the field numbers of
     /// the product's `QueryResponse`.
     pub(crate) fn new<'a>(
         format: RowFormat,
-        columns: impl IntoIterator<Item = &'a ColumnDef> + Clone,
-        pseudonymized: &[bool],
-        pseudonyms: Option<PseudonymKey>,
+        columns: impl IntoIterator<Item = &'a ColumnDef>,
         rows_field: u32,
         token_field: u32,
     ) -> Self {
-        let proto = RowEncoder::new(columns.clone(), pseudonymized, pseudonyms.clone());
         let (mut text_columns, mut names) = (Vec::new(), Vec::new());
-        for (i, column) in columns.into_iter().enumerate() {
+        for column in columns {
             let mut key = serde_json::to_vec(&column.name).unwrap_or_default();
             key.push(b':');
             text_columns.push(TextColumn {
-                key,
+                number: column.number,
                 kind: column.kind,
+                zigzag: column.zigzag,
                 float32: column.float32,
-                pseudonym: pseudonymized.get(i).copied().unwrap_or(false) && pseudonyms.is_some(),
+                key,
             });
             names.push(column.name.clone());
         }
-        Self {
-            format,
-            proto,
-            columns: text_columns,
-            names,
-            pseudonyms,
-            rows_field,
-            token_field,
-            row_bytes: Vec::with_capacity(4096),
-            csv: csv_core::Writer::new(),
-            in_page: 0,
-        }
+        Self { format, columns: text_columns, names, rows_field, token_field, in_page: 0 }
     }
 
     /// Writes what comes before the first row: CSV's header line, the
     /// opening of a JSON page.
-    pub(crate) fn begin(&mut self, batch: &mut Vec<u8>) {
+    pub(crate) fn begin(&mut self, out: &mut Vec<u8>) {
         match self.format {
             RowFormat::Csv => {
                 for (i, name) in self.names.iter().enumerate() {
-                    csv_field(&mut self.csv, i, name.as_bytes(), batch);
+                    csv_field(i, self.names.len(), name.as_bytes(), out);
                 }
-                csv_end(&mut self.csv, batch);
+                out.push(b'\n');
             }
-            RowFormat::JsonPage { .. } => batch.extend_from_slice(b"{\"rows\":["),
+            RowFormat::JsonPage { .. } => out.extend_from_slice(b"{\"rows\":["),
             RowFormat::Protobuf | RowFormat::Ndjson => {}
         }
     }
 
-    /// Appends `row` to `batch`.
-    pub(crate) fn row(&mut self, row: &rusqlite::Row<'_>, batch: &mut Vec<u8>) -> rusqlite::Result<()> {
+    /// Appends the rows of one encoded `QueryResponse`; its resume token.
+    pub(crate) fn batch<'b>(&mut self, batch: &'b [u8], out: &mut Vec<u8>) -> Result<&'b [u8], String> {
+        let mut token: &[u8] = b"";
+        let mut wire = Wire(batch);
+        while let Some((number, value)) = wire.field()? {
+            match value {
+                Value::Len(row) if number == self.rows_field => self.row(row, out)?,
+                Value::Len(bytes) if number == self.token_field => token = bytes,
+                _ => {}
+            }
+        }
+        Ok(token)
+    }
+
+    /// Ends a JSON page with `next_page_token` (empty on the last page).
+    pub(crate) fn end_page(&mut self, token: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(b"],\"next_page_token\":");
+        let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(token));
+        out.extend_from_slice(b"}\n");
+    }
+
+    /// Appends one row message, its columns in projection order and the
+    /// defaults proto3 left out filled in.
+    fn row(&mut self, message: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
         match self.format {
-            RowFormat::Protobuf => {
-                self.row_bytes.clear();
-                self.proto.encode(row, &mut self.row_bytes)?;
-                put_len_field(batch, self.rows_field, &self.row_bytes);
-            }
-            RowFormat::Ndjson => {
-                self.json_object(row, batch)?;
-                batch.push(b'\n');
-            }
             RowFormat::JsonPage { .. } => {
                 if self.in_page > 0 {
-                    batch.push(b',');
+                    out.push(b',');
                 }
                 self.in_page += 1;
-                self.json_object(row, batch)?;
+                out.push(b'{');
             }
-            RowFormat::Csv => self.csv_record(row, batch)?,
+            RowFormat::Ndjson => out.push(b'{'),
+            RowFormat::Csv | RowFormat::Protobuf => {}
         }
-        Ok(())
-    }
-
-    /// Whether every batch ends with a resume token (the gRPC stream); the
-    /// other formats stream rows only, or end their one page with one.
-    pub(crate) fn tokens_per_batch(&self) -> bool {
-        self.format == RowFormat::Protobuf
-    }
-
-    /// Ends a batch: the protobuf resume token after its last row, or the
-    /// JSON page's `next_page_token` (empty when no row follows).
-    pub(crate) fn end_batch(&mut self, batch: &mut Vec<u8>, token: Option<&str>) {
+        let mut next = 0;
+        let mut wire = Wire(message);
+        while let Some((number, value)) = wire.field()? {
+            let Some(offset) = self.columns[next..].iter().position(|c| c.number == number) else {
+                continue;
+            };
+            let at = next + offset;
+            for i in next..at {
+                self.cell(i, self.columns[i].default_cell(), out);
+            }
+            let column = &self.columns[at];
+            let cell = match (column.kind, value) {
+                (ColumnKind::String, Value::Len(text)) => Cell::Text(text),
+                (ColumnKind::Integer, Value::Varint(n)) if column.zigzag => {
+                    Cell::Integer((n >> 1) as i64 ^ -((n & 1) as i64))
+                }
+                (ColumnKind::Integer, Value::Varint(n)) => Cell::Integer(n as i64),
+                (ColumnKind::Bool, Value::Varint(n)) => Cell::Bool(n != 0),
+                (ColumnKind::Real, Value::Fixed64(bits)) => Cell::Real(f64::from_bits(bits)),
+                (ColumnKind::Real, Value::Fixed32(bits)) => Cell::Float(f32::from_bits(bits)),
+                _ => return Err(format!("row field {number} has an unexpected wire type")),
+            };
+            self.cell(at, cell, out);
+            next = at + 1;
+        }
+        for i in next..self.columns.len() {
+            self.cell(i, self.columns[i].default_cell(), out);
+        }
         match self.format {
-            RowFormat::Protobuf => {
-                if let Some(token) = token {
-                    put_len_field(batch, self.token_field, token.as_bytes());
-                }
-            }
-            RowFormat::JsonPage { .. } => {
-                batch.extend_from_slice(b"],\"next_page_token\":");
-                let token = serde_json::to_vec(token.unwrap_or_default()).unwrap_or_default();
-                batch.extend_from_slice(&token);
-                batch.extend_from_slice(b"}\n");
-            }
-            RowFormat::Ndjson | RowFormat::Csv => {}
+            RowFormat::JsonPage { .. } => out.push(b'}'),
+            RowFormat::Ndjson => out.extend_from_slice(b"}\n"),
+            RowFormat::Csv | RowFormat::Protobuf => out.push(b'\n'),
         }
-    }
-
-    /// Appends `row` as one JSON object with the proto field names.
-    fn json_object(&self, row: &rusqlite::Row<'_>, out: &mut Vec<u8>) -> rusqlite::Result<()> {
-        let mut scratch = [0u8; TEXT_DIGITS];
-        let mut number = itoa::Buffer::new();
-        out.push(b'{');
-        for (i, column) in self.columns.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(&column.key);
-            match cell(column, self.pseudonyms.as_ref(), i, row, &mut scratch)? {
-                Cell::Text(text) => {
-                    let text = String::from_utf8_lossy(text);
-                    let _ = serde_json::to_writer(&mut *out, text.as_ref());
-                }
-                Cell::Integer(n) => out.extend_from_slice(number.format(n).as_bytes()),
-                Cell::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
-                // Not finite: JSON has no such number.
-                Cell::Real(x) if !x.is_finite() => out.extend_from_slice(b"null"),
-                Cell::Float(x) if !x.is_finite() => out.extend_from_slice(b"null"),
-                Cell::Real(x) => {
-                    let _ = serde_json::to_writer(&mut *out, &x);
-                }
-                Cell::Float(x) => {
-                    let _ = serde_json::to_writer(&mut *out, &x);
-                }
-            }
-        }
-        out.push(b'}');
         Ok(())
     }
 
-    /// Appends `row` as one CSV record.
-    fn csv_record(&mut self, row: &rusqlite::Row<'_>, out: &mut Vec<u8>) -> rusqlite::Result<()> {
-        let mut scratch = [0u8; TEXT_DIGITS];
+    /// Appends column `i`'s value.
+    fn cell(&self, i: usize, cell: Cell<'_>, out: &mut Vec<u8>) {
         let mut number = itoa::Buffer::new();
-        let csv = &mut self.csv;
-        for (i, column) in self.columns.iter().enumerate() {
-            match cell(column, self.pseudonyms.as_ref(), i, row, &mut scratch)? {
-                Cell::Text(text) => csv_field(csv, i, text, out),
-                Cell::Integer(n) => csv_field(csv, i, number.format(n).as_bytes(), out),
-                Cell::Bool(b) => csv_field(csv, i, if b { b"true" } else { b"false" }, out),
-                Cell::Real(x) => csv_field(csv, i, x.to_string().as_bytes(), out),
-                Cell::Float(x) => csv_field(csv, i, x.to_string().as_bytes(), out),
+        if self.format == RowFormat::Csv {
+            let fields = self.columns.len();
+            return match cell {
+                Cell::Text(text) => csv_field(i, fields, text, out),
+                Cell::Integer(n) => csv_field(i, fields, number.format(n).as_bytes(), out),
+                Cell::Bool(b) => csv_field(i, fields, if b { b"true" } else { b"false" }, out),
+                Cell::Real(x) => csv_field(i, fields, x.to_string().as_bytes(), out),
+                Cell::Float(x) => csv_field(i, fields, x.to_string().as_bytes(), out),
+            };
+        }
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&self.columns[i].key);
+        match cell {
+            Cell::Text(text) => {
+                let _ = serde_json::to_writer(&mut *out, String::from_utf8_lossy(text).as_ref());
+            }
+            Cell::Integer(n) => out.extend_from_slice(number.format(n).as_bytes()),
+            Cell::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+            // Not finite: JSON has no such number.
+            Cell::Real(x) if !x.is_finite() => out.extend_from_slice(b"null"),
+            Cell::Float(x) if !x.is_finite() => out.extend_from_slice(b"null"),
+            Cell::Real(x) => {
+                let _ = serde_json::to_writer(&mut *out, &x);
+            }
+            Cell::Float(x) => {
+                let _ = serde_json::to_writer(&mut *out, &x);
             }
         }
-        csv_end(csv, out);
-        Ok(())
     }
 }
 
-/// Appends field `i` of a CSV record, quoted where needed (after a
-/// delimiter unless it is the first).
-fn csv_field(csv: &mut csv_core::Writer, i: usize, mut input: &[u8], out: &mut Vec<u8>) {
-    if i > 0 {
-        csv_write(out, 4, |buf| {
-            let (_, n) = csv.delimiter(buf);
-            n
-        });
+/// A field's value in protobuf wire format.
+#[derive(Debug, Clone, Copy)]
+enum Value<'a> {
+    Varint(u64),
+    Fixed64(u64),
+    Len(&'a [u8]),
+    Fixed32(u32),
+}
+
+/// Reads protobuf fields one after another.
+struct Wire<'a>(&'a [u8]);
+
+impl<'a> Wire<'a> {
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut value = 0u64;
+        for (i, byte) in self.0.iter().enumerate().take(10) {
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                self.0 = &self.0[i + 1..];
+                return Ok(value);
+            }
+        }
+        Err("a malformed varint in a row batch".into())
     }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.0.len() < n {
+            return Err("a row batch ends inside a field".into());
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    /// The next field number and value, or none at the end.
+    fn field(&mut self) -> Result<Option<(u32, Value<'a>)>, String> {
+        if self.0.is_empty() {
+            return Ok(None);
+        }
+        let tag = self.varint()?;
+        let number = (tag >> 3) as u32;
+        let value = match tag & 7 {
+            0 => Value::Varint(self.varint()?),
+            1 => Value::Fixed64(u64::from_le_bytes(self.take(8)?.try_into().unwrap_or_default())),
+            2 => {
+                let len = self.varint()? as usize;
+                Value::Len(self.take(len)?)
+            }
+            5 => Value::Fixed32(u32::from_le_bytes(self.take(4)?.try_into().unwrap_or_default())),
+            other => return Err(format!("wire type {other} in a row batch")),
+        };
+        Ok(Some((number, value)))
+    }
+}
+
+/// Appends field `i` of a CSV record of `fields` fields (after a delimiter
+/// unless it is the first) as the `csv` crate would: as it is when it needs
+/// no quotes (numbers, most text), empty as nothing (as `""` when it is the
+/// record's only field, so the record is not a blank line), else quoted by
+/// `csv_core` as RFC 4180 says.
+fn csv_field(i: usize, fields: usize, mut input: &[u8], out: &mut Vec<u8>) {
+    if i > 0 {
+        out.push(b',');
+    }
+    if input.is_empty() {
+        if fields == 1 {
+            out.extend_from_slice(b"\"\"");
+        }
+        return;
+    }
+    if !input.iter().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+        out.extend_from_slice(input);
+        return;
+    }
+    let mut csv = csv_core::Writer::new();
     loop {
         let mut consumed = 0;
         let mut done = false;
@@ -266,14 +334,7 @@ fn csv_field(csv: &mut csv_core::Writer, i: usize, mut input: &[u8], out: &mut V
             break;
         }
     }
-}
-
-/// Ends a CSV record (closing a quoted last field).
-fn csv_end(csv: &mut csv_core::Writer, out: &mut Vec<u8>) {
-    csv_write(out, 8, |buf| {
-        let (_, n) = csv.terminator(buf);
-        n
-    });
+    csv_write(out, 4, |buf| csv.finish(buf).1);
 }
 
 /// Lets `write` fill up to `room` bytes at the end of `out`; it returns
@@ -285,37 +346,77 @@ fn csv_write(out: &mut Vec<u8>, room: usize, write: impl FnOnce(&mut [u8]) -> us
     out.truncate(start + written);
 }
 
-/// Reads column `i` of `row` as a cell, with its pseudonym under
-/// `pseudonyms` in place of an identifier (`scratch` holds a text one).
-fn cell<'r>(
-    column: &TextColumn,
-    pseudonyms: Option<&PseudonymKey>,
-    i: usize,
-    row: &'r rusqlite::Row<'_>,
-    scratch: &'r mut [u8; TEXT_DIGITS],
-) -> rusqlite::Result<Cell<'r>> {
-    let pseudonyms = pseudonyms.filter(|_| column.pseudonym);
-    Ok(match (column.kind, row.get_ref(i)?) {
-        (ColumnKind::String, ValueRef::Text(text)) => match pseudonyms {
-            Some(key) if !text.is_empty() => {
-                key.text(text, scratch);
-                Cell::Text(scratch)
-            }
-            _ => Cell::Text(text),
-        },
-        (ColumnKind::String, _) => Cell::Text(b""),
-        (ColumnKind::Integer, ValueRef::Integer(n)) => {
-            Cell::Integer(pseudonyms.map_or(n, |key| key.integer(n)))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::{RowEncoder, put_len_field};
+    use crate::test_schema::schema;
+
+    /// `rows` (SQL selecting name, amount, score, flag, seq) encoded as a
+    /// `QueryResponse` batch as the scan does, then written as `format`.
+    fn write(format: RowFormat, rows: &str, columns: usize) -> String {
+        let schema = schema();
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut statement = conn.prepare(rows).unwrap();
+        let mut result = statement.query([]).unwrap();
+        let encoder = RowEncoder::new(schema.columns.iter().take(columns), &[], None);
+        let mut batch = Vec::new();
+        while let Some(row) = result.next().unwrap() {
+            let mut message = Vec::new();
+            encoder.encode(row, &mut message).unwrap();
+            put_len_field(&mut batch, 1, &message);
         }
-        (ColumnKind::Integer, _) => Cell::Integer(0),
-        (ColumnKind::Bool, value) => Cell::Bool(matches!(value, ValueRef::Integer(n) if n != 0)),
-        (ColumnKind::Real, value) => {
-            let x = match value {
-                ValueRef::Real(x) => x,
-                ValueRef::Integer(n) => n as f64,
-                _ => 0.0,
-            };
-            if column.float32 { Cell::Float(x as f32) } else { Cell::Real(x) }
+        put_len_field(&mut batch, 2, b"tok");
+        let mut writer = TextWriter::new(format, schema.columns.iter().take(columns), 1, 2);
+        let mut out = Vec::new();
+        writer.begin(&mut out);
+        let token = writer.batch(&batch, &mut out).unwrap().to_vec();
+        if matches!(format, RowFormat::JsonPage { .. }) {
+            writer.end_page(&token, &mut out);
         }
-    })
+        String::from_utf8(out).unwrap()
+    }
+
+    const ROWS: &str = "SELECT 'plain', 7, 2.5, 1, 'a' UNION ALL SELECT 'say \"hi\", ok', -3, 0.1, 0, '' \
+                        UNION ALL SELECT 'two\nlines', 0, 1e300, 0, '서울'";
+
+    #[test]
+    fn csv_is_what_the_csv_crate_writes_and_reads_back() {
+        let written = write(RowFormat::Csv, ROWS, 5);
+        let mut expected = csv::Writer::from_writer(Vec::new());
+        expected.write_record(["name", "amount", "score", "flag", "seq"]).unwrap();
+        expected.write_record(["plain", "7", "2.5", "true", "a"]).unwrap();
+        expected.write_record(["say \"hi\", ok", "-3", "0.1", "false", ""]).unwrap();
+        expected.write_record(["two\nlines", "0", &1e300f64.to_string(), "false", "서울"]).unwrap();
+        assert_eq!(written, String::from_utf8(expected.into_inner().unwrap()).unwrap());
+        let mut reader = csv::Reader::from_reader(written.as_bytes());
+        let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(&records[1][0], "say \"hi\", ok");
+        assert_eq!(&records[2][0], "two\nlines");
+        // A record of one empty field is `""`, not a blank line.
+        assert_eq!(write(RowFormat::Csv, "SELECT ''", 1), "name\n\"\"\n");
+    }
+
+    #[test]
+    fn json_rows_are_objects_with_the_proto_names_and_a_page_ends_with_its_token() {
+        let written = write(RowFormat::Ndjson, ROWS, 5);
+        let rows: Vec<serde_json::Value> =
+            written.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(
+            rows[0],
+            serde_json::json!({"name": "plain", "amount": 7, "score": 2.5, "flag": true, "seq": "a"})
+        );
+        assert_eq!(rows[1]["name"], "say \"hi\", ok");
+        assert_eq!(rows[2]["name"], "two\nlines");
+        assert_eq!(rows[2]["seq"], "서울");
+        let page: serde_json::Value =
+            serde_json::from_str(&write(RowFormat::JsonPage { page_size: 10 }, ROWS, 2)).unwrap();
+        assert_eq!(page["rows"].as_array().unwrap().len(), 3);
+        assert_eq!(page["rows"][1], serde_json::json!({"name": "say \"hi\", ok", "amount": -3}));
+        assert_eq!(page["next_page_token"], "tok");
+        let empty: serde_json::Value =
+            serde_json::from_str(&write(RowFormat::JsonPage { page_size: 10 }, "SELECT 1 WHERE 0", 1))
+                .unwrap();
+        assert_eq!(empty["rows"], serde_json::json!([]));
+    }
 }

@@ -59,6 +59,19 @@ pub struct Reader<'a> {
     pub audit: Option<Audit>,
 }
 
+/// A query started: its rows, the columns left out because the grant does
+/// not cover them, and the schema columns delivered, in order.
+#[derive(Debug)]
+pub struct Started {
+    /// Batches of encoded `QueryResponse` messages, then the error if the
+    /// scan did not finish.
+    pub rows: ScanStream,
+    /// Columns withheld from the caller.
+    pub withheld: Vec<String>,
+    /// Schema indexes of the columns each row holds, in order.
+    pub columns: Vec<usize>,
+}
+
 /// A product ready to serve.
 #[derive(Debug)]
 pub struct Product {
@@ -155,7 +168,7 @@ impl Product {
         format: RowFormat,
         grant: &Grant,
         reader: Reader<'_>,
-    ) -> Result<(ScanStream, Vec<String>), Status> {
+    ) -> Result<Started, Status> {
         let Reader { caller, peer, admission, mut audit } = reader;
         let refused = |status: Status, audit: Option<Audit>| {
             if let Some(audit) = audit {
@@ -170,7 +183,7 @@ impl Product {
                 return Err(refused(Status::from(error), audit));
             }
         };
-        let withheld = plan.withheld.clone();
+        let (withheld, columns) = (plan.withheld.clone(), plan.projection.clone());
         if let Some(audit) = &mut audit {
             audit.record.delivered_columns =
                 plan.projection.iter().map(|&c| self.schema.columns[c].name.clone()).collect();
@@ -193,7 +206,7 @@ impl Product {
             Some(stream),
             audit,
         );
-        Ok((scan, withheld))
+        Ok(Started { rows: scan, withheld, columns })
     }
 
     /// How SQLite will run `request` under `grant` (its `EXPLAIN QUERY

@@ -10,7 +10,7 @@ use std::path::Path;
 use crate::error::{DomainError, Result};
 
 /// Hex digits of a text pseudonym (128 bits).
-pub(crate) const TEXT_DIGITS: usize = 32;
+const TEXT_DIGITS: usize = 32;
 
 /// A pseudonym key: the mesh's, or one consumer's.
 #[derive(Clone, PartialEq, Eq)]

@@ -17,8 +17,8 @@ use tonic::Status;
 
 use crate::admission::{Admission, ScanSlot, StreamSlot};
 use crate::audit::{Audit, Ended};
+use crate::encode::{RowEncoder, put_len_field};
 use crate::error::{DomainError, Result};
-use crate::output::RowWriter;
 use crate::plan::QueryPlan;
 use crate::product::Product;
 use crate::store::load_id;
@@ -259,50 +259,44 @@ impl Scan<'_> {
         }
         let schema = &self.product.schema;
         let columns = plan.projection.iter().map(|&c| &schema.columns[c]);
-        let mut writer = RowWriter::new(
-            plan.format,
-            columns,
-            &plan.pseudonymized,
-            plan.pseudonyms.clone(),
-            self.product.shape.rows_field.number(),
-            self.product.token_field(),
-        );
+        let encoder = RowEncoder::new(columns, &plan.pseudonymized, plan.pseudonyms.clone());
+        let rows_field = self.product.shape.rows_field.number();
         let (key_start, key_len) = (plan.projection.len(), plan.sort.len());
+        // A page holds at most page_size rows; one more tells whether another page follows.
         let page_size = plan.format.page_size();
         let mut rows = statement.raw_query();
         let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES + 64 * 1024);
+        let mut row_bytes: Vec<u8> = Vec::with_capacity(4096);
         let mut last_key: Vec<Value> = Vec::with_capacity(key_len);
         let mut in_batch = 0u64;
         let mut more = false;
-        writer.begin(&mut batch);
         while let Some(row) = rows.next()? {
             if page_size.is_some_and(|size| in_batch == size) {
                 more = true;
                 break;
             }
-            writer.row(row, &mut batch)?;
+            row_bytes.clear();
+            encoder.encode(row, &mut row_bytes)?;
+            put_len_field(&mut batch, rows_field, &row_bytes);
             read_key(row, key_start, key_len, &mut last_key)?;
             in_batch += 1;
             if page_size.is_none() && batch.len() >= BATCH_BYTES {
-                let resumable = writer.tokens_per_batch();
-                self.flush(&mut writer, &mut batch, &last_key, &mut in_batch, load, resumable)?;
+                self.flush(&mut batch, &last_key, &mut in_batch, load, true)?;
             }
         }
-        // A protobuf stream sends no empty batch; the text formats always end
-        // theirs (a CSV header alone, an empty page).
-        if in_batch > 0 || !writer.tokens_per_batch() {
-            let resumable = writer.tokens_per_batch() || more;
-            self.flush(&mut writer, &mut batch, &last_key, &mut in_batch, load, resumable)?;
+        // A stream sends no empty batch; a page is sent even empty, with a
+        // token only when another page follows.
+        if in_batch > 0 || page_size.is_some() {
+            self.flush(&mut batch, &last_key, &mut in_batch, load, page_size.is_none() || more)?;
         }
         Ok(())
     }
 
     /// Sends the batch, ended with the resume token after its last row
-    /// when `resumable` and its format carries one, waiting for the client
-    /// at most the send timeout (and never past the query's budget).
+    /// when `resumable`, waiting for the client at most the send timeout
+    /// (and never past the query's budget).
     fn flush(
         &mut self,
-        writer: &mut RowWriter,
         batch: &mut Vec<u8>,
         last_key: &[Value],
         in_batch: &mut u64,
@@ -310,9 +304,10 @@ impl Scan<'_> {
         resumable: bool,
     ) -> Result<(), Stop> {
         let sent = self.sent + *in_batch;
-        let token = (resumable && *in_batch > 0)
-            .then(|| self.product.tokens().issue(&self.plan.point(last_key.to_vec(), sent, load)));
-        writer.end_batch(batch, token.as_deref());
+        if resumable && *in_batch > 0 {
+            let token = self.product.tokens().issue(&self.plan.point(last_key.to_vec(), sent, load));
+            put_len_field(batch, self.product.token_field(), token.as_bytes());
+        }
         let bytes = Bytes::copy_from_slice(batch);
         let size = bytes.len() as u64;
         batch.clear();

@@ -23,7 +23,7 @@ use crate::admission::Admission;
 use crate::audit::Audit;
 use crate::governance::Governance;
 use crate::output::RowFormat;
-use crate::product::{Product, Reader};
+use crate::product::{Product, Reader, Started};
 use crate::scan::ScanStream;
 
 /// Serves one product's service.
@@ -82,7 +82,7 @@ pub(crate) async fn read(
     caller: (&Principal, Option<SocketAddr>),
     query: Result<QueryRequest, Status>,
     format: RowFormat,
-) -> Result<(ScanStream, Vec<String>), Status> {
+) -> Result<Started, Status> {
     let (principal, peer) = caller;
     let governance =
         governance.ok_or_else(|| Status::unavailable("this product's access rules are not loaded"))?;
@@ -133,9 +133,9 @@ impl ServerStreamingService<Bytes> for QueryMethod {
                 Status::invalid_argument(format!("request is not a mesh.product.v1.QueryRequest: {e}"))
             });
             let caller = (&principal, peer);
-            let (stream, withheld) =
+            let Started { rows, withheld, .. } =
                 read(&product, &admission, governance.as_ref(), caller, query, RowFormat::Protobuf).await?;
-            let mut response = Response::new(stream);
+            let mut response = Response::new(rows);
             if let Ok(value) = withheld.join(",").parse()
                 && !withheld.is_empty()
             {

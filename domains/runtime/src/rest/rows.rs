@@ -3,14 +3,16 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::response::Response;
 use bytes::Bytes;
 use http::HeaderValue;
 use mesh_contracts::product::QueryRequest;
+use tokio::sync::mpsc;
 use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use mesh_grpc::rest::RestError;
@@ -18,7 +20,8 @@ use mesh_grpc::rest::RestError;
 use super::Api;
 use mesh_grpc::rest::number;
 
-use crate::output::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, RowFormat};
+use crate::output::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, RowFormat, TextWriter};
+use crate::product::Started;
 use crate::scan::ScanStream;
 use crate::service::read;
 
@@ -64,19 +67,33 @@ pub(super) async fn rows(
     let (query, format) = parse(request.uri().query().unwrap_or(""), format);
     let peer = peer(request.extensions());
     let (product, admission, governance) = service.read_path();
-    let (mut stream, withheld) =
-        read(&product, &admission, governance, (&principal, peer), query, format).await?;
+    let send_timeout = admission.limits().send_timeout;
+    let started = read(&product, &admission, governance, (&principal, peer), query, format).await?;
+    let Started { mut rows, withheld, columns } = started;
     // The first batch decides the status: a query refused inside the scan
     // (its token's data changed) is still an error response.
-    let first = match std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
+    let first = match std::future::poll_fn(|cx| Pin::new(&mut rows).poll_next(cx)).await {
         Some(Ok(batch)) => Some(batch),
         Some(Err(status)) => return Err(RestError::new(status)),
         None => None,
     };
-    let mut response = match format {
-        RowFormat::JsonPage { .. } => Response::new(axum::body::Body::from(first.unwrap_or_default())),
-        _ => Response::new(axum::body::Body::from_stream(RowBody { first, stream, format, failed: None })),
+    let columns = columns.iter().map(|&c| &product.schema.columns[c]);
+    let mut writer =
+        TextWriter::new(format, columns, product.shape.rows_field.number(), product.token_field());
+    let body = match format {
+        RowFormat::JsonPage { .. } => {
+            let mut page = Vec::new();
+            writer.begin(&mut page);
+            let token = match &first {
+                Some(batch) => writer.batch(batch, &mut page).map_err(|e| internal(&e))?,
+                None => b"".as_slice(),
+            };
+            writer.end_page(token, &mut page);
+            axum::body::Body::from(page)
+        }
+        _ => axum::body::Body::from_stream(transcode(first, rows, writer, format, send_timeout)),
     };
+    let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
     headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -87,6 +104,73 @@ pub(super) async fn rows(
         headers.insert(mesh_contracts::descriptor::WITHHELD_COLUMNS_HEADER, value);
     }
     Ok(response)
+}
+
+fn internal(error: &str) -> RestError {
+    RestError::new(mesh_grpc::internal_status("writing rows as text", &error))
+}
+
+/// Streams the text of `rows` (the first batch already read): a thread of
+/// its own turns each protobuf batch into `format` while the scan's thread
+/// reads the next. A failure after the first byte cannot change the status
+/// any more: NDJSON ends with an `{"error": ...}` line, and the body is then
+/// cut (so a client never takes a cut stream for a complete one). The
+/// thread ends when the client goes away, or reads nothing for the send
+/// timeout, and the scan with it.
+fn transcode(
+    first: Option<Bytes>,
+    mut rows: ScanStream,
+    mut writer: TextWriter,
+    format: RowFormat,
+    send_timeout: Duration,
+) -> ReceiverStream<Result<Bytes, std::io::Error>> {
+    let (sender, receiver) = mpsc::channel(2);
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let send = |item: Result<Bytes, std::io::Error>| {
+            runtime.block_on(async {
+                matches!(tokio::time::timeout(send_timeout, sender.send(item)).await, Ok(Ok(())))
+            })
+        };
+        let mut out = Vec::with_capacity(crate::scan::BATCH_BYTES * 2);
+        writer.begin(&mut out);
+        let mut next = first.map(Ok);
+        loop {
+            let item = match next.take() {
+                Some(item) => Some(item),
+                None => runtime.block_on(tokio_stream::StreamExt::next(&mut rows)),
+            };
+            match item {
+                Some(Ok(batch)) => {
+                    if let Err(error) = writer.batch(&batch, &mut out) {
+                        let status = mesh_grpc::internal_status("writing rows as text", &error);
+                        send(Err(std::io::Error::other(status.message().to_owned())));
+                        return;
+                    }
+                    if !send(Ok(Bytes::from(std::mem::take(&mut out)))) {
+                        return;
+                    }
+                    out.reserve(crate::scan::BATCH_BYTES * 2);
+                }
+                Some(Err(status)) => {
+                    if format == RowFormat::Ndjson {
+                        out.extend_from_slice(&mesh_grpc::rest::error_body(&status));
+                        out.push(b'\n');
+                        send(Ok(Bytes::from(std::mem::take(&mut out))));
+                    }
+                    send(Err(std::io::Error::other(status.message().to_owned())));
+                    return;
+                }
+                None => {
+                    if !out.is_empty() {
+                        send(Ok(Bytes::from(out)));
+                    }
+                    return;
+                }
+            }
+        }
+    });
+    ReceiverStream::new(receiver)
 }
 
 /// The format the `Accept` header asks for: the supported media type with
@@ -181,44 +265,6 @@ fn parse(query: &str, format: RowFormat) -> (Result<QueryRequest, Status>, RowFo
 fn peer(extensions: &http::Extensions) -> Option<std::net::SocketAddr> {
     let request = tonic::Request::from_parts(tonic::metadata::MetadataMap::new(), extensions.clone(), ());
     request.remote_addr()
-}
-
-/// A streamed answer: the batch already read, then the rest of the scan.
-/// A failure after the first byte cannot change the status any more:
-/// NDJSON ends with an `{"error": ...}` line, and the body is then cut
-/// (so a client never takes a cut stream for a complete one).
-struct RowBody {
-    first: Option<Bytes>,
-    stream: ScanStream,
-    format: RowFormat,
-    failed: Option<Status>,
-}
-
-impl Stream for RowBody {
-    type Item = Result<Bytes, std::io::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if let Some(first) = self.first.take() {
-            return Poll::Ready(Some(Ok(first)));
-        }
-        if let Some(status) = self.failed.take() {
-            return Poll::Ready(Some(Err(std::io::Error::other(status.message().to_owned()))));
-        }
-        match Pin::new(&mut self.stream).poll_next(cx) {
-            Poll::Ready(Some(Ok(batch))) => Poll::Ready(Some(Ok(batch))),
-            Poll::Ready(Some(Err(status))) if self.format == RowFormat::Ndjson => {
-                let mut line = mesh_grpc::rest::error_body(&status).to_vec();
-                line.push(b'\n');
-                self.failed = Some(status);
-                Poll::Ready(Some(Ok(Bytes::from(line))))
-            }
-            Poll::Ready(Some(Err(status))) => {
-                Poll::Ready(Some(Err(std::io::Error::other(status.message().to_owned()))))
-            }
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
-    }
 }
 
 #[cfg(test)]
