@@ -60,7 +60,7 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
         &pseudonym_key,
     ]);
     payment_args.extend(tls.iter().map(String::as_str));
-    let (_payment, _) = start("payment", &payment_args);
+    let (_payment, payment_addr) = start("payment", &payment_args);
 
     let mesh_with = |args: &[&str], token: &str| {
         Command::new(workspace_binary("mesh"))
@@ -105,4 +105,18 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
     assert_eq!(refused.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("the bearer token is not a well-formed JWT"), "{stderr}");
+
+    // REST on the same TLS port, to an HTTP/1.1-only client as well (both
+    // protocols are offered by ALPN), refused without the CA.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
+        let http1 = reqwest::Client::builder().add_root_certificate(ca).http1_only().build().unwrap();
+        let url = format!("https://{payment_addr}/v1/products/payment.card_spending/rows?select=seq&limit=2");
+        let response = http1.get(&url).bearer_auth(&token).header("accept", "text/csv").send().await.unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_11);
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap().lines().count(), 3);
+        assert!(reqwest::Client::new().get(&url).bearer_auth(&token).send().await.is_err(), "untrusted");
+    });
 }

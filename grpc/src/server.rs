@@ -158,7 +158,7 @@ impl MeshServer {
     /// still open are cut.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
         let addr = listener.local_addr()?;
-        let tls = self.tls.server_config()?;
+        let tls = self.tls.acceptor()?;
         if tls.is_none() {
             self.tls.check_plaintext(addr)?;
         }
@@ -166,11 +166,7 @@ impl MeshServer {
         let (health, services, grace) = (self.health, self.services, self.shutdown_grace);
         let authenticate = self.authenticate.public(&self.public);
         let (began, begun) = tokio::sync::oneshot::channel::<()>();
-        let mut builder = Server::builder();
-        if let Some(tls) = tls {
-            builder = builder.tls_config(tls).map_err(|e| crate::GrpcError::Tls(e.to_string()))?;
-        }
-        let serving = builder
+        let router = Server::builder()
             .accept_http1(true)
             .layer(authenticate)
             .initial_stream_window_size(Some(STREAM_WINDOW))
@@ -178,15 +174,21 @@ impl MeshServer {
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
-            .tcp_keepalive(Some(TCP_KEEPALIVE))
-            .add_routes(self.routes)
-            .serve_with_incoming_shutdown(incoming(listener), async {
-                shutdown.await;
-                for service in &services {
-                    health.set_service_status(service, ServingStatus::NotServing).await;
-                }
-                let _ = began.send(());
-            });
+            .add_routes(self.routes);
+        let stopping = async {
+            shutdown.await;
+            for service in &services {
+                health.set_service_status(service, ServingStatus::NotServing).await;
+            }
+            let _ = began.send(());
+        };
+        let serving: std::pin::Pin<Box<dyn Future<Output = _> + Send + '_>> = match tls {
+            Some(acceptor) => Box::pin(router.serve_with_incoming_shutdown(
+                crate::tls_incoming::accept(incoming(listener), acceptor),
+                stopping,
+            )),
+            None => Box::pin(router.serve_with_incoming_shutdown(incoming(listener), stopping)),
+        };
         let deadline = async {
             match begun.await {
                 Ok(()) => tokio::time::sleep(grace).await,
@@ -221,11 +223,12 @@ pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|source| crate::GrpcError::Bind { addr, source })
 }
 
-/// The connections `listener` accepts, with Nagle's algorithm off: a gRPC
+/// The connections `listener` accepts, with Nagle's algorithm off (a gRPC
 /// answer is written as several small frames, and without `TCP_NODELAY`
-/// each one after the first waits for the peer's delayed ACK (~40 ms).
+/// each one after the first waits for the peer's delayed ACK, ~40 ms) and
+/// TCP keepalive on.
 fn incoming(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true))
+    TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE))
 }
 
 #[cfg(test)]

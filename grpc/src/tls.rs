@@ -1,14 +1,18 @@
-//! TLS for every mesh server and client, through tonic's rustls support:
-//! a server's certificate and key (and, for mutual TLS, the CA its clients'
-//! certificates must chain to), and what clients trust. A server refuses to
+//! TLS for every mesh server and client, with rustls: a server's
+//! certificate and key (and, for mutual TLS, the CA its clients'
+//! certificates must chain to), offering HTTP/2 and HTTP/1.1 by ALPN so
+//! gRPC, REST clients and browsers share the port; and what clients trust
+//! (through tonic's rustls support). A server refuses to
 //! serve plaintext on an address other than loopback unless told so with a
 //! flag named to be noticed.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use crate::error::{GrpcError, Result};
 
@@ -40,17 +44,45 @@ fn read(what: &str, path: &Path) -> Result<Vec<u8>> {
 }
 
 impl TlsArgs {
-    /// The server TLS configuration the flags describe, if any.
-    pub fn server_config(&self) -> Result<Option<ServerTlsConfig>> {
+    /// The TLS acceptor the flags describe, if any: TLS 1.2 and 1.3,
+    /// HTTP/2 and HTTP/1.1 offered by ALPN, client certificates required
+    /// when --tls-client-ca names their CA.
+    pub fn acceptor(&self) -> Result<Option<tokio_rustls::TlsAcceptor>> {
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
             return Ok(None);
         };
-        let identity = Identity::from_pem(read("TLS certificate", cert)?, read("TLS key", key)?);
-        let mut config = ServerTlsConfig::new().identity(identity);
-        if let Some(ca) = &self.tls_client_ca {
-            config = config.client_ca_root(Certificate::from_pem(read("client CA", ca)?));
-        }
-        Ok(Some(config))
+        let bad = |what: &str, path: &Path, error: &dyn std::fmt::Display| {
+            GrpcError::Tls(format!("the {what} {} is not usable: {error}", path.display()))
+        };
+        let certs = CertificateDer::pem_slice_iter(&read("TLS certificate", cert)?)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| bad("TLS certificate", cert, &e))?;
+        let private_key =
+            PrivateKeyDer::from_pem_slice(&read("TLS key", key)?).map_err(|e| bad("TLS key", key, &e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| GrpcError::Tls(e.to_string()))?;
+        let builder = match &self.tls_client_ca {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for root in CertificateDer::pem_slice_iter(&read("client CA", ca)?) {
+                    roots
+                        .add(root.map_err(|e| bad("client CA", ca, &e))?)
+                        .map_err(|e| bad("client CA", ca, &e))?;
+                }
+                let verifier =
+                    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                        .build()
+                        .map_err(|e| bad("client CA", ca, &e))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut config =
+            builder.with_single_cert(certs, private_key).map_err(|e| bad("TLS certificate", cert, &e))?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
     }
 
     /// Refuses plaintext on `addr` unless it is loopback or the operator
