@@ -123,9 +123,7 @@ async fn odcs(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     request: http::Request<axum::body::Body>,
 ) -> Result<Response, RestError> {
-    let product = product(&api, path, request.extensions()).await?;
-    let document = mesh_standards::contract(&product, &links(&request));
-    Ok(ok_response(mesh_standards::YAML, mesh_standards::to_yaml(&document)))
+    standard(&api, path, request.extensions(), links(&request), Standard::Odcs).await
 }
 
 /// The product in ODPS v1.0.0, as YAML.
@@ -146,10 +144,42 @@ async fn odps(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     request: http::Request<axum::body::Body>,
 ) -> Result<Response, RestError> {
-    let product = product(&api, path, request.extensions()).await?;
-    let inputs = inputs(&api.catalog, &product).await;
-    let document = mesh_standards::data_product(&product, &inputs, &links(&request));
-    Ok(ok_response(mesh_standards::YAML, mesh_standards::to_yaml(&document)))
+    standard(&api, path, request.extensions(), links(&request), Standard::Odps).await
+}
+
+/// The open standards a product is published in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standard {
+    /// An ODCS v3 data contract.
+    Odcs,
+    /// An ODPS v1 data product.
+    Odps,
+}
+
+/// `product` in `standard`, as YAML, with the catalog's links under `links`.
+pub(crate) async fn document(
+    catalog: &Catalog,
+    product: &Product,
+    standard: Standard,
+    links: &Links,
+) -> String {
+    let document = match standard {
+        Standard::Odcs => mesh_standards::contract(product, links),
+        Standard::Odps => mesh_standards::data_product(product, &inputs(catalog, product).await, links),
+    };
+    mesh_standards::to_yaml(&document)
+}
+
+/// The product the path names in `standard`, as YAML.
+async fn standard(
+    api: &Api,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    extensions: &http::Extensions,
+    links: Links,
+    standard: Standard,
+) -> Result<Response, RestError> {
+    let product = product(api, path, extensions).await?;
+    Ok(ok_response(mesh_standards::YAML, document(&api.catalog, &product, standard, &links).await))
 }
 
 /// The product the path names, for an authenticated caller.
@@ -164,7 +194,7 @@ async fn product(
 }
 
 /// The input products of `product` the catalog knows (for their versions).
-pub(crate) async fn inputs(catalog: &Catalog, product: &Product) -> Vec<Product> {
+async fn inputs(catalog: &Catalog, product: &Product) -> Vec<Product> {
     let mut inputs = Vec::new();
     for port in &product.input_ports {
         if let Ok(input) = catalog.product(&port.product).await {

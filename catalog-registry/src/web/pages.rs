@@ -18,6 +18,7 @@ use super::view::{
     QualityRow, SearchPage, SearchQuery, VersionRow,
 };
 use super::{Visitor, Web, message_page, render};
+use crate::rest::Standard;
 
 /// Pages of 1000 products read for the facets, at most.
 const MAX_PAGES: usize = 20;
@@ -373,7 +374,7 @@ pub(super) async fn odcs(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    document(&web, &id, &headers, false).await
+    document(&web, &id, &headers, Standard::Odcs).await
 }
 
 /// `GET /catalog/products/{id}/product.odps.yaml`: the ODPS description, for the signed-in.
@@ -382,10 +383,10 @@ pub(super) async fn odps(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    document(&web, &id, &headers, true).await
+    document(&web, &id, &headers, Standard::Odps).await
 }
 
-async fn document(web: &Web, id: &str, headers: &HeaderMap, odps: bool) -> Response {
+async fn document(web: &Web, id: &str, headers: &HeaderMap, standard: Standard) -> Response {
     let visitor = match web.signed_in(headers, &format!("/catalog/products/{id}")).await {
         Ok(visitor) => visitor,
         Err(response) => return response,
@@ -403,13 +404,7 @@ async fn document(web: &Web, id: &str, headers: &HeaderMap, odps: bool) -> Respo
         }
     };
     let links = mesh_standards::Links { registry: Some(web.base_url(headers)) };
-    let document = if odps {
-        let inputs = crate::rest::inputs(&web.catalog, &product).await;
-        mesh_standards::data_product(&product, &inputs, &links)
-    } else {
-        mesh_standards::contract(&product, &links)
-    };
-    let mut response = mesh_standards::to_yaml(&document).into_response();
+    let mut response = crate::rest::document(&web.catalog, &product, standard, &links).await.into_response();
     let response_headers = response.headers_mut();
     response_headers
         .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));

@@ -50,6 +50,11 @@ fn sign_in_page(web: &Web, status: StatusCode, next: &str, error: Option<String>
     response
 }
 
+/// The sign-in page saying why signing in did not work.
+fn refused(web: &Web, status: StatusCode, next: &str, message: String) -> Response {
+    sign_in_page(web, status, next, Some(message))
+}
+
 /// Starts a session for `token` if it verifies; the response sends the
 /// browser on (`page`: by a page of the catalog's own, after an IdP).
 async fn start_session(web: &Web, token: String, next: &str, page: bool) -> Result<Response, String> {
@@ -112,12 +117,9 @@ pub(super) async fn with_token(
             add_cookie(&mut response, set_cookie(SIGNIN_COOKIE, "", "Strict", web.tls, Duration::ZERO));
             response
         }
-        Err(message) => sign_in_page(
-            &web,
-            StatusCode::UNAUTHORIZED,
-            &next,
-            Some(format!("The token was refused: {message}")),
-        ),
+        Err(message) => {
+            refused(&web, StatusCode::UNAUTHORIZED, &next, format!("The token was refused: {message}"))
+        }
     }
 }
 
@@ -133,11 +135,11 @@ pub(super) async fn with_link(State(web): State<Arc<Web>>, RawQuery(raw): RawQue
     };
     match start_session(&web, token, "/catalog", false).await {
         Ok(response) => response,
-        Err(message) => sign_in_page(
+        Err(message) => refused(
             &web,
             StatusCode::UNAUTHORIZED,
             "/catalog",
-            Some(format!("The link's token was refused: {message}")),
+            format!("The link's token was refused: {message}"),
         ),
     }
 }
@@ -168,12 +170,9 @@ pub(super) async fn with_idp(
             );
             response
         }
-        Err(message) => sign_in_page(
-            &web,
-            StatusCode::BAD_GATEWAY,
-            &next,
-            Some(format!("The IdP could not be reached: {message}")),
-        ),
+        Err(message) => {
+            refused(&web, StatusCode::BAD_GATEWAY, &next, format!("The IdP could not be reached: {message}"))
+        }
     }
 }
 
@@ -194,11 +193,11 @@ pub(super) async fn callback(
     };
     if let Some(error) = params.get("error") {
         let detail = params.get("error_description").map_or(error.as_str(), String::as_str);
-        return sign_in_page(
+        return refused(
             &web,
             StatusCode::UNAUTHORIZED,
             "/catalog",
-            Some(format!("The IdP did not sign you in: {detail}")),
+            format!("The IdP did not sign you in: {detail}"),
         );
     }
     let (Some(code), Some(state)) = (params.get("code"), params.get("state")) else {
@@ -220,12 +219,9 @@ pub(super) async fn callback(
             add_cookie(&mut response, set_cookie(OIDC_COOKIE, "", "Lax", web.tls, Duration::ZERO));
             response
         }
-        Err(message) => sign_in_page(
-            &web,
-            StatusCode::UNAUTHORIZED,
-            "/catalog",
-            Some(format!("Signing in failed: {message}")),
-        ),
+        Err(message) => {
+            refused(&web, StatusCode::UNAUTHORIZED, "/catalog", format!("Signing in failed: {message}"))
+        }
     }
 }
 
