@@ -110,6 +110,43 @@ impl ProductShape {
     pub fn options(&self) -> ProductOptions {
         product_options(&self.service)
     }
+
+    /// The catalog entry's fields that come from the contract: service, row
+    /// type, options, description (the service's comment) and columns (with
+    /// their annotations, or their comments as descriptions).
+    pub fn catalog_entry(&self) -> crate::catalog::Product {
+        let file = self.row_type.parent_file_descriptor_proto();
+        let columns = self
+            .row_type
+            .fields()
+            .map(|field| {
+                let options = column_options(&field);
+                let description = if options.description.is_empty() {
+                    leading_comment(file, field.path())
+                } else {
+                    options.description.clone()
+                };
+                crate::catalog::Column {
+                    name: field.name().to_owned(),
+                    number: field.number() as i32,
+                    r#type: type_name(&field),
+                    repeated: field.is_list(),
+                    description,
+                    classification: options.classification,
+                    source_column: options.source_column,
+                    unit: options.unit,
+                }
+            })
+            .collect();
+        crate::catalog::Product {
+            service: self.service.full_name().to_owned(),
+            row_type: self.row_type.full_name().to_owned(),
+            description: leading_comment(self.service.parent_file_descriptor_proto(), self.service.path()),
+            columns,
+            metadata: Some(self.options()),
+            ..Default::default()
+        }
+    }
 }
 
 fn check_query(query: &MethodDescriptor, problems: &mut Vec<String>) -> Option<FieldDescriptor> {

@@ -1,9 +1,7 @@
 //! Reading a registered product's contract out of its descriptor set.
 
-use mesh_contracts::catalog::{Column, Product};
-use mesh_contracts::descriptor::{
-    ProductShape, ShapeError, column_options, leading_comment, service_descriptor_set, type_name,
-};
+use mesh_contracts::catalog::Product;
+use mesh_contracts::descriptor::{ProductShape, ShapeError, service_descriptor_set};
 use prost_reflect::DescriptorPool;
 use sha2::{Digest, Sha256};
 
@@ -72,14 +70,7 @@ impl Contract {
         }
         let descriptor_set = service_descriptor_set(&shape.service);
         let fingerprint = hex(&Sha256::digest(&descriptor_set));
-        let entry = Product {
-            service: shape.service.full_name().to_owned(),
-            row_type: shape.row_type.full_name().to_owned(),
-            description: leading_comment(shape.service.parent_file_descriptor_proto(), shape.service.path()),
-            columns: columns(&shape),
-            metadata: Some(metadata),
-            ..Default::default()
-        };
+        let entry = shape.catalog_entry();
         Ok(Self { shape, descriptor_set, fingerprint, entry })
     }
 
@@ -93,32 +84,6 @@ impl Contract {
         text.extend(metadata.tags.iter().map(String::as_str));
         text.join("\n").to_lowercase()
     }
-}
-
-fn columns(shape: &ProductShape) -> Vec<Column> {
-    let file = shape.row_type.parent_file_descriptor_proto();
-    shape
-        .row_type
-        .fields()
-        .map(|field| {
-            let options = column_options(&field);
-            let description = if options.description.is_empty() {
-                leading_comment(file, field.path())
-            } else {
-                options.description.clone()
-            };
-            Column {
-                name: field.name().to_owned(),
-                number: field.number() as i32,
-                r#type: type_name(&field),
-                repeated: field.is_list(),
-                description,
-                classification: options.classification,
-                source_column: options.source_column,
-                unit: options.unit,
-            }
-        })
-        .collect()
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -98,6 +98,31 @@ async fn the_catalog_reads_as_json_and_exports_valid_odcs_and_odps() {
     validate("odps-v1.0.0.schema.json", &odps_file);
     assert!(odps.contains("- name: payment.card_spending"), "input ports from lineage:\n{odps}");
 
+    // Each domain publishes its own product's documents too, valid the same way.
+    let domain_odcs = get(
+        &format!("{}/v1/products/payment.card_spending/contract.odcs.yaml", mesh.payment_url),
+        Some(&token),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let domain_file = dir.path().join("domain.odcs.yaml");
+    std::fs::write(&domain_file, &domain_odcs).unwrap();
+    validate("odcs-v3.schema.json", &domain_file);
+    assert!(domain_odcs.contains(&format!("endpointUrl: {}", mesh.payment_url)), "{domain_odcs}");
+    let insight_url = mesh.insight_url.clone().unwrap();
+    let domain_odps =
+        get(&format!("{insight_url}/v1/products/insight.segment_spending/product.odps.yaml"), Some(&token))
+            .await
+            .text()
+            .await
+            .unwrap();
+    let domain_file = dir.path().join("domain.odps.yaml");
+    std::fs::write(&domain_file, &domain_odps).unwrap();
+    validate("odps-v1.0.0.schema.json", &domain_file);
+    assert!(domain_odps.contains("- name: customer.profiles"), "{domain_odps}");
+
     // `mesh describe --format` prints the same documents.
     for (format, product, served) in
         [("odcs", "payment.card_spending", &odcs), ("odps", "insight.segment_spending", &odps)]

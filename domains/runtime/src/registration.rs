@@ -24,6 +24,18 @@ const PROBE_EVERY: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
+/// `product`'s data status with the consumers `audit` recorded in the last
+/// 30 days, as the catalog is told (blocking).
+pub(crate) fn reported_status(product: &Product, audit: Option<&AuditLog>) -> crate::Result<DataStatus> {
+    let mut data = product.data_status()?;
+    if let Some(audit) = audit {
+        let since = std::time::SystemTime::now() - CONSUMERS_PERIOD;
+        let since_ms = since.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
+        data.consumers = audit.consumers(product.spec.id, since_ms, MAX_CONSUMERS)?;
+    }
+    Ok(data)
+}
+
 /// One product to keep registered.
 #[derive(Clone)]
 pub(crate) struct Registration {
@@ -50,16 +62,7 @@ impl Registration {
     /// on without it).
     async fn data(&self) -> Option<DataStatus> {
         let (product, audit) = (Arc::clone(&self.product), self.audit.clone());
-        let read = move || -> crate::Result<DataStatus> {
-            let mut data = product.data_status()?;
-            if let Some(audit) = audit {
-                let since = std::time::SystemTime::now() - CONSUMERS_PERIOD;
-                let since_ms =
-                    since.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
-                data.consumers = audit.consumers(product.spec.id, since_ms, MAX_CONSUMERS)?;
-            }
-            Ok(data)
-        };
+        let read = move || reported_status(&product, audit.as_ref());
         match tokio::task::spawn_blocking(read).await {
             Ok(Ok(data)) => Some(data),
             Ok(Err(error)) => {

@@ -7,6 +7,7 @@
 
 mod openapi;
 mod rows;
+mod standards;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,11 +31,13 @@ use crate::service::ProductService;
 /// The path of the OpenAPI document.
 pub const OPENAPI_PATH: &str = "/openapi.json";
 
-/// What the REST handlers share: the domain's products by id.
+/// What the REST handlers share: the domain's products by id, and the URL
+/// it advertises.
 struct Api {
     products: BTreeMap<&'static str, ProductService>,
     openapi: Bytes,
     pool: DescriptorPool,
+    advertise: String,
 }
 
 impl Api {
@@ -56,18 +59,24 @@ impl From<DomainError> for RestError {
     }
 }
 
-/// The REST routes of a domain serving `services`, with CORS for browsers
-/// on `cors_origins` (no cross-origin access when empty).
-pub fn router(services: &[ProductService], cors_origins: &[HeaderValue]) -> Result<axum::Router> {
+/// The REST routes of a domain serving `services` at `advertise`, with CORS
+/// for browsers on `cors_origins` (no cross-origin access when empty).
+pub fn router(
+    services: &[ProductService],
+    advertise: &str,
+    cors_origins: &[HeaderValue],
+) -> Result<axum::Router> {
     let pool = DescriptorPool::decode(mesh_contracts::FILE_DESCRIPTOR_SET)
         .map_err(|e| DomainError::Schema(e.to_string()))?;
     let products: BTreeMap<_, _> = services.iter().map(|s| (s.product().spec.id, s.clone())).collect();
     let openapi = openapi::document(services.iter().map(|s| s.product()).collect::<Vec<_>>().as_slice())?;
-    let api = Arc::new(Api { products, openapi, pool });
+    let api = Arc::new(Api { products, openapi, pool, advertise: advertise.to_owned() });
     let router = axum::Router::new()
         .route("/v1/products", get(list_products))
         .route("/v1/products/{id}", get(describe_product))
         .route("/v1/products/{id}/rows", get(rows::rows))
+        .route("/v1/products/{id}/contract.odcs.yaml", get(standards::odcs))
+        .route("/v1/products/{id}/product.odps.yaml", get(standards::odps))
         .route(OPENAPI_PATH, get(openapi_document))
         .with_state(api);
     if cors_origins.is_empty() {

@@ -66,7 +66,13 @@ pub(crate) struct RowsParams {
                        (`mesh token print`).",
         version = "1"
     ),
-    paths(super::list_products, super::describe_product, super::rows::rows),
+    paths(
+        super::list_products,
+        super::describe_product,
+        super::rows::rows,
+        super::standards::odcs,
+        super::standards::odps
+    ),
     components(schemas(mesh_grpc::rest::ErrorBody, mesh_grpc::rest::ErrorDetail, Row, RowsPage, super::ProductList, super::ProductSummary)),
     modifiers(&BearerTokens),
     security(("bearer" = []))
