@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
-use mesh_contracts::descriptor::ProductShape;
+use mesh_contracts::descriptor::{ProductShape, RESUME_TOKEN_FIELD};
 use mesh_contracts::product::QueryRequest;
 use mesh_grpc::codec::RawCodec;
 use prost::Message;
@@ -23,21 +23,26 @@ use crate::wire::RowReader;
 
 /// Runs the query and writes the rows.
 pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
-    let target = Target::resolve(cli, &args.product, args.endpoint.as_deref()).await?;
+    let mut target = Target::resolve(cli, &args.product, args.endpoint.as_deref()).await?;
     let shape = target.shape()?;
     let mut columns = columns(&shape, &args.select)?;
     let format =
         args.format.unwrap_or(if std::io::stdout().is_terminal() { Format::Table } else { Format::Csv });
     let mut cap = RowCap::new(format, args.limit, args.max_rows);
-    let request = QueryRequest {
+    let mut request = QueryRequest {
         filter: args.filter.clone().unwrap_or_default(),
         read_mask: (!args.select.is_empty()).then(|| prost_types::FieldMask { paths: args.select.clone() }),
         order_by: args.order_by.clone().unwrap_or_default(),
         limit: cap.request_limit(args.limit) as i64,
         resume_token: String::new(),
     };
-    let (mut stream, withheld) =
-        open_stream(&target, &request, cli).await.map_err(|e| query_error(&target, args, e))?;
+    let (mut stream, withheld) = loop {
+        match open_stream(&target, &request, cli).await {
+            Ok(opened) => break opened,
+            Err(status) if another_endpoint(&mut target, &status, 0) => {}
+            Err(status) => return Err(query_error(&target, args, status)),
+        }
+    };
     if !withheld.is_empty() {
         columns.retain(|c| !withheld.iter().any(|w| w == c.name()));
         eprintln!(
@@ -51,6 +56,7 @@ pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
     let mut sink = Sink::new(format, &columns, args.max_rows)?;
     let progress = Progress::new(format);
     let decoder = Decoder::new(&shape, &columns);
+    let token_field = shape.query.output().get_field_by_name(RESUME_TOKEN_FIELD).map(|f| f.number());
     loop {
         let Ok(next) = tokio::time::timeout(args.idle_timeout, stream.message()).await else {
             bail!(
@@ -64,8 +70,23 @@ pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
         let batch = match next {
             Ok(Some(batch)) => batch,
             Ok(None) => break,
+            // A replica that fails mid-stream: the rest comes from another,
+            // from the last resume token, so no row is lost or repeated.
+            Err(status) if another_endpoint(&mut target, &status, cap.rows) => {
+                stream = loop {
+                    match open_stream(&target, &request, cli).await {
+                        Ok((stream, _)) => break stream,
+                        Err(status) if another_endpoint(&mut target, &status, cap.rows) => {}
+                        Err(status) => return Err(query_error(&target, args, status)),
+                    }
+                };
+                continue;
+            }
             Err(status) => return Err(query_error(&target, args, status)),
         };
+        if let Some(token) = token_field.and_then(|field| resume_token(&batch, field)) {
+            request.resume_token = token;
+        }
         match decoder.read(&batch, &mut sink, &mut cap) {
             Ok(ControlFlow::Continue(())) => progress.update(cap.rows),
             Ok(ControlFlow::Break(())) => break,
@@ -74,6 +95,64 @@ pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
     }
     progress.finish(cap.rows);
     sink.finish(cap.more()).or_else(quiet_on_broken_pipe)
+}
+
+/// Whether `status` is worth trying another replica for (it is down,
+/// shutting down, overloaded or failed), and one is left: then `target`
+/// moves on to it, saying so on stderr.
+fn another_endpoint(target: &mut Target, status: &tonic::Status, rows: u64) -> bool {
+    use tonic::Code;
+    let retry = matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::Internal | Code::ResourceExhausted | Code::Cancelled
+    );
+    let failed = target.endpoint.clone();
+    if !retry || !target.next_endpoint() {
+        return false;
+    }
+    eprintln!(
+        "note: {} failed after {rows} rows ({}); continuing on {}",
+        style::safe(&failed),
+        style::safe(status.message()),
+        style::safe(&target.endpoint)
+    );
+    true
+}
+
+/// The resume token at the end of an encoded batch (field `field`).
+fn resume_token(batch: &[u8], field: u32) -> Option<String> {
+    let mut rest = batch;
+    let mut token = None;
+    let varint = |rest: &mut &[u8]| -> Option<u64> {
+        let mut value = 0u64;
+        for (i, byte) in rest.iter().enumerate().take(10) {
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                *rest = &rest[i + 1..];
+                return Some(value);
+            }
+        }
+        None
+    };
+    while !rest.is_empty() {
+        let tag = varint(&mut rest)?;
+        let size = match tag & 7 {
+            0 => {
+                varint(&mut rest)?;
+                0
+            }
+            1 => 8,
+            2 => varint(&mut rest)? as usize,
+            5 => 4,
+            _ => return None,
+        };
+        let value = rest.get(..size)?;
+        if tag >> 3 == u64::from(field) && tag & 7 == 2 {
+            token = Some(String::from_utf8_lossy(value).into_owned());
+        }
+        rest = &rest[size..];
+    }
+    token
 }
 
 /// Calls the product's `Query` with `request`, rows left encoded; with the
@@ -261,6 +340,17 @@ impl Progress {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_resume_token_is_found_after_the_rows() {
+        let mut batch = Vec::new();
+        // rows = 1 (two rows), then resume_token = 2.
+        batch.extend([0x0a, 2, 0x08, 1, 0x0a, 0]);
+        batch.extend([0x12, 3, b'a', b'b', b'c']);
+        assert_eq!(super::resume_token(&batch, 2).as_deref(), Some("abc"));
+        assert_eq!(super::resume_token(&batch[..6], 2), None);
+        assert_eq!(super::resume_token(&[0x12, 9, b'a'], 2), None, "a cut field is not a token");
+    }
+
     #[test]
     fn column_numbers_are_read_from_filter_errors() {
         assert_eq!(super::column_of("filter: unknown field `x` at column 12; valid fields: a"), Some(12));

@@ -17,8 +17,10 @@ use crate::style;
 
 /// What is needed to call and decode a product.
 pub(crate) struct Target {
-    /// The domain endpoint to call.
+    /// The domain endpoint being called.
     pub(crate) endpoint: String,
+    /// The endpoints still to try after it, in order.
+    pub(crate) fallbacks: Vec<String>,
     /// The product service's full name.
     pub(crate) service: String,
     /// The contract: the service's files, options kept.
@@ -54,12 +56,14 @@ impl Target {
                 crate::style::safe(&deprecation.message)
             );
         }
-        let endpoint = match endpoint {
-            Some(endpoint) => endpoint.to_owned(),
-            None => serving_endpoint(&product)?,
+        let mut endpoints = match endpoint {
+            Some(endpoint) => vec![endpoint.to_owned()],
+            None => endpoints(&product)?,
         };
+        let endpoint = endpoints.remove(0);
         Ok(Self {
             endpoint,
+            fallbacks: endpoints,
             service: product.service.clone(),
             descriptor_set: entry.descriptor_set,
             entry: Some(product),
@@ -89,6 +93,7 @@ impl Target {
                 );
                 return Ok(Self {
                     endpoint: endpoint.to_owned(),
+                    fallbacks: Vec::new(),
                     service: described.service,
                     descriptor_set: described.descriptor_set,
                     entry: None,
@@ -96,6 +101,15 @@ impl Target {
             }
         }
         bail!("{endpoint} does not serve `{product}`")
+    }
+
+    /// Moves on to the next endpoint, if any is left.
+    pub(crate) fn next_endpoint(&mut self) -> bool {
+        if self.fallbacks.is_empty() {
+            return false;
+        }
+        self.endpoint = self.fallbacks.remove(0);
+        true
     }
 
     /// The product service and its row type, from the contract.
@@ -120,19 +134,23 @@ impl Target {
     }
 }
 
-/// The first serving endpoint of `product`, else its first one.
-fn serving_endpoint(product: &Product) -> Result<String> {
-    product
-        .endpoints
-        .iter()
-        .find(|e| e.status() == ServingStatus::Serving)
-        .or_else(|| product.endpoints.first())
-        .map(|e| e.uri.clone())
-        .ok_or_else(|| {
-            anyhow!(
-                "{} has no endpoint in the catalog (status: {}); pass --endpoint if you know where it is served",
-                product.product_id,
-                style::status_word(product.status())
-            )
-        })
+/// The endpoints of `product` to call, in order: the serving ones starting
+/// at a random one (so callers spread over replicas), then the others.
+fn endpoints(product: &Product) -> Result<Vec<String>> {
+    let (serving, others): (Vec<_>, Vec<_>) =
+        product.endpoints.iter().partition(|e| e.status() == ServingStatus::Serving);
+    let mut ordered: Vec<String> = serving.iter().map(|e| e.uri.clone()).collect();
+    if !ordered.is_empty() {
+        let start = rand::random_range(0..ordered.len());
+        ordered.rotate_left(start);
+    }
+    ordered.extend(others.iter().map(|e| e.uri.clone()));
+    if ordered.is_empty() {
+        bail!(
+            "{} has no endpoint in the catalog (status: {}); pass --endpoint if you know where it is served",
+            product.product_id,
+            style::status_word(product.status())
+        );
+    }
+    Ok(ordered)
 }

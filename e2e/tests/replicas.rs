@@ -1,0 +1,132 @@
+//! Two replicas of the payment domain over one database, both registered
+//! as endpoints of payment.card_spending: `mesh query` picks one, and when
+//! that one is killed with `kill -9` in the middle of an export it goes on
+//! on the other from its last resume token: every row exactly once.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mesh_e2e::{Running, workspace_binary};
+use mesh_grpc::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
+
+const CUSTOMERS: u64 = 25_000;
+const QUARTERS: u64 = 2;
+
+fn path(p: &Path) -> String {
+    p.to_str().unwrap().to_owned()
+}
+
+/// A payment replica over the data in `dir`, registering at `registry`.
+fn replica(dir: &Path, registry: &str) -> (Running, String) {
+    let mut command = Command::new(workspace_binary("payment"));
+    command
+        .args(["--addr", "127.0.0.1:0", "--registry", registry, "--auth-issuer", "mesh-local"])
+        .args(["--customers", &CUSTOMERS.to_string(), "--quarters", &QUARTERS.to_string()])
+        .arg("--data-dir")
+        .arg(dir.join("payment"))
+        .arg("--auth-jwks")
+        .arg(dir.join("issuer/jwks.json"))
+        .arg("--issuer-dir")
+        .arg(dir.join("issuer"))
+        .arg("--pseudonym-key")
+        .arg(dir.join("pseudonym.key"));
+    mesh_e2e::serve(command)
+}
+
+/// The server port of the established connection of process `pid` to one
+/// of `ports`.
+fn connected_port(pid: u32, ports: &[u16]) -> Option<u16> {
+    let output = Command::new("ss").args(["-tnpH", "state", "established"]).output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines().filter(|line| line.contains(&format!("pid={pid},"))).find_map(|line| {
+        let peer = line.split_whitespace().nth(3)?;
+        let port: u16 = peer.rsplit(':').next()?.parse().ok()?;
+        ports.contains(&port).then_some(port)
+    })
+}
+
+#[test]
+fn a_query_goes_on_on_another_replica_when_its_replica_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = LocalIssuer::open_or_create(&dir.path().join("issuer")).unwrap();
+    let token = issuer.issue("ops", &["admin".into()], Duration::from_secs(600), DEFAULT_AUDIENCE).unwrap();
+    mesh_grpc::private_files::create_secret(&dir.path().join("pseudonym.key")).unwrap();
+    let mut registry = Command::new(workspace_binary("catalog-registry"));
+    registry
+        .args(["--addr", "127.0.0.1:0", "--auth-issuer", "mesh-local", "--auth-jwks"])
+        .arg(dir.path().join("issuer/jwks.json"))
+        .args(["--data-dir", &path(&dir.path().join("registry"))]);
+    let (_registry, registry_addr) = mesh_e2e::serve(registry);
+    let registry = format!("http://{registry_addr}");
+    let mesh = |args: &[&str]| {
+        let mut command = Command::new(workspace_binary("mesh"));
+        command
+            .args(["--registry", &registry])
+            .args(args)
+            .env("MESH_TOKEN", &token)
+            .env("MESH_CACHE_DIR", dir.path().join("cache"))
+            .env("MESH_CONFIG_DIR", dir.path().join("config"))
+            .env("NO_COLOR", "1");
+        command
+    };
+
+    // The first replica loads the data; the second finds it loaded.
+    let (first, first_addr) = replica(dir.path(), &registry);
+    let started = Instant::now();
+    while !mesh(&["query", "payment.card_spending", "--limit", "1"]).output().unwrap().status.success() {
+        assert!(started.elapsed() < Duration::from_secs(120), "the first replica never served");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (second, second_addr) = replica(dir.path(), &registry);
+    let started = Instant::now();
+    loop {
+        let described = mesh(&["describe", "payment.card_spending", "--format", "json"]).output().unwrap();
+        let product: serde_json::Value = serde_json::from_slice(&described.stdout).unwrap_or_default();
+        let serving = product["endpoints"]
+            .as_array()
+            .map_or(0, |e| e.iter().filter(|e| e["status"] == "SERVING_STATUS_SERVING").count());
+        if serving == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the second replica never registered: {product}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let port = |addr: &str| addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let ports = [port(&first_addr), port(&second_addr)];
+
+    // An export starts on one replica; that replica is killed mid-stream.
+    // Every column: far more than the connection's flow-control windows
+    // hold, so the replica is still sending when it dies.
+    let mut export = mesh(&["query", "payment.card_spending", "--format", "csv"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(export.stdout.take().unwrap()).lines();
+    let mut rows: Vec<String> = lines.by_ref().take(5_001).map(Result::unwrap).collect();
+    // The export is paused on its full pipe: find its replica and kill it.
+    let serving = connected_port(export.id(), &ports).expect("the export's connection to a replica");
+    let mut replicas = [first, second];
+    let victim = if serving == ports[0] { 0 } else { 1 };
+    replicas[victim].0.kill().unwrap(); // SIGKILL
+    replicas[victim].0.wait().unwrap();
+    rows.extend(lines.map(Result::unwrap));
+    let output = export.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("continuing on"), "the export went on on the other replica: {stderr}");
+
+    // Every row exactly once.
+    assert!(rows[0].starts_with("bas_yh,seq,tot_use_am,"), "{}", rows[0]);
+    let data = &rows[1..];
+    assert_eq!(data.len() as u64, CUSTOMERS * QUARTERS, "{stderr}");
+    let key = |row: &String| row.splitn(3, ',').take(2).collect::<Vec<_>>().join(",");
+    let keys: HashSet<String> = data.iter().map(key).collect();
+    assert_eq!(keys.len(), data.len(), "no row repeated");
+}
