@@ -62,13 +62,27 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // With an agreement just approved, the domain may not have it yet (it
 // fetches agreements every few seconds): a refusal is retried a few times.
 async function loadPreview(box, retries = box.dataset.agreement === "approved" ? 8 : 0) {
-  const url = box.dataset.rowsUrl;
+  // The domain's URLs in order of preference: the first that answers is used.
+  const urls = box.dataset.rowsUrls.split(" ");
   let response;
+  let token;
   try {
-    const token = await sessionToken();
-    response = await fetch(url, { headers: { authorization: "Bearer " + token, accept: "application/json" } });
+    token = await sessionToken();
   } catch (error) {
-    showError(box, "Could not reach " + url + ": " + error.message);
+    showError(box, error.message);
+    return;
+  }
+  const failures = [];
+  for (const url of urls) {
+    try {
+      response = await fetch(url, { headers: { authorization: "Bearer " + token, accept: "application/json" } });
+      break;
+    } catch (error) {
+      failures.push(url + " (" + error.message + ")");
+    }
+  }
+  if (!response) {
+    showError(box, "Could not reach the domain at " + failures.join(", "));
     return;
   }
   let body = null;

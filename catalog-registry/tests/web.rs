@@ -111,7 +111,7 @@ async fn the_catalog_pages_escape_what_they_show_and_guard_every_form() {
     );
     let html = product.text().await.unwrap();
     assert!(
-        html.contains("data-rows-url=\"http://127.0.0.1:7001/v1/products/shop.orders/rows?page_size=50\"")
+        html.contains("data-rows-urls=\"http://127.0.0.1:7001/v1/products/shop.orders/rows?page_size=50\"")
     );
 
     // Forms need the session's CSRF token and the catalog's own origin.

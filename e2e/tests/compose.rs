@@ -103,7 +103,9 @@ fn compose_matches_the_binaries() {
                 assert_eq!(value, "https://registry:50050", "{service} finds the registry by name, over TLS");
             }
             if key == "MESH_ADVERTISE_URL" {
-                assert_eq!(value, format!("https://{service}:{}", addr_port.clone().unwrap_or_default()));
+                // Inside the network, then as published on the host.
+                let port = addr_port.clone().unwrap_or_default();
+                assert_eq!(value, format!("https://{service}:{port},https://localhost:{port}"), "{service}");
             }
         }
         // TLS with its own certificate, tokens of the init service's issuer,

@@ -21,9 +21,15 @@ fn path(p: &Path) -> String {
 
 /// A payment replica over the data in `dir`, registering at `registry`.
 fn replica(dir: &Path, registry: &str) -> (Running, String) {
+    replica_with(dir, registry, &["--addr", "127.0.0.1:0"])
+}
+
+/// A payment replica with `args` besides the usual ones.
+fn replica_with(dir: &Path, registry: &str, args: &[&str]) -> (Running, String) {
     let mut command = Command::new(workspace_binary("payment"));
     command
-        .args(["--addr", "127.0.0.1:0", "--registry", registry, "--auth-issuer", "mesh-local"])
+        .args(args)
+        .args(["--registry", registry, "--auth-issuer", "mesh-local"])
         .args(["--customers", &CUSTOMERS.to_string(), "--quarters", &QUARTERS.to_string()])
         .arg("--data-dir")
         .arg(dir.join("payment"))
@@ -129,4 +135,69 @@ fn a_query_goes_on_on_another_replica_when_its_replica_is_killed() {
     let key = |row: &String| row.splitn(3, ',').take(2).collect::<Vec<_>>().join(",");
     let keys: HashSet<String> = data.iter().map(key).collect();
     assert_eq!(keys.len(), data.len(), "no row repeated");
+}
+
+#[test]
+fn a_domain_advertises_several_urls_and_clients_use_one_that_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = LocalIssuer::open_or_create(&dir.path().join("issuer")).unwrap();
+    let token = issuer.issue("ops", &["admin".into()], Duration::from_secs(600), DEFAULT_AUDIENCE).unwrap();
+    mesh_grpc::private_files::create_secret(&dir.path().join("pseudonym.key")).unwrap();
+    let mut registry = Command::new(workspace_binary("catalog-registry"));
+    registry
+        .args(["--addr", "127.0.0.1:0", "--auth-issuer", "mesh-local", "--auth-jwks"])
+        .arg(dir.path().join("issuer/jwks.json"))
+        .args(["--data-dir", &path(&dir.path().join("registry"))]);
+    let (_registry, registry_addr) = mesh_e2e::serve(registry);
+    let registry = format!("http://{registry_addr}");
+    // A port of its own, and an address nothing answers on (as a name only
+    // a container network resolves would be, seen from the host).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let advertised = format!("http://127.0.0.1:{nowhere},http://127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{port}");
+    let (_payment, _) =
+        replica_with(dir.path(), &registry, &["--addr", &addr, "--advertise-url", &advertised]);
+    let mesh = |args: &[&str]| {
+        Command::new(workspace_binary("mesh"))
+            .args(["--registry", &registry, "--timeout", "3s"])
+            .args(args)
+            .env("MESH_TOKEN", &token)
+            .env("MESH_CACHE_DIR", dir.path().join("cache"))
+            .env("MESH_CONFIG_DIR", dir.path().join("config"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let started = Instant::now();
+    let described = loop {
+        let output = mesh(&["describe", "payment.card_spending", "--format", "json"]);
+        let product: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        if product["endpoints"].as_array().is_some_and(|e| e.len() == 2) {
+            break product;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "never registered: {product}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let uris: Vec<&str> =
+        described["endpoints"].as_array().unwrap().iter().map(|e| e["uri"].as_str().unwrap()).collect();
+    assert_eq!(uris.len(), 2);
+    assert!(
+        uris.contains(&format!("http://127.0.0.1:{nowhere}").as_str())
+            && uris.contains(&format!("http://127.0.0.1:{port}").as_str())
+    );
+    // Every query succeeds; the unreachable URL, when tried first, is left for the other.
+    let mut went_on = false;
+    for _ in 0..20 {
+        let output =
+            mesh(&["query", "payment.card_spending", "--limit", "3", "--format", "csv", "--select", "seq"]);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 4);
+        went_on |= stderr.contains(&format!("note: http://127.0.0.1:{nowhere} failed after 0 rows"));
+        if went_on {
+            break;
+        }
+    }
+    assert!(went_on, "the unreachable URL was never tried first in 20 queries");
 }

@@ -285,11 +285,16 @@ async fn product_page(
             lease: time(e.lease_expire_time.as_ref()),
         })
         .collect();
-    let preview_url = product
+    // Every serving endpoint, in the catalog's order: the browser uses the
+    // first it can reach (a domain may advertise a name inside its network
+    // and an address on the host).
+    let preview_urls: Vec<String> = product
         .endpoints
         .iter()
-        .find(|e| e.status() == ServingStatus::Serving)
-        .map(|e| format!("{}/v1/products/{id}/rows?page_size=50", e.uri.trim_end_matches('/')));
+        .filter(|e| e.status() == ServingStatus::Serving)
+        .map(|e| format!("{}/v1/products/{id}/rows?page_size=50", e.uri.trim_end_matches('/')))
+        .collect();
+    let preview_url = (!preview_urls.is_empty()).then(|| preview_urls.join(" "));
     let data = match &product.data {
         Some(data) => match time(data.last_loaded_time.as_ref()) {
             loaded if loaded.is_empty() => format!("{} rows, never loaded", data.row_count),

@@ -21,10 +21,13 @@ pub struct DomainArgs {
     #[arg(long, env = "MESH_REGISTRY", default_value = "http://127.0.0.1:50050")]
     pub registry: String,
 
-    /// The URL consumers should call, as registered in the catalog
-    /// [default: http://<addr>, with 127.0.0.1 for an unspecified address].
-    #[arg(long, env = "MESH_ADVERTISE_URL")]
-    pub advertise_url: Option<String>,
+    /// The URLs consumers should call, as registered in the catalog, in
+    /// order of preference, comma-separated: e.g. the name inside a
+    /// container network, then the address published on the host; clients
+    /// use the first that answers [default: http://<addr>, with 127.0.0.1
+    /// for an unspecified address].
+    #[arg(long, env = "MESH_ADVERTISE_URL", value_delimiter = ',')]
+    pub advertise_url: Vec<String>,
 
     /// How much load the domain accepts.
     #[command(flatten)]
@@ -80,7 +83,7 @@ impl Default for DomainArgs {
             addr: None,
             data_dir: None,
             registry: "http://127.0.0.1:50050".to_owned(),
-            advertise_url: None,
+            advertise_url: Vec::new(),
             limits: ServeLimits::default(),
             tls: Default::default(),
             client_tls: Default::default(),
@@ -190,16 +193,22 @@ impl DomainArgs {
         Ok(mesh_grpc::Credentials::none())
     }
 
-    /// The URL to register for a server bound to `bound` (`https://` when
-    /// it serves TLS).
-    pub fn advertise(&self, bound: SocketAddr) -> String {
-        if let Some(url) = &self.advertise_url {
-            return url.trim_end_matches('/').to_owned();
+    /// The URLs to register for a server bound to `bound`, in order of
+    /// preference (`https://` when it serves TLS).
+    pub fn advertise(&self, bound: SocketAddr) -> Vec<String> {
+        let given: Vec<String> = self
+            .advertise_url
+            .iter()
+            .map(|url| url.trim().trim_end_matches('/').to_owned())
+            .filter(|url| !url.is_empty())
+            .collect();
+        if !given.is_empty() {
+            return given;
         }
         let ip =
             if bound.ip().is_unspecified() { "127.0.0.1".parse().expect("valid ip") } else { bound.ip() };
         let scheme = if self.tls.tls_cert.is_some() { "https" } else { "http" };
-        format!("{scheme}://{}", SocketAddr::new(ip, bound.port()))
+        vec![format!("{scheme}://{}", SocketAddr::new(ip, bound.port()))]
     }
 }
 
@@ -226,7 +235,7 @@ mod tests {
             addr: addr.map(|a| a.parse().unwrap()),
             data_dir: None,
             registry: "http://127.0.0.1:50050".into(),
-            advertise_url: advertise.map(str::to_owned),
+            advertise_url: advertise.map(|a| a.split(',').map(str::to_owned).collect()).unwrap_or_default(),
             ..DomainArgs::default()
         }
     }
@@ -250,12 +259,16 @@ mod tests {
     #[test]
     fn the_advertised_url_is_the_flag_or_the_bound_address() {
         let bound: SocketAddr = "0.0.0.0:7000".parse().unwrap();
-        assert_eq!(args(None, None).advertise(bound), "http://127.0.0.1:7000");
-        assert_eq!(args(None, None).advertise("10.1.2.3:7000".parse().unwrap()), "http://10.1.2.3:7000");
-        assert_eq!(args(None, Some("http://payment:50052/")).advertise(bound), "http://payment:50052");
+        assert_eq!(args(None, None).advertise(bound), ["http://127.0.0.1:7000"]);
+        assert_eq!(args(None, None).advertise("10.1.2.3:7000".parse().unwrap()), ["http://10.1.2.3:7000"]);
+        assert_eq!(args(None, Some("http://payment:50052/")).advertise(bound), ["http://payment:50052"]);
+        assert_eq!(
+            args(None, Some("https://payment:50052,https://localhost:50052")).advertise(bound),
+            ["https://payment:50052", "https://localhost:50052"]
+        );
         let mut tls = args(None, None);
         tls.tls.tls_cert = Some("cert.pem".into());
-        assert_eq!(tls.advertise(bound), "https://127.0.0.1:7000");
+        assert_eq!(tls.advertise(bound), ["https://127.0.0.1:7000"]);
     }
 
     #[test]

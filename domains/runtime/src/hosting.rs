@@ -22,7 +22,7 @@ use crate::service::ProductService;
 use mesh_contracts::product::audit_service_server::AuditServiceServer;
 
 /// Serves `services` on `listener` under the limits and TLS `args` give,
-/// and keeps them registered in the registry `args` name, at the URL they
+/// and keeps them registered in the registry `args` name, at each URL they
 /// advertise, until `shutdown` completes; then deregisters, drains in-flight
 /// calls for the shutdown grace period and cuts the rest. Serving does not
 /// wait for the registry. A product whose data cannot be read is reported

@@ -74,14 +74,15 @@ impl Registration {
     }
 }
 
-/// Keeps `products` registered at `endpoint` in the registry at
-/// `registry_url` until `stop` turns true, then deregisters them. A load
+/// Keeps `products` registered at each of `endpoints` (the URLs the domain
+/// advertises, in order of preference) in the registry at `registry_url`
+/// until `stop` turns true, then deregisters them. A load
 /// announced by the products' store is reported at once. (The products of
 /// one domain share its store.)
 pub(crate) async fn keep_registered(
     registry_url: String,
     credentials: Credentials,
-    endpoint: String,
+    endpoints: Vec<String>,
     products: Vec<Registration>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -106,11 +107,11 @@ pub(crate) async fn keep_registered(
             products.iter().filter(|p| p.readable.load(Ordering::SeqCst)).cloned().collect();
         let wait = if registered { renew_every } else { backoff };
         let outcome = if registered {
-            renew(&mut client, &endpoint, &healthy).await
+            renew(&mut client, &endpoints, &healthy).await
         } else {
-            register(&mut client, &endpoint, &healthy).await.map(|ttl| {
+            register(&mut client, &endpoints, &healthy).await.map(|ttl| {
                 renew_every = (ttl / 3).max(Duration::from_millis(100));
-                tracing::info!(registry = %registry_url, %endpoint, "products registered");
+                tracing::info!(registry = %registry_url, ?endpoints, "products registered");
             })
         };
         match outcome {
@@ -155,8 +156,11 @@ pub(crate) async fn keep_registered(
     }
     if registered {
         for product in &products {
-            let request = DeregisterEndpointRequest { name: product.id(), endpoint: endpoint.clone() };
-            let _ = tokio::time::timeout(Duration::from_secs(2), client.deregister_endpoint(request)).await;
+            for endpoint in &endpoints {
+                let request = DeregisterEndpointRequest { name: product.id(), endpoint: endpoint.clone() };
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), client.deregister_endpoint(request)).await;
+            }
         }
         tracing::info!("products deregistered");
     }
@@ -164,11 +168,13 @@ pub(crate) async fn keep_registered(
 
 async fn register(
     client: &mut CatalogServiceClient<MeshChannel>,
-    endpoint: &str,
+    endpoints: &[String],
     products: &[Registration],
 ) -> Result<Duration, tonic::Status> {
     let mut ttl = Duration::from_secs(30);
-    for product in products {
+    let pairs: Vec<(&Registration, &String)> =
+        products.iter().flat_map(|p| endpoints.iter().map(move |e| (p, e))).collect();
+    for (product, endpoint) in pairs {
         let spec = product.product.spec;
         let domain = spec.domain().to_owned();
         let response = client
@@ -192,10 +198,12 @@ async fn register(
 
 async fn renew(
     client: &mut CatalogServiceClient<MeshChannel>,
-    endpoint: &str,
+    endpoints: &[String],
     products: &[Registration],
 ) -> Result<(), tonic::Status> {
-    for product in products {
+    let pairs: Vec<(&Registration, &String)> =
+        products.iter().flat_map(|p| endpoints.iter().map(move |e| (p, e))).collect();
+    for (product, endpoint) in pairs {
         client
             .renew_lease(RenewLeaseRequest {
                 name: product.id(),

@@ -31,13 +31,13 @@ use crate::service::ProductService;
 /// The path of the OpenAPI document.
 pub const OPENAPI_PATH: &str = "/openapi.json";
 
-/// What the REST handlers share: the domain's products by id, and the URL
+/// What the REST handlers share: the domain's products by id, and the URLs
 /// it advertises.
 struct Api {
     products: BTreeMap<&'static str, ProductService>,
     openapi: Bytes,
     pool: DescriptorPool,
-    advertise: String,
+    advertise: Vec<String>,
 }
 
 impl Api {
@@ -59,18 +59,19 @@ impl From<DomainError> for RestError {
     }
 }
 
-/// The REST routes of a domain serving `services` at `advertise`, with CORS
+/// The REST routes of a domain serving `services` at `advertise` (its URLs
+/// in order of preference), with CORS
 /// for browsers on `cors_origins` (no cross-origin access when empty).
 pub fn router(
     services: &[ProductService],
-    advertise: &str,
+    advertise: &[String],
     cors_origins: &[HeaderValue],
 ) -> Result<axum::Router> {
     let pool = DescriptorPool::decode(mesh_contracts::FILE_DESCRIPTOR_SET)
         .map_err(|e| DomainError::Schema(e.to_string()))?;
     let products: BTreeMap<_, _> = services.iter().map(|s| (s.product().spec.id, s.clone())).collect();
     let openapi = openapi::document(services.iter().map(|s| s.product()).collect::<Vec<_>>().as_slice())?;
-    let api = Arc::new(Api { products, openapi, pool, advertise: advertise.to_owned() });
+    let api = Arc::new(Api { products, openapi, pool, advertise: advertise.to_vec() });
     let router = axum::Router::new()
         .route("/v1/products", get(list_products))
         .route("/v1/products/{id}", get(describe_product))

@@ -36,11 +36,11 @@ async fn entry(
     entry.domain = product.spec.domain().to_owned();
     entry.status = ServingStatus::Serving as i32;
     entry.major_version = 1;
-    entry.endpoints = vec![Endpoint {
-        uri: api.advertise.clone(),
-        status: ServingStatus::Serving as i32,
-        ..Default::default()
-    }];
+    entry.endpoints = api
+        .advertise
+        .iter()
+        .map(|uri| Endpoint { uri: uri.clone(), status: ServingStatus::Serving as i32, ..Default::default() })
+        .collect();
     entry.input_ports = inputs.into_iter().map(|product| InputPort { product, status: 0 }).collect();
     entry.data = Some(data);
     Ok(entry)
