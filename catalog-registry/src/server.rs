@@ -65,7 +65,8 @@ pub async fn serve_with_clock(
         .route(GET_PRODUCT_PATH, get_product)
         .rest(rest)
         .rest(web)
-        .public(&["/", "/favicon.ico", crate::web::WEB_PATH, crate::rest::OPENAPI_PATH])
+        .public(&["/", "/favicon.ico", crate::web::WEB_PATH])
+        .documents(&[crate::rest::OPENAPI_PATH])
         .serve(listener, shutdown)
         .await?;
     tracing::info!("catalog registry stopped");

@@ -29,12 +29,19 @@ pub struct Authenticate {
     close_health: bool,
     close_reflection: bool,
     public: Vec<&'static str>,
+    documents: Vec<&'static str>,
 }
 
 impl Authenticate {
     /// Requires tokens `verifier` accepts on every call but health and reflection.
     pub fn new(verifier: Arc<Verifier>) -> Self {
-        Self { verifier: Some(verifier), close_health: false, close_reflection: false, public: Vec::new() }
+        Self {
+            verifier: Some(verifier),
+            close_health: false,
+            close_reflection: false,
+            public: Vec::new(),
+            documents: Vec::new(),
+        }
     }
 
     /// Serves `paths` without a token: each is a path, and a path other
@@ -42,6 +49,14 @@ impl Authenticate {
     /// `/catalog/products/x`).
     pub fn public(mut self, paths: &[&'static str]) -> Self {
         self.public.extend_from_slice(paths);
+        self
+    }
+
+    /// Serves `paths` (documents describing the service, such as its
+    /// OpenAPI document) as reflection is served: without a token unless
+    /// reflection is closed too.
+    pub fn documents(mut self, paths: &[&'static str]) -> Self {
+        self.documents.extend_from_slice(paths);
         self
     }
 
@@ -66,6 +81,7 @@ impl Authenticate {
         let path = request.uri().path();
         if !crate::rest::is_grpc(request) {
             return request.method() == http::Method::OPTIONS
+                || (!self.close_reflection && self.documents.contains(&path))
                 || self.public.iter().any(|p| {
                     path == *p
                         || (*p != "/" && path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/')))
@@ -147,4 +163,34 @@ pub fn caller(extensions: &http::Extensions) -> Result<Principal, Status> {
         .get::<Principal>()
         .cloned()
         .ok_or_else(|| Status::unauthenticated("the call was not authenticated"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: http::Method, path: &str, grpc: bool) -> http::Request<()> {
+        let mut request = http::Request::builder().method(method).uri(path).body(()).unwrap();
+        if grpc {
+            request.headers_mut().insert(http::header::CONTENT_TYPE, "application/grpc".parse().unwrap());
+        }
+        request
+    }
+
+    #[test]
+    fn pages_documents_and_preflights_pass_as_configured() {
+        let open = Authenticate::default().public(&["/", "/catalog"]).documents(&["/openapi.json"]);
+        let get = |path: &str| request(http::Method::GET, path, false);
+        assert!(
+            open.is_open(&get("/")) && open.is_open(&get("/catalog")) && open.is_open(&get("/catalog/x"))
+        );
+        assert!(!open.is_open(&get("/catalogue")) && !open.is_open(&get("/v1/products")));
+        assert!(open.is_open(&get("/openapi.json")));
+        assert!(open.is_open(&request(http::Method::OPTIONS, "/v1/products", false)), "CORS preflight");
+        assert!(!open.is_open(&request(http::Method::POST, "/catalog", true)), "gRPC is never a page");
+        assert!(open.is_open(&request(http::Method::POST, "/grpc.health.v1.Health/Check", true)));
+        let closed = open.close_reflection(true);
+        assert!(!closed.is_open(&get("/openapi.json")), "documents close with reflection");
+        assert!(closed.is_open(&get("/catalog")));
+    }
 }

@@ -45,6 +45,7 @@ pub struct MeshServer {
     tls: crate::tls::TlsArgs,
     authenticate: crate::authenticate::Authenticate,
     public: Vec<&'static str>,
+    documents: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for MeshServer {
@@ -74,6 +75,7 @@ impl MeshServer {
             tls: Default::default(),
             authenticate: Default::default(),
             public: Vec::new(),
+            documents: Vec::new(),
         })
     }
 
@@ -83,6 +85,13 @@ impl MeshServer {
     pub fn rest(mut self, router: axum::Router) -> Self {
         let routes = std::mem::take(self.routes.axum_router_mut());
         *self.routes.axum_router_mut() = routes.merge(router);
+        self
+    }
+
+    /// Serves the documents at `paths` (the OpenAPI document) as reflection
+    /// is served: open to tools unless reflection is closed (--auth-reflection).
+    pub fn documents(mut self, paths: &[&'static str]) -> Self {
+        self.documents.extend_from_slice(paths);
         self
     }
 
@@ -164,7 +173,7 @@ impl MeshServer {
         }
         tracing::info!(%addr, services = ?self.services, tls = tls.is_some(), "serving");
         let (health, services, grace) = (self.health, self.services, self.shutdown_grace);
-        let authenticate = self.authenticate.public(&self.public);
+        let authenticate = self.authenticate.public(&self.public).documents(&self.documents);
         let (began, begun) = tokio::sync::oneshot::channel::<()>();
         let router = Server::builder()
             .accept_http1(true)

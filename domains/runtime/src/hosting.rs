@@ -60,7 +60,7 @@ pub async fn run_domain(
     }
     server = server
         .rest(crate::rest::router(&served_services, &advertise, &args.cors_origins)?)
-        .public(&[crate::rest::OPENAPI_PATH]);
+        .documents(&[crate::rest::OPENAPI_PATH]);
     let served = products.iter().map(|p| (p.product.spec.id, p.product.spec.domain())).collect();
     server = server.add_service(AuditServiceServer::new(Reads::new(Arc::clone(&governance), served)));
     let (stop, stopped) = tokio::sync::watch::channel(false);
