@@ -24,7 +24,9 @@ pub(crate) const DEFAULT_REGISTRY: &str = "http://127.0.0.1:50050";
 #[derive(Debug, Parser)]
 #[command(name = "mesh", version, verbatim_doc_comment, propagate_version = true)]
 pub(crate) struct Cli {
-    /// The catalog registry.
+    /// The catalog registry; several URLs separated by commas are replicas
+    /// of one catalog, tried in order while one cannot be reached (the
+    /// first one's profile and cache are used).
     #[arg(long, global = true, env = "MESH_REGISTRY", default_value = DEFAULT_REGISTRY)]
     pub registry: String,
 
@@ -43,6 +45,13 @@ pub(crate) struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The first registry URL given: profiles and the cache are kept under it.
+    pub(crate) fn primary_registry(&self) -> &str {
+        self.registry.split(',').map(str::trim).find(|u| !u.is_empty()).unwrap_or(DEFAULT_REGISTRY)
+    }
 }
 
 /// What to do.

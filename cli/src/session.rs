@@ -15,7 +15,7 @@ pub(crate) async fn start(cli: &mut Cli) -> Result<()> {
         mesh_grpc::set_client_tls(cli.tls.clone());
         return Ok(());
     }
-    let mut profile = Profile::load(&cli.registry)?;
+    let mut profile = Profile::load(cli.primary_registry())?;
     if cli.tls.ca_file.is_none() {
         cli.tls.ca_file = profile.as_ref().and_then(|p| p.ca_file.clone());
     }
@@ -46,7 +46,7 @@ pub(crate) async fn current_token(cli: &Cli) -> Result<Option<String>> {
     if let Some(token) = token_override() {
         return Ok(Some(token));
     }
-    let Some(mut profile) = Profile::load(&cli.registry)? else { return Ok(None) };
+    let Some(mut profile) = Profile::load(cli.primary_registry())? else { return Ok(None) };
     crate::commands::login::renew_if_due(&mut profile).await?;
     Ok(profile.token)
 }

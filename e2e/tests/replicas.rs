@@ -201,3 +201,73 @@ fn a_domain_advertises_several_urls_and_clients_use_one_that_answers() {
     }
     assert!(went_on, "the unreachable URL was never tried first in 20 queries");
 }
+
+#[test]
+fn domains_and_the_cli_fail_over_to_the_next_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = LocalIssuer::open_or_create(&dir.path().join("issuer")).unwrap();
+    let token = issuer.issue("ops", &["admin".into()], Duration::from_secs(600), DEFAULT_AUDIENCE).unwrap();
+    mesh_grpc::private_files::create_secret(&dir.path().join("pseudonym.key")).unwrap();
+    let registry = |name: &str| {
+        let mut command = Command::new(workspace_binary("catalog-registry"));
+        command
+            .args([
+                "--addr",
+                "127.0.0.1:0",
+                "--auth-issuer",
+                "mesh-local",
+                "--lease-ttl",
+                "3s",
+                "--auth-jwks",
+            ])
+            .arg(dir.path().join("issuer/jwks.json"))
+            .args(["--data-dir", &path(&dir.path().join(name))]);
+        let (running, addr) = mesh_e2e::serve(command);
+        (running, format!("http://{addr}"))
+    };
+    let (mut first, first_url) = registry("first");
+    let (_second, second_url) = registry("second");
+    let both = format!("{first_url},{second_url}");
+    let (_payment, _) = replica(dir.path(), &both);
+    let mesh = |registries: &str, args: &[&str]| {
+        Command::new(workspace_binary("mesh"))
+            .args(["--registry", registries, "--timeout", "3s"])
+            .args(args)
+            .env("MESH_TOKEN", &token)
+            .env("MESH_CACHE_DIR", dir.path().join("cache"))
+            .env("MESH_CONFIG_DIR", dir.path().join("config"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let query = ["query", "payment.card_spending", "--limit", "2", "--format", "csv", "--select", "seq"];
+    let until = |registries: &str, what: &str| {
+        let started = Instant::now();
+        loop {
+            let output = mesh(registries, &query);
+            if output.status.success() {
+                return output;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{what}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    until(&first_url, "the domain registers with the first registry");
+    assert!(!mesh(&second_url, &query).status.success(), "the second has not heard of it yet");
+
+    // The first registry dies: the domain registers with the second, and the
+    // CLI, given both, uses the second.
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    until(&second_url, "the domain fails over to the second registry");
+    let output = mesh(&both, &query);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 3);
+    assert!(stderr.contains(&format!("note: the registry at {first_url} cannot be reached")), "{stderr}");
+    assert!(stderr.contains(&format!("using {second_url}")), "{stderr}");
+}

@@ -72,8 +72,8 @@ pub(crate) async fn run(cli: &Cli, args: &LoginArgs) -> Result<()> {
         }
     };
 
-    let mut profile = Profile::load(&cli.registry)?.unwrap_or_default();
-    profile.registry = cli.registry.clone();
+    let mut profile = Profile::load(cli.primary_registry())?.unwrap_or_default();
+    profile.registry = cli.primary_registry().to_owned();
     if cli.tls.ca_file.is_some() {
         profile.ca_file.clone_from(&cli.tls.ca_file);
     }
@@ -85,7 +85,7 @@ pub(crate) async fn run(cli: &Cli, args: &LoginArgs) -> Result<()> {
     });
     keep(&mut profile, &tokens)?;
     let path = profile.save()?;
-    eprintln!("signed in; the token is kept for {} in {}", safe(&cli.registry), path.display());
+    eprintln!("signed in; the token is kept for {} in {}", safe(cli.primary_registry()), path.display());
     Ok(())
 }
 

@@ -21,7 +21,7 @@ pub(crate) async fn run(cli: &Cli, command: &TokenCommand) -> Result<()> {
             }
             None => bail!(
                 "no token for the registry {}: start the mesh (mesh up), sign in (mesh login), or set MESH_TOKEN",
-                crate::style::safe(&cli.registry)
+                crate::style::safe(cli.primary_registry())
             ),
         },
     }

@@ -33,9 +33,15 @@ fn too_many_pages(registry: &str) -> anyhow::Error {
     )
 }
 
-/// The registry client.
+/// The registry client: the first of the registry URLs, and the others to
+/// fail over to when it cannot be reached.
 pub(crate) struct Registry {
     url: String,
+    /// The first URL given: the local cache is kept under it.
+    primary: String,
+    fallbacks: Vec<String>,
+    timeout: Duration,
+    credentials: Credentials,
     client: CatalogServiceClient<MeshChannel>,
     access: AccessServiceClient<MeshChannel>,
 }
@@ -54,11 +60,47 @@ impl Registry {
         &self.url
     }
 
-    /// A client of the registry at `url`, calling with `credentials`.
-    pub(crate) fn new(url: &str, timeout: Duration, credentials: &Credentials) -> Result<Self> {
-        let channel = channel(url, timeout, credentials)?;
+    /// A client of the registry at `urls` (one URL, or several separated by
+    /// commas: replicas of one catalog, tried in order while one cannot be
+    /// reached), calling with `credentials`.
+    pub(crate) fn new(urls: &str, timeout: Duration, credentials: &Credentials) -> Result<Self> {
+        let mut urls: Vec<String> =
+            urls.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
+        if urls.is_empty() {
+            bail!("--registry names no URL");
+        }
+        let url = urls.remove(0);
+        let channel = channel(&url, timeout, credentials)?;
         let access = AccessServiceClient::new(channel.clone());
-        Ok(Self { url: url.to_owned(), client: CatalogServiceClient::new(channel), access })
+        Ok(Self {
+            primary: url.clone(),
+            url,
+            fallbacks: urls,
+            timeout,
+            credentials: credentials.clone(),
+            client: CatalogServiceClient::new(channel),
+            access,
+        })
+    }
+
+    /// Moves on to the next registry URL when `status` says this one cannot
+    /// be reached and another is left, saying so on stderr.
+    fn fail_over(&mut self, status: &tonic::Status) -> bool {
+        if !matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded) || self.fallbacks.is_empty() {
+            return false;
+        }
+        let next = self.fallbacks.remove(0);
+        let Ok(channel) = channel(&next, self.timeout, &self.credentials) else { return false };
+        eprintln!(
+            "note: the registry at {} cannot be reached ({}); using {}",
+            crate::style::safe(&self.url),
+            crate::style::safe(status.message()),
+            crate::style::safe(&next)
+        );
+        self.access = AccessServiceClient::new(channel.clone());
+        self.client = CatalogServiceClient::new(channel);
+        self.url = next;
+        true
     }
 
     /// The registry's access service, on the same connection.
@@ -73,8 +115,14 @@ impl Registry {
 
     /// Who the registry sees calling.
     pub(crate) async fn who_am_i(&mut self) -> Result<mesh_contracts::catalog::WhoAmIResponse> {
-        let request = mesh_contracts::catalog::WhoAmIRequest {};
-        self.client.who_am_i(request).await.map(tonic::Response::into_inner).map_err(|s| self.status_error(s))
+        loop {
+            let request = mesh_contracts::catalog::WhoAmIRequest {};
+            match self.client.who_am_i(request).await {
+                Ok(response) => return Ok(response.into_inner()),
+                Err(status) if self.fail_over(&status) => {}
+                Err(status) => return Err(self.status_error(status)),
+            }
+        }
     }
 
     fn unreachable(&self, status: &tonic::Status) -> anyhow::Error {
@@ -113,7 +161,15 @@ impl Registry {
     ) -> Result<Vec<T>> {
         let (mut items, mut token) = (Vec::new(), String::new());
         for _ in 0..MAX_PAGES {
-            let (page, next) = fetch(self, token).await.map_err(|s| self.status_error(s))?;
+            let (page, next) = match fetch(self, token).await {
+                Ok(page) => page,
+                // Page tokens are the registry's own: another starts over.
+                Err(status) if self.fail_over(&status) => {
+                    (items, token) = (Vec::new(), String::new());
+                    continue;
+                }
+                Err(status) => return Err(self.status_error(status)),
+            };
             items.extend(page);
             if next.is_empty() {
                 return Ok(items);
@@ -141,12 +197,19 @@ impl Registry {
         view: ProductView,
     ) -> Result<(GetProductResponse, Source)> {
         // A cached descriptor need not travel again if it is still current.
-        let cached = cache::load(&self.url, product);
+        let cached = cache::load(&self.primary, product);
         let known_fingerprint =
             cached.as_ref().map(|(entry, _)| entry.fingerprint.clone()).unwrap_or_default();
         let request =
             GetProductRequest { name: product.to_owned(), version: 0, known_fingerprint, view: view.into() };
-        match self.client.get_product(request).await {
+        let mut answer = self.client.get_product(request.clone()).await;
+        while let Err(status) = &answer {
+            if !self.fail_over(status) {
+                break;
+            }
+            answer = self.client.get_product(request.clone()).await;
+        }
+        match answer {
             Ok(response) => {
                 let mut entry = response.into_inner();
                 if let Some((known, _)) = cached.filter(|(c, _)| c.fingerprint == entry.fingerprint) {
@@ -161,7 +224,7 @@ impl Registry {
                         product.columns = known.columns;
                     }
                 }
-                cache::store(&self.url, product, &entry);
+                cache::store(&self.primary, product, &entry);
                 Ok((entry, Source::Registry))
             }
             Err(status) if status.code() == Code::NotFound => {
@@ -179,7 +242,7 @@ impl Registry {
             Err(status) => match cached {
                 Some((entry, fetched)) => Ok((entry, Source::Cache(fetched))),
                 None => {
-                    let cached = unknown_product(product, &cache::products(&self.url))
+                    let cached = unknown_product(product, &cache::products(&self.primary))
                         .replace("`mesh products` lists the registered ones", "nothing close is cached");
                     Err(self.unreachable(&status).context(format!(
                         "`{product}` is not in the local catalog cache either ({cached}); pass --endpoint to call a domain directly"

@@ -122,7 +122,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let sources = Sources {
-        registry_url: args.domain.registry.clone(),
+        // The sources are found through the first registry.
+        registry_url: args.domain.registries().remove(0),
         credentials: args.domain.client_credentials(SEGMENT_SPENDING.domain())?,
     };
     let builder =

@@ -17,7 +17,9 @@ pub struct DomainArgs {
     #[arg(long, env = "MESH_DOMAIN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// The catalog registry to register the domain's products in.
+    /// The catalog registry to register the domain's products in; several
+    /// URLs separated by commas are replicas of one catalog, used in turn
+    /// while one cannot be reached.
     #[arg(long, env = "MESH_REGISTRY", default_value = "http://127.0.0.1:50050")]
     pub registry: String,
 
@@ -191,6 +193,13 @@ impl DomainArgs {
             );
         }
         Ok(mesh_grpc::Credentials::none())
+    }
+
+    /// The registry URLs, in order.
+    pub fn registries(&self) -> Vec<String> {
+        let urls: Vec<String> =
+            self.registry.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect();
+        if urls.is_empty() { vec!["http://127.0.0.1:50050".to_owned()] } else { urls }
     }
 
     /// The URLs to register for a server bound to `bound`, in order of

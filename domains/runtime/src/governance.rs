@@ -113,22 +113,27 @@ impl Governance {
 }
 
 /// Keeps `governance` current with the agreements of `products` from the
-/// registry at `registry_url` until `stop` turns true.
+/// registry at the first of `registries` that answers (moving on to the
+/// next while one cannot be reached) until `stop` turns true.
 pub(crate) async fn keep_agreements(
     governance: Arc<Governance>,
-    registry_url: String,
+    registries: Vec<String>,
     credentials: Credentials,
     products: Vec<&'static str>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let channel = mesh_grpc::client::channel(&registry_url, Duration::from_secs(5), &credentials);
-    let mut client: AccessServiceClient<MeshChannel> = match channel {
-        Ok(channel) => AccessServiceClient::new(channel),
-        Err(error) => {
-            tracing::error!(registry = %registry_url, %error, "cannot ask the registry for agreements");
-            return;
+    let connect = |url: &str| -> Option<AccessServiceClient<MeshChannel>> {
+        match mesh_grpc::client::channel(url, Duration::from_secs(5), &credentials) {
+            Ok(channel) => Some(AccessServiceClient::new(channel)),
+            Err(error) => {
+                tracing::error!(registry = %url, %error, "cannot ask the registry for agreements");
+                None
+            }
         }
     };
+    let mut at = 0;
+    let mut registry_url = registries[at].clone();
+    let Some(mut client) = connect(&registry_url) else { return };
     let mut failing = false;
     loop {
         for product in &products {
@@ -148,6 +153,15 @@ pub(crate) async fn keep_agreements(
                         tracing::warn!(registry = %registry_url, reason = status.message(),
                             "cannot fetch agreements; enforcing the ones kept");
                         failing = true;
+                    }
+                    if status.code() == tonic::Code::Unavailable && registries.len() > 1 {
+                        at = (at + 1) % registries.len();
+                        registry_url = registries[at].clone();
+                        match connect(&registry_url) {
+                            Some(next) => client = next,
+                            None => return,
+                        }
+                        break;
                     }
                 }
             }

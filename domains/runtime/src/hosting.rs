@@ -68,13 +68,13 @@ pub async fn run_domain(
     let ids = products.iter().map(|p| p.product.spec.id).collect();
     let agreements = tokio::spawn(keep_agreements(
         governance,
-        args.registry.clone(),
+        args.registries(),
         credentials.clone(),
         ids,
         stopped.clone(),
     ));
     let registration =
-        tokio::spawn(keep_registered(args.registry.clone(), credentials, advertise, products, stopped));
+        tokio::spawn(keep_registered(args.registries(), credentials, advertise, products, stopped));
     let served = server
         .serve(listener, async {
             shutdown.await;

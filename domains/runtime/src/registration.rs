@@ -75,29 +75,38 @@ impl Registration {
 }
 
 /// Keeps `products` registered at each of `endpoints` (the URLs the domain
-/// advertises, in order of preference) in the registry at `registry_url`
-/// until `stop` turns true, then deregisters them. A load
+/// advertises, in order of preference) in the registry at the first of
+/// `registries` that answers until `stop` turns true, then deregisters them. A load
 /// announced by the products' store is reported at once. (The products of
 /// one domain share its store.)
 pub(crate) async fn keep_registered(
-    registry_url: String,
+    registries: Vec<String>,
     credentials: Credentials,
     endpoints: Vec<String>,
     products: Vec<Registration>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let channel = mesh_grpc::client::endpoint(&registry_url).and_then(|target| {
-        let channel =
-            target.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(10)).connect_lazy();
-        MeshChannel::new(&registry_url, channel, credentials)
-    });
-    let mut client = match channel {
-        Ok(channel) => CatalogServiceClient::new(channel),
-        Err(error) => {
-            tracing::error!(registry = %registry_url, %error, "cannot call the registry; not registering");
-            return;
+    let connect = |url: &str| -> Option<CatalogServiceClient<MeshChannel>> {
+        let channel = mesh_grpc::client::endpoint(url).and_then(|target| {
+            let channel = target
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(10))
+                .connect_lazy();
+            MeshChannel::new(url, channel, credentials.clone())
+        });
+        match channel {
+            Ok(channel) => Some(CatalogServiceClient::new(channel)),
+            Err(error) => {
+                tracing::error!(registry = %url, %error, "cannot call the registry; not registering");
+                None
+            }
         }
     };
+    // Several registries are replicas of one catalog: while one cannot be
+    // reached, the next is used.
+    let mut at = 0;
+    let mut registry_url = registries[at].clone();
+    let Some(mut client) = connect(&registry_url) else { return };
     let mut backoff = BACKOFF_MIN;
     let mut registered = false;
     let mut renew_every = Duration::from_secs(10);
@@ -136,6 +145,15 @@ pub(crate) async fn keep_registered(
                 }
                 registered = false;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
+                if status.code() == Code::Unavailable && registries.len() > 1 {
+                    at = (at + 1) % registries.len();
+                    registry_url = registries[at].clone();
+                    tracing::warn!(registry = %registry_url, "trying the next registry");
+                    match connect(&registry_url) {
+                        Some(next) => client = next,
+                        None => return,
+                    }
+                }
             }
         }
         let loaded = async {
