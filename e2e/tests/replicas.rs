@@ -19,6 +19,39 @@ fn path(p: &Path) -> String {
     p.to_str().unwrap().to_owned()
 }
 
+/// The issuer's admin token and the pseudonym key in `dir`, for the
+/// services and the CLI of a test.
+fn secrets(dir: &Path) -> String {
+    let issuer = LocalIssuer::open_or_create(&dir.join("issuer")).unwrap();
+    mesh_grpc::private_files::create_secret(&dir.join("pseudonym.key")).unwrap();
+    issuer.issue("ops", &["admin".into()], Duration::from_secs(600), DEFAULT_AUDIENCE).unwrap()
+}
+
+/// A registry keeping its catalog in `dir/name`, trusting the issuer in `dir`; its URL.
+fn registry(dir: &Path, name: &str, args: &[&str]) -> (Running, String) {
+    let mut command = Command::new(workspace_binary("catalog-registry"));
+    command
+        .args(["--addr", "127.0.0.1:0", "--auth-issuer", "mesh-local"])
+        .args(args)
+        .arg("--auth-jwks")
+        .arg(dir.join("issuer/jwks.json"))
+        .args(["--data-dir", &path(&dir.join(name))]);
+    let (running, addr) = mesh_e2e::serve(command);
+    (running, format!("http://{addr}"))
+}
+
+/// `mesh --registry registries` with `token`, its cache and config in `dir`.
+fn mesh(dir: &Path, token: &str, registries: &str) -> Command {
+    let mut command = Command::new(workspace_binary("mesh"));
+    command
+        .args(["--registry", registries, "--timeout", "3s"])
+        .env("MESH_TOKEN", token)
+        .env("MESH_CACHE_DIR", dir.join("cache"))
+        .env("MESH_CONFIG_DIR", dir.join("config"))
+        .env("NO_COLOR", "1");
+    command
+}
+
 /// A payment replica over the data in `dir`, registering at `registry`.
 fn replica(dir: &Path, registry: &str) -> (Running, String) {
     replica_with(dir, registry, &["--addr", "127.0.0.1:0"])
@@ -57,25 +90,11 @@ fn connected_port(pid: u32, ports: &[u16]) -> Option<u16> {
 #[test]
 fn a_query_goes_on_on_another_replica_when_its_replica_is_killed() {
     let dir = tempfile::tempdir().unwrap();
-    let issuer = LocalIssuer::open_or_create(&dir.path().join("issuer")).unwrap();
-    let token = issuer.issue("ops", &["admin".into()], Duration::from_secs(600), DEFAULT_AUDIENCE).unwrap();
-    mesh_grpc::private_files::create_secret(&dir.path().join("pseudonym.key")).unwrap();
-    let mut registry = Command::new(workspace_binary("catalog-registry"));
-    registry
-        .args(["--addr", "127.0.0.1:0", "--auth-issuer", "mesh-local", "--auth-jwks"])
-        .arg(dir.path().join("issuer/jwks.json"))
-        .args(["--data-dir", &path(&dir.path().join("registry"))]);
-    let (_registry, registry_addr) = mesh_e2e::serve(registry);
-    let registry = format!("http://{registry_addr}");
+    let token = secrets(dir.path());
+    let (_registry, registry) = registry(dir.path(), "registry", &[]);
     let mesh = |args: &[&str]| {
-        let mut command = Command::new(workspace_binary("mesh"));
-        command
-            .args(["--registry", &registry])
-            .args(args)
-            .env("MESH_TOKEN", &token)
-            .env("MESH_CACHE_DIR", dir.path().join("cache"))
-            .env("MESH_CONFIG_DIR", dir.path().join("config"))
-            .env("NO_COLOR", "1");
+        let mut command = mesh(dir.path(), &token, &registry);
+        command.args(args);
         command
     };
 
@@ -140,16 +159,8 @@ fn a_query_goes_on_on_another_replica_when_its_replica_is_killed() {
 #[test]
 fn a_domain_advertises_several_urls_and_clients_use_one_that_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let issuer = LocalIssuer::open_or_create(&dir.path().join("issuer")).unwrap();
-    let token = issuer.issue("ops", &["admin".into()], Duration::from_secs(600), DEFAULT_AUDIENCE).unwrap();
-    mesh_grpc::private_files::create_secret(&dir.path().join("pseudonym.key")).unwrap();
-    let mut registry = Command::new(workspace_binary("catalog-registry"));
-    registry
-        .args(["--addr", "127.0.0.1:0", "--auth-issuer", "mesh-local", "--auth-jwks"])
-        .arg(dir.path().join("issuer/jwks.json"))
-        .args(["--data-dir", &path(&dir.path().join("registry"))]);
-    let (_registry, registry_addr) = mesh_e2e::serve(registry);
-    let registry = format!("http://{registry_addr}");
+    let token = secrets(dir.path());
+    let (_registry, registry) = registry(dir.path(), "registry", &[]);
     // A port of its own, and an address nothing answers on (as a name only
     // a container network resolves would be, seen from the host).
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -158,17 +169,7 @@ fn a_domain_advertises_several_urls_and_clients_use_one_that_answers() {
     let addr = format!("127.0.0.1:{port}");
     let (_payment, _) =
         replica_with(dir.path(), &registry, &["--addr", &addr, "--advertise-url", &advertised]);
-    let mesh = |args: &[&str]| {
-        Command::new(workspace_binary("mesh"))
-            .args(["--registry", &registry, "--timeout", "3s"])
-            .args(args)
-            .env("MESH_TOKEN", &token)
-            .env("MESH_CACHE_DIR", dir.path().join("cache"))
-            .env("MESH_CONFIG_DIR", dir.path().join("config"))
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    };
+    let mesh = |args: &[&str]| mesh(dir.path(), &token, &registry).args(args).output().unwrap();
     let started = Instant::now();
     let described = loop {
         let output = mesh(&["describe", "payment.card_spending", "--format", "json"]);
@@ -205,41 +206,13 @@ fn a_domain_advertises_several_urls_and_clients_use_one_that_answers() {
 #[test]
 fn domains_and_the_cli_fail_over_to_the_next_registry() {
     let dir = tempfile::tempdir().unwrap();
-    let issuer = LocalIssuer::open_or_create(&dir.path().join("issuer")).unwrap();
-    let token = issuer.issue("ops", &["admin".into()], Duration::from_secs(600), DEFAULT_AUDIENCE).unwrap();
-    mesh_grpc::private_files::create_secret(&dir.path().join("pseudonym.key")).unwrap();
-    let registry = |name: &str| {
-        let mut command = Command::new(workspace_binary("catalog-registry"));
-        command
-            .args([
-                "--addr",
-                "127.0.0.1:0",
-                "--auth-issuer",
-                "mesh-local",
-                "--lease-ttl",
-                "3s",
-                "--auth-jwks",
-            ])
-            .arg(dir.path().join("issuer/jwks.json"))
-            .args(["--data-dir", &path(&dir.path().join(name))]);
-        let (running, addr) = mesh_e2e::serve(command);
-        (running, format!("http://{addr}"))
-    };
-    let (mut first, first_url) = registry("first");
-    let (_second, second_url) = registry("second");
+    let token = secrets(dir.path());
+    let (mut first, first_url) = registry(dir.path(), "first", &["--lease-ttl", "3s"]);
+    let (_second, second_url) = registry(dir.path(), "second", &["--lease-ttl", "3s"]);
     let both = format!("{first_url},{second_url}");
     let (_payment, _) = replica(dir.path(), &both);
-    let mesh = |registries: &str, args: &[&str]| {
-        Command::new(workspace_binary("mesh"))
-            .args(["--registry", registries, "--timeout", "3s"])
-            .args(args)
-            .env("MESH_TOKEN", &token)
-            .env("MESH_CACHE_DIR", dir.path().join("cache"))
-            .env("MESH_CONFIG_DIR", dir.path().join("config"))
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    };
+    let mesh =
+        |registries: &str, args: &[&str]| mesh(dir.path(), &token, registries).args(args).output().unwrap();
     let query = ["query", "payment.card_spending", "--limit", "2", "--format", "csv", "--select", "seq"];
     let until = |registries: &str, what: &str| {
         let started = Instant::now();
