@@ -24,6 +24,25 @@ pub struct Links {
     pub registry: Option<String>,
 }
 
+/// The open standards a product is published in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standard {
+    /// An ODCS v3 data contract.
+    Odcs,
+    /// An ODPS v1 data product.
+    Odps,
+}
+
+/// `product` in `standard`, as YAML (`inputs`, the input products as the
+/// catalog knows them, serve ODPS only).
+pub fn document(product: &Product, standard: Standard, inputs: &[Product], links: &Links) -> String {
+    let document = match standard {
+        Standard::Odcs => contract(product, links),
+        Standard::Odps => data_product(product, inputs, links),
+    };
+    to_yaml(&document)
+}
+
 /// `document` as YAML. Timestamps are quoted: YAML 1.1 readers (PyYAML,
 /// and so `datacontract`) would otherwise read them as dates, not the
 /// strings the standards' schemas ask for.

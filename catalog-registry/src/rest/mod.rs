@@ -13,7 +13,7 @@ use axum::response::Response;
 use axum::routing::get;
 use mesh_contracts::catalog::{ListProductsRequest, Product};
 use mesh_grpc::rest::{JSON, RestError, number, ok_response, proto_json, query_parameters};
-use mesh_standards::Links;
+use mesh_standards::{Links, Standard};
 use prost::Message;
 use prost_reflect::DescriptorPool;
 use tonic::Status;
@@ -147,27 +147,19 @@ async fn odps(
     standard(&api, path, request.extensions(), links(&request), Standard::Odps).await
 }
 
-/// The open standards a product is published in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Standard {
-    /// An ODCS v3 data contract.
-    Odcs,
-    /// An ODPS v1 data product.
-    Odps,
-}
-
-/// `product` in `standard`, as YAML, with the catalog's links under `links`.
+/// `product` in `standard`, as YAML, with the catalog's links under `links`
+/// (and, for ODPS, its input products as the catalog knows them).
 pub(crate) async fn document(
     catalog: &Catalog,
     product: &Product,
     standard: Standard,
     links: &Links,
 ) -> String {
-    let document = match standard {
-        Standard::Odcs => mesh_standards::contract(product, links),
-        Standard::Odps => mesh_standards::data_product(product, &inputs(catalog, product).await, links),
+    let inputs = match standard {
+        Standard::Odps => inputs(catalog, product).await,
+        Standard::Odcs => Vec::new(),
     };
-    mesh_standards::to_yaml(&document)
+    mesh_standards::document(product, standard, &inputs, links)
 }
 
 /// The product the path names in `standard`, as YAML.

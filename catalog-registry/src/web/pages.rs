@@ -18,7 +18,7 @@ use super::view::{
     QualityRow, SearchPage, SearchQuery, VersionRow,
 };
 use super::{Visitor, Web, message_page, render};
-use crate::rest::Standard;
+use mesh_standards::Standard;
 
 /// Pages of 1000 products read for the facets, at most.
 const MAX_PAGES: usize = 20;
@@ -60,7 +60,10 @@ pub(super) async fn search(
         tag: tag.clone(),
         ..Default::default()
     };
-    let matching = match all_products(&web, &visitor, filter).await {
+    // Without a filter the registry needs no second pass.
+    let unfiltered = [&q, &domain, &owner, &tag].iter().all(|v| v.is_empty());
+    let found = if unfiltered { Ok(all.clone()) } else { all_products(&web, &visitor, filter).await };
+    let matching = match found {
         Ok(found) => found,
         Err(message) => {
             return message_page(

@@ -14,20 +14,24 @@ use crate::style;
 /// products for the ODPS input ports.
 async fn print_document(registry: &mut Registry, product: &Product, format: DescribeFormat) -> Result<()> {
     let links = mesh_standards::Links { registry: Some(registry.url().to_owned()) };
-    let text = match format {
-        DescribeFormat::Odcs => mesh_standards::to_yaml(&mesh_standards::contract(product, &links)),
-        DescribeFormat::Odps => {
+    let standard = match format {
+        DescribeFormat::Odcs => Some(mesh_standards::Standard::Odcs),
+        DescribeFormat::Odps => Some(mesh_standards::Standard::Odps),
+        DescribeFormat::Json | DescribeFormat::Text => None,
+    };
+    let text = match standard {
+        Some(standard) => {
             let mut inputs = Vec::new();
-            for port in &product.input_ports {
+            for port in product.input_ports.iter().filter(|_| standard == mesh_standards::Standard::Odps) {
                 if let Ok((entry, _)) = registry.product(&port.product, ProductView::Basic).await
                     && let Some(input) = entry.product
                 {
                     inputs.push(input);
                 }
             }
-            mesh_standards::to_yaml(&mesh_standards::data_product(product, &inputs, &links))
+            mesh_standards::document(product, standard, &inputs, &links)
         }
-        _ => {
+        None => {
             let pool = prost_reflect::DescriptorPool::decode(mesh_contracts::FILE_DESCRIPTOR_SET)?;
             let json =
                 mesh_grpc::rest::proto_json(&pool, "mesh.catalog.v1.Product", &product.encode_to_vec())

@@ -12,8 +12,8 @@ use std::time::Duration;
 use mesh_contracts::catalog::access_service_client::AccessServiceClient;
 use mesh_contracts::catalog::{Agreement, AgreementState, ListAgreementsRequest, ListAgreementsResponse};
 use mesh_contracts::product::ReadRecord;
+use mesh_grpc::Credentials;
 use mesh_grpc::auth::Principal;
-use mesh_grpc::{Credentials, MeshChannel};
 use prost::Message;
 use tokio::sync::watch;
 
@@ -22,6 +22,7 @@ use crate::error::{DomainError, Result};
 use crate::grant::Grant;
 use crate::product::Product;
 use crate::pseudonym::PseudonymKey;
+use crate::registries::{RegistryClient, Timeouts};
 
 /// How often the agreements are asked for: a revocation takes effect
 /// within this (plus one call) while the registry is up.
@@ -112,6 +113,9 @@ impl Governance {
     }
 }
 
+/// How long asking the registry for agreements may take.
+const SYNC_TIMEOUTS: Timeouts = Timeouts { connect: Duration::from_secs(5), call: Duration::from_secs(5) };
+
 /// Keeps `governance` current with the agreements of `products` from the
 /// registry at the first of `registries` that answers (moving on to the
 /// next while one cannot be reached) until `stop` turns true.
@@ -122,26 +126,22 @@ pub(crate) async fn keep_agreements(
     products: Vec<&'static str>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let connect = |url: &str| -> Option<AccessServiceClient<MeshChannel>> {
-        match mesh_grpc::client::channel(url, Duration::from_secs(5), &credentials) {
-            Ok(channel) => Some(AccessServiceClient::new(channel)),
+    let mut registry =
+        match RegistryClient::new(registries, credentials, SYNC_TIMEOUTS, AccessServiceClient::new) {
+            Ok(registry) => registry,
             Err(error) => {
-                tracing::error!(registry = %url, %error, "cannot ask the registry for agreements");
-                None
+                tracing::error!(%error, "cannot ask the registry for agreements");
+                return;
             }
-        }
-    };
-    let mut at = 0;
-    let mut registry_url = registries[at].clone();
-    let Some(mut client) = connect(&registry_url) else { return };
+        };
     let mut failing = false;
     loop {
         for product in &products {
             let request = ListAgreementsRequest { product: (*product).to_owned(), include_inactive: false };
-            match client.list_agreements(request).await {
+            match registry.client.list_agreements(request).await {
                 Ok(listed) => {
                     if failing {
-                        tracing::info!(registry = %registry_url, "agreements current again");
+                        tracing::info!(registry = %registry.url(), "agreements current again");
                         failing = false;
                     }
                     if let Err(error) = governance.replace(product, listed.into_inner().agreements) {
@@ -150,17 +150,11 @@ pub(crate) async fn keep_agreements(
                 }
                 Err(status) => {
                     if !failing {
-                        tracing::warn!(registry = %registry_url, reason = status.message(),
+                        tracing::warn!(registry = %registry.url(), reason = status.message(),
                             "cannot fetch agreements; enforcing the ones kept");
                         failing = true;
                     }
-                    if status.code() == tonic::Code::Unavailable && registries.len() > 1 {
-                        at = (at + 1) % registries.len();
-                        registry_url = registries[at].clone();
-                        match connect(&registry_url) {
-                            Some(next) => client = next,
-                            None => return,
-                        }
+                    if registry.fail_over(&status) {
                         break;
                     }
                 }

@@ -22,6 +22,7 @@ pub mod product;
 pub mod pseudonym;
 pub mod quality;
 mod registration;
+mod registries;
 pub mod rest;
 mod resume;
 pub mod scan;

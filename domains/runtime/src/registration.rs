@@ -17,9 +17,13 @@ use tonic::Code;
 
 use crate::audit::AuditLog;
 use crate::product::Product;
+use crate::registries::{RegistryClient, Timeouts};
 
 /// How often each product's data is probed.
 const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// How long connecting to the registry, and each call, may take.
+const REGISTRY_TIMEOUTS: Timeouts =
+    Timeouts { connect: Duration::from_secs(2), call: Duration::from_secs(10) };
 /// Shortest and longest wait between attempts while the registry is down.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
@@ -86,27 +90,16 @@ pub(crate) async fn keep_registered(
     products: Vec<Registration>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let connect = |url: &str| -> Option<CatalogServiceClient<MeshChannel>> {
-        let channel = mesh_grpc::client::endpoint(url).and_then(|target| {
-            let channel = target
-                .connect_timeout(Duration::from_secs(2))
-                .timeout(Duration::from_secs(10))
-                .connect_lazy();
-            MeshChannel::new(url, channel, credentials.clone())
-        });
-        match channel {
-            Ok(channel) => Some(CatalogServiceClient::new(channel)),
-            Err(error) => {
-                tracing::error!(registry = %url, %error, "cannot call the registry; not registering");
-                None
-            }
-        }
-    };
     // Several registries are replicas of one catalog: while one cannot be
     // reached, the next is used.
-    let mut at = 0;
-    let mut registry_url = registries[at].clone();
-    let Some(mut client) = connect(&registry_url) else { return };
+    let mut registry =
+        match RegistryClient::new(registries, credentials, REGISTRY_TIMEOUTS, CatalogServiceClient::new) {
+            Ok(registry) => registry,
+            Err(error) => {
+                tracing::error!(%error, "cannot call the registry; not registering");
+                return;
+            }
+        };
     let mut backoff = BACKOFF_MIN;
     let mut registered = false;
     let mut renew_every = Duration::from_secs(10);
@@ -116,11 +109,11 @@ pub(crate) async fn keep_registered(
             products.iter().filter(|p| p.readable.load(Ordering::SeqCst)).cloned().collect();
         let wait = if registered { renew_every } else { backoff };
         let outcome = if registered {
-            renew(&mut client, &endpoints, &healthy).await
+            renew(&mut registry.client, &endpoints, &healthy).await
         } else {
-            register(&mut client, &endpoints, &healthy).await.map(|ttl| {
+            register(&mut registry.client, &endpoints, &healthy).await.map(|ttl| {
                 renew_every = (ttl / 3).max(Duration::from_millis(100));
-                tracing::info!(registry = %registry_url, ?endpoints, "products registered");
+                tracing::info!(registry = %registry.url(), ?endpoints, "products registered");
             })
         };
         match outcome {
@@ -139,21 +132,13 @@ pub(crate) async fn keep_registered(
             Err(status) => {
                 let refused = matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied);
                 if refused && (registered || backoff == BACKOFF_MIN) {
-                    tracing::error!(registry = %registry_url, reason = status.message(), "registry refused the registration; will retry");
+                    tracing::error!(registry = %registry.url(), reason = status.message(), "registry refused the registration; will retry");
                 } else if registered || backoff == BACKOFF_MIN {
-                    tracing::warn!(registry = %registry_url, reason = status.message(), "registry unreachable; will retry");
+                    tracing::warn!(registry = %registry.url(), reason = status.message(), "registry unreachable; will retry");
                 }
                 registered = false;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
-                if status.code() == Code::Unavailable && registries.len() > 1 {
-                    at = (at + 1) % registries.len();
-                    registry_url = registries[at].clone();
-                    tracing::warn!(registry = %registry_url, "trying the next registry");
-                    match connect(&registry_url) {
-                        Some(next) => client = next,
-                        None => return,
-                    }
-                }
+                registry.fail_over(&status);
             }
         }
         let loaded = async {
@@ -176,8 +161,11 @@ pub(crate) async fn keep_registered(
         for product in &products {
             for endpoint in &endpoints {
                 let request = DeregisterEndpointRequest { name: product.id(), endpoint: endpoint.clone() };
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(2), client.deregister_endpoint(request)).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    registry.client.deregister_endpoint(request),
+                )
+                .await;
             }
         }
         tracing::info!("products deregistered");

@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use mesh_contracts::catalog::{Endpoint, InputPort, Product as CatalogProduct, ServingStatus};
 use mesh_grpc::rest::{RestError, ok_response};
+use mesh_standards::Standard;
 use tonic::Status;
 
 use super::{Api, authenticated, blocking};
@@ -64,9 +65,7 @@ pub(super) async fn odcs(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     extensions: http::Extensions,
 ) -> Result<Response, RestError> {
-    let entry = entry(&api, path, &extensions).await?;
-    let document = mesh_standards::contract(&entry, &mesh_standards::Links::default());
-    Ok(ok_response(mesh_standards::YAML, mesh_standards::to_yaml(&document)))
+    yaml(&api, path, &extensions, Standard::Odcs).await
 }
 
 /// `GET /v1/products/{id}/product.odps.yaml`: the ODPS v1.0.0 data product.
@@ -87,7 +86,17 @@ pub(super) async fn odps(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     extensions: http::Extensions,
 ) -> Result<Response, RestError> {
-    let entry = entry(&api, path, &extensions).await?;
-    let document = mesh_standards::data_product(&entry, &[], &mesh_standards::Links::default());
-    Ok(ok_response(mesh_standards::YAML, mesh_standards::to_yaml(&document)))
+    yaml(&api, path, &extensions, Standard::Odps).await
+}
+
+/// The product the path names in `standard`, as YAML.
+async fn yaml(
+    api: &Api,
+    path: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    extensions: &http::Extensions,
+    standard: Standard,
+) -> Result<Response, RestError> {
+    let entry = entry(api, path, extensions).await?;
+    let document = mesh_standards::document(&entry, standard, &[], &mesh_standards::Links::default());
+    Ok(ok_response(mesh_standards::YAML, document))
 }
