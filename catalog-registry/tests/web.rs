@@ -156,6 +156,18 @@ async fn the_catalog_pages_escape_what_they_show_and_guard_every_form() {
     assert_eq!(bad.status(), 401);
     assert!(bad.text().await.unwrap().contains("The token was refused"));
 
+    // A form is at most 64 KiB.
+    let huge = "x".repeat(70 * 1024);
+    let too_large = http
+        .post(format!("{base}/catalog/products/shop.orders/access"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str()), ("purpose", huge.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_large.status(), 413);
+    assert!(too_large.text().await.unwrap().contains("The form is larger than 65536 bytes."));
+
     // The session's token goes only to the catalog's own script.
     let token_url = format!("{base}/catalog/session/token");
     let no_header = http.get(&token_url).header("cookie", &cookie).send().await.unwrap();

@@ -107,7 +107,9 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
     assert!(stderr.contains("the bearer token is not a well-formed JWT"), "{stderr}");
 
     // REST on the same TLS port, to an HTTP/1.1-only client as well (both
-    // protocols are offered by ALPN), refused without the CA.
+    // protocols are offered by ALPN), refused without the CA; a client that
+    // connects and never says a word holds up no one else's handshake.
+    let _silent = std::net::TcpStream::connect(&payment_addr).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();

@@ -264,3 +264,45 @@ async fn shutdown_cuts_streams_still_open_after_the_grace_period() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_export_cut_after_its_first_rows_ends_with_its_error_and_a_cut_body() {
+    let budget = Duration::from_millis(300);
+    let domain = domain(6000, ServeLimits { query_budget: Some(budget), ..Default::default() }).await;
+    multiply_rows(&domain, 40);
+    let token = common::issuer(domain.dir.path())
+        .issue("payment-owner", &["owner:payment".to_owned()], Duration::from_secs(600), "woori-mesh")
+        .unwrap();
+    let url = format!("http://{}/v1/products/payment.card_spending/rows", domain.addr);
+    let get = |accept: &'static str| {
+        reqwest::Client::new().get(url.clone()).bearer_auth(token.clone()).header("accept", accept).send()
+    };
+
+    // NDJSON: rows, then the error as the last line.
+    let response = get("application/x-ndjson").await.unwrap();
+    assert_eq!(response.status(), 200, "the first rows came within the budget");
+    let text = response.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() > 2, "rows came first");
+    let last: serde_json::Value = serde_json::from_str(lines[lines.len() - 1]).unwrap();
+    assert_eq!(last["error"]["status"], "DEADLINE_EXCEEDED", "{last}");
+    assert_eq!(last["error"]["code"], 504);
+    assert!(
+        last["error"]["message"].as_str().unwrap().starts_with(
+            "the query ran longer than its budget of 300ms (the domain's --query-budget) after "
+        ),
+        "{last}"
+    );
+
+    // CSV has no place for an error: the body is cut.
+    let mut response = get("text/csv").await.unwrap();
+    assert_eq!(response.status(), 200);
+    let cut = loop {
+        match response.chunk().await {
+            Ok(Some(_)) => {}
+            Ok(None) => break false,
+            Err(_) => break true,
+        }
+    };
+    assert!(cut, "a cut CSV export must not end like a complete one");
+}

@@ -113,8 +113,9 @@ fn internal(error: &str) -> RestError {
 /// Streams the text of `rows` (the first batch already read): a thread of
 /// its own turns each protobuf batch into `format` while the scan's thread
 /// reads the next. A failure after the first byte cannot change the status
-/// any more: NDJSON ends with an `{"error": ...}` line, and the body is then
-/// cut (so a client never takes a cut stream for a complete one). The
+/// any more: NDJSON ends with an `{"error": ...}` line (cutting the body
+/// as well could lose that line in the transport's buffers), and CSV, which
+/// has no place for one, is cut, so a client never takes it for complete. The
 /// thread ends when the client goes away, or reads nothing for the send
 /// timeout, and the scan with it.
 fn transcode(
@@ -152,12 +153,13 @@ fn transcode(
                     }
                     out.reserve(crate::scan::BATCH_BYTES * 2);
                 }
+                Some(Err(status)) if format == RowFormat::Ndjson => {
+                    out.extend_from_slice(&mesh_grpc::rest::error_body(&status));
+                    out.push(b'\n');
+                    send(Ok(Bytes::from(out)));
+                    return;
+                }
                 Some(Err(status)) => {
-                    if format == RowFormat::Ndjson {
-                        out.extend_from_slice(&mesh_grpc::rest::error_body(&status));
-                        out.push(b'\n');
-                        send(Ok(Bytes::from(std::mem::take(&mut out))));
-                    }
                     send(Err(std::io::Error::other(status.message().to_owned())));
                     return;
                 }
