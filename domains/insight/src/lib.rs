@@ -15,7 +15,7 @@ use bytes::Bytes;
 use mesh_contracts::woori::insight::v1::RefreshResponse;
 use mesh_domain_runtime::hosting::run_domain;
 use mesh_domain_runtime::service::UnaryHandler;
-use mesh_domain_runtime::{DomainArgs, DomainStore, Product, ProductService, ProductSpec, Result};
+use mesh_domain_runtime::{DomainArgs, Product, ProductService, ProductSpec, Result};
 use mesh_grpc::auth::owner_role;
 use prost::Message;
 use tokio::net::TcpListener;
@@ -52,8 +52,7 @@ pub struct InsightArgs {
 
 /// Opens the insight database and prepares the product.
 pub fn open(args: &InsightArgs) -> Result<Arc<Product>> {
-    let db = args.domain.data_dir_or("insight").join("insight.sqlite");
-    Product::new(SEGMENT_SPENDING, DomainStore::open(&db)?.with_readers(args.domain.limits.max_scans))
+    Product::new(SEGMENT_SPENDING, args.domain.open_store("insight")?)
 }
 
 /// The product with what rebuilding it needs; one rebuild runs at a time.

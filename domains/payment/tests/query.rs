@@ -1,5 +1,6 @@
-//! Queries against a real payment domain: every filter operator checked
-//! against rows read independently from its SQLite file, projection,
+//! Queries against a real payment domain, on each storage backend: every
+//! filter operator checked against rows read independently from its
+//! database, prefix matches with the pattern characters of SQL, projection,
 //! ordering, streaming, resume and cancellation.
 
 mod common;
@@ -7,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{filter, query_all, rows_in_file, start};
+use common::{Backend, filter, query_all, start_on};
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::payment::v1::CardSpending;
 
@@ -18,10 +19,16 @@ fn keys(rows: &[CardSpending]) -> BTreeSet<(String, String)> {
     rows.iter().map(|r| (r.bas_yh.clone(), r.seq.clone())).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_filter_operator_matches_an_independent_check() {
-    let mut domain = start(600, &common::nowhere()).await;
-    let all = rows_in_file(&domain.db);
+on_both_backends!(
+    every_filter_operator_matches_an_independent_check,
+    projection_ordering_and_limit,
+    a_large_result_streams_in_many_batches_and_resumes_exactly_once,
+    a_cancelled_stream_stops_the_scan,
+);
+
+async fn every_filter_operator_matches_an_independent_check(backend: Backend) {
+    let mut domain = start_on(backend, 600, &common::nowhere()).await;
+    let all = domain.stored_rows().await;
     assert_eq!(all.len(), 1200);
     let cases: Vec<Case> = vec![
         ("tot_use_am > 3000000", Box::new(|r| r.tot_use_am > 3_000_000)),
@@ -36,6 +43,10 @@ async fn every_filter_operator_matches_an_independent_check() {
         ),
         ("seq = \"000000001*\"", Box::new(|r| r.seq.starts_with("000000001"))),
         ("seq != \"00000000*\"", Box::new(|r| !r.seq.starts_with("00000000"))),
+        // The pattern characters of SQL's LIKE match themselves only.
+        ("seq = \"0000000_*\"", Box::new(|r| r.seq.starts_with("0000000_"))),
+        ("seq = \"%*\"", Box::new(|r| r.seq.starts_with('%'))),
+        ("seq != \"000000000\\\\*\"", Box::new(|r| !r.seq.starts_with("000000000\\"))),
         (
             "tot_use_am > 1000000 AND bas_yh = \"2024Q1\"",
             Box::new(|r| r.tot_use_am > 1_000_000 && r.bas_yh == "2024Q1"),
@@ -68,7 +79,7 @@ async fn every_filter_operator_matches_an_independent_check() {
         let (rows, _) = query_all(&mut domain.client, filter(expr)).await.unwrap();
         let want: Vec<CardSpending> = all.iter().filter(|r| expected(r)).cloned().collect();
         assert!(
-            !want.is_empty() || expr == "tot_use_am <= 0",
+            !want.is_empty() || expr == "tot_use_am <= 0" || expr.contains('_') || expr.contains('%'),
             "case `{expr}` selects nothing; make it meaningful"
         );
         assert_eq!(keys(&rows), keys(&want), "filter `{expr}`");
@@ -76,9 +87,8 @@ async fn every_filter_operator_matches_an_independent_check() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn projection_ordering_and_limit() {
-    let mut domain = start(300, &common::nowhere()).await;
+async fn projection_ordering_and_limit(backend: Backend) {
+    let mut domain = start_on(backend, 300, &common::nowhere()).await;
     let request = QueryRequest {
         read_mask: Some(prost_types::FieldMask { paths: vec!["seq".into(), "tot_use_am".into()] }),
         order_by: "tot_use_am desc, seq".into(),
@@ -91,17 +101,16 @@ async fn projection_ordering_and_limit() {
     // Only the projected columns are sent.
     assert!(rows.iter().all(|r| r.bas_yh.is_empty() && r.crdsl_use_am == 0 && r.auto_am == 0));
     let mut expected: Vec<CardSpending> =
-        rows_in_file(&domain.db).into_iter().filter(|r| r.bas_yh == "2024Q1").collect();
+        domain.stored_rows().await.into_iter().filter(|r| r.bas_yh == "2024Q1").collect();
     expected.sort_by(|a, b| b.tot_use_am.cmp(&a.tot_use_am).then(a.seq.cmp(&b.seq)));
     let got: Vec<(String, i64)> = rows.iter().map(|r| (r.seq.clone(), r.tot_use_am)).collect();
     let want: Vec<(String, i64)> = expected.iter().take(25).map(|r| (r.seq.clone(), r.tot_use_am)).collect();
     assert_eq!(got, want);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_result_streams_in_many_batches_and_resumes_exactly_once() {
-    let mut domain = start(4000, &common::nowhere()).await;
-    let all = rows_in_file(&domain.db);
+async fn a_large_result_streams_in_many_batches_and_resumes_exactly_once(backend: Backend) {
+    let mut domain = start_on(backend, 4000, &common::nowhere()).await;
+    let all = domain.stored_rows().await;
     let (rows, batches) = query_all(&mut domain.client, QueryRequest::default()).await.unwrap();
     assert_eq!(rows.len(), all.len());
     assert!(batches > 3, "8000 rows came in {batches} batches");
@@ -138,9 +147,8 @@ async fn a_large_result_streams_in_many_batches_and_resumes_exactly_once() {
     assert_eq!(first.rows.len() + rest.len(), 5000);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancelled_stream_stops_the_scan() {
-    let mut domain = start(6000, &common::nowhere()).await;
+async fn a_cancelled_stream_stops_the_scan(backend: Backend) {
+    let mut domain = start_on(backend, 6000, &common::nowhere()).await;
     let mut stream = domain.client.query(QueryRequest::default()).await.unwrap().into_inner();
     let first = stream.message().await.unwrap().unwrap();
     assert!(!first.rows.is_empty());

@@ -13,9 +13,13 @@ pub struct DomainArgs {
     #[arg(long, env = "MESH_DOMAIN_ADDR")]
     pub addr: Option<SocketAddr>,
 
-    /// Directory for the domain's SQLite file [default: .mesh/<domain>].
+    /// Directory for the domain's SQLite file and audit log [default: .mesh/<domain>].
     #[arg(long, env = "MESH_DOMAIN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// PostgreSQL instead of the SQLite file, for the product data.
+    #[command(flatten)]
+    pub database: mesh_postgres::DatabaseArgs,
 
     /// The catalog registry to register the domain's products in; several
     /// URLs separated by commas are replicas of one catalog, used in turn
@@ -84,6 +88,7 @@ impl Default for DomainArgs {
         Self {
             addr: None,
             data_dir: None,
+            database: Default::default(),
             registry: "http://127.0.0.1:50050".to_owned(),
             advertise_url: Vec::new(),
             limits: ServeLimits::default(),
@@ -171,6 +176,17 @@ impl DomainArgs {
     /// The data directory, or `.mesh/<domain>`.
     pub fn data_dir_or(&self, domain: &str) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| PathBuf::from(".mesh").join(domain))
+    }
+
+    /// The domain's database: its schema `domain` on the PostgreSQL server
+    /// of --database-url, or else `<data dir>/<domain>.sqlite`, with a scan
+    /// connection per concurrent scan (blocking).
+    pub fn open_store(&self, domain: &str) -> crate::Result<crate::DomainStore> {
+        let store = match &self.database.database_url {
+            Some(_) => crate::DomainStore::connect(&self.database, domain)?,
+            None => crate::DomainStore::open(&self.data_dir_or(domain).join(format!("{domain}.sqlite")))?,
+        };
+        Ok(store.with_readers(self.limits.max_scans))
     }
 
     /// The credentials the domain `domain` calls other services with: those

@@ -1,7 +1,7 @@
-//! Writing rows straight from SQLite into protobuf wire format, with the
-//! field numbers and types of the row message: no message object per row.
+//! Writing rows straight from the database into protobuf wire format, with
+//! the field numbers and types of the row message: no message object per row.
 
-use rusqlite::types::ValueRef;
+use crate::error::Result;
 
 use crate::pseudonym::PseudonymKey;
 use crate::schema::{ColumnDef, ColumnKind};
@@ -25,6 +25,37 @@ pub(crate) fn put_len_field(buf: &mut Vec<u8>, number: u32, bytes: &[u8]) {
     put_varint(buf, u64::from(number << 3 | WIRE_LEN));
     put_varint(buf, bytes.len() as u64);
     buf.extend_from_slice(bytes);
+}
+
+/// One value of a result row, as either backend returns it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Cell<'a> {
+    /// No value.
+    Null,
+    /// An integer (also a bool as 0/1).
+    Integer(i64),
+    /// A floating-point number.
+    Real(f64),
+    /// UTF-8 text.
+    Text(&'a [u8]),
+}
+
+/// A result row of either backend, read cell by cell.
+pub(crate) trait CellRow {
+    /// The value of column `index`.
+    fn cell(&self, index: usize) -> Result<Cell<'_>>;
+}
+
+impl CellRow for rusqlite::Row<'_> {
+    fn cell(&self, index: usize) -> Result<Cell<'_>> {
+        use rusqlite::types::ValueRef;
+        Ok(match self.get_ref(index)? {
+            ValueRef::Integer(n) => Cell::Integer(n),
+            ValueRef::Real(x) => Cell::Real(x),
+            ValueRef::Text(text) => Cell::Text(text),
+            ValueRef::Null | ValueRef::Blob(_) => Cell::Null,
+        })
+    }
 }
 
 /// How to write one projected column.
@@ -76,11 +107,11 @@ impl RowEncoder {
 
     /// Appends the row message for `row` to `out` (proto3: default values
     /// are left out, as any encoder does).
-    pub(crate) fn encode(&self, row: &rusqlite::Row<'_>, out: &mut Vec<u8>) -> rusqlite::Result<()> {
+    pub(crate) fn encode(&self, row: &impl CellRow, out: &mut Vec<u8>) -> Result<()> {
         let mut pseudonym = [0u8; 32];
         for (i, field) in self.fields.iter().enumerate() {
-            match (field.kind, row.get_ref(i)?) {
-                (ColumnKind::String, ValueRef::Text(text)) if !text.is_empty() && field.pseudonym => {
+            match (field.kind, row.cell(i)?) {
+                (ColumnKind::String, Cell::Text(text)) if !text.is_empty() && field.pseudonym => {
                     if let Some(key) = &self.pseudonyms {
                         key.text(text, &mut pseudonym);
                         out.extend_from_slice(&field.tag);
@@ -88,27 +119,27 @@ impl RowEncoder {
                         out.extend_from_slice(&pseudonym);
                     }
                 }
-                (ColumnKind::Integer, ValueRef::Integer(n)) if field.pseudonym => {
+                (ColumnKind::Integer, Cell::Integer(n)) if field.pseudonym => {
                     if let Some(key) = &self.pseudonyms {
                         let value = key.integer(n);
                         out.extend_from_slice(&field.tag);
                         put_varint(out, if field.zigzag { (value as u64) << 1 } else { value as u64 });
                     }
                 }
-                (ColumnKind::String, ValueRef::Text(text)) if !text.is_empty() => {
+                (ColumnKind::String, Cell::Text(text)) if !text.is_empty() => {
                     out.extend_from_slice(&field.tag);
                     put_varint(out, text.len() as u64);
                     out.extend_from_slice(text);
                 }
-                (ColumnKind::Integer | ColumnKind::Bool, ValueRef::Integer(n)) if n != 0 => {
+                (ColumnKind::Integer | ColumnKind::Bool, Cell::Integer(n)) if n != 0 => {
                     out.extend_from_slice(&field.tag);
                     let wire = if field.zigzag { ((n << 1) ^ (n >> 63)) as u64 } else { n as u64 };
                     put_varint(out, wire);
                 }
                 (ColumnKind::Real, value) => {
                     let x = match value {
-                        ValueRef::Real(x) => x,
-                        ValueRef::Integer(n) => n as f64,
+                        Cell::Real(x) => x,
+                        Cell::Integer(n) => n as f64,
                         _ => 0.0,
                     };
                     if x != 0.0 {

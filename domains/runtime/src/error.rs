@@ -35,6 +35,9 @@ pub enum DomainError {
     /// The database failed.
     #[error("storage failed: {0}")]
     Storage(#[from] rusqlite::Error),
+    /// The PostgreSQL database failed or cannot be reached.
+    #[error("{0}")]
+    Database(#[from] mesh_postgres::DbError),
     /// Reading a file failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -74,6 +77,16 @@ impl From<DomainError> for Status {
                 return Status::unavailable("the database is busy with a load; retry shortly");
             }
             DomainError::Storage(_) => return mesh_grpc::internal_status("storage", &error),
+            DomainError::Database(db) if db.is_unavailable() => {
+                tracing::warn!(error = %db, "the database cannot be reached");
+                return Status::unavailable(
+                    "the domain's database cannot be reached; retry shortly, or on another replica",
+                );
+            }
+            DomainError::Database(db) if db.is_conflict() => {
+                return Status::unavailable("the database is busy with a concurrent change; retry shortly");
+            }
+            DomainError::Database(_) => return mesh_grpc::internal_status("storage", &error),
             DomainError::Io(_) => return mesh_grpc::internal_status("file", &error),
             DomainError::Grpc(_)
             | DomainError::Schema(_)

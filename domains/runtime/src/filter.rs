@@ -16,6 +16,7 @@ use rusqlite::types::Value;
 
 use crate::error::{DomainError, Result};
 use crate::schema::{ColumnKind, RowSchema};
+use crate::store::Dialect;
 
 /// Longest filter accepted, in bytes.
 const MAX_FILTER: usize = 16 * 1024;
@@ -40,8 +41,8 @@ pub(crate) struct SqlFilter {
     pub fields: Vec<usize>,
 }
 
-/// Parses `filter` against `schema` and compiles it to SQL.
-pub(crate) fn compile(filter: &str, schema: &RowSchema) -> Result<SqlFilter> {
+/// Parses `filter` against `schema` and compiles it to SQL of `dialect`.
+pub(crate) fn compile(filter: &str, schema: &RowSchema, dialect: Dialect) -> Result<SqlFilter> {
     if filter.trim().is_empty() {
         return Ok(SqlFilter::default());
     }
@@ -49,7 +50,8 @@ pub(crate) fn compile(filter: &str, schema: &RowSchema) -> Result<SqlFilter> {
         return Err(DomainError::invalid("filter", format!("is longer than {MAX_FILTER} bytes")));
     }
     let tokens = lex(filter)?;
-    let mut parser = Parser { tokens, pos: 0, schema, out: SqlFilter::default(), depth: 0, terms: 0 };
+    let mut parser =
+        Parser { tokens, pos: 0, schema, dialect, out: SqlFilter::default(), depth: 0, terms: 0 };
     parser.expr()?;
     if let Some(token) = parser.tokens.get(parser.pos) {
         return Err(at(
@@ -182,6 +184,7 @@ struct Parser<'a> {
     tokens: Vec<Token>,
     pos: usize,
     schema: &'a RowSchema,
+    dialect: Dialect,
     out: SqlFilter,
     depth: usize,
     terms: usize,
@@ -306,8 +309,8 @@ impl Parser<'_> {
                     && let Some(prefix) = text.strip_suffix('*')
                 {
                     let negate = match op {
-                        "=" => "",
-                        "!=" => "NOT ",
+                        "=" => false,
+                        "!=" => true,
                         _ => {
                             return Err(at(
                                 value_token.column,
@@ -315,9 +318,8 @@ impl Parser<'_> {
                             ));
                         }
                     };
-                    self.out.sql.push_str(&format!("{negate}substr({name}, 1, ?) = ?"));
-                    self.out.params.push(Value::Integer(prefix.chars().count() as i64));
-                    self.out.params.push(Value::Text(prefix.to_owned()));
+                    let condition = self.dialect.prefix_match(&name, prefix, negate, &mut self.out.params);
+                    self.out.sql.push_str(&condition);
                     return Ok(());
                 }
                 let value = self.bind(&name, kind, literal, value_token.column)?;
@@ -443,7 +445,7 @@ mod tests {
     }
 
     fn compile_for_test(filter: &str) -> SqlFilter {
-        compile(filter, &schema()).unwrap_or_else(|e| panic!("`{filter}` was refused: {e}"))
+        compile(filter, &schema(), Dialect::Sqlite).unwrap_or_else(|e| panic!("`{filter}` was refused: {e}"))
     }
 
     #[test]
@@ -453,7 +455,7 @@ mod tests {
     }
 
     fn error(filter: &str) -> String {
-        match compile(filter, &schema()) {
+        match compile(filter, &schema(), Dialect::Sqlite) {
             Ok(compiled) => panic!("`{filter}` compiled to {compiled:?}"),
             Err(e) => e.to_string(),
         }
@@ -721,12 +723,12 @@ mod tests {
     proptest! {
         #[test]
         fn any_text_compiles_or_is_refused_without_panicking(input in any::<String>()) {
-            let _ = compile(&input, &schema());
+            let _ = compile(&input, &schema(), Dialect::Sqlite);
         }
 
         #[test]
         fn filter_like_text_compiles_to_balanced_sql_with_one_value_per_placeholder(input in filter_like()) {
-            if let Ok(compiled) = compile(&input, &schema()) {
+            if let Ok(compiled) = compile(&input, &schema(), Dialect::Sqlite) {
                 prop_assert_eq!(compiled.sql.matches('?').count(), compiled.params.len());
                 prop_assert_eq!(compiled.sql.matches('(').count(), compiled.sql.matches(')').count());
             }

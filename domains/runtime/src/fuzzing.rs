@@ -26,7 +26,7 @@ fn tokens() -> ResumeTokens {
 
 /// Parses and compiles a filter; checks that placeholders and values agree.
 pub fn filter(input: &str) {
-    if let Ok(compiled) = crate::filter::compile(input, schema()) {
+    if let Ok(compiled) = crate::filter::compile(input, schema(), crate::store::Dialect::Sqlite) {
         assert_eq!(compiled.sql.matches('?').count(), compiled.params.len());
     }
 }
@@ -39,7 +39,13 @@ pub fn order_by(input: &str) {
 /// Plans a query whose read mask holds `paths`.
 pub fn read_mask(paths: Vec<String>) {
     let request = QueryRequest { read_mask: Some(prost_types::FieldMask { paths }), ..Default::default() };
-    let _ = crate::plan::plan(&request, schema(), &tokens(), &crate::grant::Grant::full(schema()));
+    let _ = crate::plan::plan(
+        &request,
+        schema(),
+        &tokens(),
+        &crate::grant::Grant::full(schema()),
+        Default::default(),
+    );
 }
 
 /// Checks a resume token, then the same bytes signed as a genuine token's
@@ -48,12 +54,19 @@ pub fn resume_token(input: &[u8]) {
     let tokens = tokens();
     let request =
         QueryRequest { resume_token: String::from_utf8_lossy(input).into_owned(), ..Default::default() };
-    let _ = crate::plan::plan(&request, schema(), &tokens, &crate::grant::Grant::full(schema()));
+    let _ = crate::plan::plan(
+        &request,
+        schema(),
+        &tokens,
+        &crate::grant::Grant::full(schema()),
+        Default::default(),
+    );
     let signed = mesh_grpc::SealedTokens::new(b"fuzzing secret".to_vec()).seal(input);
     let _ = crate::plan::plan(
         &QueryRequest { resume_token: signed, ..Default::default() },
         schema(),
         &tokens,
         &crate::grant::Grant::full(schema()),
+        Default::default(),
     );
 }

@@ -11,16 +11,14 @@ use csv::ByteRecord;
 use indicatif::{ProgressBar, ProgressStyle};
 use mesh_contracts::product::QualityResult;
 
-mod parse;
+pub(crate) mod parse;
 
 use parse::{CHUNKS_AHEAD, Chunk, parse_records};
 
 use crate::error::{DomainError, Result};
 use crate::product::Product;
-use crate::quality::{self, QualityRule, RowCounts};
+use crate::quality::{QualityRule, RowCounts};
 use crate::schema::RowSchema;
-use crate::store::{record_fingerprint, record_load};
-use rusqlite::OptionalExtension;
 
 /// Records with a header, read one at a time.
 pub trait RecordSource {
@@ -258,7 +256,7 @@ pub fn load(
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Result<Chunk>>(CHUNKS_AHEAD);
         let reader = scope.spawn(|| parse_records(source, schema, &mapping, row_counts, sender));
         let (progress, described) = (&progress, described.as_str());
-        let target = LoadTarget {
+        let target = LoadPlan {
             product,
             schema,
             indexes,
@@ -267,20 +265,7 @@ pub fn load(
             fingerprint: &fingerprint,
             shrink,
         };
-        let written = store.write(move |conn| {
-            // A big page cache for the load only: a table larger than the
-            // cache otherwise spills to the WAL and is read back from it.
-            let previous: i64 = conn.pragma_query_value(None, "cache_size", |r| r.get(0))?;
-            conn.pragma_update(None, "cache_size", -LOAD_CACHE_KIB)?;
-            let written = target.write(conn, receiver, row_counts, progress);
-            conn.pragma_update(None, "cache_size", previous)?;
-            // Give the log's space back now (to the journal size limit),
-            // whether the load committed or not.
-            if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-                tracing::debug!(%error, "checkpoint after the load deferred");
-            }
-            written
-        });
+        let written = store.replace(&target, receiver, row_counts, progress);
         let read = reader.join().map_err(|_| DomainError::Internal("the record reader panicked".into()))?;
         // A refused record is the real cause when both sides failed.
         read.and(written)
@@ -292,73 +277,27 @@ pub fn load(
     Ok(summary)
 }
 
-/// Page cache of the writer while it loads (KiB); the usual size returns after.
-const LOAD_CACHE_KIB: i64 = 256 * 1024;
-
-/// Where a load's rows go and what runs on them.
-struct LoadTarget<'a> {
-    product: &'a str,
-    schema: &'a RowSchema,
-    indexes: &'a [&'a str],
-    rules: &'a [QualityRule],
-    source: &'a str,
-    fingerprint: &'a str,
-    shrink: Shrink,
+/// What a load replaces and checks.
+pub(crate) struct LoadPlan<'a> {
+    /// The product loaded.
+    pub product: &'a str,
+    /// Its table.
+    pub schema: &'a RowSchema,
+    /// Its extra indexed columns.
+    pub indexes: &'a [&'a str],
+    /// The rules its rows are checked against.
+    pub rules: &'a [QualityRule],
+    /// Where the rows come from, for the load's record.
+    pub source: &'a str,
+    /// What identifies the source's content.
+    pub fingerprint: &'a str,
+    /// How much smaller than the rows it replaces the load may be.
+    pub shrink: Shrink,
 }
 
-impl LoadTarget<'_> {
-    /// Replaces the table's rows with the chunks from `receiver`, rebuilds
-    /// the indexes, records quality and the load: one transaction.
-    fn write(
-        &self,
-        conn: &mut rusqlite::Connection,
-        receiver: std::sync::mpsc::Receiver<Result<Chunk>>,
-        row_counts: &std::sync::Mutex<RowCounts>,
-        progress: &ProgressBar,
-    ) -> Result<LoadSummary> {
-        let (schema, table) = (self.schema, &self.schema.table);
-        let mut phases = Phases::start();
-        conn.execute_batch(&schema.create_sql())?;
-        let tx = conn.transaction()?;
-        let before: i64 = tx
-            .query_row("SELECT row_count FROM mesh_loads WHERE product = ?1", [self.product], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0);
-        // Indexes are built once after the rows are in (a sort), not kept
-        // up to date row by row.
-        for name in self.indexes.iter().chain(&["key"]) {
-            tx.execute_batch(&format!("DROP INDEX IF EXISTS {table}_by_{name}"))?;
-        }
-        tx.execute(&format!("DELETE FROM {table}"), [])?;
-        let placeholders = vec!["?"; schema.columns.len()].join(", ");
-        let mut insert = tx.prepare(&format!("INSERT INTO {table} VALUES ({placeholders})"))?;
-        let mut rows = 0i64;
-        for chunk in receiver {
-            rows += chunk?.insert(&mut insert, schema.columns.len())?;
-            progress.set_position(rows as u64);
-        }
-        drop(insert);
-        phases.end("insert");
-        self.check_shrink(before, rows)?;
-        tx.execute_batch(&schema.create_sql())?;
-        tx.execute_batch(&schema.index_sql(self.indexes))?;
-        phases.end("index");
-        // The reader has finished (the channel is drained): its counts are final.
-        let counted = row_counts.lock().unwrap_or_else(|p| p.into_inner());
-        let quality = quality::run_counted(&tx, schema, self.rules, Some(&counted))?;
-        phases.end("quality");
-        record_load(&tx, self.product, rows, self.source, &quality)?;
-        record_fingerprint(&tx, self.product, self.fingerprint)?;
-        tx.commit()?;
-        phases.end("commit");
-        tracing::debug!(product = self.product, rows, phases = %phases, "load phases");
-        Ok(LoadSummary { rows, quality })
-    }
-}
-
-impl LoadTarget<'_> {
+impl LoadPlan<'_> {
     /// Refuses `after` rows replacing `before` when the policy forbids it.
-    fn check_shrink(&self, before: i64, after: i64) -> Result<()> {
+    pub(crate) fn check_shrink(&self, before: i64, after: i64) -> Result<()> {
         let refused = match self.shrink {
             Shrink::AtMostHalf => after * 2 < before,
             Shrink::NotToEmpty => after == 0 && before > 0,
@@ -383,17 +322,17 @@ impl LoadTarget<'_> {
 }
 
 /// How long each phase of a load took, for the log.
-struct Phases {
+pub(crate) struct Phases {
     last: std::time::Instant,
     done: Vec<(&'static str, std::time::Duration)>,
 }
 
 impl Phases {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         Self { last: std::time::Instant::now(), done: Vec::new() }
     }
 
-    fn end(&mut self, phase: &'static str) {
+    pub(crate) fn end(&mut self, phase: &'static str) {
         let now = std::time::Instant::now();
         self.done.push((phase, now - self.last));
         self.last = now;

@@ -15,6 +15,7 @@ use crate::output::RowFormat;
 use crate::pseudonym::PseudonymKey;
 use crate::resume::{ResumePoint, ResumeTokens};
 use crate::schema::RowSchema;
+use crate::store::Dialect;
 
 /// One sort column: a schema column index (or `None` for rowid) and direction.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,8 +29,10 @@ pub(crate) struct SortColumn {
 /// A compiled query.
 #[derive(Debug, Clone)]
 pub(crate) struct QueryPlan {
-    /// The SELECT statement: projected columns first, then the sort key.
-    pub sql: String,
+    /// What the statement selects: projected columns first, then the sort key.
+    pub columns: String,
+    /// What follows `FROM <table>`: conditions, order and limit.
+    pub tail: String,
     /// Values bound to its placeholders.
     pub params: Vec<Value>,
     /// Schema indexes of the projected columns, in output order.
@@ -59,6 +62,7 @@ pub(crate) fn plan(
     schema: &RowSchema,
     tokens: &ResumeTokens,
     grant: &Grant,
+    dialect: Dialect,
 ) -> Result<QueryPlan> {
     if request.limit < 0 {
         return Err(DomainError::invalid(
@@ -70,7 +74,7 @@ pub(crate) fn plan(
     let masked =
         asked.len() < schema.columns.len() || request.read_mask.as_ref().is_some_and(|m| !m.paths.is_empty());
     let order = order_by(&request.order_by, schema)?;
-    let filter = filter::compile(&request.filter, schema)?;
+    let filter = filter::compile(&request.filter, schema, dialect)?;
     let ordered: Vec<usize> = order.iter().filter_map(|s| s.column).collect();
     if masked {
         refuse_unreadable(&asked, "read_mask", schema, grant)?;
@@ -82,7 +86,7 @@ pub(crate) fn plan(
     let projection: Vec<usize> =
         if masked { asked } else { asked.into_iter().filter(|&c| grant.readable[c]).collect() };
     let withheld = if masked { Vec::new() } else { grant.withheld(schema) };
-    let scope = filter::compile(&grant.row_scope, schema).map_err(|error| {
+    let scope = filter::compile(&grant.row_scope, schema, dialect).map_err(|error| {
         DomainError::PermissionDenied(format!(
             "the row scope of {} is not a valid filter ({error}), so nothing can be read under it; ask the \
              product's owners to correct it",
@@ -131,25 +135,26 @@ pub(crate) fn plan(
     if let Some(point) = &resume {
         conditions.push(after_condition(&sort, &point.key, &name, &mut params));
     }
-    let mut sql = format!("SELECT {} FROM {}", selected.join(", "), schema.table);
+    let mut tail = String::new();
     if !conditions.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&conditions.join(" AND "));
+        tail.push_str(" WHERE ");
+        tail.push_str(&conditions.join(" AND "));
     }
     let order_sql: Vec<String> =
         sort.iter().map(|s| format!("{}{}", name(s), if s.descending { " DESC" } else { "" })).collect();
-    sql.push_str(" ORDER BY ");
-    sql.push_str(&order_sql.join(", "));
+    tail.push_str(" ORDER BY ");
+    tail.push_str(&order_sql.join(", "));
     let delivered = resume.as_ref().map_or(0, |p| p.delivered);
     let resumed_load = resume.as_ref().map(|p| p.load);
     if request.limit > 0 {
         let remaining = (request.limit as u64).saturating_sub(delivered);
-        sql.push_str(&format!(" LIMIT {remaining}"));
+        tail.push_str(&format!(" LIMIT {remaining}"));
     }
     let pseudonymized: Vec<bool> = projection.iter().map(|&c| grant.pseudonymized[c]).collect();
     let pseudonyms = if pseudonymized.iter().any(|p| *p) { grant.pseudonyms.clone() } else { None };
     Ok(QueryPlan {
-        sql,
+        columns: selected.join(", "),
+        tail: dialect.placeholders(&tail, &params),
         params,
         projection,
         sort,
@@ -297,6 +302,11 @@ fn digest(request: &QueryRequest, projection: &[usize], binding: &[u8]) -> Vec<u
 }
 
 impl QueryPlan {
+    /// The statement reading `table`, in the plan's dialect.
+    pub(crate) fn sql(&self, table: &str) -> String {
+        format!("SELECT {} FROM {table}{}", self.columns, self.tail)
+    }
+
     /// The resume point after a row whose sort key is `key`, having
     /// delivered `rows` rows in this stream of the data of `load`.
     pub(crate) fn point(&self, key: Vec<Value>, rows: u64, load: u64) -> ResumePoint {
@@ -331,7 +341,10 @@ mod tests {
     }
 
     fn refused(request: &QueryRequest) -> String {
-        plan(request, &schema(), &tokens(), &Grant::full(&schema())).map(|p| p.sql).unwrap_err().to_string()
+        plan(request, &schema(), &tokens(), &Grant::full(&schema()), Dialect::Sqlite)
+            .map(|p| p.sql("t"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -368,21 +381,31 @@ mod tests {
 
     #[test]
     fn a_plan_selects_the_projection_then_the_sort_key() {
-        let compiled =
-            plan(&request("amount > 5", "amount desc", 10), &schema(), &tokens(), &Grant::full(&schema()))
-                .unwrap();
+        let compiled = plan(
+            &request("amount > 5", "amount desc", 10),
+            &schema(),
+            &tokens(),
+            &Grant::full(&schema()),
+            Dialect::Sqlite,
+        )
+        .unwrap();
         assert_eq!(
-            compiled.sql,
+            compiled.sql("t"),
             "SELECT name, amount, score, flag, seq, amount, seq, rowid FROM t WHERE (amount > ?) \
              ORDER BY amount DESC, seq, rowid LIMIT 10"
         );
         assert_eq!(compiled.params, vec![Integer(5)]);
         assert_eq!(compiled.projection, vec![0, 1, 2, 3, 4]);
 
-        let compiled =
-            plan(&masked(&["seq", " amount ", "seq"]), &schema(), &tokens(), &Grant::full(&schema()))
-                .unwrap();
-        assert_eq!(compiled.sql, "SELECT seq, amount, seq, rowid FROM t ORDER BY seq, rowid");
+        let compiled = plan(
+            &masked(&["seq", " amount ", "seq"]),
+            &schema(),
+            &tokens(),
+            &Grant::full(&schema()),
+            Dialect::Sqlite,
+        )
+        .unwrap();
+        assert_eq!(compiled.sql("t"), "SELECT seq, amount, seq, rowid FROM t ORDER BY seq, rowid");
         assert_eq!(compiled.projection, vec![4, 1]);
     }
 
@@ -437,17 +460,19 @@ mod tests {
     #[test]
     fn a_resumed_plan_continues_after_the_token_and_counts_what_was_delivered() {
         let first_request = request("amount > 5", "", 100);
-        let first = plan(&first_request, &schema(), &tokens(), &Grant::full(&schema())).unwrap();
+        let first =
+            plan(&first_request, &schema(), &tokens(), &Grant::full(&schema()), Dialect::Sqlite).unwrap();
         let token = tokens().issue(&first.point(vec![Text("0042".into()), Integer(42)], 30, 1));
         let resumed = plan(
             &QueryRequest { resume_token: token, ..first_request },
             &schema(),
             &tokens(),
             &Grant::full(&schema()),
+            Dialect::Sqlite,
         )
         .unwrap();
         assert_eq!(
-            resumed.sql,
+            resumed.sql("t"),
             "SELECT name, amount, score, flag, seq, seq, rowid FROM t WHERE (amount > ?) AND (seq, rowid) > (?, ?) \
              ORDER BY seq, rowid LIMIT 70"
         );
@@ -460,7 +485,7 @@ mod tests {
     #[test]
     fn a_token_is_refused_with_another_query_key_or_secret() {
         let original = request("amount > 5", "", 0);
-        let first = plan(&original, &schema(), &tokens(), &Grant::full(&schema())).unwrap();
+        let first = plan(&original, &schema(), &tokens(), &Grant::full(&schema()), Dialect::Sqlite).unwrap();
         let token = tokens().issue(&first.point(vec![Text("0042".into()), Integer(42)], 30, 1));
         let with = |request: QueryRequest| QueryRequest { resume_token: token.clone(), ..request };
 
@@ -478,9 +503,15 @@ mod tests {
         let foreign = "resume_token: the token is not one this domain issued (altered, truncated or from \
                        another product); run the query again without it";
         let other_product = ResumeTokens::new(b"another domain".to_vec(), "test.rows");
-        let err = plan(&with(original.clone()), &schema(), &other_product, &Grant::full(&schema()))
-            .unwrap_err()
-            .to_string();
+        let err = plan(
+            &with(original.clone()),
+            &schema(),
+            &other_product,
+            &Grant::full(&schema()),
+            Dialect::Sqlite,
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(err, foreign);
         let truncated =
             QueryRequest { resume_token: token[..token.len() - 3].to_owned(), ..original.clone() };

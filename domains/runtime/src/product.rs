@@ -99,9 +99,7 @@ impl Product {
         let shape =
             ProductShape::find(&pool, spec.service).map_err(|e| DomainError::Schema(e.to_string()))?;
         let schema = RowSchema::new(spec.table, shape.row_type.clone(), spec.key, spec.amounts)?;
-        store.write(|conn| {
-            Ok(conn.execute_batch(&format!("{}\n{}", schema.create_sql(), schema.index_sql(spec.indexes)))?)
-        })?;
+        store.prepare_table(spec.id, &schema, spec.indexes)?;
         let tokens = ResumeTokens::new(store.token_secret()?, spec.id);
         let descriptor_set = service_descriptor_set(&shape.service);
         let token_field = shape
@@ -176,7 +174,7 @@ impl Product {
             }
             status
         };
-        let plan = match plan(request, &self.schema, &self.tokens, grant) {
+        let plan = match plan(request, &self.schema, &self.tokens, grant, self.store.dialect()) {
             Ok(plan) => QueryPlan { format, ..plan },
             Err(error) => {
                 tracing::info!(product = self.spec.id, %caller, %error, "query refused");
@@ -209,18 +207,12 @@ impl Product {
         Ok(Started { rows: scan, withheld, columns })
     }
 
-    /// How SQLite will run `request` under `grant` (its `EXPLAIN QUERY
-    /// PLAN` details, one line each), to check that a query is served by an
-    /// index.
+    /// How the database will run `request` under `grant` (SQLite's
+    /// `EXPLAIN QUERY PLAN` details, PostgreSQL's `EXPLAIN`, one line
+    /// each), to check that a query is served by an index.
     pub fn explain(&self, request: &QueryRequest, grant: &Grant) -> Result<String> {
-        let plan = plan(request, &self.schema, &self.tokens, grant)?;
-        self.store.read(|conn| {
-            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", plan.sql))?;
-            let details = statement
-                .query_map(rusqlite::params_from_iter(plan.params.iter()), |r| r.get::<_, String>(3))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(details.join("\n"))
-        })
+        let plan = plan(request, &self.schema, &self.tokens, grant, self.store.dialect())?;
+        self.store.explain(self.spec.id, &self.schema.table, &plan)
     }
 
     /// What access to the product depends on: its id, domain, access mode
@@ -255,9 +247,10 @@ impl Product {
     }
 
     /// Checks that the product's data can still be read (blocking): the
-    /// database file is the one opened and a fresh connection reads it.
+    /// SQLite file is the one opened and a fresh connection reads it, or
+    /// PostgreSQL answers for the product's table.
     pub fn probe(&self) -> Result<()> {
-        self.store.probe(self.spec.table)
+        self.store.probe(self.spec.id, self.spec.table)
     }
 }
 

@@ -154,66 +154,105 @@ impl RowCounts {
     }
 }
 
-/// Runs `rules` over `schema`'s table: one scan for the SQL rules, one
-/// grouping for uniqueness.
+/// Runs `rules` over `schema`'s table in SQLite: one scan for the SQL
+/// rules, one grouping for uniqueness.
 pub fn run(conn: &Connection, schema: &RowSchema, rules: &[QualityRule]) -> Result<Vec<QualityResult>> {
-    run_counted(conn, schema, rules, None)
+    run_counted(&mut sqlite_counts(conn), schema, &schema.table, rules, None)
 }
 
-/// Like [`run`], taking the outcome of the rules in `counted` from it
-/// instead of scanning the table for them.
-pub fn run_counted(
-    conn: &Connection,
+/// Runs a statement of counts in SQLite: its one row of integers.
+pub(crate) fn sqlite_counts(conn: &Connection) -> impl FnMut(&str) -> Result<Vec<i64>> + '_ {
+    move |sql| {
+        Ok(conn.query_row(sql, [], |row| (0..row.as_ref().column_count()).map(|i| row.get(i)).collect())?)
+    }
+}
+
+/// Like [`run`] over `table`, in either backend (`counts` runs a statement
+/// of counts and returns its one row), taking the outcome of the rules in
+/// `counted` from it instead of scanning the table for them.
+pub(crate) fn run_counted(
+    counts: &mut dyn FnMut(&str) -> Result<Vec<i64>>,
     schema: &RowSchema,
+    table: &str,
     rules: &[QualityRule],
     counted: Option<&RowCounts>,
 ) -> Result<Vec<QualityResult>> {
+    let answers = count_statements(schema, table, rules, counted)
+        .iter()
+        .map(|sql| counts(sql))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(results(rules, counted, &answers))
+}
+
+/// The statements whose counts `rules` need beyond those in `counted`,
+/// each answered by one row: the row count with one count per SQL rule,
+/// then the duplicate keys if uniqueness is checked.
+pub(crate) fn count_statements(
+    schema: &RowSchema,
+    table: &str,
+    rules: &[QualityRule],
+    counted: Option<&RowCounts>,
+) -> Vec<String> {
     let already = |position: usize| counted.and_then(|c| c.failed(position));
     let mut select = vec!["count(*)".to_owned()];
+    let mut unique = false;
     for (position, rule) in rules.iter().enumerate() {
-        if already(position).is_none()
-            && let Some(violation) = rule.check.violation_sql(schema)
-        {
-            select.push(format!("coalesce(sum(CASE WHEN {violation} THEN 1 ELSE 0 END), 0)"));
+        if already(position).is_some() {
+            continue;
+        }
+        match rule.check.violation_sql(schema) {
+            Some(violation) => {
+                select.push(format!("coalesce(sum(CASE WHEN {violation} THEN 1 ELSE 0 END), 0)"))
+            }
+            None => unique = true,
         }
     }
-    let counts: Vec<i64> =
-        conn.query_row(&format!("SELECT {} FROM {}", select.join(", "), schema.table), [], |row| {
-            (0..select.len()).map(|i| row.get(i)).collect()
-        })?;
-    let total = counts[0];
-    let mut failed_by_sql = counts[1..].iter();
+    let mut statements = vec![format!("SELECT {} FROM {table}", select.join(", "))];
+    if unique {
+        statements.push(duplicates_sql(schema, table));
+    }
+    statements
+}
+
+/// The rules' results from the answers to [`count_statements`].
+pub(crate) fn results(
+    rules: &[QualityRule],
+    counted: Option<&RowCounts>,
+    answers: &[Vec<i64>],
+) -> Vec<QualityResult> {
+    let already = |position: usize| counted.and_then(|c| c.failed(position));
+    let first = answers.first().map(Vec::as_slice).unwrap_or_default();
+    let total = first.first().copied().unwrap_or(0);
+    let mut failed_by_sql = first.iter().skip(1);
+    let duplicates = answers.get(1).and_then(|row| row.first()).copied().unwrap_or(0);
     rules
         .iter()
         .enumerate()
         .map(|(position, rule)| {
             let failed = match (already(position), &rule.check) {
                 (Some(failed), _) => failed,
-                (None, Check::UniqueKey) => duplicates(conn, schema)?,
-                (None, _) => *failed_by_sql.next().expect("one count per SQL rule"),
+                (None, Check::UniqueKey) => duplicates,
+                (None, _) => failed_by_sql.next().copied().unwrap_or(0),
             };
-            Ok(QualityResult {
+            QualityResult {
                 rule: rule.name.clone(),
                 description: rule.description.clone(),
                 passed: failed == 0,
                 failed_rows: failed,
                 checked_rows: total,
-            })
+            }
         })
         .collect()
 }
 
-fn duplicates(conn: &Connection, schema: &RowSchema) -> Result<i64> {
+/// Counts the rows beyond the first of each key (both dialects).
+fn duplicates_sql(schema: &RowSchema, table: &str) -> String {
     let key: Vec<&str> = schema.key.iter().map(|&i| schema.columns[i].name.as_str()).collect();
-    let key = key.join(", ");
-    Ok(conn.query_row(
-        &format!(
-            "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {} GROUP BY {key} HAVING n > 1)",
-            schema.table
-        ),
-        [],
-        |row| row.get(0),
-    )?)
+    format!(
+        "SELECT CAST(coalesce(sum(n - 1), 0) AS BIGINT) FROM \
+         (SELECT count(*) AS n FROM {table} GROUP BY {key} HAVING count(*) > 1) AS duplicated",
+        key = key.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -277,7 +316,7 @@ mod tests {
             counts.check(&[0, row.1, 0, i64::from(row.3), 0]);
         }
         let scanned = run(&conn, &schema, &rules).unwrap();
-        let counted = run_counted(&conn, &schema, &rules, Some(&counts)).unwrap();
+        let counted = run_counted(&mut sqlite_counts(&conn), &schema, "t", &rules, Some(&counts)).unwrap();
         assert_eq!(outcome(&scanned), outcome(&counted));
         assert_eq!(outcome(&counted), [("no_negative_amounts", 1, 3), ("amount_is_flag", 1, 3)]);
     }

@@ -1,8 +1,8 @@
-//! Running one query: the SQLite scan on a blocking thread, rows encoded
+//! Running one query: the store's scan on a blocking thread, rows encoded
 //! into batches with resume tokens, and every way a scan is stopped — the
 //! client went away, stopped reading, ran out of its time budget, or the
-//! domain is shutting down. SQLite is interrupted in each case, even in a
-//! scan that produces no rows (a sort, or a filter that matches nothing).
+//! domain is shutting down. The database is interrupted in each case, even
+//! in a scan that produces no rows (a sort, or a filter that matches nothing).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,26 +11,23 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rusqlite::types::{Value, ValueRef};
+use rusqlite::types::Value;
 use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::admission::{Admission, ScanSlot, StreamSlot};
 use crate::audit::{Audit, Ended};
-use crate::encode::{RowEncoder, put_len_field};
+use crate::encode::{Cell, CellRow, RowEncoder, put_len_field};
 use crate::error::{DomainError, Result};
 use crate::plan::QueryPlan;
 use crate::product::Product;
-use crate::store::load_id;
+use crate::store::RowSink;
 
 /// Target size of one streamed batch: large enough for throughput, far
 /// below gRPC's 4 MiB default message limit.
 pub const BATCH_BYTES: usize = 256 * 1024;
 /// Batches buffered ahead of a slow reader; bounds memory per stream.
 const BATCHES_AHEAD: usize = 4;
-/// SQLite virtual-machine steps between checks for a reason to stop: a
-/// few milliseconds of work at most.
-const STEPS_BETWEEN_CHECKS: i32 = 20_000;
 
 /// The batches of one query, then its error if it did not finish: a stream
 /// of encoded `QueryResponse` messages. Dropping it stops the scan.
@@ -78,7 +75,7 @@ impl Drop for ScanStream {
 
 /// Why a scan stopped before its end.
 #[derive(Debug)]
-enum Stop {
+pub(crate) enum Stop {
     /// The client dropped the stream: nobody to tell.
     ClientGone,
     /// The client read nothing for the send timeout.
@@ -177,9 +174,8 @@ pub(crate) fn start(
         let (_slot, _active) = (slot, active);
         let span = tracing::info_span!("query", product = product.spec.id, caller = %caller);
         let _entered = span.enter();
-        let mut scan =
-            Scan { product: &product, plan: &plan, sender, watch, send_timeout, runtime, sent: 0, bytes: 0 };
-        let outcome = product.store.read(|conn| Ok(scan.run(conn))).unwrap_or_else(|e| Err(e.into()));
+        let mut scan = Scan::new(&product, &plan, sender, watch, send_timeout, runtime);
+        let outcome = scan.run();
         let (sent, bytes) = (scan.sent, scan.bytes);
         let ended = match outcome {
             Ok(()) => {
@@ -217,100 +213,111 @@ struct Scan<'a> {
     runtime: tokio::runtime::Handle,
     sent: u64,
     bytes: u64,
+    encoder: RowEncoder,
+    /// The load read (from `begin`).
+    load: u64,
+    /// A page holds at most page_size rows; one more tells whether another page follows.
+    page_size: Option<u64>,
+    batch: Vec<u8>,
+    row_bytes: Vec<u8>,
+    last_key: Vec<Value>,
+    in_batch: u64,
+    more: bool,
 }
 
-impl Scan<'_> {
-    /// Runs the plan inside one read transaction, so the load checked for
-    /// a resumed query is the data read, with SQLite interrupted when the
-    /// watch finds a reason to stop.
-    fn run(&mut self, conn: &rusqlite::Connection) -> Result<(), Stop> {
-        let watch = self.watch.clone();
-        conn.progress_handler(STEPS_BETWEEN_CHECKS, Some(move || watch.reason().is_some()))?;
-        let result = conn.unchecked_transaction().map_err(Stop::from).and_then(|tx| {
-            let outcome = self.rows(&tx);
-            drop(tx);
-            outcome
-        });
-        conn.progress_handler(0, None::<fn() -> bool>)?;
-        match result {
-            Err(Stop::Failed(DomainError::Storage(rusqlite::Error::SqliteFailure(e, _))))
-                if e.code == rusqlite::ErrorCode::OperationInterrupted =>
-            {
-                Err(self.watch.reason().unwrap_or(Stop::ClientGone))
-            }
-            other => other,
+impl<'a> Scan<'a> {
+    fn new(
+        product: &'a Product,
+        plan: &'a QueryPlan,
+        sender: mpsc::Sender<Bytes>,
+        watch: Watch,
+        send_timeout: Duration,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        let schema = &product.schema;
+        let columns = plan.projection.iter().map(|&c| &schema.columns[c]);
+        Self {
+            product,
+            plan,
+            sender,
+            watch,
+            send_timeout,
+            runtime,
+            sent: 0,
+            bytes: 0,
+            encoder: RowEncoder::new(columns, &plan.pseudonymized, plan.pseudonyms.clone()),
+            load: 0,
+            page_size: plan.format.page_size(),
+            batch: Vec::with_capacity(BATCH_BYTES + 64 * 1024),
+            row_bytes: Vec::with_capacity(4096),
+            last_key: Vec::with_capacity(plan.sort.len()),
+            in_batch: 0,
+            more: false,
         }
     }
 
-    fn rows(&mut self, conn: &rusqlite::Connection) -> Result<(), Stop> {
-        let spec = self.product.spec;
-        let load = load_id(conn, spec.id)?;
+    /// Runs the plan through the store, then sends what is left.
+    fn run(&mut self) -> Result<(), Stop> {
+        let watch = self.watch.clone();
+        let check = Arc::new(move || watch.reason().is_some());
+        let product = self.product;
+        product.store.scan(product.spec.id, &product.schema.table, self.plan, self, check)?;
+        // A stream sends no empty batch; a page is sent even empty, with a
+        // token only when another page follows.
+        if self.in_batch > 0 || self.page_size.is_some() {
+            self.flush(self.page_size.is_none() || self.more)?;
+        }
+        Ok(())
+    }
+}
+
+impl RowSink for Scan<'_> {
+    fn begin(&mut self, load: u64) -> Result<(), Stop> {
         if self.plan.resumed_load.is_some_and(|resumed| resumed != load) {
             return Err(Stop::Failed(DomainError::Aborted(format!(
                 "resume_token: the data of {} changed since this token was issued (it was reloaded or \
                  rebuilt); run the query again from the start, without a resume_token",
-                spec.id
+                self.product.spec.id
             ))));
         }
-        let plan = self.plan;
-        let mut statement = conn.prepare_cached(&plan.sql)?;
-        for (i, value) in plan.params.iter().enumerate() {
-            statement.raw_bind_parameter(i + 1, value)?;
-        }
-        let schema = &self.product.schema;
-        let columns = plan.projection.iter().map(|&c| &schema.columns[c]);
-        let encoder = RowEncoder::new(columns, &plan.pseudonymized, plan.pseudonyms.clone());
-        let rows_field = self.product.shape.rows_field.number();
-        let (key_start, key_len) = (plan.projection.len(), plan.sort.len());
-        // A page holds at most page_size rows; one more tells whether another page follows.
-        let page_size = plan.format.page_size();
-        let mut rows = statement.raw_query();
-        let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES + 64 * 1024);
-        let mut row_bytes: Vec<u8> = Vec::with_capacity(4096);
-        let mut last_key: Vec<Value> = Vec::with_capacity(key_len);
-        let mut in_batch = 0u64;
-        let mut more = false;
-        while let Some(row) = rows.next()? {
-            if page_size.is_some_and(|size| in_batch == size) {
-                more = true;
-                break;
-            }
-            row_bytes.clear();
-            encoder.encode(row, &mut row_bytes)?;
-            put_len_field(&mut batch, rows_field, &row_bytes);
-            read_key(row, key_start, key_len, &mut last_key)?;
-            in_batch += 1;
-            if page_size.is_none() && batch.len() >= BATCH_BYTES {
-                self.flush(&mut batch, &last_key, &mut in_batch, load, true)?;
-            }
-        }
-        // A stream sends no empty batch; a page is sent even empty, with a
-        // token only when another page follows.
-        if in_batch > 0 || page_size.is_some() {
-            self.flush(&mut batch, &last_key, &mut in_batch, load, page_size.is_none() || more)?;
-        }
+        self.load = load;
         Ok(())
     }
 
+    fn row(&mut self, row: &impl CellRow) -> Result<bool, Stop> {
+        if self.page_size.is_some_and(|size| self.in_batch == size) {
+            self.more = true;
+            return Ok(false);
+        }
+        self.row_bytes.clear();
+        self.encoder.encode(row, &mut self.row_bytes)?;
+        put_len_field(&mut self.batch, self.product.shape.rows_field.number(), &self.row_bytes);
+        read_key(row, self.plan.projection.len(), self.plan.sort.len(), &mut self.last_key)?;
+        self.in_batch += 1;
+        if self.page_size.is_none() && self.batch.len() >= BATCH_BYTES {
+            self.flush(true)?;
+        }
+        Ok(true)
+    }
+
+    fn interrupted(&self) -> Option<Stop> {
+        self.watch.reason()
+    }
+}
+
+impl Scan<'_> {
     /// Sends the batch, ended with the resume token after its last row
     /// when `resumable`, waiting for the client at most the send timeout
     /// (and never past the query's budget).
-    fn flush(
-        &mut self,
-        batch: &mut Vec<u8>,
-        last_key: &[Value],
-        in_batch: &mut u64,
-        load: u64,
-        resumable: bool,
-    ) -> Result<(), Stop> {
-        let sent = self.sent + *in_batch;
-        if resumable && *in_batch > 0 {
-            let token = self.product.tokens().issue(&self.plan.point(last_key.to_vec(), sent, load));
-            put_len_field(batch, self.product.token_field(), token.as_bytes());
+    fn flush(&mut self, resumable: bool) -> Result<(), Stop> {
+        let sent = self.sent + self.in_batch;
+        if resumable && self.in_batch > 0 {
+            let token = self.product.tokens().issue(&self.plan.point(self.last_key.clone(), sent, self.load));
+            put_len_field(&mut self.batch, self.product.token_field(), token.as_bytes());
         }
-        let bytes = Bytes::copy_from_slice(batch);
+        let bytes = Bytes::copy_from_slice(&self.batch);
         let size = bytes.len() as u64;
-        batch.clear();
+        self.batch.clear();
         let mut wait = self.send_timeout;
         if let Some((at, _)) = self.watch.deadline {
             wait = wait.min(at.saturating_duration_since(Instant::now()));
@@ -326,7 +333,7 @@ impl Scan<'_> {
             Some(Ok(Ok(()))) => {
                 self.sent = sent;
                 self.bytes += size;
-                *in_batch = 0;
+                self.in_batch = 0;
                 Ok(())
             }
             Some(Ok(Err(_))) => Err(Stop::ClientGone),
@@ -338,11 +345,11 @@ impl Scan<'_> {
 
 /// Copies the sort key of `row` (its columns from `start`) into `key`,
 /// reusing string buffers.
-fn read_key(row: &rusqlite::Row<'_>, start: usize, len: usize, key: &mut Vec<Value>) -> rusqlite::Result<()> {
+fn read_key(row: &impl CellRow, start: usize, len: usize, key: &mut Vec<Value>) -> Result<()> {
     key.resize(len, Value::Null);
     for (i, slot) in key.iter_mut().enumerate() {
-        match row.get_ref(start + i)? {
-            ValueRef::Text(text) => {
+        match row.cell(start + i)? {
+            Cell::Text(text) => {
                 let text = String::from_utf8_lossy(text);
                 match slot {
                     Value::Text(existing) => {
@@ -352,9 +359,9 @@ fn read_key(row: &rusqlite::Row<'_>, start: usize, len: usize, key: &mut Vec<Val
                     other => *other = Value::Text(text.into_owned()),
                 }
             }
-            ValueRef::Integer(n) => *slot = Value::Integer(n),
-            ValueRef::Real(x) => *slot = Value::Real(x),
-            ValueRef::Null | ValueRef::Blob(_) => *slot = Value::Null,
+            Cell::Integer(n) => *slot = Value::Integer(n),
+            Cell::Real(x) => *slot = Value::Real(x),
+            Cell::Null => *slot = Value::Null,
         }
     }
     Ok(())

@@ -6,6 +6,7 @@ use mesh_contracts::product::Classification;
 use prost_reflect::{Kind, MessageDescriptor};
 
 use crate::error::{DomainError, Result};
+use crate::store::Dialect;
 
 /// The value kinds a row column may have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,25 +160,42 @@ impl RowSchema {
 
     /// `CREATE TABLE` and the index on the key, idempotent.
     pub fn create_sql(&self) -> String {
-        let columns: Vec<String> =
-            self.columns.iter().map(|c| format!("{} {} NOT NULL", c.name, c.kind.sql_type())).collect();
-        let key: Vec<&str> = self.key.iter().map(|&i| self.columns[i].name.as_str()).collect();
+        self.table_sql(Dialect::Sqlite, &self.table)
+    }
+
+    /// `CREATE INDEX` statements for extra single-column indexes.
+    pub fn index_sql(&self, indexed: &[&str]) -> String {
+        self.indexes_sql(&self.table, indexed)
+    }
+
+    /// `CREATE TABLE` for `table` in `dialect` and the index on the key,
+    /// idempotent. PostgreSQL has no rowid: its tables get a `rowid` column
+    /// numbered by the load, the last column of the key index, so the sort
+    /// key (and a resume token) is the same on both.
+    pub(crate) fn table_sql(&self, dialect: Dialect, table: &str) -> String {
+        let mut columns: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{} {} NOT NULL", c.name, dialect.column_type(c.kind)))
+            .collect();
+        let mut key: Vec<&str> = self.key.iter().map(|&i| self.columns[i].name.as_str()).collect();
+        if dialect == Dialect::Postgres {
+            columns.push("rowid BIGINT NOT NULL".into());
+            key.push("rowid");
+        }
         format!(
             "CREATE TABLE IF NOT EXISTS {table} ({columns});\n\
              CREATE INDEX IF NOT EXISTS {table}_by_key ON {table} ({key});",
-            table = self.table,
             columns = columns.join(", "),
             key = key.join(", ")
         )
     }
 
-    /// `CREATE INDEX` statements for extra single-column indexes.
-    pub fn index_sql(&self, indexed: &[&str]) -> String {
+    /// `CREATE INDEX` statements for extra single-column indexes of `table`.
+    pub(crate) fn indexes_sql(&self, table: &str, indexed: &[&str]) -> String {
         indexed
             .iter()
-            .map(|column| {
-                format!("CREATE INDEX IF NOT EXISTS {t}_by_{column} ON {t} ({column});\n", t = self.table)
-            })
+            .map(|column| format!("CREATE INDEX IF NOT EXISTS {table}_by_{column} ON {table} ({column});\n"))
             .collect()
     }
 }

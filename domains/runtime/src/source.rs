@@ -15,7 +15,6 @@ use crate::ingest::{self, CsvSource, RecordSource, Shrink};
 use crate::product::{Product, ProductSpec};
 use crate::quality::QualityRule;
 use crate::service::ProductService;
-use crate::store::DomainStore;
 
 /// Flags of a source-aligned domain; `G` holds the flags of its generator.
 #[derive(Debug, Clone, clap::Args)]
@@ -77,8 +76,7 @@ impl<G> std::fmt::Debug for SourceDomain<G> {
 impl<G: clap::Args + Clone + Send + Sync + 'static> SourceDomain<G> {
     /// Opens the domain's database and prepares its product.
     pub fn open(&self, args: &SourceArgs<G>) -> Result<Arc<Product>> {
-        let db = args.domain.data_dir_or(self.name).join(format!("{}.sqlite", self.name));
-        Product::new(self.spec, DomainStore::open(&db)?.with_readers(args.domain.limits.max_scans))
+        Product::new(self.spec, args.domain.open_store(self.name)?)
     }
 
     /// The quality rules of the product.

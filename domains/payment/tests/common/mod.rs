@@ -1,6 +1,7 @@
-//! A real payment domain on `127.0.0.1:0` over a real SQLite file, with
-//! generated data, authenticating callers against a local issuer made for
-//! the test, and helpers to read its rows straight from that file.
+//! A real payment domain on `127.0.0.1:0` over a real SQLite file or a
+//! real PostgreSQL database, with generated data, authenticating callers
+//! against a local issuer made for the test, and helpers to read its rows
+//! straight from the database (not through the domain).
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -15,10 +16,44 @@ use mesh_domain_runtime::{DomainArgs, Product};
 use mesh_grpc::auth::service_role;
 use mesh_grpc::issuer::LocalIssuer;
 use mesh_grpc::{AuthArgs, Credentials, MeshChannel};
+use mesh_postgres::testing::TestDatabase;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use woori_data::Generator;
 use woori_data::runtime::SourceArgs;
+
+/// Where a test domain keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// The SQLite file in the domain's folder.
+    Sqlite,
+    /// A database of its own on the test PostgreSQL server.
+    Postgres,
+}
+
+/// Instantiates each named `async fn(Backend)` test once per backend, in
+/// modules `sqlite` and `postgres`: one suite, both backends.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
 
 /// A running payment domain, stopped when dropped.
 pub(crate) struct TestDomain {
@@ -27,6 +62,8 @@ pub(crate) struct TestDomain {
     pub product: Arc<Product>,
     pub db: PathBuf,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database, when the domain runs on one.
+    pub database: Option<Arc<TestDatabase>>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -89,8 +126,31 @@ pub(crate) fn nowhere() -> String {
 
 /// Starts the payment domain with `customers` x 2 quarters.
 pub(crate) async fn start(customers: u64, registry: &str) -> TestDomain {
+    start_on(Backend::Sqlite, customers, registry).await
+}
+
+/// Starts the payment domain on `backend` with `customers` x 2 quarters.
+pub(crate) async fn start_on(backend: Backend, customers: u64, registry: &str) -> TestDomain {
     let dir = tempfile::tempdir().unwrap();
-    start_with(dir, args_for(customers, registry)).await
+    let database = database_for(backend);
+    let url = database.as_ref().map(|d| d.url().to_owned());
+    let make = args_for(customers, registry);
+    let mut domain = start_with(dir, move |dir| on_database(make(dir), url.as_deref())).await;
+    domain.database = database;
+    domain
+}
+
+/// A fresh PostgreSQL database for `backend`, if it is PostgreSQL.
+pub(crate) fn database_for(backend: Backend) -> Option<Arc<TestDatabase>> {
+    (backend == Backend::Postgres).then(|| Arc::new(TestDatabase::create()))
+}
+
+/// `args` keeping the data in the database at `url`, if one is given.
+pub(crate) fn on_database(mut args: SourceArgs, url: Option<&str>) -> SourceArgs {
+    if let Some(url) = url {
+        args.domain.database = mesh_postgres::DatabaseArgs::for_url(url);
+    }
+    args
 }
 
 fn args_for(customers: u64, registry: &str) -> impl FnOnce(&std::path::Path) -> SourceArgs {
@@ -117,7 +177,52 @@ pub(crate) async fn start_with(
     });
     let channel = connect(addr, reader(dir.path())).await;
     let db = dir.path().join("payment.sqlite");
-    TestDomain { addr, client: CardSpendingServiceClient::new(channel), product, db, dir, stop: Some(stop) }
+    TestDomain {
+        addr,
+        client: CardSpendingServiceClient::new(channel),
+        product,
+        db,
+        dir,
+        database: None,
+        stop: Some(stop),
+    }
+}
+
+/// The columns the reference reads compare.
+const COMPARED: &str = "bas_yh, seq, tot_use_am, crdsl_use_am, cnf_use_am, auto_am";
+
+impl TestDomain {
+    /// Every row of the product in key order, read straight from its
+    /// database (not through the domain).
+    pub(crate) async fn stored_rows(&self) -> Vec<CardSpending> {
+        let Some(database) = &self.database else { return rows_in_file(&self.db) };
+        let (client, connection) =
+            tokio_postgres::connect(database.url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let table: String = client
+            .query_one(
+                "SELECT data_table FROM payment.mesh_tables WHERE product = 'payment.card_spending'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let rows = client
+            .query(&format!("SELECT {COMPARED} FROM payment.{table} ORDER BY bas_yh, seq"), &[])
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|r| CardSpending {
+                bas_yh: r.get(0),
+                seq: r.get(1),
+                tot_use_am: r.get(2),
+                crdsl_use_am: r.get(3),
+                cnf_use_am: r.get(4),
+                auto_am: r.get(5),
+                ..Default::default()
+            })
+            .collect()
+    }
 }
 
 /// A channel to `addr` carrying `credentials`, retried while the server comes up.
@@ -135,9 +240,8 @@ pub(crate) async fn connect(addr: std::net::SocketAddr, credentials: Credentials
 /// Every row of the table, read straight from the SQLite file (not through the domain).
 pub(crate) fn rows_in_file(db: &std::path::Path) -> Vec<CardSpending> {
     let conn = rusqlite::Connection::open(db).unwrap();
-    let mut statement = conn
-        .prepare("SELECT bas_yh, seq, tot_use_am, crdsl_use_am, cnf_use_am, auto_am FROM card_spending ORDER BY bas_yh, seq")
-        .unwrap();
+    let mut statement =
+        conn.prepare(&format!("SELECT {COMPARED} FROM card_spending ORDER BY bas_yh, seq")).unwrap();
     statement
         .query_map([], |r| {
             Ok(CardSpending {

@@ -15,12 +15,23 @@ pub(super) const CHUNKS_AHEAD: usize = 8;
 /// Parsed rows, row-major (one cell per column), with their text in one
 /// buffer: a chunk of a thousand rows is a few allocations, not thousands.
 #[derive(Debug, Default)]
-pub(super) struct Chunk {
+pub(crate) struct Chunk {
     cells: Vec<Cell>,
     text: String,
 }
 
-/// One parsed field.
+/// One field of a parsed row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Field<'a> {
+    /// An integer (or a bool as 0/1).
+    Integer(i64),
+    /// A floating-point number.
+    Real(f64),
+    /// Text.
+    Text(&'a str),
+}
+
+/// One parsed field, as stored in a chunk.
 #[derive(Debug, Clone, Copy)]
 enum Cell {
     Integer(i64),
@@ -34,12 +45,23 @@ impl Chunk {
         Self { cells: Vec::with_capacity(rows * width), text: String::new() }
     }
 
-    fn rows(&self, width: usize) -> usize {
+    fn row_count(&self, width: usize) -> usize {
         self.cells.len() / width.max(1)
     }
 
+    /// The rows, each as its fields in column order.
+    pub(crate) fn rows(&self, width: usize) -> impl Iterator<Item = impl Iterator<Item = Field<'_>>> {
+        self.cells.chunks_exact(width.max(1)).map(|row| {
+            row.iter().map(|cell| match *cell {
+                Cell::Integer(n) => Field::Integer(n),
+                Cell::Real(x) => Field::Real(x),
+                Cell::Text(start, end) => Field::Text(&self.text[start as usize..end as usize]),
+            })
+        })
+    }
+
     /// Inserts every row with `insert` (one placeholder per column); the number of rows.
-    pub(super) fn insert(&self, insert: &mut rusqlite::Statement<'_>, width: usize) -> Result<i64> {
+    pub(crate) fn insert(&self, insert: &mut rusqlite::Statement<'_>, width: usize) -> Result<i64> {
         for row in self.cells.chunks_exact(width) {
             for (param, cell) in row.iter().enumerate() {
                 match *cell {
@@ -52,7 +74,7 @@ impl Chunk {
             }
             insert.raw_execute()?;
         }
-        Ok(self.rows(width) as i64)
+        Ok(self.row_count(width) as i64)
     }
 }
 
@@ -97,7 +119,7 @@ pub(super) fn parse_records(
                 chunk.cells.push(cell);
             }
             counts.check(&integers);
-            if chunk.rows(columns) == CHUNK_ROWS {
+            if chunk.row_count(columns) == CHUNK_ROWS {
                 let full = std::mem::replace(&mut chunk, Chunk::with_capacity(CHUNK_ROWS, columns));
                 if sender.send(Ok(full)).is_err() {
                     return Ok(()); // the writer stopped; its error tells why

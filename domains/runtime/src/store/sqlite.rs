@@ -1,4 +1,4 @@
-//! A domain's SQLite database: one writer, a bounded pool of read-only
+//! The embedded SQLite backend: one writer, a bounded pool of read-only
 //! connections for scans, one more for status reads (so `Describe`, health
 //! and lease renewal never queue behind data streams), and the runtime's
 //! own bookkeeping tables. The directory is made 0700 and the files 0600.
@@ -11,7 +11,16 @@ use std::time::Duration;
 use mesh_contracts::product::QualityResult;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
+use indicatif::ProgressBar;
+use rusqlite::ErrorCode;
+
+use super::{Chunks, LoadInfo, RowSink, StopCheck, now_ms};
 use crate::error::{DomainError, Result};
+use crate::ingest::{LoadPlan, LoadSummary, Phases};
+use crate::plan::QueryPlan;
+use crate::quality::{self, RowCounts};
+use crate::scan::Stop;
+use crate::schema::RowSchema;
 
 const BOOKKEEPING: &str = "
 CREATE TABLE IF NOT EXISTS mesh_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;
@@ -45,30 +54,23 @@ const DEFAULT_READERS: usize = 8;
 /// What the write-ahead log is truncated to after a checkpoint, so that a
 /// big or failed load leaves no huge file behind.
 const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+/// Page cache of the writer while it loads (KiB); the usual size returns after.
+const LOAD_CACHE_KIB: i64 = 256 * 1024;
+/// SQLite virtual-machine steps between checks for a reason to stop a
+/// scan: a few milliseconds of work at most.
+const STEPS_BETWEEN_CHECKS: i32 = 20_000;
 /// How long a connection waits for a lock held by another.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// What the last load of a product recorded.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LoadInfo {
-    /// When the load committed, ms since the epoch.
-    pub loaded_at_ms: i64,
-    /// Rows in the product's table after the load.
-    pub row_count: i64,
-    /// Where the rows came from (a file path, or `generated …`).
-    pub source: String,
-}
-
-/// A domain's database.
+/// A domain's SQLite file.
 #[derive(Debug, Clone)]
-pub struct DomainStore {
+pub(crate) struct SqliteStore {
     path: PathBuf,
     /// Device and inode of the file opened, to notice it removed or replaced.
     identity: (u64, u64),
     writer: Arc<Mutex<Connection>>,
     readers: Arc<ReaderPool>,
     status: Arc<Mutex<Option<Connection>>>,
-    loads: Arc<tokio::sync::Notify>,
 }
 
 /// The scan connections: at most `capacity`, opened when first needed.
@@ -85,10 +87,10 @@ struct PoolState {
     open: usize,
 }
 
-impl DomainStore {
+impl SqliteStore {
     /// Opens (creating if needed) the database at `path`; a directory it
     /// creates is 0700 and the file 0600.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub(crate) fn open(path: &Path) -> Result<Self> {
         mesh_grpc::private_files::create_private_file(path)?;
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -103,42 +105,31 @@ impl DomainStore {
             writer: Arc::new(Mutex::new(conn)),
             readers: Arc::new(ReaderPool::new(DEFAULT_READERS)),
             status: Arc::new(Mutex::new(None)),
-            loads: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
     /// The same database with a pool of `readers` scan connections (one
     /// per concurrent scan), the page cache divided among them.
-    pub fn with_readers(mut self, readers: usize) -> Self {
+    pub(crate) fn with_readers(mut self, readers: usize) -> Self {
         self.readers = Arc::new(ReaderPool::new(readers.max(1)));
         self
     }
 
-    /// Tells whoever waits in [`DomainStore::loaded`] that a load committed.
-    pub fn announce_load(&self) {
-        self.loads.notify_one();
-    }
-
-    /// Completes after the next (or a missed) [`DomainStore::announce_load`].
-    pub async fn loaded(&self) {
-        self.loads.notified().await;
-    }
-
     /// The database file.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Runs `work` with the writer connection (blocking: call from a
     /// blocking thread).
-    pub fn write<T>(&self, work: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn write<T>(&self, work: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         work(&mut conn)
     }
 
     /// Runs `work` with a read-only scan connection from the pool,
     /// waiting for one when all are busy (blocking).
-    pub fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.readers.take(&self.path)?;
         let result = work(&conn);
         self.readers.give_back(conn);
@@ -147,7 +138,7 @@ impl DomainStore {
 
     /// Runs `work` with the status connection, which scans never hold:
     /// for descriptions, health and lease renewal (blocking).
-    pub fn inspect<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn inspect<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         if status.is_none() {
             *status = Some(open_reader(&self.path, STATUS_CACHE_BYTES)?);
@@ -163,7 +154,7 @@ impl DomainStore {
     /// Checks that the database can still be read: the file is the one
     /// opened and a fresh connection reads the product's bookkeeping and
     /// first row (blocking).
-    pub fn probe(&self, table: &str) -> Result<()> {
+    pub(crate) fn probe(&self, table: &str) -> Result<()> {
         let metadata = std::fs::metadata(&self.path).map_err(|e| {
             DomainError::Unavailable(format!("the database file {} cannot be read: {e}", self.path.display()))
         })?;
@@ -180,7 +171,7 @@ impl DomainStore {
     }
 
     /// The secret resume tokens are signed with; made once per database.
-    pub fn token_secret(&self) -> Result<Vec<u8>> {
+    pub(crate) fn token_secret(&self) -> Result<Vec<u8>> {
         self.write(|conn| {
             let existing: Option<Vec<u8>> = conn
                 .query_row("SELECT value FROM mesh_meta WHERE key = 'resume_token_secret'", [], |r| r.get(0))
@@ -198,7 +189,7 @@ impl DomainStore {
     }
 
     /// What the last load of `product` recorded, if it was ever loaded.
-    pub fn load_info(&self, product: &str) -> Result<Option<LoadInfo>> {
+    pub(crate) fn load_info(&self, product: &str) -> Result<Option<LoadInfo>> {
         self.inspect(|conn| {
             Ok(conn
                 .query_row(
@@ -211,7 +202,7 @@ impl DomainStore {
     }
 
     /// The fingerprint of the source `product` was last loaded from.
-    pub fn fingerprint(&self, product: &str) -> Result<Option<String>> {
+    pub(crate) fn fingerprint(&self, product: &str) -> Result<Option<String>> {
         self.inspect(|conn| {
             let value: Option<Vec<u8>> = conn
                 .query_row("SELECT value FROM mesh_meta WHERE key = 'source:' || ?1", [product], |r| r.get(0))
@@ -221,7 +212,7 @@ impl DomainStore {
     }
 
     /// The quality results of `product`'s last load.
-    pub fn quality(&self, product: &str) -> Result<Vec<QualityResult>> {
+    pub(crate) fn quality(&self, product: &str) -> Result<Vec<QualityResult>> {
         self.inspect(|conn| {
             let mut statement = conn.prepare_cached(
                 "SELECT rule, description, failed_rows, checked_rows FROM mesh_quality
@@ -240,6 +231,151 @@ impl DomainStore {
             Ok(rows.collect::<Result<_, _>>()?)
         })
     }
+}
+
+impl SqliteStore {
+    /// Creates the product's table and indexes if they do not exist.
+    pub(crate) fn prepare_table(&self, schema: &RowSchema, indexes: &[&str]) -> Result<()> {
+        self.write(|conn| {
+            Ok(conn.execute_batch(&format!("{}\n{}", schema.create_sql(), schema.index_sql(indexes)))?)
+        })
+    }
+
+    /// SQLite's `EXPLAIN QUERY PLAN` details of `plan`, one line each.
+    pub(crate) fn explain(&self, table: &str, plan: &QueryPlan) -> Result<String> {
+        self.read(|conn| {
+            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", plan.sql(table)))?;
+            let details = statement
+                .query_map(rusqlite::params_from_iter(plan.params.iter()), |r| r.get::<_, String>(3))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(details.join("\n"))
+        })
+    }
+
+    /// Runs `plan` inside one read transaction, so the load checked for a
+    /// resumed query is the data read, with SQLite interrupted when `check`
+    /// finds a reason to stop (even in a sort that yields no rows yet).
+    pub(crate) fn scan(
+        &self,
+        product: &str,
+        table: &str,
+        plan: &QueryPlan,
+        sink: &mut impl RowSink,
+        check: StopCheck,
+    ) -> Result<(), Stop> {
+        let outcome = self.read(|conn| {
+            conn.progress_handler(STEPS_BETWEEN_CHECKS, Some(move || check()))?;
+            let outcome = scan_rows(conn, product, table, plan, sink);
+            conn.progress_handler(0, None::<fn() -> bool>)?;
+            Ok(outcome)
+        });
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(stop)) => Err(match stop {
+                Stop::Failed(DomainError::Storage(rusqlite::Error::SqliteFailure(e, _)))
+                    if e.code == ErrorCode::OperationInterrupted =>
+                {
+                    sink.interrupted().unwrap_or(Stop::ClientGone)
+                }
+                other => other,
+            }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Replaces the table's rows with the chunks, rebuilds the indexes,
+    /// records quality and the load: one transaction.
+    pub(crate) fn replace(
+        &self,
+        load: &LoadPlan<'_>,
+        chunks: Chunks,
+        row_counts: &std::sync::Mutex<RowCounts>,
+        progress: &ProgressBar,
+    ) -> Result<LoadSummary> {
+        self.write(move |conn| {
+            // A big page cache for the load only: a table larger than the
+            // cache otherwise spills to the WAL and is read back from it.
+            let previous: i64 = conn.pragma_query_value(None, "cache_size", |r| r.get(0))?;
+            conn.pragma_update(None, "cache_size", -LOAD_CACHE_KIB)?;
+            let written = replace_rows(conn, load, chunks, row_counts, progress);
+            conn.pragma_update(None, "cache_size", previous)?;
+            // Give the log's space back now (to the journal size limit),
+            // whether the load committed or not.
+            if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                tracing::debug!(%error, "checkpoint after the load deferred");
+            }
+            written
+        })
+    }
+}
+
+fn scan_rows(
+    conn: &Connection,
+    product: &str,
+    table: &str,
+    plan: &QueryPlan,
+    sink: &mut impl RowSink,
+) -> Result<(), Stop> {
+    let tx = conn.unchecked_transaction()?;
+    sink.begin(load_id(&tx, product)?)?;
+    let mut statement = tx.prepare_cached(&plan.sql(table))?;
+    for (i, value) in plan.params.iter().enumerate() {
+        statement.raw_bind_parameter(i + 1, value)?;
+    }
+    let mut rows = statement.raw_query();
+    while let Some(row) = rows.next()? {
+        if !sink.row(row)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn replace_rows(
+    conn: &mut Connection,
+    load: &LoadPlan<'_>,
+    chunks: Chunks,
+    row_counts: &std::sync::Mutex<RowCounts>,
+    progress: &ProgressBar,
+) -> Result<LoadSummary> {
+    let (schema, table) = (load.schema, &load.schema.table);
+    let mut phases = Phases::start();
+    conn.execute_batch(&schema.create_sql())?;
+    let tx = conn.transaction()?;
+    let before: i64 = tx
+        .query_row("SELECT row_count FROM mesh_loads WHERE product = ?1", [load.product], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    // Indexes are built once after the rows are in (a sort), not kept
+    // up to date row by row.
+    for name in load.indexes.iter().chain(&["key"]) {
+        tx.execute_batch(&format!("DROP INDEX IF EXISTS {table}_by_{name}"))?;
+    }
+    tx.execute(&format!("DELETE FROM {table}"), [])?;
+    let placeholders = vec!["?"; schema.columns.len()].join(", ");
+    let mut insert = tx.prepare(&format!("INSERT INTO {table} VALUES ({placeholders})"))?;
+    let mut rows = 0i64;
+    for chunk in chunks {
+        rows += chunk?.insert(&mut insert, schema.columns.len())?;
+        progress.set_position(rows as u64);
+    }
+    drop(insert);
+    phases.end("insert");
+    load.check_shrink(before, rows)?;
+    tx.execute_batch(&schema.create_sql())?;
+    tx.execute_batch(&schema.index_sql(load.indexes))?;
+    phases.end("index");
+    // The reader has finished (the channel is drained): its counts are final.
+    let counted = row_counts.lock().unwrap_or_else(|p| p.into_inner());
+    let quality =
+        quality::run_counted(&mut quality::sqlite_counts(&tx), schema, table, load.rules, Some(&counted))?;
+    phases.end("quality");
+    record_load(&tx, load.product, rows, load.source, &quality)?;
+    record_fingerprint(&tx, load.product, load.fingerprint)?;
+    tx.commit()?;
+    phases.end("commit");
+    tracing::debug!(product = load.product, rows, phases = %phases, "load phases");
+    Ok(LoadSummary { rows, quality })
 }
 
 impl ReaderPool {
@@ -295,7 +431,7 @@ fn open_reader(path: &Path, cache_bytes: usize) -> Result<Connection> {
 
 /// The identity of the data of `product` as last loaded (0 before any
 /// load): resume tokens carry it, so a stream cannot resume over other data.
-pub(crate) fn load_id(conn: &Connection, product: &str) -> Result<u64> {
+fn load_id(conn: &Connection, product: &str) -> Result<u64> {
     let id: Option<Vec<u8>> = conn
         .query_row("SELECT value FROM mesh_meta WHERE key = 'load:' || ?1", [product], |r| r.get(0))
         .optional()?;
@@ -303,7 +439,7 @@ pub(crate) fn load_id(conn: &Connection, product: &str) -> Result<u64> {
 }
 
 /// Records the fingerprint of the source a load read (inside its transaction).
-pub(crate) fn record_fingerprint(conn: &Connection, product: &str, fingerprint: &str) -> Result<()> {
+fn record_fingerprint(conn: &Connection, product: &str, fingerprint: &str) -> Result<()> {
     conn.execute(
         "INSERT INTO mesh_meta (key, value) VALUES ('source:' || ?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = ?2",
@@ -313,7 +449,7 @@ pub(crate) fn record_fingerprint(conn: &Connection, product: &str, fingerprint: 
 }
 
 /// Records a finished load and its quality results (inside the load's transaction).
-pub fn record_load(
+fn record_load(
     conn: &Connection,
     product: &str,
     row_count: i64,
@@ -347,5 +483,3 @@ pub fn record_load(
     }
     Ok(())
 }
-
-pub use mesh_contracts::time::now_ms;

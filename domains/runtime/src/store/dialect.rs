@@ -1,0 +1,123 @@
+//! What differs between the SQL of the two backends: placeholders, the
+//! prefix match and column types. Everything else the query compiler emits
+//! (row value comparisons, `ORDER BY`, `LIMIT`) both understand alike, and
+//! text compares by bytes on both (SQLite's default, `COLLATE "C"` on
+//! PostgreSQL), so a sort key — and so a resume token — means the same on
+//! either.
+
+use rusqlite::types::Value;
+
+use crate::schema::ColumnKind;
+
+/// The SQL dialect of a domain's database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// The embedded SQLite file.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Dialect {
+    /// The condition "`column` starts with `prefix`" (or does not, when
+    /// `negate`), appending its bound values to `params`.
+    pub(crate) fn prefix_match(
+        self,
+        column: &str,
+        prefix: &str,
+        negate: bool,
+        params: &mut Vec<Value>,
+    ) -> String {
+        let not = if negate { "NOT " } else { "" };
+        match self {
+            // SQLite's LIKE ignores ASCII case; substr compares exactly.
+            Self::Sqlite => {
+                params.push(Value::Integer(prefix.chars().count() as i64));
+                params.push(Value::Text(prefix.to_owned()));
+                format!("{not}substr({column}, 1, ?) = ?")
+            }
+            // LIKE is exact under COLLATE "C" and can use the column's index.
+            Self::Postgres => {
+                let mut pattern = String::with_capacity(prefix.len() + 1);
+                for c in prefix.chars() {
+                    if matches!(c, '%' | '_' | '\\') {
+                        pattern.push('\\');
+                    }
+                    pattern.push(c);
+                }
+                pattern.push('%');
+                params.push(Value::Text(pattern));
+                format!("{not}{column} LIKE ? ESCAPE '\\'")
+            }
+        }
+    }
+
+    /// `sql` with its `?` placeholders as this dialect writes them: on
+    /// PostgreSQL numbered and typed by the value bound (`$2::int8`), so an
+    /// integer column compared with a fraction compares as numbers, as in
+    /// SQLite. The compiler writes no `?` but placeholders (names are
+    /// identifiers and every value is bound).
+    pub(crate) fn placeholders(self, sql: &str, params: &[Value]) -> String {
+        if self == Self::Sqlite {
+            return sql.to_owned();
+        }
+        let mut out = String::with_capacity(sql.len() + params.len() * 8);
+        let mut values = params.iter();
+        for (i, piece) in sql.split('?').enumerate() {
+            if i > 0 {
+                let cast = match values.next() {
+                    Some(Value::Integer(_)) => "int8",
+                    Some(Value::Real(_)) => "float8",
+                    Some(Value::Blob(_)) => "bytea",
+                    _ => "text",
+                };
+                out.push_str(&format!("${i}::{cast}"));
+            }
+            out.push_str(piece);
+        }
+        out
+    }
+
+    /// The column type of a value of `kind`.
+    pub(crate) fn column_type(self, kind: ColumnKind) -> &'static str {
+        match (self, kind) {
+            (Self::Sqlite, kind) => kind.sql_type(),
+            (Self::Postgres, ColumnKind::String) => "TEXT COLLATE \"C\"",
+            (Self::Postgres, ColumnKind::Integer | ColumnKind::Bool) => "BIGINT",
+            (Self::Postgres, ColumnKind::Real) => "DOUBLE PRECISION",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::types::Value::{Integer, Real, Text};
+
+    use super::*;
+
+    #[test]
+    fn postgres_placeholders_are_numbered_and_typed_by_their_values() {
+        let sql = "(a > ?) AND (b, rowid) > (?, ?) AND c IN (?)";
+        let params = [Real(1.5), Text("x".into()), Integer(3), Integer(4)];
+        assert_eq!(Dialect::Sqlite.placeholders(sql, &params), sql);
+        assert_eq!(
+            Dialect::Postgres.placeholders(sql, &params),
+            "(a > $1::float8) AND (b, rowid) > ($2::text, $3::int8) AND c IN ($4::int8)"
+        );
+    }
+
+    #[test]
+    fn a_postgres_prefix_match_escapes_the_pattern_characters() {
+        let mut params = Vec::new();
+        let sql = Dialect::Postgres.prefix_match("name", "50%_a\\b", true, &mut params);
+        assert_eq!(sql, "NOT name LIKE ? ESCAPE '\\'");
+        assert_eq!(params, [Text("50\\%\\_a\\\\b%".into())]);
+        let mut params = Vec::new();
+        assert_eq!(
+            Dialect::Sqlite.prefix_match("name", "서울", false, &mut params),
+            "substr(name, 1, ?) = ?"
+        );
+        assert_eq!(params, [Integer(2), Text("서울".into())]);
+    }
+}

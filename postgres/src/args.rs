@@ -1,0 +1,84 @@
+//! The flags that name a service's PostgreSQL database.
+
+use std::path::PathBuf;
+
+use clap::builder::TypedValueParser;
+use std::time::Duration;
+
+/// Where a service keeps its state on PostgreSQL instead of its SQLite file.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseArgs {
+    /// Keep the data on this PostgreSQL server instead of the SQLite file,
+    /// e.g. `postgres://mesh:PASSWORD@db.internal:5432/mesh?sslmode=require`.
+    /// Each service uses a schema of its own. A server off this machine
+    /// must be reached with TLS (`sslmode=require`).
+    #[arg(long, env = "MESH_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// PEM CA bundle the database server's certificate must chain to
+    /// [default: the public web roots].
+    #[arg(long, env = "MESH_DATABASE_CA")]
+    pub database_ca: Option<PathBuf>,
+
+    /// Connections to the database at most.
+    #[arg(long, env = "MESH_DATABASE_POOL_SIZE", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(2..=1000).map(|n| n as usize))]
+    pub database_pool_size: usize,
+
+    /// Longest a statement may run unless the caller sets its own (a scan
+    /// runs under the query budget; a load has none).
+    #[arg(long, env = "MESH_DATABASE_STATEMENT_TIMEOUT",
+          default_value = "60s", value_parser = humantime_duration)]
+    pub database_statement_timeout: Duration,
+
+    /// Longest a new connection may take.
+    #[arg(long, env = "MESH_DATABASE_CONNECT_TIMEOUT",
+          default_value = "10s", value_parser = humantime_duration)]
+    pub database_connect_timeout: Duration,
+
+    /// Talk to a database off this machine without TLS: its password and
+    /// every row would cross the network in clear. Only for a network that
+    /// is itself encrypted.
+    #[arg(long, env = "MESH_DATABASE_INSECURE_PLAINTEXT")]
+    pub database_insecure_plaintext: bool,
+}
+
+impl Default for DatabaseArgs {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            database_ca: None,
+            database_pool_size: 16,
+            database_statement_timeout: Duration::from_secs(60),
+            database_connect_timeout: Duration::from_secs(10),
+            database_insecure_plaintext: false,
+        }
+    }
+}
+
+impl DatabaseArgs {
+    /// The arguments for the database at `url`, the rest by default.
+    pub fn for_url(url: impl Into<String>) -> Self {
+        Self { database_url: Some(url.into()), ..Self::default() }
+    }
+}
+
+fn humantime_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(parsed) if parsed.is_zero() => Err("must be more than zero".into()),
+        Ok(parsed) => Ok(parsed),
+        Err(e) => Err(format!("`{text}` is not a duration like 30s or 2m: {e}")),
+    }
+}
+
+/// `host:port/dbname` of `config`, without user or password, for logs and messages.
+pub(crate) fn describe(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}/{}", config.get_dbname().unwrap_or("postgres"))
+}

@@ -1,0 +1,169 @@
+//! PostgreSQL for the mesh's services. A [`Database`] is a pool of
+//! connections (deadpool over tokio-postgres, binary protocol) to one
+//! schema of one server, with its own small runtime so that blocking code
+//! (a scan on a blocking thread, a load) can use it from anywhere, a
+//! statement timeout on every connection, TLS by rustls, and the service's
+//! SQL migrations applied once, in order, under an advisory lock.
+
+mod args;
+mod error;
+mod migrate;
+#[cfg(feature = "test-support")]
+pub mod testing;
+mod tls;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use args::DatabaseArgs;
+pub use deadpool_postgres::{Object as Connection, Pool};
+pub use error::{DbError, Result};
+pub use migrate::Migration;
+pub use tokio_postgres;
+
+/// How long a caller waits for a free connection, and for a new one.
+const POOL_WAIT: Duration = Duration::from_secs(30);
+
+/// A pool of connections to one schema of a PostgreSQL database.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    runtime: Arc<OwnRuntime>,
+    schema: String,
+    location: String,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("location", &self.location).finish_non_exhaustive()
+    }
+}
+
+/// The runtime the pool's connections live on, shut down without waiting
+/// when the last handle goes (dropping a runtime may not block).
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Database {
+    /// Connects to the database `args` name (blocking), creates `schema`
+    /// if needed and applies `migrations` to it. Every connection reads
+    /// and writes `schema` only (its search path) and has `args`'s
+    /// statement timeout.
+    pub fn connect(args: &DatabaseArgs, schema: &str, migrations: &[Migration]) -> Result<Self> {
+        let url =
+            args.database_url.as_deref().ok_or_else(|| DbError::Config("no --database-url given".into()))?;
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| DbError::Config(format!("--database-url is not a PostgreSQL URL: {e}")))?;
+        let location = args::describe(&config);
+        let tls = tls::connector(&config, args)?;
+        check_schema_name(schema)?;
+        config.options(format!(
+            "-c search_path={schema} -c statement_timeout={} -c idle_in_transaction_session_timeout=60000",
+            args.database_statement_timeout.as_millis()
+        ));
+        if config.get_application_name().is_none() {
+            config.application_name(format!("mesh {schema}"));
+        }
+        config.connect_timeout(args.database_connect_timeout);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mesh-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| DbError::Config(format!("cannot start the database runtime: {e}")))?;
+        let manager = deadpool_postgres::Manager::from_config(
+            config,
+            tls.clone(),
+            deadpool_postgres::ManagerConfig { recycling_method: deadpool_postgres::RecyclingMethod::Fast },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(args.database_pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(args.database_connect_timeout))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| DbError::Config(format!("cannot make the connection pool: {e}")))?;
+        let database = Self {
+            pool,
+            tls,
+            runtime: Arc::new(OwnRuntime(Some(runtime))),
+            schema: schema.to_owned(),
+            location,
+        };
+        let owned: Vec<Migration> = migrations.to_vec();
+        let schema = database.schema.clone();
+        database.run(move |pool| async move { migrate::apply(&pool, &schema, &owned).await })?;
+        tracing::info!(database = %database.location, schema = %database.schema, "database ready");
+        Ok(database)
+    }
+
+    /// Runs `work` with the pool on the database's runtime and waits for it
+    /// (blocking: call from a blocking thread or synchronous code, not from
+    /// inside an async task of the database's own runtime).
+    pub fn run<T, F>(&self, work: impl FnOnce(Pool) -> F) -> T
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let future = work(self.pool.clone());
+        self.handle().spawn(async move {
+            let _ = sender.send(future.await);
+        });
+        receiver.recv().expect("database tasks run to completion")
+    }
+
+    /// The runtime the connections live on, to spawn streaming work on.
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime.0.as_ref().expect("the runtime lives as long as the database").handle()
+    }
+
+    /// Asks the server to cancel what the connection of `token` runs.
+    pub async fn cancel(&self, token: tokio_postgres::CancelToken) {
+        if let Err(error) = token.cancel_query(self.tls.clone()).await {
+            tracing::debug!(%error, "cancelling a statement failed");
+        }
+    }
+
+    /// The pool itself.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The schema every connection uses.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Where the database is, without credentials: `host:port/dbname`.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+}
+
+/// Refuses a schema name that is not a plain lower-case identifier (it is
+/// written into SQL and connection options).
+fn check_schema_name(schema: &str) -> Result<()> {
+    let plain = !schema.is_empty()
+        && schema.len() <= 63
+        && schema.starts_with(|c: char| c.is_ascii_lowercase())
+        && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        Ok(())
+    } else {
+        Err(DbError::Config(format!(
+            "`{schema}` is not a usable schema name (lower-case letters, digits, _)"
+        )))
+    }
+}
