@@ -9,6 +9,12 @@ export PATH
 # every binary's --help), and cargo only builds the binaries of packages that
 # have integration tests of their own: build them all first.
 cargo build --workspace --bins
+# One throwaway PostgreSQL server for the whole run; each test that needs
+# one makes a database of its own on it (mesh_postgres::testing).
+postgres_dir="$(mktemp -d)"
+trap 'bash scripts/postgres.sh stop "$postgres_dir" >/dev/null 2>&1 || true; rm -rf "$postgres_dir"' EXIT
+MESH_TEST_DATABASE_URL="$(bash scripts/postgres.sh start "$postgres_dir")"
+export MESH_TEST_DATABASE_URL
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else

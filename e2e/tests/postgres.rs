@@ -5,36 +5,8 @@
 //! `COLLATE "C"` orders Korean text by bytes, as SQLite does, so a resume
 //! token can mean the same thing on both backends.
 
-use std::path::Path;
-use std::process::Command;
-
 use futures_util::SinkExt;
-
-/// A server started by the script, stopped when dropped.
-struct Server {
-    dir: tempfile::TempDir,
-    url: String,
-}
-
-impl Server {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let output = Command::new("bash").arg(script()).arg("start").arg(dir.path()).output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        let url = String::from_utf8(output.stdout).unwrap().trim().to_owned();
-        Self { dir, url }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("bash").arg(script()).arg("stop").arg(self.dir.path()).status();
-    }
-}
-
-fn script() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/postgres.sh")
-}
+use mesh_postgres::testing::TestServer as Server;
 
 async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
@@ -45,11 +17,11 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Er
 #[tokio::test]
 async fn a_throwaway_server_takes_copies_and_orders_korean_text_by_bytes() {
     let server = Server::start();
-    assert!(server.url.starts_with("postgres://mesh:"), "{}", server.url);
-    let wrong = server.url.replacen("postgres://mesh:", "postgres://mesh:wrong", 1);
+    assert!(server.url().starts_with("postgres://mesh:"), "{}", server.url());
+    let wrong = server.url().replacen("postgres://mesh:", "postgres://mesh:wrong", 1);
     assert!(connect(&wrong).await.is_err(), "a wrong password is refused");
 
-    let mut client = connect(&server.url).await.unwrap();
+    let mut client = connect(server.url()).await.unwrap();
     client
         .batch_execute("CREATE TABLE places (name TEXT COLLATE \"C\" NOT NULL, n BIGINT NOT NULL)")
         .await

@@ -1,7 +1,9 @@
-//! Two replicas of the payment domain over one database, both registered
-//! as endpoints of payment.card_spending: `mesh query` picks one, and when
-//! that one is killed with `kill -9` in the middle of an export it goes on
-//! on the other from its last resume token: every row exactly once.
+//! Two replicas of the payment domain over one database (a SQLite file, or
+//! PostgreSQL), both registered as endpoints of payment.card_spending:
+//! `mesh query` picks one, and when that one is killed with `kill -9` in the
+//! middle of an export it goes on on the other from its last resume token:
+//! every row exactly once. A load killed half-way leaves the previous rows
+//! served.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -11,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use mesh_e2e::{Running, workspace_binary};
 use mesh_grpc::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
+use mesh_postgres::testing::TestDatabase;
 
+/// Customers of the SQLite replicas' data, each in two quarters.
 const CUSTOMERS: u64 = 25_000;
 const QUARTERS: u64 = 2;
 
@@ -59,11 +63,16 @@ fn replica(dir: &Path, registry: &str) -> (Running, String) {
 
 /// A payment replica with `args` besides the usual ones.
 fn replica_with(dir: &Path, registry: &str, args: &[&str]) -> (Running, String) {
+    mesh_e2e::serve(payment(dir, registry, CUSTOMERS, args))
+}
+
+/// The payment domain's command with `customers` generated, `args` besides the usual ones.
+fn payment(dir: &Path, registry: &str, customers: u64, args: &[&str]) -> Command {
     let mut command = Command::new(workspace_binary("payment"));
     command
         .args(args)
         .args(["--registry", registry, "--auth-issuer", "mesh-local"])
-        .args(["--customers", &CUSTOMERS.to_string(), "--quarters", &QUARTERS.to_string()])
+        .args(["--customers", &customers.to_string(), "--quarters", &QUARTERS.to_string()])
         .arg("--data-dir")
         .arg(dir.join("payment"))
         .arg("--auth-jwks")
@@ -72,7 +81,7 @@ fn replica_with(dir: &Path, registry: &str, args: &[&str]) -> (Running, String) 
         .arg(dir.join("issuer"))
         .arg("--pseudonym-key")
         .arg(dir.join("pseudonym.key"));
-    mesh_e2e::serve(command)
+    command
 }
 
 /// The server port of the established connection of process `pid` to one
@@ -89,6 +98,18 @@ fn connected_port(pid: u32, ports: &[u16]) -> Option<u16> {
 
 #[test]
 fn a_query_goes_on_on_another_replica_when_its_replica_is_killed() {
+    killed_mid_export(CUSTOMERS, &[]);
+}
+
+#[test]
+fn on_postgres_a_400000_row_export_goes_on_on_another_replica_when_its_replica_is_killed() {
+    let database = TestDatabase::create();
+    killed_mid_export(200_000, &["--database-url", database.url()]);
+}
+
+/// Two replicas with `customers` x 2 quarters and `args`; one is killed
+/// with `kill -9` while an export reads from it.
+fn killed_mid_export(customers: u64, args: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let token = secrets(dir.path());
     let (_registry, registry) = registry(dir.path(), "registry", &[]);
@@ -97,12 +118,15 @@ fn a_query_goes_on_on_another_replica_when_its_replica_is_killed() {
         command.args(args);
         command
     };
+    let replica = |dir: &Path, registry: &str| {
+        mesh_e2e::serve(payment(dir, registry, customers, &[&["--addr", "127.0.0.1:0"], args].concat()))
+    };
 
     // The first replica loads the data; the second finds it loaded.
     let (first, first_addr) = replica(dir.path(), &registry);
     let started = Instant::now();
     while !mesh(&["query", "payment.card_spending", "--limit", "1"]).output().unwrap().status.success() {
-        assert!(started.elapsed() < Duration::from_secs(120), "the first replica never served");
+        assert!(started.elapsed() < Duration::from_secs(300), "the first replica never served");
         std::thread::sleep(Duration::from_millis(200));
     }
     let (second, second_addr) = replica(dir.path(), &registry);
@@ -150,7 +174,7 @@ fn a_query_goes_on_on_another_replica_when_its_replica_is_killed() {
     // Every row exactly once.
     assert!(rows[0].starts_with("bas_yh,seq,tot_use_am,"), "{}", rows[0]);
     let data = &rows[1..];
-    assert_eq!(data.len() as u64, CUSTOMERS * QUARTERS, "{stderr}");
+    assert_eq!(data.len() as u64, customers * QUARTERS, "{stderr}");
     let key = |row: &String| row.splitn(3, ',').take(2).collect::<Vec<_>>().join(",");
     let keys: HashSet<String> = data.iter().map(key).collect();
     assert_eq!(keys.len(), data.len(), "no row repeated");
@@ -243,4 +267,75 @@ fn domains_and_the_cli_fail_over_to_the_next_registry() {
     assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 3);
     assert!(stderr.contains(&format!("note: the registry at {first_url} cannot be reached")), "{stderr}");
     assert!(stderr.contains(&format!("using {second_url}")), "{stderr}");
+}
+
+#[test]
+fn on_postgres_a_load_killed_half_way_leaves_the_previous_rows_served() {
+    let database = TestDatabase::create();
+    let dir = tempfile::tempdir().unwrap();
+    let token = secrets(dir.path());
+    let (_registry, registry) = registry(dir.path(), "registry", &[]);
+    let on_database = ["--addr", "127.0.0.1:0", "--database-url", database.url()];
+    let (_serving, _) = mesh_e2e::serve(payment(dir.path(), &registry, 2_000, &on_database));
+    let export = || {
+        let output = mesh(dir.path(), &token, &registry)
+            .args(["query", "payment.card_spending", "--format", "csv"])
+            .output()
+            .unwrap();
+        output.status.success().then(|| String::from_utf8(output.stdout).unwrap())
+    };
+    let started = Instant::now();
+    let before = loop {
+        if let Some(rows) = export() {
+            break rows;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "the domain never served");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(before.lines().count(), 4_001);
+
+    // Another process of the domain reloads with far more rows and is
+    // killed with `kill -9` while its COPY runs.
+    let mut loader = payment(dir.path(), &registry, 300_000, &[&on_database[..], &["--reload"]].concat())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !sql(database.url(), "SELECT query FROM pg_stat_activity WHERE query LIKE 'COPY %'")
+        .iter()
+        .any(|q| q.contains("card_spending_"))
+    {
+        assert!(started.elapsed() < Duration::from_secs(120), "the load never started its COPY");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    loader.kill().unwrap(); // SIGKILL
+    loader.wait().unwrap();
+
+    // The rows served are those before, and nothing of the load is left.
+    assert_eq!(export().expect("the domain still serves"), before);
+    let started = Instant::now();
+    while sql(database.url(), "SELECT tablename FROM pg_tables WHERE tablename LIKE 'card_spending_%'").len()
+        != 1
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "the half-loaded table stayed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The first column of each row `query` returns, as text.
+fn sql(url: &str, query: &str) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let rows = client.simple_query(query).await.unwrap();
+        rows.iter()
+            .filter_map(|message| match message {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect()
+    })
 }

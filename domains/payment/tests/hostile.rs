@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestDomain, connect, query_all, start_with};
+use common::{Backend, TestDomain, connect, query_all, start_with};
 use mesh_contracts::product::{DescribeRequest, QueryRequest};
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
 use mesh_domain_runtime::ServeLimits;
@@ -18,15 +18,29 @@ use tonic_health::pb::health_client::HealthClient;
 
 const SERVICE: &str = "woori.payment.v1.CardSpendingService";
 
+on_both_backends!(
+    a_scan_that_finds_nothing_stops_when_its_client_goes_or_its_budget_ends,
+    resuming_over_reloaded_data_is_aborted,
+);
+
 /// A payment domain of `customers` x 2 quarters serving under `limits`.
 async fn domain(customers: u64, limits: ServeLimits) -> TestDomain {
+    domain_on(Backend::Sqlite, customers, limits).await
+}
+
+/// A payment domain on `backend` of `customers` x 2 quarters serving under `limits`.
+async fn domain_on(backend: Backend, customers: u64, limits: ServeLimits) -> TestDomain {
     let registry = common::nowhere();
-    start_with(tempfile::tempdir().unwrap(), move |dir| {
-        let mut args = common::args(dir, customers, &registry);
+    let database = common::database_for(backend);
+    let url = database.as_ref().map(|d| d.url().to_owned());
+    let mut domain = start_with(tempfile::tempdir().unwrap(), move |dir| {
+        let mut args = common::on_database(common::args(dir, customers, &registry), url.as_deref());
         args.domain.limits = limits;
         args
     })
-    .await
+    .await;
+    domain.database = database;
+    domain
 }
 
 /// Waits until the domain runs no scan, for at most `within`.
@@ -120,31 +134,57 @@ async fn streams_beyond_the_limits_are_refused_at_once_and_describe_still_answer
 
 /// Grows the table to `copies` times its rows (new `seq`s), so that a scan
 /// takes long enough to be stopped midway.
-fn multiply_rows(domain: &TestDomain, copies: u32) {
-    let conn = rusqlite::Connection::open(&domain.db).unwrap();
-    let columns: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_table_info('card_spending')")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
+async fn multiply_rows(domain: &TestDomain, copies: u32) {
+    let Some(database) = &domain.database else {
+        let conn = rusqlite::Connection::open(&domain.db).unwrap();
+        let columns = columns(&domain.product);
+        let selected: Vec<String> = columns
+            .iter()
+            .map(|c| if c == "seq" { "seq || '-' || n".to_owned() } else { c.clone() })
+            .collect();
+        conn.execute_batch(&format!(
+            "WITH RECURSIVE copy(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM copy WHERE n < {copies})
+             INSERT INTO card_spending ({}) SELECT {} FROM card_spending, copy",
+            columns.join(", "),
+            selected.join(", ")
+        ))
         .unwrap();
-    let selected: Vec<String> =
+        return;
+    };
+    let (client, connection) = tokio_postgres::connect(database.url(), tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let table: String = client
+        .query_one("SELECT data_table FROM payment.mesh_tables WHERE product = 'payment.card_spending'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mut columns = columns(&domain.product);
+    let mut selected: Vec<String> =
         columns.iter().map(|c| if c == "seq" { "seq || '-' || n".to_owned() } else { c.clone() }).collect();
-    conn.execute_batch(&format!(
-        "WITH RECURSIVE copy(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM copy WHERE n < {copies})
-         INSERT INTO card_spending ({}) SELECT {} FROM card_spending, copy",
-        columns.join(", "),
-        selected.join(", ")
-    ))
-    .unwrap();
+    columns.push("rowid".into());
+    selected.push("rowid + n::bigint * 1000000000".into());
+    client
+        .batch_execute(&format!(
+            "INSERT INTO payment.{table} ({}) SELECT {} FROM payment.{table}, generate_series(1, {copies}) AS n;
+             ANALYZE payment.{table}",
+            columns.join(", "),
+            selected.join(", ")
+        ))
+        .await
+        .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scan_that_finds_nothing_stops_when_its_client_goes_or_its_budget_ends() {
+/// The product's column names.
+fn columns(product: &mesh_domain_runtime::Product) -> Vec<String> {
+    product.schema.columns.iter().map(|c| c.name.clone()).collect()
+}
+
+async fn a_scan_that_finds_nothing_stops_when_its_client_goes_or_its_budget_ends(backend: Backend) {
     let budget = Duration::from_millis(40);
-    let mut domain = domain(6000, ServeLimits { query_budget: Some(budget), ..Default::default() }).await;
-    multiply_rows(&domain, 40);
+    let mut domain =
+        domain_on(backend, 6000, ServeLimits { query_budget: Some(budget), ..Default::default() }).await;
+    // PostgreSQL scans in parallel: it needs more rows to take long enough.
+    multiply_rows(&domain, if backend == Backend::Postgres { 100 } else { 40 }).await;
     let nothing = QueryRequest { filter: "tot_use_am < 0".into(), ..Default::default() };
 
     // Over its budget: DEADLINE_EXCEEDED, though no row was ever sent.
@@ -178,17 +218,17 @@ async fn domain_over(domain: &TestDomain, limits: ServeLimits) -> TestDomain {
     let copy = tempfile::tempdir().unwrap();
     let registry = common::nowhere();
     let source = domain.dir.path().to_owned();
+    let url = domain.database.as_ref().map(|d| d.url().to_owned());
     start_with(copy, move |_| {
-        let mut args = common::args(&source, 6000, &registry);
+        let mut args = common::on_database(common::args(&source, 6000, &registry), url.as_deref());
         args.domain.limits = limits;
         args
     })
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resuming_over_reloaded_data_is_aborted() {
-    let mut domain = domain(6000, ServeLimits::default()).await;
+async fn resuming_over_reloaded_data_is_aborted(backend: Backend) {
+    let mut domain = domain_on(backend, 6000, ServeLimits::default()).await;
     let mut stream = domain.client.query(QueryRequest::default()).await.unwrap().into_inner();
     let token = stream.message().await.unwrap().unwrap().resume_token;
     drop(stream);
@@ -232,6 +272,36 @@ async fn a_removed_database_turns_health_not_serving() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_postgres_server_turns_health_not_serving_and_queries_unavailable() {
+    let server = mesh_postgres::testing::TestServer::start();
+    let url = server.url().to_owned();
+    let registry = common::nowhere();
+    let mut domain = start_with(tempfile::tempdir().unwrap(), move |dir| {
+        common::on_database(common::args(dir, 300, &registry), Some(&url))
+    })
+    .await;
+    let mut health = HealthClient::new(connect(domain.addr, mesh_grpc::Credentials::none()).await);
+    let check = HealthCheckRequest { service: SERVICE.into() };
+    assert_eq!(health.check(check.clone()).await.unwrap().into_inner().status(), ServingStatus::Serving);
+    server.kill();
+    let started = Instant::now();
+    loop {
+        let status = health.check(check.clone()).await.unwrap().into_inner().status();
+        if status == ServingStatus::NotServing {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "still {status:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = query_all(&mut domain.client, QueryRequest::default()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "the domain's database cannot be reached; retry shortly, or on another replica"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_cuts_streams_still_open_after_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
     let mut args = common::args(dir.path(), 20_000, &common::nowhere());
@@ -269,7 +339,7 @@ async fn shutdown_cuts_streams_still_open_after_the_grace_period() {
 async fn a_rest_export_cut_after_its_first_rows_ends_with_its_error_and_a_cut_body() {
     let budget = Duration::from_millis(300);
     let domain = domain(6000, ServeLimits { query_budget: Some(budget), ..Default::default() }).await;
-    multiply_rows(&domain, 40);
+    multiply_rows(&domain, 40).await;
     let token = common::issuer(domain.dir.path())
         .issue("payment-owner", &["owner:payment".to_owned()], Duration::from_secs(600), "woori-mesh")
         .unwrap();

@@ -1,7 +1,12 @@
-//! Loading a file: a generated file loads; broken files are refused with the
-//! line number and reason, and the data loaded before stays.
+//! Loading a file, on each storage backend: a generated file loads; broken
+//! files are refused with the line number and reason, and the data loaded
+//! before stays; quality rules count the same on both.
 
 mod common;
+
+use common::Backend;
+
+on_both_backends!(a_file_loads_and_broken_files_change_nothing, quality_rules_catch_broken_invariants);
 
 use woori_data::Generator;
 
@@ -14,10 +19,9 @@ fn file(dir: &std::path::Path, name: &str, edit: impl Fn(String) -> String) -> s
     path
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_loads_and_broken_files_change_nothing() {
-    let domain = common::start(30, &common::nowhere()).await;
-    let before = common::rows_in_file(&domain.db);
+async fn a_file_loads_and_broken_files_change_nothing(backend: Backend) {
+    let domain = common::start_on(backend, 30, &common::nowhere()).await;
+    let before = domain.stored_rows().await;
     assert_eq!(before.len(), 60);
 
     let dir = tempfile::tempdir().unwrap();
@@ -63,7 +67,7 @@ async fn a_file_loads_and_broken_files_change_nothing() {
         .unwrap_err()
         .to_string();
         assert!(error.contains(needle), "`{needle}` missing from: {error}");
-        assert_eq!(common::rows_in_file(&domain.db), before, "{} changed the data", path.display());
+        assert_eq!(domain.stored_rows().await, before, "{} changed the data", path.display());
     }
 
     // A good file replaces the data and records its quality.
@@ -78,14 +82,13 @@ async fn a_file_loads_and_broken_files_change_nothing() {
     .unwrap();
     assert_eq!(summary.rows, 40);
     assert!(summary.quality.iter().all(|q| q.passed), "{:?}", summary.quality);
-    assert_eq!(common::rows_in_file(&domain.db).len(), 40);
+    assert_eq!(domain.stored_rows().await.len(), 40);
     let described = domain.product.describe().unwrap();
     assert_eq!(described.row_count, 40);
     assert_eq!(described.quality_results.len(), 14);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quality_rules_catch_broken_invariants() {
+async fn quality_rules_catch_broken_invariants(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     // TOT no longer equals CRDSL + CNF on one row; AUTO_AM off on another;
     // a third row appears twice.
@@ -101,8 +104,10 @@ async fn quality_rules_catch_broken_invariants() {
         lines.insert(4, twice);
         lines.join("\r\n")
     });
+    let database = common::database_for(backend);
+    let url = database.as_ref().map(|d| d.url().to_owned());
     let domain = common::start_with(dir, |d| {
-        let mut args = common::args(d, 10, &common::nowhere());
+        let mut args = common::on_database(common::args(d, 10, &common::nowhere()), url.as_deref());
         args.source = Some(path.clone());
         args
     })
@@ -120,6 +125,10 @@ async fn quality_rules_catch_broken_invariants() {
         ]
     );
 
+    assert!(quality.iter().all(|q| q.checked_rows == 41), "{quality:?}");
+    if backend == Backend::Postgres {
+        return;
+    }
     // The rules counted row by row during the load agree with the same
     // rules run as SQL over the stored table.
     let rules = payment::DOMAIN.quality_rules(&domain.product);

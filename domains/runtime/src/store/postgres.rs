@@ -46,7 +46,7 @@ const ROWS_PER_HANDOFF: usize = 512;
 /// Handoffs buffered ahead of the scan thread.
 const HANDOFFS_AHEAD: usize = 4;
 /// How often a scan waiting on the database checks for a reason to stop.
-const CHECK_EVERY: Duration = Duration::from_millis(50);
+const CHECK_EVERY: Duration = Duration::from_millis(10);
 /// How long the health probe waits for the database.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long dropping a replaced table waits for scans still reading it.
