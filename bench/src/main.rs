@@ -13,6 +13,7 @@ mod ingest;
 mod latency;
 mod memory;
 mod mesh;
+mod postgres;
 mod security;
 mod stream;
 mod web;
@@ -79,6 +80,9 @@ enum Group {
     Governance,
     /// REST exports, the product page and the browser preview.
     Web,
+    /// The payment domain on PostgreSQL: load, export, selective query,
+    /// memory, replica fail-over.
+    Postgres,
 }
 
 /// One line of the report.
@@ -307,6 +311,74 @@ async fn main() -> Result<()> {
             ratio: Some(latency),
             target: "<= 1.2",
             met: Some(latency <= 1.2),
+        });
+    }
+
+    if wanted(Group::Postgres) {
+        eprintln!("postgresql...");
+        let file = ingest::source_file(&data, generator)?;
+        let pg = postgres::Postgres::start(&file)?;
+        let copy_s = pg.bare_copy(&file)?;
+        let (load, copy) = (rate(pg.rows, pg.load_seconds), rate(pg.rows, copy_s));
+        figures.push(Figure {
+            name: "PostgreSQL: load of the file into payment (COPY, index, quality)",
+            measured: per_second(load),
+            baseline: format!("{} bare \\copy", per_second(copy)),
+            ratio: Some(load / copy),
+            target: ">= 0.5",
+            met: Some(load / copy >= 0.5),
+        });
+        let mut domain = pg.domain(&data, &file)?;
+        let psql_s = pg.psql_export()?;
+        let cli_s = postgres::cli_export(&mesh.registry, &mesh.token, &domain.url)?;
+        let (cli, psql) = (rate(pg.rows, cli_s), rate(pg.rows, psql_s));
+        figures.push(Figure {
+            name: "PostgreSQL: mesh query --format csv > /dev/null",
+            measured: per_second(cli),
+            baseline: format!("{} psql \\copy", per_second(psql)),
+            ratio: Some(cli / psql),
+            target: ">= 0.8",
+            met: Some(cli / psql >= 0.8),
+        });
+        let (query, empty) =
+            latency::selective_query(&domain.url, &mesh.credentials, "0000012345", "2024Q3", args.calls)
+                .await?;
+        let ((q50, q99), (e50, e99)) = (latency::percentiles(query), latency::percentiles(empty));
+        let ratio = q50.as_secs_f64() / e50.as_secs_f64();
+        figures.push(Figure {
+            name: "PostgreSQL: selective query p50 / p99",
+            measured: format!("{} / {}", ms(q50), ms(q99)),
+            baseline: format!("{} / {}", ms(e50), ms(e99)),
+            ratio: Some(ratio),
+            target: "p50 <= 3x",
+            met: Some(ratio <= 3.0),
+        });
+        let (idle, peak) = domain.streaming_peak(&mesh.token).await?;
+        figures.push(Figure {
+            name: "PostgreSQL: peak RSS of payment streaming to a slow reader",
+            measured: format!("{peak:.1} MiB"),
+            baseline: format!("{idle:.1} MiB idle"),
+            ratio: None,
+            target: "< 128 MiB",
+            met: Some(peak < 128.0),
+        });
+        domain.stop();
+        let fail_over = postgres::fail_over(&data, &pg, &file, &mesh.token)?;
+        figures.push(Figure {
+            name: "PostgreSQL: export with its replica killed half-way, gap",
+            measured: format!("{} gap", ms(fail_over.gap)),
+            baseline: format!("{} before", per_second(fail_over.before)),
+            ratio: Some(fail_over.after / fail_over.before),
+            target: "report",
+            met: None,
+        });
+        figures.push(Figure {
+            name: "  rows after the fail-over, each exactly once",
+            measured: per_second(fail_over.after),
+            baseline: per_second(fail_over.before),
+            ratio: Some(fail_over.after / fail_over.before),
+            target: "exactly once",
+            met: Some(fail_over.exact),
         });
     }
 

@@ -25,42 +25,81 @@ fn status_kib(pid: u32, field: &str) -> Result<u64> {
 /// Idle RSS and peak RSS (MiB) of a payment domain process streaming every
 /// row to a reader that pauses after each batch.
 pub(crate) async fn domain_streaming(data: &Path, customers: u64, quarters: u32) -> Result<(f64, f64)> {
-    let issuer_dir = data.join("issuer");
-    let token = crate::mesh::bench_token(&issuer_dir)?;
-    let mut child = Command::new(sibling_binary("payment")?)
-        .args(["--addr", "127.0.0.1:0", "--registry", "http://127.0.0.1:9"])
-        .arg("--auth-jwks")
-        .arg(issuer_dir.join("jwks.json"))
-        .args(["--customers", &customers.to_string(), "--quarters", &quarters.to_string()])
-        .arg("--data-dir")
-        .arg(data.join("payment"))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let pid = child.id();
-    let mut lines = BufReader::new(child.stderr.take().context("stderr")?).lines();
-    let addr = loop {
-        let Some(line) = lines.next() else { bail!("payment exited before serving") };
-        if let Some(rest) = line?.split("serving addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap_or_default().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let idle = status_kib(pid, "VmRSS")?;
-    let credentials = mesh_grpc::Credentials::token(&token)?;
-    let mut client =
-        CardSpendingServiceClient::new(crate::mesh::connect(&format!("http://{addr}"), &credentials).await?)
-            .max_decoding_message_size(64 << 20);
-    let mut stream = client.query(QueryRequest::default()).await?.into_inner();
-    while stream.message().await?.is_some() {
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    let generated: Vec<String> = ["--customers", &customers.to_string(), "--quarters", &quarters.to_string()]
+        .map(str::to_owned)
+        .into_iter()
+        .chain(["--data-dir".to_owned(), data.join("payment").display().to_string()])
+        .collect();
+    let mut domain = PaymentProcess::start(data, "http://127.0.0.1:9", &generated)?;
+    let peak = domain.streaming_peak(&crate::mesh::bench_token(&data.join("issuer"))?).await;
+    domain.stop();
+    peak
+}
+
+/// A payment domain in a process of its own, trusting the bench's issuer.
+pub(crate) struct PaymentProcess {
+    child: std::process::Child,
+    /// Its URL.
+    pub url: String,
+}
+
+impl PaymentProcess {
+    /// Starts `payment` registering at `registry` with `args` besides the
+    /// address and issuer, and waits until it serves (after any load).
+    pub(crate) fn start(data: &Path, registry: &str, args: &[String]) -> Result<Self> {
+        let issuer_dir = data.join("issuer");
+        let mut child = Command::new(sibling_binary("payment")?)
+            .args(["--addr", "127.0.0.1:0", "--registry", registry, "--auth-issuer", "mesh-local"])
+            .arg("--auth-jwks")
+            .arg(issuer_dir.join("jwks.json"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let mut lines = BufReader::new(child.stderr.take().context("stderr")?).lines();
+        let addr = loop {
+            let Some(line) = lines.next() else { bail!("payment exited before serving") };
+            if let Some(rest) = line?.split("serving addr=").nth(1) {
+                break rest.split_whitespace().next().unwrap_or_default().to_owned();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Self { child, url: format!("http://{addr}") })
     }
-    let peak = status_kib(pid, "VmHWM")?;
-    let _ = child.kill();
-    let _ = child.wait();
-    Ok((idle as f64 / 1024.0, peak as f64 / 1024.0))
+
+    /// Its process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Idle RSS, then peak RSS (MiB) while streaming every row to a reader
+    /// that pauses after each batch.
+    pub(crate) async fn streaming_peak(&mut self, token: &str) -> Result<(f64, f64)> {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let idle = status_kib(self.pid(), "VmRSS")?;
+        let credentials = mesh_grpc::Credentials::token(token)?;
+        let mut client = CardSpendingServiceClient::new(crate::mesh::connect(&self.url, &credentials).await?)
+            .max_decoding_message_size(64 << 20);
+        let mut stream = client.query(QueryRequest::default()).await?.into_inner();
+        while stream.message().await?.is_some() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let peak = status_kib(self.pid(), "VmHWM")?;
+        Ok((idle as f64 / 1024.0, peak as f64 / 1024.0))
+    }
+
+    /// Kills it (SIGKILL) and waits for it.
+    pub(crate) fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PaymentProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// Peak RSS (MiB) of `mesh query payment.card_spending --format ndjson > /dev/null`.

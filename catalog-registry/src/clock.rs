@@ -30,6 +30,11 @@ impl Clock {
         }
     }
 
+    /// Whether this is a manual clock (tests), not the system's.
+    pub fn is_manual(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Moves a manual clock forward by `by` (and every clone of it); the
     /// system clock cannot be moved, so this does nothing to it.
     pub fn advance(&self, by: Duration) {

@@ -17,8 +17,13 @@ pub struct RegistryConfig {
     pub data_dir: PathBuf,
 
     /// SQLite file holding the catalog (created if missing).
-    #[arg(long, env = "MESH_REGISTRY_DB")]
+    #[arg(long, env = "MESH_REGISTRY_DB", conflicts_with = "database_url")]
     pub db: Option<PathBuf>,
+
+    /// PostgreSQL instead of the SQLite file: registry replicas on one
+    /// database serve one catalog.
+    #[command(flatten)]
+    pub database: mesh_postgres::DatabaseArgs,
 
     /// How long an endpoint's lease lasts without renewal before the product
     /// shows as stale, e.g. `30s`, `2m`.

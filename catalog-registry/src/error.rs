@@ -87,6 +87,9 @@ pub enum RegistryError {
     /// The database failed.
     #[error("catalog storage failed: {0}")]
     Storage(#[from] rusqlite::Error),
+    /// The PostgreSQL database failed or cannot be reached.
+    #[error("{0}")]
+    Database(#[from] mesh_postgres::DbError),
     /// Setting up the server failed.
     #[error("{0}")]
     Grpc(#[from] mesh_grpc::GrpcError),
@@ -127,6 +130,16 @@ impl From<RegistryError> for Status {
                 return Status::unavailable("the catalog database is busy; retry shortly");
             }
             RegistryError::Storage(_) => return mesh_grpc::internal_status("catalog storage", &error),
+            RegistryError::Database(db) if db.is_unavailable() => {
+                tracing::warn!(error = %db, "the catalog database cannot be reached");
+                return Status::unavailable(
+                    "the catalog's database cannot be reached; retry shortly, or on another registry replica",
+                );
+            }
+            RegistryError::Database(db) if db.is_conflict() => {
+                return Status::unavailable("the catalog is busy with a concurrent change; retry shortly");
+            }
+            RegistryError::Database(_) => return mesh_grpc::internal_status("catalog storage", &error),
             RegistryError::Grpc(_) | RegistryError::Internal(_) | RegistryError::Config(_) => {
                 return mesh_grpc::internal_status("registry", &error);
             }

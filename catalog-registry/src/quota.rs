@@ -1,9 +1,9 @@
 //! The registry's quotas: what one registrant can make the catalog hold.
 //! Each has a number, and reaching it is RESOURCE_EXHAUSTED naming it.
 
-use rusqlite::{Connection, OptionalExtension, params};
-
 use crate::error::{RegistryError, Result};
+use crate::params;
+use crate::store::sql::Sql;
 
 /// Schema versions per product whose descriptor sets are kept; older
 /// versions keep their fingerprint and history, not their schema.
@@ -20,15 +20,11 @@ pub const EXPIRED_ENDPOINT_GRACE_MS: i64 = 60 * 60 * 1000;
 pub const PAGE_BYTES: usize = 1024 * 1024;
 
 /// Refuses a new product when its domain already has the most allowed.
-pub fn check_new_product(conn: &Connection, product_id: &str, domain: &str) -> Result<()> {
-    let exists: Option<i64> = conn
-        .query_row("SELECT 1 FROM products WHERE product_id = ?1", [product_id], |r| r.get(0))
-        .optional()?;
-    if exists.is_some() {
+pub fn check_new_product(db: &mut dyn Sql, product_id: &str, domain: &str) -> Result<()> {
+    if db.query_opt("SELECT 1 FROM products WHERE product_id = $1", params![product_id])?.is_some() {
         return Ok(());
     }
-    let count: i64 =
-        conn.query_row("SELECT count(*) FROM products WHERE domain = ?1", [domain], |r| r.get(0))?;
+    let count = db.query_one("SELECT count(*) FROM products WHERE domain = $1", params![domain])?.int(0)?;
     if count >= PRODUCTS_PER_DOMAIN {
         return Err(RegistryError::Quota(format!(
             "domain `{domain}` already has {count} products, the most a domain may register \
@@ -39,17 +35,13 @@ pub fn check_new_product(conn: &Connection, product_id: &str, domain: &str) -> R
 }
 
 /// Refuses a new endpoint when the product already has the most allowed.
-pub fn check_new_endpoint(conn: &Connection, product_id: &str, uri: &str) -> Result<()> {
-    let exists: Option<i64> = conn
-        .query_row("SELECT 1 FROM endpoints WHERE product_id = ?1 AND uri = ?2", [product_id, uri], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    if exists.is_some() {
+pub fn check_new_endpoint(db: &mut dyn Sql, product_id: &str, uri: &str) -> Result<()> {
+    let exists = "SELECT 1 FROM endpoints WHERE product_id = $1 AND uri = $2";
+    if db.query_opt(exists, params![product_id, uri])?.is_some() {
         return Ok(());
     }
-    let count: i64 =
-        conn.query_row("SELECT count(*) FROM endpoints WHERE product_id = ?1", [product_id], |r| r.get(0))?;
+    let count =
+        db.query_one("SELECT count(*) FROM endpoints WHERE product_id = $1", params![product_id])?.int(0)?;
     if count >= ENDPOINTS_PER_PRODUCT {
         return Err(RegistryError::Quota(format!(
             "product `{product_id}` already has {count} endpoints, the most a product may have \
@@ -60,20 +52,18 @@ pub fn check_new_endpoint(conn: &Connection, product_id: &str, uri: &str) -> Res
 }
 
 /// Removes endpoints whose lease expired more than the grace period ago.
-pub fn remove_expired_endpoints(conn: &Connection, now: i64) -> Result<usize> {
-    Ok(conn
-        .prepare_cached("DELETE FROM endpoints WHERE lease_expire_time < ?1")?
-        .execute([now - EXPIRED_ENDPOINT_GRACE_MS])?)
+pub fn remove_expired_endpoints(db: &mut dyn Sql, now: i64) -> Result<u64> {
+    db.execute("DELETE FROM endpoints WHERE lease_expire_time < $1", params![now - EXPIRED_ENDPOINT_GRACE_MS])
 }
 
 /// Drops the descriptor sets of versions older than the last
 /// [`VERSIONS_KEPT`] of a product whose latest version is `latest`.
-pub fn prune_versions(conn: &Connection, product_id: &str, latest: i64) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE schema_versions SET descriptor_set = X'' WHERE product_id = ?1 AND version <= ?2
+pub fn prune_versions(db: &mut dyn Sql, product_id: &str, latest: i64) -> Result<()> {
+    db.execute(
+        "UPDATE schema_versions SET descriptor_set = $3 WHERE product_id = $1 AND version <= $2
          AND length(descriptor_set) > 0",
-    )?
-    .execute(params![product_id, latest - VERSIONS_KEPT])?;
+        params![product_id, latest - VERSIONS_KEPT, Vec::<u8>::new()],
+    )?;
     Ok(())
 }
 

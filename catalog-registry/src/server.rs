@@ -37,11 +37,23 @@ pub async fn serve_with_clock(
     shutdown: impl Future<Output = ()> + Send,
     clock: Clock,
 ) -> Result<()> {
-    let db_path = config.db_path();
-    let store = Store::open(&db_path)?;
+    let store = match &config.database.database_url {
+        Some(_) => {
+            let (args, clock) = (config.database.clone(), clock.clone());
+            tokio::task::spawn_blocking(move || Store::connect(&args, clock))
+                .await
+                .map_err(|e| crate::error::RegistryError::Internal(format!("connecting failed: {e}")))??
+        }
+        None => Store::open(&config.db_path(), clock.clone())?,
+    };
     let tokens = PageTokens::new(store.page_token_secret().await?);
-    let access = Access::new(store.clone(), clock.clone());
+    let access = Access::new(store.clone());
+    let changes = store.changes();
+    let location = store.location();
     let catalog = Catalog::new(store, tokens, config.lease_ttl, clock);
+    if let Some(changes) = changes {
+        catalog.follow(changes);
+    }
     let get_product = get_product_route(catalog.clone());
     let rest = crate::rest::router(catalog.clone())?;
     let authenticate = config.auth.layer()?;
@@ -54,7 +66,7 @@ pub async fn serve_with_clock(
         config.tls.tls_cert.is_some(),
     )?;
 
-    tracing::info!(db = %db_path.display(), lease_ttl = ?config.lease_ttl, "catalog registry starting");
+    tracing::info!(db = %location, lease_ttl = ?config.lease_ttl, "catalog registry starting");
     MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &[CATALOG_SERVICE, ACCESS_SERVICE])
         .await?
         .tls(&config.tls)

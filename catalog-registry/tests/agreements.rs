@@ -6,6 +6,8 @@
 
 mod common;
 
+on_both_backends!(requests_rules_decisions_and_who_sees_what,);
+
 use std::time::Duration;
 
 use common::{Fixture, ORDER_OPTIONS, TestRegistry};
@@ -50,7 +52,6 @@ fn ask(columns: &[&str]) -> RequestAccessRequest {
     }
 }
 
-#[tokio::test]
 async fn requests_rules_decisions_and_who_sees_what() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
@@ -170,12 +171,15 @@ async fn requests_rules_decisions_and_who_sees_what() {
         (Code::InvalidArgument, "name: `agreements/x` is not an agreement; expected agreements/<number>")
     );
 
-    let db = rusqlite::Connection::open(dir.path().join("r.sqlite")).unwrap();
-    let mut statement = db
-        .prepare("SELECT subject, action FROM catalog_writes WHERE action LIKE '%access%' ORDER BY id")
-        .unwrap();
-    let log: Vec<(String, String)> =
-        statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    let log: Vec<(String, String)> = registry
+        .stored(
+            &dir.path().join("r.sqlite"),
+            "SELECT subject, action FROM catalog_writes WHERE action LIKE '%access%' ORDER BY id",
+        )
+        .await
+        .into_iter()
+        .map(|row| (row[0].clone(), row[1].clone()))
+        .collect();
     let expected = [
         ("ana", "request access (approved by rule)"),
         ("ana", "request access"),

@@ -3,6 +3,12 @@
 
 mod common;
 
+on_both_backends!(
+    bad_registrations_are_refused_and_change_nothing,
+    bad_reads_and_lifecycle_calls_name_the_field,
+    a_get_product_request_that_does_not_parse_is_refused,
+);
+
 use std::time::Duration;
 
 use common::{Fixture, TestRegistry};
@@ -20,7 +26,6 @@ fn assert_status(result: Result<impl std::fmt::Debug, tonic::Status>, code: Code
     assert!(status.message().contains(needle), "`{needle}` missing from: {}", status.message());
 }
 
-#[tokio::test]
 async fn bad_registrations_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
@@ -130,7 +135,6 @@ async fn bad_registrations_are_refused_and_change_nothing() {
     assert_eq!(after, before);
 }
 
-#[tokio::test]
 async fn bad_reads_and_lifecycle_calls_name_the_field() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
@@ -292,7 +296,6 @@ async fn bad_reads_and_lifecycle_calls_name_the_field() {
     assert!(products.iter().all(|p| p.deprecation.is_none() && p.latest_version == 1));
 }
 
-#[tokio::test]
 async fn a_get_product_request_that_does_not_parse_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;

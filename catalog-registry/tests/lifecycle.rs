@@ -3,6 +3,13 @@
 
 mod common;
 
+on_both_backends!(
+    an_expired_lease_shows_stale_until_renewed,
+    deregistration_deprecation_and_deletion,
+    a_derived_product_shows_its_input_ports,
+    the_catalog_shows_the_data_status_domains_report,
+);
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -22,7 +29,6 @@ fn get(name: &str) -> GetProductRequest {
     GetProductRequest { name: name.into(), ..Default::default() }
 }
 
-#[tokio::test]
 async fn an_expired_lease_shows_stale_until_renewed() {
     let dir = tempfile::tempdir().unwrap();
     let clock = catalog_registry::Clock::manual();
@@ -68,7 +74,6 @@ async fn an_expired_lease_shows_stale_until_renewed() {
     assert!(status.message().contains("register the product again"), "{}", status.message());
 }
 
-#[tokio::test]
 async fn deregistration_deprecation_and_deletion() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
@@ -128,7 +133,6 @@ async fn deregistration_deprecation_and_deletion() {
     assert_eq!(status.code(), Code::NotFound);
 }
 
-#[tokio::test]
 async fn a_derived_product_shows_its_input_ports() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
@@ -310,7 +314,6 @@ async fn sigterm_and_sigint_stop_the_registry_cleanly() {
     }
 }
 
-#[tokio::test]
 async fn the_catalog_shows_the_data_status_domains_report() {
     use mesh_contracts::catalog::DataStatus;
     use mesh_contracts::product::QualityResult;

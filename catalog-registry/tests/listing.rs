@@ -2,6 +2,13 @@
 
 mod common;
 
+on_both_backends!(
+    products_page_in_name_order_with_totals,
+    products_filter_by_domain_owner_tag_and_search,
+    a_page_token_is_bound_to_its_filters,
+    domains_list_their_products_and_owners,
+);
+
 use std::time::Duration;
 
 use common::{Fixture, ORDER_OPTIONS, TestRegistry};
@@ -61,7 +68,6 @@ async fn all_pages(
     }
 }
 
-#[tokio::test]
 async fn products_page_in_name_order_with_totals() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
@@ -93,7 +99,6 @@ async fn products_page_in_name_order_with_totals() {
     assert!(whole.next_page_token.is_empty());
 }
 
-#[tokio::test]
 async fn products_filter_by_domain_owner_tag_and_search() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
@@ -140,7 +145,6 @@ async fn products_filter_by_domain_owner_tag_and_search() {
     assert!(found.is_empty());
 }
 
-#[tokio::test]
 async fn a_page_token_is_bound_to_its_filters() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
@@ -165,7 +169,6 @@ async fn a_page_token_is_bound_to_its_filters() {
     assert!(status.message().starts_with("page_token:"), "{}", status.message());
 }
 
-#[tokio::test]
 async fn domains_list_their_products_and_owners() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;

@@ -5,6 +5,14 @@
 
 mod common;
 
+on_both_backends!(
+    old_schema_versions_lose_their_descriptor_sets_but_keep_their_history,
+    a_domain_cannot_register_more_products_than_its_quota,
+    endpoints_are_capped_and_expired_ones_removed_after_the_grace_period,
+    the_major_version_rises_one_at_a_time,
+    a_page_of_products_stays_far_below_the_client_message_limit,
+);
+
 use std::time::Duration;
 
 use catalog_registry::Clock;
@@ -21,7 +29,6 @@ async fn registry(dir: &tempfile::TempDir) -> TestRegistry {
     TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await
 }
 
-#[tokio::test]
 async fn old_schema_versions_lose_their_descriptor_sets_but_keep_their_history() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = registry(&dir).await;
@@ -56,7 +63,6 @@ async fn old_schema_versions_lose_their_descriptor_sets_but_keep_their_history()
     );
 }
 
-#[tokio::test]
 async fn a_domain_cannot_register_more_products_than_its_quota() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = registry(&dir).await;
@@ -84,7 +90,6 @@ async fn a_domain_cannot_register_more_products_than_its_quota() {
     registry.client.register_product(Fixture::default().register("shop.p0", ENDPOINT)).await.unwrap();
 }
 
-#[tokio::test]
 async fn endpoints_are_capped_and_expired_ones_removed_after_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Clock::manual();
@@ -124,7 +129,6 @@ async fn endpoints_are_capped_and_expired_ones_removed_after_the_grace_period() 
     assert_eq!(endpoints.iter().map(|e| e.uri.as_str()).collect::<Vec<_>>(), ["http://127.0.0.1:9999"]);
 }
 
-#[tokio::test]
 async fn the_major_version_rises_one_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = registry(&dir).await;
@@ -147,7 +151,6 @@ async fn the_major_version_rises_one_at_a_time() {
     );
 }
 
-#[tokio::test]
 async fn a_page_of_products_stays_far_below_the_client_message_limit() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = registry(&dir).await;

@@ -3,6 +3,16 @@
 
 mod common;
 
+on_both_backends!(
+    registration_reads_governance_out_of_the_contract,
+    same_schema_registered_again_makes_no_new_version,
+    adding_a_field_is_a_new_compatible_version,
+    breaking_change_is_refused_with_each_change_named,
+    renaming_a_field_or_the_row_type_is_breaking,
+    a_caller_holding_the_descriptor_is_not_sent_it_again,
+    the_basic_view_leaves_out_only_the_columns,
+);
+
 use std::time::Duration;
 
 use common::{Fixture, ORDER_FIELDS, TestRegistry};
@@ -13,7 +23,6 @@ use tonic::Code;
 
 const ENDPOINT: &str = "http://127.0.0.1:6001";
 
-#[tokio::test]
 async fn registration_reads_governance_out_of_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
@@ -93,7 +102,6 @@ async fn registration_reads_governance_out_of_the_contract() {
     assert_eq!(shape.options().owner_team, "Shop Data Team");
 }
 
-#[tokio::test]
 async fn same_schema_registered_again_makes_no_new_version() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
@@ -116,7 +124,6 @@ async fn same_schema_registered_again_makes_no_new_version() {
     assert_eq!(third.product.unwrap().endpoints.len(), 2);
 }
 
-#[tokio::test]
 async fn adding_a_field_is_a_new_compatible_version() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
@@ -150,7 +157,6 @@ async fn adding_a_field_is_a_new_compatible_version() {
     assert!(row.get_field_by_name("item_count").is_none());
 }
 
-#[tokio::test]
 async fn breaking_change_is_refused_with_each_change_named() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
@@ -213,7 +219,6 @@ async fn breaking_change_is_refused_with_each_change_named() {
     assert!(status.message().contains("below the current major version 2"), "{}", status.message());
 }
 
-#[tokio::test]
 async fn renaming_a_field_or_the_row_type_is_breaking() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
@@ -230,7 +235,6 @@ async fn renaming_a_field_or_the_row_type_is_breaking() {
     );
 }
 
-#[tokio::test]
 async fn a_caller_holding_the_descriptor_is_not_sent_it_again() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
@@ -257,7 +261,6 @@ async fn a_caller_holding_the_descriptor_is_not_sent_it_again() {
     assert_eq!(stale.descriptor_set, full.descriptor_set);
 }
 
-#[tokio::test]
 async fn the_basic_view_leaves_out_only_the_columns() {
     let dir = tempfile::tempdir().unwrap();
     let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;

@@ -406,7 +406,7 @@ pub(crate) struct HealthArgs {
 #[cfg(feature = "local")]
 #[derive(Debug, clap::Args)]
 pub(crate) struct UpArgs {
-    /// Where every service keeps its SQLite file, one folder each.
+    /// Where every service keeps its files (SQLite database, audit log, keys), one folder each.
     #[arg(long, env = "MESH_DATA_DIR", default_value = ".mesh")]
     pub data_dir: std::path::PathBuf,
     /// Customers to generate on first start.
@@ -428,6 +428,11 @@ pub(crate) struct UpArgs {
     /// `<data-dir>/tls` (the profile names the CA for other terminals).
     #[arg(long)]
     pub tls: bool,
+    /// Keep the domains' data on this PostgreSQL server (a schema per
+    /// domain) instead of SQLite files, e.g.
+    /// `postgres://mesh:PASSWORD@127.0.0.1:5432/mesh`.
+    #[arg(long, env = "MESH_POSTGRES_URL", hide_env_values = true, value_name = "URL")]
+    pub postgres: Option<String>,
 }
 
 /// Flags of `mesh generate`.

@@ -44,6 +44,9 @@ pub struct MeshConfig {
     /// 127.0.0.1 made in `<data_dir>/tls` at each start. The process's
     /// clients then trust that CA (see [`mesh_grpc::set_client_tls`]).
     pub tls: bool,
+    /// The PostgreSQL server the domains keep their data on (a schema
+    /// each), instead of their SQLite files.
+    pub postgres: Option<String>,
 }
 
 impl MeshConfig {
@@ -62,6 +65,7 @@ impl MeshConfig {
             limits: ServeLimits::default(),
             authentication: true,
             tls: false,
+            postgres: None,
         }
     }
 }

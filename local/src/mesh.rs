@@ -135,6 +135,11 @@ impl LocalMesh {
             addr: registry.addr,
             data_dir: config.data_dir.join("registry"),
             db: config.registry_db.clone(),
+            database: config
+                .postgres
+                .as_deref()
+                .map(mesh_postgres::DatabaseArgs::for_url)
+                .unwrap_or_default(),
             lease_ttl: config.lease_ttl,
             tls: tls.clone(),
             auth: auth.clone(),
@@ -164,6 +169,11 @@ impl LocalMesh {
             };
             Ok(DomainArgs {
                 data_dir: Some(config.data_dir.join(name)),
+                database: config
+                    .postgres
+                    .as_deref()
+                    .map(mesh_postgres::DatabaseArgs::for_url)
+                    .unwrap_or_default(),
                 registry: registry_url.clone(),
                 limits: config.limits.clone(),
                 tls: tls.clone(),

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use args::DatabaseArgs;
-pub use deadpool_postgres::{Object as Connection, Pool};
+pub use deadpool_postgres::{self, Object as Connection, Pool};
 pub use error::{DbError, Result};
 pub use migrate::Migration;
 pub use tokio_postgres;
@@ -29,6 +29,7 @@ const POOL_WAIT: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
+    config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     runtime: Arc<OwnRuntime>,
     schema: String,
@@ -82,7 +83,7 @@ impl Database {
             .build()
             .map_err(|e| DbError::Config(format!("cannot start the database runtime: {e}")))?;
         let manager = deadpool_postgres::Manager::from_config(
-            config,
+            config.clone(),
             tls.clone(),
             deadpool_postgres::ManagerConfig { recycling_method: deadpool_postgres::RecyclingMethod::Fast },
         );
@@ -96,6 +97,7 @@ impl Database {
             .map_err(|e| DbError::Config(format!("cannot make the connection pool: {e}")))?;
         let database = Self {
             pool,
+            config,
             tls,
             runtime: Arc::new(OwnRuntime(Some(runtime))),
             schema: schema.to_owned(),
@@ -129,6 +131,31 @@ impl Database {
         self.runtime.0.as_ref().expect("the runtime lives as long as the database").handle()
     }
 
+    /// Forwards the payload of every notification on `channel` to
+    /// `sender`, over a connection of its own; after that connection is
+    /// lost, sends `lost` (notifications may have been missed) and
+    /// connects again.
+    pub fn listen(
+        &self,
+        channel: &'static str,
+        sender: tokio::sync::broadcast::Sender<String>,
+        lost: &'static str,
+    ) {
+        let (config, tls, location) = (self.config.clone(), self.tls.clone(), self.location.clone());
+        self.handle().spawn(async move {
+            loop {
+                match listen_once(&config, &tls, channel, &sender).await {
+                    Ok(()) => tracing::warn!(database = %location, channel, "the notification connection closed"),
+                    Err(error) => {
+                        tracing::warn!(database = %location, channel, %error, "cannot listen for notifications")
+                    }
+                }
+                let _ = sender.send(lost.to_owned());
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
     /// Asks the server to cancel what the connection of `token` runs.
     pub async fn cancel(&self, token: tokio_postgres::CancelToken) {
         if let Err(error) = token.cancel_query(self.tls.clone()).await {
@@ -150,6 +177,40 @@ impl Database {
     pub fn location(&self) -> &str {
         &self.location
     }
+}
+
+/// Listens on `channel` until the connection ends.
+async fn listen_once(
+    config: &tokio_postgres::Config,
+    tls: &tokio_postgres_rustls::MakeRustlsConnect,
+    channel: &str,
+    sender: &tokio::sync::broadcast::Sender<String>,
+) -> Result<()> {
+    use futures_util::StreamExt;
+    let (client, mut connection) = config.connect(tls.clone()).await?;
+    let forwarding = {
+        let sender = sender.clone();
+        async move {
+            let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+            while let Some(message) = messages.next().await {
+                match message {
+                    Ok(tokio_postgres::AsyncMessage::Notification(notification)) => {
+                        let _ = sender.send(notification.payload().to_owned());
+                    }
+                    Ok(_) => {}
+                    Err(error) => return Err(DbError::from(error)),
+                }
+            }
+            Ok(())
+        }
+    };
+    let forwarding = tokio::spawn(forwarding);
+    client.batch_execute(&format!("LISTEN {channel}")).await?;
+    // Anything before LISTEN took effect may have been missed.
+    let _ = sender.send("*".to_owned());
+    let ended = forwarding.await.map_err(|e| DbError::Config(format!("the listener task failed: {e}")))?;
+    drop(client);
+    ended
 }
 
 /// Refuses a schema name that is not a plain lower-case identifier (it is

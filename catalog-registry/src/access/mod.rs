@@ -15,7 +15,6 @@ use mesh_grpc::auth::{ADMIN, Principal, owner_role, service_role};
 use mesh_grpc::authenticate::caller;
 use tonic::{Request, Response, Status};
 
-use crate::clock::Clock;
 use crate::error::{RegistryError, Result};
 use crate::store::agreements::{self, Listing, NewAgreement};
 use crate::store::{Store, products, writes};
@@ -34,13 +33,12 @@ const MAX_NOTE: usize = 2000;
 #[derive(Debug, Clone)]
 pub struct Access {
     store: Store,
-    clock: Clock,
 }
 
 impl Access {
-    /// Access agreements kept in `store`, telling time by `clock`.
-    pub fn new(store: Store, clock: Clock) -> Self {
-        Self { store, clock }
+    /// Access agreements kept in `store` (which tells the time).
+    pub fn new(store: Store) -> Self {
+        Self { store }
     }
 }
 
@@ -116,21 +114,20 @@ impl Access {
         request: RequestAccessRequest,
     ) -> Result<Agreement> {
         let product_id = validate::product_name("product", &request.product)?.to_owned();
-        let now = self.clock.now_ms();
         self.store
-            .run(move |conn| {
-                let tx = conn.transaction()?;
-                let product = products::load(&tx, &product_id, now)?
+            .write(move |db| {
+                let now = db.now_ms()?;
+                let product = products::load(db, &product_id, now)?
                     .ok_or_else(|| RegistryError::ProductNotFound(product_id.clone()))?;
                 let checked = request::check(&request, &product, now)?;
                 let principal = (caller.subject.as_str(), caller.issuer.as_str());
-                if agreements::requested_since(&tx, principal, now - 86_400_000)? >= MAX_PER_DAY {
+                if agreements::requested_since(db, principal, now - 86_400_000)? >= MAX_PER_DAY {
                     return Err(RegistryError::Quota(format!(
                         "you made {MAX_PER_DAY} requests for access in the last 24 hours, the most the registry \
                          takes; try again tomorrow, or ask an owner"
                     )));
                 }
-                if agreements::pending_of(&tx, principal)? >= MAX_PENDING {
+                if agreements::pending_of(db, principal)? >= MAX_PENDING {
                     return Err(RegistryError::Quota(format!(
                         "{MAX_PENDING} of your requests are already waiting for owners; withdraw some \
                          (mesh access revoke) or wait for their decisions"
@@ -142,7 +139,7 @@ impl Access {
                     None => (AgreementState::Pending, ""),
                 };
                 let id = agreements::insert(
-                    &tx,
+                    db,
                     &NewAgreement {
                         product_id: &product_id,
                         principal,
@@ -158,10 +155,9 @@ impl Access {
                     },
                 )?;
                 let action = if approval.is_some() { "request access (approved by rule)" } else { "request access" };
-                writes::record(&tx, now, &caller.subject, action, &product_id)?;
-                let agreement = agreements::get(&tx, id, now)?
+                writes::record(db, now, &caller.subject, action, &product_id)?;
+                let agreement = agreements::get(db, id, now)?
                     .ok_or_else(|| RegistryError::Internal(format!("agreement {id} vanished")))?;
-                tx.commit()?;
                 tracing::info!(caller = %caller.subject, product = %product_id, id, ?state, "access requested");
                 Ok(agreement)
             })
@@ -178,15 +174,15 @@ impl Access {
             "" => None,
             name => Some(validate::product_name("product", name)?.to_owned()),
         };
-        let now = self.clock.now_ms();
         self.store
-            .run(move |conn| {
+            .read(move |db| {
+                let now = db.now_ms()?;
                 let principal = (caller.subject.as_str(), caller.issuer.as_str());
                 let listing = match product.as_deref() {
                     Some(product) if oversees(&caller, product) => Listing::Product(product),
                     product => Listing::Consumer { principal, product },
                 };
-                agreements::list(conn, listing, request.include_inactive, MAX_LISTED, now)
+                agreements::list(db, listing, request.include_inactive, MAX_LISTED, now)
             })
             .await
     }
@@ -207,12 +203,11 @@ impl Access {
         if note.chars().count() > MAX_NOTE {
             return Err(RegistryError::invalid("note", format!("is longer than {MAX_NOTE} characters")));
         }
-        let now = self.clock.now_ms();
         self.store
-            .run(move |conn| {
-                let tx = conn.transaction()?;
+            .write(move |db| {
+                let now = db.now_ms()?;
                 let agreement =
-                    agreements::get(&tx, id, now)?.ok_or_else(|| RegistryError::AgreementNotFound(id))?;
+                    agreements::get(db, id, now)?.ok_or_else(|| RegistryError::AgreementNotFound(id))?;
                 let allowed = owns(&caller, &agreement.product)
                     || (decision == Decision::Revoke && is_consumer(&caller, &agreement));
                 if !allowed {
@@ -227,7 +222,7 @@ impl Access {
                     )));
                 }
                 let (from, to) = decision.transition();
-                if agreement.state() != from || !agreements::decide(&tx, id, (from, to), &caller.subject, &note, now)? {
+                if agreement.state() != from || !agreements::decide(db, id, (from, to), &caller.subject, &note, now)? {
                     return Err(RegistryError::Conflict(format!(
                         "agreements/{id} is {}; only a {} agreement can be {}",
                         state_name(agreement.state()),
@@ -235,9 +230,8 @@ impl Access {
                         decision.past(),
                     )));
                 }
-                writes::record(&tx, now, &caller.subject, &format!("{} access", decision.verb()), &agreement.product)?;
-                let decided = agreements::get(&tx, id, now)?.ok_or_else(|| RegistryError::AgreementNotFound(id))?;
-                tx.commit()?;
+                writes::record(db, now, &caller.subject, &format!("{} access", decision.verb()), &agreement.product)?;
+                let decided = agreements::get(db, id, now)?.ok_or_else(|| RegistryError::AgreementNotFound(id))?;
                 tracing::info!(caller = %caller.subject, id, decision = decision.verb(), "agreement decided");
                 Ok(decided)
             })

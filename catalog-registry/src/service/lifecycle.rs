@@ -1,31 +1,30 @@
 //! Leases, deregistration, deprecation and deletion.
 
+use super::Catalog;
+use crate::error::{RegistryError, Result};
+use crate::store::sql::Sql;
+use crate::store::{endpoints, products, timestamp};
+use crate::validate;
 use mesh_contracts::catalog::{
     DeleteProductRequest, DeleteProductResponse, DeprecateProductRequest, DeprecateProductResponse,
     DeregisterEndpointRequest, DeregisterEndpointResponse, Product, RenewLeaseRequest, RenewLeaseResponse,
     UndeprecateProductRequest, UndeprecateProductResponse,
 };
-use rusqlite::Connection;
-
-use super::Catalog;
-use crate::error::{RegistryError, Result};
-use crate::store::{endpoints, products, timestamp};
-use crate::validate;
 
 /// Longest deprecation message accepted.
 const MAX_MESSAGE: usize = 2000;
 
 /// The error for an endpoint that is not registered: the product is unknown,
 /// or it is known without this endpoint.
-fn missing_endpoint(conn: &Connection, id: &str, endpoint: &str) -> Result<RegistryError> {
-    Ok(match products::find(conn, id)? {
+fn missing_endpoint(db: &mut dyn Sql, id: &str, endpoint: &str) -> Result<RegistryError> {
+    Ok(match products::find(db, id)? {
         None => RegistryError::ProductNotFound(id.to_owned()),
         Some(_) => RegistryError::EndpointNotFound { product: id.to_owned(), endpoint: endpoint.to_owned() },
     })
 }
 
-fn loaded(conn: &Connection, id: &str, now: i64) -> Result<Product> {
-    products::load(conn, id, now)?.ok_or_else(|| RegistryError::ProductNotFound(id.to_owned()))
+fn loaded(db: &mut dyn Sql, id: &str, now: i64) -> Result<Product> {
+    products::load(db, id, now)?.ok_or_else(|| RegistryError::ProductNotFound(id.to_owned()))
 }
 
 impl Catalog {
@@ -41,19 +40,18 @@ impl Catalog {
             validate::data_status(data)?;
         }
         let lease_ms = self.lease_ttl.as_millis() as i64;
-        let now = self.clock.now_ms();
         let expires = self
             .store
-            .run(move |conn| {
-                let tx = conn.transaction()?;
+            .write(move |db| {
+                let now = db.now_ms()?;
                 let lease = endpoints::Lease { now, expires: now + lease_ms, by: &renewed_by };
-                if !endpoints::renew(&tx, &id, &endpoint, lease)? {
-                    return Err(missing_endpoint(&tx, &id, &endpoint)?);
+                if !endpoints::renew(db, &id, &endpoint, lease)? {
+                    return Err(missing_endpoint(db, &id, &endpoint)?);
                 }
                 if let Some(data) = &request.data {
-                    products::set_data(&tx, &id, data)?;
+                    products::set_data(db, &id, data)?;
                 }
-                tx.commit()?;
+                db.changed(&id)?;
                 Ok(now + lease_ms)
             })
             .await?;
@@ -69,14 +67,15 @@ impl Catalog {
     ) -> Result<DeregisterEndpointResponse> {
         let id = validate::product_name("name", &request.name)?.to_owned();
         let endpoint = validate::endpoint("endpoint", &request.endpoint)?;
-        let now = self.clock.now_ms();
         let product = self
             .store
-            .run(move |conn| {
-                if !endpoints::remove(conn, &id, &endpoint)? {
-                    return Err(missing_endpoint(conn, &id, &endpoint)?);
+            .write(move |db| {
+                if !endpoints::remove(db, &id, &endpoint)? {
+                    return Err(missing_endpoint(db, &id, &endpoint)?);
                 }
-                loaded(conn, &id, now)
+                db.changed("*")?;
+                let now = db.now_ms()?;
+                loaded(db, &id, now)
             })
             .await?;
         tracing::info!("endpoint deregistered");
@@ -115,13 +114,14 @@ impl Catalog {
     }
 
     async fn set_deprecation(&self, id: String, message: Option<String>) -> Result<Product> {
-        let now = self.clock.now_ms();
         self.store
-            .run(move |conn| {
-                if !products::set_deprecation(conn, &id, message.as_deref(), now)? {
+            .write(move |db| {
+                let now = db.now_ms()?;
+                if !products::set_deprecation(db, &id, message.as_deref(), now)? {
                     return Err(RegistryError::ProductNotFound(id));
                 }
-                loaded(conn, &id, now)
+                db.changed("*")?;
+                loaded(db, &id, now)
             })
             .await
     }
@@ -129,15 +129,12 @@ impl Catalog {
     pub(super) async fn delete(&self, request: DeleteProductRequest) -> Result<DeleteProductResponse> {
         let id = validate::product_name("name", &request.name)?.to_owned();
         self.store
-            .run(
-                move |conn| {
-                    if products::delete(conn, &id)? {
-                        Ok(())
-                    } else {
-                        Err(RegistryError::ProductNotFound(id))
-                    }
-                },
-            )
+            .write(move |db| {
+                if !products::delete(db, &id)? {
+                    return Err(RegistryError::ProductNotFound(id));
+                }
+                db.changed("*")
+            })
             .await?;
         tracing::info!("product deleted");
         Ok(DeleteProductResponse {})

@@ -43,6 +43,23 @@ impl Catalog {
 }
 
 impl Catalog {
+    /// Drops cached answers as other replicas announce their writes
+    /// (`*`: any product may have changed).
+    pub fn follow(&self, mut changes: tokio::sync::broadcast::Receiver<String>) {
+        let products = std::sync::Arc::clone(&self.products);
+        tokio::spawn(async move {
+            loop {
+                match changes.recv().await {
+                    Ok(product) if product == "*" => products.invalidate(),
+                    Ok(product) => products.invalidate_product(&product),
+                    // Missed some: forget everything.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => products.invalidate(),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+
     /// Runs a handler that writes to the catalog; cached reads are dropped
     /// whatever its outcome.
     async fn writing<T>(
@@ -77,13 +94,13 @@ impl Catalog {
         product: &str,
     ) -> crate::error::Result<T> {
         if outcome.is_ok() {
-            let (subject, product, at) = (
-                caller.subject.clone(),
-                product.trim_start_matches("products/").to_owned(),
-                self.clock.now_ms(),
-            );
+            let (subject, product) =
+                (caller.subject.clone(), product.trim_start_matches("products/").to_owned());
             self.store
-                .run(move |conn| crate::store::writes::record(conn, at, &subject, write.verb(), &product))
+                .write(move |db| {
+                    let at = db.now_ms()?;
+                    crate::store::writes::record(db, at, &subject, write.verb(), &product)
+                })
                 .await?;
             tracing::info!(caller = %caller.subject, action = write.verb(), "catalog changed");
         }

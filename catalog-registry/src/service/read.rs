@@ -29,9 +29,13 @@ impl Catalog {
         let page_size = validate::page_size(request.page_size)?;
         let key = ["domains", caller.issuer.as_str(), caller.subject.as_str()];
         let after = self.tokens.check(&request.page_token, &key)?;
-        let now = self.clock.now_ms();
-        let mut domains =
-            self.store.run(move |conn| products::domains(conn, after.as_deref(), page_size + 1, now)).await?;
+        let mut domains = self
+            .store
+            .read(move |db| {
+                let now = db.now_ms()?;
+                products::domains(db, after.as_deref(), page_size + 1, now)
+            })
+            .await?;
         let next_page_token = if domains.len() > page_size {
             domains.truncate(page_size);
             self.tokens.issue(&key, &domains[page_size - 1].name)
@@ -68,14 +72,14 @@ impl Catalog {
         // A page token is the caller's own: another caller cannot use it.
         filter_key.extend([caller.issuer.clone(), caller.subject.clone()]);
         let after = self.tokens.check(&request.page_token, &filter_key)?;
-        let now = self.clock.now_ms();
         let (mut found, total_size) = self
             .store
-            .run(move |conn| {
-                let (ids, total) = products::list_ids(conn, &filter, after.as_deref(), page_size + 1)?;
+            .read(move |db| {
+                let now = db.now_ms()?;
+                let (ids, total) = products::list_ids(db, &filter, after.as_deref(), page_size + 1)?;
                 let found = ids
                     .iter()
-                    .filter_map(|id| products::load(conn, id, now).transpose())
+                    .filter_map(|id| products::load(db, id, now).transpose())
                     .collect::<Result<Vec<_>>>()?;
                 Ok((found, total))
             })
@@ -137,13 +141,14 @@ impl Catalog {
         }
         let generation = self.products.generation(&id);
         let key = id.clone();
-        let response = self
+        let (response, now) = self
             .store
-            .run(move |conn| {
-                let product = products::load(conn, &id, now)?
+            .read(move |db| {
+                let now = db.now_ms()?;
+                let product = products::load(db, &id, now)?
                     .ok_or_else(|| RegistryError::ProductNotFound(id.clone()))?;
                 let version = if request.version == 0 { product.latest_version } else { request.version };
-                let schema = products::schema(conn, &id, version)?.ok_or(RegistryError::VersionNotFound {
+                let schema = products::schema(db, &id, version)?.ok_or(RegistryError::VersionNotFound {
                     product: id.clone(),
                     version,
                     latest: product.latest_version,
@@ -155,12 +160,13 @@ impl Catalog {
                         kept: quota::VERSIONS_KEPT,
                     });
                 }
-                Ok(GetProductResponse {
+                let response = GetProductResponse {
                     product: Some(product),
                     version,
                     descriptor_set: schema.descriptor_set,
                     fingerprint: schema.fingerprint,
-                })
+                };
+                Ok((response, now))
             })
             .await?;
         let answer = Arc::new(EncodedAnswer::new(response, now));

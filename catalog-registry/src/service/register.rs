@@ -9,6 +9,7 @@ use crate::compat::compare;
 use crate::contract::Contract;
 use crate::error::{RegistryError, Result};
 use crate::store::products;
+use crate::store::sql::Sql;
 use crate::{quota, store, validate};
 
 /// How a registration resolved against the stored versions.
@@ -45,19 +46,20 @@ impl Catalog {
         let domain_name = request.domain.clone();
         let lease_ms = self.lease_ttl.as_millis() as i64;
 
-        let now = self.clock.now_ms();
         let registered_by = registered_by.to_owned();
         let product = self
             .store
-            .run(move |conn| {
-                let tx = conn.transaction()?;
+            .write(move |db| {
                 let id = request.product_id.as_str();
-                quota::remove_expired_endpoints(&tx, now)?;
-                quota::check_new_product(&tx, id, &domain_name)?;
-                quota::check_new_endpoint(&tx, id, &endpoint)?;
-                let resolution = resolve(&tx, id, &contract, major)?;
+                // Replicas registering one product take turns.
+                db.lock(id)?;
+                let now = db.now_ms()?;
+                quota::remove_expired_endpoints(db, now)?;
+                quota::check_new_product(db, id, &domain_name)?;
+                quota::check_new_endpoint(db, id, &endpoint)?;
+                let resolution = resolve(db, id, &contract, major)?;
                 products::upsert(
-                    &tx,
+                    db,
                     &products::ProductWrite {
                         product_id: id,
                         domain: &request.domain,
@@ -70,7 +72,7 @@ impl Catalog {
                 )?;
                 if let Some(changes) = &resolution.changes {
                     products::insert_version(
-                        &tx,
+                        db,
                         &products::NewVersion {
                             product_id: id,
                             version: resolution.version,
@@ -82,16 +84,16 @@ impl Catalog {
                             registered_by: &registered_by,
                         },
                     )?;
-                    quota::prune_versions(&tx, id, resolution.version)?;
+                    quota::prune_versions(db, id, resolution.version)?;
                 }
                 if let Some(data) = &request.data {
-                    products::set_data(&tx, id, data)?;
+                    products::set_data(db, id, data)?;
                 }
                 let lease = store::endpoints::Lease { now, expires: now + lease_ms, by: &registered_by };
-                store::endpoints::upsert(&tx, id, &endpoint, lease)?;
-                let product = products::load(&tx, id, now)?
+                store::endpoints::upsert(db, id, &endpoint, lease)?;
+                let product = products::load(db, id, now)?
                     .ok_or_else(|| RegistryError::Internal(format!("`{id}` vanished while registering")))?;
-                tx.commit()?;
+                db.changed("*")?;
                 Ok((product, resolution))
             })
             .await?;
@@ -112,8 +114,8 @@ impl Catalog {
 
 /// Decides which schema version a registration resolves to; `changes` is set
 /// when a new version is to be written.
-fn resolve(conn: &rusqlite::Connection, id: &str, contract: &Contract, major: u32) -> Result<Resolution> {
-    let current = products::find(conn, id)?;
+fn resolve(db: &mut dyn Sql, id: &str, contract: &Contract, major: u32) -> Result<Resolution> {
+    let current = products::find(db, id)?;
     quota::check_major(id, major, current.as_ref().map(|c| c.major_version))?;
     let Some(current) = current else {
         return Ok(Resolution { version: 1, major, changes: Some(vec!["first version".to_owned()]) });
@@ -125,7 +127,7 @@ fn resolve(conn: &rusqlite::Connection, id: &str, contract: &Contract, major: u3
             current: current.major_version,
         });
     }
-    let latest = products::schema(conn, id, current.latest_version)?.ok_or_else(|| {
+    let latest = products::schema(db, id, current.latest_version)?.ok_or_else(|| {
         RegistryError::Internal(format!("`{id}` has no stored schema version {}", current.latest_version))
     })?;
     let bumped = major > current.major_version;

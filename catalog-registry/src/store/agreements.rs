@@ -3,10 +3,11 @@
 //! agreement past its end time reads as EXPIRED.
 
 use mesh_contracts::catalog::{Agreement, AgreementState};
-use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::sql::{Row, Sql};
 use super::timestamp;
 use crate::error::Result;
+use crate::params;
 
 /// The columns a query reads, in [`from_row`]'s order.
 const COLUMNS: &str = "id, product_id, principal, issuer, purpose, columns, raw_columns, row_scope, end_time, \
@@ -40,13 +41,12 @@ pub struct NewAgreement<'a> {
 }
 
 /// Records a request; its id.
-pub fn insert(conn: &Connection, new: &NewAgreement<'_>) -> Result<i64> {
-    conn.prepare_cached(
+pub fn insert(db: &mut dyn Sql, new: &NewAgreement<'_>) -> Result<i64> {
+    db.query_one(
         "INSERT INTO agreements (product_id, principal, issuer, purpose, columns, raw_columns, row_scope, end_time,
                                  state, create_time, update_time, decided_by, decision_note)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?11, ?12)",
-    )?
-    .execute(params![
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12) RETURNING id",
+        params![
         new.product_id,
         new.principal.0,
         new.principal.1,
@@ -59,44 +59,44 @@ pub fn insert(conn: &Connection, new: &NewAgreement<'_>) -> Result<i64> {
         new.now,
         new.decided_by,
         new.decision_note
-    ])?;
-    Ok(conn.last_insert_rowid())
+        ],
+    )?
+    .int(0)
 }
 
 fn lines(text: String) -> Vec<String> {
     text.lines().map(str::to_owned).collect()
 }
 
-fn from_row(row: &Row<'_>, now: i64) -> rusqlite::Result<Agreement> {
-    let end_time: i64 = row.get(8)?;
-    let mut state = AgreementState::try_from(row.get::<_, i32>(9)?).unwrap_or(AgreementState::Unspecified);
+fn from_row(row: &Row, now: i64) -> Result<Agreement> {
+    let end_time = row.int(8)?;
+    let mut state = AgreementState::try_from(row.i32(9)?).unwrap_or(AgreementState::Unspecified);
     if state == AgreementState::Approved && end_time <= now {
         state = AgreementState::Expired;
     }
     Ok(Agreement {
-        name: format!("agreements/{}", row.get::<_, i64>(0)?),
-        product: row.get(1)?,
-        principal: row.get(2)?,
-        issuer: row.get(3)?,
-        purpose: row.get(4)?,
-        columns: lines(row.get(5)?),
-        raw_columns: lines(row.get(6)?),
-        row_scope: row.get(7)?,
+        name: format!("agreements/{}", row.int(0)?),
+        product: row.text(1)?,
+        principal: row.text(2)?,
+        issuer: row.text(3)?,
+        purpose: row.text(4)?,
+        columns: lines(row.text(5)?),
+        raw_columns: lines(row.text(6)?),
+        row_scope: row.text(7)?,
         end_time: Some(timestamp(end_time)),
         state: state.into(),
-        create_time: Some(timestamp(row.get(10)?)),
-        update_time: Some(timestamp(row.get(11)?)),
-        decided_by: row.get(12)?,
-        decision_note: row.get(13)?,
+        create_time: Some(timestamp(row.int(10)?)),
+        update_time: Some(timestamp(row.int(11)?)),
+        decided_by: row.text(12)?,
+        decision_note: row.text(13)?,
     })
 }
 
 /// One agreement by id.
-pub fn get(conn: &Connection, id: i64, now: i64) -> Result<Option<Agreement>> {
-    Ok(conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM agreements WHERE id = ?1"))?
-        .query_row([id], |row| from_row(row, now))
-        .optional()?)
+pub fn get(db: &mut dyn Sql, id: i64, now: i64) -> Result<Option<Agreement>> {
+    db.query_opt(&format!("SELECT {COLUMNS} FROM agreements WHERE id = $1"), params![id])?
+        .map(|row| from_row(&row, now))
+        .transpose()
 }
 
 /// Whose agreements to list.
@@ -116,61 +116,69 @@ pub enum Listing<'a> {
 /// The agreements `listing` names, newest first, at most `limit`; only
 /// those in force (or pending) unless `include_inactive`.
 pub fn list(
-    conn: &Connection,
+    db: &mut dyn Sql,
     listing: Listing<'_>,
     include_inactive: bool,
     limit: usize,
     now: i64,
 ) -> Result<Vec<Agreement>> {
-    let (condition, product, subject, issuer) = match listing {
-        Listing::Product(product) => ("product_id = ?1", product, "", ""),
-        Listing::Consumer { principal, product: Some(product) } => {
-            ("product_id = ?1 AND principal = ?2 AND issuer = ?3", product, principal.0, principal.1)
-        }
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let (condition, mut values) = match listing {
+        Listing::Product(product) => ("product_id = $1", params![product].to_vec()),
+        Listing::Consumer { principal, product: Some(product) } => (
+            "product_id = $1 AND principal = $2 AND issuer = $3",
+            params![product, principal.0, principal.1].to_vec(),
+        ),
         Listing::Consumer { principal, product: None } => {
-            ("?1 = '' AND principal = ?2 AND issuer = ?3", "", principal.0, principal.1)
+            ("principal = $1 AND issuer = $2", params![principal.0, principal.1].to_vec())
         }
     };
-    let active = if include_inactive { "" } else { " AND (state = 1 OR (state = 2 AND end_time > ?4))" };
-    let sql = format!("SELECT {COLUMNS} FROM agreements WHERE {condition}{active} ORDER BY id DESC LIMIT ?5");
-    let mut statement = conn.prepare_cached(&sql)?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows =
-        statement.query_map(params![product, subject, issuer, now, limit], |row| from_row(row, now))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    values.push(limit.into());
+    let limit_at = values.len();
+    let active = if include_inactive {
+        String::new()
+    } else {
+        values.push(now.into());
+        format!(" AND (state = 1 OR (state = 2 AND end_time > ${}))", values.len())
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM agreements WHERE {condition}{active} ORDER BY id DESC LIMIT ${limit_at}"
+    );
+    db.query(&sql, &values)?.iter().map(|row| from_row(row, now)).collect()
 }
 
 /// Requests one consumer made since `since` (ms since the epoch).
-pub fn requested_since(conn: &Connection, principal: (&str, &str), since: i64) -> Result<i64> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT count(*) FROM agreements WHERE principal = ?1 AND issuer = ?2 AND create_time >= ?3",
-        )?
-        .query_row(params![principal.0, principal.1, since], |row| row.get(0))?)
+pub fn requested_since(db: &mut dyn Sql, principal: (&str, &str), since: i64) -> Result<i64> {
+    db.query_one(
+        "SELECT count(*) FROM agreements WHERE principal = $1 AND issuer = $2 AND create_time >= $3",
+        params![principal.0, principal.1, since],
+    )?
+    .int(0)
 }
 
 /// Pending requests of one consumer.
-pub fn pending_of(conn: &Connection, principal: (&str, &str)) -> Result<i64> {
-    Ok(conn
-        .prepare_cached("SELECT count(*) FROM agreements WHERE principal = ?1 AND issuer = ?2 AND state = 1")?
-        .query_row(params![principal.0, principal.1], |row| row.get(0))?)
+pub fn pending_of(db: &mut dyn Sql, principal: (&str, &str)) -> Result<i64> {
+    db.query_one(
+        "SELECT count(*) FROM agreements WHERE principal = $1 AND issuer = $2 AND state = 1",
+        params![principal.0, principal.1],
+    )?
+    .int(0)
 }
 
 /// Sets the state of agreement `id` from `from` to `to`; false if it was
 /// not in state `from`.
 pub fn decide(
-    conn: &Connection,
+    db: &mut dyn Sql,
     id: i64,
     (from, to): (AgreementState, AgreementState),
     decided_by: &str,
     note: &str,
     now: i64,
 ) -> Result<bool> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE agreements SET state = ?3, decided_by = ?4, decision_note = ?5, update_time = ?6
-             WHERE id = ?1 AND state = ?2",
-        )?
-        .execute(params![id, from as i32, to as i32, decided_by, note, now])?;
+    let changed = db.execute(
+        "UPDATE agreements SET state = $3, decided_by = $4, decision_note = $5, update_time = $6
+         WHERE id = $1 AND state = $2",
+        params![id, from as i32, to as i32, decided_by, note, now],
+    )?;
     Ok(changed == 1)
 }

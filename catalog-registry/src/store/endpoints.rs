@@ -1,10 +1,11 @@
 //! The `endpoints` table: where each product is served and its lease.
 
 use mesh_contracts::catalog::{Endpoint, ServingStatus};
-use rusqlite::{Connection, params};
 
+use super::sql::Sql;
 use super::timestamp;
 use crate::error::Result;
+use crate::params;
 
 /// A lease granted at `now` until `expires` (ms since the epoch) to the
 /// caller named `by`, recorded as the endpoint's last writer.
@@ -19,53 +20,53 @@ pub struct Lease<'a> {
 }
 
 /// Registers `uri` for `product_id`, or renews it, with `lease`.
-pub fn upsert(conn: &Connection, product_id: &str, uri: &str, lease: Lease<'_>) -> Result<()> {
-    conn.prepare_cached(
+pub fn upsert(db: &mut dyn Sql, product_id: &str, uri: &str, lease: Lease<'_>) -> Result<()> {
+    db.execute(
         "INSERT INTO endpoints (product_id, uri, register_time, renew_time, lease_expire_time, written_by)
-         VALUES (?1, ?2, ?3, ?3, ?4, ?5)
-         ON CONFLICT (product_id, uri) DO UPDATE SET renew_time = ?3, lease_expire_time = ?4, written_by = ?5",
-    )?
-    .execute(params![product_id, uri, lease.now, lease.expires, lease.by])?;
+         VALUES ($1, $2, $3, $3, $4, $5)
+         ON CONFLICT (product_id, uri) DO UPDATE SET renew_time = $3, lease_expire_time = $4, written_by = $5",
+        params![product_id, uri, lease.now, lease.expires, lease.by],
+    )?;
     Ok(())
 }
 
 /// Renews the lease of a registered endpoint; false if it is not registered.
-pub fn renew(conn: &Connection, product_id: &str, uri: &str, lease: Lease<'_>) -> Result<bool> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE endpoints SET renew_time = ?3, lease_expire_time = ?4, written_by = ?5
-             WHERE product_id = ?1 AND uri = ?2",
-        )?
-        .execute(params![product_id, uri, lease.now, lease.expires, lease.by])?;
+pub fn renew(db: &mut dyn Sql, product_id: &str, uri: &str, lease: Lease<'_>) -> Result<bool> {
+    let changed = db.execute(
+        "UPDATE endpoints SET renew_time = $3, lease_expire_time = $4, written_by = $5
+         WHERE product_id = $1 AND uri = $2",
+        params![product_id, uri, lease.now, lease.expires, lease.by],
+    )?;
     Ok(changed == 1)
 }
 
 /// Removes an endpoint; false if it was not registered.
-pub fn remove(conn: &Connection, product_id: &str, uri: &str) -> Result<bool> {
-    let changed = conn
-        .prepare_cached("DELETE FROM endpoints WHERE product_id = ?1 AND uri = ?2")?
-        .execute(params![product_id, uri])?;
+pub fn remove(db: &mut dyn Sql, product_id: &str, uri: &str) -> Result<bool> {
+    let changed =
+        db.execute("DELETE FROM endpoints WHERE product_id = $1 AND uri = $2", params![product_id, uri])?;
     Ok(changed == 1)
 }
 
 /// The endpoints of a product, each with its status at `now`.
-pub fn list(conn: &Connection, product_id: &str, now: i64) -> Result<Vec<Endpoint>> {
-    let mut statement = conn.prepare_cached(
+pub fn list(db: &mut dyn Sql, product_id: &str, now: i64) -> Result<Vec<Endpoint>> {
+    let rows = db.query(
         "SELECT uri, register_time, renew_time, lease_expire_time
-         FROM endpoints WHERE product_id = ?1 ORDER BY uri",
+         FROM endpoints WHERE product_id = $1 ORDER BY uri",
+        params![product_id],
     )?;
-    let rows = statement.query_map([product_id], |row| {
-        let expires: i64 = row.get(3)?;
-        let status = if expires > now { ServingStatus::Serving } else { ServingStatus::Stale };
-        Ok(Endpoint {
-            uri: row.get(0)?,
-            status: status as i32,
-            register_time: Some(timestamp(row.get(1)?)),
-            renew_time: Some(timestamp(row.get(2)?)),
-            lease_expire_time: Some(timestamp(expires)),
+    rows.iter()
+        .map(|row| {
+            let expires = row.int(3)?;
+            let status = if expires > now { ServingStatus::Serving } else { ServingStatus::Stale };
+            Ok(Endpoint {
+                uri: row.text(0)?,
+                status: status as i32,
+                register_time: Some(timestamp(row.int(1)?)),
+                renew_time: Some(timestamp(row.int(2)?)),
+                lease_expire_time: Some(timestamp(expires)),
+            })
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        .collect()
 }
 
 /// A product's status from its endpoints: serving if any lease holds, stale

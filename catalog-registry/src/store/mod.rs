@@ -1,20 +1,28 @@
-//! The registry's SQLite database: opening, schema, and the blocking bridge.
+//! The catalog's database, one interface over two backends: the SQLite
+//! file (the default) and PostgreSQL, where several registry replicas share
+//! one catalog. Handlers run their statements through [`sql::Sql`] on
+//! tokio's blocking pool, reading ([`Store::read`]) or writing in one
+//! transaction ([`Store::write`]).
 //!
-//! One connection, opened in WAL mode with `synchronous = FULL`, so a write
-//! the registry has acknowledged survives a crash of the process (and of the
-//! machine). Queries run on tokio's blocking pool.
+//! SQLite: one connection in WAL mode with `synchronous = FULL`, so a write
+//! the registry has acknowledged survives a crash of the process (and of
+//! the machine).
 
 pub mod agreements;
 pub mod endpoints;
+mod postgres;
 pub mod products;
+pub mod sql;
 pub mod writes;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
+use crate::clock::Clock;
 use crate::error::{RegistryError, Result};
+use sql::{Sql, SqliteSql};
 
 /// The schema, applied at open; every statement is idempotent.
 const SCHEMA: &str = "
@@ -93,12 +101,20 @@ CREATE TABLE IF NOT EXISTS endpoints (
 /// The catalog database, shared by every request handler.
 #[derive(Clone, Debug)]
 pub struct Store {
-    conn: Arc<Mutex<Connection>>,
+    backend: Arc<Backend>,
+    clock: Clock,
+}
+
+#[derive(Debug)]
+enum Backend {
+    Sqlite(Mutex<Connection>),
+    Postgres(postgres::PostgresCatalog),
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and applies the schema.
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Opens (creating if needed) the SQLite database at `path` and applies
+    /// the schema; `clock` tells the time.
+    pub fn open(path: &Path, clock: Clock) -> Result<Self> {
         mesh_grpc::private_files::create_private_file(path)
             .map_err(|e| RegistryError::Internal(format!("cannot create {}: {e}", path.display())))?;
         let conn = Connection::open(path)?;
@@ -108,39 +124,87 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Self { backend: Arc::new(Backend::Sqlite(Mutex::new(conn))), clock })
     }
 
-    /// Runs `work` on the connection on a blocking thread.
-    pub async fn run<T, F>(&self, work: F) -> Result<T>
+    /// Connects to the PostgreSQL database `args` names (schema `registry`),
+    /// applying the catalog's migrations (blocking).
+    pub fn connect(args: &mesh_postgres::DatabaseArgs, clock: Clock) -> Result<Self> {
+        Ok(Self { backend: Arc::new(Backend::Postgres(postgres::PostgresCatalog::connect(args)?)), clock })
+    }
+
+    /// Where the catalog is kept, for the log.
+    pub fn location(&self) -> String {
+        match &*self.backend {
+            Backend::Sqlite(conn) => {
+                let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                conn.path().unwrap_or("").to_owned()
+            }
+            Backend::Postgres(catalog) => catalog.location(),
+        }
+    }
+
+    /// Runs `work` reading the catalog, on a blocking thread.
+    pub async fn read<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut dyn Sql) -> Result<T> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&mut conn)
+        self.blocking(false, work).await
+    }
+
+    /// Runs `work` in one transaction, committed if it succeeds, on a
+    /// blocking thread.
+    pub async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Sql) -> Result<T> + Send + 'static,
+    {
+        self.blocking(true, work).await
+    }
+
+    async fn blocking<T, F>(&self, writing: bool, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Sql) -> Result<T> + Send + 'static,
+    {
+        let (backend, clock) = (Arc::clone(&self.backend), self.clock.clone());
+        tokio::task::spawn_blocking(move || match &*backend {
+            Backend::Sqlite(conn) => {
+                let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if !writing {
+                    return work(&mut SqliteSql { conn: &conn, clock: &clock });
+                }
+                let tx = conn.transaction()?;
+                let value = work(&mut SqliteSql { conn: &tx, clock: &clock })?;
+                tx.commit()?;
+                Ok(value)
+            }
+            Backend::Postgres(catalog) => catalog.transaction(writing, &clock, work),
         })
         .await
         .map_err(|e| RegistryError::Internal(format!("storage task failed: {e}")))?
     }
 
+    /// Products other replicas changed (`*`: any), as their writes commit;
+    /// `None` for a catalog no other process writes.
+    pub fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        match &*self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(catalog) => Some(catalog.changes()),
+        }
+    }
+
     /// The secret page tokens are signed with; made once per database.
     pub async fn page_token_secret(&self) -> Result<Vec<u8>> {
-        self.run(|conn| {
-            let existing: Option<Vec<u8>> = conn
-                .query_row("SELECT value FROM meta WHERE key = 'page_token_secret'", [], |row| row.get(0))
-                .optional()?;
-            if let Some(secret) = existing {
-                return Ok(secret);
-            }
-            let secret = mesh_grpc::SealedTokens::new_secret();
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('page_token_secret', ?1)",
-                [secret.as_slice()],
+        let candidate = mesh_grpc::SealedTokens::new_secret().to_vec();
+        self.write(move |db| {
+            // The first replica's secret wins; every other reads it.
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('page_token_secret', $1) ON CONFLICT DO NOTHING",
+                crate::params![candidate],
             )?;
-            Ok(secret.to_vec())
+            db.query_one("SELECT value FROM meta WHERE key = 'page_token_secret'", &[])?.blob(0)
         })
         .await
     }
@@ -187,8 +251,8 @@ mod tests {
                  create_time INTEGER NOT NULL, update_time INTEGER NOT NULL) STRICT;",
             )
             .unwrap();
-        Store::open(&path).unwrap();
-        Store::open(&path).unwrap();
+        Store::open(&path, Clock::system()).unwrap();
+        Store::open(&path, Clock::system()).unwrap();
         let conn = Connection::open(&path).unwrap();
         let columns: i64 = conn
             .query_row("SELECT count(*) FROM pragma_table_info('products') WHERE name = 'data'", [], |r| {

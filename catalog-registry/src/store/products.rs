@@ -4,10 +4,11 @@ use mesh_contracts::catalog::{
     DataStatus, Deprecation, Domain, InputPort, Product, SchemaVersion, ServingStatus,
 };
 use prost::Message;
-use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
+use super::sql::{Backend, Sql, Value};
 use super::{endpoints, timestamp};
 use crate::error::{RegistryError, Result};
+use crate::params;
 
 /// The registration state of a product, as needed to register it again.
 #[derive(Debug, Clone)]
@@ -21,13 +22,15 @@ pub struct ProductRow {
 }
 
 /// Reads the registration state of a product.
-pub fn find(conn: &Connection, product_id: &str) -> Result<Option<ProductRow>> {
-    Ok(conn
-        .prepare_cached("SELECT service, major_version, latest_version FROM products WHERE product_id = ?1")?
-        .query_row([product_id], |row| {
-            Ok(ProductRow { service: row.get(0)?, major_version: row.get(1)?, latest_version: row.get(2)? })
-        })
-        .optional()?)
+pub fn find(db: &mut dyn Sql, product_id: &str) -> Result<Option<ProductRow>> {
+    db.query_opt(
+        "SELECT service, major_version, latest_version FROM products WHERE product_id = $1",
+        params![product_id],
+    )?
+    .map(|row| {
+        Ok(ProductRow { service: row.text(0)?, major_version: row.u32(1)?, latest_version: row.int(2)? })
+    })
+    .transpose()
 }
 
 /// One stored schema: its fingerprint and descriptor set.
@@ -40,15 +43,13 @@ pub struct StoredSchema {
 }
 
 /// Reads one schema version of a product.
-pub fn schema(conn: &Connection, product_id: &str, version: i64) -> Result<Option<StoredSchema>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT fingerprint, descriptor_set FROM schema_versions WHERE product_id = ?1 AND version = ?2",
-        )?
-        .query_row(params![product_id, version], |row| {
-            Ok(StoredSchema { fingerprint: row.get(0)?, descriptor_set: row.get(1)? })
-        })
-        .optional()?)
+pub fn schema(db: &mut dyn Sql, product_id: &str, version: i64) -> Result<Option<StoredSchema>> {
+    db.query_opt(
+        "SELECT fingerprint, descriptor_set FROM schema_versions WHERE product_id = $1 AND version = $2",
+        params![product_id, version],
+    )?
+    .map(|row| Ok(StoredSchema { fingerprint: row.text(0)?, descriptor_set: row.blob(1)? }))
+    .transpose()
 }
 
 /// What a registration writes to the product's row.
@@ -71,32 +72,37 @@ pub struct ProductWrite<'a> {
 }
 
 /// Creates or updates a product's row and tags.
-pub fn upsert(conn: &Connection, write: &ProductWrite<'_>) -> Result<()> {
+pub fn upsert(db: &mut dyn Sql, write: &ProductWrite<'_>) -> Result<()> {
     let metadata = write.entry.metadata.clone().unwrap_or_default();
-    conn.prepare_cached(
+    db.execute(
         "INSERT INTO products (product_id, domain, service, owner_team, major_version, latest_version,
                                entry, search_text, create_time, update_time)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
          ON CONFLICT (product_id) DO UPDATE SET
-             service = ?3, owner_team = ?4, major_version = ?5, latest_version = ?6,
-             entry = ?7, search_text = ?8, update_time = ?9",
-    )?
-    .execute(params![
-        write.product_id,
-        write.domain,
-        write.entry.service,
-        metadata.owner_team,
-        write.major_version,
-        write.latest_version,
-        write.entry.encode_to_vec(),
-        write.search_text,
-        write.now,
-    ])?;
-    conn.prepare_cached("DELETE FROM product_tags WHERE product_id = ?1")?.execute([write.product_id])?;
-    let mut insert_tag =
-        conn.prepare_cached("INSERT OR IGNORE INTO product_tags (product_id, tag) VALUES (?1, ?2)")?;
+             service = $3, owner_team = $4, major_version = $5, latest_version = $6,
+             entry = $7, search_text = $8, update_time = $9",
+        params![
+            write.product_id,
+            write.domain,
+            &write.entry.service,
+            &metadata.owner_team,
+            write.major_version,
+            write.latest_version,
+            write.entry.encode_to_vec(),
+            write.search_text,
+            write.now,
+        ],
+    )?;
+    db.execute("DELETE FROM product_tags WHERE product_id = $1", params![write.product_id])?;
+    // Tags are unique whatever their case.
+    let mut seen = std::collections::HashSet::new();
     for tag in metadata.tags.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
-        insert_tag.execute(params![write.product_id, tag])?;
+        if seen.insert(tag.to_lowercase()) {
+            db.execute(
+                "INSERT INTO product_tags (product_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                params![write.product_id, tag],
+            )?;
+        }
     }
     Ok(())
 }
@@ -123,47 +129,49 @@ pub struct NewVersion<'a> {
 }
 
 /// Records a new schema version.
-pub fn insert_version(conn: &Connection, new: &NewVersion<'_>) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO schema_versions (product_id, version, major_version, fingerprint, descriptor_set, changes, create_time, registered_by)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![
-        new.product_id,
-        new.version,
-        new.major_version,
-        new.fingerprint,
-        new.descriptor_set,
-        new.changes.join("\n"),
-        new.now,
-        new.registered_by
-    ])?;
+pub fn insert_version(db: &mut dyn Sql, new: &NewVersion<'_>) -> Result<()> {
+    db.execute(
+        "INSERT INTO schema_versions (product_id, version, major_version, fingerprint, descriptor_set, changes,
+                                      create_time, registered_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        params![
+            new.product_id,
+            new.version,
+            new.major_version,
+            new.fingerprint,
+            new.descriptor_set,
+            new.changes.join("\n"),
+            new.now,
+            new.registered_by
+        ],
+    )?;
     Ok(())
 }
 
 /// Reads a whole catalog entry: contract, versions, endpoints, status,
 /// deprecation and input ports, as of `now`.
-pub fn load(conn: &Connection, product_id: &str, now: i64) -> Result<Option<Product>> {
-    let row = conn
-        .prepare_cached(
+pub fn load(db: &mut dyn Sql, product_id: &str, now: i64) -> Result<Option<Product>> {
+    let row = db
+        .query_opt(
             "SELECT domain, major_version, latest_version, entry, deprecation_message, deprecate_time,
                     create_time, update_time, data
-             FROM products WHERE product_id = ?1",
+             FROM products WHERE product_id = $1",
+            params![product_id],
         )?
-        .query_row([product_id], |row| {
-            Ok(StoredProduct {
-                domain: row.get(0)?,
-                major_version: row.get(1)?,
-                latest_version: row.get(2)?,
-                entry: row.get(3)?,
-                deprecation: row.get(4)?,
-                deprecate_time: row.get(5)?,
-                create_time: row.get(6)?,
-                update_time: row.get(7)?,
-                data: row.get(8)?,
+        .map(|row| {
+            Ok::<_, RegistryError>(StoredProduct {
+                domain: row.text(0)?,
+                major_version: row.u32(1)?,
+                latest_version: row.int(2)?,
+                entry: row.blob(3)?,
+                deprecation: row.opt_text(4)?,
+                deprecate_time: row.opt_int(5)?,
+                create_time: row.int(6)?,
+                update_time: row.int(7)?,
+                data: row.opt_blob(8)?,
             })
         })
-        .optional()?;
+        .transpose()?;
     let Some(stored) = row else {
         return Ok(None);
     };
@@ -176,8 +184,8 @@ pub fn load(conn: &Connection, product_id: &str, now: i64) -> Result<Option<Prod
     product.domain = stored.domain;
     product.major_version = stored.major_version;
     product.latest_version = stored.latest_version;
-    product.versions = versions(conn, product_id)?;
-    product.endpoints = endpoints::list(conn, product_id, now)?;
+    product.versions = versions(db, product_id)?;
+    product.endpoints = endpoints::list(db, product_id, now)?;
     product.status = endpoints::status_of(&product.endpoints) as i32;
     product.deprecation = stored
         .deprecation
@@ -188,7 +196,7 @@ pub fn load(conn: &Connection, product_id: &str, now: i64) -> Result<Option<Prod
     product.input_ports = inputs
         .into_iter()
         .map(|input| {
-            let status = status(conn, &input, now)?;
+            let status = status(db, &input, now)?;
             Ok(InputPort { product: input, status: status as i32 })
         })
         .collect::<Result<_>>()?;
@@ -210,31 +218,32 @@ struct StoredProduct {
     data: Option<Vec<u8>>,
 }
 
-fn versions(conn: &Connection, product_id: &str) -> Result<Vec<SchemaVersion>> {
-    let mut statement = conn.prepare_cached(
+fn versions(db: &mut dyn Sql, product_id: &str) -> Result<Vec<SchemaVersion>> {
+    let rows = db.query(
         "SELECT version, major_version, fingerprint, changes, create_time, registered_by
-         FROM schema_versions WHERE product_id = ?1 ORDER BY version",
+         FROM schema_versions WHERE product_id = $1 ORDER BY version",
+        params![product_id],
     )?;
-    let rows = statement.query_map([product_id], |row| {
-        let changes: String = row.get(3)?;
-        Ok(SchemaVersion {
-            version: row.get(0)?,
-            major_version: row.get(1)?,
-            fingerprint: row.get(2)?,
-            create_time: Some(timestamp(row.get(4)?)),
-            changes: changes.lines().map(str::to_owned).collect(),
-            registered_by: row.get(5)?,
+    rows.iter()
+        .map(|row| {
+            Ok(SchemaVersion {
+                version: row.int(0)?,
+                major_version: row.u32(1)?,
+                fingerprint: row.text(2)?,
+                create_time: Some(timestamp(row.int(4)?)),
+                changes: row.text(3)?.lines().map(str::to_owned).collect(),
+                registered_by: row.text(5)?,
+            })
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        .collect()
 }
 
 /// The serving status of a product by id; `NOT_REGISTERED` if unknown.
-fn status(conn: &Connection, product_id: &str, now: i64) -> Result<ServingStatus> {
-    if find(conn, product_id)?.is_none() {
+fn status(db: &mut dyn Sql, product_id: &str, now: i64) -> Result<ServingStatus> {
+    if find(db, product_id)?.is_none() {
         return Ok(ServingStatus::NotRegistered);
     }
-    Ok(endpoints::status_of(&endpoints::list(conn, product_id, now)?))
+    Ok(endpoints::status_of(&endpoints::list(db, product_id, now)?))
 }
 
 /// The filters of a product listing.
@@ -267,57 +276,55 @@ impl ProductFilter {
 /// One page of product ids matching `filter`, after `after`, plus the number
 /// of matches over all pages.
 pub fn list_ids(
-    conn: &Connection,
+    db: &mut dyn Sql,
     filter: &ProductFilter,
     after: Option<&str>,
     limit: usize,
 ) -> Result<(Vec<String>, i64)> {
     let mut conditions = vec![
-        "(?1 = '' OR domain = ?1)".to_owned(),
-        "(?2 = '' OR owner_team = ?2 COLLATE NOCASE)".to_owned(),
-        "(?3 = '' OR EXISTS (SELECT 1 FROM product_tags t WHERE t.product_id = p.product_id AND t.tag = ?3))"
+        "($1 = '' OR domain = $1)".to_owned(),
+        "($2 = '' OR lower(owner_team) = lower($2))".to_owned(),
+        "($3 = '' OR EXISTS (SELECT 1 FROM product_tags t WHERE t.product_id = p.product_id \
+         AND lower(t.tag) = lower($3)))"
             .to_owned(),
     ];
-    let mut values: Vec<String> = vec![filter.domain.clone(), filter.owner.clone(), filter.tag.clone()];
+    let mut values: Vec<Value> = params![&filter.domain, &filter.owner, &filter.tag].to_vec();
+    let contains = match db.backend() {
+        Backend::Sqlite => "instr",
+        Backend::Postgres => "strpos",
+    };
     for word in &filter.words {
-        values.push(word.to_lowercase());
-        conditions.push(format!("instr(search_text, ?{}) > 0", values.len()));
+        values.push(word.to_lowercase().into());
+        conditions.push(format!("{contains}(search_text, ${}) > 0", values.len()));
     }
     let matching = conditions.join(" AND ");
-    let total: i64 = conn
-        .prepare_cached(&format!("SELECT count(*) FROM products p WHERE {matching}"))?
-        .query_row(params_from_iter(values.iter()), |row| row.get(0))?;
-    values.push(after.unwrap_or("").to_owned());
+    let total =
+        db.query_one(&format!("SELECT count(*) FROM products p WHERE {matching}"), &values)?.int(0)?;
+    values.push(after.unwrap_or("").into());
     let after_param = values.len();
     let sql = format!(
-        "SELECT product_id FROM products p WHERE {matching} AND product_id > ?{after_param}
+        "SELECT product_id FROM products p WHERE {matching} AND product_id > ${after_param}
          ORDER BY product_id LIMIT {limit}"
     );
-    let mut statement = conn.prepare_cached(&sql)?;
-    let ids = statement.query_map(params_from_iter(values.iter()), |row| row.get(0))?;
-    Ok((ids.collect::<Result<_, _>>()?, total))
+    let ids = db.query(&sql, &values)?.iter().map(|row| row.text(0)).collect::<Result<_>>()?;
+    Ok((ids, total))
 }
 
 /// Up to `limit` domains ordered by name, after `after`, with their products.
-pub fn domains(conn: &Connection, after: Option<&str>, limit: usize, now: i64) -> Result<Vec<Domain>> {
-    let mut statement = conn.prepare_cached(
+pub fn domains(db: &mut dyn Sql, after: Option<&str>, limit: usize, now: i64) -> Result<Vec<Domain>> {
+    let rows = db.query(
         "SELECT domain, product_id, owner_team,
-                EXISTS (SELECT 1 FROM endpoints e WHERE e.product_id = p.product_id AND e.lease_expire_time > ?2)
+                CASE WHEN EXISTS (SELECT 1 FROM endpoints e
+                                  WHERE e.product_id = p.product_id AND e.lease_expire_time > $2)
+                     THEN 1 ELSE 0 END
          FROM products p
-         WHERE domain IN (SELECT DISTINCT domain FROM products WHERE domain > ?1 ORDER BY domain LIMIT ?3)
+         WHERE domain IN (SELECT DISTINCT domain FROM products WHERE domain > $1 ORDER BY domain LIMIT $3)
          ORDER BY domain, product_id",
+        params![after.unwrap_or(""), now, limit as i64],
     )?;
-    let rows = statement.query_map(params![after.unwrap_or(""), now, limit as i64], |row| {
-        Ok((
-            row.get::<_, String>(0)?,
-            row.get::<_, String>(1)?,
-            row.get::<_, String>(2)?,
-            row.get::<_, bool>(3)?,
-        ))
-    })?;
     let mut domains: Vec<Domain> = Vec::new();
     for row in rows {
-        let (domain, product, owner, serving) = row?;
+        let (domain, product, owner, serving) = (row.text(0)?, row.text(1)?, row.text(2)?, row.bool(3)?);
         if domains.last().is_none_or(|d| d.name != domain) {
             domains.push(Domain { name: domain, ..Default::default() });
         }
@@ -333,29 +340,28 @@ pub fn domains(conn: &Connection, after: Option<&str>, limit: usize, now: i64) -
 
 /// Sets (`Some(message)`) or clears (`None`) a product's deprecation at
 /// `now`; false if the product is unknown.
-pub fn set_deprecation(conn: &Connection, product_id: &str, message: Option<&str>, now: i64) -> Result<bool> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE products SET deprecation_message = ?2,
-                                 deprecate_time = CASE WHEN ?2 IS NULL THEN NULL ELSE ?3 END,
-                                 update_time = ?3
-             WHERE product_id = ?1",
-        )?
-        .execute(params![product_id, message, now])?;
+pub fn set_deprecation(db: &mut dyn Sql, product_id: &str, message: Option<&str>, now: i64) -> Result<bool> {
+    let deprecate_time = if message.is_some() { Value::Int(now) } else { Value::Null };
+    let changed = db.execute(
+        "UPDATE products SET deprecation_message = $2, deprecate_time = $3, update_time = $4
+         WHERE product_id = $1",
+        &[product_id.into(), message.into(), deprecate_time, now.into()],
+    )?;
     Ok(changed == 1)
 }
 
 /// Records what the product's domain reports about its data; false if the
 /// product is unknown.
-pub fn set_data(conn: &Connection, product_id: &str, data: &DataStatus) -> Result<bool> {
-    let changed = conn
-        .prepare_cached("UPDATE products SET data = ?2 WHERE product_id = ?1")?
-        .execute(params![product_id, data.encode_to_vec()])?;
+pub fn set_data(db: &mut dyn Sql, product_id: &str, data: &DataStatus) -> Result<bool> {
+    let changed = db.execute(
+        "UPDATE products SET data = $2 WHERE product_id = $1",
+        params![product_id, data.encode_to_vec()],
+    )?;
     Ok(changed == 1)
 }
 
 /// Deletes a product with its tags, versions and endpoints; false if unknown.
-pub fn delete(conn: &Connection, product_id: &str) -> Result<bool> {
-    let changed = conn.prepare_cached("DELETE FROM products WHERE product_id = ?1")?.execute([product_id])?;
+pub fn delete(db: &mut dyn Sql, product_id: &str) -> Result<bool> {
+    let changed = db.execute("DELETE FROM products WHERE product_id = $1", params![product_id])?;
     Ok(changed == 1)
 }

@@ -1,7 +1,7 @@
 //! Shared set-up of the registry's integration tests: a real registry on an
-//! ephemeral port over a real SQLite file, trusting a key made for
-//! the test (its client calls as an admin), and product contracts compiled
-//! from proto source with protox.
+//! ephemeral port over a real SQLite file or a real PostgreSQL database,
+//! trusting a key made for the test (its client calls as an admin), and
+//! product contracts compiled from proto source with protox.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -15,6 +15,54 @@ use mesh_grpc::{Credentials, MeshChannel};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
+tokio::task_local! {
+    /// The backend of the registries a test starts (SQLite unless set).
+    static BACKEND: Backend;
+}
+
+/// Where a test registry keeps its catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// The SQLite file the test names.
+    Sqlite,
+    /// A database of its own on the test PostgreSQL server.
+    Postgres,
+}
+
+/// Runs `test` with the registries it starts on PostgreSQL.
+pub(crate) async fn on_postgres<F: std::future::Future>(test: F) -> F::Output {
+    BACKEND.scope(Backend::Postgres, test).await
+}
+
+/// The backend of the test running now.
+pub(crate) fn backend() -> Backend {
+    BACKEND.try_with(|backend| *backend).unwrap_or(Backend::Sqlite)
+}
+
+/// Instantiates each named `async fn()` test once per backend, in modules
+/// `sqlite` and `postgres`: one suite, both backends.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name().await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    $crate::common::on_postgres(super::$name()).await
+                }
+            )*
+        }
+    };
+}
+
 /// A registry serving on `127.0.0.1:0`, stopped when dropped.
 pub(crate) struct TestRegistry {
     pub addr: std::net::SocketAddr,
@@ -24,6 +72,8 @@ pub(crate) struct TestRegistry {
     pub issuer: TestIssuer,
     /// The web catalog's one-time sign-in links.
     pub links: catalog_registry::web::SignInLinks,
+    /// The PostgreSQL database, when the test runs on one.
+    pub database: Option<std::sync::Arc<mesh_postgres::testing::TestDatabase>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -40,10 +90,16 @@ impl TestRegistry {
         let addr = listener.local_addr().unwrap();
         let issuer = TestIssuer::new(db.parent().unwrap());
         let links = catalog_registry::web::SignInLinks::default();
+        let database = (backend() == Backend::Postgres)
+            .then(|| std::sync::Arc::new(mesh_postgres::testing::TestDatabase::create()));
         let config = RegistryConfig {
             addr,
             data_dir: db.parent().unwrap().to_path_buf(),
-            db: Some(db.to_path_buf()),
+            db: database.is_none().then(|| db.to_path_buf()),
+            database: database
+                .as_ref()
+                .map(|d| mesh_postgres::DatabaseArgs::for_url(d.url()))
+                .unwrap_or_default(),
             lease_ttl,
             tls: Default::default(),
             client_tls: Default::default(),
@@ -65,7 +121,48 @@ impl TestRegistry {
         });
         let admin = Credentials::token(&issuer.token("test-admin", &["admin"])).unwrap();
         let client = CatalogServiceClient::new(channel(addr, admin).await);
-        Self { addr, client, issuer, links, stop: Some(stop), task: Some(task) }
+        Self { addr, client, issuer, links, database, stop: Some(stop), task: Some(task) }
+    }
+
+    /// The rows of `sql`, as text, read straight from the catalog's
+    /// database (the SQLite file `db`, or the PostgreSQL database).
+    pub(crate) async fn stored(&self, db: &Path, sql: &str) -> Vec<Vec<String>> {
+        let Some(database) = &self.database else {
+            let conn = rusqlite::Connection::open(db).unwrap();
+            let mut statement = conn.prepare(sql).unwrap();
+            let width = statement.column_count();
+            return statement
+                .query_map([], |row| {
+                    (0..width)
+                        .map(|i| {
+                            Ok(match row.get_ref(i)? {
+                                rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+                                rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                                other => format!("{other:?}"),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+        };
+        let (client, connection) =
+            tokio_postgres::connect(database.url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client.batch_execute("SET search_path = registry").await.unwrap();
+        client
+            .simple_query(sql)
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|message| match message {
+                tokio_postgres::SimpleQueryMessage::Row(row) => {
+                    Some((0..row.len()).map(|i| row.get(i).unwrap_or_default().to_owned()).collect())
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// A token of `subject` with `roles`, signed by the trusted issuer.

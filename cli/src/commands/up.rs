@@ -22,9 +22,18 @@ pub(crate) async fn run(args: &UpArgs) -> Result<()> {
         lease_ttl: args.lease_ttl,
         limits: args.limits.clone(),
         tls: args.tls,
+        postgres: args.postgres.clone(),
         ..MeshConfig::new(&args.data_dir)
     };
-    eprintln!("starting the mesh in {} (first start generates the data)...", args.data_dir.display());
+    match &args.postgres {
+        Some(_) => eprintln!(
+            "starting the mesh in {}, the domains' data on PostgreSQL (first start generates the data)...",
+            args.data_dir.display()
+        ),
+        None => {
+            eprintln!("starting the mesh in {} (first start generates the data)...", args.data_dir.display())
+        }
+    }
     let started = Instant::now();
     let mesh = tokio::select! {
         mesh = LocalMesh::start(config) => mesh.context("the mesh did not start")?,

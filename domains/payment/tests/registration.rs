@@ -28,6 +28,7 @@ async fn serves_without_a_registry_and_registers_when_it_comes_up() {
         addr,
         data_dir: dir.path().to_path_buf(),
         db: None,
+        database: Default::default(),
         lease_ttl: Duration::from_secs(30),
         tls: Default::default(),
         client_tls: Default::default(),

@@ -279,12 +279,22 @@ impl PostgresStore {
         row_counts: &std::sync::Mutex<RowCounts>,
         progress: &ProgressBar,
     ) -> Result<LoadSummary> {
-        let (summary, replaced) =
-            self.db.handle().block_on(replace_rows(&self.db, load, chunks, row_counts, progress))?;
-        if let Some(old) = replaced {
-            self.db.handle().block_on(drop_table(&self.db, old));
-        }
-        Ok(summary)
+        // On a thread of its own, outside any runtime, so that a caller in
+        // an async context may load too.
+        let handle = self.db.handle();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let (summary, replaced) =
+                        handle.block_on(replace_rows(&self.db, load, chunks, row_counts, progress))?;
+                    if let Some(old) = replaced {
+                        handle.block_on(drop_table(&self.db, old));
+                    }
+                    Ok(summary)
+                })
+                .join()
+                .map_err(|_| DomainError::Internal("the load's thread panicked".into()))?
+        })
     }
 }
 

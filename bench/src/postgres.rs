@@ -1,0 +1,275 @@
+//! The payment domain on PostgreSQL (a throwaway server of the bench's
+//! own): loading the file against a bare `COPY` of it; `mesh query --format
+//! csv` against `psql \copy ... to stdout with csv` of the same table; the
+//! selective query against an empty round trip; the domain's memory while
+//! streaming; and the gap when one of two replicas is killed mid-export.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use mesh_domain_runtime::ingest::{CsvSource, RecordSource, Shrink};
+use mesh_domain_runtime::{DomainStore, Product};
+use mesh_postgres::DatabaseArgs;
+use mesh_postgres::testing::TestServer;
+
+use crate::memory::PaymentProcess;
+use crate::mesh::sibling_binary;
+
+/// A PostgreSQL server for the bench, with the payment product loaded.
+pub(crate) struct Postgres {
+    server: TestServer,
+    /// Rows in the product.
+    pub rows: u64,
+    /// Seconds the domain's load of the file took.
+    pub load_seconds: f64,
+}
+
+impl Postgres {
+    /// Starts a server and loads `file` into the payment domain's schema
+    /// on it (in this process).
+    pub(crate) fn start(file: &Path) -> Result<Self> {
+        let server = TestServer::start();
+        let store = DomainStore::connect(&DatabaseArgs::for_url(server.url()), "payment")?;
+        let product = Product::new(payment::CARD_SPENDING, store)?;
+        let started = Instant::now();
+        let mut source = CsvSource::open(file)?;
+        let summary = payment::DOMAIN.load_from(&product, &mut source, Shrink::Any)?;
+        Ok(Self { server, rows: summary.rows as u64, load_seconds: started.elapsed().as_secs_f64() })
+    }
+
+    /// The server's URL.
+    pub(crate) fn url(&self) -> &str {
+        self.server.url()
+    }
+
+    /// The baseline of the load: seconds of a bare `\copy` of `file` into
+    /// a table of the same columns and types, without index or checks.
+    pub(crate) fn bare_copy(&self, file: &Path) -> Result<f64> {
+        let header = CsvSource::open(file)?.header().clone();
+        let schema = &payment_schema()?;
+        let columns: Vec<String> = header
+            .iter()
+            .map(|name| {
+                let name = String::from_utf8_lossy(name).trim().to_ascii_lowercase();
+                let kind = schema
+                    .columns
+                    .iter()
+                    .find(|c| c.source_column.eq_ignore_ascii_case(&name) || c.name == name)
+                    .map(|c| c.kind);
+                let sql_type = match kind {
+                    Some(mesh_domain_runtime::schema::ColumnKind::String) | None => "TEXT COLLATE \"C\"",
+                    Some(mesh_domain_runtime::schema::ColumnKind::Real) => "DOUBLE PRECISION",
+                    Some(_) => "BIGINT",
+                };
+                format!("{name} {sql_type} NOT NULL")
+            })
+            .collect();
+        psql(
+            self.url(),
+            &format!("DROP TABLE IF EXISTS bare_copy; CREATE TABLE bare_copy ({})", columns.join(", ")),
+        )?;
+        let started = Instant::now();
+        psql(self.url(), &format!("\\copy bare_copy FROM '{}' WITH (FORMAT csv, HEADER)", file.display()))?;
+        let seconds = started.elapsed().as_secs_f64();
+        psql(self.url(), "DROP TABLE bare_copy")?;
+        Ok(seconds)
+    }
+
+    /// The table holding the product's rows now.
+    pub(crate) fn current_table(&self) -> Result<String> {
+        let output = psql_output(
+            self.url(),
+            "SELECT data_table FROM payment.mesh_tables WHERE product = 'payment.card_spending'",
+        )?;
+        Ok(output.trim().to_owned())
+    }
+
+    /// Seconds of `psql \copy (select * from <table>) to stdout with csv > /dev/null`.
+    pub(crate) fn psql_export(&self) -> Result<f64> {
+        let table = self.current_table()?;
+        let started = Instant::now();
+        let status = psql_command(self.url())?
+            .args(["-c", &format!("\\copy (SELECT * FROM payment.{table}) TO STDOUT WITH CSV")])
+            .stdout(Stdio::null())
+            .status()?;
+        ensure!(status.success(), "psql \\copy to stdout failed");
+        Ok(started.elapsed().as_secs_f64())
+    }
+
+    /// A payment domain process serving the loaded data from the server.
+    pub(crate) fn domain(&self, data: &Path, file: &Path) -> Result<PaymentProcess> {
+        PaymentProcess::start(data, "http://127.0.0.1:9", &self.domain_args(file))
+    }
+
+    /// The flags of a payment domain on this server reading `file`.
+    pub(crate) fn domain_args(&self, file: &Path) -> Vec<String> {
+        vec!["--database-url".into(), self.url().to_owned(), "--source".into(), file.display().to_string()]
+    }
+}
+
+fn payment_schema() -> Result<mesh_domain_runtime::schema::RowSchema> {
+    let pool = prost_reflect::DescriptorPool::decode(mesh_contracts::FILE_DESCRIPTOR_SET)?;
+    let row = pool.get_message_by_name("woori.payment.v1.CardSpending").context("the payment row type")?;
+    let spec = payment::CARD_SPENDING;
+    Ok(mesh_domain_runtime::schema::RowSchema::new(spec.table, row, spec.key, spec.amounts)?)
+}
+
+/// `mesh query payment.card_spending --endpoint URL --format csv > /dev/null`: seconds.
+pub(crate) fn cli_export(registry: &str, token: &str, endpoint: &str) -> Result<f64> {
+    let started = Instant::now();
+    let status = Command::new(sibling_binary("mesh")?)
+        .args(["--registry", registry, "query", "payment.card_spending", "--format", "csv"])
+        .args(["--endpoint", endpoint])
+        .env("MESH_TOKEN", token)
+        .env("MESH_CACHE_DIR", std::env::temp_dir().join(format!("mesh-bench-cache-{}", std::process::id())))
+        .stdout(Stdio::null())
+        .status()?;
+    ensure!(status.success(), "mesh query --endpoint {endpoint} failed");
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// What killing the replica an export reads from costs it.
+pub(crate) struct FailOver {
+    /// Rows per second before the kill.
+    pub before: f64,
+    /// The longest pause in rows after the kill, until they flowed again.
+    pub gap: Duration,
+    /// Rows per second after the export went on.
+    pub after: f64,
+    /// Whether every row came exactly once.
+    pub exact: bool,
+}
+
+/// Two replicas on the server registered at a registry of their own; an
+/// export through `mesh query` whose replica is killed half-way.
+pub(crate) fn fail_over(data: &Path, pg: &Postgres, file: &Path, token: &str) -> Result<FailOver> {
+    let registry_dir = data.join(format!("pg-registry-{}", std::process::id()));
+    let mut registry = Command::new(sibling_binary("catalog-registry")?)
+        .args(["--addr", "127.0.0.1:0", "--auth-issuer", "mesh-local"])
+        .arg("--auth-jwks")
+        .arg(data.join("issuer/jwks.json"))
+        .arg("--data-dir")
+        .arg(&registry_dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let registry_url = served_url(&mut registry)?;
+    let args = pg.domain_args(file);
+    let mut replicas = [
+        PaymentProcess::start(data, &registry_url, &args)?,
+        PaymentProcess::start(data, &registry_url, &args)?,
+    ];
+    let mesh = |extra: &[&str]| -> Result<Command> {
+        let mut command = Command::new(sibling_binary("mesh")?);
+        command
+            .args(["--registry", &registry_url])
+            .args(extra)
+            .env("MESH_TOKEN", token)
+            .env("MESH_CACHE_DIR", registry_dir.join("cache"));
+        Ok(command)
+    };
+    let started = Instant::now();
+    loop {
+        let output = mesh(&["describe", "payment.card_spending", "--format", "json"])?.output()?;
+        let product: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        let serving = product["endpoints"]
+            .as_array()
+            .map_or(0, |e| e.iter().filter(|e| e["status"] == "SERVING_STATUS_SERVING").count());
+        if serving == 2 {
+            break;
+        }
+        ensure!(started.elapsed() < Duration::from_secs(60), "the replicas never both registered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut export = mesh(&["query", "payment.card_spending", "--format", "csv", "--select", "bas_yh,seq"])?
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut lines = BufReader::new(export.stdout.take().context("stdout")?).lines();
+    let total = pg.rows as usize;
+    let mut keys = std::collections::HashSet::with_capacity(total);
+    let mut arrivals: Vec<Instant> = Vec::with_capacity(total);
+    let mut killed_at = None;
+    lines.next().context("the export's header")??;
+    for line in lines {
+        let line = line?;
+        arrivals.push(Instant::now());
+        keys.insert(line);
+        if killed_at.is_none() && arrivals.len() == total / 2 {
+            let victim = replica_of(export.id(), &replicas)?;
+            replicas[victim].stop();
+            killed_at = Some(arrivals.len());
+        }
+    }
+    ensure!(export.wait()?.success(), "the export failed");
+    let _ = registry.kill();
+    let _ = registry.wait();
+    let killed = killed_at.context("the export ended before half its rows")?;
+    let rate = |from: usize, to: usize| {
+        let seconds = (arrivals[to - 1] - arrivals[from]).as_secs_f64();
+        (to - from) as f64 / seconds.max(1e-9)
+    };
+    let gap = arrivals[killed - 1..].windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    Ok(FailOver {
+        before: rate(0, killed),
+        gap,
+        after: rate(killed, arrivals.len()),
+        exact: keys.len() == total && arrivals.len() == total,
+    })
+}
+
+/// Which of `replicas` the process `pid` is connected to, from `ss`.
+fn replica_of(pid: u32, replicas: &[PaymentProcess]) -> Result<usize> {
+    let output = Command::new("ss").args(["-tnpH", "state", "established"]).output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let ports: Vec<String> =
+        replicas.iter().map(|r| r.url.rsplit(':').next().unwrap_or("").to_owned()).collect();
+    for line in text.lines().filter(|l| l.contains(&format!("pid={pid},"))) {
+        let peer = line.split_whitespace().nth(3).unwrap_or("");
+        if let Some(i) = ports.iter().position(|p| peer.ends_with(&format!(":{p}"))) {
+            return Ok(i);
+        }
+    }
+    bail!("the export's connection to a replica was not found")
+}
+
+/// The URL a service prints when it serves.
+fn served_url(child: &mut std::process::Child) -> Result<String> {
+    let mut lines = BufReader::new(child.stderr.take().context("stderr")?).lines();
+    let addr = loop {
+        let Some(line) = lines.next() else { bail!("the registry exited before serving") };
+        if let Some(rest) = line?.split("serving addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap_or_default().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(format!("http://{addr}"))
+}
+
+fn psql_command(url: &str) -> Result<Command> {
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .context("no PostgreSQL under /usr/lib/postgresql: run scripts/install-tools.sh")?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin/psql")))
+        .filter(|p| p.exists())
+        .max()
+        .context("no psql under /usr/lib/postgresql")?;
+    let mut command = Command::new(bin);
+    command.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url]);
+    Ok(command)
+}
+
+fn psql(url: &str, sql: &str) -> Result<()> {
+    let status = psql_command(url)?.args(["-c", sql]).stdout(Stdio::null()).status()?;
+    ensure!(status.success(), "psql failed: {sql}");
+    Ok(())
+}
+
+fn psql_output(url: &str, sql: &str) -> Result<String> {
+    let output = psql_command(url)?.args(["-A", "-t", "-c", sql]).output()?;
+    ensure!(output.status.success(), "psql failed: {sql}");
+    Ok(String::from_utf8(output.stdout)?)
+}
