@@ -339,3 +339,35 @@ fn sql(url: &str, query: &str) -> Vec<String> {
             .collect()
     })
 }
+
+#[test]
+fn on_postgres_registry_replicas_serve_one_catalog_through_a_fail_over() {
+    let database = TestDatabase::create();
+    let dir = tempfile::tempdir().unwrap();
+    let token = secrets(dir.path());
+    let on_database = ["--database-url", database.url()];
+    let (mut first, first_url) = registry(dir.path(), "first", &on_database);
+    let (_second, second_url) = registry(dir.path(), "second", &on_database);
+    let both = format!("{first_url},{second_url}");
+    let (_payment, _) = replica(dir.path(), &first_url);
+    let mesh =
+        |registries: &str, args: &[&str]| mesh(dir.path(), &token, registries).args(args).output().unwrap();
+    let query = ["query", "payment.card_spending", "--limit", "2", "--format", "csv", "--select", "seq"];
+    let started = Instant::now();
+    while !mesh(&first_url, &query).status.success() {
+        assert!(started.elapsed() < Duration::from_secs(120), "the domain never registered");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // The domain registered with the first only; the second serves the same catalog.
+    let output = mesh(&second_url, &query);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // The first dies: the CLI, given both, goes on with the second at once.
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let output = mesh(&both, &query);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 3);
+    assert!(stderr.contains(&format!("using {second_url}")), "{stderr}");
+}

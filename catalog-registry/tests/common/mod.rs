@@ -86,12 +86,28 @@ impl TestRegistry {
 
     /// Starts a registry that tells time by `clock`.
     pub(crate) async fn start_with_clock(db: &Path, lease_ttl: Duration, clock: Clock) -> Self {
+        let database = (backend() == Backend::Postgres)
+            .then(|| std::sync::Arc::new(mesh_postgres::testing::TestDatabase::create()));
+        Self::launch(db, lease_ttl, clock, database).await
+    }
+
+    /// Another registry over the same PostgreSQL database as `self` (a
+    /// replica), with its files (and its issuer) in `dir`.
+    pub(crate) async fn replica(&self, dir: &Path, lease_ttl: Duration) -> Self {
+        let database = self.database.clone().expect("replicas share a PostgreSQL database");
+        Self::launch(&dir.join("unused.sqlite"), lease_ttl, Clock::system(), Some(database)).await
+    }
+
+    async fn launch(
+        db: &Path,
+        lease_ttl: Duration,
+        clock: Clock,
+        database: Option<std::sync::Arc<mesh_postgres::testing::TestDatabase>>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let issuer = TestIssuer::new(db.parent().unwrap());
         let links = catalog_registry::web::SignInLinks::default();
-        let database = (backend() == Backend::Postgres)
-            .then(|| std::sync::Arc::new(mesh_postgres::testing::TestDatabase::create()));
         let config = RegistryConfig {
             addr,
             data_dir: db.parent().unwrap().to_path_buf(),
