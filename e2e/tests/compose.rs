@@ -2,6 +2,8 @@
 //! workspace builds, every environment variable and flag it sets is one that
 //! binary reads, ports and volumes line up, health checks use gRPC health,
 //! and the init service's CA, certificates and issuer secure every service.
+//! The `postgres` profile's server takes TLS and the password init makes,
+//! and its two registry replicas and two payment replicas share it.
 //! (Docker is not needed: the file is parsed and checked against `--help`.)
 
 use std::collections::HashSet;
@@ -42,12 +44,25 @@ fn compose_matches_the_binaries() {
     let compose = compose();
     let services = compose["services"].as_hash().unwrap();
     let names: HashSet<&str> = services.keys().map(|k| k.as_str().unwrap()).collect();
-    assert_eq!(names, HashSet::from(["init", "registry", "customer", "payment", "insight"]));
+    let profiled = ["postgres", "pg-registry-1", "pg-registry-2", "pg-payment-1", "pg-payment-2"];
+    let mut expected_names = HashSet::from(["init", "registry", "customer", "payment", "insight"]);
+    expected_names.extend(profiled);
+    assert_eq!(names, expected_names);
+    for name in &names {
+        let profiles = strings(&compose["services"][*name]["profiles"]);
+        let wanted: Vec<String> =
+            if profiled.contains(name) { vec!["postgres".to_owned()] } else { Vec::new() };
+        assert_eq!(profiles, wanted, "{name}: only the PostgreSQL services are in the `postgres` profile");
+    }
     let expected_binary = [
         ("registry", "catalog-registry"),
         ("customer", "customer"),
         ("payment", "payment"),
         ("insight", "insight"),
+        ("pg-registry-1", "catalog-registry"),
+        ("pg-registry-2", "catalog-registry"),
+        ("pg-payment-1", "payment"),
+        ("pg-payment-2", "payment"),
     ];
     let declared_volumes: HashSet<&str> =
         compose["volumes"].as_hash().unwrap().keys().map(|k| k.as_str().unwrap()).collect();
@@ -66,7 +81,9 @@ fn compose_matches_the_binaries() {
     }
     let certified: HashSet<&str> =
         command.windows(2).filter(|w| w[0] == "--service").map(|w| w[1].as_str()).collect();
-    assert_eq!(certified, HashSet::from(["registry", "customer", "payment", "insight"]));
+    let mut served: HashSet<&str> = expected_binary.iter().map(|(service, _)| *service).collect();
+    served.insert("postgres");
+    assert_eq!(certified, served, "init certifies every service");
     assert_eq!(strings(&init["volumes"]), ["secrets:/secrets"], "init writes the secrets volume");
     assert!(init["ports"].is_badvalue(), "init publishes nothing");
 
@@ -78,6 +95,7 @@ fn compose_matches_the_binaries() {
         for flag in command.iter().skip(1).filter(|a| a.starts_with("--")) {
             assert!(help.contains(flag.as_str()), "{service}: `{bin}` has no flag {flag}");
         }
+        let on_postgres = service.starts_with("pg-");
         let env = spec["environment"].as_hash().unwrap();
         let value_of =
             |key: &str| env.get(&Yaml::String(key.to_owned())).and_then(Yaml::as_str).map(str::to_owned);
@@ -87,7 +105,9 @@ fn compose_matches_the_binaries() {
             if key == "RUST_LOG" {
                 continue;
             }
-            assert!(help.contains(&format!("[env: {key}=")), "{service}: `{bin}` does not read {key}");
+            // A variable whose value help hides (a URL with a password) shows as `[env: KEY]`.
+            let reads = help.contains(&format!("[env: {key}=")) || help.contains(&format!("[env: {key}]"));
+            assert!(reads, "{service}: `{bin}` does not read {key}");
             let value = value.as_str().map(str::to_owned).unwrap_or_else(|| format!("{:?}", value));
             if key.ends_with("_ADDR") {
                 addr_port = value.rsplit(':').next().map(str::to_owned);
@@ -100,7 +120,12 @@ fn compose_matches_the_binaries() {
                 assert_eq!(value, "/data", "{service} keeps its data on its volume");
             }
             if key == "MESH_REGISTRY" {
-                assert_eq!(value, "https://registry:50050", "{service} finds the registry by name, over TLS");
+                let registries = if on_postgres {
+                    "https://pg-registry-1:50060,https://pg-registry-2:50061"
+                } else {
+                    "https://registry:50050"
+                };
+                assert_eq!(value, registries, "{service} finds its registries by name, over TLS");
             }
             if key == "MESH_ADVERTISE_URL" {
                 // Inside the network, then as published on the host.
@@ -116,7 +141,7 @@ fn compose_matches_the_binaries() {
         assert_eq!(value_of("MESH_AUTH_JWKS").as_deref(), Some("/secrets/issuer/jwks.json"), "{service}");
         assert_eq!(value_of("MESH_INSECURE_PLAINTEXT"), None, "{service} must not serve plaintext");
         assert_eq!(value_of("MESH_INSECURE_NO_AUTH"), None, "{service} must authenticate");
-        if service != "registry" {
+        if bin != "catalog-registry" {
             assert_eq!(value_of("MESH_ISSUER_DIR").as_deref(), Some("/secrets/issuer"), "{service}");
             assert_eq!(
                 value_of("MESH_PSEUDONYM_KEY").as_deref(),
@@ -129,6 +154,28 @@ fn compose_matches_the_binaries() {
             Some("service_completed_successfully"),
             "{service} starts after init"
         );
+        // The PostgreSQL replicas: one server, reached with TLS by the
+        // mesh's CA, the password from init's file, never in the URL.
+        if on_postgres {
+            assert_eq!(
+                value_of("MESH_DATABASE_URL").as_deref(),
+                Some("postgres://mesh@postgres:5432/mesh?sslmode=require"),
+                "{service}"
+            );
+            assert_eq!(
+                value_of("MESH_DATABASE_PASSWORD_FILE").as_deref(),
+                Some("/secrets/database-password")
+            );
+            assert_eq!(value_of("MESH_DATABASE_CA").as_deref(), Some("/secrets/ca.pem"), "{service}");
+            assert_eq!(value_of("MESH_DATABASE_INSECURE_PLAINTEXT"), None, "{service} must use TLS");
+            assert_eq!(
+                spec["depends_on"]["postgres"]["condition"].as_str(),
+                Some("service_healthy"),
+                "{service} starts once PostgreSQL answers"
+            );
+        } else {
+            assert_eq!(value_of("MESH_DATABASE_URL"), None, "{service} keeps its SQLite file");
+        }
 
         let port = addr_port.unwrap_or_else(|| panic!("{service} sets no listen address"));
         assert_eq!(
@@ -159,5 +206,41 @@ fn compose_matches_the_binaries() {
             assert!(mesh_health.contains(flag.as_str()), "`mesh health` has no flag {flag}");
         }
     }
+    // The server itself: TLS with its certificate from init, the password
+    // init made, data on a volume of its own, reachable only inside the
+    // network, healthy when it answers.
+    let postgres = &compose["services"]["postgres"];
+    assert!(postgres["image"].as_str().unwrap().starts_with("postgres:"), "the official PostgreSQL image");
+    let start = strings(&postgres["entrypoint"]).join(" ");
+    for needed in
+        ["/secrets/postgres.pem", "/secrets/postgres-key.pem", "-c ssl=on", "docker-entrypoint.sh postgres"]
+    {
+        assert!(start.contains(needed), "the server starts with `{needed}`: {start}");
+    }
+    let env = &postgres["environment"];
+    assert_eq!(env["POSTGRES_PASSWORD_FILE"].as_str(), Some("/secrets/database-password"));
+    assert_eq!(env["POSTGRES_USER"].as_str(), Some("mesh"));
+    assert_eq!(env["POSTGRES_DB"].as_str(), Some("mesh"));
+    assert!(env["POSTGRES_PASSWORD"].is_badvalue(), "no password in the file");
+    assert!(env["POSTGRES_INITDB_ARGS"].as_str().unwrap().contains("--auth-host=scram-sha-256"));
+    assert!(postgres["ports"].is_badvalue(), "PostgreSQL is not published on the host");
+    let volumes = strings(&postgres["volumes"]);
+    assert_eq!(volumes, ["postgres-data:/var/lib/postgresql/data", "secrets:/secrets:ro"]);
+    used_volumes.insert("postgres-data".to_owned());
+    assert_eq!(strings(&postgres["healthcheck"]["test"])[..2], ["CMD", "pg_isready"]);
+    // `mesh init` makes that password, readable by its owner only.
+    let secrets = tempfile::tempdir().unwrap();
+    let made = Command::new(binary("mesh"))
+        .args(["init", "--dir"])
+        .arg(secrets.path())
+        .args(["--service", "postgres"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let password = secrets.path().join("database-password");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&password).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::read_to_string(&password).unwrap().trim().len(), 64);
+
     assert_eq!(used_volumes.len(), declared_volumes.len(), "a declared volume is unused");
 }

@@ -16,6 +16,11 @@ pub struct DatabaseArgs {
     #[arg(long, env = "MESH_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// File holding the database password (mode 0600), so that it stays out
+    /// of the URL, the environment and the process list.
+    #[arg(long, env = "MESH_DATABASE_PASSWORD_FILE")]
+    pub database_password_file: Option<PathBuf>,
+
     /// PEM CA bundle the database server's certificate must chain to
     /// [default: the public web roots].
     #[arg(long, env = "MESH_DATABASE_CA")]
@@ -48,6 +53,7 @@ impl Default for DatabaseArgs {
     fn default() -> Self {
         Self {
             database_url: None,
+            database_password_file: None,
             database_ca: None,
             database_pool_size: 16,
             database_statement_timeout: Duration::from_secs(60),
@@ -70,6 +76,28 @@ fn humantime_duration(text: &str) -> Result<Duration, String> {
         Ok(parsed) => Ok(parsed),
         Err(e) => Err(format!("`{text}` is not a duration like 30s or 2m: {e}")),
     }
+}
+
+/// The password in `path`, refused if others may read the file.
+pub(crate) fn read_password(path: &std::path::Path) -> Result<String, crate::DbError> {
+    use std::os::unix::fs::PermissionsExt;
+    let unreadable = |e: std::io::Error| {
+        crate::DbError::Config(format!("cannot read --database-password-file {}: {e}", path.display()))
+    };
+    let mode = std::fs::metadata(path).map_err(unreadable)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(crate::DbError::Config(format!(
+            "--database-password-file {} may be read by others (mode {:o}); chmod 600 it",
+            path.display(),
+            mode & 0o777
+        )));
+    }
+    let password = std::fs::read_to_string(path).map_err(unreadable)?;
+    let password = password.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        return Err(crate::DbError::Config(format!("--database-password-file {} is empty", path.display())));
+    }
+    Ok(password)
 }
 
 /// `host:port/dbname` of `config`, without user or password, for logs and messages.

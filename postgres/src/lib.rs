@@ -66,6 +66,9 @@ impl Database {
             .parse()
             .map_err(|e| DbError::Config(format!("--database-url is not a PostgreSQL URL: {e}")))?;
         let location = args::describe(&config);
+        if let Some(path) = &args.database_password_file {
+            config.password(args::read_password(path)?);
+        }
         let tls = tls::connector(&config, args)?;
         check_schema_name(schema)?;
         config.options(format!(

@@ -1,7 +1,8 @@
 //! `mesh init`: what a mesh without a company PKI or IdP needs before its
 //! services start (compose's init service runs it): a CA and one TLS
 //! certificate per service, the local issuer's key and JWKS, and the key
-//! every domain derives consumers' pseudonyms from. An
+//! every domain derives consumers' pseudonyms from, and a password for the
+//! PostgreSQL server of compose's `postgres` profile. An
 //! existing folder is left as it is unless `--force`.
 
 use anyhow::{Context, Result, bail};
@@ -33,9 +34,13 @@ pub(crate) fn run(args: &InitArgs) -> Result<()> {
     let pseudonym_key = args.dir.join("pseudonym.key");
     mesh_grpc::private_files::create_secret(&pseudonym_key)
         .with_context(|| format!("cannot write {}", pseudonym_key.display()))?;
+    let database_password = args.dir.join("database-password");
+    mesh_grpc::private_files::create_secret(&database_password)
+        .with_context(|| format!("cannot write {}", database_password.display()))?;
     eprintln!("CA: {}", args.dir.join("ca.pem").display());
     eprintln!("pseudonym key (every domain): {}", pseudonym_key.display());
     eprintln!("issuer JWKS: {}", issuer.jwks_file().display());
+    eprintln!("database password (the postgres profile): {}", database_password.display());
     Ok(())
 }
 

@@ -101,6 +101,10 @@ impl<G: clap::Args + Clone + Send + Sync + 'static> SourceDomain<G> {
     /// Loads the source file or generated data unless the database already
     /// holds rows from a source with the same fingerprint (blocking).
     pub fn ensure_loaded(&self, product: &Product, args: &SourceArgs<G>) -> Result<()> {
+        product.store.exclusive_load(self.spec.id, || self.load_if_needed(product, args))
+    }
+
+    fn load_if_needed(&self, product: &Product, args: &SourceArgs<G>) -> Result<()> {
         let mut source: Box<dyn RecordSource + Send> = match &args.source {
             Some(path) => Box::new(CsvSource::open(path)?),
             None => (self.generate)(&args.generate),

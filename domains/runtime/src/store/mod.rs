@@ -122,6 +122,16 @@ impl DomainStore {
         self.loads.notified().await;
     }
 
+    /// Runs `work` (checking whether a load is needed, and loading) while no
+    /// other process of the domain on this database does the same for
+    /// `product`: replicas starting together load once (blocking).
+    pub fn exclusive_load<T>(&self, product: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        match &self.backend {
+            Backend::Sqlite(store) => store.exclusive_load(work),
+            Backend::Postgres(store) => store.exclusive_load(product, work),
+        }
+    }
+
     /// Creates `schema`'s table and its indexes if they do not exist (blocking).
     pub fn prepare_table(&self, product: &str, schema: &RowSchema, indexes: &[&str]) -> Result<()> {
         match &self.backend {

@@ -79,6 +79,32 @@ impl PostgresStore {
         format!("postgres {} (schema {})", self.db.location(), self.db.schema())
     }
 
+    /// Runs `work` holding a session advisory lock for loading `product`
+    /// (released by the server if this process dies).
+    pub(crate) fn exclusive_load<T>(&self, product: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        let key = format!("load:{product}");
+        let locked = {
+            let key = key.clone();
+            self.db.run(move |pool| async move {
+                let client = pool.get().await?;
+                // Another replica's load may take minutes.
+                client.batch_execute("SET statement_timeout = 0").await?;
+                client.execute("SELECT pg_advisory_lock(hashtext($1))", &[&key]).await?;
+                Ok::<_, DbError>(client)
+            })?
+        };
+        let result = work();
+        self.db.run(move |_| async move {
+            let unlocked = locked.execute("SELECT pg_advisory_unlock(hashtext($1))", &[&key]).await;
+            let reset = locked.batch_execute("RESET statement_timeout").await;
+            if unlocked.is_err() || reset.is_err() {
+                // Leave nothing behind on a connection in an unknown state.
+                let _ = mesh_postgres::Connection::take(locked);
+            }
+        });
+        result
+    }
+
     /// Makes an empty current table for a product never loaded.
     pub(crate) fn prepare_table(&self, product: &str, schema: &RowSchema, indexes: &[&str]) -> Result<()> {
         let (product, base) = (product.to_owned(), schema.table.clone());

@@ -234,6 +234,22 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// Runs `work` holding an exclusive lock on `<database>.load-lock`, which
+    /// other processes over the same file take to load too.
+    pub(crate) fn exclusive_load<T>(&self, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".load-lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(std::path::PathBuf::from(name))?;
+        lock.lock()?;
+        let result = work();
+        let _ = lock.unlock();
+        result
+    }
+
     /// Creates the product's table and indexes if they do not exist.
     pub(crate) fn prepare_table(&self, schema: &RowSchema, indexes: &[&str]) -> Result<()> {
         self.write(|conn| {
