@@ -25,20 +25,23 @@ pub use tokio_postgres;
 /// How long a caller waits for a free connection, and for a new one.
 const POOL_WAIT: Duration = Duration::from_secs(30);
 
-/// A pool of connections to one schema of a PostgreSQL database.
+/// A pool of connections to one schema of a PostgreSQL database; clones
+/// share it.
 #[derive(Clone)]
-pub struct Database {
+pub struct Database(Arc<Inner>);
+
+struct Inner {
     pool: Pool,
     config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
-    runtime: Arc<OwnRuntime>,
+    runtime: OwnRuntime,
     schema: String,
     location: String,
 }
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database").field("location", &self.location).finish_non_exhaustive()
+        f.debug_struct("Database").field("location", &self.0.location).finish_non_exhaustive()
     }
 }
 
@@ -98,18 +101,18 @@ impl Database {
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|e| DbError::Config(format!("cannot make the connection pool: {e}")))?;
-        let database = Self {
+        let database = Self(Arc::new(Inner {
             pool,
             config,
             tls,
-            runtime: Arc::new(OwnRuntime(Some(runtime))),
+            runtime: OwnRuntime(Some(runtime)),
             schema: schema.to_owned(),
             location,
-        };
+        }));
         let owned: Vec<Migration> = migrations.to_vec();
-        let schema = database.schema.clone();
+        let schema = database.0.schema.clone();
         database.run(move |pool| async move { migrate::apply(&pool, &schema, &owned).await })?;
-        tracing::info!(database = %database.location, schema = %database.schema, "database ready");
+        tracing::info!(database = %database.0.location, schema = %database.0.schema, "database ready");
         Ok(database)
     }
 
@@ -122,7 +125,7 @@ impl Database {
         T: Send + 'static,
     {
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-        let future = work(self.pool.clone());
+        let future = work(self.0.pool.clone());
         self.handle().spawn(async move {
             let _ = sender.send(future.await);
         });
@@ -131,7 +134,7 @@ impl Database {
 
     /// The runtime the connections live on, to spawn streaming work on.
     pub fn handle(&self) -> &tokio::runtime::Handle {
-        self.runtime.0.as_ref().expect("the runtime lives as long as the database").handle()
+        self.0.runtime.0.as_ref().expect("the runtime lives as long as the database").handle()
     }
 
     /// Forwards the payload of every notification on `channel` to
@@ -144,7 +147,7 @@ impl Database {
         sender: tokio::sync::broadcast::Sender<String>,
         lost: &'static str,
     ) {
-        let (config, tls, location) = (self.config.clone(), self.tls.clone(), self.location.clone());
+        let (config, tls, location) = (self.0.config.clone(), self.0.tls.clone(), self.0.location.clone());
         self.handle().spawn(async move {
             loop {
                 match listen_once(&config, &tls, channel, &sender).await {
@@ -161,24 +164,24 @@ impl Database {
 
     /// Asks the server to cancel what the connection of `token` runs.
     pub async fn cancel(&self, token: tokio_postgres::CancelToken) {
-        if let Err(error) = token.cancel_query(self.tls.clone()).await {
+        if let Err(error) = token.cancel_query(self.0.tls.clone()).await {
             tracing::debug!(%error, "cancelling a statement failed");
         }
     }
 
     /// The pool itself.
     pub fn pool(&self) -> &Pool {
-        &self.pool
+        &self.0.pool
     }
 
     /// The schema every connection uses.
     pub fn schema(&self) -> &str {
-        &self.schema
+        &self.0.schema
     }
 
     /// Where the database is, without credentials: `host:port/dbname`.
     pub fn location(&self) -> &str {
-        &self.location
+        &self.0.location
     }
 }
 

@@ -1,9 +1,10 @@
 //! The record of every read a domain handled, served, refused or cut: kept
 //! in a database of its own (`<data-dir>/audit.sqlite`, mode 0600), so
-//! recording never waits behind a load. Records go through a bounded queue
-//! to one writer thread that commits them in batches (durable within
-//! [`FLUSH_EVERY`]); the table is append-only: nothing but the retention
-//! deletes from it.
+//! recording never waits behind a load, or, for a domain on PostgreSQL, in
+//! its schema there (`mesh_reads`), where every replica records. Records go
+//! through a bounded queue to one writer thread that commits them in
+//! batches (durable within [`FLUSH_EVERY`]); the table is append-only:
+//! nothing but the retention deletes from it.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
@@ -42,7 +43,14 @@ CREATE INDEX IF NOT EXISTS reads_by_product ON reads (product, start_ms);
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     queue: SyncSender<ReadRecord>,
-    path: PathBuf,
+    kept: Kept,
+}
+
+/// The database the log is kept in.
+#[derive(Debug, Clone)]
+enum Kept {
+    Sqlite(PathBuf),
+    Postgres(mesh_postgres::Database),
 }
 
 fn open(path: &Path) -> Result<Connection> {
@@ -62,13 +70,28 @@ impl AuditLog {
     /// The log in `path`, keeping records for `retention`; its writer
     /// thread runs until every handle is dropped.
     pub fn open(path: &Path, retention: Duration) -> Result<Self> {
-        let conn = open(path)?;
+        let mut conn = open(path)?;
         let (queue, records) = sync_channel(QUEUE);
-        std::thread::Builder::new()
-            .name("audit-writer".into())
-            .spawn(move || write_records(conn, records, retention))
-            .map_err(|e| DomainError::Internal(format!("cannot start the audit writer: {e}")))?;
-        Ok(Self { queue, path: path.to_owned() })
+        start_writer(records, retention, move |batch, prune| write_sqlite(&mut conn, batch, prune))?;
+        Ok(Self { queue, kept: Kept::Sqlite(path.to_owned()) })
+    }
+
+    /// The log in the domain's schema on PostgreSQL, keeping records for
+    /// `retention`.
+    pub fn on_postgres(db: &mesh_postgres::Database, retention: Duration) -> Result<Self> {
+        let (queue, records) = sync_channel(QUEUE);
+        let writer = db.clone();
+        start_writer(records, retention, move |batch, prune| write_postgres(&writer, batch, prune))?;
+        Ok(Self { queue, kept: Kept::Postgres(db.clone()) })
+    }
+
+    /// The log `store`'s reads go to: beside its data on PostgreSQL, else
+    /// `<data_dir>/audit.sqlite`.
+    pub fn for_store(store: &crate::DomainStore, data_dir: &Path, retention: Duration) -> Result<Self> {
+        match store.postgres() {
+            Some(db) => Self::on_postgres(db, retention),
+            None => Self::open(&data_dir.join("audit.sqlite"), retention),
+        }
     }
 
     /// Records `read` (waits while the queue is full).
@@ -81,55 +104,102 @@ impl AuditLog {
     /// The principals served `product` since `since_ms`, busiest first (at
     /// most `limit`).
     pub fn consumers(&self, product: &str, since_ms: i64, limit: usize) -> Result<Vec<Consumer>> {
-        let conn = Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        let mut statement = conn.prepare_cached(
-            "SELECT principal, issuer, max(start_ms), count(*), sum(rows) FROM reads
-             WHERE product = ?1 AND start_ms >= ?2 AND outcome = ?3
-             GROUP BY principal, issuer ORDER BY sum(rows) DESC, principal LIMIT ?4",
-        )?;
+        const CONSUMERS: &str = "SELECT principal, issuer, max(start_ms), count(*), CAST(sum(rows) AS BIGINT)
+             FROM {reads} WHERE product = $1 AND start_ms >= $2 AND outcome = $3
+             GROUP BY principal, issuer ORDER BY 5 DESC, principal LIMIT $4";
         let served = ReadOutcome::Served as i32;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = statement.query_map(params![product, since_ms, served, limit], |row| {
-            let last: i64 = row.get(2)?;
-            let last_read_time =
-                prost_types::Timestamp { seconds: last / 1000, nanos: ((last % 1000) * 1_000_000) as i32 };
-            Ok(Consumer {
-                principal: row.get(0)?,
-                issuer: row.get(1)?,
-                last_read_time: Some(last_read_time),
-                reads: row.get(3)?,
-                rows: row.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let consumer = |principal: String, issuer: String, last: i64, reads: i64, rows: i64| Consumer {
+            principal,
+            issuer,
+            last_read_time: Some(prost_types::Timestamp {
+                seconds: last / 1000,
+                nanos: ((last % 1000) * 1_000_000) as i32,
+            }),
+            reads,
+            rows,
+        };
+        match &self.kept {
+            Kept::Sqlite(path) => {
+                let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+                let mut statement = conn.prepare_cached(&CONSUMERS.replace("{reads}", "reads"))?;
+                let rows = statement.query_map(params![product, since_ms, served, limit], |row| {
+                    Ok(consumer(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                })?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            }
+            Kept::Postgres(db) => {
+                let product = product.to_owned();
+                let rows = db.run(move |pool| async move {
+                    let client = pool.get().await?;
+                    let sql = CONSUMERS.replace("{reads}", "mesh_reads");
+                    Ok::<_, mesh_postgres::DbError>(
+                        client.query(&sql, &[&product, &since_ms, &served, &limit]).await?,
+                    )
+                })?;
+                Ok(rows.iter().map(|r| consumer(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect())
+            }
+        }
     }
 
     /// Reads of `product` since `since_ms`, of `principal` if given,
     /// newest first, at most `limit`.
     pub fn list(&self, product: &str, since_ms: i64, principal: &str, limit: i64) -> Result<Vec<ReadRecord>> {
         use prost::Message;
-        let conn = Connection::open_with_flags(&self.path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        let mut statement = conn.prepare(
-            "SELECT record FROM reads WHERE product = ?1 AND start_ms >= ?2 AND (?3 = '' OR principal = ?3)
-             ORDER BY id DESC LIMIT ?4",
-        )?;
+        const LIST: &str = "SELECT record FROM {reads}
+             WHERE product = $1 AND start_ms >= $2 AND ($3 = '' OR principal = $3) ORDER BY id DESC LIMIT $4";
         let limit = limit.clamp(1, MAX_LISTED);
-        let rows = statement
-            .query_map(params![product, since_ms, principal, limit], |row| row.get::<_, Vec<u8>>(0))?;
-        let mut reads = Vec::new();
-        for bytes in rows {
-            reads.push(
-                ReadRecord::decode(bytes?.as_slice()).map_err(|e| DomainError::Internal(e.to_string()))?,
-            );
-        }
-        Ok(reads)
+        let records: Vec<Vec<u8>> = match &self.kept {
+            Kept::Sqlite(path) => {
+                let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+                let mut statement = conn.prepare(&LIST.replace("{reads}", "reads"))?;
+                let rows = statement.query_map(params![product, since_ms, principal, limit], |row| {
+                    row.get::<_, Vec<u8>>(0)
+                })?;
+                rows.collect::<rusqlite::Result<_>>()?
+            }
+            Kept::Postgres(db) => {
+                let (product, principal) = (product.to_owned(), principal.to_owned());
+                let rows = db.run(move |pool| async move {
+                    let client = pool.get().await?;
+                    let sql = LIST.replace("{reads}", "mesh_reads");
+                    Ok::<_, mesh_postgres::DbError>(
+                        client.query(&sql, &[&product, &since_ms, &principal, &limit]).await?,
+                    )
+                })?;
+                rows.iter().map(|r| r.get(0)).collect()
+            }
+        };
+        records
+            .iter()
+            .map(|bytes| {
+                ReadRecord::decode(bytes.as_slice()).map_err(|e| DomainError::Internal(e.to_string()))
+            })
+            .collect()
     }
+}
+
+/// Starts the writer thread: `write` commits a batch, and deletes records
+/// older than the cutoff it is given (ms since the epoch) when there is one.
+fn start_writer(
+    records: Receiver<ReadRecord>,
+    retention: Duration,
+    write: impl FnMut(&[ReadRecord], Option<i64>) -> Result<()> + Send + 'static,
+) -> Result<()> {
+    std::thread::Builder::new()
+        .name("audit-writer".into())
+        .spawn(move || write_records(records, retention, write))
+        .map_err(|e| DomainError::Internal(format!("cannot start the audit writer: {e}")))?;
+    Ok(())
 }
 
 /// The writer thread: commits what the queue holds every [`FLUSH_EVERY`]
 /// (or sooner when a batch fills), and deletes records past `retention`.
-fn write_records(mut conn: Connection, records: Receiver<ReadRecord>, retention: Duration) {
-    use prost::Message;
+fn write_records(
+    records: Receiver<ReadRecord>,
+    retention: Duration,
+    mut write: impl FnMut(&[ReadRecord], Option<i64>) -> Result<()>,
+) {
     let mut last_prune = Instant::now() - PRUNE_EVERY;
     loop {
         let first = match records.recv_timeout(FLUSH_EVERY) {
@@ -145,40 +215,77 @@ fn write_records(mut conn: Connection, records: Receiver<ReadRecord>, retention:
                 Err(_) => break,
             }
         }
-        let written = (|| -> rusqlite::Result<()> {
-            let tx = conn.transaction()?;
-            {
-                let mut insert = tx.prepare_cached(
-                    "INSERT INTO reads (product, principal, issuer, start_ms, outcome, rows, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?;
-                for r in &batch {
-                    let start = ms(r.start_time.as_ref());
-                    let values = params![
-                        r.product,
-                        r.principal,
-                        r.issuer,
-                        start,
-                        r.outcome,
-                        r.rows,
-                        r.encode_to_vec()
-                    ];
-                    insert.execute(values)?;
-                }
-            }
-            if last_prune.elapsed() >= PRUNE_EVERY {
-                let now =
-                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                let cutoff = now.saturating_sub(retention).as_millis() as i64;
-                tx.execute("DELETE FROM reads WHERE start_ms < ?1", [cutoff])?;
-                last_prune = Instant::now();
-            }
-            tx.commit()
-        })();
-        if let Err(error) = written {
-            tracing::error!(%error, records = batch.len(), "cannot record reads");
+        let prune = (last_prune.elapsed() >= PRUNE_EVERY).then(|| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            now.saturating_sub(retention).as_millis() as i64
+        });
+        if batch.is_empty() && prune.is_none() {
+            continue;
+        }
+        match write(&batch, prune) {
+            Ok(()) if prune.is_some() => last_prune = Instant::now(),
+            Ok(()) => {}
+            Err(error) => tracing::error!(%error, records = batch.len(), "cannot record reads"),
         }
     }
+}
+
+/// Commits `batch` (and the pruning) to the SQLite log.
+fn write_sqlite(conn: &mut Connection, batch: &[ReadRecord], prune: Option<i64>) -> Result<()> {
+    use prost::Message;
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO reads (product, principal, issuer, start_ms, outcome, rows, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for r in batch {
+            let start = ms(r.start_time.as_ref());
+            insert.execute(params![
+                r.product,
+                r.principal,
+                r.issuer,
+                start,
+                r.outcome,
+                r.rows,
+                r.encode_to_vec()
+            ])?;
+        }
+    }
+    if let Some(cutoff) = prune {
+        tx.execute("DELETE FROM reads WHERE start_ms < ?1", [cutoff])?;
+    }
+    Ok(tx.commit()?)
+}
+
+/// Commits `batch` (and the pruning) to the PostgreSQL log.
+fn write_postgres(db: &mesh_postgres::Database, batch: &[ReadRecord], prune: Option<i64>) -> Result<()> {
+    use prost::Message;
+    let batch = batch.to_vec();
+    Ok(db.run(move |pool| async move {
+        let mut client = pool.get().await?;
+        let transaction = client.transaction().await?;
+        let insert = transaction
+            .prepare_cached(
+                "INSERT INTO mesh_reads (product, principal, issuer, start_ms, outcome, rows, record)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .await?;
+        for r in &batch {
+            let (start, record) = (ms(r.start_time.as_ref()), r.encode_to_vec());
+            transaction
+                .execute(
+                    &insert,
+                    &[&r.product, &r.principal, &r.issuer, &start, &r.outcome, &r.rows, &record],
+                )
+                .await?;
+        }
+        if let Some(cutoff) = prune {
+            transaction.execute("DELETE FROM mesh_reads WHERE start_ms < $1", &[&cutoff]).await?;
+        }
+        transaction.commit().await?;
+        Ok::<_, mesh_postgres::DbError>(())
+    })?)
 }
 
 /// A read in progress: the log it goes to and what is known of it so far.
@@ -247,11 +354,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn reads_are_recorded_and_listed_newest_first_by_product_and_principal() {
-        let dir = tempfile::tempdir().unwrap();
-        let log =
-            AuditLog::open(&dir.path().join("audit.sqlite"), Duration::from_secs(86_400 * 400)).unwrap();
+    /// Records three reads into `log` and checks the listings and consumers.
+    fn records_and_lists(log: &AuditLog) {
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
         log.record(read("p.a", "ana", now - 1000));
@@ -262,8 +366,33 @@ mod tests {
         assert_eq!(all.iter().map(|r| r.principal.as_str()).collect::<Vec<_>>(), ["bob", "ana"]);
         assert_eq!(log.list("p.a", 0, "ana", 100).unwrap().len(), 1);
         assert_eq!(log.list("p.a", now - 500, "", 100).unwrap().len(), 1);
+        let consumers = log.consumers("p.a", 0, 10).unwrap();
+        assert_eq!(consumers.iter().map(|c| c.principal.as_str()).collect::<Vec<_>>(), ["ana", "bob"]);
+        assert_eq!(consumers[0].reads, 1);
+    }
+
+    #[test]
+    fn reads_are_recorded_and_listed_newest_first_by_product_and_principal() {
+        let dir = tempfile::tempdir().unwrap();
+        let log =
+            AuditLog::open(&dir.path().join("audit.sqlite"), Duration::from_secs(86_400 * 400)).unwrap();
+        records_and_lists(&log);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join("audit.sqlite")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn on_postgres_every_replica_records_into_one_log() {
+        let database = mesh_postgres::testing::TestDatabase::create();
+        let args = mesh_postgres::DatabaseArgs::for_url(database.url());
+        let store = crate::DomainStore::connect(&args, "payment").unwrap();
+        let log =
+            AuditLog::on_postgres(store.postgres().unwrap(), Duration::from_secs(86_400 * 400)).unwrap();
+        records_and_lists(&log);
+        // Another replica on the same database reads the same log.
+        let other = crate::DomainStore::connect(&args, "payment").unwrap();
+        let replica = AuditLog::on_postgres(other.postgres().unwrap(), Duration::from_secs(86_400)).unwrap();
+        assert_eq!(replica.list("p.a", 0, "", 100).unwrap().len(), 2);
     }
 }

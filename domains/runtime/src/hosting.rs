@@ -104,6 +104,9 @@ fn governance(services: &[ProductService], args: &DomainArgs, domain: &str) -> R
         )));
     }
     let data_dir = args.data_dir_or(domain);
-    let audit = AuditLog::open(&data_dir.join("audit.sqlite"), args.audit_retention)?;
+    let audit = match services.first() {
+        Some(service) => AuditLog::for_store(&service.product().store, &data_dir, args.audit_retention)?,
+        None => AuditLog::open(&data_dir.join("audit.sqlite"), args.audit_retention)?,
+    };
     Governance::open(Some(data_dir.join("agreements.pb")), pseudonyms, Some(audit))
 }

@@ -31,8 +31,10 @@ pub(crate) struct SortColumn {
 pub(crate) struct QueryPlan {
     /// What the statement selects: projected columns first, then the sort key.
     pub columns: String,
-    /// What follows `FROM <table>`: conditions, order and limit.
+    /// What follows `FROM <table>`: conditions and order.
     pub tail: String,
+    /// Rows still to deliver under the request's limit, if it has one.
+    pub remaining: Option<u64>,
     /// Values bound to its placeholders.
     pub params: Vec<Value>,
     /// Schema indexes of the projected columns, in output order.
@@ -146,15 +148,13 @@ pub(crate) fn plan(
     tail.push_str(&order_sql.join(", "));
     let delivered = resume.as_ref().map_or(0, |p| p.delivered);
     let resumed_load = resume.as_ref().map(|p| p.load);
-    if request.limit > 0 {
-        let remaining = (request.limit as u64).saturating_sub(delivered);
-        tail.push_str(&format!(" LIMIT {remaining}"));
-    }
+    let remaining = (request.limit > 0).then(|| (request.limit as u64).saturating_sub(delivered));
     let pseudonymized: Vec<bool> = projection.iter().map(|&c| grant.pseudonymized[c]).collect();
     let pseudonyms = if pseudonymized.iter().any(|p| *p) { grant.pseudonyms.clone() } else { None };
     Ok(QueryPlan {
         columns: selected.join(", "),
         tail: dialect.placeholders(&tail, &params),
+        remaining,
         params,
         projection,
         sort,
@@ -302,9 +302,17 @@ fn digest(request: &QueryRequest, projection: &[usize], binding: &[u8]) -> Vec<u
 }
 
 impl QueryPlan {
-    /// The statement reading `table`, in the plan's dialect.
+    /// The statement reading `table`, in the plan's dialect: at most the
+    /// rows the limit leaves, and for a page one more than it holds (which
+    /// tells whether another follows).
     pub(crate) fn sql(&self, table: &str) -> String {
-        format!("SELECT {} FROM {table}{}", self.columns, self.tail)
+        let page = self.format.page_size().map(|size| size + 1);
+        let limit = match (self.remaining, page) {
+            (Some(remaining), Some(page)) => Some(remaining.min(page)),
+            (limit, None) | (None, limit) => limit,
+        };
+        let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+        format!("SELECT {} FROM {table}{}{limit}", self.columns, self.tail)
     }
 
     /// The resume point after a row whose sort key is `key`, having

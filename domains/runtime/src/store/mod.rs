@@ -112,6 +112,14 @@ impl DomainStore {
         }
     }
 
+    /// The PostgreSQL database, when the store is on one.
+    pub(crate) fn postgres(&self) -> Option<&mesh_postgres::Database> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(store) => Some(store.database()),
+        }
+    }
+
     /// Tells whoever waits in [`DomainStore::loaded`] that a load committed.
     pub fn announce_load(&self) {
         self.loads.notify_one();

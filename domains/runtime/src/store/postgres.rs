@@ -13,13 +13,12 @@
 use std::error::Error as StdError;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use futures_util::{StreamExt, pin_mut};
+use bytes::{BufMut, BytesMut};
+use futures_util::{SinkExt, StreamExt, pin_mut};
 use indicatif::ProgressBar;
 use mesh_contracts::product::QualityResult;
-use mesh_postgres::tokio_postgres::binary_copy::BinaryCopyInWriter;
 use mesh_postgres::tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
-use mesh_postgres::tokio_postgres::{IsolationLevel, Row};
+use mesh_postgres::tokio_postgres::{Row, SimpleQueryMessage};
 use mesh_postgres::{Database, DatabaseArgs, DbError, Migration};
 use rusqlite::types::Value;
 use tokio::sync::mpsc;
@@ -35,11 +34,18 @@ use crate::scan::Stop;
 use crate::schema::{ColumnKind, RowSchema};
 
 /// The runtime's migrations, in order.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_bookkeeping.sql",
-    sql: include_str!("../../migrations/postgres/0001_bookkeeping.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_bookkeeping.sql",
+        sql: include_str!("../../migrations/postgres/0001_bookkeeping.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_reads.sql",
+        sql: include_str!("../../migrations/postgres/0002_reads.sql"),
+    },
+];
 
 /// Rows handed from the database task to the scan thread at a time.
 const ROWS_PER_HANDOFF: usize = 512;
@@ -73,6 +79,11 @@ enum Handoff {
 impl PostgresStore {
     pub(crate) fn connect(args: &DatabaseArgs, schema: &str) -> Result<Self> {
         Ok(Self { db: Database::connect(args, schema, MIGRATIONS)? })
+    }
+
+    /// The database, for the read log kept beside the products.
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
     }
 
     pub(crate) fn location(&self) -> String {
@@ -336,27 +347,31 @@ async fn stream_rows(db: Database, product: String, plan: QueryPlan, sender: mps
         }
     };
     let cancel = client.cancel_token();
-    let mut client = client;
     let streamed = async {
-        let transaction = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
+        // One round trip opens the snapshot, lifts the connection's default
+        // statement timeout (the scan's own watch bounds it: budget, client,
+        // shutdown) and reads which table is current. The product id is the
+        // domain's own, not a caller's.
+        let opened = client
+            .simple_query(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = 0; \
+                 SELECT data_table, load_id FROM mesh_tables WHERE product = '{}'",
+                product.replace('\'', "''")
+            ))
             .await?;
-        // The scan's own watch bounds it (budget, client, shutdown), not
-        // the connection's default statement timeout.
-        transaction.batch_execute("SET LOCAL statement_timeout = 0").await?;
-        let current = transaction
-            .query_one("SELECT data_table, load_id FROM mesh_tables WHERE product = $1", &[&product])
-            .await?;
-        let (table, load): (String, i64) = (current.get(0), current.get(1));
+        let current = opened.iter().find_map(|message| match message {
+            SimpleQueryMessage::Row(row) => Some((row.get(0)?.to_owned(), row.get(1)?.parse::<i64>().ok()?)),
+            _ => None,
+        });
+        let Some((table, load)) = current else {
+            return Err(DbError::Config(format!("{product} has no current table; restart the domain")));
+        };
         if sender.send(Handoff::Load(load as u64)).await.is_err() {
-            return Ok(false);
+            return Ok(Streamed::Abandoned);
         }
-        let statement = transaction.prepare_cached(&plan.sql(&table)).await?;
+        let statement = client.prepare_cached(&plan.sql(checked(&table)?)).await?;
         let params: Vec<PgValue<'_>> = plan.params.iter().map(PgValue).collect();
-        let rows = transaction.query_raw(&statement, params.iter().map(|p| p as &dyn ToSql)).await?;
+        let rows = client.query_raw(&statement, params.iter().map(|p| p as &dyn ToSql)).await?;
         pin_mut!(rows);
         let mut batch = Vec::with_capacity(ROWS_PER_HANDOFF);
         while let Some(row) = rows.next().await {
@@ -367,31 +382,47 @@ async fn stream_rows(db: Database, product: String, plan: QueryPlan, sender: mps
                     .await
                     .is_err()
             {
-                return Ok(false);
+                return Ok(Streamed::Abandoned);
             }
         }
-        if !batch.is_empty() && sender.send(Handoff::Rows(batch)).await.is_err() {
-            return Ok(false);
+        // Every row is read: the statement is done, whether or not the
+        // reader still wants the last ones (a page reads one more).
+        if !batch.is_empty() {
+            let _ = sender.send(Handoff::Rows(batch)).await;
         }
-        Ok::<bool, DbError>(true)
+        Ok::<_, DbError>(Streamed::Complete)
     };
     let finished = tokio::select! {
         finished = streamed => finished,
-        _ = sender.closed() => Ok(false),
+        _ = sender.closed() => Ok(Streamed::Abandoned),
     };
     match finished {
-        Ok(true) => {
+        Ok(Streamed::Complete) => {
             let _ = sender.send(Handoff::Done).await;
+            // After the rows are out: the reader does not wait for it.
+            if client.batch_execute("COMMIT").await.is_err() {
+                let _ = mesh_postgres::Connection::take(client);
+            }
         }
-        Ok(false) => {
+        Ok(Streamed::Abandoned) => {
             // Stopped early: the statement may still run on the server.
             db.cancel(cancel).await;
             let _ = mesh_postgres::Connection::take(client);
         }
         Err(error) => {
             let _ = sender.send(Handoff::Failed(error)).await;
+            // The connection may be inside the transaction: never reuse it.
+            let _ = mesh_postgres::Connection::take(client);
         }
     }
+}
+
+/// How a scan's statement ended.
+enum Streamed {
+    /// Every row was read from the server.
+    Complete,
+    /// The reader stopped listening before; the statement may still run.
+    Abandoned,
 }
 
 /// The load's transaction: a new table by binary COPY, its indexes and
@@ -408,7 +439,11 @@ async fn replace_rows(
     let mut phases = Phases::start();
     let mut client = db.pool().get().await.map_err(DbError::from)?;
     let transaction = client.transaction().await.map_err(DbError::from)?;
-    transaction.batch_execute("SET LOCAL statement_timeout = 0").await.map_err(DbError::from)?;
+    // No statement timeout for a load; memory enough to sort its indexes.
+    transaction
+        .batch_execute("SET LOCAL statement_timeout = 0; SET LOCAL maintenance_work_mem = '256MB'")
+        .await
+        .map_err(DbError::from)?;
     // One load of a product at a time, whichever replica runs it.
     transaction
         .execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&load.product])
@@ -432,29 +467,28 @@ async fn replace_rows(
 
     let mut columns: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
     columns.push("rowid");
-    let mut types: Vec<Type> = schema.columns.iter().map(|c| pg_type(c.kind)).collect();
-    types.push(Type::INT8);
     let sink = transaction
         .copy_in(&format!("COPY {table} ({}) FROM STDIN (FORMAT binary)", columns.join(", ")))
         .await
         .map_err(DbError::from)?;
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    pin_mut!(writer);
-    let width = schema.columns.len();
+    pin_mut!(sink);
+    let kinds: Vec<ColumnKind> = schema.columns.iter().map(|c| c.kind).collect();
+    let mut copy = BytesMut::with_capacity(1 << 20);
+    copy.extend_from_slice(COPY_HEADER);
     let mut rows = 0i64;
     for chunk in chunks {
         let chunk = chunk?;
-        let mut values: Vec<CopyValue<'_>> = Vec::with_capacity(width + 1);
-        for row in chunk.rows(width) {
+        for row in chunk.rows(kinds.len()) {
             rows += 1;
-            values.clear();
-            values.extend(row.map(CopyValue::Field));
-            values.push(CopyValue::Field(Field::Integer(rows)));
-            writer.as_mut().write_raw(values.iter().map(|v| v as &dyn ToSql)).await.map_err(DbError::from)?;
+            copy_row(&mut copy, &kinds, row, rows);
         }
+        // One CopyData message per chunk of parsed rows.
+        sink.send(copy.split().freeze()).await.map_err(DbError::from)?;
         progress.set_position(rows as u64);
     }
-    writer.finish().await.map_err(DbError::from)?;
+    copy.extend_from_slice(&(-1i16).to_be_bytes());
+    sink.send(copy.split().freeze()).await.map_err(DbError::from)?;
+    sink.finish().await.map_err(DbError::from)?;
     phases.end("copy");
     load.check_shrink(before, rows)?;
     transaction
@@ -578,36 +612,35 @@ fn checked(name: &str) -> Result<&str, DbError> {
     }
 }
 
-fn pg_type(kind: ColumnKind) -> Type {
-    match kind {
-        ColumnKind::String => Type::TEXT,
-        ColumnKind::Integer | ColumnKind::Bool => Type::INT8,
-        ColumnKind::Real => Type::FLOAT8,
-    }
-}
+/// The header of PostgreSQL's binary COPY format: signature, flags, no extension.
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
-/// A parsed field written by binary COPY.
-#[derive(Debug)]
-enum CopyValue<'a> {
-    Field(Field<'a>),
-}
-
-impl ToSql for CopyValue<'_> {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
-        let Self::Field(field) = self;
-        match (field, ty) {
-            (Field::Integer(n), &Type::FLOAT8) => (*n as f64).to_sql(ty, out),
-            (Field::Integer(n), _) => n.to_sql(ty, out),
-            (Field::Real(x), _) => x.to_sql(ty, out),
-            (Field::Text(text), _) => text.to_sql(ty, out),
+/// Appends one tuple in binary COPY format: the field count, then each
+/// field as its length and big-endian bytes, then the load's row number.
+fn copy_row<'a>(out: &mut BytesMut, kinds: &[ColumnKind], row: impl Iterator<Item = Field<'a>>, rowid: i64) {
+    out.put_i16(kinds.len() as i16 + 1);
+    for (kind, field) in kinds.iter().zip(row) {
+        match (kind, field) {
+            (ColumnKind::Real, Field::Integer(n)) => put_f64(out, n as f64),
+            (_, Field::Real(x)) => put_f64(out, x),
+            (_, Field::Integer(n)) => put_i64(out, n),
+            (_, Field::Text(text)) => {
+                out.put_i32(text.len() as i32);
+                out.extend_from_slice(text.as_bytes());
+            }
         }
     }
+    put_i64(out, rowid);
+}
 
-    fn accepts(ty: &Type) -> bool {
-        matches!(*ty, Type::INT8 | Type::FLOAT8 | Type::TEXT)
-    }
+fn put_i64(out: &mut BytesMut, n: i64) {
+    out.put_i32(8);
+    out.put_i64(n);
+}
 
-    to_sql_checked!();
+fn put_f64(out: &mut BytesMut, x: f64) {
+    out.put_i32(8);
+    out.put_f64(x);
 }
 
 /// A value bound to a compiled query.
