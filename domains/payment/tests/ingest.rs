@@ -20,8 +20,11 @@ fn file(dir: &std::path::Path, name: &str, edit: impl Fn(String) -> String) -> s
 }
 
 async fn a_file_loads_and_broken_files_change_nothing(backend: Backend) {
-    let domain = common::start_on(backend, 30, &common::nowhere()).await;
+    let mut domain = common::start_on(backend, 30, &common::nowhere()).await;
     let before = domain.stored_rows().await;
+    // Served before the loads below: a reader of the old table must find the new one after.
+    let (served, _) = common::query_all(&mut domain.client, Default::default()).await.unwrap();
+    assert_eq!(served.len(), 60);
     assert_eq!(before.len(), 60);
 
     let dir = tempfile::tempdir().unwrap();
@@ -82,7 +85,13 @@ async fn a_file_loads_and_broken_files_change_nothing(backend: Backend) {
     .unwrap();
     assert_eq!(summary.rows, 40);
     assert!(summary.quality.iter().all(|q| q.passed), "{:?}", summary.quality);
-    assert_eq!(domain.stored_rows().await.len(), 40);
+    let stored = domain.stored_rows().await;
+    assert_eq!(stored.len(), 40);
+    let (served, _) = common::query_all(&mut domain.client, Default::default()).await.unwrap();
+    let key = |r: &mesh_contracts::woori::payment::v1::CardSpending| {
+        (r.bas_yh.clone(), r.seq.clone(), r.tot_use_am)
+    };
+    assert_eq!(served.iter().map(key).collect::<Vec<_>>(), stored.iter().map(key).collect::<Vec<_>>());
     let described = domain.product.describe().unwrap();
     assert_eq!(described.row_count, 40);
     assert_eq!(described.quality_results.len(), 14);

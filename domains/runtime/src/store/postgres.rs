@@ -62,23 +62,26 @@ const DROP_WAIT: &str = "2s";
 #[derive(Debug, Clone)]
 pub(crate) struct PostgresStore {
     db: Database,
+    /// The current table as a scan last found it: the next scan asks for
+    /// its rows in the same round trip as it opens its snapshot, and asks
+    /// again if a load has swapped the table since.
+    current: CurrentTable,
 }
+
+/// The table a scan last found current (name, load id), shared with the tasks.
+type CurrentTable = std::sync::Arc<std::sync::Mutex<Option<String>>>;
 
 /// What the database task sends the scan thread.
 enum Handoff {
-    /// The load the snapshot reads.
-    Load(u64),
-    /// The next rows.
-    Rows(Vec<Row>),
+    /// The next rows of the snapshot of load `load`; `last` when no more follow.
+    Rows { load: u64, rows: Vec<Row>, last: bool },
     /// The statement failed.
     Failed(DbError),
-    /// Every row was sent.
-    Done,
 }
 
 impl PostgresStore {
     pub(crate) fn connect(args: &DatabaseArgs, schema: &str) -> Result<Self> {
-        Ok(Self { db: Database::connect(args, schema, MIGRATIONS)? })
+        Ok(Self { db: Database::connect(args, schema, MIGRATIONS)?, current: Default::default() })
     }
 
     /// The database, for the read log kept beside the products.
@@ -272,8 +275,14 @@ impl PostgresStore {
         check: StopCheck,
     ) -> Result<(), Stop> {
         let (sender, mut receiver) = mpsc::channel(HANDOFFS_AHEAD);
-        let task =
-            self.db.handle().spawn(stream_rows(self.db.clone(), product.to_owned(), plan.clone(), sender));
+        let scan = ScanTask {
+            db: self.db.clone(),
+            product: product.to_owned(),
+            plan: plan.clone(),
+            current: std::sync::Arc::clone(&self.current),
+        };
+        let task = self.db.handle().spawn(scan.run(sender));
+        let mut begun = false;
         let outcome = (|| loop {
             let next = self.db.handle().block_on(tokio::time::timeout(CHECK_EVERY, receiver.recv()));
             let handoff = match next {
@@ -282,15 +291,20 @@ impl PostgresStore {
                 Ok(handoff) => handoff,
             };
             match handoff {
-                Some(Handoff::Load(load)) => sink.begin(load)?,
-                Some(Handoff::Rows(rows)) => {
+                Some(Handoff::Rows { load, rows, last }) => {
+                    if !begun {
+                        sink.begin(load)?;
+                        begun = true;
+                    }
                     for row in &rows {
                         if !sink.row(row)? {
                             return Ok(());
                         }
                     }
+                    if last {
+                        return Ok(());
+                    }
                 }
-                Some(Handoff::Done) => return Ok(()),
                 Some(Handoff::Failed(error)) if check() || error.is_cancelled() => {
                     return Err(sink.interrupted().unwrap_or(Stop::Failed(error.into())));
                 }
@@ -335,85 +349,131 @@ impl PostgresStore {
     }
 }
 
-/// Runs the scan's statement in a read-only repeatable-read transaction and
-/// hands its rows over; cancels it on the server when the scan thread stops
-/// listening.
-async fn stream_rows(db: Database, product: String, plan: QueryPlan, sender: mpsc::Sender<Handoff>) {
-    let client = match db.pool().get().await {
-        Ok(client) => client,
-        Err(error) => {
-            let _ = sender.send(Handoff::Failed(error.into())).await;
-            return;
-        }
-    };
-    let cancel = client.cancel_token();
-    let streamed = async {
-        // One round trip opens the snapshot, lifts the connection's default
-        // statement timeout (the scan's own watch bounds it: budget, client,
-        // shutdown) and reads which table is current. The product id is the
-        // domain's own, not a caller's.
-        let opened = client
-            .simple_query(&format!(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = 0; \
-                 SELECT data_table, load_id FROM mesh_tables WHERE product = '{}'",
-                product.replace('\'', "''")
-            ))
-            .await?;
-        let current = opened.iter().find_map(|message| match message {
-            SimpleQueryMessage::Row(row) => Some((row.get(0)?.to_owned(), row.get(1)?.parse::<i64>().ok()?)),
+/// One scan's work on the database's runtime.
+struct ScanTask {
+    db: Database,
+    product: String,
+    plan: QueryPlan,
+    current: CurrentTable,
+}
+
+/// Opens a scan's snapshot: read-only repeatable read, no statement timeout
+/// (the scan's own watch bounds it: budget, client, shutdown), and which
+/// table is current. The product id is the domain's own, not a caller's.
+fn open_snapshot(product: &str) -> String {
+    format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = 0; \
+         SELECT data_table, load_id FROM mesh_tables WHERE product = '{}'",
+        product.replace('\'', "''")
+    )
+}
+
+/// The current table and load from the answer to [`open_snapshot`].
+fn current_of(product: &str, opened: &[SimpleQueryMessage]) -> Result<(String, u64), DbError> {
+    opened
+        .iter()
+        .find_map(|message| match message {
+            SimpleQueryMessage::Row(row) => Some((row.get(0)?.to_owned(), row.get(1)?.parse::<u64>().ok()?)),
             _ => None,
-        });
-        let Some((table, load)) = current else {
-            return Err(DbError::Config(format!("{product} has no current table; restart the domain")));
+        })
+        .ok_or_else(|| DbError::Config(format!("{product} has no current table; restart the domain")))
+}
+
+impl ScanTask {
+    /// Runs the scan's statement in its snapshot and hands its rows over;
+    /// cancels it on the server when the scan thread stops listening.
+    async fn run(self, sender: mpsc::Sender<Handoff>) {
+        let client = match self.db.pool().get().await {
+            Ok(client) => client,
+            Err(error) => {
+                let _ = sender.send(Handoff::Failed(error.into())).await;
+                return;
+            }
         };
-        if sender.send(Handoff::Load(load as u64)).await.is_err() {
-            return Ok(Streamed::Abandoned);
+        let cancel = client.cancel_token();
+        let finished = tokio::select! {
+            finished = self.stream(&client, &sender) => finished,
+            _ = sender.closed() => Ok(Streamed::Abandoned),
+        };
+        match finished {
+            Ok(Streamed::Complete) => {
+                // After the rows are out: the reader does not wait for it.
+                if client.batch_execute("COMMIT").await.is_err() {
+                    let _ = mesh_postgres::Connection::take(client);
+                }
+            }
+            Ok(Streamed::Abandoned) => {
+                // Stopped early: the statement may still run on the server.
+                self.db.cancel(cancel).await;
+                let _ = mesh_postgres::Connection::take(client);
+            }
+            Ok(Streamed::Stale) => {
+                // The rows asked for ahead were of a replaced table: this
+                // connection is still busy with them; start afresh.
+                let _ = mesh_postgres::Connection::take(client);
+                Box::pin(self.retry(sender)).await;
+            }
+            Err(error) => {
+                let _ = sender.send(Handoff::Failed(error)).await;
+                // The connection may be inside the transaction: never reuse it.
+                let _ = mesh_postgres::Connection::take(client);
+            }
         }
-        let statement = client.prepare_cached(&plan.sql(checked(&table)?)).await?;
-        let params: Vec<PgValue<'_>> = plan.params.iter().map(PgValue).collect();
-        let rows = client.query_raw(&statement, params.iter().map(|p| p as &dyn ToSql)).await?;
+    }
+
+    /// Runs again after the table changed, without asking ahead.
+    async fn retry(self, sender: mpsc::Sender<Handoff>) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Box::pin(self.run(sender)).await;
+    }
+
+    /// Opens the snapshot and streams the rows: in one round trip when the
+    /// current table is known, asking for its rows ahead of knowing it is
+    /// still current.
+    async fn stream(
+        &self,
+        client: &mesh_postgres::Connection,
+        sender: &mpsc::Sender<Handoff>,
+    ) -> Result<Streamed, DbError> {
+        let params: Vec<PgValue<'_>> = self.plan.params.iter().map(PgValue).collect();
+        let known = self.current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (table, load, rows) = match known {
+            Some(table) => {
+                let (sql, open) = (self.plan.sql(checked(&table)?), open_snapshot(&self.product));
+                let (opened, rows) = tokio::join!(client.simple_query(&open), async {
+                    let statement = client.prepare_cached(&sql).await?;
+                    client.query_raw(&statement, params.iter().map(|p| p as &dyn ToSql)).await
+                });
+                let (current, load) = current_of(&self.product, &opened?)?;
+                if current != table || rows.is_err() {
+                    return Ok(Streamed::Stale);
+                }
+                (current, load, rows?)
+            }
+            None => {
+                let opened = client.simple_query(&open_snapshot(&self.product)).await?;
+                let (table, load) = current_of(&self.product, &opened)?;
+                let statement = client.prepare_cached(&self.plan.sql(checked(&table)?)).await?;
+                let rows = client.query_raw(&statement, params.iter().map(|p| p as &dyn ToSql)).await?;
+                (table, load, rows)
+            }
+        };
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(table);
         pin_mut!(rows);
         let mut batch = Vec::with_capacity(ROWS_PER_HANDOFF);
         while let Some(row) = rows.next().await {
             batch.push(row?);
-            if batch.len() == ROWS_PER_HANDOFF
-                && sender
-                    .send(Handoff::Rows(std::mem::replace(&mut batch, Vec::with_capacity(ROWS_PER_HANDOFF))))
-                    .await
-                    .is_err()
-            {
-                return Ok(Streamed::Abandoned);
+            if batch.len() == ROWS_PER_HANDOFF {
+                let rows = std::mem::replace(&mut batch, Vec::with_capacity(ROWS_PER_HANDOFF));
+                if sender.send(Handoff::Rows { load, rows, last: false }).await.is_err() {
+                    return Ok(Streamed::Abandoned);
+                }
             }
         }
         // Every row is read: the statement is done, whether or not the
         // reader still wants the last ones (a page reads one more).
-        if !batch.is_empty() {
-            let _ = sender.send(Handoff::Rows(batch)).await;
-        }
-        Ok::<_, DbError>(Streamed::Complete)
-    };
-    let finished = tokio::select! {
-        finished = streamed => finished,
-        _ = sender.closed() => Ok(Streamed::Abandoned),
-    };
-    match finished {
-        Ok(Streamed::Complete) => {
-            let _ = sender.send(Handoff::Done).await;
-            // After the rows are out: the reader does not wait for it.
-            if client.batch_execute("COMMIT").await.is_err() {
-                let _ = mesh_postgres::Connection::take(client);
-            }
-        }
-        Ok(Streamed::Abandoned) => {
-            // Stopped early: the statement may still run on the server.
-            db.cancel(cancel).await;
-            let _ = mesh_postgres::Connection::take(client);
-        }
-        Err(error) => {
-            let _ = sender.send(Handoff::Failed(error)).await;
-            // The connection may be inside the transaction: never reuse it.
-            let _ = mesh_postgres::Connection::take(client);
-        }
+        let _ = sender.send(Handoff::Rows { load, rows: batch, last: true }).await;
+        Ok(Streamed::Complete)
     }
 }
 
@@ -423,6 +483,8 @@ enum Streamed {
     Complete,
     /// The reader stopped listening before; the statement may still run.
     Abandoned,
+    /// The table asked ahead is no longer current.
+    Stale,
 }
 
 /// The load's transaction: a new table by binary COPY, its indexes and
