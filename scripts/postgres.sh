@@ -5,6 +5,7 @@
 # for the user `mesh` with a random password. PostgreSQL refuses to run as
 # root, so under root the server runs as the `postgres` user.
 #   scripts/postgres.sh start DIR   prints the connection URL
+#     (MESH_POSTGRES_OPTIONS adds server settings, e.g. "-c wal_level=minimal")
 #   scripts/postgres.sh stop DIR    stops it at once (the files stay in DIR)
 set -euo pipefail
 command="${1:?usage: postgres.sh start|stop DIR}"
@@ -29,7 +30,7 @@ case "$command" in
       -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1
     port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=200" start >/dev/null
+      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir -c max_connections=200 ${MESH_POSTGRES_OPTIONS:-}" start >/dev/null
     echo "postgres://mesh:$password@127.0.0.1:$port/postgres"
     ;;
   stop)

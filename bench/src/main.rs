@@ -83,6 +83,10 @@ enum Group {
     /// The payment domain on PostgreSQL: load, export, selective query,
     /// memory, replica fail-over.
     Postgres,
+    /// Alone, and only when named: the payment domain on PostgreSQL
+    /// streaming the scale given (`--customers 12500000` for 50 million
+    /// rows, generated straight into the database) to a slow reader.
+    PostgresStream,
 }
 
 /// One line of the report.
@@ -132,6 +136,27 @@ async fn main() -> Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("target/bench-data/{customers}x{}", args.quarters)));
+    if args.only.contains(&Group::PostgresStream) {
+        anyhow::ensure!(args.only.len() == 1, "--only postgres-stream runs alone (it needs no mesh)");
+        eprintln!("generating {scale} into PostgreSQL and streaming it to a slow reader...");
+        let streamed = postgres::large_stream(&data, customers, args.quarters).await?;
+        anyhow::ensure!(
+            streamed.rows == generator.rows(),
+            "{} rows of {} streamed",
+            streamed.rows,
+            generator.rows()
+        );
+        let figure = Figure {
+            name: "PostgreSQL: peak RSS of payment streaming every row to a slow reader",
+            measured: format!("{:.1} MiB after {} rows", streamed.peak, streamed.rows),
+            baseline: format!("{:.1} MiB idle", streamed.idle),
+            ratio: None,
+            target: "< 128 MiB",
+            met: Some(streamed.peak < 128.0),
+        };
+        print(&[figure], &scale);
+        return Ok(());
+    }
     eprintln!("preparing the mesh over {} ({scale}; the first run generates the data)", data.display());
     let mesh = mesh::Mesh::start(&data, generator, mesh::Security::Tokens).await?;
     let mut figures = Vec::new();
@@ -353,7 +378,8 @@ async fn main() -> Result<()> {
             target: "p50 <= 3x",
             met: Some(ratio <= 3.0),
         });
-        let (idle, peak) = domain.streaming_peak(&mesh.token).await?;
+        let streamed = domain.streaming_peak(&mesh.token).await?;
+        let (idle, peak) = (streamed.idle, streamed.peak);
         figures.push(Figure {
             name: "PostgreSQL: peak RSS of payment streaming to a slow reader",
             measured: format!("{peak:.1} MiB"),

@@ -31,9 +31,19 @@ pub(crate) async fn domain_streaming(data: &Path, customers: u64, quarters: u32)
         .chain(["--data-dir".to_owned(), data.join("payment").display().to_string()])
         .collect();
     let mut domain = PaymentProcess::start(data, "http://127.0.0.1:9", &generated)?;
-    let peak = domain.streaming_peak(&crate::mesh::bench_token(&data.join("issuer"))?).await;
+    let streamed = domain.streaming_peak(&crate::mesh::bench_token(&data.join("issuer"))?).await;
     domain.stop();
-    peak
+    streamed.map(|s| (s.idle, s.peak))
+}
+
+/// What a stream to a slow reader cost the domain.
+pub(crate) struct Streamed {
+    /// RSS before, MiB.
+    pub idle: f64,
+    /// Peak RSS, MiB.
+    pub peak: f64,
+    /// Rows received.
+    pub rows: u64,
 }
 
 /// A payment domain in a process of its own, trusting the bench's issuer.
@@ -79,18 +89,20 @@ impl PaymentProcess {
 
     /// Idle RSS, then peak RSS (MiB) while streaming every row to a reader
     /// that pauses after each batch.
-    pub(crate) async fn streaming_peak(&mut self, token: &str) -> Result<(f64, f64)> {
+    pub(crate) async fn streaming_peak(&mut self, token: &str) -> Result<Streamed> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let idle = status_kib(self.pid(), "VmRSS")?;
         let credentials = mesh_grpc::Credentials::token(token)?;
         let mut client = CardSpendingServiceClient::new(crate::mesh::connect(&self.url, &credentials).await?)
             .max_decoding_message_size(64 << 20);
         let mut stream = client.query(QueryRequest::default()).await?.into_inner();
-        while stream.message().await?.is_some() {
+        let mut rows = 0;
+        while let Some(batch) = stream.message().await? {
+            rows += batch.rows.len() as u64;
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let peak = status_kib(self.pid(), "VmHWM")?;
-        Ok((idle as f64 / 1024.0, peak as f64 / 1024.0))
+        Ok(Streamed { idle: idle as f64 / 1024.0, peak: peak as f64 / 1024.0, rows })
     }
 
     /// Kills it (SIGKILL) and waits for it.

@@ -15,7 +15,7 @@ use mesh_domain_runtime::{DomainStore, Product};
 use mesh_postgres::DatabaseArgs;
 use mesh_postgres::testing::TestServer;
 
-use crate::memory::PaymentProcess;
+use crate::memory::{PaymentProcess, Streamed};
 use crate::mesh::sibling_binary;
 
 /// A PostgreSQL server for the bench, with the payment product loaded.
@@ -272,4 +272,31 @@ fn psql_output(url: &str, sql: &str) -> Result<String> {
     let output = psql_command(url)?.args(["-A", "-t", "-c", sql]).output()?;
     ensure!(output.status.success(), "psql failed: {sql}");
     Ok(String::from_utf8(output.stdout)?)
+}
+
+/// A payment domain on a server of its own generating `customers` x
+/// `quarters` rows straight into it (the load not timed; WAL minimal, as
+/// for a bulk load), then streaming every row to a slow reader.
+pub(crate) async fn large_stream(data: &Path, customers: u64, quarters: u32) -> Result<Streamed> {
+    std::fs::create_dir_all(data)?;
+    mesh_grpc::issuer::LocalIssuer::open_or_create(&data.join("issuer"))?;
+    mesh_grpc::private_files::create_secret(&data.join("pseudonym.key"))?;
+    let server = TestServer::start_with("-c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=8GB");
+    let scratch = tempfile::tempdir_in(data)?;
+    let args: Vec<String> = [
+        "--database-url",
+        server.url(),
+        "--customers",
+        &customers.to_string(),
+        "--quarters",
+        &quarters.to_string(),
+        "--data-dir",
+        &scratch.path().display().to_string(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut domain = PaymentProcess::start(data, "http://127.0.0.1:9", &args)?;
+    let streamed = domain.streaming_peak(&crate::mesh::bench_token(&data.join("issuer"))?).await;
+    domain.stop();
+    streamed
 }

@@ -17,9 +17,19 @@ impl TestServer {
     /// Starts a server (blocking, a second or two): loopback only, password
     /// authentication, user `mesh`.
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// Starts a server with extra settings (`-c name=value ...`).
+    pub fn start_with(settings: &str) -> Self {
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let output =
-            Command::new("bash").arg(script()).arg("start").arg(dir.path()).output().expect("bash runs");
+        let output = Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .arg(dir.path())
+            .env("MESH_POSTGRES_OPTIONS", settings)
+            .output()
+            .expect("bash runs");
         assert!(output.status.success(), "postgres.sh start: {}", String::from_utf8_lossy(&output.stderr));
         let url = String::from_utf8(output.stdout).expect("a URL").trim().to_owned();
         Self { dir, url }
