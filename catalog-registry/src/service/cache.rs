@@ -76,13 +76,22 @@ struct Entries {
     answers: HashMap<(String, i64), Entry>,
     /// Generations of products written to one at a time.
     products: HashMap<String, u64>,
+    /// The database's count of writes to each product, as last seen.
+    seen: HashMap<String, i64>,
 }
 
 /// GetProduct answers by (product, requested version).
-#[derive(Default)]
 pub(super) struct ProductCache {
     generation: AtomicU64,
     entries: Mutex<Entries>,
+    /// The database's count of writes to any product, as last seen.
+    seen_global: std::sync::atomic::AtomicI64,
+}
+
+impl Default for ProductCache {
+    fn default() -> Self {
+        Self { generation: AtomicU64::new(0), entries: Default::default(), seen_global: (-1).into() }
+    }
 }
 
 impl std::fmt::Debug for ProductCache {
@@ -104,6 +113,25 @@ impl ProductCache {
     /// `product` read now.
     pub(super) fn generation(&self, product: &str) -> Generation {
         self.generation_in(&self.entries(), product)
+    }
+
+    /// Takes in the database's counts of writes (to any product, to
+    /// `product`): what changed since they were last seen is forgotten.
+    pub(super) fn observe(&self, product: &str, (global, own): (i64, i64)) {
+        if self.seen_global.swap(global, Ordering::AcqRel) != global {
+            self.invalidate();
+        }
+        let changed = {
+            let mut entries = self.entries();
+            if entries.seen.len() >= MAX_ENTRIES && !entries.seen.contains_key(product) {
+                // Names asked for are not bounded: forget them all at once.
+                entries.seen.clear();
+            }
+            entries.seen.insert(product.to_owned(), own) != Some(own)
+        };
+        if changed {
+            self.invalidate_product(product);
+        }
     }
 
     /// Forgets everything: call after a write that may touch any product.

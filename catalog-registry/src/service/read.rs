@@ -135,6 +135,10 @@ impl Catalog {
             )
         })?;
         let known = std::mem::take(&mut request.known_fingerprint);
+        // Writes other replicas committed are seen before any cached answer.
+        if let Some(versions) = self.store.versions(&id).await? {
+            self.products.observe(&id, versions);
+        }
         let now = self.clock.now_ms();
         if let Some(cached) = self.products.get(&id, request.version, now) {
             return Ok(cached.for_caller(view, &known));

@@ -195,6 +195,16 @@ impl Store {
         }
     }
 
+    /// How many writes other replicas made to any product and to `product`
+    /// (`None` for a catalog no other process writes): a cached answer read
+    /// under other counts is stale.
+    pub async fn versions(&self, product: &str) -> Result<Option<(i64, i64)>> {
+        match &*self.backend {
+            Backend::Sqlite(_) => Ok(None),
+            Backend::Postgres(catalog) => Ok(Some(catalog.versions(product).await?)),
+        }
+    }
+
     /// The secret page tokens are signed with; made once per database.
     pub async fn page_token_secret(&self) -> Result<Vec<u8>> {
         let candidate = mesh_grpc::SealedTokens::new_secret().to_vec();

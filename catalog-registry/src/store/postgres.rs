@@ -1,8 +1,10 @@
 //! The catalog on PostgreSQL, shared by registry replicas: each handler's
 //! statements run in one transaction on a pooled connection (blocking, on
 //! tokio's blocking pool), the time is the database's, registrations of one
-//! product are serialized by an advisory lock, and every write notifies
-//! the other replicas (`NOTIFY mesh_catalog`) so they drop cached answers.
+//! product are serialized by an advisory lock, and every write counts itself
+//! in `catalog_changes` and notifies the other replicas (`NOTIFY
+//! mesh_catalog`), so they drop cached answers as it commits, and check the
+//! counts before answering from their cache.
 
 use std::error::Error as StdError;
 
@@ -15,11 +17,18 @@ use crate::clock::Clock;
 use crate::error::{RegistryError, Result};
 
 /// The catalog's migrations, in order.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_catalog.sql",
-    sql: include_str!("../../migrations/postgres/0001_catalog.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_catalog.sql",
+        sql: include_str!("../../migrations/postgres/0001_catalog.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_changes.sql",
+        sql: include_str!("../../migrations/postgres/0002_changes.sql"),
+    },
+];
 
 /// The channel writes are announced on.
 const CHANNEL: &str = "mesh_catalog";
@@ -45,6 +54,21 @@ impl PostgresCatalog {
 
     pub(super) fn changes(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.changes.subscribe()
+    }
+
+    /// How many writes changed any product (`*`) and `product`, now.
+    pub(super) async fn versions(&self, product: &str) -> Result<(i64, i64)> {
+        let client = self.db.pool().get().await.map_err(DbError::from)?;
+        let statement = client
+            .prepare_cached(
+                "SELECT coalesce(max(version) FILTER (WHERE product = '*'), 0),
+                        coalesce(max(version) FILTER (WHERE product = $1), 0)
+                 FROM catalog_changes WHERE product IN ('*', $1)",
+            )
+            .await
+            .map_err(DbError::from)?;
+        let row = client.query_one(&statement, &[&product]).await.map_err(DbError::from)?;
+        Ok((row.get(0), row.get(1)))
     }
 
     /// Runs `work` in one transaction (read-only unless `writing`),
@@ -115,6 +139,11 @@ impl Sql for PostgresSql<'_> {
     }
 
     fn changed(&mut self, product: &str) -> Result<()> {
+        self.execute(
+            "INSERT INTO catalog_changes (product, version) VALUES ($1, 1)
+             ON CONFLICT (product) DO UPDATE SET version = catalog_changes.version + 1",
+            crate::params![product],
+        )?;
         self.query("SELECT pg_notify($1, $2)", crate::params![CHANNEL, product])?;
         Ok(())
     }

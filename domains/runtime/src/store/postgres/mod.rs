@@ -1,0 +1,357 @@
+//! The PostgreSQL backend. Each load writes a new table
+//! (`<table>_<load id>`) by `COPY ... FROM STDIN (FORMAT binary)`, builds
+//! its indexes and checks its quality, and swaps it in by updating the one
+//! row of `mesh_tables` that names the current table, all in one
+//! transaction: readers see the old rows or the new, never a mix, and a
+//! load killed half-way leaves nothing behind. A scan reads which table is
+//! current and its rows in one repeatable-read snapshot, streamed through
+//! the binary protocol with bounded memory; it is cancelled on the server
+//! as soon as the client goes, stalls, runs out of budget or the domain
+//! shuts down. The resume-token secret lives in the database, so replicas
+//! of a domain on one database honour each other's tokens.
+
+mod load;
+mod scan;
+mod values;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use indicatif::ProgressBar;
+use mesh_contracts::product::QualityResult;
+use mesh_postgres::tokio_postgres::types::ToSql;
+use mesh_postgres::{Database, DatabaseArgs, DbError, Migration};
+use tokio::sync::mpsc;
+
+use super::{Chunks, Dialect, LoadInfo, RowSink, StopCheck};
+use crate::error::{DomainError, Result};
+use crate::ingest::{LoadPlan, LoadSummary};
+use crate::plan::QueryPlan;
+use crate::quality::RowCounts;
+use crate::scan::Stop;
+use crate::schema::RowSchema;
+use load::{drop_table, replace_rows};
+use scan::{Handoff, ScanTask};
+use values::PgValue;
+
+/// The runtime's migrations, in order.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_bookkeeping.sql",
+        sql: include_str!("../../../migrations/postgres/0001_bookkeeping.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_reads.sql",
+        sql: include_str!("../../../migrations/postgres/0002_reads.sql"),
+    },
+];
+
+/// Rows handed from the database task to the scan thread at a time.
+const ROWS_PER_HANDOFF: usize = 512;
+/// Handoffs buffered ahead of the scan thread.
+const HANDOFFS_AHEAD: usize = 4;
+/// How often a scan waiting on the database checks for a reason to stop.
+const CHECK_EVERY: Duration = Duration::from_millis(10);
+/// How long the health probe waits for the database.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long dropping a replaced table waits for scans still reading it.
+const DROP_WAIT: &str = "2s";
+
+/// A domain's schema on a PostgreSQL server.
+#[derive(Debug, Clone)]
+pub(crate) struct PostgresStore {
+    db: Database,
+    /// The current table as a scan last found it: the next scan asks for
+    /// its rows in the same round trip as it opens its snapshot, and asks
+    /// again if a load has swapped the table since.
+    current: CurrentTable,
+}
+
+/// The name of the table a scan last found current, shared with the scan tasks.
+type CurrentTable = std::sync::Arc<std::sync::Mutex<Option<String>>>;
+
+impl PostgresStore {
+    pub(crate) fn connect(args: &DatabaseArgs, schema: &str) -> Result<Self> {
+        Ok(Self { db: Database::connect(args, schema, MIGRATIONS)?, current: Default::default() })
+    }
+
+    /// The database, for the read log kept beside the products.
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
+    }
+
+    pub(crate) fn location(&self) -> String {
+        format!("postgres {} (schema {})", self.db.location(), self.db.schema())
+    }
+
+    /// Runs `work` holding a session advisory lock for loading `product`
+    /// (released by the server if this process dies).
+    pub(crate) fn exclusive_load<T>(&self, product: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        let key = format!("load:{product}");
+        let locked = {
+            let key = key.clone();
+            self.db.run(move |pool| async move {
+                let client = pool.get().await?;
+                // Another replica's load may take minutes.
+                client.batch_execute("SET statement_timeout = 0").await?;
+                client.execute("SELECT pg_advisory_lock(hashtext($1))", &[&key]).await?;
+                Ok::<_, DbError>(client)
+            })?
+        };
+        let result = work();
+        self.db.run(move |_| async move {
+            let unlocked = locked.execute("SELECT pg_advisory_unlock(hashtext($1))", &[&key]).await;
+            let reset = locked.batch_execute("RESET statement_timeout").await;
+            if unlocked.is_err() || reset.is_err() {
+                // Leave nothing behind on a connection in an unknown state.
+                let _ = mesh_postgres::Connection::take(locked);
+            }
+        });
+        result
+    }
+
+    /// Makes an empty current table for a product never loaded.
+    pub(crate) fn prepare_table(&self, product: &str, schema: &RowSchema, indexes: &[&str]) -> Result<()> {
+        let (product, base) = (product.to_owned(), schema.table.clone());
+        let empty = data_table(&base, 0);
+        let ddl = format!(
+            "{}\n{}",
+            schema.table_sql(Dialect::Postgres, &empty),
+            schema.indexes_sql(&empty, indexes)
+        );
+        self.db.run(move |pool| async move {
+            let mut client = pool.get().await?;
+            let transaction = client.transaction().await?;
+            transaction.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&product]).await?;
+            let current =
+                transaction.query_opt("SELECT 1 FROM mesh_tables WHERE product = $1", &[&product]).await?;
+            if current.is_none() {
+                transaction.batch_execute(&ddl).await?;
+                transaction
+                    .execute(
+                        "INSERT INTO mesh_tables (product, data_table, load_id) VALUES ($1, $2, 0)",
+                        &[&product, &empty],
+                    )
+                    .await?;
+            }
+            transaction.commit().await?;
+            Ok::<_, DbError>(())
+        })?;
+        Ok(())
+    }
+
+    pub(crate) fn token_secret(&self) -> Result<Vec<u8>> {
+        let candidate = mesh_grpc::SealedTokens::new_secret().to_vec();
+        Ok(self.db.run(move |pool| async move {
+            let client = pool.get().await?;
+            // The first replica's secret wins; every other reads it.
+            client
+                .execute(
+                    "INSERT INTO mesh_meta (key, value) VALUES ('resume_token_secret', $1) ON CONFLICT DO NOTHING",
+                    &[&candidate],
+                )
+                .await?;
+            let row = client.query_one("SELECT value FROM mesh_meta WHERE key = 'resume_token_secret'", &[]).await?;
+            Ok::<Vec<u8>, DbError>(row.get(0))
+        })?)
+    }
+
+    pub(crate) fn load_info(&self, product: &str) -> Result<Option<LoadInfo>> {
+        let product = product.to_owned();
+        Ok(self.db.run(move |pool| async move {
+            let client = pool.get().await?;
+            let row = client
+                .query_opt(
+                    "SELECT loaded_at, row_count, source FROM mesh_loads WHERE product = $1",
+                    &[&product],
+                )
+                .await?;
+            Ok::<_, DbError>(row.map(|r| LoadInfo {
+                loaded_at_ms: r.get(0),
+                row_count: r.get(1),
+                source: r.get(2),
+            }))
+        })?)
+    }
+
+    pub(crate) fn fingerprint(&self, product: &str) -> Result<Option<String>> {
+        let key = format!("source:{product}");
+        Ok(self.db.run(move |pool| async move {
+            let client = pool.get().await?;
+            let row = client.query_opt("SELECT value FROM mesh_meta WHERE key = $1", &[&key]).await?;
+            Ok::<_, DbError>(row.map(|r| String::from_utf8_lossy(r.get::<_, &[u8]>(0)).into_owned()))
+        })?)
+    }
+
+    pub(crate) fn quality(&self, product: &str) -> Result<Vec<QualityResult>> {
+        let product = product.to_owned();
+        Ok(self.db.run(move |pool| async move {
+            let client = pool.get().await?;
+            let rows = client
+                .query(
+                    "SELECT rule, description, failed_rows, checked_rows FROM mesh_quality
+                     WHERE product = $1 ORDER BY position",
+                    &[&product],
+                )
+                .await?;
+            Ok::<_, DbError>(
+                rows.iter()
+                    .map(|r| {
+                        let failed: i64 = r.get(2);
+                        QualityResult {
+                            rule: r.get(0),
+                            description: r.get(1),
+                            passed: failed == 0,
+                            failed_rows: failed,
+                            checked_rows: r.get(3),
+                        }
+                    })
+                    .collect(),
+            )
+        })?)
+    }
+
+    /// The server answers for the product's current table within a few seconds.
+    pub(crate) fn probe(&self, product: &str) -> Result<()> {
+        let product = product.to_owned();
+        let probed = self.db.run(move |pool| async move {
+            tokio::time::timeout(PROBE_TIMEOUT, async {
+                let client = pool.get().await?;
+                let table: String = client
+                    .query_one("SELECT data_table FROM mesh_tables WHERE product = $1", &[&product])
+                    .await?
+                    .get(0);
+                client.query_opt(&format!("SELECT 1 FROM {} LIMIT 1", checked(&table)?), &[]).await?;
+                Ok::<_, DbError>(())
+            })
+            .await
+        });
+        match probed {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(DomainError::Unavailable(format!(
+                "the database did not answer within {} s",
+                PROBE_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// PostgreSQL's `EXPLAIN` of `plan` over the product's current table.
+    pub(crate) fn explain(&self, product: &str, plan: &QueryPlan) -> Result<String> {
+        let (product, plan) = (product.to_owned(), plan.clone());
+        Ok(self.db.run(move |pool| async move {
+            let client = pool.get().await?;
+            let table: String = client
+                .query_one("SELECT data_table FROM mesh_tables WHERE product = $1", &[&product])
+                .await?
+                .get(0);
+            let params: Vec<PgValue<'_>> = plan.params.iter().map(PgValue).collect();
+            let rows = client
+                .query_raw(&format!("EXPLAIN {}", plan.sql(&table)), params.iter().map(|p| p as &dyn ToSql))
+                .await?
+                .map(|row| row.map(|r| r.get::<_, String>(0)))
+                .collect::<Vec<_>>()
+                .await;
+            Ok::<_, DbError>(rows.into_iter().collect::<Result<Vec<_>, _>>()?.join("\n"))
+        })?)
+    }
+
+    /// Streams `plan`'s rows to `sink`: a task on the database's runtime
+    /// runs the statement and hands rows over in small batches through a
+    /// bounded channel; this (blocking) thread encodes them.
+    pub(crate) fn scan(
+        &self,
+        product: &str,
+        plan: &QueryPlan,
+        sink: &mut impl RowSink,
+        check: StopCheck,
+    ) -> Result<(), Stop> {
+        let (sender, mut receiver) = mpsc::channel(HANDOFFS_AHEAD);
+        let scan = ScanTask {
+            db: self.db.clone(),
+            product: product.to_owned(),
+            plan: plan.clone(),
+            current: std::sync::Arc::clone(&self.current),
+        };
+        let task = self.db.handle().spawn(scan.run(sender));
+        let mut begun = false;
+        let outcome = (|| loop {
+            let next = self.db.handle().block_on(tokio::time::timeout(CHECK_EVERY, receiver.recv()));
+            let handoff = match next {
+                Err(_) if check() => return Err(sink.interrupted().unwrap_or(Stop::ClientGone)),
+                Err(_) => continue,
+                Ok(handoff) => handoff,
+            };
+            match handoff {
+                Some(Handoff::Rows { load, rows, last }) => {
+                    if !begun {
+                        sink.begin(load)?;
+                        begun = true;
+                    }
+                    for row in &rows {
+                        if !sink.row(row)? {
+                            return Ok(());
+                        }
+                    }
+                    if last {
+                        return Ok(());
+                    }
+                }
+                Some(Handoff::Failed(error)) if check() || error.is_cancelled() => {
+                    return Err(sink.interrupted().unwrap_or(Stop::Failed(error.into())));
+                }
+                Some(Handoff::Failed(error)) => return Err(Stop::Failed(error.into())),
+                None => {
+                    return Err(Stop::Failed(DomainError::Internal(
+                        "the database scan ended unexpectedly".into(),
+                    )));
+                }
+            }
+        })();
+        // Closing the channel tells the task to cancel the statement if it still runs.
+        drop(receiver);
+        drop(task);
+        outcome
+    }
+
+    /// Writes the rows into a new table and swaps it in: one transaction.
+    pub(crate) fn replace(
+        &self,
+        load: &LoadPlan<'_>,
+        chunks: Chunks,
+        row_counts: &std::sync::Mutex<RowCounts>,
+        progress: &ProgressBar,
+    ) -> Result<LoadSummary> {
+        // On a thread of its own, outside any runtime, so that a caller in
+        // an async context may load too.
+        let handle = self.db.handle();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let (summary, replaced) =
+                        handle.block_on(replace_rows(&self.db, load, chunks, row_counts, progress))?;
+                    if let Some(old) = replaced {
+                        handle.block_on(drop_table(&self.db, old));
+                    }
+                    Ok(summary)
+                })
+                .join()
+                .map_err(|_| DomainError::Internal("the load's thread panicked".into()))?
+        })
+    }
+}
+
+/// The table holding the rows of load `load_id` of `base`.
+fn data_table(base: &str, load_id: u64) -> String {
+    format!("{base}_{load_id:016x}")
+}
+
+/// `name` if it is a plain identifier (it is written into SQL).
+fn checked(name: &str) -> Result<&str, DbError> {
+    if !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        Ok(name)
+    } else {
+        Err(DbError::Config(format!("`{name}` is not a table name the runtime made")))
+    }
+}
