@@ -9,10 +9,10 @@ pub enum DbError {
     #[error("database configuration: {0}")]
     Config(String),
     /// A statement failed, or the connection did.
-    #[error("database: {0}")]
+    #[error("database: {}", chain(.0))]
     Postgres(#[from] tokio_postgres::Error),
     /// No connection could be had in time.
-    #[error("database pool: {0}")]
+    #[error("database pool: {}", chain(.0))]
     Pool(#[from] deadpool_postgres::PoolError),
     /// A migration could not be applied.
     #[error("database migration {version} ({name}): {source}")]
@@ -24,6 +24,21 @@ pub enum DbError {
         /// Why it failed.
         source: tokio_postgres::Error,
     },
+}
+
+/// `error` and its causes, so that a failed TLS handshake says why.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 /// Result of a database operation.
