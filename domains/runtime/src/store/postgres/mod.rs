@@ -21,7 +21,6 @@ use indicatif::ProgressBar;
 use mesh_contracts::product::QualityResult;
 use mesh_postgres::tokio_postgres::types::ToSql;
 use mesh_postgres::{Database, DatabaseArgs, DbError, Migration};
-use tokio::sync::mpsc;
 
 use super::{Chunks, Dialect, LoadInfo, RowSink, StopCheck};
 use crate::error::{DomainError, Result};
@@ -31,7 +30,7 @@ use crate::quality::RowCounts;
 use crate::scan::Stop;
 use crate::schema::RowSchema;
 use load::{drop_table, replace_rows};
-use scan::{Handoff, ScanTask};
+use scan::Scan;
 use values::PgValue;
 
 /// The runtime's migrations, in order.
@@ -48,10 +47,8 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// Rows handed from the database task to the scan thread at a time.
-const ROWS_PER_HANDOFF: usize = 512;
-/// Handoffs buffered ahead of the scan thread.
-const HANDOFFS_AHEAD: usize = 4;
+/// Rows read from the server between looks for a reason to stop.
+const ROWS_PER_BATCH: usize = 512;
 /// How often a scan waiting on the database checks for a reason to stop.
 const CHECK_EVERY: Duration = Duration::from_millis(10);
 /// How long the health probe waits for the database.
@@ -267,52 +264,7 @@ impl PostgresStore {
         sink: &mut impl RowSink,
         check: StopCheck,
     ) -> Result<(), Stop> {
-        let (sender, mut receiver) = mpsc::channel(HANDOFFS_AHEAD);
-        let scan = ScanTask {
-            db: self.db.clone(),
-            product: product.to_owned(),
-            plan: plan.clone(),
-            current: std::sync::Arc::clone(&self.current),
-        };
-        let task = self.db.handle().spawn(scan.run(sender));
-        let mut begun = false;
-        let outcome = (|| loop {
-            let next = self.db.handle().block_on(tokio::time::timeout(CHECK_EVERY, receiver.recv()));
-            let handoff = match next {
-                Err(_) if check() => return Err(sink.interrupted().unwrap_or(Stop::ClientGone)),
-                Err(_) => continue,
-                Ok(handoff) => handoff,
-            };
-            match handoff {
-                Some(Handoff::Rows { load, rows, last }) => {
-                    if !begun {
-                        sink.begin(load)?;
-                        begun = true;
-                    }
-                    for row in &rows {
-                        if !sink.row(row)? {
-                            return Ok(());
-                        }
-                    }
-                    if last {
-                        return Ok(());
-                    }
-                }
-                Some(Handoff::Failed(error)) if check() || error.is_cancelled() => {
-                    return Err(sink.interrupted().unwrap_or(Stop::Failed(error.into())));
-                }
-                Some(Handoff::Failed(error)) => return Err(Stop::Failed(error.into())),
-                None => {
-                    return Err(Stop::Failed(DomainError::Internal(
-                        "the database scan ended unexpectedly".into(),
-                    )));
-                }
-            }
-        })();
-        // Closing the channel tells the task to cancel the statement if it still runs.
-        drop(receiver);
-        drop(task);
-        outcome
+        Scan { db: &self.db, product, plan, current: &self.current }.run(sink, &check)
     }
 
     /// Writes the rows into a new table and swaps it in: one transaction.

@@ -1,30 +1,216 @@
-//! A scan on PostgreSQL: a task on the database's runtime runs the
-//! statement in its snapshot and hands rows to the scan thread.
+//! A scan on PostgreSQL, driven from the scan thread itself: the statement
+//! runs in its snapshot on a pooled connection and its rows are read a batch
+//! at a time by blocking on the database's runtime (no task or channel in
+//! between), looking for a reason to stop while the server works.
 
-use futures_util::{StreamExt, pin_mut};
+use std::pin::Pin;
+
+use futures_util::{Stream, StreamExt};
 use mesh_postgres::tokio_postgres::types::ToSql;
 use mesh_postgres::tokio_postgres::{Row, SimpleQueryMessage};
-use mesh_postgres::{Database, DbError};
-use tokio::sync::mpsc;
+use mesh_postgres::{Connection, Database, DbError};
 
 use super::values::PgValue;
-use super::{CurrentTable, ROWS_PER_HANDOFF, checked};
+use super::{CHECK_EVERY, CurrentTable, ROWS_PER_BATCH, checked};
+use crate::error::DomainError;
 use crate::plan::QueryPlan;
+use crate::scan::Stop;
+use crate::store::{RowSink, StopCheck};
 
-/// What the database task sends the scan thread.
-pub(super) enum Handoff {
-    /// The next rows of the snapshot of load `load`; `last` when no more follow.
-    Rows { load: u64, rows: Vec<Row>, last: bool },
-    /// The statement failed.
-    Failed(DbError),
+/// One scan.
+pub(super) struct Scan<'a> {
+    pub(super) db: &'a Database,
+    pub(super) product: &'a str,
+    pub(super) plan: &'a QueryPlan,
+    pub(super) current: &'a CurrentTable,
 }
 
-/// One scan's work on the database's runtime.
-pub(super) struct ScanTask {
-    pub(super) db: Database,
-    pub(super) product: String,
-    pub(super) plan: QueryPlan,
-    pub(super) current: CurrentTable,
+/// Why an attempt at a scan ended early.
+enum Early {
+    /// The table asked for ahead was no longer current: try again.
+    Stale,
+    /// The scan stopped.
+    Stop(Stop),
+}
+
+impl From<Stop> for Early {
+    fn from(stop: Stop) -> Self {
+        Self::Stop(stop)
+    }
+}
+
+type Rows<'c> = Pin<Box<dyn Stream<Item = Result<Row, mesh_postgres::tokio_postgres::Error>> + Send + 'c>>;
+
+impl Scan<'_> {
+    /// Gives `sink` the load read and then each row, until the rows end,
+    /// the sink wants no more, or `check` says stop.
+    pub(super) fn run(&self, sink: &mut impl RowSink, check: &StopCheck) -> Result<(), Stop> {
+        let known = self.current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match self.attempt(known, sink, check) {
+            Ok(()) => Ok(()),
+            Err(Early::Stop(stop)) => Err(stop),
+            Err(Early::Stale) => match self.attempt(None, sink, check) {
+                Ok(()) => Ok(()),
+                Err(Early::Stop(stop)) => Err(stop),
+                Err(Early::Stale) => {
+                    Err(Stop::Failed(DomainError::Internal("the current table kept changing".into())))
+                }
+            },
+        }
+    }
+
+    /// One attempt, asking for the rows of `known` ahead if given.
+    fn attempt(
+        &self,
+        known: Option<String>,
+        sink: &mut impl RowSink,
+        check: &StopCheck,
+    ) -> Result<(), Early> {
+        let handle = self.db.handle();
+        let failed = |error: DbError| Early::Stop(Stop::Failed(error.into()));
+        let client = handle.block_on(self.db.pool().get()).map_err(|e| failed(e.into()))?;
+        let cancel = client.cancel_token();
+        let outcome = {
+            // The server answers the first rows (or, for a sort or a filter
+            // that matches little, the end) only when it has them: wait
+            // looking for a reason to stop.
+            let opened = self.wait(self.open(&client, known), sink, check);
+            match opened {
+                Ok(Ok(Some((table, load, rows)))) => {
+                    *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(table);
+                    Ok(self.read(rows, load, sink, check))
+                }
+                // The rows asked for ahead were of a replaced table.
+                Ok(Ok(None)) => Err(Early::Stale),
+                Ok(Err(error)) => Err(failed(error)),
+                Err(stop) => Err(Early::Stop(stop)),
+            }
+        };
+        let read = match outcome {
+            Ok(read) => read,
+            Err(early) => {
+                let db = self.db.clone();
+                handle.spawn(async move { db.cancel(cancel).await });
+                let _ = Connection::take(client);
+                return Err(early);
+            }
+        };
+        match read {
+            Ok(true) => {
+                // Every row was read: end the snapshot off the reader's path.
+                handle.spawn(async move {
+                    if client.batch_execute("COMMIT").await.is_err() {
+                        let _ = Connection::take(client);
+                    }
+                });
+                Ok(())
+            }
+            Ok(false) | Err(_) => {
+                // Stopped early: the statement may still run on the server;
+                // the connection may be inside the transaction.
+                let db = self.db.clone();
+                handle.spawn(async move { db.cancel(cancel).await });
+                let _ = Connection::take(client);
+                read.map(|_| ()).map_err(Early::Stop)
+            }
+        }
+    }
+
+    /// Waits for `work` on the database's runtime, looking every
+    /// [`CHECK_EVERY`] for a reason to stop.
+    fn wait<F: std::future::Future>(
+        &self,
+        work: F,
+        sink: &impl RowSink,
+        check: &StopCheck,
+    ) -> Result<F::Output, Stop> {
+        let mut work = Box::pin(work);
+        loop {
+            match self.db.handle().block_on(tokio::time::timeout(CHECK_EVERY, &mut work)) {
+                Ok(done) => return Ok(done),
+                Err(_) if check() => return Err(sink.interrupted().unwrap_or(Stop::ClientGone)),
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Opens the snapshot and asks for the rows: in one round trip when the
+    /// table last found current is `known` (`None` if it no longer is).
+    async fn open<'c>(
+        &self,
+        client: &'c Connection,
+        known: Option<String>,
+    ) -> Result<Option<(String, u64, Rows<'c>)>, DbError> {
+        let params: Vec<PgValue<'_>> = self.plan.params.iter().map(PgValue).collect();
+        let open = open_snapshot(self.product);
+        match known {
+            Some(table) => {
+                let sql = self.plan.sql(checked(&table)?);
+                let (opened, rows) = tokio::join!(client.simple_query(&open), async {
+                    let statement = client.prepare_cached(&sql).await?;
+                    client.query_raw(&statement, params.iter().map(|p| p as &dyn ToSql)).await
+                });
+                let (current, load) = current_of(self.product, &opened?)?;
+                match rows {
+                    Ok(rows) if current == table => Ok(Some((current, load, Box::pin(rows)))),
+                    _ => Ok(None),
+                }
+            }
+            None => {
+                let opened = client.simple_query(&open).await?;
+                let (table, load) = current_of(self.product, &opened)?;
+                let statement = client.prepare_cached(&self.plan.sql(checked(&table)?)).await?;
+                let rows = client.query_raw(&statement, params.iter().map(|p| p as &dyn ToSql)).await?;
+                Ok(Some((table, load, Box::pin(rows))))
+            }
+        }
+    }
+
+    /// Feeds the rows to `sink` a batch at a time; true when every row was
+    /// read from the server, false when the sink wanted no more first.
+    fn read(
+        &self,
+        mut rows: Rows<'_>,
+        load: u64,
+        sink: &mut impl RowSink,
+        check: &StopCheck,
+    ) -> Result<bool, Stop> {
+        sink.begin(load)?;
+        let handle = self.db.handle();
+        let mut batch: Vec<Row> = Vec::with_capacity(ROWS_PER_BATCH);
+        loop {
+            let step = handle.block_on(tokio::time::timeout(CHECK_EVERY, async {
+                while batch.len() < ROWS_PER_BATCH {
+                    match rows.next().await {
+                        Some(row) => batch.push(row?),
+                        None => return Ok(true),
+                    }
+                }
+                Ok::<bool, mesh_postgres::tokio_postgres::Error>(false)
+            }));
+            let ended = match step {
+                Err(_) if check() => return Err(sink.interrupted().unwrap_or(Stop::ClientGone)),
+                Err(_) => false,
+                Ok(Err(error)) => {
+                    let error = DbError::from(error);
+                    return Err(if check() || error.is_cancelled() {
+                        sink.interrupted().unwrap_or(Stop::Failed(error.into()))
+                    } else {
+                        Stop::Failed(error.into())
+                    });
+                }
+                Ok(Ok(ended)) => ended,
+            };
+            for row in batch.drain(..) {
+                if !sink.row(&row)? {
+                    return Ok(ended);
+                }
+            }
+            if ended {
+                return Ok(true);
+            }
+        }
+    }
 }
 
 /// Opens a scan's snapshot: read-only repeatable read, no statement timeout
@@ -47,112 +233,4 @@ fn current_of(product: &str, opened: &[SimpleQueryMessage]) -> Result<(String, u
             _ => None,
         })
         .ok_or_else(|| DbError::Config(format!("{product} has no current table; restart the domain")))
-}
-
-impl ScanTask {
-    /// Runs the scan's statement in its snapshot and hands its rows over;
-    /// cancels it on the server when the scan thread stops listening.
-    pub(super) async fn run(self, sender: mpsc::Sender<Handoff>) {
-        let client = match self.db.pool().get().await {
-            Ok(client) => client,
-            Err(error) => {
-                let _ = sender.send(Handoff::Failed(error.into())).await;
-                return;
-            }
-        };
-        let cancel = client.cancel_token();
-        let finished = tokio::select! {
-            finished = self.stream(&client, &sender) => finished,
-            _ = sender.closed() => Ok(Streamed::Abandoned),
-        };
-        match finished {
-            Ok(Streamed::Complete) => {
-                // After the rows are out: the reader does not wait for it.
-                if client.batch_execute("COMMIT").await.is_err() {
-                    let _ = mesh_postgres::Connection::take(client);
-                }
-            }
-            Ok(Streamed::Abandoned) => {
-                // Stopped early: the statement may still run on the server.
-                self.db.cancel(cancel).await;
-                let _ = mesh_postgres::Connection::take(client);
-            }
-            Ok(Streamed::Stale) => {
-                // The rows asked for ahead were of a replaced table: this
-                // connection is still busy with them; start afresh.
-                let _ = mesh_postgres::Connection::take(client);
-                Box::pin(self.retry(sender)).await;
-            }
-            Err(error) => {
-                let _ = sender.send(Handoff::Failed(error)).await;
-                // The connection may be inside the transaction: never reuse it.
-                let _ = mesh_postgres::Connection::take(client);
-            }
-        }
-    }
-
-    /// Runs again after the table changed, without asking ahead.
-    async fn retry(self, sender: mpsc::Sender<Handoff>) {
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        Box::pin(self.run(sender)).await;
-    }
-
-    /// Opens the snapshot and streams the rows: in one round trip when the
-    /// current table is known, asking for its rows ahead of knowing it is
-    /// still current.
-    async fn stream(
-        &self,
-        client: &mesh_postgres::Connection,
-        sender: &mpsc::Sender<Handoff>,
-    ) -> Result<Streamed, DbError> {
-        let params: Vec<PgValue<'_>> = self.plan.params.iter().map(PgValue).collect();
-        let known = self.current.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let (table, load, rows) = match known {
-            Some(table) => {
-                let (sql, open) = (self.plan.sql(checked(&table)?), open_snapshot(&self.product));
-                let (opened, rows) = tokio::join!(client.simple_query(&open), async {
-                    let statement = client.prepare_cached(&sql).await?;
-                    client.query_raw(&statement, params.iter().map(|p| p as &dyn ToSql)).await
-                });
-                let (current, load) = current_of(&self.product, &opened?)?;
-                if current != table || rows.is_err() {
-                    return Ok(Streamed::Stale);
-                }
-                (current, load, rows?)
-            }
-            None => {
-                let opened = client.simple_query(&open_snapshot(&self.product)).await?;
-                let (table, load) = current_of(&self.product, &opened)?;
-                let statement = client.prepare_cached(&self.plan.sql(checked(&table)?)).await?;
-                let rows = client.query_raw(&statement, params.iter().map(|p| p as &dyn ToSql)).await?;
-                (table, load, rows)
-            }
-        };
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(table);
-        pin_mut!(rows);
-        let mut batch = Vec::with_capacity(ROWS_PER_HANDOFF);
-        while let Some(row) = rows.next().await {
-            batch.push(row?);
-            if batch.len() == ROWS_PER_HANDOFF {
-                let rows = std::mem::replace(&mut batch, Vec::with_capacity(ROWS_PER_HANDOFF));
-                if sender.send(Handoff::Rows { load, rows, last: false }).await.is_err() {
-                    return Ok(Streamed::Abandoned);
-                }
-            }
-        }
-        // Every row is read: the statement is done, whether or not the
-        // reader still wants the last ones (a page reads one more).
-        let _ = sender.send(Handoff::Rows { load, rows: batch, last: true }).await;
-        Ok(Streamed::Complete)
-    }
-}
-
-/// How a scan's statement ended.
-enum Streamed {
-    /// Every row was read from the server.
-    Complete,
-    /// The reader stopped listening before; the statement may still run.
-    Abandoned,
-    /// The table asked ahead is no longer current.
-    Stale,
 }
