@@ -2,7 +2,6 @@
 //! table to a slow reader, against the same process idle; and `mesh query
 //! --format ndjson` over the whole table.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -71,15 +70,8 @@ impl PaymentProcess {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;
-        let mut lines = BufReader::new(child.stderr.take().context("stderr")?).lines();
-        let addr = loop {
-            let Some(line) = lines.next() else { bail!("payment exited before serving") };
-            if let Some(rest) = line?.split("serving addr=").nth(1) {
-                break rest.split_whitespace().next().unwrap_or_default().to_owned();
-            }
-        };
-        std::thread::spawn(move || lines.for_each(drop));
-        Ok(Self { child, url: format!("http://{addr}") })
+        let url = crate::mesh::served_url(&mut child, "payment")?;
+        Ok(Self { child, url })
     }
 
     /// Its process id.

@@ -99,3 +99,19 @@ pub(crate) fn sibling_binary(name: &str) -> Result<PathBuf> {
     anyhow::ensure!(path.exists(), "{} is missing: run `cargo build --release --bins` first", path.display());
     Ok(path)
 }
+
+/// The URL the service `child` (named `name` in errors) prints when it
+/// serves; its later log lines are read and dropped.
+pub(crate) fn served_url(child: &mut std::process::Child, name: &str) -> Result<String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().context("stderr")?;
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let addr = loop {
+        let Some(line) = lines.next() else { anyhow::bail!("{name} exited before serving") };
+        if let Some(rest) = line?.split("serving addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap_or_default().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(format!("http://{addr}"))
+}

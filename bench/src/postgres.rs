@@ -157,7 +157,7 @@ pub(crate) fn fail_over(data: &Path, pg: &Postgres, file: &Path, token: &str) ->
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()?;
-    let registry_url = served_url(&mut registry)?;
+    let registry_url = crate::mesh::served_url(&mut registry, "catalog-registry")?;
     let args = pg.domain_args(file);
     let mut replicas = [
         PaymentProcess::start(data, &registry_url, &args)?,
@@ -235,19 +235,6 @@ fn replica_of(pid: u32, replicas: &[PaymentProcess]) -> Result<usize> {
         }
     }
     bail!("the export's connection to a replica was not found")
-}
-
-/// The URL a service prints when it serves.
-fn served_url(child: &mut std::process::Child) -> Result<String> {
-    let mut lines = BufReader::new(child.stderr.take().context("stderr")?).lines();
-    let addr = loop {
-        let Some(line) = lines.next() else { bail!("the registry exited before serving") };
-        if let Some(rest) = line?.split("serving addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap_or_default().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    Ok(format!("http://{addr}"))
 }
 
 fn psql_command(url: &str) -> Result<Command> {

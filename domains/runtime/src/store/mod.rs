@@ -49,7 +49,7 @@ pub struct DomainStore {
 #[derive(Debug, Clone)]
 enum Backend {
     Sqlite(sqlite::SqliteStore),
-    Postgres(Arc<postgres::PostgresStore>),
+    Postgres(postgres::PostgresStore),
 }
 
 /// Where a scan's rows go, and whether it should stop.
@@ -79,7 +79,7 @@ impl DomainStore {
     /// the domain's tables in the schema `schema` (the domain's name), and
     /// applies the runtime's migrations to it.
     pub fn connect(args: &DatabaseArgs, schema: &str) -> Result<Self> {
-        Ok(Self::with(Backend::Postgres(Arc::new(postgres::PostgresStore::connect(args, schema)?))))
+        Ok(Self::with(Backend::Postgres(postgres::PostgresStore::connect(args, schema)?)))
     }
 
     fn with(backend: Backend) -> Self {
