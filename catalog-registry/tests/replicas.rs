@@ -1,6 +1,7 @@
 //! Two registries on one PostgreSQL database serve one catalog: a write on
 //! either is read on the other at once, even where the other had the
-//! answer cached, and the lease times are the database's.
+//! answer cached, and the lease times are the database's. A registry whose
+//! database is gone says so, for the caller to try another replica.
 
 mod common;
 
@@ -80,4 +81,20 @@ async fn replicas_on_one_database_serve_one_catalog() {
             .parse()
             .unwrap();
     assert!((database_now - granted).abs() < 60, "granted at {granted}, the database says {database_now}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_that_loses_its_database_answers_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = mesh_postgres::testing::TestServer::start();
+    let mut registry = TestRegistry::on_url(dir.path(), server.url()).await;
+    let fixture = Fixture::default();
+    registry.client.register_product(fixture.register("shop.orders", "http://127.0.0.1:6001")).await.unwrap();
+    server.kill();
+    let status = registry.client.list_products(ListProductsRequest::default()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "the catalog's database cannot be reached; retry shortly, or on another registry replica"
+    );
 }

@@ -110,3 +110,33 @@ pub(crate) fn describe(config: &tokio_postgres::Config) -> String {
     let port = config.get_ports().first().copied().unwrap_or(5432);
     format!("{host}:{port}/{}", config.get_dbname().unwrap_or("postgres"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::read_password;
+
+    #[test]
+    fn a_password_file_others_may_read_or_an_empty_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("password");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            read_password(&path).unwrap_err().to_string(),
+            format!(
+                "database configuration: --database-password-file {} may be read by others (mode 644); chmod \
+                 600 it",
+                path.display()
+            )
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_password(&path).unwrap(), "s3cret");
+        std::fs::write(&path, "\n").unwrap();
+        assert_eq!(
+            read_password(&path).unwrap_err().to_string(),
+            format!("database configuration: --database-password-file {} is empty", path.display())
+        );
+    }
+}

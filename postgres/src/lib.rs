@@ -234,3 +234,21 @@ fn check_schema_name(schema: &str) -> Result<()> {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_a_plain_lower_case_schema_name_is_used() {
+        for good in ["payment", "registry", "tls_check", "a1"] {
+            assert!(super::check_schema_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Payment", "1a", "a-b", "a;drop", "a b"] {
+            assert_eq!(
+                super::check_schema_name(bad).unwrap_err().to_string(),
+                format!(
+                    "database configuration: `{bad}` is not a usable schema name (lower-case letters, digits, _)"
+                )
+            );
+        }
+    }
+}

@@ -88,14 +88,28 @@ impl TestRegistry {
     pub(crate) async fn start_with_clock(db: &Path, lease_ttl: Duration, clock: Clock) -> Self {
         let database = (backend() == Backend::Postgres)
             .then(|| std::sync::Arc::new(mesh_postgres::testing::TestDatabase::create()));
-        Self::launch(db, lease_ttl, clock, database).await
+        let url = database.as_ref().map(|d| d.url().to_owned());
+        Self::launch(db, lease_ttl, clock, database, url).await
+    }
+
+    /// A registry keeping its catalog on the PostgreSQL server at `url`.
+    pub(crate) async fn on_url(dir: &Path, url: &str) -> Self {
+        Self::launch(
+            &dir.join("unused.sqlite"),
+            Duration::from_secs(30),
+            Clock::system(),
+            None,
+            Some(url.into()),
+        )
+        .await
     }
 
     /// Another registry over the same PostgreSQL database as `self` (a
     /// replica), with its files (and its issuer) in `dir`.
     pub(crate) async fn replica(&self, dir: &Path, lease_ttl: Duration) -> Self {
         let database = self.database.clone().expect("replicas share a PostgreSQL database");
-        Self::launch(&dir.join("unused.sqlite"), lease_ttl, Clock::system(), Some(database)).await
+        let url = Some(database.url().to_owned());
+        Self::launch(&dir.join("unused.sqlite"), lease_ttl, Clock::system(), Some(database), url).await
     }
 
     async fn launch(
@@ -103,6 +117,7 @@ impl TestRegistry {
         lease_ttl: Duration,
         clock: Clock,
         database: Option<std::sync::Arc<mesh_postgres::testing::TestDatabase>>,
+        url: Option<String>,
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -111,11 +126,8 @@ impl TestRegistry {
         let config = RegistryConfig {
             addr,
             data_dir: db.parent().unwrap().to_path_buf(),
-            db: database.is_none().then(|| db.to_path_buf()),
-            database: database
-                .as_ref()
-                .map(|d| mesh_postgres::DatabaseArgs::for_url(d.url()))
-                .unwrap_or_default(),
+            db: url.is_none().then(|| db.to_path_buf()),
+            database: url.as_deref().map(mesh_postgres::DatabaseArgs::for_url).unwrap_or_default(),
             lease_ttl,
             tls: Default::default(),
             client_tls: Default::default(),
