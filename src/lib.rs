@@ -1,6 +1,7 @@
 //! Contracts of the Woori Card data mesh: the code generated from `proto/`
 //! and the encoded descriptor set for reflection and dynamic decoding.
 
+pub mod access;
 pub mod descriptor;
 pub mod time;
 

@@ -47,7 +47,7 @@ pub async fn serve_with_clock(
         None => Store::open(&config.db_path(), clock.clone())?,
     };
     let tokens = PageTokens::new(store.page_token_secret().await?);
-    let access = Access::new(store.clone());
+    let access = Access::new(store.clone(), tokens.clone());
     let changes = store.changes();
     let location = store.location();
     let catalog = Catalog::new(store, tokens, config.lease_ttl, clock);

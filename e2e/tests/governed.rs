@@ -284,7 +284,7 @@ async fn the_domains_enforce_each_agreement() {
     let listed = owner
         .list_agreements(ListAgreementsRequest {
             product: "payment.card_spending".into(),
-            include_inactive: false,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -77,10 +77,15 @@ impl Authenticate {
         self
     }
 
+    /// Whether `request` passes without a token. Decided by its path (and
+    /// content type), never by its method alone: a gRPC service answers
+    /// whatever the method, so an `OPTIONS` request passes only as a CORS
+    /// preflight to a path that is not a gRPC method (and then without its
+    /// body, see [`is_preflight`]).
     fn is_open<B>(&self, request: &http::Request<B>) -> bool {
         let path = request.uri().path();
         if !crate::rest::is_grpc(request) {
-            return request.method() == http::Method::OPTIONS
+            return (is_preflight(request) && !is_grpc_method(path))
                 || (!self.close_reflection && self.documents.contains(&path))
                 || self.public.iter().any(|p| {
                     path == *p
@@ -90,6 +95,23 @@ impl Authenticate {
         (!self.close_health && path.starts_with(HEALTH))
             || (!self.close_reflection && REFLECTION.iter().any(|prefix| path.starts_with(prefix)))
     }
+}
+
+/// A CORS preflight: `OPTIONS` with the headers browsers send before a
+/// cross-origin call. Browsers send it without credentials; the CORS layer
+/// of a REST router answers it (a router without one answers 405).
+fn is_preflight<B>(request: &http::Request<B>) -> bool {
+    request.method() == http::Method::OPTIONS
+        && request.headers().contains_key(http::header::ORIGIN)
+        && request.headers().contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// Whether `path` names a gRPC method (`/package.Service/Method`), which a
+/// gRPC router serves whatever the request's method and content type.
+fn is_grpc_method(path: &str) -> bool {
+    path.strip_prefix('/')
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(service, _)| service.contains('.'))
 }
 
 impl<S> tower::Layer<S> for Authenticate {
@@ -125,6 +147,10 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         if self.auth.is_open(&request) {
+            if is_preflight(&request) {
+                // A preflight carries nothing a handler should read.
+                *request.body_mut() = Body::empty();
+            }
             return Box::pin(inner.call(request));
         }
         let Some(verifier) = self.auth.verifier.as_ref() else {
@@ -186,7 +212,21 @@ mod tests {
         );
         assert!(!open.is_open(&get("/catalogue")) && !open.is_open(&get("/v1/products")));
         assert!(open.is_open(&get("/openapi.json")));
-        assert!(open.is_open(&request(http::Method::OPTIONS, "/v1/products", false)), "CORS preflight");
+        let preflight = |path: &str| {
+            let mut request = request(http::Method::OPTIONS, path, false);
+            request.headers_mut().insert(http::header::ORIGIN, "https://a.example".parse().unwrap());
+            request.headers_mut().insert(http::header::ACCESS_CONTROL_REQUEST_METHOD, "GET".parse().unwrap());
+            request
+        };
+        assert!(open.is_open(&preflight("/v1/products")), "CORS preflight");
+        assert!(!open.is_open(&request(http::Method::OPTIONS, "/v1/products", false)), "not a preflight");
+        for path in
+            ["/mesh.catalog.v1.CatalogService/GetProduct", "/woori.payment.v1.CardSpendingService/Describe"]
+        {
+            assert!(!open.is_open(&preflight(path)), "a preflight never reaches a gRPC method: {path}");
+            assert!(!open.is_open(&request(http::Method::OPTIONS, path, false)), "{path}");
+            assert!(!open.is_open(&request(http::Method::OPTIONS, path, true)), "{path}");
+        }
         assert!(!open.is_open(&request(http::Method::POST, "/catalog", true)), "gRPC is never a page");
         assert!(open.is_open(&request(http::Method::POST, "/grpc.health.v1.Health/Check", true)));
         let closed = open.close_reflection(true);

@@ -16,6 +16,7 @@ use mesh_grpc::authenticate::caller;
 use tonic::{Request, Response, Status};
 
 use crate::error::{RegistryError, Result};
+use crate::page_token::PageTokens;
 use crate::store::agreements::{self, Listing, NewAgreement};
 use crate::store::{Store, products, writes};
 use crate::validate;
@@ -24,8 +25,11 @@ use crate::validate;
 pub const MAX_PENDING: i64 = 20;
 /// The most requests one consumer may make in a day (granted at once or not).
 pub const MAX_PER_DAY: i64 = 200;
-/// The most agreements one listing returns.
+/// The most agreements one page of a listing holds (and the default).
 const MAX_LISTED: usize = 1000;
+/// The most agreements in force one consumer may hold by auto-approval
+/// rules, across products: beyond it, requests wait for an owner.
+pub const MAX_AUTO_APPROVED: i64 = 20;
 /// Longest decision note accepted.
 const MAX_NOTE: usize = 2000;
 
@@ -33,12 +37,14 @@ const MAX_NOTE: usize = 2000;
 #[derive(Debug, Clone)]
 pub struct Access {
     store: Store,
+    tokens: PageTokens,
 }
 
 impl Access {
-    /// Access agreements kept in `store` (which tells the time).
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// Access agreements kept in `store` (which tells the time), listed in
+    /// pages with `tokens`.
+    pub fn new(store: Store, tokens: PageTokens) -> Self {
+        Self { store, tokens }
     }
 }
 
@@ -133,7 +139,14 @@ impl Access {
                          (mesh access revoke) or wait for their decisions"
                     )));
                 }
-                let approval = request::auto_approval(&product, &caller, &checked, now);
+                let mut approval = request::auto_approval(&product, &caller, &checked, now);
+                if approval.is_some()
+                    && agreements::auto_approved_in_force(db, principal, &product_id, now)? >= MAX_AUTO_APPROVED
+                {
+                    tracing::info!(caller = %caller.subject, product = %product_id,
+                        "auto-approval cap reached; the request waits for an owner");
+                    approval = None;
+                }
                 let (state, decided_by) = match &approval {
                     Some(_) => (AgreementState::Approved, "policy"),
                     None => (AgreementState::Pending, ""),
@@ -154,6 +167,9 @@ impl Access {
                         now,
                     },
                 )?;
+                if approval.is_some() {
+                    agreements::supersede(db, &product_id, principal, id, now)?;
+                }
                 let action = if approval.is_some() { "request access (approved by rule)" } else { "request access" };
                 writes::record(db, now, &caller.subject, action, &product_id)?;
                 let agreement = agreements::get(db, id, now)?
@@ -164,17 +180,40 @@ impl Access {
             .await
     }
 
-    /// ListAgreements for `caller`.
+    /// ListAgreements for `caller`: a page and the token of the next.
     pub(crate) async fn list(
         &self,
         caller: Principal,
         request: ListAgreementsRequest,
-    ) -> Result<Vec<Agreement>> {
+    ) -> Result<(Vec<Agreement>, String)> {
         let product = match request.product.trim() {
             "" => None,
             name => Some(validate::product_name("product", name)?.to_owned()),
         };
-        self.store
+        let size = match request.page_size {
+            0 => MAX_LISTED,
+            n if n < 0 => {
+                return Err(RegistryError::invalid("page_size", "is negative; use 1 to 1000, or 0"));
+            }
+            n => (n as usize).min(MAX_LISTED),
+        };
+        let filters = [
+            caller.subject.clone(),
+            caller.issuer.clone(),
+            product.clone().unwrap_or_default(),
+            request.include_inactive.to_string(),
+        ];
+        let before = match self.tokens.check(&request.page_token, &filters)? {
+            None => None,
+            Some(id) => Some(id.parse::<i64>().map_err(|_| {
+                RegistryError::invalid(
+                    "page_token",
+                    "the token is damaged; start again with an empty page_token",
+                )
+            })?),
+        };
+        let listed = self
+            .store
             .read(move |db| {
                 let now = db.now_ms()?;
                 let principal = (caller.subject.as_str(), caller.issuer.as_str());
@@ -182,9 +221,22 @@ impl Access {
                     Some(product) if oversees(&caller, product) => Listing::Product(product),
                     product => Listing::Consumer { principal, product },
                 };
-                agreements::list(db, listing, request.include_inactive, MAX_LISTED, now)
+                agreements::list(db, listing, request.include_inactive, (before, size + 1), now)
             })
-            .await
+            .await?;
+        Ok(self.page(listed, size, &filters))
+    }
+
+    /// The first `size` of `listed` (one more was read to tell whether
+    /// another page follows) and the token of the next page.
+    fn page(&self, mut listed: Vec<Agreement>, size: usize, filters: &[String]) -> (Vec<Agreement>, String) {
+        if listed.len() <= size {
+            return (listed, String::new());
+        }
+        listed.truncate(size);
+        let last =
+            listed.last().map(|a| a.name.trim_start_matches("agreements/").to_owned()).unwrap_or_default();
+        (listed, self.tokens.issue(filters, &last))
     }
 
     /// Approves, denies or revokes agreement `name` as `caller`.
@@ -230,6 +282,10 @@ impl Access {
                         decision.past(),
                     )));
                 }
+                if decision == Decision::Approve {
+                    let principal = (agreement.principal.as_str(), agreement.issuer.as_str());
+                    agreements::supersede(db, &agreement.product, principal, id, now)?;
+                }
                 writes::record(db, now, &caller.subject, &format!("{} access", decision.verb()), &agreement.product)?;
                 let decided = agreements::get(db, id, now)?.ok_or_else(|| RegistryError::AgreementNotFound(id))?;
                 tracing::info!(caller = %caller.subject, id, decision = decision.verb(), "agreement decided");
@@ -259,8 +315,8 @@ impl AccessService for Access {
         request: Request<ListAgreementsRequest>,
     ) -> std::result::Result<Response<ListAgreementsResponse>, Status> {
         let caller = caller(request.extensions())?;
-        let agreements = self.list(caller, request.into_inner()).await?;
-        Ok(Response::new(ListAgreementsResponse { agreements }))
+        let (agreements, next_page_token) = self.list(caller, request.into_inner()).await?;
+        Ok(Response::new(ListAgreementsResponse { agreements, next_page_token }))
     }
 
     async fn approve_agreement(

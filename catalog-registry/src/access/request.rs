@@ -2,8 +2,10 @@
 //! deciding whether one of the product's auto-approval rules grants it at
 //! once.
 
+use mesh_contracts::access::{Delivery, delivery};
 use mesh_contracts::catalog::{Product, RequestAccessRequest};
 use mesh_contracts::product::{AutoApproval, Classification};
+use mesh_filter::{ColumnList, Columns};
 use mesh_grpc::auth::Principal;
 
 use crate::error::{RegistryError, Result};
@@ -90,6 +92,7 @@ pub(crate) fn check(request: &RequestAccessRequest, product: &Product, now: i64)
     if row_scope.len() > MAX_ROW_SCOPE {
         return Err(RegistryError::invalid("row_scope", format!("is longer than {MAX_ROW_SCOPE} bytes")));
     }
+    check_scope(&row_scope, product, &columns, &raw_columns)?;
     let end_time = match &request.end_time {
         None => now + DEFAULT_DAYS * DAY_MS,
         Some(end) => end.seconds.saturating_mul(1000) + i64::from(end.nanos) / 1_000_000,
@@ -104,6 +107,37 @@ pub(crate) fn check(request: &RequestAccessRequest, product: &Product, now: i64)
         ));
     }
     Ok(CheckedRequest { purpose, columns, raw_columns, row_scope, end_time })
+}
+
+/// Checks that `scope` is a filter over `product` comparing only columns
+/// an agreement granting `columns` (and `raw_columns` raw) delivers in the
+/// clear: a scope on anything else would let the consumer learn, from
+/// which rows it receives, values it was never granted.
+fn check_scope(scope: &str, product: &Product, columns: &[String], raw_columns: &[String]) -> Result<()> {
+    let list = ColumnList::from_proto(product.columns.iter().map(|c| (c.name.as_str(), c.r#type.as_str())));
+    let parsed =
+        mesh_filter::parse(scope, &list).map_err(|e| RegistryError::invalid("row_scope", e.message))?;
+    for &index in &parsed.fields {
+        let name = list.name(index);
+        let Some(column) = product.columns.iter().find(|c| c.name == name) else { continue };
+        let why = match delivery(column.classification(), name, columns, raw_columns) {
+            Delivery::Clear => continue,
+            Delivery::Pseudonym => format!(
+                "the agreement delivers it as a pseudonym, so a scope on its real value would reveal it; add \
+                 --raw {name} to ask for it raw"
+            ),
+            Delivery::Withheld => format!(
+                "it is {} and not among the columns asked for, so a scope on it would reveal it; add it to \
+                 --columns",
+                column.classification().as_str_name().trim_start_matches("CLASSIFICATION_")
+            ),
+        };
+        return Err(RegistryError::invalid(
+            "row_scope",
+            format!("compares `{name}`, which the agreement would not deliver in the clear: {why}"),
+        ));
+    }
+    Ok(())
 }
 
 /// The first of `product`'s auto-approval rules that grants `request` to
@@ -166,6 +200,7 @@ mod tests {
         let column = |name: &str, class: Classification| Column {
             name: name.into(),
             classification: class.into(),
+            r#type: if name.ends_with("_am") { "int64" } else { "string" }.into(),
             ..Default::default()
         };
         Product {
@@ -252,5 +287,44 @@ mod tests {
         );
         let err = check(&request(&["tot_use_am"], &["seq"]), &product(), now).unwrap_err().to_string();
         assert_eq!(err, "raw_columns: `seq` is not among the columns asked for");
+    }
+
+    fn scoped(columns: &[&str], raw: &[&str], scope: &str) -> Result<CheckedRequest> {
+        check(
+            &RequestAccessRequest { row_scope: scope.into(), ..request(columns, raw) },
+            &product(),
+            1_000_000,
+        )
+    }
+
+    #[test]
+    fn a_row_scope_compares_only_columns_delivered_in_the_clear() {
+        // A public column, a granted sensitive one and a raw identifier may scope rows.
+        assert!(scoped(&["bas_yh", "seq"], &[], r#"bas_yh = "2024Q1""#).is_ok());
+        assert!(scoped(&["bas_yh", "tot_use_am"], &[], "tot_use_am > 50000000").is_ok());
+        assert!(scoped(&["seq"], &["seq"], r#"seq = "0000000001""#).is_ok());
+        // A withheld column: the scope would reveal its values.
+        let err = scoped(&["bas_yh", "seq"], &[], "tot_use_am > 50000000").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "row_scope: compares `tot_use_am`, which the agreement would not deliver in the clear: it is \
+             SENSITIVE and not among the columns asked for, so a scope on it would reveal it; add it to --columns"
+        );
+        // A pseudonymized identifier's real value: the scope would link pseudonym and customer.
+        let err = scoped(&["bas_yh", "seq"], &[], r#"bas_yh = "x" OR NOT seq = "0000000001""#).unwrap_err();
+        assert!(err.to_string().starts_with("row_scope: compares `seq`, which the agreement would not deliver in the clear: the agreement delivers it as a pseudonym"), "{err}");
+        // Not a filter at all, or a field the product lacks.
+        let err = scoped(&["bas_yh"], &[], "bas_yh >").unwrap_err().to_string();
+        assert_eq!(err, "row_scope: the filter ends early; expected a value at column 9");
+        let err = scoped(&["bas_yh"], &[], "age = \"30\"").unwrap_err().to_string();
+        assert_eq!(err, "row_scope: unknown field `age` at column 1; valid fields: bas_yh, seq, tot_use_am");
+    }
+
+    #[test]
+    fn a_rule_approves_only_a_checked_scope() {
+        let now = 1_000_000;
+        let checked = scoped(&["bas_yh", "seq"], &[], r#"bas_yh = "2024Q1""#).unwrap();
+        assert!(auto_approval(&product(), &analyst(), &checked, now).is_some());
+        assert!(scoped(&["bas_yh", "seq"], &[], r#"seq = "1""#).is_err(), "never reaches the rule");
     }
 }

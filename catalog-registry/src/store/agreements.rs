@@ -113,13 +113,14 @@ pub enum Listing<'a> {
     },
 }
 
-/// The agreements `listing` names, newest first, at most `limit`; only
-/// those in force (or pending) unless `include_inactive`.
+/// The agreements `listing` names, newest first, at most `limit`, older
+/// than agreement `before` when given; only those in force (or pending)
+/// unless `include_inactive`.
 pub fn list(
     db: &mut dyn Sql,
     listing: Listing<'_>,
     include_inactive: bool,
-    limit: usize,
+    (before, limit): (Option<i64>, usize),
     now: i64,
 ) -> Result<Vec<Agreement>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -133,18 +134,59 @@ pub fn list(
             ("principal = $1 AND issuer = $2", params![principal.0, principal.1].to_vec())
         }
     };
-    values.push(limit.into());
-    let limit_at = values.len();
-    let active = if include_inactive {
-        String::new()
-    } else {
+    let mut more = String::new();
+    if let Some(before) = before {
+        values.push(before.into());
+        more.push_str(&format!(" AND id < ${}", values.len()));
+    }
+    if !include_inactive {
         values.push(now.into());
-        format!(" AND (state = 1 OR (state = 2 AND end_time > ${}))", values.len())
-    };
+        more.push_str(&format!(" AND (state = 1 OR (state = 2 AND end_time > ${}))", values.len()));
+    }
+    values.push(limit.into());
     let sql = format!(
-        "SELECT {COLUMNS} FROM agreements WHERE {condition}{active} ORDER BY id DESC LIMIT ${limit_at}"
+        "SELECT {COLUMNS} FROM agreements WHERE {condition}{more} ORDER BY id DESC LIMIT ${}",
+        values.len()
     );
     db.query(&sql, &values)?.iter().map(|row| from_row(row, now)).collect()
+}
+
+/// Marks every other agreement of `principal` for `product` in force as
+/// SUPERSEDED by agreement `by`: one agreement is in force per consumer and
+/// product. The ids superseded.
+pub fn supersede(
+    db: &mut dyn Sql,
+    product: &str,
+    principal: (&str, &str),
+    by: i64,
+    now: i64,
+) -> Result<Vec<i64>> {
+    let note = format!("superseded by agreements/{by}");
+    db.query(
+        "UPDATE agreements SET state = $5, decision_note = $6, update_time = $7
+         WHERE product_id = $1 AND principal = $2 AND issuer = $3 AND id != $4 AND state = 2 AND end_time > $7
+         RETURNING id",
+        params![product, principal.0, principal.1, by, AgreementState::Superseded as i32, note, now],
+    )?
+    .iter()
+    .map(|row| row.int(0))
+    .collect()
+}
+
+/// Agreements in force granted by a rule to one consumer, for products other
+/// than `except`.
+pub fn auto_approved_in_force(
+    db: &mut dyn Sql,
+    principal: (&str, &str),
+    except: &str,
+    now: i64,
+) -> Result<i64> {
+    db.query_one(
+        "SELECT count(*) FROM agreements WHERE principal = $1 AND issuer = $2 AND product_id != $3
+         AND state = 2 AND decided_by = 'policy' AND end_time > $4",
+        params![principal.0, principal.1, except, now],
+    )?
+    .int(0)
 }
 
 /// Requests one consumer made since `since` (ms since the epoch).

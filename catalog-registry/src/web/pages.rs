@@ -229,9 +229,10 @@ async fn product_page(
         .access
         .list(
             visitor.principal.clone(),
-            ListAgreementsRequest { product: id.clone(), include_inactive: true },
+            ListAgreementsRequest { product: id.clone(), include_inactive: true, ..Default::default() },
         )
         .await
+        .map(|(page, _)| page)
         .unwrap_or_default();
     let row = |a: &mesh_contracts::catalog::Agreement| AgreementRow {
         id: a.name.trim_start_matches("agreements/").to_owned(),

@@ -34,12 +34,21 @@ pub(crate) async fn run(cli: &Cli, command: &AccessCommand) -> Result<()> {
             }
         }
         AccessCommand::List(args) => {
-            let request = ListAgreementsRequest {
+            let mut request = ListAgreementsRequest {
                 product: args.product.clone().unwrap_or_default(),
                 include_inactive: args.all,
+                ..Default::default()
             };
-            let answer = registry.access().list_agreements(request).await;
-            let agreements = answer.map_err(|s| registry.status_error(s))?.into_inner().agreements;
+            let mut agreements = Vec::new();
+            loop {
+                let answer = registry.access().list_agreements(request.clone()).await;
+                let page = answer.map_err(|s| registry.status_error(s))?.into_inner();
+                agreements.extend(page.agreements);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                request.page_token = page.next_page_token;
+            }
             print_agreements(&agreements);
         }
         AccessCommand::Approve(args) => {
@@ -100,6 +109,7 @@ fn state_word(state: AgreementState) -> &'static str {
         AgreementState::Denied => "denied",
         AgreementState::Revoked => "revoked",
         AgreementState::Expired => "expired",
+        AgreementState::Superseded => "superseded",
         AgreementState::Unspecified => "unknown",
     }
 }

@@ -144,7 +144,7 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
     // The product's agreements in force (all of them for its owners, the
     // caller's own for everyone else); a cached description has none.
     if matches!(source, Source::Registry) {
-        let request = ListAgreementsRequest { product: product.product_id.clone(), include_inactive: false };
+        let request = ListAgreementsRequest { product: product.product_id.clone(), ..Default::default() };
         if let Ok(listed) = registry.access().list_agreements(request).await {
             let agreements = listed.into_inner().agreements;
             if agreements.is_empty() {

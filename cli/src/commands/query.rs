@@ -8,8 +8,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
+use mesh_contracts::descriptor::type_name;
 use mesh_contracts::descriptor::{ProductShape, RESUME_TOKEN_FIELD};
 use mesh_contracts::product::QueryRequest;
+use mesh_filter::ColumnList;
 use mesh_grpc::codec::RawCodec;
 use prost::Message;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Value};
@@ -26,6 +28,12 @@ pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
     let mut target = Target::resolve(cli, &args.product, args.endpoint.as_deref()).await?;
     let shape = target.shape()?;
     let mut columns = columns(&shape, &args.select)?;
+    if let Some(filter) = args.filter.as_deref() {
+        let fields = shape.row_type.fields().map(|f| (f.name().to_owned(), type_name(&f)));
+        if let Err(error) = mesh_filter::parse(filter, &ColumnList::from_proto(fields)) {
+            return Err(filter_error(&format!("filter: {}", error.message), filter));
+        }
+    }
     let format =
         args.format.unwrap_or(if std::io::stdout().is_terminal() { Format::Table } else { Format::Csv });
     let mut cap = RowCap::new(format, args.limit, args.max_rows);
@@ -287,14 +295,20 @@ fn query_error(target: &Target, args: &QueryArgs, status: tonic::Status) -> anyh
         tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => target.unreachable(status.message()),
         tonic::Code::InvalidArgument => {
             let message = status.message();
-            match (args.filter.as_deref(), column_of(message)) {
-                (Some(filter), Some(column)) if message.starts_with("filter:") => {
-                    anyhow!("{message}\n  {filter}\n  {}^", " ".repeat(column.saturating_sub(1)))
-                }
+            match args.filter.as_deref() {
+                Some(filter) if message.starts_with("filter:") => filter_error(message, filter),
                 _ => anyhow!("{message}"),
             }
         }
         _ => anyhow!("{}: {}", target.endpoint, status.message()),
+    }
+}
+
+/// A filter error with the position it names marked under the filter.
+fn filter_error(message: &str, filter: &str) -> anyhow::Error {
+    match column_of(message) {
+        Some(column) => anyhow!("{message}\n  {filter}\n  {}^", " ".repeat(column.saturating_sub(1))),
+        None => anyhow!("{message}"),
     }
 }
 

@@ -25,7 +25,7 @@ pub(crate) async fn ensure(
 ) -> Result<()> {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()
         as i64;
-    let request = ListAgreementsRequest { product: product.to_owned(), include_inactive: false };
+    let request = ListAgreementsRequest { product: product.to_owned(), ..Default::default() };
     let mine = access.list_agreements(request).await?.into_inner().agreements;
     let covered = mine.iter().any(|a| {
         a.state() == AgreementState::Approved

@@ -106,10 +106,31 @@ impl Governance {
         }
         book.insert(product.to_owned(), agreements);
         if let Some(path) = &self.copy {
-            let all = ListAgreementsResponse { agreements: book.values().flatten().cloned().collect() };
+            let all = ListAgreementsResponse {
+                agreements: book.values().flatten().cloned().collect(),
+                ..Default::default()
+            };
             mesh_grpc::private_files::write_private(path, &all.encode_to_vec())?;
         }
         Ok(())
+    }
+}
+
+/// Every agreement in force (or pending) for `product`, page by page:
+/// none is left out however many there are.
+async fn all_agreements(
+    client: &mut AccessServiceClient<mesh_grpc::MeshChannel>,
+    product: &str,
+) -> std::result::Result<Vec<Agreement>, tonic::Status> {
+    let mut request = ListAgreementsRequest { product: product.to_owned(), ..Default::default() };
+    let mut agreements = Vec::new();
+    loop {
+        let page = client.list_agreements(request.clone()).await?.into_inner();
+        agreements.extend(page.agreements.into_iter().filter(|a| a.state() == AgreementState::Approved));
+        if page.next_page_token.is_empty() {
+            return Ok(agreements);
+        }
+        request.page_token = page.next_page_token;
     }
 }
 
@@ -137,14 +158,13 @@ pub(crate) async fn keep_agreements(
     let mut failing = false;
     loop {
         for product in &products {
-            let request = ListAgreementsRequest { product: (*product).to_owned(), include_inactive: false };
-            match registry.client.list_agreements(request).await {
-                Ok(listed) => {
+            match all_agreements(&mut registry.client, product).await {
+                Ok(agreements) => {
                     if failing {
                         tracing::info!(registry = %registry.url(), "agreements current again");
                         failing = false;
                     }
-                    if let Err(error) = governance.replace(product, listed.into_inner().agreements) {
+                    if let Err(error) = governance.replace(product, agreements) {
                         tracing::error!(%error, "cannot keep the agreements locally");
                     }
                 }

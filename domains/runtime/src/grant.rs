@@ -11,8 +11,9 @@
 //! - on a BY_AGREEMENT product, a caller without an agreement in force
 //!   reads nothing.
 
+use mesh_contracts::access::{Delivery, delivery};
 use mesh_contracts::catalog::Agreement;
-use mesh_contracts::product::{AccessMode, Classification};
+use mesh_contracts::product::AccessMode;
 use mesh_grpc::auth::{Principal, owner_role, service_role};
 use sha2::{Digest, Sha256};
 
@@ -95,20 +96,13 @@ impl Grant {
                 caller.subject, policy.product, policy.product, policy.product
             )));
         }
-        let granted = |name: &str| agreement.is_some_and(|a| a.columns.iter().any(|c| c == name));
-        let raw = |name: &str| agreement.is_some_and(|a| a.raw_columns.iter().any(|c| c == name));
+        let (columns, raw) = agreement.map(|a| (&a.columns[..], &a.raw_columns[..])).unwrap_or_default();
         let mut readable = Vec::new();
         let mut pseudonymized = Vec::new();
         for column in &policy.schema.columns {
-            let (read, pseudonym) = match column.classification {
-                Classification::Public | Classification::Internal => (true, false),
-                Classification::PiiIdentifier => (true, !raw(&column.name)),
-                Classification::QuasiIdentifier | Classification::Sensitive | Classification::Unspecified => {
-                    (granted(&column.name), false)
-                }
-            };
-            readable.push(read);
-            pseudonymized.push(read && pseudonym);
+            let delivery = delivery(column.classification, &column.name, columns, raw);
+            readable.push(delivery != Delivery::Withheld);
+            pseudonymized.push(delivery == Delivery::Pseudonym);
         }
         let pseudonyms = if pseudonymized.iter().any(|p| *p) {
             let master = pseudonym_master.ok_or_else(|| {

@@ -88,13 +88,7 @@ pub(crate) fn plan(
     let projection: Vec<usize> =
         if masked { asked } else { asked.into_iter().filter(|&c| grant.readable[c]).collect() };
     let withheld = if masked { Vec::new() } else { grant.withheld(schema) };
-    let scope = filter::compile(&grant.row_scope, schema, dialect).map_err(|error| {
-        DomainError::PermissionDenied(format!(
-            "the row scope of {} is not a valid filter ({error}), so nothing can be read under it; ask the \
-             product's owners to correct it",
-            grant.agreement.as_deref().unwrap_or("the agreement")
-        ))
-    })?;
+    let scope = row_scope(schema, grant, dialect)?;
 
     let mut sort: Vec<SortColumn> = order.clone();
     for &key in &schema.key {
@@ -166,6 +160,28 @@ pub(crate) fn plan(
         withheld,
         format: RowFormat::Protobuf,
     })
+}
+
+/// The agreement's row scope compiled, checked again at read time: it may
+/// compare only columns the agreement delivers in the clear (an agreement
+/// stored with any other scope reads nothing until its owners correct it).
+fn row_scope(schema: &RowSchema, grant: &Grant, dialect: Dialect) -> Result<filter::SqlFilter> {
+    let agreement = grant.agreement.as_deref().unwrap_or("the agreement");
+    let refuse = |why: String| {
+        DomainError::PermissionDenied(format!(
+            "the row scope of {agreement} {why}, so nothing can be read under it; ask the product's owners \
+             to correct it"
+        ))
+    };
+    let parsed = mesh_filter::parse(&grant.row_scope, schema)
+        .map_err(|error| refuse(format!("is not a valid filter ({error})")))?;
+    if let Some(&column) = parsed.fields.iter().find(|&&c| !grant.readable[c] || grant.pseudonymized[c]) {
+        return Err(refuse(format!(
+            "compares `{}`, which the agreement does not deliver in the clear",
+            schema.columns[column].name
+        )));
+    }
+    Ok(filter::to_sql(&parsed, schema, dialect))
 }
 
 /// Refuses a request that names (in `field`) columns the caller may not read.

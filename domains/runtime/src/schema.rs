@@ -8,39 +8,8 @@ use prost_reflect::{Kind, MessageDescriptor};
 use crate::error::{DomainError, Result};
 use crate::store::Dialect;
 
-/// The value kinds a row column may have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColumnKind {
-    /// `string`, stored as TEXT.
-    String,
-    /// `int64` / `int32` / `uint32` / `sint64`..., stored as INTEGER.
-    Integer,
-    /// `double` / `float`, stored as REAL.
-    Real,
-    /// `bool`, stored as INTEGER 0/1.
-    Bool,
-}
-
-impl ColumnKind {
-    /// The SQLite type of the column.
-    pub fn sql_type(self) -> &'static str {
-        match self {
-            ColumnKind::String => "TEXT",
-            ColumnKind::Integer | ColumnKind::Bool => "INTEGER",
-            ColumnKind::Real => "REAL",
-        }
-    }
-
-    /// The kind in words, for error messages.
-    pub fn describe(self) -> &'static str {
-        match self {
-            ColumnKind::String => "a string",
-            ColumnKind::Integer => "an integer",
-            ColumnKind::Real => "a number",
-            ColumnKind::Bool => "a boolean",
-        }
-    }
-}
+/// The value kinds a row column may have (the filter language's own).
+pub use mesh_filter::Kind as ColumnKind;
 
 /// One column of a product table: a field of the row message.
 #[derive(Debug, Clone)]

@@ -82,7 +82,9 @@ impl Dialect {
     /// The column type of a value of `kind`.
     pub(crate) fn column_type(self, kind: ColumnKind) -> &'static str {
         match (self, kind) {
-            (Self::Sqlite, kind) => kind.sql_type(),
+            (Self::Sqlite, ColumnKind::String) => "TEXT",
+            (Self::Sqlite, ColumnKind::Integer | ColumnKind::Bool) => "INTEGER",
+            (Self::Sqlite, ColumnKind::Real) => "REAL",
             (Self::Postgres, ColumnKind::String) => "TEXT COLLATE \"C\"",
             (Self::Postgres, ColumnKind::Integer | ColumnKind::Bool) => "BIGINT",
             (Self::Postgres, ColumnKind::Real) => "DOUBLE PRECISION",

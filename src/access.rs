@@ -1,0 +1,57 @@
+//! How each column of a product reaches a consumer under an agreement: the
+//! one rule the registry (checking row scopes) and the domains (enforcing
+//! reads) share.
+
+use crate::product::Classification;
+
+/// How a column reaches a consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The real value.
+    Clear,
+    /// A keyed pseudonym of the value (identifiers not granted raw).
+    Pseudonym,
+    /// Not at all.
+    Withheld,
+}
+
+/// How the column `name` of `classification` reaches a consumer whose
+/// agreement grants `columns` and, of the identifiers, `raw_columns` raw
+/// (both empty without an agreement): PUBLIC and INTERNAL columns always;
+/// identifiers always, as pseudonyms unless granted raw; every other
+/// column only when granted.
+pub fn delivery(
+    classification: Classification,
+    name: &str,
+    columns: &[String],
+    raw_columns: &[String],
+) -> Delivery {
+    let named = |list: &[String]| list.iter().any(|c| c == name);
+    match classification {
+        Classification::Public | Classification::Internal => Delivery::Clear,
+        Classification::PiiIdentifier if named(raw_columns) => Delivery::Clear,
+        Classification::PiiIdentifier => Delivery::Pseudonym,
+        Classification::QuasiIdentifier | Classification::Sensitive | Classification::Unspecified => {
+            if named(columns) { Delivery::Clear } else { Delivery::Withheld }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_classification_is_delivered_by_its_rule() {
+        let granted = ["age".to_owned(), "seq".to_owned()];
+        let raw = ["seq".to_owned()];
+        assert_eq!(delivery(Classification::Public, "bas_yh", &[], &[]), Delivery::Clear);
+        assert_eq!(delivery(Classification::Internal, "x", &[], &[]), Delivery::Clear);
+        assert_eq!(delivery(Classification::PiiIdentifier, "seq", &granted, &[]), Delivery::Pseudonym);
+        assert_eq!(delivery(Classification::PiiIdentifier, "seq", &granted, &raw), Delivery::Clear);
+        assert_eq!(delivery(Classification::QuasiIdentifier, "age", &granted, &[]), Delivery::Clear);
+        assert_eq!(delivery(Classification::QuasiIdentifier, "sex_cd", &granted, &[]), Delivery::Withheld);
+        assert_eq!(delivery(Classification::Sensitive, "tot_use_am", &granted, &raw), Delivery::Withheld);
+        assert_eq!(delivery(Classification::Unspecified, "note", &[], &[]), Delivery::Withheld);
+    }
+}
