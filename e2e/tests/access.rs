@@ -92,9 +92,14 @@ async fn an_analyst_asks_and_the_owners_decide() {
     let (_, others, _) = as_(&mesh.token_as("bob", &["analyst"]), &["describe", "payment.card_spending"]);
     assert!(others.contains("no agreement of yours is in force"), "{others}");
 
-    // The analyst withdraws one; it no longer counts as in force.
-    let (code, out, _) = as_(&analyst, &["access", "revoke", "1"]);
-    assert_eq!((code, out.trim()), (Some(0), "agreements/1: revoked"));
+    // One agreement in force per consumer and product: the approval superseded the first.
+    let (_, mine, _) = as_(&analyst, &["access", "list", "--all"]);
+    assert!(mine.contains("agreements/1") && mine.contains("superseded"), "{mine}");
     let (_, mine, _) = as_(&analyst, &["access", "list"]);
     assert!(!mine.contains("agreements/1 ") && mine.contains("agreements/2"), "{mine}");
+    // The analyst withdraws the one in force; none is left.
+    let (code, out, _) = as_(&analyst, &["access", "revoke", "2"]);
+    assert_eq!((code, out.trim()), (Some(0), "agreements/2: revoked"));
+    let (_, mine, _) = as_(&analyst, &["access", "list"]);
+    assert!(!mine.contains("agreements/2 ") && !mine.contains("agreements/1 "), "{mine}");
 }

@@ -517,6 +517,35 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_filter_matches_rows_as_sql_compares() {
+        let row = |name: &str, amount: i64| {
+            let name = name.to_owned();
+            move |column: usize| match column {
+                0 | 4 => Value::Text(name.clone()),
+                1 => Value::Integer(amount),
+                2 => Value::Real(0.5),
+                _ => Value::Bool(true),
+            }
+        };
+        let cases = [
+            ("", "x", 0, true),
+            ("amount > 5", "x", 6, true),
+            ("amount > 5.5", "x", 6, true),
+            ("amount <= 5", "x", 6, false),
+            ("name = \"서울*\"", "서울시", 0, true),
+            ("name != \"서*\"", "서울", 0, false),
+            ("name < \"b\" AND NOT amount IN (1, 2)", "a", 3, true),
+            ("name < \"b\" AND NOT amount IN (1, 2)", "a", 2, false),
+            ("flag = true OR amount = 0", "x", 9, true),
+            ("score >= 0.5 AND flag != false", "x", 9, true),
+        ];
+        for (filter, name, amount, expected) in cases {
+            let parsed = parse(filter, &columns()).unwrap();
+            assert_eq!(parsed.matches(&row(name, amount)), expected, "{filter} on {name}, {amount}");
+        }
+    }
+
     proptest! {
         #[test]
         fn any_text_parses_or_is_refused_without_panicking(input in any::<String>()) {

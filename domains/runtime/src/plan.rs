@@ -24,6 +24,27 @@ pub(crate) struct SortColumn {
     pub column: Option<usize>,
     /// Descending order.
     pub descending: bool,
+    /// Sorted by a keyed hash of the column's value (the caller's order
+    /// key) rather than by the value: for identifiers delivered as
+    /// pseudonyms, whose real order must not show.
+    pub keyed: bool,
+}
+
+impl SortColumn {
+    /// Ascending by `column`.
+    fn by(column: usize) -> Self {
+        Self { column: Some(column), descending: false, keyed: false }
+    }
+
+    /// What the statement sorts by: the column, its keyed order (computed
+    /// under this name by [`QueryPlan::sql`]), or rowid.
+    fn sql_name(&self, schema: &RowSchema) -> String {
+        match self.column {
+            None => "rowid".to_owned(),
+            Some(c) if self.keyed => format!("mesh_order_{c}"),
+            Some(c) => schema.columns[c].name.clone(),
+        }
+    }
 }
 
 /// A compiled query.
@@ -56,6 +77,11 @@ pub(crate) struct QueryPlan {
     pub withheld: Vec<String>,
     /// How the rows are encoded (protobuf unless the caller says).
     pub format: RowFormat,
+    /// The keyed order expressions computed beside the table's columns
+    /// (`expr AS mesh_order_N`), each binding the order key first.
+    pub keyed: Vec<String>,
+    /// The dialect the statement is written in.
+    pub dialect: Dialect,
 }
 
 /// Compiles `request` for `schema` under `grant`, checking every field.
@@ -90,13 +116,15 @@ pub(crate) fn plan(
     let withheld = if masked { Vec::new() } else { grant.withheld(schema) };
     let scope = row_scope(schema, grant, dialect)?;
 
-    let mut sort: Vec<SortColumn> = order.clone();
-    for &key in &schema.key {
-        if !sort.iter().any(|s| s.column == Some(key)) {
-            sort.push(SortColumn { column: Some(key), descending: false });
-        }
+    let sort = sort_key(order, schema, grant);
+    let order_key = grant.pseudonyms.as_ref().map(PseudonymKey::order_key).unwrap_or_default();
+    let mut keyed = Vec::new();
+    let mut params = Vec::new();
+    for s in sort.iter().filter(|s| s.keyed) {
+        let column = &schema.columns[s.column.unwrap_or_default()];
+        keyed.push(format!("{} AS {}", dialect.keyed_order(&column.name, column.kind), s.sql_name(schema)));
+        params.push(Value::Blob(order_key.clone()));
     }
-    sort.push(SortColumn { column: None, descending: false });
 
     let digest = digest(request, &projection, &grant.binding);
     let resume = if request.resume_token.is_empty() {
@@ -112,12 +140,11 @@ pub(crate) fn plan(
         Some(point)
     };
 
-    let name = |s: &SortColumn| s.column.map_or("rowid", |c| schema.columns[c].name.as_str()).to_owned();
+    let name = |s: &SortColumn| s.sql_name(schema);
     let mut selected: Vec<String> = projection.iter().map(|&c| schema.columns[c].name.clone()).collect();
     selected.extend(sort.iter().map(name));
 
     let mut conditions = Vec::new();
-    let mut params = Vec::new();
     // The agreement's rows first, as a condition of its own: no filter of
     // the caller's, however it is written, can widen it.
     if !scope.sql.is_empty() {
@@ -147,7 +174,7 @@ pub(crate) fn plan(
     let pseudonyms = if pseudonymized.iter().any(|p| *p) { grant.pseudonyms.clone() } else { None };
     Ok(QueryPlan {
         columns: selected.join(", "),
-        tail: dialect.placeholders(&tail, &params),
+        tail,
         remaining,
         params,
         projection,
@@ -159,7 +186,32 @@ pub(crate) fn plan(
         pseudonyms,
         withheld,
         format: RowFormat::Protobuf,
+        keyed,
+        dialect,
     })
+}
+
+/// The full sort key: the requested order, then the product's key, then
+/// rowid. For a caller who receives identifiers as pseudonyms, each such
+/// column of the key (and any other) sorts by the caller's keyed hash of
+/// it, just before rowid's place: the order, the resume points and the
+/// page boundaries then tell nothing of the real values (rowid follows the
+/// load, which may follow them, and breaks no tie the hash leaves), and
+/// differ between callers.
+fn sort_key(order: Vec<SortColumn>, schema: &RowSchema, grant: &Grant) -> Vec<SortColumn> {
+    let mut sort = order;
+    for &key in &schema.key {
+        if !sort.iter().any(|s| s.column == Some(key)) {
+            sort.push(SortColumn { keyed: grant.pseudonymized[key], ..SortColumn::by(key) });
+        }
+    }
+    for (column, _) in grant.pseudonymized.iter().enumerate().filter(|(_, p)| **p) {
+        if !sort.iter().any(|s| s.column == Some(column)) {
+            sort.push(SortColumn { keyed: true, ..SortColumn::by(column) });
+        }
+    }
+    sort.push(SortColumn { column: None, descending: false, keyed: false });
+    sort
 }
 
 /// The agreement's row scope compiled, checked again at read time: it may
@@ -297,7 +349,7 @@ pub(crate) fn order_by(spec: &str, schema: &RowSchema) -> Result<Vec<SortColumn>
         if order.iter().any(|s: &SortColumn| s.column == Some(index)) {
             return Err(DomainError::invalid("order_by", format!("`{field}` appears twice")));
         }
-        order.push(SortColumn { column: Some(index), descending });
+        order.push(SortColumn { descending, ..SortColumn::by(index) });
     }
     Ok(order)
 }
@@ -328,7 +380,13 @@ impl QueryPlan {
             (limit, None) | (None, limit) => limit,
         };
         let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
-        format!("SELECT {} FROM {table}{}{limit}", self.columns, self.tail)
+        let source = if self.keyed.is_empty() {
+            table.to_owned()
+        } else {
+            self.dialect.rows_with(table, &self.keyed.join(", "))
+        };
+        let sql = format!("SELECT {} FROM {source}{}{limit}", self.columns, self.tail);
+        self.dialect.placeholders(&sql, &self.params)
     }
 
     /// The resume point after a row whose sort key is `key`, having
@@ -373,7 +431,7 @@ mod tests {
 
     #[test]
     fn order_by_reads_fields_and_directions() {
-        let sort = |column, descending| SortColumn { column: Some(column), descending };
+        let sort = |column, descending| SortColumn { descending, ..SortColumn::by(column) };
         let cases = [
             ("", vec![]),
             ("amount", vec![sort(1, false)]),
@@ -447,12 +505,9 @@ mod tests {
 
     #[test]
     fn the_resume_condition_seeks_with_a_row_value_when_every_column_ascends() {
-        let sort = [
-            SortColumn { column: Some(1), descending: false },
-            SortColumn { column: None, descending: false },
-        ];
+        let sort = [SortColumn::by(1), SortColumn { column: None, descending: false, keyed: false }];
         let schema = schema();
-        let name = |s: &SortColumn| s.column.map_or("rowid", |c| schema.columns[c].name.as_str()).to_owned();
+        let name = |s: &SortColumn| s.sql_name(&schema);
         let mut params = Vec::new();
         let condition = after_condition(&sort, &[Integer(7), Integer(3)], &name, &mut params);
         assert_eq!(condition, "(amount, rowid) > (?, ?)");
@@ -462,12 +517,12 @@ mod tests {
     #[test]
     fn the_resume_condition_expands_when_a_column_descends() {
         let sort = [
-            SortColumn { column: Some(1), descending: true },
-            SortColumn { column: Some(4), descending: false },
-            SortColumn { column: None, descending: false },
+            SortColumn { descending: true, ..SortColumn::by(1) },
+            SortColumn::by(4),
+            SortColumn { column: None, descending: false, keyed: false },
         ];
         let schema = schema();
-        let name = |s: &SortColumn| s.column.map_or("rowid", |c| schema.columns[c].name.as_str()).to_owned();
+        let name = |s: &SortColumn| s.sql_name(&schema);
         let mut params = Vec::new();
         let key = [Integer(7), Text("0001".into()), Integer(3)];
         let condition = after_condition(&sort, &key, &name, &mut params);

@@ -79,6 +79,34 @@ impl Dialect {
         out
     }
 
+    /// An expression ordering rows by a keyed hash of `column` (of
+    /// `kind`), the key bound to its one placeholder: the first 63 bits of
+    /// SHA-256(key || the value's text in UTF-8), the same on both
+    /// backends (SQLite computes it with `mesh_order`, registered on every
+    /// scan connection; PostgreSQL with its own `sha256`).
+    pub(crate) fn keyed_order(self, column: &str, kind: ColumnKind) -> String {
+        match self {
+            Self::Sqlite => format!("mesh_order(?, {column})"),
+            Self::Postgres => {
+                let text =
+                    if kind == ColumnKind::String { column.to_owned() } else { format!("{column}::text") };
+                format!(
+                    "(('x' || encode(substring(sha256(? || convert_to({text}, 'UTF8')) FROM 1 FOR 8), 'hex'))\
+                     ::bit(64)::bigint & 9223372036854775807)"
+                )
+            }
+        }
+    }
+
+    /// The rows of `table` with rowid and the computed columns `extra`
+    /// beside its own, as a source a statement can filter and sort by name.
+    pub(crate) fn rows_with(self, table: &str, extra: &str) -> String {
+        match self {
+            Self::Sqlite => format!("(SELECT rowid AS rowid, *, {extra} FROM {table})"),
+            Self::Postgres => format!("(SELECT *, {extra} FROM {table}) AS mesh_rows"),
+        }
+    }
+
     /// The column type of a value of `kind`.
     pub(crate) fn column_type(self, kind: ColumnKind) -> &'static str {
         match (self, kind) {

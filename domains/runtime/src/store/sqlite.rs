@@ -442,7 +442,34 @@ fn open_reader(path: &Path, cache_bytes: usize) -> Result<Connection> {
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "cache_size", -((cache_bytes / 1024) as i64))?;
+    register_keyed_order(&conn)?;
     Ok(conn)
+}
+
+/// `mesh_order(key, value)`: a row's place in a consumer's order (see
+/// [`crate::pseudonym::keyed_order`]); the value as its text.
+fn register_keyed_order(conn: &Connection) -> Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::ValueRef;
+    let flags =
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC | FunctionFlags::SQLITE_INNOCUOUS;
+    conn.create_scalar_function("mesh_order", 2, flags, |ctx| {
+        let key = ctx.get_raw(0).as_blob().map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
+        let order = match ctx.get_raw(1) {
+            ValueRef::Text(text) => crate::pseudonym::keyed_order(key, text),
+            ValueRef::Integer(n) => {
+                crate::pseudonym::keyed_order(key, itoa::Buffer::new().format(n).as_bytes())
+            }
+            other => {
+                let kind = other.data_type();
+                return Err(rusqlite::Error::UserFunctionError(
+                    format!("mesh_order of a {kind} value").into(),
+                ));
+            }
+        };
+        Ok(order)
+    })?;
+    Ok(())
 }
 
 /// The identity of the data of `product` as last loaded (0 before any

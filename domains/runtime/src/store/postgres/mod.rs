@@ -45,6 +45,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "0002_reads.sql",
         sql: include_str!("../../../migrations/postgres/0002_reads.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_reads_by_day.sql",
+        sql: include_str!("../../../migrations/postgres/0003_reads_by_day.sql"),
+    },
 ];
 
 /// Rows read from the server between looks for a reason to stop.

@@ -4,11 +4,21 @@
 //! its schema there (`mesh_reads`), where every replica records. Records go
 //! through a bounded queue to one writer thread that commits them in
 //! batches (durable within [`FLUSH_EVERY`]); the table is append-only:
-//! nothing but the retention deletes from it.
+//! nothing but the retention deletes from it. Records are bounded in size
+//! and refusals in number ([`bounded`]), the queue in bytes; who reads each
+//! product is summed per day as reads are recorded, so the consumers a
+//! lease renewal reports cost no scan of the log.
+
+mod bounded;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
+
+pub use bounded::{MAX_TEXT, REFUSAL_WINDOW, REFUSALS_PER_WINDOW};
+use bounded::{RefusalLimiter, Verdict};
 
 use mesh_contracts::catalog::Consumer;
 use mesh_contracts::product::{ReadOutcome, ReadRecord};
@@ -19,7 +29,12 @@ use crate::error::{DomainError, Result};
 /// The longest a record waits before it is committed.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// Records waiting at most; a full queue makes readers wait for the writer.
-const QUEUE: usize = 10_000;
+const QUEUE: usize = 4_096;
+/// Bytes of records waiting at most: past it, refusals are counted, not
+/// queued (served reads still wait their turn).
+pub const MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
+/// A day, in ms: the unit reads are summed by.
+const DAY_MS: i64 = 86_400_000;
 /// The most records one listing returns.
 const MAX_LISTED: i64 = 10_000;
 /// How often old records are deleted.
@@ -39,11 +54,46 @@ CREATE TABLE IF NOT EXISTS reads (
 CREATE INDEX IF NOT EXISTS reads_by_product ON reads (product, start_ms);
 ";
 
+/// The served reads of each principal per product and day, kept as reads
+/// are recorded; filled from the log once when it is new.
+const SUMMARY: &str = "
+CREATE TABLE reads_by_day (
+    product   TEXT NOT NULL,
+    day       INTEGER NOT NULL,
+    principal TEXT NOT NULL,
+    issuer    TEXT NOT NULL,
+    reads     INTEGER NOT NULL,
+    rows      INTEGER NOT NULL,
+    last_ms   INTEGER NOT NULL,
+    PRIMARY KEY (product, day, principal, issuer)
+) STRICT;
+INSERT INTO reads_by_day
+    SELECT product, start_ms / 86400000, principal, issuer, count(*), sum(rows), max(start_ms)
+    FROM reads WHERE outcome = 1 GROUP BY 1, 2, 3, 4;
+";
+
+/// Adds one served read to its principal's day ({summary} names the table).
+const SUMMARIZE: &str = "INSERT INTO {summary} (product, day, principal, issuer, reads, rows, last_ms)
+     VALUES ($1, $2, $3, $4, 1, $5, $6)
+     ON CONFLICT (product, day, principal, issuer) DO UPDATE SET
+         reads = {summary}.reads + 1,
+         rows = {summary}.rows + excluded.rows,
+         last_ms = CASE WHEN excluded.last_ms > {summary}.last_ms THEN excluded.last_ms ELSE {summary}.last_ms END";
+
 /// Where reads are recorded.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     queue: SyncSender<ReadRecord>,
     kept: Kept,
+    limits: Arc<Limits>,
+}
+
+/// What bounds the queue and the refusals recorded, shared with the writer.
+#[derive(Debug, Default)]
+struct Limits {
+    refusals: RefusalLimiter,
+    queued_bytes: AtomicUsize,
+    overflowed: AtomicU64,
 }
 
 /// The database the log is kept in.
@@ -59,6 +109,14 @@ fn open(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.execute_batch(SCHEMA)?;
+    let summarized: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'reads_by_day'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !summarized {
+        conn.execute_batch(&format!("BEGIN; {SUMMARY} COMMIT;"))?;
+    }
     Ok(conn)
 }
 
@@ -72,8 +130,10 @@ impl AuditLog {
     pub fn open(path: &Path, retention: Duration) -> Result<Self> {
         let mut conn = open(path)?;
         let (queue, records) = sync_channel(QUEUE);
-        start_writer(records, retention, move |batch, prune| write_sqlite(&mut conn, batch, prune))?;
-        Ok(Self { queue, kept: Kept::Sqlite(path.to_owned()) })
+        let limits = Arc::new(Limits::default());
+        let write = move |batch: &[ReadRecord], prune| write_sqlite(&mut conn, batch, prune);
+        start_writer(records, retention, Arc::clone(&limits), write)?;
+        Ok(Self { queue, kept: Kept::Sqlite(path.to_owned()), limits })
     }
 
     /// The log in the domain's schema on PostgreSQL, keeping records for
@@ -81,8 +141,10 @@ impl AuditLog {
     pub fn on_postgres(db: &mesh_postgres::Database, retention: Duration) -> Result<Self> {
         let (queue, records) = sync_channel(QUEUE);
         let writer = db.clone();
-        start_writer(records, retention, move |batch, prune| write_postgres(&writer, batch, prune))?;
-        Ok(Self { queue, kept: Kept::Postgres(db.clone()) })
+        let limits = Arc::new(Limits::default());
+        let write = move |batch: &[ReadRecord], prune| write_postgres(&writer, batch, prune);
+        start_writer(records, retention, Arc::clone(&limits), write)?;
+        Ok(Self { queue, kept: Kept::Postgres(db.clone()), limits })
     }
 
     /// The log `store`'s reads go to: beside its data on PostgreSQL, else
@@ -94,20 +156,36 @@ impl AuditLog {
         }
     }
 
-    /// Records `read` (waits while the queue is full).
-    pub fn record(&self, read: ReadRecord) {
+    /// Records `read`, cut to bounded size (waits while the queue is
+    /// full). A refusal is only counted when its principal was refused
+    /// [`REFUSALS_PER_WINDOW`] times on the product in the window, or when
+    /// the queue holds [`MAX_QUEUED_BYTES`].
+    pub fn record(&self, mut read: ReadRecord) {
+        use prost::Message;
+        bounded::bound(&mut read);
+        if read.outcome == ReadOutcome::Refused as i32 {
+            match self.limits.refusals.admit(&read, Instant::now()) {
+                Verdict::Record(before) => read.refusals_not_recorded = before as i64,
+                Verdict::Count => return,
+            }
+            if self.limits.queued_bytes.load(Ordering::Relaxed) >= MAX_QUEUED_BYTES {
+                self.limits.overflowed.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        self.limits.queued_bytes.fetch_add(read.encoded_len(), Ordering::Relaxed);
         if self.queue.send(read).is_err() {
             tracing::error!("the audit writer has stopped; a read was not recorded");
         }
     }
 
-    /// The principals served `product` since `since_ms`, busiest first (at
-    /// most `limit`).
+    /// The principals served `product` since the day of `since_ms`,
+    /// busiest first (at most `limit`), from the daily sums.
     pub fn consumers(&self, product: &str, since_ms: i64, limit: usize) -> Result<Vec<Consumer>> {
-        const CONSUMERS: &str = "SELECT principal, issuer, max(start_ms), count(*), CAST(sum(rows) AS BIGINT)
-             FROM {reads} WHERE product = $1 AND start_ms >= $2 AND outcome = $3
-             GROUP BY principal, issuer ORDER BY 5 DESC, principal LIMIT $4";
-        let served = ReadOutcome::Served as i32;
+        const CONSUMERS: &str = "SELECT principal, issuer, max(last_ms), CAST(sum(reads) AS BIGINT),
+             CAST(sum(rows) AS BIGINT) FROM {summary} WHERE product = $1 AND day >= $2
+             GROUP BY principal, issuer ORDER BY 5 DESC, principal LIMIT $3";
+        let since_day = since_ms.div_euclid(DAY_MS);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let consumer = |principal: String, issuer: String, last: i64, reads: i64, rows: i64| Consumer {
             principal,
@@ -122,8 +200,8 @@ impl AuditLog {
         match &self.kept {
             Kept::Sqlite(path) => {
                 let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-                let mut statement = conn.prepare_cached(&CONSUMERS.replace("{reads}", "reads"))?;
-                let rows = statement.query_map(params![product, since_ms, served, limit], |row| {
+                let mut statement = conn.prepare_cached(&CONSUMERS.replace("{summary}", "reads_by_day"))?;
+                let rows = statement.query_map(params![product, since_day, limit], |row| {
                     Ok(consumer(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
                 })?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -132,9 +210,9 @@ impl AuditLog {
                 let product = product.to_owned();
                 let rows = db.run(move |pool| async move {
                     let client = pool.get().await?;
-                    let sql = CONSUMERS.replace("{reads}", "mesh_reads");
+                    let sql = CONSUMERS.replace("{summary}", "mesh_reads_by_day");
                     Ok::<_, mesh_postgres::DbError>(
-                        client.query(&sql, &[&product, &since_ms, &served, &limit]).await?,
+                        client.query(&sql, &[&product, &since_day, &limit]).await?,
                     )
                 })?;
                 Ok(rows.iter().map(|r| consumer(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4))).collect())
@@ -184,22 +262,26 @@ impl AuditLog {
 fn start_writer(
     records: Receiver<ReadRecord>,
     retention: Duration,
+    limits: Arc<Limits>,
     write: impl FnMut(&[ReadRecord], Option<i64>) -> Result<()> + Send + 'static,
 ) -> Result<()> {
     std::thread::Builder::new()
         .name("audit-writer".into())
-        .spawn(move || write_records(records, retention, write))
+        .spawn(move || write_records(records, retention, &limits, write))
         .map_err(|e| DomainError::Internal(format!("cannot start the audit writer: {e}")))?;
     Ok(())
 }
 
 /// The writer thread: commits what the queue holds every [`FLUSH_EVERY`]
-/// (or sooner when a batch fills), and deletes records past `retention`.
+/// (or sooner when a batch fills) with the counts of refusal windows
+/// closed, and deletes records past `retention`.
 fn write_records(
     records: Receiver<ReadRecord>,
     retention: Duration,
+    limits: &Limits,
     mut write: impl FnMut(&[ReadRecord], Option<i64>) -> Result<()>,
 ) {
+    use prost::Message;
     let mut last_prune = Instant::now() - PRUNE_EVERY;
     loop {
         let first = match records.recv_timeout(FLUSH_EVERY) {
@@ -214,6 +296,13 @@ fn write_records(
                 Ok(record) => batch.push(record),
                 Err(_) => break,
             }
+        }
+        let taken: usize = batch.iter().map(|r| r.encoded_len()).sum();
+        limits.queued_bytes.fetch_sub(taken, Ordering::Relaxed);
+        batch.extend(limits.refusals.closed(Instant::now()));
+        let overflowed = limits.overflowed.swap(0, Ordering::Relaxed);
+        if overflowed > 0 {
+            tracing::warn!(overflowed, "the read log's queue was full; refusals counted, not recorded");
         }
         let prune = (last_prune.elapsed() >= PRUNE_EVERY).then(|| {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -239,6 +328,7 @@ fn write_sqlite(conn: &mut Connection, batch: &[ReadRecord], prune: Option<i64>)
             "INSERT INTO reads (product, principal, issuer, start_ms, outcome, rows, record)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
+        let mut summarize = tx.prepare_cached(&SUMMARIZE.replace("{summary}", "reads_by_day"))?;
         for r in batch {
             let start = ms(r.start_time.as_ref());
             insert.execute(params![
@@ -250,10 +340,21 @@ fn write_sqlite(conn: &mut Connection, batch: &[ReadRecord], prune: Option<i64>)
                 r.rows,
                 r.encode_to_vec()
             ])?;
+            if r.outcome == ReadOutcome::Served as i32 {
+                summarize.execute(params![
+                    r.product,
+                    start.div_euclid(DAY_MS),
+                    r.principal,
+                    r.issuer,
+                    r.rows,
+                    start
+                ])?;
+            }
         }
     }
     if let Some(cutoff) = prune {
         tx.execute("DELETE FROM reads WHERE start_ms < ?1", [cutoff])?;
+        tx.execute("DELETE FROM reads_by_day WHERE day < ?1", [cutoff.div_euclid(DAY_MS)])?;
     }
     Ok(tx.commit()?)
 }
@@ -271,6 +372,8 @@ fn write_postgres(db: &mesh_postgres::Database, batch: &[ReadRecord], prune: Opt
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .await?;
+        let summarize =
+            transaction.prepare_cached(&SUMMARIZE.replace("{summary}", "mesh_reads_by_day")).await?;
         for r in &batch {
             let (start, record) = (ms(r.start_time.as_ref()), r.encode_to_vec());
             transaction
@@ -279,9 +382,17 @@ fn write_postgres(db: &mesh_postgres::Database, batch: &[ReadRecord], prune: Opt
                     &[&r.product, &r.principal, &r.issuer, &start, &r.outcome, &r.rows, &record],
                 )
                 .await?;
+            if r.outcome == ReadOutcome::Served as i32 {
+                let day = start.div_euclid(DAY_MS);
+                transaction
+                    .execute(&summarize, &[&r.product, &day, &r.principal, &r.issuer, &r.rows, &start])
+                    .await?;
+            }
         }
         if let Some(cutoff) = prune {
             transaction.execute("DELETE FROM mesh_reads WHERE start_ms < $1", &[&cutoff]).await?;
+            let day = cutoff.div_euclid(DAY_MS);
+            transaction.execute("DELETE FROM mesh_reads_by_day WHERE day < $1", &[&day]).await?;
         }
         transaction.commit().await?;
         Ok::<_, mesh_postgres::DbError>(())
@@ -380,6 +491,71 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join("audit.sqlite")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_flood_of_refusals_with_huge_filters_leaves_a_small_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.sqlite");
+        let log = AuditLog::open(&path, Duration::from_secs(86_400)).unwrap();
+        let filter = "x".repeat(1024 * 1024);
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        for i in 0..2_000 {
+            let principal = if i % 100 == 0 { "ana" } else { "mallory" };
+            log.record(ReadRecord {
+                filter: filter.clone(),
+                outcome: ReadOutcome::Refused.into(),
+                ..read("p.a", principal, now)
+            });
+        }
+        std::thread::sleep(FLUSH_EVERY * 3);
+        let reads = log.list("p.a", 0, "", 10_000).unwrap();
+        let of = |who: &str| reads.iter().filter(|r| r.principal == who).count() as u64;
+        assert_eq!(of("mallory"), REFUSALS_PER_WINDOW, "the rest are counted");
+        assert_eq!(of("ana"), REFUSALS_PER_WINDOW.min(20), "another principal is recorded still");
+        let first = &reads[reads.len() - 1];
+        assert_eq!((first.filter.len(), first.filter_length), (MAX_TEXT, 1024 * 1024));
+        assert_eq!(first.filter_blake3, blake3::hash(filter.as_bytes()).to_hex().to_string());
+        let size: u64 =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+        assert!(size < 2 * 1024 * 1024, "the log takes {size} bytes");
+    }
+
+    #[test]
+    fn consumers_are_summed_per_day_and_a_log_from_before_is_summed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.sqlite");
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.execute(
+                "INSERT INTO reads (product, principal, issuer, start_ms, outcome, rows, record)
+                 VALUES ('p.a', 'old', 'i', ?1, 1, 7, x'')",
+                [now - 3 * DAY_MS],
+            )
+            .unwrap();
+        }
+        let log = AuditLog::open(&path, Duration::from_secs(86_400 * 400)).unwrap();
+        for rows in [5, 6] {
+            log.record(ReadRecord { rows, ..read("p.a", "ana", now) });
+        }
+        log.record(ReadRecord { outcome: ReadOutcome::Refused.into(), ..read("p.a", "eve", now) });
+        std::thread::sleep(FLUSH_EVERY * 3);
+        let consumers = log.consumers("p.a", 0, 10).unwrap();
+        let summary: Vec<(&str, i64, i64)> =
+            consumers.iter().map(|c| (c.principal.as_str(), c.reads, c.rows)).collect();
+        assert_eq!(summary, [("ana", 2, 11), ("old", 1, 7)], "refusals are no reads");
+        assert_eq!(
+            log.consumers("p.a", now - DAY_MS, 10).unwrap().len(),
+            1,
+            "the old read is older than a day"
+        );
+        drop(log);
+        let reopened = AuditLog::open(&path, Duration::from_secs(86_400 * 400)).unwrap();
+        assert_eq!(reopened.consumers("p.a", 0, 10).unwrap()[0].reads, 2, "summed once");
     }
 
     #[test]
