@@ -37,6 +37,14 @@ pub fn delivery(
     }
 }
 
+/// How long `agreement` lasts from its request to its end, in whole days.
+pub fn days(agreement: &crate::catalog::Agreement) -> i64 {
+    match (&agreement.create_time, &agreement.end_time) {
+        (Some(start), Some(end)) => (end.seconds - start.seconds).max(0).div_euclid(86_400),
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use prost_reflect::{
 };
 use prost_types::FileDescriptorProto;
 
-use crate::product::{ColumnOptions, ProductOptions};
+use crate::product::{Classification, ColumnOptions, ProductOptions};
 
 /// Full name of the service option that carries a product's governance metadata.
 pub const PRODUCT_OPTION: &str = "mesh.product.v1.product";
@@ -95,6 +95,9 @@ impl ProductShape {
             )),
             Some(describe) => check_describe(&describe, &mut problems),
         }
+        if let Some(Kind::Message(row_type)) = rows.as_ref().map(|f| f.kind()) {
+            check_identifiers(&row_type, &mut problems);
+        }
         match (query, rows) {
             (Some(query), Some(rows_field)) if problems.is_empty() => {
                 let Kind::Message(row_type) = rows_field.kind() else {
@@ -179,6 +182,31 @@ fn check_query(query: &MethodDescriptor, problems: &mut Vec<String>) -> Option<F
         ));
     }
     row_fields.into_iter().next().filter(|_| has_token)
+}
+
+/// Every PII_IDENTIFIER column must be one the domains can deliver as a
+/// pseudonym (a string or an integer): any other would go out raw.
+fn check_identifiers(row_type: &prost_reflect::MessageDescriptor, problems: &mut Vec<String>) {
+    for field in row_type.fields() {
+        let pseudonymizable = matches!(
+            field.kind(),
+            Kind::String
+                | Kind::Int64
+                | Kind::Int32
+                | Kind::Uint32
+                | Kind::Uint64
+                | Kind::Sint64
+                | Kind::Sint32
+        ) && !field.is_list();
+        if column_options(&field).classification() == Classification::PiiIdentifier && !pseudonymizable {
+            problems.push(format!(
+                "column `{}` is a PII_IDENTIFIER of type {}, which cannot be delivered as a pseudonym; make it a \
+                 string or an integer, or classify it otherwise",
+                field.name(),
+                type_name(&field)
+            ));
+        }
+    }
 }
 
 fn check_describe(describe: &MethodDescriptor, problems: &mut Vec<String>) {

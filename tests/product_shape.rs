@@ -108,3 +108,29 @@ fn a_missing_service_names_the_ones_there() {
     let error = check("").unwrap_err();
     assert_eq!(error, "service `shop.v1.OrdersService` is not in the descriptor set (it holds no services)");
 }
+
+#[test]
+fn an_identifier_that_cannot_be_pseudonymized_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!(
+        "syntax = \"proto3\";\npackage shop.v1;\nimport \"mesh/product/v1/query.proto\";\n\
+         import \"mesh/product/v1/options.proto\";\n\
+         message Order {{ double card_no = 1 [(mesh.product.v1.column) = {{ classification: \
+         CLASSIFICATION_PII_IDENTIFIER }}]; int64 amount = 2; }}\n{}\n",
+        service(&format!("{QUERY} {DESCRIBE}"))
+    );
+    std::fs::write(dir.path().join("shop.proto"), source).unwrap();
+    let proto = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
+    let mut compiler = protox::Compiler::new([dir.path().to_path_buf(), proto]).unwrap();
+    compiler.include_imports(true);
+    compiler.open_file("shop.proto").unwrap();
+    let pool = DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice()).unwrap();
+    let err = ProductShape::find(&pool, "shop.v1.OrdersService").map(|_| ()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{PREFIX}column `card_no` is a PII_IDENTIFIER of type double, which cannot be delivered as a \
+             pseudonym; make it a string or an integer, or classify it otherwise"
+        )
+    );
+}

@@ -322,6 +322,7 @@ async fn the_catalog_shows_the_data_status_domains_report() {
     let client = &mut registry.client;
     let status = |rows: i64, failed: i64| DataStatus {
         row_count: rows,
+        consumer_count: 1,
         last_loaded_time: Some(mesh_contracts::time::timestamp(1_700_000_000_000)),
         quality_results: vec![QualityResult {
             rule: "tot_equals_credit_plus_check".into(),
@@ -357,6 +358,21 @@ async fn the_catalog_shows_the_data_status_domains_report() {
     assert_eq!(data.row_count, 120);
     assert!(!data.quality_results[0].passed);
     assert_eq!(data.quality_results[0].failed_rows, 3);
+    assert_eq!(data.consumers.len(), 1, "the domain sees who reads its product");
+    // Who reads a product is for its owners and admins; others see how many.
+    for roles in [&["analyst"][..], &["owner:other"][..]] {
+        let mut other = registry.client_as("eve", roles).await;
+        let seen = other.get_product(get("shop.orders")).await.unwrap().into_inner().product.unwrap();
+        let data = seen.data.unwrap();
+        assert_eq!((data.consumers.len(), data.consumer_count), (0, 1), "{roles:?}");
+        let request = mesh_contracts::catalog::ListProductsRequest::default();
+        let listed = other.list_products(request).await.unwrap().into_inner().products;
+        assert!(listed.iter().all(|p| p.data.as_ref().is_none_or(|d| d.consumers.is_empty())), "{roles:?}");
+    }
+    let mut owner = registry.client_as("lee", &["owner:shop"]).await;
+    let seen = owner.get_product(get("shop.orders")).await.unwrap().into_inner().product.unwrap();
+    assert_eq!(seen.data.unwrap().consumers[0].principal, "ana");
+    let client = &mut registry.client;
 
     // A renewal without data keeps what was reported.
     client

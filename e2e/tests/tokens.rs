@@ -50,6 +50,7 @@ async fn issued_tokens_verify_and_print_shows_the_one_in_use() {
         max_lifetime: Duration::from_secs(86_400),
         role_claim: "roles".into(),
         role_map: HashMap::new(),
+        unmapped_groups_are_roles: false,
     })
     .unwrap();
     let principal = verifier.verify(Some(&format!("Bearer {token}"))).await.unwrap();

@@ -46,8 +46,14 @@ pub struct VerifierConfig {
     /// The claim holding roles or groups; dots walk into objects
     /// (`realm_access.roles` for Keycloak).
     pub role_claim: String,
-    /// Group names mapped to mesh roles; other values are roles as they are.
+    /// Group names mapped to mesh roles. When it is empty, the claim's
+    /// values are roles as they are; otherwise only mapped groups give
+    /// roles (a group the map does not name gives none), unless
+    /// `unmapped_groups_are_roles`.
     pub role_map: HashMap<String, String>,
+    /// With a role map, values it does not name still count as roles as
+    /// they are (the old, unsafe behaviour: a group named `admin` is admin).
+    pub unmapped_groups_are_roles: bool,
 }
 
 /// Who is calling, as a verified token says.
@@ -260,9 +266,11 @@ impl Verifier {
             Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
             _ => Vec::new(),
         };
+        let map = &self.config.role_map;
+        let as_is = map.is_empty() || self.config.unmapped_groups_are_roles;
         names
             .into_iter()
-            .map(|n| self.config.role_map.get(n).cloned().unwrap_or_else(|| n.to_owned()))
+            .filter_map(|n| map.get(n).cloned().or_else(|| as_is.then(|| n.to_owned())))
             .collect()
     }
 }

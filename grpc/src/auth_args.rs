@@ -43,10 +43,17 @@ pub struct AuthArgs {
     #[arg(long, env = "MESH_AUTH_ROLE_CLAIM", default_value = "roles")]
     pub auth_role_claim: String,
 
-    /// Group-to-role mapping, e.g. `card-analysts=analyst,mesh-admins=admin`;
-    /// values not mapped are roles as they are.
+    /// Group-to-role mapping, e.g. `card-analysts=analyst,mesh-admins=admin`.
+    /// With a mapping, only the groups it names give roles; without one,
+    /// the claim's values are roles as they are.
     #[arg(long, env = "MESH_AUTH_ROLE_MAP", value_delimiter = ',', value_parser = parse_mapping)]
     pub auth_role_map: Vec<(String, String)>,
+
+    /// With --auth-role-map, let groups it does not name count as roles
+    /// too, as they are. Unsafe: whoever may name a group in the IdP (a
+    /// group called `admin`, `owner:payment`) gets that role in the mesh.
+    #[arg(long, env = "MESH_AUTH_INSECURE_UNMAPPED_GROUPS_AS_ROLES", requires = "auth_role_map")]
+    pub auth_insecure_unmapped_groups_as_roles: bool,
 
     /// The longest lifetime (`exp - iat`) of a token accepted.
     #[arg(long, env = "MESH_AUTH_MAX_LIFETIME", default_value = "24h", value_parser = humantime::parse_duration)]
@@ -76,6 +83,7 @@ impl Default for AuthArgs {
             auth_audience: DEFAULT_AUDIENCE.to_owned(),
             auth_role_claim: "roles".to_owned(),
             auth_role_map: Vec::new(),
+            auth_insecure_unmapped_groups_as_roles: false,
             auth_max_lifetime: Duration::from_secs(24 * 3600),
             auth_health: false,
             auth_reflection: false,
@@ -124,7 +132,14 @@ impl AuthArgs {
             max_lifetime: self.auth_max_lifetime,
             role_claim: self.auth_role_claim.clone(),
             role_map: self.auth_role_map.iter().cloned().collect::<HashMap<_, _>>(),
+            unmapped_groups_are_roles: self.auth_insecure_unmapped_groups_as_roles,
         })?;
+        if self.auth_insecure_unmapped_groups_as_roles {
+            tracing::warn!(
+                "UNMAPPED GROUPS ARE ROLES (--auth-insecure-unmapped-groups-as-roles): any group name in a token \
+                 becomes a mesh role as it is"
+            );
+        }
         Ok(Authenticate::new(Arc::new(verifier))
             .close_health(self.auth_health)
             .close_reflection(self.auth_reflection))

@@ -148,6 +148,7 @@ mod tests {
             max_lifetime: MAX_TTL,
             role_claim: "roles".into(),
             role_map: HashMap::new(),
+            unmapped_groups_are_roles: false,
         })
         .unwrap();
         let principal = verifier.verify(Some(&format!("Bearer {token}"))).await.unwrap();

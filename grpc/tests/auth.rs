@@ -21,6 +21,7 @@ fn config(keys: KeySource) -> VerifierConfig {
         max_lifetime: Duration::from_secs(24 * 3600),
         role_claim: "roles".into(),
         role_map: HashMap::from([("data-analysts".to_owned(), "analyst".to_owned())]),
+        unmapped_groups_are_roles: false,
     }
 }
 
@@ -34,15 +35,26 @@ async fn tokens_are_verified_against_the_trusted_keys() {
     let issuer = TestIssuer::new(dir.path());
     let verifier = Verifier::new(config(KeySource::File(issuer.jwks.clone()))).unwrap();
 
-    let token = issuer.token("analyst-kim", &["data-analysts", "viewers"]);
+    // With a role map, only the groups it names give roles: a group named
+    // `admin` in the IdP is no admin of the mesh.
+    let token = issuer.token("analyst-kim", &["data-analysts", "viewers", "admin"]);
     assert_eq!(
         verifier.verify(Some(&format!("Bearer {token}"))).await.unwrap(),
         Principal {
             subject: "analyst-kim".into(),
             issuer: TEST_ISSUER.into(),
-            roles: vec!["analyst".into(), "viewers".into()],
+            roles: vec!["analyst".into()]
         }
     );
+    let unsafe_map =
+        VerifierConfig { unmapped_groups_are_roles: true, ..config(KeySource::File(issuer.jwks.clone())) };
+    let as_before =
+        Verifier::new(unsafe_map).unwrap().verify(Some(&format!("Bearer {token}"))).await.unwrap();
+    assert_eq!(as_before.roles, ["analyst", "viewers", "admin"], "the loudly named flag keeps the old way");
+    let unmapped =
+        VerifierConfig { role_map: HashMap::new(), ..config(KeySource::File(issuer.jwks.clone())) };
+    let plain = Verifier::new(unmapped).unwrap().verify(Some(&format!("Bearer {token}"))).await.unwrap();
+    assert_eq!(plain.roles, ["data-analysts", "viewers", "admin"], "without a map, values are roles");
     assert_eq!(
         verifier.verify(None).await.unwrap_err().to_string(),
         "the call carries no bearer token; send `authorization: Bearer <token>` (mesh token print)"

@@ -77,6 +77,7 @@ fn product() -> Product {
         update_time: time(1_700_000_000),
         data: Some(DataStatus {
             row_count: 400_000,
+            consumer_count: 1,
             last_loaded_time: time(1_700_000_000),
             quality_results: vec![QualityResult {
                 rule: "unique_key".into(),

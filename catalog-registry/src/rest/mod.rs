@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use mesh_contracts::catalog::{ListProductsRequest, Product};
+use mesh_grpc::auth::Principal;
 use mesh_grpc::rest::{JSON, RestError, number, ok_response, proto_json, query_parameters};
 use mesh_standards::{Links, Standard};
 use prost::Message;
@@ -148,15 +149,17 @@ async fn odps(
 }
 
 /// `product` in `standard`, as YAML, with the catalog's links under `links`
-/// (and, for ODPS, its input products as the catalog knows them).
+/// (and, for ODPS, its input products as the catalog knows them), as
+/// `caller` may see them.
 pub(crate) async fn document(
     catalog: &Catalog,
     product: &Product,
     standard: Standard,
     links: &Links,
+    caller: &Principal,
 ) -> String {
     let inputs = match standard {
-        Standard::Odps => inputs(catalog, product).await,
+        Standard::Odps => inputs(catalog, product, caller).await,
         Standard::Odcs => Vec::new(),
     };
     mesh_standards::document(product, standard, &inputs, links)
@@ -171,7 +174,8 @@ async fn standard(
     standard: Standard,
 ) -> Result<Response, RestError> {
     let product = product(api, path, extensions).await?;
-    Ok(ok_response(mesh_standards::YAML, document(&api.catalog, &product, standard, &links).await))
+    let caller = mesh_grpc::authenticate::caller(extensions)?;
+    Ok(ok_response(mesh_standards::YAML, document(&api.catalog, &product, standard, &links, &caller).await))
 }
 
 /// The product the path names, for an authenticated caller.
@@ -180,16 +184,16 @@ async fn product(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     extensions: &http::Extensions,
 ) -> Result<Product, RestError> {
-    mesh_grpc::authenticate::caller(extensions)?;
+    let caller = mesh_grpc::authenticate::caller(extensions)?;
     let Path(id) = path.map_err(|e| RestError::new(Status::invalid_argument(format!("id: {e}"))))?;
-    api.catalog.product(&id).await.map_err(|e| RestError::new(e.into()))
+    api.catalog.product(&id, &caller).await.map_err(|e| RestError::new(e.into()))
 }
 
 /// The input products of `product` the catalog knows (for their versions).
-async fn inputs(catalog: &Catalog, product: &Product) -> Vec<Product> {
+async fn inputs(catalog: &Catalog, product: &Product, caller: &Principal) -> Vec<Product> {
     let mut inputs = Vec::new();
     for port in &product.input_ports {
-        if let Ok(input) = catalog.product(&port.product).await {
+        if let Ok(input) = catalog.product(&port.product, caller).await {
             inputs.push(input);
         }
     }

@@ -21,8 +21,8 @@ const MAX_ENTRIES: usize = 4096;
 /// descriptor set.
 #[derive(Debug)]
 pub(super) struct EncodedAnswer {
-    /// Indexed by `[basic view][descriptor left out]`.
-    encoded: [[Bytes; 2]; 2],
+    /// Indexed by `[readers shown][basic view][descriptor left out]`.
+    encoded: [[[Bytes; 2]; 2]; 2],
     fingerprint: String,
     valid_until_ms: i64,
 }
@@ -39,27 +39,34 @@ impl EncodedAnswer {
             .filter(|&expires| expires > now_ms)
             .min()
             .unwrap_or(i64::MAX);
-        let slim = GetProductResponse { descriptor_set: Vec::new(), ..response.clone() };
-        let basic = |mut response: GetProductResponse| {
+        let variants = |readers: bool| {
+            let mut response = response.clone();
             if let Some(product) = &mut response.product {
-                product.columns.clear();
+                super::visibility::readers_shown(product, readers);
             }
-            Bytes::from(response.encode_to_vec())
+            let slim = GetProductResponse { descriptor_set: Vec::new(), ..response.clone() };
+            let basic = |mut response: GetProductResponse| {
+                if let Some(product) = &mut response.product {
+                    product.columns.clear();
+                }
+                Bytes::from(response.encode_to_vec())
+            };
+            [
+                [Bytes::from(response.encode_to_vec()), Bytes::from(slim.encode_to_vec())],
+                [basic(response.clone()), basic(slim)],
+            ]
         };
-        let encoded = [
-            [Bytes::from(response.encode_to_vec()), Bytes::from(slim.encode_to_vec())],
-            [basic(response.clone()), basic(slim)],
-        ];
+        let encoded = [variants(false), variants(true)];
         Self { encoded, fingerprint: response.fingerprint, valid_until_ms }
     }
 
     /// The answer in `view` for a caller already holding the descriptor set
     /// whose fingerprint is `known` (empty: none): the set is left out when
-    /// it matches.
-    pub(super) fn for_caller(&self, view: ProductView, known: &str) -> Bytes {
+    /// it matches; who reads the product only when `sees_readers`.
+    pub(super) fn for_caller(&self, view: ProductView, known: &str, sees_readers: bool) -> Bytes {
         let basic = view == ProductView::Basic;
         let held = !known.is_empty() && known == self.fingerprint;
-        self.encoded[usize::from(basic)][usize::from(held)].clone()
+        self.encoded[usize::from(sees_readers)][usize::from(basic)][usize::from(held)].clone()
     }
 }
 

@@ -20,11 +20,12 @@ pub fn get_product_route(catalog: Catalog) -> RawUnaryRoute {
     RawUnaryRoute::new(Arc::new(move |request| {
         let catalog = Arc::clone(&catalog);
         Box::pin(async move {
+            let caller = mesh_grpc::authenticate::caller(request.extensions())?;
             let request = GetProductRequest::decode(request.into_inner()).map_err(|e| {
                 Status::invalid_argument(format!("request is not a mesh.catalog.v1.GetProductRequest: {e}"))
             })?;
             let name = request.name.clone();
-            catalog.get_product_encoded(request).await.map_err(|error| {
+            catalog.get_product_encoded(request, &caller).await.map_err(|error| {
                 tracing::debug!(product = %name, %error, "get product refused");
                 Status::from(error)
             })

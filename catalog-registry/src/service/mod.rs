@@ -7,6 +7,7 @@ mod encoded;
 mod lifecycle;
 mod read;
 mod register;
+pub(crate) mod visibility;
 
 use std::time::Duration;
 
@@ -217,7 +218,8 @@ impl CatalogService for Catalog {
         &self,
         request: Request<GetProductRequest>,
     ) -> Result<Response<GetProductResponse>, Status> {
-        let encoded = self.get_product_encoded(request.into_inner()).await.map_err(Status::from)?;
+        let caller = mesh_grpc::authenticate::caller(request.extensions())?;
+        let encoded = self.get_product_encoded(request.into_inner(), &caller).await.map_err(Status::from)?;
         GetProductResponse::decode(encoded)
             .map(Response::new)
             .map_err(|e| Status::internal(format!("cached answer does not decode: {e}")))

@@ -101,23 +101,33 @@ impl Catalog {
         } else {
             String::new()
         };
-        Ok(ListProductsResponse { products: found, next_page_token, total_size: total_size as i32 })
+        let products = found.into_iter().map(|p| super::visibility::for_caller(p, caller)).collect();
+        Ok(ListProductsResponse { products, next_page_token, total_size: total_size as i32 })
     }
 
-    /// The latest version of product `id`, in full.
-    pub(crate) async fn product(&self, id: &str) -> Result<mesh_contracts::catalog::Product> {
+    /// The latest version of product `id`, in full, as `caller` may see it.
+    pub(crate) async fn product(
+        &self,
+        id: &str,
+        caller: &Principal,
+    ) -> Result<mesh_contracts::catalog::Product> {
         let request =
             GetProductRequest { name: id.to_owned(), view: ProductView::Full as i32, ..Default::default() };
-        let encoded = self.get_product_encoded(request).await?;
+        let encoded = self.get_product_encoded(request, caller).await?;
         let response = <GetProductResponse as prost::Message>::decode(encoded)
             .map_err(|e| RegistryError::Internal(format!("a cached answer does not decode: {e}")))?;
         response.product.ok_or_else(|| RegistryError::ProductNotFound(id.to_owned()))
     }
 
-    /// GetProduct, answered encoded (from the cache when it can be): the
-    /// descriptor set is left out when the caller already holds it, the
-    /// columns when the caller asks for the basic view.
-    pub async fn get_product_encoded(&self, mut request: GetProductRequest) -> Result<Bytes> {
+    /// GetProduct for `caller`, answered encoded (from the cache when it
+    /// can be): the descriptor set is left out when the caller already
+    /// holds it, the columns when the caller asks for the basic view, who
+    /// reads the product unless the caller may see them.
+    pub async fn get_product_encoded(
+        &self,
+        mut request: GetProductRequest,
+        caller: &Principal,
+    ) -> Result<Bytes> {
         let id = validate::product_name("name", &request.name)?.to_owned();
         if request.version < 0 {
             return Err(RegistryError::invalid(
@@ -140,8 +150,9 @@ impl Catalog {
             self.products.observe(&id, versions);
         }
         let now = self.clock.now_ms();
+        let sees_readers = super::visibility::sees_readers(caller, &id);
         if let Some(cached) = self.products.get(&id, request.version, now) {
-            return Ok(cached.for_caller(view, &known));
+            return Ok(cached.for_caller(view, &known, sees_readers));
         }
         let generation = self.products.generation(&id);
         let key = id.clone();
@@ -175,6 +186,6 @@ impl Catalog {
             .await?;
         let answer = Arc::new(EncodedAnswer::new(response, now));
         self.products.put(&key, request.version, generation, &answer);
-        Ok(answer.for_caller(view, &known))
+        Ok(answer.for_caller(view, &known, sees_readers))
     }
 }

@@ -86,8 +86,10 @@ fn node(
 /// The lineage of `product`.
 pub(crate) fn lineage(product: &Product) -> Lineage {
     let consumers = product.data.as_ref().map(|d| d.consumers.as_slice()).unwrap_or_default();
+    let counted = product.data.as_ref().map_or(0, |d| usize::try_from(d.consumer_count).unwrap_or(0));
     let shown = consumers.len().min(MAX_CONSUMERS);
-    let more = consumers.len() - shown;
+    // Readers the caller may not see by name are shown as a count.
+    let more = consumers.len().max(counted) - shown;
     let consumer_rows = shown + usize::from(more > 0);
     let rows = product.input_ports.len().max(consumer_rows).max(1);
     let height = rows as u32 * ROW + 16;
@@ -133,7 +135,11 @@ pub(crate) fn lineage(product: &Product) -> Lineage {
         "{} is built from {}; read in the last 30 days by {}.",
         product.product_id,
         if inputs.is_empty() { "its domain's own source".to_owned() } else { inputs.join(", ") },
-        if readers.is_empty() { "no one yet".to_owned() } else { readers.join(", ") },
+        match (readers.is_empty(), counted) {
+            (true, 0) => "no one yet".to_owned(),
+            (true, n) => format!("{n} principals (named to its owners)"),
+            (false, _) => readers.join(", "),
+        },
     );
     Lineage { width: COLUMN_X[2] + NODE_WIDTH + 10, height, nodes, edges, summary }
 }
@@ -167,6 +173,14 @@ mod tests {
                 "insight.segment_spending is built from customer.profiles, payment.card_spending"
             )
         );
+        let counted = Product {
+            product_id: "a.b".into(),
+            data: Some(DataStatus { consumer_count: 3, ..Default::default() }),
+            ..Default::default()
+        };
+        let graph = lineage(&counted);
+        assert!(graph.nodes.iter().any(|n| n.label == "+3 more readers"), "readers not named are counted");
+        assert!(graph.summary.ends_with("read in the last 30 days by 3 principals (named to its owners)."));
         let alone = lineage(&Product { product_id: "a.b".into(), ..Default::default() });
         assert_eq!(alone.nodes.len(), 1);
         assert_eq!(

@@ -135,7 +135,7 @@ impl Web {
     /// verifies (a session whose token expired ends). Without
     /// authentication, everyone is an admin with a session of their own.
     async fn visitor(&self, headers: &HeaderMap) -> Option<Visitor> {
-        let cookie = session::cookie(headers, COOKIE)?;
+        let cookie = session::cookie(headers, COOKIE, self.tls)?;
         let session = self.sessions.get(&cookie)?;
         let principal = match &self.verifier {
             None => Principal::anonymous_admin(),
@@ -159,7 +159,7 @@ impl Web {
         }
         if self.verifier.is_none() {
             // No authentication: a session is made on the spot.
-            let cookie = self.sessions.start(String::new());
+            let cookie = self.sessions.start(String::new(), (String::new(), String::new()));
             let mut response = Redirect::to(path).into_response();
             self.set_session_cookie(&mut response, &cookie);
             return Err(response);

@@ -195,7 +195,7 @@ pub(super) async fn product(
         Ok(visitor) => visitor,
         Err(response) => return response,
     };
-    let product = match web.catalog.product(&id).await {
+    let product = match web.catalog.product(&id, &visitor.principal).await {
         Ok(product) => product,
         Err(error) => {
             let status = tonic::Status::from(error);
@@ -238,9 +238,13 @@ async fn product_page(
         id: a.name.trim_start_matches("agreements/").to_owned(),
         name: a.name.clone(),
         principal: a.principal.clone(),
+        issuer: a.issuer.clone(),
         state: a.state().as_str_name().trim_start_matches("AGREEMENT_STATE_").to_ascii_lowercase(),
         columns: a.columns.join(", "),
+        raw: if a.raw_columns.is_empty() { "none".into() } else { a.raw_columns.join(", ") },
+        scope: if a.row_scope.is_empty() { "all rows".into() } else { a.row_scope.clone() },
         until: time(a.end_time.as_ref()),
+        days: mesh_contracts::access::days(a),
         purpose: a.purpose.clone(),
         decided: a.decided_by.clone(),
     };
@@ -400,7 +404,7 @@ async fn document(web: &Web, id: &str, headers: &HeaderMap, standard: Standard) 
         Ok(visitor) => visitor,
         Err(response) => return response,
     };
-    let product = match web.catalog.product(id).await {
+    let product = match web.catalog.product(id, &visitor.principal).await {
         Ok(product) => product,
         Err(error) => {
             let status = tonic::Status::from(error);
@@ -413,7 +417,9 @@ async fn document(web: &Web, id: &str, headers: &HeaderMap, standard: Standard) 
         }
     };
     let links = mesh_standards::Links { registry: Some(web.base_url(headers)) };
-    let mut response = crate::rest::document(&web.catalog, &product, standard, &links).await.into_response();
+    let mut response = crate::rest::document(&web.catalog, &product, standard, &links, &visitor.principal)
+        .await
+        .into_response();
     let response_headers = response.headers_mut();
     response_headers
         .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));

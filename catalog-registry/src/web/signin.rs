@@ -58,14 +58,16 @@ fn refused(web: &Web, status: StatusCode, next: &str, message: String) -> Respon
 /// Starts a session for `token` if it verifies; the response sends the
 /// browser on (`page`: by a page of the catalog's own, after an IdP).
 async fn start_session(web: &Web, token: String, next: &str, page: bool) -> Result<Response, String> {
+    let mut owner = (String::new(), String::new());
     if let Some(verifier) = &web.verifier {
         let principal = verifier
             .verify(Some(&format!("Bearer {token}")))
             .await
             .map_err(|e| Status::from(e).message().to_owned())?;
         tracing::info!(caller = %principal.subject, "signed in to the web catalog");
+        owner = (principal.issuer, principal.subject);
     }
-    let cookie = web.sessions.start(token);
+    let cookie = web.sessions.start(token, owner);
     let next = local_path(next);
     let mut response = if page {
         render(StatusCode::OK, &RedirectPage { next }, &[])
@@ -101,7 +103,7 @@ pub(super) async fn with_token(
         Err(response) => return response,
     };
     let next = field(&fields, "next").unwrap_or("/catalog").to_owned();
-    let expected = super::session::cookie(&headers, SIGNIN_COOKIE);
+    let expected = super::session::cookie(&headers, SIGNIN_COOKIE, web.tls);
     let sent = field(&fields, "csrf").unwrap_or_default();
     if expected.is_none_or(|expected| !same_secret(&expected, sent)) {
         let error = "The sign-in form expired or came from elsewhere; try again.".to_owned();
@@ -209,7 +211,7 @@ pub(super) async fn callback(
         );
     };
     let redirect_uri = format!("{}/catalog/auth/callback", web.base_url(&headers));
-    let cookie_state = super::session::cookie(&headers, OIDC_COOKIE);
+    let cookie_state = super::session::cookie(&headers, OIDC_COOKIE, web.tls);
     let signed_in = match oidc.finish(state, cookie_state.as_deref(), code, &redirect_uri).await {
         Ok((token, next)) => start_session(&web, token, &next, true).await,
         Err(message) => Err(message),

@@ -170,14 +170,22 @@ pub(crate) struct QualityRow {
     pub description: String,
 }
 
-/// One agreement.
+/// One agreement, with what an owner weighs before deciding.
 pub(crate) struct AgreementRow {
     pub id: String,
     pub name: String,
     pub principal: String,
+    /// The issuer of the consumer's token.
+    pub issuer: String,
     pub state: String,
     pub columns: String,
+    /// Identifier columns asked for as their real values.
+    pub raw: String,
+    /// The rows asked for (`all rows` when no scope).
+    pub scope: String,
     pub until: String,
+    /// How long it lasts from its request, in days.
+    pub days: i64,
     pub purpose: String,
     pub decided: String,
 }

@@ -36,7 +36,11 @@ pub(crate) async fn run(cli: &Cli, args: &LineageArgs) -> Result<()> {
     for derived in &built {
         println!("  product {} [{}]", safe(&derived.product_id), style::status_word(derived.status()));
     }
+    let counted = product.data.as_ref().map_or(0, |d| d.consumer_count);
     let consumers = product.data.map(|d| d.consumers).unwrap_or_default();
+    if consumers.is_empty() && counted > 0 {
+        println!("  read by {counted} principals in 30 days (who they are is shown to its owners)");
+    }
     for consumer in &consumers {
         println!(
             "  read by {} ({} reads, {} rows in 30 days)",
@@ -45,7 +49,7 @@ pub(crate) async fn run(cli: &Cli, args: &LineageArgs) -> Result<()> {
             consumer.rows
         );
     }
-    if built.is_empty() && consumers.is_empty() {
+    if built.is_empty() && consumers.is_empty() && counted == 0 {
         println!("  nothing yet: no product is built from it and nobody read it in the last 30 days");
     }
     Ok(())

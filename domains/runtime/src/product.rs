@@ -143,6 +143,7 @@ impl Product {
         let load = self.store.load_info(self.spec.id)?;
         Ok(DataStatus {
             consumers: Vec::new(),
+            consumer_count: 0,
             row_count: load.as_ref().map_or(0, |l| l.row_count),
             last_loaded_time: load.as_ref().map(|l| mesh_contracts::time::timestamp(l.loaded_at_ms)),
             quality_results: self.store.quality(self.spec.id)?,
