@@ -188,20 +188,14 @@ fn check_query(query: &MethodDescriptor, problems: &mut Vec<String>) -> Option<F
 /// pseudonym (a string or an integer): any other would go out raw.
 fn check_identifiers(row_type: &prost_reflect::MessageDescriptor, problems: &mut Vec<String>) {
     for field in row_type.fields() {
-        let pseudonymizable = matches!(
-            field.kind(),
-            Kind::String
-                | Kind::Int64
-                | Kind::Int32
-                | Kind::Uint32
-                | Kind::Uint64
-                | Kind::Sint64
-                | Kind::Sint32
-        ) && !field.is_list();
+        // A pseudonym of an integer takes 63 bits: a 32-bit field would cut it.
+        let pseudonymizable =
+            matches!(field.kind(), Kind::String | Kind::Int64 | Kind::Uint64 | Kind::Sint64)
+                && !field.is_list();
         if column_options(&field).classification() == Classification::PiiIdentifier && !pseudonymizable {
             problems.push(format!(
                 "column `{}` is a PII_IDENTIFIER of type {}, which cannot be delivered as a pseudonym; make it a \
-                 string or an integer, or classify it otherwise",
+                 string or a 64-bit integer, or classify it otherwise",
                 field.name(),
                 type_name(&field)
             ));

@@ -130,7 +130,7 @@ fn an_identifier_that_cannot_be_pseudonymized_is_refused() {
         err,
         format!(
             "{PREFIX}column `card_no` is a PII_IDENTIFIER of type double, which cannot be delivered as a \
-             pseudonym; make it a string or an integer, or classify it otherwise"
+             pseudonym; make it a string or a 64-bit integer, or classify it otherwise"
         )
     );
 }

@@ -127,6 +127,9 @@ impl Access {
                     .ok_or_else(|| RegistryError::ProductNotFound(product_id.clone()))?;
                 let checked = request::check(&request, &product, now)?;
                 let principal = (caller.subject.as_str(), caller.issuer.as_str());
+                // One consumer's requests one at a time across replicas: its
+                // quotas and the agreement each supersedes are counted whole.
+                db.lock(&format!("consumer\n{}\n{}", caller.issuer, caller.subject))?;
                 if agreements::requested_since(db, principal, now - 86_400_000)? >= MAX_PER_DAY {
                     return Err(RegistryError::Quota(format!(
                         "you made {MAX_PER_DAY} requests for access in the last 24 hours, the most the registry \
@@ -283,6 +286,7 @@ impl Access {
                     )));
                 }
                 if decision == Decision::Approve {
+                    db.lock(&format!("consumer\n{}\n{}", agreement.issuer, agreement.principal))?;
                     let principal = (agreement.principal.as_str(), agreement.issuer.as_str());
                     agreements::supersede(db, &agreement.product, principal, id, now)?;
                 }

@@ -95,7 +95,7 @@ pub(crate) fn check(request: &RequestAccessRequest, product: &Product, now: i64)
     check_scope(&row_scope, product, &columns, &raw_columns)?;
     let end_time = match &request.end_time {
         None => now + DEFAULT_DAYS * DAY_MS,
-        Some(end) => end.seconds.saturating_mul(1000) + i64::from(end.nanos) / 1_000_000,
+        Some(end) => end.seconds.saturating_mul(1000).saturating_add(i64::from(end.nanos) / 1_000_000),
     };
     if end_time <= now {
         return Err(RegistryError::invalid("end_time", "is in the past; name a date to come"));

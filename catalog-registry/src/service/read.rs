@@ -72,7 +72,7 @@ impl Catalog {
         // A page token is the caller's own: another caller cannot use it.
         filter_key.extend([caller.issuer.clone(), caller.subject.clone()]);
         let after = self.tokens.check(&request.page_token, &filter_key)?;
-        let (mut found, total_size) = self
+        let (found, total_size) = self
             .store
             .read(move |db| {
                 let now = db.now_ms()?;
@@ -84,6 +84,8 @@ impl Catalog {
                 Ok((found, total))
             })
             .await?;
+        // What the caller may see first: a page's size tells nothing hidden.
+        let mut found: Vec<_> = found.into_iter().map(|p| super::visibility::for_caller(p, caller)).collect();
         // A page ends at page_size products or PAGE_BYTES, whichever comes
         // first (at least one product).
         let mut bytes = 0;
@@ -101,8 +103,7 @@ impl Catalog {
         } else {
             String::new()
         };
-        let products = found.into_iter().map(|p| super::visibility::for_caller(p, caller)).collect();
-        Ok(ListProductsResponse { products, next_page_token, total_size: total_size as i32 })
+        Ok(ListProductsResponse { products: found, next_page_token, total_size: total_size as i32 })
     }
 
     /// The latest version of product `id`, in full, as `caller` may see it.

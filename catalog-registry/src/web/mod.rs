@@ -159,7 +159,8 @@ impl Web {
         }
         if self.verifier.is_none() {
             // No authentication: a session is made on the spot.
-            let cookie = self.sessions.start(String::new(), (String::new(), String::new()));
+            // Each browser its own owner: nobody is anyone to bound.
+            let cookie = self.sessions.start(String::new(), (String::new(), session::random_token()));
             let mut response = Redirect::to(path).into_response();
             self.set_session_cookie(&mut response, &cookie);
             return Err(response);

@@ -58,8 +58,9 @@ impl AuditService for Reads {
             .audit_log()
             .cloned()
             .ok_or_else(|| Status::unavailable("this domain keeps no read log"))?;
-        let since =
-            request.since.map_or(0, |t| t.seconds.saturating_mul(1000) + i64::from(t.nanos) / 1_000_000);
+        let since = request
+            .since
+            .map_or(0, |t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000));
         let limit = if request.page_size > 0 { i64::from(request.page_size) } else { DEFAULT_PAGE };
         let principal = request.principal;
         let reads = tokio::task::spawn_blocking(move || log.list(product, since, &principal, limit))

@@ -193,8 +193,8 @@ pub(crate) fn plan(
 
 /// The full sort key: the requested order, then the product's key, then
 /// rowid. For a caller who receives identifiers as pseudonyms, each such
-/// column of the key (and any other) sorts by the caller's keyed hash of
-/// it, just before rowid's place: the order, the resume points and the
+/// column of the key (and any other; and a key column it may not read at
+/// all) sorts by the caller's keyed hash of it, just before rowid's place: the order, the resume points and the
 /// page boundaries then tell nothing of the real values (rowid follows the
 /// load, which may follow them, and breaks no tie the hash leaves), and
 /// differ between callers.
@@ -202,7 +202,10 @@ fn sort_key(order: Vec<SortColumn>, schema: &RowSchema, grant: &Grant) -> Vec<So
     let mut sort = order;
     for &key in &schema.key {
         if !sort.iter().any(|s| s.column == Some(key)) {
-            sort.push(SortColumn { keyed: grant.pseudonymized[key], ..SortColumn::by(key) });
+            // A key column the caller may not read in the clear is no
+            // order of its either.
+            let hidden = grant.pseudonymized[key] || !grant.readable[key];
+            sort.push(SortColumn { keyed: hidden, ..SortColumn::by(key) });
         }
     }
     for (column, _) in grant.pseudonymized.iter().enumerate().filter(|(_, p)| **p) {

@@ -35,7 +35,7 @@ struct TokenState {
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct KeyValue {
-    #[prost(oneof = "KeyKind", tags = "1, 2, 3")]
+    #[prost(oneof = "KeyKind", tags = "1, 2, 3, 4")]
     kind: Option<KeyKind>,
 }
 
@@ -43,10 +43,15 @@ struct KeyValue {
 enum KeyKind {
     #[prost(string, tag = "1")]
     Text(String),
+    /// Written by earlier versions; read still.
     #[prost(sint64, tag = "2")]
     Integer(i64),
     #[prost(double, tag = "3")]
     Real(f64),
+    /// Integers in eight bytes whatever their value, so a token's length
+    /// tells nothing of a key (a rowid, a keyed order) it seals.
+    #[prost(sfixed64, tag = "4")]
+    Fixed(i64),
 }
 
 /// Signs and checks the resume tokens of one product with its domain's secret.
@@ -73,7 +78,7 @@ impl ResumeTokens {
                 .map(|value| KeyValue {
                     kind: match value {
                         Value::Text(text) => Some(KeyKind::Text(text.clone())),
-                        Value::Integer(n) => Some(KeyKind::Integer(*n)),
+                        Value::Integer(n) => Some(KeyKind::Fixed(*n)),
                         Value::Real(x) => Some(KeyKind::Real(*x)),
                         Value::Null | Value::Blob(_) => None,
                     },
@@ -117,7 +122,7 @@ impl ResumeTokens {
             .into_iter()
             .map(|value| match value.kind {
                 Some(KeyKind::Text(text)) => Value::Text(text),
-                Some(KeyKind::Integer(n)) => Value::Integer(n),
+                Some(KeyKind::Integer(n) | KeyKind::Fixed(n)) => Value::Integer(n),
                 Some(KeyKind::Real(x)) => Value::Real(x),
                 None => Value::Null,
             })
@@ -129,6 +134,21 @@ impl ResumeTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_is_as_long_whatever_the_integers_it_seals() {
+        let tokens = ResumeTokens::new(b"s".to_vec(), "p.one");
+        let token = |rowid: i64| {
+            let point = ResumePoint {
+                query: vec![1; 16],
+                delivered: 1,
+                key: vec![Value::Text("2024Q1".into()), Value::Integer(rowid * 7), Value::Integer(rowid)],
+                load: 9,
+            };
+            tokens.issue(&point).len()
+        };
+        assert!([0, 1, 63, 64, 8191, 8192, 1 << 20, i64::MAX / 7].iter().all(|&r| token(r) == token(5)));
+    }
 
     #[test]
     fn a_point_survives_the_round_trip_with_every_key_kind() {

@@ -1,4 +1,4 @@
--- The served reads of each principal per product and day, kept as reads
+-- The reads that delivered rows, of each principal per product and day, kept as reads
 -- are recorded, so the consumers a lease renewal reports cost no scan of
 -- the log; filled from the log once.
 CREATE TABLE mesh_reads_by_day (
@@ -13,4 +13,4 @@ CREATE TABLE mesh_reads_by_day (
 );
 INSERT INTO mesh_reads_by_day
     SELECT product, start_ms / 86400000, principal, issuer, count(*), sum(rows), max(start_ms)
-    FROM mesh_reads WHERE outcome = 1 GROUP BY 1, 2, 3, 4;
+    FROM mesh_reads WHERE outcome = 1 OR (outcome <> 2 AND rows > 0) GROUP BY 1, 2, 3, 4;

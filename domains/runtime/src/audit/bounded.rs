@@ -14,12 +14,15 @@ pub const MAX_TEXT: usize = 4 * 1024;
 /// Longest record queued, in bytes: the texts above, the columns (one
 /// contract's names) and the identity.
 pub(crate) const MAX_RECORD: usize = 64 * 1024;
+/// Roles kept in a record, and the longest kept, in bytes.
+const MAX_ROLES: usize = 32;
+const MAX_ROLE: usize = 256;
 /// Refusals recorded one by one per principal and product in a window.
 pub const REFUSALS_PER_WINDOW: u64 = 10;
 /// The window refusals are counted in.
 pub const REFUSAL_WINDOW: Duration = Duration::from_secs(60);
 /// Principals whose refusals are being counted, at most; past it, the
-/// oldest windows are closed early (their counts recorded).
+/// oldest window is closed early (its count recorded).
 const MAX_COUNTED: usize = 10_000;
 
 /// `text` cut to at most [`MAX_TEXT`] bytes, at a character boundary.
@@ -46,8 +49,12 @@ pub(crate) fn bound(record: &mut ReadRecord) {
     for text in [&mut record.principal, &mut record.issuer, &mut record.agreement, &mut record.purpose] {
         cut(text);
     }
-    record.roles.truncate(64);
-    record.roles.iter_mut().for_each(cut);
+    record.roles.truncate(MAX_ROLES);
+    for role in &mut record.roles {
+        if role.len() > MAX_ROLE {
+            role.truncate((0..=MAX_ROLE).rev().find(|&i| role.is_char_boundary(i)).unwrap_or(0));
+        }
+    }
     let columns = |list: &Vec<String>| list.iter().map(|c| c.len() + 2).sum::<usize>();
     while columns(&record.delivered_columns) + columns(&record.withheld_columns) > MAX_RECORD / 2 {
         if record.withheld_columns.pop().is_none() {
@@ -72,7 +79,24 @@ struct Window {
 /// through to be recorded.
 #[derive(Debug, Default)]
 pub(crate) struct RefusalLimiter {
-    windows: Mutex<HashMap<Key, Window>>,
+    windows: Mutex<Windows>,
+}
+
+#[derive(Debug, Default)]
+struct Windows {
+    open: HashMap<Key, Window>,
+    /// Records of windows closed early (to make room), for [`RefusalLimiter::closed`].
+    closed_early: Vec<ReadRecord>,
+}
+
+/// The record carrying a closed window's count, if it counted any.
+fn count_of(window: Window) -> Option<ReadRecord> {
+    (window.counted > 0).then(|| {
+        let mut record = window.last;
+        record.refusals_not_recorded = window.counted as i64 - 1;
+        record.outcome = ReadOutcome::Refused.into();
+        record
+    })
 }
 
 /// What to do with a refused read.
@@ -90,7 +114,7 @@ impl RefusalLimiter {
     pub(crate) fn admit(&self, record: &ReadRecord, now: Instant) -> Verdict {
         let key = (record.product.clone(), record.issuer.clone(), record.principal.clone());
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        let carried = match windows.get_mut(&key) {
+        let carried = match windows.open.get_mut(&key) {
             Some(window) if now.duration_since(window.opened) < REFUSAL_WINDOW => {
                 if window.recorded < REFUSALS_PER_WINDOW {
                     window.recorded += 1;
@@ -103,32 +127,35 @@ impl RefusalLimiter {
             Some(window) => window.counted,
             None => 0,
         };
-        if windows.len() >= MAX_COUNTED && !windows.contains_key(&key) {
-            return Verdict::Count;
+        if windows.open.len() >= MAX_COUNTED && !windows.open.contains_key(&key) {
+            // Room for this principal: the oldest window closes early, its count kept.
+            let oldest = windows.open.iter().min_by_key(|(_, w)| w.opened).map(|(k, _)| k.clone());
+            if let Some(window) = oldest.and_then(|k| windows.open.remove(&k)) {
+                windows.closed_early.extend(count_of(window));
+            }
         }
         let last = record.clone();
-        windows.insert(key, Window { opened: now, recorded: 1, counted: 0, last });
+        windows.open.insert(key, Window { opened: now, recorded: 1, counted: 0, last });
         Verdict::Record(carried)
     }
 
-    /// Records for the windows closed by `now` whose refusals were counted
-    /// and not yet recorded: each the last refusal counted, carrying the
-    /// count. Forgets closed windows.
+    /// Records for the windows closed by `now` (or early) whose refusals
+    /// were counted and not yet recorded: each the last refusal counted,
+    /// carrying the count. Forgets closed windows.
     pub(crate) fn closed(&self, now: Instant) -> Vec<ReadRecord> {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out = Vec::new();
-        windows.retain(|_, window| {
-            if now.duration_since(window.opened) < REFUSAL_WINDOW {
-                return true;
+        let mut out = std::mem::take(&mut windows.closed_early);
+        let expired: Vec<Key> = windows
+            .open
+            .iter()
+            .filter(|(_, w)| now.duration_since(w.opened) >= REFUSAL_WINDOW)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in expired {
+            if let Some(window) = windows.open.remove(&key) {
+                out.extend(count_of(window));
             }
-            if window.counted > 0 {
-                let mut record = window.last.clone();
-                record.refusals_not_recorded = window.counted as i64 - 1;
-                record.outcome = ReadOutcome::Refused.into();
-                out.push(record);
-            }
-            false
-        });
+        }
         out
     }
 }
@@ -155,6 +182,7 @@ mod tests {
         let mut record = refused("ana", &filter);
         record.detail = "x".repeat(10 * MAX_TEXT);
         record.withheld_columns = vec!["c".repeat(1000); 1000];
+        record.roles = vec!["r".repeat(10_000); 1000];
         bound(&mut record);
         assert!(record.filter.len() <= MAX_TEXT && filter.starts_with(&record.filter));
         assert_eq!(record.filter_length as usize, filter.len());
@@ -189,6 +217,22 @@ mod tests {
         assert_eq!((closed[0].principal.as_str(), closed[0].refusals_not_recorded), ("mallory", 14));
         assert!(limiter.closed(later).is_empty());
         assert_eq!(limiter.admit(&refused("mallory", ""), later), Verdict::Record(0));
+    }
+
+    #[test]
+    fn when_too_many_principals_are_counted_the_oldest_window_closes_with_its_count() {
+        let limiter = RefusalLimiter::default();
+        let start = Instant::now();
+        for _ in 0..REFUSALS_PER_WINDOW + 2 {
+            limiter.admit(&refused("first", ""), start);
+        }
+        for i in 1..MAX_COUNTED {
+            limiter.admit(&refused(&format!("p{i}"), ""), start + Duration::from_millis(1));
+        }
+        assert_eq!(limiter.admit(&refused("newcomer", ""), start), Verdict::Record(0), "recorded, not lost");
+        let closed = limiter.closed(start + Duration::from_millis(2));
+        assert_eq!(closed.len(), 1);
+        assert_eq!((closed[0].principal.as_str(), closed[0].refusals_not_recorded), ("first", 1));
     }
 
     #[test]

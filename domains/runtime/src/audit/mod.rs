@@ -54,8 +54,8 @@ CREATE TABLE IF NOT EXISTS reads (
 CREATE INDEX IF NOT EXISTS reads_by_product ON reads (product, start_ms);
 ";
 
-/// The served reads of each principal per product and day, kept as reads
-/// are recorded; filled from the log once when it is new.
+/// The reads that delivered rows, of each principal per product and day,
+/// kept as reads are recorded; filled from the log once when it is new.
 const SUMMARY: &str = "
 CREATE TABLE reads_by_day (
     product   TEXT NOT NULL,
@@ -69,10 +69,11 @@ CREATE TABLE reads_by_day (
 ) STRICT;
 INSERT INTO reads_by_day
     SELECT product, start_ms / 86400000, principal, issuer, count(*), sum(rows), max(start_ms)
-    FROM reads WHERE outcome = 1 GROUP BY 1, 2, 3, 4;
+    FROM reads WHERE outcome = 1 OR (outcome != 2 AND rows > 0) GROUP BY 1, 2, 3, 4;
 ";
 
-/// Adds one served read to its principal's day ({summary} names the table).
+/// Adds one read that delivered rows to its principal's day ({summary}
+/// names the table).
 const SUMMARIZE: &str = "INSERT INTO {summary} (product, day, principal, issuer, reads, rows, last_ms)
      VALUES ($1, $2, $3, $4, 1, $5, $6)
      ON CONFLICT (product, day, principal, issuer) DO UPDATE SET
@@ -319,6 +320,13 @@ fn write_records(
     }
 }
 
+/// Whether `read` delivered rows (served, or cut or cancelled after some):
+/// its principal then counts among the product's readers.
+fn delivered(read: &ReadRecord) -> bool {
+    read.outcome == ReadOutcome::Served as i32
+        || (read.outcome != ReadOutcome::Refused as i32 && read.rows > 0)
+}
+
 /// Commits `batch` (and the pruning) to the SQLite log.
 fn write_sqlite(conn: &mut Connection, batch: &[ReadRecord], prune: Option<i64>) -> Result<()> {
     use prost::Message;
@@ -340,7 +348,7 @@ fn write_sqlite(conn: &mut Connection, batch: &[ReadRecord], prune: Option<i64>)
                 r.rows,
                 r.encode_to_vec()
             ])?;
-            if r.outcome == ReadOutcome::Served as i32 {
+            if delivered(r) {
                 summarize.execute(params![
                     r.product,
                     start.div_euclid(DAY_MS),
@@ -382,7 +390,7 @@ fn write_postgres(db: &mesh_postgres::Database, batch: &[ReadRecord], prune: Opt
                     &[&r.product, &r.principal, &r.issuer, &start, &r.outcome, &r.rows, &record],
                 )
                 .await?;
-            if r.outcome == ReadOutcome::Served as i32 {
+            if delivered(r) {
                 let day = start.div_euclid(DAY_MS);
                 transaction
                     .execute(&summarize, &[&r.product, &day, &r.principal, &r.issuer, &r.rows, &start])

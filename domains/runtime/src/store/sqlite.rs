@@ -460,6 +460,7 @@ fn register_keyed_order(conn: &Connection) -> Result<()> {
             ValueRef::Integer(n) => {
                 crate::pseudonym::keyed_order(key, itoa::Buffer::new().format(n).as_bytes())
             }
+            ValueRef::Real(x) => crate::pseudonym::keyed_order(key, x.to_string().as_bytes()),
             other => {
                 let kind = other.data_type();
                 return Err(rusqlite::Error::UserFunctionError(
