@@ -37,6 +37,11 @@ pub fn delivery(
     }
 }
 
+/// The domain of product `id`: `payment` of `payment.card_spending`.
+pub fn domain_of(id: &str) -> &str {
+    id.split_once('.').map_or(id, |(domain, _)| domain)
+}
+
 /// How long `agreement` lasts from its request to its end, in whole days.
 pub fn days(agreement: &crate::catalog::Agreement) -> i64 {
     match (&agreement.create_time, &agreement.end_time) {

@@ -7,18 +7,22 @@ use prost_reflect::DescriptorPool;
 /// Compiles a file holding `body` (after the imports of the shared shapes)
 /// and checks `shop.v1.OrdersService`.
 fn check(body: &str) -> Result<ProductShape, String> {
-    let dir = tempfile::tempdir().unwrap();
     let source = format!(
         "syntax = \"proto3\";\npackage shop.v1;\nimport \"mesh/product/v1/query.proto\";\n\
          message Order {{ string id = 1; int64 amount = 2; }}\n{body}\n"
     );
+    ProductShape::find(&compiled(&source), "shop.v1.OrdersService").map_err(|e| e.to_string())
+}
+
+/// `source` compiled as `shop.proto` beside the mesh's own files.
+fn compiled(source: &str) -> DescriptorPool {
+    let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("shop.proto"), source).unwrap();
     let proto = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
     let mut compiler = protox::Compiler::new([dir.path().to_path_buf(), proto]).unwrap();
     compiler.include_imports(true);
     compiler.open_file("shop.proto").unwrap();
-    let pool = DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice()).unwrap();
-    ProductShape::find(&pool, "shop.v1.OrdersService").map_err(|e| e.to_string())
+    DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice()).unwrap()
 }
 
 const RESPONSE: &str = "message QueryResponse { repeated Order rows = 1; string resume_token = 2; }";
@@ -111,7 +115,6 @@ fn a_missing_service_names_the_ones_there() {
 
 #[test]
 fn an_identifier_that_cannot_be_pseudonymized_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
     let source = format!(
         "syntax = \"proto3\";\npackage shop.v1;\nimport \"mesh/product/v1/query.proto\";\n\
          import \"mesh/product/v1/options.proto\";\n\
@@ -119,13 +122,8 @@ fn an_identifier_that_cannot_be_pseudonymized_is_refused() {
          CLASSIFICATION_PII_IDENTIFIER }}]; int64 amount = 2; }}\n{}\n",
         service(&format!("{QUERY} {DESCRIBE}"))
     );
-    std::fs::write(dir.path().join("shop.proto"), source).unwrap();
-    let proto = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
-    let mut compiler = protox::Compiler::new([dir.path().to_path_buf(), proto]).unwrap();
-    compiler.include_imports(true);
-    compiler.open_file("shop.proto").unwrap();
-    let pool = DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice()).unwrap();
-    let err = ProductShape::find(&pool, "shop.v1.OrdersService").map(|_| ()).unwrap_err().to_string();
+    let err =
+        ProductShape::find(&compiled(&source), "shop.v1.OrdersService").map(|_| ()).unwrap_err().to_string();
     assert_eq!(
         err,
         format!(

@@ -4,8 +4,9 @@
 // every value is written as text, never as HTML.
 "use strict";
 
-async function sessionToken() {
-  const response = await fetch("/catalog/session/token", {
+// A token for the product's domain alone (exchanged by the registry).
+async function sessionToken(domain) {
+  const response = await fetch("/catalog/session/token?domain=" + encodeURIComponent(domain), {
     credentials: "same-origin",
     headers: { "x-mesh-catalog": "1" },
   });
@@ -67,7 +68,7 @@ async function loadPreview(box, retries = box.dataset.agreement === "approved" ?
   let response;
   let token;
   try {
-    token = await sessionToken();
+    token = await sessionToken(box.dataset.domain);
   } catch (error) {
     showError(box, error.message);
     return;

@@ -45,6 +45,14 @@ pub struct RegistryConfig {
     /// How the web catalog signs people in.
     #[command(flatten)]
     pub web: crate::web::WebArgs,
+
+    /// The local issuer (a folder with `issuer-key.pem`) whose key signs the
+    /// short-lived domain tokens the registry hands out at `/v1/token`
+    /// (RFC 8693 token exchange) for sign-in tokens of that issuer. Without
+    /// it the registry exchanges nothing: clients exchange at the company
+    /// IdP instead.
+    #[arg(long, env = "MESH_TOKEN_EXCHANGE_ISSUER_DIR")]
+    pub token_exchange_issuer_dir: Option<PathBuf>,
 }
 
 impl RegistryConfig {

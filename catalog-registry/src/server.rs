@@ -57,6 +57,16 @@ pub async fn serve_with_clock(
     let get_product = get_product_route(catalog.clone());
     let rest = crate::rest::router(catalog.clone())?;
     let authenticate = config.auth.layer()?;
+    let exchange_issuer = match &config.token_exchange_issuer_dir {
+        Some(dir) => Some(std::sync::Arc::new(mesh_grpc::issuer::LocalIssuer::open(dir)?)),
+        None => None,
+    };
+    let exchange = match (&exchange_issuer, authenticate.verifier()) {
+        (Some(issuer), Some(verifier)) => {
+            Some(crate::exchange::router(catalog.clone(), verifier, std::sync::Arc::clone(issuer)))
+        }
+        _ => None,
+    };
     let web = crate::web::router(
         catalog.clone(),
         access.clone(),
@@ -64,10 +74,11 @@ pub async fn serve_with_clock(
         &config.web,
         config.auth.auth_oidc_issuer.as_deref(),
         config.tls.tls_cert.is_some(),
+        exchange_issuer.clone(),
     )?;
 
     tracing::info!(db = %location, lease_ttl = ?config.lease_ttl, "catalog registry starting");
-    MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &[CATALOG_SERVICE, ACCESS_SERVICE])
+    let mut server = MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &[CATALOG_SERVICE, ACCESS_SERVICE])
         .await?
         .tls(&config.tls)
         .authenticate(authenticate)
@@ -78,9 +89,12 @@ pub async fn serve_with_clock(
         .rest(rest)
         .rest(web)
         .public(&["/", "/favicon.ico", crate::web::WEB_PATH])
-        .documents(&[crate::rest::OPENAPI_PATH])
-        .serve(listener, shutdown)
-        .await?;
+        .documents(&[crate::rest::OPENAPI_PATH]);
+    if let Some(exchange) = exchange {
+        // The subject token in the form is what is verified.
+        server = server.rest(exchange).public(&[mesh_grpc::exchange::TOKEN_PATH]);
+    }
+    server.serve(listener, shutdown).await?;
     tracing::info!("catalog registry stopped");
     Ok(())
 }

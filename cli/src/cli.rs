@@ -148,9 +148,28 @@ pub(crate) enum TokenCommand {
     #[command(verbatim_doc_comment)]
     Issue(TokenIssueArgs),
     /// Print the token calls carry (MESH_TOKEN, else the registry's
-    /// profile), e.g. for grpcurl:
-    /// grpcurl -H "authorization: Bearer $(mesh token print)" ...
-    Print,
+    /// profile), or with --for a short-lived token for one domain, got by
+    /// token exchange (RFC 8693) at the registry (or --token-exchange-url).
+    ///
+    /// Examples:
+    ///   mesh token print
+    ///   grpcurl -H "authorization: Bearer $(mesh token print --for payment)" 127.0.0.1:50052 list
+    ///   curl -H "authorization: Bearer $(mesh token print --for payment)" \
+    ///     localhost:50052/v1/products/payment.card_spending/rows
+    #[command(verbatim_doc_comment)]
+    Print(TokenPrintArgs),
+}
+
+/// Flags of `mesh token print`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TokenPrintArgs {
+    /// Print a token for this domain (e.g. `payment`), good there alone.
+    #[arg(long = "for", value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// Where tokens are exchanged [default: the registry's /v1/token]; a
+    /// company IdP's token endpoint when it supports token exchange.
+    #[arg(long, env = "MESH_TOKEN_EXCHANGE_URL")]
+    pub token_exchange_url: Option<String>,
 }
 
 /// Flags of `mesh token issue`.

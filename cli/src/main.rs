@@ -3,6 +3,7 @@
 mod cache;
 mod cli;
 mod commands;
+mod domain_token;
 mod profile;
 mod registry;
 mod rows;

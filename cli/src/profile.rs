@@ -28,6 +28,9 @@ pub(crate) struct Profile {
     /// How the token is renewed, for a person signed in with `mesh login`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<Login>,
+    /// Tokens exchanged for domains, by audience, kept until near their end.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub domain_tokens: crate::domain_token::DomainTokens,
 }
 
 /// A sign-in through an OAuth 2.0 / OIDC provider.

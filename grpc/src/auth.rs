@@ -41,6 +41,9 @@ pub struct VerifierConfig {
     pub issuer: Option<String>,
     /// The `aud` tokens must carry.
     pub audience: String,
+    /// Other audiences accepted too (a domain's own, `urn:woori-mesh:domain:<name>`,
+    /// beside the mesh's while clients move to exchanged tokens).
+    pub extra_audiences: Vec<String>,
     /// The longest a token may live (`exp - iat`).
     pub max_lifetime: Duration,
     /// The claim holding roles or groups; dots walk into objects
@@ -199,7 +202,9 @@ impl Verifier {
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_nbf = true;
-        validation.set_audience(&[&self.config.audience]);
+        let mut audiences = vec![self.config.audience.as_str()];
+        audiences.extend(self.config.extra_audiences.iter().map(String::as_str));
+        validation.set_audience(&audiences);
         if let Some(issuer) = self.expected_issuer() {
             validation.set_issuer(&[issuer]);
         }

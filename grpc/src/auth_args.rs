@@ -55,6 +55,11 @@ pub struct AuthArgs {
     #[arg(long, env = "MESH_AUTH_INSECURE_UNMAPPED_GROUPS_AS_ROLES", requires = "auth_role_map")]
     pub auth_insecure_unmapped_groups_as_roles: bool,
 
+    /// Audiences accepted beside --auth-audience: a domain adds its own
+    /// (set by the service, not a flag).
+    #[arg(skip)]
+    pub auth_extra_audiences: Vec<String>,
+
     /// The longest lifetime (`exp - iat`) of a token accepted.
     #[arg(long, env = "MESH_AUTH_MAX_LIFETIME", default_value = "24h", value_parser = humantime::parse_duration)]
     pub auth_max_lifetime: Duration,
@@ -84,6 +89,7 @@ impl Default for AuthArgs {
             auth_role_claim: "roles".to_owned(),
             auth_role_map: Vec::new(),
             auth_insecure_unmapped_groups_as_roles: false,
+            auth_extra_audiences: Vec::new(),
             auth_max_lifetime: Duration::from_secs(24 * 3600),
             auth_health: false,
             auth_reflection: false,
@@ -129,6 +135,7 @@ impl AuthArgs {
             keys,
             issuer: self.auth_issuer.clone(),
             audience: self.auth_audience.clone(),
+            extra_audiences: self.auth_extra_audiences.clone(),
             max_lifetime: self.auth_max_lifetime,
             role_claim: self.auth_role_claim.clone(),
             role_map: self.auth_role_map.iter().cloned().collect::<HashMap<_, _>>(),

@@ -28,6 +28,7 @@ enum Source {
         subject: String,
         roles: Vec<String>,
         ttl: Duration,
+        audience: String,
         current: Mutex<Option<(Instant, HeaderValue)>>,
     },
 }
@@ -76,11 +77,51 @@ impl Credentials {
     /// renewed when half of that has passed.
     pub fn issued(issuer: Arc<LocalIssuer>, subject: &str, roles: &[&str], ttl: Duration) -> Result<Self> {
         let roles = roles.iter().map(|r| (*r).to_owned()).collect();
-        let source =
-            Source::Issued { issuer, subject: subject.to_owned(), roles, ttl, current: Mutex::new(None) };
+        let audience = crate::issuer::DEFAULT_AUDIENCE.to_owned();
+        let source = Source::Issued {
+            issuer,
+            subject: subject.to_owned(),
+            roles,
+            ttl,
+            audience,
+            current: Mutex::new(None),
+        };
         let credentials = Self(Some(Arc::new(source)));
         credentials.header()?;
         Ok(credentials)
+    }
+
+    /// Credentials for calling domain `domain` alone: tokens the local
+    /// issuer signs for its audience, or the current token exchanged
+    /// (RFC 8693) at the registry `registry` for one; while no exchange
+    /// answers, these credentials themselves.
+    pub async fn for_domain(&self, registry: &str, domain: &str) -> Self {
+        let audience = crate::exchange::domain_audience(domain);
+        match self.0.as_deref() {
+            None => Self::none(),
+            Some(Source::Issued { issuer, subject, roles, ttl, .. }) => {
+                Self(Some(Arc::new(Source::Issued {
+                    issuer: Arc::clone(issuer),
+                    subject: subject.clone(),
+                    roles: roles.clone(),
+                    ttl: (*ttl).min(Duration::from_secs(300)),
+                    audience,
+                    current: Mutex::new(None),
+                })))
+            }
+            Some(_) => {
+                let Ok(Some(header)) = self.header() else { return self.clone() };
+                let token = header.to_str().unwrap_or_default().trim_start_matches("Bearer ").to_owned();
+                let url = format!("{}{}", registry.trim_end_matches('/'), crate::exchange::TOKEN_PATH);
+                match crate::exchange::exchange(&url, &token, &audience).await {
+                    Ok(exchanged) => Self::token(&exchanged.token).unwrap_or_else(|_| self.clone()),
+                    Err(error) => {
+                        tracing::debug!(%error, domain, "no token exchange; calling with the sign-in token");
+                        self.clone()
+                    }
+                }
+            }
+        }
     }
 
     /// Whether calls carry a token.
@@ -112,14 +153,14 @@ impl Credentials {
                 *read = Some((modified, value.clone()));
                 Ok(Some(value))
             }
-            Source::Issued { issuer, subject, roles, ttl, current } => {
+            Source::Issued { issuer, subject, roles, ttl, audience, current } => {
                 let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some((renew_at, value)) = current.as_ref()
                     && Instant::now() < *renew_at
                 {
                     return Ok(Some(value.clone()));
                 }
-                let token = issuer.issue(subject, roles, *ttl, crate::issuer::DEFAULT_AUDIENCE)?;
+                let token = issuer.issue(subject, roles, *ttl, audience)?;
                 let value = bearer(&token)?;
                 *current = Some((Instant::now() + *ttl / 2, value.clone()));
                 Ok(Some(value))

@@ -14,6 +14,7 @@ pub mod client;
 pub mod codec;
 pub mod credentials;
 mod error;
+pub mod exchange;
 pub mod issuer;
 mod keys;
 pub mod oidc;

@@ -148,6 +148,7 @@ impl LocalMesh {
                 sign_in_links: sign_in_links.clone(),
                 ..Default::default()
             },
+            token_exchange_issuer_dir: issuer.as_ref().map(|_| config.data_dir.join("issuer")),
         };
         let registry_task: Task = tokio::spawn(async move {
             catalog_registry::serve(&registry_config, registry.listener, until(registry_stopped)).await?;

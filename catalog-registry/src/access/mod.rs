@@ -5,6 +5,7 @@
 
 pub(crate) mod request;
 
+use mesh_contracts::access::domain_of;
 use mesh_contracts::catalog::access_service_server::AccessService;
 use mesh_contracts::catalog::{
     Agreement, AgreementState, ApproveAgreementRequest, ApproveAgreementResponse, DenyAgreementRequest,
@@ -84,10 +85,6 @@ impl Decision {
             Decision::Revoke => (AgreementState::Approved, AgreementState::Revoked),
         }
     }
-}
-
-fn domain_of(product: &str) -> &str {
-    product.split_once('.').map_or(product, |(domain, _)| domain)
 }
 
 /// Whether `caller` owns `product` (or is an admin).

@@ -44,7 +44,7 @@ pub(super) fn authorize(caller: &Principal, write: Write, product_id: &str) -> R
     if caller.has_role(ADMIN) {
         return Ok(());
     }
-    let domain = product_id.split_once('.').map_or(product_id, |(domain, _)| domain);
+    let domain = mesh_contracts::access::domain_of(product_id);
     let (needed, who) = match write {
         Write::Register | Write::Renew | Write::Deregister => {
             (Some(service_role(domain)), format!("the {domain} domain's service identity"))

@@ -106,6 +106,12 @@ impl Catalog {
         Ok(ListProductsResponse { products: found, next_page_token, total_size: total_size as i32 })
     }
 
+    /// Whether domain `domain` has a product in the catalog.
+    pub(crate) async fn has_domain(&self, domain: &str) -> Result<bool> {
+        let domain = domain.to_owned();
+        self.store.read(move |db| products::has_domain(db, &domain)).await
+    }
+
     /// The latest version of product `id`, in full, as `caller` may see it.
     pub(crate) async fn product(
         &self,

@@ -6,7 +6,7 @@ use mesh_grpc::auth::{Principal, service_role};
 
 /// Whether `caller` may see who reads `product`.
 pub(crate) fn sees_readers(caller: &Principal, product: &str) -> bool {
-    let domain = product.split_once('.').map_or(product, |(domain, _)| domain);
+    let domain = mesh_contracts::access::domain_of(product);
     crate::access::owns(caller, product) || caller.has_role(&service_role(domain))
 }
 

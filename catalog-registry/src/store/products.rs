@@ -310,6 +310,11 @@ pub fn list_ids(
     Ok((ids, total))
 }
 
+/// Whether domain `domain` has a product in the catalog.
+pub fn has_domain(db: &mut dyn Sql, domain: &str) -> Result<bool> {
+    Ok(db.query_opt("SELECT 1 FROM products WHERE domain = $1 LIMIT 1", params![domain])?.is_some())
+}
+
 /// Up to `limit` domains ordered by name, after `after`, with their products.
 pub fn domains(db: &mut dyn Sql, after: Option<&str>, limit: usize, now: i64) -> Result<Vec<Domain>> {
     let rows = db.query(

@@ -49,6 +49,9 @@ pub(crate) struct Web {
     oidc: Option<oidc::WebOidc>,
     base_url: Option<String>,
     tls: bool,
+    /// Signs the domain tokens the previews read with, when the registry
+    /// exchanges tokens.
+    exchange_issuer: Option<Arc<mesh_grpc::issuer::LocalIssuer>>,
 }
 
 /// The web catalog's routes.
@@ -59,6 +62,7 @@ pub fn router(
     args: &WebArgs,
     oidc_issuer: Option<&str>,
     tls: bool,
+    exchange_issuer: Option<Arc<mesh_grpc::issuer::LocalIssuer>>,
 ) -> crate::error::Result<axum::Router> {
     let oidc = match (&args.web_oidc_client_id, args.web_oidc_issuer.as_deref().or(oidc_issuer)) {
         (Some(client_id), Some(issuer)) => {
@@ -102,6 +106,7 @@ pub fn router(
         oidc,
         base_url: args.web_url.as_ref().map(|u| u.trim_end_matches('/').to_owned()),
         tls,
+        exchange_issuer,
     });
     Ok(axum::Router::new()
         .route("/", get(|| async { Redirect::to(WEB_PATH) }))

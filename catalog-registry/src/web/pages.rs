@@ -323,6 +323,7 @@ async fn product_page(
         chrome: Chrome::of(Some(visitor), notice),
         p: ProductFacts {
             id: id.clone(),
+            domain: product.domain.clone(),
             title: if metadata.title.is_empty() { id.clone() } else { metadata.title.clone() },
             description: product.description.clone(),
             status: status_word(product.status()),

@@ -247,11 +247,13 @@ pub(super) async fn sign_out(
     response
 }
 
-/// `GET /catalog/session/token`: the session's token, for the page's own
-/// script (it must send `x-mesh-catalog: 1`, which no other site's page can
-/// without the catalog allowing it).
+/// `GET /catalog/session/token?domain=D`: a token for the page's own script
+/// to read domain `D` with (it must send `x-mesh-catalog: 1`, which no other
+/// site's page can without the catalog allowing it): one exchanged for that
+/// domain alone when the registry exchanges tokens, else the session's.
 pub(super) async fn session_token(
     State(web): State<Arc<Web>>,
+    uri: http::Uri,
     headers: HeaderMap,
 ) -> Result<Response, RestError> {
     if headers.get(SCRIPT_HEADER).is_none() {
@@ -262,6 +264,18 @@ pub(super) async fn session_token(
     let visitor = web.visitor(&headers).await.ok_or_else(|| {
         RestError::new(Status::unauthenticated("not signed in, or the session ended; sign in again"))
     })?;
-    let body = serde_json::json!({ "token": visitor.session.token, "subject": visitor.principal.subject });
+    let domain = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .find(|(name, _)| name == "domain")
+        .map(|(_, value)| value.into_owned());
+    let token = match (&web.exchange_issuer, domain) {
+        (Some(issuer), Some(domain)) if !visitor.session.token.is_empty() => {
+            let audience = mesh_grpc::exchange::domain_audience(&domain);
+            crate::exchange::mint(issuer, &visitor.principal, &visitor.session.token, &audience)
+                .map_err(|e| RestError::new(Status::permission_denied(e)))?
+                .0
+        }
+        _ => visitor.session.token.clone(),
+    };
+    let body = serde_json::json!({ "token": token, "subject": visitor.principal.subject });
     Ok(ok_response(JSON, body.to_string()))
 }

@@ -111,6 +111,8 @@ pub(crate) struct SearchPage {
 /// The product's metadata in words.
 pub(crate) struct ProductFacts {
     pub id: String,
+    /// The owning domain (`payment`).
+    pub domain: String,
     pub title: String,
     pub description: String,
     pub status: String,

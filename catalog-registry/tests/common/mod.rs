@@ -132,6 +132,7 @@ impl TestRegistry {
             tls: Default::default(),
             client_tls: Default::default(),
             web: catalog_registry::web::WebArgs { sign_in_links: links.clone(), ..Default::default() },
+            token_exchange_issuer_dir: None,
             auth: issuer.auth_args(),
         };
         let (stop, stopped) = oneshot::channel::<()>();

@@ -12,7 +12,7 @@ use crate::style;
 /// Lists the recorded reads of the product.
 pub(crate) async fn run(cli: &Cli, args: &AuditArgs) -> Result<()> {
     let target = Target::resolve(cli, &args.product, None).await?;
-    let channel = mesh_grpc::client::channel(&target.endpoint, cli.timeout, &cli.credentials)?;
+    let channel = mesh_grpc::client::channel(&target.endpoint, cli.timeout, &target.credentials)?;
     let since = args.since.map(|ago| prost_types::Timestamp::from(std::time::SystemTime::now() - ago));
     let request = ListReadsRequest {
         product: args.product.clone(),

@@ -171,7 +171,7 @@ async fn open_stream(
     request: &QueryRequest,
     cli: &Cli,
 ) -> Result<(Streaming<Bytes>, Vec<String>), tonic::Status> {
-    let channel = mesh_grpc::client::stream_channel(&target.endpoint, cli.timeout, &cli.credentials)
+    let channel = mesh_grpc::client::stream_channel(&target.endpoint, cli.timeout, &target.credentials)
         .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
     let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(64 << 20);
     grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;

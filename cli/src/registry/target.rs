@@ -4,6 +4,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
+use mesh_contracts::access::domain_of;
 use mesh_contracts::catalog::{Product, ProductView, ServingStatus};
 use mesh_contracts::descriptor::ProductShape;
 use mesh_contracts::product::{DescribeRequest, DescribeResponse};
@@ -27,6 +28,8 @@ pub(crate) struct Target {
     pub(crate) descriptor_set: Vec<u8>,
     /// The catalog entry, when there is one (for error advice).
     pub(crate) entry: Option<Product>,
+    /// What the domain is called with: a token exchanged for it.
+    pub(crate) credentials: mesh_grpc::Credentials,
 }
 
 impl Target {
@@ -61,19 +64,23 @@ impl Target {
             None => endpoints(&product)?,
         };
         let endpoint = endpoints.remove(0);
+        let domain = if product.domain.is_empty() { domain_of(&product.product_id) } else { &product.domain };
+        let credentials = crate::domain_token::credentials(cli, domain).await;
         Ok(Self {
             endpoint,
             fallbacks: endpoints,
             service: product.service.clone(),
             descriptor_set: entry.descriptor_set,
             entry: Some(product),
+            credentials,
         })
     }
 
     /// Asks the server at `endpoint` for `product`'s contract through its
     /// product services' `Describe`, found with server reflection.
     async fn described_by(cli: &Cli, endpoint: &str, product: &str) -> Result<Self> {
-        let channel = mesh_grpc::client::channel(endpoint, cli.timeout, &cli.credentials)?;
+        let credentials = crate::domain_token::credentials(cli, domain_of(product)).await;
+        let channel = mesh_grpc::client::channel(endpoint, cli.timeout, &credentials)?;
         let services = mesh_grpc::reflection::reflected_services(channel.clone())
             .await
             .with_context(|| format!("cannot list the services at {endpoint}"))?;
@@ -97,6 +104,7 @@ impl Target {
                     service: described.service,
                     descriptor_set: described.descriptor_set,
                     entry: None,
+                    credentials,
                 });
             }
         }

@@ -123,16 +123,23 @@ pub async fn rebuild(
     let mut registry = CatalogServiceClient::new(registry_channel);
     let customer_url = endpoint_of(&mut registry, CUSTOMER_PRODUCT).await?;
     let payment_url = endpoint_of(&mut registry, PAYMENT_PRODUCT).await?;
+    // Each source is read with a token for its domain alone.
+    let for_customer = credentials
+        .for_domain(&sources.registry_url, mesh_contracts::access::domain_of(CUSTOMER_PRODUCT))
+        .await;
+    let for_payment = credentials
+        .for_domain(&sources.registry_url, mesh_contracts::access::domain_of(PAYMENT_PRODUCT))
+        .await;
     let mut customers = CustomerProfileServiceClient::new(mesh_grpc::client::stream_channel(
         &customer_url,
         CALL_TIMEOUT,
-        credentials,
+        &for_customer,
     )?)
     .max_decoding_message_size(16 << 20);
     let mut payments = CardSpendingServiceClient::new(mesh_grpc::client::stream_channel(
         &payment_url,
         CALL_TIMEOUT,
-        credentials,
+        &for_payment,
     )?)
     .max_decoding_message_size(16 << 20);
     let profile_stream = customers

@@ -36,12 +36,15 @@ pub async fn run_domain(
     let advertise = args.advertise(listener.local_addr()?);
     let mut names: Vec<&str> = services.iter().map(ProductService::name).collect();
     names.push(AUDIT_SERVICE);
+    let domain = services.first().map_or("", |s| s.product().spec.domain());
+    // Tokens exchanged for this domain are accepted beside the mesh's.
+    let mut auth = args.auth.clone();
+    auth.auth_extra_audiences.push(mesh_grpc::exchange::domain_audience(domain));
     let mut server = MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &names)
         .await?
         .shutdown_grace(args.limits.shutdown_grace)
         .tls(&args.tls)
-        .authenticate(args.auth.layer()?);
-    let domain = services.first().map_or("", |s| s.product().spec.domain());
+        .authenticate(auth.layer()?);
     let credentials = args.client_credentials(domain)?;
     let governance = governance(&services, args, domain)?;
     let admission = Admission::new(args.limits.clone());
