@@ -41,7 +41,15 @@ pub struct Exchanged {
 /// Exchanges `subject_token` at the token endpoint `url` for a token for
 /// `audience`; an error says why, in the endpoint's words.
 pub async fn exchange(url: &str, subject_token: &str, audience: &str) -> Result<Exchanged, String> {
-    let http = crate::oidc::http_client().map_err(|e| e.to_string())?;
+    // One client for the process: its connections to the endpoint are kept.
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let http = match HTTP.get() {
+        Some(http) => http,
+        None => {
+            let built = crate::oidc::http_client().map_err(|e| e.to_string())?;
+            HTTP.get_or_init(|| built)
+        }
+    };
     let form = [
         ("grant_type", GRANT_TYPE),
         ("subject_token", subject_token),
@@ -50,7 +58,7 @@ pub async fn exchange(url: &str, subject_token: &str, audience: &str) -> Result<
         ("resource", audience),
         ("audience", audience),
     ];
-    let (status, answer) = crate::oidc::post_form(&http, url, &form).await?;
+    let (status, answer) = crate::oidc::post_form(http, url, &form).await?;
     if !status.is_success() {
         let error = answer["error"].as_str().unwrap_or("error");
         let description = answer["error_description"].as_str().unwrap_or("");

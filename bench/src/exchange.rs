@@ -1,0 +1,76 @@
+//! What a token for one domain costs a client: the first call to the
+//! payment domain, which first exchanges the sign-in token at the registry
+//! (RFC 8693), against a call with a domain token already held, each on a
+//! fresh connection as a command-line client makes it; and later calls on
+//! one connection with the exchanged token against the sign-in token's.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use mesh_contracts::product::QueryRequest;
+use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
+use mesh_grpc::Credentials;
+use mesh_grpc::exchange::{TOKEN_PATH, domain_audience, exchange};
+
+use crate::latency::percentiles;
+use crate::mesh::{Mesh, connect};
+
+/// The p50s of the exchange group.
+pub(crate) struct ExchangeCost {
+    /// Exchange, connect, one-row query.
+    pub first_call: Duration,
+    /// Connect, one-row query, with a token already held.
+    pub cached_call: Duration,
+    /// A one-row query on an open connection with the exchanged token.
+    pub later_call: Duration,
+    /// The same with the sign-in token.
+    pub sign_in_call: Duration,
+}
+
+async fn one_row(credentials: &Credentials, url: &str) -> Result<()> {
+    let mut client = CardSpendingServiceClient::new(connect(url, credentials).await?);
+    let mut stream = client.query(QueryRequest { limit: 1, ..Default::default() }).await?.into_inner();
+    while stream.message().await?.is_some() {}
+    Ok(())
+}
+
+async fn one_row_on(client: &mut CardSpendingServiceClient<mesh_grpc::MeshChannel>) -> Result<()> {
+    let mut stream = client.query(QueryRequest { limit: 1, ..Default::default() }).await?.into_inner();
+    while stream.message().await?.is_some() {}
+    Ok(())
+}
+
+/// Measures `calls` rounds of each, alternating.
+pub(crate) async fn measure(mesh: &Mesh, calls: usize) -> Result<ExchangeCost> {
+    let url = format!("{}{TOKEN_PATH}", mesh.registry.trim_end_matches('/'));
+    let audience = domain_audience("payment");
+    let held =
+        Credentials::token(&exchange(&url, &mesh.token, &audience).await.map_err(anyhow::Error::msg)?.token)?;
+    let (mut first, mut cached) = (Vec::new(), Vec::new());
+    for _ in 0..calls {
+        let started = Instant::now();
+        let token = exchange(&url, &mesh.token, &audience).await.map_err(anyhow::Error::msg)?;
+        one_row(&Credentials::token(&token.token)?, &mesh.payment_url).await?;
+        first.push(started.elapsed());
+        let started = Instant::now();
+        one_row(&held, &mesh.payment_url).await?;
+        cached.push(started.elapsed());
+    }
+    let mut exchanged = CardSpendingServiceClient::new(connect(&mesh.payment_url, &held).await?);
+    let mut signed_in = CardSpendingServiceClient::new(connect(&mesh.payment_url, &mesh.credentials).await?);
+    let (mut later, mut sign_in) = (Vec::new(), Vec::new());
+    for _ in 0..calls {
+        let started = Instant::now();
+        one_row_on(&mut exchanged).await?;
+        later.push(started.elapsed());
+        let started = Instant::now();
+        one_row_on(&mut signed_in).await?;
+        sign_in.push(started.elapsed());
+    }
+    Ok(ExchangeCost {
+        first_call: percentiles(first).0,
+        cached_call: percentiles(cached).0,
+        later_call: percentiles(later).0,
+        sign_in_call: percentiles(sign_in).0,
+    })
+}
