@@ -193,11 +193,11 @@ pub(crate) fn plan(
 
 /// The full sort key: the requested order, then the product's key, then
 /// rowid. For a caller who receives identifiers as pseudonyms, each such
-/// column of the key (and any other; and a key column it may not read at
-/// all) sorts by the caller's keyed hash of it, just before rowid's place: the order, the resume points and the
-/// page boundaries then tell nothing of the real values (rowid follows the
-/// load, which may follow them, and breaks no tie the hash leaves), and
-/// differ between callers.
+/// column of the key (and any other, and a key column it may not read at
+/// all) sorts by the caller's keyed hash of it, just before rowid's place:
+/// the order, the resume points and the page boundaries then tell nothing
+/// of the real values (rowid follows the load, which may follow them, and
+/// breaks no tie the hash leaves), and differ between callers.
 fn sort_key(order: Vec<SortColumn>, schema: &RowSchema, grant: &Grant) -> Vec<SortColumn> {
     let mut sort = order;
     for &key in &schema.key {
