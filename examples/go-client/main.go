@@ -3,7 +3,9 @@
 // generated from proto/ and prints the top customers by total card spend in
 // one quarter and province, as CSV: rank,seq,tot_use_am.
 //
-// Calls carry the token in MESH_TOKEN (`mesh token print` prints one);
+// The registry is called with the sign-in token in MESH_TOKEN (`mesh token
+// print` prints one); each domain with a token for it alone, exchanged at
+// the registry's /v1/token (OAuth 2.0 Token Exchange, RFC 8693);
 // https:// services are verified against --ca-file (MESH_CA_FILE) or the
 // system's roots. A token is never sent in plaintext but to loopback.
 package main
@@ -11,11 +13,15 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -43,12 +49,13 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	catalog := catalogv1.NewCatalogServiceClient(dial(ctx, *registry))
+	signIn := strings.TrimSpace(os.Getenv("MESH_TOKEN"))
+	catalog := catalogv1.NewCatalogServiceClient(dial(ctx, *registry, signIn))
 	customerAddr := endpoint(ctx, catalog, "customer.profiles")
 	paymentAddr := endpoint(ctx, catalog, "payment.card_spending")
 
 	// The customers living in the province that quarter (customer domain).
-	customers := customerv1.NewCustomerProfileServiceClient(dial(ctx, customerAddr))
+	customers := customerv1.NewCustomerProfileServiceClient(dial(ctx, customerAddr, domainToken(*registry, "customer", signIn)))
 	profiles, err := customers.Query(ctx, &productv1.QueryRequest{
 		Filter:   fmt.Sprintf("bas_yh = %q AND hous_sido_nm = %q", *quarter, *province),
 		ReadMask: &fieldmaskpb.FieldMask{Paths: []string{"seq"}},
@@ -72,7 +79,7 @@ func main() {
 
 	// Spending that quarter, highest first, until enough of them live there
 	// (payment domain); cancelling the stream stops the domain's scan.
-	payments := paymentv1.NewCardSpendingServiceClient(dial(ctx, paymentAddr))
+	payments := paymentv1.NewCardSpendingServiceClient(dial(ctx, paymentAddr, domainToken(*registry, "payment", signIn)))
 	streamCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	spending, err := payments.Query(streamCtx, &productv1.QueryRequest{
@@ -123,9 +130,51 @@ func (b bearer) GetRequestMetadata(ctx context.Context, uri ...string) (map[stri
 
 func (b bearer) RequireTransportSecurity() bool { return b.secure }
 
+// domainToken trades the sign-in token at the registry for a token good at
+// domain alone (RFC 8693 token exchange, RFC 8707 resource indicator).
+func domainToken(registry, domain, signIn string) string {
+	if signIn == "" {
+		return ""
+	}
+	base := registry
+	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
+		base = "http://" + base
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	if strings.HasPrefix(base, "https://") && caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			log.Fatalf("cannot read the CA file %s: %v", caFile, err)
+		}
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(pem)
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
+	}
+	form := url.Values{
+		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
+		"subject_token":      {signIn},
+		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
+		"resource":           {"urn:woori-mesh:domain:" + domain},
+	}
+	response, err := client.PostForm(strings.TrimRight(base, "/")+"/v1/token", form)
+	if err != nil {
+		log.Fatalf("token exchange for %s: %v", domain, err)
+	}
+	defer response.Body.Close()
+	var answer struct {
+		AccessToken string `json:"access_token"`
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if err := json.NewDecoder(io.LimitReader(response.Body, 1<<16)).Decode(&answer); err != nil || answer.AccessToken == "" {
+		log.Fatalf("token exchange for %s refused (%s): %s %s", domain, response.Status, answer.Error, answer.Description)
+	}
+	return answer.AccessToken
+}
+
 // dial connects to target: host:port or http://host:port in plaintext,
-// https://host:port with TLS; calls carry MESH_TOKEN when it is set.
-func dial(ctx context.Context, target string) *grpc.ClientConn {
+// https://host:port with TLS; calls carry token when it is set.
+func dial(ctx context.Context, target, token string) *grpc.ClientConn {
 	secure := strings.HasPrefix(target, "https://")
 	addr := strings.TrimPrefix(strings.TrimPrefix(target, "https://"), "http://")
 	opts := []grpc.DialOption{grpc.WithBlock(), grpc.FailOnNonTempDialError(true)}
@@ -141,7 +190,7 @@ func dial(ctx context.Context, target string) *grpc.ClientConn {
 	} else {
 		opts = append(opts, grpc.WithInsecure())
 	}
-	if token := strings.TrimSpace(os.Getenv("MESH_TOKEN")); token != "" {
+	if token != "" {
 		if !secure && !loopback(addr) {
 			log.Fatalf("refusing to send the token in plaintext to %s: use an https:// URL", addr)
 		}

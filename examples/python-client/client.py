@@ -4,15 +4,22 @@ Asks the catalog registry where customer.profiles and payment.card_spending
 are served, calls both domains directly with stubs generated from proto/
 (see generate.sh), and prints CSV: rank,seq,tot_use_am.
 
-Calls carry the token in MESH_TOKEN (`mesh token print` prints one);
+The registry is called with the sign-in token in MESH_TOKEN (`mesh token
+print` prints one); each domain with a token for it alone, exchanged at the
+registry's /v1/token (OAuth 2.0 Token Exchange, RFC 8693);
 https:// services are verified against --ca-file (MESH_CA_FILE) or the
 system's roots. A token is never sent in plaintext but to loopback.
 """
 
 import argparse
 import ipaddress
+import json
 import os
+import ssl
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import grpc
 
@@ -27,6 +34,27 @@ from woori.payment.v1 import payment_pb2_grpc  # noqa: E402
 
 TOKEN = os.environ.get("MESH_TOKEN", "").strip()
 METADATA = [("authorization", f"Bearer {TOKEN}")] if TOKEN else []
+
+
+def domain_metadata(registry, domain, ca_file):
+    """Metadata carrying a token for `domain` alone, traded for the sign-in
+    token at the registry (RFC 8693 token exchange, RFC 8707 resource)."""
+    if not TOKEN:
+        return []
+    base = registry if registry.startswith(("http://", "https://")) else "http://" + registry
+    form = urllib.parse.urlencode({
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "subject_token": TOKEN,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        "resource": f"urn:woori-mesh:domain:{domain}",
+    }).encode()
+    context = ssl.create_default_context(cafile=ca_file) if base.startswith("https://") else None
+    request = urllib.request.Request(base.rstrip("/") + "/v1/token", data=form)
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
+            return [("authorization", "Bearer " + json.load(response)["access_token"])]
+    except urllib.error.HTTPError as error:
+        sys.exit(f"token exchange for {domain} refused: {error.read().decode(errors='replace')}")
 
 
 def is_loopback(addr):
@@ -81,7 +109,7 @@ def main():
     request = query_pb2.QueryRequest(
         filter=f'bas_yh = "{args.quarter}" AND hous_sido_nm = "{args.province}"',
         read_mask=field_mask_pb2.FieldMask(paths=["seq"]))
-    for batch in customers.Query(request, metadata=METADATA):
+    for batch in customers.Query(request, metadata=domain_metadata(args.registry, "customer", args.ca_file)):
         living.update(row.seq for row in batch.rows)
 
     # Spending that quarter, highest first, until enough of them live there
@@ -90,7 +118,7 @@ def main():
         filter=f'bas_yh = "{args.quarter}"',
         read_mask=field_mask_pb2.FieldMask(paths=["seq", "tot_use_am"]),
         order_by="tot_use_am desc, seq")
-    stream = payments.Query(request, metadata=METADATA)
+    stream = payments.Query(request, metadata=domain_metadata(args.registry, "payment", args.ca_file))
     print("rank,seq,tot_use_am")
     rank = 0
     for batch in stream:
