@@ -317,6 +317,12 @@ async fn every_agreement_is_listed_page_by_page() {
         ..request.clone()
     });
     assert_eq!(first.await.unwrap_err().code(), Code::InvalidArgument);
+    let negative = ListAgreementsRequest { page_size: -1, ..request.clone() };
+    let negative = domain.list_agreements(negative).await.unwrap_err();
+    assert_eq!(
+        (negative.code(), negative.message()),
+        (Code::InvalidArgument, "page_size: is negative; use 1 to 1000, or 0")
+    );
     let mut other = access(&registry, "lee", &["owner:shop"]).await;
     let stolen = ListAgreementsRequest { page_token: token, page_size: 10, ..request.clone() };
     assert_eq!(other.list_agreements(stolen).await.unwrap_err().code(), Code::InvalidArgument);

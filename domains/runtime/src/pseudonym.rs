@@ -50,7 +50,7 @@ impl PseudonymKey {
         Self(*hasher.finalize().as_bytes())
     }
 
-    /// The key a consumer's rows are ordered by (see [`keyed_order`]):
+    /// The key a consumer's rows are ordered by (see `Dialect::keyed_order`):
     /// derived from its pseudonym key, so it differs between consumers.
     pub(crate) fn order_key(&self) -> Vec<u8> {
         blake3::keyed_hash(&self.0, b"mesh row order").as_bytes().to_vec()
@@ -73,17 +73,6 @@ impl PseudonymKey {
         bytes.copy_from_slice(&hash.as_bytes()[..8]);
         (u64::from_le_bytes(bytes) >> 1) as i64
     }
-}
-
-/// A row's place in a consumer's order: the first 63 bits of
-/// SHA-256(`key` || `value`), `value` being the identifier's text in UTF-8.
-/// PostgreSQL computes the same in SQL (see `Dialect::keyed_order`).
-pub(crate) fn keyed_order(key: &[u8], value: &[u8]) -> i64 {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::new().chain_update(key).chain_update(value).finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    (u64::from_be_bytes(first) & i64::MAX as u64) as i64
 }
 
 fn decode_hex(text: &str) -> Option<[u8; 32]> {

@@ -120,11 +120,32 @@ impl Dialect {
     }
 }
 
+/// A row's place in a consumer's order: the first 63 bits of
+/// SHA-256(`key` || `value`), `value` being the identifier's text in UTF-8,
+/// as [`Dialect::keyed_order`] writes it in SQL (SQLite calls this through
+/// its `mesh_order` function).
+pub(crate) fn keyed_order(key: &[u8], value: &[u8]) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(key).chain_update(value).finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    (u64::from_be_bytes(first) & i64::MAX as u64) as i64
+}
+
 #[cfg(test)]
 mod tests {
     use rusqlite::types::Value::{Integer, Real, Text};
 
     use super::*;
+
+    #[test]
+    fn the_keyed_order_is_a_non_negative_function_of_key_and_value() {
+        let (a, b) = (keyed_order(b"k1", b"0000000001"), keyed_order(b"k2", b"0000000001"));
+        assert!(a >= 0 && b >= 0);
+        assert_eq!(a, keyed_order(b"k1", b"0000000001"));
+        assert_ne!(a, b, "another consumer's key, another order");
+        assert_ne!(a, keyed_order(b"k1", b"0000000002"));
+    }
 
     #[test]
     fn postgres_placeholders_are_numbered_and_typed_by_their_values() {

@@ -447,7 +447,7 @@ fn open_reader(path: &Path, cache_bytes: usize) -> Result<Connection> {
 }
 
 /// `mesh_order(key, value)`: a row's place in a consumer's order (see
-/// [`crate::pseudonym::keyed_order`]); the value as its text.
+/// [`super::dialect::keyed_order`]); the value as its text.
 fn register_keyed_order(conn: &Connection) -> Result<()> {
     use rusqlite::functions::FunctionFlags;
     use rusqlite::types::ValueRef;
@@ -456,11 +456,11 @@ fn register_keyed_order(conn: &Connection) -> Result<()> {
     conn.create_scalar_function("mesh_order", 2, flags, |ctx| {
         let key = ctx.get_raw(0).as_blob().map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
         let order = match ctx.get_raw(1) {
-            ValueRef::Text(text) => crate::pseudonym::keyed_order(key, text),
+            ValueRef::Text(text) => super::dialect::keyed_order(key, text),
             ValueRef::Integer(n) => {
-                crate::pseudonym::keyed_order(key, itoa::Buffer::new().format(n).as_bytes())
+                super::dialect::keyed_order(key, itoa::Buffer::new().format(n).as_bytes())
             }
-            ValueRef::Real(x) => crate::pseudonym::keyed_order(key, x.to_string().as_bytes()),
+            ValueRef::Real(x) => super::dialect::keyed_order(key, x.to_string().as_bytes()),
             other => {
                 let kind = other.data_type();
                 return Err(rusqlite::Error::UserFunctionError(
