@@ -28,10 +28,7 @@ pub(crate) struct ExchangeCost {
 }
 
 async fn one_row(credentials: &Credentials, url: &str) -> Result<()> {
-    let mut client = CardSpendingServiceClient::new(connect(url, credentials).await?);
-    let mut stream = client.query(QueryRequest { limit: 1, ..Default::default() }).await?.into_inner();
-    while stream.message().await?.is_some() {}
-    Ok(())
+    one_row_on(&mut CardSpendingServiceClient::new(connect(url, credentials).await?)).await
 }
 
 async fn one_row_on(client: &mut CardSpendingServiceClient<mesh_grpc::MeshChannel>) -> Result<()> {
