@@ -7,7 +7,10 @@ RUN cargo build --release --locked --bins \
  && find target/release -maxdepth 1 -type f -executable -exec cp {} /out/ \;
 
 FROM debian:bookworm-slim
-RUN useradd --system --home /data mesh && mkdir -p /data /secrets && chown mesh /data /secrets
+# Mount points exist owned by `mesh`, so named volumes mounted on them start so.
+RUN useradd --system --home /data mesh \
+ && mkdir -p /data /secrets /issuer /token /tokens/customer /tokens/payment /tokens/insight \
+ && chown -R mesh /data /secrets /issuer /token /tokens
 COPY --from=build /out/ /usr/local/bin/
 USER mesh
 WORKDIR /data

@@ -36,10 +36,24 @@ pub(crate) struct GovernanceCost {
     pub revocation: Duration,
 }
 
-/// A token of the mesh's issuer for `subject` with `roles`.
+/// A token of the mesh's issuer for `subject` with `roles`, for the registry.
 fn credentials(issuer: &LocalIssuer, subject: &str, roles: &[&str]) -> Result<Credentials> {
+    credentials_for(issuer, subject, roles, DEFAULT_AUDIENCE)
+}
+
+/// Like [`credentials`], for the payment domain.
+fn at_payment(issuer: &LocalIssuer, subject: &str, roles: &[&str]) -> Result<Credentials> {
+    credentials_for(issuer, subject, roles, &mesh_grpc::exchange::domain_audience("payment"))
+}
+
+fn credentials_for(
+    issuer: &LocalIssuer,
+    subject: &str,
+    roles: &[&str],
+    audience: &str,
+) -> Result<Credentials> {
     let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
-    let token = issuer.issue(subject, &roles, Duration::from_secs(3600), DEFAULT_AUDIENCE)?;
+    let token = issuer.issue(subject, &roles, Duration::from_secs(3600), audience)?;
     Ok(Credentials::token(&token)?)
 }
 
@@ -81,9 +95,9 @@ async fn until_served(url: &str, credentials: &Credentials) -> Result<Duration> 
 
 /// Measures the group on the bench's mesh.
 pub(crate) async fn measure(mesh: &Mesh, issuer: &LocalIssuer, calls: usize) -> Result<GovernanceCost> {
-    let owner = credentials(issuer, "bench-owner", &["owner:payment"])?;
-    let analyst = credentials(issuer, "bench-analyst", &["analyst"])?;
-    let selective = credentials(issuer, "bench-selective", &["analyst"])?;
+    let owner = at_payment(issuer, "bench-owner", &["owner:payment"])?;
+    let analyst = at_payment(issuer, "bench-analyst", &["analyst"])?;
+    let selective = at_payment(issuer, "bench-selective", &["analyst"])?;
     agreement(mesh, issuer, "bench-analyst", false).await?;
     let raw = agreement(mesh, issuer, "bench-selective", true).await?;
     until_served(&mesh.payment_url, &analyst).await?;

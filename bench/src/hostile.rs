@@ -64,7 +64,10 @@ struct Up {
     child: Child,
     registry: String,
     payment: String,
+    /// For the registry.
     credentials: Credentials,
+    /// For the payment domain.
+    at_payment: Credentials,
 }
 
 impl Drop for Up {
@@ -111,6 +114,7 @@ fn start_up(data: &Path, customers: u64, quarters: u32) -> Result<Up> {
         registry: format!("http://127.0.0.1:{base}"),
         payment: format!("http://127.0.0.1:{}", base + 2),
         credentials: Credentials::token(&crate::mesh::bench_token(&data.join("issuer"))?)?,
+        at_payment: Credentials::token(&crate::mesh::payment_token(&data.join("issuer"))?)?,
     })
 }
 
@@ -164,10 +168,10 @@ pub(crate) async fn run(data: &Path, customers: u64, quarters: u32) -> Result<Ho
     let pid = up.child.id();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_idle = rss_mib(pid, "VmRSS")?;
-    let (describe_before, health_before) = control_p99(&up.payment, &up.credentials, 200).await?;
+    let (describe_before, health_before) = control_p99(&up.payment, &up.at_payment, 200).await?;
     let registry_before = registry_rate(&up.registry, &up.credentials).await?;
     let total_rows = {
-        let channel = connect(&up.payment, &up.credentials).await?;
+        let channel = connect(&up.payment, &up.at_payment).await?;
         CardSpendingServiceClient::new(channel)
             .describe(DescribeRequest::default())
             .await?
@@ -178,7 +182,7 @@ pub(crate) async fn run(data: &Path, customers: u64, quarters: u32) -> Result<Ho
     // 600 streams that never read, over 4 connections.
     let mut channels = Vec::new();
     for _ in 0..IDLE_CONNECTIONS {
-        channels.push(connect(&up.payment, &up.credentials).await?);
+        channels.push(connect(&up.payment, &up.at_payment).await?);
     }
     let (held_tx, mut held_rx) = tokio::sync::mpsc::unbounded_channel();
     let (refused_tx, mut refused_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -212,7 +216,7 @@ pub(crate) async fn run(data: &Path, customers: u64, quarters: u32) -> Result<Ho
     }
     let admitted = held.len();
     let queued = IDLE_STREAMS - admitted - refused;
-    let (describe_during, health_during) = control_p99(&up.payment, &up.credentials, 200).await?;
+    let (describe_during, health_during) = control_p99(&up.payment, &up.at_payment, 200).await?;
     let registry_during = registry_rate(&up.registry, &up.credentials).await?;
     let rss_streams = rss_mib(pid, "VmRSS")?;
     tokio::time::sleep(LEASE * 2 + Duration::from_secs(1)).await;
@@ -230,17 +234,17 @@ pub(crate) async fn run(data: &Path, customers: u64, quarters: u32) -> Result<Ho
     }
     drop(channels);
     let fresh_rows =
-        tokio::time::timeout(Duration::from_secs(300), export(up.payment.clone(), up.credentials.clone()))
+        tokio::time::timeout(Duration::from_secs(300), export(up.payment.clone(), up.at_payment.clone()))
             .await??;
 
     // One export alone, then 64 at once.
     let started = Instant::now();
-    let single = export(up.payment.clone(), up.credentials.clone()).await?;
+    let single = export(up.payment.clone(), up.at_payment.clone()).await?;
     let single_rate = single as f64 / started.elapsed().as_secs_f64();
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").context("resetting the peak RSS")?;
     let started = Instant::now();
     let exports: Vec<_> =
-        (0..EXPORTS).map(|_| tokio::spawn(export(up.payment.clone(), up.credentials.clone()))).collect();
+        (0..EXPORTS).map(|_| tokio::spawn(export(up.payment.clone(), up.at_payment.clone()))).collect();
     let mut complete_exports = 0;
     let mut delivered = 0u64;
     for export in exports {

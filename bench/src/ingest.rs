@@ -97,14 +97,15 @@ pub(crate) async fn insight_rebuild(
 pub(crate) async fn source_streams(
     customer_url: &str,
     payment_url: &str,
-    credentials: &mesh_grpc::Credentials,
+    at_customer: &mesh_grpc::Credentials,
+    at_payment: &mesh_grpc::Credentials,
 ) -> Result<f64> {
     let mask = |paths: &[&str]| {
         Some(prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() })
     };
     let started = Instant::now();
     let mut customers =
-        CustomerProfileServiceClient::new(crate::mesh::connect(customer_url, credentials).await?);
+        CustomerProfileServiceClient::new(crate::mesh::connect(customer_url, at_customer).await?);
     let mut stream = customers
         .query(QueryRequest {
             read_mask: mask(&["bas_yh", "seq", "life_stage", "hous_sido_nm", "mbr_rk"]),
@@ -113,7 +114,7 @@ pub(crate) async fn source_streams(
         .await?
         .into_inner();
     while stream.message().await?.is_some() {}
-    let mut payments = CardSpendingServiceClient::new(crate::mesh::connect(payment_url, credentials).await?);
+    let mut payments = CardSpendingServiceClient::new(crate::mesh::connect(payment_url, at_payment).await?);
     let mut paths: Vec<String> = ["bas_yh", "seq", "tot_use_am"].map(String::from).to_vec();
     paths.extend(BROAD_COLUMNS.iter().map(|c| c.to_ascii_lowercase()));
     let paths: Vec<&str> = paths.iter().map(String::as_str).collect();

@@ -30,7 +30,7 @@ pub(crate) async fn domain_streaming(data: &Path, customers: u64, quarters: u32)
         .chain(["--data-dir".to_owned(), data.join("payment").display().to_string()])
         .collect();
     let mut domain = PaymentProcess::start(data, "http://127.0.0.1:9", &generated)?;
-    let streamed = domain.streaming_peak(&crate::mesh::bench_token(&data.join("issuer"))?).await;
+    let streamed = domain.streaming_peak(&crate::mesh::payment_token(&data.join("issuer"))?).await;
     domain.stop();
     streamed.map(|s| (s.idle, s.peak))
 }

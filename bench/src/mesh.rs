@@ -29,16 +29,32 @@ pub(crate) struct Mesh {
 }
 
 impl Mesh {
+    /// The bench's credentials at domain `domain` alone (none when open).
+    pub(crate) fn at(&self, domain: &str) -> Result<Credentials> {
+        Ok(self.local.domain_credentials(domain, "bench", &["admin"])?)
+    }
+
     /// A one-time link signing a browser in to the web catalog as the bench.
     pub(crate) fn web_sign_in_link(&self) -> Result<String> {
         Ok(self.local.web_sign_in_link("bench", &["admin"])?)
     }
 }
 
-/// A token of the local issuer kept in `issuer_dir` for the bench's calls.
+/// A token of the local issuer kept in `issuer_dir` for the bench's calls
+/// to the registry.
 pub(crate) fn bench_token(issuer_dir: &Path) -> Result<String> {
+    bench_token_for(issuer_dir, DEFAULT_AUDIENCE)
+}
+
+/// Like [`bench_token`], for `audience` (a domain's).
+pub(crate) fn bench_token_for(issuer_dir: &Path, audience: &str) -> Result<String> {
     let issuer = LocalIssuer::open(issuer_dir)?;
-    Ok(issuer.issue("bench", &["admin".to_owned()], Duration::from_secs(12 * 3600), DEFAULT_AUDIENCE)?)
+    Ok(issuer.issue("bench", &["admin".to_owned()], Duration::from_secs(12 * 3600), audience)?)
+}
+
+/// The bench's token for the payment domain alone.
+pub(crate) fn payment_token(issuer_dir: &Path) -> Result<String> {
+    bench_token_for(issuer_dir, &mesh_grpc::exchange::domain_audience("payment"))
 }
 
 /// A connected channel to `url` carrying `credentials`.

@@ -283,7 +283,7 @@ pub(crate) async fn large_stream(data: &Path, customers: u64, quarters: u32) -> 
     .map(str::to_owned)
     .to_vec();
     let mut domain = PaymentProcess::start(data, "http://127.0.0.1:9", &args)?;
-    let streamed = domain.streaming_peak(&crate::mesh::bench_token(&data.join("issuer"))?).await;
+    let streamed = domain.streaming_peak(&crate::mesh::payment_token(&data.join("issuer"))?).await;
     domain.stop();
     streamed
 }

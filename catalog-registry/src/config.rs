@@ -53,6 +53,20 @@ pub struct RegistryConfig {
     /// IdP instead.
     #[arg(long, env = "MESH_TOKEN_EXCHANGE_ISSUER_DIR")]
     pub token_exchange_issuer_dir: Option<PathBuf>,
+
+    /// Write a short-lived service token for a domain into a file, e.g.
+    /// `payment=/tokens/payment/token`, and again every 5 minutes (each
+    /// lives 15): the domain runs with `--token-file` on it and never holds
+    /// the signing key. Repeat, or separate with commas. Needs
+    /// --token-exchange-issuer-dir.
+    #[arg(
+        long = "service-token",
+        env = "MESH_SERVICE_TOKENS",
+        value_delimiter = ',',
+        value_parser = crate::service_tokens::parse,
+        requires = "token_exchange_issuer_dir"
+    )]
+    pub service_tokens: Vec<crate::service_tokens::ServiceTokenFile>,
 }
 
 impl RegistryConfig {

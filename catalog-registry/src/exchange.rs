@@ -73,6 +73,20 @@ pub(crate) fn router(catalog: Catalog, verifier: Arc<Verifier>, issuer: Arc<Loca
         .with_state(state)
 }
 
+/// The token endpoint of a registry that exchanges nothing: every request
+/// is answered with an OAuth error saying so, not a bare refusal.
+pub(crate) fn unavailable_router() -> axum::Router {
+    let refuse = || async {
+        refused(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "this registry does not exchange tokens (it was started without --token-exchange-issuer-dir); \
+             exchange the sign-in token at the company IdP's token endpoint (MESH_TOKEN_EXCHANGE_URL)",
+        )
+    };
+    axum::Router::new().route(TOKEN_PATH, post(refuse))
+}
+
 /// An OAuth error answer (RFC 6749 section 5.2), never cached.
 fn refused(status: StatusCode, error: &str, description: impl Into<String>) -> Response {
     let body = json!({ "error": error, "error_description": description.into() });

@@ -16,6 +16,7 @@ pub mod quota;
 pub mod rest;
 pub mod server;
 pub mod service;
+pub mod service_tokens;
 pub mod store;
 pub mod validate;
 pub mod web;

@@ -61,6 +61,15 @@ pub async fn serve_with_clock(
         Some(dir) => Some(std::sync::Arc::new(mesh_grpc::issuer::LocalIssuer::open(dir)?)),
         None => None,
     };
+    if let Some(issuer) = &exchange_issuer
+        && !config.service_tokens.is_empty()
+    {
+        crate::service_tokens::write_all(issuer, &config.service_tokens)?;
+        tokio::spawn(crate::service_tokens::keep_written(
+            std::sync::Arc::clone(issuer),
+            config.service_tokens.clone(),
+        ));
+    }
     let exchange = match (&exchange_issuer, authenticate.verifier()) {
         (Some(issuer), Some(verifier)) => {
             Some(crate::exchange::router(catalog.clone(), verifier, std::sync::Arc::clone(issuer)))
@@ -90,10 +99,9 @@ pub async fn serve_with_clock(
         .rest(web)
         .public(&["/", "/favicon.ico", crate::web::WEB_PATH])
         .documents(&[crate::rest::OPENAPI_PATH]);
-    if let Some(exchange) = exchange {
-        // The subject token in the form is what is verified.
-        server = server.rest(exchange).public(&[mesh_grpc::exchange::TOKEN_PATH]);
-    }
+    // The subject token in the form is what is verified.
+    let exchange = exchange.unwrap_or_else(crate::exchange::unavailable_router);
+    server = server.rest(exchange).public(&[mesh_grpc::exchange::TOKEN_PATH]);
     server.serve(listener, shutdown).await?;
     tracing::info!("catalog registry stopped");
     Ok(())

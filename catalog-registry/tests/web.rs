@@ -174,17 +174,17 @@ async fn the_catalog_pages_escape_what_they_show_and_guard_every_form() {
     assert_eq!(no_header.status(), 403);
     let no_session = http.get(&token_url).header("x-mesh-catalog", "1").send().await.unwrap();
     assert_eq!(no_session.status(), 401);
-    let answer: serde_json::Value = http
-        .get(&token_url)
-        .header("cookie", &cookie)
-        .header("x-mesh-catalog", "1")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(answer["token"], owner.as_str());
+    // The session's own token never leaves: a page asks for one domain's,
+    // which this registry (exchanging nothing) cannot make.
+    let ask = |url: String| http.get(url).header("cookie", &cookie).header("x-mesh-catalog", "1").send();
+    let no_domain = ask(token_url.clone()).await.unwrap();
+    assert_eq!(no_domain.status(), 400);
+    let text = no_domain.text().await.unwrap();
+    assert!(text.contains("?domain=payment") && !text.contains(owner.as_str()), "{text}");
+    let no_exchange = ask(format!("{token_url}?domain=shop")).await.unwrap();
+    assert!(no_exchange.status().is_client_error(), "{}", no_exchange.status());
+    let text = no_exchange.text().await.unwrap();
+    assert!(text.contains("does not exchange tokens") && !text.contains(owner.as_str()), "{text}");
 
     // A one-time link works once.
     let code = registry.links.create(registry.token("lee", &["admin"]));

@@ -145,6 +145,7 @@ pub(crate) enum TokenCommand {
     /// Examples:
     ///   mesh token issue --sub kim --role analyst --ttl 8h
     ///   export MESH_TOKEN=$(mesh token issue --sub ci --role admin --ttl 1h)
+    ///   mesh token issue --sub service:insight --for payment --ttl 10m
     #[command(verbatim_doc_comment)]
     Issue(TokenIssueArgs),
     /// Print the token calls carry (MESH_TOKEN, else the registry's
@@ -184,9 +185,13 @@ pub(crate) struct TokenIssueArgs {
     /// How long the token lives, at most 30 days.
     #[arg(long, default_value = "8h", value_parser = humantime::parse_duration)]
     pub ttl: Duration,
-    /// The audience the token is for.
+    /// The audience the token is for [default: the registry's].
     #[arg(long, default_value = mesh_grpc::issuer::DEFAULT_AUDIENCE)]
     pub audience: String,
+    /// Make the token for this domain (e.g. `payment`) instead, good there
+    /// alone: its audience is `urn:woori-mesh:domain:<DOMAIN>`.
+    #[arg(long = "for", value_name = "DOMAIN", conflicts_with = "audience")]
+    pub domain: Option<String>,
     /// Where the local issuer keeps its key and JWKS.
     #[arg(long, env = "MESH_ISSUER_DIR", default_value = ".mesh/issuer")]
     pub issuer_dir: std::path::PathBuf,
@@ -304,6 +309,11 @@ pub(crate) struct InitArgs {
     /// Make a new CA and certificates even if the folder has them.
     #[arg(long)]
     pub force: bool,
+    /// Where the local issuer's signing key goes [default: <dir>/issuer]:
+    /// somewhere only the registry mounts, so no domain can sign tokens.
+    /// Its public JWKS is copied to <dir>/jwks.json for every service.
+    #[arg(long, env = "MESH_INIT_ISSUER_DIR")]
+    pub issuer_dir: Option<std::path::PathBuf>,
 }
 
 /// Flags of `mesh login`.

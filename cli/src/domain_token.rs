@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use anyhow::{Result, anyhow};
 use mesh_grpc::Credentials;
 use mesh_grpc::exchange;
 use serde::{Deserialize, Serialize};
@@ -36,41 +37,47 @@ fn digest(token: &str) -> String {
 }
 
 /// The credentials to call domain `domain` with: a token exchanged for it
-/// (kept, or fresh), else, while no exchange answers and none is kept, the
-/// sign-in token itself.
-pub(crate) async fn credentials(cli: &Cli, domain: &str) -> Credentials {
-    let Ok(Some(sign_in)) = crate::session::current_token(cli).await else { return cli.credentials.clone() };
+/// (kept, or fresh), or the sign-in token when it is already for that
+/// domain. An error when none can be had: the sign-in token, good at the
+/// registry, is never sent to a domain's endpoint.
+pub(crate) async fn credentials(cli: &Cli, domain: &str) -> Result<Credentials> {
+    let Some(sign_in) = crate::session::current_token(cli).await? else { return Ok(cli.credentials.clone()) };
+    if exchange::token_domain(&sign_in).as_deref() == Some(domain) {
+        return Ok(cli.credentials.clone());
+    }
     let audience = exchange::domain_audience(domain);
-    let mut profile = Profile::load(cli.primary_registry()).ok().flatten();
-    let kept = profile
-        .as_ref()
-        .and_then(|p| p.domain_tokens.get(&audience))
-        .filter(|kept| kept.sign_in == digest(&sign_in))
-        .cloned();
+    // Kept even for MESH_TOKEN callers: a profile without a token of its own holds them.
+    let mut profile = Profile::load(cli.primary_registry())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Profile { registry: cli.primary_registry().to_owned(), ..Profile::default() });
+    let kept = profile.domain_tokens.get(&audience).filter(|kept| kept.sign_in == digest(&sign_in)).cloned();
     if let Some(kept) = kept.as_ref().filter(|k| k.expires_at > now() + MARGIN) {
-        return Credentials::token(&kept.token).unwrap_or_else(|_| cli.credentials.clone());
+        return Ok(Credentials::token(&kept.token)?);
     }
     let url = std::env::var("MESH_TOKEN_EXCHANGE_URL").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| {
         format!("{}{}", cli.primary_registry().trim_end_matches('/'), exchange::TOKEN_PATH)
     });
     match exchange::exchange(&url, &sign_in, &audience).await {
         Ok(exchanged) => {
-            if let Some(profile) = &mut profile {
-                let expires_at = now() + exchanged.expires_in;
-                let token =
-                    DomainToken { token: exchanged.token.clone(), expires_at, sign_in: digest(&sign_in) };
-                profile.domain_tokens.retain(|_, t| t.expires_at > now());
-                profile.domain_tokens.insert(audience, token);
-                let _ = profile.save();
-            }
-            Credentials::token(&exchanged.token).unwrap_or_else(|_| cli.credentials.clone())
+            let expires_at = now() + exchanged.expires_in;
+            let token = DomainToken { token: exchanged.token.clone(), expires_at, sign_in: digest(&sign_in) };
+            profile.domain_tokens.retain(|_, t| t.expires_at > now());
+            profile.domain_tokens.insert(audience, token);
+            let _ = profile.save();
+            Ok(Credentials::token(&exchanged.token)?)
         }
-        Err(error) => {
-            tracing::debug!(%error, "no token exchange; calling with the kept or the sign-in token");
-            match kept.filter(|k| k.expires_at > now()) {
-                Some(kept) => Credentials::token(&kept.token).unwrap_or_else(|_| cli.credentials.clone()),
-                None => cli.credentials.clone(),
+        // A kept token still good for a while carries reads through an outage.
+        Err(error) => match kept.filter(|k| k.expires_at > now()) {
+            Some(kept) => {
+                tracing::debug!(%error, "no token exchange; calling with the kept domain token");
+                Ok(Credentials::token(&kept.token)?)
             }
-        }
+            None => Err(anyhow!(
+                "cannot get a token for domain `{domain}`: {error}\n\
+                 hint: domains accept only tokens made for them, exchanged at the registry; \
+                 check that the registry is reachable (or set MESH_TOKEN_EXCHANGE_URL to your IdP's token endpoint)"
+            )),
+        },
     }
 }

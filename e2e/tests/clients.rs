@@ -47,9 +47,26 @@ async fn grpcurl_lists_describes_queries_and_checks_health() {
     let mesh = Mesh::start(500, true).await;
     let grpcurl = tool("bin/grpcurl");
     let payment = host_port(&mesh.payment_url);
-    let authorization = format!("authorization: Bearer {}", mesh.token);
-    let grpcurl_run =
-        |args: &[&str]| run_ok(Command::new(&grpcurl).args(["-plaintext", "-H", &authorization]).args(args));
+    // Each domain is called with a token for it alone, as the README shows.
+    let authorizations: std::collections::HashMap<String, String> = ["customer", "payment", "insight"]
+        .iter()
+        .map(|d| (d.to_string(), format!("authorization: Bearer {}", mesh.printed_token(d))))
+        .collect();
+    let authorization = authorizations["payment"].clone();
+    let grpcurl_run = |args: &[&str]| {
+        let addr = args.iter().find(|a| a.starts_with("127.0.0.1:")).expect("an address");
+        let domain = mesh.domain_at(&format!("http://{addr}")).expect("a domain's address");
+        run_ok(Command::new(&grpcurl).args(["-plaintext", "-H", &authorizations[domain]]).args(args))
+    };
+    // The sign-in token itself is refused there.
+    let sign_in = Command::new(&grpcurl)
+        .args(["-plaintext", "-H", &format!("authorization: Bearer {}", mesh.token)])
+        .args(["-d", "{}", payment, "woori.payment.v1.CardSpendingService/Describe"])
+        .output()
+        .unwrap();
+    assert!(!sign_in.status.success());
+    let text = common::stderr(&sign_in);
+    assert!(text.contains("Unauthenticated") && text.contains("mesh token print --for payment"), "{text}");
 
     // Every domain: its one product service, described with docs, healthy, queryable.
     let insight_url = mesh.insight_url.clone().unwrap();
@@ -162,9 +179,13 @@ async fn grpcurl_lists_describes_queries_and_checks_health() {
 async fn buf_curl_uses_reflection_v1() {
     let mesh = Mesh::start(500, false).await;
     let buf = tool("bin/buf");
+    let customer_token = mesh.printed_token("customer");
     let curl = |args: &[&str]| {
         let mut command = Command::new(&buf);
-        let authorization = format!("authorization: Bearer {}", mesh.token);
+        // The registry takes the sign-in token; the customer domain its own.
+        let to_customer = args.iter().any(|a| a.starts_with(&mesh.customer_url));
+        let token = if to_customer { &customer_token } else { &mesh.token };
+        let authorization = format!("authorization: Bearer {token}");
         command
             .args(["curl", "--protocol", "grpc", "--http2-prior-knowledge", "-H", &authorization])
             .args(args);

@@ -1,7 +1,9 @@
 //! compose.yaml matches the binaries: every service runs a binary the
 //! workspace builds, every environment variable and flag it sets is one that
 //! binary reads, ports and volumes line up, health checks use gRPC health,
-//! and the init service's CA, certificates and issuer secure every service.
+//! and the init service's CA, certificates and issuer secure every service:
+//! the signing key only in the registries, which write each domain's
+//! short-lived service token into a volume that domain alone mounts.
 //! The `postgres` profile's server takes TLS and the password init makes,
 //! and its two registry replicas and two payment replicas share it.
 //! (Docker is not needed: the file is parsed and checked against `--help`.)
@@ -79,12 +81,30 @@ fn compose_matches_the_binaries() {
     for flag in command.iter().filter(|a| a.starts_with("--")) {
         assert!(init_help.contains(flag.as_str()), "`mesh init` has no flag {flag}");
     }
-    let certified: HashSet<&str> =
-        command.windows(2).filter(|w| w[0] == "--service").map(|w| w[1].as_str()).collect();
+    let certified: HashSet<&str> = command
+        .windows(2)
+        .filter(|w| w[0] == "--service")
+        .map(|w| w[1].split_once('=').map_or(w[1].as_str(), |(name, _)| name))
+        .collect();
+    // A domain's certificate names its domain (clients check it under TLS).
+    for (replica, hosts) in
+        command.windows(2).filter(|w| w[0] == "--service").filter_map(|w| w[1].split_once('='))
+    {
+        assert!(replica.starts_with("pg-payment-"), "{replica}");
+        assert!(hosts.split(',').any(|h| h == "payment"), "{replica}'s certificate names the payment domain");
+    }
     let mut served: HashSet<&str> = expected_binary.iter().map(|(service, _)| *service).collect();
     served.insert("postgres");
     assert_eq!(certified, served, "init certifies every service");
-    assert_eq!(strings(&init["volumes"]), ["secrets:/secrets"], "init writes the secrets volume");
+    assert_eq!(
+        strings(&init["volumes"]),
+        ["secrets:/secrets", "issuer:/issuer"],
+        "init writes the secrets and the issuer's key"
+    );
+    assert_eq!(command.windows(2).find(|w| w[0] == "--issuer-dir").map(|w| w[1].as_str()), Some("/issuer"));
+    used_volumes.insert("issuer".to_owned());
+    // Which registry writes which domain's token, into which volume.
+    let mut token_writers: Vec<(String, String)> = Vec::new();
     assert!(init["ports"].is_badvalue(), "init publishes nothing");
 
     for (service, bin) in expected_binary {
@@ -138,11 +158,13 @@ fn compose_matches_the_binaries() {
         assert_eq!(value_of("MESH_TLS_CERT"), Some(format!("/secrets/{service}.pem")), "{service}");
         assert_eq!(value_of("MESH_TLS_KEY"), Some(format!("/secrets/{service}-key.pem")), "{service}");
         assert_eq!(value_of("MESH_CA_FILE").as_deref(), Some("/secrets/ca.pem"), "{service}");
-        assert_eq!(value_of("MESH_AUTH_JWKS").as_deref(), Some("/secrets/issuer/jwks.json"), "{service}");
+        assert_eq!(value_of("MESH_AUTH_JWKS").as_deref(), Some("/secrets/jwks.json"), "{service}");
         assert_eq!(value_of("MESH_INSECURE_PLAINTEXT"), None, "{service} must not serve plaintext");
         assert_eq!(value_of("MESH_INSECURE_NO_AUTH"), None, "{service} must authenticate");
         if bin != "catalog-registry" {
-            assert_eq!(value_of("MESH_ISSUER_DIR").as_deref(), Some("/secrets/issuer"), "{service}");
+            // A domain reads a token written for it, and holds no signing key.
+            assert_eq!(value_of("MESH_ISSUER_DIR"), None, "{service} must not hold the issuer's key");
+            assert_eq!(value_of("MESH_TOKEN_FILE").as_deref(), Some("/token/token"), "{service}");
             assert_eq!(
                 value_of("MESH_PSEUDONYM_KEY").as_deref(),
                 Some("/secrets/pseudonym.key"),
@@ -185,12 +207,41 @@ fn compose_matches_the_binaries() {
         );
 
         let volumes = strings(&spec["volumes"]);
-        assert_eq!(volumes.len(), 2, "{service} has a volume of its own and the secrets");
         assert_eq!(volumes[1], "secrets:/secrets:ro", "{service} reads the secrets, read-only");
         let (volume, mount) = volumes[0].split_once(':').unwrap();
         assert_eq!(mount, "/data");
         assert!(declared_volumes.contains(volume), "{volume} is not declared");
         assert!(used_volumes.insert(volume.to_owned()), "{volume} is shared");
+        if bin == "catalog-registry" {
+            // The issuer's key (read-only), for token exchange, and the token
+            // volumes of the domains it writes tokens for.
+            assert_eq!(volumes[2], "issuer:/issuer:ro", "{service}");
+            assert_eq!(value_of("MESH_TOKEN_EXCHANGE_ISSUER_DIR").as_deref(), Some("/issuer"), "{service}");
+            let written = value_of("MESH_SERVICE_TOKENS").unwrap_or_default();
+            let mounts = &volumes[3..];
+            assert_eq!(mounts.len(), written.split(',').filter(|w| !w.is_empty()).count(), "{service}");
+            for (entry, mount) in written.split(',').filter(|w| !w.is_empty()).zip(mounts) {
+                let (domain, file) = entry.split_once('=').unwrap();
+                assert_eq!(file, format!("/tokens/{domain}/token"), "{service}");
+                let (volume, at) = mount.split_once(':').unwrap();
+                assert_eq!(
+                    at,
+                    format!("/tokens/{domain}"),
+                    "{service}: {mount} is writable, where {file} goes"
+                );
+                token_writers.push((volume.to_owned(), domain.to_owned()));
+            }
+        } else {
+            assert_eq!(volumes.len(), 3, "{service}: its data, the secrets and its token");
+            let (volume, at) = volumes[2].split_once(':').unwrap();
+            assert_eq!(at, "/token:ro", "{service} reads its token, read-only");
+            let domain = if on_postgres { "payment" } else { service };
+            assert!(
+                token_writers.iter().any(|(v, d)| v == volume && d == domain),
+                "{service}: no registry writes {domain}'s token into {volume}"
+            );
+            used_volumes.insert(volume.to_owned());
+        }
 
         let check = strings(&spec["healthcheck"]["test"]);
         assert_eq!(&check[..2], ["CMD", "mesh"], "{service}: health check runs `mesh health`");

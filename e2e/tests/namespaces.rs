@@ -106,7 +106,8 @@ fn a_mesh_on_separate_hosts_is_queried_over_tls_with_tokens() {
         &secrets,
         &[
             ServiceCert { name: "registry".into(), hosts: vec![REGISTRY_IP.into()] },
-            ServiceCert { name: "payment".into(), hosts: vec![PAYMENT_IP.into()] },
+            // A domain's certificate names the domain: clients check it.
+            ServiceCert { name: "payment".into(), hosts: vec![PAYMENT_IP.into(), "payment".into()] },
         ],
     )
     .unwrap();
@@ -139,6 +140,8 @@ fn a_mesh_on_separate_hosts_is_queried_over_tls_with_tokens() {
     let (registry_data, payment_data) =
         (path(&dir.path().join("registry")), path(&dir.path().join("payment")));
     let (registry_cert, registry_key) = (path(&made[0].cert), path(&made[0].key));
+    // The registry alone holds the signing key; it writes payment's token.
+    let payment_token = path(&dir.path().join("tokens").join("payment"));
     let _registry = start_in(
         hosts.host("reg"),
         "catalog-registry",
@@ -155,6 +158,10 @@ fn a_mesh_on_separate_hosts_is_queried_over_tls_with_tokens() {
             &jwks,
             "--auth-issuer",
             "mesh-local",
+            "--token-exchange-issuer-dir",
+            &issuer_dir,
+            "--service-token",
+            &format!("payment={payment_token}"),
         ],
     );
     let (payment_cert, payment_key) = (path(&made[1].cert), path(&made[1].key));
@@ -179,8 +186,8 @@ fn a_mesh_on_separate_hosts_is_queried_over_tls_with_tokens() {
             &jwks,
             "--auth-issuer",
             "mesh-local",
-            "--issuer-dir",
-            &issuer_dir,
+            "--token-file",
+            &payment_token,
             "--pseudonym-key",
             &pseudonym_key,
             "--customers",

@@ -39,6 +39,8 @@ fn registry(dir: &Path, name: &str, args: &[&str]) -> (Running, String) {
         .args(args)
         .arg("--auth-jwks")
         .arg(dir.join("issuer/jwks.json"))
+        .arg("--token-exchange-issuer-dir")
+        .arg(dir.join("issuer"))
         .args(["--data-dir", &path(&dir.join(name))]);
     let (running, addr) = mesh_e2e::serve(command);
     (running, format!("http://{addr}"))

@@ -89,7 +89,11 @@ async fn all_pages(base: &str, path: &str, token: &str) -> (Vec<Value>, usize) {
 async fn rest_reads_are_the_grpc_reads() {
     let mesh = Mesh::start(300, false).await;
     let base = mesh.payment_url.clone();
-    let admin = mesh.token.clone();
+    let admin = mesh.domain_token("payment");
+
+    // The sign-in token, good at the registry, is refused here.
+    let sign_in = json(get(&base, "/v1/products", Some(&mesh.token), "application/json").await, 401).await;
+    assert_error(&sign_in, 401, "UNAUTHENTICATED", "the token is for another audience");
 
     // No token: 401 with the way to get one, as JSON.
     let response = get(&base, "/v1/products", None, "application/json").await;
@@ -244,7 +248,7 @@ async fn rest_reads_are_the_grpc_reads() {
 
     // An analyst without an agreement is refused as over gRPC; with one,
     // the rows come pseudonymized exactly as over gRPC, amounts withheld.
-    let ana = mesh.token_as("ana", &["analyst"]);
+    let ana = mesh.domain_token_as("payment", "ana", &["analyst"]);
     let refused = json(get(&base, &rows_path, Some(&ana), "").await, 403).await;
     assert_error(
         &refused,
@@ -344,5 +348,5 @@ async fn schemathesis_finds_no_server_error_and_no_answer_off_the_document() {
         document["components"]["schemas"]["Row.payment.card_spending"]["properties"]["tot_use_am"]
             .is_object()
     );
-    common::schemathesis(&format!("{}/openapi.json", mesh.payment_url), &mesh.token);
+    common::schemathesis(&format!("{}/openapi.json", mesh.payment_url), &mesh.domain_token("payment"));
 }

@@ -101,7 +101,7 @@ async fn the_catalog_reads_as_json_and_exports_valid_odcs_and_odps() {
     // Each domain publishes its own product's documents too, valid the same way.
     let domain_odcs = get(
         &format!("{}/v1/products/payment.card_spending/contract.odcs.yaml", mesh.payment_url),
-        Some(&token),
+        Some(&mesh.domain_token("payment")),
     )
     .await
     .text()
@@ -112,12 +112,14 @@ async fn the_catalog_reads_as_json_and_exports_valid_odcs_and_odps() {
     validate("odcs-v3.schema.json", &domain_file);
     assert!(domain_odcs.contains(&format!("endpointUrl: {}", mesh.payment_url)), "{domain_odcs}");
     let insight_url = mesh.insight_url.clone().unwrap();
-    let domain_odps =
-        get(&format!("{insight_url}/v1/products/insight.segment_spending/product.odps.yaml"), Some(&token))
-            .await
-            .text()
-            .await
-            .unwrap();
+    let domain_odps = get(
+        &format!("{insight_url}/v1/products/insight.segment_spending/product.odps.yaml"),
+        Some(&mesh.domain_token("insight")),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
     let domain_file = dir.path().join("domain.odps.yaml");
     std::fs::write(&domain_file, &domain_odps).unwrap();
     validate("odps-v1.0.0.schema.json", &domain_file);

@@ -19,19 +19,35 @@ fn start(binary: &str, args: &[&str]) -> (Running, String) {
     mesh_e2e::serve(command)
 }
 
-/// A CA and a certificate for 127.0.0.1 signed by it, as files in `dir`.
-fn pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let hosts = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
-    let files = certs::create(dir, &[ServiceCert { name: "server".into(), hosts }]).unwrap();
-    (dir.join("ca.pem"), files[0].cert.clone(), files[0].key.clone())
+/// A CA and, signed by it, certificates for 127.0.0.1 of the registry and
+/// of the payment domain (which names `payment`), as files in `dir`: the
+/// CA, then each certificate and key.
+fn pki(dir: &Path) -> (PathBuf, [(PathBuf, PathBuf); 2]) {
+    let hosts = |extra: &[&str]| {
+        let mut hosts = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+        hosts.extend(extra.iter().map(|h| (*h).to_owned()));
+        hosts
+    };
+    let files = certs::create(
+        dir,
+        &[
+            ServiceCert { name: "registry".into(), hosts: hosts(&[]) },
+            ServiceCert { name: "payment".into(), hosts: hosts(&["payment"]) },
+        ],
+    )
+    .unwrap();
+    let pair = |i: usize| (files[i].cert.clone(), files[i].key.clone());
+    (dir.join("ca.pem"), [pair(0), pair(1)])
 }
 
 #[test]
 fn a_mesh_served_over_tls_is_queried_with_its_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, cert, key) = pki(dir.path());
+    let (ca, [registry_pki, payment_pki]) = pki(dir.path());
     let path = |p: &Path| p.to_str().unwrap().to_owned();
-    let tls = ["--tls-cert".to_owned(), path(&cert), "--tls-key".to_owned(), path(&key)];
+    let tls_of = |(cert, key): &(PathBuf, PathBuf)| {
+        ["--tls-cert".to_owned(), path(cert), "--tls-key".to_owned(), path(key)]
+    };
     let issuer_dir = dir.path().join("issuer");
     let issuer = LocalIssuer::open_or_create(&issuer_dir).unwrap();
     let jwks = path(issuer.jwks_file());
@@ -40,7 +56,9 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
         issuer.issue("lee", &["owner:payment".into()], Duration::from_secs(600), DEFAULT_AUDIENCE).unwrap();
     let registry_dir = path(&dir.path().join("registry"));
     let mut registry_args = vec!["--addr", "127.0.0.1:0", "--data-dir", &registry_dir, "--auth-jwks", &jwks];
-    registry_args.extend(tls.iter().map(String::as_str));
+    registry_args.extend(["--token-exchange-issuer-dir", &issuer_dir]);
+    let registry_tls = tls_of(&registry_pki);
+    registry_args.extend(registry_tls.iter().map(String::as_str));
     let (_registry, registry_addr) = start("catalog-registry", &registry_args);
     let registry = format!("https://{registry_addr}");
 
@@ -59,7 +77,8 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
         "--pseudonym-key",
         &pseudonym_key,
     ]);
-    payment_args.extend(tls.iter().map(String::as_str));
+    let payment_tls = tls_of(&payment_pki);
+    payment_args.extend(payment_tls.iter().map(String::as_str));
     let (_payment, payment_addr) = start("payment", &payment_args);
 
     let mesh_with = |args: &[&str], token: &str| {
@@ -115,10 +134,22 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
         let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
         let http1 = reqwest::Client::builder().add_root_certificate(ca).http1_only().build().unwrap();
         let url = format!("https://{payment_addr}/v1/products/payment.card_spending/rows?select=seq&limit=2");
-        let response = http1.get(&url).bearer_auth(&token).header("accept", "text/csv").send().await.unwrap();
+        let for_payment = issuer
+            .issue(
+                "lee",
+                &["owner:payment".into()],
+                Duration::from_secs(600),
+                "urn:woori-mesh:domain:payment",
+            )
+            .unwrap();
+        let response =
+            http1.get(&url).bearer_auth(&for_payment).header("accept", "text/csv").send().await.unwrap();
         assert_eq!(response.version(), reqwest::Version::HTTP_11);
         assert_eq!(response.status(), 200);
         assert_eq!(response.text().await.unwrap().lines().count(), 3);
-        assert!(reqwest::Client::new().get(&url).bearer_auth(&token).send().await.is_err(), "untrusted");
+        assert!(
+            reqwest::Client::new().get(&url).bearer_auth(&for_payment).send().await.is_err(),
+            "untrusted"
+        );
     });
 }

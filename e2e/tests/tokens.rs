@@ -51,7 +51,6 @@ async fn issued_tokens_verify_and_print_shows_the_one_in_use() {
         role_claim: "roles".into(),
         role_map: HashMap::new(),
         unmapped_groups_are_roles: false,
-        extra_audiences: Vec::new(),
     })
     .unwrap();
     let principal = verifier.verify(Some(&format!("Bearer {token}"))).await.unwrap();

@@ -31,6 +31,17 @@ pub enum KeySource {
     Oidc(String),
 }
 
+/// How to get a token for a domain's audience, after a refusal.
+fn audience_hint(audience: &str) -> String {
+    match crate::exchange::domain_of(audience) {
+        Some(domain) => format!(
+            " (a domain's own: exchange the sign-in token at the registry's {}, e.g. `mesh token print --for {domain}`)",
+            crate::exchange::TOKEN_PATH
+        ),
+        None => String::new(),
+    }
+}
+
 /// What a verifier accepts.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
@@ -41,9 +52,6 @@ pub struct VerifierConfig {
     pub issuer: Option<String>,
     /// The `aud` tokens must carry.
     pub audience: String,
-    /// Other audiences accepted too (a domain's own, `urn:woori-mesh:domain:<name>`,
-    /// beside the mesh's while clients move to exchanged tokens).
-    pub extra_audiences: Vec<String>,
     /// The longest a token may live (`exp - iat`).
     pub max_lifetime: Duration,
     /// The claim holding roles or groups; dots walk into objects
@@ -135,7 +143,7 @@ pub enum AuthError {
     #[error("the token says it was issued in the future (iat); check the clocks")]
     IssuedInFuture,
     /// Another `aud`.
-    #[error("the token is for another audience; this service accepts `{0}`")]
+    #[error("the token is for another audience; this service accepts `{0}`{hint}", hint = audience_hint(.0))]
     WrongAudience(String),
     /// Another `iss`.
     #[error("the token is from another issuer; this service accepts `{0}`")]
@@ -202,9 +210,7 @@ impl Verifier {
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_nbf = true;
-        let mut audiences = vec![self.config.audience.as_str()];
-        audiences.extend(self.config.extra_audiences.iter().map(String::as_str));
-        validation.set_audience(&audiences);
+        validation.set_audience(&[self.config.audience.as_str()]);
         if let Some(issuer) = self.expected_issuer() {
             validation.set_issuer(&[issuer]);
         }

@@ -34,9 +34,11 @@ pub struct AuthArgs {
     #[arg(long, env = "MESH_AUTH_ISSUER")]
     pub auth_issuer: Option<String>,
 
-    /// The `aud` tokens must carry.
-    #[arg(long, env = "MESH_AUTH_AUDIENCE", default_value = DEFAULT_AUDIENCE)]
-    pub auth_audience: String,
+    /// The `aud` tokens must carry [default: the registry's `woori-mesh`;
+    /// a domain's own, `urn:woori-mesh:domain:<domain>`, so that a token
+    /// good at one service is good nowhere else].
+    #[arg(long, env = "MESH_AUTH_AUDIENCE")]
+    pub auth_audience: Option<String>,
 
     /// The claim holding roles or groups; dots walk into objects, e.g.
     /// `realm_access.roles` (Keycloak) or `groups`.
@@ -54,11 +56,6 @@ pub struct AuthArgs {
     /// group called `admin`, `owner:payment`) gets that role in the mesh.
     #[arg(long, env = "MESH_AUTH_INSECURE_UNMAPPED_GROUPS_AS_ROLES", requires = "auth_role_map")]
     pub auth_insecure_unmapped_groups_as_roles: bool,
-
-    /// Audiences accepted beside --auth-audience: a domain adds its own
-    /// (set by the service, not a flag).
-    #[arg(skip)]
-    pub auth_extra_audiences: Vec<String>,
 
     /// The longest lifetime (`exp - iat`) of a token accepted.
     #[arg(long, env = "MESH_AUTH_MAX_LIFETIME", default_value = "24h", value_parser = humantime::parse_duration)]
@@ -85,11 +82,10 @@ impl Default for AuthArgs {
             auth_jwks: None,
             auth_oidc_issuer: None,
             auth_issuer: None,
-            auth_audience: DEFAULT_AUDIENCE.to_owned(),
+            auth_audience: None,
             auth_role_claim: "roles".to_owned(),
             auth_role_map: Vec::new(),
             auth_insecure_unmapped_groups_as_roles: false,
-            auth_extra_audiences: Vec::new(),
             auth_max_lifetime: Duration::from_secs(24 * 3600),
             auth_health: false,
             auth_reflection: false,
@@ -134,8 +130,7 @@ impl AuthArgs {
         let verifier = Verifier::new(VerifierConfig {
             keys,
             issuer: self.auth_issuer.clone(),
-            audience: self.auth_audience.clone(),
-            extra_audiences: self.auth_extra_audiences.clone(),
+            audience: self.auth_audience.clone().unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
             max_lifetime: self.auth_max_lifetime,
             role_claim: self.auth_role_claim.clone(),
             role_map: self.auth_role_map.iter().cloned().collect::<HashMap<_, _>>(),

@@ -77,7 +77,7 @@ impl tower::Service<http::Request<Body>> for MeshChannel {
 /// A lazily connected channel to `url` carrying `credentials`: `timeout`
 /// bounds connecting and each call.
 pub fn channel(url: &str, timeout: Duration, credentials: &Credentials) -> Result<MeshChannel> {
-    let channel = endpoint(url)?.connect_timeout(timeout).timeout(timeout).connect_lazy();
+    let channel = connect_lazy(url, credentials, |e| e.connect_timeout(timeout).timeout(timeout))?;
     MeshChannel::new(url, channel, credentials.clone())
 }
 
@@ -85,6 +85,28 @@ pub fn channel(url: &str, timeout: Duration, credentials: &Credentials) -> Resul
 /// connecting only, since an export of millions of rows may rightly take
 /// minutes.
 pub fn stream_channel(url: &str, timeout: Duration, credentials: &Credentials) -> Result<MeshChannel> {
-    let channel = endpoint(url)?.connect_timeout(timeout).connect_lazy();
+    let channel = connect_lazy(url, credentials, |e| e.connect_timeout(timeout))?;
     MeshChannel::new(url, channel, credentials.clone())
+}
+
+/// The channel to `url`, set up by `configure`: when `credentials` are one
+/// domain's and the URL is `https://`, the server's certificate must name
+/// that domain as well as the host.
+fn connect_lazy(
+    url: &str,
+    credentials: &Credentials,
+    configure: impl FnOnce(Endpoint) -> Endpoint,
+) -> Result<Channel> {
+    let invalid = |source| GrpcError::InvalidUrl { url: url.to_owned(), source };
+    let uri: http::Uri = url.parse().map_err(|_| GrpcError::Auth(format!("`{url}` is not a URL")))?;
+    let Some(domain) = credentials.domain().filter(|_| uri.scheme_str() == Some("https")) else {
+        return Ok(configure(endpoint(url)?).connect_lazy());
+    };
+    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_owned();
+    let connector = crate::tls_domain::DomainConnector::new(&host, &domain)?;
+    // The connector makes the TLS connection itself; tonic sees a plain one
+    // and writes the `https` origin on each request.
+    let plain = url.replacen("https://", "http://", 1);
+    let endpoint = Endpoint::from_shared(plain).map_err(invalid)?.origin(uri).tcp_nodelay(true);
+    Ok(configure(endpoint).connect_with_connector_lazy(connector))
 }

@@ -18,7 +18,11 @@ use crate::issuer::LocalIssuer;
 pub struct Credentials(Option<Arc<Source>>);
 
 enum Source {
-    Fixed(HeaderValue),
+    Fixed {
+        header: HeaderValue,
+        /// The domain the token is for, by its `aud`.
+        domain: Option<String>,
+    },
     File {
         path: PathBuf,
         read: Mutex<Option<(SystemTime, HeaderValue)>>,
@@ -37,7 +41,7 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.0.as_deref() {
             None => "none".to_owned(),
-            Some(Source::Fixed(_)) => "token (redacted)".to_owned(),
+            Some(Source::Fixed { .. }) => "token (redacted)".to_owned(),
             Some(Source::File { path, .. }) => format!("token file {}", path.display()),
             Some(Source::Issued { subject, .. }) => format!("local issuer, subject {subject}"),
         };
@@ -63,7 +67,8 @@ impl Credentials {
         if token.trim().is_empty() {
             return Err(GrpcError::Auth("the token is empty".into()));
         }
-        Ok(Self(Some(Arc::new(Source::Fixed(bearer(token)?)))))
+        let domain = crate::exchange::token_domain(token);
+        Ok(Self(Some(Arc::new(Source::Fixed { header: bearer(token)?, domain }))))
     }
 
     /// The token in the file at `path`, re-read whenever the file changes.
@@ -74,10 +79,22 @@ impl Credentials {
     }
 
     /// Tokens for `subject` with `roles`, signed by `issuer` for `ttl` and
-    /// renewed when half of that has passed.
+    /// renewed when half of that has passed, for the registry.
     pub fn issued(issuer: Arc<LocalIssuer>, subject: &str, roles: &[&str], ttl: Duration) -> Result<Self> {
+        Self::issued_for(issuer, subject, roles, ttl, crate::issuer::DEFAULT_AUDIENCE)
+    }
+
+    /// Like [`Credentials::issued`], for `audience` (e.g. a domain's,
+    /// [`crate::exchange::domain_audience`]).
+    pub fn issued_for(
+        issuer: Arc<LocalIssuer>,
+        subject: &str,
+        roles: &[&str],
+        ttl: Duration,
+        audience: &str,
+    ) -> Result<Self> {
         let roles = roles.iter().map(|r| (*r).to_owned()).collect();
-        let audience = crate::issuer::DEFAULT_AUDIENCE.to_owned();
+        let audience = audience.to_owned();
         let source = Source::Issued {
             issuer,
             subject: subject.to_owned(),
@@ -93,34 +110,44 @@ impl Credentials {
 
     /// Credentials for calling domain `domain` alone: tokens the local
     /// issuer signs for its audience, or the current token exchanged
-    /// (RFC 8693) at the registry `registry` for one; while no exchange
-    /// answers, these credentials themselves.
-    pub async fn for_domain(&self, registry: &str, domain: &str) -> Self {
+    /// (RFC 8693) at the registry `registry` for one (a token already for
+    /// that domain is used as it is). An error when no exchange answers:
+    /// a token for the registry is never sent to a domain.
+    pub async fn for_domain(&self, registry: &str, domain: &str) -> Result<Self> {
         let audience = crate::exchange::domain_audience(domain);
         match self.0.as_deref() {
-            None => Self::none(),
+            None => Ok(Self::none()),
+            Some(Source::Fixed { domain: Some(own), .. }) if own == domain => Ok(self.clone()),
             Some(Source::Issued { issuer, subject, roles, ttl, .. }) => {
-                Self(Some(Arc::new(Source::Issued {
+                Ok(Self(Some(Arc::new(Source::Issued {
                     issuer: Arc::clone(issuer),
                     subject: subject.clone(),
                     roles: roles.clone(),
                     ttl: (*ttl).min(Duration::from_secs(300)),
                     audience,
                     current: Mutex::new(None),
-                })))
+                }))))
             }
             Some(_) => {
-                let Ok(Some(header)) = self.header() else { return self.clone() };
+                let Some(header) = self.header()? else { return Ok(Self::none()) };
                 let token = header.to_str().unwrap_or_default().trim_start_matches("Bearer ").to_owned();
                 let url = format!("{}{}", registry.trim_end_matches('/'), crate::exchange::TOKEN_PATH);
-                match crate::exchange::exchange(&url, &token, &audience).await {
-                    Ok(exchanged) => Self::token(&exchanged.token).unwrap_or_else(|_| self.clone()),
-                    Err(error) => {
-                        tracing::debug!(%error, domain, "no token exchange; calling with the sign-in token");
-                        self.clone()
-                    }
-                }
+                let exchanged = crate::exchange::exchange(&url, &token, &audience)
+                    .await
+                    .map_err(|e| GrpcError::Auth(format!("cannot get a token for domain `{domain}`: {e}")))?;
+                Self::token(&exchanged.token)
             }
+        }
+    }
+
+    /// The domain these credentials' tokens are for, if they are one
+    /// domain's: a channel carrying them under TLS checks that the server's
+    /// certificate names it.
+    pub fn domain(&self) -> Option<String> {
+        match self.0.as_deref()? {
+            Source::Fixed { domain, .. } => domain.clone(),
+            Source::Issued { audience, .. } => crate::exchange::domain_of(audience).map(str::to_owned),
+            Source::File { .. } => None,
         }
     }
 
@@ -133,7 +160,7 @@ impl Credentials {
     pub fn header(&self) -> Result<Option<HeaderValue>> {
         let Some(source) = self.0.as_deref() else { return Ok(None) };
         match source {
-            Source::Fixed(value) => Ok(Some(value.clone())),
+            Source::Fixed { header, .. } => Ok(Some(header.clone())),
             Source::File { path, read } => {
                 let unreadable = |e: std::io::Error| {
                     GrpcError::Auth(format!("cannot read the token file {}: {e}", path.display()))

@@ -29,6 +29,25 @@ pub fn domain_of(audience: &str) -> Option<&str> {
     audience.strip_prefix(DOMAIN_AUDIENCE).filter(|d| !d.is_empty())
 }
 
+/// The domain a JWT is for, read from its `aud` claim without checking the
+/// signature (the domain checks that): what a client may send it to.
+pub fn token_domain(token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = token.trim().split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    let audiences = match &claims["aud"] {
+        Value::String(one) => vec![one.as_str()],
+        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let mut domains = audiences.into_iter().filter_map(domain_of);
+    match (domains.next(), domains.next()) {
+        (Some(domain), None) => Some(domain.to_owned()),
+        _ => None,
+    }
+}
+
 /// A token received from an exchange.
 #[derive(Debug, Clone)]
 pub struct Exchanged {
@@ -85,5 +104,24 @@ mod tests {
         let answer = serde_json::json!({"access_token": "t", "expires_in": 300, "token_type": "Bearer"});
         assert_eq!(exchanged(&answer).map(|e| (e.token, e.expires_in)), Some(("t".into(), 300)));
         assert!(exchanged(&serde_json::json!({"access_token": ""})).is_none());
+    }
+
+    #[test]
+    fn a_token_names_the_domain_it_is_for() {
+        use base64::Engine;
+        let jwt = |claims: serde_json::Value| {
+            let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string());
+            format!("eyJhbGciOiJFUzI1NiJ9.{payload}.c2ln")
+        };
+        let payment = domain_audience("payment");
+        assert_eq!(token_domain(&jwt(serde_json::json!({"aud": payment}))).as_deref(), Some("payment"));
+        assert_eq!(
+            token_domain(&jwt(serde_json::json!({"aud": ["x", payment]}))).as_deref(),
+            Some("payment")
+        );
+        let two = serde_json::json!({"aud": [payment, domain_audience("customer")]});
+        assert_eq!(token_domain(&jwt(two)), None, "a token for two domains names neither");
+        assert_eq!(token_domain(&jwt(serde_json::json!({"aud": "woori-mesh"}))), None);
+        assert_eq!(token_domain("not a token"), None);
     }
 }

@@ -149,7 +149,6 @@ mod tests {
             role_claim: "roles".into(),
             role_map: HashMap::new(),
             unmapped_groups_are_roles: false,
-            extra_audiences: Vec::new(),
         })
         .unwrap();
         let principal = verifier.verify(Some(&format!("Bearer {token}"))).await.unwrap();

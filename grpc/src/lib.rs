@@ -26,6 +26,7 @@ pub mod signal;
 #[cfg(feature = "test-support")]
 pub mod test_tokens;
 pub mod tls;
+mod tls_domain;
 mod tls_incoming;
 pub mod token;
 pub mod unary;

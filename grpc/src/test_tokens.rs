@@ -96,6 +96,8 @@ pub struct TestIssuer {
     pub key: TestKey,
     /// The JWKS file services trust.
     pub jwks: PathBuf,
+    /// The audience its tokens are for.
+    pub audience: String,
 }
 
 impl TestIssuer {
@@ -104,19 +106,30 @@ impl TestIssuer {
         let key = TestKey::new("k1");
         let jwks = dir.join("test-jwks.json");
         write_jwks(&jwks, &[&key]);
-        Self { key, jwks }
+        Self { key, jwks, audience: DEFAULT_AUDIENCE.to_owned() }
+    }
+
+    /// Like [`TestIssuer::new`], its tokens for `audience` (e.g. a domain's).
+    pub fn for_audience(dir: &Path, audience: &str) -> Self {
+        Self { audience: audience.to_owned(), ..Self::new(dir) }
     }
 
     /// A good token for `subject` with `roles`.
     pub fn token(&self, subject: &str, roles: &[&str]) -> String {
-        self.key.sign(&claims(subject, roles, json!({})))
+        self.key.sign(&claims(subject, roles, json!({"aud": self.audience})))
     }
 
     /// Each kind of bad token, with the message a service answers it with
     /// (services built with [`crate::AuthArgs::default`] plus this JWKS and
     /// issuer).
     pub fn bad_tokens(&self) -> Vec<(&'static str, String, String)> {
-        let good = |overrides: Value| claims("mallory", &["admin"], overrides);
+        let good = |overrides: Value| {
+            let mut claims = claims("mallory", &["admin"], json!({"aud": self.audience}));
+            for (k, v) in overrides.as_object().into_iter().flatten() {
+                claims[k] = v.clone();
+            }
+            claims
+        };
         let stranger = TestKey::new("k9");
         let lifetime = 30 * 24 * 3600;
         vec![
@@ -133,7 +146,7 @@ impl TestIssuer {
             (
                 "another audience",
                 self.key.sign(&good(json!({"aud": "another-service"}))),
-                format!("the token is for another audience; this service accepts `{DEFAULT_AUDIENCE}`"),
+                crate::auth::AuthError::WrongAudience(self.audience.clone()).to_string(),
             ),
             (
                 "unknown key",

@@ -129,6 +129,15 @@ pub(crate) fn client_ca_pem() -> Result<Option<Vec<u8>>> {
     args.ca_file.as_deref().map(|ca| read("CA file", ca)).transpose()
 }
 
+/// The client certificate and key (PEM) the process's clients present, if set.
+pub(crate) fn client_identity_pem() -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    let args = CLIENT_TLS.read().unwrap_or_else(|p| p.into_inner()).clone().unwrap_or_default();
+    match (&args.client_cert, &args.client_key) {
+        (Some(cert), Some(key)) => Ok(Some((read("client certificate", cert)?, read("client key", key)?))),
+        _ => Ok(None),
+    }
+}
+
 /// The client TLS configuration for `host`: the configured CA (or the
 /// public web roots) and client certificate.
 pub(crate) fn client_config(host: &str) -> Result<ClientTlsConfig> {

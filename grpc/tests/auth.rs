@@ -22,7 +22,6 @@ fn config(keys: KeySource) -> VerifierConfig {
         role_claim: "roles".into(),
         role_map: HashMap::from([("data-analysts".to_owned(), "analyst".to_owned())]),
         unmapped_groups_are_roles: false,
-        extra_audiences: Vec::new(),
     }
 }
 

@@ -41,8 +41,12 @@ async fn serve(addr: &str, tls: TlsArgs) -> Result<std::net::SocketAddr, String>
 }
 
 async fn check(url: &str) -> Result<(), String> {
-    let channel = mesh_grpc::client::channel(url, Duration::from_secs(5), &mesh_grpc::Credentials::none())
-        .map_err(|e| e.to_string())?;
+    check_as(url, &mesh_grpc::Credentials::none()).await
+}
+
+async fn check_as(url: &str, credentials: &mesh_grpc::Credentials) -> Result<(), String> {
+    let channel =
+        mesh_grpc::client::channel(url, Duration::from_secs(5), credentials).map_err(|e| e.to_string())?;
     HealthClient::new(channel)
         .check(HealthCheckRequest { service: String::new() })
         .await
@@ -108,4 +112,55 @@ async fn tls_servers_and_clients() {
     );
     serve("0.0.0.0:0", TlsArgs { insecure_plaintext: true, ..TlsArgs::default() }).await.unwrap();
     serve("0.0.0.0:0", tls).await.unwrap();
+
+    // A token for one domain goes only to a server whose certificate names
+    // that domain: another domain's endpoint, with a certificate from the
+    // same CA valid for the same address, gets no connection.
+    let folder = dir.path().join("domains");
+    let hosts = |domain: &str| vec![domain.to_owned(), "localhost".to_owned(), "127.0.0.1".to_owned()];
+    let made = certs::create(
+        &folder,
+        &[
+            ServiceCert { name: "payment".into(), hosts: hosts("payment") },
+            ServiceCert { name: "customer".into(), hosts: hosts("customer") },
+        ],
+    )
+    .unwrap();
+    let serving = |i: usize| TlsArgs {
+        tls_cert: Some(made[i].cert.clone()),
+        tls_key: Some(made[i].key.clone()),
+        ..TlsArgs::default()
+    };
+    let (payment, customer) =
+        (serve("127.0.0.1:0", serving(0)).await.unwrap(), serve("127.0.0.1:0", serving(1)).await.unwrap());
+    trust(&folder.join("ca.pem"), None);
+    let for_payment = mesh_grpc::Credentials::token(&token_for("urn:woori-mesh:domain:payment")).unwrap();
+    assert_eq!(for_payment.domain().as_deref(), Some("payment"));
+    check_as(&format!("https://{payment}"), &for_payment).await.unwrap();
+    check_as(&format!("https://localhost:{}", payment.port()), &for_payment).await.unwrap();
+    let refused = check_as(&format!("https://{customer}"), &for_payment).await.unwrap_err();
+    assert!(refused.contains("does not name domain `payment`"), "{refused}");
+    // Without a domain's token, the usual check only.
+    check(&format!("https://{customer}")).await.unwrap();
+    let for_registry = mesh_grpc::Credentials::token(&token_for("woori-mesh")).unwrap();
+    check_as(&format!("https://{customer}"), &for_registry).await.unwrap();
+    // The certificate is still checked for the host, and against the CA.
+    trust(&other.ca, None);
+    assert!(check_as(&format!("https://{payment}"), &for_payment).await.is_err(), "an untrusted CA");
+    // And with mutual TLS, the client's certificate is presented.
+    let mutual = TlsArgs { tls_client_ca: Some(client.ca.clone()), ..serving(0) };
+    let addr = serve("127.0.0.1:0", mutual).await.unwrap();
+    trust(&folder.join("ca.pem"), None);
+    assert!(check_as(&format!("https://{addr}"), &for_payment).await.is_err(), "no client certificate");
+    trust(&folder.join("ca.pem"), Some(&client));
+    check_as(&format!("https://{addr}"), &for_payment).await.unwrap();
+}
+
+/// A JWT (unsigned: these servers check no token) for `audience`.
+fn token_for(audience: &str) -> String {
+    use base64::Engine;
+    let encode =
+        |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let header = encode(serde_json::json!({"alg": "ES256", "kid": "k1"}));
+    format!("{header}.{}.c2ln", encode(serde_json::json!({"sub": "kim", "aud": audience})))
 }

@@ -83,16 +83,31 @@ impl Bound {
     }
 }
 
-/// A CA and a certificate for 127.0.0.1 and localhost in `dir`, made anew;
-/// the process's clients trust the CA from now on. The TLS flags of a
-/// service using them, and the CA file.
-fn local_tls(dir: &Path) -> Result<(TlsArgs, PathBuf)> {
-    let hosts = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
-    let made = certs::create(dir, &[ServiceCert { name: "local".to_owned(), hosts }])?;
+/// The services of a local mesh that get a certificate each.
+const TLS_SERVICES: [&str; 4] = ["registry", "customer", "payment", "insight"];
+
+/// A CA and, for each service, a certificate for 127.0.0.1, localhost and
+/// the service's name (a domain's names its domain, which clients check)
+/// in `dir`, made anew; the process's clients trust the CA from now on.
+/// The TLS flags of each service by name, and the CA file.
+fn local_tls(dir: &Path) -> Result<(HashMap<&'static str, TlsArgs>, PathBuf)> {
+    let services: Vec<ServiceCert> = TLS_SERVICES
+        .iter()
+        .map(|name| ServiceCert {
+            name: (*name).to_owned(),
+            hosts: vec!["127.0.0.1".to_owned(), "localhost".to_owned(), (*name).to_owned()],
+        })
+        .collect();
+    let made = certs::create(dir, &services)?;
     let ca = dir.join("ca.pem");
     mesh_grpc::set_client_tls(ClientTlsArgs { ca_file: Some(ca.clone()), ..ClientTlsArgs::default() });
-    let files = made.into_iter().next().expect("one certificate");
-    let args = TlsArgs { tls_cert: Some(files.cert), tls_key: Some(files.key), ..TlsArgs::default() };
+    let args = TLS_SERVICES
+        .iter()
+        .zip(made)
+        .map(|(name, files)| {
+            (*name, TlsArgs { tls_cert: Some(files.cert), tls_key: Some(files.key), ..TlsArgs::default() })
+        })
+        .collect();
     Ok((args, ca))
 }
 
@@ -112,6 +127,7 @@ impl LocalMesh {
         let tls = if config.tls { Some(local_tls(&config.data_dir.join("tls"))?) } else { None };
         let ca_file = tls.as_ref().map(|(_, ca)| ca.clone());
         let tls = tls.map(|(args, _)| args).unwrap_or_default();
+        let tls_of = |service: &str| tls.get(service).cloned().unwrap_or_default();
         let secure = config.tls;
         let registry = Bound::new(port(0), secure).await?;
         let customer = Bound::new(port(1), secure).await?;
@@ -141,7 +157,7 @@ impl LocalMesh {
                 .map(mesh_postgres::DatabaseArgs::for_url)
                 .unwrap_or_default(),
             lease_ttl: config.lease_ttl,
-            tls: tls.clone(),
+            tls: tls_of("registry"),
             auth: auth.clone(),
             client_tls: Default::default(),
             web: catalog_registry::web::WebArgs {
@@ -149,6 +165,7 @@ impl LocalMesh {
                 ..Default::default()
             },
             token_exchange_issuer_dir: issuer.as_ref().map(|_| config.data_dir.join("issuer")),
+            service_tokens: Vec::new(),
         };
         let registry_task: Task = tokio::spawn(async move {
             catalog_registry::serve(&registry_config, registry.listener, until(registry_stopped)).await?;
@@ -177,7 +194,7 @@ impl LocalMesh {
                     .unwrap_or_default(),
                 registry: registry_url.clone(),
                 limits: config.limits.clone(),
-                tls: tls.clone(),
+                tls: tls_of(name),
                 auth: auth.clone(),
                 pseudonym_key: Some(pseudonym_key.clone()),
                 cors_origins: web_origins(&registry_url),
@@ -246,6 +263,18 @@ impl LocalMesh {
     pub fn credentials(&self, subject: &str, roles: &[&str]) -> Result<Credentials> {
         match &self.issuer {
             Some(issuer) => Ok(Credentials::issued(Arc::clone(issuer), subject, roles, ADMIN_TOKEN_TTL)?),
+            None => Ok(Credentials::none()),
+        }
+    }
+
+    /// Credentials for `subject` with `roles` good at domain `domain` alone,
+    /// signed by the mesh's issuer (none without authentication).
+    pub fn domain_credentials(&self, domain: &str, subject: &str, roles: &[&str]) -> Result<Credentials> {
+        let audience = mesh_grpc::exchange::domain_audience(domain);
+        match &self.issuer {
+            Some(issuer) => {
+                Ok(Credentials::issued_for(Arc::clone(issuer), subject, roles, ADMIN_TOKEN_TTL, &audience)?)
+            }
             None => Ok(Credentials::none()),
         }
     }

@@ -250,7 +250,7 @@ pub(super) async fn sign_out(
 /// `GET /catalog/session/token?domain=D`: a token for the page's own script
 /// to read domain `D` with (it must send `x-mesh-catalog: 1`, which no other
 /// site's page can without the catalog allowing it): one exchanged for that
-/// domain alone when the registry exchanges tokens, else the session's.
+/// domain alone. The session's own token never leaves the registry.
 pub(super) async fn session_token(
     State(web): State<Arc<Web>>,
     uri: http::Uri,
@@ -267,15 +267,21 @@ pub(super) async fn session_token(
     let domain = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
         .find(|(name, _)| name == "domain")
         .map(|(_, value)| value.into_owned());
-    let token = match (&web.exchange_issuer, domain) {
-        (Some(issuer), Some(domain)) if !visitor.session.token.is_empty() => {
-            let audience = mesh_grpc::exchange::domain_audience(&domain);
-            crate::exchange::mint(issuer, &visitor.principal, &visitor.session.token, &audience)
-                .map_err(|e| RestError::new(Status::permission_denied(e)))?
-                .0
-        }
-        _ => visitor.session.token.clone(),
+    let Some(domain) = domain.filter(|d| !d.is_empty()) else {
+        return Err(RestError::new(Status::invalid_argument(
+            "name the domain the token is for: ?domain=payment (a token is good at one domain alone)",
+        )));
     };
+    let Some(issuer) = &web.exchange_issuer else {
+        return Err(RestError::new(Status::failed_precondition(
+            "this registry does not exchange tokens (start it with --token-exchange-issuer-dir), \
+             so its pages cannot read a domain's rows",
+        )));
+    };
+    let audience = mesh_grpc::exchange::domain_audience(&domain);
+    let token = crate::exchange::mint(issuer, &visitor.principal, &visitor.session.token, &audience)
+        .map_err(|e| RestError::new(Status::permission_denied(e)))?
+        .0;
     let body = serde_json::json!({ "token": token, "subject": visitor.principal.subject });
     Ok(ok_response(JSON, body.to_string()))
 }

@@ -133,6 +133,7 @@ impl TestRegistry {
             client_tls: Default::default(),
             web: catalog_registry::web::WebArgs { sign_in_links: links.clone(), ..Default::default() },
             token_exchange_issuer_dir: None,
+            service_tokens: Vec::new(),
             auth: issuer.auth_args(),
         };
         let (stop, stopped) = oneshot::channel::<()>();

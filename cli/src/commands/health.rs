@@ -8,15 +8,25 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use mesh_grpc::Credentials;
+
 use crate::cli::{Cli, HealthArgs};
 use crate::{registry, style};
 
 /// What a health check found.
-async fn check(cli: &Cli, endpoint: &str, service: &str) -> (Result<ServingStatus, String>, Duration) {
+/// A product's endpoint is checked with a token for its domain, when one can
+/// be had; any other endpoint with the sign-in token only if it is a
+/// registry's, else with none (health is open unless a service says not).
+async fn check(
+    cli: &Cli,
+    endpoint: &str,
+    service: &str,
+    credentials: &Credentials,
+) -> (Result<ServingStatus, String>, Duration) {
     let started = Instant::now();
     let outcome = async {
         let channel =
-            mesh_grpc::client::channel(endpoint, cli.timeout, &cli.credentials).map_err(|e| e.to_string())?;
+            mesh_grpc::client::channel(endpoint, cli.timeout, credentials).map_err(|e| e.to_string())?;
         let response = HealthClient::new(channel)
             .check(HealthCheckRequest { service: service.to_owned() })
             .await
@@ -30,7 +40,10 @@ async fn check(cli: &Cli, endpoint: &str, service: &str) -> (Result<ServingStatu
 /// Prints a table of every endpoint's health, or checks one endpoint.
 pub(crate) async fn run(cli: &Cli, args: &HealthArgs) -> Result<()> {
     if let Some(endpoint) = &args.endpoint {
-        let (outcome, _) = check(cli, endpoint, &args.service).await;
+        let is_registry =
+            cli.registry.split(',').any(|r| r.trim().trim_end_matches('/') == endpoint.trim_end_matches('/'));
+        let credentials = if is_registry { cli.credentials.clone() } else { Credentials::none() };
+        let (outcome, _) = check(cli, endpoint, &args.service, &credentials).await;
         return match outcome {
             Ok(ServingStatus::Serving) => {
                 println!("{}: serving", style::safe(endpoint));
@@ -55,8 +68,9 @@ pub(crate) async fn run(cli: &Cli, args: &HealthArgs) -> Result<()> {
             ]);
             unhealthy += 1;
         }
+        let credentials = crate::domain_token::credentials(cli, &product.domain).await.unwrap_or_default();
         for endpoint in &product.endpoints {
-            let (outcome, latency) = check(cli, &endpoint.uri, &product.service).await;
+            let (outcome, latency) = check(cli, &endpoint.uri, &product.service, &credentials).await;
             let health = match &outcome {
                 Ok(ServingStatus::Serving) => style::coloured("serving", Some(true)),
                 Ok(other) => style::coloured(other.as_str_name().to_lowercase(), Some(false)),

@@ -1,6 +1,7 @@
 //! `mesh init`: what a mesh without a company PKI or IdP needs before its
 //! services start (compose's init service runs it): a CA and one TLS
-//! certificate per service, the local issuer's key and JWKS, and the key
+//! certificate per service, the local issuer's key (in a folder of its own,
+//! for the registry alone) and its JWKS, and the key
 //! every domain derives consumers' pseudonyms from, and a password for the
 //! PostgreSQL server of compose's `postgres` profile. An
 //! existing folder is left as it is unless `--force`.
@@ -30,7 +31,10 @@ pub(crate) fn run(args: &InitArgs) -> Result<()> {
             eprintln!("certificate for {} ({})", service.name, service.hosts.join(", "));
         }
     }
-    let issuer = LocalIssuer::open_or_create(&args.dir.join("issuer"))?;
+    let issuer_dir = args.issuer_dir.clone().unwrap_or_else(|| args.dir.join("issuer"));
+    let issuer = LocalIssuer::open_or_create(&issuer_dir)?;
+    let jwks = args.dir.join("jwks.json");
+    std::fs::copy(issuer.jwks_file(), &jwks).with_context(|| format!("cannot write {}", jwks.display()))?;
     let pseudonym_key = args.dir.join("pseudonym.key");
     mesh_grpc::private_files::create_secret(&pseudonym_key)
         .with_context(|| format!("cannot write {}", pseudonym_key.display()))?;
@@ -39,7 +43,8 @@ pub(crate) fn run(args: &InitArgs) -> Result<()> {
         .with_context(|| format!("cannot write {}", database_password.display()))?;
     eprintln!("CA: {}", args.dir.join("ca.pem").display());
     eprintln!("pseudonym key (every domain): {}", pseudonym_key.display());
-    eprintln!("issuer JWKS: {}", issuer.jwks_file().display());
+    eprintln!("issuer key (the registry alone): {}", issuer_dir.display());
+    eprintln!("issuer JWKS (every service): {}", jwks.display());
     eprintln!("database password (the postgres profile): {}", database_password.display());
     Ok(())
 }

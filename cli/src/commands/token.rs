@@ -12,7 +12,9 @@ pub(crate) async fn run(cli: &Cli, command: &TokenCommand) -> Result<()> {
     match command {
         TokenCommand::Issue(args) => {
             let issuer = LocalIssuer::open_or_create(&args.issuer_dir)?;
-            println!("{}", issuer.issue(&args.sub, &args.roles, args.ttl, &args.audience)?);
+            let audience =
+                args.domain.as_deref().map_or_else(|| args.audience.clone(), exchange::domain_audience);
+            println!("{}", issuer.issue(&args.sub, &args.roles, args.ttl, &audience)?);
             Ok(())
         }
         TokenCommand::Print(args) => {

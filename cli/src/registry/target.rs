@@ -65,7 +65,7 @@ impl Target {
         };
         let endpoint = endpoints.remove(0);
         let domain = if product.domain.is_empty() { domain_of(&product.product_id) } else { &product.domain };
-        let credentials = crate::domain_token::credentials(cli, domain).await;
+        let credentials = crate::domain_token::credentials(cli, domain).await?;
         Ok(Self {
             endpoint,
             fallbacks: endpoints,
@@ -79,7 +79,7 @@ impl Target {
     /// Asks the server at `endpoint` for `product`'s contract through its
     /// product services' `Describe`, found with server reflection.
     async fn described_by(cli: &Cli, endpoint: &str, product: &str) -> Result<Self> {
-        let credentials = crate::domain_token::credentials(cli, domain_of(product)).await;
+        let credentials = crate::domain_token::credentials(cli, domain_of(product)).await?;
         let channel = mesh_grpc::client::channel(endpoint, cli.timeout, &credentials)?;
         let services = mesh_grpc::reflection::reflected_services(channel.clone())
             .await

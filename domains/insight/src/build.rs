@@ -126,10 +126,10 @@ pub async fn rebuild(
     // Each source is read with a token for its domain alone.
     let for_customer = credentials
         .for_domain(&sources.registry_url, mesh_contracts::access::domain_of(CUSTOMER_PRODUCT))
-        .await;
+        .await?;
     let for_payment = credentials
         .for_domain(&sources.registry_url, mesh_contracts::access::domain_of(PAYMENT_PRODUCT))
-        .await;
+        .await?;
     let mut customers = CustomerProfileServiceClient::new(mesh_grpc::client::stream_channel(
         &customer_url,
         CALL_TIMEOUT,

@@ -70,11 +70,11 @@ async fn segments_match_an_independent_aggregate_and_small_ones_are_suppressed()
     let payment_db = dir.path().join("payment").join("payment.sqlite");
     let product = mesh.product("insight.segment_spending").unwrap();
     let insight_url = mesh.insight_url.clone().unwrap();
-    let owner = mesh.credentials("insight-owner", &["owner:insight"]).unwrap();
+    let owner = mesh.domain_credentials("insight", "insight-owner", &["owner:insight"]).unwrap();
     let mut client = SegmentSpendingServiceClient::new(channel(&insight_url, &owner));
 
     // Only the domain's owners and admins may rebuild.
-    let analyst = mesh.credentials("kim", &["analyst"]).unwrap();
+    let analyst = mesh.domain_credentials("insight", "kim", &["analyst"]).unwrap();
     let mut reader = SegmentSpendingServiceClient::new(channel(&insight_url, &analyst));
     let denied = reader.refresh(RefreshRequest {}).await.unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
@@ -117,7 +117,8 @@ async fn segments_match_an_independent_aggregate_and_small_ones_are_suppressed()
     assert_eq!(got, kept);
 
     // The catalog shows the lineage, with both inputs serving.
-    let mut catalog = CatalogServiceClient::new(channel(&mesh.registry_url, &analyst));
+    let at_registry = mesh.credentials("kim", &["analyst"]).unwrap();
+    let mut catalog = CatalogServiceClient::new(channel(&mesh.registry_url, &at_registry));
     let entry = catalog
         .get_product(GetProductRequest { name: "insight.segment_spending".into(), ..Default::default() })
         .await

@@ -341,7 +341,12 @@ async fn a_rest_export_cut_after_its_first_rows_ends_with_its_error_and_a_cut_bo
     let domain = domain(6000, ServeLimits { query_budget: Some(budget), ..Default::default() }).await;
     multiply_rows(&domain, 40).await;
     let token = common::issuer(domain.dir.path())
-        .issue("payment-owner", &["owner:payment".to_owned()], Duration::from_secs(600), "woori-mesh")
+        .issue(
+            "payment-owner",
+            &["owner:payment".to_owned()],
+            Duration::from_secs(600),
+            &mesh_grpc::exchange::domain_audience("payment"),
+        )
         .unwrap();
     let url = format!("http://{}/v1/products/payment.card_spending/rows", domain.addr);
     let get = |accept: &'static str| {

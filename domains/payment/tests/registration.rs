@@ -34,11 +34,12 @@ async fn serves_without_a_registry_and_registers_when_it_comes_up() {
         client_tls: Default::default(),
         web: Default::default(),
         token_exchange_issuer_dir: None,
+        service_tokens: Vec::new(),
         auth: mesh_grpc::AuthArgs::local(common::issuer(domain.dir.path()).jwks_file().to_owned()),
     };
     tokio::spawn(async move { catalog_registry::serve(&config, listener, std::future::pending()).await });
 
-    let channel = common::connect(addr, common::credentials(domain.dir.path(), "reader", &[])).await;
+    let channel = common::connect(addr, common::registry_credentials(domain.dir.path(), "reader", &[])).await;
     let mut catalog = CatalogServiceClient::new(channel);
     let started = std::time::Instant::now();
     let product = loop {

@@ -39,7 +39,7 @@ async fn query_and_describe_need_a_token_the_domain_accepts() {
     use mesh_grpc::test_tokens::TestIssuer;
 
     let keys = tempfile::tempdir().unwrap();
-    let issuer = TestIssuer::new(keys.path());
+    let issuer = TestIssuer::for_audience(keys.path(), &mesh_grpc::exchange::domain_audience("payment"));
     let auth = issuer.auth_args();
     let domain = common::start_with(tempfile::tempdir().unwrap(), move |dir| {
         let mut args = common::args(dir, 20, &common::nowhere());
@@ -74,6 +74,20 @@ async fn query_and_describe_need_a_token_the_domain_accepts() {
             "{what}"
         );
     }
+    // A token for the registry, good and signed by a trusted key, is refused here.
+    let registry_token = issuer.key.sign(&mesh_grpc::test_tokens::claims("kim", &[], serde_json::json!({})));
+    let status = client(Credentials::token(&registry_token).unwrap())
+        .await
+        .query(QueryRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    assert!(
+        status.message().contains("this service accepts `urn:woori-mesh:domain:payment`"),
+        "{}",
+        status.message()
+    );
+    assert!(status.message().contains("mesh token print --for payment"), "{}", status.message());
     let mut reader = client(Credentials::token(&issuer.token("kim", &[])).unwrap()).await;
     let described = reader.describe(DescribeRequest::default()).await.unwrap().into_inner();
     assert_eq!(described.product, "payment.card_spending");

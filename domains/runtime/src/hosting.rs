@@ -37,9 +37,9 @@ pub async fn run_domain(
     let mut names: Vec<&str> = services.iter().map(ProductService::name).collect();
     names.push(AUDIT_SERVICE);
     let domain = services.first().map_or("", |s| s.product().spec.domain());
-    // Tokens exchanged for this domain are accepted beside the mesh's.
+    // Only tokens for this domain are accepted: one captured here is good nowhere else.
     let mut auth = args.auth.clone();
-    auth.auth_extra_audiences.push(mesh_grpc::exchange::domain_audience(domain));
+    auth.auth_audience.get_or_insert_with(|| mesh_grpc::exchange::domain_audience(domain));
     let mut server = MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &names)
         .await?
         .shutdown_grace(args.limits.shutdown_grace)

@@ -59,9 +59,48 @@ impl Mesh {
         token_of(&self.local, subject, roles)
     }
 
-    /// A channel to `url` calling as `subject` with `roles`.
+    /// A token of `subject` with `roles` good at domain `domain` alone.
+    pub(crate) fn domain_token_as(&self, domain: &str, subject: &str, roles: &[&str]) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        let issuer = self.local.issuer.as_ref().expect("the mesh runs with its issuer");
+        let audience = mesh_grpc::exchange::domain_audience(domain);
+        issuer.issue(subject, &roles, Duration::from_secs(3600), &audience).expect("a token")
+    }
+
+    /// The admin's token good at domain `domain` alone.
+    pub(crate) fn domain_token(&self, domain: &str) -> String {
+        self.domain_token_as(domain, "e2e-admin", &["admin"])
+    }
+
+    /// The admin's token for `domain` as a grpcurl or curl user gets it:
+    /// `mesh token print --for DOMAIN`.
+    pub(crate) fn printed_token(&self, domain: &str) -> String {
+        let output = self.mesh().args(["token", "print", "--for", domain]).output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output).trim().to_owned()
+    }
+
+    /// The domain served at `url`, if a domain's.
+    pub(crate) fn domain_at(&self, url: &str) -> Option<&'static str> {
+        if url == self.payment_url {
+            Some("payment")
+        } else if url == self.customer_url {
+            Some("customer")
+        } else if Some(url) == self.insight_url.as_deref() {
+            Some("insight")
+        } else {
+            None
+        }
+    }
+
+    /// A channel to `url` calling as `subject` with `roles`, with a token
+    /// for the service there (a domain's own, or the registry's).
     pub(crate) fn channel_as(&self, url: &str, subject: &str, roles: &[&str]) -> mesh_grpc::MeshChannel {
-        let credentials = self.local.credentials(subject, roles).expect("credentials");
+        let credentials = match self.domain_at(url) {
+            Some(domain) => self.local.domain_credentials(domain, subject, roles),
+            None => self.local.credentials(subject, roles),
+        }
+        .expect("credentials");
         mesh_grpc::client::channel(url, Duration::from_secs(10), &credentials).expect("a channel")
     }
 

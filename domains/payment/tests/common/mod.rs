@@ -80,8 +80,16 @@ pub(crate) fn issuer(dir: &std::path::Path) -> Arc<LocalIssuer> {
     Arc::new(LocalIssuer::open_or_create(&dir.join("issuer")).unwrap())
 }
 
-/// Credentials of `subject` with `roles`, signed by the issuer in `dir`.
+/// Credentials of `subject` with `roles` for reading the payment domain,
+/// signed by the issuer in `dir`.
 pub(crate) fn credentials(dir: &std::path::Path, subject: &str, roles: &[&str]) -> Credentials {
+    let audience = mesh_grpc::exchange::domain_audience("payment");
+    Credentials::issued_for(issuer(dir), subject, roles, Duration::from_secs(600), &audience).unwrap()
+}
+
+/// Credentials of `subject` with `roles` for calling the registry, signed
+/// by the issuer in `dir`.
+pub(crate) fn registry_credentials(dir: &std::path::Path, subject: &str, roles: &[&str]) -> Credentials {
     Credentials::issued(issuer(dir), subject, roles, Duration::from_secs(600)).unwrap()
 }
 
@@ -107,7 +115,7 @@ pub(crate) fn args(dir: &std::path::Path, customers: u64, registry: &str) -> Sou
             data_dir: Some(dir.to_path_buf()),
             registry: registry.to_owned(),
             auth: AuthArgs::local(issuer(dir).jwks_file().to_owned()),
-            credentials: credentials(dir, "payment-domain", &[&service_role("payment")]),
+            credentials: registry_credentials(dir, "payment-domain", &[&service_role("payment")]),
             pseudonym_key: Some(pseudonym_key(dir)),
             ..DomainArgs::default()
         },
