@@ -30,7 +30,9 @@ pub fn domain_of(audience: &str) -> Option<&str> {
 }
 
 /// The domain a JWT is for, read from its `aud` claim without checking the
-/// signature (the domain checks that): what a client may send it to.
+/// signature (the domain checks that): what a client may send it to. Only
+/// a token whose every audience is that one domain's names it: a token
+/// also good at the registry or at another domain names none.
 pub fn token_domain(token: &str) -> Option<String> {
     use base64::Engine;
     let payload = token.trim().split('.').nth(1)?;
@@ -41,11 +43,9 @@ pub fn token_domain(token: &str) -> Option<String> {
         Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     };
-    let mut domains = audiences.into_iter().filter_map(domain_of);
-    match (domains.next(), domains.next()) {
-        (Some(domain), None) => Some(domain.to_owned()),
-        _ => None,
-    }
+    let first = *audiences.first()?;
+    let domain = domain_of(first)?;
+    audiences.iter().all(|a| *a == first).then(|| domain.to_owned())
 }
 
 /// A token received from an exchange.
@@ -83,7 +83,14 @@ pub async fn exchange(url: &str, subject_token: &str, audience: &str) -> Result<
         let description = answer["error_description"].as_str().unwrap_or("");
         return Err(format!("{url} refused the token exchange ({status}, {error}): {description}"));
     }
-    exchanged(&answer).ok_or_else(|| format!("{url} answered the token exchange without an access_token"))
+    let exchanged = exchanged(&answer)
+        .ok_or_else(|| format!("{url} answered the token exchange without an access_token"))?;
+    // A token good elsewhere too (or whose audience cannot be read) is not
+    // sent to the domain: it would be good wherever that endpoint took it.
+    if domain_of(audience).is_some() && token_domain(&exchanged.token).as_deref() != domain_of(audience) {
+        return Err(format!("{url} answered with a token that is not for `{audience}` alone; refused"));
+    }
+    Ok(exchanged)
 }
 
 fn exchanged(answer: &Value) -> Option<Exchanged> {
@@ -115,13 +122,52 @@ mod tests {
         };
         let payment = domain_audience("payment");
         assert_eq!(token_domain(&jwt(serde_json::json!({"aud": payment}))).as_deref(), Some("payment"));
+        assert_eq!(token_domain(&jwt(serde_json::json!({"aud": [payment]}))).as_deref(), Some("payment"));
+        let also_registry = serde_json::json!({"aud": ["woori-mesh", payment]});
         assert_eq!(
-            token_domain(&jwt(serde_json::json!({"aud": ["x", payment]}))).as_deref(),
-            Some("payment")
+            token_domain(&jwt(also_registry)),
+            None,
+            "a token good at the registry too names no domain"
         );
         let two = serde_json::json!({"aud": [payment, domain_audience("customer")]});
         assert_eq!(token_domain(&jwt(two)), None, "a token for two domains names neither");
         assert_eq!(token_domain(&jwt(serde_json::json!({"aud": "woori-mesh"}))), None);
         assert_eq!(token_domain("not a token"), None);
+    }
+
+    /// A token endpoint on loopback answering every exchange with `token`.
+    async fn endpoint_answering(token: String) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answer = serde_json::json!({"access_token": token, "token_type": "Bearer", "expires_in": 300});
+        let app = axum::Router::new()
+            .route(TOKEN_PATH, axum::routing::post(move || async move { axum::Json(answer.clone()) }));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}{TOKEN_PATH}")
+    }
+
+    #[tokio::test]
+    async fn an_exchanged_token_good_elsewhere_too_is_refused() {
+        use base64::Engine;
+        let jwt = |aud: serde_json::Value| {
+            let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(serde_json::json!({"aud": aud}).to_string());
+            format!("eyJhbGciOiJFUzI1NiJ9.{payload}.c2ln")
+        };
+        let payment = domain_audience("payment");
+        let good = endpoint_answering(jwt(serde_json::json!(payment))).await;
+        assert_eq!(exchange(&good, "sign-in", &payment).await.unwrap().expires_in, 300);
+        for aud in
+            [serde_json::json!(["woori-mesh", payment]), serde_json::json!(domain_audience("customer"))]
+        {
+            let url = endpoint_answering(jwt(aud.clone())).await;
+            let error = exchange(&url, "sign-in", &payment).await.unwrap_err();
+            assert!(
+                error.contains("not for `urn:woori-mesh:domain:payment` alone; refused"),
+                "{aud}: {error}"
+            );
+        }
+        let opaque = endpoint_answering("opaque-token".into()).await;
+        assert!(exchange(&opaque, "sign-in", &payment).await.is_err(), "an audience that cannot be read");
     }
 }

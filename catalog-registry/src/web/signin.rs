@@ -278,6 +278,12 @@ pub(super) async fn session_token(
              so its pages cannot read a domain's rows",
         )));
     };
+    let known = web.catalog.has_domain(&domain).await.map_err(|e| RestError::from(Status::from(e)))?;
+    if !known {
+        return Err(RestError::new(Status::not_found(format!(
+            "no domain `{domain}` has products in this catalog"
+        ))));
+    }
     let audience = mesh_grpc::exchange::domain_audience(&domain);
     let token = crate::exchange::mint(issuer, &visitor.principal, &visitor.session.token, &audience)
         .map_err(|e| RestError::new(Status::permission_denied(e)))?

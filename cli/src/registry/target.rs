@@ -38,8 +38,12 @@ impl Target {
     /// contract when the registry cannot be reached.
     pub(crate) async fn resolve(cli: &Cli, product: &str, endpoint: Option<&str>) -> Result<Self> {
         let mut client = Registry::of(cli)?;
-        // Finding the endpoint needs no columns: the basic view is the light lookup.
-        let found = client.product(product, ProductView::Basic).await;
+        // Finding the endpoint needs no columns: the basic view is the light
+        // lookup. The token for the product's domain is got meanwhile.
+        let (found, credentials) = tokio::join!(
+            client.product(product, ProductView::Basic),
+            crate::domain_token::credentials(cli, domain_of(product))
+        );
         let (entry, source) = match (found, endpoint) {
             (Ok(found), _) => found,
             (Err(_), Some(endpoint)) => return Self::described_by(cli, endpoint, product).await,
@@ -65,7 +69,10 @@ impl Target {
         };
         let endpoint = endpoints.remove(0);
         let domain = if product.domain.is_empty() { domain_of(&product.product_id) } else { &product.domain };
-        let credentials = crate::domain_token::credentials(cli, domain).await?;
+        let credentials = match credentials {
+            Ok(credentials) if domain == domain_of(&product.product_id) => credentials,
+            _ => crate::domain_token::credentials(cli, domain).await?,
+        };
         Ok(Self {
             endpoint,
             fallbacks: endpoints,
