@@ -9,8 +9,10 @@ RUN cargo build --release --locked --bins \
 FROM debian:bookworm-slim
 # Mount points exist owned by `mesh`, so named volumes mounted on them start so.
 RUN useradd --system --home /data mesh \
- && mkdir -p /data /secrets /issuer /token /tokens/customer /tokens/payment /tokens/insight \
- && chown -R mesh /data /secrets /issuer /token /tokens
+ && mkdir -p /data /secrets /issuer /token /tokens/customer /tokens/payment /tokens/insight /key \
+    /keys/registry /keys/customer /keys/payment /keys/insight /keys/postgres \
+    /keys/pg-registry-1 /keys/pg-registry-2 /keys/pg-payment-1 /keys/pg-payment-2 \
+ && chown -R mesh /data /secrets /issuer /token /tokens /key /keys
 COPY --from=build /out/ /usr/local/bin/
 USER mesh
 WORKDIR /data

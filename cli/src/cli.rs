@@ -314,6 +314,11 @@ pub(crate) struct InitArgs {
     /// Its public JWKS is copied to <dir>/jwks.json for every service.
     #[arg(long, env = "MESH_INIT_ISSUER_DIR")]
     pub issuer_dir: Option<std::path::PathBuf>,
+    /// Put each service's TLS key in a folder of its own, <keys-dir>/<name>/key.pem,
+    /// so that each container mounts its own key alone [default: beside the
+    /// certificates, <dir>/<name>-key.pem].
+    #[arg(long, env = "MESH_INIT_KEYS_DIR")]
+    pub keys_dir: Option<std::path::PathBuf>,
 }
 
 /// Flags of `mesh login`.

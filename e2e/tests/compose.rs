@@ -96,12 +96,26 @@ fn compose_matches_the_binaries() {
     let mut served: HashSet<&str> = expected_binary.iter().map(|(service, _)| *service).collect();
     served.insert("postgres");
     assert_eq!(certified, served, "init certifies every service");
+    // The secrets, the issuer's key, and each service's TLS key in a volume
+    // of its own.
+    let mut init_volumes = vec!["secrets:/secrets".to_owned(), "issuer:/issuer".to_owned()];
+    let mut certified_names: Vec<&str> = certified.iter().copied().collect();
+    certified_names.sort_unstable();
+    let mut keyed = strings(&init["volumes"])[2..].to_vec();
+    keyed.sort();
     assert_eq!(
-        strings(&init["volumes"]),
-        ["secrets:/secrets", "issuer:/issuer"],
+        keyed,
+        certified_names.iter().map(|s| format!("{s}-key:/keys/{s}")).collect::<Vec<_>>(),
+        "init writes each service's key into that service's key volume"
+    );
+    init_volumes.extend(keyed.iter().cloned());
+    assert_eq!(
+        strings(&init["volumes"])[..2],
+        init_volumes[..2],
         "init writes the secrets and the issuer's key"
     );
     assert_eq!(command.windows(2).find(|w| w[0] == "--issuer-dir").map(|w| w[1].as_str()), Some("/issuer"));
+    assert_eq!(command.windows(2).find(|w| w[0] == "--keys-dir").map(|w| w[1].as_str()), Some("/keys"));
     used_volumes.insert("issuer".to_owned());
     // Which registry writes which domain's token, into which volume.
     let mut token_writers: Vec<(String, String)> = Vec::new();
@@ -156,7 +170,7 @@ fn compose_matches_the_binaries() {
         // TLS with its own certificate, tokens of the init service's issuer,
         // never plaintext and never without authentication.
         assert_eq!(value_of("MESH_TLS_CERT"), Some(format!("/secrets/{service}.pem")), "{service}");
-        assert_eq!(value_of("MESH_TLS_KEY"), Some(format!("/secrets/{service}-key.pem")), "{service}");
+        assert_eq!(value_of("MESH_TLS_KEY").as_deref(), Some("/key/key.pem"), "{service}: its own key");
         assert_eq!(value_of("MESH_CA_FILE").as_deref(), Some("/secrets/ca.pem"), "{service}");
         assert_eq!(value_of("MESH_AUTH_JWKS").as_deref(), Some("/secrets/jwks.json"), "{service}");
         assert_eq!(value_of("MESH_INSECURE_PLAINTEXT"), None, "{service} must not serve plaintext");
@@ -206,8 +220,11 @@ fn compose_matches_the_binaries() {
             "{service} publishes its listen port on the host's loopback only"
         );
 
-        let volumes = strings(&spec["volumes"]);
+        let mut volumes = strings(&spec["volumes"]);
         assert_eq!(volumes[1], "secrets:/secrets:ro", "{service} reads the secrets, read-only");
+        assert_eq!(volumes[2], format!("{service}-key:/key:ro"), "{service} reads its own TLS key alone");
+        assert!(used_volumes.insert(format!("{service}-key")), "{service}'s key volume is shared");
+        volumes.remove(2);
         let (volume, mount) = volumes[0].split_once(':').unwrap();
         assert_eq!(mount, "/data");
         assert!(declared_volumes.contains(volume), "{volume} is not declared");
@@ -263,9 +280,7 @@ fn compose_matches_the_binaries() {
     let postgres = &compose["services"]["postgres"];
     assert!(postgres["image"].as_str().unwrap().starts_with("postgres:"), "the official PostgreSQL image");
     let start = strings(&postgres["entrypoint"]).join(" ");
-    for needed in
-        ["/secrets/postgres.pem", "/secrets/postgres-key.pem", "-c ssl=on", "docker-entrypoint.sh postgres"]
-    {
+    for needed in ["/secrets/postgres.pem", "/key/key.pem", "-c ssl=on", "docker-entrypoint.sh postgres"] {
         assert!(start.contains(needed), "the server starts with `{needed}`: {start}");
     }
     let env = &postgres["environment"];
@@ -276,20 +291,33 @@ fn compose_matches_the_binaries() {
     assert!(env["POSTGRES_INITDB_ARGS"].as_str().unwrap().contains("--auth-host=scram-sha-256"));
     assert!(postgres["ports"].is_badvalue(), "PostgreSQL is not published on the host");
     let volumes = strings(&postgres["volumes"]);
-    assert_eq!(volumes, ["postgres-data:/var/lib/postgresql/data", "secrets:/secrets:ro"]);
+    assert_eq!(
+        volumes,
+        ["postgres-data:/var/lib/postgresql/data", "secrets:/secrets:ro", "postgres-key:/key:ro"]
+    );
     used_volumes.insert("postgres-data".to_owned());
+    used_volumes.insert("postgres-key".to_owned());
     assert_eq!(strings(&postgres["healthcheck"]["test"])[..2], ["CMD", "pg_isready"]);
     // `mesh init` makes that password, readable by its owner only.
     let secrets = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
     let made = Command::new(binary("mesh"))
         .args(["init", "--dir"])
         .arg(secrets.path())
+        .arg("--keys-dir")
+        .arg(keys.path())
         .args(["--service", "postgres"])
         .output()
         .unwrap();
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let password = secrets.path().join("database-password");
+    // The key went to the service's own folder, 0600; the certificate stayed.
+    let key = keys.path().join("postgres").join("key.pem");
     use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&key).unwrap().contains("PRIVATE KEY"));
+    assert!(!secrets.path().join("postgres-key.pem").exists(), "no key beside the certificates");
+    assert!(secrets.path().join("postgres.pem").exists());
+    let password = secrets.path().join("database-password");
     assert_eq!(std::fs::metadata(&password).unwrap().permissions().mode() & 0o777, 0o600);
     assert_eq!(std::fs::read_to_string(&password).unwrap().trim().len(), 64);
 

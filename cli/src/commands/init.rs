@@ -1,6 +1,7 @@
 //! `mesh init`: what a mesh without a company PKI or IdP needs before its
 //! services start (compose's init service runs it): a CA and one TLS
-//! certificate per service, the local issuer's key (in a folder of its own,
+//! certificate per service (its key, with --keys-dir, in a folder of its
+//! own), the local issuer's key (in a folder of its own,
 //! for the registry alone) and its JWKS, and the key
 //! every domain derives consumers' pseudonyms from, and a password for the
 //! PostgreSQL server of compose's `postgres` profile. An
@@ -26,9 +27,18 @@ pub(crate) fn run(args: &InitArgs) -> Result<()> {
             args.dir.display()
         );
     } else {
-        certs::create(&args.dir, &services)?;
-        for service in &services {
-            eprintln!("certificate for {} ({})", service.name, service.hosts.join(", "));
+        let made = certs::create(&args.dir, &services)?;
+        for (service, files) in services.iter().zip(&made) {
+            let key = match &args.keys_dir {
+                Some(keys) => move_key(&files.key, &keys.join(&service.name).join("key.pem"))?,
+                None => files.key.clone(),
+            };
+            eprintln!(
+                "certificate for {} ({}), key {}",
+                service.name,
+                service.hosts.join(", "),
+                key.display()
+            );
         }
     }
     let issuer_dir = args.issuer_dir.clone().unwrap_or_else(|| args.dir.join("issuer"));
@@ -47,6 +57,15 @@ pub(crate) fn run(args: &InitArgs) -> Result<()> {
     eprintln!("issuer JWKS (every service): {}", jwks.display());
     eprintln!("database password (the postgres profile): {}", database_password.display());
     Ok(())
+}
+
+/// Moves the key at `from` to `to` (mode 0600, its folder 0700); where it went.
+fn move_key(from: &std::path::Path, to: &std::path::Path) -> Result<std::path::PathBuf> {
+    let key = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+    mesh_grpc::private_files::write_private(to, &key)
+        .with_context(|| format!("cannot write {}", to.display()))?;
+    std::fs::remove_file(from).with_context(|| format!("cannot remove {}", from.display()))?;
+    Ok(to.to_owned())
 }
 
 /// `NAME` (valid for NAME, localhost and 127.0.0.1) or `NAME=HOST,HOST...`.

@@ -82,6 +82,39 @@ pub(crate) struct QueryPlan {
     pub keyed: Vec<String>,
     /// The dialect the statement is written in.
     pub dialect: Dialect,
+    /// Under a keyed order on SQLite: the ids are sorted alone, then the
+    /// rows read by id in that order (see [`SortedIds`]).
+    pub sorted_ids: Option<SortedIds>,
+}
+
+/// A keyed order on SQLite read in two steps within one statement: each
+/// matching row's id and sort key are sorted (a few bytes a row) into a
+/// materialized table, which is then read in its order, each row fetched
+/// by its id. Sorting whole rows by a key no index holds costs about twice
+/// the scan; this costs a lookup per row.
+#[derive(Debug, Clone)]
+pub(crate) struct SortedIds {
+    /// What the sorting step selects: the sort key, rowid as `mesh_rowid`.
+    keys: String,
+    /// What the statement selects: the projected columns of each row, then
+    /// the sort key, as [`QueryPlan::columns`] orders them.
+    columns: String,
+}
+
+impl SortedIds {
+    fn new(projected: &[String], sort_names: &[String]) -> Self {
+        let key =
+            |name: &String| if name == "rowid" { "rowid AS mesh_rowid".to_owned() } else { name.clone() };
+        let sorted = |name: &String| {
+            if name == "rowid" { "mesh_sorted.mesh_rowid".to_owned() } else { format!("mesh_sorted.{name}") }
+        };
+        let columns =
+            projected.iter().map(|name| format!("mesh_row.{name}")).chain(sort_names.iter().map(sorted));
+        Self {
+            keys: sort_names.iter().map(key).collect::<Vec<_>>().join(", "),
+            columns: columns.collect::<Vec<_>>().join(", "),
+        }
+    }
 }
 
 /// Compiles `request` for `schema` under `grant`, checking every field.
@@ -141,8 +174,12 @@ pub(crate) fn plan(
     };
 
     let name = |s: &SortColumn| s.sql_name(schema);
-    let mut selected: Vec<String> = projection.iter().map(|&c| schema.columns[c].name.clone()).collect();
-    selected.extend(sort.iter().map(name));
+    let projected: Vec<String> = projection.iter().map(|&c| schema.columns[c].name.clone()).collect();
+    let sort_names: Vec<String> = sort.iter().map(name).collect();
+    let sorted_ids =
+        (dialect == Dialect::Sqlite && !keyed.is_empty()).then(|| SortedIds::new(&projected, &sort_names));
+    let mut selected = projected;
+    selected.extend(sort_names);
 
     let mut conditions = Vec::new();
     // The agreement's rows first, as a condition of its own: no filter of
@@ -188,6 +225,7 @@ pub(crate) fn plan(
         format: RowFormat::Protobuf,
         keyed,
         dialect,
+        sorted_ids,
     })
 }
 
@@ -388,7 +426,20 @@ impl QueryPlan {
         } else {
             self.dialect.rows_with(table, &self.keyed.join(", "))
         };
-        let sql = format!("SELECT {} FROM {source}{}{limit}", self.columns, self.tail);
+        let sql = match &self.sorted_ids {
+            // The step's LIMIT keeps its ORDER BY, which SQLite may
+            // otherwise drop from a subquery whose order the statement
+            // does not sort by again; its rows are then read in order.
+            Some(ids) => format!(
+                "WITH mesh_sorted AS MATERIALIZED (SELECT {} FROM {source}{}{}) SELECT {} FROM mesh_sorted \
+                 CROSS JOIN {table} AS mesh_row ON mesh_row.rowid = mesh_sorted.mesh_rowid",
+                ids.keys,
+                self.tail,
+                if limit.is_empty() { " LIMIT -1" } else { &limit },
+                ids.columns
+            ),
+            None => format!("SELECT {} FROM {source}{}{limit}", self.columns, self.tail),
+        };
         self.dialect.placeholders(&sql, &self.params)
     }
 
@@ -492,6 +543,39 @@ mod tests {
         .unwrap();
         assert_eq!(compiled.sql("t"), "SELECT seq, amount, seq, rowid FROM t ORDER BY seq, rowid");
         assert_eq!(compiled.projection, vec![4, 1]);
+    }
+
+    #[test]
+    fn a_keyed_order_on_sqlite_sorts_ids_then_reads_rows_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pseudonym.key");
+        mesh_grpc::private_files::create_secret(&path).unwrap();
+        let mut grant = Grant::full(&schema());
+        grant.pseudonymized[4] = true;
+        grant.pseudonyms = Some(PseudonymKey::read(&path).unwrap());
+        let request = masked(&["seq", "amount"]);
+        let sqlite = plan(&request, &schema(), &tokens(), &grant, Dialect::Sqlite).unwrap();
+        assert_eq!(
+            sqlite.sql("t"),
+            "WITH mesh_sorted AS MATERIALIZED (SELECT mesh_order_4, rowid AS mesh_rowid FROM \
+             (SELECT rowid AS rowid, *, mesh_order(?, seq) AS mesh_order_4 FROM t) ORDER BY mesh_order_4, rowid \
+             LIMIT -1) SELECT mesh_row.seq, mesh_row.amount, mesh_sorted.mesh_order_4, mesh_sorted.mesh_rowid \
+             FROM mesh_sorted CROSS JOIN t AS mesh_row ON mesh_row.rowid = mesh_sorted.mesh_rowid"
+        );
+        // A page or a limit bounds the sorting step.
+        let limited = QueryRequest { limit: 7, ..request.clone() };
+        let limited = plan(&limited, &schema(), &tokens(), &grant, Dialect::Sqlite).unwrap();
+        assert!(
+            limited.sql("t").contains("ORDER BY mesh_order_4, rowid LIMIT 7) SELECT"),
+            "{}",
+            limited.sql("t")
+        );
+        // PostgreSQL sorts the rows themselves.
+        let postgres = plan(&request, &schema(), &tokens(), &grant, Dialect::Postgres).unwrap();
+        assert!(!postgres.sql("t").contains("mesh_sorted"), "{}", postgres.sql("t"));
+        // Without a keyed order nothing changes.
+        let owner = plan(&request, &schema(), &tokens(), &Grant::full(&schema()), Dialect::Sqlite).unwrap();
+        assert_eq!(owner.sql("t"), "SELECT seq, amount, seq, rowid FROM t ORDER BY seq, rowid");
     }
 
     #[test]
