@@ -183,6 +183,7 @@ pub struct Verifier {
 impl Verifier {
     /// A verifier trusting the configured keys (a JWKS file is read now).
     pub fn new(config: VerifierConfig) -> crate::Result<Self> {
+        crate::jwt_crypto::install();
         let keys = TrustedKeys::new(config.keys.clone())?;
         Ok(Self { config, keys, verified: VerifiedTokens::default() })
     }
@@ -215,6 +216,7 @@ impl Verifier {
             validation.set_issuer(&[issuer]);
         }
         validation.set_required_spec_claims(&["exp", "iat", "sub", "aud"]);
+        crate::jwt_crypto::install();
         let claims = jsonwebtoken::decode::<Value>(token, &key, &validation)
             .map_err(|e| self.explain(e.into_kind()))?
             .claims;

@@ -16,6 +16,7 @@ pub mod credentials;
 mod error;
 pub mod exchange;
 pub mod issuer;
+mod jwt_crypto;
 mod keys;
 pub mod oidc;
 pub mod private_files;

@@ -28,6 +28,7 @@ pub struct TestKey {
 impl TestKey {
     /// A new ES256 key named `kid`.
     pub fn new(kid: &str) -> Self {
+        crate::jwt_crypto::install();
         let pair = rcgen::KeyPair::generate().expect("a key");
         let signing = EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).expect("an EC key");
         let mut jwk = Jwk::from_encoding_key(&signing, Algorithm::ES256).expect("a JWK");
@@ -44,6 +45,7 @@ impl TestKey {
     pub fn sign(&self, claims: &Value) -> String {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
+        crate::jwt_crypto::install();
         jsonwebtoken::encode(&header, claims, &self.signing).expect("signs")
     }
 
