@@ -67,6 +67,12 @@ pub struct RegistryConfig {
         requires = "token_exchange_issuer_dir"
     )]
     pub service_tokens: Vec<crate::service_tokens::ServiceTokenFile>,
+
+    /// Accept `http://` endpoints on hosts other than loopback. Unsafe:
+    /// clients, the web preview among them, send tokens to every endpoint
+    /// they call, here in clear across the network.
+    #[arg(long, env = "MESH_INSECURE_PLAINTEXT_ENDPOINTS")]
+    pub insecure_plaintext_endpoints: bool,
 }
 
 impl RegistryConfig {

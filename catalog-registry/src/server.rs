@@ -50,7 +50,14 @@ pub async fn serve_with_clock(
     let access = Access::new(store.clone(), tokens.clone());
     let changes = store.changes();
     let location = store.location();
-    let catalog = Catalog::new(store, tokens, config.lease_ttl, clock);
+    let catalog = Catalog::new(store, tokens, config.lease_ttl, clock)
+        .allowing_plaintext_endpoints(config.insecure_plaintext_endpoints);
+    if config.insecure_plaintext_endpoints {
+        tracing::warn!(
+            "PLAINTEXT ENDPOINTS ACCEPTED (--insecure-plaintext-endpoints): callers' tokens may cross the network \
+             in clear"
+        );
+    }
     if let Some(changes) = changes {
         catalog.follow(changes);
     }

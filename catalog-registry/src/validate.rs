@@ -122,6 +122,24 @@ pub fn endpoint(field: &'static str, value: &str) -> Result<String> {
     Ok(format!("{scheme}://{host}{port}"))
 }
 
+/// Refuses a checked endpoint URL that is `http://` on a host other than
+/// loopback: callers would send their tokens to it in plaintext.
+pub fn encrypted_off_loopback(field: &'static str, endpoint: &str) -> Result<()> {
+    let uri: http::Uri = endpoint.parse().map_err(|_| RegistryError::invalid(field, "not a URL"))?;
+    let host = uri.host().unwrap_or_default();
+    if uri.scheme_str() == Some("http") && !mesh_grpc::credentials::is_loopback_host(host) {
+        return Err(RegistryError::invalid(
+            field,
+            format!(
+                "`{endpoint}` is plaintext on a host other than loopback, where callers' tokens would cross \
+                 the network in clear; serve TLS and register `https://` (or start the registry with \
+                 --insecure-plaintext-endpoints if a proxy in front encrypts)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Most quality results a domain may report for one product.
 const MAX_QUALITY_RESULTS: usize = 200;
 /// Most consumers a domain reports for a product.
@@ -207,6 +225,15 @@ mod tests {
     fn endpoints_are_normalised_or_refused() {
         assert_eq!(endpoint("endpoint", "http://127.0.0.1:50052/").unwrap(), "http://127.0.0.1:50052");
         assert_eq!(endpoint("endpoint", "https://payment.internal").unwrap(), "https://payment.internal");
+        for encrypted_or_local in
+            ["https://payment.internal", "http://127.0.0.1:1", "http://localhost:1", "http://[::1]:1"]
+        {
+            encrypted_off_loopback("endpoint", encrypted_or_local).unwrap();
+        }
+        let plaintext =
+            encrypted_off_loopback("endpoint", "http://payment.internal:50052").unwrap_err().to_string();
+        assert!(plaintext.contains("plaintext on a host other than loopback"), "{plaintext}");
+        assert!(plaintext.contains("--insecure-plaintext-endpoints"), "{plaintext}");
         for bad in
             ["", "127.0.0.1:50052", "ftp://x:1", "http://x", "http://x:1/path", "http://u@x:1", "not a url"]
         {

@@ -122,6 +122,18 @@ async fn same_schema_registered_again_makes_no_new_version() {
     let third = registry.client.register_product(elsewhere).await.unwrap().into_inner();
     assert!(!third.new_version);
     assert_eq!(third.product.unwrap().endpoints.len(), 2);
+
+    // An endpoint in plaintext off loopback, where callers' tokens would
+    // cross the network in clear, is refused; over TLS it is one more.
+    let mut plaintext = Fixture::default().register("shop.orders", "http://10.1.2.3:6003");
+    plaintext.major_version = 1;
+    let refused = registry.client.register_product(plaintext).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("plaintext on a host other than loopback"), "{}", refused.message());
+    let mut encrypted = Fixture::default().register("shop.orders", "https://10.1.2.3:6003");
+    encrypted.major_version = 1;
+    let fourth = registry.client.register_product(encrypted).await.unwrap().into_inner();
+    assert_eq!(fourth.product.unwrap().endpoints.len(), 3);
 }
 
 async fn adding_a_field_is_a_new_compatible_version() {

@@ -166,6 +166,7 @@ impl LocalMesh {
             },
             token_exchange_issuer_dir: issuer.as_ref().map(|_| config.data_dir.join("issuer")),
             service_tokens: Vec::new(),
+            insecure_plaintext_endpoints: false,
         };
         let registry_task: Task = tokio::spawn(async move {
             catalog_registry::serve(&registry_config, registry.listener, until(registry_stopped)).await?;

@@ -33,13 +33,21 @@ pub struct Catalog {
     lease_ttl: Duration,
     clock: Clock,
     products: std::sync::Arc<cache::ProductCache>,
+    /// Endpoints may be `http://` on hosts other than loopback.
+    plaintext_endpoints: bool,
 }
 
 impl Catalog {
     /// A catalog over `store`, signing page tokens with `tokens`, granting
     /// leases of `lease_ttl` and telling time by `clock`.
     pub fn new(store: Store, tokens: PageTokens, lease_ttl: Duration, clock: Clock) -> Self {
-        Self { store, tokens, lease_ttl, clock, products: Default::default() }
+        Self { store, tokens, lease_ttl, clock, products: Default::default(), plaintext_endpoints: false }
+    }
+
+    /// The same catalog accepting `http://` endpoints on any host: clients
+    /// (the web preview among them) would send tokens there in plaintext.
+    pub fn allowing_plaintext_endpoints(self, allowed: bool) -> Self {
+        Self { plaintext_endpoints: allowed, ..self }
     }
 }
 

@@ -38,6 +38,9 @@ impl Catalog {
         }
         validate::service_name("service", &request.service)?;
         let endpoint = validate::endpoint("endpoint", &request.endpoint)?;
+        if !self.plaintext_endpoints {
+            validate::encrypted_off_loopback("endpoint", &endpoint)?;
+        }
         if let Some(data) = &request.data {
             validate::data_status(data)?;
         }

@@ -134,6 +134,7 @@ impl TestRegistry {
             web: catalog_registry::web::WebArgs { sign_in_links: links.clone(), ..Default::default() },
             token_exchange_issuer_dir: None,
             service_tokens: Vec::new(),
+            insecure_plaintext_endpoints: false,
             auth: issuer.auth_args(),
         };
         let (stop, stopped) = oneshot::channel::<()>();

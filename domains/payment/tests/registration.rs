@@ -35,6 +35,7 @@ async fn serves_without_a_registry_and_registers_when_it_comes_up() {
         web: Default::default(),
         token_exchange_issuer_dir: None,
         service_tokens: Vec::new(),
+        insecure_plaintext_endpoints: false,
         auth: mesh_grpc::AuthArgs::local(common::issuer(domain.dir.path()).jwks_file().to_owned()),
     };
     tokio::spawn(async move { catalog_registry::serve(&config, listener, std::future::pending()).await });
