@@ -111,7 +111,6 @@ impl LocalIssuer {
         });
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
-        crate::jwt_crypto::install();
         jsonwebtoken::encode(&header, &claims, &self.key)
             .map_err(|e| GrpcError::Auth(format!("cannot sign: {e}")))
     }

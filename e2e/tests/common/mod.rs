@@ -43,7 +43,7 @@ impl Mesh {
         };
         let local = LocalMesh::start(config).await.expect("the mesh comes up");
         Mesh {
-            token: token_of(&local, "e2e-admin", &["admin"]),
+            token: token_of(&local, "e2e-admin", &["admin"], mesh_grpc::issuer::DEFAULT_AUDIENCE),
             registry: local.registry_url.clone(),
             payment_url: local.payment_url.clone(),
             customer_url: local.customer_url.clone(),
@@ -56,15 +56,12 @@ impl Mesh {
 
     /// A token of `subject` with `roles`, signed by the mesh's issuer.
     pub(crate) fn token_as(&self, subject: &str, roles: &[&str]) -> String {
-        token_of(&self.local, subject, roles)
+        token_of(&self.local, subject, roles, mesh_grpc::issuer::DEFAULT_AUDIENCE)
     }
 
     /// A token of `subject` with `roles` good at domain `domain` alone.
     pub(crate) fn domain_token_as(&self, domain: &str, subject: &str, roles: &[&str]) -> String {
-        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
-        let issuer = self.local.issuer.as_ref().expect("the mesh runs with its issuer");
-        let audience = mesh_grpc::exchange::domain_audience(domain);
-        issuer.issue(subject, &roles, Duration::from_secs(3600), &audience).expect("a token")
+        token_of(&self.local, subject, roles, &mesh_grpc::exchange::domain_audience(domain))
     }
 
     /// The admin's token good at domain `domain` alone.
@@ -144,12 +141,10 @@ impl Mesh {
     }
 }
 
-fn token_of(local: &LocalMesh, subject: &str, roles: &[&str]) -> String {
+fn token_of(local: &LocalMesh, subject: &str, roles: &[&str], audience: &str) -> String {
     let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
     let issuer = local.issuer.as_ref().expect("the mesh runs with its issuer");
-    issuer
-        .issue(subject, &roles, Duration::from_secs(3600), mesh_grpc::issuer::DEFAULT_AUDIENCE)
-        .expect("a token")
+    issuer.issue(subject, &roles, Duration::from_secs(3600), audience).expect("a token")
 }
 
 /// Standard output of a finished command, as text.
