@@ -185,6 +185,13 @@ async fn the_catalog_pages_escape_what_they_show_and_guard_every_form() {
     assert!(no_exchange.status().is_client_error(), "{}", no_exchange.status());
     let text = no_exchange.text().await.unwrap();
     assert!(text.contains("does not exchange tokens") && !text.contains(owner.as_str()), "{text}");
+    // Its token endpoint says so in OAuth's words, without a token.
+    let exchange = http.post(format!("{base}/v1/token")).form(&[("grant_type", "x")]).send().await.unwrap();
+    assert_eq!(exchange.status(), 400);
+    let answer: serde_json::Value = exchange.json().await.unwrap();
+    assert_eq!(answer["error"], "unsupported_grant_type");
+    let description = answer["error_description"].as_str().unwrap();
+    assert!(description.starts_with("this registry does not exchange tokens"), "{description}");
 
     // A one-time link works once.
     let code = registry.links.create(registry.token("lee", &["admin"]));
