@@ -268,14 +268,15 @@ async fn the_domains_enforce_each_agreement() {
     eprintln!("revocation enforced after {:?}", started.elapsed());
 
     // An agreement ends on its date: the domain stops serving it by itself.
+    let ends = std::time::SystemTime::now() + SYNC_BOUND + Duration::from_secs(1);
     let soon = RequestAccessRequest {
-        end_time: Some(prost_types::Timestamp::from(std::time::SystemTime::now() + Duration::from_secs(3))),
+        end_time: Some(prost_types::Timestamp::from(ends)),
         ..ask("payment.card_spending", &["bas_yh"])
     };
     access(&mesh, "eve", &["analyst"]).request_access(soon).await.unwrap();
     let mut eve = payments(&mesh, "eve", &["analyst"]);
     until_served(&mut eve, &q1).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(ends.duration_since(std::time::SystemTime::now()).unwrap_or_default()).await;
     let expired = rows(&mut eve, q1.clone()).await.unwrap_err();
     assert_eq!(expired.code(), Code::PermissionDenied, "an expired agreement grants nothing");
 

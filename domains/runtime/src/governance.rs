@@ -37,8 +37,10 @@ pub struct Governance {
     audit: Option<AuditLog>,
 }
 
-fn now_seconds() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64
+/// Whether `end` is still ahead of now, to the nanosecond (an agreement
+/// lasts until the instant it names, not the second before).
+fn not_yet(end: &prost_types::Timestamp) -> bool {
+    std::time::SystemTime::try_from(*end).is_ok_and(|end| end > std::time::SystemTime::now())
 }
 
 impl Governance {
@@ -85,13 +87,12 @@ impl Governance {
     pub fn grant(&self, caller: &Principal, product: &Product) -> Result<Grant> {
         let policy = product.access_policy();
         let agreements = self.agreements.read().unwrap_or_else(|p| p.into_inner());
-        let now = now_seconds();
         let in_force = agreements.get(product.spec.id).and_then(|list| {
             list.iter().find(|a| {
                 a.state() == AgreementState::Approved
                     && a.principal == caller.subject
                     && a.issuer == caller.issuer
-                    && a.end_time.as_ref().is_some_and(|end| end.seconds > now)
+                    && a.end_time.as_ref().is_some_and(not_yet)
             })
         });
         Grant::decide(caller, policy, in_force, self.pseudonyms.as_ref())
