@@ -52,8 +52,10 @@ impl SortColumn {
 pub(crate) struct QueryPlan {
     /// What the statement selects: projected columns first, then the sort key.
     pub columns: String,
-    /// What follows `FROM <table>`: conditions and order.
-    pub tail: String,
+    /// What follows `FROM <table>`: ` WHERE ...` (or nothing).
+    pub conditions: String,
+    /// ` ORDER BY ...` over the selected sort key.
+    pub order: String,
     /// Rows still to deliver under the request's limit, if it has one.
     pub remaining: Option<u64>,
     /// Values bound to its placeholders.
@@ -82,39 +84,9 @@ pub(crate) struct QueryPlan {
     pub keyed: Vec<String>,
     /// The dialect the statement is written in.
     pub dialect: Dialect,
-    /// Under a keyed order on SQLite: the ids are sorted alone, then the
-    /// rows read by id in that order (see [`SortedIds`]).
-    pub sorted_ids: Option<SortedIds>,
-}
-
-/// A keyed order on SQLite read in two steps within one statement: each
-/// matching row's id and sort key are sorted (a few bytes a row) into a
-/// materialized table, which is then read in its order, each row fetched
-/// by its id. Sorting whole rows by a key no index holds costs about twice
-/// the scan; this costs a lookup per row.
-#[derive(Debug, Clone)]
-pub(crate) struct SortedIds {
-    /// What the sorting step selects: the sort key, rowid as `mesh_rowid`.
-    keys: String,
-    /// What the statement selects: the projected columns of each row, then
-    /// the sort key, as [`QueryPlan::columns`] orders them.
-    columns: String,
-}
-
-impl SortedIds {
-    fn new(projected: &[String], sort_names: &[String]) -> Self {
-        let key =
-            |name: &String| if name == "rowid" { "rowid AS mesh_rowid".to_owned() } else { name.clone() };
-        let sorted = |name: &String| {
-            if name == "rowid" { "mesh_sorted.mesh_rowid".to_owned() } else { format!("mesh_sorted.{name}") }
-        };
-        let columns =
-            projected.iter().map(|name| format!("mesh_row.{name}")).chain(sort_names.iter().map(sorted));
-        Self {
-            keys: sort_names.iter().map(key).collect::<Vec<_>>().join(", "),
-            columns: columns.collect::<Vec<_>>().join(", "),
-        }
-    }
+    /// The store sorts the rows itself as it scans them (a keyed order on
+    /// SQLite, which no index holds): the statement reads them unsorted.
+    pub sorts_in_scan: bool,
 }
 
 /// Compiles `request` for `schema` under `grant`, checking every field.
@@ -175,11 +147,17 @@ pub(crate) fn plan(
 
     let name = |s: &SortColumn| s.sql_name(schema);
     let projected: Vec<String> = projection.iter().map(|&c| schema.columns[c].name.clone()).collect();
-    let sort_names: Vec<String> = sort.iter().map(name).collect();
-    let sorted_ids =
-        (dialect == Dialect::Sqlite && !keyed.is_empty()).then(|| SortedIds::new(&projected, &sort_names));
+    // On SQLite a keyed order is computed in the select list (conditions
+    // name it by its alias) and the store sorts the rows itself.
+    let sorts_in_scan = dialect == Dialect::Sqlite && !keyed.is_empty();
+    let mut computed = keyed.iter();
     let mut selected = projected;
-    selected.extend(sort_names);
+    selected.extend(sort.iter().map(
+        |s| match (s.keyed && sorts_in_scan).then(|| computed.next()).flatten() {
+            Some(expression) => expression.clone(),
+            None => name(s),
+        },
+    ));
 
     let mut conditions = Vec::new();
     // The agreement's rows first, as a condition of its own: no filter of
@@ -195,15 +173,10 @@ pub(crate) fn plan(
     if let Some(point) = &resume {
         conditions.push(after_condition(&sort, &point.key, &name, &mut params));
     }
-    let mut tail = String::new();
-    if !conditions.is_empty() {
-        tail.push_str(" WHERE ");
-        tail.push_str(&conditions.join(" AND "));
-    }
+    let conditions =
+        if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
     let order_sql: Vec<String> =
         sort.iter().map(|s| format!("{}{}", name(s), if s.descending { " DESC" } else { "" })).collect();
-    tail.push_str(" ORDER BY ");
-    tail.push_str(&order_sql.join(", "));
     let delivered = resume.as_ref().map_or(0, |p| p.delivered);
     let resumed_load = resume.as_ref().map(|p| p.load);
     let remaining = (request.limit > 0).then(|| (request.limit as u64).saturating_sub(delivered));
@@ -211,7 +184,8 @@ pub(crate) fn plan(
     let pseudonyms = if pseudonymized.iter().any(|p| *p) { grant.pseudonyms.clone() } else { None };
     Ok(QueryPlan {
         columns: selected.join(", "),
-        tail,
+        conditions,
+        order: format!(" ORDER BY {}", order_sql.join(", ")),
         remaining,
         params,
         projection,
@@ -223,9 +197,9 @@ pub(crate) fn plan(
         pseudonyms,
         withheld,
         format: RowFormat::Protobuf,
+        sorts_in_scan,
         keyed,
         dialect,
-        sorted_ids,
     })
 }
 
@@ -412,35 +386,40 @@ fn digest(request: &QueryRequest, projection: &[usize], binding: &[u8]) -> Vec<u
 
 impl QueryPlan {
     /// The statement reading `table`, in the plan's dialect: at most the
-    /// rows the limit leaves, and for a page one more than it holds (which
-    /// tells whether another follows).
+    /// rows of [`QueryPlan::row_limit`], in order, unless the store sorts
+    /// them itself.
     pub(crate) fn sql(&self, table: &str) -> String {
-        let page = self.format.page_size().map(|size| size + 1);
-        let limit = match (self.remaining, page) {
-            (Some(remaining), Some(page)) => Some(remaining.min(page)),
-            (limit, None) | (None, limit) => limit,
-        };
-        let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
-        let source = if self.keyed.is_empty() {
+        let source = if self.keyed.is_empty() || self.sorts_in_scan {
             table.to_owned()
         } else {
             self.dialect.rows_with(table, &self.keyed.join(", "))
         };
-        let sql = match &self.sorted_ids {
-            // The step's LIMIT keeps its ORDER BY, which SQLite may
-            // otherwise drop from a subquery whose order the statement
-            // does not sort by again; its rows are then read in order.
-            Some(ids) => format!(
-                "WITH mesh_sorted AS MATERIALIZED (SELECT {} FROM {source}{}{}) SELECT {} FROM mesh_sorted \
-                 CROSS JOIN {table} AS mesh_row ON mesh_row.rowid = mesh_sorted.mesh_rowid",
-                ids.keys,
-                self.tail,
-                if limit.is_empty() { " LIMIT -1" } else { &limit },
-                ids.columns
-            ),
-            None => format!("SELECT {} FROM {source}{}{limit}", self.columns, self.tail),
-        };
+        let mut sql = format!("SELECT {} FROM {source}{}", self.columns, self.conditions);
+        if !self.sorts_in_scan {
+            sql.push_str(&self.order);
+            if let Some(n) = self.row_limit() {
+                sql.push_str(&format!(" LIMIT {n}"));
+            }
+        }
         self.dialect.placeholders(&sql, &self.params)
+    }
+
+    /// The statement of a plan the store sorts, reading only the rows whose
+    /// rowid is in a range, bound after the plan's values: `rowid > ? AND
+    /// rowid <= ?` (SQLite only).
+    pub(crate) fn sql_in_rowid_range(&self, table: &str) -> String {
+        let join = if self.conditions.is_empty() { " WHERE" } else { " AND" };
+        format!("SELECT {} FROM {table}{}{join} rowid > ? AND rowid <= ?", self.columns, self.conditions)
+    }
+
+    /// Rows the scan reads at most: those the limit leaves, and for a page
+    /// one more than it holds (which tells whether another follows).
+    pub(crate) fn row_limit(&self) -> Option<u64> {
+        let page = self.format.page_size().map(|size| size + 1);
+        match (self.remaining, page) {
+            (Some(remaining), Some(page)) => Some(remaining.min(page)),
+            (limit, None) | (None, limit) => limit,
+        }
     }
 
     /// The resume point after a row whose sort key is `key`, having
@@ -546,36 +525,30 @@ mod tests {
     }
 
     #[test]
-    fn a_keyed_order_on_sqlite_sorts_ids_then_reads_rows_by_id() {
+    fn a_keyed_order_on_sqlite_reads_rows_unsorted_for_the_store_to_sort() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pseudonym.key");
         mesh_grpc::private_files::create_secret(&path).unwrap();
         let mut grant = Grant::full(&schema());
         grant.pseudonymized[4] = true;
         grant.pseudonyms = Some(PseudonymKey::read(&path).unwrap());
-        let request = masked(&["seq", "amount"]);
+        let request = QueryRequest { limit: 7, ..masked(&["seq", "amount"]) };
         let sqlite = plan(&request, &schema(), &tokens(), &grant, Dialect::Sqlite).unwrap();
+        assert!(sqlite.sorts_in_scan);
+        assert_eq!(sqlite.sql("t"), "SELECT seq, amount, mesh_order(?, seq) AS mesh_order_4, rowid FROM t");
+        assert_eq!(sqlite.row_limit(), Some(7), "the store keeps the limit");
         assert_eq!(
-            sqlite.sql("t"),
-            "WITH mesh_sorted AS MATERIALIZED (SELECT mesh_order_4, rowid AS mesh_rowid FROM \
-             (SELECT rowid AS rowid, *, mesh_order(?, seq) AS mesh_order_4 FROM t) ORDER BY mesh_order_4, rowid \
-             LIMIT -1) SELECT mesh_row.seq, mesh_row.amount, mesh_sorted.mesh_order_4, mesh_sorted.mesh_rowid \
-             FROM mesh_sorted CROSS JOIN t AS mesh_row ON mesh_row.rowid = mesh_sorted.mesh_rowid"
+            sqlite.sql_in_rowid_range("t"),
+            "SELECT seq, amount, mesh_order(?, seq) AS mesh_order_4, rowid FROM t WHERE rowid > ? AND rowid <= ?"
         );
-        // A page or a limit bounds the sorting step.
-        let limited = QueryRequest { limit: 7, ..request.clone() };
-        let limited = plan(&limited, &schema(), &tokens(), &grant, Dialect::Sqlite).unwrap();
-        assert!(
-            limited.sql("t").contains("ORDER BY mesh_order_4, rowid LIMIT 7) SELECT"),
-            "{}",
-            limited.sql("t")
-        );
-        // PostgreSQL sorts the rows themselves.
+        // PostgreSQL sorts the rows itself.
         let postgres = plan(&request, &schema(), &tokens(), &grant, Dialect::Postgres).unwrap();
-        assert!(!postgres.sql("t").contains("mesh_sorted"), "{}", postgres.sql("t"));
+        assert!(!postgres.sorts_in_scan);
+        assert!(postgres.sql("t").ends_with("ORDER BY mesh_order_4, rowid LIMIT 7"), "{}", postgres.sql("t"));
         // Without a keyed order nothing changes.
         let owner = plan(&request, &schema(), &tokens(), &Grant::full(&schema()), Dialect::Sqlite).unwrap();
-        assert_eq!(owner.sql("t"), "SELECT seq, amount, seq, rowid FROM t ORDER BY seq, rowid");
+        assert!(!owner.sorts_in_scan);
+        assert_eq!(owner.sql("t"), "SELECT seq, amount, seq, rowid FROM t ORDER BY seq, rowid LIMIT 7");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 mod dialect;
 mod postgres;
+mod sorter;
 mod sqlite;
 
 use std::path::Path;

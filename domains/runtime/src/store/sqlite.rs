@@ -14,6 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use indicatif::ProgressBar;
 use rusqlite::ErrorCode;
 
+use super::sorter::Sorter;
 use super::{Chunks, LoadInfo, RowSink, StopCheck, now_ms};
 use crate::error::{DomainError, Result};
 use crate::ingest::{LoadPlan, LoadSummary, Phases};
@@ -59,6 +60,12 @@ const LOAD_CACHE_KIB: i64 = 256 * 1024;
 /// SQLite virtual-machine steps between checks for a reason to stop a
 /// scan: a few milliseconds of work at most.
 const STEPS_BETWEEN_CHECKS: i32 = 20_000;
+/// Memory a scan sorting its own rows keeps them in; beyond it they go to
+/// temporary files in sorted runs.
+const SORT_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+/// Rows of a table from which a sorting scan reads it in two halves side
+/// by side, when a second read connection is free.
+const SPLIT_ROWS: i64 = 50_000;
 /// How long a connection waits for a lock held by another.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -280,9 +287,17 @@ impl SqliteStore {
         check: StopCheck,
     ) -> Result<(), Stop> {
         let outcome = self.read(|conn| {
-            conn.progress_handler(STEPS_BETWEEN_CHECKS, Some(move || check()))?;
-            let outcome = scan_rows(conn, product, table, plan, sink);
-            conn.progress_handler(0, None::<fn() -> bool>)?;
+            // A scan that sorts reads with a second connection too, if one is free.
+            let mut helper = if plan.sorts_in_scan { self.readers.try_take(&self.path) } else { None };
+            let outcome = match stoppable(std::iter::once(conn).chain(&helper), Some(&check)) {
+                Ok(()) => scan_rows(conn, &mut helper, product, table, plan, sink),
+                Err(error) => Err(error.into()),
+            };
+            let reset = stoppable(std::iter::once(conn).chain(&helper), None);
+            if let Some(helper) = helper {
+                self.readers.give_back(helper);
+            }
+            reset?;
             Ok(outcome)
         });
         match outcome {
@@ -327,13 +342,18 @@ impl SqliteStore {
 
 fn scan_rows(
     conn: &Connection,
+    helper: &mut Option<Connection>,
     product: &str,
     table: &str,
     plan: &QueryPlan,
     sink: &mut impl RowSink,
 ) -> Result<(), Stop> {
     let tx = conn.unchecked_transaction()?;
-    sink.begin(load_id(&tx, product)?)?;
+    let load = load_id(&tx, product)?;
+    sink.begin(load)?;
+    if plan.sorts_in_scan {
+        return sorted_rows(&tx, helper, product, table, plan, load)?.deliver(|row| sink.row(row));
+    }
     let mut statement = tx.prepare_cached(&plan.sql(table))?;
     for (i, value) in plan.params.iter().enumerate() {
         statement.raw_bind_parameter(i + 1, value)?;
@@ -345,6 +365,97 @@ fn scan_rows(
         }
     }
     Ok(())
+}
+
+/// Has SQLite ask `check` every few milliseconds of work on each of
+/// `connections` whether to stop (or no longer, without one).
+fn stoppable<'a>(connections: impl Iterator<Item = &'a Connection>, check: Option<&StopCheck>) -> Result<()> {
+    for conn in connections {
+        match check.cloned() {
+            Some(check) => conn.progress_handler(STEPS_BETWEEN_CHECKS, Some(move || check()))?,
+            None => conn.progress_handler(0, None::<fn() -> bool>)?,
+        }
+    }
+    Ok(())
+}
+
+/// The rows of a plan the store sorts, kept in a [`Sorter`]. With a
+/// `helper` connection and enough rows, the table is read in two halves
+/// side by side, the helper's checked to be of the same load as `conn`'s
+/// (and read again on `conn` if a load came between them); the helper is
+/// left in its place.
+fn sorted_rows(
+    conn: &Connection,
+    helper: &mut Option<Connection>,
+    product: &str,
+    table: &str,
+    plan: &QueryPlan,
+    load: u64,
+) -> Result<Sorter, Stop> {
+    let (low, high): (Option<i64>, Option<i64>) =
+        conn.query_row(&format!("SELECT min(rowid), max(rowid) FROM {table}"), [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let (Some(low), Some(high)) = (low, high) else { return Ok(sorter_for(plan, SORT_MEMORY_BYTES)) };
+    let everything = (i64::MIN, i64::MAX);
+    let Some(second_conn) = helper.take_if(|_| high.saturating_sub(low) >= SPLIT_ROWS) else {
+        return sorted_range(conn, table, plan, everything, SORT_MEMORY_BYTES);
+    };
+    let middle = low + (high - low) / 2;
+    let (first, second) = ((i64::MIN, middle), (middle, i64::MAX));
+    let budget = SORT_MEMORY_BYTES / 2;
+    let (second_conn, mine, theirs) = std::thread::scope(|scope| {
+        let theirs = scope.spawn(move || {
+            let read = || -> Result<Option<Sorter>, Stop> {
+                let tx = second_conn.unchecked_transaction()?;
+                if load_id(&tx, product)? != load {
+                    return Ok(None);
+                }
+                sorted_range(&tx, table, plan, second, budget).map(Some)
+            };
+            let read = read();
+            (second_conn, read)
+        });
+        let mine = sorted_range(conn, table, plan, first, budget);
+        let (second_conn, theirs) = theirs.join().expect("a scan's helper thread does not panic");
+        (second_conn, mine, theirs)
+    });
+    *helper = Some(second_conn);
+    let mut mine = mine?;
+    let theirs = match theirs? {
+        Some(sorter) => sorter,
+        None => sorted_range(conn, table, plan, second, budget)?,
+    };
+    mine.absorb(theirs);
+    Ok(mine)
+}
+
+/// The rows of `plan` whose rowid is in `(after, up_to]`, sorted.
+fn sorted_range(
+    conn: &Connection,
+    table: &str,
+    plan: &QueryPlan,
+    (after, up_to): (i64, i64),
+    budget: usize,
+) -> Result<Sorter, Stop> {
+    let mut sorter = sorter_for(plan, budget);
+    let mut statement = conn.prepare_cached(&plan.sql_in_rowid_range(table))?;
+    for (i, value) in plan.params.iter().enumerate() {
+        statement.raw_bind_parameter(i + 1, value)?;
+    }
+    statement.raw_bind_parameter(plan.params.len() + 1, after)?;
+    statement.raw_bind_parameter(plan.params.len() + 2, up_to)?;
+    let mut rows = statement.raw_query();
+    while let Some(row) = rows.next()? {
+        sorter.push(row)?;
+    }
+    sorter.sort();
+    Ok(sorter)
+}
+
+fn sorter_for(plan: &QueryPlan, budget: usize) -> Sorter {
+    let descending = plan.sort.iter().map(|s| s.descending).collect();
+    Sorter::new(plan.projection.len() + plan.sort.len(), descending, plan.row_limit(), budget)
 }
 
 fn replace_rows(
@@ -424,6 +535,28 @@ impl ReaderPool {
                     self.capacity,
                     READER_WAIT.as_secs()
                 )));
+            }
+        }
+    }
+
+    /// An idle connection or a new one while under capacity, without
+    /// waiting: `None` when all are busy or one cannot be opened.
+    fn try_take(&self, path: &Path) -> Option<Connection> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(conn) = state.idle.pop() {
+            return Some(conn);
+        }
+        if state.open >= self.capacity {
+            return None;
+        }
+        state.open += 1;
+        drop(state);
+        let cache = (SCAN_CACHE_BYTES / self.capacity).max(MIN_READER_CACHE_BYTES);
+        match open_reader(path, cache) {
+            Ok(conn) => Some(conn),
+            Err(_) => {
+                self.state.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
+                None
             }
         }
     }
@@ -526,4 +659,93 @@ fn record_load(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use mesh_contracts::product::QueryRequest;
+
+    use super::*;
+    use crate::encode::{Cell, CellRow};
+    use crate::grant::Grant;
+    use crate::pseudonym::PseudonymKey;
+    use crate::resume::ResumeTokens;
+    use crate::store::Dialect;
+    use crate::test_schema::schema;
+
+    /// Keeps the first cell (`seq`) of each row.
+    #[derive(Default)]
+    struct Collect(Vec<String>);
+
+    impl RowSink for Collect {
+        fn begin(&mut self, _load: u64) -> Result<(), Stop> {
+            Ok(())
+        }
+
+        fn row(&mut self, row: &impl CellRow) -> Result<bool, Stop> {
+            let Cell::Text(seq) = row.cell(0)? else { panic!("seq is text") };
+            self.0.push(String::from_utf8_lossy(seq).into_owned());
+            Ok(true)
+        }
+
+        fn interrupted(&self) -> Option<Stop> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_keyed_order_read_in_two_halves_is_sqlites_own_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.sqlite")).unwrap();
+        let schema = schema();
+        store.prepare_table(&schema, &[]).unwrap();
+        let rows = SPLIT_ROWS * 2 + 17;
+        store
+            .write(|conn| {
+                conn.execute(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) \
+                     INSERT INTO t SELECT 'n' || i, i % 7, i / 3.0, i % 2, printf('%010d', i) FROM n",
+                    [rows],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let key = dir.path().join("pseudonym.key");
+        mesh_grpc::private_files::create_secret(&key).unwrap();
+        let mut grant = Grant::full(&schema);
+        grant.pseudonymized[4] = true;
+        grant.pseudonyms = Some(PseudonymKey::read(&key).unwrap());
+        let tokens = ResumeTokens::new(b"secret".to_vec(), "t");
+        let request = QueryRequest {
+            read_mask: Some(prost_types::FieldMask { paths: vec!["seq".into()] }),
+            order_by: "amount desc".into(),
+            ..Default::default()
+        };
+        let plan = crate::plan::plan(&request, &schema, &tokens, &grant, Dialect::Sqlite).unwrap();
+        assert!(plan.sorts_in_scan);
+
+        // SQLite's own sort of the same rows by the same key.
+        let reference = store
+            .read(|conn| {
+                let sql = format!("{}{}", plan.sql("t"), plan.order);
+                let mut statement = conn.prepare(&sql)?;
+                let seqs = statement
+                    .query_map(rusqlite::params_from_iter(&plan.params), |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(seqs)
+            })
+            .unwrap();
+        assert_eq!(reference.len() as i64, rows);
+
+        let mut sink = Collect::default();
+        let never: StopCheck = Arc::new(|| false);
+        store.scan("test.rows", "t", &plan, &mut sink, never.clone()).unwrap();
+        assert_eq!(sink.0, reference, "read in two halves side by side");
+
+        // With every other connection busy, one connection reads it all.
+        let single = SqliteStore::open(&dir.path().join("t.sqlite")).unwrap().with_readers(1);
+        let mut sink = Collect::default();
+        single.scan("test.rows", "t", &plan, &mut sink, never).unwrap();
+        assert_eq!(sink.0, reference, "read by one connection");
+    }
 }
