@@ -286,11 +286,12 @@ impl SqliteStore {
         sink: &mut impl RowSink,
         check: StopCheck,
     ) -> Result<(), Stop> {
-        let outcome = self.read(|conn| {
+        let spill_dir = self.path.parent().unwrap_or(Path::new("."));
+        let read = self.read(|conn| {
             // A scan that sorts reads with a second connection too, if one is free.
             let mut helper = if plan.sorts_in_scan { self.readers.try_take(&self.path) } else { None };
             let outcome = match stoppable(std::iter::once(conn).chain(&helper), Some(&check)) {
-                Ok(()) => scan_rows(conn, &mut helper, product, table, plan, sink),
+                Ok(()) => scan_rows(conn, &mut helper, spill_dir, product, table, plan, sink),
                 Err(error) => Err(error.into()),
             };
             let reset = stoppable(std::iter::once(conn).chain(&helper), None);
@@ -300,18 +301,21 @@ impl SqliteStore {
             reset?;
             Ok(outcome)
         });
-        match outcome {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(stop)) => Err(match stop {
-                Stop::Failed(DomainError::Storage(rusqlite::Error::SqliteFailure(e, _)))
-                    if e.code == ErrorCode::OperationInterrupted =>
-                {
-                    sink.interrupted().unwrap_or(Stop::ClientGone)
-                }
-                other => other,
-            }),
+        // Sorted rows are delivered with both connections back in the pool.
+        let outcome = match read {
+            Ok(Ok(Some(sorted))) => sorted.deliver(|row| sink.row(row)),
+            Ok(Ok(None)) => Ok(()),
+            Ok(Err(stop)) => Err(stop),
             Err(error) => Err(error.into()),
-        }
+        };
+        outcome.map_err(|stop| match stop {
+            Stop::Failed(DomainError::Storage(rusqlite::Error::SqliteFailure(e, _)))
+                if e.code == ErrorCode::OperationInterrupted =>
+            {
+                sink.interrupted().unwrap_or(Stop::ClientGone)
+            }
+            other => other,
+        })
     }
 
     /// Replaces the table's rows with the chunks, rebuilds the indexes,
@@ -340,19 +344,26 @@ impl SqliteStore {
     }
 }
 
+/// Reads the rows of `plan` in one read transaction, giving `sink` the
+/// load and then each row; the rows of a plan the store sorts are kept
+/// and returned instead, to be delivered once the connections are free.
 fn scan_rows(
     conn: &Connection,
     helper: &mut Option<Connection>,
+    spill_dir: &Path,
     product: &str,
     table: &str,
     plan: &QueryPlan,
     sink: &mut impl RowSink,
-) -> Result<(), Stop> {
+) -> Result<Option<Sorter>, Stop> {
     let tx = conn.unchecked_transaction()?;
     let load = load_id(&tx, product)?;
     sink.begin(load)?;
+    if plan.row_limit() == Some(0) {
+        return Ok(None);
+    }
     if plan.sorts_in_scan {
-        return sorted_rows(&tx, helper, product, table, plan, load)?.deliver(|row| sink.row(row));
+        return sorted_rows(&tx, helper, spill_dir, product, table, plan, load).map(Some);
     }
     let mut statement = tx.prepare_cached(&plan.sql(table))?;
     for (i, value) in plan.params.iter().enumerate() {
@@ -364,7 +375,7 @@ fn scan_rows(
             break;
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Has SQLite ask `check` every few milliseconds of work on each of
@@ -387,6 +398,7 @@ fn stoppable<'a>(connections: impl Iterator<Item = &'a Connection>, check: Optio
 fn sorted_rows(
     conn: &Connection,
     helper: &mut Option<Connection>,
+    spill_dir: &Path,
     product: &str,
     table: &str,
     plan: &QueryPlan,
@@ -396,10 +408,12 @@ fn sorted_rows(
         conn.query_row(&format!("SELECT min(rowid), max(rowid) FROM {table}"), [], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?;
-    let (Some(low), Some(high)) = (low, high) else { return Ok(sorter_for(plan, SORT_MEMORY_BYTES)) };
+    let (Some(low), Some(high)) = (low, high) else {
+        return Ok(sorter_for(plan, spill_dir, SORT_MEMORY_BYTES));
+    };
     let everything = (i64::MIN, i64::MAX);
     let Some(second_conn) = helper.take_if(|_| high.saturating_sub(low) >= SPLIT_ROWS) else {
-        return sorted_range(conn, table, plan, everything, SORT_MEMORY_BYTES);
+        return sorted_range(conn, spill_dir, table, plan, everything, SORT_MEMORY_BYTES);
     };
     let middle = low + (high - low) / 2;
     let (first, second) = ((i64::MIN, middle), (middle, i64::MAX));
@@ -411,12 +425,12 @@ fn sorted_rows(
                 if load_id(&tx, product)? != load {
                     return Ok(None);
                 }
-                sorted_range(&tx, table, plan, second, budget).map(Some)
+                sorted_range(&tx, spill_dir, table, plan, second, budget).map(Some)
             };
             let read = read();
             (second_conn, read)
         });
-        let mine = sorted_range(conn, table, plan, first, budget);
+        let mine = sorted_range(conn, spill_dir, table, plan, first, budget);
         let (second_conn, theirs) = theirs.join().expect("a scan's helper thread does not panic");
         (second_conn, mine, theirs)
     });
@@ -424,7 +438,7 @@ fn sorted_rows(
     let mut mine = mine?;
     let theirs = match theirs? {
         Some(sorter) => sorter,
-        None => sorted_range(conn, table, plan, second, budget)?,
+        None => sorted_range(conn, spill_dir, table, plan, second, budget)?,
     };
     mine.absorb(theirs);
     Ok(mine)
@@ -433,12 +447,13 @@ fn sorted_rows(
 /// The rows of `plan` whose rowid is in `(after, up_to]`, sorted.
 fn sorted_range(
     conn: &Connection,
+    spill_dir: &Path,
     table: &str,
     plan: &QueryPlan,
     (after, up_to): (i64, i64),
     budget: usize,
 ) -> Result<Sorter, Stop> {
-    let mut sorter = sorter_for(plan, budget);
+    let mut sorter = sorter_for(plan, spill_dir, budget);
     let mut statement = conn.prepare_cached(&plan.sql_in_rowid_range(table))?;
     for (i, value) in plan.params.iter().enumerate() {
         statement.raw_bind_parameter(i + 1, value)?;
@@ -453,9 +468,12 @@ fn sorted_range(
     Ok(sorter)
 }
 
-fn sorter_for(plan: &QueryPlan, budget: usize) -> Sorter {
+/// A sorter of `plan`'s rows spilling to `spill_dir` (the database's own,
+/// private directory: the rows hold what the database holds).
+fn sorter_for(plan: &QueryPlan, spill_dir: &Path, budget: usize) -> Sorter {
     let descending = plan.sort.iter().map(|s| s.descending).collect();
-    Sorter::new(plan.projection.len() + plan.sort.len(), descending, plan.row_limit(), budget)
+    let columns = plan.projection.len() + plan.sort.len();
+    Sorter::new(columns, descending, plan.row_limit(), budget, spill_dir.to_owned())
 }
 
 fn replace_rows(

@@ -2,9 +2,10 @@
 //! caller's keyed order of pseudonymized identifiers): the rows are read
 //! once in the table's order and kept compactly with their sort keys as
 //! bytes ([`key`]), sorted in memory up to a budget, and beyond it written
-//! in sorted runs to unnamed temporary files that are merged as the rows
-//! are delivered. Memory stays within the budget however many rows match;
-//! under a limit only the rows that can still be delivered are kept.
+//! in sorted runs to unnamed temporary files (in the database's own
+//! private directory) that are merged as the rows are delivered. Memory
+//! stays within the budget however many rows match; under a limit only the
+//! rows that can still be delivered are kept.
 
 mod key;
 mod row;
@@ -13,6 +14,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
+use std::path::PathBuf;
 
 pub(crate) use row::StoredRow;
 
@@ -38,6 +40,8 @@ pub(crate) struct Sorter {
     sorted: Vec<Batch>,
     /// Rows sorted in temporary files.
     runs: Vec<File>,
+    /// Where the temporary files are made.
+    spill_dir: PathBuf,
 }
 
 /// Rows in memory: their bytes, their keys, and one entry per row.
@@ -116,8 +120,15 @@ impl Batch {
 impl Sorter {
     /// A sorter of rows of `columns` cells, the last `descending.len()` the
     /// sort key (each descending or not), delivering at most `limit` rows,
-    /// keeping at most about `budget` bytes in memory.
-    pub(crate) fn new(columns: usize, descending: Vec<bool>, limit: Option<u64>, budget: usize) -> Self {
+    /// keeping at most about `budget` bytes in memory and the rest in
+    /// unnamed files in `spill_dir`.
+    pub(crate) fn new(
+        columns: usize,
+        descending: Vec<bool>,
+        limit: Option<u64>,
+        budget: usize,
+        spill_dir: PathBuf,
+    ) -> Self {
         Self {
             columns,
             descending,
@@ -127,6 +138,7 @@ impl Sorter {
             memory: Batch::default(),
             sorted: Vec::new(),
             runs: Vec::new(),
+            spill_dir,
         }
     }
 
@@ -175,7 +187,7 @@ impl Sorter {
     /// Writes the rows in memory to a run file, in order.
     fn spill(&mut self) -> Result<()> {
         self.memory.sort(self.limit);
-        let mut run = BufWriter::with_capacity(RUN_BUFFER, tempfile::tempfile()?);
+        let mut run = BufWriter::with_capacity(RUN_BUFFER, tempfile::tempfile_in(&self.spill_dir)?);
         let mut lengths = Vec::with_capacity(20);
         for entry in &self.memory.entries {
             let (key, row) = (self.memory.key(entry), self.memory.row(entry));
@@ -375,7 +387,7 @@ mod tests {
             let expected: Vec<i64> = statement.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
 
             // Two sorters take a part of the rows each, as two threads do.
-            let mut sorters = [(); 2].map(|_| Sorter::new(5, vec![false, true, false], limit, budget));
+            let mut sorters = [(); 2].map(|_| Sorter::new(5, vec![false, true, false], limit, budget, std::env::temp_dir()));
             let mut statement = conn.prepare("SELECT id, c, a, b, rowid FROM t").unwrap();
             let mut unsorted = statement.raw_query();
             let split = split.index(rows.len() + 1);
@@ -393,7 +405,7 @@ mod tests {
     #[test]
     fn delivery_stops_when_the_reader_wants_no_more() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
-        let mut sorter = Sorter::new(1, vec![true], None, 64);
+        let mut sorter = Sorter::new(1, vec![true], None, 64, std::env::temp_dir());
         let mut statement = conn.prepare("WITH RECURSIVE n(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM n WHERE value < 100) SELECT value FROM n").unwrap();
         let mut rows = statement.raw_query();
         while let Some(row) = rows.next().unwrap() {
