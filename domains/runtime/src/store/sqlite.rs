@@ -92,6 +92,37 @@ struct ReaderPool {
 struct PoolState {
     idle: Vec<Connection>,
     open: usize,
+    /// Scans waiting for a connection (which a helper must not take).
+    waiting: usize,
+}
+
+/// A scan connection taken from the pool: given back when dropped, or
+/// closed and its place freed when dropped by a panic.
+struct Reader<'p> {
+    pool: &'p ReaderPool,
+    conn: Option<Connection>,
+}
+
+impl std::ops::Deref for Reader<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("a reader holds its connection until dropped")
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        let mut state = self.pool.state.lock().unwrap_or_else(|p| p.into_inner());
+        if std::thread::panicking() {
+            drop(conn);
+            state.open -= 1;
+        } else {
+            state.idle.push(conn);
+        }
+        self.pool.freed.notify_one();
+    }
 }
 
 impl SqliteStore {
@@ -138,9 +169,7 @@ impl SqliteStore {
     /// waiting for one when all are busy (blocking).
     pub(crate) fn read<T>(&self, work: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.readers.take(&self.path)?;
-        let result = work(&conn);
-        self.readers.give_back(conn);
-        result
+        work(&conn)
     }
 
     /// Runs `work` with the status connection, which scans never hold:
@@ -289,16 +318,10 @@ impl SqliteStore {
         let spill_dir = self.path.parent().unwrap_or(Path::new("."));
         let read = self.read(|conn| {
             // A scan that sorts reads with a second connection too, if one is free.
-            let mut helper = if plan.sorts_in_scan { self.readers.try_take(&self.path) } else { None };
-            let outcome = match stoppable(std::iter::once(conn).chain(&helper), Some(&check)) {
-                Ok(()) => scan_rows(conn, &mut helper, spill_dir, product, table, plan, sink),
-                Err(error) => Err(error.into()),
-            };
-            let reset = stoppable(std::iter::once(conn).chain(&helper), None);
-            if let Some(helper) = helper {
-                self.readers.give_back(helper);
-            }
-            reset?;
+            let helper = if plan.sorts_in_scan { self.readers.try_take(&self.path) } else { None };
+            stoppable(conn, Some(&check))?;
+            let outcome = scan_rows(conn, helper, &check, spill_dir, product, table, plan, sink);
+            stoppable(conn, None)?;
             Ok(outcome)
         });
         // Sorted rows are delivered with both connections back in the pool.
@@ -347,9 +370,11 @@ impl SqliteStore {
 /// Reads the rows of `plan` in one read transaction, giving `sink` the
 /// load and then each row; the rows of a plan the store sorts are kept
 /// and returned instead, to be delivered once the connections are free.
+#[allow(clippy::too_many_arguments)]
 fn scan_rows(
     conn: &Connection,
-    helper: &mut Option<Connection>,
+    helper: Option<Reader<'_>>,
+    check: &StopCheck,
     spill_dir: &Path,
     product: &str,
     table: &str,
@@ -363,7 +388,7 @@ fn scan_rows(
         return Ok(None);
     }
     if plan.sorts_in_scan {
-        return sorted_rows(&tx, helper, spill_dir, product, table, plan, load).map(Some);
+        return sorted_rows(&tx, helper, check, spill_dir, product, table, plan, load).map(Some);
     }
     let mut statement = tx.prepare_cached(&plan.sql(table))?;
     for (i, value) in plan.params.iter().enumerate() {
@@ -378,14 +403,12 @@ fn scan_rows(
     Ok(None)
 }
 
-/// Has SQLite ask `check` every few milliseconds of work on each of
-/// `connections` whether to stop (or no longer, without one).
-fn stoppable<'a>(connections: impl Iterator<Item = &'a Connection>, check: Option<&StopCheck>) -> Result<()> {
-    for conn in connections {
-        match check.cloned() {
-            Some(check) => conn.progress_handler(STEPS_BETWEEN_CHECKS, Some(move || check()))?,
-            None => conn.progress_handler(0, None::<fn() -> bool>)?,
-        }
+/// Has SQLite ask `check` every few milliseconds of work on `conn` whether
+/// to stop (or no longer, without one).
+fn stoppable(conn: &Connection, check: Option<&StopCheck>) -> Result<()> {
+    match check.cloned() {
+        Some(check) => conn.progress_handler(STEPS_BETWEEN_CHECKS, Some(move || check()))?,
+        None => conn.progress_handler(0, None::<fn() -> bool>)?,
     }
     Ok(())
 }
@@ -393,11 +416,12 @@ fn stoppable<'a>(connections: impl Iterator<Item = &'a Connection>, check: Optio
 /// The rows of a plan the store sorts, kept in a [`Sorter`]. With a
 /// `helper` connection and enough rows, the table is read in two halves
 /// side by side, the helper's checked to be of the same load as `conn`'s
-/// (and read again on `conn` if a load came between them); the helper is
-/// left in its place.
+/// (and read again on `conn` if a load came between them).
+#[allow(clippy::too_many_arguments)]
 fn sorted_rows(
     conn: &Connection,
-    helper: &mut Option<Connection>,
+    helper: Option<Reader<'_>>,
+    check: &StopCheck,
     spill_dir: &Path,
     product: &str,
     table: &str,
@@ -412,29 +436,29 @@ fn sorted_rows(
         return Ok(sorter_for(plan, spill_dir, SORT_MEMORY_BYTES));
     };
     let everything = (i64::MIN, i64::MAX);
-    let Some(second_conn) = helper.take_if(|_| high.saturating_sub(low) >= SPLIT_ROWS) else {
+    let Some(helper) = helper.filter(|_| high.saturating_sub(low) >= SPLIT_ROWS) else {
         return sorted_range(conn, spill_dir, table, plan, everything, SORT_MEMORY_BYTES);
     };
     let middle = low + (high - low) / 2;
     let (first, second) = ((i64::MIN, middle), (middle, i64::MAX));
     let budget = SORT_MEMORY_BYTES / 2;
-    let (second_conn, mine, theirs) = std::thread::scope(|scope| {
-        let theirs = scope.spawn(move || {
-            let read = || -> Result<Option<Sorter>, Stop> {
-                let tx = second_conn.unchecked_transaction()?;
+    let (mine, theirs) = std::thread::scope(|scope| {
+        let theirs = scope.spawn(move || -> Result<Option<Sorter>, Stop> {
+            stoppable(&helper, Some(check))?;
+            let read = (|| {
+                let tx = helper.unchecked_transaction()?;
                 if load_id(&tx, product)? != load {
                     return Ok(None);
                 }
                 sorted_range(&tx, spill_dir, table, plan, second, budget).map(Some)
-            };
-            let read = read();
-            (second_conn, read)
+            })();
+            stoppable(&helper, None)?;
+            read
         });
         let mine = sorted_range(conn, spill_dir, table, plan, first, budget);
-        let (second_conn, theirs) = theirs.join().expect("a scan's helper thread does not panic");
-        (second_conn, mine, theirs)
+        (mine, theirs.join())
     });
-    *helper = Some(second_conn);
+    let theirs = theirs.map_err(|_| DomainError::Internal("a scan's helper thread failed".into()))?;
     let mut mine = mine?;
     let theirs = match theirs? {
         Some(sorter) => sorter,
@@ -530,23 +554,22 @@ impl ReaderPool {
 
     /// An idle connection, a new one while under capacity, or the next one
     /// given back.
-    fn take(&self, path: &Path) -> Result<Connection> {
+    fn take(&self, path: &Path) -> Result<Reader<'_>> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(conn) = state.idle.pop() {
-                return Ok(conn);
+                return Ok(self.reader(conn));
             }
             if state.open < self.capacity {
                 state.open += 1;
                 drop(state);
-                let cache = (SCAN_CACHE_BYTES / self.capacity).max(MIN_READER_CACHE_BYTES);
-                return open_reader(path, cache).inspect_err(|_| {
-                    self.state.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
-                });
+                return self.open(path);
             }
+            state.waiting += 1;
             let (next, timeout) =
                 self.freed.wait_timeout(state, READER_WAIT).unwrap_or_else(|p| p.into_inner());
             state = next;
+            state.waiting -= 1;
             if timeout.timed_out() && state.idle.is_empty() {
                 return Err(DomainError::Unavailable(format!(
                     "all {} read connections stayed busy for {} s; retry later",
@@ -558,30 +581,38 @@ impl ReaderPool {
     }
 
     /// An idle connection or a new one while under capacity, without
-    /// waiting: `None` when all are busy or one cannot be opened.
-    fn try_take(&self, path: &Path) -> Option<Connection> {
+    /// waiting: `None` when all are busy, a scan waits for one, or one
+    /// cannot be opened.
+    fn try_take(&self, path: &Path) -> Option<Reader<'_>> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.waiting > 0 {
+            return None;
+        }
         if let Some(conn) = state.idle.pop() {
-            return Some(conn);
+            return Some(self.reader(conn));
         }
         if state.open >= self.capacity {
             return None;
         }
         state.open += 1;
         drop(state);
+        self.open(path).ok()
+    }
+
+    /// A new connection in a place already counted as open.
+    fn open(&self, path: &Path) -> Result<Reader<'_>> {
         let cache = (SCAN_CACHE_BYTES / self.capacity).max(MIN_READER_CACHE_BYTES);
         match open_reader(path, cache) {
-            Ok(conn) => Some(conn),
-            Err(_) => {
+            Ok(conn) => Ok(self.reader(conn)),
+            Err(error) => {
                 self.state.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
-                None
+                Err(error)
             }
         }
     }
 
-    fn give_back(&self, conn: Connection) {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).idle.push(conn);
-        self.freed.notify_one();
+    fn reader(&self, conn: Connection) -> Reader<'_> {
+        Reader { pool: self, conn: Some(conn) }
     }
 }
 

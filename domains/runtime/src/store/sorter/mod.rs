@@ -23,6 +23,8 @@ use crate::error::{DomainError, Result};
 
 /// Bytes of a temporary run file read or written at a time.
 const RUN_BUFFER: usize = 256 * 1024;
+/// Runs on disk at most: more are merged into one.
+const MAX_RUNS: usize = 16;
 
 /// Rows sorted by their last cells (the sort key), within a memory budget.
 pub(crate) struct Sorter {
@@ -38,8 +40,8 @@ pub(crate) struct Sorter {
     memory: Batch,
     /// Rows sorted in memory, from this sorter or others absorbed.
     sorted: Vec<Batch>,
-    /// Rows sorted in temporary files.
-    runs: Vec<File>,
+    /// Rows sorted in temporary files, with how many rows each holds.
+    runs: Vec<(File, usize)>,
     /// Where the temporary files are made.
     spill_dir: PathBuf,
 }
@@ -187,22 +189,13 @@ impl Sorter {
     /// Writes the rows in memory to a run file, in order.
     fn spill(&mut self) -> Result<()> {
         self.memory.sort(self.limit);
-        let mut run = BufWriter::with_capacity(RUN_BUFFER, tempfile::tempfile_in(&self.spill_dir)?);
-        let mut lengths = Vec::with_capacity(20);
+        let mut run = RunWriter::new(&self.spill_dir)?;
         for entry in &self.memory.entries {
-            let (key, row) = (self.memory.key(entry), self.memory.row(entry));
-            lengths.clear();
-            put_varint(&mut lengths, key.len() as u64);
-            put_varint(&mut lengths, row.len() as u64);
-            run.write_all(&lengths)?;
-            run.write_all(key)?;
-            run.write_all(row)?;
+            run.write(self.memory.key(entry), self.memory.row(entry))?;
         }
-        let mut file = run.into_inner().map_err(|e| e.into_error())?;
-        file.rewind()?;
-        self.runs.push(file);
+        self.runs.push(run.finish()?);
         self.memory.clear();
-        Ok(())
+        self.fold_runs()
     }
 
     /// Gives `each` the rows in order until they end, the limit is reached
@@ -223,26 +216,106 @@ impl Sorter {
             return Ok(());
         }
         let sources = self.sorted.into_iter().map(|batch| Source::Memory { batch, next: 0 });
-        let runs = self.runs.into_iter().map(|file| Source::Run(BufReader::with_capacity(RUN_BUFFER, file)));
+        let mut merge = Merge::new(sources.chain(self.runs.into_iter().map(|(file, _)| Source::run(file))))?;
+        let mut delivered = 0;
+        while delivered < limit && merge.advance()? {
+            if !each(&StoredRow::read(merge.row())?)? {
+                break;
+            }
+            delivered += 1;
+        }
+        Ok(())
+    }
+
+    /// Merges the smaller half of the runs on disk into one when there are
+    /// [`MAX_RUNS`]: the files open and the buffers reading them stay few
+    /// however many rows a scan sorts, and each row is merged again only
+    /// a few times (its run being among the smaller ones).
+    fn fold_runs(&mut self) -> Result<()> {
+        if self.runs.len() < MAX_RUNS {
+            return Ok(());
+        }
+        self.runs.sort_by_key(|(_, rows)| std::cmp::Reverse(*rows));
+        let smaller = self.runs.split_off(MAX_RUNS / 2);
+        let mut merge = Merge::new(smaller.into_iter().map(|(file, _)| Source::run(file)))?;
+        let mut run = RunWriter::new(&self.spill_dir)?;
+        while run.rows < self.limit.unwrap_or(usize::MAX) && merge.advance()? {
+            run.write(merge.key(), merge.row())?;
+        }
+        self.runs.push(run.finish()?);
+        Ok(())
+    }
+}
+
+/// A run being written to an unnamed file: length-prefixed keys and rows.
+struct RunWriter {
+    file: BufWriter<File>,
+    lengths: Vec<u8>,
+    rows: usize,
+}
+
+impl RunWriter {
+    fn new(spill_dir: &std::path::Path) -> Result<Self> {
+        let file = BufWriter::with_capacity(RUN_BUFFER, tempfile::tempfile_in(spill_dir)?);
+        Ok(Self { file, lengths: Vec::with_capacity(20), rows: 0 })
+    }
+
+    fn write(&mut self, key: &[u8], row: &[u8]) -> Result<()> {
+        self.lengths.clear();
+        put_varint(&mut self.lengths, key.len() as u64);
+        put_varint(&mut self.lengths, row.len() as u64);
+        self.file.write_all(&self.lengths)?;
+        self.file.write_all(key)?;
+        self.file.write_all(row)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// The run written, ready to be read from its start, and its rows.
+    fn finish(self) -> Result<(File, usize)> {
+        let mut file = self.file.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        Ok((file, self.rows))
+    }
+}
+
+/// Sorted sources merged into one order.
+struct Merge {
+    heap: BinaryHeap<Head>,
+    current: Option<Head>,
+}
+
+impl Merge {
+    fn new(sources: impl Iterator<Item = Source>) -> Result<Self> {
         let mut heap = BinaryHeap::new();
-        for (index, source) in sources.chain(runs).enumerate() {
+        for (index, source) in sources.enumerate() {
             let mut head = Head { key: Vec::new(), row: Vec::new(), source, index };
             if head.advance()? {
                 heap.push(head);
             }
         }
-        let mut delivered = 0;
-        while delivered < limit {
-            let Some(mut head) = heap.pop() else { break };
-            if !each(&StoredRow::read(head.row())?)? {
-                break;
-            }
-            delivered += 1;
-            if head.advance()? {
-                heap.push(head);
-            }
+        Ok(Self { heap, current: None })
+    }
+
+    /// Moves to the next row in order; `false` after the last.
+    fn advance(&mut self) -> Result<bool> {
+        if let Some(mut head) = self.current.take()
+            && head.advance()?
+        {
+            self.heap.push(head);
         }
-        Ok(())
+        self.current = self.heap.pop();
+        Ok(self.current.is_some())
+    }
+
+    /// The current row's key (after an [`Merge::advance`] that said `true`).
+    fn key(&self) -> &[u8] {
+        self.current.as_ref().map_or(&[], Head::key)
+    }
+
+    /// The current row.
+    fn row(&self) -> &[u8] {
+        self.current.as_ref().map_or(&[], Head::row)
     }
 }
 
@@ -253,6 +326,12 @@ enum Source {
     Memory { batch: Batch, next: usize },
     /// A run in a temporary file.
     Run(BufReader<File>),
+}
+
+impl Source {
+    fn run(file: File) -> Self {
+        Self::Run(BufReader::with_capacity(RUN_BUFFER, file))
+    }
 }
 
 /// The current row of one source (read into `key` and `row` from a run),
@@ -400,6 +479,23 @@ mod tests {
             sorter.absorb(other);
             prop_assert_eq!(delivered(sorter), expected);
         }
+    }
+
+    #[test]
+    fn runs_on_disk_stay_few_however_many_rows_are_sorted() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut sorter = Sorter::new(1, vec![false], None, 64, std::env::temp_dir());
+        let sql = "WITH RECURSIVE n(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM n WHERE value < 3000) \
+                   SELECT (value * 7919) % 3001 FROM n";
+        let mut statement = conn.prepare(sql).unwrap();
+        let mut rows = statement.raw_query();
+        while let Some(row) = rows.next().unwrap() {
+            sorter.push(row).unwrap();
+            assert!(sorter.runs.len() < MAX_RUNS, "{} runs open", sorter.runs.len());
+        }
+        let mut expected: Vec<i64> = (1..=3000).map(|v| (v * 7919) % 3001).collect();
+        expected.sort();
+        assert_eq!(delivered(sorter), expected);
     }
 
     #[test]
