@@ -84,6 +84,8 @@ pub(crate) struct QueryPlan {
     pub keyed: Vec<String>,
     /// The dialect the statement is written in.
     pub dialect: Dialect,
+    /// The caller's filter narrows the rows (so a sorting scan expects few).
+    pub filtered: bool,
     /// The store sorts the rows itself as it scans them (a keyed order on
     /// SQLite, which no index holds): the statement reads them unsorted.
     pub sorts_in_scan: bool,
@@ -166,7 +168,8 @@ pub(crate) fn plan(
         conditions.push(format!("({})", scope.sql));
         params.extend(scope.params);
     }
-    if !filter.sql.is_empty() {
+    let filtered = !filter.sql.is_empty();
+    if filtered {
         conditions.push(format!("({})", filter.sql));
         params.extend(filter.params);
     }
@@ -197,6 +200,7 @@ pub(crate) fn plan(
         pseudonyms,
         withheld,
         format: RowFormat::Protobuf,
+        filtered,
         sorts_in_scan,
         keyed,
         dialect,
