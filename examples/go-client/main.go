@@ -50,12 +50,12 @@ func main() {
 	defer cancel()
 
 	signIn := strings.TrimSpace(os.Getenv("MESH_TOKEN"))
-	catalog := catalogv1.NewCatalogServiceClient(dial(ctx, *registry, signIn))
+	catalog := catalogv1.NewCatalogServiceClient(dial(ctx, *registry, signIn, ""))
 	customerAddr := endpoint(ctx, catalog, "customer.profiles")
 	paymentAddr := endpoint(ctx, catalog, "payment.card_spending")
 
 	// The customers living in the province that quarter (customer domain).
-	customers := customerv1.NewCustomerProfileServiceClient(dial(ctx, customerAddr, domainToken(*registry, "customer", signIn)))
+	customers := customerv1.NewCustomerProfileServiceClient(dial(ctx, customerAddr, domainToken(*registry, "customer", signIn), "customer"))
 	profiles, err := customers.Query(ctx, &productv1.QueryRequest{
 		Filter:   fmt.Sprintf("bas_yh = %q AND hous_sido_nm = %q", *quarter, *province),
 		ReadMask: &fieldmaskpb.FieldMask{Paths: []string{"seq"}},
@@ -79,7 +79,7 @@ func main() {
 
 	// Spending that quarter, highest first, until enough of them live there
 	// (payment domain); cancelling the stream stops the domain's scan.
-	payments := paymentv1.NewCardSpendingServiceClient(dial(ctx, paymentAddr, domainToken(*registry, "payment", signIn)))
+	payments := paymentv1.NewCardSpendingServiceClient(dial(ctx, paymentAddr, domainToken(*registry, "payment", signIn), "payment"))
 	streamCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	spending, err := payments.Query(streamCtx, &productv1.QueryRequest{
@@ -173,20 +173,27 @@ func domainToken(registry, domain, signIn string) string {
 }
 
 // dial connects to target: host:port or http://host:port in plaintext,
-// https://host:port with TLS; calls carry token when it is set.
-func dial(ctx context.Context, target, token string) *grpc.ClientConn {
+// https://host:port with TLS; calls carry token when it is set. Under TLS
+// the certificate must name domain when one is given (a domain's endpoint
+// is whatever the catalog lists, so its certificate, not its address, says
+// whose it is), or else the target's host.
+func dial(ctx context.Context, target, token, domain string) *grpc.ClientConn {
 	secure := strings.HasPrefix(target, "https://")
 	addr := strings.TrimPrefix(strings.TrimPrefix(target, "https://"), "http://")
 	opts := []grpc.DialOption{grpc.WithBlock(), grpc.FailOnNonTempDialError(true)}
 	if secure {
-		creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+		config := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: domain}
 		if caFile != "" {
-			var err error
-			if creds, err = credentials.NewClientTLSFromFile(caFile, ""); err != nil {
+			pem, err := os.ReadFile(caFile)
+			if err != nil {
 				log.Fatalf("cannot use the CA file %s: %v", caFile, err)
 			}
+			config.RootCAs = x509.NewCertPool()
+			if !config.RootCAs.AppendCertsFromPEM(pem) {
+				log.Fatalf("the CA file %s holds no PEM certificate", caFile)
+			}
 		}
-		opts = append(opts, grpc.WithTransportCredentials(creds))
+		opts = append(opts, grpc.WithTransportCredentials(credentials.NewTLS(config)))
 	} else {
 		opts = append(opts, grpc.WithInsecure())
 	}

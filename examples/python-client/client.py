@@ -67,11 +67,15 @@ def is_loopback(addr):
         return False
 
 
-def channel(target, ca_file):
-    """A channel to host:port or an http:// (plaintext) or https:// (TLS) URL."""
+def channel(target, ca_file, domain=None):
+    """A channel to host:port or an http:// (plaintext) or https:// (TLS) URL.
+    Under TLS the certificate must name `domain` when one is given (a domain's
+    endpoint is whatever the catalog lists, so its certificate, not its
+    address, says whose it is), or else the target's host."""
     if target.startswith("https://"):
         roots = open(ca_file, "rb").read() if ca_file else None
-        return grpc.secure_channel(target.removeprefix("https://"), grpc.ssl_channel_credentials(roots))
+        options = [("grpc.ssl_target_name_override", domain)] if domain else []
+        return grpc.secure_channel(target.removeprefix("https://"), grpc.ssl_channel_credentials(roots), options)
     addr = target.removeprefix("http://")
     if TOKEN and not is_loopback(addr):
         sys.exit(f"refusing to send the token in plaintext to {addr}: use an https:// URL")
@@ -100,9 +104,9 @@ def main():
 
     catalog = catalog_pb2_grpc.CatalogServiceStub(channel(args.registry, args.ca_file))
     customers = customer_pb2_grpc.CustomerProfileServiceStub(
-        channel(endpoint(catalog, "customer.profiles"), args.ca_file))
+        channel(endpoint(catalog, "customer.profiles"), args.ca_file, "customer"))
     payments = payment_pb2_grpc.CardSpendingServiceStub(
-        channel(endpoint(catalog, "payment.card_spending"), args.ca_file))
+        channel(endpoint(catalog, "payment.card_spending"), args.ca_file, "payment"))
 
     # The customers living in the province that quarter (customer domain).
     living = set()
