@@ -1,19 +1,10 @@
 //! Writing rows straight from the database into protobuf wire format, with
 //! the field numbers and types of the row message: no message object per row.
 
+use crate::cell::{Cell, CellRow, put_varint};
 use crate::error::Result;
-
 use crate::pseudonym::PseudonymKey;
 use crate::schema::{ColumnDef, ColumnKind};
-
-/// Appends `value` as a protobuf varint.
-pub(crate) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        buf.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    buf.push(value as u8);
-}
 
 const WIRE_VARINT: u32 = 0;
 const WIRE_FIXED64: u32 = 1;
@@ -25,37 +16,6 @@ pub(crate) fn put_len_field(buf: &mut Vec<u8>, number: u32, bytes: &[u8]) {
     put_varint(buf, u64::from(number << 3 | WIRE_LEN));
     put_varint(buf, bytes.len() as u64);
     buf.extend_from_slice(bytes);
-}
-
-/// One value of a result row, as either backend returns it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Cell<'a> {
-    /// No value.
-    Null,
-    /// An integer (also a bool as 0/1).
-    Integer(i64),
-    /// A floating-point number.
-    Real(f64),
-    /// UTF-8 text.
-    Text(&'a [u8]),
-}
-
-/// A result row of either backend, read cell by cell.
-pub(crate) trait CellRow {
-    /// The value of column `index`.
-    fn cell(&self, index: usize) -> Result<Cell<'_>>;
-}
-
-impl CellRow for rusqlite::Row<'_> {
-    fn cell(&self, index: usize) -> Result<Cell<'_>> {
-        use rusqlite::types::ValueRef;
-        Ok(match self.get_ref(index)? {
-            ValueRef::Integer(n) => Cell::Integer(n),
-            ValueRef::Real(x) => Cell::Real(x),
-            ValueRef::Text(text) => Cell::Text(text),
-            ValueRef::Null | ValueRef::Blob(_) => Cell::Null,
-        })
-    }
 }
 
 /// How to write one projected column.

@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod audit;
 mod audit_service;
+mod cell;
 pub mod config;
 mod encode;
 pub mod error;
@@ -28,6 +29,8 @@ mod resume;
 pub mod scan;
 pub mod schema;
 pub mod service;
+#[cfg(test)]
+mod sorted_scan_tests;
 pub mod source;
 pub mod store;
 #[cfg(test)]

@@ -17,7 +17,8 @@ use tonic::Status;
 
 use crate::admission::{Admission, ScanSlot, StreamSlot};
 use crate::audit::{Audit, Ended};
-use crate::encode::{Cell, CellRow, RowEncoder, put_len_field};
+use crate::cell::{Cell, CellRow};
+use crate::encode::{RowEncoder, put_len_field};
 use crate::error::{DomainError, Result};
 use crate::plan::QueryPlan;
 use crate::product::Product;

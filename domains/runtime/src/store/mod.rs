@@ -20,8 +20,10 @@ use mesh_contracts::product::QualityResult;
 pub use dialect::Dialect;
 pub use mesh_contracts::time::now_ms;
 pub use mesh_postgres::DatabaseArgs;
+#[cfg(test)]
+pub(crate) use sqlite::test_reader;
 
-use crate::encode::CellRow;
+use crate::cell::CellRow;
 use crate::error::Result;
 use crate::ingest::{LoadPlan, LoadSummary, parse::Chunk};
 use crate::plan::QueryPlan;

@@ -16,6 +16,7 @@ use rusqlite::ErrorCode;
 
 use super::sorter::Sorter;
 use super::{Chunks, LoadInfo, RowSink, StopCheck, now_ms};
+use crate::cell::{Cell, CellRow};
 use crate::error::{DomainError, Result};
 use crate::ingest::{LoadPlan, LoadSummary, Phases};
 use crate::plan::QueryPlan;
@@ -390,10 +391,7 @@ fn scan_rows(
     if plan.sorts_in_scan {
         return sorted_rows(&tx, helper, check, spill_dir, product, table, plan, load).map(Some);
     }
-    let mut statement = tx.prepare_cached(&plan.sql(table))?;
-    for (i, value) in plan.params.iter().enumerate() {
-        statement.raw_bind_parameter(i + 1, value)?;
-    }
+    let mut statement = bound(&tx, &plan.sql(table), plan, &[])?;
     let mut rows = statement.raw_query();
     while let Some(row) = rows.next()? {
         if !sink.row(row)? {
@@ -415,9 +413,9 @@ fn stoppable(conn: &Connection, check: Option<&StopCheck>) -> Result<()> {
 
 /// The rows of a plan the store sorts, kept in a [`Sorter`]. With a
 /// `helper` connection, no filter of the caller's and enough rows, the
-/// table is read in two halves
-/// side by side, the helper's checked to be of the same load as `conn`'s
-/// (and read again on `conn` if a load came between them).
+/// table is read in two halves side by side, the helper's checked to be of
+/// the same load as `conn`'s (and read again on `conn` if a load came
+/// between them).
 #[allow(clippy::too_many_arguments)]
 fn sorted_rows(
     conn: &Connection,
@@ -480,18 +478,31 @@ fn sorted_range(
     budget: usize,
 ) -> Result<Sorter, Stop> {
     let mut sorter = sorter_for(plan, spill_dir, budget);
-    let mut statement = conn.prepare_cached(&plan.sql_in_rowid_range(table))?;
-    for (i, value) in plan.params.iter().enumerate() {
-        statement.raw_bind_parameter(i + 1, value)?;
-    }
-    statement.raw_bind_parameter(plan.params.len() + 1, after)?;
-    statement.raw_bind_parameter(plan.params.len() + 2, up_to)?;
+    let mut statement = bound(conn, &plan.sql_in_rowid_range(table), plan, &[after, up_to])?;
     let mut rows = statement.raw_query();
     while let Some(row) = rows.next()? {
         sorter.push(row)?;
     }
     sorter.sort();
     Ok(sorter)
+}
+
+/// `sql` prepared (from the connection's cache) with `plan`'s values bound,
+/// then `more`.
+fn bound<'c>(
+    conn: &'c Connection,
+    sql: &str,
+    plan: &QueryPlan,
+    more: &[i64],
+) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    for (i, value) in plan.params.iter().enumerate() {
+        statement.raw_bind_parameter(i + 1, value)?;
+    }
+    for (i, value) in more.iter().enumerate() {
+        statement.raw_bind_parameter(plan.params.len() + i + 1, value)?;
+    }
+    Ok(statement)
 }
 
 /// A sorter of `plan`'s rows spilling to `spill_dir` (the database's own,
@@ -618,6 +629,25 @@ impl ReaderPool {
     }
 }
 
+impl CellRow for rusqlite::Row<'_> {
+    fn cell(&self, index: usize) -> Result<Cell<'_>> {
+        use rusqlite::types::ValueRef;
+        Ok(match self.get_ref(index)? {
+            ValueRef::Integer(n) => Cell::Integer(n),
+            ValueRef::Real(x) => Cell::Real(x),
+            ValueRef::Text(text) => Cell::Text(text),
+            ValueRef::Null | ValueRef::Blob(_) => Cell::Null,
+        })
+    }
+}
+
+/// A scan connection to the database at `path`, for tests that compare a
+/// scan with SQL of their own (`mesh_order` included).
+#[cfg(test)]
+pub(crate) fn test_reader(path: &Path) -> Result<Connection> {
+    open_reader(path, MIN_READER_CACHE_BYTES)
+}
+
 /// A read-only connection to `path` with a page cache of `cache_bytes`.
 fn open_reader(path: &Path, cache_bytes: usize) -> Result<Connection> {
     let conn = Connection::open_with_flags(
@@ -710,93 +740,4 @@ fn record_load(
         )?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use mesh_contracts::product::QueryRequest;
-
-    use super::*;
-    use crate::encode::{Cell, CellRow};
-    use crate::grant::Grant;
-    use crate::pseudonym::PseudonymKey;
-    use crate::resume::ResumeTokens;
-    use crate::store::Dialect;
-    use crate::test_schema::schema;
-
-    /// Keeps the first cell (`seq`) of each row.
-    #[derive(Default)]
-    struct Collect(Vec<String>);
-
-    impl RowSink for Collect {
-        fn begin(&mut self, _load: u64) -> Result<(), Stop> {
-            Ok(())
-        }
-
-        fn row(&mut self, row: &impl CellRow) -> Result<bool, Stop> {
-            let Cell::Text(seq) = row.cell(0)? else { panic!("seq is text") };
-            self.0.push(String::from_utf8_lossy(seq).into_owned());
-            Ok(true)
-        }
-
-        fn interrupted(&self) -> Option<Stop> {
-            None
-        }
-    }
-
-    #[test]
-    fn a_keyed_order_read_in_two_halves_is_sqlites_own_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.sqlite")).unwrap();
-        let schema = schema();
-        store.prepare_table(&schema, &[]).unwrap();
-        let rows = SPLIT_ROWS * 2 + 17;
-        store
-            .write(|conn| {
-                conn.execute(
-                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) \
-                     INSERT INTO t SELECT 'n' || i, i % 7, i / 3.0, i % 2, printf('%010d', i) FROM n",
-                    [rows],
-                )?;
-                Ok(())
-            })
-            .unwrap();
-        let key = dir.path().join("pseudonym.key");
-        mesh_grpc::private_files::create_secret(&key).unwrap();
-        let mut grant = Grant::full(&schema);
-        grant.pseudonymized[4] = true;
-        grant.pseudonyms = Some(PseudonymKey::read(&key).unwrap());
-        let tokens = ResumeTokens::new(b"secret".to_vec(), "t");
-        let request = QueryRequest {
-            read_mask: Some(prost_types::FieldMask { paths: vec!["seq".into()] }),
-            order_by: "amount desc".into(),
-            ..Default::default()
-        };
-        let plan = crate::plan::plan(&request, &schema, &tokens, &grant, Dialect::Sqlite).unwrap();
-        assert!(plan.sorts_in_scan);
-
-        // SQLite's own sort of the same rows by the same key.
-        let reference = store
-            .read(|conn| {
-                let sql = format!("{}{}", plan.sql("t"), plan.order);
-                let mut statement = conn.prepare(&sql)?;
-                let seqs = statement
-                    .query_map(rusqlite::params_from_iter(&plan.params), |r| r.get::<_, String>(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(seqs)
-            })
-            .unwrap();
-        assert_eq!(reference.len() as i64, rows);
-
-        let mut sink = Collect::default();
-        let never: StopCheck = Arc::new(|| false);
-        store.scan("test.rows", "t", &plan, &mut sink, never.clone()).unwrap();
-        assert_eq!(sink.0, reference, "read in two halves side by side");
-
-        // With every other connection busy, one connection reads it all.
-        let single = SqliteStore::open(&dir.path().join("t.sqlite")).unwrap().with_readers(1);
-        let mut sink = Collect::default();
-        single.scan("test.rows", "t", &plan, &mut sink, never).unwrap();
-        assert_eq!(sink.0, reference, "read by one connection");
-    }
 }

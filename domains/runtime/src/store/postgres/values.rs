@@ -9,7 +9,7 @@ use mesh_postgres::tokio_postgres::Row;
 use mesh_postgres::tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use rusqlite::types::Value;
 
-use crate::encode::{Cell, CellRow};
+use crate::cell::{Cell, CellRow};
 use crate::error::{DomainError, Result};
 
 /// A value bound to a compiled query.

@@ -4,7 +4,7 @@
 //! column inverted when it descends. Resuming a sorted stream relies on
 //! this: the resume condition is SQL, so the order must be SQLite's.
 
-use crate::encode::Cell;
+use crate::cell::Cell;
 
 const NULL: u8 = 0x01;
 const NUMBER: u8 = 0x02;

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 pub(crate) use row::StoredRow;
 
-use crate::encode::{CellRow, put_varint};
+use crate::cell::{CellRow, put_varint};
 use crate::error::{DomainError, Result};
 
 /// Bytes of a temporary run file read or written at a time.
@@ -427,7 +427,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::encode::Cell;
+    use crate::cell::Cell;
 
     /// The ids of the rows `sorter` delivers (the first cell of each).
     fn delivered(sorter: Sorter) -> Vec<i64> {

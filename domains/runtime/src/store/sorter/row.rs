@@ -2,7 +2,7 @@
 //! zigzag varint for an integer, 8 bytes for a real, a length and the
 //! bytes for text. [`StoredRow`] reads one back cell by cell.
 
-use crate::encode::{Cell, CellRow, put_varint};
+use crate::cell::{Cell, CellRow, put_varint};
 use crate::error::{DomainError, Result};
 
 const NULL: u8 = 0;
