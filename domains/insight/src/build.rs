@@ -282,7 +282,7 @@ async fn publish(
     ];
     let product = Arc::clone(product);
     let summary = tokio::task::spawn_blocking(move || {
-        ingest::load(&product, &mut rows, &rules, ingest::Shrink::NotToEmpty)
+        ingest::load(&product.destination(), &mut rows, &rules, ingest::Shrink::NotToEmpty)
     })
     .await
     .map_err(|e| DomainError::Internal(format!("the publish task failed: {e}")))??;

@@ -32,12 +32,9 @@ pub enum DomainError {
     /// The data changed under a resumed query.
     #[error("{0}")]
     Aborted(String),
-    /// The database failed.
+    /// The database failed, as the store reports it.
     #[error("storage failed: {0}")]
-    Storage(#[from] rusqlite::Error),
-    /// The PostgreSQL database failed or cannot be reached.
-    #[error("{0}")]
-    Database(#[from] mesh_postgres::DbError),
+    Storage(#[from] StorageError),
     /// Reading a file failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -70,23 +67,25 @@ impl From<DomainError> for Status {
             DomainError::Upstream(status) => {
                 return Status::new(Code::Unavailable, format!("upstream call failed: {}", status.message()));
             }
-            DomainError::Storage(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy
-                    || e.code == rusqlite::ErrorCode::DatabaseLocked =>
-            {
-                return Status::unavailable("the database is busy with a load; retry shortly");
-            }
-            DomainError::Storage(_) => return mesh_grpc::internal_status("storage", &error),
-            DomainError::Database(db) if db.is_unavailable() => {
-                tracing::warn!(error = %db, "the database cannot be reached");
-                return Status::unavailable(
-                    "the domain's database cannot be reached; retry shortly, or on another replica",
-                );
-            }
-            DomainError::Database(db) if db.is_conflict() => {
-                return Status::unavailable("the database is busy with a concurrent change; retry shortly");
-            }
-            DomainError::Database(_) => return mesh_grpc::internal_status("storage", &error),
+            DomainError::Storage(storage) => match storage.failure {
+                Failure::Busy => {
+                    return Status::unavailable("the database is busy with a load; retry shortly");
+                }
+                Failure::Unreachable => {
+                    tracing::warn!(error = %storage, "the database cannot be reached");
+                    return Status::unavailable(
+                        "the domain's database cannot be reached; retry shortly, or on another replica",
+                    );
+                }
+                Failure::Conflict => {
+                    return Status::unavailable(
+                        "the database is busy with a concurrent change; retry shortly",
+                    );
+                }
+                Failure::Interrupted | Failure::Failed => {
+                    return mesh_grpc::internal_status("storage", &error);
+                }
+            },
             DomainError::Io(_) => return mesh_grpc::internal_status("file", &error),
             DomainError::Grpc(_)
             | DomainError::Schema(_)
@@ -96,6 +95,39 @@ impl From<DomainError> for Status {
             }
         };
         Status::new(code, error.to_string())
+    }
+}
+
+/// A database failure: what kind (which decides what the caller is told)
+/// and the database's own words, for the log only.
+#[derive(Debug, thiserror::Error)]
+#[error("{detail}")]
+pub struct StorageError {
+    /// What kind of failure.
+    pub failure: Failure,
+    /// The database's message; never sent to a caller.
+    pub detail: String,
+}
+
+/// The kinds of database failure the runtime tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Another connection holds the lock (a load): retry shortly.
+    Busy,
+    /// The server cannot be reached, or is starting or stopping.
+    Unreachable,
+    /// The transaction lost to a concurrent one and may be retried.
+    Conflict,
+    /// A statement was interrupted because its scan was told to stop.
+    Interrupted,
+    /// Anything else.
+    Failed,
+}
+
+impl StorageError {
+    /// A failure of kind `failure` with the database's `detail`.
+    pub fn new(failure: Failure, detail: impl std::fmt::Display) -> Self {
+        Self { failure, detail: detail.to_string() }
     }
 }
 

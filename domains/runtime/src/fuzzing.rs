@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use mesh_contracts::product::QueryRequest;
 use prost_reflect::DescriptorPool;
 
-use crate::resume::ResumeTokens;
-use crate::schema::RowSchema;
+use crate::query::resume::ResumeTokens;
+use crate::values::schema::RowSchema;
 
 /// The payment row type as a table.
 fn schema() -> &'static RowSchema {
@@ -26,24 +26,26 @@ fn tokens() -> ResumeTokens {
 
 /// Parses and compiles a filter; checks that placeholders and values agree.
 pub fn filter(input: &str) {
-    if let Ok(compiled) = crate::filter::compile(input, schema(), crate::store::Dialect::Sqlite) {
+    if let Ok(compiled) =
+        crate::query::filter::compile(input, schema(), crate::query::dialect::Dialect::Sqlite)
+    {
         assert_eq!(compiled.sql.matches('?').count(), compiled.params.len());
     }
 }
 
 /// Parses an `order_by`.
 pub fn order_by(input: &str) {
-    let _ = crate::plan::order_by(input, schema());
+    let _ = crate::query::plan::order_by(input, schema());
 }
 
 /// Plans a query whose read mask holds `paths`.
 pub fn read_mask(paths: Vec<String>) {
     let request = QueryRequest { read_mask: Some(prost_types::FieldMask { paths }), ..Default::default() };
-    let _ = crate::plan::plan(
+    let _ = crate::query::plan::plan(
         &request,
         schema(),
         &tokens(),
-        &crate::grant::Grant::full(schema()),
+        &crate::query::grant::Grant::full(schema()),
         Default::default(),
     );
 }
@@ -54,19 +56,19 @@ pub fn resume_token(input: &[u8]) {
     let tokens = tokens();
     let request =
         QueryRequest { resume_token: String::from_utf8_lossy(input).into_owned(), ..Default::default() };
-    let _ = crate::plan::plan(
+    let _ = crate::query::plan::plan(
         &request,
         schema(),
         &tokens,
-        &crate::grant::Grant::full(schema()),
+        &crate::query::grant::Grant::full(schema()),
         Default::default(),
     );
     let signed = mesh_grpc::SealedTokens::new(b"fuzzing secret".to_vec()).seal(input);
-    let _ = crate::plan::plan(
+    let _ = crate::query::plan::plan(
         &QueryRequest { resume_token: signed, ..Default::default() },
         schema(),
         &tokens,
-        &crate::grant::Grant::full(schema()),
+        &crate::query::grant::Grant::full(schema()),
         Default::default(),
     );
 }

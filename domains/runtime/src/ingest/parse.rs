@@ -5,78 +5,13 @@ use csv::ByteRecord;
 
 use super::RecordSource;
 use crate::error::{DomainError, Result};
-use crate::quality::RowCounts;
-use crate::schema::{ColumnKind, RowSchema};
+use crate::ingest::quality::RowCounts;
+use crate::store::load::{Chunk, ChunkCell as Cell};
+use crate::values::schema::{ColumnKind, RowSchema};
 
 /// Parsed rows per chunk sent to the writer, and chunks buffered ahead.
 const CHUNK_ROWS: usize = 1024;
 pub(super) const CHUNKS_AHEAD: usize = 8;
-
-/// Parsed rows, row-major (one cell per column), with their text in one
-/// buffer: a chunk of a thousand rows is a few allocations, not thousands.
-#[derive(Debug, Default)]
-pub(crate) struct Chunk {
-    cells: Vec<Cell>,
-    text: String,
-}
-
-/// One field of a parsed row.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Field<'a> {
-    /// An integer (or a bool as 0/1).
-    Integer(i64),
-    /// A floating-point number.
-    Real(f64),
-    /// Text.
-    Text(&'a str),
-}
-
-/// One parsed field, as stored in a chunk.
-#[derive(Debug, Clone, Copy)]
-enum Cell {
-    Integer(i64),
-    Real(f64),
-    /// A byte range of the chunk's text.
-    Text(u32, u32),
-}
-
-impl Chunk {
-    fn with_capacity(rows: usize, width: usize) -> Self {
-        Self { cells: Vec::with_capacity(rows * width), text: String::new() }
-    }
-
-    fn row_count(&self, width: usize) -> usize {
-        self.cells.len() / width.max(1)
-    }
-
-    /// The rows, each as its fields in column order.
-    pub(crate) fn rows(&self, width: usize) -> impl Iterator<Item = impl Iterator<Item = Field<'_>>> {
-        self.cells.chunks_exact(width.max(1)).map(|row| {
-            row.iter().map(|cell| match *cell {
-                Cell::Integer(n) => Field::Integer(n),
-                Cell::Real(x) => Field::Real(x),
-                Cell::Text(start, end) => Field::Text(&self.text[start as usize..end as usize]),
-            })
-        })
-    }
-
-    /// Inserts every row with `insert` (one placeholder per column); the number of rows.
-    pub(crate) fn insert(&self, insert: &mut rusqlite::Statement<'_>, width: usize) -> Result<i64> {
-        for row in self.cells.chunks_exact(width) {
-            for (param, cell) in row.iter().enumerate() {
-                match *cell {
-                    Cell::Integer(n) => insert.raw_bind_parameter(param + 1, n)?,
-                    Cell::Real(x) => insert.raw_bind_parameter(param + 1, x)?,
-                    Cell::Text(start, end) => {
-                        insert.raw_bind_parameter(param + 1, &self.text[start as usize..end as usize])?
-                    }
-                }
-            }
-            insert.raw_execute()?;
-        }
-        Ok(self.row_count(width) as i64)
-    }
-}
 
 /// Reads every record of `source`, checks and parses it, counts the rules
 /// checked row by row, and sends the rows in chunks; a refused record is

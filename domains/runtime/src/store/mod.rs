@@ -1,14 +1,16 @@
-//! A domain's storage, one interface over two backends: the embedded
-//! SQLite file (the default: nothing to set up) and PostgreSQL (for data
-//! that outgrows one machine, and for replicas of a domain sharing it).
-//! Everything a product does with its data goes through here: creating its
-//! table, replacing its rows in one transaction, the streamed scan of a
-//! compiled query, row counts, load times, quality results and the secret
-//! resume tokens are sealed with.
+//! The third floor: a domain's storage, one trait ([`Storage`]) over two
+//! backends: the embedded SQLite file (the default: nothing to set up) and
+//! PostgreSQL (for data that outgrows one machine, and for replicas of a
+//! domain sharing it). Everything a product does with its data goes
+//! through here: creating its table, replacing its rows in one transaction,
+//! the streamed scan of a compiled query, row counts, load times, quality
+//! results, the read log and the secret resume tokens are sealed with.
+//! No type of a database crate is seen above this floor.
 
-mod dialect;
+pub mod load;
 mod postgres;
-mod sorter;
+pub mod read_log;
+pub mod scan;
 mod sqlite;
 
 use std::path::Path;
@@ -17,19 +19,18 @@ use std::sync::Arc;
 use indicatif::ProgressBar;
 use mesh_contracts::product::QualityResult;
 
-pub use dialect::Dialect;
+pub use load::{Chunks, LoadPlan, LoadSummary, QualityCheck, Shrink};
 pub use mesh_contracts::time::now_ms;
 pub use mesh_postgres::DatabaseArgs;
+pub use read_log::{LoggedRead, ReadLog, ReadLogWriter, ReaderSum};
+pub use scan::{RowSink, Stop, StopCheck, Table};
 #[cfg(test)]
 pub(crate) use sqlite::test_reader;
 
-use crate::cell::CellRow;
 use crate::error::Result;
-use crate::ingest::{LoadPlan, LoadSummary, parse::Chunk};
-use crate::plan::QueryPlan;
-use crate::quality::RowCounts;
-use crate::scan::Stop;
-use crate::schema::RowSchema;
+use crate::query::dialect::Dialect;
+use crate::query::plan::QueryPlan;
+use crate::values::schema::RowSchema;
 
 /// What the last load of a product recorded.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,7 +43,56 @@ pub struct LoadInfo {
     pub source: String,
 }
 
-/// A domain's database.
+/// What a domain's database does for its products: both backends
+/// implement it with these signatures, and the contract suite
+/// (`contract_tests.rs`) runs against it on each. Every call blocks.
+pub trait Storage {
+    /// The SQL dialect statements are written in.
+    fn dialect(&self) -> Dialect;
+    /// Where the data is: the SQLite file, or the PostgreSQL server and
+    /// schema (without credentials).
+    fn location(&self) -> String;
+    /// Runs `work` (checking whether a load is needed, and loading) while
+    /// no other process of the domain on this database does the same for
+    /// `product`: replicas starting together load once.
+    fn exclusive_load<T>(&self, product: &str, work: impl FnOnce() -> Result<T>) -> Result<T>;
+    /// Creates `schema`'s table for `product`, with `indexes`, if it does not exist.
+    fn prepare_table(&self, product: &str, schema: &RowSchema, indexes: &[&str]) -> Result<()>;
+    /// The secret resume tokens are sealed with: made once per database,
+    /// so every replica of a domain on one database shares it.
+    fn token_secret(&self) -> Result<Vec<u8>>;
+    /// What the last load of `product` recorded, if it was ever loaded.
+    fn load_info(&self, product: &str) -> Result<Option<LoadInfo>>;
+    /// The fingerprint of the source `product` was last loaded from.
+    fn fingerprint(&self, product: &str) -> Result<Option<String>>;
+    /// The quality results of `product`'s last load.
+    fn quality(&self, product: &str) -> Result<Vec<QualityResult>>;
+    /// Checks that `table`'s data can still be read now.
+    fn probe(&self, table: Table<'_>) -> Result<()>;
+    /// How the database will run `plan` over `table`.
+    fn explain(&self, table: Table<'_>, plan: &QueryPlan) -> Result<String>;
+    /// Runs `check`'s statements of counts over `table`'s current rows.
+    fn check_quality(&self, table: Table<'_>, check: &dyn QualityCheck) -> Result<Vec<QualityResult>>;
+    /// Runs `plan` over `table`, giving `sink` the load it reads and then
+    /// each row, in one consistent snapshot, until the rows end, the sink
+    /// wants no more, or `check` says stop.
+    fn scan(
+        &self,
+        table: Table<'_>,
+        plan: &QueryPlan,
+        sink: &mut impl RowSink,
+        check: StopCheck,
+    ) -> Result<(), Stop>;
+    /// Replaces the rows of the product `load` describes with `chunks` in
+    /// one transaction, with its quality results and load record: readers
+    /// see the old rows or the new, never a mix.
+    fn replace(&self, load: &LoadPlan<'_>, chunks: Chunks, progress: &ProgressBar) -> Result<LoadSummary>;
+    /// The read log kept with this storage (`data_dir` holds SQLite's,
+    /// apart from the data so that recording never waits behind a load).
+    fn read_log(&self, data_dir: &Path) -> Result<Arc<dyn ReadLog>>;
+}
+
+/// A domain's database: whichever backend it was opened on.
 #[derive(Debug, Clone)]
 pub struct DomainStore {
     backend: Backend,
@@ -55,21 +105,15 @@ enum Backend {
     Postgres(postgres::PostgresStore),
 }
 
-/// Where a scan's rows go, and whether it should stop.
-pub(crate) trait RowSink {
-    /// The identity of the load the scan reads, before its first row.
-    fn begin(&mut self, load: u64) -> Result<(), Stop>;
-    /// One result row; `Ok(false)` when no more are wanted.
-    fn row(&mut self, row: &impl CellRow) -> Result<bool, Stop>;
-    /// Why the scan should stop now, if it should.
-    fn interrupted(&self) -> Option<Stop>;
+/// Calls the same [`Storage`] method on whichever backend `store` is.
+macro_rules! on_backend {
+    ($store:expr, $backend:ident => $call:expr) => {
+        match &$store.backend {
+            Backend::Sqlite($backend) => $call,
+            Backend::Postgres($backend) => $call,
+        }
+    };
 }
-
-/// Tells a running statement to stop; checked while the database works.
-pub(crate) type StopCheck = Arc<dyn Fn() -> bool + Send + Sync>;
-
-/// Rows parsed for a load, in chunks, from the reader thread.
-pub(crate) type Chunks = std::sync::mpsc::Receiver<Result<Chunk>>;
 
 impl DomainStore {
     /// Opens (creating if needed) the SQLite database at `path`; a
@@ -78,8 +122,8 @@ impl DomainStore {
         Ok(Self::with(Backend::Sqlite(sqlite::SqliteStore::open(path)?)))
     }
 
-    /// Connects to the PostgreSQL database `args` names (blocking), keeping
-    /// the domain's tables in the schema `schema` (the domain's name), and
+    /// Connects to the PostgreSQL database `args` names, keeping the
+    /// domain's tables in the schema `schema` (the domain's name), and
     /// applies the runtime's migrations to it.
     pub fn connect(args: &DatabaseArgs, schema: &str) -> Result<Self> {
         Ok(Self::with(Backend::Postgres(postgres::PostgresStore::connect(args, schema)?)))
@@ -98,31 +142,6 @@ impl DomainStore {
         }
     }
 
-    /// The SQL dialect of the backend.
-    pub fn dialect(&self) -> Dialect {
-        match &self.backend {
-            Backend::Sqlite(_) => Dialect::Sqlite,
-            Backend::Postgres(_) => Dialect::Postgres,
-        }
-    }
-
-    /// Where the data is: the SQLite file, or the PostgreSQL server and
-    /// schema (without credentials).
-    pub fn location(&self) -> String {
-        match &self.backend {
-            Backend::Sqlite(store) => store.path().display().to_string(),
-            Backend::Postgres(store) => store.location(),
-        }
-    }
-
-    /// The PostgreSQL database, when the store is on one.
-    pub(crate) fn postgres(&self) -> Option<&mesh_postgres::Database> {
-        match &self.backend {
-            Backend::Sqlite(_) => None,
-            Backend::Postgres(store) => Some(store.database()),
-        }
-    }
-
     /// Tells whoever waits in [`DomainStore::loaded`] that a load committed.
     pub fn announce_load(&self) {
         self.loads.notify_one();
@@ -132,104 +151,74 @@ impl DomainStore {
     pub async fn loaded(&self) {
         self.loads.notified().await;
     }
+}
 
-    /// Runs `work` (checking whether a load is needed, and loading) while no
-    /// other process of the domain on this database does the same for
-    /// `product`: replicas starting together load once (blocking).
-    pub fn exclusive_load<T>(&self, product: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
-        match &self.backend {
-            Backend::Sqlite(store) => store.exclusive_load(work),
-            Backend::Postgres(store) => store.exclusive_load(product, work),
-        }
+impl Storage for DomainStore {
+    fn dialect(&self) -> Dialect {
+        on_backend!(self, store => store.dialect())
     }
 
-    /// Creates `schema`'s table and its indexes if they do not exist (blocking).
-    pub fn prepare_table(&self, product: &str, schema: &RowSchema, indexes: &[&str]) -> Result<()> {
-        match &self.backend {
-            Backend::Sqlite(store) => store.prepare_table(schema, indexes),
-            Backend::Postgres(store) => store.prepare_table(product, schema, indexes),
-        }
+    fn location(&self) -> String {
+        on_backend!(self, store => store.location())
     }
 
-    /// The secret resume tokens are sealed with: made once per database,
-    /// so every replica of a domain on one database shares it (blocking).
-    pub fn token_secret(&self) -> Result<Vec<u8>> {
-        match &self.backend {
-            Backend::Sqlite(store) => store.token_secret(),
-            Backend::Postgres(store) => store.token_secret(),
-        }
+    fn exclusive_load<T>(&self, product: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        on_backend!(self, store => store.exclusive_load(product, work))
     }
 
-    /// What the last load of `product` recorded, if it was ever loaded (blocking).
-    pub fn load_info(&self, product: &str) -> Result<Option<LoadInfo>> {
-        match &self.backend {
-            Backend::Sqlite(store) => store.load_info(product),
-            Backend::Postgres(store) => store.load_info(product),
-        }
+    fn prepare_table(&self, product: &str, schema: &RowSchema, indexes: &[&str]) -> Result<()> {
+        on_backend!(self, store => store.prepare_table(product, schema, indexes))
     }
 
-    /// The fingerprint of the source `product` was last loaded from (blocking).
-    pub fn fingerprint(&self, product: &str) -> Result<Option<String>> {
-        match &self.backend {
-            Backend::Sqlite(store) => store.fingerprint(product),
-            Backend::Postgres(store) => store.fingerprint(product),
-        }
+    fn token_secret(&self) -> Result<Vec<u8>> {
+        on_backend!(self, store => store.token_secret())
     }
 
-    /// The quality results of `product`'s last load (blocking).
-    pub fn quality(&self, product: &str) -> Result<Vec<QualityResult>> {
-        match &self.backend {
-            Backend::Sqlite(store) => store.quality(product),
-            Backend::Postgres(store) => store.quality(product),
-        }
+    fn load_info(&self, product: &str) -> Result<Option<LoadInfo>> {
+        on_backend!(self, store => store.load_info(product))
     }
 
-    /// Checks that `product`'s data can still be read now (blocking).
-    pub fn probe(&self, product: &str, table: &str) -> Result<()> {
-        match &self.backend {
-            Backend::Sqlite(store) => store.probe(table),
-            Backend::Postgres(store) => store.probe(product),
-        }
+    fn fingerprint(&self, product: &str) -> Result<Option<String>> {
+        on_backend!(self, store => store.fingerprint(product))
     }
 
-    /// How the database will run `plan` over `product` (blocking).
-    pub(crate) fn explain(&self, product: &str, table: &str, plan: &QueryPlan) -> Result<String> {
-        match &self.backend {
-            Backend::Sqlite(store) => store.explain(table, plan),
-            Backend::Postgres(store) => store.explain(product, plan),
-        }
+    fn quality(&self, product: &str) -> Result<Vec<QualityResult>> {
+        on_backend!(self, store => store.quality(product))
     }
 
-    /// Runs `plan` over `product`'s data, giving `sink` the load it reads
-    /// and then each row, in one consistent snapshot, until the rows end,
-    /// the sink wants no more, or `check` says stop (blocking).
-    pub(crate) fn scan(
+    fn probe(&self, table: Table<'_>) -> Result<()> {
+        on_backend!(self, store => store.probe(table))
+    }
+
+    fn explain(&self, table: Table<'_>, plan: &QueryPlan) -> Result<String> {
+        on_backend!(self, store => store.explain(table, plan))
+    }
+
+    fn check_quality(&self, table: Table<'_>, check: &dyn QualityCheck) -> Result<Vec<QualityResult>> {
+        on_backend!(self, store => store.check_quality(table, check))
+    }
+
+    fn scan(
         &self,
-        product: &str,
-        table: &str,
+        table: Table<'_>,
         plan: &QueryPlan,
         sink: &mut impl RowSink,
         check: StopCheck,
     ) -> Result<(), Stop> {
-        match &self.backend {
-            Backend::Sqlite(store) => store.scan(product, table, plan, sink, check),
-            Backend::Postgres(store) => store.scan(product, plan, sink, check),
-        }
+        on_backend!(self, store => store.scan(table, plan, sink, check))
     }
 
-    /// Replaces the rows of the product `load` describes with the chunks
-    /// from `chunks` in one transaction, with its quality results and load
-    /// record: readers see the old rows or the new, never a mix (blocking).
-    pub(crate) fn replace(
-        &self,
-        load: &LoadPlan<'_>,
-        chunks: Chunks,
-        row_counts: &std::sync::Mutex<RowCounts>,
-        progress: &ProgressBar,
-    ) -> Result<LoadSummary> {
-        match &self.backend {
-            Backend::Sqlite(store) => store.replace(load, chunks, row_counts, progress),
-            Backend::Postgres(store) => store.replace(load, chunks, row_counts, progress),
-        }
+    fn replace(&self, load: &LoadPlan<'_>, chunks: Chunks, progress: &ProgressBar) -> Result<LoadSummary> {
+        on_backend!(self, store => store.replace(load, chunks, progress))
     }
+
+    fn read_log(&self, data_dir: &Path) -> Result<Arc<dyn ReadLog>> {
+        on_backend!(self, store => store.read_log(data_dir))
+    }
+}
+
+/// The read log in the SQLite file at `path` (for a domain serving no
+/// product of its own yet).
+pub fn sqlite_read_log(path: &Path) -> Result<Arc<dyn ReadLog>> {
+    sqlite::read_log::SqliteReadLog::open(path)
 }

@@ -5,15 +5,15 @@ use bytes::{BufMut, BytesMut};
 use futures_util::{SinkExt, pin_mut};
 use indicatif::ProgressBar;
 use mesh_contracts::product::QualityResult;
+use mesh_postgres::deadpool_postgres::GenericClient;
 use mesh_postgres::{Database, DbError};
 
 use super::{DROP_WAIT, checked, data_table};
 use crate::error::Result;
-use crate::ingest::parse::Field;
-use crate::ingest::{LoadPlan, LoadSummary, Phases};
-use crate::quality::{self, RowCounts};
-use crate::schema::ColumnKind;
-use crate::store::{Chunks, Dialect, now_ms};
+use crate::query::dialect::Dialect;
+use crate::store::load::{Field, LoadPlan, LoadSummary, Phases};
+use crate::store::{Chunks, now_ms};
+use crate::values::schema::ColumnKind;
 
 /// The load's transaction: a new table by binary COPY, its indexes and
 /// statistics, quality, and the bookkeeping that makes it current. Returns
@@ -22,7 +22,6 @@ pub(super) async fn replace_rows(
     db: &Database,
     load: &LoadPlan<'_>,
     chunks: Chunks,
-    row_counts: &std::sync::Mutex<RowCounts>,
     progress: &ProgressBar,
 ) -> Result<(LoadSummary, Option<String>)> {
     let schema = load.schema;
@@ -51,7 +50,7 @@ pub(super) async fn replace_rows(
         .map(|r| r.get(0));
     let load_id = rand::random::<u64>() >> 1;
     let table = data_table(&schema.table, load_id);
-    let create = schema.table_sql(Dialect::Postgres, &table);
+    let create = Dialect::Postgres.create_table(schema, &table);
     let (create_table, key_index) = create.split_once('\n').unwrap_or((&create, ""));
     transaction.batch_execute(create_table).await.map_err(DbError::from)?;
 
@@ -89,19 +88,8 @@ pub(super) async fn replace_rows(
         .await
         .map_err(DbError::from)?;
     phases.end("index");
-    let statements = {
-        let counted = row_counts.lock().unwrap_or_else(|p| p.into_inner());
-        quality::count_statements(schema, &table, load.rules, Some(&counted))
-    };
-    let mut answers = Vec::with_capacity(statements.len());
-    for sql in &statements {
-        let row = transaction.query_one(sql, &[]).await.map_err(DbError::from)?;
-        answers.push((0..row.len()).map(|i| row.get::<_, i64>(i)).collect::<Vec<i64>>());
-    }
-    let quality = {
-        let counted = row_counts.lock().unwrap_or_else(|p| p.into_inner());
-        quality::results(load.rules, Some(&counted), &answers)
-    };
+    let answers = counts(&transaction, &load.quality.statements(&table)).await.map_err(DbError::from)?;
+    let quality = load.quality.results(&answers);
     phases.end("quality");
     record_load(&transaction, load, rows, &quality, &table, load_id).await.map_err(DbError::from)?;
     transaction.commit().await.map_err(DbError::from)?;
@@ -217,4 +205,17 @@ fn put_i64(out: &mut BytesMut, n: i64) {
 fn put_f64(out: &mut BytesMut, x: f64) {
     out.put_i32(8);
     out.put_f64(x);
+}
+
+/// Runs each statement of counts: its one row of integers.
+pub(super) async fn counts(
+    client: &impl GenericClient,
+    statements: &[String],
+) -> Result<Vec<Vec<i64>>, mesh_postgres::tokio_postgres::Error> {
+    let mut answers = Vec::with_capacity(statements.len());
+    for sql in statements {
+        let row = client.query_one(sql, &[]).await?;
+        answers.push((0..row.len()).map(|i| row.get::<_, i64>(i)).collect());
+    }
+    Ok(answers)
 }

@@ -11,6 +11,7 @@
 //! of a domain on one database honour each other's tokens.
 
 mod load;
+pub(super) mod read_log;
 mod scan;
 mod values;
 
@@ -22,16 +23,18 @@ use mesh_contracts::product::QualityResult;
 use mesh_postgres::tokio_postgres::types::ToSql;
 use mesh_postgres::{Database, DatabaseArgs, DbError, Migration};
 
-use super::{Chunks, Dialect, LoadInfo, RowSink, StopCheck};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{
+    Chunks, LoadInfo, LoadPlan, LoadSummary, QualityCheck, ReadLog, RowSink, Stop, StopCheck, Storage, Table,
+};
 use crate::error::{DomainError, Result};
-use crate::ingest::{LoadPlan, LoadSummary};
-use crate::plan::QueryPlan;
-use crate::quality::RowCounts;
-use crate::scan::Stop;
-use crate::schema::RowSchema;
-use load::{drop_table, replace_rows};
+use crate::query::dialect::Dialect;
+use crate::query::plan::QueryPlan;
+use crate::values::schema::RowSchema;
+use load::{counts, drop_table, replace_rows};
 use scan::Scan;
-use values::PgValue;
 
 /// The runtime's migrations, in order.
 const MIGRATIONS: &[Migration] = &[
@@ -78,19 +81,16 @@ impl PostgresStore {
     pub(crate) fn connect(args: &DatabaseArgs, schema: &str) -> Result<Self> {
         Ok(Self { db: Database::connect(args, schema, MIGRATIONS)?, current: Default::default() })
     }
+}
 
-    /// The database, for the read log kept beside the products.
-    pub(crate) fn database(&self) -> &Database {
-        &self.db
-    }
-
-    pub(crate) fn location(&self) -> String {
+impl Storage for PostgresStore {
+    fn location(&self) -> String {
         format!("postgres {} (schema {})", self.db.location(), self.db.schema())
     }
 
     /// Runs `work` holding a session advisory lock for loading `product`
     /// (released by the server if this process dies).
-    pub(crate) fn exclusive_load<T>(&self, product: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    fn exclusive_load<T>(&self, product: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
         let key = format!("load:{product}");
         let locked = {
             let key = key.clone();
@@ -115,12 +115,12 @@ impl PostgresStore {
     }
 
     /// Makes an empty current table for a product never loaded.
-    pub(crate) fn prepare_table(&self, product: &str, schema: &RowSchema, indexes: &[&str]) -> Result<()> {
+    fn prepare_table(&self, product: &str, schema: &RowSchema, indexes: &[&str]) -> Result<()> {
         let (product, base) = (product.to_owned(), schema.table.clone());
         let empty = data_table(&base, 0);
         let ddl = format!(
             "{}\n{}",
-            schema.table_sql(Dialect::Postgres, &empty),
+            Dialect::Postgres.create_table(schema, &empty),
             schema.indexes_sql(&empty, indexes)
         );
         self.db.run(move |pool| async move {
@@ -144,7 +144,7 @@ impl PostgresStore {
         Ok(())
     }
 
-    pub(crate) fn token_secret(&self) -> Result<Vec<u8>> {
+    fn token_secret(&self) -> Result<Vec<u8>> {
         let candidate = mesh_grpc::SealedTokens::new_secret().to_vec();
         Ok(self.db.run(move |pool| async move {
             let client = pool.get().await?;
@@ -160,7 +160,7 @@ impl PostgresStore {
         })?)
     }
 
-    pub(crate) fn load_info(&self, product: &str) -> Result<Option<LoadInfo>> {
+    fn load_info(&self, product: &str) -> Result<Option<LoadInfo>> {
         let product = product.to_owned();
         Ok(self.db.run(move |pool| async move {
             let client = pool.get().await?;
@@ -178,7 +178,7 @@ impl PostgresStore {
         })?)
     }
 
-    pub(crate) fn fingerprint(&self, product: &str) -> Result<Option<String>> {
+    fn fingerprint(&self, product: &str) -> Result<Option<String>> {
         let key = format!("source:{product}");
         Ok(self.db.run(move |pool| async move {
             let client = pool.get().await?;
@@ -187,7 +187,7 @@ impl PostgresStore {
         })?)
     }
 
-    pub(crate) fn quality(&self, product: &str) -> Result<Vec<QualityResult>> {
+    fn quality(&self, product: &str) -> Result<Vec<QualityResult>> {
         let product = product.to_owned();
         Ok(self.db.run(move |pool| async move {
             let client = pool.get().await?;
@@ -216,8 +216,8 @@ impl PostgresStore {
     }
 
     /// The server answers for the product's current table within a few seconds.
-    pub(crate) fn probe(&self, product: &str) -> Result<()> {
-        let product = product.to_owned();
+    fn probe(&self, table: Table<'_>) -> Result<()> {
+        let product = table.product.to_owned();
         let probed = self.db.run(move |pool| async move {
             tokio::time::timeout(PROBE_TIMEOUT, async {
                 let client = pool.get().await?;
@@ -240,17 +240,17 @@ impl PostgresStore {
     }
 
     /// PostgreSQL's `EXPLAIN` of `plan` over the product's current table.
-    pub(crate) fn explain(&self, product: &str, plan: &QueryPlan) -> Result<String> {
-        let (product, plan) = (product.to_owned(), plan.clone());
+    fn explain(&self, table: Table<'_>, plan: &QueryPlan) -> Result<String> {
+        let (product, plan) = (table.product.to_owned(), plan.clone());
         Ok(self.db.run(move |pool| async move {
             let client = pool.get().await?;
             let table: String = client
                 .query_one("SELECT data_table FROM mesh_tables WHERE product = $1", &[&product])
                 .await?
                 .get(0);
-            let params: Vec<PgValue<'_>> = plan.params.iter().map(PgValue).collect();
+            let params = plan.params.iter();
             let rows = client
-                .query_raw(&format!("EXPLAIN {}", plan.sql(&table)), params.iter().map(|p| p as &dyn ToSql))
+                .query_raw(&format!("EXPLAIN {}", plan.sql(&table)), params.clone().map(|p| p as &dyn ToSql))
                 .await?
                 .map(|row| row.map(|r| r.get::<_, String>(0)))
                 .collect::<Vec<_>>()
@@ -262,24 +262,18 @@ impl PostgresStore {
     /// Streams `plan`'s rows to `sink`: a task on the database's runtime
     /// runs the statement and hands rows over in small batches through a
     /// bounded channel; this (blocking) thread encodes them.
-    pub(crate) fn scan(
+    fn scan(
         &self,
-        product: &str,
+        table: Table<'_>,
         plan: &QueryPlan,
         sink: &mut impl RowSink,
         check: StopCheck,
     ) -> Result<(), Stop> {
-        Scan { db: &self.db, product, plan, current: &self.current }.run(sink, &check)
+        Scan { db: &self.db, product: table.product, plan, current: &self.current }.run(sink, &check)
     }
 
     /// Writes the rows into a new table and swaps it in: one transaction.
-    pub(crate) fn replace(
-        &self,
-        load: &LoadPlan<'_>,
-        chunks: Chunks,
-        row_counts: &std::sync::Mutex<RowCounts>,
-        progress: &ProgressBar,
-    ) -> Result<LoadSummary> {
+    fn replace(&self, load: &LoadPlan<'_>, chunks: Chunks, progress: &ProgressBar) -> Result<LoadSummary> {
         // On a thread of its own, outside any runtime, so that a caller in
         // an async context may load too.
         let handle = self.db.handle();
@@ -287,7 +281,7 @@ impl PostgresStore {
             scope
                 .spawn(|| {
                     let (summary, replaced) =
-                        handle.block_on(replace_rows(&self.db, load, chunks, row_counts, progress))?;
+                        handle.block_on(replace_rows(&self.db, load, chunks, progress))?;
                     if let Some(old) = replaced {
                         handle.block_on(drop_table(&self.db, old));
                     }
@@ -296,6 +290,33 @@ impl PostgresStore {
                 .join()
                 .map_err(|_| DomainError::Internal("the load's thread panicked".into()))?
         })
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    /// Runs the statements in one snapshot, over the product's current table.
+    fn check_quality(&self, table: Table<'_>, check: &dyn QualityCheck) -> Result<Vec<QualityResult>> {
+        let product = table.product.to_owned();
+        let current = self.db.run(move |pool| async move {
+            let client = pool.get().await?;
+            let row = client
+                .query_one("SELECT data_table FROM mesh_tables WHERE product = $1", &[&product])
+                .await?;
+            Ok::<String, DbError>(row.get(0))
+        })?;
+        let statements = check.statements(checked(&current)?);
+        let answers = self.db.run(move |pool| async move {
+            let mut client = pool.get().await?;
+            let transaction = client.build_transaction().read_only(true).start().await?;
+            Ok::<_, DbError>(counts(&transaction, &statements).await?)
+        })?;
+        Ok(check.results(&answers))
+    }
+
+    fn read_log(&self, _data_dir: &Path) -> Result<Arc<dyn ReadLog>> {
+        Ok(Arc::new(read_log::PostgresReadLog::new(self.db.clone())))
     }
 }
 

@@ -10,11 +10,10 @@ use mesh_postgres::tokio_postgres::types::ToSql;
 use mesh_postgres::tokio_postgres::{Row, SimpleQueryMessage};
 use mesh_postgres::{Connection, Database, DbError};
 
-use super::values::PgValue;
 use super::{CHECK_EVERY, CurrentTable, ROWS_PER_BATCH, checked};
 use crate::error::DomainError;
-use crate::plan::QueryPlan;
-use crate::scan::Stop;
+use crate::query::plan::QueryPlan;
+use crate::store::Stop;
 use crate::store::{RowSink, StopCheck};
 
 /// One scan.
@@ -141,14 +140,14 @@ impl Scan<'_> {
         client: &'c Connection,
         known: Option<String>,
     ) -> Result<Option<(String, u64, Rows<'c>)>, DbError> {
-        let params: Vec<PgValue<'_>> = self.plan.params.iter().map(PgValue).collect();
+        let params = self.plan.params.iter();
         let open = open_snapshot(self.product);
         match known {
             Some(table) => {
                 let sql = self.plan.sql(checked(&table)?);
                 let (opened, rows) = tokio::join!(client.simple_query(&open), async {
                     let statement = client.prepare_cached(&sql).await?;
-                    client.query_raw(&statement, params.iter().map(|p| p as &dyn ToSql)).await
+                    client.query_raw(&statement, params.clone().map(|p| p as &dyn ToSql)).await
                 });
                 let (current, load) = current_of(self.product, &opened?)?;
                 match rows {
@@ -160,7 +159,7 @@ impl Scan<'_> {
                 let opened = client.simple_query(&open).await?;
                 let (table, load) = current_of(self.product, &opened)?;
                 let statement = client.prepare_cached(&self.plan.sql(checked(&table)?)).await?;
-                let rows = client.query_raw(&statement, params.iter().map(|p| p as &dyn ToSql)).await?;
+                let rows = client.query_raw(&statement, params.clone().map(|p| p as &dyn ToSql)).await?;
                 Ok(Some((table, load, Box::pin(rows))))
             }
         }

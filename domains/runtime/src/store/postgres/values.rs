@@ -1,5 +1,6 @@
 //! Values in and out of PostgreSQL's binary protocol: bound query values
-//! and result cells read without copying.
+//! and result cells read without copying; PostgreSQL's errors as the store
+//! reports them.
 
 use std::error::Error as StdError;
 
@@ -7,18 +8,14 @@ use bytes::BytesMut;
 use mesh_postgres::DbError;
 use mesh_postgres::tokio_postgres::Row;
 use mesh_postgres::tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
-use rusqlite::types::Value;
 
-use crate::cell::{Cell, CellRow};
-use crate::error::{DomainError, Result};
+use crate::error::{DomainError, Failure, Result, StorageError};
+use crate::values::Value;
+use crate::values::cell::{Cell, CellRow};
 
-/// A value bound to a compiled query.
-#[derive(Debug)]
-pub(super) struct PgValue<'a>(pub(super) &'a Value);
-
-impl ToSql for PgValue<'_> {
+impl ToSql for Value {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn StdError + Sync + Send>> {
-        match self.0 {
+        match self {
             Value::Null => Ok(IsNull::Yes),
             Value::Integer(n) => n.to_sql(ty, out),
             Value::Real(x) => x.to_sql(ty, out),
@@ -60,6 +57,19 @@ impl CellRow for Row {
     fn cell(&self, index: usize) -> Result<Cell<'_>> {
         self.try_get::<_, RawCell<'_>>(index)
             .map(|cell| cell.0)
-            .map_err(|e| DomainError::Database(DbError::Postgres(e)))
+            .map_err(|e| DomainError::from(DbError::Postgres(e)))
+    }
+}
+
+impl From<DbError> for DomainError {
+    fn from(error: DbError) -> Self {
+        let failure = if error.is_unavailable() {
+            Failure::Unreachable
+        } else if error.is_conflict() {
+            Failure::Conflict
+        } else {
+            Failure::Failed
+        };
+        DomainError::Storage(StorageError::new(failure, error))
     }
 }

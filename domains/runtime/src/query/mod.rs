@@ -1,0 +1,11 @@
+//! The second floor: what a request compiles to. The filter's syntax tree
+//! (from `mesh-filter`) written in a [`dialect::Dialect`], the plan of one
+//! statement under the caller's [`grant::Grant`], pseudonyms and resume
+//! tokens.
+
+pub mod dialect;
+pub(crate) mod filter;
+pub mod grant;
+pub mod plan;
+pub mod pseudonym;
+pub(crate) mod resume;

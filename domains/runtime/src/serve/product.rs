@@ -1,0 +1,262 @@
+//! One data product served from its table: describing it and streaming
+//! query results in batches with resume tokens.
+
+use std::sync::Arc;
+
+use mesh_contracts::catalog::DataStatus;
+use mesh_contracts::descriptor::{ProductShape, RESUME_TOKEN_FIELD, service_descriptor_set};
+use mesh_contracts::product::{AccessMode, DescribeResponse, QueryRequest};
+use prost_reflect::DescriptorPool;
+use tonic::Status;
+
+use crate::error::{DomainError, Result};
+use crate::ingest::Destination;
+use crate::query::grant::{AccessPolicy, Grant};
+use crate::query::plan::{QueryPlan, plan};
+use crate::query::resume::ResumeTokens;
+use crate::scan::admission::Admission;
+use crate::scan::stream::{self, OnEnd, ScanStream, ScanTarget};
+use crate::serve::audit::Audit;
+use crate::serve::output::RowFormat;
+use crate::store::{DomainStore, Storage, Table};
+use crate::values::schema::RowSchema;
+
+/// The static description of a product a domain serves.
+#[derive(Debug, Clone, Copy)]
+pub struct ProductSpec {
+    /// Product id, e.g. `payment.card_spending`.
+    pub id: &'static str,
+    /// Full name of the product service in the contracts.
+    pub service: &'static str,
+    /// The SQLite table holding the rows.
+    pub table: &'static str,
+    /// Columns identifying a row; the natural order.
+    pub key: &'static [&'static str],
+    /// Columns with an index of their own, for common filters.
+    pub indexes: &'static [&'static str],
+    /// Columns holding amounts, which are never negative (field names,
+    /// compared without case): a load refuses a negative one.
+    pub amounts: &'static [&'static str],
+}
+
+impl ProductSpec {
+    /// The domain owning the product: its id up to the first dot.
+    pub fn domain(&self) -> &'static str {
+        self.id.split_once('.').map_or(self.id, |(domain, _)| domain)
+    }
+}
+
+/// Who reads a product, from where, under which limits, and where the
+/// read is recorded.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    /// The caller, for logs.
+    pub caller: &'a str,
+    /// The caller's connection, whose open streams are counted.
+    pub peer: Option<std::net::SocketAddr>,
+    /// The domain's admission control.
+    pub admission: &'a Admission,
+    /// Where the read is recorded, if anywhere.
+    pub audit: Option<Audit>,
+}
+
+/// A query started: its rows, the columns left out because the grant does
+/// not cover them, and the schema columns delivered, in order.
+#[derive(Debug)]
+pub struct Started {
+    /// Batches of encoded `QueryResponse` messages, then the error if the
+    /// scan did not finish.
+    pub rows: ScanStream,
+    /// Columns withheld from the caller.
+    pub withheld: Vec<String>,
+    /// Schema indexes of the columns each row holds, in order.
+    pub columns: Vec<usize>,
+}
+
+/// A product ready to serve.
+#[derive(Debug)]
+pub struct Product {
+    /// Its static description.
+    pub spec: ProductSpec,
+    /// Its row type as a table.
+    pub schema: RowSchema,
+    /// Its service, checked against the product convention.
+    pub shape: ProductShape,
+    /// Its domain's database.
+    pub store: DomainStore,
+    /// What its scans read, taken once.
+    target: Arc<ScanTarget>,
+    /// Who may read it, from the contract (read once, not per query).
+    access_mode: AccessMode,
+    descriptor_set: Vec<u8>,
+}
+
+impl Product {
+    /// Prepares `spec` over `store`, creating its table if needed.
+    pub fn new(spec: ProductSpec, store: DomainStore) -> Result<Arc<Self>> {
+        let pool = DescriptorPool::decode(mesh_contracts::FILE_DESCRIPTOR_SET)
+            .map_err(|e| DomainError::Schema(e.to_string()))?;
+        let shape =
+            ProductShape::find(&pool, spec.service).map_err(|e| DomainError::Schema(e.to_string()))?;
+        let schema = RowSchema::new(spec.table, shape.row_type.clone(), spec.key, spec.amounts)?;
+        store.prepare_table(spec.id, &schema, spec.indexes)?;
+        let tokens = ResumeTokens::new(store.token_secret()?, spec.id);
+        let descriptor_set = service_descriptor_set(&shape.service);
+        let token_field = shape
+            .query
+            .output()
+            .get_field_by_name(RESUME_TOKEN_FIELD)
+            .map(|f| f.number())
+            .ok_or_else(|| DomainError::Schema(format!("{} has no resume_token", spec.service)))?;
+        let access_mode = shape.options().access_mode();
+        let target = Arc::new(ScanTarget {
+            product: spec.id.to_owned(),
+            schema: schema.clone(),
+            store: store.clone(),
+            tokens,
+            rows_field: shape.rows_field.number(),
+            token_field,
+            active: Default::default(),
+        });
+        Ok(Arc::new(Self { spec, schema, shape, store, target, access_mode, descriptor_set }))
+    }
+
+    /// The product's description: contract options, row count, last load
+    /// and quality results.
+    pub fn describe(&self) -> Result<DescribeResponse> {
+        let data = self.data_status()?;
+        Ok(DescribeResponse {
+            product: self.spec.id.to_owned(),
+            service: self.spec.service.to_owned(),
+            row_type: self.schema.message.full_name().to_owned(),
+            row_count: data.row_count,
+            last_loaded_time: data.last_loaded_time,
+            quality_results: data.quality_results,
+            options: Some(self.shape.options()),
+            descriptor_set: self.descriptor_set.clone(),
+        })
+    }
+
+    /// Size, last load and quality of the current data, as reported to the catalog.
+    pub fn data_status(&self) -> Result<DataStatus> {
+        let load = self.store.load_info(self.spec.id)?;
+        Ok(DataStatus {
+            consumers: Vec::new(),
+            consumer_count: 0,
+            row_count: load.as_ref().map_or(0, |l| l.row_count),
+            last_loaded_time: load.as_ref().map(|l| mesh_contracts::time::timestamp(l.loaded_at_ms)),
+            quality_results: self.store.quality(self.spec.id)?,
+        })
+    }
+
+    /// The product service's own files, encoded with options kept.
+    pub fn descriptor_set(&self) -> &[u8] {
+        &self.descriptor_set
+    }
+
+    /// Compiles `request` under `grant` and, once the reader's admission
+    /// gives it a scan slot, starts streaming its result: batches of rows
+    /// in `format` (encoded `QueryResponse` messages for gRPC); with it, the columns left out
+    /// because the grant does not cover them. The scan runs on a blocking
+    /// thread and stops as soon as the stream is dropped (the client went
+    /// away). A refusal, and the stream's end, go to the reader's audit log.
+    pub async fn query(
+        self: &Arc<Self>,
+        request: &QueryRequest,
+        format: RowFormat,
+        grant: &Grant,
+        reader: Reader<'_>,
+    ) -> Result<Started, Status> {
+        let Reader { caller, peer, admission, mut audit } = reader;
+        let refused = |status: Status, audit: Option<Audit>| {
+            if let Some(audit) = audit {
+                audit.refused(&status);
+            }
+            status
+        };
+        let plan = match plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect()) {
+            Ok(plan) => QueryPlan { page: format.page_size(), ..plan },
+            Err(error) => {
+                tracing::info!(product = self.spec.id, %caller, %error, "query refused");
+                return Err(refused(Status::from(error), audit));
+            }
+        };
+        let (withheld, columns) = (plan.withheld.clone(), plan.projection.clone());
+        if let Some(audit) = &mut audit {
+            audit.record.delivered_columns =
+                plan.projection.iter().map(|&c| self.schema.columns[c].name.clone()).collect();
+            audit.record.withheld_columns = withheld.clone();
+        }
+        let stream = match admission.open_stream(peer) {
+            Ok(stream) => stream,
+            Err(status) => return Err(refused(status, audit)),
+        };
+        let slot = match admission.admit().await {
+            Ok(slot) => slot,
+            Err(status) => return Err(refused(status, audit)),
+        };
+        let on_end =
+            audit.map(|audit| Box::new(move |ended, rows, bytes| audit.ended(ended, rows, bytes)) as OnEnd);
+        let scan = stream::start(
+            Arc::clone(&self.target),
+            plan,
+            caller.to_owned(),
+            admission,
+            Some(slot),
+            Some(stream),
+            on_end,
+        );
+        Ok(Started { rows: scan, withheld, columns })
+    }
+
+    /// How the database will run `request` under `grant` (SQLite's
+    /// `EXPLAIN QUERY PLAN` details, PostgreSQL's `EXPLAIN`, one line
+    /// each), to check that a query is served by an index.
+    pub fn explain(&self, request: &QueryRequest, grant: &Grant) -> Result<String> {
+        let plan = plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect())?;
+        self.store.explain(self.table(), &plan)
+    }
+
+    /// What access to the product depends on: its id, domain, access mode
+    /// and columns.
+    pub fn access_policy(&self) -> AccessPolicy<'_> {
+        AccessPolicy {
+            product: self.spec.id,
+            domain: self.spec.domain(),
+            mode: self.access_mode,
+            schema: &self.schema,
+        }
+    }
+
+    /// Scans running now (a cancelled stream's scan ends promptly).
+    pub fn active_scans(&self) -> usize {
+        self.target.active.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The field number of `resume_token` in the product's query response.
+    pub fn token_field(&self) -> u32 {
+        self.target.token_field
+    }
+
+    /// Where a load of the product's rows goes.
+    pub fn destination(&self) -> Destination<'_> {
+        Destination {
+            store: &self.store,
+            product: self.spec.id,
+            schema: &self.schema,
+            indexes: self.spec.indexes,
+        }
+    }
+
+    /// The product's table in its store.
+    pub fn table(&self) -> Table<'_> {
+        Table { product: self.spec.id, name: &self.schema.table }
+    }
+
+    /// Checks that the product's data can still be read (blocking): the
+    /// SQLite file is the one opened and a fresh connection reads it, or
+    /// PostgreSQL answers for the product's table.
+    pub fn probe(&self) -> Result<()> {
+        self.store.probe(self.table())
+    }
+}
