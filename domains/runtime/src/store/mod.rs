@@ -7,6 +7,8 @@
 //! results, the read log and the secret resume tokens are sealed with.
 //! No type of a database crate is seen above this floor.
 
+#[cfg(test)]
+mod contract_tests;
 pub mod load;
 mod postgres;
 pub mod read_log;

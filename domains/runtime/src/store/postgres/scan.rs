@@ -200,6 +200,11 @@ impl Scan<'_> {
                 }
                 Ok(Ok(ended)) => ended,
             };
+            // A reason to stop found between batches stops the scan, as
+            // SQLite's progress handler does between steps.
+            if check() {
+                return Err(sink.interrupted().unwrap_or(Stop::ClientGone));
+            }
             for row in batch.drain(..) {
                 if !sink.row(&row)? {
                     return Ok(ended);
