@@ -1,5 +1,6 @@
-//! A product's row type as a SQLite table: columns, kinds and DDL, all
-//! derived from the row message's descriptor.
+//! A product's row type as a table: its columns and their kinds, key and
+//! amounts, derived from the row message's descriptor (each dialect writes
+//! the table's DDL: `query/dialect.rs`).
 
 use mesh_contracts::descriptor::column_options;
 use mesh_contracts::product::Classification;
