@@ -9,7 +9,6 @@ mod registry;
 mod rows;
 mod session;
 mod style;
-mod wire;
 
 use clap::Parser;
 

@@ -1,5 +1,6 @@
 //! Writing rows as a table, CSV, JSON or NDJSON, streaming every format but
-//! the table (which keeps at most its cap of rows).
+//! the table (which keeps at most its cap of rows). The text formats are
+//! written by `mesh-rows`, as a domain's REST export writes them.
 
 use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
@@ -10,7 +11,7 @@ use prost_reflect::{DynamicMessage, FieldDescriptor, Value};
 
 use crate::cli::Format;
 use crate::style;
-use crate::wire::Cell;
+use mesh_rows::{Cell, RowWriter, TextFormat};
 
 /// Where rows go.
 pub(crate) struct Sink {
@@ -24,33 +25,31 @@ pub(crate) struct Sink {
 enum Output {
     /// A table of at most `cap` rows; the rest are counted.
     Table { table: comfy_table::Table, cap: usize, shown: usize, left_out: u64 },
-    /// CSV with a header.
-    Csv(csv::Writer<Box<dyn Write>>),
-    /// A JSON array; `keys` are the column names already JSON-quoted.
-    Json { out: Box<dyn Write>, first: bool, keys: Vec<String> },
-    /// One JSON object per line.
-    Ndjson { out: Box<dyn Write>, keys: Vec<String> },
+    /// CSV, JSON or NDJSON, written to `out` a buffer at a time.
+    Text { writer: RowWriter, out: Box<dyn Write>, buffer: Vec<u8> },
 }
+
+/// Text written is handed to the output once this much has gathered.
+const WRITE_BYTES: usize = 1 << 16;
 
 impl Sink {
     /// A sink of `format` for rows with `columns`.
     pub(crate) fn new(format: Format, columns: &[FieldDescriptor], cap: usize) -> Result<Self> {
         let names: Vec<&str> = columns.iter().map(|c| c.name()).collect();
-        let keys = names.iter().map(serde_json::to_string).collect::<Result<Vec<_>, _>>()?;
-        let out: Box<dyn Write> = Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()));
-        let output = match format {
-            Format::Table => Output::Table { table: style::table(&names), cap, shown: 0, left_out: 0 },
-            Format::Csv => {
-                let mut writer = csv::Writer::from_writer(out);
-                writer.write_record(&names)?;
-                Output::Csv(writer)
+        let text = match format {
+            Format::Table => None,
+            Format::Csv => Some(TextFormat::Csv),
+            Format::Json => Some(TextFormat::Json),
+            Format::Ndjson => Some(TextFormat::Ndjson),
+        };
+        let output = match text {
+            None => Output::Table { table: style::table(&names), cap, shown: 0, left_out: 0 },
+            Some(text) => {
+                let mut writer = RowWriter::new(text, &names);
+                writer.begin()?;
+                let out: Box<dyn Write> = Box::new(std::io::stdout());
+                Output::Text { writer, out, buffer: Vec::with_capacity(2 * WRITE_BYTES) }
             }
-            Format::Json => {
-                let mut out = out;
-                out.write_all(b"[")?;
-                Output::Json { out, first: true, keys }
-            }
-            Format::Ndjson => Output::Ndjson { out, keys },
         };
         // Tables are for people: always escaped. Other formats only on a terminal.
         let escape = format == Format::Table || std::io::stdout().is_terminal();
@@ -87,18 +86,23 @@ impl Sink {
             .zip(&rendered)
             .map(|(value, rendered)| match value {
                 Value::String(s) => Cell::Text(s.as_bytes()),
-                Value::I64(n) => Cell::Int(*n),
-                Value::I32(n) | Value::EnumNumber(n) => Cell::Int(i64::from(*n)),
-                Value::U64(n) => Cell::UInt(*n),
-                Value::U32(n) => Cell::UInt(u64::from(*n)),
+                Value::I64(n) => Cell::Integer(*n),
+                Value::I32(n) | Value::EnumNumber(n) => Cell::Integer(i64::from(*n)),
+                Value::U64(n) => Cell::Unsigned(*n),
+                Value::U32(n) => Cell::Unsigned(u64::from(*n)),
                 Value::F64(x) => Cell::Real(*x),
-                Value::F32(x) => Cell::Real(f64::from(*x)),
+                Value::F32(x) => Cell::Float(*x),
                 Value::Bool(b) => Cell::Bool(*b),
                 Value::Bytes(b) => Cell::Text(b),
                 _ => Cell::Text(rendered.as_bytes()),
             })
             .collect();
         self.row(&cells)
+    }
+
+    /// Ends a batch of rows: their text goes out once enough has gathered.
+    pub(crate) fn end_batch(&mut self) -> Result<()> {
+        self.output.flush_batch()
     }
 
     /// Finishes the output; `more` says rows beyond the ones fetched exist.
@@ -118,29 +122,19 @@ impl Output {
                     *left_out += 1;
                 }
             }
-            Output::Csv(writer) => {
-                let mut number = itoa::Buffer::new();
-                for cell in cells {
-                    match cell {
-                        Cell::Text(bytes) => writer.write_field(bytes)?,
-                        Cell::Int(n) => writer.write_field(number.format(*n))?,
-                        Cell::UInt(n) => writer.write_field(number.format(*n))?,
-                        other => writer.write_field(text(other))?,
-                    }
-                }
-                writer.write_record(None::<&[u8]>)?;
-            }
-            Output::Json { out, first, keys } => {
-                if !*first {
-                    out.write_all(b",")?;
-                }
-                *first = false;
-                out.write_all(b"\n")?;
-                object(out, keys, cells)?;
-            }
-            Output::Ndjson { out, keys } => {
-                object(out, keys, cells)?;
-                out.write_all(b"\n")?;
+            Output::Text { writer, .. } => writer.row(cells)?,
+        }
+        Ok(())
+    }
+
+    /// Hands the text of the rows written so far to the output once enough
+    /// has gathered (after each batch).
+    fn flush_batch(&mut self) -> Result<()> {
+        if let Output::Text { writer, out, buffer } = self {
+            writer.take(buffer)?;
+            if buffer.len() >= WRITE_BYTES {
+                out.write_all(buffer)?;
+                buffer.clear();
             }
         }
         Ok(())
@@ -163,49 +157,26 @@ impl Output {
                     eprintln!("{shown} rows");
                 }
             }
-            Output::Csv(mut writer) => writer.flush()?,
-            Output::Json { mut out, first, .. } => {
-                out.write_all(if first { b"]\n" } else { b"\n]\n" })?;
+            Output::Text { mut writer, mut out, mut buffer } => {
+                writer.end(b"");
+                writer.take(&mut buffer)?;
+                out.write_all(&buffer)?;
                 out.flush()?;
             }
-            Output::Ndjson { mut out, .. } => out.flush()?,
         }
         Ok(())
     }
 }
 
-/// A value as text for tables and CSV.
+/// A value as text for tables.
 fn text(cell: &Cell<'_>) -> String {
     match cell {
         Cell::Text(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-        Cell::Int(n) => n.to_string(),
-        Cell::UInt(n) => n.to_string(),
+        Cell::Integer(n) => n.to_string(),
+        Cell::Unsigned(n) => n.to_string(),
         Cell::Real(x) => x.to_string(),
+        Cell::Float(x) => x.to_string(),
         Cell::Bool(b) => b.to_string(),
+        Cell::Null => String::new(),
     }
-}
-
-/// Writes a row as a JSON object with the proto field names.
-fn object(out: &mut dyn Write, keys: &[String], cells: &[Cell<'_>]) -> Result<()> {
-    out.write_all(b"{")?;
-    let mut number = itoa::Buffer::new();
-    for (i, (key, cell)) in keys.iter().zip(cells).enumerate() {
-        if i > 0 {
-            out.write_all(b",")?;
-        }
-        out.write_all(key.as_bytes())?;
-        out.write_all(b":")?;
-        match cell {
-            Cell::Text(bytes) => match std::str::from_utf8(bytes) {
-                Ok(text) => serde_json::to_writer(&mut *out, text)?,
-                Err(_) => serde_json::to_writer(&mut *out, &String::from_utf8_lossy(bytes))?,
-            },
-            Cell::Int(n) => out.write_all(number.format(*n).as_bytes())?,
-            Cell::UInt(n) => out.write_all(number.format(*n).as_bytes())?,
-            Cell::Real(x) => serde_json::to_writer(&mut *out, x)?,
-            Cell::Bool(b) => out.write_all(if *b { b"true" } else { b"false" })?,
-        }
-    }
-    out.write_all(b"}")?;
-    Ok(())
 }

@@ -145,15 +145,18 @@ async fn rest_reads_are_the_grpc_reads() {
         && record[1] == row.tot_use_am.to_string()
         && record[2] == row.bas_yh));
 
-    // The CSV is byte for byte what `mesh query --format csv` writes.
-    let cli = mesh
-        .mesh()
-        .args(["query", "payment.card_spending", "--format", "csv", "--filter", Q1])
-        .output()
-        .unwrap();
-    assert!(cli.status.success(), "{}", common::stderr(&cli));
-    let rest = get(&base, &rows_path, Some(&admin), "text/csv").await.text().await.unwrap();
-    assert_eq!(rest, common::stdout(&cli));
+    // CSV and NDJSON are byte for byte what `mesh query` writes (one
+    // writer, mesh-rows, on both sides).
+    for (format, accept) in [("csv", "text/csv"), ("ndjson", "application/x-ndjson")] {
+        let cli = mesh
+            .mesh()
+            .args(["query", "payment.card_spending", "--format", format, "--filter", Q1])
+            .output()
+            .unwrap();
+        assert!(cli.status.success(), "{}", common::stderr(&cli));
+        let rest = get(&base, &rows_path, Some(&admin), accept).await.text().await.unwrap();
+        assert_eq!(rest, common::stdout(&cli), "{format}");
+    }
 
     // The limit holds across pages; an empty result is an empty page.
     let (limited, pages) =

@@ -21,7 +21,7 @@ use crate::cli::{Cli, Format, QueryArgs};
 use crate::registry::Target;
 use crate::rows::Sink;
 use crate::style;
-use crate::wire::RowReader;
+use mesh_rows::RowReader;
 
 /// Runs the query and writes the rows.
 pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
@@ -64,7 +64,6 @@ pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
     let mut sink = Sink::new(format, &columns, args.max_rows)?;
     let progress = Progress::new(format);
     let decoder = Decoder::new(&shape, &columns);
-    let token_field = shape.query.output().get_field_by_name(RESUME_TOKEN_FIELD).map(|f| f.number());
     loop {
         let Ok(next) = tokio::time::timeout(args.idle_timeout, stream.message()).await else {
             bail!(
@@ -92,12 +91,14 @@ pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
             }
             Err(status) => return Err(query_error(&target, args, status)),
         };
-        if let Some(token) = token_field.and_then(|field| resume_token(&batch, field)) {
-            request.resume_token = token;
-        }
-        match decoder.read(&batch, &mut sink, &mut cap) {
-            Ok(ControlFlow::Continue(())) => progress.update(cap.rows),
-            Ok(ControlFlow::Break(())) => break,
+        match decoder.read(&batch, &mut sink, &mut cap).and_then(|read| sink.end_batch().map(|()| read)) {
+            Ok(Read { stopped: true, .. }) => break,
+            Ok(Read { token, .. }) => {
+                if let Some(token) = token {
+                    request.resume_token = token;
+                }
+                progress.update(cap.rows);
+            }
             Err(error) => return quiet_on_broken_pipe(error),
         }
     }
@@ -125,42 +126,6 @@ fn another_endpoint(target: &mut Target, status: &tonic::Status, rows: u64) -> b
         style::safe(&target.endpoint)
     );
     true
-}
-
-/// The resume token at the end of an encoded batch (field `field`).
-fn resume_token(batch: &[u8], field: u32) -> Option<String> {
-    let mut rest = batch;
-    let mut token = None;
-    let varint = |rest: &mut &[u8]| -> Option<u64> {
-        let mut value = 0u64;
-        for (i, byte) in rest.iter().enumerate().take(10) {
-            value |= u64::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                *rest = &rest[i + 1..];
-                return Some(value);
-            }
-        }
-        None
-    };
-    while !rest.is_empty() {
-        let tag = varint(&mut rest)?;
-        let size = match tag & 7 {
-            0 => {
-                varint(&mut rest)?;
-                0
-            }
-            1 => 8,
-            2 => varint(&mut rest)? as usize,
-            5 => 4,
-            _ => return None,
-        };
-        let value = rest.get(..size)?;
-        if tag >> 3 == u64::from(field) && tag & 7 == 2 {
-            token = Some(String::from_utf8_lossy(value).into_owned());
-        }
-        rest = &rest[size..];
-    }
-    token
 }
 
 /// Calls the product's `Query` with `request`, rows left encoded; with the
@@ -227,6 +192,14 @@ impl RowCap {
     }
 }
 
+/// What a batch held besides the rows written.
+struct Read {
+    /// The row cap was reached.
+    stopped: bool,
+    /// The resume token after the batch's last row.
+    token: Option<String>,
+}
+
 /// Turns batches into rows: straight from the wire format, or through
 /// dynamic messages when a column is not a scalar.
 enum Decoder<'c> {
@@ -236,27 +209,37 @@ enum Decoder<'c> {
 
 impl<'c> Decoder<'c> {
     fn new(shape: &'c ProductShape, columns: &'c [FieldDescriptor]) -> Self {
-        match RowReader::new(shape.rows_field.number(), columns) {
+        let token_field = shape.query.output().get_field_by_name(RESUME_TOKEN_FIELD).map(|f| f.number());
+        match RowReader::new(shape.rows_field.number(), token_field, columns) {
             Some(reader) => Decoder::Wire(reader),
             None => Decoder::Dynamic { shape, columns },
         }
     }
 
-    /// Writes the rows of `batch` to `sink` while `cap` admits them.
-    fn read(&self, batch: &Bytes, sink: &mut Sink, cap: &mut RowCap) -> Result<ControlFlow<()>> {
+    /// Writes the rows of `batch` to `sink` while `cap` admits them; with
+    /// the batch's resume token, read in the same pass.
+    fn read(&self, batch: &Bytes, sink: &mut Sink, cap: &mut RowCap) -> Result<Read> {
         match self {
-            Decoder::Wire(reader) => reader.read(batch, |cells| cap.admit(|| sink.row(cells))),
+            Decoder::Wire(reader) => {
+                let read = reader.read(batch, |cells| cap.admit(|| sink.row(cells)))?;
+                let token = read.token.map(|t| String::from_utf8_lossy(t).into_owned());
+                Ok(Read { stopped: read.stopped, token })
+            }
             Decoder::Dynamic { shape, columns } => {
                 let message = DynamicMessage::decode(shape.query.output(), batch.clone())
                     .context("a batch does not decode")?;
                 if let Value::List(list) = message.get_field(&shape.rows_field).as_ref() {
                     for row in list.iter().filter_map(Value::as_message) {
                         if cap.admit(|| sink.message(row, columns))?.is_break() {
-                            return Ok(ControlFlow::Break(()));
+                            return Ok(Read { stopped: true, token: None });
                         }
                     }
                 }
-                Ok(ControlFlow::Continue(()))
+                let token = message
+                    .get_field_by_name(RESUME_TOKEN_FIELD)
+                    .and_then(|t| t.as_str().map(str::to_owned))
+                    .filter(|t| !t.is_empty());
+                Ok(Read { stopped: false, token })
             }
         }
     }
@@ -266,9 +249,6 @@ impl<'c> Decoder<'c> {
 fn quiet_on_broken_pipe(error: anyhow::Error) -> Result<()> {
     let broken = error.chain().any(|cause| {
         cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            || cause.downcast_ref::<csv::Error>().is_some_and(
-                |e| matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::BrokenPipe),
-            )
     });
     if broken { Ok(()) } else { Err(error) }
 }
@@ -354,17 +334,6 @@ impl Progress {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_resume_token_is_found_after_the_rows() {
-        let mut batch = Vec::new();
-        // rows = 1 (two rows), then resume_token = 2.
-        batch.extend([0x0a, 2, 0x08, 1, 0x0a, 0]);
-        batch.extend([0x12, 3, b'a', b'b', b'c']);
-        assert_eq!(super::resume_token(&batch, 2).as_deref(), Some("abc"));
-        assert_eq!(super::resume_token(&batch[..6], 2), None);
-        assert_eq!(super::resume_token(&[0x12, 9, b'a'], 2), None, "a cut field is not a token");
-    }
-
     #[test]
     fn column_numbers_are_read_from_filter_errors() {
         assert_eq!(super::column_of("filter: unknown field `x` at column 12; valid fields: a"), Some(12));

@@ -11,12 +11,7 @@ const WIRE_FIXED64: u32 = 1;
 const WIRE_LEN: u32 = 2;
 const WIRE_FIXED32: u32 = 5;
 
-/// Appends a length-delimited field: tag, length, bytes.
-pub(crate) fn put_len_field(buf: &mut Vec<u8>, number: u32, bytes: &[u8]) {
-    put_varint(buf, u64::from(number << 3 | WIRE_LEN));
-    put_varint(buf, bytes.len() as u64);
-    buf.extend_from_slice(bytes);
-}
+pub(crate) use mesh_rows::wire::put_len_field;
 
 /// How to write one projected column.
 #[derive(Debug, Clone)]

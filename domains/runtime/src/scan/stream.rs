@@ -376,6 +376,10 @@ fn read_key(row: &impl CellRow, start: usize, len: usize, key: &mut Vec<Value>) 
             }
             Cell::Integer(n) => *slot = Value::Integer(n),
             Cell::Real(x) => *slot = Value::Real(x),
+            // Storage gives none of the wire's other kinds.
+            Cell::Unsigned(n) => *slot = Value::Integer(n as i64),
+            Cell::Bool(b) => *slot = Value::Integer(i64::from(b)),
+            Cell::Float(x) => *slot = Value::Real(f64::from(x)),
             Cell::Null => *slot = Value::Null,
         }
     }

@@ -1,30 +1,12 @@
-//! A result row as every layer reads it: cell by cell, each cell a value
-//! of one of four kinds, whichever backend produced it; and the varint both
-//! the protobuf wire and the kept rows of a sorting scan write lengths in.
+//! A result row as every layer reads it: cell by cell, each cell one
+//! [`Cell`] of the row format the CLI shares (storage gives NULL, integers,
+//! reals and text), whichever backend produced it; and the varint both the
+//! protobuf wire and the kept rows of a sorting scan write lengths in.
 
 use crate::error::Result;
 
-/// Appends `value` as a protobuf varint.
-pub(crate) fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        buf.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    buf.push(value as u8);
-}
-
-/// One value of a result row, as either backend returns it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Cell<'a> {
-    /// No value.
-    Null,
-    /// An integer (also a bool as 0/1).
-    Integer(i64),
-    /// A floating-point number.
-    Real(f64),
-    /// UTF-8 text.
-    Text(&'a [u8]),
-}
+pub use mesh_rows::Cell;
+pub(crate) use mesh_rows::wire::put_varint;
 
 /// A result row of either backend, read cell by cell.
 pub trait CellRow {

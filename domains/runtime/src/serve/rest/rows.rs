@@ -77,18 +77,22 @@ pub(super) async fn rows(
         Some(Err(status)) => return Err(RestError::new(status)),
         None => None,
     };
-    let columns = columns.iter().map(|&c| &product.schema.columns[c]);
+    let fields: Vec<_> = columns
+        .iter()
+        .filter_map(|&c| product.schema.message.get_field(product.schema.columns[c].number))
+        .collect();
     let mut writer =
-        TextWriter::new(format, columns, product.shape.rows_field.number(), product.token_field());
+        TextWriter::new(format, &fields, product.shape.rows_field.number(), product.token_field())
+            .map_err(|e| internal(&e))?;
     let body = match format {
         RowFormat::JsonPage { .. } => {
             let mut page = Vec::new();
-            writer.begin(&mut page);
+            writer.begin(&mut page).map_err(|e| internal(&e))?;
             let token = match &first {
                 Some(batch) => writer.batch(batch, &mut page).map_err(|e| internal(&e))?,
                 None => b"".as_slice(),
             };
-            writer.end_page(token, &mut page);
+            writer.end_page(token, &mut page).map_err(|e| internal(&e))?;
             axum::body::Body::from(page)
         }
         _ => axum::body::Body::from_stream(transcode(first, rows, writer, format, send_timeout)),
@@ -134,7 +138,11 @@ fn transcode(
             })
         };
         let mut out = Vec::with_capacity(crate::scan::stream::BATCH_BYTES * 2);
-        writer.begin(&mut out);
+        if let Err(error) = writer.begin(&mut out) {
+            let status = mesh_grpc::internal_status("writing rows as text", &error);
+            send(Err(std::io::Error::other(status.message().to_owned())));
+            return;
+        }
         let mut next = first.map(Ok);
         loop {
             let item = match next.take() {

@@ -16,6 +16,9 @@ pub(super) fn put(key: &mut Vec<u8>, cell: Cell<'_>, descending: bool) {
     match cell {
         Cell::Null => key.push(NULL),
         Cell::Integer(n) => put_number(key, n as f64, i128::from(n)),
+        Cell::Unsigned(n) => put_number(key, n as f64, i128::from(n)),
+        Cell::Bool(b) => put_number(key, f64::from(u8::from(b)), i128::from(b)),
+        Cell::Float(x) => put_number(key, if x == 0.0 { 0.0 } else { f64::from(x) }, x as i128),
         // -0.0 and 0.0 are one value to SQLite.
         Cell::Real(x) => put_number(key, if x == 0.0 { 0.0 } else { x }, x as i128),
         Cell::Text(text) => {

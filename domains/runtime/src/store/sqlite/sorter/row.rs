@@ -15,14 +15,12 @@ pub(super) fn put(out: &mut Vec<u8>, row: &impl CellRow, columns: usize) -> Resu
     for index in 0..columns {
         match row.cell(index)? {
             Cell::Null => out.push(NULL),
-            Cell::Integer(n) => {
-                out.push(INTEGER);
-                put_varint(out, ((n << 1) ^ (n >> 63)) as u64);
-            }
-            Cell::Real(x) => {
-                out.push(REAL);
-                out.extend_from_slice(&x.to_le_bytes());
-            }
+            // Storage gives none of the wire's other kinds; kept as SQLite would.
+            Cell::Unsigned(n) => put_integer(out, n as i64),
+            Cell::Bool(b) => put_integer(out, i64::from(b)),
+            Cell::Float(x) => put_real(out, f64::from(x)),
+            Cell::Integer(n) => put_integer(out, n),
+            Cell::Real(x) => put_real(out, x),
             Cell::Text(text) => {
                 out.push(TEXT);
                 put_varint(out, text.len() as u64);
@@ -31,6 +29,16 @@ pub(super) fn put(out: &mut Vec<u8>, row: &impl CellRow, columns: usize) -> Resu
         }
     }
     Ok(())
+}
+
+fn put_integer(out: &mut Vec<u8>, n: i64) {
+    out.push(INTEGER);
+    put_varint(out, ((n << 1) ^ (n >> 63)) as u64);
+}
+
+fn put_real(out: &mut Vec<u8>, x: f64) {
+    out.push(REAL);
+    out.extend_from_slice(&x.to_le_bytes());
 }
 
 /// A kept row read back, its cells decoded once.
