@@ -118,6 +118,7 @@ impl RowReader {
     }
 
     /// The output column of field `number` and how to decode it.
+    #[inline]
     fn slot(&self, number: u32) -> Option<&(usize, Decode)> {
         if number < DENSE_FIELDS {
             return self.slots.get(number as usize)?.as_ref();

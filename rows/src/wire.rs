@@ -4,6 +4,7 @@
 use crate::RowError;
 
 /// Appends `value` as a protobuf varint.
+#[inline]
 pub fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         buf.push((value as u8) | 0x80);
@@ -13,6 +14,7 @@ pub fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
 }
 
 /// Appends a length-delimited field (`number`, wire type 2) holding `bytes`.
+#[inline]
 pub fn put_len_field(buf: &mut Vec<u8>, number: u32, bytes: &[u8]) {
     put_varint(buf, (u64::from(number) << 3) | 2);
     put_varint(buf, bytes.len() as u64);
@@ -29,6 +31,7 @@ pub(crate) enum Value<'a> {
 }
 
 /// Reads the next field of `input`: its number and value.
+#[inline]
 pub(crate) fn field<'a>(input: &mut &'a [u8]) -> Result<(u32, Value<'a>), RowError> {
     let key = varint(input)?;
     let number = (key >> 3) as u32;
@@ -50,6 +53,7 @@ pub(crate) fn field<'a>(input: &mut &'a [u8]) -> Result<(u32, Value<'a>), RowErr
     Ok((number, value))
 }
 
+#[inline]
 fn varint(input: &mut &[u8]) -> Result<u64, RowError> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
@@ -65,6 +69,7 @@ fn varint(input: &mut &[u8]) -> Result<u64, RowError> {
     Err(RowError("a number in a batch is longer than 10 bytes".into()))
 }
 
+#[inline]
 fn fixed<const N: usize>(input: &mut &[u8]) -> Result<[u8; N], RowError> {
     let Some((value, rest)) = input.split_first_chunk::<N>() else {
         return Err(RowError("a batch ends inside a fixed-size number".into()));
