@@ -6,7 +6,7 @@
 
 mod common;
 
-on_both_backends!(
+mesh_postgres::on_both_backends!(
     requests_rules_decisions_and_who_sees_what,
     row_scopes_name_only_columns_delivered_in_the_clear,
     every_agreement_is_listed_page_by_page,

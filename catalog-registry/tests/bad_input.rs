@@ -3,7 +3,7 @@
 
 mod common;
 
-on_both_backends!(
+mesh_postgres::on_both_backends!(
     bad_registrations_are_refused_and_change_nothing,
     bad_reads_and_lifecycle_calls_name_the_field,
     a_get_product_request_that_does_not_parse_is_refused,

@@ -3,7 +3,7 @@
 
 mod common;
 
-on_both_backends!(
+mesh_postgres::on_both_backends!(
     an_expired_lease_shows_stale_until_renewed,
     deregistration_deprecation_and_deletion,
     a_derived_product_shows_its_input_ports,

@@ -2,7 +2,7 @@
 
 mod common;
 
-on_both_backends!(
+mesh_postgres::on_both_backends!(
     products_page_in_name_order_with_totals,
     products_filter_by_domain_owner_tag_and_search,
     a_page_token_is_bound_to_its_filters,

@@ -5,7 +5,7 @@
 
 mod common;
 
-on_both_backends!(
+mesh_postgres::on_both_backends!(
     old_schema_versions_lose_their_descriptor_sets_but_keep_their_history,
     a_domain_cannot_register_more_products_than_its_quota,
     endpoints_are_capped_and_expired_ones_removed_after_the_grace_period,

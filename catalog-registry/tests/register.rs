@@ -3,7 +3,7 @@
 
 mod common;
 
-on_both_backends!(
+mesh_postgres::on_both_backends!(
     registration_reads_governance_out_of_the_contract,
     same_schema_registered_again_makes_no_new_version,
     adding_a_field_is_a_new_compatible_version,

@@ -149,3 +149,54 @@ mod tests {
         assert_eq!(super::with_database("postgres://h", "t"), "postgres://h/t");
     }
 }
+
+/// Where a test keeps its data: the suites of the registry and of the
+/// domains run once on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file of the test's own.
+    Sqlite,
+    /// A database of its own on the test PostgreSQL server.
+    Postgres,
+}
+
+tokio::task_local! {
+    /// The backend of the test running now (SQLite unless set).
+    static BACKEND: Backend;
+}
+
+/// Runs `test` with [`backend`] answering `chosen`.
+pub async fn with_backend<F: std::future::Future>(chosen: Backend, test: F) -> F::Output {
+    BACKEND.scope(chosen, test).await
+}
+
+/// The backend of the test running now ([`on_both_backends!`] sets it;
+/// SQLite outside).
+pub fn backend() -> Backend {
+    BACKEND.try_with(|backend| *backend).unwrap_or(Backend::Sqlite)
+}
+
+/// Instantiates each named `async fn()` test once per backend, in modules
+/// `sqlite` and `postgres`, with [`backend`] answering which: one suite,
+/// both backends.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::testing::with_backend($crate::testing::Backend::Sqlite, super::$name()).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::testing::with_backend($crate::testing::Backend::Postgres, super::$name()).await
+                }
+            )*
+        }
+    };
+}

@@ -15,52 +15,11 @@ use mesh_grpc::{Credentials, MeshChannel};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
-tokio::task_local! {
-    /// The backend of the registries a test starts (SQLite unless set).
-    static BACKEND: Backend;
-}
-
-/// Where a test registry keeps its catalog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Backend {
-    /// The SQLite file the test names.
-    Sqlite,
-    /// A database of its own on the test PostgreSQL server.
-    Postgres,
-}
+pub(crate) use mesh_postgres::testing::{Backend, backend};
 
 /// Runs `test` with the registries it starts on PostgreSQL.
 pub(crate) async fn on_postgres<F: std::future::Future>(test: F) -> F::Output {
-    BACKEND.scope(Backend::Postgres, test).await
-}
-
-/// The backend of the test running now.
-pub(crate) fn backend() -> Backend {
-    BACKEND.try_with(|backend| *backend).unwrap_or(Backend::Sqlite)
-}
-
-/// Instantiates each named `async fn()` test once per backend, in modules
-/// `sqlite` and `postgres`: one suite, both backends.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name().await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    $crate::common::on_postgres(super::$name()).await
-                }
-            )*
-        }
-    };
+    mesh_postgres::testing::with_backend(Backend::Postgres, test).await
 }
 
 /// A registry serving on `127.0.0.1:0`, stopped when dropped.

@@ -18,7 +18,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 const SERVICE: &str = "woori.payment.v1.CardSpendingService";
 
-on_both_backends!(
+mesh_postgres::on_both_backends!(
     a_scan_that_finds_nothing_stops_when_its_client_goes_or_its_budget_ends,
     resuming_over_reloaded_data_is_aborted,
 );
@@ -179,7 +179,8 @@ fn columns(product: &mesh_domain_runtime::Product) -> Vec<String> {
     product.schema.columns.iter().map(|c| c.name.clone()).collect()
 }
 
-async fn a_scan_that_finds_nothing_stops_when_its_client_goes_or_its_budget_ends(backend: Backend) {
+async fn a_scan_that_finds_nothing_stops_when_its_client_goes_or_its_budget_ends() {
+    let backend = common::backend();
     let budget = Duration::from_millis(40);
     let mut domain =
         domain_on(backend, 6000, ServeLimits { query_budget: Some(budget), ..Default::default() }).await;
@@ -227,7 +228,8 @@ async fn domain_over(domain: &TestDomain, limits: ServeLimits) -> TestDomain {
     .await
 }
 
-async fn resuming_over_reloaded_data_is_aborted(backend: Backend) {
+async fn resuming_over_reloaded_data_is_aborted() {
+    let backend = common::backend();
     let mut domain = domain_on(backend, 6000, ServeLimits::default()).await;
     let mut stream = domain.client.query(QueryRequest::default()).await.unwrap().into_inner();
     let token = stream.message().await.unwrap().unwrap().resume_token;

@@ -4,9 +4,10 @@
 
 mod common;
 
-use common::Backend;
-
-on_both_backends!(a_file_loads_and_broken_files_change_nothing, quality_rules_catch_broken_invariants);
+mesh_postgres::on_both_backends!(
+    a_file_loads_and_broken_files_change_nothing,
+    quality_rules_catch_broken_invariants
+);
 
 use woori_data::Generator;
 
@@ -19,7 +20,8 @@ fn file(dir: &std::path::Path, name: &str, edit: impl Fn(String) -> String) -> s
     path
 }
 
-async fn a_file_loads_and_broken_files_change_nothing(backend: Backend) {
+async fn a_file_loads_and_broken_files_change_nothing() {
+    let backend = common::backend();
     let mut domain = common::start_on(backend, 30, &common::nowhere()).await;
     let before = domain.stored_rows().await;
     // Served before the loads below: a reader of the old table must find the new one after.
@@ -97,7 +99,8 @@ async fn a_file_loads_and_broken_files_change_nothing(backend: Backend) {
     assert_eq!(described.quality_results.len(), 14);
 }
 
-async fn quality_rules_catch_broken_invariants(backend: Backend) {
+async fn quality_rules_catch_broken_invariants() {
+    let backend = common::backend();
     let dir = tempfile::tempdir().unwrap();
     // TOT no longer equals CRDSL + CNF on one row; AUTO_AM off on another;
     // a third row appears twice.

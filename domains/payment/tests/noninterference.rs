@@ -34,7 +34,10 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use prost::Message;
 use woori_data::Generator;
 
-on_both_backends!(two_worlds_give_the_same_answer, pseudonymized_rows_come_in_an_order_that_tells_nothing);
+mesh_postgres::on_both_backends!(
+    two_worlds_give_the_same_answer,
+    pseudonymized_rows_come_in_an_order_that_tells_nothing
+);
 
 const PRODUCT: &str = "payment.card_spending";
 const QUARTERS: [&str; 2] = ["2024Q1", "2024Q2"];
@@ -366,7 +369,8 @@ const CASES: u32 = 12;
 /// Queries per case.
 const QUERIES: usize = 4;
 
-async fn two_worlds_give_the_same_answer(backend: Backend) {
+async fn two_worlds_give_the_same_answer() {
+    let backend = common::backend();
     let data = Data::generate(150);
     let columns = product_columns(&data);
     let amounts = amount_names(&columns);
@@ -431,7 +435,8 @@ fn rank_correlation(a: &[f64], b: &[f64]) -> f64 {
     cov / (va.sqrt() * vb.sqrt())
 }
 
-async fn pseudonymized_rows_come_in_an_order_that_tells_nothing(backend: Backend) {
+async fn pseudonymized_rows_come_in_an_order_that_tells_nothing() {
+    let backend = common::backend();
     // One amount made distinct (a shuffled row number), to find each
     // delivered row in the data.
     let mut data = Data::generate(600);

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Backend, filter, query_all, start_on};
+use common::{filter, query_all, start_on};
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::payment::v1::CardSpending;
 
@@ -19,14 +19,15 @@ fn keys(rows: &[CardSpending]) -> BTreeSet<(String, String)> {
     rows.iter().map(|r| (r.bas_yh.clone(), r.seq.clone())).collect()
 }
 
-on_both_backends!(
+mesh_postgres::on_both_backends!(
     every_filter_operator_matches_an_independent_check,
     projection_ordering_and_limit,
     a_large_result_streams_in_many_batches_and_resumes_exactly_once,
     a_cancelled_stream_stops_the_scan,
 );
 
-async fn every_filter_operator_matches_an_independent_check(backend: Backend) {
+async fn every_filter_operator_matches_an_independent_check() {
+    let backend = common::backend();
     let mut domain = start_on(backend, 600, &common::nowhere()).await;
     let all = domain.stored_rows().await;
     assert_eq!(all.len(), 1200);
@@ -87,7 +88,8 @@ async fn every_filter_operator_matches_an_independent_check(backend: Backend) {
     }
 }
 
-async fn projection_ordering_and_limit(backend: Backend) {
+async fn projection_ordering_and_limit() {
+    let backend = common::backend();
     let mut domain = start_on(backend, 300, &common::nowhere()).await;
     let request = QueryRequest {
         read_mask: Some(prost_types::FieldMask { paths: vec!["seq".into(), "tot_use_am".into()] }),
@@ -108,7 +110,8 @@ async fn projection_ordering_and_limit(backend: Backend) {
     assert_eq!(got, want);
 }
 
-async fn a_large_result_streams_in_many_batches_and_resumes_exactly_once(backend: Backend) {
+async fn a_large_result_streams_in_many_batches_and_resumes_exactly_once() {
+    let backend = common::backend();
     let mut domain = start_on(backend, 4000, &common::nowhere()).await;
     let all = domain.stored_rows().await;
     let (rows, batches) = query_all(&mut domain.client, QueryRequest::default()).await.unwrap();
@@ -147,7 +150,8 @@ async fn a_large_result_streams_in_many_batches_and_resumes_exactly_once(backend
     assert_eq!(first.rows.len() + rest.len(), 5000);
 }
 
-async fn a_cancelled_stream_stops_the_scan(backend: Backend) {
+async fn a_cancelled_stream_stops_the_scan() {
+    let backend = common::backend();
     let mut domain = start_on(backend, 6000, &common::nowhere()).await;
     let mut stream = domain.client.query(QueryRequest::default()).await.unwrap().into_inner();
     let first = stream.message().await.unwrap().unwrap();

@@ -22,38 +22,8 @@ use tonic::transport::Channel;
 use woori_data::Generator;
 use woori_data::runtime::SourceArgs;
 
-/// Where a test domain keeps its data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Backend {
-    /// The SQLite file in the domain's folder.
-    Sqlite,
-    /// A database of its own on the test PostgreSQL server.
-    Postgres,
-}
-
-/// Instantiates each named `async fn(Backend)` test once per backend, in
-/// modules `sqlite` and `postgres`: one suite, both backends.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::common::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
+#[allow(unused_imports)]
+pub(crate) use mesh_postgres::testing::{Backend, backend};
 
 /// A running payment domain, stopped when dropped.
 pub(crate) struct TestDomain {
