@@ -6,14 +6,15 @@
 use crate::error::{DbError, Result};
 
 /// One migration: its number (1, 2, ...), file name and SQL.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Migration {
     /// Its place in the order; applied migrations are recorded by it.
     pub version: u32,
     /// The SQL file it comes from.
     pub name: &'static str,
-    /// The statements.
-    pub sql: &'static str,
+    /// The statements (written for PostgreSQL from a file shared with
+    /// another dialect, when owned).
+    pub sql: std::borrow::Cow<'static, str>,
 }
 
 /// Applies `migrations` (in order of version) not yet applied to `schema`.
@@ -62,7 +63,7 @@ pub(crate) async fn apply(
             continue;
         }
         let failed = |source| DbError::Migration { version: migration.version, name: migration.name, source };
-        transaction.batch_execute(migration.sql).await.map_err(failed)?;
+        transaction.batch_execute(&migration.sql).await.map_err(failed)?;
         transaction
             .execute(
                 "INSERT INTO mesh_schema_migrations (version, name) VALUES ($1, $2)",

@@ -10,6 +10,7 @@
 
 pub mod agreements;
 pub mod endpoints;
+mod migrations;
 mod postgres;
 pub mod products;
 pub mod sql;
@@ -23,80 +24,6 @@ use rusqlite::Connection;
 use crate::clock::Clock;
 use crate::error::{RegistryError, Result};
 use sql::{Sql, SqliteSql};
-
-/// The schema, applied at open; every statement is idempotent.
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value BLOB NOT NULL
-) STRICT;
-CREATE TABLE IF NOT EXISTS products (
-    product_id          TEXT PRIMARY KEY,
-    domain              TEXT NOT NULL,
-    service             TEXT NOT NULL,
-    owner_team          TEXT NOT NULL,
-    major_version       INTEGER NOT NULL,
-    latest_version      INTEGER NOT NULL,
-    entry               BLOB NOT NULL,
-    search_text         TEXT NOT NULL,
-    data                BLOB,
-    deprecation_message TEXT,
-    deprecate_time      INTEGER,
-    create_time         INTEGER NOT NULL,
-    update_time         INTEGER NOT NULL
-) STRICT;
-CREATE INDEX IF NOT EXISTS products_by_domain ON products (domain, product_id);
-CREATE TABLE IF NOT EXISTS product_tags (
-    product_id TEXT NOT NULL REFERENCES products (product_id) ON DELETE CASCADE,
-    tag        TEXT NOT NULL COLLATE NOCASE,
-    PRIMARY KEY (product_id, tag)
-) STRICT;
-CREATE TABLE IF NOT EXISTS schema_versions (
-    product_id     TEXT NOT NULL REFERENCES products (product_id) ON DELETE CASCADE,
-    version        INTEGER NOT NULL,
-    major_version  INTEGER NOT NULL,
-    fingerprint    TEXT NOT NULL,
-    descriptor_set BLOB NOT NULL,
-    changes        TEXT NOT NULL,
-    create_time    INTEGER NOT NULL,
-    registered_by  TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (product_id, version)
-) STRICT;
-CREATE TABLE IF NOT EXISTS agreements (
-    id            INTEGER PRIMARY KEY,
-    product_id    TEXT NOT NULL,
-    principal     TEXT NOT NULL,
-    issuer        TEXT NOT NULL,
-    purpose       TEXT NOT NULL,
-    columns       TEXT NOT NULL,
-    raw_columns   TEXT NOT NULL,
-    row_scope     TEXT NOT NULL,
-    end_time      INTEGER NOT NULL,
-    state         INTEGER NOT NULL,
-    create_time   INTEGER NOT NULL,
-    update_time   INTEGER NOT NULL,
-    decided_by    TEXT NOT NULL,
-    decision_note TEXT NOT NULL
-) STRICT;
-CREATE INDEX IF NOT EXISTS agreements_of_product ON agreements (product_id, state);
-CREATE INDEX IF NOT EXISTS agreements_of_principal ON agreements (principal, issuer, product_id);
-CREATE TABLE IF NOT EXISTS catalog_writes (
-    id         INTEGER PRIMARY KEY,
-    at         INTEGER NOT NULL,
-    subject    TEXT NOT NULL,
-    action     TEXT NOT NULL,
-    product_id TEXT NOT NULL
-) STRICT;
-CREATE TABLE IF NOT EXISTS endpoints (
-    product_id        TEXT NOT NULL REFERENCES products (product_id) ON DELETE CASCADE,
-    uri               TEXT NOT NULL,
-    register_time     INTEGER NOT NULL,
-    renew_time        INTEGER NOT NULL,
-    lease_expire_time INTEGER NOT NULL,
-    written_by        TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (product_id, uri)
-) STRICT;
-";
 
 /// The catalog database, shared by every request handler.
 #[derive(Clone, Debug)]
@@ -113,17 +40,16 @@ enum Backend {
 
 impl Store {
     /// Opens (creating if needed) the SQLite database at `path` and applies
-    /// the schema; `clock` tells the time.
+    /// the migrations it has not had; `clock` tells the time.
     pub fn open(path: &Path, clock: Clock) -> Result<Self> {
         mesh_grpc::private_files::create_private_file(path)
             .map_err(|e| RegistryError::Internal(format!("cannot create {}: {e}", path.display())))?;
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
-        migrate(&conn)?;
+        migrations::apply_sqlite(&mut conn)?;
         Ok(Self { backend: Arc::new(Backend::Sqlite(Mutex::new(conn))), clock })
     }
 
@@ -218,28 +144,6 @@ impl Store {
         })
         .await
     }
-}
-
-/// Columns added since the first registry: table, column, its definition.
-const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
-    ("products", "data", "BLOB"),
-    ("schema_versions", "registered_by", "TEXT NOT NULL DEFAULT ''"),
-    ("endpoints", "written_by", "TEXT NOT NULL DEFAULT ''"),
-];
-
-/// Brings a database made by an older registry up to the current schema.
-fn migrate(conn: &Connection) -> Result<()> {
-    for (table, column, definition) in ADDED_COLUMNS {
-        let present: bool = conn.query_row(
-            "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
-            [table, column],
-            |row| row.get::<_, i64>(0).map(|n| n > 0),
-        )?;
-        if !present {
-            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {definition}"))?;
-        }
-    }
-    Ok(())
 }
 
 pub use mesh_contracts::time::{now_ms, timestamp};

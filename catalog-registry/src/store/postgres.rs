@@ -10,25 +10,11 @@ use std::error::Error as StdError;
 
 use bytes::BytesMut;
 use mesh_postgres::tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use mesh_postgres::{Database, DatabaseArgs, DbError, Migration};
+use mesh_postgres::{Database, DatabaseArgs, DbError};
 
 use super::sql::{Backend, Row, Sql, Value};
 use crate::clock::Clock;
 use crate::error::{RegistryError, Result};
-
-/// The catalog's migrations, in order.
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "0001_catalog.sql",
-        sql: include_str!("../../migrations/postgres/0001_catalog.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "0002_changes.sql",
-        sql: include_str!("../../migrations/postgres/0002_changes.sql"),
-    },
-];
 
 /// The channel writes are announced on.
 const CHANNEL: &str = "mesh_catalog";
@@ -42,7 +28,7 @@ pub(super) struct PostgresCatalog {
 
 impl PostgresCatalog {
     pub(super) fn connect(args: &DatabaseArgs) -> Result<Self> {
-        let db = Database::connect(args, "registry", MIGRATIONS)?;
+        let db = Database::connect(args, "registry", &super::migrations::for_postgres())?;
         let (changes, _) = tokio::sync::broadcast::channel(1024);
         db.listen(CHANNEL, changes.clone(), "*");
         Ok(Self { db, changes })

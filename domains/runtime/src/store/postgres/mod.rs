@@ -41,17 +41,17 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "0001_bookkeeping.sql",
-        sql: include_str!("../../../migrations/postgres/0001_bookkeeping.sql"),
+        sql: std::borrow::Cow::Borrowed(include_str!("../../../migrations/postgres/0001_bookkeeping.sql")),
     },
     Migration {
         version: 2,
         name: "0002_reads.sql",
-        sql: include_str!("../../../migrations/postgres/0002_reads.sql"),
+        sql: std::borrow::Cow::Borrowed(include_str!("../../../migrations/postgres/0002_reads.sql")),
     },
     Migration {
         version: 3,
         name: "0003_reads_by_day.sql",
-        sql: include_str!("../../../migrations/postgres/0003_reads_by_day.sql"),
+        sql: std::borrow::Cow::Borrowed(include_str!("../../../migrations/postgres/0003_reads_by_day.sql")),
     },
 ];
 
