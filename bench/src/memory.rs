@@ -35,6 +35,28 @@ pub(crate) async fn domain_streaming(data: &Path, customers: u64, quarters: u32)
     streamed.map(|s| (s.idle, s.peak))
 }
 
+/// Idle RSS (MiB) of a payment domain just after it generated and loaded
+/// `customers` x `quarters` into a fresh folder, and after a restart on
+/// the same data (no load).
+pub(crate) fn domain_first_start(data: &Path, customers: u64, quarters: u32) -> Result<(f64, f64)> {
+    let folder = data.join(format!("first-start-{}", std::process::id()));
+    let args: Vec<String> = ["--customers", &customers.to_string(), "--quarters", &quarters.to_string()]
+        .map(str::to_owned)
+        .into_iter()
+        .chain(["--data-dir".to_owned(), folder.display().to_string()])
+        .collect();
+    let idle = |args: &[String]| -> Result<f64> {
+        let mut domain = PaymentProcess::start(data, "http://127.0.0.1:9", args)?;
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let rss = status_kib(domain.pid(), "VmRSS")? as f64 / 1024.0;
+        domain.stop();
+        Ok(rss)
+    };
+    let measured = idle(&args).and_then(|first| Ok((first, idle(&args)?)));
+    let _ = std::fs::remove_dir_all(&folder);
+    measured
+}
+
 /// What a stream to a slow reader cost the domain.
 pub(crate) struct Streamed {
     /// RSS before, MiB.

@@ -314,6 +314,8 @@ impl Storage for SqliteStore {
             conn.pragma_update(None, "cache_size", -LOAD_CACHE_KIB)?;
             let written = replace_rows(conn, load, chunks, progress);
             conn.pragma_update(None, "cache_size", previous)?;
+            // And the pages the load cached go now, not when next evicted.
+            conn.execute_batch("PRAGMA shrink_memory")?;
             // Give the log's space back now (to the journal size limit),
             // whether the load committed or not.
             if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
