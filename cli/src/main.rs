@@ -9,6 +9,7 @@ mod registry;
 mod rows;
 mod session;
 mod style;
+mod token_renewal;
 
 use clap::Parser;
 

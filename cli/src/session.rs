@@ -24,7 +24,7 @@ pub(crate) async fn start(cli: &mut Cli) -> Result<()> {
         Some(token) => Credentials::token(&token)?,
         None => match &mut profile {
             Some(profile) => {
-                crate::commands::login::renew_if_due(profile).await?;
+                crate::token_renewal::renew_if_due(profile).await?;
                 match &profile.token {
                     Some(token) => Credentials::token(token)?,
                     None => Credentials::none(),
@@ -47,6 +47,6 @@ pub(crate) async fn current_token(cli: &Cli) -> Result<Option<String>> {
         return Ok(Some(token));
     }
     let Some(mut profile) = Profile::load(cli.primary_registry())? else { return Ok(None) };
-    crate::commands::login::renew_if_due(&mut profile).await?;
+    crate::token_renewal::renew_if_due(&mut profile).await?;
     Ok(profile.token)
 }

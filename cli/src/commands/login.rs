@@ -6,16 +6,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use mesh_grpc::oidc::{discover, http_client, post_form};
-use serde_json::Value;
 
 use crate::cli::{Cli, LoginArgs};
-use crate::profile::{Login, Profile, now};
+use crate::profile::{Login, Profile};
 use crate::style::safe;
+use crate::token_renewal::{keep, oauth_error};
 
 /// The grant type of a device code, RFC 8628 section 3.4.
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-/// How long before expiry a token is renewed.
-const RENEW_BEFORE: u64 = 60;
 
 /// Signs in and writes the registry's profile.
 pub(crate) async fn run(cli: &Cli, args: &LoginArgs) -> Result<()> {
@@ -87,52 +85,4 @@ pub(crate) async fn run(cli: &Cli, args: &LoginArgs) -> Result<()> {
     let path = profile.save()?;
     eprintln!("signed in; the token is kept for {} in {}", safe(cli.primary_registry()), path.display());
     Ok(())
-}
-
-/// Renews the profile's token with its refresh token when it expires
-/// within a minute; saves the renewed profile.
-pub(crate) async fn renew_if_due(profile: &mut Profile) -> Result<()> {
-    let Some(login) = profile.login.clone() else { return Ok(()) };
-    let due = profile.expires_at.is_some_and(|at| at <= now() + RENEW_BEFORE);
-    let Some(refresh_token) = login.refresh_token.filter(|_| due) else { return Ok(()) };
-    let http = http_client()?;
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh_token.as_str()),
-        ("client_id", login.client_id.as_str()),
-    ];
-    let (status, answer) = post_form(&http, &login.token_endpoint, &form)
-        .await
-        .map_err(|e| anyhow!("renewing the token: {e}"))?;
-    if !status.is_success() {
-        bail!(
-            "the IdP did not renew your token ({}); sign in again with mesh login --issuer {} --client-id {}",
-            oauth_error(&answer),
-            safe(&login.issuer),
-            safe(&login.client_id)
-        );
-    }
-    keep(profile, &answer)?;
-    profile.save()?;
-    Ok(())
-}
-
-/// Puts a token endpoint's answer into `profile`.
-fn keep(profile: &mut Profile, tokens: &Value) -> Result<()> {
-    let access = tokens["access_token"].as_str().context("the IdP's answer has no access_token")?;
-    profile.token = Some(access.to_owned());
-    profile.expires_at = tokens["expires_in"].as_u64().map(|seconds| now() + seconds);
-    if let (Some(login), Some(refresh)) = (&mut profile.login, tokens["refresh_token"].as_str()) {
-        login.refresh_token = Some(refresh.to_owned());
-    }
-    Ok(())
-}
-
-/// An OAuth error answer in words.
-fn oauth_error(answer: &Value) -> String {
-    let code = answer["error"].as_str().unwrap_or("no error code");
-    match answer["error_description"].as_str() {
-        Some(description) => safe(&format!("{code}: {description}")).into_owned(),
-        None => safe(code).into_owned(),
-    }
 }

@@ -232,7 +232,14 @@ impl Registry {
                     .products(ListProductsRequest::default())
                     .await
                     .map(|ps| ps.into_iter().map(|p| p.product_id).collect::<Vec<_>>());
-                bail!("{}", unknown_product(product, &known.unwrap_or_default()))
+                bail!(
+                    "{}",
+                    unknown_product(
+                        product,
+                        &known.unwrap_or_default(),
+                        "`mesh products` lists the registered ones"
+                    )
+                )
             }
             Err(status) if status.code() == Code::InvalidArgument => bail!("{}", status.message()),
             // Refused is not unreachable: the cache must not answer for a caller the registry refused.
@@ -242,8 +249,8 @@ impl Registry {
             Err(status) => match cached {
                 Some((entry, fetched)) => Ok((entry, Source::Cache(fetched))),
                 None => {
-                    let cached = unknown_product(product, &cache::products(&self.primary))
-                        .replace("`mesh products` lists the registered ones", "nothing close is cached");
+                    let cached =
+                        unknown_product(product, &cache::products(&self.primary), "nothing close is cached");
                     Err(self.unreachable(&status).context(format!(
                         "`{product}` is not in the local catalog cache either ({cached}); pass --endpoint to call a domain directly"
                     )))
@@ -257,8 +264,9 @@ impl Registry {
 pub(crate) const SIGN_IN: &str = "sign in: `mesh up` signs you in to the local mesh, `mesh login --issuer URL --client-id ID` \
      to a company IdP; or set MESH_TOKEN";
 
-/// "unknown product" with the nearest known names.
-pub(crate) fn unknown_product(product: &str, known: &[String]) -> String {
+/// "unknown product" with the nearest known names, or `when_none` when no
+/// known name is close.
+pub(crate) fn unknown_product(product: &str, known: &[String], when_none: &str) -> String {
     let mut scored: Vec<(f64, &String)> = known
         .iter()
         .map(|k| (strsim::jaro_winkler(product, k), k))
@@ -267,7 +275,7 @@ pub(crate) fn unknown_product(product: &str, known: &[String]) -> String {
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
     let suggestions: Vec<&str> = scored.iter().take(3).map(|(_, k)| k.as_str()).collect();
     if suggestions.is_empty() {
-        format!("unknown product `{product}`; `mesh products` lists the registered ones")
+        format!("unknown product `{product}`; {when_none}")
     } else {
         format!("unknown product `{product}`; did you mean {}?", suggestions.join(", "))
     }
