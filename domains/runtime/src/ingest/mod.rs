@@ -322,9 +322,8 @@ fn progress_bar(product: &str, len: Option<u64>) -> ProgressBar {
 /// Returns to the system the memory a load freed: parsing, the writer's
 /// large page cache and the index sorts leave free heap behind that the
 /// C allocator would otherwise keep, so a domain idles after its first
-/// load as it does after a restart. [`load`] calls it; call it again once
-/// the source itself is dropped.
-pub fn give_back_memory() {
+/// load as it does after a restart.
+fn give_back_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free heap memory; it takes no
     // pointer and leaves allocated memory untouched.

@@ -124,8 +124,6 @@ impl<G: clap::Args + Clone + Send + Sync + 'static> SourceDomain<G> {
         tracing::info!(product = self.spec.id, source = %source.describe(), "loading");
         let shrink = if args.allow_shrink { Shrink::Any } else { Shrink::AtMostHalf };
         self.load_from(product, source.as_mut(), shrink)?;
-        drop(source);
-        ingest::give_back_memory();
         Ok(())
     }
 

@@ -112,24 +112,41 @@ fn load(store: &DomainStore, rows: std::ops::Range<i64>, shrink: Shrink) -> Resu
     summary
 }
 
-/// Keeps the load and each row's first cell (its name); stops when told.
+/// Keeps the load and each row's first cell (its name); with a plan, the
+/// sort key of the last row (its cells after the projection); wants no
+/// more rows after `until`; stops when told.
 #[derive(Default)]
-struct Collect {
+struct Collect<'p> {
     load: u64,
     names: Vec<String>,
+    keyed: Option<&'p QueryPlan>,
+    key: Vec<crate::values::Value>,
+    until: Option<usize>,
     stop: Option<Arc<AtomicBool>>,
 }
 
-impl RowSink for Collect {
+impl RowSink for Collect<'_> {
     fn begin(&mut self, load: u64) -> Result<(), Stop> {
         self.load = load;
         Ok(())
     }
 
     fn row(&mut self, row: &impl CellRow) -> Result<bool, Stop> {
+        use crate::values::Value;
         let Cell::Text(name) = row.cell(0)? else { panic!("the first cell is the name") };
         self.names.push(String::from_utf8_lossy(name).into_owned());
-        Ok(true)
+        if let Some(plan) = self.keyed {
+            let start = plan.projection.len();
+            self.key = (start..start + plan.sort.len())
+                .map(|i| match row.cell(i) {
+                    Ok(Cell::Integer(n)) => Value::Integer(n),
+                    Ok(Cell::Real(x)) => Value::Real(x),
+                    Ok(Cell::Text(t)) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    _ => Value::Null,
+                })
+                .collect();
+        }
+        Ok(self.until.is_none_or(|until| self.names.len() < until))
     }
 
     fn interrupted(&self) -> Option<Stop> {
@@ -145,7 +162,7 @@ fn compiled(store: &DomainStore, tokens: &ResumeTokens, request: QueryRequest) -
     plan(&request, &schema(), tokens, &Grant::full(&schema()), store.dialect()).unwrap()
 }
 
-fn scan(store: &DomainStore, plan: &QueryPlan) -> Collect {
+fn scan(store: &DomainStore, plan: &QueryPlan) -> Collect<'static> {
     let mut sink = Collect::default();
     store.scan(table(&schema()), plan, &mut sink, Arc::new(|| false)).unwrap();
     sink
@@ -232,7 +249,7 @@ fn a_scan_resumes_after_its_last_row_and_stops_when_told() {
         let whole = scan(&store, &compiled(&store, &tokens, request.clone()));
         // Resumed after row 123 (its sort key, then rowid), the rest follows.
         let first = compiled(&store, &tokens, request.clone());
-        let mut sink = KeyedCollect { plan: &first, names: Vec::new(), key: Vec::new(), load: 0 };
+        let mut sink = Collect { keyed: Some(&first), until: Some(123), ..Default::default() };
         store.scan(table(&schema()), &first, &mut sink, Arc::new(|| false)).unwrap();
         let token = tokens.issue(&first.point(sink.key.clone(), 123, sink.load));
         let rest = scan(&store, &compiled(&store, &tokens, QueryRequest { resume_token: token, ..request }));
@@ -247,41 +264,6 @@ fn a_scan_resumes_after_its_last_row_and_stops_when_told() {
             store.scan(table(&schema()), &first, &mut stopped, Arc::new(move || stop.load(Ordering::SeqCst)));
         assert!(matches!(told, Err(Stop::Shutdown)), "{backend}: {told:?}");
         assert!(stopped.names.len() < 123, "{backend}");
-    }
-}
-
-/// Keeps each row's name and the sort key of the last (its cells after the projection).
-struct KeyedCollect<'p> {
-    plan: &'p QueryPlan,
-    names: Vec<String>,
-    key: Vec<crate::values::Value>,
-    load: u64,
-}
-
-impl RowSink for KeyedCollect<'_> {
-    fn begin(&mut self, load: u64) -> Result<(), Stop> {
-        self.load = load;
-        Ok(())
-    }
-
-    fn row(&mut self, row: &impl CellRow) -> Result<bool, Stop> {
-        use crate::values::Value;
-        let Cell::Text(name) = row.cell(0)? else { panic!("the first cell is the name") };
-        self.names.push(String::from_utf8_lossy(name).into_owned());
-        let start = self.plan.projection.len();
-        self.key = (start..start + self.plan.sort.len())
-            .map(|i| match row.cell(i) {
-                Ok(Cell::Integer(n)) => Value::Integer(n),
-                Ok(Cell::Real(x)) => Value::Real(x),
-                Ok(Cell::Text(t)) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-                _ => Value::Null,
-            })
-            .collect();
-        Ok(self.names.len() < 123)
-    }
-
-    fn interrupted(&self) -> Option<Stop> {
-        None
     }
 }
 
