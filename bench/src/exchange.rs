@@ -10,7 +10,7 @@ use anyhow::Result;
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
 use mesh_grpc::Credentials;
-use mesh_grpc::exchange::{TOKEN_PATH, domain_audience, exchange};
+use mesh_grpc::auth::exchange::{TOKEN_PATH, domain_audience, exchange};
 
 use crate::latency::percentiles;
 use crate::mesh::{Mesh, connect};

@@ -13,7 +13,7 @@ use mesh_contracts::catalog::{ApproveAgreementRequest, RequestAccessRequest, Rev
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
 use mesh_grpc::Credentials;
-use mesh_grpc::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
+use mesh_grpc::auth::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
 
 use crate::latency::{percentiles, selective_query};
 use crate::mesh::{Mesh, connect};
@@ -43,7 +43,7 @@ fn credentials(issuer: &LocalIssuer, subject: &str, roles: &[&str]) -> Result<Cr
 
 /// Like [`credentials`], for the payment domain.
 fn at_payment(issuer: &LocalIssuer, subject: &str, roles: &[&str]) -> Result<Credentials> {
-    credentials_for(issuer, subject, roles, &mesh_grpc::exchange::domain_audience("payment"))
+    credentials_for(issuer, subject, roles, &mesh_grpc::auth::exchange::domain_audience("payment"))
 }
 
 fn credentials_for(

@@ -9,8 +9,8 @@ use anyhow::Result;
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::customer::v1::customer_profile_service_client::CustomerProfileServiceClient;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
-use mesh_domain_runtime::ingest::{CsvSource, RecordSource};
-use mesh_domain_runtime::{DomainStore, Product};
+use mesh_runtime::ingest::{CsvSource, RecordSource};
+use mesh_runtime::{DomainStore, Product};
 use woori_data::Generator;
 use woori_data::layout::BROAD_COLUMNS;
 
@@ -32,8 +32,7 @@ pub(crate) fn payment_ingest(dir: &Path, file: &Path) -> Result<(u64, f64)> {
     let product = Product::new(payment::CARD_SPENDING, store)?;
     let started = Instant::now();
     let mut source = CsvSource::open(file)?;
-    let summary =
-        payment::DOMAIN.load_from(&product, &mut source, mesh_domain_runtime::ingest::Shrink::Any)?;
+    let summary = payment::DOMAIN.load_from(&product, &mut source, mesh_runtime::ingest::Shrink::Any)?;
     Ok((summary.rows as u64, started.elapsed().as_secs_f64()))
 }
 

@@ -135,7 +135,7 @@ fn ms(d: Duration) -> String {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    // Quiet unless RUST_LOG asks (e.g. `mesh_domain_runtime::ingest=debug` for a load's phases).
+    // Quiet unless RUST_LOG asks (e.g. `mesh_runtime::ingest=debug` for a load's phases).
     mesh_grpc::init_logging_at("warn");
     let customers = args.customers.unwrap_or(if args.full { 1_350_000 } else { 100_000 });
     let generator = Generator { customers, quarters: args.quarters, ..Generator::default() };
@@ -476,7 +476,7 @@ async fn main() -> Result<()> {
 
     if wanted(Group::Governance) {
         eprintln!("reads under agreements against the owner's...");
-        let issuer = mesh_grpc::issuer::LocalIssuer::open(&data.join("issuer"))?;
+        let issuer = mesh_grpc::auth::issuer::LocalIssuer::open(&data.join("issuer"))?;
         let cost = governance::measure(&mesh, &issuer, args.calls).await?;
         let throughput = cost.governed_rate / cost.ungoverned_rate;
         figures.push(Figure {

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use mesh_domain_runtime::Product;
-use mesh_grpc::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
+use mesh_grpc::auth::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
 use mesh_grpc::{Credentials, MeshChannel};
 use mesh_local::{LocalMesh, MeshConfig, Ports};
+use mesh_runtime::Product;
 use woori_data::Generator;
 
 /// The running mesh.
@@ -54,7 +54,7 @@ pub(crate) fn bench_token_for(issuer_dir: &Path, audience: &str) -> Result<Strin
 
 /// The bench's token for the payment domain alone.
 pub(crate) fn payment_token(issuer_dir: &Path) -> Result<String> {
-    bench_token_for(issuer_dir, &mesh_grpc::exchange::domain_audience("payment"))
+    bench_token_for(issuer_dir, &mesh_grpc::auth::exchange::domain_audience("payment"))
 }
 
 /// A connected channel to `url` carrying `credentials`.

@@ -10,10 +10,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use mesh_domain_runtime::ingest::{CsvSource, RecordSource, Shrink};
-use mesh_domain_runtime::{DomainStore, Product};
 use mesh_postgres::DatabaseArgs;
 use mesh_postgres::testing::TestServer;
+use mesh_runtime::ingest::{CsvSource, RecordSource, Shrink};
+use mesh_runtime::{DomainStore, Product};
 
 use crate::memory::{PaymentProcess, Streamed};
 use crate::mesh::sibling_binary;
@@ -60,8 +60,8 @@ impl Postgres {
                     .find(|c| c.source_column.eq_ignore_ascii_case(&name) || c.name == name)
                     .map(|c| c.kind);
                 let sql_type = match kind {
-                    Some(mesh_domain_runtime::schema::ColumnKind::String) | None => "TEXT COLLATE \"C\"",
-                    Some(mesh_domain_runtime::schema::ColumnKind::Real) => "DOUBLE PRECISION",
+                    Some(mesh_runtime::schema::ColumnKind::String) | None => "TEXT COLLATE \"C\"",
+                    Some(mesh_runtime::schema::ColumnKind::Real) => "DOUBLE PRECISION",
                     Some(_) => "BIGINT",
                 };
                 format!("{name} {sql_type} NOT NULL")
@@ -110,11 +110,11 @@ impl Postgres {
     }
 }
 
-fn payment_schema() -> Result<mesh_domain_runtime::schema::RowSchema> {
+fn payment_schema() -> Result<mesh_runtime::schema::RowSchema> {
     let pool = prost_reflect::DescriptorPool::decode(mesh_contracts::FILE_DESCRIPTOR_SET)?;
     let row = pool.get_message_by_name("woori.payment.v1.CardSpending").context("the payment row type")?;
     let spec = payment::CARD_SPENDING;
-    Ok(mesh_domain_runtime::schema::RowSchema::new(spec.table, row, spec.key, spec.amounts)?)
+    Ok(mesh_runtime::schema::RowSchema::new(spec.table, row, spec.key, spec.amounts)?)
 }
 
 /// `mesh query payment.card_spending --endpoint URL --format csv > /dev/null`: seconds.
@@ -266,7 +266,7 @@ fn psql_output(url: &str, sql: &str) -> Result<String> {
 /// for a bulk load), then streaming every row to a slow reader.
 pub(crate) async fn large_stream(data: &Path, customers: u64, quarters: u32) -> Result<Streamed> {
     std::fs::create_dir_all(data)?;
-    mesh_grpc::issuer::LocalIssuer::open_or_create(&data.join("issuer"))?;
+    mesh_grpc::auth::issuer::LocalIssuer::open_or_create(&data.join("issuer"))?;
     mesh_grpc::private_files::create_secret(&data.join("pseudonym.key"))?;
     let server = TestServer::start_with("-c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=8GB");
     let scratch = tempfile::tempdir_in(data)?;

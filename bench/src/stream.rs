@@ -11,8 +11,8 @@ use std::time::Instant;
 use anyhow::{Result, ensure};
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
-use mesh_domain_runtime::Product;
-use mesh_domain_runtime::output::RowFormat;
+use mesh_runtime::Product;
+use mesh_runtime::output::RowFormat;
 
 use crate::mesh::sibling_binary;
 
@@ -24,14 +24,10 @@ pub(crate) fn rate(rows: u64, seconds: f64) -> f64 {
 /// The ceiling: the domain's own scan and row encoding, drained in process.
 pub(crate) async fn in_process_scan(product: &Arc<Product>) -> Result<(u64, f64)> {
     let started = Instant::now();
-    let admission = mesh_domain_runtime::Admission::default();
-    let grant = mesh_domain_runtime::Grant::full(&product.schema);
-    let reader = mesh_domain_runtime::product::Reader {
-        caller: "bench",
-        peer: None,
-        admission: &admission,
-        audit: None,
-    };
+    let admission = mesh_runtime::Admission::default();
+    let grant = mesh_runtime::Grant::full(&product.schema);
+    let reader =
+        mesh_runtime::product::Reader { caller: "bench", peer: None, admission: &admission, audit: None };
     let mut stream = product.query(&QueryRequest::default(), RowFormat::Protobuf, &grant, reader).await?.rows;
     let mut bytes = 0u64;
     while let Some(batch) = tokio_stream::StreamExt::next(&mut stream).await {

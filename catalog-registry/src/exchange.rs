@@ -15,9 +15,9 @@ use axum::routing::post;
 use base64::Engine;
 use bytes::Bytes;
 use http::StatusCode;
+use mesh_grpc::auth::exchange::{ACCESS_TOKEN_TYPE, GRANT_TYPE, JWT_TOKEN_TYPE, TOKEN_PATH, domain_of};
+use mesh_grpc::auth::issuer::{LOCAL_ISSUER, LocalIssuer};
 use mesh_grpc::auth::{Principal, Verifier};
-use mesh_grpc::exchange::{ACCESS_TOKEN_TYPE, GRANT_TYPE, JWT_TOKEN_TYPE, TOKEN_PATH, domain_of};
-use mesh_grpc::issuer::{LOCAL_ISSUER, LocalIssuer};
 use serde_json::json;
 
 use crate::service::Catalog;

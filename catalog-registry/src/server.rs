@@ -65,7 +65,7 @@ pub async fn serve_with_clock(
     let rest = crate::rest::router(catalog.clone())?;
     let authenticate = config.auth.layer()?;
     let exchange_issuer = match &config.token_exchange_issuer_dir {
-        Some(dir) => Some(std::sync::Arc::new(mesh_grpc::issuer::LocalIssuer::open(dir)?)),
+        Some(dir) => Some(std::sync::Arc::new(mesh_grpc::auth::issuer::LocalIssuer::open(dir)?)),
         None => None,
     };
     if let Some(issuer) = &exchange_issuer
@@ -108,7 +108,7 @@ pub async fn serve_with_clock(
         .documents(&[crate::rest::OPENAPI_PATH]);
     // The subject token in the form is what is verified.
     let exchange = exchange.unwrap_or_else(crate::exchange::unavailable_router);
-    server = server.rest(exchange).public(&[mesh_grpc::exchange::TOKEN_PATH]);
+    server = server.rest(exchange).public(&[mesh_grpc::auth::exchange::TOKEN_PATH]);
     server.serve(listener, shutdown).await?;
     tracing::info!("catalog registry stopped");
     Ok(())

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mesh_grpc::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
+use mesh_grpc::auth::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
 
 /// How long a written service token lives.
 pub const SERVICE_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);

@@ -127,7 +127,7 @@ pub fn endpoint(field: &'static str, value: &str) -> Result<String> {
 pub fn encrypted_off_loopback(field: &'static str, endpoint: &str) -> Result<()> {
     let uri: http::Uri = endpoint.parse().map_err(|_| RegistryError::invalid(field, "not a URL"))?;
     let host = uri.host().unwrap_or_default();
-    if uri.scheme_str() == Some("http") && !mesh_grpc::credentials::is_loopback_host(host) {
+    if uri.scheme_str() == Some("http") && !mesh_grpc::auth::credentials::is_loopback_host(host) {
         return Err(RegistryError::invalid(
             field,
             format!(

@@ -49,7 +49,7 @@ fn ask(columns: &[&str]) -> RequestAccessRequest {
         purpose: "monthly order report".into(),
         columns: columns.iter().map(|c| (*c).to_owned()).collect(),
         end_time: Some(prost_types::Timestamp {
-            seconds: mesh_grpc::test_tokens::now() + 7 * 86_400,
+            seconds: mesh_grpc::auth::test_tokens::now() + 7 * 86_400,
             nanos: 0,
         }),
         ..Default::default()

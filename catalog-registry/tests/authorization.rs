@@ -158,7 +158,11 @@ async fn who_am_i_shows_the_caller_as_the_registry_sees_it() {
     let me = me.unwrap().into_inner();
     assert_eq!(
         (me.subject.as_str(), me.issuer.as_str(), me.roles),
-        ("kim", mesh_grpc::test_tokens::TEST_ISSUER, vec!["analyst".to_owned(), "owner:shop".to_owned()])
+        (
+            "kim",
+            mesh_grpc::auth::test_tokens::TEST_ISSUER,
+            vec!["analyst".to_owned(), "owner:shop".to_owned()]
+        )
     );
 }
 

@@ -20,7 +20,7 @@ use mesh_contracts::catalog::{
     DeleteProductRequest, DeprecateProductRequest, DeregisterEndpointRequest, GetProductRequest,
     ListProductsRequest, RenewLeaseRequest, ServingStatus, UndeprecateProductRequest,
 };
-use mesh_grpc::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
+use mesh_grpc::auth::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
 use tonic::Code;
 
 const ENDPOINT: &str = "http://127.0.0.1:6001";

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Result, anyhow};
 use mesh_grpc::Credentials;
-use mesh_grpc::exchange;
+use mesh_grpc::auth::exchange;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::Cli;

@@ -9,7 +9,7 @@ use anyhow::Result;
 use comfy_table::Cell as TableCell;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Value};
 
-use crate::cli::Format;
+use crate::commands::query::Format;
 use crate::style;
 use mesh_rows::{Cell, RowWriter, TextFormat};
 

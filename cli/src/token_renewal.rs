@@ -4,7 +4,7 @@
 //! it signed in with.
 
 use anyhow::{Context, Result, anyhow, bail};
-use mesh_grpc::oidc::{http_client, post_form};
+use mesh_grpc::auth::oidc::{http_client, post_form};
 use serde_json::Value;
 
 use crate::profile::{Profile, now};

@@ -13,7 +13,7 @@ use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::customer::v1::customer_profile_service_client::CustomerProfileServiceClient;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
 use mesh_grpc::Credentials;
-use mesh_grpc::exchange::{ACCESS_TOKEN_TYPE, GRANT_TYPE};
+use mesh_grpc::auth::exchange::{ACCESS_TOKEN_TYPE, GRANT_TYPE};
 use tonic::Code;
 
 fn claims(token: &str) -> serde_json::Value {

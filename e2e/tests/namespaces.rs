@@ -14,8 +14,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use mesh_e2e::{Running, workspace_binary};
+use mesh_grpc::auth::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
 use mesh_grpc::certs::{self, ServiceCert};
-use mesh_grpc::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
 
 const REGISTRY_IP: &str = "10.250.7.1";
 const PAYMENT_IP: &str = "10.250.7.2";

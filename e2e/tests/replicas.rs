@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mesh_e2e::{Running, workspace_binary};
-use mesh_grpc::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
+use mesh_grpc::auth::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
 use mesh_postgres::testing::TestDatabase;
 
 /// Customers of the SQLite replicas' data, each in two quarters.

@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mesh_e2e::{Running, workspace_binary};
+use mesh_grpc::auth::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
 use mesh_grpc::certs::{self, ServiceCert};
-use mesh_grpc::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
 
 /// Starts `binary` with `args`; returns it and the address it serves on.
 fn start(binary: &str, args: &[&str]) -> (Running, String) {

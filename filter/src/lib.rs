@@ -28,17 +28,20 @@ pub use tree::{Expr, Filter, Op, Value};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct FilterError {
-    /// What is wrong, ending with `at column N` where a position applies.
+    /// What is wrong, saying `at column N` where a position applies.
     pub message: String,
+    /// The 1-based character of the filter where the problem is, if it has
+    /// a place (the same N as in the message).
+    pub column: Option<usize>,
 }
 
 impl FilterError {
     pub(crate) fn new(message: String) -> Self {
-        Self { message }
+        Self { message, column: None }
     }
 
     /// A problem at the 1-based character `column` of the filter.
     pub(crate) fn at(column: usize, problem: String) -> Self {
-        Self::new(format!("{problem} at column {column}"))
+        Self { message: format!("{problem} at column {column}"), column: Some(column) }
     }
 }

@@ -41,7 +41,8 @@ pub fn parse(filter: &str, columns: &dyn Columns) -> Result<Filter, FilterError>
 
 /// Like [`FilterError::at`], followed by the fields a filter may name.
 fn at_listing_fields(column: usize, problem: String, columns: &dyn Columns) -> FilterError {
-    FilterError::new(format!("{problem} at column {column}; valid fields: {}", columns.field_list()))
+    let message = format!("{problem} at column {column}; valid fields: {}", columns.field_list());
+    FilterError { message, column: Some(column) }
 }
 
 enum Literal {
@@ -327,10 +328,22 @@ mod tests {
         parse(filter, &columns()).unwrap_or_else(|e| panic!("`{filter}` was refused: {e}")).expr.unwrap()
     }
 
+    /// The message of the error `filter` gets, checking that its column
+    /// is the one the message states.
     fn error(filter: &str) -> String {
         match parse(filter, &columns()) {
             Ok(parsed) => panic!("`{filter}` parsed to {parsed:?}"),
-            Err(e) => e.to_string(),
+            Err(e) => {
+                let stated = e.message.split("at column ").nth(1).map(|rest| {
+                    rest.chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect::<String>()
+                        .parse::<usize>()
+                        .unwrap()
+                });
+                assert_eq!(e.column, stated, "{filter}: {}", e.message);
+                e.to_string()
+            }
         }
     }
 

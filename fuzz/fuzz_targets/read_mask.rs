@@ -2,5 +2,5 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|input: &str| {
-    mesh_domain_runtime::fuzzing::read_mask(input.split('\0').map(str::to_owned).collect())
+    mesh_runtime::fuzzing::read_mask(input.split('\0').map(str::to_owned).collect())
 });

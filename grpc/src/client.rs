@@ -8,7 +8,7 @@ use std::time::Duration;
 use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::credentials::{Credentials, is_loopback_host};
+use crate::auth::credentials::{Credentials, is_loopback_host};
 use crate::error::{GrpcError, Result};
 use crate::unary::BoxFuture;
 

@@ -1,6 +1,7 @@
 //! A gRPC codec that passes message bytes through untouched: product rows
-//! are encoded straight from SQLite and cached answers are kept encoded, so
-//! there is nothing left to serialize.
+//! are encoded straight from the domain's storage (SQLite or PostgreSQL)
+//! and cached answers are kept encoded, so there is nothing left to
+//! serialize. REST answers are written from the same bytes.
 
 use bytes::{Buf, BufMut, Bytes};
 use tonic::Status;

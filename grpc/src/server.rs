@@ -43,7 +43,7 @@ pub struct MeshServer {
     services: Vec<String>,
     shutdown_grace: Duration,
     tls: crate::tls::TlsArgs,
-    authenticate: crate::authenticate::Authenticate,
+    authenticate: crate::auth::layer::Authenticate,
     public: Vec<&'static str>,
     documents: Vec<&'static str>,
 }
@@ -103,7 +103,7 @@ impl MeshServer {
     }
 
     /// Requires tokens on calls as `authenticate` says (none by default).
-    pub fn authenticate(mut self, authenticate: crate::authenticate::Authenticate) -> Self {
+    pub fn authenticate(mut self, authenticate: crate::auth::layer::Authenticate) -> Self {
         self.authenticate = authenticate;
         self
     }

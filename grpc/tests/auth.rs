@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use mesh_grpc::auth::test_tokens::{TEST_ISSUER, TestIssuer, TestKey, claims, write_jwks};
 use mesh_grpc::auth::{KeySource, Principal, Verifier, VerifierConfig};
-use mesh_grpc::test_tokens::{TEST_ISSUER, TestIssuer, TestKey, claims, write_jwks};
 use mesh_grpc::{Credentials, MeshServer};
 use serde_json::json;
 
@@ -63,7 +63,7 @@ async fn tokens_are_verified_against_the_trusted_keys() {
         assert_eq!(refused(&verifier, &token).await, message, "{what}");
     }
     // Within the minute of clock skew, an expired token still passes.
-    let late = issuer.key.sign(&claims("kim", &[], json!({"exp": mesh_grpc::test_tokens::now() - 30})));
+    let late = issuer.key.sign(&claims("kim", &[], json!({"exp": mesh_grpc::auth::test_tokens::now() - 30})));
     assert!(verifier.verify(Some(&format!("Bearer {late}"))).await.is_ok());
     let elsewhere = issuer.key.sign(&claims("kim", &[], json!({"iss": "https://elsewhere.test"})));
     assert_eq!(

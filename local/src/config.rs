@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use mesh_domain_runtime::ServeLimits;
+use mesh_runtime::ServeLimits;
 use woori_data::Generator;
 
 /// Where the services listen, all on 127.0.0.1.

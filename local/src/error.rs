@@ -13,7 +13,7 @@ pub enum LocalError {
         domain: &'static str,
         /// What failed.
         #[source]
-        source: mesh_domain_runtime::DomainError,
+        source: mesh_runtime::DomainError,
     },
     /// The registry failed.
     #[error("the registry failed: {0}")]

@@ -14,4 +14,4 @@ pub use catalog_registry::web::LINK_TTL as SIGN_IN_LINK_TTL;
 pub use config::{MeshConfig, Ports};
 pub use error::{LocalError, Result};
 pub use mesh::{ADMIN_TOKEN_TTL, LocalMesh};
-pub use mesh_domain_runtime::ServeLimits;
+pub use mesh_runtime::ServeLimits;

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use catalog_registry::RegistryConfig;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::catalog::{ListProductsRequest, ServingStatus};
-use mesh_domain_runtime::config::SERVICE_TOKEN_TTL;
-use mesh_domain_runtime::source::serve_product;
-use mesh_domain_runtime::{DomainArgs, DomainError, Product};
+use mesh_grpc::auth::issuer::LocalIssuer;
 use mesh_grpc::auth::{ADMIN, service_role};
 use mesh_grpc::certs::{self, ServiceCert};
-use mesh_grpc::issuer::LocalIssuer;
 use mesh_grpc::{AuthArgs, ClientTlsArgs, Credentials, TlsArgs};
+use mesh_runtime::config::SERVICE_TOKEN_TTL;
+use mesh_runtime::source::serve_product;
+use mesh_runtime::{DomainArgs, DomainError, Product};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
@@ -271,7 +271,7 @@ impl LocalMesh {
     /// Credentials for `subject` with `roles` good at domain `domain` alone,
     /// signed by the mesh's issuer (none without authentication).
     pub fn domain_credentials(&self, domain: &str, subject: &str, roles: &[&str]) -> Result<Credentials> {
-        let audience = mesh_grpc::exchange::domain_audience(domain);
+        let audience = mesh_grpc::auth::exchange::domain_audience(domain);
         match &self.issuer {
             Some(issuer) => {
                 Ok(Credentials::issued_for(Arc::clone(issuer), subject, roles, ADMIN_TOKEN_TTL, &audience)?)
@@ -287,7 +287,8 @@ impl LocalMesh {
         let catalog = format!("{}{}", self.registry_url, catalog_registry::web::WEB_PATH);
         let Some(issuer) = &self.issuer else { return Ok(catalog) };
         let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
-        let token = issuer.issue(subject, &roles, ADMIN_TOKEN_TTL, mesh_grpc::issuer::DEFAULT_AUDIENCE)?;
+        let token =
+            issuer.issue(subject, &roles, ADMIN_TOKEN_TTL, mesh_grpc::auth::issuer::DEFAULT_AUDIENCE)?;
         let code = self.sign_in_links.create(token);
         Ok(format!("{catalog}/signin/link?code={code}"))
     }

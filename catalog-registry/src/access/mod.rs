@@ -12,8 +12,8 @@ use mesh_contracts::catalog::{
     DenyAgreementResponse, ListAgreementsRequest, ListAgreementsResponse, RequestAccessRequest,
     RequestAccessResponse, RevokeAgreementRequest, RevokeAgreementResponse,
 };
+use mesh_grpc::auth::layer::caller;
 use mesh_grpc::auth::{ADMIN, Principal, owner_role, service_role};
-use mesh_grpc::authenticate::caller;
 use tonic::{Request, Response, Status};
 
 use crate::error::{RegistryError, Result};

@@ -66,7 +66,7 @@ async fn list_products(
     State(api): State<Arc<Api>>,
     request: http::Request<axum::body::Body>,
 ) -> Result<Response, RestError> {
-    let caller = mesh_grpc::authenticate::caller(request.extensions())?;
+    let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
     let mut list = ListProductsRequest::default();
     for (name, value) in query_parameters(request.uri().query().unwrap_or(""), &LIST_PARAMETERS)? {
         match name {
@@ -174,7 +174,7 @@ async fn standard(
     standard: Standard,
 ) -> Result<Response, RestError> {
     let product = product(api, path, extensions).await?;
-    let caller = mesh_grpc::authenticate::caller(extensions)?;
+    let caller = mesh_grpc::auth::layer::caller(extensions)?;
     Ok(ok_response(mesh_standards::YAML, document(&api.catalog, &product, standard, &links, &caller).await))
 }
 
@@ -184,7 +184,7 @@ async fn product(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     extensions: &http::Extensions,
 ) -> Result<Product, RestError> {
-    let caller = mesh_grpc::authenticate::caller(extensions)?;
+    let caller = mesh_grpc::auth::layer::caller(extensions)?;
     let Path(id) = path.map_err(|e| RestError::new(Status::invalid_argument(format!("id: {e}"))))?;
     api.catalog.product(&id, &caller).await.map_err(|e| RestError::new(e.into()))
 }

@@ -20,7 +20,7 @@ pub fn get_product_route(catalog: Catalog) -> RawUnaryRoute {
     RawUnaryRoute::new(Arc::new(move |request| {
         let catalog = Arc::clone(&catalog);
         Box::pin(async move {
-            let caller = mesh_grpc::authenticate::caller(request.extensions())?;
+            let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
             let request = GetProductRequest::decode(request.into_inner()).map_err(|e| {
                 Status::invalid_argument(format!("request is not a mesh.catalog.v1.GetProductRequest: {e}"))
             })?;

@@ -125,7 +125,7 @@ fn authorized<T>(
     field: &'static str,
     name: &str,
 ) -> Result<Principal, Status> {
-    let caller = mesh_grpc::authenticate::caller(request.extensions())?;
+    let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
     let id = crate::validate::product_name(field, name)?;
     authorize(&caller, write, id)?;
     Ok(caller)
@@ -208,7 +208,7 @@ impl CatalogService for Catalog {
         &self,
         request: Request<ListDomainsRequest>,
     ) -> Result<Response<ListDomainsResponse>, Status> {
-        let caller = mesh_grpc::authenticate::caller(request.extensions())?;
+        let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
         respond(self.list_domains(request.into_inner(), &caller)).await
     }
 
@@ -217,7 +217,7 @@ impl CatalogService for Catalog {
         &self,
         request: Request<ListProductsRequest>,
     ) -> Result<Response<ListProductsResponse>, Status> {
-        let caller = mesh_grpc::authenticate::caller(request.extensions())?;
+        let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
         respond(self.list_products(request.into_inner(), &caller)).await
     }
 
@@ -226,7 +226,7 @@ impl CatalogService for Catalog {
         &self,
         request: Request<GetProductRequest>,
     ) -> Result<Response<GetProductResponse>, Status> {
-        let caller = mesh_grpc::authenticate::caller(request.extensions())?;
+        let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
         let encoded = self.get_product_encoded(request.into_inner(), &caller).await.map_err(Status::from)?;
         GetProductResponse::decode(encoded)
             .map(Response::new)
@@ -235,7 +235,7 @@ impl CatalogService for Catalog {
 
     #[tracing::instrument(skip_all)]
     async fn who_am_i(&self, request: Request<WhoAmIRequest>) -> Result<Response<WhoAmIResponse>, Status> {
-        let caller = mesh_grpc::authenticate::caller(request.extensions())?;
+        let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
         Ok(Response::new(WhoAmIResponse {
             subject: caller.subject,
             issuer: caller.issuer,

@@ -51,7 +51,7 @@ pub(crate) struct Web {
     tls: bool,
     /// Signs the domain tokens the previews read with, when the registry
     /// exchanges tokens.
-    exchange_issuer: Option<Arc<mesh_grpc::issuer::LocalIssuer>>,
+    exchange_issuer: Option<Arc<mesh_grpc::auth::issuer::LocalIssuer>>,
 }
 
 /// The web catalog's routes.
@@ -62,7 +62,7 @@ pub fn router(
     args: &WebArgs,
     oidc_issuer: Option<&str>,
     tls: bool,
-    exchange_issuer: Option<Arc<mesh_grpc::issuer::LocalIssuer>>,
+    exchange_issuer: Option<Arc<mesh_grpc::auth::issuer::LocalIssuer>>,
 ) -> crate::error::Result<axum::Router> {
     let oidc = match (&args.web_oidc_client_id, args.web_oidc_issuer.as_deref().or(oidc_issuer)) {
         (Some(client_id), Some(issuer)) => {

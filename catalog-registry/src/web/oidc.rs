@@ -64,7 +64,7 @@ impl WebOidc {
             client_id,
             client_secret,
             scopes,
-            http: mesh_grpc::oidc::http_client()?,
+            http: mesh_grpc::auth::oidc::http_client()?,
             endpoints: OnceCell::new(),
             pending: Mutex::new(HashMap::new()),
         })
@@ -78,7 +78,7 @@ impl WebOidc {
     async fn endpoints(&self) -> Result<&Endpoints, String> {
         self.endpoints
             .get_or_try_init(|| async {
-                let document = mesh_grpc::oidc::discover(&self.http, &self.issuer).await?;
+                let document = mesh_grpc::auth::oidc::discover(&self.http, &self.issuer).await?;
                 let field = |name: &str| {
                     document[name]
                         .as_str()
@@ -155,7 +155,7 @@ impl WebOidc {
         if let Some(secret) = &self.client_secret {
             form.push(("client_secret", secret));
         }
-        let (status, answer) = mesh_grpc::oidc::post_form(&self.http, &endpoints.token, &form)
+        let (status, answer) = mesh_grpc::auth::oidc::post_form(&self.http, &endpoints.token, &form)
             .await
             .map_err(|e| format!("the IdP could not be reached: {e}"))?;
         if !status.is_success() {

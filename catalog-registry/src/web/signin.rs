@@ -284,7 +284,7 @@ pub(super) async fn session_token(
             "no domain `{domain}` has products in this catalog"
         ))));
     }
-    let audience = mesh_grpc::exchange::domain_audience(&domain);
+    let audience = mesh_grpc::auth::exchange::domain_audience(&domain);
     let token = crate::exchange::mint(issuer, &visitor.principal, &visitor.session.token, &audience)
         .map_err(|e| RestError::new(Status::permission_denied(e)))?
         .0;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use catalog_registry::{Clock, RegistryConfig};
 use mesh_contracts::catalog::RegisterProductRequest;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
-use mesh_grpc::test_tokens::TestIssuer;
+use mesh_grpc::auth::test_tokens::TestIssuer;
 use mesh_grpc::{Credentials, MeshChannel};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;

@@ -3,14 +3,91 @@
 //! enforces them.
 
 use anyhow::{Context, Result};
+use clap::Subcommand;
 use mesh_contracts::catalog::{
     Agreement, AgreementState, ApproveAgreementRequest, DenyAgreementRequest, ListAgreementsRequest,
     RequestAccessRequest, RevokeAgreementRequest,
 };
 
-use crate::cli::{AccessCommand, AccessRequestArgs, Cli};
+use crate::cli::Cli;
 use crate::registry::Registry;
 use crate::style::{self, safe};
+
+/// `mesh access ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AccessCommand {
+    /// Ask for access to a product: approved at once when one of the
+    /// product's rules covers it, otherwise the owners decide.
+    ///
+    /// Examples:
+    ///   mesh access request payment.card_spending --purpose "segment report" --columns bas_yh,seq
+    ///   mesh access request customer.profiles --purpose "age mix" --columns age,sex_cd --scope 'bas_yh >= "2024Q1"' --days 30
+    #[command(verbatim_doc_comment)]
+    Request(AccessRequestArgs),
+    /// List agreements: a product's (its owners see all) or your own.
+    List(AccessListArgs),
+    /// Approve a pending request (the product's owners).
+    Approve(AccessDecisionArgs),
+    /// Deny a pending request, saying why (the product's owners).
+    Deny(AccessDenyArgs),
+    /// End an agreement early (owners, or the consumer withdrawing it).
+    Revoke(AccessDecisionArgs),
+}
+
+/// Flags of `mesh access request`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AccessRequestArgs {
+    /// The product, e.g. `payment.card_spending`.
+    pub product: String,
+    /// What the data is for.
+    #[arg(long)]
+    pub purpose: String,
+    /// The columns wanted, comma separated [default: every column].
+    #[arg(long, value_delimiter = ',')]
+    pub columns: Vec<String>,
+    /// Identifier columns wanted as real values, not pseudonyms.
+    #[arg(long, value_delimiter = ',')]
+    pub raw: Vec<String>,
+    /// The rows wanted, as a filter, e.g. `bas_yh >= "2024Q1"` [default: all].
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// How many days access should last [default: 90].
+    #[arg(long, conflicts_with = "until", value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub days: Option<u32>,
+    /// The day access should end, YYYY-MM-DD.
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+/// Flags of `mesh access list`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AccessListArgs {
+    /// Only this product's agreements.
+    pub product: Option<String>,
+    /// Include denied, revoked and expired ones.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Flags of `mesh access approve` and `revoke`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AccessDecisionArgs {
+    /// The agreement, e.g. `agreements/7` or `7`.
+    pub agreement: String,
+    /// Why, for the record.
+    #[arg(long, default_value = "")]
+    pub note: String,
+}
+
+/// Flags of `mesh access deny`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AccessDenyArgs {
+    /// The agreement, e.g. `agreements/7` or `7`.
+    pub agreement: String,
+    /// Why, for the consumer.
+    #[arg(long)]
+    pub note: String,
+}
 
 /// Runs one `mesh access` command.
 pub(crate) async fn run(cli: &Cli, command: &AccessCommand) -> Result<()> {

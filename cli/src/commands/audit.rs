@@ -5,9 +5,25 @@ use anyhow::{Result, anyhow};
 use mesh_contracts::product::audit_service_client::AuditServiceClient;
 use mesh_contracts::product::{ListReadsRequest, ReadOutcome};
 
-use crate::cli::{AuditArgs, Cli};
+use crate::cli::Cli;
 use crate::registry::Target;
 use crate::style;
+
+/// Flags of `mesh audit`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AuditArgs {
+    /// The product, e.g. `payment.card_spending`.
+    pub product: String,
+    /// Only reads started this long ago or later, e.g. `1h`, `7days`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub since: Option<std::time::Duration>,
+    /// Only this principal's reads.
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// The most reads to show, newest first.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
+}
 
 /// Lists the recorded reads of the product.
 pub(crate) async fn run(cli: &Cli, args: &AuditArgs) -> Result<()> {

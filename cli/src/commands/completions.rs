@@ -2,7 +2,14 @@
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, CompletionsArgs};
+use crate::cli::Cli;
+
+/// Flags of `mesh completions`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
 
 /// Prints the completion script.
 pub(crate) fn run(args: &CompletionsArgs) {

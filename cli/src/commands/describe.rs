@@ -1,14 +1,41 @@
 //! `mesh describe PRODUCT`: everything the catalog knows about a product.
 
 use anyhow::Result;
+use clap::ValueEnum;
 use comfy_table::Cell;
 use mesh_contracts::catalog::{Consumer, ListAgreementsRequest, Product, ProductView};
 use mesh_contracts::product::{AccessMode, Classification, ProductOptions};
 use prost::Message;
 
-use crate::cli::{Cli, DescribeArgs, DescribeFormat};
+use crate::cli::Cli;
 use crate::registry::{Registry, Source};
 use crate::style;
+
+/// Flags of `mesh describe`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DescribeArgs {
+    /// The product, e.g. `payment.card_spending`.
+    pub product: String,
+
+    /// What to print: the description for people, the catalog's record as
+    /// JSON, or the contract in the open standards (ODCS v3 data contract,
+    /// ODPS v1 data product; YAML that `datacontract lint` reads).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: DescribeFormat,
+}
+
+/// Output formats of `mesh describe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DescribeFormat {
+    /// Tables for people.
+    Text,
+    /// The catalog's product record in protobuf's JSON mapping.
+    Json,
+    /// The ODCS v3.1.0 data contract, as YAML.
+    Odcs,
+    /// The ODPS v1.0.0 data product, as YAML.
+    Odps,
+}
 
 /// Prints `product` as JSON, ODCS or ODPS (`format`), fetching its input
 /// products for the ODPS input ports.

@@ -6,7 +6,22 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use woori_data::Generator;
 
-use crate::cli::GenerateArgs;
+/// Flags of `mesh generate`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct GenerateArgs {
+    /// File to write; `-` or nothing writes to standard output.
+    #[arg(long, short)]
+    pub output: Option<std::path::PathBuf>,
+    /// Customers per quarter.
+    #[arg(long, default_value_t = woori_data::generator::DEFAULT_CUSTOMERS)]
+    pub customers: u64,
+    /// Quarters, from 2024Q1.
+    #[arg(long, default_value_t = woori_data::generator::DEFAULT_QUARTERS)]
+    pub quarters: u32,
+    /// Seed: the same seed writes the same bytes.
+    #[arg(long, default_value_t = woori_data::generator::DEFAULT_SEED)]
+    pub seed: u64,
+}
 
 /// Writes the file to `--output` or standard output.
 pub(crate) fn run(args: &GenerateArgs) -> Result<()> {

@@ -10,8 +10,20 @@ use tonic_health::pb::health_client::HealthClient;
 
 use mesh_grpc::Credentials;
 
-use crate::cli::{Cli, HealthArgs};
+use crate::cli::Cli;
 use crate::{registry, style};
+
+/// Flags of `mesh health`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct HealthArgs {
+    /// Check only this endpoint (exit 1 unless it is serving), e.g. in a
+    /// container health check.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// With `--endpoint`: the service to check; empty means the whole server.
+    #[arg(long, default_value = "", requires = "endpoint")]
+    pub service: String,
+}
 
 /// What a health check found.
 /// A product's endpoint is checked with a token for its domain, when one can

@@ -8,10 +8,33 @@
 //! existing folder is left as it is unless `--force`.
 
 use anyhow::{Context, Result, bail};
+use mesh_grpc::auth::issuer::LocalIssuer;
 use mesh_grpc::certs::{self, ServiceCert};
-use mesh_grpc::issuer::LocalIssuer;
 
-use crate::cli::InitArgs;
+/// Flags of `mesh init`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct InitArgs {
+    /// The folder to write to (made with mode 0700; keys get 0600).
+    #[arg(long, env = "MESH_INIT_DIR")]
+    pub dir: std::path::PathBuf,
+    /// A service to make a certificate for: NAME (valid for NAME, localhost
+    /// and 127.0.0.1) or NAME=HOST,HOST...; repeat for each.
+    #[arg(long = "service")]
+    pub services: Vec<String>,
+    /// Make a new CA and certificates even if the folder has them.
+    #[arg(long)]
+    pub force: bool,
+    /// Where the local issuer's signing key goes [default: <dir>/issuer]:
+    /// somewhere only the registry mounts, so no domain can sign tokens.
+    /// Its public JWKS is copied to <dir>/jwks.json for every service.
+    #[arg(long, env = "MESH_INIT_ISSUER_DIR")]
+    pub issuer_dir: Option<std::path::PathBuf>,
+    /// Put each service's TLS key in a folder of its own, <keys-dir>/<name>/key.pem,
+    /// so that each container mounts its own key alone [default: beside the
+    /// certificates, <dir>/<name>-key.pem].
+    #[arg(long, env = "MESH_INIT_KEYS_DIR")]
+    pub keys_dir: Option<std::path::PathBuf>,
+}
 
 /// Creates the CA, the certificates and the issuer in `args.dir`.
 pub(crate) fn run(args: &InitArgs) -> Result<()> {

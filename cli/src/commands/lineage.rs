@@ -7,9 +7,16 @@ use std::collections::BTreeSet;
 use anyhow::Result;
 use mesh_contracts::catalog::{ListProductsRequest, Product, ProductView};
 
-use crate::cli::{Cli, LineageArgs};
+use crate::cli::Cli;
 use crate::registry::Registry;
 use crate::style::{self, safe};
+
+/// Flags of `mesh lineage`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LineageArgs {
+    /// The product, e.g. `insight.segment_spending`.
+    pub product: String,
+}
 
 /// How many levels of inputs are followed upstream.
 const MAX_DEPTH: usize = 8;

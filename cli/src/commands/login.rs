@@ -5,12 +5,26 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use mesh_grpc::oidc::{discover, http_client, post_form};
+use mesh_grpc::auth::oidc::{discover, http_client, post_form};
 
-use crate::cli::{Cli, LoginArgs};
+use crate::cli::Cli;
 use crate::profile::{Login, Profile};
 use crate::style::safe;
 use crate::token_renewal::{keep, oauth_error};
+
+/// Flags of `mesh login`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LoginArgs {
+    /// The IdP's issuer URL (its OIDC discovery document is read from it).
+    #[arg(long, env = "MESH_LOGIN_ISSUER")]
+    pub issuer: String,
+    /// The CLI's client id registered at the IdP.
+    #[arg(long, env = "MESH_LOGIN_CLIENT_ID")]
+    pub client_id: String,
+    /// Scopes to ask for, space separated.
+    #[arg(long, default_value = "openid offline_access")]
+    pub scope: String,
+}
 
 /// The grant type of a device code, RFC 8628 section 3.4.
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";

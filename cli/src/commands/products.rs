@@ -3,8 +3,25 @@
 use anyhow::Result;
 use mesh_contracts::catalog::ListProductsRequest;
 
-use crate::cli::{Cli, ProductsArgs};
+use crate::cli::Cli;
 use crate::{registry, style};
+
+/// Flags of `mesh products`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ProductsArgs {
+    /// Only products of this domain.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Only products whose name, title, purpose or columns mention every word.
+    #[arg(long)]
+    pub search: Option<String>,
+    /// Only products of this owner team.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Only products with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+}
 
 /// Prints the matching products as a table.
 pub(crate) async fn run(cli: &Cli, args: &ProductsArgs) -> Result<()> {

@@ -4,24 +4,72 @@
 
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
+use clap::ValueEnum;
 use mesh_contracts::descriptor::type_name;
 use mesh_contracts::descriptor::{ProductShape, RESUME_TOKEN_FIELD};
 use mesh_contracts::product::QueryRequest;
 use mesh_filter::ColumnList;
+use mesh_grpc::bad_request::FieldProblem;
 use mesh_grpc::codec::RawCodec;
 use prost::Message;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Value};
 use tonic::Streaming;
 
-use crate::cli::{Cli, Format, QueryArgs};
+use crate::cli::Cli;
 use crate::registry::Target;
 use crate::rows::Sink;
 use crate::style;
 use mesh_rows::RowReader;
+
+/// Flags of `mesh query`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct QueryArgs {
+    /// The product, e.g. `payment.card_spending`.
+    pub product: String,
+    /// Filter, e.g. `tot_use_am > 1000000 AND hous_sido_nm = "서울"`.
+    #[arg(long, short)]
+    pub filter: Option<String>,
+    /// Columns to return, comma separated, e.g. `seq,tot_use_am`.
+    #[arg(long, short, value_delimiter = ',')]
+    pub select: Vec<String>,
+    /// Order, e.g. `tot_use_am desc, seq`.
+    #[arg(long)]
+    pub order_by: Option<String>,
+    /// Return at most this many rows.
+    #[arg(long, short)]
+    pub limit: Option<u64>,
+    /// Output format [default: table on a terminal, csv otherwise].
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Rows a table shows at most; the rest are counted, not printed.
+    #[arg(long, default_value_t = 50)]
+    pub max_rows: usize,
+    /// Call this endpoint instead of the one in the catalog (e.g. when the
+    /// registry is down): `http://127.0.0.1:50052`.
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// End the query with an error when the domain sends nothing for this
+    /// long once rows have started, e.g. `30s`.
+    #[arg(long, env = "MESH_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+}
+
+/// Output formats of `mesh query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// A table (the default on a terminal), capped at `--max-rows`.
+    Table,
+    /// Comma-separated values with a header (the default in a pipe).
+    Csv,
+    /// One JSON array of row objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+}
 
 /// Runs the query and writes the rows.
 pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
@@ -31,7 +79,7 @@ pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
     if let Some(filter) = args.filter.as_deref() {
         let fields = shape.row_type.fields().map(|f| (f.name().to_owned(), type_name(&f)));
         if let Err(error) = mesh_filter::parse(filter, &ColumnList::from_proto(fields)) {
-            return Err(filter_error(&format!("filter: {}", error.message), filter));
+            return Err(marked(&format!("filter: {}", error.message), filter, error.column));
         }
     }
     let format =
@@ -274,28 +322,25 @@ fn query_error(target: &Target, args: &QueryArgs, status: tonic::Status) -> anyh
     match status.code() {
         tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => target.unreachable(status.message()),
         tonic::Code::InvalidArgument => {
-            let message = status.message();
-            match args.filter.as_deref() {
-                Some(filter) if message.starts_with("filter:") => filter_error(message, filter),
-                _ => anyhow!("{message}"),
+            let problem = mesh_grpc::bad_request::field_problem(&status);
+            match (args.filter.as_deref(), problem) {
+                (Some(filter), Some(FieldProblem { field, column })) if field == "filter" => {
+                    marked(status.message(), filter, column)
+                }
+                _ => anyhow!("{}", status.message()),
             }
         }
         _ => anyhow!("{}: {}", target.endpoint, status.message()),
     }
 }
 
-/// A filter error with the position it names marked under the filter.
-fn filter_error(message: &str, filter: &str) -> anyhow::Error {
-    match column_of(message) {
+/// `message`, then `filter` with a caret under its 1-based `column` when
+/// the problem has a place.
+fn marked(message: &str, filter: &str, column: Option<usize>) -> anyhow::Error {
+    match column {
         Some(column) => anyhow!("{message}\n  {filter}\n  {}^", " ".repeat(column.saturating_sub(1))),
         None => anyhow!("{message}"),
     }
-}
-
-/// The column number in "... at column N ...".
-fn column_of(message: &str) -> Option<usize> {
-    let rest = message.split("at column ").nth(1)?;
-    rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
 }
 
 /// Rows and rows/s on stderr during long exports, when stderr is a terminal.
@@ -329,14 +374,5 @@ impl Progress {
             let seconds = self.started.elapsed().as_secs_f64().max(1e-9);
             eprintln!("{rows} rows in {seconds:.1} s ({:.0} rows/s)", rows as f64 / seconds);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn column_numbers_are_read_from_filter_errors() {
-        assert_eq!(super::column_of("filter: unknown field `x` at column 12; valid fields: a"), Some(12));
-        assert_eq!(super::column_of("limit: -1 is negative"), None);
     }
 }

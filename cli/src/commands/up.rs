@@ -5,12 +5,44 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use mesh_grpc::auth::ADMIN;
-use mesh_grpc::issuer::DEFAULT_AUDIENCE;
+use mesh_grpc::auth::issuer::DEFAULT_AUDIENCE;
 use mesh_local::{ADMIN_TOKEN_TTL, LocalMesh, MeshConfig, Ports};
 use woori_data::Generator;
 
-use crate::cli::{DEFAULT_REGISTRY, UpArgs};
+use crate::cli::DEFAULT_REGISTRY;
 use crate::profile::Profile;
+
+/// Flags of `mesh up`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct UpArgs {
+    /// Where every service keeps its files (SQLite database, audit log, keys), one folder each.
+    #[arg(long, env = "MESH_DATA_DIR", default_value = ".mesh")]
+    pub data_dir: std::path::PathBuf,
+    /// Customers to generate on first start.
+    #[arg(long, default_value_t = woori_data::generator::DEFAULT_CUSTOMERS)]
+    pub customers: u64,
+    /// Quarters to generate on first start (from 2024Q1).
+    #[arg(long, default_value_t = woori_data::generator::DEFAULT_QUARTERS)]
+    pub quarters: u32,
+    /// Port of the registry; the customer, payment and insight domains take the next three.
+    #[arg(long, default_value_t = 50050)]
+    pub base_port: u16,
+    /// How long a registration lasts without renewal (the domains renew at a third of it).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub lease_ttl: std::time::Duration,
+    /// The limits every domain serves under.
+    #[command(flatten)]
+    pub limits: mesh_local::ServeLimits,
+    /// Serve TLS, with a CA and a certificate for 127.0.0.1 made in
+    /// `<data-dir>/tls` (the profile names the CA for other terminals).
+    #[arg(long)]
+    pub tls: bool,
+    /// Keep the domains' data on this PostgreSQL server (a schema per
+    /// domain) instead of SQLite files, e.g.
+    /// `postgres://mesh:PASSWORD@127.0.0.1:5432/mesh`.
+    #[arg(long, env = "MESH_POSTGRES_URL", hide_env_values = true, value_name = "URL")]
+    pub postgres: Option<String>,
+}
 
 /// Starts everything, waits until every product serves, runs until Ctrl-C.
 pub(crate) async fn run(args: &UpArgs) -> Result<()> {

@@ -1,8 +1,8 @@
 //! The customer domain: serves `customer.profiles`, the 10 customer
 //! attributes of the customer-spending file, one row per quarter and customer.
 
-use mesh_domain_runtime::ProductSpec;
-use mesh_domain_runtime::quality::QualityRule;
+use mesh_runtime::ProductSpec;
+use mesh_runtime::quality::QualityRule;
 use woori_data::runtime::SourceDomain;
 
 /// The `customer.profiles` product.

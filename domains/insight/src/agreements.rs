@@ -5,8 +5,8 @@
 
 use mesh_contracts::catalog::access_service_client::AccessServiceClient;
 use mesh_contracts::catalog::{AgreementState, ListAgreementsRequest, RequestAccessRequest};
-use mesh_domain_runtime::Result;
 use mesh_grpc::MeshChannel;
+use mesh_runtime::Result;
 
 /// The identifier both sources are joined on, read raw.
 const JOIN_KEY: &str = "seq";

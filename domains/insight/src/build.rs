@@ -17,9 +17,9 @@ use mesh_contracts::woori::customer::v1::customer_profile_service_client::Custom
 use mesh_contracts::woori::insight::v1::RefreshResponse;
 use mesh_contracts::woori::payment::v1::CardSpending;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
-use mesh_domain_runtime::ingest::{self, MemorySource};
-use mesh_domain_runtime::quality::QualityRule;
-use mesh_domain_runtime::{DomainError, Product, Result};
+use mesh_runtime::ingest::{self, MemorySource};
+use mesh_runtime::quality::QualityRule;
+use mesh_runtime::{DomainError, Product, Result};
 use tonic::Streaming;
 use woori_data::layout::BROAD_COLUMNS;
 

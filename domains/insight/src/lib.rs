@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mesh_contracts::woori::insight::v1::RefreshResponse;
-use mesh_domain_runtime::hosting::run_domain;
-use mesh_domain_runtime::service::UnaryHandler;
-use mesh_domain_runtime::{DomainArgs, Product, ProductService, ProductSpec, Result};
 use mesh_grpc::auth::owner_role;
+use mesh_runtime::hosting::run_domain;
+use mesh_runtime::service::UnaryHandler;
+use mesh_runtime::{DomainArgs, Product, ProductService, ProductSpec, Result};
 use prost::Message;
 use tokio::net::TcpListener;
 use tonic::Status;
@@ -89,7 +89,7 @@ fn service(builder: Builder) -> ProductService {
     let refresh: UnaryHandler = Arc::new(move |request: tonic::Request<Bytes>| {
         let builder = builder.clone();
         Box::pin(async move {
-            let caller = mesh_grpc::authenticate::caller(request.extensions())?;
+            let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
             let needed = owner_role(SEGMENT_SPENDING.domain());
             if !caller.has_role_or_admin(&needed) {
                 return Err(Status::permission_denied(format!(

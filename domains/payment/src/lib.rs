@@ -1,7 +1,7 @@
 //! The payment domain: serves `payment.card_spending`, the 45 amount
 //! columns of the customer-spending file, one row per quarter and customer.
 
-use mesh_domain_runtime::ProductSpec;
+use mesh_runtime::ProductSpec;
 use woori_data::runtime::SourceDomain;
 
 /// The `payment.card_spending` product.

@@ -4,6 +4,7 @@ mod common;
 
 use common::{query_all, rows_in_file, start};
 use mesh_contracts::product::QueryRequest;
+use mesh_grpc::bad_request::field_problem;
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,6 +63,14 @@ async fn bad_queries_are_refused_precisely() {
         let status = query_all(&mut domain.client, request.clone()).await.expect_err(needle);
         assert_eq!(status.code(), Code::InvalidArgument, "{request:?}: {}", status.message());
         assert!(status.message().contains(needle), "`{needle}` missing from: {}", status.message());
+        // The field and the place are structured details too, so a client
+        // marks the place without reading the English.
+        let problem = field_problem(&status).expect("a google.rpc.BadRequest detail");
+        assert!(status.message().starts_with(&format!("{}: ", problem.field)), "{}", status.message());
+        let stated = status.message().split("at column ").nth(1).map(|rest| {
+            rest.chars().take_while(char::is_ascii_digit).collect::<String>().parse::<usize>().unwrap()
+        });
+        assert_eq!(problem.column, stated, "{}", status.message());
     }
 
     // A real token, altered by one character or reused with another query.

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 fn the_binary_serves_and_stops_on_signals() {
     for signal in ["-TERM", "-INT"] {
         let dir = tempfile::tempdir().unwrap();
-        let issuer = mesh_grpc::issuer::LocalIssuer::open_or_create(&dir.path().join("issuer")).unwrap();
+        let issuer =
+            mesh_grpc::auth::issuer::LocalIssuer::open_or_create(&dir.path().join("issuer")).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_payment"))
             .args([
                 "--addr",

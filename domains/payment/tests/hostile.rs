@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{Backend, TestDomain, connect, query_all, start_with};
 use mesh_contracts::product::{DescribeRequest, QueryRequest};
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
-use mesh_domain_runtime::ServeLimits;
+use mesh_runtime::ServeLimits;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -175,7 +175,7 @@ async fn multiply_rows(domain: &TestDomain, copies: u32) {
 }
 
 /// The product's column names.
-fn columns(product: &mesh_domain_runtime::Product) -> Vec<String> {
+fn columns(product: &mesh_runtime::Product) -> Vec<String> {
     product.schema.columns.iter().map(|c| c.name.clone()).collect()
 }
 
@@ -238,9 +238,7 @@ async fn resuming_over_reloaded_data_is_aborted() {
     tokio::task::spawn_blocking(move || {
         let mut source =
             (payment::DOMAIN.generate)(&woori_data::Generator { customers: 6000, quarters: 2, seed: 8 });
-        payment::DOMAIN
-            .load_from(&product, source.as_mut(), mesh_domain_runtime::ingest::Shrink::Any)
-            .unwrap();
+        payment::DOMAIN.load_from(&product, source.as_mut(), mesh_runtime::ingest::Shrink::Any).unwrap();
     })
     .await
     .unwrap();
@@ -314,7 +312,7 @@ async fn shutdown_cuts_streams_still_open_after_the_grace_period() {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = std::sync::Arc::clone(&product);
     let server = tokio::spawn(async move {
-        mesh_domain_runtime::source::serve_product(serving, &args.domain, listener, async {
+        mesh_runtime::source::serve_product(serving, &args.domain, listener, async {
             let _ = stopped.await;
         })
         .await
@@ -347,7 +345,7 @@ async fn a_rest_export_cut_after_its_first_rows_ends_with_its_error_and_a_cut_bo
             "payment-owner",
             &["owner:payment".to_owned()],
             Duration::from_secs(600),
-            &mesh_grpc::exchange::domain_audience("payment"),
+            &mesh_grpc::auth::exchange::domain_audience("payment"),
         )
         .unwrap();
     let url = format!("http://{}/v1/products/payment.card_spending/rows", domain.addr);

@@ -62,10 +62,10 @@ async fn a_file_loads_and_broken_files_change_nothing() {
     ];
     let domain_def = payment::DOMAIN;
     for (path, needle) in cases {
-        let mut source = mesh_domain_runtime::ingest::CsvSource::open(&path).unwrap();
+        let mut source = mesh_runtime::ingest::CsvSource::open(&path).unwrap();
         let product = domain.product.clone();
         let error = tokio::task::spawn_blocking(move || {
-            domain_def.load_from(&product, &mut source, mesh_domain_runtime::ingest::Shrink::Any).map(|_| ())
+            domain_def.load_from(&product, &mut source, mesh_runtime::ingest::Shrink::Any).map(|_| ())
         })
         .await
         .unwrap()
@@ -77,10 +77,10 @@ async fn a_file_loads_and_broken_files_change_nothing() {
 
     // A good file replaces the data and records its quality.
     let good = file(dir.path(), "good.csv", |t| t);
-    let mut source = mesh_domain_runtime::ingest::CsvSource::open(&good).unwrap();
+    let mut source = mesh_runtime::ingest::CsvSource::open(&good).unwrap();
     let product = domain.product.clone();
     let summary = tokio::task::spawn_blocking(move || {
-        domain_def.load_from(&product, &mut source, mesh_domain_runtime::ingest::Shrink::Any)
+        domain_def.load_from(&product, &mut source, mesh_runtime::ingest::Shrink::Any)
     })
     .await
     .unwrap()
@@ -143,7 +143,7 @@ async fn quality_rules_catch_broken_invariants() {
     let rules = payment::DOMAIN.quality_rules(&domain.product);
     let product = &domain.product;
     let over_table =
-        mesh_domain_runtime::quality::run(&product.store, product.spec.id, &product.schema, &rules).unwrap();
+        mesh_runtime::quality::run(&product.store, product.spec.id, &product.schema, &rules).unwrap();
     assert_eq!(over_table, quality);
     assert!(quality.iter().all(|q| q.checked_rows == 41), "{quality:?}");
 }

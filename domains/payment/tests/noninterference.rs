@@ -113,7 +113,7 @@ impl Grant {
             name: format!("agreements/{id}"),
             product: PRODUCT.into(),
             principal: self.subject.clone(),
-            issuer: mesh_grpc::issuer::LOCAL_ISSUER.into(),
+            issuer: mesh_grpc::auth::issuer::LOCAL_ISSUER.into(),
             purpose: "property test".into(),
             columns,
             raw_columns: if self.raw_seq { vec!["seq".into()] } else { Vec::new() },

@@ -5,7 +5,7 @@
 mod common;
 
 use mesh_contracts::product::QueryRequest;
-use mesh_domain_runtime::Grant;
+use mesh_runtime::Grant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_customer_in_one_quarter_uses_an_index() {
@@ -13,7 +13,7 @@ async fn one_customer_in_one_quarter_uses_an_index() {
     // As the payment domain's owner, whose token the test client carries.
     let owner = mesh_grpc::auth::Principal {
         subject: "payment-owner".into(),
-        issuer: mesh_grpc::issuer::LOCAL_ISSUER.into(),
+        issuer: mesh_grpc::auth::issuer::LOCAL_ISSUER.into(),
         roles: vec!["owner:payment".into()],
     };
     let grant = Grant::decide(&owner, domain.product.access_policy(), None, None).unwrap();

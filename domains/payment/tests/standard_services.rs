@@ -36,10 +36,11 @@ async fn query_and_describe_need_a_token_the_domain_accepts() {
     use mesh_contracts::product::{DescribeRequest, QueryRequest};
     use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
     use mesh_grpc::Credentials;
-    use mesh_grpc::test_tokens::TestIssuer;
+    use mesh_grpc::auth::test_tokens::TestIssuer;
 
     let keys = tempfile::tempdir().unwrap();
-    let issuer = TestIssuer::for_audience(keys.path(), &mesh_grpc::exchange::domain_audience("payment"));
+    let issuer =
+        TestIssuer::for_audience(keys.path(), &mesh_grpc::auth::exchange::domain_audience("payment"));
     let auth = issuer.auth_args();
     let domain = common::start_with(tempfile::tempdir().unwrap(), move |dir| {
         let mut args = common::args(dir, 20, &common::nowhere());
@@ -75,7 +76,8 @@ async fn query_and_describe_need_a_token_the_domain_accepts() {
         );
     }
     // A token for the registry, good and signed by a trusted key, is refused here.
-    let registry_token = issuer.key.sign(&mesh_grpc::test_tokens::claims("kim", &[], serde_json::json!({})));
+    let registry_token =
+        issuer.key.sign(&mesh_grpc::auth::test_tokens::claims("kim", &[], serde_json::json!({})));
     let status = client(Credentials::token(&registry_token).unwrap())
         .await
         .query(QueryRequest::default())

@@ -12,6 +12,9 @@ pub enum DomainError {
         field: &'static str,
         /// What is wrong, where, and what is valid.
         reason: String,
+        /// The 1-based character of the field's text where the problem is,
+        /// sent to the caller as a structured detail.
+        column: Option<usize>,
     },
     /// A source file or record cannot be loaded; nothing was changed.
     #[error("load refused: {0}")]
@@ -52,14 +55,21 @@ pub enum DomainError {
 impl DomainError {
     /// Shorthand for an [`DomainError::InvalidArgument`].
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::InvalidArgument { field, reason: reason.into() }
+        Self::InvalidArgument { field, reason: reason.into(), column: None }
+    }
+
+    /// A malformed `filter`, placed at the column the filter parser gives.
+    pub fn invalid_filter(error: mesh_filter::FilterError) -> Self {
+        Self::InvalidArgument { field: "filter", reason: error.message, column: error.column }
     }
 }
 
 impl From<DomainError> for Status {
     fn from(error: DomainError) -> Self {
         let code = match &error {
-            DomainError::InvalidArgument { .. } => Code::InvalidArgument,
+            DomainError::InvalidArgument { field, reason, column } => {
+                return mesh_grpc::bad_request::invalid_field(field, reason, *column);
+            }
             DomainError::Load(_) => Code::FailedPrecondition,
             DomainError::Unavailable(_) => Code::Unavailable,
             DomainError::Aborted(_) => Code::Aborted,

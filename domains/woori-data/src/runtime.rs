@@ -3,16 +3,16 @@
 //! invariants as quality rules.
 
 use csv::ByteRecord;
-use mesh_domain_runtime::Result;
-use mesh_domain_runtime::ingest::RecordSource;
-use mesh_domain_runtime::quality::QualityRule;
+use mesh_runtime::Result;
+use mesh_runtime::ingest::RecordSource;
+use mesh_runtime::quality::QualityRule;
 
 use crate::generator::{GeneratedSource, Generator};
 
 /// A source-aligned domain of the customer-spending file.
-pub type SourceDomain = mesh_domain_runtime::SourceDomain<Generator>;
+pub type SourceDomain = mesh_runtime::SourceDomain<Generator>;
 /// The flags of such a domain (the generator's among them).
-pub type SourceArgs = mesh_domain_runtime::SourceArgs<Generator>;
+pub type SourceArgs = mesh_runtime::SourceArgs<Generator>;
 
 /// The records of the file `generator` describes.
 pub fn generated(generator: &Generator) -> Box<dyn RecordSource + Send> {

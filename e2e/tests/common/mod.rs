@@ -43,7 +43,7 @@ impl Mesh {
         };
         let local = LocalMesh::start(config).await.expect("the mesh comes up");
         Mesh {
-            token: token_of(&local, "e2e-admin", &["admin"], mesh_grpc::issuer::DEFAULT_AUDIENCE),
+            token: token_of(&local, "e2e-admin", &["admin"], mesh_grpc::auth::issuer::DEFAULT_AUDIENCE),
             registry: local.registry_url.clone(),
             payment_url: local.payment_url.clone(),
             customer_url: local.customer_url.clone(),
@@ -56,12 +56,12 @@ impl Mesh {
 
     /// A token of `subject` with `roles`, signed by the mesh's issuer.
     pub(crate) fn token_as(&self, subject: &str, roles: &[&str]) -> String {
-        token_of(&self.local, subject, roles, mesh_grpc::issuer::DEFAULT_AUDIENCE)
+        token_of(&self.local, subject, roles, mesh_grpc::auth::issuer::DEFAULT_AUDIENCE)
     }
 
     /// A token of `subject` with `roles` good at domain `domain` alone.
     pub(crate) fn domain_token_as(&self, domain: &str, subject: &str, roles: &[&str]) -> String {
-        token_of(&self.local, subject, roles, &mesh_grpc::exchange::domain_audience(domain))
+        token_of(&self.local, subject, roles, &mesh_grpc::auth::exchange::domain_audience(domain))
     }
 
     /// The admin's token good at domain `domain` alone.

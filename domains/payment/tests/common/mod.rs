@@ -11,12 +11,12 @@ use std::time::Duration;
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::payment::v1::CardSpending;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
-use mesh_domain_runtime::source::serve_product;
-use mesh_domain_runtime::{DomainArgs, Product};
+use mesh_grpc::auth::issuer::LocalIssuer;
 use mesh_grpc::auth::service_role;
-use mesh_grpc::issuer::LocalIssuer;
 use mesh_grpc::{AuthArgs, Credentials, MeshChannel};
 use mesh_postgres::testing::TestDatabase;
+use mesh_runtime::source::serve_product;
+use mesh_runtime::{DomainArgs, Product};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use woori_data::Generator;
@@ -53,7 +53,7 @@ pub(crate) fn issuer(dir: &std::path::Path) -> Arc<LocalIssuer> {
 /// Credentials of `subject` with `roles` for reading the payment domain,
 /// signed by the issuer in `dir`.
 pub(crate) fn credentials(dir: &std::path::Path, subject: &str, roles: &[&str]) -> Credentials {
-    let audience = mesh_grpc::exchange::domain_audience("payment");
+    let audience = mesh_grpc::auth::exchange::domain_audience("payment");
     Credentials::issued_for(issuer(dir), subject, roles, Duration::from_secs(600), &audience).unwrap()
 }
 

@@ -35,7 +35,7 @@ impl Columns for RowSchema {
 
 /// Parses `filter` against `schema` (INVALID_ARGUMENT naming the problem).
 pub(crate) fn parse(filter: &str, schema: &RowSchema) -> Result<Filter> {
-    mesh_filter::parse(filter, schema).map_err(|e| DomainError::invalid("filter", e.message))
+    mesh_filter::parse(filter, schema).map_err(DomainError::invalid_filter)
 }
 
 /// Parses `filter` against `schema` and compiles it to SQL of `dialect`.

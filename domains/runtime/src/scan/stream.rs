@@ -139,7 +139,7 @@ fn stop_status(stop: Stop, sent: u64) -> Option<Status> {
     }
 }
 
-/// Why a running scan should stop now, checked between SQLite steps and
+/// Why a running scan should stop now, checked between storage steps and
 /// while waiting for the client.
 #[derive(Clone)]
 struct Watch {

@@ -35,7 +35,7 @@ impl AuditService for Reads {
         &self,
         request: Request<ListReadsRequest>,
     ) -> Result<Response<ListReadsResponse>, Status> {
-        let caller = mesh_grpc::authenticate::caller(request.extensions())?;
+        let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
         let request = request.into_inner();
         let Some(&(product, domain)) = self.products.iter().find(|(id, _)| *id == request.product) else {
             let served: Vec<&str> = self.products.iter().map(|(id, _)| *id).collect();

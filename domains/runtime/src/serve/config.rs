@@ -211,7 +211,7 @@ impl DomainArgs {
             return mesh_grpc::Credentials::file(file);
         }
         if let Some(dir) = &self.issuer_dir {
-            let issuer = std::sync::Arc::new(mesh_grpc::issuer::LocalIssuer::open(dir)?);
+            let issuer = std::sync::Arc::new(mesh_grpc::auth::issuer::LocalIssuer::open(dir)?);
             return mesh_grpc::Credentials::issued(
                 issuer,
                 &format!("{domain}-domain"),
@@ -340,7 +340,7 @@ mod tests {
         let issuer_dir = dir.path().join("issuer");
         let missing = DomainArgs { issuer_dir: Some(issuer_dir.clone()), ..args(None, None) };
         assert!(missing.client_credentials("payment").is_err(), "no issuer key there yet");
-        mesh_grpc::issuer::LocalIssuer::open_or_create(&issuer_dir).unwrap();
+        mesh_grpc::auth::issuer::LocalIssuer::open_or_create(&issuer_dir).unwrap();
         let signed = missing.client_credentials("payment").unwrap().header().unwrap().unwrap();
         assert!(signed.to_str().unwrap().starts_with("Bearer ey"), "a JWT");
     }

@@ -39,7 +39,7 @@ pub async fn run_domain(
     let domain = services.first().map_or("", |s| s.product().spec.domain());
     // Only tokens for this domain are accepted: one captured here is good nowhere else.
     let mut auth = args.auth.clone();
-    auth.auth_audience.get_or_insert_with(|| mesh_grpc::exchange::domain_audience(domain));
+    auth.auth_audience.get_or_insert_with(|| mesh_grpc::auth::exchange::domain_audience(domain));
     let mut server = MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &names)
         .await?
         .shutdown_grace(args.limits.shutdown_grace)

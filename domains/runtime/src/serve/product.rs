@@ -28,7 +28,8 @@ pub struct ProductSpec {
     pub id: &'static str,
     /// Full name of the product service in the contracts.
     pub service: &'static str,
-    /// The SQLite table holding the rows.
+    /// The table holding the rows (on PostgreSQL, the name each loaded
+    /// generation of it starts with).
     pub table: &'static str,
     /// Columns identifying a row; the natural order.
     pub key: &'static [&'static str],

@@ -128,7 +128,7 @@ impl ServerStreamingService<Bytes> for QueryMethod {
         let (product, admission, governance) = (Arc::clone(&self.0), self.1.clone(), self.2.clone());
         Box::pin(async move {
             let peer = request.remote_addr();
-            let principal = mesh_grpc::authenticate::caller(request.extensions())?;
+            let principal = mesh_grpc::auth::layer::caller(request.extensions())?;
             let query = QueryRequest::decode(request.into_inner()).map_err(|e| {
                 Status::invalid_argument(format!("request is not a mesh.product.v1.QueryRequest: {e}"))
             });

@@ -40,7 +40,7 @@ pub struct ColumnDef {
 /// A product's row type as a table.
 #[derive(Debug, Clone)]
 pub struct RowSchema {
-    /// The SQLite table name.
+    /// The table name in the domain's database (SQLite or PostgreSQL).
     pub table: String,
     /// The row message.
     pub message: MessageDescriptor,

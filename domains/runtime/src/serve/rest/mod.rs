@@ -125,7 +125,7 @@ pub(crate) struct ProductList {
 /// Checks that the request was authenticated (the layer in front put the
 /// caller in its extensions).
 fn authenticated(extensions: &http::Extensions) -> std::result::Result<(), RestError> {
-    mesh_grpc::authenticate::caller(extensions).map(|_| ()).map_err(RestError::new)
+    mesh_grpc::auth::layer::caller(extensions).map(|_| ()).map_err(RestError::new)
 }
 
 /// The products this domain serves, with their size and last load.

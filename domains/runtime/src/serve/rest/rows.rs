@@ -60,7 +60,7 @@ pub(super) async fn rows(
     path: Result<Path<String>, axum::extract::rejection::PathRejection>,
     request: http::Request<axum::body::Body>,
 ) -> Result<Response, RestError> {
-    let principal = mesh_grpc::authenticate::caller(request.extensions())?;
+    let principal = mesh_grpc::auth::layer::caller(request.extensions())?;
     let Path(id) = path.map_err(|e| RestError::new(Status::invalid_argument(format!("id: {e}"))))?;
     let service = api.product(&id)?;
     let format = negotiate(request.headers().get(http::header::ACCEPT))?;

@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::issuer::DEFAULT_AUDIENCE;
+use crate::auth::layer::Authenticate;
 use crate::auth::{KeySource, Verifier, VerifierConfig};
-use crate::authenticate::Authenticate;
 use crate::error::{GrpcError, Result};
-use crate::issuer::DEFAULT_AUDIENCE;
 
 /// Authentication flags shared by every service.
 #[derive(Debug, Clone, clap::Args)]
@@ -108,7 +108,7 @@ impl AuthArgs {
     pub fn local(jwks: PathBuf) -> Self {
         Self {
             auth_jwks: Some(jwks),
-            auth_issuer: Some(crate::issuer::LOCAL_ISSUER.to_owned()),
+            auth_issuer: Some(crate::auth::issuer::LOCAL_ISSUER.to_owned()),
             ..Self::default()
         }
     }

@@ -12,7 +12,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::issuer::DEFAULT_AUDIENCE;
+use crate::auth::issuer::DEFAULT_AUDIENCE;
 
 /// The `iss` of test tokens.
 pub const TEST_ISSUER: &str = "https://issuer.test";
@@ -28,7 +28,7 @@ pub struct TestKey {
 impl TestKey {
     /// A new ES256 key named `kid`.
     pub fn new(kid: &str) -> Self {
-        crate::jwt_crypto::install();
+        crate::auth::jwt_crypto::install();
         let pair = rcgen::KeyPair::generate().expect("a key");
         let signing = EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).expect("an EC key");
         let mut jwk = Jwk::from_encoding_key(&signing, Algorithm::ES256).expect("a JWK");

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::JwkSet;
 
+use crate::auth::oidc::{check_url, discover, get_json, http_client};
 use crate::auth::{AuthError, KeySource};
 use crate::error::{GrpcError, Result};
-use crate::oidc::{check_url, discover, get_json, http_client};
 
 /// How often a JWKS file's modification time is looked at.
 const FILE_CHECK: Duration = Duration::from_secs(5);

@@ -55,7 +55,7 @@ impl LocalIssuer {
     }
 
     fn load(dir: &Path) -> Result<Self> {
-        crate::jwt_crypto::install();
+        crate::auth::jwt_crypto::install();
         let key_path = dir.join("issuer-key.pem");
         let pem = std::fs::read(&key_path).map_err(|e| failed("read", &key_path, e))?;
         let key = EncodingKey::from_ec_pem(&pem).map_err(|e| failed("use the key in", &key_path, e))?;

@@ -19,7 +19,7 @@ pub(crate) fn check_url(url: &str) -> Result<()> {
     let uri: http::Uri = url.parse().map_err(|_| GrpcError::Auth(format!("`{url}` is not a URL")))?;
     match uri.scheme_str() {
         Some("https") => Ok(()),
-        Some("http") if crate::credentials::is_loopback_host(uri.host().unwrap_or_default()) => Ok(()),
+        Some("http") if crate::auth::credentials::is_loopback_host(uri.host().unwrap_or_default()) => Ok(()),
         _ => Err(GrpcError::Auth(format!(
             "{url} must be an https:// URL (plain http is accepted for loopback only)"
         ))),

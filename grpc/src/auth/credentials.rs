@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderValue;
 
+use crate::auth::issuer::LocalIssuer;
 use crate::error::{GrpcError, Result};
-use crate::issuer::LocalIssuer;
 
 /// Where a client's token comes from; cheap to clone.
 #[derive(Clone, Default)]
@@ -67,7 +67,7 @@ impl Credentials {
         if token.trim().is_empty() {
             return Err(GrpcError::Auth("the token is empty".into()));
         }
-        let domain = crate::exchange::token_domain(token);
+        let domain = crate::auth::exchange::token_domain(token);
         Ok(Self(Some(Arc::new(Source::Fixed { header: bearer(token)?, domain }))))
     }
 
@@ -81,11 +81,11 @@ impl Credentials {
     /// Tokens for `subject` with `roles`, signed by `issuer` for `ttl` and
     /// renewed when half of that has passed, for the registry.
     pub fn issued(issuer: Arc<LocalIssuer>, subject: &str, roles: &[&str], ttl: Duration) -> Result<Self> {
-        Self::issued_for(issuer, subject, roles, ttl, crate::issuer::DEFAULT_AUDIENCE)
+        Self::issued_for(issuer, subject, roles, ttl, crate::auth::issuer::DEFAULT_AUDIENCE)
     }
 
     /// Like [`Credentials::issued`], for `audience` (e.g. a domain's,
-    /// [`crate::exchange::domain_audience`]).
+    /// [`crate::auth::exchange::domain_audience`]).
     pub fn issued_for(
         issuer: Arc<LocalIssuer>,
         subject: &str,
@@ -114,7 +114,7 @@ impl Credentials {
     /// that domain is used as it is). An error when no exchange answers:
     /// a token for the registry is never sent to a domain.
     pub async fn for_domain(&self, registry: &str, domain: &str) -> Result<Self> {
-        let audience = crate::exchange::domain_audience(domain);
+        let audience = crate::auth::exchange::domain_audience(domain);
         match self.0.as_deref() {
             None => Ok(Self::none()),
             Some(Source::Fixed { domain: Some(own), .. }) if own == domain => Ok(self.clone()),
@@ -131,8 +131,8 @@ impl Credentials {
             Some(_) => {
                 let Some(header) = self.header()? else { return Ok(Self::none()) };
                 let token = header.to_str().unwrap_or_default().trim_start_matches("Bearer ").to_owned();
-                let url = format!("{}{}", registry.trim_end_matches('/'), crate::exchange::TOKEN_PATH);
-                let exchanged = crate::exchange::exchange(&url, &token, &audience)
+                let url = format!("{}{}", registry.trim_end_matches('/'), crate::auth::exchange::TOKEN_PATH);
+                let exchanged = crate::auth::exchange::exchange(&url, &token, &audience)
                     .await
                     .map_err(|e| GrpcError::Auth(format!("cannot get a token for domain `{domain}`: {e}")))?;
                 Self::token(&exchanged.token)
@@ -146,7 +146,7 @@ impl Credentials {
     pub fn domain(&self) -> Option<String> {
         match self.0.as_deref()? {
             Source::Fixed { domain, .. } => domain.clone(),
-            Source::Issued { audience, .. } => crate::exchange::domain_of(audience).map(str::to_owned),
+            Source::Issued { audience, .. } => crate::auth::exchange::domain_of(audience).map(str::to_owned),
             Source::File { .. } => None,
         }
     }

@@ -1,5 +1,5 @@
 //! Verifying the bearer JWT a call carries: against the keys of a JWKS
-//! file or an OIDC issuer (kept current by [`crate::keys`], so a rotated
+//! file or an OIDC issuer (kept current by [`crate::auth::keys`], so a rotated
 //! key is picked up without a restart), asymmetric algorithms only (EdDSA,
 //! ES256, RS256; `none` and HMAC refused), one audience, an optional
 //! issuer, expiry and not-before with a minute of clock skew, and a maximum
@@ -15,8 +15,8 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde_json::Value;
 use tonic::Status;
 
-use crate::keys::TrustedKeys;
-use crate::verified::VerifiedTokens;
+use crate::auth::keys::TrustedKeys;
+use crate::auth::verified::VerifiedTokens;
 
 /// Clock skew allowed on `exp` and `nbf`, in seconds.
 const LEEWAY_SECONDS: u64 = 60;
@@ -33,10 +33,10 @@ pub enum KeySource {
 
 /// How to get a token for a domain's audience, after a refusal.
 fn audience_hint(audience: &str) -> String {
-    match crate::exchange::domain_of(audience) {
+    match crate::auth::exchange::domain_of(audience) {
         Some(domain) => format!(
             " (a domain's own: exchange the sign-in token at the registry's {}, e.g. `mesh token print --for {domain}`)",
-            crate::exchange::TOKEN_PATH
+            crate::auth::exchange::TOKEN_PATH
         ),
         None => String::new(),
     }
@@ -183,7 +183,7 @@ pub struct Verifier {
 impl Verifier {
     /// A verifier trusting the configured keys (a JWKS file is read now).
     pub fn new(config: VerifierConfig) -> crate::Result<Self> {
-        crate::jwt_crypto::install();
+        crate::auth::jwt_crypto::install();
         let keys = TrustedKeys::new(config.keys.clone())?;
         Ok(Self { config, keys, verified: VerifiedTokens::default() })
     }

@@ -108,7 +108,7 @@ mod tests {
     fn es256_tokens_signed_by_ring_verify_by_rustcrypto_and_back() {
         install();
         let dir = tempfile::tempdir().unwrap();
-        let issuer = crate::issuer::LocalIssuer::open_or_create(dir.path()).unwrap();
+        let issuer = crate::auth::issuer::LocalIssuer::open_or_create(dir.path()).unwrap();
         let token = issuer.issue("kim", &[], std::time::Duration::from_secs(60), "aud").unwrap();
         let jwks: jsonwebtoken::jwk::JwkSet =
             serde_json::from_str(&std::fs::read_to_string(issuer.jwks_file()).unwrap()).unwrap();

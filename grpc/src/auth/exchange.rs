@@ -65,7 +65,7 @@ pub async fn exchange(url: &str, subject_token: &str, audience: &str) -> Result<
     let http = match HTTP.get() {
         Some(http) => http,
         None => {
-            let built = crate::oidc::http_client().map_err(|e| e.to_string())?;
+            let built = crate::auth::oidc::http_client().map_err(|e| e.to_string())?;
             HTTP.get_or_init(|| built)
         }
     };
@@ -77,7 +77,7 @@ pub async fn exchange(url: &str, subject_token: &str, audience: &str) -> Result<
         ("resource", audience),
         ("audience", audience),
     ];
-    let (status, answer) = crate::oidc::post_form(http, url, &form).await?;
+    let (status, answer) = crate::auth::oidc::post_form(http, url, &form).await?;
     if !status.is_success() {
         let error = answer["error"].as_str().unwrap_or("error");
         let description = answer["error_description"].as_str().unwrap_or("");
