@@ -5,6 +5,8 @@
 //! selective query likewise (an agreement granting the identifier raw, so
 //! it can be filtered on); and how long a revocation takes to be enforced.
 
+use crate::Run;
+use crate::report::{Figure, ms, per_second};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -134,4 +136,38 @@ pub(crate) async fn measure(mesh: &Mesh, issuer: &LocalIssuer, calls: usize) -> 
         governed_p50: percentiles(governed).0,
         revocation: revoked.elapsed(),
     })
+}
+
+/// The figures of this group (`--only governance`).
+pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    let issuer = mesh_grpc::auth::issuer::LocalIssuer::open(&run.data.join("issuer"))?;
+    let cost = measure(&run.mesh, &issuer, run.calls).await?;
+    let throughput = cost.governed_rate / cost.ungoverned_rate;
+    figures.push(Figure {
+        name: "governed full stream in pseudonym order: agreement, audit (owner)",
+        measured: per_second(cost.governed_rate),
+        baseline: per_second(cost.ungoverned_rate),
+        ratio: Some(throughput),
+        target: ">= 0.85",
+        met: Some(throughput >= 0.85),
+    });
+    let latency = cost.governed_p50.as_secs_f64() / cost.ungoverned_p50.as_secs_f64();
+    figures.push(Figure {
+        name: "governed selective query p50 (owner)",
+        measured: ms(cost.governed_p50),
+        baseline: ms(cost.ungoverned_p50),
+        ratio: Some(latency),
+        target: "<= 1.3",
+        met: Some(latency <= 1.3),
+    });
+    figures.push(Figure {
+        name: "revocation to enforcement in the domain",
+        measured: ms(cost.revocation),
+        baseline: String::new(),
+        ratio: None,
+        target: "<= 5 s",
+        met: Some(cost.revocation <= Duration::from_secs(5)),
+    });
+    Ok(figures)
 }

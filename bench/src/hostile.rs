@@ -3,8 +3,10 @@
 //! concurrent full exports. Each figure is set against the same mesh
 //! without the load, measured in the same run.
 
+use crate::Run;
+use crate::report::{Figure, ms, per_second};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -276,4 +278,91 @@ pub(crate) async fn run(data: &Path, customers: u64, quarters: u32) -> Result<Ho
         complete_exports,
         export_peak,
     })
+}
+
+/// The figures of this group (`--only hostile`).
+pub(crate) async fn figures(settings: &Run) -> Result<Vec<Figure>> {
+    let (customers, quarters) = (settings.hostile_customers, settings.quarters);
+    let dir = PathBuf::from(format!("target/bench-data/hostile-{customers}x{quarters}"));
+    Ok(report(&run(&dir, customers, quarters).await?))
+}
+
+/// The report lines of the hostile run.
+fn report(h: &Hostile) -> Vec<Figure> {
+    let registry_ratio = h.registry_rate.1 / h.registry_rate.0;
+    let export_ratio = h.aggregate_rate / h.single_rate;
+    vec![
+        Figure {
+            name: "600 idle streams: payment Describe p99 (before / during)",
+            measured: ms(h.describe_p99.1),
+            baseline: ms(h.describe_p99.0),
+            ratio: None,
+            target: "<= 100 ms",
+            met: Some(h.describe_p99.1 <= Duration::from_millis(100)),
+        },
+        Figure {
+            name: "  payment health p99 (before / during)",
+            measured: ms(h.health_p99.1),
+            baseline: ms(h.health_p99.0),
+            ratio: None,
+            target: "<= 100 ms",
+            met: Some(h.health_p99.1 <= Duration::from_millis(100)),
+        },
+        Figure {
+            name: "  registry GetProduct/s in the same process (during / before)",
+            measured: format!("{:.0}/s", h.registry_rate.1),
+            baseline: format!("{:.0}/s", h.registry_rate.0),
+            ratio: Some(registry_ratio),
+            target: ">= 0.8",
+            met: Some(registry_ratio >= 0.8),
+        },
+        Figure {
+            name: "  streams admitted / queued / refused at once",
+            measured: format!("{} / {} / {}", h.admitted, h.queued, h.refused),
+            baseline: format!("slowest refusal {}", ms(h.slowest_refusal)),
+            ratio: None,
+            target: "refused at once",
+            met: Some(h.refused > 0 && h.slowest_refusal < Duration::from_secs(1)),
+        },
+        Figure {
+            name: "  payment.card_spending SERVING after two leases",
+            measured: h.serving_after_two_leases.to_string(),
+            baseline: "-".into(),
+            ratio: None,
+            target: "true",
+            met: Some(h.serving_after_two_leases),
+        },
+        Figure {
+            name: "  RSS of mesh up under the streams (over idle)",
+            measured: format!("{:.1} MiB (+{:.1})", h.rss_streams, h.rss_streams - h.rss_idle),
+            baseline: format!("{:.1} MiB idle", h.rss_idle),
+            ratio: None,
+            target: "<= +256 MiB",
+            met: Some(h.rss_streams - h.rss_idle <= 256.0),
+        },
+        Figure {
+            name: "  fresh full query after the client went away (rows)",
+            measured: h.fresh_rows.to_string(),
+            baseline: h.total_rows.to_string(),
+            ratio: None,
+            target: "all rows",
+            met: Some(h.fresh_rows == h.total_rows),
+        },
+        Figure {
+            name: "64 concurrent full exports: aggregate vs one export",
+            measured: per_second(h.aggregate_rate),
+            baseline: per_second(h.single_rate),
+            ratio: Some(export_ratio),
+            target: ">= 0.8",
+            met: Some(export_ratio >= 0.8),
+        },
+        Figure {
+            name: "  exports that delivered every row; peak RSS of mesh up",
+            measured: format!("{} of 64; {:.1} MiB", h.complete_exports, h.export_peak),
+            baseline: "-".into(),
+            ratio: None,
+            target: "64 of 64",
+            met: Some(h.complete_exports == 64),
+        },
+    ]
 }

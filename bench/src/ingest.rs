@@ -1,11 +1,14 @@
 //! Ingestion into the payment domain against a bare bulk insert of the same
 //! parsed rows, and the insight rebuild against its two source streams.
 
+use crate::Run;
+use crate::report::{Figure, per_second};
+use crate::stream::rate;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::customer::v1::customer_profile_service_client::CustomerProfileServiceClient;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
@@ -121,4 +124,51 @@ pub(crate) async fn source_streams(
         payments.query(QueryRequest { read_mask: mask(&paths), ..Default::default() }).await?.into_inner();
     while stream.message().await?.is_some() {}
     Ok(started.elapsed().as_secs_f64())
+}
+
+/// The figures of this group (`--only ingest`).
+pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    let file = source_file(&run.data, run.generator)?;
+    let scratch = run.data.join(format!("scratch-{}", std::process::id()));
+    let (loaded, load_s) = payment_ingest(&scratch, &file)?;
+    let (inserted, insert_s) = bare_insert(&scratch, &file)?;
+    let (load_rate, insert_rate) = (rate(loaded, load_s), rate(inserted, insert_s));
+    figures.push(Figure {
+        name: "ingestion of the file into payment (parse, check, index, quality)",
+        measured: per_second(load_rate),
+        baseline: per_second(insert_rate),
+        ratio: Some(load_rate / insert_rate),
+        target: ">= 0.5",
+        met: Some(load_rate / insert_rate >= 0.5),
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(figures)
+}
+
+/// The insight group's figures (`--only insight`).
+pub(crate) async fn insight_figures(run: &Run) -> Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    let (joined, rebuild_s) = insight_rebuild(
+        run.mesh.insight.as_ref().context("insight runs")?,
+        &run.mesh.registry,
+        &run.mesh.credentials,
+    )
+    .await?;
+    let sources_s = source_streams(
+        &run.mesh.customer_url,
+        &run.mesh.payment_url,
+        &run.mesh.at("customer")?,
+        &run.mesh.at("payment")?,
+    )
+    .await?;
+    figures.push(Figure {
+        name: "insight rebuild (two streams, join, aggregate)",
+        measured: per_second(rate(joined, rebuild_s)),
+        baseline: per_second(rate(joined, sources_s)),
+        ratio: Some(sources_s / rebuild_s),
+        target: "report",
+        met: None,
+    });
+    Ok(figures)
 }

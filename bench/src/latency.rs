@@ -2,6 +2,8 @@
 //! on the same domain, and registry GetProduct under 64 in-flight calls
 //! against a trivial unary call on the same kind of server.
 
+use crate::Run;
+use crate::report::{Figure, ms};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -187,4 +189,65 @@ pub(crate) async fn fingerprint(registry: &str, credentials: &Credentials) -> Re
     let mut client = CatalogServiceClient::new(crate::mesh::connect(registry, credentials).await?);
     let request = GetProductRequest { name: "payment.card_spending".into(), ..Default::default() };
     Ok(client.get_product(request).await?.into_inner().fingerprint)
+}
+
+/// The figures of this group (`--only latency`).
+pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    let (query, empty) =
+        selective_query(&run.mesh.payment_url, &run.mesh.at("payment")?, "0000012345", "2024Q3", run.calls)
+            .await?;
+    let ((q50, q99), (e50, e99)) = (percentiles(query), percentiles(empty));
+    let ratio = q50.as_secs_f64() / e50.as_secs_f64();
+    figures.push(Figure {
+        name: "selective query (one customer, one quarter) p50 / p99",
+        measured: format!("{} / {}", ms(q50), ms(q99)),
+        baseline: format!("{} / {}", ms(e50), ms(e99)),
+        ratio: Some(ratio),
+        target: "p50 <= 3x",
+        met: Some(ratio <= 3.0),
+    });
+    Ok(figures)
+}
+
+/// The registry group's figures (`--only registry`).
+pub(crate) async fn registry_figures(run: &Run) -> Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    let fingerprint = fingerprint(&run.mesh.registry, &run.mesh.credentials).await?;
+    let held = fingerprint.as_str();
+    let calls = [
+        ("registry GetProduct, 64 in flight over 4 connections", "", ProductView::Full, true, ">= 0.6"),
+        ("  the same, descriptor already held (as `mesh describe`)", held, ProductView::Full, true, ">= 0.6"),
+        (
+            "  basic view, descriptor held (as `mesh query` resolves)",
+            held,
+            ProductView::Basic,
+            true,
+            ">= 0.6",
+        ),
+        (
+            "  full, descriptor held, kept as bytes (registry's side)",
+            held,
+            ProductView::Full,
+            false,
+            "report",
+        ),
+    ];
+    for (name, known, view, decode, target) in calls {
+        let call = GetProductCall { known_fingerprint: known.to_owned(), view, decode };
+        let ((get_rate, get), (trivial_rate, trivial)) =
+            registry_load(&run.mesh.registry, &run.mesh.credentials, Duration::from_secs(2), 3, &call)
+                .await?;
+        let ((_, get99), (_, trivial99)) = (percentiles(get), percentiles(trivial));
+        let ratio = get_rate / trivial_rate;
+        figures.push(Figure {
+            name,
+            measured: format!("{get_rate:.0}/s p99 {}", ms(get99)),
+            baseline: format!("{trivial_rate:.0}/s p99 {}", ms(trivial99)),
+            ratio: Some(ratio),
+            target,
+            met: decode.then_some(ratio >= 0.6),
+        });
+    }
+    Ok(figures)
 }

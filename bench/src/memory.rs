@@ -2,6 +2,8 @@
 //! table to a slow reader, against the same process idle; and `mesh query
 //! --format ndjson` over the whole table.
 
+use crate::Run;
+use crate::report::Figure;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -158,4 +160,37 @@ pub(crate) fn cli_ndjson(registry: &str, token: &str) -> Result<f64> {
         bail!("mesh query --format ndjson failed");
     }
     Ok(peak as f64 / 1024.0)
+}
+
+/// The figures of this group (`--only memory`).
+pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    let cli_peak = cli_ndjson(&run.mesh.registry, &run.mesh.token)?;
+    figures.push(Figure {
+        name: "peak RSS, mesh query --format ndjson, whole table",
+        measured: format!("{cli_peak:.1} MiB"),
+        baseline: "-".into(),
+        ratio: None,
+        target: "<= 64 MiB",
+        met: Some(cli_peak <= 64.0),
+    });
+    let (first, restarted) = domain_first_start(&run.data, run.customers, run.quarters)?;
+    figures.push(Figure {
+        name: "idle RSS, payment domain after its first load",
+        measured: format!("{first:.1} MiB"),
+        baseline: format!("{restarted:.1} MiB restarted"),
+        ratio: Some(first / restarted),
+        target: "<= 1.5",
+        met: Some(first / restarted <= 1.5),
+    });
+    let (idle, peak) = domain_streaming(&run.data, run.customers, run.quarters).await?;
+    figures.push(Figure {
+        name: "peak RSS, payment domain streaming to a slow reader",
+        measured: format!("{peak:.1} MiB (+{:.1})", peak - idle),
+        baseline: format!("{idle:.1} MiB idle"),
+        ratio: None,
+        target: "<= +64 MiB",
+        met: Some(peak - idle <= 64.0),
+    });
+    Ok(figures)
 }

@@ -4,6 +4,11 @@
 //! selective query against an empty round trip; the domain's memory while
 //! streaming; and the gap when one of two replicas is killed mid-export.
 
+use woori_data::Generator;
+
+use crate::Run;
+use crate::report::{Figure, ms, per_second};
+use crate::stream::rate;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -286,4 +291,100 @@ pub(crate) async fn large_stream(data: &Path, customers: u64, quarters: u32) -> 
     let streamed = domain.streaming_peak(&crate::mesh::payment_token(&data.join("issuer"))?).await;
     domain.stop();
     streamed
+}
+
+/// The figures of this group (`--only postgres`).
+pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    let file = crate::ingest::source_file(&run.data, run.generator)?;
+    let pg = Postgres::start(&file)?;
+    let copy_s = pg.bare_copy(&file)?;
+    let (load, copy) = (rate(pg.rows, pg.load_seconds), rate(pg.rows, copy_s));
+    figures.push(Figure {
+        name: "PostgreSQL: load of the file into payment (COPY, index, quality)",
+        measured: per_second(load),
+        baseline: format!("{} bare \\copy", per_second(copy)),
+        ratio: Some(load / copy),
+        target: ">= 0.5",
+        met: Some(load / copy >= 0.5),
+    });
+    let mut domain = pg.domain(&run.data, &file)?;
+    let psql_s = pg.psql_export()?;
+    let cli_s = cli_export(&run.mesh.registry, &run.mesh.token, &domain.url)?;
+    let (cli, psql) = (rate(pg.rows, cli_s), rate(pg.rows, psql_s));
+    figures.push(Figure {
+        name: "PostgreSQL: mesh query --format csv > /dev/null",
+        measured: per_second(cli),
+        baseline: format!("{} psql \\copy", per_second(psql)),
+        ratio: Some(cli / psql),
+        target: ">= 0.8",
+        met: Some(cli / psql >= 0.8),
+    });
+    let (query, empty) = crate::latency::selective_query(
+        &domain.url,
+        &run.mesh.at("payment")?,
+        "0000012345",
+        "2024Q3",
+        run.calls,
+    )
+    .await?;
+    let ((q50, q99), (e50, e99)) = (crate::latency::percentiles(query), crate::latency::percentiles(empty));
+    let ratio = q50.as_secs_f64() / e50.as_secs_f64();
+    figures.push(Figure {
+        name: "PostgreSQL: selective query p50 / p99",
+        measured: format!("{} / {}", ms(q50), ms(q99)),
+        baseline: format!("{} / {}", ms(e50), ms(e99)),
+        ratio: Some(ratio),
+        target: "p50 <= 3x",
+        met: Some(ratio <= 3.0),
+    });
+    let streamed = domain.streaming_peak(&crate::mesh::payment_token(&run.data.join("issuer"))?).await?;
+    let (idle, peak) = (streamed.idle, streamed.peak);
+    figures.push(Figure {
+        name: "PostgreSQL: peak RSS of payment streaming to a slow reader",
+        measured: format!("{peak:.1} MiB"),
+        baseline: format!("{idle:.1} MiB idle"),
+        ratio: None,
+        target: "< 128 MiB",
+        met: Some(peak < 128.0),
+    });
+    domain.stop();
+    let fail_over = fail_over(&run.data, &pg, &file, &run.mesh.token)?;
+    figures.push(Figure {
+        name: "PostgreSQL: export with its replica killed half-way, gap",
+        measured: format!("{} gap", ms(fail_over.gap)),
+        baseline: format!("{} before", per_second(fail_over.before)),
+        ratio: Some(fail_over.after / fail_over.before),
+        target: "report",
+        met: None,
+    });
+    figures.push(Figure {
+        name: "  rows after the fail-over, each exactly once",
+        measured: per_second(fail_over.after),
+        baseline: per_second(fail_over.before),
+        ratio: Some(fail_over.after / fail_over.before),
+        target: "exactly once",
+        met: Some(fail_over.exact),
+    });
+    Ok(figures)
+}
+
+/// The figure of `--only postgres-stream`: every row of the scale
+/// `generator` makes, streamed from PostgreSQL to a slow reader.
+pub(crate) async fn large_stream_figures(data: &Path, generator: Generator) -> Result<Vec<Figure>> {
+    let streamed = large_stream(data, generator.customers, generator.quarters).await?;
+    anyhow::ensure!(
+        streamed.rows == generator.rows(),
+        "{} rows of {} streamed",
+        streamed.rows,
+        generator.rows()
+    );
+    Ok(vec![Figure {
+        name: "PostgreSQL: peak RSS of payment streaming every row to a slow reader",
+        measured: format!("{:.1} MiB after {} rows", streamed.peak, streamed.rows),
+        baseline: format!("{:.1} MiB idle", streamed.idle),
+        ratio: None,
+        target: "< 128 MiB",
+        met: Some(streamed.peak < 128.0),
+    }])
 }

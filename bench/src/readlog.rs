@@ -4,6 +4,8 @@
 //! size on disk before and after, and the domain's lease renewals meanwhile
 //! (each must come within its period, as the registry sees it).
 
+use crate::Run;
+use crate::report::Figure;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -128,4 +130,29 @@ pub(crate) async fn flood(mesh: &Mesh, data: &Path, calls: usize) -> Result<Floo
     // The log's writer commits within a second.
     tokio::time::sleep(Duration::from_secs(2)).await;
     Ok(Flood { calls, seconds, log_before, log_after: log_bytes(data), period, longest_gap, renewals })
+}
+
+/// The figures of this group (`--only read-log`).
+pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    let flood = flood(&run.mesh, &run.data, 10_000).await?;
+    let grown = flood.log_after.saturating_sub(flood.log_before) as f64 / (1024.0 * 1024.0);
+    figures.push(Figure {
+        name: "read log growth after 10,000 refused reads, 4 MB filters",
+        measured: format!("{grown:.1} MiB"),
+        baseline: format!("{:.0} MB sent in {:.0} s", flood.calls as f64 * 4.0, flood.seconds),
+        ratio: None,
+        target: "< 64 MiB",
+        met: Some(grown < 64.0),
+    });
+    let ratio = flood.longest_gap.as_secs_f64() / flood.period.as_secs_f64();
+    figures.push(Figure {
+        name: "  longest time between lease renewals meanwhile",
+        measured: format!("{:.1} s ({} renewals)", flood.longest_gap.as_secs_f64(), flood.renewals),
+        baseline: format!("{:.1} s before", flood.period.as_secs_f64()),
+        ratio: Some(ratio),
+        target: "<= 1.25",
+        met: Some(ratio <= 1.25),
+    });
+    Ok(figures)
 }

@@ -3,6 +3,8 @@
 //! this process; full streams alternate between the two, and the selective
 //! query's latency is taken on each.
 
+use crate::Run;
+use crate::report::{Figure, ms, per_second};
 use std::path::Path;
 use std::time::Duration;
 
@@ -45,4 +47,29 @@ pub(crate) async fn measure(data: &Path, generator: Generator, calls: usize) -> 
         open_p50: percentiles(open_query).0,
         secure_p50: percentiles(secure_query).0,
     })
+}
+
+/// The figures of this group (`--only security`).
+pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    let cost = measure(&run.data, run.generator, run.calls).await?;
+    let throughput = cost.secure_rate / cost.open_rate;
+    figures.push(Figure {
+        name: "full stream with TLS + token (plaintext, no token)",
+        measured: per_second(cost.secure_rate),
+        baseline: per_second(cost.open_rate),
+        ratio: Some(throughput),
+        target: ">= 0.9",
+        met: Some(throughput >= 0.9),
+    });
+    let latency = cost.secure_p50.as_secs_f64() / cost.open_p50.as_secs_f64();
+    figures.push(Figure {
+        name: "selective query p50 with TLS + token (plaintext, no token)",
+        measured: ms(cost.secure_p50),
+        baseline: ms(cost.open_p50),
+        ratio: Some(latency),
+        target: "<= 1.3",
+        met: Some(latency <= 1.3),
+    });
+    Ok(figures)
 }

@@ -1,6 +1,8 @@
 //! Streaming throughput: the in-process scan (ceiling), a typed Rust client,
 //! and `mesh query --format csv` (dynamic decoding).
 
+use crate::Run;
+use crate::report::{Figure, per_second};
 use mesh_grpc::Credentials;
 
 use crate::mesh::connect;
@@ -65,4 +67,32 @@ pub(crate) fn cli_csv(registry: &str, token: &str, rows: u64) -> Result<(u64, f6
     let seconds = started.elapsed().as_secs_f64();
     ensure!(status.success(), "mesh query failed");
     Ok((rows, seconds))
+}
+
+/// The figures of this group (`--only stream`).
+pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    let (rows, ceiling_s) = in_process_scan(&run.mesh.payment).await?;
+    let (typed_rows, typed_s) = typed_client(&run.mesh.payment_url, &run.mesh.at("payment")?).await?;
+    anyhow::ensure!(typed_rows == rows, "typed client got {typed_rows} of {rows} rows");
+    let (ceiling, typed) = (rate(rows, ceiling_s), rate(typed_rows, typed_s));
+    figures.push(Figure {
+        name: "full stream of payment.card_spending, typed Rust client",
+        measured: per_second(typed),
+        baseline: per_second(ceiling),
+        ratio: Some(typed / ceiling),
+        target: ">= 0.75",
+        met: Some(typed / ceiling >= 0.75),
+    });
+    let (_, cli_s) = cli_csv(&run.mesh.registry, &run.mesh.token, rows)?;
+    let cli = rate(rows, cli_s);
+    figures.push(Figure {
+        name: "mesh query --format csv > /dev/null (dynamic decoding)",
+        measured: per_second(cli),
+        baseline: per_second(typed),
+        ratio: Some(cli / typed),
+        target: ">= 0.6",
+        met: Some(cli / typed >= 0.6),
+    });
+    Ok(figures)
 }

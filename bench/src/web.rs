@@ -4,6 +4,9 @@
 //! product; the preview's 50 rows in chromium against the page's own
 //! DOMContentLoaded.
 
+use crate::Run;
+use crate::report::{Figure, ms, per_second};
+use crate::stream::rate;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
@@ -85,4 +88,51 @@ pub(crate) fn browser_preview(mesh: &Mesh, rounds: usize) -> Result<(Duration, D
         loaded.push(Duration::from_secs_f64(round["dom_ms"].as_f64().unwrap_or_default() / 1000.0));
     }
     Ok((percentiles(shown).0, percentiles(loaded).0))
+}
+
+/// The figures of this group (`--only web`).
+pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
+    let mut figures = Vec::new();
+    let rows = run.mesh.payment.data_status()?.row_count as u64;
+    let (_, cli_s) = crate::stream::cli_csv(&run.mesh.registry, &run.mesh.token, rows)?;
+    let cli = rate(rows, cli_s);
+    // REST calls a domain with a token for it alone.
+    let payment_token = crate::mesh::payment_token(&run.data.join("issuer"))?;
+    for (name, accept) in [
+        ("REST export as NDJSON (whole payment.card_spending)", "application/x-ndjson"),
+        ("REST export as CSV (whole payment.card_spending)", "text/csv"),
+    ] {
+        let (got, seconds) = rest_export(&run.mesh, &payment_token, accept).await?;
+        anyhow::ensure!(got == rows, "{accept}: {got} of {rows} rows");
+        let rest = rate(rows, seconds);
+        figures.push(Figure {
+            name,
+            measured: per_second(rest),
+            baseline: format!("{} csv", per_second(cli)),
+            ratio: Some(rest / cli),
+            target: ">= 0.8",
+            met: Some(rest / cli >= 0.8),
+        });
+    }
+    let (pages, jsons) = product_page(&run.mesh, run.calls.min(300)).await?;
+    let ((page50, page99), (json50, _)) =
+        (crate::latency::percentiles(pages), crate::latency::percentiles(jsons));
+    figures.push(Figure {
+        name: "product page rendered server-side p50 / p99",
+        measured: format!("{} / {}", ms(page50), ms(page99)),
+        baseline: format!("{} json", ms(json50)),
+        ratio: Some(page50.as_secs_f64() / json50.as_secs_f64()),
+        target: "p50 <= 20 ms",
+        met: Some(page50 <= Duration::from_millis(20)),
+    });
+    let (shown, loaded) = browser_preview(&run.mesh, 7)?;
+    figures.push(Figure {
+        name: "browser preview of 50 rows after opening the page (median)",
+        measured: ms(shown),
+        baseline: format!("{} DOM ready", ms(loaded)),
+        ratio: Some(shown.as_secs_f64() / loaded.as_secs_f64()),
+        target: "<= 1 s",
+        met: Some(shown <= Duration::from_secs(1)),
+    });
+    Ok(figures)
 }
