@@ -12,7 +12,7 @@ use http::{HeaderMap, StatusCode};
 use mesh_contracts::catalog::RequestAccessRequest;
 
 use super::session::same_secret;
-use super::{Visitor, Web, field, form, message_page};
+use super::{Form, Visitor, Web, message_page};
 use crate::access::Decision;
 
 /// Longest request an access request may cover, in days.
@@ -20,18 +20,13 @@ const MAX_DAYS: i64 = 365;
 
 /// The visitor, if the form is theirs: signed in, with the session's CSRF
 /// token, and from the catalog's own origin.
-async fn checked(
-    web: &Web,
-    headers: &HeaderMap,
-    fields: &[(String, String)],
-    back: &str,
-) -> Result<Visitor, Response> {
+async fn checked(web: &Web, headers: &HeaderMap, fields: &Form, back: &str) -> Result<Visitor, Response> {
     let visitor = web.signed_in(headers, back).await?;
     let same_origin = match headers.get(http::header::ORIGIN).and_then(|o| o.to_str().ok()) {
         None => true,
         Some(origin) => origin == web.base_url(headers),
     };
-    let token_ok = field(fields, "csrf").is_some_and(|token| same_secret(token, &visitor.session.csrf));
+    let token_ok = fields.field("csrf").is_some_and(|token| same_secret(token, &visitor.session.csrf));
     if !token_ok || !same_origin {
         tracing::warn!(caller = %visitor.principal.subject, same_origin, "a catalog form was refused: bad CSRF token or origin");
         return Err(message_page(
@@ -50,19 +45,13 @@ pub(super) async fn request_access(
     State(web): State<Arc<Web>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Body,
-) -> Response {
+    fields: Form,
+) -> Result<Response, Response> {
     let back =
         format!("/catalog/products/{}", form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>());
-    let fields = match form(body).await {
-        Ok(fields) => fields,
-        Err(response) => return response,
-    };
-    let visitor = match checked(&web, &headers, &fields, &back).await {
-        Ok(visitor) => visitor,
-        Err(response) => return response,
-    };
-    let days = field(&fields, "days")
+    let visitor = checked(&web, &headers, &fields, &back).await?;
+    let days = fields
+        .field("days")
         .and_then(|d| d.trim().parse::<i64>().ok())
         .filter(|d| (1..=MAX_DAYS).contains(d));
     let outcome = match days {
@@ -71,8 +60,8 @@ pub(super) async fn request_access(
             let end_ms = mesh_contracts::time::now_ms() + days * 86_400_000;
             let request = RequestAccessRequest {
                 product: id.clone(),
-                purpose: field(&fields, "purpose").unwrap_or_default().to_owned(),
-                columns: fields.iter().filter(|(k, _)| k == "columns").map(|(_, v)| v.clone()).collect(),
+                purpose: fields.field("purpose").unwrap_or_default().to_owned(),
+                columns: fields.all("columns"),
                 end_time: Some(mesh_contracts::time::timestamp(end_ms)),
                 ..Default::default()
             };
@@ -94,7 +83,7 @@ pub(super) async fn request_access(
         Err(message) => ("error", format!("The request was refused: {message}")),
     };
     web.sessions.notice(&visitor.cookie, kind, text);
-    Redirect::to(&back).into_response()
+    Ok(Redirect::to(&back).into_response())
 }
 
 /// `POST /catalog/agreements/{id}/approve` or `/deny` (with a note).
@@ -102,36 +91,30 @@ pub(super) async fn decide(
     State(web): State<Arc<Web>>,
     Path((id, decision)): Path<(String, String)>,
     headers: HeaderMap,
-    body: axum::body::Body,
-) -> Response {
-    let fields = match form(body).await {
-        Ok(fields) => fields,
-        Err(response) => return response,
-    };
-    let product = field(&fields, "product").unwrap_or_default();
+    fields: Form,
+) -> Result<Response, Response> {
+    let product = fields.field("product").unwrap_or_default();
     let back = if crate::validate::product_id("product", product).is_ok() {
         format!("/catalog/products/{product}")
     } else {
         super::WEB_PATH.to_owned()
     };
-    let visitor = match checked(&web, &headers, &fields, &back).await {
-        Ok(visitor) => visitor,
-        Err(response) => return response,
-    };
+    let visitor = checked(&web, &headers, &fields, &back).await?;
     let decision = match decision.as_str() {
         "approve" => Decision::Approve,
         "deny" => Decision::Deny,
         _ => {
-            return message_page(
+            let page = message_page(
                 StatusCode::NOT_FOUND,
                 "Not found",
                 "There is no such decision.",
                 Some(&visitor),
             );
+            return Err(page);
         }
     };
     let name = format!("agreements/{id}");
-    let note = field(&fields, "note").unwrap_or_default();
+    let note = fields.field("note").unwrap_or_default();
     let (kind, text) = match web.access.decide(visitor.principal.clone(), &name, note, decision).await {
         Ok(agreement) => {
             let verb = if decision == Decision::Approve { "approved" } else { "denied" };
@@ -140,5 +123,5 @@ pub(super) async fn decide(
         Err(error) => ("error", format!("{name} was not changed: {}", tonic::Status::from(error).message())),
     };
     web.sessions.notice(&visitor.cookie, kind, text);
-    Redirect::to(&back).into_response()
+    Ok(Redirect::to(&back).into_response())
 }

@@ -13,6 +13,7 @@ mod lineage;
 mod links;
 mod oidc;
 mod pages;
+mod product_view;
 mod session;
 mod signin;
 mod view;
@@ -277,21 +278,35 @@ async fn not_found(
     )
 }
 
-/// Reads a form body (at most [`MAX_FORM_BYTES`]) as its fields, in order.
-async fn form(body: axum::body::Body) -> Result<Vec<(String, String)>, Response> {
-    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| {
-        html(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("<p>The form is larger than {MAX_FORM_BYTES} bytes.</p>"),
-            &[],
-        )
-    })?;
-    Ok(form_urlencoded::parse(&bytes).into_owned().collect())
+/// A submitted form's fields, in order, read from a body of at most
+/// [`MAX_FORM_BYTES`] (a larger one is answered 413 before any handler runs).
+struct Form(Vec<(String, String)>);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Form {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, _: &S) -> Result<Self, Response> {
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES).await.map_err(|_| {
+            html(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("<p>The form is larger than {MAX_FORM_BYTES} bytes.</p>"),
+                &[],
+            )
+        })?;
+        Ok(Form(form_urlencoded::parse(&bytes).into_owned().collect()))
+    }
 }
 
-/// The first value of field `name`.
-fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+impl Form {
+    /// The first value of field `name`.
+    fn field(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+    }
+
+    /// Every value of field `name` (checkboxes), in order.
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0.iter().filter(|(key, _)| key == name).map(|(_, value)| value.clone()).collect()
+    }
 }
 
 #[cfg(test)]

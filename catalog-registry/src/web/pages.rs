@@ -6,16 +6,15 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, StatusCode};
-use mesh_contracts::catalog::{
-    AgreementState, ListAgreementsRequest, ListProductsRequest, Product, ServingStatus,
-};
+use mesh_contracts::catalog::{ListAgreementsRequest, ListProductsRequest, Product, ServingStatus};
 use mesh_contracts::product::{AccessMode, Classification};
 use mesh_grpc::auth::owner_role;
 
 use super::lineage::lineage;
+use super::product_view::{AgreementSections, preview_url};
 use super::view::{
-    AgreementRow, Chrome, ColumnRow, EndpointRow, Facet, FacetOption, ProductCard, ProductFacts, ProductPage,
-    QualityRow, SearchPage, SearchQuery, VersionRow,
+    Chrome, ColumnRow, EndpointRow, Facet, FacetOption, ProductCard, ProductFacts, ProductPage, QualityRow,
+    SearchPage, SearchQuery, VersionRow,
 };
 use super::{Visitor, Web, message_page, render};
 use mesh_standards::Standard;
@@ -159,18 +158,20 @@ pub(super) fn status_word(status: ServingStatus) -> String {
 }
 
 /// The access mode in words: `open` or `by agreement`.
-fn access_word(product: &Product) -> String {
+pub(super) fn access_word(product: &Product) -> String {
     match product.metadata.as_ref().map(|m| m.access_mode()) {
         Some(AccessMode::Open) => "open".to_owned(),
         _ => "by agreement".to_owned(),
     }
 }
 
-fn classification_word(classification: Classification) -> String {
+/// A classification in one word: `public`, `pii_identifier`...
+pub(super) fn classification_word(classification: Classification) -> String {
     classification.as_str_name().trim_start_matches("CLASSIFICATION_").to_ascii_lowercase()
 }
 
-fn time(timestamp: Option<&prost_types::Timestamp>) -> String {
+/// A timestamp to the second, as a page shows it (empty when unset).
+pub(super) fn time(timestamp: Option<&prost_types::Timestamp>) -> String {
     timestamp
         .map(|t| {
             let text = t.to_string();
@@ -215,170 +216,37 @@ fn origin(url: &str) -> Option<String> {
     Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
 }
 
+/// The product page as `visitor` sees it: the agreements section depends
+/// on whether they own the product.
 async fn product_page(
     web: &Web,
     visitor: &Visitor,
     product: &Product,
     notice: Option<(&'static str, String)>,
 ) -> ProductPage {
-    let metadata = product.metadata.clone().unwrap_or_default();
-    let id = product.product_id.clone();
-    let is_owner = crate::access::owns(&visitor.principal, &id);
-    let open = metadata.access_mode() == AccessMode::Open;
-    let agreements = web
-        .access
-        .list(
-            visitor.principal.clone(),
-            ListAgreementsRequest { product: id.clone(), include_inactive: true, ..Default::default() },
-        )
-        .await
-        .map(|(page, _)| page)
-        .unwrap_or_default();
-    let row = |a: &mesh_contracts::catalog::Agreement| AgreementRow {
-        id: a.name.trim_start_matches("agreements/").to_owned(),
-        name: a.name.clone(),
-        principal: a.principal.clone(),
-        issuer: a.issuer.clone(),
-        state: a.state().as_str_name().trim_start_matches("AGREEMENT_STATE_").to_ascii_lowercase(),
-        columns: a.columns.join(", "),
-        raw: if a.raw_columns.is_empty() { "none".into() } else { a.raw_columns.join(", ") },
-        scope: if a.row_scope.is_empty() { "all rows".into() } else { a.row_scope.clone() },
-        until: time(a.end_time.as_ref()),
-        days: mesh_contracts::access::days(a),
-        purpose: a.purpose.clone(),
-        decided: a.decided_by.clone(),
-    };
-    let me = (&visitor.principal.subject, &visitor.principal.issuer);
-    let mine: Vec<AgreementRow> =
-        agreements.iter().filter(|a| (&a.principal, &a.issuer) == me).map(row).collect();
-    let pending: Vec<AgreementRow> = if is_owner {
-        agreements.iter().filter(|a| a.state() == AgreementState::Pending).map(row).collect()
-    } else {
-        Vec::new()
-    };
-    let in_force: Vec<AgreementRow> = if is_owner {
-        agreements.iter().filter(|a| a.state() == AgreementState::Approved).map(row).collect()
-    } else {
-        Vec::new()
-    };
-    // One request waits at a time; with an agreement in force, a new
-    // request (for more columns) replaces it once approved.
-    let mine_in = |state: AgreementState| {
-        agreements.iter().any(|a| (&a.principal, &a.issuer) == me && a.state() == state)
-    };
-    let (has_pending, has_approved) = (mine_in(AgreementState::Pending), mine_in(AgreementState::Approved));
-    let columns = product
-        .columns
-        .iter()
-        .map(|c| ColumnRow {
-            name: c.name.clone(),
-            kind: c.r#type.clone(),
-            classification: classification_word(c.classification()),
-            unit: c.unit.clone(),
-            source_column: c.source_column.clone(),
-            description: c.description.clone(),
-            suggested: matches!(
-                c.classification(),
-                Classification::Public | Classification::Internal | Classification::PiiIdentifier
-            ),
-        })
-        .collect();
-    let endpoints: Vec<EndpointRow> = product
-        .endpoints
-        .iter()
-        .map(|e| EndpointRow {
-            grpc: e.uri.clone(),
-            rest: format!("{}/v1/products/{id}/rows", e.uri.trim_end_matches('/')),
-            status: status_word(e.status()),
-            lease: time(e.lease_expire_time.as_ref()),
-        })
-        .collect();
-    // Every serving endpoint, in the catalog's order: the browser uses the
-    // first it can reach (a domain may advertise a name inside its network
-    // and an address on the host).
-    let preview_urls: Vec<String> = product
-        .endpoints
-        .iter()
-        .filter(|e| e.status() == ServingStatus::Serving)
-        .map(|e| format!("{}/v1/products/{id}/rows?page_size=50", e.uri.trim_end_matches('/')))
-        .collect();
-    let preview_url = (!preview_urls.is_empty()).then(|| preview_urls.join(" "));
-    let data = match &product.data {
-        Some(data) => match time(data.last_loaded_time.as_ref()) {
-            loaded if loaded.is_empty() => format!("{} rows, never loaded", data.row_count),
-            loaded => format!("{} rows, loaded {loaded}", data.row_count),
-        },
-        None => "not reported yet".to_owned(),
-    };
-    let owner_mailto = (metadata.owner_contact.contains('@') && !metadata.owner_contact.contains(':'))
-        .then(|| format!("mailto:{}", metadata.owner_contact));
-    let access_words = if open {
-        "Open: every signed-in caller reads it.".to_owned()
-    } else {
-        "By agreement: each consumer reads the columns of an agreement the owners approved (or a rule granted), \
-         identifiers as pseudonyms."
-            .to_owned()
-    };
+    let id = &product.product_id;
+    let is_owner = crate::access::owns(&visitor.principal, id);
+    let open = product.metadata.as_ref().is_some_and(|m| m.access_mode() == AccessMode::Open);
+    let request = ListAgreementsRequest { product: id.clone(), include_inactive: true, ..Default::default() };
+    let agreements =
+        web.access.list(visitor.principal.clone(), request).await.map(|(page, _)| page).unwrap_or_default();
+    let agreements = AgreementSections::of(&agreements, visitor, is_owner);
     ProductPage {
         chrome: Chrome::of(Some(visitor), notice),
-        p: ProductFacts {
-            id: id.clone(),
-            domain: product.domain.clone(),
-            title: if metadata.title.is_empty() { id.clone() } else { metadata.title.clone() },
-            description: product.description.clone(),
-            status: status_word(product.status()),
-            access: access_word(product),
-            access_words,
-            open,
-            tags: metadata.tags.clone(),
-            deprecation: product.deprecation.as_ref().map(|d| d.message.clone()),
-            owner_team: metadata.owner_team.clone(),
-            owner_contact: metadata.owner_contact.clone(),
-            owner_mailto,
-            purpose: metadata.purpose.clone(),
-            source: metadata.source.clone(),
-            policy: metadata.policy.clone(),
-            freshness: metadata.freshness.clone(),
-            data,
-            service: product.service.clone(),
-            row_type: product.row_type.clone(),
-        },
-        endpoints,
-        preview_url,
-        columns,
+        p: ProductFacts::of(product),
+        endpoints: product.endpoints.iter().map(|e| EndpointRow::of(e, id)).collect(),
+        preview_url: preview_url(product),
+        columns: product.columns.iter().map(ColumnRow::from).collect(),
         is_owner,
         owner_role: owner_role(&product.domain),
-        can_request: !open && !is_owner && !has_pending,
-        widening: has_approved,
-        mine,
-        pending,
-        in_force,
+        can_request: !open && !is_owner && !agreements.has_pending,
+        widening: agreements.has_approved,
+        mine: agreements.mine,
+        pending: agreements.pending,
+        in_force: agreements.in_force,
         lineage: lineage(product),
-        versions: product
-            .versions
-            .iter()
-            .rev()
-            .map(|v| VersionRow {
-                version: v.version,
-                fingerprint: v.fingerprint.chars().take(12).collect(),
-                major: v.major_version,
-                created: time(v.create_time.as_ref()),
-                by: v.registered_by.clone(),
-                changes: v.changes.clone(),
-            })
-            .collect(),
-        quality: product
-            .data
-            .iter()
-            .flat_map(|d| &d.quality_results)
-            .map(|q| QualityRow {
-                rule: q.rule.clone(),
-                passed: q.passed,
-                checked: q.checked_rows,
-                failed: q.failed_rows,
-                description: q.description.clone(),
-            })
-            .collect(),
+        versions: product.versions.iter().rev().map(VersionRow::from).collect(),
+        quality: product.data.iter().flat_map(|d| &d.quality_results).map(QualityRow::from).collect(),
     }
 }
 

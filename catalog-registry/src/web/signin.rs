@@ -15,7 +15,7 @@ use tonic::Status;
 
 use super::session::{COOKIE, random_token, same_secret, set_cookie};
 use super::view::{Chrome, RedirectPage, SignInPage};
-use super::{Web, field, form, local_path, render};
+use super::{Form, Web, local_path, render};
 
 /// The cookie tying a sign-in form to its browser (double submit).
 const SIGNIN_COOKIE: &str = "mesh_signin";
@@ -93,24 +93,16 @@ pub(super) async fn page(
 }
 
 /// `POST /catalog/signin`: a pasted token.
-pub(super) async fn with_token(
-    State(web): State<Arc<Web>>,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Response {
-    let fields = match form(body).await {
-        Ok(fields) => fields,
-        Err(response) => return response,
-    };
-    let next = field(&fields, "next").unwrap_or("/catalog").to_owned();
+pub(super) async fn with_token(State(web): State<Arc<Web>>, headers: HeaderMap, fields: Form) -> Response {
+    let next = fields.field("next").unwrap_or("/catalog").to_owned();
     let expected = super::session::cookie(&headers, SIGNIN_COOKIE, web.tls);
-    let sent = field(&fields, "csrf").unwrap_or_default();
+    let sent = fields.field("csrf").unwrap_or_default();
     if expected.is_none_or(|expected| !same_secret(&expected, sent)) {
         let error = "The sign-in form expired or came from elsewhere; try again.".to_owned();
         return sign_in_page(&web, StatusCode::FORBIDDEN, &next, Some(error));
     }
     let token =
-        field(&fields, "token").unwrap_or_default().trim().trim_start_matches("Bearer ").trim().to_owned();
+        fields.field("token").unwrap_or_default().trim().trim_start_matches("Bearer ").trim().to_owned();
     if token.is_empty() {
         return sign_in_page(&web, StatusCode::BAD_REQUEST, &next, Some("Paste a token first.".to_owned()));
     }
@@ -228,17 +220,9 @@ pub(super) async fn callback(
 }
 
 /// `POST /catalog/signout`.
-pub(super) async fn sign_out(
-    State(web): State<Arc<Web>>,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Response {
-    let fields = match form(body).await {
-        Ok(fields) => fields,
-        Err(response) => return response,
-    };
+pub(super) async fn sign_out(State(web): State<Arc<Web>>, headers: HeaderMap, fields: Form) -> Response {
     if let Some(visitor) = web.visitor(&headers).await
-        && field(&fields, "csrf").is_some_and(|token| same_secret(token, &visitor.session.csrf))
+        && fields.field("csrf").is_some_and(|token| same_secret(token, &visitor.session.csrf))
     {
         web.sessions.end(&visitor.cookie);
     }
