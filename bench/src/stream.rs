@@ -28,8 +28,12 @@ pub(crate) async fn in_process_scan(product: &Arc<Product>) -> Result<(u64, f64)
     let started = Instant::now();
     let admission = mesh_runtime::Admission::default();
     let grant = mesh_runtime::Grant::full(&product.schema);
-    let reader =
-        mesh_runtime::product::Reader { caller: "bench", peer: None, admission: &admission, audit: None };
+    let reader = mesh_runtime::product::Reader {
+        caller: "bench",
+        peer: None,
+        admission: &admission,
+        audit: Default::default(),
+    };
     let mut stream = product.query(&QueryRequest::default(), RowFormat::Protobuf, &grant, reader).await?.rows;
     let mut bytes = 0u64;
     while let Some(batch) = tokio_stream::StreamExt::next(&mut stream).await {

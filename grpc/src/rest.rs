@@ -218,6 +218,40 @@ pub struct ErrorDetail {
     message: String,
 }
 
+/// The `{id}` of a product in a REST path, as OpenAPI documents describe it.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub struct ProductIdParam {
+    /// Product id: `<domain>.<product>`
+    #[param(pattern = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", example = "payment.card_spending")]
+    id: String,
+}
+
+/// The refusals of every path that names a product, for OpenAPI documents.
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum ProductRefusals {
+    /// A malformed id
+    #[response(status = 400)]
+    MalformedId(ErrorBody),
+    /// No valid bearer token
+    #[response(status = 401)]
+    Unauthenticated(ErrorBody),
+    /// Not a product this service knows
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// The refusal of a call without a valid bearer token, for OpenAPI documents.
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Unauthenticated {
+    /// No valid bearer token
+    #[response(status = 401)]
+    Unauthenticated(ErrorBody),
+}
+
 /// Adds the bearer-token security scheme every mesh REST API uses to an
 /// OpenAPI document.
 #[derive(Debug)]

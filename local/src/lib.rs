@@ -9,6 +9,7 @@
 mod config;
 mod error;
 mod mesh;
+mod services;
 
 pub use catalog_registry::web::LINK_TTL as SIGN_IN_LINK_TTL;
 pub use config::{MeshConfig, Ports};

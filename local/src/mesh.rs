@@ -1,36 +1,28 @@
 //! Starting, waiting for and stopping the services of the in-process mesh.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use catalog_registry::RegistryConfig;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::catalog::{ListProductsRequest, ServingStatus};
+use mesh_grpc::Credentials;
+use mesh_grpc::auth::ADMIN;
 use mesh_grpc::auth::issuer::LocalIssuer;
-use mesh_grpc::auth::{ADMIN, service_role};
-use mesh_grpc::certs::{self, ServiceCert};
-use mesh_grpc::{AuthArgs, ClientTlsArgs, Credentials, TlsArgs};
-use mesh_runtime::config::SERVICE_TOKEN_TTL;
-use mesh_runtime::source::serve_product;
-use mesh_runtime::{DomainArgs, DomainError, Product};
-use tokio::net::TcpListener;
+use mesh_runtime::Product;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
-use woori_data::runtime::{SourceArgs, SourceDomain};
 
-use crate::config::{MeshConfig, Ports};
+use crate::config::MeshConfig;
 use crate::error::{LocalError, Result};
+use crate::services::{Bound, Shared, Sockets, Task};
 
 /// How long the tokens [`LocalMesh::credentials`] signs live; renewed halfway.
 pub const ADMIN_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// How often readiness is checked while waiting.
 const READY_POLL: Duration = Duration::from_millis(50);
-
-type Task = JoinHandle<Result<()>>;
 
 /// A running mesh. Dropping it stops every service (without waiting);
 /// [`LocalMesh::stop`] stops them and waits.
@@ -62,199 +54,41 @@ impl std::fmt::Debug for LocalMesh {
     }
 }
 
-/// A bound listener and its URL.
-struct Bound {
-    listener: TcpListener,
-    addr: SocketAddr,
-    scheme: &'static str,
-}
-
-impl Bound {
-    async fn new(port: u16, tls: bool) -> Result<Self> {
-        let listener = mesh_grpc::server::bind(SocketAddr::from(([127, 0, 0, 1], port)))
-            .await
-            .map_err(LocalError::Bind)?;
-        let addr = listener.local_addr().map_err(|e| LocalError::Bind(e.into()))?;
-        Ok(Self { listener, addr, scheme: if tls { "https" } else { "http" } })
-    }
-
-    fn url(&self) -> String {
-        format!("{}://{}", self.scheme, self.addr)
-    }
-}
-
-/// The services of a local mesh that get a certificate each.
-const TLS_SERVICES: [&str; 4] = ["registry", "customer", "payment", "insight"];
-
-/// A CA and, for each service, a certificate for 127.0.0.1, localhost and
-/// the service's name (a domain's names its domain, which clients check)
-/// in `dir`, made anew; the process's clients trust the CA from now on.
-/// The TLS flags of each service by name, and the CA file.
-fn local_tls(dir: &Path) -> Result<(HashMap<&'static str, TlsArgs>, PathBuf)> {
-    let services: Vec<ServiceCert> = TLS_SERVICES
-        .iter()
-        .map(|name| ServiceCert {
-            name: (*name).to_owned(),
-            hosts: vec!["127.0.0.1".to_owned(), "localhost".to_owned(), (*name).to_owned()],
-        })
-        .collect();
-    let made = certs::create(dir, &services)?;
-    let ca = dir.join("ca.pem");
-    mesh_grpc::set_client_tls(ClientTlsArgs { ca_file: Some(ca.clone()), ..ClientTlsArgs::default() });
-    let args = TLS_SERVICES
-        .iter()
-        .zip(made)
-        .map(|(name, files)| {
-            (*name, TlsArgs { tls_cert: Some(files.cert), tls_key: Some(files.key), ..TlsArgs::default() })
-        })
-        .collect();
-    Ok((args, ca))
-}
-
-/// Completes once `stopped` turns true (or its sender is gone).
-async fn until(mut stopped: watch::Receiver<bool>) {
-    let _ = stopped.wait_for(|stop| *stop).await;
-}
-
 impl LocalMesh {
     /// Starts the registry and the domains as `config` says and returns once
     /// every product is serving with data (first start generates the data).
     pub async fn start(config: MeshConfig) -> Result<Self> {
-        let port = |offset: u16| match config.ports {
-            Ports::Base(base) => base + offset,
-            Ports::Ephemeral => 0,
-        };
-        let tls = if config.tls { Some(local_tls(&config.data_dir.join("tls"))?) } else { None };
-        let ca_file = tls.as_ref().map(|(_, ca)| ca.clone());
-        let tls = tls.map(|(args, _)| args).unwrap_or_default();
-        let tls_of = |service: &str| tls.get(service).cloned().unwrap_or_default();
-        let secure = config.tls;
-        let registry = Bound::new(port(0), secure).await?;
-        let customer = Bound::new(port(1), secure).await?;
-        let payment = Bound::new(port(2), secure).await?;
-        let insight = if config.insight { Some(Bound::new(port(3), secure).await?) } else { None };
-        let registry_url = registry.url();
+        // 1. Bind every port first, so each service knows the others' URLs.
+        let sockets = Sockets::bind(&config).await?;
+        // 2. What the services share: TLS, the issuer, authentication, the pseudonym key.
+        let shared = Shared::new(&config, sockets.registry.url())?;
         let (stop_registry, registry_stopped) = watch::channel(false);
         let (stop_domains, domains_stopped) = watch::channel(false);
-
-        let issuer = if config.authentication {
-            Some(Arc::new(LocalIssuer::open_or_create(&config.data_dir.join("issuer"))?))
-        } else {
-            None
-        };
-        let auth = match &issuer {
-            Some(issuer) => AuthArgs::local(issuer.jwks_file().to_owned()),
-            None => AuthArgs { insecure_no_auth: true, ..AuthArgs::default() },
-        };
+        // 3. The registry.
         let sign_in_links = catalog_registry::web::SignInLinks::default();
-        let registry_config = RegistryConfig {
-            addr: registry.addr,
-            data_dir: config.data_dir.join("registry"),
-            db: config.registry_db.clone(),
-            database: config
-                .postgres
-                .as_deref()
-                .map(mesh_postgres::DatabaseArgs::for_url)
-                .unwrap_or_default(),
-            lease_ttl: config.lease_ttl,
-            tls: tls_of("registry"),
-            auth: auth.clone(),
-            client_tls: Default::default(),
-            web: catalog_registry::web::WebArgs {
-                sign_in_links: sign_in_links.clone(),
-                ..Default::default()
-            },
-            token_exchange_issuer_dir: issuer.as_ref().map(|_| config.data_dir.join("issuer")),
-            service_tokens: Vec::new(),
-            insecure_plaintext_endpoints: false,
-        };
-        let registry_task: Task = tokio::spawn(async move {
-            catalog_registry::serve(&registry_config, registry.listener, until(registry_stopped)).await?;
-            Ok(())
-        });
-
-        let pseudonym_key = config.data_dir.join("pseudonym.key");
-        mesh_grpc::private_files::create_secret(&pseudonym_key)
-            .map_err(|source| LocalError::File { path: pseudonym_key.clone(), source })?;
-        let domain_args = |name: &str| -> Result<DomainArgs> {
-            let credentials = match &issuer {
-                Some(issuer) => Credentials::issued(
-                    Arc::clone(issuer),
-                    &format!("{name}-domain"),
-                    &[&service_role(name)],
-                    SERVICE_TOKEN_TTL,
-                )?,
-                None => Credentials::none(),
-            };
-            Ok(DomainArgs {
-                data_dir: Some(config.data_dir.join(name)),
-                database: config
-                    .postgres
-                    .as_deref()
-                    .map(mesh_postgres::DatabaseArgs::for_url)
-                    .unwrap_or_default(),
-                registry: registry_url.clone(),
-                limits: config.limits.clone(),
-                tls: tls_of(name),
-                auth: auth.clone(),
-                pseudonym_key: Some(pseudonym_key.clone()),
-                cors_origins: web_origins(&registry_url),
-                credentials,
-                ..DomainArgs::default()
-            })
-        };
-        let source_args = |name: &str| -> Result<SourceArgs> {
-            Ok(SourceArgs {
-                domain: domain_args(name)?,
-                source: None,
-                generate: config.generator,
-                reload: false,
-                allow_shrink: false,
-            })
-        };
-        let (customer_args, payment_args) = (source_args("customer")?, source_args("payment")?);
-        let (profiles, spending) = tokio::try_join!(
-            prepare(customer::DOMAIN, &customer_args),
-            prepare(payment::DOMAIN, &payment_args)
-        )?;
-        let mut products = HashMap::from([(customer::PROFILES.id, Arc::clone(&profiles))]);
-        products.insert(payment::CARD_SPENDING.id, Arc::clone(&spending));
-        let (customer_url, payment_url) = (customer.url(), payment.url());
-        let mut domain_tasks = vec![
-            spawn_source("customer", profiles, customer_args.domain, customer.listener, &domains_stopped),
-            spawn_source("payment", spending, payment_args.domain, payment.listener, &domains_stopped),
-        ];
-
-        let mut insight_url = None;
-        if let Some(bound) = insight {
-            insight_url = Some(bound.url());
-            let args =
-                insight::InsightArgs { domain: domain_args("insight")?, min_customers: config.min_customers };
-            let product =
-                insight::open(&args).map_err(|source| LocalError::Domain { domain: "insight", source })?;
-            products.insert(insight::SEGMENT_SPENDING.id, Arc::clone(&product));
-            let stopped = domains_stopped.clone();
-            domain_tasks.push(tokio::spawn(async move {
-                insight::serve(product, &args, bound.listener, until(stopped))
-                    .await
-                    .map_err(|source| LocalError::Domain { domain: "insight", source })
-            }));
+        let registry_task = shared.spawn_registry(sockets.registry, sign_in_links.clone(), registry_stopped);
+        // 4. The source domains, loaded side by side, then insight on top of them.
+        let (customer_url, payment_url) = (sockets.customer.url(), sockets.payment.url());
+        let mut domains = shared.spawn_sources(sockets.customer, sockets.payment, &domains_stopped).await?;
+        let insight_url = sockets.insight.as_ref().map(Bound::url);
+        if let Some(bound) = sockets.insight {
+            shared.spawn_insight(bound, &domains_stopped, &mut domains)?;
         }
-
         let mesh = Self {
-            registry_url,
+            registry_url: shared.registry_url.clone(),
             customer_url,
             payment_url,
             insight_url,
-            issuer,
-            ca_file,
+            issuer: shared.issuer.clone(),
+            ca_file: shared.ca_file.clone(),
             sign_in_links,
-            products,
+            products: domains.products,
             stop_registry,
             stop_domains,
             registry_task: Mutex::new(Some(registry_task)),
-            domain_tasks: Mutex::new(domain_tasks),
+            domain_tasks: Mutex::new(domains.tasks),
         };
+        // 5. Ready when the registry lists every product serving with rows.
         mesh.wait_until_serving(config.ready_timeout).await?;
         Ok(mesh)
     }
@@ -398,37 +232,4 @@ impl Drop for LocalMesh {
         let _ = self.stop_domains.send(true);
         let _ = self.stop_registry.send(true);
     }
-}
-
-/// Opens a source domain's product and loads it if needed.
-async fn prepare(domain: SourceDomain, args: &SourceArgs) -> Result<Arc<Product>> {
-    domain.prepare(args).await.map_err(|source| LocalError::Domain { domain: domain.name, source })
-}
-
-/// Serves a source domain's prepared product until the domains stop.
-fn spawn_source(
-    name: &'static str,
-    product: Arc<Product>,
-    args: DomainArgs,
-    listener: TcpListener,
-    stopped: &watch::Receiver<bool>,
-) -> Task {
-    let stopped = stopped.clone();
-    tokio::spawn(async move {
-        serve_product(product, &args, listener, until(stopped))
-            .await
-            .map_err(|source: DomainError| LocalError::Domain { domain: name, source })
-    })
-}
-
-/// The origins of the web catalog at `registry_url`, by address and as
-/// `localhost`: the domains let its pages fetch previews.
-fn web_origins(registry_url: &str) -> Vec<http::HeaderValue> {
-    let mut origins = vec![registry_url.to_owned()];
-    if let Some(port) = registry_url.strip_prefix("http://127.0.0.1:") {
-        origins.push(format!("http://localhost:{port}"));
-    } else if let Some(port) = registry_url.strip_prefix("https://127.0.0.1:") {
-        origins.push(format!("https://localhost:{port}"));
-    }
-    origins.iter().filter_map(|o| http::HeaderValue::from_str(o).ok()).collect()
 }

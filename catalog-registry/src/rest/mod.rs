@@ -59,7 +59,7 @@ pub fn router(catalog: Catalog) -> crate::error::Result<axum::Router> {
     responses(
         (status = 200, description = "A page of products: `products`, `next_page_token`, `total_size`", body = Object),
         (status = 400, description = "A bad parameter, named in the message", body = mesh_grpc::rest::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = mesh_grpc::rest::ErrorBody),
+        mesh_grpc::rest::Unauthenticated,
     )
 )]
 async fn list_products(
@@ -89,12 +89,10 @@ async fn list_products(
     get,
     path = "/v1/products/{id}",
     operation_id = "getProduct",
-    params(("id" = String, Path, description = "Product id: `<domain>.<product>`", pattern = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", example = "payment.card_spending")),
+    params(mesh_grpc::rest::ProductIdParam),
     responses(
         (status = 200, description = "The product", body = Object),
-        (status = 400, description = "A malformed id", body = mesh_grpc::rest::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = mesh_grpc::rest::ErrorBody),
-        (status = 404, description = "No such product", body = mesh_grpc::rest::ErrorBody),
+        mesh_grpc::rest::ProductRefusals,
     )
 )]
 async fn get_product(
@@ -111,12 +109,10 @@ async fn get_product(
     get,
     path = "/v1/products/{id}/contract.odcs.yaml",
     operation_id = "getContractOdcs",
-    params(("id" = String, Path, description = "Product id: `<domain>.<product>`", pattern = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", example = "payment.card_spending")),
+    params(mesh_grpc::rest::ProductIdParam),
     responses(
         (status = 200, description = "The ODCS v3.1.0 data contract", content_type = "application/yaml", body = Object),
-        (status = 400, description = "A malformed id", body = mesh_grpc::rest::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = mesh_grpc::rest::ErrorBody),
-        (status = 404, description = "No such product", body = mesh_grpc::rest::ErrorBody),
+        mesh_grpc::rest::ProductRefusals,
     )
 )]
 async fn odcs(
@@ -132,12 +128,10 @@ async fn odcs(
     get,
     path = "/v1/products/{id}/product.odps.yaml",
     operation_id = "getProductOdps",
-    params(("id" = String, Path, description = "Product id: `<domain>.<product>`", pattern = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", example = "payment.card_spending")),
+    params(mesh_grpc::rest::ProductIdParam),
     responses(
         (status = 200, description = "The ODPS v1.0.0 data product", content_type = "application/yaml", body = Object),
-        (status = 400, description = "A malformed id", body = mesh_grpc::rest::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = mesh_grpc::rest::ErrorBody),
-        (status = 404, description = "No such product", body = mesh_grpc::rest::ErrorBody),
+        mesh_grpc::rest::ProductRefusals,
     )
 )]
 async fn odps(

@@ -2,9 +2,9 @@
 
 use anyhow::Result;
 use clap::ValueEnum;
-use comfy_table::Cell;
-use mesh_contracts::catalog::{Consumer, ListAgreementsRequest, Product, ProductView};
-use mesh_contracts::product::{AccessMode, Classification, ProductOptions};
+use comfy_table::{Cell, Table};
+use mesh_contracts::catalog::{Consumer, ListAgreementsRequest, Product, ProductView, SchemaVersion};
+use mesh_contracts::product::{AccessMode, Classification, ProductOptions, QualityResult};
 use prost::Message;
 
 use crate::cli::Cli;
@@ -85,8 +85,19 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
     if args.format != DescribeFormat::Text {
         return print_document(&mut registry, &product, args.format).await;
     }
-    let metadata = product.metadata.clone().unwrap_or_default();
+    println!("{}", about_table(&product));
+    println!("{}", columns_table(&product));
+    // A cached description has no agreements to show.
+    if matches!(source, Source::Registry) {
+        print_agreements_in_force(&mut registry, &product.product_id).await;
+    }
+    Ok(())
+}
 
+/// The product's facts, one per line: owner, purpose, policy, access,
+/// endpoints, lineage, data and quality, versions.
+fn about_table(product: &Product) -> Table {
+    let metadata = product.metadata.clone().unwrap_or_default();
     let mut about = style::table(&["", &product.product_id]);
     let mut line = |key: &str, value: Cell| {
         about.add_row(vec![style::cell(key), value]);
@@ -100,7 +111,7 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
     line("freshness", style::cell(&metadata.freshness));
     line("tags", style::cell(metadata.tags.join(", ")));
     line("access", style::cell(access_words(&metadata)));
-    line("status", style::product_status(&product));
+    line("status", style::product_status(product));
     if let Some(deprecation) = &product.deprecation {
         line("deprecated", style::coloured(&deprecation.message, None));
     }
@@ -119,21 +130,29 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
     if let Some(data) = &product.data {
         let loaded = style::time(data.last_loaded_time.as_ref()).unwrap_or_else(|| "never".to_owned());
         line("data", style::cell(format!("{} rows, loaded {loaded}", data.row_count)));
-        let quality: Vec<String> = data
-            .quality_results
-            .iter()
-            .map(|q| {
-                let verdict =
-                    if q.passed { "pass".to_owned() } else { format!("FAIL ({} rows)", q.failed_rows) };
-                format!("{verdict}: {}", q.description)
-            })
-            .collect();
         let all_passed = data.quality_results.iter().all(|q| q.passed);
-        line("quality", style::coloured(quality.join("\n"), Some(all_passed)));
+        line("quality", style::coloured(quality_text(&data.quality_results), Some(all_passed)));
         line("read by", style::cell(consumers_text(&data.consumers, 10)));
     }
-    let versions: Vec<String> = product
-        .versions
+    line("versions", style::cell(versions_text(&product.versions)));
+    about
+}
+
+/// Each quality rule's verdict, one per line.
+fn quality_text(results: &[QualityResult]) -> String {
+    let lines: Vec<String> = results
+        .iter()
+        .map(|q| {
+            let verdict = if q.passed { "pass".to_owned() } else { format!("FAIL ({} rows)", q.failed_rows) };
+            format!("{verdict}: {}", q.description)
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// Each schema version, oldest first: number, major, fingerprint, who, what changed.
+fn versions_text(versions: &[SchemaVersion]) -> String {
+    let lines: Vec<String> = versions
         .iter()
         .map(|v| {
             let by =
@@ -147,9 +166,12 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
             )
         })
         .collect();
-    line("versions", style::cell(versions.join("\n")));
-    println!("{about}");
+    lines.join("\n")
+}
 
+/// The columns with their type, description, classification (identifying
+/// ones not marked green), source column and unit.
+fn columns_table(product: &Product) -> Table {
     let mut columns =
         style::table(&["column", "type", "description", "classification", "source column", "unit"]);
     for column in &product.columns {
@@ -167,22 +189,22 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
             style::cell(&column.unit),
         ]);
     }
-    println!("{columns}");
-    // The product's agreements in force (all of them for its owners, the
-    // caller's own for everyone else); a cached description has none.
-    if matches!(source, Source::Registry) {
-        let request = ListAgreementsRequest { product: product.product_id.clone(), ..Default::default() };
-        if let Ok(listed) = registry.access().list_agreements(request).await {
-            let agreements = listed.into_inner().agreements;
-            if agreements.is_empty() {
-                println!("no agreement of yours is in force (mesh access request {})", product.product_id);
-            } else {
-                println!("agreements in force:");
-                crate::commands::access::print_agreements(&agreements);
-            }
+    columns
+}
+
+/// The product's agreements in force: all of them for its owners, the
+/// caller's own for everyone else (nothing when the registry will not say).
+async fn print_agreements_in_force(registry: &mut Registry, product: &str) {
+    let request = ListAgreementsRequest { product: product.to_owned(), ..Default::default() };
+    if let Ok(listed) = registry.access().list_agreements(request).await {
+        let agreements = listed.into_inner().agreements;
+        if agreements.is_empty() {
+            println!("no agreement of yours is in force (mesh access request {product})");
+        } else {
+            println!("agreements in force:");
+            crate::commands::access::print_agreements(&agreements);
         }
     }
-    Ok(())
 }
 
 /// Who really read the product in the last 30 days, as its domain

@@ -105,106 +105,171 @@ pub(crate) fn plan(
             format!("{} is negative; use a positive number of rows, or 0 for no limit", request.limit),
         ));
     }
-    let asked = projection(request, schema)?;
-    let masked =
-        asked.len() < schema.columns.len() || request.read_mask.as_ref().is_some_and(|m| !m.paths.is_empty());
-    let order = order_by(&request.order_by, schema)?;
-    let filter = filter::compile(&request.filter, schema, dialect)?;
-    let ordered: Vec<usize> = order.iter().filter_map(|s| s.column).collect();
-    if masked {
-        refuse_unreadable(&asked, "read_mask", schema, grant)?;
-    }
-    refuse_unreadable(&filter.fields, "filter", schema, grant)?;
-    refuse_unreadable(&ordered, "order_by", schema, grant)?;
-    refuse_pseudonymized(&filter.fields, "filter", schema, grant)?;
-    refuse_pseudonymized(&ordered, "order_by", schema, grant)?;
-    let projection: Vec<usize> =
-        if masked { asked } else { asked.into_iter().filter(|&c| grant.readable[c]).collect() };
-    let withheld = if masked { Vec::new() } else { grant.withheld(schema) };
+    // 1. What the caller asks for, checked against what the grant lets them read.
+    let asked = Asked::checked(request, schema, grant, dialect)?;
     let scope = row_scope(schema, grant, dialect)?;
-
-    let sort = sort_key(order, schema, grant);
-    let order_key = grant.pseudonyms.as_ref().map(PseudonymKey::order_key).unwrap_or_default();
-    let mut keyed = Vec::new();
-    let mut params = Vec::new();
-    for s in sort.iter().filter(|s| s.keyed) {
-        let column = &schema.columns[s.column.unwrap_or_default()];
-        keyed.push(format!("{} AS {}", dialect.keyed_order(&column.name, column.kind), s.sql_name(schema)));
-        params.push(Value::Blob(order_key.clone()));
-    }
-
-    let digest = digest(request, &projection, &grant.binding);
-    let resume = if request.resume_token.is_empty() {
-        None
-    } else {
-        let point = tokens.check(&request.resume_token, &digest)?;
-        if point.key.len() != sort.len() {
-            return Err(DomainError::invalid(
-                "resume_token",
-                "the token does not match this query's sort key",
-            ));
-        }
-        Some(point)
-    };
-
-    let name = |s: &SortColumn| s.sql_name(schema);
-    let projected: Vec<String> = projection.iter().map(|&c| schema.columns[c].name.clone()).collect();
-    // On SQLite a keyed order is computed in the select list (conditions
-    // name it by its alias) and the store sorts the rows itself.
+    // 2. The full sort key, and the keyed expressions that order what the
+    //    caller sees only as pseudonyms (each binds the order key first).
+    let sort = sort_key(asked.order, schema, grant);
+    let (keyed, mut params) = keyed_orders(&sort, schema, grant, dialect);
+    // 3. Where a resumed query starts, from a token bound to this query.
+    let digest = digest(request, &asked.projection, &grant.binding);
+    let resume = resume_point(&request.resume_token, tokens, &digest, sort.len())?;
+    // 4. The statement: select list, conditions, order. On SQLite a keyed
+    //    order is computed in the select list and the store sorts the rows.
     let sorts_in_scan = dialect == Dialect::Sqlite && !keyed.is_empty();
-    let mut computed = keyed.iter();
-    let mut selected = projected;
-    selected.extend(sort.iter().map(
-        |s| match (s.keyed && sorts_in_scan).then(|| computed.next()).flatten() {
-            Some(expression) => expression.clone(),
-            None => name(s),
-        },
-    ));
-
-    let mut conditions = Vec::new();
-    // The agreement's rows first, as a condition of its own: no filter of
-    // the caller's, however it is written, can widen it.
-    if !scope.sql.is_empty() {
-        conditions.push(format!("({})", scope.sql));
-        params.extend(scope.params);
-    }
-    let filtered = !filter.sql.is_empty();
-    if filtered {
-        conditions.push(format!("({})", filter.sql));
-        params.extend(filter.params);
-    }
-    if let Some(point) = &resume {
-        conditions.push(after_condition(&sort, &point.key, &name, &mut params));
-    }
-    let conditions =
-        if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
-    let order_sql: Vec<String> =
-        sort.iter().map(|s| format!("{}{}", name(s), if s.descending { " DESC" } else { "" })).collect();
+    let columns = select_list(&asked.projection, &sort, &keyed, sorts_in_scan, schema);
+    let filtered = !asked.filter.sql.is_empty();
+    let conditions = where_clause(scope, asked.filter, resume.as_ref(), &sort, schema, &mut params);
+    let order_sql: Vec<String> = sort
+        .iter()
+        .map(|s| format!("{}{}", s.sql_name(schema), if s.descending { " DESC" } else { "" }))
+        .collect();
+    // 5. What the scan needs beside the statement.
     let delivered = resume.as_ref().map_or(0, |p| p.delivered);
-    let resumed_load = resume.as_ref().map(|p| p.load);
     let remaining = (request.limit > 0).then(|| (request.limit as u64).saturating_sub(delivered));
-    let pseudonymized: Vec<bool> = projection.iter().map(|&c| grant.pseudonymized[c]).collect();
+    let pseudonymized: Vec<bool> = asked.projection.iter().map(|&c| grant.pseudonymized[c]).collect();
     let pseudonyms = if pseudonymized.iter().any(|p| *p) { grant.pseudonyms.clone() } else { None };
     Ok(QueryPlan {
-        columns: selected.join(", "),
+        columns,
         conditions,
         order: format!(" ORDER BY {}", order_sql.join(", ")),
         remaining,
         params,
-        projection,
+        projection: asked.projection,
         sort,
         digest,
         delivered,
-        resumed_load,
+        resumed_load: resume.as_ref().map(|p| p.load),
         pseudonymized,
         pseudonyms,
-        withheld,
+        withheld: asked.withheld,
         page: None,
         filtered,
         sorts_in_scan,
         keyed,
         dialect,
     })
+}
+
+/// What a request asks for, once checked against the caller's grant.
+struct Asked {
+    /// The columns delivered, in output order.
+    projection: Vec<usize>,
+    /// Columns left out because the caller may not read them (no read mask).
+    withheld: Vec<String>,
+    /// The requested order, before the key and rowid complete it.
+    order: Vec<SortColumn>,
+    /// The caller's filter as SQL.
+    filter: filter::SqlFilter,
+}
+
+impl Asked {
+    /// The read mask, order and filter of `request`, refused when they name
+    /// a column the grant does not deliver, or compare or order by one it
+    /// delivers only as a pseudonym. Without a read mask, the columns the
+    /// caller may not read are left out and named.
+    fn checked(request: &QueryRequest, schema: &RowSchema, grant: &Grant, dialect: Dialect) -> Result<Self> {
+        let asked = projection(request, schema)?;
+        let masked = asked.len() < schema.columns.len()
+            || request.read_mask.as_ref().is_some_and(|m| !m.paths.is_empty());
+        let order = order_by(&request.order_by, schema)?;
+        let filter = filter::compile(&request.filter, schema, dialect)?;
+        let ordered: Vec<usize> = order.iter().filter_map(|s| s.column).collect();
+        if masked {
+            refuse_unreadable(&asked, "read_mask", schema, grant)?;
+        }
+        refuse_unreadable(&filter.fields, "filter", schema, grant)?;
+        refuse_unreadable(&ordered, "order_by", schema, grant)?;
+        refuse_pseudonymized(&filter.fields, "filter", schema, grant)?;
+        refuse_pseudonymized(&ordered, "order_by", schema, grant)?;
+        let projection: Vec<usize> =
+            if masked { asked } else { asked.into_iter().filter(|&c| grant.readable[c]).collect() };
+        let withheld = if masked { Vec::new() } else { grant.withheld(schema) };
+        Ok(Self { projection, withheld, order, filter })
+    }
+}
+
+/// The keyed order expressions of `sort` (`expr AS mesh_order_N`) and the
+/// caller's order key bound once for each.
+fn keyed_orders(
+    sort: &[SortColumn],
+    schema: &RowSchema,
+    grant: &Grant,
+    dialect: Dialect,
+) -> (Vec<String>, Vec<Value>) {
+    let order_key = grant.pseudonyms.as_ref().map(PseudonymKey::order_key).unwrap_or_default();
+    sort.iter()
+        .filter(|s| s.keyed)
+        .map(|s| {
+            let column = &schema.columns[s.column.unwrap_or_default()];
+            let expression =
+                format!("{} AS {}", dialect.keyed_order(&column.name, column.kind), s.sql_name(schema));
+            (expression, Value::Blob(order_key.clone()))
+        })
+        .unzip()
+}
+
+/// The point a resume token says the query stopped at (none for a new
+/// query), refused unless the token belongs to this very query.
+fn resume_point(
+    token: &str,
+    tokens: &ResumeTokens,
+    digest: &[u8],
+    sort_len: usize,
+) -> Result<Option<ResumePoint>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let point = tokens.check(token, digest)?;
+    if point.key.len() != sort_len {
+        return Err(DomainError::invalid("resume_token", "the token does not match this query's sort key"));
+    }
+    Ok(Some(point))
+}
+
+/// The projected columns, then the sort key (a keyed order computed in
+/// place when the scan sorts, otherwise by its alias).
+fn select_list(
+    projection: &[usize],
+    sort: &[SortColumn],
+    keyed: &[String],
+    sorts_in_scan: bool,
+    schema: &RowSchema,
+) -> String {
+    let mut computed = keyed.iter();
+    let mut selected: Vec<String> = projection.iter().map(|&c| schema.columns[c].name.clone()).collect();
+    selected.extend(sort.iter().map(
+        |s| match (s.keyed && sorts_in_scan).then(|| computed.next()).flatten() {
+            Some(expression) => expression.clone(),
+            None => s.sql_name(schema),
+        },
+    ));
+    selected.join(", ")
+}
+
+/// ` WHERE ...` (or nothing): the agreement's rows first, as a condition of
+/// its own, so no filter of the caller's, however written, can widen them;
+/// then the caller's filter; then the rows after a resume point.
+fn where_clause(
+    scope: filter::SqlFilter,
+    filter: filter::SqlFilter,
+    resume: Option<&ResumePoint>,
+    sort: &[SortColumn],
+    schema: &RowSchema,
+    params: &mut Vec<Value>,
+) -> String {
+    let mut conditions = Vec::new();
+    for part in [scope, filter] {
+        if !part.sql.is_empty() {
+            conditions.push(format!("({})", part.sql));
+            params.extend(part.params);
+        }
+    }
+    if let Some(point) = resume {
+        conditions.push(after_condition(sort, &point.key, &|s: &SortColumn| s.sql_name(schema), params));
+    }
+    if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) }
 }
 
 /// The full sort key: the requested order, then the product's key, then

@@ -70,8 +70,7 @@ impl Governance {
     }
 
     /// The start of the record of `caller` reading `product`.
-    pub(crate) fn audit(&self, caller: &Principal, product: &Product) -> Option<Audit> {
-        let log = self.audit.clone()?;
+    pub(crate) fn audit(&self, caller: &Principal, product: &Product) -> Audit {
         let record = ReadRecord {
             product: product.spec.id.to_owned(),
             principal: caller.subject.clone(),
@@ -80,7 +79,7 @@ impl Governance {
             start_time: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),
             ..Default::default()
         };
-        Some(Audit { log, record })
+        Audit { log: self.audit.clone(), record }
     }
 
     /// What `caller` may read of `product` now.

@@ -57,8 +57,8 @@ pub struct Reader<'a> {
     pub peer: Option<std::net::SocketAddr>,
     /// The domain's admission control.
     pub admission: &'a Admission,
-    /// Where the read is recorded, if anywhere.
-    pub audit: Option<Audit>,
+    /// The read's record, filled in as it goes.
+    pub audit: Audit,
 }
 
 /// A query started: its rows, the columns left out because the grant does
@@ -169,35 +169,26 @@ impl Product {
         reader: Reader<'_>,
     ) -> Result<Started, Status> {
         let Reader { caller, peer, admission, mut audit } = reader;
-        let refused = |status: Status, audit: Option<Audit>| {
-            if let Some(audit) = audit {
-                audit.refused(&status);
-            }
-            status
-        };
         let plan = match plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect()) {
             Ok(plan) => QueryPlan { page: format.page_size(), ..plan },
             Err(error) => {
                 tracing::info!(product = self.spec.id, %caller, %error, "query refused");
-                return Err(refused(Status::from(error), audit));
+                return Err(audit.refuse(Status::from(error)));
             }
         };
         let (withheld, columns) = (plan.withheld.clone(), plan.projection.clone());
-        if let Some(audit) = &mut audit {
-            audit.record.delivered_columns =
-                plan.projection.iter().map(|&c| self.schema.columns[c].name.clone()).collect();
-            audit.record.withheld_columns = withheld.clone();
-        }
+        audit.record.delivered_columns =
+            plan.projection.iter().map(|&c| self.schema.columns[c].name.clone()).collect();
+        audit.record.withheld_columns = withheld.clone();
         let stream = match admission.open_stream(peer) {
             Ok(stream) => stream,
-            Err(status) => return Err(refused(status, audit)),
+            Err(status) => return Err(audit.refuse(status)),
         };
         let slot = match admission.admit().await {
             Ok(slot) => slot,
-            Err(status) => return Err(refused(status, audit)),
+            Err(status) => return Err(audit.refuse(status)),
         };
-        let on_end =
-            audit.map(|audit| Box::new(move |ended, rows, bytes| audit.ended(ended, rows, bytes)) as OnEnd);
+        let on_end: OnEnd = Box::new(move |ended, rows, bytes| audit.ended(ended, rows, bytes));
         let scan = stream::start(
             Arc::clone(&self.target),
             plan,
@@ -205,7 +196,7 @@ impl Product {
             admission,
             Some(slot),
             Some(stream),
-            on_end,
+            Some(on_end),
         );
         Ok(Started { rows: scan, withheld, columns })
     }

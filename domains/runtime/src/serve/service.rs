@@ -21,7 +21,6 @@ use mesh_grpc::auth::Principal;
 
 use crate::scan::admission::Admission;
 use crate::scan::stream::ScanStream;
-use crate::serve::audit::Audit;
 use crate::serve::governance::Governance;
 use crate::serve::output::RowFormat;
 use crate::serve::product::{Product, Reader, Started};
@@ -87,30 +86,20 @@ pub(crate) async fn read(
     let governance =
         governance.ok_or_else(|| Status::unavailable("this product's access rules are not loaded"))?;
     let mut audit = governance.audit(principal, product);
-    let refused = |status: Status, audit: Option<Audit>| {
-        if let Some(audit) = audit {
-            audit.refused(&status);
-        }
-        status
-    };
     let query = match query {
         Ok(query) => query,
-        Err(status) => return Err(refused(status, audit)),
+        Err(status) => return Err(audit.refuse(status)),
     };
-    if let Some(audit) = &mut audit {
-        audit.record.filter = query.filter.clone();
-    }
+    audit.record.filter = query.filter.clone();
     let grant = match governance.grant(principal, product) {
         Ok(grant) => grant,
         Err(error) => {
             tracing::info!(product = product.spec.id, caller = %principal.subject, %error, "query refused");
-            return Err(refused(Status::from(error), audit));
+            return Err(audit.refuse(Status::from(error)));
         }
     };
-    if let Some(audit) = &mut audit {
-        audit.record.agreement = grant.agreement.clone().unwrap_or_default();
-        audit.record.purpose = grant.purpose.clone();
-    }
+    audit.record.agreement = grant.agreement.clone().unwrap_or_default();
+    audit.record.purpose = grant.purpose.clone();
     let caller = format!("{} ({})", principal.subject, peer.map(|a| a.to_string()).unwrap_or_default());
     tracing::debug!(product = product.spec.id, %caller, filter = %query.filter, limit = query.limit, "query");
     let reader = Reader { caller: &caller, peer, admission, audit };

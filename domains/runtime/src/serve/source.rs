@@ -137,6 +137,41 @@ impl<G: clap::Args + Clone + Send + Sync + 'static> SourceDomain<G> {
         Ok(product)
     }
 
+    /// The whole `main` of the domain's binary: reads its command line
+    /// (help written for this domain, `version` shown by `--version`),
+    /// logs, then runs until SIGINT or SIGTERM.
+    pub fn main(&self, version: &'static str) -> Result<()> {
+        let matches = self.command(version).get_matches();
+        let args =
+            <SourceArgs<G> as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        mesh_grpc::init_logging();
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        runtime.block_on(self.run_until_signal(args))
+    }
+
+    /// The domain binary's command line: [`SourceArgs`] with help naming
+    /// this domain.
+    pub fn command(&self, version: &'static str) -> clap::Command {
+        let name = self.name;
+        let about = format!("The {name} domain of the Woori Card data mesh.");
+        let long_about = format!(
+            "{about}
+
+With no source file and an empty database it generates the default
+synthetic data (deterministic: the same seed gives the same rows).
+
+Callers need a token of a trusted issuer (see --auth-jwks); the domain
+calls the registry with its own (--token-file or --issuer-dir).
+
+Examples:
+  {name} --auth-jwks .mesh/issuer/jwks.json --auth-issuer mesh-local --issuer-dir .mesh/issuer
+  {name} --source EDU_DATA_F.csv --auth-jwks jwks.json --token-file /run/secrets/{name}-token
+  {name} --customers 10000 --quarters 2 --data-dir /tmp/{name} --insecure-no-auth"
+        );
+        let command = <SourceArgs<G> as clap::Args>::augment_args(clap::Command::new(name).version(version));
+        command.about(about).long_about(long_about)
+    }
+
     /// What a domain binary does: listen on `--addr` (or the domain's port),
     /// load if needed, serve and register until SIGINT or SIGTERM.
     pub async fn run_until_signal(&self, args: SourceArgs<G>) -> Result<()> {

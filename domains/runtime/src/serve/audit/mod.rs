@@ -218,11 +218,13 @@ fn logged(read: &ReadRecord) -> LoggedRead {
     }
 }
 
-/// A read in progress: the log it goes to and what is known of it so far.
-#[derive(Debug, Clone)]
+/// A read in progress: the log it goes to (none when the product keeps no
+/// read log) and what is known of it so far. Each layer of a read fills in
+/// what it learns; the read is recorded once, as refused or as ended.
+#[derive(Debug, Clone, Default)]
 pub struct Audit {
-    /// Where it is recorded.
-    pub log: AuditLog,
+    /// Where it is recorded, if anywhere.
+    pub log: Option<AuditLog>,
     /// The record, completed as the read ends.
     pub record: ReadRecord,
 }
@@ -232,12 +234,13 @@ fn now() -> prost_types::Timestamp {
 }
 
 impl Audit {
-    /// Records the read as refused with `status`.
-    pub fn refused(mut self, status: &tonic::Status) {
+    /// Records the read as refused with `status`, and gives the status back
+    /// for the caller.
+    pub fn refuse(mut self, status: tonic::Status) -> tonic::Status {
         self.record.outcome = ReadOutcome::Refused.into();
         self.record.detail = status.message().to_owned();
-        self.record.end_time = Some(now());
-        self.log.record(self.record);
+        self.finish();
+        status
     }
 
     /// Records the read as ended after `rows` rows and `bytes` bytes.
@@ -251,8 +254,14 @@ impl Audit {
         self.record.detail = detail;
         self.record.rows = rows as i64;
         self.record.bytes = bytes as i64;
+        self.finish();
+    }
+
+    fn finish(mut self) {
         self.record.end_time = Some(now());
-        self.log.record(self.record);
+        if let Some(log) = self.log {
+            log.record(self.record);
+        }
     }
 }
 

@@ -135,7 +135,7 @@ fn authenticated(extensions: &http::Extensions) -> std::result::Result<(), RestE
     operation_id = "listProducts",
     responses(
         (status = 200, description = "The products served", body = ProductList),
-        (status = 401, description = "No valid bearer token", body = mesh_grpc::rest::ErrorBody),
+        mesh_grpc::rest::Unauthenticated,
     )
 )]
 async fn list_products(
@@ -178,12 +178,10 @@ async fn list_products(
     get,
     path = "/v1/products/{id}",
     operation_id = "describeProduct",
-    params(("id" = String, Path, description = "Product id: `<domain>.<product>`", pattern = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", example = "payment.card_spending")),
+    params(mesh_grpc::rest::ProductIdParam),
     responses(
         (status = 200, description = "The product's description", body = Object),
-        (status = 400, description = "A malformed id", body = mesh_grpc::rest::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = mesh_grpc::rest::ErrorBody),
-        (status = 404, description = "Not a product this domain serves", body = mesh_grpc::rest::ErrorBody),
+        mesh_grpc::rest::ProductRefusals,
     )
 )]
 async fn describe_product(

@@ -37,7 +37,7 @@ pub(crate) const PARAMETERS: [&str; 6] = ["filter", "select", "order_by", "limit
     get,
     path = "/v1/products/{id}/rows",
     operation_id = "readRows",
-    params(("id" = String, Path, description = "Product id: `<domain>.<product>`", pattern = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", example = "payment.card_spending"), super::openapi::RowsParams),
+    params(mesh_grpc::rest::ProductIdParam, super::openapi::RowsParams),
     responses(
         (status = 200, description = "The rows", content(
             (super::openapi::RowsPage = "application/json"),
@@ -45,7 +45,7 @@ pub(crate) const PARAMETERS: [&str; 6] = ["filter", "select", "order_by", "limit
             (String = "text/csv"),
         )),
         (status = 400, description = "A bad parameter, named in the message", body = mesh_grpc::rest::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = mesh_grpc::rest::ErrorBody),
+        mesh_grpc::rest::Unauthenticated,
         (status = 403, description = "No agreement covers this read", body = mesh_grpc::rest::ErrorBody),
         (status = 404, description = "Not a product this domain serves", body = mesh_grpc::rest::ErrorBody),
         (status = 406, description = "None of the accepted media types is served", body = mesh_grpc::rest::ErrorBody),

@@ -52,12 +52,10 @@ async fn entry(
     get,
     path = "/v1/products/{id}/contract.odcs.yaml",
     operation_id = "getContractOdcs",
-    params(("id" = String, Path, description = "Product id: `<domain>.<product>`", pattern = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", example = "payment.card_spending")),
+    params(mesh_grpc::rest::ProductIdParam),
     responses(
         (status = 200, description = "The ODCS v3.1.0 data contract, as this domain knows it", content_type = "application/yaml", body = Object),
-        (status = 400, description = "A malformed id", body = mesh_grpc::rest::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = mesh_grpc::rest::ErrorBody),
-        (status = 404, description = "Not a product this domain serves", body = mesh_grpc::rest::ErrorBody),
+        mesh_grpc::rest::ProductRefusals,
     )
 )]
 pub(super) async fn odcs(
@@ -73,12 +71,10 @@ pub(super) async fn odcs(
     get,
     path = "/v1/products/{id}/product.odps.yaml",
     operation_id = "getProductOdps",
-    params(("id" = String, Path, description = "Product id: `<domain>.<product>`", pattern = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$", example = "payment.card_spending")),
+    params(mesh_grpc::rest::ProductIdParam),
     responses(
         (status = 200, description = "The ODPS v1.0.0 data product, as this domain knows it", content_type = "application/yaml", body = Object),
-        (status = 400, description = "A malformed id", body = mesh_grpc::rest::ErrorBody),
-        (status = 401, description = "No valid bearer token", body = mesh_grpc::rest::ErrorBody),
-        (status = 404, description = "Not a product this domain serves", body = mesh_grpc::rest::ErrorBody),
+        mesh_grpc::rest::ProductRefusals,
     )
 )]
 pub(super) async fn odps(
