@@ -320,24 +320,9 @@ pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
         target: ">= 0.8",
         met: Some(cli / psql >= 0.8),
     });
-    let (query, empty) = crate::latency::selective_query(
-        &domain.url,
-        &run.mesh.at("payment")?,
-        "0000012345",
-        "2024Q3",
-        run.calls,
-    )
-    .await?;
-    let ((q50, q99), (e50, e99)) = (crate::latency::percentiles(query), crate::latency::percentiles(empty));
-    let ratio = q50.as_secs_f64() / e50.as_secs_f64();
-    figures.push(Figure {
-        name: "PostgreSQL: selective query p50 / p99",
-        measured: format!("{} / {}", ms(q50), ms(q99)),
-        baseline: format!("{} / {}", ms(e50), ms(e99)),
-        ratio: Some(ratio),
-        target: "p50 <= 3x",
-        met: Some(ratio <= 3.0),
-    });
+    figures.push(
+        crate::latency::selective_figure("PostgreSQL: selective query p50 / p99", &domain.url, run).await?,
+    );
     let streamed = domain.streaming_peak(&crate::mesh::payment_token(&run.data.join("issuer"))?).await?;
     let (idle, peak) = (streamed.idle, streamed.peak);
     figures.push(Figure {
