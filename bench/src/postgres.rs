@@ -158,6 +158,9 @@ pub(crate) fn fail_over(data: &Path, pg: &Postgres, file: &Path, token: &str) ->
         .arg(data.join("issuer/jwks.json"))
         .arg("--data-dir")
         .arg(&registry_dir)
+        // `mesh query` exchanges its token here for one good at payment.
+        .arg("--token-exchange-issuer-dir")
+        .arg(data.join("issuer"))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -192,7 +195,7 @@ pub(crate) fn fail_over(data: &Path, pg: &Postgres, file: &Path, token: &str) ->
     }
     let mut export = mesh(&["query", "payment.card_spending", "--format", "csv", "--select", "bas_yh,seq"])?
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()?;
     let mut lines = BufReader::new(export.stdout.take().context("stdout")?).lines();
     let total = pg.rows as usize;

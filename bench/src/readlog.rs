@@ -92,7 +92,8 @@ pub(crate) async fn flood(mesh: &Mesh, data: &Path, calls: usize) -> Result<Floo
     let started = Instant::now();
     let mut senders = Vec::new();
     for sender in 0..IN_FLIGHT {
-        let mut client = CardSpendingServiceClient::new(connect(&mesh.payment_url, &mesh.credentials).await?);
+        let mut client =
+            CardSpendingServiceClient::new(connect(&mesh.payment_url, &mesh.at("payment")?).await?);
         let request = QueryRequest { filter: filter.clone(), ..Default::default() };
         let share = calls / IN_FLIGHT + usize::from(sender < calls % IN_FLIGHT);
         senders.push(tokio::spawn(async move {

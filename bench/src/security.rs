@@ -30,17 +30,19 @@ pub(crate) struct SecurityCost {
 pub(crate) async fn measure(data: &Path, generator: Generator, calls: usize) -> Result<SecurityCost> {
     let open = Mesh::start(data, generator, Security::Open).await?;
     let secure = Mesh::start(data, generator, Security::TlsAndTokens).await?;
+    // A domain accepts only tokens for itself.
+    let (open_payment, secure_payment) = (open.at("payment")?, secure.at("payment")?);
     let (mut open_rate, mut secure_rate) = (0f64, 0f64);
     for _ in 0..ROUNDS {
-        let (rows, seconds) = typed_client(&open.payment_url, &open.credentials).await?;
+        let (rows, seconds) = typed_client(&open.payment_url, &open_payment).await?;
         open_rate = open_rate.max(rate(rows, seconds));
-        let (rows, seconds) = typed_client(&secure.payment_url, &secure.credentials).await?;
+        let (rows, seconds) = typed_client(&secure.payment_url, &secure_payment).await?;
         secure_rate = secure_rate.max(rate(rows, seconds));
     }
     let (seq, quarter) = ("0000012345", "2024Q3");
-    let (open_query, _) = selective_query(&open.payment_url, &open.credentials, seq, quarter, calls).await?;
+    let (open_query, _) = selective_query(&open.payment_url, &open_payment, seq, quarter, calls).await?;
     let (secure_query, _) =
-        selective_query(&secure.payment_url, &secure.credentials, seq, quarter, calls).await?;
+        selective_query(&secure.payment_url, &secure_payment, seq, quarter, calls).await?;
     Ok(SecurityCost {
         open_rate,
         secure_rate,
