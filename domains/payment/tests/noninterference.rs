@@ -1,5 +1,5 @@
-//! What a consumer can learn, as properties, on both backends, over gRPC
-//! and REST in every format.
+//! What a consumer can learn, as properties, on both backends, over gRPC,
+//! REST in every format and Arrow Flight.
 //!
 //! *Two worlds.* For random consumers (agreements with random columns, raw
 //! grants and row scopes, stored as they might have been before scopes were
@@ -22,6 +22,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::Path;
 
+use arrow_flight::FlightDescriptor;
 use common::{Backend, TestDomain, credentials, nowhere, on_database};
 use mesh_contracts::catalog::{Agreement, AgreementState, ListAgreementsResponse};
 use mesh_contracts::product::QueryRequest;
@@ -262,7 +263,8 @@ async fn start_world(backend: Backend, data: &Data, agreements: &[Agreement], ke
 
 /// Everything a consumer gets for one query: the gRPC rows (all, and
 /// resumed after the first REST page), the REST pages with their tokens
-/// blanked, NDJSON and CSV, or the refusals.
+/// blanked, NDJSON and CSV, the Arrow Flight schema and batches, or the
+/// refusals.
 async fn answer(domain: &TestDomain, subject: &str, query: &Query) -> Vec<String> {
     let who = credentials(domain.dir.path(), subject, &["analyst"]);
     let mut out = Vec::new();
@@ -289,7 +291,56 @@ async fn answer(domain: &TestDomain, subject: &str, query: &Query) -> Vec<String
         let (head, body) = rest(domain, &who, query, accept, None).await;
         out.push(format!("{head} {body}"));
     }
+    out.push(flight(domain, &who, query).await);
     out
+}
+
+/// A Flight answer: the schema `GetFlightInfo` gives (fields, types and
+/// metadata, sorted) and the record batches `DoGet` streams for its
+/// ticket, or the refusal.
+async fn flight(domain: &TestDomain, who: &Credentials, query: &Query) -> String {
+    let mut client = arrow_flight::FlightClient::new(common::connect(domain.addr, who.clone()).await);
+    let command = serde_json::json!({
+        "product": PRODUCT, "filter": query.filter, "select": query.select,
+        "order_by": query.order_by, "limit": query.limit,
+    });
+    let refused = |e: arrow_flight::error::FlightError| match e {
+        arrow_flight::error::FlightError::Tonic(status) => {
+            format!("{:?}: {}", status.code(), status.message())
+        }
+        other => other.to_string(),
+    };
+    let info = match client.get_flight_info(FlightDescriptor::new_cmd(command.to_string())).await {
+        Ok(info) => info,
+        Err(e) => return format!("flight refused {}", refused(e)),
+    };
+    let schema = describe_schema(&info.clone().try_decode_schema().unwrap());
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let mut stream = match client.do_get(ticket).await {
+        Ok(stream) => stream,
+        Err(e) => return format!("flight {schema} refused at DoGet {}", refused(e)),
+    };
+    let mut batches = Vec::new();
+    while let Some(batch) = futures_util::StreamExt::next(&mut stream).await {
+        match batch {
+            Ok(batch) => batches.push(format!("{:?}", batch.columns())),
+            Err(e) => return format!("flight {schema} cut {}", refused(e)),
+        }
+    }
+    format!("flight {schema} batches {batches:?}")
+}
+
+/// A schema as text whatever order its metadata maps hold.
+fn describe_schema(schema: &arrow_schema::Schema) -> String {
+    fn sorted(map: &HashMap<String, String>) -> std::collections::BTreeMap<&String, &String> {
+        map.iter().collect()
+    }
+    let fields: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {} {:?}", f.name(), f.data_type(), sorted(f.metadata())))
+        .collect();
+    format!("{fields:?} {:?}", sorted(schema.metadata()))
 }
 
 async fn grpc(domain: &TestDomain, who: &Credentials, request: QueryRequest) -> String {
@@ -386,6 +437,7 @@ async fn two_worlds_give_the_same_answer() {
     let config =
         Config { cases: CASES, max_shrink_iters: 64, failure_persistence: None, ..Config::default() };
     let mut runner = TestRunner::new(config);
+    let flights_with_rows = std::sync::atomic::AtomicUsize::new(0);
     let result = tokio::task::block_in_place(|| -> Result<(), String> {
         runner.run(&case, |(grant, others_a, others_b, seed, queries)| {
             let agreements = |others: &[Grant]| {
@@ -403,6 +455,9 @@ async fn two_worlds_give_the_same_answer() {
                 for query in &queries {
                     let in_a = answer(&world_a, "consumer", query).await;
                     let in_b = answer(&world_b, "consumer", query).await;
+                    if in_a.last().is_some_and(|flight| flight.contains(" batches [\"")) {
+                        flights_with_rows.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     if in_a != in_b {
                         let first = in_a.iter().zip(&in_b).position(|(a, b)| a != b).unwrap_or(in_a.len());
                         return Err(TestCaseError::fail(format!(
@@ -420,6 +475,7 @@ async fn two_worlds_give_the_same_answer() {
     if let Err(error) = result {
         panic!("{error}");
     }
+    assert!(flights_with_rows.into_inner() > 0, "no query was answered with rows over Flight");
 }
 
 /// Spearman's rank correlation of two lists of distinct ranks.

@@ -10,7 +10,8 @@ use std::path::Path;
 use crate::error::{DomainError, Result};
 
 /// Hex digits of a text pseudonym (128 bits).
-const TEXT_DIGITS: usize = 32;
+pub(crate) const PSEUDONYM_DIGITS: usize = 32;
+const TEXT_DIGITS: usize = PSEUDONYM_DIGITS;
 
 /// A pseudonym key: the mesh's, or one consumer's.
 #[derive(Clone, PartialEq, Eq)]

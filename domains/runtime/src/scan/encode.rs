@@ -2,7 +2,7 @@
 //! the field numbers and types of the row message: no message object per row.
 
 use crate::error::Result;
-use crate::query::pseudonym::PseudonymKey;
+use crate::query::pseudonym::{PSEUDONYM_DIGITS, PseudonymKey};
 use crate::values::cell::{Cell, CellRow, put_varint};
 use crate::values::schema::{ColumnDef, ColumnKind};
 
@@ -22,6 +22,26 @@ struct FieldWriter {
     float32: bool,
     /// Delivered as a pseudonym.
     pseudonym: bool,
+}
+
+/// What a consumer receives for a cell: the cell itself, or with `key`
+/// (the column is delivered as pseudonyms) its pseudonym, a text one
+/// written into `buf`. Empty text stays empty. Every encoding of rows
+/// (protobuf, Arrow) delivers cells through here.
+#[inline]
+pub(crate) fn delivered<'a>(
+    cell: Cell<'a>,
+    key: Option<&PseudonymKey>,
+    buf: &'a mut [u8; PSEUDONYM_DIGITS],
+) -> Cell<'a> {
+    match (cell, key) {
+        (Cell::Text(text), Some(key)) if !text.is_empty() => {
+            key.text(text, buf);
+            Cell::Text(&buf[..])
+        }
+        (Cell::Integer(n), Some(key)) => Cell::Integer(key.integer(n)),
+        (cell, _) => cell,
+    }
 }
 
 /// Encodes the projected columns of result rows as row messages, with the
@@ -63,24 +83,10 @@ impl RowEncoder {
     /// Appends the row message for `row` to `out` (proto3: default values
     /// are left out, as any encoder does).
     pub(crate) fn encode(&self, row: &impl CellRow, out: &mut Vec<u8>) -> Result<()> {
-        let mut pseudonym = [0u8; 32];
+        let mut pseudonym = [0u8; PSEUDONYM_DIGITS];
         for (i, field) in self.fields.iter().enumerate() {
-            match (field.kind, row.cell(i)?) {
-                (ColumnKind::String, Cell::Text(text)) if !text.is_empty() && field.pseudonym => {
-                    if let Some(key) = &self.pseudonyms {
-                        key.text(text, &mut pseudonym);
-                        out.extend_from_slice(&field.tag);
-                        put_varint(out, pseudonym.len() as u64);
-                        out.extend_from_slice(&pseudonym);
-                    }
-                }
-                (ColumnKind::Integer, Cell::Integer(n)) if field.pseudonym => {
-                    if let Some(key) = &self.pseudonyms {
-                        let value = key.integer(n);
-                        out.extend_from_slice(&field.tag);
-                        put_varint(out, if field.zigzag { (value as u64) << 1 } else { value as u64 });
-                    }
-                }
+            let key = if field.pseudonym { self.pseudonyms.as_ref() } else { None };
+            match (field.kind, delivered(row.cell(i)?, key, &mut pseudonym)) {
                 (ColumnKind::String, Cell::Text(text)) if !text.is_empty() => {
                     out.extend_from_slice(&field.tag);
                     put_varint(out, text.len() as u64);

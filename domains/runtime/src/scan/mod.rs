@@ -3,6 +3,7 @@
 //! that bounds how many run and wait.
 
 pub mod admission;
+pub mod arrow;
 pub(crate) mod encode;
 pub mod stream;
 

@@ -18,6 +18,7 @@ use crate::error::{DomainError, Result};
 use crate::query::plan::QueryPlan;
 use crate::query::resume::ResumeTokens;
 use crate::scan::admission::{Admission, ScanSlot, StreamSlot};
+use crate::scan::arrow::{ArrowBatch, arrow_schema};
 use crate::scan::encode::{RowEncoder, put_len_field};
 use crate::store::{DomainStore, RowSink, Stop, Storage, Table};
 use crate::values::Value;
@@ -112,6 +113,18 @@ pub enum Ended {
     Failed(String),
 }
 
+/// How a scan's batches are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// `QueryResponse` messages: row messages, then the resume token after
+    /// the last.
+    Protobuf,
+    /// Arrow Flight `FlightData` messages: the schema first, then record
+    /// batches, each with the resume token after its last row as
+    /// `app_metadata`.
+    Arrow,
+}
+
 /// Told how a scan ended, with the rows and bytes it sent.
 pub type OnEnd = Box<dyn FnOnce(Ended, u64, u64) + Send>;
 
@@ -163,17 +176,25 @@ impl Watch {
     }
 }
 
-/// Starts `plan` over `target` on a blocking thread under `slot`,
+/// What one scan runs: the plan, how its batches are encoded, and who
+/// asked (for logs).
+pub(crate) struct ScanJob {
+    pub plan: QueryPlan,
+    pub encoding: Encoding,
+    pub caller: String,
+}
+
+/// Starts `job` over `target` on a blocking thread under `slot`,
 /// returning its stream; `on_end` is told how it ended.
 pub(crate) fn start(
     target: Arc<ScanTarget>,
-    plan: QueryPlan,
-    caller: String,
+    job: ScanJob,
     admission: &Admission,
     slot: Option<ScanSlot>,
     stream: Option<StreamSlot>,
     on_end: Option<OnEnd>,
 ) -> ScanStream {
+    let ScanJob { plan, encoding, caller } = job;
     let (sender, receiver) = mpsc::channel(BATCHES_AHEAD);
     let shared = Arc::new(Shared::default());
     let limits = admission.limits();
@@ -189,7 +210,7 @@ pub(crate) fn start(
         let (_slot, _active) = (slot, active);
         let span = tracing::info_span!("query", product = target.product, caller = %caller);
         let _entered = span.enter();
-        let mut scan = Scan::new(&target, &plan, sender, watch, send_timeout, runtime);
+        let mut scan = Scan::new(&target, &plan, encoding, sender, watch, send_timeout, runtime);
         let outcome = scan.run();
         let (sent, bytes) = (scan.sent, scan.bytes);
         let ended = match outcome {
@@ -228,13 +249,11 @@ struct Scan<'a> {
     runtime: tokio::runtime::Handle,
     sent: u64,
     bytes: u64,
-    encoder: RowEncoder,
+    writer: BatchWriter,
     /// The load read (from `begin`).
     load: u64,
     /// A page holds at most page_size rows; one more tells whether another page follows.
     page_size: Option<u64>,
-    batch: Vec<u8>,
-    row_bytes: Vec<u8>,
     last_key: Vec<Value>,
     in_batch: u64,
     more: bool,
@@ -244,6 +263,7 @@ impl<'a> Scan<'a> {
     fn new(
         target: &'a ScanTarget,
         plan: &'a QueryPlan,
+        encoding: Encoding,
         sender: mpsc::Sender<Bytes>,
         watch: Watch,
         send_timeout: Duration,
@@ -251,6 +271,23 @@ impl<'a> Scan<'a> {
     ) -> Self {
         let schema = &target.schema;
         let columns = plan.projection.iter().map(|&c| &schema.columns[c]);
+        let writer = match encoding {
+            Encoding::Protobuf => BatchWriter::Protobuf {
+                encoder: RowEncoder::new(columns, &plan.pseudonymized, plan.pseudonyms.clone()),
+                batch: Vec::with_capacity(BATCH_BYTES + 64 * 1024),
+                row: Vec::with_capacity(4096),
+                rows_field: target.rows_field,
+                token_field: target.token_field,
+            },
+            Encoding::Arrow => {
+                let schema = arrow_schema(&target.product, columns, &plan.pseudonymized, &plan.withheld);
+                BatchWriter::Arrow(Box::new(ArrowBatch::new(
+                    schema,
+                    &plan.pseudonymized,
+                    plan.pseudonyms.clone(),
+                )))
+            }
+        };
         Self {
             target,
             plan,
@@ -260,11 +297,9 @@ impl<'a> Scan<'a> {
             runtime,
             sent: 0,
             bytes: 0,
-            encoder: RowEncoder::new(columns, &plan.pseudonymized, plan.pseudonyms.clone()),
+            writer,
             load: 0,
             page_size: plan.page,
-            batch: Vec::with_capacity(BATCH_BYTES + 64 * 1024),
-            row_bytes: Vec::with_capacity(4096),
             last_key: Vec::with_capacity(plan.sort.len()),
             in_batch: 0,
             more: false,
@@ -273,6 +308,10 @@ impl<'a> Scan<'a> {
 
     /// Runs the plan through the store, then sends what is left.
     fn run(&mut self) -> Result<(), Stop> {
+        if let BatchWriter::Arrow(batch) = &mut self.writer {
+            let schema = batch.schema_message();
+            self.send(schema)?;
+        }
         let watch = self.watch.clone();
         let check = Arc::new(move || watch.reason().is_some());
         let target = self.target;
@@ -304,12 +343,10 @@ impl RowSink for Scan<'_> {
             self.more = true;
             return Ok(false);
         }
-        self.row_bytes.clear();
-        self.encoder.encode(row, &mut self.row_bytes)?;
-        put_len_field(&mut self.batch, self.target.rows_field, &self.row_bytes);
+        self.writer.row(row)?;
         read_key(row, self.plan.projection.len(), self.plan.sort.len(), &mut self.last_key)?;
         self.in_batch += 1;
-        if self.page_size.is_none() && self.batch.len() >= BATCH_BYTES {
+        if self.page_size.is_none() && self.writer.is_full() {
             self.flush(true)?;
         }
         Ok(true)
@@ -326,13 +363,19 @@ impl Scan<'_> {
     /// (and never past the query's budget).
     fn flush(&mut self, resumable: bool) -> Result<(), Stop> {
         let sent = self.sent + self.in_batch;
-        if resumable && self.in_batch > 0 {
-            let token = self.target.tokens.issue(&self.plan.point(self.last_key.clone(), sent, self.load));
-            put_len_field(&mut self.batch, self.target.token_field, token.as_bytes());
-        }
-        let bytes = Bytes::copy_from_slice(&self.batch);
+        let token = (resumable && self.in_batch > 0)
+            .then(|| self.target.tokens.issue(&self.plan.point(self.last_key.clone(), sent, self.load)));
+        let batch = self.writer.finish(token.as_deref().unwrap_or_default().as_bytes())?;
+        self.send(batch)?;
+        self.sent = sent;
+        self.in_batch = 0;
+        Ok(())
+    }
+
+    /// Sends one message, waiting for the client at most the send timeout
+    /// (and never past the query's budget).
+    fn send(&mut self, bytes: Bytes) -> Result<(), Stop> {
         let size = bytes.len() as u64;
-        self.batch.clear();
         let mut wait = self.send_timeout;
         if let Some((at, _)) = self.watch.deadline {
             wait = wait.min(at.saturating_duration_since(Instant::now()));
@@ -346,14 +389,66 @@ impl Scan<'_> {
         };
         match self.runtime.block_on(sending) {
             Some(Ok(Ok(()))) => {
-                self.sent = sent;
                 self.bytes += size;
-                self.in_batch = 0;
                 Ok(())
             }
             Some(Ok(Err(_))) => Err(Stop::ClientGone),
             Some(Err(_)) => Err(self.watch.reason().unwrap_or(Stop::Stalled(self.send_timeout))),
             None => Err(Stop::Shutdown),
+        }
+    }
+}
+
+/// Where a scan's rows are written, batch by batch.
+enum BatchWriter {
+    /// Row messages gathered into a `QueryResponse`.
+    Protobuf {
+        encoder: RowEncoder,
+        /// The `QueryResponse` being written.
+        batch: Vec<u8>,
+        /// The row message being written.
+        row: Vec<u8>,
+        rows_field: u32,
+        token_field: u32,
+    },
+    /// Columns of an Arrow record batch.
+    Arrow(Box<ArrowBatch>),
+}
+
+impl BatchWriter {
+    #[inline]
+    fn row(&mut self, cells: &impl CellRow) -> Result<()> {
+        match self {
+            BatchWriter::Protobuf { encoder, batch, row, rows_field, .. } => {
+                row.clear();
+                encoder.encode(cells, row)?;
+                put_len_field(batch, *rows_field, row);
+                Ok(())
+            }
+            BatchWriter::Arrow(arrow) => arrow.row(cells),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        match self {
+            BatchWriter::Protobuf { batch, .. } => batch.len() >= BATCH_BYTES,
+            BatchWriter::Arrow(arrow) => arrow.is_full(),
+        }
+    }
+
+    /// The message of the rows written since the last, ended with `token`
+    /// (empty: none).
+    fn finish(&mut self, token: &[u8]) -> Result<Bytes> {
+        match self {
+            BatchWriter::Protobuf { batch, token_field, .. } => {
+                if !token.is_empty() {
+                    put_len_field(batch, *token_field, token);
+                }
+                let bytes = Bytes::copy_from_slice(batch);
+                batch.clear();
+                Ok(bytes)
+            }
+            BatchWriter::Arrow(arrow) => arrow.finish(token),
         }
     }
 }

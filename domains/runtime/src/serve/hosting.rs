@@ -16,6 +16,7 @@ use crate::scan::admission::Admission;
 use crate::serve::audit::AuditLog;
 use crate::serve::audit_service::{AUDIT_SERVICE, Reads};
 use crate::serve::config::DomainArgs;
+use crate::serve::flight::{FLIGHT_SERVICE, FlightFace};
 use crate::serve::governance::{Governance, keep_agreements};
 use crate::serve::registration::{Registration, keep_registered, watch_health};
 use crate::serve::service::ProductService;
@@ -61,7 +62,9 @@ pub async fn run_domain(
         server = server.route(&format!("/{}/{{*method}}", service.name()), service.clone());
         served_services.push(service);
     }
+    let flight = FlightFace::new(&served_services, &advertise)?;
     server = server
+        .route(&format!("/{FLIGHT_SERVICE}/{{*method}}"), flight)
         .rest(crate::serve::rest::router(&served_services, &advertise, &args.cors_origins)?)
         .documents(&[crate::serve::rest::OPENAPI_PATH]);
     let served = products.iter().map(|p| (p.product.spec.id, p.product.spec.domain())).collect();

@@ -1,10 +1,11 @@
-//! The sixth floor: a product served over gRPC and REST, registered in the
+//! The sixth floor: a product served over gRPC, REST and Arrow Flight, registered in the
 //! catalog, under the agreements the registry holds, with every read
 //! recorded, and the process that hosts a domain.
 
 pub mod audit;
 mod audit_service;
 pub mod config;
+pub mod flight;
 pub mod governance;
 pub mod hosting;
 pub mod output;

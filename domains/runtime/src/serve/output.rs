@@ -30,6 +30,9 @@ pub enum RowFormat {
         /// Rows in the page, 1 to [`MAX_PAGE_SIZE`].
         page_size: u32,
     },
+    /// Arrow Flight `FlightData` messages: the schema, then record batches
+    /// with the resume token after each as `app_metadata` (Flight `DoGet`).
+    Arrow,
 }
 
 impl RowFormat {
@@ -40,6 +43,7 @@ impl RowFormat {
             RowFormat::Ndjson => "application/x-ndjson",
             RowFormat::Csv => "text/csv; charset=utf-8",
             RowFormat::JsonPage { .. } => "application/json",
+            RowFormat::Arrow => "application/vnd.apache.arrow.stream",
         }
     }
 
@@ -74,7 +78,7 @@ impl TextWriter {
             .ok_or_else(|| "a projected column is not a scalar".to_owned())?;
         let text = match format {
             RowFormat::Csv => TextFormat::Csv,
-            RowFormat::Ndjson | RowFormat::Protobuf => TextFormat::Ndjson,
+            RowFormat::Ndjson | RowFormat::Protobuf | RowFormat::Arrow => TextFormat::Ndjson,
             RowFormat::JsonPage { .. } => TextFormat::JsonPage,
         };
         let names: Vec<&str> = columns.iter().map(|c| c.name()).collect();

@@ -15,7 +15,7 @@ use crate::query::grant::{AccessPolicy, Grant};
 use crate::query::plan::{QueryPlan, plan};
 use crate::query::resume::ResumeTokens;
 use crate::scan::admission::Admission;
-use crate::scan::stream::{self, OnEnd, ScanStream, ScanTarget};
+use crate::scan::stream::{self, Encoding, OnEnd, ScanJob, ScanStream, ScanTarget};
 use crate::serve::audit::Audit;
 use crate::serve::output::RowFormat;
 use crate::store::{DomainStore, Storage, Table};
@@ -189,16 +189,20 @@ impl Product {
             Err(status) => return Err(audit.refuse(status)),
         };
         let on_end: OnEnd = Box::new(move |ended, rows, bytes| audit.ended(ended, rows, bytes));
-        let scan = stream::start(
-            Arc::clone(&self.target),
-            plan,
-            caller.to_owned(),
-            admission,
-            Some(slot),
-            Some(stream),
-            Some(on_end),
-        );
+        let encoding = if format == RowFormat::Arrow { Encoding::Arrow } else { Encoding::Protobuf };
+        let job = ScanJob { plan, encoding, caller: caller.to_owned() };
+        let scan =
+            stream::start(Arc::clone(&self.target), job, admission, Some(slot), Some(stream), Some(on_end));
         Ok(Started { rows: scan, withheld, columns })
+    }
+
+    /// The Arrow schema a read of `request` under `grant` delivers: the
+    /// columns granted, with their contract options as metadata; the
+    /// withheld ones named in its metadata.
+    pub fn arrow_schema(&self, request: &QueryRequest, grant: &Grant) -> Result<arrow_schema::Schema> {
+        let plan = plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect())?;
+        let columns = plan.projection.iter().map(|&c| &self.schema.columns[c]);
+        Ok(crate::scan::arrow::arrow_schema(self.spec.id, columns, &plan.pseudonymized, &plan.withheld))
     }
 
     /// How the database will run `request` under `grant` (SQLite's

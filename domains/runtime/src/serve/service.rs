@@ -70,10 +70,12 @@ impl ProductService {
     }
 }
 
-/// One read of the product, whichever face it came through (gRPC `Query`
-/// or REST `rows`): the caller's grant from the agreements, the read
-/// recorded in the audit log (a refusal, and a request that did not even
-/// decode, too), then the plan and the scan in `format`.
+/// One read of the product, whichever face it came through (gRPC `Query`,
+/// REST `rows`, Flight `DoGet`): the caller's grant from the agreements,
+/// the read recorded in the audit log (a refusal, and a request that did
+/// not even decode, too), then the plan and the scan in `format`. With
+/// `bound` (a Flight ticket's), the grant must still bind the same caller
+/// and agreement.
 pub(crate) async fn read(
     product: &Arc<Product>,
     admission: &Admission,
@@ -81,6 +83,7 @@ pub(crate) async fn read(
     caller: (&Principal, Option<SocketAddr>),
     query: Result<QueryRequest, Status>,
     format: RowFormat,
+    bound: Option<&[u8]>,
 ) -> Result<Started, Status> {
     let (principal, peer) = caller;
     let governance =
@@ -98,6 +101,12 @@ pub(crate) async fn read(
             return Err(audit.refuse(Status::from(error)));
         }
     };
+    if bound.is_some_and(|binding| binding != grant.binding) {
+        return Err(audit.refuse(Status::failed_precondition(
+            "ticket: the agreement it was issued under is no longer the one in force; ask GetFlightInfo for \
+             a new ticket",
+        )));
+    }
     audit.record.agreement = grant.agreement.clone().unwrap_or_default();
     audit.record.purpose = grant.purpose.clone();
     let caller = format!("{} ({})", principal.subject, peer.map(|a| a.to_string()).unwrap_or_default());
@@ -123,7 +132,8 @@ impl ServerStreamingService<Bytes> for QueryMethod {
             });
             let caller = (&principal, peer);
             let Started { rows, withheld, .. } =
-                read(&product, &admission, governance.as_ref(), caller, query, RowFormat::Protobuf).await?;
+                read(&product, &admission, governance.as_ref(), caller, query, RowFormat::Protobuf, None)
+                    .await?;
             let mut response = Response::new(rows);
             if let Ok(value) = withheld.join(",").parse()
                 && !withheld.is_empty()

@@ -29,6 +29,8 @@ pub struct ColumnDef {
     pub source_column: String,
     /// The unit from the contract, e.g. `KRW`.
     pub unit: String,
+    /// What the column means, from the contract.
+    pub description: String,
     /// Whether the product's spec lists this column as an amount, which is
     /// never negative.
     pub amount: bool,
@@ -99,6 +101,7 @@ impl RowSchema {
                 float32,
                 source_column: options.source_column,
                 unit: options.unit,
+                description: options.description,
                 amount: amounts.iter().any(|a| field.name().eq_ignore_ascii_case(a)),
                 classification,
             });

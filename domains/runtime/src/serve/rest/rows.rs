@@ -68,7 +68,7 @@ pub(super) async fn rows(
     let peer = peer(request.extensions());
     let (product, admission, governance) = service.read_path();
     let send_timeout = admission.limits().send_timeout;
-    let started = read(&product, &admission, governance, (&principal, peer), query, format).await?;
+    let started = read(&product, &admission, governance, (&principal, peer), query, format, None).await?;
     let Started { mut rows, withheld, columns } = started;
     // The first batch decides the status: a query refused inside the scan
     // (its token's data changed) is still an error response.

@@ -1,0 +1,262 @@
+//! Writing rows straight from the database into Arrow record batches,
+//! column by column in the scan's thread, each sent as an Arrow Flight
+//! `FlightData` message (IPC) with the batch's resume token as its
+//! `app_metadata`: no row message in between.
+//!
+//! Columns keep the contract's semantics: a product column has no null
+//! (proto3 scalars), so a NULL in storage arrives as the type's default,
+//! as it does in a `Query` row. Integers are 64-bit (the storage's integer,
+//! and a pseudonym needs 63 bits), reals `Float64` (`Float32` for `float`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::builder::{BooleanBuilder, Float32Builder, Float64Builder, Int64Builder, StringBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_ipc::writer::{DictionaryTracker, EncodedData, IpcDataGenerator, IpcWriteContext, IpcWriteOptions};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use bytes::Bytes;
+
+use crate::error::{DomainError, Result};
+use crate::query::pseudonym::{PSEUDONYM_DIGITS, PseudonymKey};
+use crate::scan::encode::delivered;
+use crate::values::cell::{Cell, CellRow};
+use crate::values::schema::{ColumnDef, ColumnKind};
+
+/// Bytes of column data a batch holds before it is sent: large enough for
+/// columnar readers, well below gRPC's 4 MiB default message limit.
+pub const ARROW_BATCH_BYTES: usize = 2 * 1024 * 1024;
+
+/// Field metadata keys the contract's column options travel under.
+pub mod metadata {
+    /// What the column means (the contract's description).
+    pub const DESCRIPTION: &str = "mesh.description";
+    /// How sensitive it is, e.g. `CLASSIFICATION_PII_IDENTIFIER`.
+    pub const CLASSIFICATION: &str = "mesh.classification";
+    /// The unit of a measure, e.g. `KRW`.
+    pub const UNIT: &str = "mesh.unit";
+    /// `true` when the caller receives the column's values as pseudonyms.
+    pub const PSEUDONYMIZED: &str = "mesh.pseudonymized";
+    /// Schema metadata: the product read.
+    pub const PRODUCT: &str = "mesh.product";
+    /// Schema metadata: columns left out because the grant does not cover
+    /// them, comma separated.
+    pub const WITHHELD_COLUMNS: &str = "mesh.withheld_columns";
+}
+
+/// The Arrow type a column is delivered as.
+fn data_type(column: &ColumnDef) -> DataType {
+    match column.kind {
+        ColumnKind::String => DataType::Utf8,
+        ColumnKind::Integer => DataType::Int64,
+        ColumnKind::Real if column.float32 => DataType::Float32,
+        ColumnKind::Real => DataType::Float64,
+        ColumnKind::Bool => DataType::Boolean,
+    }
+}
+
+/// The Arrow schema of a read of `product` delivering `columns` (those in
+/// `pseudonymized` as pseudonyms) and withholding `withheld`: each field
+/// carries its description, classification and unit as metadata.
+pub fn arrow_schema<'a>(
+    product: &str,
+    columns: impl IntoIterator<Item = &'a ColumnDef>,
+    pseudonymized: &[bool],
+    withheld: &[String],
+) -> Schema {
+    let fields: Vec<Field> = columns
+        .into_iter()
+        .enumerate()
+        .map(|(i, column)| {
+            let mut about = HashMap::from([
+                (metadata::DESCRIPTION.to_owned(), column.description.clone()),
+                (metadata::CLASSIFICATION.to_owned(), column.classification.as_str_name().to_owned()),
+            ]);
+            if !column.unit.is_empty() {
+                about.insert(metadata::UNIT.to_owned(), column.unit.clone());
+            }
+            if pseudonymized.get(i).copied().unwrap_or(false) {
+                about.insert(metadata::PSEUDONYMIZED.to_owned(), "true".to_owned());
+            }
+            Field::new(&column.name, data_type(column), false).with_metadata(about)
+        })
+        .collect();
+    let mut about = HashMap::from([(metadata::PRODUCT.to_owned(), product.to_owned())]);
+    if !withheld.is_empty() {
+        about.insert(metadata::WITHHELD_COLUMNS.to_owned(), withheld.join(","));
+    }
+    Schema::new(fields).with_metadata(about)
+}
+
+/// One column being built.
+#[derive(Debug)]
+enum ColumnBuilder {
+    Text(StringBuilder),
+    Integer(Int64Builder),
+    Real(Float64Builder),
+    Real32(Float32Builder),
+    Bool(BooleanBuilder),
+}
+
+impl ColumnBuilder {
+    fn new(data_type: &DataType) -> Self {
+        match data_type {
+            DataType::Utf8 => Self::Text(StringBuilder::new()),
+            DataType::Int64 => Self::Integer(Int64Builder::new()),
+            DataType::Float32 => Self::Real32(Float32Builder::new()),
+            DataType::Boolean => Self::Bool(BooleanBuilder::new()),
+            _ => Self::Real(Float64Builder::new()),
+        }
+    }
+
+    /// Appends `cell` (the column's default for NULL or a mismatched kind);
+    /// the bytes of column data it added.
+    #[inline]
+    fn append(&mut self, cell: Cell<'_>) -> Result<usize> {
+        Ok(match self {
+            Self::Text(builder) => {
+                let text = match cell {
+                    Cell::Text(text) => std::str::from_utf8(text)
+                        .map_err(|_| DomainError::Internal("a stored text value is not UTF-8".to_owned()))?,
+                    _ => "",
+                };
+                builder.append_value(text);
+                text.len() + 4
+            }
+            Self::Integer(builder) => {
+                builder.append_value(match cell {
+                    Cell::Integer(n) => n,
+                    _ => 0,
+                });
+                8
+            }
+            Self::Real(builder) => {
+                builder.append_value(real(cell));
+                8
+            }
+            Self::Real32(builder) => {
+                builder.append_value(real(cell) as f32);
+                4
+            }
+            Self::Bool(builder) => {
+                builder.append_value(matches!(cell, Cell::Integer(n) if n != 0) || cell == Cell::Bool(true));
+                1
+            }
+        })
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Self::Text(builder) => Arc::new(builder.finish()),
+            Self::Integer(builder) => Arc::new(builder.finish()),
+            Self::Real(builder) => Arc::new(builder.finish()),
+            Self::Real32(builder) => Arc::new(builder.finish()),
+            Self::Bool(builder) => Arc::new(builder.finish()),
+        }
+    }
+}
+
+/// A real column's value: integers widened, anything else its default.
+fn real(cell: Cell<'_>) -> f64 {
+    match cell {
+        Cell::Real(x) => x,
+        Cell::Integer(n) => n as f64,
+        Cell::Float(x) => f64::from(x),
+        _ => 0.0,
+    }
+}
+
+/// The rows of one batch being built, and the IPC encoder they leave by.
+#[derive(Debug)]
+pub(crate) struct ArrowBatch {
+    schema: SchemaRef,
+    columns: Vec<ColumnBuilder>,
+    /// Per column, whether it is delivered as pseudonyms.
+    pseudonymized: Vec<bool>,
+    pseudonyms: Option<PseudonymKey>,
+    bytes: usize,
+    ipc: IpcDataGenerator,
+    dictionaries: DictionaryTracker,
+    options: IpcWriteOptions,
+    context: IpcWriteContext,
+}
+
+impl ArrowBatch {
+    /// A batch of rows whose first `schema.fields().len()` cells are the
+    /// schema's columns, delivering those in `pseudonymized` as pseudonyms
+    /// under `pseudonyms`.
+    pub(crate) fn new(schema: Schema, pseudonymized: &[bool], pseudonyms: Option<PseudonymKey>) -> Self {
+        let columns = schema.fields().iter().map(|f| ColumnBuilder::new(f.data_type())).collect();
+        let pseudonymized = (0..schema.fields().len())
+            .map(|i| pseudonymized.get(i).copied().unwrap_or(false) && pseudonyms.is_some())
+            .collect();
+        Self {
+            schema: Arc::new(schema),
+            columns,
+            pseudonymized,
+            pseudonyms,
+            bytes: 0,
+            ipc: IpcDataGenerator::default(),
+            dictionaries: DictionaryTracker::new(false),
+            options: IpcWriteOptions::default(),
+            context: IpcWriteContext::default(),
+        }
+    }
+
+    /// Appends one result row.
+    #[inline]
+    pub(crate) fn row(&mut self, row: &impl CellRow) -> Result<()> {
+        let mut pseudonym = [0u8; PSEUDONYM_DIGITS];
+        for (i, column) in self.columns.iter_mut().enumerate() {
+            let key = if self.pseudonymized[i] { self.pseudonyms.as_ref() } else { None };
+            self.bytes += column.append(delivered(row.cell(i)?, key, &mut pseudonym))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the batch should be sent now.
+    pub(crate) fn is_full(&self) -> bool {
+        self.bytes >= ARROW_BATCH_BYTES
+    }
+
+    /// The `FlightData` message of the schema, which comes first.
+    pub(crate) fn schema_message(&mut self) -> Bytes {
+        let encoded = self.ipc.schema_to_bytes_with_dictionary_tracker(
+            &self.schema,
+            &mut self.dictionaries,
+            &self.options,
+        );
+        flight_data(&encoded, &[])
+    }
+
+    /// The `FlightData` message of the rows appended since the last one,
+    /// with `app_metadata` (the resume token after its last row); the
+    /// builders start over.
+    pub(crate) fn finish(&mut self, app_metadata: &[u8]) -> Result<Bytes> {
+        let columns = self.columns.iter_mut().map(ColumnBuilder::finish).collect();
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)
+            .map_err(|e| DomainError::Internal(format!("building an Arrow batch: {e}")))?;
+        let (_, encoded) = self
+            .ipc
+            .encode(&batch, &mut self.dictionaries, &self.options, &mut self.context)
+            .map_err(|e| DomainError::Internal(format!("encoding an Arrow batch: {e}")))?;
+        self.bytes = 0;
+        Ok(flight_data(&encoded, app_metadata))
+    }
+}
+
+/// `arrow.flight.protocol.FlightData` in wire format: the IPC message as
+/// `data_header` (2), `app_metadata` (3), the buffers as `data_body` (1000).
+fn flight_data(encoded: &EncodedData, app_metadata: &[u8]) -> Bytes {
+    use mesh_rows::wire::put_len_field;
+    let mut out =
+        Vec::with_capacity(encoded.ipc_message.len() + app_metadata.len() + encoded.arrow_data.len() + 24);
+    put_len_field(&mut out, 2, &encoded.ipc_message);
+    if !app_metadata.is_empty() {
+        put_len_field(&mut out, 3, app_metadata);
+    }
+    if !encoded.arrow_data.is_empty() {
+        put_len_field(&mut out, 1000, &encoded.arrow_data);
+    }
+    Bytes::from(out)
+}

@@ -1,0 +1,225 @@
+//! Arrow Flight on a domain's own port: the third face of the same read as
+//! gRPC `Query` and REST `rows`, behind the same authentication, agreements,
+//! pseudonyms, row scopes, admission, budgets and read log.
+//!
+//! - `GetFlightInfo` takes a descriptor naming a product and a query
+//!   ([`command`]) and answers the Arrow schema the caller would receive
+//!   and one endpoint, whose locations are the domain's advertised URLs,
+//!   with a sealed ticket bound to the caller, the agreement and the query
+//!   ([`ticket`]); `GetSchema` answers the schema alone.
+//! - `DoGet` redeems a ticket: the schema, then record batches built
+//!   column by column in the scan's thread, each with the resume token
+//!   after its last row as `app_metadata`. A ticket with a resume token
+//!   goes on from there, on any replica.
+//!
+//! Served with the pass-through codec: the batches the scan encodes go to
+//! the wire as they are.
+
+pub(crate) mod command;
+pub(crate) mod ticket;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, SchemaAsIpc, SchemaResult, Ticket};
+use arrow_ipc::writer::IpcWriteOptions;
+use bytes::Bytes;
+use mesh_grpc::codec::RawCodec;
+use mesh_grpc::unary::{BoxFuture, HttpRequest, HttpResponse, UnaryHandler, serve_unary};
+use prost::Message;
+use tonic::server::{Grpc, ServerStreamingService};
+use tonic::{Request, Response, Status};
+
+use crate::error::Result;
+use crate::scan::stream::ScanStream;
+use crate::serve::output::RowFormat;
+use crate::serve::product::Started;
+use crate::serve::service::{ProductService, read};
+use crate::store::{Storage, now_ms};
+use command::Asked;
+use ticket::{Claim, TICKET_LIFETIME, Tickets};
+
+/// The Flight service's full name.
+pub const FLIGHT_SERVICE: &str = "arrow.flight.protocol.FlightService";
+
+/// A domain's Flight service over its products.
+#[derive(Clone)]
+pub struct FlightFace {
+    products: Arc<HashMap<&'static str, ProductService>>,
+    tickets: Tickets,
+    /// Where tickets can be redeemed, as Flight locations.
+    locations: Arc<Vec<String>>,
+}
+
+impl FlightFace {
+    /// Flight over `services` (one domain's, sharing its database),
+    /// redeemable at the `advertised` URLs.
+    pub fn new(services: &[ProductService], advertised: &[String]) -> Result<Self> {
+        let secret = match services.first() {
+            Some(service) => service.product().store.token_secret()?,
+            None => Vec::new(),
+        };
+        Ok(Self {
+            products: Arc::new(services.iter().map(|s| (s.product().spec.id, s.clone())).collect()),
+            tickets: Tickets::new(&secret),
+            locations: Arc::new(advertised.iter().map(|url| location(url)).collect()),
+        })
+    }
+
+    /// The service of `product`, or NOT_FOUND naming what is served.
+    fn service(&self, product: &str) -> Result<&ProductService, Status> {
+        self.products.get(product).ok_or_else(|| {
+            let mut served: Vec<&str> = self.products.keys().copied().collect();
+            served.sort_unstable();
+            Status::not_found(format!(
+                "descriptor: this domain serves no product `{product}`; it serves {} (`mesh products` lists \
+                 every product and where it is served)",
+                served.join(", ")
+            ))
+        })
+    }
+
+    /// The schema and ticket of what the descriptor in `request` asks.
+    async fn flight_info(&self, request: Request<Bytes>) -> Result<FlightInfo, Status> {
+        let principal = mesh_grpc::auth::layer::caller(request.extensions())?;
+        let descriptor = FlightDescriptor::decode(request.into_inner()).map_err(|e| {
+            Status::invalid_argument(format!("request is not an arrow.flight.protocol.FlightDescriptor: {e}"))
+        })?;
+        let Asked { product, query } = command::asked(&descriptor)?;
+        let (product, _, governance) = self.service(&product)?.read_path();
+        let governance =
+            governance.ok_or_else(|| Status::unavailable("this product's access rules are not loaded"))?;
+        let audit = governance.audit(&principal, &product);
+        let granted = governance
+            .grant(&principal, &product)
+            .and_then(|grant| Ok((product.arrow_schema(&query, &grant)?, grant)));
+        let (schema, grant) = match granted {
+            Ok(granted) => granted,
+            Err(error) => return Err(audit.refuse(Status::from(error))),
+        };
+        let claim = Claim {
+            product: product.spec.id.to_owned(),
+            query: Some(query),
+            issuer: principal.issuer.clone(),
+            subject: principal.subject.clone(),
+            binding: grant.binding.clone(),
+            expires_ms: now_ms() + TICKET_LIFETIME.as_millis() as i64,
+        };
+        let endpoint = self
+            .locations
+            .iter()
+            .fold(FlightEndpoint::new().with_ticket(Ticket::new(self.tickets.issue(&claim))), |e, l| {
+                e.with_location(l)
+            });
+        let info = FlightInfo::new()
+            .try_with_schema(&schema)
+            .map_err(|e| Status::internal(format!("encoding the schema: {e}")))?
+            .with_descriptor(descriptor)
+            .with_endpoint(endpoint)
+            .with_ordered(true)
+            .with_total_records(-1)
+            .with_total_bytes(-1);
+        Ok(info)
+    }
+
+    /// `GetSchema`: the schema part of `GetFlightInfo`.
+    async fn schema(&self, request: Request<Bytes>) -> Result<SchemaResult, Status> {
+        let info = self.flight_info(request).await?;
+        let schema = info.try_decode_schema().map_err(|e| Status::internal(format!("the schema: {e}")))?;
+        SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
+            .try_into()
+            .map_err(|e| Status::internal(format!("encoding the schema: {e}")))
+    }
+
+    /// `DoGet`: the rows a ticket grants, if its caller redeems it.
+    async fn do_get(&self, request: Request<Bytes>) -> Result<ScanStream, Status> {
+        let peer = request.remote_addr();
+        let principal = mesh_grpc::auth::layer::caller(request.extensions())?;
+        let ticket = Ticket::decode(request.into_inner()).map_err(|e| {
+            Status::invalid_argument(format!("request is not an arrow.flight.protocol.Ticket: {e}"))
+        })?;
+        let claim = self.tickets.open(&ticket.ticket)?;
+        let (product, admission, governance) = self.service(&claim.product)?.read_path();
+        let query = claim.check(&principal, now_ms()).map(|()| claim.query.clone().unwrap_or_default());
+        let caller = (&principal, peer);
+        let Started { rows, .. } =
+            read(&product, &admission, governance, caller, query, RowFormat::Arrow, Some(&claim.binding))
+                .await?;
+        Ok(rows)
+    }
+}
+
+/// The Flight location of an advertised URL: `grpc+tcp://` for `http://`,
+/// `grpc+tls://` for `https://`.
+fn location(url: &str) -> String {
+    if let Some(rest) = url.strip_prefix("https://") {
+        format!("grpc+tls://{rest}")
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        format!("grpc+tcp://{rest}")
+    } else {
+        url.to_owned()
+    }
+}
+
+/// A unary method answering a prost message.
+fn unary<M, F>(face: &FlightFace, method: fn(FlightFace, Request<Bytes>) -> F) -> UnaryHandler
+where
+    M: Message + 'static,
+    F: Future<Output = Result<M, Status>> + Send + 'static,
+{
+    let face = face.clone();
+    Arc::new(move |request| {
+        let answered = method(face.clone(), request);
+        Box::pin(async move { Ok(Bytes::from(answered.await?.encode_to_vec())) })
+    })
+}
+
+struct DoGet(FlightFace);
+
+impl ServerStreamingService<Bytes> for DoGet {
+    type Response = Bytes;
+    type ResponseStream = ScanStream;
+    type Future = BoxFuture<Result<Response<Self::ResponseStream>, Status>>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let face = self.0.clone();
+        Box::pin(async move { Ok(Response::new(face.do_get(request).await?)) })
+    }
+}
+
+impl tower::Service<HttpRequest> for FlightFace {
+    type Response = HttpResponse;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<HttpResponse, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: HttpRequest) -> Self::Future {
+        let method = request.uri().path().rsplit('/').next().unwrap_or_default().to_owned();
+        let face = self.clone();
+        Box::pin(async move {
+            let response = match method.as_str() {
+                "GetFlightInfo" => {
+                    let handler =
+                        unary(&face, |face, request| async move { face.flight_info(request).await });
+                    serve_unary(handler, request).await
+                }
+                "GetSchema" => {
+                    let handler = unary(&face, |face, request| async move { face.schema(request).await });
+                    serve_unary(handler, request).await
+                }
+                "DoGet" => Grpc::new(RawCodec).server_streaming(DoGet(face), request).await,
+                _ => Status::unimplemented(format!(
+                    "{FLIGHT_SERVICE}/{method} is not served: a domain answers GetFlightInfo, GetSchema and \
+                     DoGet (its products are read-only)"
+                ))
+                .into_http(),
+            };
+            Ok(response)
+        })
+    }
+}
