@@ -8,6 +8,8 @@
 #   .tools/web-venv     schemathesis (the REST API against its OpenAPI document),
 #                       Playwright (drives the web catalog in chromium) and
 #                       jsonschema (ODCS/ODPS documents against their schemas)
+#   .tools/arrow-venv   pyarrow, the ADBC Flight SQL driver, pandas, Polars and DuckDB:
+#                       the analysts' tools the Arrow Flight tests read with
 #   .tools/datacontract datacontract-cli (lints exported ODCS contracts), apart:
 #                       it pins many packages of its own
 #   Go, protoc, protoc-gen-go(-grpc) and the Go gRPC/protobuf libraries,
@@ -55,6 +57,15 @@ fi
 if ! "$tools/web-venv/bin/python" -c 'import schemathesis, playwright, jsonschema' 2>/dev/null; then
   "$tools/web-venv/bin/pip" install --quiet --disable-pip-version-check \
     'schemathesis>=4.30,<5' 'playwright>=1.50,<2' 'jsonschema>=4.20,<5' >&2
+fi
+
+if [ ! -x "$tools/arrow-venv/bin/python" ]; then
+  python3 -m venv "$tools/arrow-venv" >&2
+fi
+if ! "$tools/arrow-venv/bin/python" -c 'import pyarrow.flight, adbc_driver_flightsql, polars, duckdb, pandas' 2>/dev/null; then
+  "$tools/arrow-venv/bin/pip" install --quiet --disable-pip-version-check \
+    'pyarrow>=20,<25' 'adbc-driver-manager>=1.5,<2' 'adbc-driver-flightsql>=1.5,<2' \
+    'polars>=1.20,<2' 'duckdb>=1.2,<2' 'pandas>=2.2,<3' >&2
 fi
 
 if [ ! -x "$tools/datacontract/bin/datacontract" ]; then

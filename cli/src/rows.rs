@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use comfy_table::Cell as TableCell;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Value};
 
@@ -41,6 +41,9 @@ impl Sink {
             Format::Csv => Some(TextFormat::Csv),
             Format::Json => Some(TextFormat::Json),
             Format::Ndjson => Some(TextFormat::Ndjson),
+            Format::Arrow | Format::Parquet => {
+                bail!("{} is written from Arrow batches, not rows", format.name())
+            }
         };
         let output = match text {
             None => Output::Table { table: style::table(&names), cap, shown: 0, left_out: 0 },

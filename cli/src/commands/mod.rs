@@ -13,6 +13,7 @@ pub(crate) mod lineage;
 pub(crate) mod login;
 pub(crate) mod products;
 pub(crate) mod query;
+pub(crate) mod query_arrow;
 pub(crate) mod token;
 #[cfg(feature = "local")]
 pub(crate) mod up;

@@ -69,6 +69,25 @@ pub(crate) enum Format {
     Json,
     /// One JSON object per line.
     Ndjson,
+    /// An Arrow IPC stream (read over the domain's Arrow Flight service).
+    Arrow,
+    /// A Parquet file (read over Arrow Flight, written in row groups of
+    /// 65,536 rows, Snappy-compressed).
+    Parquet,
+}
+
+impl Format {
+    /// The format's name on the command line.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Format::Table => "table",
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Ndjson => "ndjson",
+            Format::Arrow => "arrow",
+            Format::Parquet => "parquet",
+        }
+    }
 }
 
 /// Runs the query and writes the rows.
@@ -92,6 +111,13 @@ pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
         limit: cap.request_limit(args.limit) as i64,
         resume_token: String::new(),
     };
+    if matches!(format, Format::Arrow | Format::Parquet) {
+        let idle = args.idle_timeout;
+        return match super::query_arrow::run(cli, &mut target, &args.product, &request, format, idle).await {
+            Ok(_) => Ok(()),
+            Err(status) => Err(query_error(&target, args, status)),
+        };
+    }
     let (mut stream, withheld) = loop {
         match open_stream(&target, &request, cli).await {
             Ok(opened) => break opened,
@@ -157,7 +183,7 @@ pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
 /// Whether `status` is worth trying another replica for (it is down,
 /// shutting down, overloaded or failed), and one is left: then `target`
 /// moves on to it, saying so on stderr.
-fn another_endpoint(target: &mut Target, status: &tonic::Status, rows: u64) -> bool {
+pub(crate) fn another_endpoint(target: &mut Target, status: &tonic::Status, rows: u64) -> bool {
     use tonic::Code;
     let retry = matches!(
         status.code(),
