@@ -7,6 +7,7 @@
 //! cargo build --release --bins && target/release/mesh-bench --full     # the real file's scale
 //! ```
 
+mod arrow;
 mod exchange;
 mod governance;
 mod hostile;
@@ -67,6 +68,9 @@ enum Group {
     Registry,
     /// Peak RSS of the CLI and of a domain.
     Memory,
+    /// Arrow Flight into pyarrow, against pyarrow's own Flight server over
+    /// the same SQLite file and `mesh query --format csv`.
+    Arrow,
     /// Ingestion into the payment domain.
     Ingest,
     /// The insight rebuild.
@@ -104,6 +108,7 @@ impl Group {
             Group::Latency => "latency...",
             Group::Registry => "registry...",
             Group::Memory => "memory...",
+            Group::Arrow => "arrow flight into pyarrow...",
             Group::Ingest => "ingestion...",
             Group::Insight => "insight...",
             Group::Security => "TLS and tokens against plaintext without tokens...",
@@ -124,6 +129,7 @@ impl Group {
             Group::Latency => latency::figures(run).await,
             Group::Registry => latency::registry_figures(run).await,
             Group::Memory => memory::figures(run).await,
+            Group::Arrow => arrow::figures(run).await,
             Group::Ingest => ingest::figures(run).await,
             Group::Insight => ingest::insight_figures(run).await,
             Group::Security => security::figures(run).await,

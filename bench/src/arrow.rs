@@ -1,0 +1,109 @@
+//! Arrow Flight: the whole of payment.card_spending read into a pyarrow
+//! table over the payment domain's Flight service, against pyarrow's own
+//! Flight server over the same SQLite file and against `mesh query
+//! --format csv`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, ensure};
+
+use crate::Run;
+use crate::report::{Figure, per_second};
+use crate::stream::{cli_csv, rate};
+
+/// Rounds each reader gets; the best counts.
+const ROUNDS: usize = 3;
+
+fn python() -> Result<PathBuf> {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/arrow-venv/bin/python");
+    ensure!(python.exists(), "{} is missing: run scripts/install-tools.sh", python.display());
+    Ok(python)
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(name)
+}
+
+/// pyarrow reading `product` at `location` (with `token`): rows, seconds.
+fn pyarrow_read(location: &str, product: &str, token: Option<&str>) -> Result<(u64, f64)> {
+    let output = Command::new(python()?)
+        .arg(script("flight_read.py"))
+        .args([location, product])
+        .args(token)
+        .output()?;
+    ensure!(output.status.success(), "the pyarrow read failed: {}", String::from_utf8_lossy(&output.stderr));
+    let text = String::from_utf8(output.stdout)?;
+    let (rows, seconds) = text.trim().split_once(' ').context("no `rows seconds` line")?;
+    Ok((rows.parse()?, seconds.parse()?))
+}
+
+/// The best rate of `ROUNDS` reads, and the rows each read.
+fn best(read: impl Fn() -> Result<(u64, f64)>) -> Result<(u64, f64)> {
+    let mut best = (0, 0f64);
+    for _ in 0..ROUNDS {
+        let (rows, seconds) = read()?;
+        best = (rows, best.1.max(rate(rows, seconds)));
+    }
+    Ok(best)
+}
+
+/// pyarrow's Flight server over the SQLite file at `path`, table `table`.
+struct BaselineServer(std::process::Child);
+
+impl BaselineServer {
+    fn start(path: &Path, table: &str) -> Result<(Self, String)> {
+        let mut child = Command::new(python()?)
+            .arg(script("sqlite_flight_server.py"))
+            .arg(path)
+            .arg(table)
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut port = String::new();
+        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut port)?;
+        let server = Self(child);
+        Ok((server, format!("grpc+tcp://127.0.0.1:{}", port.trim())))
+    }
+}
+
+impl Drop for BaselineServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The figures of this group (`--only arrow`).
+pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
+    let rows = run.mesh.payment.data_status()?.row_count as u64;
+    let token = crate::mesh::payment_token(&run.data.join("issuer"))?;
+    let location = run.mesh.payment_url.replacen("http://", "grpc+tcp://", 1);
+    let (got, mesh) = best(|| pyarrow_read(&location, "payment.card_spending", Some(&token)))?;
+    ensure!(got == rows, "the mesh's Flight gave {got} of {rows} rows");
+    let (server, baseline_location) =
+        BaselineServer::start(&run.data.join("payment/payment.sqlite"), "card_spending")?;
+    let (got, baseline) = best(|| pyarrow_read(&baseline_location, "card_spending", None))?;
+    drop(server);
+    ensure!(got == rows, "the pyarrow server gave {got} of {rows} rows");
+    let (_, cli_s) = cli_csv(&run.mesh.registry, &run.mesh.token, rows)?;
+    let cli = rate(rows, cli_s);
+    Ok(vec![
+        Figure {
+            name: "Arrow DoGet of payment.card_spending into pyarrow",
+            measured: per_second(mesh),
+            baseline: format!("{} pyarrow server over SQLite", per_second(baseline)),
+            ratio: Some(mesh / baseline),
+            target: ">= 5",
+            met: Some(mesh / baseline >= 5.0),
+        },
+        Figure {
+            name: "  the same, against mesh query --format csv",
+            measured: per_second(mesh),
+            baseline: format!("{} csv", per_second(cli)),
+            ratio: Some(mesh / cli),
+            target: ">= 1.5",
+            met: Some(mesh / cli >= 1.5),
+        },
+    ])
+}
