@@ -23,8 +23,11 @@ use crate::cli::Cli;
 use crate::commands::query::{Format, another_endpoint};
 use crate::registry::Target;
 
-/// Rows of one Parquet row group: bounds what the writer holds.
+/// Rows of one Parquet row group at most.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Bytes a Parquet row group may gather in memory before it is written,
+/// whatever its rows hold: bounds what the writer keeps.
+const ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
 
 /// Where the record batches go.
 enum BatchFile {
@@ -50,7 +53,12 @@ impl BatchFile {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         match self {
             Self::Arrow(writer) => writer.write(batch)?,
-            Self::Parquet(writer) => writer.write(batch)?,
+            Self::Parquet(writer) => {
+                writer.write(batch)?;
+                if writer.in_progress_size() > ROW_GROUP_BYTES {
+                    writer.flush()?;
+                }
+            }
         }
         Ok(())
     }
@@ -131,6 +139,16 @@ pub(crate) async fn run(
             Some(Err(failed)) => return Err(failed),
         };
         let token = String::from_utf8_lossy(&data.inner.app_metadata).into_owned();
+        if let DecodedPayload::Schema(sent) = &data.payload
+            && sent.fields() != schema.fields()
+        {
+            // A replica gone on to may serve another contract version, or the
+            // grant may have changed: the file must not mix two schemas.
+            return Err(tonic::Status::aborted(format!(
+                "{} sent other columns than the query was planned with, after {rows} rows; run the query again",
+                target.endpoint
+            )));
+        }
         if let DecodedPayload::RecordBatch(batch) = data.payload {
             let file = match &mut file {
                 Some(file) => file,

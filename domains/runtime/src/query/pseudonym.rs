@@ -41,6 +41,12 @@ impl PseudonymKey {
         Ok(Self(bytes))
     }
 
+    /// A fixed key, for tests of what is delivered under one.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Self {
+        Self([7; 32])
+    }
+
     /// The key of the consumer `subject` of `issuer`.
     pub(crate) fn for_consumer(&self, issuer: &str, subject: &str) -> Self {
         let mut hasher = blake3::Hasher::new_keyed(&self.0);

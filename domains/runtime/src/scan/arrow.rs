@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use crate::error::{DomainError, Result};
 use crate::query::pseudonym::{PSEUDONYM_DIGITS, PseudonymKey};
-use crate::scan::encode::delivered;
+use crate::scan::encode::{delivered, pseudonym_key};
 use crate::values::cell::{Cell, CellRow};
 use crate::values::schema::{ColumnDef, ColumnKind};
 
@@ -187,9 +187,8 @@ impl ArrowBatch {
     /// under `pseudonyms`.
     pub(crate) fn new(schema: Schema, pseudonymized: &[bool], pseudonyms: Option<PseudonymKey>) -> Self {
         let columns = schema.fields().iter().map(|f| ColumnBuilder::new(f.data_type())).collect();
-        let pseudonymized = (0..schema.fields().len())
-            .map(|i| pseudonymized.get(i).copied().unwrap_or(false) && pseudonyms.is_some())
-            .collect();
+        let pseudonymized =
+            (0..schema.fields().len()).map(|i| pseudonymized.get(i).copied().unwrap_or(false)).collect();
         Self {
             schema: Arc::new(schema),
             columns,
@@ -208,7 +207,8 @@ impl ArrowBatch {
     pub(crate) fn row(&mut self, row: &impl CellRow) -> Result<()> {
         let mut pseudonym = [0u8; PSEUDONYM_DIGITS];
         for (i, column) in self.columns.iter_mut().enumerate() {
-            let key = if self.pseudonymized[i] { self.pseudonyms.as_ref() } else { None };
+            let key =
+                if self.pseudonymized[i] { Some(pseudonym_key(self.pseudonyms.as_ref())?) } else { None };
             self.bytes += column.append(delivered(row.cell(i)?, key, &mut pseudonym))?;
         }
         Ok(())

@@ -35,13 +35,25 @@ pub(crate) fn delivered<'a>(
     buf: &'a mut [u8; PSEUDONYM_DIGITS],
 ) -> Cell<'a> {
     match (cell, key) {
+        (cell, None) => cell,
         (Cell::Text(text), Some(key)) if !text.is_empty() => {
             key.text(text, buf);
             Cell::Text(&buf[..])
         }
         (Cell::Integer(n), Some(key)) => Cell::Integer(key.integer(n)),
-        (cell, _) => cell,
+        (empty @ Cell::Text(_), Some(_)) => empty,
+        // No other kind has a pseudonym: nothing rather than the raw value.
+        (_, Some(_)) => Cell::Null,
     }
+}
+
+/// The key a pseudonymized column is delivered under: a column marked so
+/// without one is an error, never delivered raw.
+#[inline]
+pub(crate) fn pseudonym_key(key: Option<&PseudonymKey>) -> Result<&PseudonymKey> {
+    key.ok_or_else(|| {
+        crate::error::DomainError::Internal("a pseudonymized column has no pseudonym key".into())
+    })
 }
 
 /// Encodes the projected columns of result rows as row messages, with the
@@ -73,7 +85,7 @@ impl RowEncoder {
                 };
                 let mut tag = Vec::new();
                 put_varint(&mut tag, u64::from(c.number << 3 | wire));
-                let pseudonym = pseudonymized.get(i).copied().unwrap_or(false) && pseudonyms.is_some();
+                let pseudonym = pseudonymized.get(i).copied().unwrap_or(false);
                 FieldWriter { tag, kind: c.kind, zigzag: c.zigzag, float32: c.float32, pseudonym }
             })
             .collect();
@@ -85,7 +97,7 @@ impl RowEncoder {
     pub(crate) fn encode(&self, row: &impl CellRow, out: &mut Vec<u8>) -> Result<()> {
         let mut pseudonym = [0u8; PSEUDONYM_DIGITS];
         for (i, field) in self.fields.iter().enumerate() {
-            let key = if field.pseudonym { self.pseudonyms.as_ref() } else { None };
+            let key = if field.pseudonym { Some(pseudonym_key(self.pseudonyms.as_ref())?) } else { None };
             match (field.kind, delivered(row.cell(i)?, key, &mut pseudonym)) {
                 (ColumnKind::String, Cell::Text(text)) if !text.is_empty() => {
                     out.extend_from_slice(&field.tag);
@@ -169,6 +181,24 @@ mod tests {
         assert_eq!(row.get_field_by_name("score").unwrap().as_ref(), &Value::F64(2.5));
         assert_eq!(row.get_field_by_name("flag").unwrap().as_ref(), &Value::Bool(true));
         assert_eq!(row.get_field_by_name("seq").unwrap().as_ref(), &Value::String("0001".into()));
+    }
+
+    #[test]
+    fn a_pseudonymized_column_never_goes_out_raw() {
+        let schema = schema();
+        let row =
+            [Cell::Text(b"a"), Cell::Integer(1), Cell::Real(2.5), Cell::Integer(0), Cell::Text(b"0001")];
+        // Marked, but no key: an error, not the raw value.
+        let mut out = Vec::new();
+        let unkeyed = RowEncoder::new(&schema.columns, &[false, false, false, false, true], None);
+        assert!(unkeyed.encode(&row.as_slice(), &mut out).is_err());
+        // A kind with no pseudonym is delivered as nothing.
+        let key = PseudonymKey::for_tests();
+        let mut buf = [0u8; PSEUDONYM_DIGITS];
+        assert_eq!(delivered(Cell::Real(2.5), Some(&key), &mut buf), Cell::Null);
+        assert_eq!(delivered(Cell::Text(b""), Some(&key), &mut buf), Cell::Text(b""));
+        assert_ne!(delivered(Cell::Text(b"0001"), Some(&key), &mut buf), Cell::Text(b"0001"));
+        assert_eq!(delivered(Cell::Real(2.5), None, &mut buf), Cell::Real(2.5));
     }
 
     #[test]

@@ -14,6 +14,13 @@ use mesh_contracts::product::QueryRequest;
 use serde::Deserialize;
 use tonic::Status;
 
+/// Most bytes a command may have: a query's filter is bounded far below.
+pub(crate) const MAX_COMMAND_BYTES: usize = 64 * 1024;
+/// Most bytes of a product id.
+const MAX_PRODUCT_BYTES: usize = 256;
+/// Most columns a command may select.
+const MAX_SELECTED: usize = 1024;
+
 /// An example command, for error messages.
 const EXAMPLE: &str = r#"{"product": "payment.card_spending", "filter": "bas_yh = \"2024Q1\"", "select": ["seq", "tot_use_am"], "limit": 100}"#;
 
@@ -52,6 +59,21 @@ enum Select {
 /// Reads `descriptor`; a descriptor that asks nothing readable is an
 /// INVALID_ARGUMENT naming the part and showing what to send.
 pub(crate) fn asked(descriptor: &FlightDescriptor) -> Result<Asked, Status> {
+    let asked = read(descriptor)?;
+    if asked.product.len() > MAX_PRODUCT_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "descriptor: a product id has at most {MAX_PRODUCT_BYTES} bytes, e.g. payment.card_spending"
+        )));
+    }
+    if asked.query.read_mask.as_ref().is_some_and(|m| m.paths.len() > MAX_SELECTED) {
+        return Err(Status::invalid_argument(format!(
+            "descriptor.cmd: select names at most {MAX_SELECTED} columns; leave it out for every column"
+        )));
+    }
+    Ok(asked)
+}
+
+fn read(descriptor: &FlightDescriptor) -> Result<Asked, Status> {
     match DescriptorType::try_from(descriptor.r#type) {
         Ok(DescriptorType::Path) => match descriptor.path.as_slice() {
             [product] => Ok(Asked { product: product.clone(), query: QueryRequest::default() }),
@@ -61,6 +83,12 @@ pub(crate) fn asked(descriptor: &FlightDescriptor) -> Result<Asked, Status> {
                 descriptor.path.len()
             ))),
         },
+        Ok(DescriptorType::Cmd) if descriptor.cmd.len() > MAX_COMMAND_BYTES => {
+            Err(Status::invalid_argument(format!(
+                "descriptor.cmd: {} bytes is over the limit of {MAX_COMMAND_BYTES}",
+                descriptor.cmd.len()
+            )))
+        }
         Ok(DescriptorType::Cmd) => {
             let command: Command = serde_json::from_slice(&descriptor.cmd).map_err(|e| {
                 Status::invalid_argument(format!("descriptor.cmd: {e}; send a JSON object such as {EXAMPLE}"))
@@ -127,5 +155,11 @@ mod tests {
         assert!(message(asked(&FlightDescriptor::new_path(vec![]))).starts_with("descriptor.path: give one"));
         let unknown = FlightDescriptor { r#type: 0, ..Default::default() };
         assert!(message(asked(&unknown)).starts_with("descriptor.type"));
+        let huge = format!(r#"{{"product": "p.q", "filter": "{}"}}"#, "x".repeat(MAX_COMMAND_BYTES));
+        assert!(message(command(&huge)).contains("over the limit of 65536"));
+        let long = "p.".to_owned() + &"q".repeat(MAX_PRODUCT_BYTES);
+        assert!(message(asked(&FlightDescriptor::new_path(vec![long]))).contains("at most 256 bytes"));
+        let many = serde_json::json!({"product": "p.q", "select": vec!["a"; MAX_SELECTED + 1]}).to_string();
+        assert!(message(command(&many)).contains("at most 1024 columns"));
     }
 }

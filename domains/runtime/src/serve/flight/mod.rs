@@ -71,12 +71,9 @@ impl FlightFace {
     /// The service of `product`, or NOT_FOUND naming what is served.
     fn service(&self, product: &str) -> Result<&ProductService, Status> {
         self.products.get(product).ok_or_else(|| {
-            let mut served: Vec<&str> = self.products.keys().copied().collect();
-            served.sort_unstable();
             Status::not_found(format!(
-                "descriptor: this domain serves no product `{product}`; it serves {} (`mesh products` lists \
-                 every product and where it is served)",
-                served.join(", ")
+                "descriptor: this domain serves no product `{product}`; `mesh products` lists every product and \
+                 where it is served"
             ))
         })
     }
@@ -91,12 +88,18 @@ impl FlightFace {
         let (product, _, governance) = self.service(&product)?.read_path();
         let governance =
             governance.ok_or_else(|| Status::unavailable("this product's access rules are not loaded"))?;
-        let audit = governance.audit(&principal, &product);
-        let granted = governance
-            .grant(&principal, &product)
-            .and_then(|grant| Ok((product.arrow_schema(&query, &grant)?, grant)));
-        let (schema, grant) = match granted {
-            Ok(granted) => granted,
+        // A refusal is recorded as Query's would be; a granted plan reads
+        // nothing, so only the DoGet that follows is a read.
+        let mut audit = governance.audit(&principal, &product);
+        audit.record.filter = query.filter.clone();
+        let grant = match governance.grant(&principal, &product) {
+            Ok(grant) => grant,
+            Err(error) => return Err(audit.refuse(Status::from(error))),
+        };
+        audit.record.agreement = grant.agreement.clone().unwrap_or_default();
+        audit.record.purpose = grant.purpose.clone();
+        let schema = match product.arrow_schema(&query, &grant) {
+            Ok(schema) => schema,
             Err(error) => return Err(audit.refuse(Status::from(error))),
         };
         let claim = Claim {
@@ -140,7 +143,10 @@ impl FlightFace {
         let ticket = Ticket::decode(request.into_inner()).map_err(|e| {
             Status::invalid_argument(format!("request is not an arrow.flight.protocol.Ticket: {e}"))
         })?;
-        let claim = self.tickets.open(&ticket.ticket)?;
+        let claim = self.tickets.open(&ticket.ticket).inspect_err(|_| {
+            // No product to record it against: the log says who tried.
+            tracing::warn!(caller = %principal.subject, peer = ?peer, "a Flight ticket this domain did not issue was refused");
+        })?;
         let (product, admission, governance) = self.service(&claim.product)?.read_path();
         let query = claim.check(&principal, now_ms()).map(|()| claim.query.clone().unwrap_or_default());
         let caller = (&principal, peer);
