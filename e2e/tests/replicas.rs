@@ -1,12 +1,13 @@
 //! Two replicas of the payment domain over one database (a SQLite file, or
 //! PostgreSQL), both registered as endpoints of payment.card_spending:
 //! `mesh query` picks one, and when that one is killed with `kill -9` in the
-//! middle of an export it goes on on the other from its last resume token:
-//! every row exactly once. A load killed half-way leaves the previous rows
-//! served.
+//! middle of an export it goes on on the other from its last resume token
+//! (for `--format arrow`, the Flight ticket with the last batch's resume
+//! token): every row exactly once. A load killed half-way leaves the
+//! previous rows served.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -100,18 +101,42 @@ fn connected_port(pid: u32, ports: &[u16]) -> Option<u16> {
 
 #[test]
 fn a_query_goes_on_on_another_replica_when_its_replica_is_killed() {
-    killed_mid_export(CUSTOMERS, &[]);
+    killed_mid_export(CUSTOMERS, &[], "csv");
+}
+
+#[test]
+fn an_arrow_export_goes_on_on_another_replica_from_its_ticket_when_its_replica_is_killed() {
+    killed_mid_export(CUSTOMERS, &[], "arrow");
 }
 
 #[test]
 fn on_postgres_a_400000_row_export_goes_on_on_another_replica_when_its_replica_is_killed() {
     let database = TestDatabase::create();
-    killed_mid_export(200_000, &["--database-url", database.url()]);
+    killed_mid_export(200_000, &["--database-url", database.url()], "csv");
+}
+
+/// The (bas_yh, seq) keys of an export in `format`, header left out.
+fn keys(format: &str, output: &[u8]) -> Vec<String> {
+    if format == "arrow" {
+        use arrow_array::cast::AsArray;
+        let reader = arrow_ipc::reader::StreamReader::try_new(output, None).unwrap();
+        let mut keys = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let (quarter, seq) = (batch.column(0).as_string::<i32>(), batch.column(1).as_string::<i32>());
+            keys.extend((0..batch.num_rows()).map(|i| format!("{},{}", quarter.value(i), seq.value(i))));
+        }
+        return keys;
+    }
+    let text = String::from_utf8_lossy(output);
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap_or_default().starts_with("bas_yh,seq,tot_use_am,"), "the CSV header");
+    lines.map(|row| row.splitn(3, ',').take(2).collect::<Vec<_>>().join(",")).collect()
 }
 
 /// Two replicas with `customers` x 2 quarters and `args`; one is killed
-/// with `kill -9` while an export reads from it.
-fn killed_mid_export(customers: u64, args: &[&str]) {
+/// with `kill -9` while an export in `format` reads from it.
+fn killed_mid_export(customers: u64, args: &[&str], format: &str) {
     let dir = tempfile::tempdir().unwrap();
     let token = secrets(dir.path());
     let (_registry, registry) = registry(dir.path(), "registry", &[]);
@@ -154,32 +179,30 @@ fn killed_mid_export(customers: u64, args: &[&str]) {
     // An export starts on one replica; that replica is killed mid-stream.
     // Every column: far more than the connection's flow-control windows
     // hold, so the replica is still sending when it dies.
-    let mut export = mesh(&["query", "payment.card_spending", "--format", "csv"])
+    let mut export = mesh(&["query", "payment.card_spending", "--format", format])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(export.stdout.take().unwrap()).lines();
-    let mut rows: Vec<String> = lines.by_ref().take(5_001).map(Result::unwrap).collect();
+    let mut stdout = export.stdout.take().unwrap();
+    let mut received = vec![0u8; 2 << 20];
+    stdout.read_exact(&mut received).unwrap();
     // The export is paused on its full pipe: find its replica and kill it.
     let serving = connected_port(export.id(), &ports).expect("the export's connection to a replica");
     let mut replicas = [first, second];
     let victim = if serving == ports[0] { 0 } else { 1 };
     replicas[victim].0.kill().unwrap(); // SIGKILL
     replicas[victim].0.wait().unwrap();
-    rows.extend(lines.map(Result::unwrap));
+    stdout.read_to_end(&mut received).unwrap();
     let output = export.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("continuing on"), "the export went on on the other replica: {stderr}");
 
     // Every row exactly once.
-    assert!(rows[0].starts_with("bas_yh,seq,tot_use_am,"), "{}", rows[0]);
-    let data = &rows[1..];
-    assert_eq!(data.len() as u64, customers * QUARTERS, "{stderr}");
-    let key = |row: &String| row.splitn(3, ',').take(2).collect::<Vec<_>>().join(",");
-    let keys: HashSet<String> = data.iter().map(key).collect();
-    assert_eq!(keys.len(), data.len(), "no row repeated");
+    let keys = keys(format, &received);
+    assert_eq!(keys.len() as u64, customers * QUARTERS, "{stderr}");
+    assert_eq!(keys.iter().collect::<HashSet<_>>().len(), keys.len(), "no row repeated");
 }
 
 #[test]
