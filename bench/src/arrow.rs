@@ -1,7 +1,8 @@
 //! Arrow Flight: the whole of payment.card_spending read into a pyarrow
 //! table over the payment domain's Flight service, against pyarrow's own
 //! Flight server over the same SQLite file and against `mesh query
-//! --format csv`.
+//! --format csv`; and an analyst's governed read (an agreement for every
+//! column, identifiers as pseudonyms) against the owner's.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -74,6 +75,30 @@ impl Drop for BaselineServer {
     }
 }
 
+/// The owner's and an analyst's best rates reading the whole product into
+/// pyarrow, alternating.
+async fn governed(run: &Run, location: &str) -> Result<(f64, f64)> {
+    use crate::governance::{agreement, at_payment, until_served};
+    let issuer = mesh_grpc::auth::issuer::LocalIssuer::open(&run.data.join("issuer"))?;
+    let analyst = "bench-arrow-analyst";
+    agreement(&run.mesh, &issuer, analyst, false).await?;
+    until_served(&run.mesh.payment_url, &at_payment(&issuer, analyst, &["analyst"])?).await?;
+    let audience = mesh_grpc::auth::exchange::domain_audience("payment");
+    let token = |subject: &str, role: &str| {
+        issuer.issue(subject, &[role.to_owned()], std::time::Duration::from_secs(3600), &audience)
+    };
+    let (owner_token, analyst_token) =
+        (token("bench-arrow-owner", "owner:payment")?, token(analyst, "analyst")?);
+    let (mut owner, mut governed) = (0f64, 0f64);
+    for _ in 0..ROUNDS {
+        let (rows, seconds) = pyarrow_read(location, "payment.card_spending", Some(&owner_token))?;
+        owner = owner.max(rate(rows, seconds));
+        let (rows, seconds) = pyarrow_read(location, "payment.card_spending", Some(&analyst_token))?;
+        governed = governed.max(rate(rows, seconds));
+    }
+    Ok((owner, governed))
+}
+
 /// The figures of this group (`--only arrow`).
 pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
     let rows = run.mesh.payment.data_status()?.row_count as u64;
@@ -88,6 +113,7 @@ pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
     ensure!(got == rows, "the pyarrow server gave {got} of {rows} rows");
     let (_, cli_s) = cli_csv(&run.mesh.registry, &run.mesh.token, rows)?;
     let cli = rate(rows, cli_s);
+    let (owner, analyst) = governed(run, &location).await?;
     Ok(vec![
         Figure {
             name: "Arrow DoGet of payment.card_spending into pyarrow",
@@ -104,6 +130,14 @@ pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
             ratio: Some(mesh / cli),
             target: ">= 1.5",
             met: Some(mesh / cli >= 1.5),
+        },
+        Figure {
+            name: "governed Arrow stream (analyst, pseudonyms) against the owner's",
+            measured: per_second(analyst),
+            baseline: format!("{} owner", per_second(owner)),
+            ratio: Some(analyst / owner),
+            target: ">= 0.9",
+            met: Some(analyst / owner >= 0.9),
         },
     ])
 }

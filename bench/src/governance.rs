@@ -44,7 +44,7 @@ fn credentials(issuer: &LocalIssuer, subject: &str, roles: &[&str]) -> Result<Cr
 }
 
 /// Like [`credentials`], for the payment domain.
-fn at_payment(issuer: &LocalIssuer, subject: &str, roles: &[&str]) -> Result<Credentials> {
+pub(crate) fn at_payment(issuer: &LocalIssuer, subject: &str, roles: &[&str]) -> Result<Credentials> {
     credentials_for(issuer, subject, roles, &mesh_grpc::auth::exchange::domain_audience("payment"))
 }
 
@@ -61,7 +61,7 @@ fn credentials_for(
 
 /// Asks for every column of payment.card_spending as `subject` (`raw`
 /// identifiers or not) and approves it as an admin; the agreement's name.
-async fn agreement(mesh: &Mesh, issuer: &LocalIssuer, subject: &str, raw: bool) -> Result<String> {
+pub(crate) async fn agreement(mesh: &Mesh, issuer: &LocalIssuer, subject: &str, raw: bool) -> Result<String> {
     let mut asker = AccessServiceClient::new(
         connect(&mesh.registry, &credentials(issuer, subject, &["analyst"])?).await?,
     );
@@ -80,7 +80,7 @@ async fn agreement(mesh: &Mesh, issuer: &LocalIssuer, subject: &str, raw: bool) 
 }
 
 /// Waits until `credentials` may read the product; how long that took.
-async fn until_served(url: &str, credentials: &Credentials) -> Result<Duration> {
+pub(crate) async fn until_served(url: &str, credentials: &Credentials) -> Result<Duration> {
     let started = Instant::now();
     let mut client = CardSpendingServiceClient::new(connect(url, credentials).await?);
     loop {
