@@ -92,6 +92,9 @@ impl Format {
 
 /// Runs the query and writes the rows.
 pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
+    if let Some(binary @ (Format::Arrow | Format::Parquet)) = args.format {
+        super::query_arrow::check_output(binary)?;
+    }
     let mut target = Target::resolve(cli, &args.product, args.endpoint.as_deref()).await?;
     let shape = target.shape()?;
     let mut columns = columns(&shape, &args.select)?;
@@ -113,10 +116,9 @@ pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
     };
     if matches!(format, Format::Arrow | Format::Parquet) {
         let idle = args.idle_timeout;
-        return match super::query_arrow::run(cli, &mut target, &args.product, &request, format, idle).await {
-            Ok(_) => Ok(()),
-            Err(status) => Err(query_error(&target, args, status)),
-        };
+        return super::query_arrow::run(cli, &mut target, &args.product, &request, format, idle)
+            .await
+            .map_err(|status| query_error(&target, args, status));
     }
     let (mut stream, withheld) = loop {
         match open_stream(&target, &request, cli).await {

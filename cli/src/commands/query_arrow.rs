@@ -77,8 +77,19 @@ impl BatchFile {
     }
 }
 
+/// Refuses to write a binary `format` to a terminal.
+pub(crate) fn check_output(format: Format) -> Result<()> {
+    if std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "--format {0}: the output is binary; redirect it to a file, e.g. `> rows.{0}`",
+            format.name()
+        );
+    }
+    Ok(())
+}
+
 /// Runs `request` of `product` against `target` over Flight and writes
-/// its rows to stdout as `format` (arrow or parquet); the rows written.
+/// its rows to stdout as `format` (arrow or parquet).
 pub(crate) async fn run(
     cli: &Cli,
     target: &mut Target,
@@ -86,14 +97,7 @@ pub(crate) async fn run(
     request: &QueryRequest,
     format: Format,
     idle_timeout: Duration,
-) -> Result<u64, tonic::Status> {
-    if std::io::stdout().is_terminal() {
-        return Err(tonic::Status::invalid_argument(format!(
-            "--format {}: the output is binary; redirect it to a file, e.g. `> rows.{}`",
-            format.name(),
-            format.name()
-        )));
-    }
+) -> Result<(), tonic::Status> {
     let command = serde_json::json!({
         "product": product,
         "filter": request.filter,
@@ -113,7 +117,7 @@ pub(crate) async fn run(
         info.clone().try_decode_schema().map_err(|e| tonic::Status::internal(format!("the schema: {e}")))?,
     );
     note_withheld(&schema, product);
-    let mut file = None;
+    let mut file = BatchFile::create(format, &schema).map_err(local)?;
     let mut ticket = first_ticket(&info)?;
     let mut rows = 0u64;
     let mut stream = do_get(cli, target, &ticket).await?;
@@ -150,21 +154,12 @@ pub(crate) async fn run(
             )));
         }
         if let DecodedPayload::RecordBatch(batch) = data.payload {
-            let file = match &mut file {
-                Some(file) => file,
-                None => file.insert(BatchFile::create(format, &schema).map_err(local)?),
-            };
             file.write(&batch).map_err(local)?;
             rows += batch.num_rows() as u64;
             ticket.resume_token = token;
         }
     }
-    let file = match file {
-        Some(file) => file,
-        None => BatchFile::create(format, &schema).map_err(local)?,
-    };
-    file.finish().map_err(local)?;
-    Ok(rows)
+    file.finish().map_err(local)
 }
 
 /// A Flight client of the target's endpoint.
