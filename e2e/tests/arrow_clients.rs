@@ -178,3 +178,21 @@ async fn mesh_query_writes_arrow_and_parquet_that_pyarrow_reads() {
     let read = run_ok(Command::new(&python).args(["-c", "import sys, pyarrow.parquet as pq; t = pq.read_table(sys.argv[1]); print(t.num_rows, len(t.schema))"]).arg(&file));
     assert_eq!(read.trim(), "0 47");
 }
+
+#[test]
+fn a_binary_format_is_not_written_to_a_terminal() {
+    // `script` gives the command a terminal; nothing is asked of any registry.
+    let mesh = mesh_e2e::workspace_binary("mesh");
+    let command = format!(
+        "{} --registry http://127.0.0.1:9 query payment.card_spending --format parquet",
+        mesh.display()
+    );
+    let output = Command::new("script").args(["-qec", &command, "/dev/null"]).output().unwrap();
+    let printed = stdout(&output);
+    assert!(
+        printed
+            .contains("--format parquet: the output is binary; redirect it to a file, e.g. `> rows.parquet`"),
+        "{printed}"
+    );
+    assert!(!printed.contains("registry"), "refused before the registry is asked: {printed}");
+}

@@ -25,6 +25,7 @@ use std::task::{Context, Poll};
 
 use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, SchemaAsIpc, SchemaResult, Ticket};
 use arrow_ipc::writer::IpcWriteOptions;
+use arrow_schema::Schema;
 use bytes::Bytes;
 use mesh_grpc::codec::RawCodec;
 use mesh_grpc::unary::{BoxFuture, HttpRequest, HttpResponse, UnaryHandler, serve_unary};
@@ -78,8 +79,9 @@ impl FlightFace {
         })
     }
 
-    /// The schema and ticket of what the descriptor in `request` asks.
-    async fn flight_info(&self, request: Request<Bytes>) -> Result<FlightInfo, Status> {
+    /// What the descriptor in `request` asks, planned under the caller's
+    /// grant: the descriptor, the schema delivered and what a ticket claims.
+    fn planned(&self, request: Request<Bytes>) -> Result<(FlightDescriptor, Schema, Claim), Status> {
         let principal = mesh_grpc::auth::layer::caller(request.extensions())?;
         let descriptor = FlightDescriptor::decode(request.into_inner()).map_err(|e| {
             Status::invalid_argument(format!("request is not an arrow.flight.protocol.FlightDescriptor: {e}"))
@@ -110,6 +112,12 @@ impl FlightFace {
             binding: grant.binding.clone(),
             expires_ms: now_ms() + TICKET_LIFETIME.as_millis() as i64,
         };
+        Ok((descriptor, schema, claim))
+    }
+
+    /// `GetFlightInfo`: the schema and one endpoint with a ticket.
+    async fn flight_info(&self, request: Request<Bytes>) -> Result<FlightInfo, Status> {
+        let (descriptor, schema, claim) = self.planned(request)?;
         let endpoint = self
             .locations
             .iter()
@@ -127,10 +135,9 @@ impl FlightFace {
         Ok(info)
     }
 
-    /// `GetSchema`: the schema part of `GetFlightInfo`.
+    /// `GetSchema`: the schema part of `GetFlightInfo`, no ticket sealed.
     async fn schema(&self, request: Request<Bytes>) -> Result<SchemaResult, Status> {
-        let info = self.flight_info(request).await?;
-        let schema = info.try_decode_schema().map_err(|e| Status::internal(format!("the schema: {e}")))?;
+        let (_, schema, _) = self.planned(request)?;
         SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
             .try_into()
             .map_err(|e| Status::internal(format!("encoding the schema: {e}")))
