@@ -2,6 +2,7 @@
 //! and the encoded descriptor set for reflection and dynamic decoding.
 
 pub mod access;
+pub mod arrow_metadata;
 pub mod descriptor;
 pub mod time;
 

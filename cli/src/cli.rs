@@ -65,6 +65,18 @@ pub(crate) struct Cli {
 }
 
 impl Cli {
+    /// The client settings alone (registry, timeout, TLS, credentials), for
+    /// work that outlives the command's borrow of them.
+    pub(crate) fn settings_only(&self) -> Self {
+        Self {
+            registry: self.registry.clone(),
+            timeout: self.timeout,
+            tls: self.tls.clone(),
+            credentials: self.credentials.clone(),
+            command: Command::Whoami,
+        }
+    }
+
     /// The first registry URL given: profiles and the cache are kept under it.
     pub(crate) fn primary_registry(&self) -> &str {
         self.registry.split(',').map(str::trim).find(|u| !u.is_empty()).unwrap_or(DEFAULT_REGISTRY)
@@ -88,6 +100,10 @@ pub(crate) enum Command {
     Describe(DescribeArgs),
     /// Query a product straight from its domain.
     Query(QueryArgs),
+    /// Run SQL over the products you can see, each read from its owning
+    /// domain under your agreement; or serve it over Flight SQL.
+    #[cfg(feature = "sql")]
+    Sql(crate::commands::sql::SqlArgs),
     /// Check every registered endpoint (or one) with gRPC health.
     Health(HealthArgs),
     /// Show the principal and roles the services see for your token.
@@ -147,6 +163,8 @@ impl Command {
             | Command::Access(_)
             | Command::Audit(_)
             | Command::Lineage(_) => true,
+            #[cfg(feature = "sql")]
+            Command::Sql(args) => args.calls_services(),
             Command::Login(_) | Command::Init(_) | Command::Token(_) | Command::Completions(_) => false,
             #[cfg(feature = "local")]
             Command::Up(_) | Command::Generate(_) => false,

@@ -1,5 +1,6 @@
 //! `mesh`: discover data products in the catalog and query them from their domains.
 
+mod batch_file;
 mod cache;
 mod cli;
 mod commands;
@@ -45,6 +46,8 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Products(args) => commands::products::run(cli, args).await,
         Command::Describe(args) => commands::describe::run(cli, args).await,
         Command::Query(args) => commands::query::run(cli, args).await,
+        #[cfg(feature = "sql")]
+        Command::Sql(args) => commands::sql::run(cli, args).await,
         Command::Health(args) => commands::health::run(cli, args).await,
         Command::Whoami => commands::whoami::run(cli).await,
         Command::Access(command) => commands::access::run(cli, command).await,

@@ -36,6 +36,11 @@ impl Sink {
     /// A sink of `format` for rows with `columns`.
     pub(crate) fn new(format: Format, columns: &[FieldDescriptor], cap: usize) -> Result<Self> {
         let names: Vec<&str> = columns.iter().map(|c| c.name()).collect();
+        Self::with_names(format, &names, cap)
+    }
+
+    /// A sink of `format` for rows of columns called `names`.
+    pub(crate) fn with_names(format: Format, names: &[&str], cap: usize) -> Result<Self> {
         let text = match format {
             Format::Table => None,
             Format::Csv => Some(TextFormat::Csv),
@@ -46,9 +51,9 @@ impl Sink {
             }
         };
         let output = match text {
-            None => Output::Table { table: style::table(&names), cap, shown: 0, left_out: 0 },
+            None => Output::Table { table: style::table(names), cap, shown: 0, left_out: 0 },
             Some(text) => {
-                let mut writer = RowWriter::new(text, &names);
+                let mut writer = RowWriter::new(text, names);
                 writer.begin()?;
                 let out: Box<dyn Write> = Box::new(std::io::stdout());
                 Output::Text { writer, out, buffer: Vec::with_capacity(2 * WRITE_BYTES) }

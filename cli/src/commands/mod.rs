@@ -14,6 +14,8 @@ pub(crate) mod login;
 pub(crate) mod products;
 pub(crate) mod query;
 pub(crate) mod query_arrow;
+#[cfg(feature = "sql")]
+pub(crate) mod sql;
 pub(crate) mod token;
 #[cfg(feature = "local")]
 pub(crate) mod up;

@@ -93,7 +93,7 @@ impl Format {
 /// Runs the query and writes the rows.
 pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
     if let Some(binary @ (Format::Arrow | Format::Parquet)) = args.format {
-        super::query_arrow::check_output(binary)?;
+        crate::batch_file::check_output(binary)?;
     }
     let mut target = Target::resolve(cli, &args.product, args.endpoint.as_deref()).await?;
     let shape = target.shape()?;
@@ -116,7 +116,7 @@ pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
     };
     if matches!(format, Format::Arrow | Format::Parquet) {
         let idle = args.idle_timeout;
-        return super::query_arrow::run(cli, &mut target, &args.product, &request, format, idle)
+        return super::query_arrow::run(cli, &target, &args.product, &request, format, idle)
             .await
             .map_err(|status| query_error(&target, args, status));
     }
@@ -186,13 +186,8 @@ pub(crate) async fn run(cli: &Cli, args: &QueryArgs) -> Result<()> {
 /// shutting down, overloaded or failed), and one is left: then `target`
 /// moves on to it, saying so on stderr.
 pub(crate) fn another_endpoint(target: &mut Target, status: &tonic::Status, rows: u64) -> bool {
-    use tonic::Code;
-    let retry = matches!(
-        status.code(),
-        Code::Unavailable | Code::Unknown | Code::Internal | Code::ResourceExhausted | Code::Cancelled
-    );
     let failed = target.endpoint.clone();
-    if !retry || !target.next_endpoint() {
+    if !mesh_sql::replicas::worth_another_replica(status) || !target.next_endpoint() {
         return false;
     }
     eprintln!(
@@ -322,7 +317,7 @@ impl<'c> Decoder<'c> {
 }
 
 /// A closed pipe (`mesh query … | head`) ends the output quietly.
-fn quiet_on_broken_pipe(error: anyhow::Error) -> Result<()> {
+pub(crate) fn quiet_on_broken_pipe(error: anyhow::Error) -> Result<()> {
     let broken = error.chain().any(|cause| {
         cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     });

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use mesh_contracts::access::domain_of;
-use mesh_contracts::catalog::{Product, ProductView, ServingStatus};
+use mesh_contracts::catalog::{Product, ProductView};
 use mesh_contracts::descriptor::ProductShape;
 use mesh_contracts::product::{DescribeRequest, DescribeResponse};
 use mesh_grpc::codec::RawCodec;
@@ -152,14 +152,7 @@ impl Target {
 /// The endpoints of `product` to call, in order: the serving ones starting
 /// at a random one (so callers spread over replicas), then the others.
 fn endpoints(product: &Product) -> Result<Vec<String>> {
-    let (serving, others): (Vec<_>, Vec<_>) =
-        product.endpoints.iter().partition(|e| e.status() == ServingStatus::Serving);
-    let mut ordered: Vec<String> = serving.iter().map(|e| e.uri.clone()).collect();
-    if !ordered.is_empty() {
-        let start = rand::random_range(0..ordered.len());
-        ordered.rotate_left(start);
-    }
-    ordered.extend(others.iter().map(|e| e.uri.clone()));
+    let ordered = mesh_sql::replicas::ordered_endpoints(product);
     if ordered.is_empty() {
         bail!(
             "{} has no endpoint in the catalog (status: {}); pass --endpoint if you know where it is served",

@@ -27,22 +27,7 @@ use crate::values::schema::{ColumnDef, ColumnKind};
 /// columnar readers, well below gRPC's 4 MiB default message limit.
 pub const ARROW_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
-/// Field metadata keys the contract's column options travel under.
-pub mod metadata {
-    /// What the column means (the contract's description).
-    pub const DESCRIPTION: &str = "mesh.description";
-    /// How sensitive it is, e.g. `CLASSIFICATION_PII_IDENTIFIER`.
-    pub const CLASSIFICATION: &str = "mesh.classification";
-    /// The unit of a measure, e.g. `KRW`.
-    pub const UNIT: &str = "mesh.unit";
-    /// `true` when the caller receives the column's values as pseudonyms.
-    pub const PSEUDONYMIZED: &str = "mesh.pseudonymized";
-    /// Schema metadata: the product read.
-    pub const PRODUCT: &str = "mesh.product";
-    /// Schema metadata: columns left out because the grant does not cover
-    /// them, comma separated.
-    pub const WITHHELD_COLUMNS: &str = "mesh.withheld_columns";
-}
+pub use mesh_contracts::arrow_metadata as metadata;
 
 /// The Arrow type a column is delivered as.
 fn data_type(column: &ColumnDef) -> DataType {

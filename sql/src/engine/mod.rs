@@ -1,0 +1,196 @@
+//! The SQL engine: DataFusion planning a read-only `SELECT` over the
+//! products one caller can see, each product a table whose scans are
+//! Flight reads at its owning domain with that caller's token, so every
+//! owner enforces that caller's agreement. The engine has no identity of
+//! its own: what it reads and where comes from a [`Mesh`] acting for the
+//! caller.
+
+mod catalog;
+pub mod cells;
+mod pushdown;
+mod scan;
+mod table;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::error::DataFusionError;
+pub use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::SQLOptions;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::physical_plan::{ExecutionPlan, displayable, execute_stream};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use tonic::{Code, Status};
+
+use crate::flight::ReadSettings;
+use crate::replicas::Replicas;
+
+/// The catalog the engine's tables live in.
+pub const CATALOG: &str = "mesh";
+pub use catalog::PRODUCTS_SCHEMA;
+
+/// Longest SQL text accepted.
+pub const MAX_SQL: usize = 64 * 1024;
+
+/// The mesh as one caller sees it.
+#[async_trait]
+pub trait Mesh: Send + Sync {
+    /// The ids of the products the caller can see in the catalog.
+    async fn products(&self) -> Result<Vec<String>, Status>;
+    /// Where `product` is read, with a token for its domain.
+    async fn replicas(&self, product: &str) -> Result<Replicas, Status>;
+}
+
+/// How the engine runs queries.
+#[derive(Clone)]
+pub struct EngineSettings {
+    /// How products are read.
+    pub read: ReadSettings,
+    /// Memory the engine's operators (joins, aggregates, sorts) may hold
+    /// for one query; a query needing more fails with RESOURCE_EXHAUSTED.
+    pub memory_limit: usize,
+}
+
+/// Plans and runs SQL for one caller.
+pub struct Engine {
+    context: SessionContext,
+}
+
+impl Engine {
+    /// The engine of the caller `mesh` acts for: the products it can see
+    /// are listed once, their columns asked when a query names them.
+    pub async fn new(mesh: Arc<dyn Mesh>, settings: &EngineSettings) -> Result<Self, Status> {
+        let products = mesh.products().await?;
+        let config = SessionConfig::new()
+            .with_create_default_catalog_and_schema(false)
+            .with_default_catalog_and_schema(CATALOG, PRODUCTS_SCHEMA)
+            .with_information_schema(true);
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(settings.memory_limit)))
+            .build_arc()
+            .map_err(|e| status_of(&e))?;
+        let context = SessionContext::new_with_config_rt(config, runtime);
+        let catalog = catalog::MeshCatalog::new(products, mesh, settings.read.clone());
+        context.register_catalog(CATALOG, Arc::new(catalog));
+        Ok(Self { context })
+    }
+
+    /// Plans `sql`: one read-only query (no DDL, DML or `SET`).
+    pub async fn plan(&self, sql: &str) -> Result<DataFrame, Status> {
+        if sql.len() > MAX_SQL {
+            return Err(Status::invalid_argument(format!(
+                "the SQL is {} bytes, longer than {MAX_SQL}; split the query",
+                sql.len()
+            )));
+        }
+        read_only(sql)?;
+        let options =
+            SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+        self.context.sql_with_options(sql, options).await.map_err(|e| status_of(&e))
+    }
+
+    /// The physical plan of `sql`, one operator per line: the `MeshScan`
+    /// lines say what is read from which domain (columns, filter, limit).
+    pub async fn explain(&self, sql: &str) -> Result<String, Status> {
+        let plan = self.physical_plan(sql).await?;
+        Ok(displayable(plan.as_ref()).indent(true).to_string())
+    }
+
+    /// Runs `sql`: its batches as they come.
+    pub async fn run(&self, sql: &str) -> Result<SendableRecordBatchStream, Status> {
+        let plan = self.physical_plan(sql).await?;
+        execute_stream(plan, self.context.task_ctx()).map_err(|e| status_of(&e))
+    }
+
+    /// The physical plan of `sql`.
+    pub async fn physical_plan(&self, sql: &str) -> Result<Arc<dyn ExecutionPlan>, Status> {
+        self.plan(sql).await?.create_physical_plan().await.map_err(|e| status_of(&e))
+    }
+
+    /// The session, for running a plan.
+    pub fn context(&self) -> &SessionContext {
+        &self.context
+    }
+}
+
+/// Refuses anything but one query: the engine reads, it never creates,
+/// changes or sets anything.
+fn read_only(sql: &str) -> Result<(), Status> {
+    use datafusion::sql::parser::{DFParser, Statement};
+    use datafusion::sql::sqlparser::ast::Statement as Sql;
+    let statements = DFParser::parse_sql(sql).map_err(|e| status_of(&e))?;
+    let [statement] = Vec::from(statements).try_into().map_err(|statements: Vec<Statement>| {
+        Status::invalid_argument(format!("give one query; this SQL holds {} statements", statements.len()))
+    })?;
+    let is_query = |statement: &Statement| match statement {
+        Statement::Statement(sql) => match sql.as_ref() {
+            Sql::Query(_) => true,
+            Sql::Explain { statement, .. } => matches!(statement.as_ref(), Sql::Query(_)),
+            _ => false,
+        },
+        _ => false,
+    };
+    let query = match &statement {
+        Statement::Explain(explain) => is_query(&explain.statement),
+        other => is_query(other),
+    };
+    if !query {
+        let shown: String = statement.to_string().chars().take(60).collect();
+        return Err(Status::invalid_argument(format!(
+            "only queries (SELECT, WITH, VALUES, EXPLAIN) are run; `{shown}` is not one"
+        )));
+    }
+    Ok(())
+}
+
+/// A size in bytes written as a number with an optional unit: `1GiB`,
+/// `512MiB`, `64KiB` or `1048576`.
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => return Err(format!("unknown unit `{other}`: write a size like 512MiB or 2GiB")),
+    };
+    let number: usize =
+        number.parse().map_err(|_| format!("`{text}` is no size: write one like 512MiB or 2GiB"))?;
+    number.checked_mul(scale).filter(|n| *n > 0).ok_or_else(|| format!("`{text}` is not a usable size"))
+}
+
+/// The gRPC status of an engine error: a domain's own status when a read
+/// was refused (its code and message), else one saying what in the query
+/// is wrong.
+pub fn status_of(error: &DataFusionError) -> Status {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(status) = e.downcast_ref::<Status>() {
+            return Status::new(status.code(), status.message());
+        }
+        cause = e.source();
+    }
+    let root = error.find_root();
+    if let DataFusionError::SQL(problem, _) = root {
+        use datafusion::sql::sqlparser::parser::ParserError;
+        let problem = match problem.as_ref() {
+            ParserError::ParserError(text) | ParserError::TokenizerError(text) => text.clone(),
+            ParserError::RecursionLimitExceeded => "it nests too deeply".to_owned(),
+        };
+        return Status::invalid_argument(format!("the SQL does not parse: {problem}"));
+    }
+    let code = match root {
+        DataFusionError::Plan(_)
+        | DataFusionError::SQL(..)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::NotImplemented(_)
+        | DataFusionError::Configuration(_) => Code::InvalidArgument,
+        DataFusionError::ResourcesExhausted(_) => Code::ResourceExhausted,
+        DataFusionError::Execution(_) | DataFusionError::ArrowError(..) => Code::Aborted,
+        _ => Code::Internal,
+    };
+    Status::new(code, root.message().into_owned())
+}

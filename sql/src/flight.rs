@@ -1,0 +1,242 @@
+//! Reading a product over its domain's Arrow Flight service: planning the
+//! query (`GetFlightInfo`: the schema this caller gets and a sealed
+//! ticket), then redeeming the ticket (`DoGet`) batch by batch. When a
+//! replica fails mid-stream the read goes on at the next one from the
+//! last batch's resume token, so every row arrives exactly once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
+use arrow_flight::error::FlightError;
+use arrow_flight::{FlightClient, FlightDescriptor, FlightInfo, Ticket};
+use arrow_schema::{Schema, SchemaRef};
+use futures_util::StreamExt;
+use mesh_contracts::product::FlightTicket;
+use mesh_grpc::MeshChannel;
+use prost::Message;
+use tonic::Status;
+
+use crate::Replicas;
+
+/// What to read of a product: the mesh's query, in its filter language.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlightQuery {
+    /// The product id, e.g. `payment.card_spending`.
+    pub product: String,
+    /// A filter in the mesh's filter language (empty: every row).
+    pub filter: String,
+    /// The columns to read (empty: every column the caller may see).
+    pub select: Vec<String>,
+    /// The order, e.g. `tot_use_am desc` (empty: the key's).
+    pub order_by: String,
+    /// The most rows to read (0: no limit).
+    pub limit: u64,
+}
+
+impl FlightQuery {
+    /// The Flight descriptor of this query (a JSON command).
+    pub fn descriptor(&self) -> FlightDescriptor {
+        let command = serde_json::json!({
+            "product": self.product,
+            "filter": self.filter,
+            "select": self.select,
+            "order_by": self.order_by,
+            "limit": self.limit,
+        });
+        FlightDescriptor::new_cmd(command.to_string())
+    }
+}
+
+/// A replica failed and the read goes on at another.
+pub struct Failover<'a> {
+    /// The endpoint that failed.
+    pub failed: &'a str,
+    /// Why, in its words.
+    pub reason: &'a str,
+    /// Rows read before it failed.
+    pub rows: u64,
+    /// The endpoint the read goes on at.
+    pub next: &'a str,
+}
+
+/// How reads call the domains.
+#[derive(Clone)]
+pub struct ReadSettings {
+    /// Connecting and planning give up after this long.
+    pub timeout: Duration,
+    /// A stream that sends nothing for this long once started fails.
+    pub idle_timeout: Duration,
+    /// Told each time a read goes on at another replica.
+    pub on_failover: Arc<dyn Fn(&Failover<'_>) + Send + Sync>,
+}
+
+impl ReadSettings {
+    /// Moves `replicas` on after `status` when another may serve, telling
+    /// `on_failover`.
+    fn fail_over(&self, replicas: &mut Replicas, status: &Status, rows: u64) -> bool {
+        let failed = replicas.endpoint.clone();
+        if !replicas.fail_over(status) {
+            return false;
+        }
+        (self.on_failover)(&Failover {
+            failed: &failed,
+            reason: status.message(),
+            rows,
+            next: &replicas.endpoint,
+        });
+        true
+    }
+}
+
+/// The schema `product` has for the caller (withheld columns left out,
+/// named in the schema's metadata), asked of its domain.
+pub async fn schema_of(
+    replicas: &mut Replicas,
+    product: &str,
+    settings: &ReadSettings,
+) -> Result<SchemaRef, Status> {
+    let descriptor = FlightDescriptor::new_path(vec![product.to_owned()]);
+    loop {
+        match client(replicas, settings)?.get_schema(descriptor.clone()).await.map_err(status) {
+            Ok(schema) => return Ok(Arc::new(schema)),
+            Err(refused) if settings.fail_over(replicas, &refused, 0) => {}
+            Err(refused) => return Err(refused),
+        }
+    }
+}
+
+/// One query being read over Flight.
+pub struct FlightRead {
+    replicas: Replicas,
+    settings: ReadSettings,
+    schema: SchemaRef,
+    ticket: FlightTicket,
+    stream: Option<FlightDataDecoder>,
+    rows: u64,
+}
+
+impl FlightRead {
+    /// Plans `query` at the first replica that answers.
+    pub async fn plan(
+        mut replicas: Replicas,
+        query: &FlightQuery,
+        settings: ReadSettings,
+    ) -> Result<Self, Status> {
+        let descriptor = query.descriptor();
+        let info = loop {
+            match client(&replicas, &settings)?.get_flight_info(descriptor.clone()).await.map_err(status) {
+                Ok(info) => break info,
+                Err(refused) if settings.fail_over(&mut replicas, &refused, 0) => {}
+                Err(refused) => return Err(refused),
+            }
+        };
+        let schema = info.clone().try_decode_schema().map_err(|e| {
+            Status::internal(format!("{} sent a schema that cannot be read: {e}", replicas.endpoint))
+        })?;
+        let ticket = first_ticket(&info)?;
+        Ok(Self { replicas, settings, schema: Arc::new(schema), ticket, stream: None, rows: 0 })
+    }
+
+    /// The schema the rows come in.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The columns the caller's agreement left out, if any.
+    pub fn withheld(&self) -> Option<&str> {
+        withheld(&self.schema)
+    }
+
+    /// The next batch, or `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<RecordBatch>, Status> {
+        loop {
+            if self.stream.is_none() {
+                self.stream = Some(self.do_get().await?);
+            }
+            let Some(stream) = self.stream.as_mut() else { continue };
+            let next = match tokio::time::timeout(self.settings.idle_timeout, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    return Err(Status::deadline_exceeded(format!(
+                        "{} sent nothing for {:?} after {} rows; retry later",
+                        self.replicas.endpoint, self.settings.idle_timeout, self.rows
+                    )));
+                }
+            };
+            let data = match next.map(|d| d.map_err(status)) {
+                None => return Ok(None),
+                Some(Ok(data)) => data,
+                Some(Err(failed)) if self.settings.fail_over(&mut self.replicas, &failed, self.rows) => {
+                    self.stream = None;
+                    continue;
+                }
+                Some(Err(failed)) => return Err(failed),
+            };
+            match data.payload {
+                // A replica gone on to may serve another contract version, or
+                // the grant may have changed: one read must not mix schemas.
+                DecodedPayload::Schema(sent) if sent.fields() != self.schema.fields() => {
+                    return Err(Status::aborted(format!(
+                        "{} sent other columns than the query was planned with, after {} rows; run the query again",
+                        self.replicas.endpoint, self.rows
+                    )));
+                }
+                DecodedPayload::RecordBatch(batch) => {
+                    self.rows += batch.num_rows() as u64;
+                    self.ticket.resume_token = String::from_utf8_lossy(&data.inner.app_metadata).into_owned();
+                    return Ok(Some(batch));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Redeems the ticket (with its resume token) at the current replica,
+    /// or the next that answers.
+    async fn do_get(&mut self) -> Result<FlightDataDecoder, Status> {
+        loop {
+            let asked = Ticket::new(self.ticket.encode_to_vec());
+            match client(&self.replicas, &self.settings)?.do_get(asked).await.map_err(status) {
+                Ok(stream) => return Ok(stream.into_inner()),
+                Err(refused) if self.settings.fail_over(&mut self.replicas, &refused, self.rows) => {}
+                Err(refused) => return Err(refused),
+            }
+        }
+    }
+}
+
+/// The columns `schema`'s metadata says were left out, if any.
+pub fn withheld(schema: &Schema) -> Option<&str> {
+    schema
+        .metadata()
+        .get(mesh_contracts::arrow_metadata::WITHHELD_COLUMNS)
+        .map(String::as_str)
+        .filter(|w| !w.is_empty())
+}
+
+/// A Flight client of the replicas' current endpoint.
+fn client(replicas: &Replicas, settings: &ReadSettings) -> Result<FlightClient<MeshChannel>, Status> {
+    let channel =
+        mesh_grpc::client::stream_channel(&replicas.endpoint, settings.timeout, &replicas.credentials)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(FlightClient::new(channel))
+}
+
+/// The mesh ticket of the info's endpoint.
+fn first_ticket(info: &FlightInfo) -> Result<FlightTicket, Status> {
+    info.endpoint
+        .first()
+        .and_then(|e| e.ticket.as_ref())
+        .and_then(|t| FlightTicket::decode(t.ticket.clone()).ok())
+        .ok_or_else(|| Status::internal("the domain's flight info holds no mesh ticket"))
+}
+
+/// The gRPC status of a Flight error.
+fn status(error: FlightError) -> Status {
+    match error {
+        FlightError::Tonic(status) => *status,
+        other => Status::internal(other.to_string()),
+    }
+}
