@@ -8,7 +8,7 @@ export PATH
 # Some tests run binaries of other packages (compose.yaml is checked against
 # every binary's --help), and cargo only builds the binaries of packages that
 # have integration tests of their own: build them all first.
-cargo build --workspace --bins
+cargo build --workspace --all-targets
 # One throwaway PostgreSQL server for the whole run; each test that needs
 # one makes a database of its own on it (mesh_postgres::testing).
 postgres_dir="$(mktemp -d)"

@@ -103,7 +103,7 @@ pub(crate) enum Command {
     /// Run SQL over the products you can see, each read from its owning
     /// domain under your agreement; or serve it over Flight SQL.
     #[cfg(feature = "sql")]
-    Sql(crate::commands::sql::SqlArgs),
+    Sql(Box<crate::commands::sql::SqlArgs>),
     /// Check every registered endpoint (or one) with gRPC health.
     Health(HealthArgs),
     /// Show the principal and roles the services see for your token.
@@ -152,6 +152,17 @@ pub(crate) enum Command {
 impl Command {
     /// Whether the command calls mesh services with the caller's token
     /// (the others host services, sign in or work offline).
+    pub(crate) fn serves(&self) -> bool {
+        match self {
+            #[cfg(feature = "local")]
+            Command::Up(_) => true,
+            #[cfg(feature = "sql")]
+            Command::Sql(args) => !args.calls_services(),
+            _ => false,
+        }
+    }
+
+    /// Whether the command calls services with the CLI's token.
     pub(crate) fn calls_services(&self) -> bool {
         match self {
             Command::Domains

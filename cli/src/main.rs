@@ -19,11 +19,8 @@ use cli::{Cli, Command};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let mut cli = Cli::parse();
-    // `up` hosts services and logs what they do; client commands only warn.
-    #[cfg(feature = "local")]
-    let level = if matches!(cli.command, Command::Up(_)) { "info" } else { "warn" };
-    #[cfg(not(feature = "local"))]
-    let level = "warn";
+    // Commands hosting services log what they do; client commands only warn.
+    let level = if cli.command.serves() { "info" } else { "warn" };
     mesh_grpc::init_logging_at(level);
     let outcome = match session::start(&mut cli).await {
         Ok(()) => run(&cli).await,

@@ -10,9 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Mesh, run_ok, stderr, stdout, tool};
+use common::{Mesh, records, run_ok, sqlite_rows, stderr, stdout, tool};
 use mesh_contracts::catalog::RequestAccessRequest;
 use mesh_contracts::catalog::access_service_client::AccessServiceClient;
+
+/// Rows of `sql` over the payment domain's SQLite file.
+fn sqlite(mesh: &Mesh, sql: &str) -> Vec<Vec<String>> {
+    sqlite_rows(&mesh.payment_db(), sql)
+}
 
 const Q1: &str = r#"bas_yh = "2024Q1""#;
 
@@ -29,36 +34,6 @@ fn read_py(mesh: &Mesh, token: &str, args: &[&str]) -> std::process::Output {
         .env("MESH_TOKEN", token)
         .output()
         .unwrap()
-}
-
-/// CSV text as rows of fields, header included.
-fn records(csv_text: &str) -> Vec<Vec<String>> {
-    csv::ReaderBuilder::new()
-        .has_headers(false)
-        .from_reader(csv_text.as_bytes())
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
-        .collect()
-}
-
-fn sqlite(mesh: &Mesh, sql: &str) -> Vec<Vec<String>> {
-    let conn = rusqlite::Connection::open(mesh.payment_db()).unwrap();
-    let mut statement = conn.prepare(sql).unwrap();
-    let width = statement.column_count();
-    statement
-        .query_map([], |r| (0..width).map(|i| r.get::<_, rusqlite::types::Value>(i)).collect())
-        .unwrap()
-        .map(|row: rusqlite::Result<Vec<rusqlite::types::Value>>| {
-            row.unwrap()
-                .into_iter()
-                .map(|v| match v {
-                    rusqlite::types::Value::Text(t) => t,
-                    rusqlite::types::Value::Integer(n) => n.to_string(),
-                    other => format!("{other:?}"),
-                })
-                .collect()
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -110,6 +110,11 @@ fn an_arrow_export_goes_on_on_another_replica_from_its_ticket_when_its_replica_i
 }
 
 #[test]
+fn a_sql_query_goes_on_on_another_replica_from_its_ticket_when_its_replica_is_killed() {
+    killed_mid_export(CUSTOMERS, &[], "sql");
+}
+
+#[test]
 fn on_postgres_a_400000_row_export_goes_on_on_another_replica_when_its_replica_is_killed() {
     let database = TestDatabase::create();
     killed_mid_export(200_000, &["--database-url", database.url()], "csv");
@@ -135,7 +140,8 @@ fn keys(format: &str, output: &[u8]) -> Vec<String> {
 }
 
 /// Two replicas with `customers` x 2 quarters and `args`; one is killed
-/// with `kill -9` while an export in `format` reads from it.
+/// with `kill -9` while an export in `format` reads from it (`sql`: the
+/// CSV of `mesh sql`, whose engine reads over Flight).
 fn killed_mid_export(customers: u64, args: &[&str], format: &str) {
     let dir = tempfile::tempdir().unwrap();
     let token = secrets(dir.path());
@@ -179,11 +185,11 @@ fn killed_mid_export(customers: u64, args: &[&str], format: &str) {
     // An export starts on one replica; that replica is killed mid-stream.
     // Every column: far more than the connection's flow-control windows
     // hold, so the replica is still sending when it dies.
-    let mut export = mesh(&["query", "payment.card_spending", "--format", format])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let export = match format {
+        "sql" => vec!["sql", "--format", "csv", r#"SELECT * FROM "payment.card_spending""#],
+        _ => vec!["query", "payment.card_spending", "--format", format],
+    };
+    let mut export = mesh(&export).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdout = export.stdout.take().unwrap();
     let mut received = vec![0u8; 2 << 20];
     stdout.read_exact(&mut received).unwrap();

@@ -13,29 +13,14 @@ the caller's pseudonyms. A token is never sent in plaintext but to loopback.
 """
 
 import argparse
-import ipaddress
 import json
 import os
 import sys
-import urllib.parse
 
 import pyarrow.csv
 import pyarrow.flight as flight
 
-
-def location(url: str) -> str:
-    """The Flight location of a domain URL (http:// -> grpc+tcp://, https:// -> grpc+tls://)."""
-    parsed = urllib.parse.urlparse(url)
-    if parsed.scheme == "https":
-        return f"grpc+tls://{parsed.netloc}"
-    host = parsed.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        sys.exit(f"refusing to send the token in plaintext to {parsed.netloc}: use an https:// URL")
-    return f"grpc+tcp://{parsed.netloc}"
+from mesh_url import flight_uri
 
 
 def main() -> None:
@@ -53,7 +38,7 @@ def main() -> None:
     if not token:
         sys.exit("set MESH_TOKEN to a token for the domain: `mesh token print --for DOMAIN`")
 
-    client = flight.FlightClient(location(args.domain))
+    client = flight.FlightClient(flight_uri(args.domain))
     options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {token}".encode())])
     command = {"product": args.product, "filter": args.filter, "order_by": args.order_by, "limit": args.limit}
     if args.select:

@@ -6,12 +6,15 @@
 //! - `engine` (feature `engine`): DataFusion planning SQL over every
 //!   product a caller can see, each scan a Flight read with the caller's
 //!   own token and the filters, columns and limit pushed into the owner's
-//!   governed read (`mesh sql`).
+//!   governed read (`mesh sql`), and [`server`] serving it over Flight SQL
+//!   (`mesh sql serve`).
 
 pub mod flight;
 pub mod replicas;
 
 #[cfg(feature = "engine")]
 pub mod engine;
+#[cfg(feature = "engine")]
+pub mod server;
 
 pub use replicas::Replicas;

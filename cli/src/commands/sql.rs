@@ -67,7 +67,17 @@ pub(crate) struct SqlArgs {
 
 /// `mesh sql` subcommands.
 #[derive(Debug, clap::Subcommand)]
-pub(crate) enum SqlCommand {}
+pub(crate) enum SqlCommand {
+    /// Serve SQL over Flight SQL (ADBC, JDBC, pyarrow): clients send their
+    /// sign-in token, and every read carries it, exchanged for each domain.
+    ///
+    /// Examples:
+    ///   mesh sql serve
+    ///   mesh sql serve --addr 0.0.0.0:50070 --tls-cert sql.pem --tls-key sql-key.pem \
+    ///     --auth-oidc-issuer https://sso.example.com/realms/cards
+    #[command(verbatim_doc_comment)]
+    Serve(mesh_sql::server::ServeArgs),
+}
 
 impl SqlArgs {
     /// Whether this runs a query with the CLI's own token (not `serve`).
@@ -78,6 +88,9 @@ impl SqlArgs {
 
 /// Runs `mesh sql`.
 pub(crate) async fn run(cli: &Cli, args: &SqlArgs) -> Result<()> {
+    if let Some(SqlCommand::Serve(serve)) = &args.command {
+        return mesh_sql::server::serve(serve, cli.primary_registry(), cli.timeout).await;
+    }
     let Some(sql) = args.query.as_deref() else {
         bail!(
             "give a query, e.g. `mesh sql 'SELECT count(*) FROM \"payment.card_spending\"'`, or run `mesh sql serve`"

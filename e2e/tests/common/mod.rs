@@ -106,6 +106,11 @@ impl Mesh {
         self.local.ca_file.as_deref()
     }
 
+    /// The JWKS of the mesh's issuer, for a service started beside it.
+    pub(crate) fn jwks_file(&self) -> PathBuf {
+        self.local.issuer.as_ref().expect("the mesh runs with its issuer").jwks_file().to_owned()
+    }
+
     /// The payment domain's SQLite file.
     pub(crate) fn payment_db(&self) -> PathBuf {
         self.dir.path().join("payment").join("payment.sqlite")
@@ -227,4 +232,35 @@ pub(crate) fn schemathesis(document: &str, token: &str) {
     let report = format!("{}{}", stdout(&output), stderr(&output));
     assert!(output.status.success(), "schemathesis found problems:\n{report}");
     assert!(report.contains("No issues found"), "{report}");
+}
+
+/// CSV text as rows of fields, header included (quoted fields unquoted).
+pub(crate) fn records(csv_text: &str) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(csv_text.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect()
+}
+
+/// Rows of `sql` over the SQLite file `db`, each value as text.
+pub(crate) fn sqlite_rows(db: &std::path::Path, sql: &str) -> Vec<Vec<String>> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut statement = conn.prepare(sql).unwrap();
+    let width = statement.column_count();
+    statement
+        .query_map([], |r| (0..width).map(|i| r.get::<_, rusqlite::types::Value>(i)).collect())
+        .unwrap()
+        .map(|row: rusqlite::Result<Vec<rusqlite::types::Value>>| {
+            row.unwrap()
+                .into_iter()
+                .map(|v| match v {
+                    rusqlite::types::Value::Text(t) => t,
+                    rusqlite::types::Value::Integer(n) => n.to_string(),
+                    other => format!("{other:?}"),
+                })
+                .collect()
+        })
+        .collect()
 }

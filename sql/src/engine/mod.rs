@@ -108,6 +108,36 @@ impl Engine {
         self.plan(sql).await?.create_physical_plan().await.map_err(|e| status_of(&e))
     }
 
+    /// The schemas of the catalog: the default one, then one per domain.
+    pub fn schema_names(&self) -> Vec<String> {
+        self.catalog().map(|c| c.schema_names()).unwrap_or_default()
+    }
+
+    /// Every table, as (schema, table).
+    pub fn table_names(&self) -> Vec<(String, String)> {
+        let Some(catalog) = self.catalog() else { return Vec::new() };
+        let mut names = Vec::new();
+        for schema in catalog.schema_names() {
+            if let Some(tables) = catalog.schema(&schema) {
+                names.extend(tables.table_names().into_iter().map(|t| (schema.clone(), t)));
+            }
+        }
+        names
+    }
+
+    /// The columns `table` of `schema` has for the caller, asked of its domain.
+    pub async fn table_schema(&self, schema: &str, table: &str) -> Result<arrow_schema::SchemaRef, Status> {
+        let found = match self.catalog().and_then(|c| c.schema(schema)) {
+            Some(tables) => tables.table(table).await.map_err(|e| status_of(&e))?,
+            None => None,
+        };
+        found.map(|t| t.schema()).ok_or_else(|| Status::not_found(format!("no table {schema}.{table}")))
+    }
+
+    fn catalog(&self) -> Option<Arc<dyn datafusion::catalog::CatalogProvider>> {
+        self.context.catalog(CATALOG)
+    }
+
     /// The session, for running a plan.
     pub fn context(&self) -> &SessionContext {
         &self.context

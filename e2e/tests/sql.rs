@@ -1,0 +1,271 @@
+//! SQL over the mesh as analysts run it, against a real mesh: `mesh sql`
+//! in the CLI, and `mesh sql serve` reached with the ADBC Flight SQL driver
+//! (Python), with pandas, Polars and DuckDB reading its results. Each
+//! caller gets what its agreements give it and nothing more: the owner the
+//! rows as stored, an analyst its pseudonyms (the same as `mesh query`
+//! gives, and the same across products, so joins work) without the
+//! withheld columns, a caller without an agreement the domain's refusal;
+//! no SQL (`OR`, joins, subqueries, unions) widens a row scope; a
+//! statement handle is good for its caller only.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use common::{Mesh, records, sqlite_rows as sqlite, stderr, stdout, tool};
+use mesh_contracts::catalog::RequestAccessRequest;
+use mesh_contracts::catalog::access_service_client::AccessServiceClient;
+use mesh_e2e::Running;
+
+const JOIN: &str = r#"SELECT c.life_stage, count(*) AS customers
+    FROM "customer.profiles" c JOIN "payment.card_spending" p USING (bas_yh, seq)
+    WHERE p.bas_yh = '2024Q1' GROUP BY 1 ORDER BY 1"#;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python-arrow/sql.py")
+}
+
+/// `mesh sql serve` beside `mesh`, accepting the mesh's tokens.
+fn serve_sql(mesh: &Mesh) -> (Running, String) {
+    let mut command = Command::new(mesh_e2e::workspace_binary("mesh"));
+    command
+        .args(["--registry", &mesh.registry, "sql", "serve", "--addr", "127.0.0.1:0"])
+        .arg("--auth-jwks")
+        .arg(mesh.jwks_file())
+        .args(["--auth-issuer", "mesh-local"]);
+    let (running, addr) = mesh_e2e::serve(command);
+    (running, format!("http://{addr}"))
+}
+
+/// `sql.py` (ADBC) running `query` at `url` with `token`, then `then`.
+fn adbc(url: &str, token: &str, query: &str, then: &str) -> std::process::Output {
+    Command::new(tool("arrow-venv/bin/python"))
+        .arg(example())
+        .arg(query)
+        .args(["--sql", url, "--then", then])
+        .env("MESH_TOKEN", token)
+        .output()
+        .unwrap()
+}
+
+/// The CSV rows `sql.py` printed, header left out, as text.
+fn adbc_rows(url: &str, token: &str, query: &str) -> Vec<Vec<String>> {
+    let output = adbc(url, token, query, "csv");
+    assert!(output.status.success(), "{query}: {}", stderr(&output));
+    records(&stdout(&output))[1..].to_vec()
+}
+
+/// Asks for `columns` of `product` as `subject` (an analyst), with `scope`.
+async fn grant(mesh: &Mesh, subject: &str, product: &str, columns: &[&str], scope: &str) {
+    let request = RequestAccessRequest {
+        product: product.into(),
+        purpose: "sql test".into(),
+        columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+        row_scope: scope.into(),
+        ..Default::default()
+    };
+    AccessServiceClient::new(mesh.channel_as(&mesh.registry, subject, &["analyst"]))
+        .request_access(request)
+        .await
+        .unwrap();
+}
+
+/// Runs `query` until it succeeds (the agreements reached the domains).
+async fn until_ok(url: &str, token: &str, query: &str) -> Vec<Vec<String>> {
+    let started = Instant::now();
+    loop {
+        let output = adbc(url, token, query, "csv");
+        if output.status.success() {
+            return records(&stdout(&output))[1..].to_vec();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{}", stderr(&output));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn adbc_clients_get_what_their_agreements_give() {
+    let mesh = Mesh::start(400, false).await;
+    let (_sql, url) = serve_sql(&mesh);
+
+    // The owner (an admin) reads the rows as stored, through ADBC.
+    let stored = sqlite(
+        &mesh.payment_db(),
+        "SELECT bas_yh, seq, tot_use_am FROM card_spending WHERE bas_yh = '2024Q1' ORDER BY seq",
+    );
+    let owner = adbc_rows(
+        &url,
+        &mesh.token,
+        r#"SELECT bas_yh, seq, tot_use_am FROM "payment.card_spending" WHERE bas_yh = '2024Q1' ORDER BY seq"#,
+    );
+    assert_eq!(owner, stored, "row for row as SQLite holds them");
+    // pandas, Polars and DuckDB take the ADBC result.
+    let counted = adbc(&url, &mesh.token, r#"SELECT * FROM payment.card_spending"#, "duckdb");
+    assert_eq!(stdout(&counted).trim(), "800", "{}", stderr(&counted));
+    for library in ["pandas", "polars"] {
+        let summary = adbc(&url, &mesh.token, JOIN, library);
+        assert!(summary.status.success() && stdout(&summary).contains("life_stage"), "{}", stderr(&summary));
+    }
+
+    // Without an agreement: the domain's refusal, word for word.
+    let bo = mesh.token_as("bo", &["analyst"]);
+    let refused = adbc(&url, &bo, r#"SELECT count(*) FROM "payment.card_spending""#, "csv");
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("`bo` has no agreement in force for payment.card_spending"),
+        "{}",
+        stderr(&refused)
+    );
+
+    // An analyst's pseudonyms: as `mesh query` gives them, the same in both
+    // products (the join finds every customer the owner's join finds).
+    grant(&mesh, "ana", "payment.card_spending", &["bas_yh", "seq"], "").await;
+    grant(&mesh, "ana", "customer.profiles", &["bas_yh", "seq", "life_stage"], "").await;
+    let ana = mesh.token_as("ana", &["analyst"]);
+    let mut by_sql =
+        until_ok(&url, &ana, r#"SELECT * FROM "payment.card_spending" WHERE bas_yh = '2024Q1'"#).await;
+    let by_query = mesh
+        .mesh()
+        .env("MESH_TOKEN", &ana)
+        .args(["query", "payment.card_spending", "--filter", r#"bas_yh = "2024Q1""#, "--format", "csv"])
+        .output()
+        .unwrap();
+    assert!(by_query.status.success(), "{}", stderr(&by_query));
+    let mut by_query = records(&stdout(&by_query));
+    assert_eq!(by_query.remove(0), ["bas_yh", "seq"], "the amounts are withheld");
+    by_sql.sort();
+    by_query.sort();
+    assert_eq!(by_sql, by_query, "the same pseudonyms");
+    let real = sqlite(&mesh.payment_db(), "SELECT bas_yh, seq FROM card_spending WHERE bas_yh = '2024Q1'");
+    assert!(by_sql.iter().all(|row| !real.contains(row)), "no real customer number is delivered");
+    let _ = until_ok(&url, &ana, r#"SELECT count(*) FROM "customer.profiles""#).await;
+    assert_eq!(adbc_rows(&url, &ana, JOIN), adbc_rows(&url, &mesh.token, JOIN), "joins work on pseudonyms");
+    let withheld = adbc(&url, &ana, r#"SELECT sum(tot_use_am) FROM "payment.card_spending""#, "csv");
+    assert!(
+        stderr(&withheld).contains("tot_use_am"),
+        "a withheld column is no column: {}",
+        stderr(&withheld)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_sql_widens_a_row_scope() {
+    let mesh = Mesh::start(400, false).await;
+    let (_sql, url) = serve_sql(&mesh);
+    grant(&mesh, "carol", "payment.card_spending", &["bas_yh", "seq"], r#"bas_yh = "2024Q1""#).await;
+    let carol = mesh.token_as("carol", &["analyst"]);
+    assert_eq!(until_ok(&url, &carol, r#"SELECT count(*) FROM "payment.card_spending""#).await, [["400"]]);
+    for (query, expected) in [
+        (r#"SELECT DISTINCT bas_yh FROM "payment.card_spending""#, "2024Q1"),
+        (r#"SELECT count(*) FROM "payment.card_spending" WHERE bas_yh = '2024Q2' OR seq IS NOT NULL"#, "400"),
+        (r#"SELECT count(*) FROM "payment.card_spending" WHERE NOT (bas_yh = '2024Q1')"#, "0"),
+        (r#"SELECT count(*) FROM "payment.card_spending" WHERE bas_yh IN (SELECT '2024Q2')"#, "0"),
+        (
+            r#"SELECT count(*) FROM (SELECT * FROM "payment.card_spending" UNION ALL
+               SELECT * FROM payment.card_spending WHERE bas_yh <> '2024Q1')"#,
+            "400",
+        ),
+        (
+            r#"SELECT count(DISTINCT p.bas_yh) FROM "payment.card_spending" p
+               JOIN "payment.card_spending" q ON p.seq = q.seq OR p.bas_yh <> q.bas_yh"#,
+            "1",
+        ),
+    ] {
+        assert_eq!(adbc_rows(&url, &carol, query), [[expected]], "{query}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_statement_handle_is_good_for_its_caller_only() {
+    let mesh = Mesh::start(100, false).await;
+    let (_sql, url) = serve_sql(&mesh);
+    let client = |subject: &str| FlightSqlServiceClient::new(mesh.channel_as(&url, subject, &["admin"]));
+    let mut ana = client("ana");
+    let info =
+        ana.execute(r#"SELECT count(*) AS n FROM "payment.card_spending""#.into(), None).await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let mut rows = ana.do_get(ticket.clone()).await.unwrap();
+    let mut counted = 0;
+    while let Some(batch) = futures_util::StreamExt::next(&mut rows).await {
+        counted += batch.unwrap().num_rows();
+    }
+    assert_eq!(counted, 1);
+    let Err(replayed) = client("mallory").do_get(ticket).await else {
+        panic!("another caller redeemed the ticket")
+    };
+    assert!(replayed.to_string().contains("is not yours"), "{replayed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mesh_sql_joins_products_and_says_what_it_pushed() {
+    let mesh = Mesh::start(400, false).await;
+    let sql = |args: &[&str]| mesh.mesh().arg("sql").args(args).output().unwrap();
+
+    // The issue's join, checked against SQLite over both domains' files.
+    let joined = sql(&["--format", "csv", JOIN]);
+    assert!(joined.status.success(), "{}", stderr(&joined));
+    let conn = rusqlite::Connection::open(mesh.customer_db()).unwrap();
+    conn.execute("ATTACH DATABASE ?1 AS payment", [mesh.payment_db().to_str().unwrap()]).unwrap();
+    let mut statement = conn
+        .prepare(
+            "SELECT c.life_stage, count(*) FROM profiles c JOIN payment.card_spending p USING (bas_yh, seq)
+             WHERE p.bas_yh = '2024Q1' GROUP BY 1 ORDER BY 1",
+        )
+        .unwrap();
+    let expected: BTreeMap<String, i64> =
+        statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    let got: BTreeMap<String, i64> =
+        records(&stdout(&joined))[1..].iter().map(|r| (r[0].clone(), r[1].parse().unwrap())).collect();
+    assert_eq!(got, expected);
+
+    // --explain names what each domain was asked.
+    let explained = sql(&[
+        "--explain",
+        r#"SELECT seq FROM "payment.card_spending" WHERE tot_use_am > 1000000 AND upper(seq) <> 'X' LIMIT 3"#,
+    ]);
+    let plan = stdout(&explained);
+    assert!(
+        plan.contains(&format!(
+            "MeshScan: product=payment.card_spending domain_endpoint={} select=[seq] filter=tot_use_am > 1000000",
+            mesh.payment_url
+        )),
+        "{plan}{}",
+        stderr(&explained)
+    );
+
+    // Errors say what is wrong and what to do.
+    for (query, message) in [
+        (
+            r#"SELECT * FROM "payment.card_spendin""#,
+            "no product `payment.card_spendin` in the catalog; did you mean \"payment.card_spending\"?",
+        ),
+        (
+            "CREATE TABLE t AS SELECT 1",
+            "only queries (SELECT, WITH, VALUES, EXPLAIN) are run; `CREATE TABLE t AS SELECT 1` is not one",
+        ),
+        ("SELECT 1; SELECT 2", "give one query; this SQL holds 2 statements"),
+        (
+            r#"SELECT * FROM "payment.card_spending" WHERE"#,
+            "the SQL does not parse: Expected: an expression, found: EOF",
+        ),
+    ] {
+        let output = sql(&[query]);
+        assert!(!output.status.success(), "{query}");
+        assert!(stderr(&output).contains(message), "{query}: {}", stderr(&output));
+    }
+    let bo = mesh
+        .mesh()
+        .env("MESH_TOKEN", mesh.token_as("bo", &["analyst"]))
+        .args(["sql", "SELECT count(*) FROM \"payment.card_spending\""])
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&bo).contains("`bo` has no agreement in force for payment.card_spending"),
+        "{}",
+        stderr(&bo)
+    );
+}
