@@ -67,6 +67,7 @@ pub(crate) struct Cli {
 impl Cli {
     /// The client settings alone (registry, timeout, TLS, credentials), for
     /// work that outlives the command's borrow of them.
+    #[cfg(feature = "sql")]
     pub(crate) fn settings_only(&self) -> Self {
         Self {
             registry: self.registry.clone(),

@@ -47,7 +47,7 @@ fn compose_matches_the_binaries() {
     let services = compose["services"].as_hash().unwrap();
     let names: HashSet<&str> = services.keys().map(|k| k.as_str().unwrap()).collect();
     let profiled = ["postgres", "pg-registry-1", "pg-registry-2", "pg-payment-1", "pg-payment-2"];
-    let mut expected_names = HashSet::from(["init", "registry", "customer", "payment", "insight"]);
+    let mut expected_names = HashSet::from(["init", "registry", "customer", "payment", "insight", "sql"]);
     expected_names.extend(profiled);
     assert_eq!(names, expected_names);
     for name in &names {
@@ -95,6 +95,7 @@ fn compose_matches_the_binaries() {
     }
     let mut served: HashSet<&str> = expected_binary.iter().map(|(service, _)| *service).collect();
     served.insert("postgres");
+    served.insert("sql");
     assert_eq!(certified, served, "init certifies every service");
     // The secrets, the issuer's key, and each service's TLS key in a volume
     // of its own.
@@ -274,6 +275,35 @@ fn compose_matches_the_binaries() {
             assert!(mesh_health.contains(flag.as_str()), "`mesh health` has no flag {flag}");
         }
     }
+    // The SQL service: `mesh sql serve` with TLS, its own key, the issuer's
+    // tokens, and nothing else: no data, no token, no signing key.
+    let sql = &compose["services"]["sql"];
+    assert_eq!(strings(&sql["command"]), ["mesh", "sql", "serve"]);
+    let sql_help = help(&binary("mesh"), &["sql", "serve"]);
+    let sql_env = sql["environment"].as_hash().unwrap();
+    for key in sql_env.keys().map(|k| k.as_str().unwrap()).filter(|k| *k != "RUST_LOG") {
+        assert!(sql_help.contains(&format!("[env: {key}")), "`mesh sql serve` does not read {key}");
+    }
+    let sql_value = |key: &str| sql_env.get(&Yaml::String(key.to_owned())).and_then(Yaml::as_str);
+    assert_eq!(sql_value("MESH_SQL_ADDR"), Some("0.0.0.0:50070"));
+    assert_eq!(sql_value("MESH_REGISTRY"), Some("https://registry:50050"));
+    assert_eq!(sql_value("MESH_TLS_CERT"), Some("/secrets/sql.pem"));
+    assert_eq!(sql_value("MESH_TLS_KEY"), Some("/key/key.pem"));
+    assert_eq!(sql_value("MESH_CA_FILE"), Some("/secrets/ca.pem"));
+    assert_eq!(sql_value("MESH_AUTH_JWKS"), Some("/secrets/jwks.json"));
+    for unsafe_or_held in
+        ["MESH_INSECURE_PLAINTEXT", "MESH_INSECURE_NO_AUTH", "MESH_TOKEN_FILE", "MESH_ISSUER_DIR"]
+    {
+        assert_eq!(sql_value(unsafe_or_held), None, "the SQL service must not set {unsafe_or_held}");
+    }
+    assert_eq!(strings(&sql["volumes"]), ["secrets:/secrets:ro", "sql-key:/key:ro"]);
+    assert!(used_volumes.insert("sql-key".to_owned()));
+    assert_eq!(strings(&sql["ports"]), ["127.0.0.1:50070:50070"], "published on the host's loopback only");
+    let check = strings(&sql["healthcheck"]["test"]);
+    assert!(check.windows(2).any(|w| w == ["--endpoint", "https://localhost:50070"]), "{check:?}");
+    assert!(check.windows(2).any(|w| w == ["--service", "arrow.flight.protocol.FlightService"]), "{check:?}");
+    assert_eq!(sql["depends_on"]["registry"]["condition"].as_str(), Some("service_healthy"));
+
     // The server itself: TLS with its certificate from init, the password
     // init made, data on a volume of its own, reachable only inside the
     // network, healthy when it answers.

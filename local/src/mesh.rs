@@ -39,6 +39,9 @@ pub struct LocalMesh {
     pub issuer: Option<Arc<LocalIssuer>>,
     /// The CA the services' certificates chain to (None without TLS).
     pub ca_file: Option<PathBuf>,
+    /// The TLS flags of a SQL service beside the mesh (`mesh sql serve`; a
+    /// certificate for 127.0.0.1 when the mesh serves TLS).
+    pub sql_tls: mesh_grpc::TlsArgs,
     /// One-time sign-in links of the registry's web catalog.
     sign_in_links: catalog_registry::web::SignInLinks,
     products: HashMap<&'static str, Arc<Product>>,
@@ -81,6 +84,7 @@ impl LocalMesh {
             insight_url,
             issuer: shared.issuer.clone(),
             ca_file: shared.ca_file.clone(),
+            sql_tls: shared.tls_of("sql"),
             sign_in_links,
             products: domains.products,
             stop_registry,

@@ -49,7 +49,7 @@ impl Bound {
 }
 
 /// The services of a local mesh that get a certificate each.
-const TLS_SERVICES: [&str; 4] = ["registry", "customer", "payment", "insight"];
+const TLS_SERVICES: [&str; 5] = ["registry", "customer", "payment", "insight", "sql"];
 
 /// A CA and, for each service, a certificate for 127.0.0.1, localhost and
 /// the service's name (a domain's names its domain, which clients check)
@@ -154,7 +154,7 @@ impl<'a> Shared<'a> {
         Ok(Self { config, registry_url, tls, ca_file, issuer, auth, pseudonym_key })
     }
 
-    fn tls_of(&self, service: &str) -> TlsArgs {
+    pub(crate) fn tls_of(&self, service: &str) -> TlsArgs {
         self.tls.get(service).cloned().unwrap_or_default()
     }
 

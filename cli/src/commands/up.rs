@@ -76,17 +76,73 @@ pub(crate) async fn run(args: &UpArgs) -> Result<()> {
     };
     eprintln!("every product is serving ({:.1} s)", started.elapsed().as_secs_f64());
     let profile = keep_signed_in(&mesh)?;
-    print_next_steps(&mesh, args.base_port, &profile);
+    let sql = Sql::start(&mesh, args.base_port + SQL_PORT_OFFSET).await;
+    print_next_steps(&mesh, args.base_port, &profile, sql.url.as_deref());
     tokio::select! {
         _ = &mut shutdown => {}
         failed = renew_profile(&mesh) => return failed,
     }
     Profile::remove(&mesh.registry_url);
     eprintln!("stopping...");
+    sql.stop().await;
     mesh.stop().await.context("the mesh did not stop cleanly")?;
     eprintln!("stopped");
     Ok(())
 }
+
+/// The SQL service listens this far above the registry's port (50070 by
+/// default, as in compose).
+const SQL_PORT_OFFSET: u16 = 20;
+
+/// `mesh sql serve` beside the mesh, in this process.
+struct Sql {
+    url: Option<String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Sql {
+    /// Serves Flight SQL on `port` of loopback, trusting the mesh's tokens;
+    /// a port that cannot be had is said and skipped (the mesh runs on).
+    async fn start(mesh: &LocalMesh, port: u16) -> Self {
+        let none = Self { url: None, stop: None, task: None };
+        let Some(issuer) = &mesh.issuer else { return none };
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let listener = match mesh_grpc::server::bind(addr).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                eprintln!("note: no SQL service on {addr} ({error}); `mesh sql` works without it");
+                return none;
+            }
+        };
+        let auth = mesh_grpc::AuthArgs::local(issuer.jwks_file().to_owned());
+        let args = mesh_sql::server::ServeArgs::on(addr, mesh.sql_tls.clone(), auth);
+        let registry = mesh.registry_url.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let until = async {
+                let _ = stopped.await;
+            };
+            if let Err(error) = mesh_sql::server::serve_on(&args, &registry, SQL_TIMEOUT, listener, until).await {
+                tracing::error!("the SQL service stopped: {error:#}");
+            }
+        });
+        let scheme = if mesh.ca_file.is_some() { "grpc+tls" } else { "grpc" };
+        Self { url: Some(format!("{scheme}://{addr}")), stop: Some(stop), task: Some(task) }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+/// How long the SQL service waits for a connection or an answer.
+const SQL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The subject of the admin token `mesh up` keeps in the profile.
 const ADMIN_SUBJECT: &str = "local-admin";
@@ -115,7 +171,7 @@ async fn renew_profile(mesh: &LocalMesh) -> Result<()> {
     }
 }
 
-fn print_next_steps(mesh: &LocalMesh, base_port: u16, profile: &std::path::Path) {
+fn print_next_steps(mesh: &LocalMesh, base_port: u16, profile: &std::path::Path, sql: Option<&str>) {
     let registry_url = &mesh.registry_url;
     let catalog = match mesh.web_sign_in_link(ADMIN_SUBJECT, &[ADMIN]) {
         Ok(link) => format!(
@@ -132,12 +188,15 @@ fn print_next_steps(mesh: &LocalMesh, base_port: u16, profile: &std::path::Path)
     };
     let flag =
         if registry_url == DEFAULT_REGISTRY { String::new() } else { format!(" --registry {registry_url}") };
+    let sql = sql.map(|url| format!("SQL for ADBC/JDBC tools (Flight SQL): {url}\n")).unwrap_or_default();
     println!(
         "the mesh is up: registry {registry_url}, customer :{}, payment :{}, insight :{}\n\
-         {catalog}\
+         {catalog}{sql}\
          try:\n  mesh{flag} products\n  mesh{flag} describe payment.card_spending\n  \
          mesh{flag} query payment.card_spending --filter 'tot_use_am > 50000000' --order-by 'tot_use_am desc' --limit 10\n  \
          mesh{flag} query insight.segment_spending --filter 'hous_sido_nm = \"서울\"' --select bas_yh,life_stage,mbr_rk,customer_count,avg_use_am\n  \
+         mesh{flag} sql 'SELECT c.life_stage, sum(p.tot_use_am) AS spent FROM \"customer.profiles\" c \
+         JOIN \"payment.card_spending\" p USING (bas_yh, seq) GROUP BY 1 ORDER BY 2 DESC'\n  \
          mesh{flag} health\n  \
          mesh{flag} whoami\n\
          commands in other terminals sign in as `{ADMIN_SUBJECT}` (admin) with the token in {}\n\

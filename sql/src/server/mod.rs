@@ -50,6 +50,21 @@ pub struct ServeArgs {
     pub auth: mesh_grpc::AuthArgs,
 }
 
+impl ServeArgs {
+    /// The flags' defaults, listening on `addr` with `tls` and accepting
+    /// tokens as `auth` says (a service started beside a local mesh).
+    pub fn on(addr: SocketAddr, tls: mesh_grpc::TlsArgs, auth: mesh_grpc::AuthArgs) -> Self {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        let defaults = Defaults::try_parse_from(["mesh-sql"]).expect("every flag has a default").args;
+        Self { addr, tls, auth, ..defaults }
+    }
+}
+
 /// Serves Flight SQL on `args.addr` until the process is told to stop,
 /// asking the registry at `registry` (catalog and token exchange).
 pub async fn serve(args: &ServeArgs, registry: &str, timeout: Duration) -> Result<()> {
