@@ -62,9 +62,9 @@ fi
 if [ ! -x "$tools/arrow-venv/bin/python" ]; then
   python3 -m venv "$tools/arrow-venv" >&2
 fi
-if ! "$tools/arrow-venv/bin/python" -c 'import pyarrow.flight, adbc_driver_flightsql, polars, duckdb, pandas' 2>/dev/null; then
+if ! "$tools/arrow-venv/bin/python" -c 'import pyarrow.flight, adbc_driver_flightsql, adbc_driver_postgresql, polars, duckdb, pandas' 2>/dev/null; then
   "$tools/arrow-venv/bin/pip" install --quiet --disable-pip-version-check \
-    'pyarrow>=20,<25' 'adbc-driver-manager>=1.5,<2' 'adbc-driver-flightsql>=1.5,<2' \
+    'pyarrow>=20,<25' 'adbc-driver-manager>=1.5,<2' 'adbc-driver-flightsql>=1.5,<2' 'adbc-driver-postgresql>=1.5,<2' \
     'polars>=1.20,<2' 'duckdb>=1.2,<2' 'pandas>=2.2,<3' >&2
 fi
 

@@ -15,15 +15,17 @@ use crate::report::{Figure, per_second};
 use crate::stream::{cli_csv, rate};
 
 /// Rounds each reader gets; the best counts.
-const ROUNDS: usize = 3;
+pub(crate) const ROUNDS: usize = 3;
 
-fn python() -> Result<PathBuf> {
+/// The Python of the Arrow tools (`.tools/arrow-venv`).
+pub(crate) fn python() -> Result<PathBuf> {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/arrow-venv/bin/python");
     ensure!(python.exists(), "{} is missing: run scripts/install-tools.sh", python.display());
     Ok(python)
 }
 
-fn script(name: &str) -> PathBuf {
+/// A script of `bench/python/`.
+pub(crate) fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(name)
 }
 
@@ -41,7 +43,7 @@ fn pyarrow_read(location: &str, product: &str, token: Option<&str>) -> Result<(u
 }
 
 /// The best rate of `ROUNDS` reads, and the rows each read.
-fn best(read: impl Fn() -> Result<(u64, f64)>) -> Result<(u64, f64)> {
+pub(crate) fn best(read: impl Fn() -> Result<(u64, f64)>) -> Result<(u64, f64)> {
     let mut best = (0, 0f64);
     for _ in 0..ROUNDS {
         let (rows, seconds) = read()?;

@@ -19,6 +19,7 @@ mod postgres;
 mod readlog;
 mod report;
 mod security;
+mod sql;
 mod stream;
 mod web;
 
@@ -71,6 +72,10 @@ enum Group {
     /// Arrow Flight into pyarrow, against pyarrow's own Flight server over
     /// the same SQLite file and `mesh query --format csv`.
     Arrow,
+    /// SQL: ADBC Flight SQL against ADBC PostgreSQL, a join through `mesh
+    /// sql` against DuckDB over Parquet, the memory of an aggregate and of
+    /// an Arrow stream to a slow reader.
+    Sql,
     /// Ingestion into the payment domain.
     Ingest,
     /// The insight rebuild.
@@ -109,6 +114,7 @@ impl Group {
             Group::Registry => "registry...",
             Group::Memory => "memory...",
             Group::Arrow => "arrow flight into pyarrow...",
+            Group::Sql => "sql: ADBC, a join, memory...",
             Group::Ingest => "ingestion...",
             Group::Insight => "insight...",
             Group::Security => "TLS and tokens against plaintext without tokens...",
@@ -130,6 +136,7 @@ impl Group {
             Group::Registry => latency::registry_figures(run).await,
             Group::Memory => memory::figures(run).await,
             Group::Arrow => arrow::figures(run).await,
+            Group::Sql => sql::figures(run).await,
             Group::Ingest => ingest::figures(run).await,
             Group::Insight => ingest::insight_figures(run).await,
             Group::Security => security::figures(run).await,

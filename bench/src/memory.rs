@@ -15,7 +15,7 @@ use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendi
 use crate::mesh::sibling_binary;
 
 /// A field of /proc/PID/status in KiB (`VmRSS`, `VmHWM`).
-fn status_kib(pid: u32, field: &str) -> Result<u64> {
+pub(crate) fn status_kib(pid: u32, field: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
@@ -26,15 +26,21 @@ fn status_kib(pid: u32, field: &str) -> Result<u64> {
 /// Idle RSS and peak RSS (MiB) of a payment domain process streaming every
 /// row to a reader that pauses after each batch.
 pub(crate) async fn domain_streaming(data: &Path, customers: u64, quarters: u32) -> Result<(f64, f64)> {
+    let mut domain = on_bench_data(data, customers, quarters)?;
+    let streamed = domain.streaming_peak(&crate::mesh::payment_token(&data.join("issuer"))?).await;
+    domain.stop();
+    streamed.map(|s| (s.idle, s.peak))
+}
+
+/// A payment domain process of its own over the bench's payment data (no
+/// load: its peak RSS is what it serves).
+pub(crate) fn on_bench_data(data: &Path, customers: u64, quarters: u32) -> Result<PaymentProcess> {
     let generated: Vec<String> = ["--customers", &customers.to_string(), "--quarters", &quarters.to_string()]
         .map(str::to_owned)
         .into_iter()
         .chain(["--data-dir".to_owned(), data.join("payment").display().to_string()])
         .collect();
-    let mut domain = PaymentProcess::start(data, "http://127.0.0.1:9", &generated)?;
-    let streamed = domain.streaming_peak(&crate::mesh::payment_token(&data.join("issuer"))?).await;
-    domain.stop();
-    streamed.map(|s| (s.idle, s.peak))
+    PaymentProcess::start(data, "http://127.0.0.1:9", &generated)
 }
 
 /// Idle RSS (MiB) of a payment domain just after it generated and loaded
@@ -140,12 +146,18 @@ impl Drop for PaymentProcess {
 /// from `wait4`'s `ru_maxrss`: Linux carries the spawning process's peak
 /// across `exec` into that figure, so it would report this benchmark's size.
 pub(crate) fn cli_ndjson(registry: &str, token: &str) -> Result<f64> {
-    let mut child = Command::new(sibling_binary("mesh")?)
+    let mut command = Command::new(sibling_binary("mesh")?);
+    command
         .args(["--registry", registry, "query", "payment.card_spending", "--format", "ndjson"])
         .env("MESH_TOKEN", token)
         .env("MESH_CACHE_DIR", std::env::temp_dir().join(format!("mesh-bench-cache-{}", std::process::id())))
-        .stdout(Stdio::null())
-        .spawn()?;
+        .stdout(Stdio::null());
+    peak_rss_of(command)
+}
+
+/// Peak RSS (MiB) of `command` run to its end, read from its `VmHWM`.
+pub(crate) fn peak_rss_of(mut command: Command) -> Result<f64> {
+    let mut child = command.spawn()?;
     let mut peak = 0;
     let status = loop {
         if let Ok(kib) = status_kib(child.id(), "VmHWM") {
@@ -157,7 +169,7 @@ pub(crate) fn cli_ndjson(registry: &str, token: &str) -> Result<f64> {
         std::thread::sleep(Duration::from_millis(5));
     };
     if !status.success() {
-        bail!("mesh query --format ndjson failed");
+        bail!("{command:?} failed");
     }
     Ok(peak as f64 / 1024.0)
 }

@@ -16,8 +16,33 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+/// Stack of every thread running a command. Planning SQL recurses over
+/// expression trees as deep as the query nests (up to
+/// `mesh_sql::engine::MAX_OPERATORS` levels), more than tokio's 2 MiB hold
+/// in a debug build; the memory is reserved, not used, until a query
+/// nests that deep.
+const STACK_BYTES: usize = 16 << 20;
+
+fn main() -> std::process::ExitCode {
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(STACK_BYTES).build();
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let command =
+        std::thread::Builder::new().stack_size(STACK_BYTES).spawn(move || runtime.block_on(command()));
+    match command.map(std::thread::JoinHandle::join) {
+        Ok(Ok(code)) => code,
+        _ => std::process::ExitCode::FAILURE,
+    }
+}
+
+/// Parses the command line and runs the command.
+async fn command() -> std::process::ExitCode {
     let mut cli = Cli::parse();
     // Commands hosting services log what they do; client commands only warn.
     let level = if cli.command.serves() { "info" } else { "warn" };

@@ -150,6 +150,23 @@ async fn adbc_clients_get_what_their_agreements_give() {
         "a withheld column is no column: {}",
         stderr(&withheld)
     );
+
+    // A condition nesting hundreds deep is answered; thousands deep is
+    // refused before it is planned, and the service lives on.
+    let chain = |terms: i64| {
+        let terms: Vec<String> = (0..terms).map(|n| format!("tot_use_am = {n}")).collect();
+        format!(r#"SELECT count(*) FROM "payment.card_spending" WHERE {}"#, terms.join(" OR "))
+    };
+    let few = sqlite(&mesh.payment_db(), "SELECT count(*) FROM card_spending WHERE tot_use_am < 495");
+    assert_eq!(adbc_rows(&url, &mesh.token, &chain(495)), few);
+    let refused = adbc(&url, &mesh.token, &chain(2500), "csv");
+    assert!(
+        stderr(&refused)
+            .contains("the query holds 5000 operators, more than 1000; write long lists of values"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(adbc_rows(&url, &mesh.token, r#"SELECT count(*) FROM "payment.card_spending""#), [["800"]]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

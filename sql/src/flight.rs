@@ -64,7 +64,7 @@ pub struct Failover<'a> {
 /// How reads call the domains.
 #[derive(Clone)]
 pub struct ReadSettings {
-    /// Connecting and planning give up after this long.
+    /// Connecting, planning and the start of a stream give up after this long.
     pub timeout: Duration,
     /// A stream that sends nothing for this long once started fails.
     pub idle_timeout: Duration,
@@ -99,7 +99,8 @@ pub async fn schema_of(
 ) -> Result<SchemaRef, Status> {
     let descriptor = FlightDescriptor::new_path(vec![product.to_owned()]);
     loop {
-        match client(replicas, settings)?.get_schema(descriptor.clone()).await.map_err(status) {
+        let mut client = client(replicas, settings)?;
+        match answer(client.get_schema(descriptor.clone()), replicas, settings).await {
             Ok(schema) => return Ok(Arc::new(schema)),
             Err(refused) if settings.fail_over(replicas, &refused, 0) => {}
             Err(refused) => return Err(refused),
@@ -126,7 +127,8 @@ impl FlightRead {
     ) -> Result<Self, Status> {
         let descriptor = query.descriptor();
         let info = loop {
-            match client(&replicas, &settings)?.get_flight_info(descriptor.clone()).await.map_err(status) {
+            let mut client = client(&replicas, &settings)?;
+            match answer(client.get_flight_info(descriptor.clone()), &replicas, &settings).await {
                 Ok(info) => break info,
                 Err(refused) if settings.fail_over(&mut replicas, &refused, 0) => {}
                 Err(refused) => return Err(refused),
@@ -198,7 +200,8 @@ impl FlightRead {
     async fn do_get(&mut self) -> Result<FlightDataDecoder, Status> {
         loop {
             let asked = Ticket::new(self.ticket.encode_to_vec());
-            match client(&self.replicas, &self.settings)?.do_get(asked).await.map_err(status) {
+            let mut client = client(&self.replicas, &self.settings)?;
+            match answer(client.do_get(asked), &self.replicas, &self.settings).await {
                 Ok(stream) => return Ok(stream.into_inner()),
                 Err(refused) if self.settings.fail_over(&mut self.replicas, &refused, self.rows) => {}
                 Err(refused) => return Err(refused),
@@ -222,6 +225,21 @@ fn client(replicas: &Replicas, settings: &ReadSettings) -> Result<FlightClient<M
         mesh_grpc::client::stream_channel(&replicas.endpoint, settings.timeout, &replicas.credentials)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
     Ok(FlightClient::new(channel))
+}
+
+/// The answer of one call to a replica, within the settings' timeout.
+async fn answer<T>(
+    call: impl Future<Output = Result<T, FlightError>>,
+    replicas: &Replicas,
+    settings: &ReadSettings,
+) -> Result<T, Status> {
+    match tokio::time::timeout(settings.timeout, call).await {
+        Ok(answered) => answered.map_err(status),
+        Err(_) => Err(Status::deadline_exceeded(format!(
+            "{} did not answer within {:?}; retry later",
+            replicas.endpoint, settings.timeout
+        ))),
+    }
 }
 
 /// The mesh ticket of the info's endpoint.

@@ -102,7 +102,7 @@ pub(crate) async fn run(cli: &Cli, args: &SqlArgs) -> Result<()> {
         check_output(format)?;
     }
     let settings =
-        EngineSettings { read: read_settings(cli, args.idle_timeout), memory_limit: args.memory_limit };
+        EngineSettings::new(read_settings(cli, args.idle_timeout), args.memory_limit).map_err(refused)?;
     let engine =
         Engine::new(Arc::new(CliMesh { cli: cli.settings_only() }), &settings).await.map_err(refused)?;
     if args.explain {

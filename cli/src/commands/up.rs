@@ -123,7 +123,9 @@ impl Sql {
             let until = async {
                 let _ = stopped.await;
             };
-            if let Err(error) = mesh_sql::server::serve_on(&args, &registry, SQL_TIMEOUT, listener, until).await {
+            if let Err(error) =
+                mesh_sql::server::serve_on(&args, &registry, SQL_TIMEOUT, listener, until).await
+            {
                 tracing::error!("the SQL service stopped: {error:#}");
             }
         });

@@ -109,6 +109,12 @@ impl SchemaProvider for ProductSchema {
         Ok(Some(Arc::new(ProductTable::new(product, schema, replicas, self.products.settings.clone()))))
     }
 
+    /// Every product is a base table: said without asking its domain, so
+    /// listing tables (`information_schema`) calls no domain.
+    async fn table_type(&self, name: &str) -> Result<Option<datafusion::datasource::TableType>> {
+        Ok(self.table_exist(name).then_some(datafusion::datasource::TableType::Base))
+    }
+
     fn table_exist(&self, name: &str) -> bool {
         self.products.ids.contains(&self.product(name))
     }

@@ -17,8 +17,9 @@ use async_trait::async_trait;
 use datafusion::error::DataFusionError;
 pub use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
+use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::physical_plan::{ExecutionPlan, displayable, execute_stream};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use tonic::{Code, Status};
@@ -33,6 +34,12 @@ pub use catalog::PRODUCTS_SCHEMA;
 /// Longest SQL text accepted.
 pub const MAX_SQL: usize = 64 * 1024;
 
+/// Operators one query may hold (`AND`, `OR`, `NOT`, comparisons,
+/// arithmetic): planning recurses once per level of an expression, and a
+/// chain of operators nests one level each; a long list of values is
+/// written `IN (...)`, which does not nest.
+pub const MAX_OPERATORS: usize = 1000;
+
 /// The mesh as one caller sees it.
 #[async_trait]
 pub trait Mesh: Send + Sync {
@@ -42,14 +49,34 @@ pub trait Mesh: Send + Sync {
     async fn replicas(&self, product: &str) -> Result<Replicas, Status>;
 }
 
+/// Products one query may read at once (each a stream from a domain).
+pub const MAX_SCANS: usize = 32;
+
+/// Disk the engine's operators may spill to, across every query.
+pub const MAX_SPILL_BYTES: u64 = 4 << 30;
+
 /// How the engine runs queries.
 #[derive(Clone)]
 pub struct EngineSettings {
     /// How products are read.
     pub read: ReadSettings,
-    /// Memory the engine's operators (joins, aggregates, sorts) may hold
-    /// for one query; a query needing more fails with RESOURCE_EXHAUSTED.
-    pub memory_limit: usize,
+    /// The memory pool and spill space every query of this process shares.
+    runtime: Arc<RuntimeEnv>,
+}
+
+impl EngineSettings {
+    /// Reads as `read` says; joins, aggregates and sorts of every query
+    /// share `memory_limit` bytes, then spill (at most [`MAX_SPILL_BYTES`]),
+    /// else fail with RESOURCE_EXHAUSTED.
+    pub fn new(read: ReadSettings, memory_limit: usize) -> Result<Self, Status> {
+        let disk = DiskManagerBuilder::default().with_max_temp_directory_size(MAX_SPILL_BYTES);
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(Arc::new(FairSpillPool::new(memory_limit)))
+            .with_disk_manager_builder(disk)
+            .build_arc()
+            .map_err(|e| status_of(&e))?;
+        Ok(Self { read, runtime })
+    }
 }
 
 /// Plans and runs SQL for one caller.
@@ -66,11 +93,7 @@ impl Engine {
             .with_create_default_catalog_and_schema(false)
             .with_default_catalog_and_schema(CATALOG, PRODUCTS_SCHEMA)
             .with_information_schema(true);
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_pool(Arc::new(FairSpillPool::new(settings.memory_limit)))
-            .build_arc()
-            .map_err(|e| status_of(&e))?;
-        let context = SessionContext::new_with_config_rt(config, runtime);
+        let context = SessionContext::new_with_config_rt(config, settings.runtime.clone());
         let catalog = catalog::MeshCatalog::new(products, mesh, settings.read.clone());
         context.register_catalog(CATALOG, Arc::new(catalog));
         Ok(Self { context })
@@ -103,9 +126,17 @@ impl Engine {
         execute_stream(plan, self.context.task_ctx()).map_err(|e| status_of(&e))
     }
 
-    /// The physical plan of `sql`.
+    /// The physical plan of `sql`; refused when it reads more than
+    /// [`MAX_SCANS`] products at once.
     pub async fn physical_plan(&self, sql: &str) -> Result<Arc<dyn ExecutionPlan>, Status> {
-        self.plan(sql).await?.create_physical_plan().await.map_err(|e| status_of(&e))
+        let plan = self.plan(sql).await?.create_physical_plan().await.map_err(|e| status_of(&e))?;
+        let scans = scans(plan.as_ref());
+        if scans > MAX_SCANS {
+            return Err(Status::invalid_argument(format!(
+                "the query reads {scans} products at once, more than {MAX_SCANS}; split it"
+            )));
+        }
+        Ok(plan)
     }
 
     /// The schemas of the catalog: the default one, then one per domain.
@@ -144,11 +175,23 @@ impl Engine {
     }
 }
 
+/// The product reads in `plan`.
+fn scans(plan: &dyn ExecutionPlan) -> usize {
+    usize::from(plan.name() == scan::NAME) + plan.children().iter().map(|c| scans(c.as_ref())).sum::<usize>()
+}
+
 /// Refuses anything but one query: the engine reads, it never creates,
 /// changes or sets anything.
 fn read_only(sql: &str) -> Result<(), Status> {
     use datafusion::sql::parser::{DFParser, Statement};
     use datafusion::sql::sqlparser::ast::Statement as Sql;
+    let operators = operators(sql)?;
+    if operators > MAX_OPERATORS {
+        return Err(Status::invalid_argument(format!(
+            "the query holds {operators} operators, more than {MAX_OPERATORS}; write long lists of values as \
+             `column IN (...)`, or split the query"
+        )));
+    }
     let statements = DFParser::parse_sql(sql).map_err(|e| status_of(&e))?;
     let [statement] = Vec::from(statements).try_into().map_err(|statements: Vec<Statement>| {
         Status::invalid_argument(format!("give one query; this SQL holds {} statements", statements.len()))
@@ -172,6 +215,42 @@ fn read_only(sql: &str) -> Result<(), Status> {
         )));
     }
     Ok(())
+}
+
+/// The operators of `sql`, counted on its tokens (no recursion, whatever
+/// the text).
+fn operators(sql: &str) -> Result<usize, Status> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .map_err(|e| Status::invalid_argument(format!("the SQL does not parse: {e}")))?;
+    Ok(tokens
+        .iter()
+        .filter(|token| match token {
+            Token::Word(word) => matches!(word.keyword, Keyword::AND | Keyword::OR | Keyword::NOT),
+            Token::Eq
+            | Token::DoubleEq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq
+            | Token::Spaceship
+            | Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::DuckIntDiv
+            | Token::Mod
+            | Token::StringConcat
+            | Token::Ampersand
+            | Token::Pipe
+            | Token::Caret => true,
+            _ => false,
+        })
+        .count())
 }
 
 /// A size in bytes written as a number with an optional unit: `1GiB`,

@@ -38,7 +38,7 @@ impl<'s> Pushdown<'s> {
     /// Pushes `condition` if the domain can evaluate it exactly and the
     /// filter stays within the mesh's limits; says whether it did.
     pub(crate) fn push(&mut self, condition: &Expr) -> bool {
-        let Some(text) = self.translate(condition) else { return false };
+        let Some(text) = self.translate(condition, 0) else { return false };
         self.pushed.push(text);
         if mesh_filter::parse(&self.filter(), &self.columns).is_ok() {
             return true;
@@ -56,14 +56,21 @@ impl<'s> Pushdown<'s> {
         }
     }
 
-    fn translate(&self, expr: &Expr) -> Option<String> {
+    /// The text of `expr`, `depth` levels down a condition; `None` past the
+    /// mesh's nesting limit (a long `OR` chain nests one level per term), so
+    /// no hostile condition recurses deeper than the mesh would parse.
+    fn translate(&self, expr: &Expr, depth: usize) -> Option<String> {
+        if depth >= mesh_filter::MAX_DEPTH {
+            return None;
+        }
         match expr {
             Expr::BinaryExpr(BinaryExpr { left, op: op @ (Operator::And | Operator::Or), right }) => {
                 let word = if *op == Operator::And { "AND" } else { "OR" };
-                Some(format!("({}) {word} ({})", self.translate(left)?, self.translate(right)?))
+                let (left, right) = (self.translate(left, depth + 1)?, self.translate(right, depth + 1)?);
+                Some(format!("({left}) {word} ({right})"))
             }
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => self.comparison(left, *op, right),
-            Expr::Not(inner) => Some(format!("NOT ({})", self.translate(inner)?)),
+            Expr::Not(inner) => Some(format!("NOT ({})", self.translate(inner, depth + 1)?)),
             Expr::InList(InList { expr, list, negated }) => {
                 let (name, data_type) = self.column(expr)?;
                 let values: Option<Vec<String>> = list.iter().map(|v| value(v, data_type)).collect();
@@ -118,7 +125,8 @@ impl<'s> Pushdown<'s> {
     fn column(&self, expr: &Expr) -> Option<(&'s str, &'s DataType)> {
         let Expr::Column(column) = expr else { return None };
         let field = self.schema.field_with_name(&column.name).ok()?;
-        (!is_pseudonymized(field) && kind(field.data_type()).is_some())
+        let plain_name = field.name().chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        (plain_name && !is_pseudonymized(field) && kind(field.data_type()).is_some())
             .then(|| (field.name().as_str(), field.data_type()))
     }
 }
@@ -129,7 +137,10 @@ fn value(expr: &Expr, data_type: &DataType) -> Option<String> {
     let Expr::Literal(literal, _) = expr else { return None };
     match (literal, data_type) {
         (ScalarValue::Int64(Some(n)), DataType::Int64) => Some(n.to_string()),
-        (ScalarValue::Float64(Some(x)), DataType::Float64) if x.is_finite() => Some(format!("{x:?}")),
+        // Arrow orders -0.0 below 0.0 where the databases call them equal.
+        (ScalarValue::Float64(Some(x)), DataType::Float64) if x.is_finite() && *x != 0.0 => {
+            Some(format!("{x:?}"))
+        }
         (ScalarValue::Boolean(Some(b)), DataType::Boolean) => Some(b.to_string()),
         // A trailing `*` makes a prefix match of the mesh's `=`.
         (ScalarValue::Utf8(Some(text)), DataType::Utf8) if !text.ends_with('*') => Some(quoted(text)),
@@ -226,10 +237,21 @@ mod tests {
             col("amount").eq(col("amount")),
             col("amount").is_null(),
             col("amount").gt(lit(1i64)).or(col("seq").eq(lit("p"))),
+            col("ratio").gt_eq(lit(0.0)),
+            col("ratio").eq(lit(-0.0)),
         ];
         for condition in cases {
             assert_eq!(pushed(condition.clone()), None, "{condition}");
         }
+    }
+
+    #[test]
+    fn a_condition_nested_deeper_than_the_mesh_parses_stays_in_the_engine() {
+        // 5,000 terms in one OR chain: no recursion that deep, nothing pushed.
+        let chain = (0..5000i64).map(|n| col("amount").eq(lit(n))).reduce(Expr::or).unwrap();
+        assert_eq!(pushed(chain), None);
+        let shallow = (0..20i64).map(|n| col("amount").eq(lit(n))).reduce(Expr::or).unwrap();
+        assert!(pushed(shallow).is_some());
     }
 
     #[test]

@@ -19,6 +19,9 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Par
 use crate::flight::{FlightQuery, FlightRead, ReadSettings};
 use crate::replicas::Replicas;
 
+/// The plan node's name, as `--explain` shows it.
+pub(crate) const NAME: &str = "MeshScan";
+
 /// Reading one product's rows from its domain.
 #[derive(Clone)]
 pub(crate) struct ProductScan {
@@ -58,7 +61,7 @@ impl fmt::Debug for ProductScan {
 impl DisplayAs for ProductScan {
     fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let query = &self.query;
-        write!(f, "MeshScan: product={} domain_endpoint={}", query.product, self.replicas.endpoint)?;
+        write!(f, "{NAME}: product={} domain_endpoint={}", query.product, self.replicas.endpoint)?;
         write!(f, " select=[{}]", query.select.join(", "))?;
         if !query.filter.is_empty() {
             write!(f, " filter={}", query.filter)?;
@@ -72,7 +75,7 @@ impl DisplayAs for ProductScan {
 
 impl ExecutionPlan for ProductScan {
     fn name(&self) -> &str {
-        "MeshScan"
+        NAME
     }
 
     fn properties(&self) -> &Arc<PlanProperties> {

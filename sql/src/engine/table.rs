@@ -9,7 +9,7 @@ use arrow_schema::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::datasource::TableType;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
@@ -86,8 +86,16 @@ impl TableProvider for ProductTable {
         };
         let mut pushdown = Pushdown::new(&self.schema);
         for filter in filters {
-            // Only filters answered Exact above reach here, in the same order.
-            pushdown.push(filter);
+            // Only filters answered Exact reach here; together they may no
+            // longer fit the mesh's limits, and none may be dropped.
+            if !pushdown.push(filter) {
+                return Err(DataFusionError::Plan(format!(
+                    "the conditions on {} do not fit in one read (the mesh's filters take at most {} terms); \
+                     split the query",
+                    self.product,
+                    mesh_filter::MAX_TERMS
+                )));
+            }
         }
         let mut select: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         if select.is_empty() {

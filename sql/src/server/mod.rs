@@ -34,10 +34,13 @@ pub struct ServeArgs {
     /// RESOURCE_EXHAUSTED until one ends.
     #[arg(long, env = "MESH_SQL_MAX_QUERIES", default_value_t = 16)]
     pub max_queries: usize,
-    /// Memory joins, aggregates and sorts of one query may hold, e.g.
-    /// `512MiB`; a query needing more spills to disk where it can, else fails.
+    /// Memory the joins, aggregates and sorts of all running queries share,
+    /// e.g. `512MiB`; beyond it they spill to disk where they can, else fail.
     #[arg(long, env = "MESH_SQL_MEMORY_LIMIT", default_value = "1GiB", value_parser = parse_bytes)]
     pub memory_limit: usize,
+    /// A query running longer than this is ended with DEADLINE_EXCEEDED.
+    #[arg(long, env = "MESH_SQL_QUERY_BUDGET", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub query_budget: Duration,
     /// A domain stream that sends nothing for this long fails the query.
     #[arg(long, env = "MESH_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
@@ -87,16 +90,17 @@ pub async fn serve_on(
         on_failover: Arc::new(|failover: &crate::flight::Failover<'_>| {
             tracing::warn!(
                 failed = failover.failed,
-                reason = failover.reason,
+                reason = ?failover.reason,
                 rows = failover.rows,
                 next = failover.next,
                 "a replica failed mid-read; going on at the next"
             );
         }),
     };
-    let settings = EngineSettings { read, memory_limit: args.memory_limit };
+    let settings = EngineSettings::new(read, args.memory_limit)?;
     let registry = caller::Registry::new(registry.to_owned(), timeout);
-    let service = service::MeshFlightSql::new(registry, settings, args.max_queries.max(1));
+    let limits = service::Limits { queries: args.max_queries.max(1), budget: args.query_budget };
+    let service = service::MeshFlightSql::new(registry, settings, limits);
     let server = MeshServer::new(&[], &[])
         .await?
         .tls(&args.tls)

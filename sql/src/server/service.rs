@@ -25,6 +25,7 @@ use arrow_schema::{Schema, SchemaRef};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use mesh_grpc::auth::Principal;
 use prost::Message;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::{Request, Response, Status};
 
 use super::caller::{Caller, Registry};
@@ -48,26 +49,41 @@ static SQL_INFO: LazyLock<SqlInfoData> = LazyLock::new(|| {
     info.build().expect("the SQL info is well formed")
 });
 
+/// How much the service does at once, and for how long.
+pub(crate) struct Limits {
+    /// Requests planned or run at once at most; more are refused.
+    pub queries: usize,
+    /// How long one query may run.
+    pub budget: std::time::Duration,
+}
+
 /// The Flight SQL service over the mesh.
 pub(crate) struct MeshFlightSql {
     registry: Arc<Registry>,
     settings: EngineSettings,
     handles: Handles,
-    /// Queries running at once at most; more wait for a slot.
-    slots: Arc<tokio::sync::Semaphore>,
+    limits: Limits,
+    slots: Arc<Semaphore>,
 }
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
 
 impl MeshFlightSql {
-    /// The service asking `registry`, running at most `queries` at once.
-    pub(crate) fn new(registry: Arc<Registry>, settings: EngineSettings, queries: usize) -> Self {
-        Self {
-            registry,
-            settings,
-            handles: Handles::new(),
-            slots: Arc::new(tokio::sync::Semaphore::new(queries)),
-        }
+    /// The service asking `registry`, within `limits`.
+    pub(crate) fn new(registry: Arc<Registry>, settings: EngineSettings, limits: Limits) -> Self {
+        let slots = Arc::new(Semaphore::new(limits.queries));
+        Self { registry, settings, handles: Handles::new(), limits, slots }
+    }
+
+    /// A slot for one request's work (planning, listing or running): every
+    /// request that asks domains or the registry holds one.
+    fn slot(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.slots.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "{} requests are being planned or run, the most this service takes at once; retry shortly",
+                self.limits.queries
+            ))
+        })
     }
 
     /// The engine of the client that sent `request`, and who it is.
@@ -92,29 +108,39 @@ impl MeshFlightSql {
         sql: &str,
         ticket: Vec<u8>,
     ) -> Result<FlightInfo, Status> {
+        let _slot = self.slot()?;
         let (engine, _) = self.engine(request).await?;
         let schema = engine.plan(sql).await?.schema().inner().clone();
         info(&schema, ticket)
     }
 
-    /// Runs `sql` for the client that sent `request`, batch by batch.
+    /// Runs `sql` for the client that sent `request`, batch by batch,
+    /// holding a slot until the stream ends, the client goes, or the
+    /// query's budget is spent.
     async fn run<T>(&self, request: &Request<T>, sql: &str) -> Result<Response<DoGetStream>, Status> {
+        let slot = self.slot()?;
         let (engine, _) = self.engine(request).await?;
-        let slot = self.slots.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(format!(
-                "{} queries are running, the most this service runs at once; retry shortly",
-                self.slots.available_permits().max(1)
-            ))
-        })?;
         let batches = engine.run(sql).await?;
         let schema = batches.schema();
         let batches = batches.map_err(|e| FlightError::Tonic(Box::new(status_of(&e))));
-        let encoded = FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map(move |data| {
-            // The slot is held until the stream ends or the client goes.
-            let _held = &slot;
-            data.map_err(flight_status)
+        let encoded =
+            FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map_err(flight_status);
+        let budget = self.limits.budget;
+        let deadline = tokio::time::Instant::now() + budget;
+        let state = Some((Box::pin(encoded), slot));
+        let budgeted = futures_util::stream::unfold(state, move |state| async move {
+            let (mut stream, slot) = state?;
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(Some(data)) => Some((data, Some((stream, slot)))),
+                Ok(None) => None,
+                Err(_) => {
+                    let spent =
+                        format!("the query ran longer than {budget:?}, this service's budget; narrow it");
+                    Some((Err(Status::deadline_exceeded(spent)), None))
+                }
+            }
         });
-        Ok(Response::new(Box::pin(encoded)))
+        Ok(Response::new(Box::pin(budgeted)))
     }
 }
 
@@ -148,6 +174,7 @@ impl FlightSqlService for MeshFlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let _slot = self.slot()?;
         let (engine, caller) = self.engine(&request).await?;
         let schema = engine.plan(&query.query).await?.schema().inner().clone();
         let IpcMessage(dataset_schema) = SchemaAsIpc::new(&schema, &Default::default())
@@ -248,6 +275,7 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        let _slot = self.slot()?;
         let (engine, _) = self.engine(&request).await?;
         let mut schemas = query.into_builder();
         for name in engine.schema_names() {
@@ -270,6 +298,7 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
+        let _slot = self.slot()?;
         let (engine, _) = self.engine(&request).await?;
         let include_schema = query.include_schema;
         let mut tables = query.into_builder();
