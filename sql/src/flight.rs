@@ -72,6 +72,12 @@ pub struct ReadSettings {
     pub on_failover: Arc<dyn Fn(&Failover<'_>) + Send + Sync>,
 }
 
+impl std::fmt::Debug for ReadSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReadSettings({:?}, idle {:?})", self.timeout, self.idle_timeout)
+    }
+}
+
 impl ReadSettings {
     /// Moves `replicas` on after `status` when another may serve, telling
     /// `on_failover`.

@@ -40,6 +40,12 @@ impl Replicas {
     }
 }
 
+impl std::fmt::Debug for Replicas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (+{} more)", self.endpoint, self.fallbacks.len())
+    }
+}
+
 /// The endpoints of `product` to call, in order: the serving ones starting
 /// at a random one (so callers spread over replicas), then the others.
 pub fn ordered_endpoints(product: &Product) -> Vec<String> {

@@ -24,7 +24,8 @@ pub(crate) struct UpArgs {
     /// Quarters to generate on first start (from 2024Q1).
     #[arg(long, default_value_t = woori_data::generator::DEFAULT_QUARTERS)]
     pub quarters: u32,
-    /// Port of the registry; the customer, payment and insight domains take the next three.
+    /// Port of the registry; the customer, payment and insight domains take
+    /// the next three, the Flight SQL service this plus 20.
     #[arg(long, default_value_t = 50050)]
     pub base_port: u16,
     /// How long a registration lasts without renewal (the domains renew at a third of it).

@@ -9,6 +9,7 @@ mod catalog;
 pub mod cells;
 mod pushdown;
 mod scan;
+mod statement;
 mod table;
 
 use std::sync::Arc;
@@ -30,15 +31,7 @@ use crate::replicas::Replicas;
 /// The catalog the engine's tables live in.
 pub const CATALOG: &str = "mesh";
 pub use catalog::PRODUCTS_SCHEMA;
-
-/// Longest SQL text accepted.
-pub const MAX_SQL: usize = 64 * 1024;
-
-/// Operators one query may hold (`AND`, `OR`, `NOT`, comparisons,
-/// arithmetic): planning recurses once per level of an expression, and a
-/// chain of operators nests one level each; a long list of values is
-/// written `IN (...)`, which does not nest.
-pub const MAX_OPERATORS: usize = 1000;
+pub use statement::{MAX_OPERATORS, MAX_SQL};
 
 /// The mesh as one caller sees it.
 #[async_trait]
@@ -101,13 +94,7 @@ impl Engine {
 
     /// Plans `sql`: one read-only query (no DDL, DML or `SET`).
     pub async fn plan(&self, sql: &str) -> Result<DataFrame, Status> {
-        if sql.len() > MAX_SQL {
-            return Err(Status::invalid_argument(format!(
-                "the SQL is {} bytes, longer than {MAX_SQL}; split the query",
-                sql.len()
-            )));
-        }
-        read_only(sql)?;
+        statement::check(sql)?;
         let options =
             SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
         self.context.sql_with_options(sql, options).await.map_err(|e| status_of(&e))
@@ -178,79 +165,6 @@ impl Engine {
 /// The product reads in `plan`.
 fn scans(plan: &dyn ExecutionPlan) -> usize {
     usize::from(plan.name() == scan::NAME) + plan.children().iter().map(|c| scans(c.as_ref())).sum::<usize>()
-}
-
-/// Refuses anything but one query: the engine reads, it never creates,
-/// changes or sets anything.
-fn read_only(sql: &str) -> Result<(), Status> {
-    use datafusion::sql::parser::{DFParser, Statement};
-    use datafusion::sql::sqlparser::ast::Statement as Sql;
-    let operators = operators(sql)?;
-    if operators > MAX_OPERATORS {
-        return Err(Status::invalid_argument(format!(
-            "the query holds {operators} operators, more than {MAX_OPERATORS}; write long lists of values as \
-             `column IN (...)`, or split the query"
-        )));
-    }
-    let statements = DFParser::parse_sql(sql).map_err(|e| status_of(&e))?;
-    let [statement] = Vec::from(statements).try_into().map_err(|statements: Vec<Statement>| {
-        Status::invalid_argument(format!("give one query; this SQL holds {} statements", statements.len()))
-    })?;
-    let is_query = |statement: &Statement| match statement {
-        Statement::Statement(sql) => match sql.as_ref() {
-            Sql::Query(_) => true,
-            Sql::Explain { statement, .. } => matches!(statement.as_ref(), Sql::Query(_)),
-            _ => false,
-        },
-        _ => false,
-    };
-    let query = match &statement {
-        Statement::Explain(explain) => is_query(&explain.statement),
-        other => is_query(other),
-    };
-    if !query {
-        let shown: String = statement.to_string().chars().take(60).collect();
-        return Err(Status::invalid_argument(format!(
-            "only queries (SELECT, WITH, VALUES, EXPLAIN) are run; `{shown}` is not one"
-        )));
-    }
-    Ok(())
-}
-
-/// The operators of `sql`, counted on its tokens (no recursion, whatever
-/// the text).
-fn operators(sql: &str) -> Result<usize, Status> {
-    use datafusion::sql::sqlparser::dialect::GenericDialect;
-    use datafusion::sql::sqlparser::keywords::Keyword;
-    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-    let tokens = Tokenizer::new(&GenericDialect {}, sql)
-        .tokenize()
-        .map_err(|e| Status::invalid_argument(format!("the SQL does not parse: {e}")))?;
-    Ok(tokens
-        .iter()
-        .filter(|token| match token {
-            Token::Word(word) => matches!(word.keyword, Keyword::AND | Keyword::OR | Keyword::NOT),
-            Token::Eq
-            | Token::DoubleEq
-            | Token::Neq
-            | Token::Lt
-            | Token::Gt
-            | Token::LtEq
-            | Token::GtEq
-            | Token::Spaceship
-            | Token::Plus
-            | Token::Minus
-            | Token::Mul
-            | Token::Div
-            | Token::DuckIntDiv
-            | Token::Mod
-            | Token::StringConcat
-            | Token::Ampersand
-            | Token::Pipe
-            | Token::Caret => true,
-            _ => false,
-        })
-        .count())
 }
 
 /// A size in bytes written as a number with an optional unit: `1GiB`,

@@ -27,18 +27,6 @@ pub(crate) struct ProductTable {
     settings: ReadSettings,
 }
 
-impl std::fmt::Debug for Replicas {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (+{} more)", self.endpoint, self.fallbacks.len())
-    }
-}
-
-impl std::fmt::Debug for ReadSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ReadSettings({:?}, idle {:?})", self.timeout, self.idle_timeout)
-    }
-}
-
 impl ProductTable {
     /// `product` with the columns `schema` (the caller's), read at `replicas`.
     pub(crate) fn new(

@@ -32,6 +32,11 @@ use super::caller::{Caller, Registry};
 use super::handles::Handles;
 use crate::engine::{CATALOG, Engine, EngineSettings, status_of};
 
+/// Bytes of one Flight message at most: the domains' batches (about 2 MiB)
+/// go on whole rather than split and encoded again, under the 4 MiB that
+/// gRPC clients receive by default.
+const MAX_FLIGHT_DATA: usize = (4 << 20) - (64 << 10);
+
 /// The table type every product has.
 const TABLE_TYPE: &str = "TABLE";
 
@@ -123,8 +128,11 @@ impl MeshFlightSql {
         let batches = engine.run(sql).await?;
         let schema = batches.schema();
         let batches = batches.map_err(|e| FlightError::Tonic(Box::new(status_of(&e))));
-        let encoded =
-            FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map_err(flight_status);
+        let encoded = FlightDataEncoderBuilder::new()
+            .with_max_flight_data_size(MAX_FLIGHT_DATA)
+            .with_schema(schema)
+            .build(batches)
+            .map_err(flight_status);
         let budget = self.limits.budget;
         let deadline = tokio::time::Instant::now() + budget;
         let state = Some((Box::pin(encoded), slot));
