@@ -4,7 +4,7 @@
 //! agreements; bad requests and wrong transitions refused with their
 //! reasons; every step in the write log.
 
-mod common;
+use crate::common;
 
 mesh_postgres::on_both_backends!(
     requests_rules_decisions_and_who_sees_what,

@@ -4,7 +4,7 @@
 //! own domain's products only; owners deprecate; only admins delete; every
 //! version records who registered it; `WhoAmI` shows the caller.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

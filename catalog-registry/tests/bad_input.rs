@@ -1,7 +1,7 @@
 //! Every kind of bad input gets a precise status naming the field, and none
 //! of it changes what the registry has stored.
 
-mod common;
+use crate::common;
 
 mesh_postgres::on_both_backends!(
     bad_registrations_are_refused_and_change_nothing,

@@ -1,7 +1,7 @@
 //! Leases, deregistration, deprecation, deletion, lineage, and durability
 //! across restarts and a kill -9.
 
-mod common;
+use crate::common;
 
 mesh_postgres::on_both_backends!(
     an_expired_lease_shows_stale_until_renewed,

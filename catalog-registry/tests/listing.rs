@@ -1,6 +1,6 @@
 //! Discovery reads: paging through products, filters, free-text search and domains.
 
-mod common;
+use crate::common;
 
 mesh_postgres::on_both_backends!(
     products_page_in_name_order_with_totals,

@@ -3,7 +3,7 @@
 //! expired endpoints removed after the grace period, the major version
 //! rising one at a time, pages bounded by bytes.
 
-mod common;
+use crate::common;
 
 mesh_postgres::on_both_backends!(
     old_schema_versions_lose_their_descriptor_sets_but_keep_their_history,

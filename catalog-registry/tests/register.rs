@@ -1,7 +1,7 @@
 //! Registration: metadata read from the contract, idempotence, schema
 //! versions and the refusal of breaking changes.
 
-mod common;
+use crate::common;
 
 mesh_postgres::on_both_backends!(
     registration_reads_governance_out_of_the_contract,

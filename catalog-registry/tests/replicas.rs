@@ -3,7 +3,7 @@
 //! answer cached, and the lease times are the database's. A registry whose
 //! database is gone says so, for the caller to try another replica.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! What people exploring with standard tools see: grpcurl listing and
 //! describing the catalog (reflection v1alpha), reflection v1, and gRPC health.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! CSRF and origin checks on every form; no open redirect; the session's
 //! token readable only by the catalog's own script.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

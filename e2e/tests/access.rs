@@ -4,7 +4,7 @@
 //! the owners, who see it, approve it or deny it; `mesh describe` shows
 //! the access mode and the agreements in force.
 
-mod common;
+use crate::common;
 
 use common::{Mesh, stderr, stdout};
 

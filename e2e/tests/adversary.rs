@@ -5,7 +5,7 @@
 //! message for the owners); thousands of agreements in force, none of which
 //! drops out of what the domain enforces.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! word for word), and `mesh query --format arrow|parquet` read back by
 //! pyarrow.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

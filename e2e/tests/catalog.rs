@@ -5,7 +5,7 @@
 //! approved in another browser context, the keyboard alone. Screenshots of
 //! each step go to target/playwright/catalog/.
 
-mod common;
+use crate::common;
 
 use common::Mesh;
 

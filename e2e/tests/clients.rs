@@ -2,7 +2,7 @@
 //! v1alpha), buf curl (reflection v1), and the Go and Python examples built
 //! from proto/ — each checked against rows read independently from SQLite.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Every subcommand and format through the real `mesh` binary against a
 //! real mesh; CSV output checked against rows read straight from SQLite.
 
-mod common;
+use crate::common;
 
 use common::{Mesh, stderr, stdout};
 

@@ -3,7 +3,7 @@
 //! domain accepts and the registry and the other domains refuse; every bad
 //! request refused with its OAuth error; `mesh token print --for`.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::Mesh;

@@ -8,7 +8,7 @@
 //! caller refused; revocation within the bound; the registry down:
 //! agreements still enforced, data flowing, nothing new granted.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

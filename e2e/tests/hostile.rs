@@ -2,7 +2,7 @@
 //! terminal is shown escaped, and a domain that goes silent ends the query
 //! with a clear error instead of a hang.
 
-mod common;
+use crate::common;
 
 use std::pin::Pin;
 

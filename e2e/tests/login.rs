@@ -5,7 +5,7 @@
 //! IdP's groups mapped to roles, renewal with the refresh token, and a
 //! denied sign-in.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;

@@ -5,7 +5,7 @@
 //! method. Open routes (health, reflection, the OpenAPI documents, the web
 //! catalog's pages with their own sign-in) are left out.
 
-mod common;
+use crate::common;
 
 use common::Mesh;
 use prost_reflect::DescriptorPool;

@@ -1,7 +1,7 @@
 //! The CLI when parts of the mesh are down: the registry (cache, --endpoint)
 //! and a domain (advice naming the endpoint and its last known status).
 
-mod common;
+use crate::common;
 
 use common::{Mesh, stderr, stdout};
 

@@ -4,7 +4,7 @@
 //! matching status; CORS for the web catalog's origin only; and
 //! schemathesis run against the live OpenAPI document.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -8,7 +8,7 @@
 //! no SQL (`OR`, joins, subqueries, unions) widens a row scope; a
 //! statement handle is good for its caller only.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! printing the same documents; schemathesis against the registry's
 //! OpenAPI document.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,6 @@
 //! Bad queries get INVALID_ARGUMENT naming the problem; none changes data.
 
-mod common;
+use crate::common;
 
 use common::{query_all, rows_in_file, start};
 use mesh_contracts::product::QueryRequest;

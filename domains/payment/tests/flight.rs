@@ -4,7 +4,7 @@
 //! same refusals as `Query`. (What an analyst under an agreement receives
 //! is in the two-worlds property, `noninterference.rs`.)
 
-mod common;
+use crate::common;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;

@@ -3,7 +3,7 @@
 //! over reloaded data, a database removed while serving, and shutdown with
 //! streams still open. Each refusal is checked by its exact message.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

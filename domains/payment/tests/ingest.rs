@@ -2,7 +2,7 @@
 //! files are refused with the line number and reason, and the data loaded
 //! before stays; quality rules count the same on both.
 
-mod common;
+use crate::common;
 
 mesh_postgres::on_both_backends!(
     a_file_loads_and_broken_files_change_nothing,

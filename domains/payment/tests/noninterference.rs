@@ -17,7 +17,7 @@
 //! consumers' answers to the same query put the same customer at the same
 //! position no more often than chance.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::path::Path;

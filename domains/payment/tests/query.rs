@@ -3,7 +3,7 @@
 //! database, prefix matches with the pattern characters of SQL, projection,
 //! ordering, streaming, resume and cancellation.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

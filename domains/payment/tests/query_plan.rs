@@ -2,7 +2,7 @@
 //! not a scan: checked with SQLite's EXPLAIN QUERY PLAN on the SQL the
 //! domain really runs.
 
-mod common;
+use crate::common;
 
 use mesh_contracts::product::QueryRequest;
 use mesh_runtime::Grant;

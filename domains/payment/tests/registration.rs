@@ -1,6 +1,6 @@
 //! A domain serves whether or not the registry is up, and registers once it is.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

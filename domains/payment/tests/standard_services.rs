@@ -1,7 +1,7 @@
 //! A domain answers the standard services generic tools rely on: gRPC
 //! health per product service, and reflection listing what it serves.
 
-mod common;
+use crate::common;
 
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;

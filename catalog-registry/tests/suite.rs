@@ -1,0 +1,15 @@
+//! Every integration test of the registry in one binary (one link instead of one per file).
+//! Each file beside this one is a module; `common` holds what they share.
+
+mod common;
+
+mod agreements;
+mod authorization;
+mod bad_input;
+mod lifecycle;
+mod listing;
+mod quotas;
+mod register;
+mod replicas;
+mod tools;
+mod web;
