@@ -34,7 +34,8 @@ pub(crate) async fn in_process_scan(product: &Arc<Product>) -> Result<(u64, f64)
         admission: &admission,
         audit: Default::default(),
     };
-    let mut stream = product.query(&QueryRequest::default(), RowFormat::Protobuf, &grant, reader).await?.rows;
+    let mut stream =
+        product.query(&QueryRequest::default(), RowFormat::Protobuf, &grant, reader, None).await?.rows;
     let mut bytes = 0u64;
     while let Some(batch) = tokio_stream::StreamExt::next(&mut stream).await {
         bytes += batch?.len() as u64;

@@ -9,14 +9,18 @@ The token is one for that domain alone (`mesh token print --for DOMAIN`
 exchanges the sign-in token for it). The domain applies the caller's
 agreement as it does for `mesh query`: columns it does not cover are left
 out (named in the schema's `mesh.withheld_columns`), identifiers arrive as
-the caller's pseudonyms. A token is never sent in plaintext but to loopback.
+the caller's pseudonyms. A whole product read by someone who may read all
+of it can come in parts (one endpoint each), read here side by side. A
+token is never sent in plaintext but to loopback.
 """
 
 import argparse
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
+import pyarrow
 import pyarrow.csv
 import pyarrow.flight as flight
 
@@ -45,7 +49,10 @@ def main() -> None:
         command["select"] = args.select.split(",")
     try:
         info = client.get_flight_info(flight.FlightDescriptor.for_command(json.dumps(command)), options)
-        table = client.do_get(info.endpoints[0].ticket, options).read_all()
+        # A whole product may come in parts, an endpoint each: read side by side, in order.
+        with ThreadPoolExecutor(max_workers=max(1, len(info.endpoints))) as pool:
+            parts = list(pool.map(lambda e: client.do_get(e.ticket, options).read_all(), info.endpoints))
+        table = pyarrow.concat_tables(parts)
     except flight.FlightError as error:
         sys.exit(f"{args.product}: {error}")
     withheld = (table.schema.metadata or {}).get(b"mesh.withheld_columns")

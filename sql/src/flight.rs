@@ -1,9 +1,12 @@
 //! Reading a product over its domain's Arrow Flight service: planning the
-//! query (`GetFlightInfo`: the schema this caller gets and a sealed
-//! ticket), then redeeming the ticket (`DoGet`) batch by batch. When a
-//! replica fails mid-stream the read goes on at the next one from the
-//! last batch's resume token, so every row arrives exactly once.
+//! query (`GetFlightInfo`: the schema this caller gets and a sealed ticket
+//! per part of the read: [`FlightPlan`]), then redeeming the tickets
+//! (`DoGet`) batch by batch, one after the other or each part on its own to
+//! read them side by side. When a replica fails mid-stream the read goes
+//! on at the next one from the last batch's resume token, so every row
+//! arrives exactly once.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,19 +117,20 @@ pub async fn schema_of(
     }
 }
 
-/// One query being read over Flight.
-pub struct FlightRead {
+/// A query as the domain planned it: the schema and a ticket per part of
+/// the read, none redeemed yet. Tickets can be redeemed again until they
+/// expire, so one plan gives as many reads as asked.
+#[derive(Clone)]
+pub struct FlightPlan {
     replicas: Replicas,
     settings: ReadSettings,
     schema: SchemaRef,
-    ticket: FlightTicket,
-    stream: Option<FlightDataDecoder>,
-    rows: u64,
+    tickets: Vec<FlightTicket>,
 }
 
-impl FlightRead {
+impl FlightPlan {
     /// Plans `query` at the first replica that answers.
-    pub async fn plan(
+    pub async fn new(
         mut replicas: Replicas,
         query: &FlightQuery,
         settings: ReadSettings,
@@ -143,8 +147,63 @@ impl FlightRead {
         let schema = info.clone().try_decode_schema().map_err(|e| {
             Status::internal(format!("{} sent a schema that cannot be read: {e}", replicas.endpoint))
         })?;
-        let ticket = first_ticket(&info)?;
-        Ok(Self { replicas, settings, schema: Arc::new(schema), ticket, stream: None, rows: 0 })
+        let tickets = tickets(&info)?;
+        if tickets.is_empty() {
+            return Err(Status::internal(format!("{} planned the read with no endpoint", replicas.endpoint)));
+        }
+        Ok(Self { replicas, settings, schema: Arc::new(schema), tickets })
+    }
+
+    /// How many parts the domain split the read into.
+    pub fn part_count(&self) -> usize {
+        self.tickets.len()
+    }
+
+    /// A read of every part, one after the other.
+    pub fn read(&self) -> FlightRead {
+        self.reading(self.tickets.iter().cloned().collect())
+    }
+
+    /// A read of part `i` alone: the parts read side by side give the rows
+    /// [`FlightPlan::read`] would.
+    pub fn part(&self, i: usize) -> Option<FlightRead> {
+        self.tickets.get(i).map(|ticket| self.reading(VecDeque::from([ticket.clone()])))
+    }
+
+    fn reading(&self, mut tickets: VecDeque<FlightTicket>) -> FlightRead {
+        FlightRead {
+            replicas: self.replicas.clone(),
+            settings: self.settings.clone(),
+            schema: self.schema.clone(),
+            ticket: tickets.pop_front().unwrap_or_default(),
+            later: tickets,
+            stream: None,
+            rows: 0,
+        }
+    }
+}
+
+/// One query being read over Flight.
+pub struct FlightRead {
+    replicas: Replicas,
+    settings: ReadSettings,
+    schema: SchemaRef,
+    ticket: FlightTicket,
+    /// The tickets of the parts read after this one.
+    later: VecDeque<FlightTicket>,
+    stream: Option<FlightDataDecoder>,
+    rows: u64,
+}
+
+impl FlightRead {
+    /// Plans `query` at the first replica that answers, to read every part
+    /// one after the other.
+    pub async fn plan(
+        replicas: Replicas,
+        query: &FlightQuery,
+        settings: ReadSettings,
+    ) -> Result<Self, Status> {
+        Ok(FlightPlan::new(replicas, query, settings).await?.read())
     }
 
     /// The schema the rows come in.
@@ -174,7 +233,14 @@ impl FlightRead {
                 }
             };
             let data = match next.map(|d| d.map_err(status)) {
-                None => return Ok(None),
+                None => match self.later.pop_front() {
+                    Some(ticket) => {
+                        self.ticket = ticket;
+                        self.stream = None;
+                        continue;
+                    }
+                    None => return Ok(None),
+                },
                 Some(Ok(data)) => data,
                 Some(Err(failed)) if self.settings.fail_over(&mut self.replicas, &failed, self.rows) => {
                     self.stream = None;
@@ -248,13 +314,16 @@ async fn answer<T>(
     }
 }
 
-/// The mesh ticket of the info's endpoint.
-fn first_ticket(info: &FlightInfo) -> Result<FlightTicket, Status> {
+/// The mesh tickets of the info's endpoints, in order.
+fn tickets(info: &FlightInfo) -> Result<Vec<FlightTicket>, Status> {
     info.endpoint
-        .first()
-        .and_then(|e| e.ticket.as_ref())
-        .and_then(|t| FlightTicket::decode(t.ticket.clone()).ok())
-        .ok_or_else(|| Status::internal("the domain's flight info holds no mesh ticket"))
+        .iter()
+        .map(|endpoint| {
+            endpoint.ticket.as_ref().and_then(|t| FlightTicket::decode(t.ticket.clone()).ok()).ok_or_else(
+                || Status::internal("the domain's flight info holds an endpoint with no mesh ticket"),
+            )
+        })
+        .collect()
 }
 
 /// The gRPC status of a Flight error.

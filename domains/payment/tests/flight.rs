@@ -6,6 +6,7 @@
 
 use crate::common;
 
+use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
 use arrow_flight::decode::DecodedPayload;
@@ -17,11 +18,13 @@ use futures_util::StreamExt;
 use mesh_contracts::product::{FlightTicket, QueryRequest};
 use mesh_contracts::woori::payment::v1::CardSpending;
 use mesh_grpc::{Credentials, MeshChannel};
+use mesh_runtime::ServeLimits;
 use prost::Message;
 
 mesh_postgres::on_both_backends!(
     the_owner_reads_every_row_as_stored_with_the_contract_in_the_schema,
-    a_read_goes_on_from_a_batch_app_metadata
+    a_read_goes_on_from_a_batch_app_metadata,
+    a_whole_product_comes_in_parts_read_side_by_side
 );
 
 const PRODUCT: &str = "payment.card_spending";
@@ -45,6 +48,19 @@ fn status(error: FlightError) -> tonic::Status {
 fn ticket(info: &FlightInfo) -> Ticket {
     assert_eq!(info.endpoint.len(), 1, "one endpoint: every location serves the same rows");
     info.endpoint[0].ticket.clone().unwrap()
+}
+
+/// The first batch of a ticket's stream and its resume token, the stream
+/// dropped after it (as by a client whose replica died).
+async fn first_batch(flight: &mut FlightClient<MeshChannel>, ticket: Ticket) -> (RecordBatch, String) {
+    let mut decoder = flight.do_get(ticket).await.unwrap().into_inner();
+    loop {
+        let data = decoder.next().await.unwrap().unwrap();
+        let token = String::from_utf8(data.app_metadata().to_vec()).unwrap();
+        if let DecodedPayload::RecordBatch(batch) = data.payload {
+            return (batch, token);
+        }
+    }
 }
 
 /// The compared columns of the rows of `batches`, as the reference reads them.
@@ -133,15 +149,7 @@ async fn a_read_goes_on_from_a_batch_app_metadata() {
     let all = rows(&all);
 
     // Read the first batch only, as a client whose replica died after it.
-    let mut decoder = flight.do_get(ticket(&info)).await.unwrap().into_inner();
-    let (first, token) = loop {
-        let data = decoder.next().await.unwrap().unwrap();
-        let token = String::from_utf8(data.app_metadata().to_vec()).unwrap();
-        if let DecodedPayload::RecordBatch(batch) = data.payload {
-            break (batch, token);
-        }
-    };
-    drop(decoder);
+    let (first, token) = first_batch(&mut flight, ticket(&info)).await;
     assert!(!token.is_empty(), "each batch carries its resume token");
     let mut resumed = FlightTicket::decode(ticket(&info).ticket).unwrap();
     resumed.resume_token = token;
@@ -225,4 +233,65 @@ async fn a_ticket_is_good_for_its_caller_only_and_refusals_match_query() {
     // GetSchema answers what GetFlightInfo's schema says.
     let schema = owner.get_schema(whole_product()).await.unwrap();
     assert_eq!(schema, info.try_decode_schema().unwrap());
+}
+
+/// Every batch of a ticket's stream.
+async fn batches(
+    flight: &mut FlightClient<MeshChannel>,
+    ticket: Ticket,
+) -> Result<Vec<RecordBatch>, tonic::Status> {
+    let stream = flight.do_get(ticket).await.map_err(status)?;
+    stream.map(|b| b.map_err(status)).collect::<Vec<_>>().await.into_iter().collect()
+}
+
+async fn a_whole_product_comes_in_parts_read_side_by_side() {
+    let limits = ServeLimits { flight_parts: 3, flight_part_rows: 1_000, ..Default::default() };
+    let domain = common::start_under(common::backend(), 3_000, limits).await;
+    let mut flight = client(&domain, reader(domain.dir.path())).await;
+    let info = flight.get_flight_info(whole_product()).await.unwrap();
+    assert_eq!(info.endpoint.len(), 3, "6,000 rows in parts of at least 1,000, at most 3");
+    let owner = reader(domain.dir.path());
+    let reads = info.endpoint.iter().map(|endpoint| {
+        let (ticket, owner) = (endpoint.ticket.clone().unwrap(), owner.clone());
+        let domain = &domain;
+        async move { batches(&mut client(domain, owner).await, ticket).await.unwrap() }
+    });
+    let parts: Vec<Vec<RecordBatch>> = futures_util::future::join_all(reads).await;
+    assert!(parts.iter().all(|part| !part.is_empty()), "each part holds rows");
+    let mut got: Vec<CardSpending> = parts.iter().flat_map(|part| rows(part)).collect();
+    let key = |r: &CardSpending| (r.bas_yh.clone(), r.seq.clone());
+    got.sort_by_key(key);
+    assert_eq!(got, domain.stored_rows().await, "every row exactly once across the parts");
+
+    // A part goes on from its own batches' resume tokens, and only its own.
+    let part = FlightTicket::decode(info.endpoint[1].ticket.clone().unwrap().ticket).unwrap();
+    let (first, token) = first_batch(&mut flight, Ticket::new(part.encode_to_vec())).await;
+    let resumed = FlightTicket { resume_token: token.clone(), ..part };
+    let mut joined = rows(&[first]);
+    joined.extend(rows(&batches(&mut flight, Ticket::new(resumed.encode_to_vec())).await.unwrap()));
+    assert_eq!(joined, rows(&parts[1]), "the part again, every row once");
+    let elsewhere = FlightTicket::decode(info.endpoint[2].ticket.clone().unwrap().ticket).unwrap();
+    let crossed = FlightTicket { resume_token: token, ..elsewhere };
+    let refused = batches(&mut flight, Ticket::new(crossed.encode_to_vec())).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{}", refused.message());
+
+    // A filtered or ordered read, or one with a limit, stays whole.
+    for command in [
+        serde_json::json!({"product": PRODUCT, "filter": "tot_use_am > 0"}),
+        serde_json::json!({"product": PRODUCT, "order_by": "tot_use_am desc"}),
+        serde_json::json!({"product": PRODUCT, "limit": 5000}),
+    ] {
+        let info = flight.get_flight_info(FlightDescriptor::new_cmd(command.to_string())).await.unwrap();
+        assert_eq!(info.endpoint.len(), 1, "{command}");
+    }
+
+    // Parts planned on one load are not read on the next.
+    domain.reload(3_000).await;
+    let stale = batches(&mut flight, info.endpoint[0].ticket.clone().unwrap()).await.unwrap_err();
+    assert_eq!(stale.code(), tonic::Code::Aborted);
+    assert_eq!(
+        stale.message(),
+        "ticket: the data of payment.card_spending changed since GetFlightInfo split this read into parts (it \
+         was reloaded or rebuilt); ask GetFlightInfo for new tickets"
+    );
 }

@@ -25,22 +25,7 @@ mesh_postgres::on_both_backends!(
 
 /// A payment domain of `customers` x 2 quarters serving under `limits`.
 async fn domain(customers: u64, limits: ServeLimits) -> TestDomain {
-    domain_on(Backend::Sqlite, customers, limits).await
-}
-
-/// A payment domain on `backend` of `customers` x 2 quarters serving under `limits`.
-async fn domain_on(backend: Backend, customers: u64, limits: ServeLimits) -> TestDomain {
-    let registry = common::nowhere();
-    let database = common::database_for(backend);
-    let url = database.as_ref().map(|d| d.url().to_owned());
-    let mut domain = start_with(tempfile::tempdir().unwrap(), move |dir| {
-        let mut args = common::on_database(common::args(dir, customers, &registry), url.as_deref());
-        args.domain.limits = limits;
-        args
-    })
-    .await;
-    domain.database = database;
-    domain
+    common::start_under(Backend::Sqlite, customers, limits).await
 }
 
 /// Waits until the domain runs no scan, for at most `within`.
@@ -183,7 +168,8 @@ async fn a_scan_that_finds_nothing_stops_when_its_client_goes_or_its_budget_ends
     let backend = common::backend();
     let budget = Duration::from_millis(40);
     let mut domain =
-        domain_on(backend, 6000, ServeLimits { query_budget: Some(budget), ..Default::default() }).await;
+        common::start_under(backend, 6000, ServeLimits { query_budget: Some(budget), ..Default::default() })
+            .await;
     // PostgreSQL scans in parallel: it needs more rows to take long enough.
     multiply_rows(&domain, if backend == Backend::Postgres { 100 } else { 40 }).await;
     let nothing = QueryRequest { filter: "tot_use_am < 0".into(), ..Default::default() };
@@ -230,18 +216,11 @@ async fn domain_over(domain: &TestDomain, limits: ServeLimits) -> TestDomain {
 
 async fn resuming_over_reloaded_data_is_aborted() {
     let backend = common::backend();
-    let mut domain = domain_on(backend, 6000, ServeLimits::default()).await;
+    let mut domain = common::start_under(backend, 6000, ServeLimits::default()).await;
     let mut stream = domain.client.query(QueryRequest::default()).await.unwrap().into_inner();
     let token = stream.message().await.unwrap().unwrap().resume_token;
     drop(stream);
-    let product = std::sync::Arc::clone(&domain.product);
-    tokio::task::spawn_blocking(move || {
-        let mut source =
-            (payment::DOMAIN.generate)(&woori_data::Generator { customers: 6000, quarters: 2, seed: 8 });
-        payment::DOMAIN.load_from(&product, source.as_mut(), mesh_runtime::ingest::Shrink::Any).unwrap();
-    })
-    .await
-    .unwrap();
+    domain.reload(6000).await;
     let status = query_all(&mut domain.client, QueryRequest { resume_token: token, ..Default::default() })
         .await
         .unwrap_err();

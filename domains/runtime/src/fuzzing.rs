@@ -47,6 +47,7 @@ pub fn read_mask(paths: Vec<String>) {
         &tokens(),
         &crate::query::grant::Grant::full(schema()),
         Default::default(),
+        None,
     );
 }
 
@@ -62,6 +63,7 @@ pub fn resume_token(input: &[u8]) {
         &tokens,
         &crate::query::grant::Grant::full(schema()),
         Default::default(),
+        None,
     );
     let signed = mesh_grpc::SealedTokens::new(b"fuzzing secret".to_vec()).seal(input);
     let _ = crate::query::plan::plan(
@@ -70,5 +72,6 @@ pub fn resume_token(input: &[u8]) {
         &tokens,
         &crate::query::grant::Grant::full(schema()),
         Default::default(),
+        None,
     );
 }

@@ -15,12 +15,14 @@ mod table;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::DataFusionError;
 pub use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, displayable, execute_stream};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use tonic::{Code, Status};
@@ -114,16 +116,17 @@ impl Engine {
     }
 
     /// The physical plan of `sql`; refused when it reads more than
-    /// [`MAX_SCANS`] products at once.
+    /// [`MAX_SCANS`] products at once (counted before any domain is asked
+    /// to plan a read).
     pub async fn physical_plan(&self, sql: &str) -> Result<Arc<dyn ExecutionPlan>, Status> {
-        let plan = self.plan(sql).await?.create_physical_plan().await.map_err(|e| status_of(&e))?;
-        let scans = scans(plan.as_ref());
+        let frame = self.plan(sql).await?;
+        let scans = table_scans(frame.logical_plan());
         if scans > MAX_SCANS {
             return Err(Status::invalid_argument(format!(
                 "the query reads {scans} products at once, more than {MAX_SCANS}; split it"
             )));
         }
-        Ok(plan)
+        frame.create_physical_plan().await.map_err(|e| status_of(&e))
     }
 
     /// The schemas of the catalog: the default one, then one per domain.
@@ -163,8 +166,13 @@ impl Engine {
 }
 
 /// The product reads in `plan`.
-fn scans(plan: &dyn ExecutionPlan) -> usize {
-    usize::from(plan.name() == scan::NAME) + plan.children().iter().map(|c| scans(c.as_ref())).sum::<usize>()
+fn table_scans(plan: &LogicalPlan) -> usize {
+    let mut scans = 0;
+    let _ = plan.apply_with_subqueries(|node| {
+        scans += usize::from(matches!(node, LogicalPlan::TableScan(_)));
+        Ok(TreeNodeRecursion::Continue)
+    });
+    scans
 }
 
 /// A size in bytes written as a number with an optional unit: `1GiB`,

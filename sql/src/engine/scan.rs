@@ -1,7 +1,9 @@
 //! The leaf of every plan: one product read over Flight from its owning
 //! domain, with the columns, filter and limit pushed into the domain's
-//! governed read. Each batch is put in the plan's column order; a read of
-//! no column (`count(*)`) asks for one and keeps only the row count.
+//! governed read, planned (`GetFlightInfo`) when the engine plans. Each part
+//! the domain split the read into is a partition of the plan, read side by
+//! side. Each batch is put in the plan's column order; a read of no column
+//! (`count(*)`) asks for one and keeps only the row count.
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 
-use crate::flight::{FlightQuery, FlightRead, ReadSettings};
+use crate::flight::{FlightPlan, FlightQuery, FlightRead, ReadSettings};
 use crate::replicas::Replicas;
 
 /// The plan node's name, as `--explain` shows it.
@@ -26,8 +28,9 @@ pub(crate) const NAME: &str = "MeshScan";
 #[derive(Clone)]
 pub(crate) struct ProductScan {
     query: FlightQuery,
-    replicas: Replicas,
-    settings: ReadSettings,
+    /// The read as the domain planned it.
+    planned: FlightPlan,
+    endpoint: String,
     /// The columns the plan expects, in its order.
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
@@ -35,20 +38,23 @@ pub(crate) struct ProductScan {
 
 impl ProductScan {
     /// A scan of `query` (whose `select` may be empty only when `schema`
-    /// has no column) producing batches of `schema`.
-    pub(crate) fn new(
+    /// has no column) producing batches of `schema`, planned at the first
+    /// of `replicas` that answers.
+    pub(crate) async fn plan(
         query: FlightQuery,
         replicas: Replicas,
         settings: ReadSettings,
         schema: SchemaRef,
-    ) -> Self {
+    ) -> Result<Self> {
+        let endpoint = replicas.endpoint.clone();
+        let planned = FlightPlan::new(replicas, &query, settings).await.map_err(external)?;
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(1),
+            Partitioning::UnknownPartitioning(planned.part_count()),
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
-        Self { query, replicas, settings, schema, properties: Arc::new(properties) }
+        Ok(Self { query, planned, endpoint, schema, properties: Arc::new(properties) })
     }
 }
 
@@ -61,13 +67,16 @@ impl fmt::Debug for ProductScan {
 impl DisplayAs for ProductScan {
     fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let query = &self.query;
-        write!(f, "{NAME}: product={} domain_endpoint={}", query.product, self.replicas.endpoint)?;
+        write!(f, "{NAME}: product={} domain_endpoint={}", query.product, self.endpoint)?;
         write!(f, " select=[{}]", query.select.join(", "))?;
         if !query.filter.is_empty() {
             write!(f, " filter={}", query.filter)?;
         }
         if query.limit > 0 {
             write!(f, " limit={}", query.limit)?;
+        }
+        if self.planned.part_count() > 1 {
+            write!(f, " parts={}", self.planned.part_count())?;
         }
         Ok(())
     }
@@ -97,19 +106,16 @@ impl ExecutionPlan for ProductScan {
         Ok(self)
     }
 
-    fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let read = self.planned.part(partition).ok_or_else(|| {
+            DataFusionError::Internal(format!("{} has no part {partition}", self.query.product))
+        })?;
         let scan = self.clone();
-        let batches = futures_util::stream::try_unfold(None, move |read: Option<FlightRead>| {
+        let batches = futures_util::stream::try_unfold(read, move |mut read: FlightRead| {
             let scan = scan.clone();
             async move {
-                let mut read = match read {
-                    Some(read) => read,
-                    None => FlightRead::plan(scan.replicas.clone(), &scan.query, scan.settings.clone())
-                        .await
-                        .map_err(external)?,
-                };
                 match read.next().await.map_err(external)? {
-                    Some(batch) => Ok(Some((scan.conform(batch)?, Some(read)))),
+                    Some(batch) => Ok(Some((scan.conform(batch)?, read))),
                     None => Ok(None),
                 }
             }

@@ -98,6 +98,6 @@ impl TableProvider for ProductTable {
             // 0 would mean no limit to the domain; the engine cuts LIMIT 0 itself.
             limit: limit.map_or(0, |l| l.max(1) as u64),
         };
-        Ok(Arc::new(ProductScan::new(query, self.replicas.clone(), self.settings.clone(), schema)))
+        Ok(Arc::new(ProductScan::plan(query, self.replicas.clone(), self.settings.clone(), schema).await?))
     }
 }

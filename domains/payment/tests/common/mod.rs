@@ -118,6 +118,26 @@ pub(crate) async fn start_on(backend: Backend, customers: u64, registry: &str) -
     domain
 }
 
+/// Starts the payment domain on `backend` with `customers` x 2 quarters,
+/// serving under `limits`.
+pub(crate) async fn start_under(
+    backend: Backend,
+    customers: u64,
+    limits: mesh_runtime::ServeLimits,
+) -> TestDomain {
+    let registry = nowhere();
+    let database = database_for(backend);
+    let url = database.as_ref().map(|d| d.url().to_owned());
+    let mut domain = start_with(tempfile::tempdir().unwrap(), move |dir| {
+        let mut args = on_database(args(dir, customers, &registry), url.as_deref());
+        args.domain.limits = limits;
+        args
+    })
+    .await;
+    domain.database = database;
+    domain
+}
+
 /// A fresh PostgreSQL database for `backend`, if it is PostgreSQL.
 pub(crate) fn database_for(backend: Backend) -> Option<Arc<TestDatabase>> {
     (backend == Backend::Postgres).then(|| Arc::new(TestDatabase::create()))
@@ -170,6 +190,18 @@ pub(crate) async fn start_with(
 const COMPARED: &str = "bas_yh, seq, tot_use_am, crdsl_use_am, cnf_use_am, auto_am";
 
 impl TestDomain {
+    /// Loads `customers` x 2 quarters generated anew (another seed) in
+    /// place of the domain's rows, as a reload would.
+    pub(crate) async fn reload(&self, customers: u64) {
+        let product = Arc::clone(&self.product);
+        tokio::task::spawn_blocking(move || {
+            let mut source = (payment::DOMAIN.generate)(&Generator { customers, quarters: 2, seed: 8 });
+            payment::DOMAIN.load_from(&product, source.as_mut(), mesh_runtime::ingest::Shrink::Any).unwrap();
+        })
+        .await
+        .unwrap();
+    }
+
     /// Every row of the product in key order, read straight from its
     /// database (not through the domain).
     pub(crate) async fn stored_rows(&self) -> Vec<CardSpending> {

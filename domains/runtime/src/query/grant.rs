@@ -71,6 +71,13 @@ impl Grant {
         }
     }
 
+    /// Whether the caller reads every column of every row in the clear.
+    pub(crate) fn reads_everything(&self) -> bool {
+        self.row_scope.is_empty()
+            && self.readable.iter().all(|r| *r)
+            && !self.pseudonymized.iter().any(|p| *p)
+    }
+
     /// What `caller` may read under `policy`, given the caller's agreement
     /// in force (if any) and the mesh's pseudonym key.
     pub fn decide(

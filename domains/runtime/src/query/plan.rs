@@ -11,6 +11,7 @@ use crate::error::{DomainError, Result};
 use crate::query::dialect::Dialect;
 use crate::query::filter;
 use crate::query::grant::Grant;
+use crate::query::part::{Part, splittable};
 use crate::query::pseudonym::PseudonymKey;
 use crate::query::resume::{ResumePoint, ResumeTokens};
 use crate::values::Value;
@@ -69,6 +70,8 @@ pub struct QueryPlan {
     pub delivered: u64,
     /// The load the resumed stream was reading, if this query resumes one.
     pub resumed_load: Option<u64>,
+    /// The load a part of a read was planned on, if this query is one.
+    pub part_load: Option<u64>,
     /// Per projected column: delivered as a pseudonym.
     pub pseudonymized: Vec<bool>,
     /// The caller's pseudonym key, when a projected column is pseudonymized.
@@ -91,13 +94,15 @@ pub struct QueryPlan {
     pub sorts_in_scan: bool,
 }
 
-/// Compiles `request` for `schema` under `grant`, checking every field.
+/// Compiles `request` for `schema` under `grant`, checking every field;
+/// with `part`, only that part of the rows, in the load's order.
 pub(crate) fn plan(
     request: &QueryRequest,
     schema: &RowSchema,
     tokens: &ResumeTokens,
     grant: &Grant,
     dialect: Dialect,
+    part: Option<&Part>,
 ) -> Result<QueryPlan> {
     if request.limit < 0 {
         return Err(DomainError::invalid(
@@ -110,17 +115,28 @@ pub(crate) fn plan(
     let scope = row_scope(schema, grant, dialect)?;
     // 2. The full sort key, and the keyed expressions that order what the
     //    caller sees only as pseudonyms (each binds the order key first).
-    let sort = sort_key(asked.order, schema, grant);
+    let sort = match part {
+        // Parts only for callers the load's order tells nothing (part.rs).
+        Some(_) if !splittable(request, grant) => {
+            return Err(DomainError::Aborted(
+                "ticket: the read it is a part of is no longer one the caller may read in parts (the \
+                 agreement or the contract changed); ask GetFlightInfo for new tickets"
+                    .to_owned(),
+            ));
+        }
+        Some(_) => vec![SortColumn { column: None, descending: false, keyed: false }],
+        None => sort_key(asked.order, schema, grant),
+    };
     let (keyed, mut params) = keyed_orders(&sort, schema, grant, dialect);
     // 3. Where a resumed query starts, from a token bound to this query.
-    let digest = digest(request, &asked.projection, &grant.binding);
+    let digest = digest(request, &asked.projection, &grant.binding, part);
     let resume = resume_point(&request.resume_token, tokens, &digest, sort.len())?;
     // 4. The statement: select list, conditions, order. On SQLite a keyed
     //    order is computed in the select list and the store sorts the rows.
     let sorts_in_scan = dialect == Dialect::Sqlite && !keyed.is_empty();
     let columns = select_list(&asked.projection, &sort, &keyed, sorts_in_scan, schema);
     let filtered = !asked.filter.sql.is_empty();
-    let conditions = where_clause(scope, asked.filter, resume.as_ref(), &sort, schema, &mut params);
+    let conditions = where_clause(scope, asked.filter, part, resume.as_ref(), &sort, schema, &mut params);
     let order_sql: Vec<String> = sort
         .iter()
         .map(|s| format!("{}{}", s.sql_name(schema), if s.descending { " DESC" } else { "" }))
@@ -141,6 +157,7 @@ pub(crate) fn plan(
         digest,
         delivered,
         resumed_load: resume.as_ref().map(|p| p.load),
+        part_load: part.map(|p| p.load),
         pseudonymized,
         pseudonyms,
         withheld: asked.withheld,
@@ -250,10 +267,12 @@ fn select_list(
 
 /// ` WHERE ...` (or nothing): the agreement's rows first, as a condition of
 /// its own, so no filter of the caller's, however written, can widen them;
-/// then the caller's filter; then the rows after a resume point.
+/// then the caller's filter; then a part's rowids; then the rows after a
+/// resume point.
 fn where_clause(
     scope: filter::SqlFilter,
     filter: filter::SqlFilter,
+    part: Option<&Part>,
     resume: Option<&ResumePoint>,
     sort: &[SortColumn],
     schema: &RowSchema,
@@ -265,6 +284,10 @@ fn where_clause(
             conditions.push(format!("({})", part.sql));
             params.extend(part.params);
         }
+    }
+    if let Some(part) = part {
+        conditions.push("rowid > ? AND rowid <= ?".to_owned());
+        params.extend([Value::Integer(part.after), Value::Integer(part.up_to)]);
     }
     if let Some(point) = resume {
         conditions.push(after_condition(sort, &point.key, &|s: &SortColumn| s.sql_name(schema), params));
@@ -438,7 +461,7 @@ pub(crate) fn order_by(spec: &str, schema: &RowSchema) -> Result<Vec<SortColumn>
     Ok(order)
 }
 
-fn digest(request: &QueryRequest, projection: &[usize], binding: &[u8]) -> Vec<u8> {
+fn digest(request: &QueryRequest, projection: &[usize], binding: &[u8], part: Option<&Part>) -> Vec<u8> {
     let mut hasher = Sha256::new();
     hasher.update((binding.len() as u64).to_le_bytes());
     hasher.update(binding);
@@ -450,6 +473,11 @@ fn digest(request: &QueryRequest, projection: &[usize], binding: &[u8]) -> Vec<u
         hasher.update((*column as u64).to_le_bytes());
     }
     hasher.update(request.limit.to_le_bytes());
+    if let Some(part) = part {
+        hasher.update(b"part");
+        hasher.update(part.after.to_le_bytes());
+        hasher.update(part.up_to.to_le_bytes());
+    }
     hasher.finalize()[..16].to_vec()
 }
 
@@ -525,7 +553,7 @@ mod tests {
     }
 
     fn refused(request: &QueryRequest) -> String {
-        plan(request, &schema(), &tokens(), &Grant::full(&schema()), Dialect::Sqlite)
+        plan(request, &schema(), &tokens(), &Grant::full(&schema()), Dialect::Sqlite, None)
             .map(|p| p.sql("t"))
             .unwrap_err()
             .to_string()
@@ -564,6 +592,36 @@ mod tests {
     }
 
     #[test]
+    fn a_part_reads_its_rowids_in_the_load_order_and_only_for_who_reads_everything() {
+        let part = Part { after: 100, up_to: 200, load: 9 };
+        let owner = Grant::full(&schema());
+        let compiled =
+            plan(&request("", "", 0), &schema(), &tokens(), &owner, Dialect::Sqlite, Some(&part)).unwrap();
+        assert_eq!(
+            compiled.sql("t"),
+            "SELECT name, amount, score, flag, seq, rowid FROM t WHERE rowid > ? AND rowid <= ? ORDER BY rowid"
+        );
+        assert_eq!(compiled.params, vec![Integer(100), Integer(200)]);
+        assert_eq!(compiled.part_load, Some(9));
+        let whole = plan(&request("", "", 0), &schema(), &tokens(), &owner, Dialect::Sqlite, None).unwrap();
+        assert_ne!(compiled.digest, whole.digest, "a part's resume tokens are good for that part only");
+        let filtered =
+            plan(&request("amount > 5", "", 0), &schema(), &tokens(), &owner, Dialect::Sqlite, Some(&part));
+        assert!(filtered.unwrap_err().to_string().contains("ask GetFlightInfo for new tickets"));
+        let mut scoped = Grant::full(&schema());
+        scoped.row_scope = "amount > 1".into();
+        assert!(
+            plan(&request("", "", 0), &schema(), &tokens(), &scoped, Dialect::Sqlite, Some(&part)).is_err()
+        );
+        let mut pseudonymized = Grant::full(&schema());
+        pseudonymized.pseudonymized[4] = true;
+        assert!(
+            plan(&request("", "", 0), &schema(), &tokens(), &pseudonymized, Dialect::Sqlite, Some(&part))
+                .is_err()
+        );
+    }
+
+    #[test]
     fn a_plan_selects_the_projection_then_the_sort_key() {
         let compiled = plan(
             &request("amount > 5", "amount desc", 10),
@@ -571,6 +629,7 @@ mod tests {
             &tokens(),
             &Grant::full(&schema()),
             Dialect::Sqlite,
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -587,6 +646,7 @@ mod tests {
             &tokens(),
             &Grant::full(&schema()),
             Dialect::Sqlite,
+            None,
         )
         .unwrap();
         assert_eq!(compiled.sql("t"), "SELECT seq, amount, seq, rowid FROM t ORDER BY seq, rowid");
@@ -602,7 +662,7 @@ mod tests {
         grant.pseudonymized[4] = true;
         grant.pseudonyms = Some(PseudonymKey::read(&path).unwrap());
         let request = QueryRequest { limit: 7, ..masked(&["seq", "amount"]) };
-        let sqlite = plan(&request, &schema(), &tokens(), &grant, Dialect::Sqlite).unwrap();
+        let sqlite = plan(&request, &schema(), &tokens(), &grant, Dialect::Sqlite, None).unwrap();
         assert!(sqlite.sorts_in_scan);
         assert_eq!(sqlite.sql("t"), "SELECT seq, amount, mesh_order(?, seq) AS mesh_order_4, rowid FROM t");
         assert_eq!(sqlite.row_limit(), Some(7), "the store keeps the limit");
@@ -611,11 +671,12 @@ mod tests {
             "SELECT seq, amount, mesh_order(?, seq) AS mesh_order_4, rowid FROM t WHERE rowid > ? AND rowid <= ?"
         );
         // PostgreSQL sorts the rows itself.
-        let postgres = plan(&request, &schema(), &tokens(), &grant, Dialect::Postgres).unwrap();
+        let postgres = plan(&request, &schema(), &tokens(), &grant, Dialect::Postgres, None).unwrap();
         assert!(!postgres.sorts_in_scan);
         assert!(postgres.sql("t").ends_with("ORDER BY mesh_order_4, rowid LIMIT 7"), "{}", postgres.sql("t"));
         // Without a keyed order nothing changes.
-        let owner = plan(&request, &schema(), &tokens(), &Grant::full(&schema()), Dialect::Sqlite).unwrap();
+        let owner =
+            plan(&request, &schema(), &tokens(), &Grant::full(&schema()), Dialect::Sqlite, None).unwrap();
         assert!(!owner.sorts_in_scan);
         assert_eq!(owner.sql("t"), "SELECT seq, amount, seq, rowid FROM t ORDER BY seq, rowid LIMIT 7");
     }
@@ -669,7 +730,8 @@ mod tests {
     fn a_resumed_plan_continues_after_the_token_and_counts_what_was_delivered() {
         let first_request = request("amount > 5", "", 100);
         let first =
-            plan(&first_request, &schema(), &tokens(), &Grant::full(&schema()), Dialect::Sqlite).unwrap();
+            plan(&first_request, &schema(), &tokens(), &Grant::full(&schema()), Dialect::Sqlite, None)
+                .unwrap();
         let token = tokens().issue(&first.point(vec![Text("0042".into()), Integer(42)], 30, 1));
         let resumed = plan(
             &QueryRequest { resume_token: token, ..first_request },
@@ -677,6 +739,7 @@ mod tests {
             &tokens(),
             &Grant::full(&schema()),
             Dialect::Sqlite,
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -693,7 +756,8 @@ mod tests {
     #[test]
     fn a_token_is_refused_with_another_query_key_or_secret() {
         let original = request("amount > 5", "", 0);
-        let first = plan(&original, &schema(), &tokens(), &Grant::full(&schema()), Dialect::Sqlite).unwrap();
+        let first =
+            plan(&original, &schema(), &tokens(), &Grant::full(&schema()), Dialect::Sqlite, None).unwrap();
         let token = tokens().issue(&first.point(vec![Text("0042".into()), Integer(42)], 30, 1));
         let with = |request: QueryRequest| QueryRequest { resume_token: token.clone(), ..request };
 
@@ -717,6 +781,7 @@ mod tests {
             &other_product,
             &Grant::full(&schema()),
             Dialect::Sqlite,
+            None,
         )
         .unwrap_err()
         .to_string();

@@ -334,6 +334,13 @@ impl RowSink for Scan<'_> {
                 self.target.product
             ))));
         }
+        if self.plan.part_load.is_some_and(|planned| planned != load) {
+            return Err(Stop::Failed(DomainError::Aborted(format!(
+                "ticket: the data of {} changed since GetFlightInfo split this read into parts (it was \
+                 reloaded or rebuilt); ask GetFlightInfo for new tickets",
+                self.target.product
+            ))));
+        }
         self.load = load;
         Ok(())
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::builder::TypedValueParser;
 
+use crate::query::part::{Partitioning, default_max_parts};
 use crate::scan::admission::{Limits, default_max_scans};
 
 /// Where a domain listens, keeps its data and registers.
@@ -143,6 +144,17 @@ pub struct ServeLimits {
     /// How long shutdown waits for open calls before cutting them.
     #[arg(long, env = "MESH_SHUTDOWN_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+
+    /// The most parts an Arrow Flight read of a whole product is split
+    /// into, for clients to read side by side (1: never split). Only
+    /// callers who read every column of every row in the clear get parts.
+    /// The default is one per CPU, at most 8.
+    #[arg(long, env = "MESH_FLIGHT_PARTS", default_value_t = default_max_parts(), value_parser = clap::value_parser!(u32).range(1..=64).map(|n| n as usize))]
+    pub flight_parts: usize,
+
+    /// The fewest rows each part of a split Arrow Flight read holds.
+    #[arg(long, env = "MESH_FLIGHT_PART_ROWS", default_value_t = Partitioning::default().min_rows, value_parser = clap::value_parser!(u64).range(1..))]
+    pub flight_part_rows: u64,
 }
 
 impl Default for ServeLimits {
@@ -156,6 +168,8 @@ impl Default for ServeLimits {
             send_timeout: limits.send_timeout,
             query_budget: limits.query_budget,
             shutdown_grace: Duration::from_secs(10),
+            flight_parts: default_max_parts(),
+            flight_part_rows: Partitioning::default().min_rows,
         }
     }
 }
@@ -171,6 +185,11 @@ impl ServeLimits {
             send_timeout: self.send_timeout,
             query_budget: self.query_budget,
         }
+    }
+
+    /// How Arrow Flight reads of whole products are split.
+    pub fn partitioning(&self) -> Partitioning {
+        Partitioning { max_parts: self.flight_parts, min_rows: self.flight_part_rows }
     }
 }
 

@@ -62,7 +62,7 @@ pub async fn run_domain(
         server = server.route(&format!("/{}/{{*method}}", service.name()), service.clone());
         served_services.push(service);
     }
-    let flight = FlightFace::new(&served_services, &advertise)?;
+    let flight = FlightFace::new(&served_services, &advertise, args.limits.partitioning())?;
     server = server
         .route(&format!("/{FLIGHT_SERVICE}/{{*method}}"), flight)
         .rest(crate::serve::rest::router(&served_services, &advertise, &args.cors_origins)?)

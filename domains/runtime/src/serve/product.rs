@@ -12,6 +12,7 @@ use tonic::Status;
 use crate::error::{DomainError, Result};
 use crate::ingest::Destination;
 use crate::query::grant::{AccessPolicy, Grant};
+use crate::query::part::{Part, Partitioning, splittable};
 use crate::query::plan::{QueryPlan, plan};
 use crate::query::resume::ResumeTokens;
 use crate::scan::admission::Admission;
@@ -167,9 +168,10 @@ impl Product {
         format: RowFormat,
         grant: &Grant,
         reader: Reader<'_>,
+        part: Option<&Part>,
     ) -> Result<Started, Status> {
         let Reader { caller, peer, admission, mut audit } = reader;
-        let plan = match plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect()) {
+        let plan = match plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect(), part) {
             Ok(plan) => QueryPlan { page: format.page_size(), ..plan },
             Err(error) => {
                 tracing::info!(product = self.spec.id, %caller, %error, "query refused");
@@ -200,16 +202,35 @@ impl Product {
     /// columns granted, with their contract options as metadata; the
     /// withheld ones named in its metadata.
     pub fn arrow_schema(&self, request: &QueryRequest, grant: &Grant) -> Result<arrow_schema::Schema> {
-        let plan = plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect())?;
+        let plan = plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect(), None)?;
         let columns = plan.projection.iter().map(|&c| &self.schema.columns[c]);
         Ok(crate::scan::arrow::arrow_schema(self.spec.id, columns, &plan.pseudonymized, &plan.withheld))
+    }
+
+    /// The parts a read of `request` under `grant` comes in: several, in
+    /// the load's order, when the caller may have them (part.rs) and
+    /// `partitioning` finds rows enough; otherwise the whole read (`None`),
+    /// in the query's order.
+    pub fn parts(
+        &self,
+        request: &QueryRequest,
+        grant: &Grant,
+        partitioning: Partitioning,
+    ) -> Result<Vec<Option<Part>>> {
+        let whole = vec![None];
+        if !splittable(request, grant) {
+            return Ok(whole);
+        }
+        let Some(load) = self.store.load_info(self.spec.id)? else { return Ok(whole) };
+        let parts = partitioning.parts(load.row_count.max(0) as u64, load.load);
+        Ok(if parts.len() > 1 { parts.into_iter().map(Some).collect() } else { whole })
     }
 
     /// How the database will run `request` under `grant` (SQLite's
     /// `EXPLAIN QUERY PLAN` details, PostgreSQL's `EXPLAIN`, one line
     /// each), to check that a query is served by an index.
     pub fn explain(&self, request: &QueryRequest, grant: &Grant) -> Result<String> {
-        let plan = plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect())?;
+        let plan = plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect(), None)?;
         self.store.explain(self.table(), &plan)
     }
 

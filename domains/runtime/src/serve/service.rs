@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 
 use mesh_grpc::auth::Principal;
 
+use crate::query::part::Part;
 use crate::scan::admission::Admission;
 use crate::scan::stream::ScanStream;
 use crate::serve::governance::Governance;
@@ -73,9 +74,9 @@ impl ProductService {
 /// One read of the product, whichever face it came through (gRPC `Query`,
 /// REST `rows`, Flight `DoGet`): the caller's grant from the agreements,
 /// the read recorded in the audit log (a refusal, and a request that did
-/// not even decode, too), then the plan and the scan in `format`. With
-/// `bound` (a Flight ticket's), the grant must still bind the same caller
-/// and agreement.
+/// not even decode, too), then the plan and the scan in `format`. With a
+/// redeemed Flight `ticket`, the grant must still bind the same caller and
+/// agreement, and only the ticket's part is read.
 pub(crate) async fn read(
     product: &Arc<Product>,
     admission: &Admission,
@@ -83,7 +84,7 @@ pub(crate) async fn read(
     caller: (&Principal, Option<SocketAddr>),
     query: Result<QueryRequest, Status>,
     format: RowFormat,
-    bound: Option<&[u8]>,
+    ticket: Option<Redeemed<'_>>,
 ) -> Result<Started, Status> {
     let (principal, peer) = caller;
     let governance =
@@ -101,7 +102,7 @@ pub(crate) async fn read(
             return Err(audit.refuse(Status::from(error)));
         }
     };
-    if bound.is_some_and(|binding| binding != grant.binding) {
+    if ticket.as_ref().is_some_and(|ticket| ticket.binding != grant.binding) {
         return Err(audit.refuse(Status::failed_precondition(
             "ticket: the agreement it was issued under is no longer the one in force; ask GetFlightInfo for \
              a new ticket",
@@ -112,7 +113,14 @@ pub(crate) async fn read(
     let caller = format!("{} ({})", principal.subject, peer.map(|a| a.to_string()).unwrap_or_default());
     tracing::debug!(product = product.spec.id, %caller, filter = %query.filter, limit = query.limit, "query");
     let reader = Reader { caller: &caller, peer, admission, audit };
-    product.query(&query, format, &grant, reader).await
+    product.query(&query, format, &grant, reader, ticket.and_then(|t| t.part)).await
+}
+
+/// What a redeemed Flight ticket holds beside the query: the grant it was
+/// issued under and the part of the read it is.
+pub(crate) struct Redeemed<'a> {
+    pub binding: &'a [u8],
+    pub part: Option<&'a Part>,
 }
 
 struct QueryMethod(Arc<Product>, Admission, Option<Arc<Governance>>);

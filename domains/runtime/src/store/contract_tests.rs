@@ -159,7 +159,7 @@ fn table(schema: &RowSchema) -> Table<'_> {
 }
 
 fn compiled(store: &DomainStore, tokens: &ResumeTokens, request: QueryRequest) -> QueryPlan {
-    plan(&request, &schema(), tokens, &Grant::full(&schema()), store.dialect()).unwrap()
+    plan(&request, &schema(), tokens, &Grant::full(&schema()), store.dialect(), None).unwrap()
 }
 
 fn scan(store: &DomainStore, plan: &QueryPlan) -> Collect<'static> {

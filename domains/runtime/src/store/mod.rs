@@ -43,6 +43,9 @@ pub struct LoadInfo {
     pub row_count: i64,
     /// Where the rows came from (a file path, or `generated …`).
     pub source: String,
+    /// The load's id, which a read checks to see that its data did not
+    /// change under it.
+    pub load: u64,
 }
 
 /// What a domain's database does for its products: both backends

@@ -4,9 +4,12 @@
 //!
 //! - `GetFlightInfo` takes a descriptor naming a product and a query
 //!   ([`command`]) and answers the Arrow schema the caller would receive
-//!   and one endpoint, whose locations are the domain's advertised URLs,
-//!   with a sealed ticket bound to the caller, the agreement and the query
-//!   ([`ticket`]); `GetSchema` answers the schema alone.
+//!   and its endpoints, whose locations are the domain's advertised URLs,
+//!   each with a sealed ticket bound to the caller, the agreement and the
+//!   query ([`ticket`]): one for the whole read, or one per part of a
+//!   whole-product read by a caller who reads everything in the clear
+//!   (`query::part`), to be read side by side; `GetSchema` answers the
+//!   schema alone.
 //! - `DoGet` redeems a ticket: the schema, then record batches built
 //!   column by column in the scan's thread, each with the resume token
 //!   after its last row as `app_metadata`. A ticket with a resume token
@@ -34,10 +37,11 @@ use tonic::server::{Grpc, ServerStreamingService};
 use tonic::{Request, Response, Status};
 
 use crate::error::Result;
+use crate::query::part::Partitioning;
 use crate::scan::stream::ScanStream;
 use crate::serve::output::RowFormat;
 use crate::serve::product::Started;
-use crate::serve::service::{ProductService, read};
+use crate::serve::service::{ProductService, Redeemed, read};
 use crate::store::{Storage, now_ms};
 use command::Asked;
 use ticket::{Claim, TICKET_LIFETIME, Tickets};
@@ -52,12 +56,18 @@ pub struct FlightFace {
     tickets: Tickets,
     /// Where tickets can be redeemed, as Flight locations.
     locations: Arc<Vec<String>>,
+    partitioning: Partitioning,
 }
 
 impl FlightFace {
     /// Flight over `services` (one domain's, sharing its database),
-    /// redeemable at the `advertised` URLs.
-    pub fn new(services: &[ProductService], advertised: &[String]) -> Result<Self> {
+    /// redeemable at the `advertised` URLs, splitting whole-product reads
+    /// as `partitioning` says.
+    pub fn new(
+        services: &[ProductService],
+        advertised: &[String],
+        partitioning: Partitioning,
+    ) -> Result<Self> {
         let secret = match services.first() {
             Some(service) => service.product().store.token_secret()?,
             None => Vec::new(),
@@ -66,6 +76,7 @@ impl FlightFace {
             products: Arc::new(services.iter().map(|s| (s.product().spec.id, s.clone())).collect()),
             tickets: Tickets::new(&secret),
             locations: Arc::new(advertised.iter().map(|url| location(url)).collect()),
+            partitioning,
         })
     }
 
@@ -80,8 +91,9 @@ impl FlightFace {
     }
 
     /// What the descriptor in `request` asks, planned under the caller's
-    /// grant: the descriptor, the schema delivered and what a ticket claims.
-    fn planned(&self, request: Request<Bytes>) -> Result<(FlightDescriptor, Schema, Claim), Status> {
+    /// grant: the descriptor, the schema delivered and what each ticket
+    /// claims (one per part of the read).
+    fn planned(&self, request: Request<Bytes>) -> Result<(FlightDescriptor, Schema, Vec<Claim>), Status> {
         let principal = mesh_grpc::auth::layer::caller(request.extensions())?;
         let descriptor = FlightDescriptor::decode(request.into_inner()).map_err(|e| {
             Status::invalid_argument(format!("request is not an arrow.flight.protocol.FlightDescriptor: {e}"))
@@ -104,6 +116,10 @@ impl FlightFace {
             Ok(schema) => schema,
             Err(error) => return Err(audit.refuse(Status::from(error))),
         };
+        let parts = match product.parts(&query, &grant, self.partitioning) {
+            Ok(parts) => parts,
+            Err(error) => return Err(audit.refuse(Status::from(error))),
+        };
         let claim = Claim {
             product: product.spec.id.to_owned(),
             query: Some(query),
@@ -111,27 +127,31 @@ impl FlightFace {
             subject: principal.subject.clone(),
             binding: grant.binding.clone(),
             expires_ms: now_ms() + TICKET_LIFETIME.as_millis() as i64,
+            part: None,
         };
-        Ok((descriptor, schema, claim))
+        let claims = parts.into_iter().map(|part| Claim { part, ..claim.clone() }).collect();
+        Ok((descriptor, schema, claims))
     }
 
-    /// `GetFlightInfo`: the schema and one endpoint with a ticket.
+    /// `GetFlightInfo`: the schema and an endpoint with a ticket per part
+    /// of the read; the parts in order hold the rows in the load's order.
     async fn flight_info(&self, request: Request<Bytes>) -> Result<FlightInfo, Status> {
-        let (descriptor, schema, claim) = self.planned(request)?;
-        let endpoint = self
-            .locations
-            .iter()
-            .fold(FlightEndpoint::new().with_ticket(Ticket::new(self.tickets.issue(&claim))), |e, l| {
-                e.with_location(l)
-            });
-        let info = FlightInfo::new()
+        let (descriptor, schema, claims) = self.planned(request)?;
+        let mut info = FlightInfo::new()
             .try_with_schema(&schema)
             .map_err(|e| Status::internal(format!("encoding the schema: {e}")))?
             .with_descriptor(descriptor)
-            .with_endpoint(endpoint)
             .with_ordered(true)
             .with_total_records(-1)
             .with_total_bytes(-1);
+        for claim in &claims {
+            let ticket = Ticket::new(self.tickets.issue(claim));
+            let endpoint = self
+                .locations
+                .iter()
+                .fold(FlightEndpoint::new().with_ticket(ticket), |e, l| e.with_location(l));
+            info = info.with_endpoint(endpoint);
+        }
         Ok(info)
     }
 
@@ -157,9 +177,9 @@ impl FlightFace {
         let (product, admission, governance) = self.service(&claim.product)?.read_path();
         let query = claim.check(&principal, now_ms()).map(|()| claim.query.clone().unwrap_or_default());
         let caller = (&principal, peer);
+        let ticket = Redeemed { binding: &claim.binding, part: claim.part.as_ref() };
         let Started { rows, .. } =
-            read(&product, &admission, governance, caller, query, RowFormat::Arrow, Some(&claim.binding))
-                .await?;
+            read(&product, &admission, governance, caller, query, RowFormat::Arrow, Some(ticket)).await?;
         Ok(rows)
     }
 }

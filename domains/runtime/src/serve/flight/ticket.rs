@@ -10,6 +10,8 @@ use mesh_grpc::auth::Principal;
 use prost::Message;
 use tonic::Status;
 
+use crate::query::part::Part;
+
 /// How long a ticket can be redeemed after it was issued.
 pub(crate) const TICKET_LIFETIME: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
@@ -33,6 +35,9 @@ pub(crate) struct Claim {
     /// When it expires, ms since the epoch.
     #[prost(int64, tag = "6")]
     pub expires_ms: i64,
+    /// The part of the read it is, when the read was split.
+    #[prost(message, optional, tag = "7")]
+    pub part: Option<Part>,
 }
 
 /// Seals and opens the tickets of one domain.
@@ -110,6 +115,7 @@ mod tests {
             subject: "kim".into(),
             binding: b"agreements/7".to_vec(),
             expires_ms,
+            part: Some(Part { after: 10, up_to: 20, load: 3 }),
         }
     }
 

@@ -166,7 +166,8 @@ impl Storage for PostgresStore {
             let client = pool.get().await?;
             let row = client
                 .query_opt(
-                    "SELECT loaded_at, row_count, source FROM mesh_loads WHERE product = $1",
+                    "SELECT l.loaded_at, l.row_count, l.source, coalesce(t.load_id, 0) FROM mesh_loads l
+                     LEFT JOIN mesh_tables t ON t.product = l.product WHERE l.product = $1",
                     &[&product],
                 )
                 .await?;
@@ -174,6 +175,7 @@ impl Storage for PostgresStore {
                 loaded_at_ms: r.get(0),
                 row_count: r.get(1),
                 source: r.get(2),
+                load: r.get::<_, i64>(3) as u64,
             }))
         })?)
     }

@@ -190,13 +190,25 @@ impl Storage for SqliteStore {
     /// What the last load of `product` recorded, if it was ever loaded.
     fn load_info(&self, product: &str) -> Result<Option<LoadInfo>> {
         self.inspect(|conn| {
-            Ok(conn
+            let tx = conn.unchecked_transaction()?;
+            let info = tx
                 .query_row(
                     "SELECT loaded_at, row_count, source FROM mesh_loads WHERE product = ?1",
                     [product],
-                    |r| Ok(LoadInfo { loaded_at_ms: r.get(0)?, row_count: r.get(1)?, source: r.get(2)? }),
+                    |r| {
+                        Ok(LoadInfo {
+                            loaded_at_ms: r.get(0)?,
+                            row_count: r.get(1)?,
+                            source: r.get(2)?,
+                            load: 0,
+                        })
+                    },
                 )
-                .optional()?)
+                .optional()?;
+            Ok(match info {
+                Some(info) => Some(LoadInfo { load: load_id(&tx, product)?, ..info }),
+                None => None,
+            })
         })
     }
 

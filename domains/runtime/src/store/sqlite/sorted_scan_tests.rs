@@ -98,7 +98,7 @@ fn a_keyed_order_read_in_two_halves_is_sqlites_own_order() {
         order_by: "amount desc".into(),
         ..Default::default()
     };
-    let plan = plan(&request, &schema(), &tokens, &grant, Dialect::Sqlite).unwrap();
+    let plan = plan(&request, &schema(), &tokens, &grant, Dialect::Sqlite, None).unwrap();
     assert!(plan.sorts_in_scan);
     let reference = sorted_by_sqlite(&path, &plan, 0);
     assert_eq!(reference.len() as i64, rows);

@@ -1,0 +1,109 @@
+//! Parts of a read: a whole-product read split into ranges of rowids, each
+//! redeemed on its own (side by side by a client that wants speed), in the
+//! load's order. Only callers who may read every column of every row in
+//! the clear are given parts: for them the load's order tells nothing they
+//! cannot read, while for anyone else it could follow a value they may
+//! not see (which is why their rows come in the key's or a keyed order).
+
+use mesh_contracts::product::QueryRequest;
+
+use crate::query::grant::Grant;
+
+/// One part of a read: the rows whose rowid is in `(after, up_to]`, of the
+/// load `load` (another load numbers its rows anew).
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct Part {
+    /// The rowid before the part's first (`i64::MIN` for the first part).
+    #[prost(sfixed64, tag = "1")]
+    pub after: i64,
+    /// The part's last rowid (`i64::MAX` for the last part).
+    #[prost(sfixed64, tag = "2")]
+    pub up_to: i64,
+    /// The load the part was planned on.
+    #[prost(fixed64, tag = "3")]
+    pub load: u64,
+}
+
+/// How whole-product reads are split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partitioning {
+    /// The most parts of one read (1: never split).
+    pub max_parts: usize,
+    /// The fewest rows a part holds.
+    pub min_rows: u64,
+}
+
+impl Default for Partitioning {
+    fn default() -> Self {
+        Self { max_parts: default_max_parts(), min_rows: 50_000 }
+    }
+}
+
+/// One part per CPU, at most 8.
+pub fn default_max_parts() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8)
+}
+
+impl Partitioning {
+    /// The parts of a read of the `rows` rows of load `load`, which every
+    /// load numbers `1..=rows`: as many as `max_parts` and `min_rows`
+    /// allow, of equal size, the first and last open-ended so that every
+    /// row of the load is in exactly one part however it is numbered.
+    pub fn parts(&self, rows: u64, load: u64) -> Vec<Part> {
+        let count = (rows / self.min_rows.max(1)).clamp(1, self.max_parts.max(1) as u64);
+        (0..count)
+            .map(|i| Part {
+                after: if i == 0 { i64::MIN } else { bound(rows, i, count) },
+                up_to: if i + 1 == count { i64::MAX } else { bound(rows, i + 1, count) },
+                load,
+            })
+            .collect()
+    }
+}
+
+/// The last rowid of part `i` of `count` over `1..=rows`.
+fn bound(rows: u64, i: u64, count: u64) -> i64 {
+    (u128::from(rows) * u128::from(i) / u128::from(count)) as i64
+}
+
+/// Whether a read of `request` under `grant` may come in parts: it asks
+/// for every row (no filter, order or limit; a part goes on from a resume
+/// point after a replica's death) and the caller may read every column of
+/// every row in the clear.
+pub(crate) fn splittable(request: &QueryRequest, grant: &Grant) -> bool {
+    request.filter.is_empty() && request.order_by.is_empty() && request.limit == 0 && grant.reads_everything()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn covered(parts: &[Part], rowid: i64) -> usize {
+        parts.iter().filter(|p| p.after < rowid && rowid <= p.up_to).count()
+    }
+
+    #[test]
+    fn every_rowid_is_in_exactly_one_part_and_parts_are_even() {
+        let split = Partitioning { max_parts: 4, min_rows: 10 };
+        let parts = split.parts(1_000, 7);
+        assert_eq!(parts.len(), 4);
+        assert!(parts.iter().all(|p| p.load == 7));
+        for rowid in [i64::MIN + 1, -5, 0, 1, 250, 251, 500, 999, 1_000, 1_001, i64::MAX] {
+            assert_eq!(covered(&parts, rowid), 1, "rowid {rowid}");
+        }
+        assert_eq!(parts[1].after, 250);
+        assert_eq!(parts[2].up_to, 750);
+    }
+
+    #[test]
+    fn small_reads_and_one_part_reads_are_not_split() {
+        let split = Partitioning { max_parts: 8, min_rows: 50_000 };
+        assert_eq!(split.parts(0, 1).len(), 1);
+        assert_eq!(split.parts(99_999, 1).len(), 1);
+        assert_eq!(split.parts(100_000, 1).len(), 2);
+        assert_eq!(split.parts(10_000_000, 1).len(), 8);
+        let whole = &Partitioning { max_parts: 1, min_rows: 1 }.parts(10, 3)[0];
+        assert_eq!((whole.after, whole.up_to), (i64::MIN, i64::MAX));
+        assert_eq!(Partitioning { max_parts: 0, min_rows: 0 }.parts(10, 3).len(), 1);
+    }
+}
