@@ -139,7 +139,7 @@ pub(crate) async fn run(cli: &Cli, args: &SqlArgs) -> Result<()> {
 
 /// A refusal or failure of the engine or a domain, in the CLI's words.
 fn refused(status: Status) -> anyhow::Error {
-    anyhow!("{}", style::safe(status.message()))
+    anyhow!("{}", style::safe_lines(status.message()))
 }
 
 /// The mesh as the CLI's caller sees it: the registry's catalog and the
