@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use arrow_flight::decode::{DecodedPayload, FlightDataDecoder};
@@ -117,6 +117,14 @@ pub async fn schema_of(
     }
 }
 
+/// The most parts a read may come in: a domain that planned more is not
+/// read (a mesh domain splits in at most 64).
+pub const MAX_PARTS: usize = 64;
+
+/// A plan older than this is asked for again before a read starts: its
+/// tickets expire 10 minutes after the domain sealed them.
+const FRESH_FOR: Duration = Duration::from_secs(8 * 60);
+
 /// A query as the domain planned it: the schema and a ticket per part of
 /// the read, none redeemed yet. Tickets can be redeemed again until they
 /// expire, so one plan gives as many reads as asked.
@@ -124,8 +132,10 @@ pub async fn schema_of(
 pub struct FlightPlan {
     replicas: Replicas,
     settings: ReadSettings,
+    query: FlightQuery,
     schema: SchemaRef,
     tickets: Vec<FlightTicket>,
+    planned_at: Instant,
 }
 
 impl FlightPlan {
@@ -147,11 +157,30 @@ impl FlightPlan {
         let schema = info.clone().try_decode_schema().map_err(|e| {
             Status::internal(format!("{} sent a schema that cannot be read: {e}", replicas.endpoint))
         })?;
-        let tickets = tickets(&info)?;
-        if tickets.is_empty() {
-            return Err(Status::internal(format!("{} planned the read with no endpoint", replicas.endpoint)));
+        let tickets = tickets(&info).map_err(|problem| {
+            Status::internal(format!(
+                "{} planned the read of {} {problem}; its domain is not serving as a mesh domain does",
+                replicas.endpoint, query.product
+            ))
+        })?;
+        let (query, planned_at) = (query.clone(), Instant::now());
+        Ok(Self { replicas, settings, query, schema: Arc::new(schema), tickets, planned_at })
+    }
+
+    /// This plan, or the same read planned again if its tickets are about
+    /// to expire (refused if the domain now plans other columns or parts).
+    pub async fn fresh(self) -> Result<Self, Status> {
+        if self.planned_at.elapsed() < FRESH_FOR {
+            return Ok(self);
         }
-        Ok(Self { replicas, settings, schema: Arc::new(schema), tickets })
+        let again = Self::new(self.replicas.clone(), &self.query, self.settings.clone()).await?;
+        if again.schema.fields() != self.schema.fields() || again.part_count() != self.part_count() {
+            return Err(Status::aborted(format!(
+                "{} changed while the query ran (its columns or its data); run the query again",
+                self.query.product
+            )));
+        }
+        Ok(again)
     }
 
     /// How many parts the domain split the read into.
@@ -164,10 +193,11 @@ impl FlightPlan {
         self.reading(self.tickets.iter().cloned().collect())
     }
 
-    /// A read of part `i` alone: the parts read side by side give the rows
-    /// [`FlightPlan::read`] would.
-    pub fn part(&self, i: usize) -> Option<FlightRead> {
-        self.tickets.get(i).map(|ticket| self.reading(VecDeque::from([ticket.clone()])))
+    /// A read of the parts `i`, `i + of`, `i + 2 * of`, ... one after the
+    /// other: the `of` reads side by side give the rows [`FlightPlan::read`]
+    /// would.
+    pub fn group(&self, i: usize, of: usize) -> FlightRead {
+        self.reading(self.tickets.iter().skip(i).step_by(of.max(1)).cloned().collect())
     }
 
     fn reading(&self, mut tickets: VecDeque<FlightTicket>) -> FlightRead {
@@ -314,14 +344,20 @@ async fn answer<T>(
     }
 }
 
-/// The mesh tickets of the info's endpoints, in order.
-fn tickets(info: &FlightInfo) -> Result<Vec<FlightTicket>, Status> {
+/// The mesh tickets of the info's endpoints, in order: 1 to [`MAX_PARTS`].
+fn tickets(info: &FlightInfo) -> Result<Vec<FlightTicket>, String> {
+    let parts = info.endpoint.len();
+    if !(1..=MAX_PARTS).contains(&parts) {
+        return Err(format!("in {parts} parts, where a read has 1 to {MAX_PARTS}"));
+    }
     info.endpoint
         .iter()
         .map(|endpoint| {
-            endpoint.ticket.as_ref().and_then(|t| FlightTicket::decode(t.ticket.clone()).ok()).ok_or_else(
-                || Status::internal("the domain's flight info holds an endpoint with no mesh ticket"),
-            )
+            endpoint
+                .ticket
+                .as_ref()
+                .and_then(|t| FlightTicket::decode(t.ticket.clone()).ok())
+                .ok_or_else(|| "with an endpoint that holds no mesh ticket".to_owned())
         })
         .collect()
 }
@@ -331,5 +367,61 @@ fn status(error: FlightError) -> Status {
     match error {
         FlightError::Tonic(status) => *status,
         other => Status::internal(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_flight::FlightEndpoint;
+
+    use super::*;
+
+    fn info(parts: usize) -> FlightInfo {
+        (0..parts).fold(FlightInfo::new(), |info, i| {
+            let ticket = FlightTicket { sealed: format!("part {i}"), resume_token: String::new() };
+            info.with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket.encode_to_vec())))
+        })
+    }
+
+    fn plan(parts: usize) -> FlightPlan {
+        FlightPlan {
+            replicas: Replicas {
+                endpoint: "http://127.0.0.1:1".into(),
+                fallbacks: Vec::new(),
+                credentials: Default::default(),
+            },
+            settings: ReadSettings {
+                timeout: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(1),
+                on_failover: Arc::new(|_| {}),
+            },
+            query: FlightQuery::default(),
+            schema: Arc::new(Schema::empty()),
+            tickets: tickets(&info(parts)).unwrap(),
+            planned_at: Instant::now(),
+        }
+    }
+
+    fn sealed(read: &FlightRead) -> Vec<String> {
+        std::iter::once(&read.ticket).chain(&read.later).map(|t| t.sealed.clone()).collect()
+    }
+
+    #[test]
+    fn a_domain_planning_no_part_or_too_many_is_not_read() {
+        assert_eq!(tickets(&info(0)).unwrap_err(), "in 0 parts, where a read has 1 to 64");
+        assert_eq!(tickets(&info(MAX_PARTS + 1)).unwrap_err(), "in 65 parts, where a read has 1 to 64");
+        assert_eq!(tickets(&info(MAX_PARTS)).unwrap().len(), MAX_PARTS);
+        let garbled =
+            FlightInfo::new().with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(vec![0xff])));
+        assert_eq!(tickets(&garbled).unwrap_err(), "with an endpoint that holds no mesh ticket");
+    }
+
+    #[test]
+    fn groups_of_parts_read_every_part_once() {
+        let plan = plan(5);
+        assert_eq!(sealed(&plan.read()), ["part 0", "part 1", "part 2", "part 3", "part 4"]);
+        assert_eq!(sealed(&plan.group(0, 2)), ["part 0", "part 2", "part 4"]);
+        assert_eq!(sealed(&plan.group(1, 2)), ["part 1", "part 3"]);
+        assert_eq!(sealed(&plan.group(0, 1)), sealed(&plan.read()));
     }
 }

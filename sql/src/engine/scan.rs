@@ -30,6 +30,8 @@ pub(crate) struct ProductScan {
     query: FlightQuery,
     /// The read as the domain planned it.
     planned: FlightPlan,
+    /// The plan's partitions, each reading some of the read's parts.
+    partitions: usize,
     endpoint: String,
     /// The columns the plan expects, in its order.
     schema: SchemaRef,
@@ -38,23 +40,25 @@ pub(crate) struct ProductScan {
 
 impl ProductScan {
     /// A scan of `query` (whose `select` may be empty only when `schema`
-    /// has no column) producing batches of `schema`, planned at the first
-    /// of `replicas` that answers.
+    /// has no column) producing batches of `schema` in at most `partitions`
+    /// partitions, planned at the first of `replicas` that answers.
     pub(crate) async fn plan(
         query: FlightQuery,
         replicas: Replicas,
         settings: ReadSettings,
         schema: SchemaRef,
+        partitions: usize,
     ) -> Result<Self> {
         let endpoint = replicas.endpoint.clone();
         let planned = FlightPlan::new(replicas, &query, settings).await.map_err(external)?;
+        let partitions = planned.part_count().min(partitions.max(1));
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(planned.part_count()),
+            Partitioning::UnknownPartitioning(partitions),
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
-        Ok(Self { query, planned, endpoint, schema, properties: Arc::new(properties) })
+        Ok(Self { query, planned, partitions, endpoint, schema, properties: Arc::new(properties) })
     }
 }
 
@@ -107,15 +111,28 @@ impl ExecutionPlan for ProductScan {
     }
 
     fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let read = self.planned.part(partition).ok_or_else(|| {
-            DataFusionError::Internal(format!("{} has no part {partition}", self.query.product))
-        })?;
+        if partition >= self.partitions {
+            return Err(DataFusionError::Internal(format!(
+                "{} has no partition {partition}",
+                self.query.product
+            )));
+        }
         let scan = self.clone();
-        let batches = futures_util::stream::try_unfold(read, move |mut read: FlightRead| {
+        let batches = futures_util::stream::try_unfold(None, move |read: Option<FlightRead>| {
             let scan = scan.clone();
             async move {
+                let mut read = match read {
+                    Some(read) => read,
+                    None => scan
+                        .planned
+                        .clone()
+                        .fresh()
+                        .await
+                        .map_err(external)?
+                        .group(partition, scan.partitions),
+                };
                 match read.next().await.map_err(external)? {
-                    Some(batch) => Ok(Some((scan.conform(batch)?, read))),
+                    Some(batch) => Ok(Some((scan.conform(batch)?, Some(read)))),
                     None => Ok(None),
                 }
             }

@@ -62,7 +62,7 @@ impl TableProvider for ProductTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
@@ -98,6 +98,10 @@ impl TableProvider for ProductTable {
             // 0 would mean no limit to the domain; the engine cuts LIMIT 0 itself.
             limit: limit.map_or(0, |l| l.max(1) as u64),
         };
-        Ok(Arc::new(ProductScan::plan(query, self.replicas.clone(), self.settings.clone(), schema).await?))
+        let partitions = state.config().target_partitions();
+        Ok(Arc::new(
+            ProductScan::plan(query, self.replicas.clone(), self.settings.clone(), schema, partitions)
+                .await?,
+        ))
     }
 }

@@ -124,8 +124,16 @@ impl MeshFlightSql {
     /// query's budget is spent.
     async fn run<T>(&self, request: &Request<T>, sql: &str) -> Result<Response<DoGetStream>, Status> {
         let slot = self.slot()?;
+        let budget = self.limits.budget;
+        let deadline = tokio::time::Instant::now() + budget;
+        let spent = move || {
+            Status::deadline_exceeded(format!(
+                "the query ran longer than {budget:?}, this service's budget; narrow it"
+            ))
+        };
         let (engine, _) = self.engine(request).await?;
-        let batches = engine.run(sql).await?;
+        // Planning asks every domain read for its tickets: within the budget too.
+        let batches = tokio::time::timeout_at(deadline, engine.run(sql)).await.map_err(|_| spent())??;
         let schema = batches.schema();
         let batches = batches.map_err(|e| FlightError::Tonic(Box::new(status_of(&e))));
         let encoded = FlightDataEncoderBuilder::new()
@@ -133,19 +141,13 @@ impl MeshFlightSql {
             .with_schema(schema)
             .build(batches)
             .map_err(flight_status);
-        let budget = self.limits.budget;
-        let deadline = tokio::time::Instant::now() + budget;
         let state = Some((Box::pin(encoded), slot));
         let budgeted = futures_util::stream::unfold(state, move |state| async move {
             let (mut stream, slot) = state?;
             match tokio::time::timeout_at(deadline, stream.next()).await {
                 Ok(Some(data)) => Some((data, Some((stream, slot)))),
                 Ok(None) => None,
-                Err(_) => {
-                    let spent =
-                        format!("the query ran longer than {budget:?}, this service's budget; narrow it");
-                    Some((Err(Status::deadline_exceeded(spent)), None))
-                }
+                Err(_) => Some((Err(spent()), None)),
             }
         });
         Ok(Response::new(Box::pin(budgeted)))

@@ -40,6 +40,8 @@ pub struct Grant {
     pub(crate) product: String,
     /// The agreement's purpose, for the audit.
     pub(crate) purpose: String,
+    /// The caller reads as the product's owner (or its domain itself).
+    pub(crate) owner: bool,
 }
 
 /// The product facts a grant is decided on.
@@ -68,12 +70,16 @@ impl Grant {
             agreement: None,
             product: String::new(),
             purpose: String::new(),
+            owner: true,
         }
     }
 
-    /// Whether the caller reads every column of every row in the clear.
-    pub(crate) fn reads_everything(&self) -> bool {
-        self.row_scope.is_empty()
+    /// Whether the caller reads every column of every row in the clear,
+    /// as the product's owner: the source's order of the rows (which may
+    /// follow a column the product does not show) is theirs to see.
+    pub(crate) fn reads_as_owner(&self) -> bool {
+        self.owner
+            && self.row_scope.is_empty()
             && self.readable.iter().all(|r| *r)
             && !self.pseudonymized.iter().any(|p| *p)
     }
@@ -132,6 +138,7 @@ impl Grant {
             agreement: name,
             product: policy.product.to_owned(),
             purpose: agreement.map(|a| a.purpose.clone()).unwrap_or_default(),
+            owner: false,
         })
     }
 

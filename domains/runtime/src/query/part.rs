@@ -1,9 +1,10 @@
 //! Parts of a read: a whole-product read split into ranges of rowids, each
 //! redeemed on its own (side by side by a client that wants speed), in the
-//! load's order. Only callers who may read every column of every row in
-//! the clear are given parts: for them the load's order tells nothing they
-//! cannot read, while for anyone else it could follow a value they may
-//! not see (which is why their rows come in the key's or a keyed order).
+//! load's order. Only the product's owners, reading every column of every
+//! row in the clear, are given parts: the load's order is the source's,
+//! which may follow a value the product never shows (a column the loader
+//! left out, an arrival time), so anyone else gets the rows in the key's
+//! or a keyed order and no part boundary.
 
 use mesh_contracts::product::QueryRequest;
 
@@ -69,9 +70,9 @@ fn bound(rows: u64, i: u64, count: u64) -> i64 {
 /// Whether a read of `request` under `grant` may come in parts: it asks
 /// for every row (no filter, order or limit; a part goes on from a resume
 /// point after a replica's death) and the caller may read every column of
-/// every row in the clear.
+/// every row in the clear as the product's owner.
 pub(crate) fn splittable(request: &QueryRequest, grant: &Grant) -> bool {
-    request.filter.is_empty() && request.order_by.is_empty() && request.limit == 0 && grant.reads_everything()
+    request.filter.is_empty() && request.order_by.is_empty() && request.limit == 0 && grant.reads_as_owner()
 }
 
 #[cfg(test)]

@@ -592,7 +592,7 @@ mod tests {
     }
 
     #[test]
-    fn a_part_reads_its_rowids_in_the_load_order_and_only_for_who_reads_everything() {
+    fn a_part_reads_its_rowids_in_the_load_order_and_only_for_the_owner() {
         let part = Part { after: 100, up_to: 200, load: 9 };
         let owner = Grant::full(&schema());
         let compiled =
@@ -608,6 +608,10 @@ mod tests {
         let filtered =
             plan(&request("amount > 5", "", 0), &schema(), &tokens(), &owner, Dialect::Sqlite, Some(&part));
         assert!(filtered.unwrap_err().to_string().contains("ask GetFlightInfo for new tickets"));
+        let consumer = Grant { owner: false, ..Grant::full(&schema()) };
+        assert!(
+            plan(&request("", "", 0), &schema(), &tokens(), &consumer, Dialect::Sqlite, Some(&part)).is_err()
+        );
         let mut scoped = Grant::full(&schema());
         scoped.row_scope = "amount > 1".into();
         assert!(

@@ -11,6 +11,7 @@ use tonic::Status;
 
 use crate::error::{DomainError, Result};
 use crate::ingest::Destination;
+use crate::query::dialect::Dialect;
 use crate::query::grant::{AccessPolicy, Grant};
 use crate::query::part::{Part, Partitioning, splittable};
 use crate::query::plan::{QueryPlan, plan};
@@ -208,9 +209,9 @@ impl Product {
     }
 
     /// The parts a read of `request` under `grant` comes in: several, in
-    /// the load's order, when the caller may have them (part.rs) and
-    /// `partitioning` finds rows enough; otherwise the whole read (`None`),
-    /// in the query's order.
+    /// the load's order, when the caller may have them (part.rs), the
+    /// product is on SQLite and `partitioning` finds rows enough; otherwise
+    /// the whole read (`None`), in the query's order.
     pub fn parts(
         &self,
         request: &QueryRequest,
@@ -218,7 +219,9 @@ impl Product {
         partitioning: Partitioning,
     ) -> Result<Vec<Option<Part>>> {
         let whole = vec![None];
-        if !splittable(request, grant) {
+        // PostgreSQL keeps no index on rowid alone: a part there would be a
+        // scan of the whole table and a sort.
+        if self.store.dialect() != Dialect::Sqlite || !splittable(request, grant) {
             return Ok(whole);
         }
         let Some(load) = self.store.load_info(self.spec.id)? else { return Ok(whole) };

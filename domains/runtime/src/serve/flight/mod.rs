@@ -92,8 +92,12 @@ impl FlightFace {
 
     /// What the descriptor in `request` asks, planned under the caller's
     /// grant: the descriptor, the schema delivered and what each ticket
-    /// claims (one per part of the read).
-    fn planned(&self, request: Request<Bytes>) -> Result<(FlightDescriptor, Schema, Vec<Claim>), Status> {
+    /// claims (one per part of the read when `split`, else one).
+    fn planned(
+        &self,
+        request: Request<Bytes>,
+        split: bool,
+    ) -> Result<(FlightDescriptor, Schema, Vec<Claim>), Status> {
         let principal = mesh_grpc::auth::layer::caller(request.extensions())?;
         let descriptor = FlightDescriptor::decode(request.into_inner()).map_err(|e| {
             Status::invalid_argument(format!("request is not an arrow.flight.protocol.FlightDescriptor: {e}"))
@@ -116,9 +120,10 @@ impl FlightFace {
             Ok(schema) => schema,
             Err(error) => return Err(audit.refuse(Status::from(error))),
         };
-        let parts = match product.parts(&query, &grant, self.partitioning) {
-            Ok(parts) => parts,
-            Err(error) => return Err(audit.refuse(Status::from(error))),
+        let parts = match split.then(|| product.parts(&query, &grant, self.partitioning)) {
+            None => vec![None],
+            Some(Ok(parts)) => parts,
+            Some(Err(error)) => return Err(audit.refuse(Status::from(error))),
         };
         let claim = Claim {
             product: product.spec.id.to_owned(),
@@ -136,7 +141,7 @@ impl FlightFace {
     /// `GetFlightInfo`: the schema and an endpoint with a ticket per part
     /// of the read; the parts in order hold the rows in the load's order.
     async fn flight_info(&self, request: Request<Bytes>) -> Result<FlightInfo, Status> {
-        let (descriptor, schema, claims) = self.planned(request)?;
+        let (descriptor, schema, claims) = self.planned(request, true)?;
         let mut info = FlightInfo::new()
             .try_with_schema(&schema)
             .map_err(|e| Status::internal(format!("encoding the schema: {e}")))?
@@ -157,7 +162,7 @@ impl FlightFace {
 
     /// `GetSchema`: the schema part of `GetFlightInfo`, no ticket sealed.
     async fn schema(&self, request: Request<Bytes>) -> Result<SchemaResult, Status> {
-        let (_, schema, _) = self.planned(request)?;
+        let (_, schema, _) = self.planned(request, false)?;
         SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
             .try_into()
             .map_err(|e| Status::internal(format!("encoding the schema: {e}")))
