@@ -188,6 +188,11 @@ impl FlightPlan {
         self.tickets.len()
     }
 
+    /// The replica that planned the read, where it starts.
+    pub fn endpoint(&self) -> &str {
+        &self.replicas.endpoint
+    }
+
     /// A read of every part, one after the other.
     pub fn read(&self) -> FlightRead {
         self.reading(self.tickets.iter().cloned().collect())

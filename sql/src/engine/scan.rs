@@ -32,7 +32,6 @@ pub(crate) struct ProductScan {
     planned: FlightPlan,
     /// The plan's partitions, each reading some of the read's parts.
     partitions: usize,
-    endpoint: String,
     /// The columns the plan expects, in its order.
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
@@ -49,7 +48,6 @@ impl ProductScan {
         schema: SchemaRef,
         partitions: usize,
     ) -> Result<Self> {
-        let endpoint = replicas.endpoint.clone();
         let planned = FlightPlan::new(replicas, &query, settings).await.map_err(external)?;
         let partitions = planned.part_count().min(partitions.max(1));
         let properties = PlanProperties::new(
@@ -58,7 +56,7 @@ impl ProductScan {
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
-        Ok(Self { query, planned, partitions, endpoint, schema, properties: Arc::new(properties) })
+        Ok(Self { query, planned, partitions, schema, properties: Arc::new(properties) })
     }
 }
 
@@ -71,7 +69,7 @@ impl fmt::Debug for ProductScan {
 impl DisplayAs for ProductScan {
     fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let query = &self.query;
-        write!(f, "{NAME}: product={} domain_endpoint={}", query.product, self.endpoint)?;
+        write!(f, "{NAME}: product={} domain_endpoint={}", query.product, self.planned.endpoint())?;
         write!(f, " select=[{}]", query.select.join(", "))?;
         if !query.filter.is_empty() {
             write!(f, " filter={}", query.filter)?;

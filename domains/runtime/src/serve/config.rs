@@ -146,9 +146,9 @@ pub struct ServeLimits {
     pub shutdown_grace: Duration,
 
     /// The most parts an Arrow Flight read of a whole product is split
-    /// into, for clients to read side by side (1: never split). Only
-    /// callers who read every column of every row in the clear get parts.
-    /// The default is one per CPU, at most 8.
+    /// into, for clients to read side by side (1: never split). Only the
+    /// product's owners get parts, on SQLite. The default is one per CPU,
+    /// at most 8.
     #[arg(long, env = "MESH_FLIGHT_PARTS", default_value_t = default_max_parts(), value_parser = clap::value_parser!(u32).range(1..=64).map(|n| n as usize))]
     pub flight_parts: usize,
 

@@ -7,9 +7,8 @@
 //!   and its endpoints, whose locations are the domain's advertised URLs,
 //!   each with a sealed ticket bound to the caller, the agreement and the
 //!   query ([`ticket`]): one for the whole read, or one per part of a
-//!   whole-product read by a caller who reads everything in the clear
-//!   (`query::part`), to be read side by side; `GetSchema` answers the
-//!   schema alone.
+//!   whole-product read by its owners (`query::part`), to be read side by
+//!   side; `GetSchema` answers the schema alone.
 //! - `DoGet` redeems a ticket: the schema, then record batches built
 //!   column by column in the scan's thread, each with the resume token
 //!   after its last row as `app_metadata`. A ticket with a resume token
