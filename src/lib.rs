@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod arrow_metadata;
+pub mod cloudevent;
 pub mod descriptor;
 pub mod time;
 

@@ -30,6 +30,10 @@ pub struct RegistryConfig {
     #[arg(long, env = "MESH_REGISTRY_LEASE_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
     pub lease_ttl: Duration,
 
+    /// How long and how many events the event log keeps.
+    #[command(flatten)]
+    pub events: crate::events::EventArgs,
+
     /// TLS for the registry's clients.
     #[command(flatten)]
     pub tls: mesh_grpc::TlsArgs,

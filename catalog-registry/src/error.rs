@@ -84,6 +84,17 @@ pub enum RegistryError {
         /// How many versions keep their descriptor sets.
         kept: i64,
     },
+    /// A reader asked for events retention has deleted.
+    #[error(
+        "after_sequence: events after {after} are no longer kept (retention deleted them up to {trimmed}); \
+         start again after {trimmed} for every event still kept, or from now"
+    )]
+    EventsTrimmed {
+        /// Where the reader asked to start.
+        after: i64,
+        /// The last sequence number deleted.
+        trimmed: i64,
+    },
     /// The database failed.
     #[error("catalog storage failed: {0}")]
     Storage(#[from] rusqlite::Error),
@@ -117,6 +128,7 @@ impl From<RegistryError> for Status {
             | RegistryError::VersionNotFound { .. }
             | RegistryError::VersionPruned { .. } => Code::NotFound,
             RegistryError::Quota(_) => Code::ResourceExhausted,
+            RegistryError::EventsTrimmed { .. } => Code::OutOfRange,
             RegistryError::PermissionDenied(_) => Code::PermissionDenied,
             RegistryError::AgreementNotFound(_) => Code::NotFound,
             RegistryError::Conflict(_) => Code::FailedPrecondition,

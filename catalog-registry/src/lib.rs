@@ -10,6 +10,7 @@ pub mod compat;
 pub mod config;
 pub mod contract;
 pub mod error;
+pub mod events;
 pub mod exchange;
 pub mod page_token;
 pub mod quota;

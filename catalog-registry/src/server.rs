@@ -4,6 +4,7 @@ use std::future::Future;
 
 use mesh_contracts::catalog::access_service_server::AccessServiceServer;
 use mesh_contracts::catalog::catalog_service_server::CatalogServiceServer;
+use mesh_contracts::catalog::event_service_server::EventServiceServer;
 use mesh_grpc::MeshServer;
 use tokio::net::TcpListener;
 
@@ -19,6 +20,8 @@ use crate::store::Store;
 pub const CATALOG_SERVICE: &str = "mesh.catalog.v1.CatalogService";
 /// The full name of the registry's access service.
 pub const ACCESS_SERVICE: &str = "mesh.catalog.v1.AccessService";
+/// The full name of the registry's event service.
+pub const EVENT_SERVICE: &str = "mesh.catalog.v1.EventService";
 
 /// Opens the catalog database named by `config` and serves the registry on
 /// `listener` until `shutdown` completes, then drains in-flight calls.
@@ -48,6 +51,10 @@ pub async fn serve_with_clock(
     };
     let tokens = PageTokens::new(store.page_token_secret().await?);
     let access = Access::new(store.clone(), tokens.clone());
+    // Watch streams never end on their own: they end as shutdown begins.
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    let hub = crate::events::EventHub::start(store.clone(), config.events.retention(), stopped);
+    let events = crate::events::Events::new(store.clone(), hub);
     let changes = store.changes();
     let location = store.location();
     let catalog = Catalog::new(store, tokens, config.lease_ttl, clock)
@@ -62,7 +69,7 @@ pub async fn serve_with_clock(
         catalog.follow(changes);
     }
     let get_product = get_product_route(catalog.clone());
-    let rest = crate::rest::router(catalog.clone())?;
+    let rest = crate::rest::router(catalog.clone(), events.clone())?;
     let authenticate = config.auth.layer()?;
     let exchange_issuer = match &config.token_exchange_issuer_dir {
         Some(dir) => Some(std::sync::Arc::new(mesh_grpc::auth::issuer::LocalIssuer::open(dir)?)),
@@ -94,21 +101,29 @@ pub async fn serve_with_clock(
     )?;
 
     tracing::info!(db = %location, lease_ttl = ?config.lease_ttl, "catalog registry starting");
-    let mut server = MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &[CATALOG_SERVICE, ACCESS_SERVICE])
-        .await?
-        .tls(&config.tls)
-        .authenticate(authenticate)
-        .add_service(CatalogServiceServer::new(catalog))
-        .add_service(AccessServiceServer::new(access))
-        // GetProduct, the hot read, is answered from encoded bytes.
-        .route(GET_PRODUCT_PATH, get_product)
-        .rest(rest)
-        .rest(web)
-        .public(&["/", "/favicon.ico", crate::web::WEB_PATH])
-        .documents(&[crate::rest::OPENAPI_PATH]);
+    let mut server = MeshServer::new(
+        mesh_contracts::FILE_DESCRIPTOR_SET,
+        &[CATALOG_SERVICE, ACCESS_SERVICE, EVENT_SERVICE],
+    )
+    .await?
+    .tls(&config.tls)
+    .authenticate(authenticate)
+    .add_service(CatalogServiceServer::new(catalog))
+    .add_service(AccessServiceServer::new(access))
+    .add_service(EventServiceServer::new(events))
+    // GetProduct, the hot read, is answered from encoded bytes.
+    .route(GET_PRODUCT_PATH, get_product)
+    .rest(rest)
+    .rest(web)
+    .public(&["/", "/favicon.ico", crate::web::WEB_PATH])
+    .documents(&[crate::rest::OPENAPI_PATH]);
     // The subject token in the form is what is verified.
     let exchange = exchange.unwrap_or_else(crate::exchange::unavailable_router);
     server = server.rest(exchange).public(&[mesh_grpc::auth::exchange::TOKEN_PATH]);
+    let shutdown = async move {
+        shutdown.await;
+        stopping.send_replace(true);
+    };
     server.serve(listener, shutdown).await?;
     tracing::info!("catalog registry stopped");
     Ok(())

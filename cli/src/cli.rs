@@ -20,6 +20,7 @@ use crate::commands::query::QueryArgs;
 use crate::commands::token::TokenCommand;
 #[cfg(feature = "local")]
 use crate::commands::up::UpArgs;
+use crate::commands::watch::WatchArgs;
 
 /// The registry the CLI calls when not told otherwise (where `mesh up` runs it).
 pub(crate) const DEFAULT_REGISTRY: &str = "http://127.0.0.1:50050";
@@ -34,6 +35,7 @@ pub(crate) const DEFAULT_REGISTRY: &str = "http://127.0.0.1:50050";
 ///   mesh query payment.card_spending --filter 'tot_use_am > 10000000' --limit 20
 ///   mesh query customer.profiles --select seq,age --format csv > profiles.csv
 ///   mesh health                               is every endpoint serving?
+///   mesh watch payment.card_spending          what changes, as it happens
 ///   mesh whoami                               who the services see calling
 ///
 /// Calls carry the token of the registry's profile (written by `mesh up` and
@@ -118,6 +120,16 @@ pub(crate) enum Command {
     ///   mesh audit customer.profiles --principal ana
     #[command(verbatim_doc_comment)]
     Audit(AuditArgs),
+    /// Follow the catalog's events as they happen: versions published,
+    /// deprecations, endpoints, access decisions (those you may see).
+    ///
+    /// Examples:
+    ///   mesh watch                                  everything from now on
+    ///   mesh watch payment.card_spending --type 'mesh.product.*'
+    ///   mesh watch --since 0 --count 20 | jq .type  the oldest 20 kept, as CloudEvents JSON
+    ///   mesh watch --since 1523                     resume after event 1523
+    #[command(verbatim_doc_comment)]
+    Watch(WatchArgs),
     /// Ask for access to a product, or decide on requests (owners).
     #[command(subcommand)]
     Access(AccessCommand),
@@ -174,6 +186,7 @@ impl Command {
             | Command::Whoami
             | Command::Access(_)
             | Command::Audit(_)
+            | Command::Watch(_)
             | Command::Lineage(_) => true,
             #[cfg(feature = "sql")]
             Command::Sql(args) => args.calls_services(),

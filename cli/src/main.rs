@@ -74,6 +74,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Whoami => commands::whoami::run(cli).await,
         Command::Access(command) => commands::access::run(cli, command).await,
         Command::Audit(args) => commands::audit::run(cli, args).await,
+        Command::Watch(args) => commands::watch::run(cli, args).await,
         Command::Lineage(args) => commands::lineage::run(cli, args).await,
         Command::Login(args) => commands::login::run(cli, args).await,
         Command::Init(args) => commands::init::run(args),

@@ -10,6 +10,7 @@ mod catalog;
 mod clients;
 mod commands;
 mod compose;
+mod events;
 mod exchange;
 mod governed;
 mod hostile;

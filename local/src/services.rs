@@ -175,6 +175,7 @@ impl<'a> Shared<'a> {
             db: self.config.registry_db.clone(),
             database: self.database(),
             lease_ttl: self.config.lease_ttl,
+            events: Default::default(),
             tls: self.tls_of("registry"),
             auth: self.auth.clone(),
             client_tls: Default::default(),

@@ -17,9 +17,10 @@ use mesh_grpc::auth::{ADMIN, Principal, owner_role, service_role};
 use tonic::{Request, Response, Status};
 
 use crate::error::{RegistryError, Result};
+use crate::events::kinds;
 use crate::page_token::PageTokens;
 use crate::store::agreements::{self, Listing, NewAgreement};
-use crate::store::{Store, products, writes};
+use crate::store::{Store, events, products, writes};
 use crate::validate;
 
 /// The most requests one consumer may have waiting at once.
@@ -94,12 +95,17 @@ pub(crate) fn owns(caller: &Principal, product: &str) -> bool {
 
 /// Whether `caller` may see every agreement of `product`: its owners, its
 /// domain's service identity (which enforces them) and admins.
-fn oversees(caller: &Principal, product: &str) -> bool {
+pub(crate) fn oversees(caller: &Principal, product: &str) -> bool {
     owns(caller, product) || caller.has_role(&service_role(domain_of(product)))
 }
 
-fn is_consumer(caller: &Principal, agreement: &Agreement) -> bool {
-    agreement.principal == caller.subject && agreement.issuer == caller.issuer
+pub(crate) fn is_consumer(caller: &Principal, agreement: &Agreement) -> bool {
+    is_consumer_of(caller, &agreement.issuer, &agreement.principal)
+}
+
+/// Whether `caller` is the consumer `subject` of `issuer`.
+pub(crate) fn is_consumer_of(caller: &Principal, issuer: &str, subject: &str) -> bool {
+    caller.subject == subject && caller.issuer == issuer
 }
 
 /// The id in `agreements/{id}` or `{id}`.
@@ -174,6 +180,13 @@ impl Access {
                 writes::record(db, now, &caller.subject, action, &product_id)?;
                 let agreement = agreements::get(db, id, now)?
                     .ok_or_else(|| RegistryError::Internal(format!("agreement {id} vanished")))?;
+                let mut reported = vec![kinds::ACCESS_REQUESTED];
+                if approval.is_some() {
+                    reported.push(kinds::ACCESS_APPROVED);
+                }
+                for kind in reported {
+                    events::append(db, kinds::agreement(kind, &change(&agreement, decided_by)))?;
+                }
                 tracing::info!(caller = %caller.subject, product = %product_id, id, ?state, "access requested");
                 Ok(agreement)
             })
@@ -289,10 +302,27 @@ impl Access {
                 }
                 writes::record(db, now, &caller.subject, &format!("{} access", decision.verb()), &agreement.product)?;
                 let decided = agreements::get(db, id, now)?.ok_or_else(|| RegistryError::AgreementNotFound(id))?;
+                let kind = match decision {
+                    Decision::Approve => kinds::ACCESS_APPROVED,
+                    Decision::Deny => kinds::ACCESS_DENIED,
+                    Decision::Revoke => kinds::ACCESS_REVOKED,
+                };
+                events::append(db, kinds::agreement(kind, &change(&decided, &caller.subject)))?;
                 tracing::info!(caller = %caller.subject, id, decision = decision.verb(), "agreement decided");
                 Ok(decided)
             })
             .await
+    }
+}
+
+/// What an event about `agreement`, changed by `by`, reports.
+fn change<'a>(agreement: &'a Agreement, by: &'a str) -> kinds::AgreementChange<'a> {
+    kinds::AgreementChange {
+        name: &agreement.name,
+        product: &agreement.product,
+        consumer: (&agreement.issuer, &agreement.principal),
+        state: agreement.state().as_str_name().trim_start_matches("AGREEMENT_STATE_"),
+        by,
     }
 }
 

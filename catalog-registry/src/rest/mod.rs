@@ -4,6 +4,7 @@
 //! standards (ODCS v3 YAML, ODPS v1 YAML). Errors are Google-style JSON; the
 //! OpenAPI document is at `/openapi.json`.
 
+pub mod events;
 mod openapi;
 
 use std::sync::Arc;
@@ -33,8 +34,8 @@ struct Api {
     openapi: bytes::Bytes,
 }
 
-/// The registry's REST routes over `catalog`.
-pub fn router(catalog: Catalog) -> crate::error::Result<axum::Router> {
+/// The registry's REST routes over `catalog` and its `events`.
+pub fn router(catalog: Catalog, events: crate::events::Events) -> crate::error::Result<axum::Router> {
     let pool = DescriptorPool::decode(mesh_contracts::FILE_DESCRIPTOR_SET)
         .map_err(|e| crate::error::RegistryError::Internal(e.to_string()))?;
     let api = Arc::new(Api { catalog, pool, openapi: openapi::document()? });
@@ -47,7 +48,8 @@ pub fn router(catalog: Catalog) -> crate::error::Result<axum::Router> {
             OPENAPI_PATH,
             get(|State(api): State<Arc<Api>>| async move { ok_response(JSON, api.openapi.clone()) }),
         )
-        .with_state(api))
+        .with_state(api)
+        .merge(axum::Router::new().route("/v1/events", get(events::list_events)).with_state(events)))
 }
 
 /// Products matching the filters, a page at a time (`ListProducts`).

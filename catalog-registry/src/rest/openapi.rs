@@ -34,7 +34,7 @@ pub(super) struct ListParams {
                        needs a bearer token (`mesh token print`).",
         version = "1"
     ),
-    paths(super::list_products, super::get_product, super::odcs, super::odps),
+    paths(super::list_products, super::get_product, super::odcs, super::odps, super::events::list_events),
     components(schemas(mesh_grpc::rest::ErrorBody, mesh_grpc::rest::ErrorDetail)),
     modifiers(&BearerTokens),
     security(("bearer" = []))

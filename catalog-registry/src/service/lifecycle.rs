@@ -1,10 +1,13 @@
 //! Leases, deregistration, deprecation and deletion.
 
+use serde_json::json;
+
 use super::Catalog;
 use crate::error::{RegistryError, Result};
+use crate::events::kinds;
 use crate::store::sql::Sql;
-use crate::store::{endpoints, products, timestamp};
-use crate::validate;
+use crate::store::{endpoints, events, products, timestamp};
+use crate::{params, validate};
 use mesh_contracts::catalog::{
     DeleteProductRequest, DeleteProductResponse, DeprecateProductRequest, DeprecateProductResponse,
     DeregisterEndpointRequest, DeregisterEndpointResponse, Product, RenewLeaseRequest, RenewLeaseResponse,
@@ -74,6 +77,8 @@ impl Catalog {
                     return Err(missing_endpoint(db, &id, &endpoint)?);
                 }
                 db.changed("*")?;
+                let data = json!({ "endpoint": endpoint, "reason": "deregistered" });
+                events::append(db, kinds::about(kinds::ENDPOINT_REMOVED, &id, data))?;
                 let now = db.now_ms()?;
                 loaded(db, &id, now)
             })
@@ -117,10 +122,28 @@ impl Catalog {
         self.store
             .write(move |db| {
                 let now = db.now_ms()?;
+                let before = db
+                    .query_opt(
+                        "SELECT deprecation_message FROM products WHERE product_id = $1",
+                        params![id.as_str()],
+                    )?
+                    .map(|row| row.opt_text(0))
+                    .transpose()?
+                    .flatten();
                 if !products::set_deprecation(db, &id, message.as_deref(), now)? {
                     return Err(RegistryError::ProductNotFound(id));
                 }
                 db.changed("*")?;
+                let event = match &message {
+                    Some(text) if before.as_ref() != Some(text) => {
+                        Some(kinds::about(kinds::DEPRECATED, &id, json!({ "message": text })))
+                    }
+                    None if before.is_some() => Some(kinds::about(kinds::UNDEPRECATED, &id, json!({}))),
+                    _ => None,
+                };
+                if let Some(event) = event {
+                    events::append(db, event)?;
+                }
                 loaded(db, &id, now)
             })
             .await
@@ -133,7 +156,8 @@ impl Catalog {
                 if !products::delete(db, &id)? {
                     return Err(RegistryError::ProductNotFound(id));
                 }
-                db.changed("*")
+                db.changed("*")?;
+                events::append(db, kinds::about(kinds::DELETED, &id, json!({}))).map(drop)
             })
             .await?;
         tracing::info!("product deleted");

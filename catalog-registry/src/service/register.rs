@@ -3,11 +3,13 @@
 use mesh_contracts::catalog::{RegisterProductRequest, RegisterProductResponse};
 use mesh_contracts::descriptor::ProductShape;
 use prost_reflect::DescriptorPool;
+use serde_json::json;
 
 use super::Catalog;
 use crate::compat::compare;
 use crate::contract::Contract;
 use crate::error::{RegistryError, Result};
+use crate::events::kinds;
 use crate::store::products;
 use crate::store::sql::Sql;
 use crate::{quota, store, validate};
@@ -17,6 +19,10 @@ struct Resolution {
     version: i64,
     major: u32,
     changes: Option<Vec<String>>,
+    /// The product was not registered before.
+    first: bool,
+    /// The new version raises the major version (breaking changes allowed).
+    breaking: bool,
 }
 
 impl Catalog {
@@ -93,10 +99,14 @@ impl Catalog {
                     products::set_data(db, id, data)?;
                 }
                 let lease = store::endpoints::Lease { now, expires: now + lease_ms, by: &registered_by };
-                store::endpoints::upsert(db, id, &endpoint, lease)?;
+                let serving = store::endpoints::upsert(db, id, &endpoint, lease)?;
                 let product = products::load(db, id, now)?
                     .ok_or_else(|| RegistryError::Internal(format!("`{id}` vanished while registering")))?;
                 db.changed("*")?;
+                for event in registration_events(id, &domain_name, &resolution, serving.then_some(&endpoint))
+                {
+                    store::events::append(db, event)?;
+                }
                 Ok((product, resolution))
             })
             .await?;
@@ -115,13 +125,36 @@ impl Catalog {
     }
 }
 
+/// The events a registration reports: the product's first registration,
+/// a new version in force, an endpoint beginning to serve.
+fn registration_events(
+    id: &str,
+    domain: &str,
+    resolution: &Resolution,
+    serving: Option<&String>,
+) -> Vec<store::events::NewEvent> {
+    let mut events = Vec::new();
+    if resolution.first {
+        events.push(kinds::about(kinds::PRODUCT_REGISTERED, id, json!({ "domain": domain })));
+    }
+    if let Some(changes) = &resolution.changes {
+        let version = (resolution.version, resolution.major);
+        events.push(kinds::version_published(id, version, changes, resolution.breaking));
+    }
+    if let Some(endpoint) = serving {
+        events.push(kinds::about(kinds::ENDPOINT_SERVING, id, json!({ "endpoint": endpoint })));
+    }
+    events
+}
+
 /// Decides which schema version a registration resolves to; `changes` is set
 /// when a new version is to be written.
 fn resolve(db: &mut dyn Sql, id: &str, contract: &Contract, major: u32) -> Result<Resolution> {
     let current = products::find(db, id)?;
     quota::check_major(id, major, current.as_ref().map(|c| c.major_version))?;
     let Some(current) = current else {
-        return Ok(Resolution { version: 1, major, changes: Some(vec!["first version".to_owned()]) });
+        let changes = Some(vec!["first version".to_owned()]);
+        return Ok(Resolution { version: 1, major, changes, first: true, breaking: false });
     };
     if major < current.major_version {
         return Err(RegistryError::MajorVersionBehind {
@@ -135,7 +168,13 @@ fn resolve(db: &mut dyn Sql, id: &str, contract: &Contract, major: u32) -> Resul
     })?;
     let bumped = major > current.major_version;
     if latest.fingerprint == contract.fingerprint && !bumped {
-        return Ok(Resolution { version: current.latest_version, major, changes: None });
+        return Ok(Resolution {
+            version: current.latest_version,
+            major,
+            changes: None,
+            first: false,
+            breaking: false,
+        });
     }
     let old = DescriptorPool::decode(latest.descriptor_set.as_slice())
         .ok()
@@ -158,5 +197,11 @@ fn resolve(db: &mut dyn Sql, id: &str, contract: &Contract, major: u32) -> Resul
     if changes.is_empty() {
         changes.push("documentation changed".to_owned());
     }
-    Ok(Resolution { version: current.latest_version + 1, major, changes: Some(changes) })
+    Ok(Resolution {
+        version: current.latest_version + 1,
+        major,
+        changes: Some(changes),
+        first: false,
+        breaking: bumped,
+    })
 }

@@ -19,15 +19,24 @@ pub struct Lease<'a> {
     pub by: &'a str,
 }
 
-/// Registers `uri` for `product_id`, or renews it, with `lease`.
-pub fn upsert(db: &mut dyn Sql, product_id: &str, uri: &str, lease: Lease<'_>) -> Result<()> {
+/// Registers `uri` for `product_id`, or renews it, with `lease`; whether
+/// it begins serving (it was not registered, or its lease had run out).
+pub fn upsert(db: &mut dyn Sql, product_id: &str, uri: &str, lease: Lease<'_>) -> Result<bool> {
+    let held = db
+        .query_opt(
+            "SELECT lease_expire_time FROM endpoints WHERE product_id = $1 AND uri = $2",
+            params![product_id, uri],
+        )?
+        .map(|row| row.int(0))
+        .transpose()?
+        .is_some_and(|expires| expires > lease.now);
     db.execute(
         "INSERT INTO endpoints (product_id, uri, register_time, renew_time, lease_expire_time, written_by)
          VALUES ($1, $2, $3, $3, $4, $5)
          ON CONFLICT (product_id, uri) DO UPDATE SET renew_time = $3, lease_expire_time = $4, written_by = $5",
         params![product_id, uri, lease.now, lease.expires, lease.by],
     )?;
-    Ok(())
+    Ok(!held)
 }
 
 /// Renews the lease of a registered endpoint; false if it is not registered.

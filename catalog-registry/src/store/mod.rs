@@ -10,6 +10,7 @@
 
 pub mod agreements;
 pub mod endpoints;
+pub mod events;
 mod migrations;
 mod postgres;
 pub mod products;
@@ -30,6 +31,9 @@ use sql::{Sql, SqliteSql};
 pub struct Store {
     backend: Arc<Backend>,
     clock: Clock,
+    /// Counts the write transactions committed (here, or on another
+    /// replica once it announces an event), for readers of the event log.
+    written: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 #[derive(Debug)]
@@ -50,13 +54,33 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations::apply_sqlite(&mut conn)?;
-        Ok(Self { backend: Arc::new(Backend::Sqlite(Mutex::new(conn))), clock })
+        Ok(Self::over(Backend::Sqlite(Mutex::new(conn)), clock))
+    }
+
+    fn over(backend: Backend, clock: Clock) -> Self {
+        Self { backend: Arc::new(backend), clock, written: Arc::new(tokio::sync::watch::Sender::new(0)) }
     }
 
     /// Connects to the PostgreSQL database `args` names (schema `registry`),
     /// applying the catalog's migrations (blocking).
     pub fn connect(args: &mesh_postgres::DatabaseArgs, clock: Clock) -> Result<Self> {
-        Ok(Self { backend: Arc::new(Backend::Postgres(postgres::PostgresCatalog::connect(args)?)), clock })
+        let catalog = postgres::PostgresCatalog::connect(args)?;
+        let mut appended = catalog.events_appended();
+        let store = Self::over(Backend::Postgres(catalog), clock);
+        let written = Arc::clone(&store.written);
+        tokio::spawn(async move {
+            // Another replica's events (or a lost notification connection).
+            while !matches!(appended.recv().await, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                written.send_modify(|n| *n += 1);
+            }
+        });
+        Ok(store)
+    }
+
+    /// Changes each time a write commits here, or another replica
+    /// announces an event: the event log may have grown.
+    pub fn writes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.written.subscribe()
     }
 
     /// Where the catalog is kept, for the log.
@@ -95,7 +119,8 @@ impl Store {
         F: FnOnce(&mut dyn Sql) -> Result<T> + Send + 'static,
     {
         let (backend, clock) = (Arc::clone(&self.backend), self.clock.clone());
-        tokio::task::spawn_blocking(move || match &*backend {
+        let written = Arc::clone(&self.written);
+        let outcome = tokio::task::spawn_blocking(move || match &*backend {
             Backend::Sqlite(conn) => {
                 let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 if !writing {
@@ -109,7 +134,11 @@ impl Store {
             Backend::Postgres(catalog) => catalog.transaction(writing, &clock, work),
         })
         .await
-        .map_err(|e| RegistryError::Internal(format!("storage task failed: {e}")))?
+        .map_err(|e| RegistryError::Internal(format!("storage task failed: {e}")))?;
+        if writing && outcome.is_ok() {
+            written.send_modify(|n| *n += 1);
+        }
+        outcome
     }
 
     /// Products other replicas changed (`*`: any), as their writes commit;

@@ -24,6 +24,7 @@ const CHANNEL: &str = "mesh_catalog";
 pub(super) struct PostgresCatalog {
     db: Database,
     changes: tokio::sync::broadcast::Sender<String>,
+    appended: tokio::sync::broadcast::Sender<String>,
 }
 
 impl PostgresCatalog {
@@ -31,7 +32,14 @@ impl PostgresCatalog {
         let db = Database::connect(args, "registry", &super::migrations::for_postgres())?;
         let (changes, _) = tokio::sync::broadcast::channel(1024);
         db.listen(CHANNEL, changes.clone(), "*");
-        Ok(Self { db, changes })
+        let (appended, _) = tokio::sync::broadcast::channel(16);
+        db.listen(super::events::CHANNEL, appended.clone(), "");
+        Ok(Self { db, changes, appended })
+    }
+
+    /// Announcements of events appended by any replica.
+    pub(super) fn events_appended(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.appended.subscribe()
     }
 
     pub(super) fn location(&self) -> String {

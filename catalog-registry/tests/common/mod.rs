@@ -88,6 +88,7 @@ impl TestRegistry {
             db: url.is_none().then(|| db.to_path_buf()),
             database: url.as_deref().map(mesh_postgres::DatabaseArgs::for_url).unwrap_or_default(),
             lease_ttl,
+            events: Default::default(),
             tls: Default::default(),
             client_tls: Default::default(),
             web: catalog_registry::web::WebArgs { sign_in_links: links.clone(), ..Default::default() },

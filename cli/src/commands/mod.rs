@@ -19,4 +19,5 @@ pub(crate) mod sql;
 pub(crate) mod token;
 #[cfg(feature = "local")]
 pub(crate) mod up;
+pub(crate) mod watch;
 pub(crate) mod whoami;

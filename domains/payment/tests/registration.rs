@@ -30,6 +30,7 @@ async fn serves_without_a_registry_and_registers_when_it_comes_up() {
         db: None,
         database: Default::default(),
         lease_ttl: Duration::from_secs(30),
+        events: Default::default(),
         tls: Default::default(),
         client_tls: Default::default(),
         web: Default::default(),

@@ -1,0 +1,294 @@
+//! The event log in a real registry, on both backends: every change that
+//! commits has its event, in order, and a refused one has none; `Watch`
+//! streams them live and resumes after a sequence number with no gap and no
+//! duplicate; `ListEvents` and the HTTP feed page through the same log; an
+//! analyst sees the catalog's events and its own agreements' only, the same
+//! whatever other consumers do (two worlds that differ only in another
+//! consumer's requests give it the same events).
+
+use crate::common;
+
+mesh_postgres::on_both_backends!(
+    every_change_has_its_event_in_order_and_watch_resumes_exactly,
+    an_analyst_sees_its_own_agreements_whatever_others_do,
+    the_feed_is_a_cloudevents_batch_and_bad_input_is_named,
+);
+
+use std::time::Duration;
+
+use common::{Fixture, TestRegistry};
+use mesh_contracts::catalog::access_service_client::AccessServiceClient;
+use mesh_contracts::catalog::event_service_client::EventServiceClient;
+use mesh_contracts::catalog::{
+    ApproveAgreementRequest, DeleteProductRequest, DeprecateProductRequest, DeregisterEndpointRequest, Event,
+    ListEventsRequest, RequestAccessRequest, RevokeAgreementRequest, UndeprecateProductRequest, WatchRequest,
+};
+use mesh_grpc::{Credentials, MeshChannel};
+use tonic::Code;
+
+const ENDPOINT: &str = "http://127.0.0.1:6001";
+
+async fn events_as(
+    registry: &TestRegistry,
+    subject: &str,
+    roles: &[&str],
+) -> EventServiceClient<MeshChannel> {
+    let credentials = Credentials::token(&registry.token(subject, roles)).unwrap();
+    EventServiceClient::new(common::channel(registry.addr, credentials).await)
+}
+
+async fn access_as(
+    registry: &TestRegistry,
+    subject: &str,
+    roles: &[&str],
+) -> AccessServiceClient<MeshChannel> {
+    let credentials = Credentials::token(&registry.token(subject, roles)).unwrap();
+    AccessServiceClient::new(common::channel(registry.addr, credentials).await)
+}
+
+fn ask(purpose: &str) -> RequestAccessRequest {
+    RequestAccessRequest {
+        product: "shop.orders".into(),
+        purpose: purpose.into(),
+        columns: vec!["amount".into()],
+        ..Default::default()
+    }
+}
+
+/// Every event after `after` `client` may see, page by page.
+async fn listed(client: &mut EventServiceClient<MeshChannel>, after: i64) -> Vec<Event> {
+    let (mut after, mut all) = (after, Vec::new());
+    loop {
+        let page = client
+            .list_events(ListEventsRequest { after_sequence: after, page_size: 3, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner();
+        if page.events.is_empty() && page.next_after_sequence == after {
+            return all;
+        }
+        after = page.next_after_sequence;
+        all.extend(page.events);
+    }
+}
+
+/// The next `count` events of a `Watch` stream (heartbeats skipped).
+async fn next_events(
+    stream: &mut tonic::Streaming<mesh_contracts::catalog::WatchResponse>,
+    count: usize,
+) -> Vec<Event> {
+    let mut got = Vec::new();
+    while got.len() < count {
+        let response = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .expect("the stream goes on");
+        if let Some(event) = response.event {
+            assert_eq!(response.resume_after, event.sequence);
+            got.push(event);
+        }
+    }
+    got
+}
+
+fn types(events: &[Event]) -> Vec<&str> {
+    events.iter().map(|e| e.r#type.as_str()).collect()
+}
+
+async fn every_change_has_its_event_in_order_and_watch_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
+    let mut admin = events_as(&registry, "root", &["admin"]).await;
+    let mut live = admin.watch(WatchRequest::default()).await.unwrap().into_inner();
+
+    registry.client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
+    // The same contract again at the same endpoint: nothing changed, nothing reported.
+    registry.client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
+    // A refused change reports nothing either.
+    let refused =
+        registry.client.register_product(Fixture::default().register("shop.orders", "ftp://x")).await;
+    assert_eq!(refused.unwrap_err().code(), Code::InvalidArgument);
+    let deprecate =
+        DeprecateProductRequest { name: "shop.orders".into(), message: "use shop.orders_v2".into() };
+    registry.client.deprecate_product(deprecate).await.unwrap();
+    registry
+        .client
+        .undeprecate_product(UndeprecateProductRequest { name: "shop.orders".into() })
+        .await
+        .unwrap();
+    let mut ana = access_as(&registry, "ana", &["analyst"]).await;
+    let asked = ana.request_access(ask("monthly report")).await.unwrap().into_inner().agreement.unwrap();
+    let mut owner = access_as(&registry, "lee", &["owner:shop"]).await;
+    let approve = ApproveAgreementRequest { name: asked.name.clone(), note: String::new() };
+    owner.approve_agreement(approve).await.unwrap();
+    let revoke = RevokeAgreementRequest { name: asked.name.clone(), note: "report done".into() };
+    ana.revoke_agreement(revoke).await.unwrap();
+    let deregister = DeregisterEndpointRequest { name: "shop.orders".into(), endpoint: ENDPOINT.into() };
+    registry.client.deregister_endpoint(deregister).await.unwrap();
+    registry.client.delete_product(DeleteProductRequest { name: "shop.orders".into() }).await.unwrap();
+
+    let expected = [
+        "mesh.product.registered.v1",
+        "mesh.product.version.published.v1",
+        "mesh.endpoint.serving.v1",
+        "mesh.product.deprecated.v1",
+        "mesh.product.undeprecated.v1",
+        "mesh.access.requested.v1",
+        "mesh.access.approved.v1",
+        "mesh.access.revoked.v1",
+        "mesh.endpoint.removed.v1",
+        "mesh.product.deleted.v1",
+    ];
+    let watched = next_events(&mut live, expected.len()).await;
+    assert_eq!(types(&watched), expected);
+    assert!(watched.windows(2).all(|w| w[0].sequence < w[1].sequence), "{watched:?}");
+    assert!(watched.iter().all(|e| e.subject == "shop.orders" && e.source == "urn:mesh:catalog"));
+    let published: serde_json::Value = serde_json::from_str(&watched[1].data).unwrap();
+    assert_eq!(published["version"], 1);
+    assert_eq!(published["breaking"], false);
+    let approved: serde_json::Value = serde_json::from_str(&watched[6].data).unwrap();
+    assert_eq!((approved["consumer"].as_str(), approved["by"].as_str()), (Some("ana"), Some("lee")));
+
+    // The pull feed pages through the same events.
+    assert_eq!(listed(&mut admin, 0).await, watched);
+    // Resumed after the fourth: the rest, once each, then live ones.
+    let resumed = WatchRequest { after_sequence: watched[3].sequence, ..Default::default() };
+    let mut resumed = admin.watch(resumed).await.unwrap().into_inner();
+    assert_eq!(next_events(&mut resumed, 6).await, watched[4..]);
+    registry.client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
+    let again = next_events(&mut resumed, 3).await;
+    assert_eq!(types(&again), expected[..3]);
+    assert_eq!(next_events(&mut live, 3).await, again);
+    // From now on: only what comes next; filtered by type prefix.
+    let from_now =
+        WatchRequest { from_now: true, types: vec!["mesh.product.*".into()], ..Default::default() };
+    let mut from_now = admin.watch(from_now).await.unwrap().into_inner();
+    registry.client.delete_product(DeleteProductRequest { name: "shop.orders".into() }).await.unwrap();
+    assert_eq!(types(&next_events(&mut from_now, 1).await), ["mesh.product.deleted.v1"]);
+
+    // Bad filters are named.
+    for (request, message) in [
+        (
+            WatchRequest { types: vec!["mesh.nothing.v1".into()], ..Default::default() },
+            "types: `mesh.nothing.v1` is no event type",
+        ),
+        (WatchRequest { product: "no such".into(), ..Default::default() }, "product:"),
+        (WatchRequest { after_sequence: -1, ..Default::default() }, "after_sequence: is negative"),
+    ] {
+        let status = admin.watch(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().starts_with(message), "{}", status.message());
+    }
+    registry.stop().await;
+}
+
+/// What an analyst's view of the log says, sequence numbers, ids and
+/// times aside.
+fn contents(events: &[Event]) -> Vec<(String, String, serde_json::Value)> {
+    events
+        .iter()
+        .map(|e| {
+            let mut data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+            // Agreement names are numbered by the catalog as a whole.
+            if let Some(object) = data.as_object_mut() {
+                object.remove("agreement");
+            }
+            (e.r#type.clone(), e.subject.clone(), data)
+        })
+        .collect()
+}
+
+/// The events `ana` sees after the same steps, with `bob` asking for access
+/// too or not.
+async fn world(bob_asks: bool) -> (Vec<Event>, Vec<Event>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
+    registry.client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
+    let mut ana = access_as(&registry, "ana", &["analyst"]).await;
+    let mut bob = access_as(&registry, "bob", &["analyst"]).await;
+    let mut owner = access_as(&registry, "lee", &["owner:shop"]).await;
+    if bob_asks {
+        let asked = bob.request_access(ask("fraud study")).await.unwrap().into_inner().agreement.unwrap();
+        let approve = ApproveAgreementRequest { name: asked.name, note: "fine".into() };
+        owner.approve_agreement(approve).await.unwrap();
+    }
+    let asked = ana.request_access(ask("monthly report")).await.unwrap().into_inner().agreement.unwrap();
+    owner.approve_agreement(ApproveAgreementRequest { name: asked.name, note: String::new() }).await.unwrap();
+    let seen_by_ana = listed(&mut events_as(&registry, "ana", &["analyst"]).await, 0).await;
+    let seen_by_owner = listed(&mut events_as(&registry, "lee", &["owner:shop"]).await, 0).await;
+    registry.stop().await;
+    (seen_by_ana, seen_by_owner)
+}
+
+async fn an_analyst_sees_its_own_agreements_whatever_others_do() {
+    let (alone, owner_alone) = world(false).await;
+    let (beside_bob, owner_beside_bob) = world(true).await;
+    assert_eq!(contents(&alone), contents(&beside_bob));
+    assert!(alone.iter().all(|e| !e.data.contains("bob")), "{alone:?}");
+    assert_eq!(
+        types(&alone),
+        [
+            "mesh.product.registered.v1",
+            "mesh.product.version.published.v1",
+            "mesh.endpoint.serving.v1",
+            "mesh.access.requested.v1",
+            "mesh.access.approved.v1",
+        ]
+    );
+    // The owners see every consumer's.
+    assert_eq!(owner_alone.len() + 2, owner_beside_bob.len());
+    assert!(owner_beside_bob.iter().any(|e| e.data.contains("\"bob\"")));
+}
+
+async fn the_feed_is_a_cloudevents_batch_and_bad_input_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
+    registry.client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
+    let token = registry.token("ana", &["analyst"]);
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/v1/events", registry.addr);
+    let get = |query: &'static str| http.get(format!("{url}{query}")).bearer_auth(&token).send();
+
+    let response = get("?type=mesh.product.*&page_size=1").await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/cloudevents-batch+json");
+    let next: i64 = response.headers()["mesh-next-after"].to_str().unwrap().parse().unwrap();
+    let batch: Vec<serde_json::Value> = response.json().await.unwrap();
+    assert_eq!(batch.len(), 1);
+    let event = &batch[0];
+    assert_eq!(event["specversion"], "1.0");
+    assert_eq!(event["type"], "mesh.product.registered.v1");
+    assert_eq!(event["subject"], "shop.orders");
+    assert_eq!(event["datacontenttype"], "application/json");
+    assert_eq!(event["sequence"], next.to_string());
+    assert_eq!(event["data"]["domain"], "shop");
+    assert!(event["time"].as_str().unwrap().ends_with('Z'));
+
+    let rest: Vec<serde_json::Value> = http
+        .get(format!("{url}?after={next}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 2);
+
+    for (query, message) in [
+        ("?after=x", "after: `x` is not a sequence number"),
+        ("?after=-4", "after: is negative"),
+        ("?type=mesh.nope.v1", "types: `mesh.nope.v1` is no event type"),
+        ("?since=3", "unknown query parameter `since`"),
+    ] {
+        let response = get(query).await.unwrap();
+        assert_eq!(response.status(), 400, "{query}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        let text = body["error"]["message"].as_str().unwrap_or_default().to_owned();
+        assert!(text.starts_with(message), "{query}: {body}");
+    }
+    let anonymous = http.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    registry.stop().await;
+}
