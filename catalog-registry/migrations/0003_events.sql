@@ -20,3 +20,4 @@ CREATE TABLE events (
 ){strict};
 
 CREATE INDEX events_by_subject ON events (subject, sequence);
+CREATE INDEX events_by_domain ON events (domain, sequence);

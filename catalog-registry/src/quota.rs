@@ -51,9 +51,16 @@ pub fn check_new_endpoint(db: &mut dyn Sql, product_id: &str, uri: &str) -> Resu
     Ok(())
 }
 
-/// Removes endpoints whose lease expired more than the grace period ago.
-pub fn remove_expired_endpoints(db: &mut dyn Sql, now: i64) -> Result<u64> {
-    db.execute("DELETE FROM endpoints WHERE lease_expire_time < $1", params![now - EXPIRED_ENDPOINT_GRACE_MS])
+/// Removes the endpoints whose lease ran out more than the grace period
+/// ago; which they were (product, endpoint).
+pub fn remove_expired_endpoints(db: &mut dyn Sql, now: i64) -> Result<Vec<(String, String)>> {
+    db.query(
+        "DELETE FROM endpoints WHERE lease_expire_time < $1 RETURNING product_id, uri",
+        params![now - EXPIRED_ENDPOINT_GRACE_MS],
+    )?
+    .iter()
+    .map(|row| Ok((row.text(0)?, row.text(1)?)))
+    .collect()
 }
 
 /// Drops the descriptor sets of versions older than the last

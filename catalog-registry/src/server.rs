@@ -53,7 +53,7 @@ pub async fn serve_with_clock(
     let access = Access::new(store.clone(), tokens.clone());
     // Watch streams never end on their own: they end as shutdown begins.
     let (stopping, stopped) = tokio::sync::watch::channel(false);
-    let hub = crate::events::EventHub::start(store.clone(), config.events.retention(), stopped);
+    let hub = crate::events::EventHub::start(store.clone(), config.events.retention(), stopped).await?;
     let events = crate::events::Events::new(store.clone(), hub);
     let changes = store.changes();
     let location = store.location();

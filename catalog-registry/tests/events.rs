@@ -12,6 +12,8 @@ mesh_postgres::on_both_backends!(
     every_change_has_its_event_in_order_and_watch_resumes_exactly,
     an_analyst_sees_its_own_agreements_whatever_others_do,
     the_feed_is_a_cloudevents_batch_and_bad_input_is_named,
+    loads_and_quality_show_only_to_the_products_readers,
+    endpoints_coming_and_going_and_superseded_agreements_are_reported,
 );
 
 use std::time::Duration;
@@ -20,8 +22,9 @@ use common::{Fixture, TestRegistry};
 use mesh_contracts::catalog::access_service_client::AccessServiceClient;
 use mesh_contracts::catalog::event_service_client::EventServiceClient;
 use mesh_contracts::catalog::{
-    ApproveAgreementRequest, DeleteProductRequest, DeprecateProductRequest, DeregisterEndpointRequest, Event,
-    ListEventsRequest, RequestAccessRequest, RevokeAgreementRequest, UndeprecateProductRequest, WatchRequest,
+    ApproveAgreementRequest, DataStatus, DeleteProductRequest, DeprecateProductRequest,
+    DeregisterEndpointRequest, Event, ListEventsRequest, RenewLeaseRequest, RequestAccessRequest,
+    RevokeAgreementRequest, UndeprecateProductRequest, WatchRequest,
 };
 use mesh_grpc::{Credentials, MeshChannel};
 use tonic::Code;
@@ -290,5 +293,162 @@ async fn the_feed_is_a_cloudevents_batch_and_bad_input_is_named() {
     }
     let anonymous = http.get(&url).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
+    registry.stop().await;
+}
+
+/// The domain reports load `load` at `time_ms`, rules `a` and `b` checked,
+/// those in `failing` failing.
+async fn report(registry: &mut TestRegistry, load: i64, time_ms: i64, failing: &[&str]) {
+    let quality_results = ["a", "b"]
+        .iter()
+        .map(|rule| mesh_contracts::product::QualityResult {
+            rule: (*rule).into(),
+            description: format!("rule {rule}"),
+            passed: !failing.contains(rule),
+            failed_rows: i64::from(failing.contains(rule)),
+            checked_rows: 10,
+        })
+        .collect();
+    let data = DataStatus {
+        row_count: 10 * load,
+        last_loaded_time: Some(mesh_contracts::time::timestamp(time_ms)),
+        quality_results,
+        load_id: load,
+        ..Default::default()
+    };
+    let renew = RenewLeaseRequest { name: "shop.orders".into(), endpoint: ENDPOINT.into(), data: Some(data) };
+    registry.client.renew_lease(renew).await.unwrap();
+}
+
+/// `type rule-or-rows` of each data event in `events`.
+fn data_events(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.r#type.starts_with("mesh.data.") || e.r#type.starts_with("mesh.quality."))
+        .map(|e| {
+            let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+            let what = data.get("rule").cloned().unwrap_or_else(|| data["rows"].clone());
+            format!("{} {what}", e.r#type)
+        })
+        .collect()
+}
+
+async fn loads_and_quality_show_only_to_the_products_readers() {
+    // Two worlds alike but for the loads of a product read by agreement:
+    // an analyst without one sees the same events in both.
+    let mut views = Vec::new();
+    for loads in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
+        registry.client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
+        if loads {
+            report(&mut registry, 1, 1_000_000, &["b"]).await;
+            // The same report with the next renewal, and an older load a
+            // replica still serves: nothing new.
+            report(&mut registry, 1, 1_000_000, &["b"]).await;
+            report(&mut registry, 7, 900_000, &[]).await;
+            report(&mut registry, 2, 2_000_000, &["a"]).await;
+            let mut owner = events_as(&registry, "lee", &["owner:shop"]).await;
+            assert_eq!(
+                data_events(&listed(&mut owner, 0).await),
+                [
+                    "mesh.data.loaded.v1 10",
+                    "mesh.quality.rule.failed.v1 \"b\"",
+                    "mesh.data.loaded.v1 20",
+                    "mesh.quality.rule.failed.v1 \"a\"",
+                    "mesh.quality.rule.recovered.v1 \"b\"",
+                ]
+            );
+        }
+        let mut ana = events_as(&registry, "ana", &["analyst"]).await;
+        views.push(contents(&listed(&mut ana, 0).await));
+        if loads {
+            // With an agreement in force she sees them; revoked, no more.
+            let mut asker = access_as(&registry, "ana", &["analyst"]).await;
+            let asked =
+                asker.request_access(ask("monthly report")).await.unwrap().into_inner().agreement.unwrap();
+            let mut lee = access_as(&registry, "lee", &["owner:shop"]).await;
+            let approve = ApproveAgreementRequest { name: asked.name.clone(), note: String::new() };
+            lee.approve_agreement(approve).await.unwrap();
+            assert_eq!(data_events(&listed(&mut ana, 0).await).len(), 5);
+            let mut watch =
+                ana.watch(WatchRequest { from_now: true, ..Default::default() }).await.unwrap().into_inner();
+            report(&mut registry, 3, 3_000_000, &[]).await;
+            let seen = next_events(&mut watch, 2).await;
+            assert_eq!(types(&seen), ["mesh.data.loaded.v1", "mesh.quality.rule.recovered.v1"]);
+            let revoke = RevokeAgreementRequest { name: asked.name, note: "done".into() };
+            asker.revoke_agreement(revoke).await.unwrap();
+            assert_eq!(types(&next_events(&mut watch, 1).await), ["mesh.access.revoked.v1"]);
+            report(&mut registry, 4, 4_000_000, &["b"]).await;
+            let after = seen[1].sequence;
+            assert!(data_events(&listed(&mut ana, after).await).is_empty());
+        }
+        registry.stop().await;
+    }
+    assert_eq!(views[0], views[1]);
+}
+
+async fn endpoints_coming_and_going_and_superseded_agreements_are_reported() {
+    use catalog_registry::Clock;
+    use catalog_registry::quota::EXPIRED_ENDPOINT_GRACE_MS;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual();
+    let mut registry =
+        TestRegistry::start_with_clock(&dir.path().join("r.sqlite"), Duration::from_secs(30), clock.clone())
+            .await;
+    let (first, second, third) = ("http://127.0.0.1:7001", "http://127.0.0.1:7002", "http://127.0.0.1:7003");
+    registry.client.register_product(Fixture::default().register("shop.orders", first)).await.unwrap();
+    // Renewed in time: nothing to report; after its lease ran out: serving again.
+    let renew = || RenewLeaseRequest { name: "shop.orders".into(), endpoint: first.into(), data: None };
+    registry.client.renew_lease(renew()).await.unwrap();
+    clock.advance(Duration::from_secs(31));
+    registry.client.renew_lease(renew()).await.unwrap();
+    registry.client.register_product(Fixture::default().register("shop.orders", second)).await.unwrap();
+    // Long after both ran out, a registration removes them.
+    clock.advance(Duration::from_millis((EXPIRED_ENDPOINT_GRACE_MS + 31_000) as u64));
+    registry.client.register_product(Fixture::default().register("shop.orders", third)).await.unwrap();
+
+    // A second approval for ana supersedes her first.
+    let mut ana = access_as(&registry, "ana", &["analyst"]).await;
+    let mut lee = access_as(&registry, "lee", &["owner:shop"]).await;
+    let mut names = Vec::new();
+    for purpose in ["monthly report", "quarterly report"] {
+        let asked = ana.request_access(ask(purpose)).await.unwrap().into_inner().agreement.unwrap();
+        let approve = ApproveAgreementRequest { name: asked.name.clone(), note: String::new() };
+        lee.approve_agreement(approve).await.unwrap();
+        names.push(asked.name);
+    }
+
+    let seen = listed(&mut events_as(&registry, "lee", &["owner:shop"]).await, 0).await;
+    let described: Vec<String> = seen
+        .iter()
+        .skip(2)
+        .map(|e| {
+            let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+            let about = data.get("endpoint").or_else(|| data.get("agreement")).cloned().unwrap_or_default();
+            format!("{} {}", e.r#type, about.as_str().unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(
+        described,
+        [
+            format!("mesh.endpoint.serving.v1 {first}"),
+            format!("mesh.endpoint.serving.v1 {first}"),
+            format!("mesh.endpoint.serving.v1 {second}"),
+            format!("mesh.endpoint.removed.v1 {first}"),
+            format!("mesh.endpoint.removed.v1 {second}"),
+            format!("mesh.endpoint.serving.v1 {third}"),
+            format!("mesh.access.requested.v1 {}", names[0]),
+            format!("mesh.access.approved.v1 {}", names[0]),
+            format!("mesh.access.requested.v1 {}", names[1]),
+            format!("mesh.access.approved.v1 {}", names[1]),
+            format!("mesh.access.superseded.v1 {}", names[0]),
+        ]
+    );
+    let superseded: serde_json::Value = serde_json::from_str(&seen.last().unwrap().data).unwrap();
+    assert_eq!(
+        (superseded["state"].as_str(), superseded["by"].as_str()),
+        (Some("SUPERSEDED"), Some(names[1].as_str()))
+    );
     registry.stop().await;
 }

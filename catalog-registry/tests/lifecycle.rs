@@ -338,6 +338,7 @@ async fn the_catalog_shows_the_data_status_domains_report() {
             reads: 3,
             rows: rows * 2,
         }],
+        load_id: 1,
     };
     let mut request = Fixture::default().register("shop.orders", ENDPOINT);
     request.data = Some(status(100, 0));

@@ -29,7 +29,8 @@ fn parsed(mode: &str, text: &str) -> Vec<String> {
 async fn watch_and_the_feed_give_cloudevents_the_sdk_reads() {
     let mesh = Mesh::start(300, false).await;
     // Each domain's product: registered, its first version, its endpoint.
-    let output = mesh.mesh().args(["watch", "--since", "0", "--count", "6"]).output().unwrap();
+    let catalog = ["--type", "mesh.product.*", "--type", "mesh.endpoint.*"];
+    let output = mesh.mesh().args(["watch", "--since", "0", "--count", "6"]).args(catalog).output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let lines = parsed("ndjson", &stdout(&output));
     assert_eq!(lines.len(), 6, "{lines:?}");
@@ -45,8 +46,17 @@ async fn watch_and_the_feed_give_cloudevents_the_sdk_reads() {
 
     // Resumed after the third: the three after it, no more, no fewer.
     let third: String = lines[2].split(' ').next().unwrap().to_owned();
-    let output = mesh.mesh().args(["watch", "--since", &third, "--count", "3"]).output().unwrap();
+    let output =
+        mesh.mesh().args(["watch", "--since", &third, "--count", "3"]).args(catalog).output().unwrap();
     assert_eq!(parsed("ndjson", &stdout(&output)), lines[3..]);
+    // And each domain reported its load.
+    let output = mesh
+        .mesh()
+        .args(["watch", "--since", "0", "--count", "2", "--type", "mesh.data.*"])
+        .output()
+        .unwrap();
+    let loads = parsed("ndjson", &stdout(&output));
+    assert!(loads.iter().all(|l| l.contains(" mesh.data.loaded.v1 ")), "{loads:?}");
 
     // An analyst asks for access; the owner's watch of access events sees it.
     let analyst = mesh.token_as("ana", &["analyst"]);
@@ -86,11 +96,19 @@ async fn watch_and_the_feed_give_cloudevents_the_sdk_reads() {
     let batch = run_ok(
         std::process::Command::new("curl")
             .args(["-sf", "-H", &format!("authorization: Bearer {bob}")])
+            .arg(format!("{}/v1/events?page_size=1000&type=mesh.product.*,mesh.endpoint.*", mesh.registry)),
+    );
+    assert_eq!(parsed("batch", &batch), lines);
+    let everything = run_ok(
+        std::process::Command::new("curl")
+            .args(["-sf", "-H", &format!("authorization: Bearer {bob}")])
             .arg(format!("{}/v1/events?page_size=1000", mesh.registry)),
     );
-    let feed = parsed("batch", &batch);
-    assert_eq!(feed[..6], lines[..]);
-    assert!(feed.iter().all(|l| !l.contains("mesh.access.")), "{feed:?}");
+    let everything = parsed("batch", &everything);
+    assert!(
+        everything.len() >= 6 && everything.iter().all(|l| !l.contains("mesh.access.")),
+        "{everything:?}"
+    );
     let mine = run_ok(
         std::process::Command::new("curl")
             .args(["-sf", "-H", &format!("authorization: Bearer {analyst}")])

@@ -108,6 +108,7 @@ fn product() -> Product {
                 reads: 3,
                 rows: 1200,
             }],
+            load_id: 7,
         }),
     }
 }

@@ -173,9 +173,10 @@ impl Access {
                         now,
                     },
                 )?;
-                if approval.is_some() {
-                    agreements::supersede(db, &product_id, principal, id, now)?;
-                }
+                let superseded = match approval {
+                    Some(_) => agreements::supersede(db, &product_id, principal, id, now)?,
+                    None => Vec::new(),
+                };
                 let action = if approval.is_some() { "request access (approved by rule)" } else { "request access" };
                 writes::record(db, now, &caller.subject, action, &product_id)?;
                 let agreement = agreements::get(db, id, now)?
@@ -187,6 +188,7 @@ impl Access {
                 for kind in reported {
                     events::append(db, kinds::agreement(kind, &change(&agreement, decided_by)))?;
                 }
+                report_superseded(db, &superseded, &agreement.name, now)?;
                 tracing::info!(caller = %caller.subject, product = %product_id, id, ?state, "access requested");
                 Ok(agreement)
             })
@@ -295,10 +297,11 @@ impl Access {
                         decision.past(),
                     )));
                 }
+                let mut superseded = Vec::new();
                 if decision == Decision::Approve {
                     db.lock(&format!("consumer\n{}\n{}", agreement.issuer, agreement.principal))?;
                     let principal = (agreement.principal.as_str(), agreement.issuer.as_str());
-                    agreements::supersede(db, &agreement.product, principal, id, now)?;
+                    superseded = agreements::supersede(db, &agreement.product, principal, id, now)?;
                 }
                 writes::record(db, now, &caller.subject, &format!("{} access", decision.verb()), &agreement.product)?;
                 let decided = agreements::get(db, id, now)?.ok_or_else(|| RegistryError::AgreementNotFound(id))?;
@@ -308,11 +311,23 @@ impl Access {
                     Decision::Revoke => kinds::ACCESS_REVOKED,
                 };
                 events::append(db, kinds::agreement(kind, &change(&decided, &caller.subject)))?;
+                report_superseded(db, &superseded, &decided.name, now)?;
                 tracing::info!(caller = %caller.subject, id, decision = decision.verb(), "agreement decided");
                 Ok(decided)
             })
             .await
     }
+}
+
+/// Appends the events of the agreements `ids` that agreement `newer`
+/// superseded.
+fn report_superseded(db: &mut dyn crate::store::sql::Sql, ids: &[i64], newer: &str, now: i64) -> Result<()> {
+    for &id in ids {
+        if let Some(ended) = agreements::get(db, id, now)? {
+            events::append(db, kinds::agreement(kinds::ACCESS_SUPERSEDED, &change(&ended, newer)))?;
+        }
+    }
+    Ok(())
 }
 
 /// What an event about `agreement`, changed by `by`, reports.

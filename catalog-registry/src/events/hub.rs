@@ -37,12 +37,19 @@ pub struct EventHub {
 }
 
 impl EventHub {
-    /// Starts following `store`'s log from its newest event, keeping it
-    /// to `retention`; readers end when `stopping` turns true.
-    pub fn start(store: Store, retention: Retention, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+    /// Starts following `store`'s log after its newest event (read before
+    /// this returns, so nothing written once the registry serves is
+    /// missed), keeping it to `retention`; readers end when `stopping`
+    /// turns true.
+    pub async fn start(
+        store: Store,
+        retention: Retention,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> crate::error::Result<Self> {
+        let newest = store.read(events::latest).await?;
         let (sender, _) = broadcast::channel(BACKLOG);
-        tokio::spawn(follow(store, sender.downgrade(), retention));
-        Self { sender, stopping }
+        tokio::spawn(follow(store, sender.downgrade(), retention, newest));
+        Ok(Self { sender, stopping })
     }
 
     /// Turns true when the registry begins to shut down.
@@ -57,24 +64,23 @@ impl EventHub {
     }
 }
 
-async fn follow(store: Store, hub: broadcast::WeakSender<Arc<StoredEvent>>, retention: Retention) {
+async fn follow(
+    store: Store,
+    hub: broadcast::WeakSender<Arc<StoredEvent>>,
+    retention: Retention,
+    mut last: i64,
+) {
     let mut writes = store.writes();
     let shared = store.changes().is_some();
-    let mut last = None;
-    let mut trimmed = Instant::now() - TRIM_EVERY;
+    let mut trimmed: Option<Instant> = None;
     while let Some(sender) = hub.upgrade() {
-        if trimmed.elapsed() >= TRIM_EVERY {
-            trim(&store, retention).await;
-            trimmed = Instant::now();
-        }
-        match last {
-            None => match store.read(events::latest).await {
-                Ok(newest) => last = Some(newest),
-                Err(error) => tracing::warn!(%error, "the event log cannot be read yet; trying again"),
-            },
-            Some(after) => last = Some(fan_out(&store, &sender, after).await),
-        }
+        last = fan_out(&store, &sender, last).await;
         drop(sender);
+        if trimmed.is_none_or(|at| at.elapsed() >= TRIM_EVERY) {
+            // Only events already handed to this replica's readers go.
+            trim(&store, retention, last).await;
+            trimmed = Some(Instant::now());
+        }
         tokio::select! {
             changed = writes.changed() => if changed.is_err() { return },
             () = tokio::time::sleep(FALLBACK) => if !shared { continue },
@@ -86,7 +92,7 @@ async fn follow(store: Store, hub: broadcast::WeakSender<Arc<StoredEvent>>, rete
 async fn fan_out(store: &Store, sender: &broadcast::Sender<Arc<StoredEvent>>, mut after: i64) -> i64 {
     loop {
         let from = after;
-        match store.read(move |db| events::after(db, from, &EventFilter::default(), PAGE)).await {
+        match store.read(move |db| events::after(db, (from, i64::MAX), &EventFilter::default(), PAGE)).await {
             Ok(page) => {
                 let full = page.len() == PAGE;
                 for event in page {
@@ -106,10 +112,10 @@ async fn fan_out(store: &Store, sender: &broadcast::Sender<Arc<StoredEvent>>, mu
     }
 }
 
-/// Deletes the events retention no longer keeps.
-async fn trim(store: &Store, retention: Retention) {
+/// Deletes the events retention no longer keeps, up to `through`.
+async fn trim(store: &Store, retention: Retention, through: i64) {
     loop {
-        match store.write(move |db| events::trim(db, retention, TRIM_BATCH)).await {
+        match store.write(move |db| events::trim(db, retention, TRIM_BATCH, through)).await {
             Ok(deleted) if deleted >= TRIM_BATCH as u64 => {}
             Ok(_) => return,
             Err(error) => {

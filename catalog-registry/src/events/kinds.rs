@@ -20,6 +20,14 @@ pub const DELETED: &str = "mesh.product.deleted.v1";
 pub const ENDPOINT_SERVING: &str = "mesh.endpoint.serving.v1";
 /// An endpoint stopped serving it (data: endpoint, why).
 pub const ENDPOINT_REMOVED: &str = "mesh.endpoint.removed.v1";
+/// A new load of the product's data (data: rows, load_id, loaded_time,
+/// quality: rules passed and the names of those failing).
+pub const DATA_LOADED: &str = "mesh.data.loaded.v1";
+/// A quality rule that passed on the previous load fails on this one
+/// (data: rule, description, failed_rows, checked_rows).
+pub const QUALITY_FAILED: &str = "mesh.quality.rule.failed.v1";
+/// A quality rule that failed on the previous load passes on this one.
+pub const QUALITY_RECOVERED: &str = "mesh.quality.rule.recovered.v1";
 /// Access asked for (data: agreement, consumer, columns, state).
 pub const ACCESS_REQUESTED: &str = "mesh.access.requested.v1";
 /// Access approved (by an owner or a rule).
@@ -28,6 +36,9 @@ pub const ACCESS_APPROVED: &str = "mesh.access.approved.v1";
 pub const ACCESS_DENIED: &str = "mesh.access.denied.v1";
 /// An agreement ended early.
 pub const ACCESS_REVOKED: &str = "mesh.access.revoked.v1";
+/// An agreement ended because a newer one for the same consumer and
+/// product came into force.
+pub const ACCESS_SUPERSEDED: &str = "mesh.access.superseded.v1";
 
 /// Every type, for help text and checks.
 pub const ALL: &[&str] = &[
@@ -38,10 +49,14 @@ pub const ALL: &[&str] = &[
     DELETED,
     ENDPOINT_SERVING,
     ENDPOINT_REMOVED,
+    DATA_LOADED,
+    QUALITY_FAILED,
+    QUALITY_RECOVERED,
     ACCESS_REQUESTED,
     ACCESS_APPROVED,
     ACCESS_DENIED,
     ACCESS_REVOKED,
+    ACCESS_SUPERSEDED,
 ];
 
 /// An event everyone who may see `product` may see.

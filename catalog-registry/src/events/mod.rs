@@ -4,6 +4,7 @@
 //! ([`service`]). The log itself is `store::events`.
 
 pub mod cloudevent;
+pub mod data;
 pub mod hub;
 pub mod kinds;
 pub mod service;

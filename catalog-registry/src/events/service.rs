@@ -32,6 +32,8 @@ pub const DEFAULT_PAGE: usize = 100;
 pub const MAX_PAGE: usize = 1000;
 /// The most type filters one request names.
 pub const MAX_TYPES: usize = 32;
+/// The longest type filter.
+const MAX_TYPE_BYTES: usize = 100;
 /// Events read from the log at a time.
 const READ: usize = 500;
 /// A `ListEvents` call reads at most this many pages of the log looking for
@@ -58,7 +60,8 @@ impl Events {
     }
 
     /// Up to `page` events after `after` that `caller` may see and
-    /// `wanted` names, and where to go on (`ListEvents`, the pull feed).
+    /// `wanted` names, and where to go on (`ListEvents`, the pull feed);
+    /// `after` is checked as `Watch` checks it.
     pub async fn list(
         &self,
         caller: Principal,
@@ -104,12 +107,16 @@ impl Wanted {
             .map(|t| {
                 let t = t.trim();
                 match t.strip_suffix('*') {
-                    Some(prefix) => Ok((prefix.to_owned(), true)),
+                    Some(prefix) if prefix.starts_with("mesh.") && prefix.len() <= MAX_TYPE_BYTES => {
+                        Ok((prefix.to_owned(), true))
+                    }
                     None if kinds::ALL.contains(&t) => Ok((t.to_owned(), false)),
-                    None => Err(RegistryError::invalid(
+                    _ => Err(RegistryError::invalid(
                         "types",
                         format!(
-                            "`{t}` is no event type; use one of {}, or a prefix ending in `*`",
+                            "`{}` is no event type; use one of {}, or a prefix of them ending in `*` (e.g. \
+                             `mesh.access.*`)",
+                            t.chars().take(MAX_TYPE_BYTES).collect::<String>(),
                             kinds::ALL.join(", ")
                         ),
                     )),
@@ -131,17 +138,38 @@ impl Wanted {
     }
 }
 
-/// The events after `after` that `wanted` names, at most `limit` read,
-/// refused when retention deleted some of them.
-async fn read_after(store: &Store, after: i64, wanted: &Wanted, limit: usize) -> Result<Vec<StoredEvent>> {
+/// What one read of the log gave.
+struct Read {
+    /// The events after the position that the filter names, oldest first.
+    events: Vec<StoredEvent>,
+    /// Where a reader stands once it has considered them: the last one's
+    /// sequence number, or, when the read reached the end of the log, the
+    /// newest event's at the time of the read (whatever it was about, so
+    /// the position tells nothing of events about the filtered products
+    /// the reader may not see).
+    position: i64,
+}
+
+/// The events after `after` that `wanted` names, at most `limit`, refused
+/// when retention deleted some of them (0 reads from the oldest kept).
+async fn read_after(store: &Store, after: i64, wanted: &Wanted, limit: usize) -> Result<Read> {
     let filter = wanted.filter.clone();
     store
         .read(move |db| {
+            // The newest first: an event committed after it is read next time.
+            let newest = events::latest(db)?;
+            let from = if after == 0 { events::trimmed_through(db)? } else { after };
+            let read = events::after(db, (from, newest), &filter, limit)?;
+            // Checked after the read too: a trim may commit in between.
             let trimmed = events::trimmed_through(db)?;
-            if after < trimmed {
+            if from < trimmed {
                 return Err(RegistryError::EventsTrimmed { after, trimmed });
             }
-            events::after(db, after, &filter, limit)
+            let position = match read.last() {
+                Some(last) if read.len() == limit => last.sequence,
+                _ => newest.max(from),
+            };
+            Ok(Read { events: read, position })
         })
         .await
 }
@@ -161,8 +189,8 @@ async fn start(store: &Store, after: i64, from_now: bool) -> Result<i64> {
         return Err(RegistryError::invalid(
             "after_sequence",
             format!(
-                "{after} is past the newest event, {newest}: this catalog's log never reached it (was it restored \
-                 or replaced?); start again from 0 or from now"
+                "{after} is past the newest event of this catalog's log (was it restored or replaced?); start \
+                 again from 0 or from now"
             ),
         ));
     }
@@ -185,7 +213,7 @@ impl EventService for Events {
         let live = self.hub.subscribe();
         let after = start(&self.store, request.after_sequence, request.from_now).await?;
         // Refused now, as a status, rather than in the stream.
-        read_after(&self.store, after, &wanted, 1).await?;
+        read_after(&self.store, after, &wanted, 0).await?;
         let (sender, receiver) = mpsc::channel(QUEUE);
         let watcher = Watcher {
             store: self.store.clone(),
@@ -207,8 +235,7 @@ impl EventService for Events {
         let request = request.into_inner();
         let wanted = Wanted::checked(&request.product, &request.domain, &request.types)?;
         let page = page_size(request.page_size)?;
-        let after = start(&self.store, request.after_sequence, false).await?;
-        Ok(Response::new(self.list(caller, &wanted, after, page).await?))
+        Ok(Response::new(self.list(caller, &wanted, request.after_sequence, page).await?))
     }
 }
 
@@ -227,29 +254,31 @@ async fn list(
     store: &Store,
     caller: Principal,
     wanted: &Wanted,
-    mut after: i64,
+    after: i64,
     page: usize,
 ) -> Result<ListEventsResponse> {
+    let mut position = start(store, after, false).await?;
     let mut viewer = Viewer::new(caller);
     let mut found = Vec::new();
-    for _ in 0..MAX_READS {
-        let read = read_after(store, after, wanted, READ).await?;
-        let exhausted = read.len() < READ;
-        for event in read {
+    'reads: for _ in 0..MAX_READS {
+        let read = read_after(store, position, wanted, READ).await?;
+        for event in &read.events {
             if found.len() == page {
-                break;
+                break 'reads;
             }
-            after = event.sequence;
-            if wanted.matches(&event) && viewer.sees(store, &event).await? {
-                found.push(to_proto(&event));
+            position = event.sequence;
+            viewer.observe(event);
+            if wanted.matches(event) && viewer.sees(store, event).await? {
+                found.push(to_proto(event));
             }
         }
-        if exhausted || found.len() == page {
+        position = read.position;
+        if read.events.len() < READ {
             break;
         }
     }
     let oldest = store.read(|db| events::trimmed_through(db)).await? + 1;
-    Ok(ListEventsResponse { events: found, next_after_sequence: after, oldest_sequence: oldest })
+    Ok(ListEventsResponse { events: found, next_after_sequence: position, oldest_sequence: oldest })
 }
 
 /// One `Watch` stream's task.
@@ -314,14 +343,19 @@ impl Watcher {
         }
     }
 
-    /// Reads the log from the last event considered until it is read out.
+    /// Reads the log from the last event considered until it is read out
+    /// (or the client left).
     async fn catch_up(&mut self) -> Result<(), Status> {
         loop {
-            let read = read_after(&self.store, self.last, &self.wanted, READ).await?;
-            let done = read.len() < READ;
-            for event in read {
-                self.consider(&event).await?;
+            if self.sender.is_closed() {
+                return Err(Status::cancelled("the client left"));
             }
+            let read = read_after(&self.store, self.last, &self.wanted, READ).await?;
+            let done = read.events.len() < READ;
+            for event in &read.events {
+                self.consider(event).await?;
+            }
+            self.last = self.last.max(read.position);
             if done {
                 return Ok(());
             }
@@ -331,6 +365,7 @@ impl Watcher {
     /// Sends `event` if the caller asked for it and may see it.
     async fn consider(&mut self, event: &StoredEvent) -> Result<(), Status> {
         self.last = event.sequence;
+        self.viewer.observe(event);
         if self.wanted.matches(event) && self.viewer.sees(&self.store, event).await? {
             self.send(Some(event)).await?;
         }

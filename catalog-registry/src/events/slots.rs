@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use crate::error::{RegistryError, Result};
 
 /// `Watch` streams open at once, in all.
-pub const MAX_WATCHES: usize = 20_000;
+pub const MAX_WATCHES: usize = 10_000;
 /// `Watch` streams one caller (issuer and subject) may hold open at once.
-pub const MAX_WATCHES_PER_CALLER: usize = 2_000;
+pub const MAX_WATCHES_PER_CALLER: usize = 1_000;
 
 /// The open streams, counted per caller.
 #[derive(Debug, Default, Clone)]
@@ -68,7 +68,7 @@ mod tests {
         let slots = WatchSlots::default();
         let held: Vec<Slot> = (0..MAX_WATCHES_PER_CALLER).map(|_| slots.take("ana").unwrap()).collect();
         let refused = slots.take("ana").unwrap_err().to_string();
-        assert!(refused.contains("you hold 2000 Watch streams open already"), "{refused}");
+        assert!(refused.contains("you hold 1000 Watch streams open already"), "{refused}");
         slots.take("bob").unwrap();
         drop(held);
         assert!(slots.0.lock().unwrap().is_empty());

@@ -34,12 +34,18 @@ impl Viewer {
         Self { caller, data_until: HashMap::new() }
     }
 
-    /// Whether the reader may see `event` (read in log order: every event
-    /// passes through here, seen or not).
-    pub async fn sees(&mut self, store: &Store, event: &StoredEvent) -> Result<bool> {
+    /// Takes note of `event`, read in log order (every event about a
+    /// product the reader follows passes through here, whether it asked
+    /// for it or may see it): any change but data may change who sees the
+    /// product's data.
+    pub fn observe(&mut self, event: &StoredEvent) {
         if event.audience != Audience::Data {
             self.data_until.remove(&event.product);
         }
+    }
+
+    /// Whether the reader may see `event` (after [`Viewer::observe`]).
+    pub async fn sees(&mut self, store: &Store, event: &StoredEvent) -> Result<bool> {
         Ok(match &event.audience {
             Audience::Catalog => true,
             Audience::Agreement { issuer, subject } => {

@@ -48,13 +48,25 @@ impl Catalog {
             .write(move |db| {
                 let now = db.now_ms()?;
                 let lease = endpoints::Lease { now, expires: now + lease_ms, by: &renewed_by };
-                if !endpoints::renew(db, &id, &endpoint, lease)? {
+                let Some(revived) = endpoints::renew(db, &id, &endpoint, lease)? else {
                     return Err(missing_endpoint(db, &id, &endpoint)?);
-                }
+                };
                 if let Some(data) = &request.data {
                     products::set_data(db, &id, data)?;
                 }
                 db.changed(&id)?;
+                let mut reported = Vec::new();
+                if revived {
+                    let data =
+                        json!({ "endpoint": endpoint, "reason": "its lease was renewed after it ran out" });
+                    reported.push(kinds::about(kinds::ENDPOINT_SERVING, &id, data));
+                }
+                if let Some(data) = &request.data {
+                    reported.extend(crate::events::data::reported(db, &id, data)?);
+                }
+                for event in reported {
+                    events::append(db, event)?;
+                }
                 Ok(now + lease_ms)
             })
             .await?;

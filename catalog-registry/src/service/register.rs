@@ -63,7 +63,7 @@ impl Catalog {
                 // Replicas registering one product take turns.
                 db.lock(id)?;
                 let now = db.now_ms()?;
-                quota::remove_expired_endpoints(db, now)?;
+                let expired = quota::remove_expired_endpoints(db, now)?;
                 quota::check_new_product(db, id, &domain_name)?;
                 quota::check_new_endpoint(db, id, &endpoint)?;
                 let resolution = resolve(db, id, &contract, major)?;
@@ -103,8 +103,20 @@ impl Catalog {
                 let product = products::load(db, id, now)?
                     .ok_or_else(|| RegistryError::Internal(format!("`{id}` vanished while registering")))?;
                 db.changed("*")?;
-                for event in registration_events(id, &domain_name, &resolution, serving.then_some(&endpoint))
-                {
+                // Events last, in the order of their changes: the log's lock
+                // is the transaction's last.
+                let mut reported: Vec<_> =
+                    expired.iter().map(|(product, uri)| expired_event(product, uri)).collect();
+                reported.extend(registration_events(
+                    id,
+                    &domain_name,
+                    &resolution,
+                    serving.then_some(&endpoint),
+                ));
+                if let Some(data) = &request.data {
+                    reported.extend(crate::events::data::reported(db, id, data)?);
+                }
+                for event in reported {
                     store::events::append(db, event)?;
                 }
                 Ok((product, resolution))
@@ -123,6 +135,12 @@ impl Catalog {
             lease_ttl: prost_types::Duration::try_from(self.lease_ttl).ok(),
         })
     }
+}
+
+/// The event of an endpoint removed an hour after its lease ran out.
+fn expired_event(product: &str, endpoint: &str) -> store::events::NewEvent {
+    let data = json!({ "endpoint": endpoint, "reason": "its lease ran out over an hour ago" });
+    kinds::about(kinds::ENDPOINT_REMOVED, product, data)
 }
 
 /// The events a registration reports: the product's first registration,

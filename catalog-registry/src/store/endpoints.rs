@@ -39,14 +39,23 @@ pub fn upsert(db: &mut dyn Sql, product_id: &str, uri: &str, lease: Lease<'_>) -
     Ok(!held)
 }
 
-/// Renews the lease of a registered endpoint; false if it is not registered.
-pub fn renew(db: &mut dyn Sql, product_id: &str, uri: &str, lease: Lease<'_>) -> Result<bool> {
-    let changed = db.execute(
+/// Renews the lease of a registered endpoint: `None` if it is not
+/// registered, else whether it begins serving again (its lease had run out).
+pub fn renew(db: &mut dyn Sql, product_id: &str, uri: &str, lease: Lease<'_>) -> Result<Option<bool>> {
+    let expires = db
+        .query_opt(
+            "SELECT lease_expire_time FROM endpoints WHERE product_id = $1 AND uri = $2",
+            params![product_id, uri],
+        )?
+        .map(|row| row.int(0))
+        .transpose()?;
+    let Some(expires) = expires else { return Ok(None) };
+    db.execute(
         "UPDATE endpoints SET renew_time = $3, lease_expire_time = $4, written_by = $5
          WHERE product_id = $1 AND uri = $2",
         params![product_id, uri, lease.now, lease.expires, lease.by],
     )?;
-    Ok(changed == 1)
+    Ok(Some(expires <= lease.now))
 }
 
 /// Removes an endpoint; false if it was not registered.

@@ -84,14 +84,36 @@ pub struct EventFilter {
 /// The channel PostgreSQL announces appends on, for other replicas.
 pub const CHANNEL: &str = "mesh_events";
 
+/// The most bytes of an event's data (JSON): details beyond it are left out
+/// (the event says so), so no change can make an event every reader must
+/// hold large.
+pub const MAX_DATA_BYTES: usize = 16 * 1024;
+
+/// Takes the log's lock until the transaction ends: appends (and trims)
+/// happen one transaction at a time, so sequence order is commit order. On
+/// PostgreSQL a table lock (readers go on), not an advisory key that a
+/// product id could collide with; on SQLite the write transaction is it.
+pub fn lock(db: &mut dyn Sql) -> Result<()> {
+    if db.backend() == Backend::Postgres {
+        db.execute("LOCK TABLE events IN EXCLUSIVE MODE", &[])?;
+    }
+    Ok(())
+}
+
 const COLUMNS: &str =
     "sequence, id, type, subject, domain, time, data, audience, consumer_issuer, consumer_subject";
 
 /// Appends `event` to the log; its sequence number. Call it last in the
 /// transaction (it takes the log's lock, held until the commit).
 pub fn append(db: &mut dyn Sql, event: NewEvent) -> Result<i64> {
-    db.lock("mesh.events")?;
+    lock(db)?;
     let now = db.now_ms()?;
+    let mut data = event.data.to_string();
+    if data.len() > MAX_DATA_BYTES {
+        data =
+            serde_json::json!({ "omitted": format!("the details were longer than {MAX_DATA_BYTES} bytes") })
+                .to_string();
+    }
     let id = new_id();
     let domain = mesh_contracts::access::domain_of(&event.product).to_owned();
     let (issuer, subject) = match &event.audience {
@@ -108,7 +130,7 @@ pub fn append(db: &mut dyn Sql, event: NewEvent) -> Result<i64> {
                 event.product,
                 domain,
                 now,
-                event.data.to_string(),
+                data,
                 event.audience.name(),
                 issuer,
                 subject
@@ -127,17 +149,22 @@ fn new_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The events after `after` that `filter` lets through, oldest first, at
-/// most `limit`.
-pub fn after(db: &mut dyn Sql, after: i64, filter: &EventFilter, limit: usize) -> Result<Vec<StoredEvent>> {
+/// The events after `after` and up to `through` that `filter` lets
+/// through, oldest first, at most `limit`.
+pub fn after(
+    db: &mut dyn Sql,
+    (after, through): (i64, i64),
+    filter: &EventFilter,
+    limit: usize,
+) -> Result<Vec<StoredEvent>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = db.query(
         &format!(
             "SELECT {COLUMNS} FROM events
-             WHERE sequence > $1 AND ($2 = '' OR subject = $2) AND ($3 = '' OR domain = $3)
+             WHERE sequence > $1 AND sequence <= $5 AND ($2 = '' OR subject = $2) AND ($3 = '' OR domain = $3)
              ORDER BY sequence LIMIT $4"
         ),
-        params![after, filter.product.as_str(), filter.domain.as_str(), limit],
+        params![after, filter.product.as_str(), filter.domain.as_str(), limit, through],
     )?;
     rows.iter().map(from_row).collect()
 }
@@ -172,7 +199,9 @@ pub fn trimmed_through(db: &mut dyn Sql) -> Result<i64> {
     let Some(row) = db.query_opt("SELECT value FROM meta WHERE key = 'events_trimmed_through'", &[])? else {
         return Ok(0);
     };
-    Ok(String::from_utf8_lossy(&row.blob(0)?).parse().unwrap_or(0))
+    String::from_utf8_lossy(&row.blob(0)?).parse().map_err(|_| {
+        crate::error::RegistryError::Internal("the event log's retention mark is unreadable".into())
+    })
 }
 
 /// How long and how many events the log keeps.
@@ -185,19 +214,23 @@ pub struct Retention {
 }
 
 /// Deletes the events `retention` no longer keeps (oldest first, at most
-/// `batch` at a time); how many went.
-pub fn trim(db: &mut dyn Sql, retention: Retention, batch: i64) -> Result<u64> {
+/// `batch` at a time, none after `through`: the last event this replica
+/// has handed to its readers); how many went. Under the log's lock, so two
+/// replicas trimming at once leave the mark at the later cut.
+pub fn trim(db: &mut dyn Sql, retention: Retention, batch: i64, through: i64) -> Result<u64> {
+    lock(db)?;
     let now = db.now_ms()?;
     let newest = db.query_one("SELECT max(sequence) FROM events", &[])?.opt_int(0)?.unwrap_or(0);
     let by_count = newest - retention.max_events;
     let last = db
         .query_one(
             "SELECT max(sequence) FROM (SELECT sequence FROM events
-                 WHERE time < $1 OR sequence <= $2 ORDER BY sequence LIMIT $3) AS old",
-            params![now - retention.max_age_ms, by_count, batch],
+                 WHERE (time < $1 OR sequence <= $2) AND sequence <= $4 ORDER BY sequence LIMIT $3) AS old",
+            params![now - retention.max_age_ms, by_count, batch, through],
         )?
         .opt_int(0)?;
-    let Some(last) = last else { return Ok(0) };
+    let marked = trimmed_through(db)?;
+    let Some(last) = last.filter(|&last| last > marked) else { return Ok(0) };
     let deleted = db.execute("DELETE FROM events WHERE sequence <= $1", params![last])?;
     db.execute(
         "INSERT INTO meta (key, value) VALUES ('events_trimmed_through', $1)
@@ -238,20 +271,21 @@ mod tests {
             })
             .await;
         assert!(failed.is_err());
-        let all = store.read(|db| after(db, 0, &EventFilter::default(), 100)).await.unwrap();
+        let all = store.read(|db| after(db, (0, i64::MAX), &EventFilter::default(), 100)).await.unwrap();
         assert_eq!(all.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2, 3]);
         assert_eq!((all[2].domain.as_str(), all[2].data.as_str()), ("bank", r#"{"message":"use v2"}"#));
         let shop = EventFilter { domain: "shop".into(), ..Default::default() };
-        assert_eq!(store.read(move |db| after(db, 0, &shop, 100)).await.unwrap().len(), 2);
+        assert_eq!(store.read(move |db| after(db, (0, 3), &shop, 100)).await.unwrap().len(), 2);
         let one = EventFilter { product: "shop.items".into(), ..Default::default() };
-        assert_eq!(store.read(move |db| after(db, 1, &one, 100)).await.unwrap()[0].sequence, 2);
+        assert_eq!(store.read(move |db| after(db, (1, 2), &one, 100)).await.unwrap()[0].sequence, 2);
 
         // Retention by count keeps the newest; the sequence never goes back.
         let keep_one = Retention { max_age_ms: i64::MAX / 2, max_events: 1 };
-        assert_eq!(store.write(move |db| trim(db, keep_one, 100)).await.unwrap(), 2);
+        assert_eq!(store.write(move |db| trim(db, keep_one, 100, 1)).await.unwrap(), 1);
+        assert_eq!(store.write(move |db| trim(db, keep_one, 100, 3)).await.unwrap(), 1);
         assert_eq!(store.read(trimmed_through).await.unwrap(), 2);
         let keep_none = Retention { max_age_ms: -1, max_events: 10 };
-        assert_eq!(store.write(move |db| trim(db, keep_none, 100)).await.unwrap(), 1);
+        assert_eq!(store.write(move |db| trim(db, keep_none, 100, 3)).await.unwrap(), 1);
         assert_eq!(store.read(latest).await.unwrap(), 3);
         let next = store.write(|db| append(db, deprecated("shop.orders"))).await.unwrap();
         assert_eq!(next, 4);

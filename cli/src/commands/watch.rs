@@ -179,17 +179,13 @@ fn print(out: &mut impl Write, event: &Event, format: WatchFormat) -> Result<()>
     Ok(())
 }
 
-/// The details of an event on one line: `key=value` pairs.
+/// The details of an event on one line: `key=value` pairs, values as JSON
+/// (text quoted, so a value cannot pass for more fields).
 fn summary(data: &str) -> String {
     match serde_json::from_str::<serde_json::Value>(data) {
-        Ok(serde_json::Value::Object(fields)) => fields
-            .iter()
-            .map(|(key, value)| match value {
-                serde_json::Value::String(text) => format!("{key}={text}"),
-                other => format!("{key}={other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
+        Ok(serde_json::Value::Object(fields)) => {
+            fields.iter().map(|(key, value)| format!("{key}={value}")).collect::<Vec<_>>().join(" ")
+        }
         _ => data.to_owned(),
     }
 }
@@ -209,7 +205,10 @@ mod tests {
 
     #[test]
     fn a_summary_is_one_line_of_fields() {
-        assert_eq!(summary(r#"{"version":2,"breaking":true,"by":"lee"}"#), "version=2 breaking=true by=lee");
+        assert_eq!(
+            summary(r#"{"version":2,"breaking":true,"by":"lee state=x"}"#),
+            r#"version=2 breaking=true by="lee state=x""#
+        );
         assert_eq!(summary("not json"), "not json");
     }
 }
