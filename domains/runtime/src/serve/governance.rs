@@ -1,8 +1,11 @@
 //! The access rules a domain enforces: the agreements for its products,
-//! kept current from the registry (asked every [`SYNC_EVERY`]) and in a
-//! durable local copy, so that while the registry is down the agreements
-//! already made are still enforced and data still flows (nothing new can be
-//! granted then); and the mesh's pseudonym key.
+//! kept current from the registry and in a durable local copy, so that
+//! while the registry is down the agreements already made are still
+//! enforced and data still flows (nothing new can be granted then); and the
+//! mesh's pseudonym key. The domain follows the registry's access events
+//! (`Watch`) and asks again for a product's agreements the moment one of
+//! them changes; every [`RESYNC_EVERY`] it asks for all of them anyway, and
+//! while it cannot watch it asks every [`SYNC_EVERY`].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,7 +13,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use mesh_contracts::catalog::access_service_client::AccessServiceClient;
-use mesh_contracts::catalog::{Agreement, AgreementState, ListAgreementsRequest, ListAgreementsResponse};
+use mesh_contracts::catalog::event_service_client::EventServiceClient;
+use mesh_contracts::catalog::{
+    Agreement, AgreementState, ListAgreementsRequest, ListAgreementsResponse, WatchRequest, WatchResponse,
+};
 use mesh_contracts::product::ReadRecord;
 use mesh_grpc::Credentials;
 use mesh_grpc::auth::Principal;
@@ -24,9 +30,14 @@ use crate::serve::audit::{Audit, AuditLog};
 use crate::serve::product::Product;
 use crate::serve::registries::{RegistryClient, Timeouts};
 
-/// How often the agreements are asked for: a revocation takes effect
-/// within this (plus one call) while the registry is up.
+/// How often the agreements are asked for while the registry's events
+/// cannot be followed: a revocation takes effect within this (plus one
+/// call) while the registry is up.
 pub const SYNC_EVERY: Duration = Duration::from_secs(2);
+/// How often all agreements are asked for while events are followed.
+pub const RESYNC_EVERY: Duration = Duration::from_secs(10);
+/// The events that may change a product's agreements.
+const ACCESS_EVENTS: &str = "mesh.access.*";
 
 /// A domain's agreements and pseudonym key.
 #[derive(Debug)]
@@ -136,6 +147,10 @@ async fn all_agreements(
 
 /// How long asking the registry for agreements may take.
 const SYNC_TIMEOUTS: Timeouts = Timeouts { connect: Duration::from_secs(5), call: Duration::from_secs(5) };
+/// How long one `Watch` of the registry's events may last before it is
+/// opened again (from where it was).
+const WATCH_TIMEOUTS: Timeouts =
+    Timeouts { connect: Duration::from_secs(5), call: Duration::from_secs(3600) };
 
 /// Keeps `governance` current with the agreements of `products` from the
 /// registry at the first of `registries` that answers (moving on to the
@@ -147,45 +162,127 @@ pub(crate) async fn keep_agreements(
     products: Vec<&'static str>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut registry =
-        match RegistryClient::new(registries, credentials, SYNC_TIMEOUTS, AccessServiceClient::new) {
-            Ok(registry) => registry,
-            Err(error) => {
-                tracing::error!(%error, "cannot ask the registry for agreements");
-                return;
-            }
-        };
-    let mut failing = false;
+    let clients =
+        RegistryClient::new(registries.clone(), credentials.clone(), SYNC_TIMEOUTS, AccessServiceClient::new)
+            .and_then(|access| {
+                RegistryClient::new(registries, credentials, WATCH_TIMEOUTS, EventServiceClient::new)
+                    .map(|events| (access, events))
+            });
+    let (mut registry, mut events) = match clients {
+        Ok(clients) => clients,
+        Err(error) => {
+            tracing::error!(%error, "cannot ask the registry for agreements");
+            return;
+        }
+    };
+    let mut sync = Sync { governance, failing: false };
+    let mut after = None;
     loop {
+        // Watching before asking: nothing decided while we ask is missed.
+        let watched = follow(&mut events, &mut after).await;
         for product in &products {
-            match all_agreements(&mut registry.client, product).await {
-                Ok(agreements) => {
-                    if failing {
-                        tracing::info!(registry = %registry.url(), "agreements current again");
-                        failing = false;
-                    }
-                    if let Err(error) = governance.replace(product, agreements) {
-                        tracing::error!(%error, "cannot keep the agreements locally");
-                    }
-                }
-                Err(status) => {
-                    if !failing {
-                        tracing::warn!(registry = %registry.url(), reason = status.message(),
-                            "cannot fetch agreements; enforcing the ones kept");
-                        failing = true;
-                    }
-                    if registry.fail_over(&status) {
-                        break;
-                    }
-                }
+            if !sync.product(&mut registry, product).await {
+                break;
             }
         }
+        let quiet = match watched {
+            Some(mut stream) => {
+                let resync = tokio::time::sleep(RESYNC_EVERY);
+                tokio::pin!(resync);
+                loop {
+                    tokio::select! {
+                        message = stream.message() => match message {
+                            Ok(Some(WatchResponse { event, resume_after })) => {
+                                after = Some(resume_after);
+                                let product = event.and_then(|e| products.iter().find(|p| **p == e.subject).copied());
+                                if let Some(product) = product {
+                                    sync.product(&mut registry, product).await;
+                                }
+                            }
+                            Ok(None) => break Duration::ZERO,
+                            Err(status) => {
+                                tracing::debug!(reason = status.message(), "the access events stopped; watching again");
+                                events.fail_over(&status);
+                                break SYNC_EVERY;
+                            }
+                        },
+                        () = &mut resync => break Duration::ZERO,
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+            None => SYNC_EVERY,
+        };
         tokio::select! {
-            _ = tokio::time::sleep(SYNC_EVERY) => {}
+            () = tokio::time::sleep(quiet) => {}
             _ = stop.changed() => break,
         }
         if *stop.borrow() {
             break;
+        }
+    }
+}
+
+/// The access events from the registry after `after` (from now on when
+/// `None`, or when the registry no longer has the events after it: all
+/// agreements are asked for next anyway); none while they cannot be watched.
+async fn follow(
+    events: &mut RegistryClient<EventServiceClient<mesh_grpc::MeshChannel>>,
+    after: &mut Option<i64>,
+) -> Option<tonic::Streaming<WatchResponse>> {
+    let request = WatchRequest {
+        after_sequence: after.unwrap_or(0),
+        from_now: after.is_none(),
+        types: vec![ACCESS_EVENTS.to_owned()],
+        ..Default::default()
+    };
+    match events.client.watch(request).await {
+        Ok(stream) => Some(stream.into_inner()),
+        Err(status) => {
+            tracing::debug!(reason = status.message(), "cannot watch the access events; asking every 2 s");
+            if matches!(status.code(), tonic::Code::OutOfRange | tonic::Code::InvalidArgument) {
+                *after = None;
+            }
+            events.fail_over(&status);
+            None
+        }
+    }
+}
+
+/// Asking the registry for agreements, noting when it fails and recovers.
+struct Sync {
+    governance: Arc<Governance>,
+    failing: bool,
+}
+
+impl Sync {
+    /// Asks for `product`'s agreements and keeps them; false when the
+    /// registry did not answer (and moving on to another was tried).
+    async fn product(
+        &mut self,
+        registry: &mut RegistryClient<AccessServiceClient<mesh_grpc::MeshChannel>>,
+        product: &str,
+    ) -> bool {
+        match all_agreements(&mut registry.client, product).await {
+            Ok(agreements) => {
+                if self.failing {
+                    tracing::info!(registry = %registry.url(), "agreements current again");
+                    self.failing = false;
+                }
+                if let Err(error) = self.governance.replace(product, agreements) {
+                    tracing::error!(%error, "cannot keep the agreements locally");
+                }
+                true
+            }
+            Err(status) => {
+                if !self.failing {
+                    tracing::warn!(registry = %registry.url(), reason = status.message(),
+                        "cannot fetch agreements; enforcing the ones kept");
+                    self.failing = true;
+                }
+                registry.fail_over(&status);
+                false
+            }
         }
     }
 }
