@@ -452,3 +452,45 @@ async fn endpoints_coming_and_going_and_superseded_agreements_are_reported() {
     );
     registry.stop().await;
 }
+
+/// Positions retention deleted, positions past the newest event and filters
+/// too long are refused with their reasons (SQLite: the test trims the log
+/// by hand, as retention would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn positions_that_would_skip_events_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.sqlite");
+    let mut registry = TestRegistry::start(&db, Duration::from_secs(30)).await;
+    registry.client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
+    let mut admin = events_as(&registry, "root", &["admin"]).await;
+    let past = admin.watch(WatchRequest { after_sequence: 99, ..Default::default() }).await.unwrap_err();
+    assert_eq!(past.code(), Code::InvalidArgument);
+    assert_eq!(
+        past.message(),
+        "after_sequence: 99 is past the newest event of this catalog's log (was it restored or replaced?); start \
+         again from 0 or from now"
+    );
+    let long = format!("mesh.{}*", "x".repeat(200));
+    let status = admin.watch(WatchRequest { types: vec![long], ..Default::default() }).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with(&format!("types: `mesh.{}` is no event type", "x".repeat(95))));
+
+    // Retention deleted the first two events.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "DELETE FROM events WHERE sequence <= 2;
+         INSERT INTO meta (key, value) VALUES ('events_trimmed_through', CAST('2' AS BLOB))",
+    )
+    .unwrap();
+    let expected = "after_sequence: events after 1 are no longer kept (retention deleted them up to 2); start again \
+                    after 2 for every event still kept, or from now";
+    let trimmed = admin.watch(WatchRequest { after_sequence: 1, ..Default::default() }).await.unwrap_err();
+    assert_eq!((trimmed.code(), trimmed.message()), (Code::OutOfRange, expected));
+    let listed = ListEventsRequest { after_sequence: 1, ..Default::default() };
+    let trimmed = admin.list_events(listed).await.unwrap_err();
+    assert_eq!((trimmed.code(), trimmed.message()), (Code::OutOfRange, expected));
+    // 0 still means every event kept.
+    let kept = admin.list_events(ListEventsRequest::default()).await.unwrap().into_inner();
+    assert_eq!((kept.events[0].sequence, kept.oldest_sequence), (3, 3));
+    registry.stop().await;
+}

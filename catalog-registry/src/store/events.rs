@@ -289,5 +289,12 @@ mod tests {
         assert_eq!(store.read(latest).await.unwrap(), 3);
         let next = store.write(|db| append(db, deprecated("shop.orders"))).await.unwrap();
         assert_eq!(next, 4);
+
+        // Details too long for an event are left out, and it says so.
+        let huge =
+            NewEvent { data: json!({ "message": "x".repeat(MAX_DATA_BYTES) }), ..deprecated("shop.orders") };
+        store.write(move |db| append(db, huge)).await.unwrap();
+        let last = store.read(|db| after(db, (4, i64::MAX), &EventFilter::default(), 1)).await.unwrap();
+        assert_eq!(last[0].data, r#"{"omitted":"the details were longer than 16384 bytes"}"#);
     }
 }

@@ -175,7 +175,7 @@ pub(crate) async fn keep_agreements(
             return;
         }
     };
-    let mut sync = Sync { governance, failing: false };
+    let mut sync = AgreementSync { governance, failing: false };
     let mut after = None;
     loop {
         // Watching before asking: nothing decided while we ask is missed.
@@ -250,12 +250,12 @@ async fn follow(
 }
 
 /// Asking the registry for agreements, noting when it fails and recovers.
-struct Sync {
+struct AgreementSync {
     governance: Arc<Governance>,
     failing: bool,
 }
 
-impl Sync {
+impl AgreementSync {
     /// Asks for `product`'s agreements and keeps them; false when the
     /// registry did not answer (and moving on to another was tried).
     async fn product(
