@@ -146,11 +146,7 @@ async fn pause(url: &str, status: &tonic::Status, backoff: &mut Duration) {
 
 fn refused(url: &str, status: &tonic::Status) -> anyhow::Error {
     match status.code() {
-        Code::Unavailable => anyhow!(
-            "cannot reach the catalog registry at {}: {}\n  start it (mesh up), or point --registry / MESH_REGISTRY at it",
-            style::safe(url),
-            style::safe(status.message())
-        ),
+        Code::Unavailable => crate::registry::unreachable(url, status),
         _ => anyhow!("{}", style::safe(status.message())),
     }
 }

@@ -33,6 +33,15 @@ fn too_many_pages(registry: &str) -> anyhow::Error {
     )
 }
 
+/// The error for a registry at `url` that cannot be reached, saying what to do.
+pub(crate) fn unreachable(url: &str, status: &tonic::Status) -> anyhow::Error {
+    anyhow!(
+        "cannot reach the catalog registry at {}: {}\n  start it (mesh up), or point --registry / MESH_REGISTRY at it",
+        crate::style::safe(url),
+        crate::style::safe(status.message())
+    )
+}
+
 /// The registry client: the first of the registry URLs, and the others to
 /// fail over to when it cannot be reached.
 pub(crate) struct Registry {
@@ -126,11 +135,7 @@ impl Registry {
     }
 
     fn unreachable(&self, status: &tonic::Status) -> anyhow::Error {
-        anyhow!(
-            "cannot reach the catalog registry at {}: {}\n  start it (mesh up), or point --registry / MESH_REGISTRY at it",
-            self.url,
-            status.message()
-        )
+        unreachable(&self.url, status)
     }
 
     /// Every product matching `filter`, all pages (at most [`MAX_PAGES`]).
