@@ -34,6 +34,10 @@ pub struct RegistryConfig {
     #[command(flatten)]
     pub events: crate::events::EventArgs,
 
+    /// How webhooks are delivered.
+    #[command(flatten)]
+    pub webhooks: crate::webhooks::WebhookArgs,
+
     /// TLS for the registry's clients.
     #[command(flatten)]
     pub tls: mesh_grpc::TlsArgs,

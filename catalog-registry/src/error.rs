@@ -62,6 +62,9 @@ pub enum RegistryError {
     /// No agreement with this id.
     #[error("agreements/{0} does not exist; mesh access list shows yours")]
     AgreementNotFound(i64),
+    /// No subscription with this id that the caller may see.
+    #[error("subscription `{0}` does not exist (or is not yours); mesh subscriptions list shows yours")]
+    SubscriptionNotFound(String),
     /// The request does not fit the current state (e.g. approving a revoked agreement).
     #[error("{0}")]
     Conflict(String),
@@ -130,7 +133,7 @@ impl From<RegistryError> for Status {
             RegistryError::Quota(_) => Code::ResourceExhausted,
             RegistryError::EventsTrimmed { .. } => Code::OutOfRange,
             RegistryError::PermissionDenied(_) => Code::PermissionDenied,
-            RegistryError::AgreementNotFound(_) => Code::NotFound,
+            RegistryError::AgreementNotFound(_) | RegistryError::SubscriptionNotFound(_) => Code::NotFound,
             RegistryError::Conflict(_) => Code::FailedPrecondition,
             RegistryError::BreakingChange { .. } | RegistryError::MajorVersionBehind { .. } => {
                 Code::FailedPrecondition

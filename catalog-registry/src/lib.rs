@@ -21,6 +21,7 @@ pub mod service_tokens;
 pub mod store;
 pub mod validate;
 pub mod web;
+pub mod webhooks;
 
 pub use clock::Clock;
 pub use config::RegistryConfig;

@@ -5,6 +5,7 @@ use std::future::Future;
 use mesh_contracts::catalog::access_service_server::AccessServiceServer;
 use mesh_contracts::catalog::catalog_service_server::CatalogServiceServer;
 use mesh_contracts::catalog::event_service_server::EventServiceServer;
+use mesh_contracts::catalog::subscription_service_server::SubscriptionServiceServer;
 use mesh_grpc::MeshServer;
 use tokio::net::TcpListener;
 
@@ -22,6 +23,8 @@ pub const CATALOG_SERVICE: &str = "mesh.catalog.v1.CatalogService";
 pub const ACCESS_SERVICE: &str = "mesh.catalog.v1.AccessService";
 /// The full name of the registry's event service.
 pub const EVENT_SERVICE: &str = "mesh.catalog.v1.EventService";
+/// The full name of the registry's webhook subscription service.
+pub const SUBSCRIPTION_SERVICE: &str = "mesh.catalog.v1.SubscriptionService";
 
 /// Opens the catalog database named by `config` and serves the registry on
 /// `listener` until `shutdown` completes, then drains in-flight calls.
@@ -53,8 +56,12 @@ pub async fn serve_with_clock(
     let access = Access::new(store.clone(), tokens.clone());
     // Watch streams never end on their own: they end as shutdown begins.
     let (stopping, stopped) = tokio::sync::watch::channel(false);
-    let hub = crate::events::EventHub::start(store.clone(), config.events.retention(), stopped).await?;
+    let hub =
+        crate::events::EventHub::start(store.clone(), config.events.retention(), stopped.clone()).await?;
     let events = crate::events::Events::new(store.clone(), hub);
+    let webhooks =
+        crate::webhooks::Webhooks::start(store.clone(), events.clone(), &config.webhooks, stopped.clone())?;
+    let subscriptions = crate::webhooks::Subscriptions::new(store.clone(), webhooks);
     let changes = store.changes();
     let location = store.location();
     let catalog = Catalog::new(store, tokens, config.lease_ttl, clock)
@@ -103,7 +110,7 @@ pub async fn serve_with_clock(
     tracing::info!(db = %location, lease_ttl = ?config.lease_ttl, "catalog registry starting");
     let mut server = MeshServer::new(
         mesh_contracts::FILE_DESCRIPTOR_SET,
-        &[CATALOG_SERVICE, ACCESS_SERVICE, EVENT_SERVICE],
+        &[CATALOG_SERVICE, ACCESS_SERVICE, EVENT_SERVICE, SUBSCRIPTION_SERVICE],
     )
     .await?
     .tls(&config.tls)
@@ -111,6 +118,7 @@ pub async fn serve_with_clock(
     .add_service(CatalogServiceServer::new(catalog))
     .add_service(AccessServiceServer::new(access))
     .add_service(EventServiceServer::new(events))
+    .add_service(SubscriptionServiceServer::new(subscriptions))
     // GetProduct, the hot read, is answered from encoded bytes.
     .route(GET_PRODUCT_PATH, get_product)
     .rest(rest)

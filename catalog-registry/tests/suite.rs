@@ -14,3 +14,4 @@ mod register;
 mod replicas;
 mod tools;
 mod web;
+mod webhooks;

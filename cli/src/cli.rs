@@ -17,6 +17,7 @@ use crate::commands::lineage::LineageArgs;
 use crate::commands::login::LoginArgs;
 use crate::commands::products::ProductsArgs;
 use crate::commands::query::QueryArgs;
+use crate::commands::subscriptions::{SubscribeArgs, SubscriptionsCommand};
 use crate::commands::token::TokenCommand;
 #[cfg(feature = "local")]
 use crate::commands::up::UpArgs;
@@ -130,6 +131,21 @@ pub(crate) enum Command {
     ///   mesh watch --since 1523                     resume after event 1523
     #[command(verbatim_doc_comment)]
     Watch(WatchArgs),
+    /// Have a product's events POSTed to a URL (webhooks): CloudEvents
+    /// signed as Standard Webhooks, in order, retried until taken.
+    ///
+    /// Examples:
+    ///   mesh subscribe payment.card_spending --url https://hooks.example.com/mesh
+    ///   mesh subscribe customer.profiles --url https://hooks.example.com/mesh --type 'mesh.data.*'
+    #[command(verbatim_doc_comment)]
+    Subscribe(SubscribeArgs),
+    /// List or delete your webhook subscriptions.
+    ///
+    /// Examples:
+    ///   mesh subscriptions list
+    ///   mesh subscriptions delete sub_4f1c0e9a2b7d36e5c8a1f0b2
+    #[command(subcommand, verbatim_doc_comment)]
+    Subscriptions(SubscriptionsCommand),
     /// Ask for access to a product, or decide on requests (owners).
     #[command(subcommand)]
     Access(AccessCommand),
@@ -187,6 +203,8 @@ impl Command {
             | Command::Access(_)
             | Command::Audit(_)
             | Command::Watch(_)
+            | Command::Subscribe(_)
+            | Command::Subscriptions(_)
             | Command::Lineage(_) => true,
             #[cfg(feature = "sql")]
             Command::Sql(args) => args.calls_services(),

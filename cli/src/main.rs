@@ -75,6 +75,8 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Access(command) => commands::access::run(cli, command).await,
         Command::Audit(args) => commands::audit::run(cli, args).await,
         Command::Watch(args) => commands::watch::run(cli, args).await,
+        Command::Subscribe(args) => commands::subscriptions::subscribe(cli, args).await,
+        Command::Subscriptions(command) => commands::subscriptions::run(cli, command).await,
         Command::Lineage(args) => commands::lineage::run(cli, args).await,
         Command::Login(args) => commands::login::run(cli, args).await,
         Command::Init(args) => commands::init::run(args),

@@ -47,6 +47,9 @@ pub struct MeshConfig {
     /// The PostgreSQL server the domains keep their data on (a schema
     /// each), instead of their SQLite files.
     pub postgres: Option<String>,
+    /// How the registry delivers webhooks (and whether they may reach
+    /// private addresses).
+    pub webhooks: catalog_registry::webhooks::WebhookArgs,
 }
 
 impl MeshConfig {
@@ -66,6 +69,7 @@ impl MeshConfig {
             authentication: true,
             tls: false,
             postgres: None,
+            webhooks: Default::default(),
         }
     }
 }

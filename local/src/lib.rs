@@ -12,6 +12,7 @@ mod mesh;
 mod services;
 
 pub use catalog_registry::web::LINK_TTL as SIGN_IN_LINK_TTL;
+pub use catalog_registry::webhooks::WebhookArgs;
 pub use config::{MeshConfig, Ports};
 pub use error::{LocalError, Result};
 pub use mesh::{ADMIN_TOKEN_TTL, LocalMesh};

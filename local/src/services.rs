@@ -176,6 +176,7 @@ impl<'a> Shared<'a> {
             database: self.database(),
             lease_ttl: self.config.lease_ttl,
             events: Default::default(),
+            webhooks: self.config.webhooks,
             tls: self.tls_of("registry"),
             auth: self.auth.clone(),
             client_tls: Default::default(),

@@ -73,6 +73,55 @@ impl Events {
     }
 }
 
+/// Where a stream starts.
+#[derive(Debug, Clone, Copy)]
+pub struct Position {
+    /// After this sequence number (0: every event kept).
+    pub after: i64,
+    /// After the newest event instead.
+    pub from_now: bool,
+}
+
+impl Events {
+    /// The events `caller` may see that `wanted` names, from `position` on,
+    /// as `Watch` streams them (each once, in order, with heartbeats); the
+    /// stream ends when the receiver is dropped or the registry stops.
+    pub async fn follow(
+        &self,
+        caller: Principal,
+        wanted: Wanted,
+        position: Position,
+    ) -> Result<mpsc::Receiver<Result<WatchResponse, Status>>> {
+        self.stream(caller, wanted, position, None).await
+    }
+
+    async fn stream(
+        &self,
+        caller: Principal,
+        wanted: Wanted,
+        position: Position,
+        slot: Option<Slot>,
+    ) -> Result<mpsc::Receiver<Result<WatchResponse, Status>>> {
+        // Subscribed before the first read of the log: nothing written
+        // between that read and the live stream is missed.
+        let live = self.hub.subscribe();
+        let after = start(&self.store, position.after, position.from_now).await?;
+        // Refused now, as a status, rather than in the stream.
+        read_after(&self.store, after, &wanted, 0).await?;
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let watcher = Watcher {
+            store: self.store.clone(),
+            wanted,
+            viewer: Viewer::new(caller),
+            last: after,
+            sender,
+            _slot: slot,
+        };
+        tokio::spawn(watcher.run(live, self.hub.stopping()));
+        Ok(receiver)
+    }
+}
+
 /// What a reader asked for, checked.
 #[derive(Debug, Clone, Default)]
 pub struct Wanted {
@@ -208,22 +257,8 @@ impl EventService for Events {
         let request = request.into_inner();
         let wanted = Wanted::checked(&request.product, &request.domain, &request.types)?;
         let slot = self.slots.take(&format!("{}\n{}", caller.issuer, caller.subject))?;
-        // Subscribed before the first read of the log: nothing written
-        // between that read and the live stream is missed.
-        let live = self.hub.subscribe();
-        let after = start(&self.store, request.after_sequence, request.from_now).await?;
-        // Refused now, as a status, rather than in the stream.
-        read_after(&self.store, after, &wanted, 0).await?;
-        let (sender, receiver) = mpsc::channel(QUEUE);
-        let watcher = Watcher {
-            store: self.store.clone(),
-            wanted,
-            viewer: Viewer::new(caller),
-            last: after,
-            sender,
-            _slot: slot,
-        };
-        tokio::spawn(watcher.run(live, self.hub.stopping()));
+        let position = Position { after: request.after_sequence, from_now: request.from_now };
+        let receiver = self.stream(caller, wanted, position, Some(slot)).await?;
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
@@ -289,8 +324,8 @@ struct Watcher {
     /// The last event considered.
     last: i64,
     sender: mpsc::Sender<Result<WatchResponse, Status>>,
-    /// Held while the stream is open.
-    _slot: Slot,
+    /// Held while a `Watch` stream is open.
+    _slot: Option<Slot>,
 }
 
 impl Watcher {

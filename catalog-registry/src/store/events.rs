@@ -215,10 +215,12 @@ pub struct Retention {
 
 /// Deletes the events `retention` no longer keeps (oldest first, at most
 /// `batch` at a time, none after `through`: the last event this replica
-/// has handed to its readers); how many went. Under the log's lock, so two
-/// replicas trimming at once leave the mark at the later cut.
+/// has handed to its readers, nor any an active webhook subscription has
+/// yet to deliver); how many went. Under the log's lock, so two replicas
+/// trimming at once leave the mark at the later cut.
 pub fn trim(db: &mut dyn Sql, retention: Retention, batch: i64, through: i64) -> Result<u64> {
     lock(db)?;
+    let through = through.min(super::subscriptions::held_after(db)?);
     let now = db.now_ms()?;
     let newest = db.query_one("SELECT max(sequence) FROM events", &[])?.opt_int(0)?.unwrap_or(0);
     let by_count = newest - retention.max_events;

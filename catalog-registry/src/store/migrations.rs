@@ -15,6 +15,7 @@ const FILES: &[(u32, &str, &str)] = &[
     (1, "0001_catalog.sql", include_str!("../../migrations/0001_catalog.sql")),
     (2, "0002_changes.sql", include_str!("../../migrations/0002_changes.sql")),
     (3, "0003_events.sql", include_str!("../../migrations/0003_events.sql")),
+    (4, "0004_subscriptions.sql", include_str!("../../migrations/0004_subscriptions.sql")),
 ];
 
 /// The SQL dialects the catalog runs on.
@@ -165,7 +166,8 @@ mod tests {
             [
                 (1, "0001_catalog.sql".to_owned()),
                 (2, "0002_changes.sql".to_owned()),
-                (3, "0003_events.sql".to_owned())
+                (3, "0003_events.sql".to_owned()),
+                (4, "0004_subscriptions.sql".to_owned())
             ]
         );
         assert!(table_exists(&conn, "catalog_changes").unwrap());

@@ -15,6 +15,7 @@ mod migrations;
 mod postgres;
 pub mod products;
 pub mod sql;
+pub mod subscriptions;
 pub mod writes;
 
 use std::path::Path;

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use catalog_registry::webhooks::WebhookArgs;
 use catalog_registry::{Clock, RegistryConfig};
 use mesh_contracts::catalog::RegisterProductRequest;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
@@ -14,6 +15,20 @@ use mesh_grpc::auth::test_tokens::TestIssuer;
 use mesh_grpc::{Credentials, MeshChannel};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
+
+/// How long webhook deliveries in tests may fail before their
+/// subscription is disabled.
+pub(crate) const WEBHOOKS_GIVE_UP: Duration = Duration::from_secs(4);
+
+/// How registries in tests deliver webhooks: to receivers on loopback,
+/// giving up after [`WEBHOOKS_GIVE_UP`].
+fn test_webhooks() -> WebhookArgs {
+    WebhookArgs {
+        insecure_webhook_targets: true,
+        webhook_disable_after: WEBHOOKS_GIVE_UP,
+        ..Default::default()
+    }
+}
 
 pub(crate) use mesh_postgres::testing::{Backend, backend};
 
@@ -51,6 +66,13 @@ impl TestRegistry {
         Self::launch(db, lease_ttl, clock, database, url).await
     }
 
+    /// Starts a registry on SQLite that refuses webhooks to private
+    /// addresses, as registries do by default.
+    pub(crate) async fn start_refusing_private_webhooks(db: &Path) -> Self {
+        let strict = WebhookArgs { insecure_webhook_targets: false, ..test_webhooks() };
+        Self::launch_with(db, Duration::from_secs(30), Clock::system(), (None, None), strict).await
+    }
+
     /// A registry keeping its catalog on the PostgreSQL server at `url`.
     pub(crate) async fn on_url(dir: &Path, url: &str) -> Self {
         Self::launch(
@@ -78,6 +100,16 @@ impl TestRegistry {
         database: Option<std::sync::Arc<mesh_postgres::testing::TestDatabase>>,
         url: Option<String>,
     ) -> Self {
+        Self::launch_with(db, lease_ttl, clock, (database, url), test_webhooks()).await
+    }
+
+    async fn launch_with(
+        db: &Path,
+        lease_ttl: Duration,
+        clock: Clock,
+        (database, url): (Option<std::sync::Arc<mesh_postgres::testing::TestDatabase>>, Option<String>),
+        webhooks: WebhookArgs,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let issuer = TestIssuer::new(db.parent().unwrap());
@@ -89,6 +121,7 @@ impl TestRegistry {
             database: url.as_deref().map(mesh_postgres::DatabaseArgs::for_url).unwrap_or_default(),
             lease_ttl,
             events: Default::default(),
+            webhooks,
             tls: Default::default(),
             client_tls: Default::default(),
             web: catalog_registry::web::WebArgs { sign_in_links: links.clone(), ..Default::default() },

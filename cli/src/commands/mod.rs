@@ -16,6 +16,7 @@ pub(crate) mod query;
 pub(crate) mod query_arrow;
 #[cfg(feature = "sql")]
 pub(crate) mod sql;
+pub(crate) mod subscriptions;
 pub(crate) mod token;
 #[cfg(feature = "local")]
 pub(crate) mod up;

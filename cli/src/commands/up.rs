@@ -43,6 +43,10 @@ pub(crate) struct UpArgs {
     /// `postgres://mesh:PASSWORD@127.0.0.1:5432/mesh`.
     #[arg(long, env = "MESH_POSTGRES_URL", hide_env_values = true, value_name = "URL")]
     pub postgres: Option<String>,
+    /// INSECURE: lets webhooks go to loopback, link-local and private
+    /// addresses and over plain http (a receiver on this machine).
+    #[arg(long)]
+    pub insecure_webhook_targets: bool,
 }
 
 /// Starts everything, waits until every product serves, runs until Ctrl-C.
@@ -56,6 +60,10 @@ pub(crate) async fn run(args: &UpArgs) -> Result<()> {
         limits: args.limits.clone(),
         tls: args.tls,
         postgres: args.postgres.clone(),
+        webhooks: mesh_local::WebhookArgs {
+            insecure_webhook_targets: args.insecure_webhook_targets,
+            ..Default::default()
+        },
         ..MeshConfig::new(&args.data_dir)
     };
     match &args.postgres {

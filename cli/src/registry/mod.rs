@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Result, anyhow, bail};
 use mesh_contracts::catalog::access_service_client::AccessServiceClient;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
+use mesh_contracts::catalog::subscription_service_client::SubscriptionServiceClient;
 use mesh_contracts::catalog::{
     Domain, GetProductRequest, GetProductResponse, ListDomainsRequest, ListProductsRequest, Product,
     ProductView,
@@ -53,6 +54,7 @@ pub(crate) struct Registry {
     credentials: Credentials,
     client: CatalogServiceClient<MeshChannel>,
     access: AccessServiceClient<MeshChannel>,
+    subscriptions: SubscriptionServiceClient<MeshChannel>,
 }
 
 /// Where a product entry came from.
@@ -81,6 +83,7 @@ impl Registry {
         let url = urls.remove(0);
         let channel = channel(&url, timeout, credentials)?;
         let access = AccessServiceClient::new(channel.clone());
+        let subscriptions = SubscriptionServiceClient::new(channel.clone());
         Ok(Self {
             primary: url.clone(),
             url,
@@ -89,6 +92,7 @@ impl Registry {
             credentials: credentials.clone(),
             client: CatalogServiceClient::new(channel),
             access,
+            subscriptions,
         })
     }
 
@@ -107,6 +111,7 @@ impl Registry {
             crate::style::safe(&next)
         );
         self.access = AccessServiceClient::new(channel.clone());
+        self.subscriptions = SubscriptionServiceClient::new(channel.clone());
         self.client = CatalogServiceClient::new(channel);
         self.url = next;
         true
@@ -115,6 +120,11 @@ impl Registry {
     /// The registry's access service, on the same connection.
     pub(crate) fn access(&mut self) -> &mut AccessServiceClient<MeshChannel> {
         &mut self.access
+    }
+
+    /// The registry's webhook subscription service, on the same connection.
+    pub(crate) fn subscriptions(&mut self) -> &mut SubscriptionServiceClient<MeshChannel> {
+        &mut self.subscriptions
     }
 
     /// The client of the registry the command line names, with its credentials.

@@ -31,6 +31,7 @@ async fn serves_without_a_registry_and_registers_when_it_comes_up() {
         database: Default::default(),
         lease_ttl: Duration::from_secs(30),
         events: Default::default(),
+        webhooks: Default::default(),
         tls: Default::default(),
         client_tls: Default::default(),
         web: Default::default(),

@@ -39,6 +39,8 @@ impl Mesh {
             insight: with_insight,
             ready_timeout: Duration::from_secs(60),
             tls,
+            // Webhook receivers in tests listen on loopback.
+            webhooks: mesh_local::WebhookArgs { insecure_webhook_targets: true, ..Default::default() },
             ..MeshConfig::new(dir.path())
         };
         let local = LocalMesh::start(config).await.expect("the mesh comes up");

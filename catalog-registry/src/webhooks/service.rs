@@ -1,0 +1,168 @@
+//! `SubscriptionService`: subscribing a URL to a product's events (any
+//! caller who may see the product; events are then shown to the
+//! subscription as to the caller's token), listing one's subscriptions
+//! and how they stand, deleting them. The secret is returned once.
+
+use mesh_contracts::catalog::subscription_service_server::SubscriptionService;
+use mesh_contracts::catalog::{
+    CreateSubscriptionRequest, CreateSubscriptionResponse, DeleteSubscriptionRequest,
+    DeleteSubscriptionResponse, ListSubscriptionsRequest, ListSubscriptionsResponse, Subscription,
+    SubscriptionState,
+};
+use mesh_grpc::auth::{ADMIN, Principal};
+use tonic::{Request, Response, Status};
+
+use super::dispatcher::Webhooks;
+use super::{signature, target};
+use crate::error::{RegistryError, Result};
+use crate::events::service::Wanted;
+use crate::store::subscriptions::{self, NewSubscription, Owner, StoredSubscription};
+use crate::store::{Store, events, products};
+use crate::validate;
+
+/// The most subscriptions one caller may hold.
+pub const MAX_PER_OWNER: i64 = 100;
+/// The most subscriptions the registry holds.
+pub const MAX_TOTAL: i64 = 10_000;
+
+/// The subscription service.
+#[derive(Debug, Clone)]
+pub struct Subscriptions {
+    store: Store,
+    webhooks: Webhooks,
+}
+
+impl Subscriptions {
+    /// Serves `store`'s subscriptions, delivered by `webhooks`.
+    pub fn new(store: Store, webhooks: Webhooks) -> Self {
+        Self { store, webhooks }
+    }
+
+    async fn create(
+        &self,
+        caller: Principal,
+        request: CreateSubscriptionRequest,
+    ) -> Result<CreateSubscriptionResponse> {
+        let product = validate::product_name("product", request.product.trim())?.to_owned();
+        let types: Vec<String> = request.types.iter().map(|t| t.trim().to_owned()).collect();
+        Wanted::checked(&product, "", &types)?;
+        let url = target::checked(&request.url, self.webhooks.allow_private())?;
+        target::resolves(&url, self.webhooks.allow_private()).await?;
+        let id = format!("sub_{:024x}", rand::random::<u128>() >> 32);
+        let secret = signature::new_secret();
+        let owner = Owner { issuer: caller.issuer, subject: caller.subject, roles: caller.roles };
+        let (url, stored_secret) = (url.to_string(), secret.clone());
+        let created = self
+            .store
+            .write(move |db| {
+                let now = db.now_ms()?;
+                if products::load(db, &product, now)?.is_none() {
+                    return Err(RegistryError::ProductNotFound(product));
+                }
+                let (mine, all) = subscriptions::counts(db, &owner.issuer, &owner.subject)?;
+                if mine >= MAX_PER_OWNER {
+                    return Err(RegistryError::Quota(format!(
+                        "you hold {mine} subscriptions, the most one caller may; delete some (mesh subscriptions \
+                         delete ID) or subscribe to event types across products with mesh watch"
+                    )));
+                }
+                if all >= MAX_TOTAL {
+                    return Err(RegistryError::Quota(format!(
+                        "the registry holds {all} subscriptions, the most it delivers; ask an admin to remove unused ones"
+                    )));
+                }
+                let new = NewSubscription { id: &id, product: &product, url: &url, types: &types, secret: &stored_secret, owner: &owner };
+                let newest = events::latest(db)?;
+                subscriptions::insert(db, &new, newest)
+            })
+            .await?;
+        self.webhooks.changed();
+        Ok(CreateSubscriptionResponse { subscription: Some(to_proto(created)), secret })
+    }
+
+    async fn delete(&self, caller: Principal, id: String) -> Result<()> {
+        let id = id.trim().to_owned();
+        if id.is_empty() {
+            return Err(RegistryError::invalid(
+                "subscription_id",
+                "is empty; mesh subscriptions list shows yours",
+            ));
+        }
+        self.store
+            .write(move |db| {
+                let found = subscriptions::get(db, &id)?;
+                let mine = found.is_some_and(|s| {
+                    (s.owner.issuer == caller.issuer && s.owner.subject == caller.subject)
+                        || caller.has_role(ADMIN)
+                });
+                if !mine || !subscriptions::delete(db, &id)? {
+                    return Err(RegistryError::SubscriptionNotFound(id.chars().take(64).collect()));
+                }
+                Ok(())
+            })
+            .await?;
+        self.webhooks.changed();
+        Ok(())
+    }
+}
+
+/// `stored` as callers see it.
+fn to_proto(stored: StoredSubscription) -> Subscription {
+    let state = match (stored.disabled, stored.failing_since) {
+        (true, _) => SubscriptionState::Disabled,
+        (false, 0) => SubscriptionState::Active,
+        (false, _) => SubscriptionState::Failing,
+    };
+    let time = |ms: i64| (ms > 0).then(|| mesh_contracts::time::timestamp(ms));
+    Subscription {
+        subscription_id: stored.id,
+        product: stored.product,
+        url: stored.url,
+        types: stored.types,
+        owner: format!("{} ({})", stored.owner.subject, stored.owner.issuer),
+        create_time: time(stored.create_time),
+        state: state as i32,
+        delivered_sequence: stored.delivered,
+        last_attempt_time: time(stored.last_attempt),
+        last_outcome: stored.last_outcome,
+        failing_since: time(stored.failing_since),
+    }
+}
+
+#[tonic::async_trait]
+impl SubscriptionService for Subscriptions {
+    async fn create_subscription(
+        &self,
+        request: Request<CreateSubscriptionRequest>,
+    ) -> Result<Response<CreateSubscriptionResponse>, Status> {
+        let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
+        Ok(Response::new(self.create(caller, request.into_inner()).await?))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        request: Request<ListSubscriptionsRequest>,
+    ) -> Result<Response<ListSubscriptionsResponse>, Status> {
+        let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
+        let product = match request.into_inner().product.trim() {
+            "" => String::new(),
+            name => validate::product_name("product", name)?.to_owned(),
+        };
+        let listed = self
+            .store
+            .read(move |db| subscriptions::of_owner(db, &caller.issuer, &caller.subject, &product))
+            .await?;
+        Ok(Response::new(ListSubscriptionsResponse {
+            subscriptions: listed.into_iter().map(to_proto).collect(),
+        }))
+    }
+
+    async fn delete_subscription(
+        &self,
+        request: Request<DeleteSubscriptionRequest>,
+    ) -> Result<Response<DeleteSubscriptionResponse>, Status> {
+        let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
+        self.delete(caller, request.into_inner().subscription_id).await?;
+        Ok(Response::new(DeleteSubscriptionResponse {}))
+    }
+}
