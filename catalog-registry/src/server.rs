@@ -59,6 +59,7 @@ pub async fn serve_with_clock(
     let hub =
         crate::events::EventHub::start(store.clone(), config.events.retention(), stopped.clone()).await?;
     let events = crate::events::Events::new(store.clone(), hub);
+    tokio::spawn(crate::events::sweep::run(store.clone(), stopped.clone()));
     let webhooks =
         crate::webhooks::Webhooks::start(store.clone(), events.clone(), &config.webhooks, stopped.clone())?;
     let subscriptions = crate::webhooks::Subscriptions::new(store.clone(), webhooks);

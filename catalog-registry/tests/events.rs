@@ -14,6 +14,7 @@ mesh_postgres::on_both_backends!(
     the_feed_is_a_cloudevents_batch_and_bad_input_is_named,
     loads_and_quality_show_only_to_the_products_readers,
     endpoints_coming_and_going_and_superseded_agreements_are_reported,
+    stale_endpoints_and_ending_agreements_are_reported_once_to_their_audience,
 );
 
 use std::time::Duration;
@@ -423,6 +424,8 @@ async fn endpoints_coming_and_going_and_superseded_agreements_are_reported() {
     let described: Vec<String> = seen
         .iter()
         .skip(2)
+        // The sweep's reports come when it looks: its own test checks them.
+        .filter(|e| e.r#type != "mesh.endpoint.stale.v1")
         .map(|e| {
             let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
             let about = data.get("endpoint").or_else(|| data.get("agreement")).cloned().unwrap_or_default();
@@ -449,6 +452,71 @@ async fn endpoints_coming_and_going_and_superseded_agreements_are_reported() {
     assert_eq!(
         (superseded["state"].as_str(), superseded["by"].as_str()),
         (Some("SUPERSEDED"), Some(names[1].as_str()))
+    );
+    registry.stop().await;
+}
+
+async fn stale_endpoints_and_ending_agreements_are_reported_once_to_their_audience() {
+    use catalog_registry::Clock;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual();
+    let mut registry =
+        TestRegistry::start_with_clock(&dir.path().join("r.sqlite"), Duration::from_secs(30), clock.clone())
+            .await;
+    registry.client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
+    let mut lee = access_as(&registry, "lee", &["owner:shop"]).await;
+    let day = 24 * 3600 * 1000;
+    for who in ["ana", "bob"] {
+        let mut consumer = access_as(&registry, who, &["analyst"]).await;
+        let until = Some(mesh_contracts::time::timestamp(clock.now_ms() + 30 * day));
+        let request = RequestAccessRequest { end_time: until, ..ask(&format!("{who}'s report")) };
+        let asked = consumer.request_access(request).await.unwrap().into_inner().agreement.unwrap();
+        lee.approve_agreement(ApproveAgreementRequest { name: asked.name, note: String::new() })
+            .await
+            .unwrap();
+    }
+    let from = listed(&mut events_as(&registry, "root", &["admin"]).await, 0).await.last().unwrap().sequence;
+    let sweeps = vec!["mesh.endpoint.stale.v1".to_owned(), "mesh.access.expiring.v1".to_owned()];
+    let watch = WatchRequest { from_now: true, types: sweeps, ..Default::default() };
+    let mut owner =
+        events_as(&registry, "lee", &["owner:shop"]).await.watch(watch).await.unwrap().into_inner();
+
+    // A lease that runs out is reported once; renewed and run out again, again.
+    clock.advance(Duration::from_secs(31));
+    let stale = next_events(&mut owner, 1).await;
+    assert_eq!(types(&stale), ["mesh.endpoint.stale.v1"]);
+    let data: serde_json::Value = serde_json::from_str(&stale[0].data).unwrap();
+    assert_eq!(data["endpoint"], ENDPOINT);
+    let renew = RenewLeaseRequest { name: "shop.orders".into(), endpoint: ENDPOINT.into(), data: None };
+    registry.client.renew_lease(renew).await.unwrap();
+    // Agreements ending within seven days: the owners hear of each.
+    clock.advance(Duration::from_millis(23 * day as u64 + 31_000));
+    let mut got = next_events(&mut owner, 3).await;
+    got.sort_by_key(|e| e.r#type.clone());
+    assert_eq!(types(&got), ["mesh.access.expiring.v1", "mesh.access.expiring.v1", "mesh.endpoint.stale.v1"]);
+    let consumer = |event: &Event| {
+        let data: serde_json::Value = serde_json::from_str(&event.data).unwrap();
+        format!("{} {}", data["consumer"].as_str().unwrap_or_default(), data["end_time_ms"].is_i64())
+    };
+    let mut consumers: Vec<String> = got[..2].iter().map(consumer).collect();
+    consumers.sort();
+    assert_eq!(consumers, ["ana true", "bob true"]);
+    // Each consumer of its own only; once each, however often the sweep looks.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let hers = listed(&mut events_as(&registry, "ana", &["analyst"]).await, from).await;
+    let hers: Vec<String> = hers
+        .iter()
+        .filter(|e| e.r#type != "mesh.endpoint.serving.v1")
+        .map(|e| format!("{} {}", e.r#type, consumer(e)))
+        .collect();
+    // One sweep found the lease and the agreement: in that order.
+    assert_eq!(
+        hers,
+        [
+            "mesh.endpoint.stale.v1  false",
+            "mesh.endpoint.stale.v1  false",
+            "mesh.access.expiring.v1 ana true"
+        ]
     );
     registry.stop().await;
 }

@@ -6,6 +6,7 @@ mod common;
 mod agreements;
 mod authorization;
 mod bad_input;
+mod crash;
 mod events;
 mod lifecycle;
 mod listing;

@@ -18,6 +18,9 @@ pub const UNDEPRECATED: &str = "mesh.product.undeprecated.v1";
 pub const DELETED: &str = "mesh.product.deleted.v1";
 /// An endpoint began serving it (data: endpoint).
 pub const ENDPOINT_SERVING: &str = "mesh.endpoint.serving.v1";
+/// An endpoint's lease ran out without renewal: callers skip it until it
+/// renews (data: endpoint, lease_expire_time).
+pub const ENDPOINT_STALE: &str = "mesh.endpoint.stale.v1";
 /// An endpoint stopped serving it (data: endpoint, why).
 pub const ENDPOINT_REMOVED: &str = "mesh.endpoint.removed.v1";
 /// A new load of the product's data (data: rows, load_id, loaded_time,
@@ -36,6 +39,9 @@ pub const ACCESS_APPROVED: &str = "mesh.access.approved.v1";
 pub const ACCESS_DENIED: &str = "mesh.access.denied.v1";
 /// An agreement ended early.
 pub const ACCESS_REVOKED: &str = "mesh.access.revoked.v1";
+/// An agreement in force ends within seven days (data: as other agreement
+/// events, and end_time).
+pub const ACCESS_EXPIRING: &str = "mesh.access.expiring.v1";
 /// An agreement ended because a newer one for the same consumer and
 /// product came into force.
 pub const ACCESS_SUPERSEDED: &str = "mesh.access.superseded.v1";
@@ -48,6 +54,7 @@ pub const ALL: &[&str] = &[
     UNDEPRECATED,
     DELETED,
     ENDPOINT_SERVING,
+    ENDPOINT_STALE,
     ENDPOINT_REMOVED,
     DATA_LOADED,
     QUALITY_FAILED,
@@ -56,6 +63,7 @@ pub const ALL: &[&str] = &[
     ACCESS_APPROVED,
     ACCESS_DENIED,
     ACCESS_REVOKED,
+    ACCESS_EXPIRING,
     ACCESS_SUPERSEDED,
 ];
 

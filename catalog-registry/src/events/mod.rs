@@ -1,7 +1,9 @@
 //! The catalog's events: what each change reports ([`kinds`]), the one task
 //! that follows the log and fans new events out to readers ([`hub`]), who
-//! may see which ([`visibility`]), and the `EventService` that serves them
-//! ([`service`]). The log itself is `store::events`.
+//! may see which ([`visibility`]), the `EventService` that serves them
+//! ([`service`]) and the sweep that reports what no call changes (stale
+//! endpoints, agreements about to end: [`sweep`]). The log itself is
+//! `store::events`.
 
 pub mod cloudevent;
 pub mod data;
@@ -9,6 +11,7 @@ pub mod hub;
 pub mod kinds;
 pub mod service;
 pub mod slots;
+pub mod sweep;
 pub mod visibility;
 
 pub use hub::EventHub;
