@@ -35,6 +35,17 @@ pub fn to_json(event: &Event) -> Value {
     Value::Object(out)
 }
 
+/// An event's details on one line: `key=value` pairs, values as JSON (text
+/// quoted, so a value cannot pass for more fields).
+pub fn summary(data: &str) -> String {
+    match serde_json::from_str::<Value>(data) {
+        Ok(Value::Object(fields)) => {
+            fields.iter().map(|(key, value)| format!("{key}={value}")).collect::<Vec<_>>().join(" ")
+        }
+        _ => data.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +67,14 @@ mod tests {
         assert_eq!(json["sequence"], "42");
         assert_eq!(json["data"]["message"], "use v2");
         assert_eq!(json["subject"], "payment.card_spending");
+    }
+
+    #[test]
+    fn a_summary_is_one_line_of_fields() {
+        assert_eq!(
+            summary(r#"{"version":2,"breaking":true,"by":"lee state=x"}"#),
+            r#"version=2 breaking=true by="lee state=x""#
+        );
+        assert_eq!(summary("not json"), "not json");
     }
 }

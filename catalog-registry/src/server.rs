@@ -98,9 +98,10 @@ pub async fn serve_with_clock(
         }
         _ => None,
     };
+    let backends =
+        crate::web::Backends { catalog: catalog.clone(), access: access.clone(), events: events.clone() };
     let web = crate::web::router(
-        catalog.clone(),
-        access.clone(),
+        backends,
         authenticate.verifier(),
         &config.web,
         config.auth.auth_oidc_issuer.as_deref(),

@@ -156,6 +156,16 @@ async fn every_change_has_its_event_in_order_and_watch_resumes_exactly() {
 
     // The pull feed pages through the same events.
     assert_eq!(listed(&mut admin, 0).await, watched);
+    // Newest first: the latest of a kind, as `mesh describe` shows them.
+    let newest = ListEventsRequest {
+        newest_first: true,
+        page_size: 2,
+        types: vec!["mesh.endpoint.*".into()],
+        ..Default::default()
+    };
+    let newest = admin.list_events(newest).await.unwrap().into_inner();
+    assert_eq!(newest.events, [watched[8].clone(), watched[2].clone()]);
+    assert_eq!(newest.next_after_sequence, watched[9].sequence);
     // Resumed after the fourth: the rest, once each, then live ones.
     let resumed = WatchRequest { after_sequence: watched[3].sequence, ..Default::default() };
     let mut resumed = admin.watch(resumed).await.unwrap().into_inner();

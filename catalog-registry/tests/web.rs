@@ -131,6 +131,36 @@ async fn the_catalog_pages_escape_what_they_show_and_guard_every_form() {
     let accepted = request(&csrf, Some(&base)).await.unwrap();
     assert_eq!(accepted.status(), 303, "the owner's own form goes through (and is answered on the page)");
 
+    // The product page shows the newest events the visitor may see: an
+    // analyst's request to the owners, not to another analyst.
+    let credentials = mesh_grpc::Credentials::token(&registry.token("ana", &["analyst"])).unwrap();
+    let mut ana = mesh_contracts::catalog::access_service_client::AccessServiceClient::new(
+        common::channel(registry.addr, credentials).await,
+    );
+    let ask = mesh_contracts::catalog::RequestAccessRequest {
+        product: "shop.orders".into(),
+        purpose: "report".into(),
+        columns: vec!["amount".into()],
+        ..Default::default()
+    };
+    ana.request_access(ask).await.unwrap();
+    let page = |cookie: String| {
+        let request = http.get(format!("{base}/catalog/products/shop.orders")).header("cookie", cookie);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let owners = page(cookie.clone()).await;
+    assert!(owners.contains("Recent events") && owners.contains("mesh.product.registered.v1"), "{owners}");
+    assert!(
+        owners.contains("mesh.access.requested.v1") && owners.contains("consumer=&#34;ana&#34;"),
+        "{owners}"
+    );
+    let (bob, _) = sign_in(&base, &registry.token("bob", &["analyst"]), "/catalog").await;
+    let bobs = page(format!("mesh_session={bob}")).await;
+    assert!(
+        bobs.contains("mesh.product.registered.v1") && !bobs.contains("mesh.access.requested.v1"),
+        "{bobs}"
+    );
+
     // A sign-in form without its browser's cookie is refused; `next` never leaves the catalog.
     let forged = http
         .post(format!("{base}/catalog/signin"))

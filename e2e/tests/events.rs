@@ -57,6 +57,14 @@ async fn watch_and_the_feed_give_cloudevents_the_sdk_reads() {
         .unwrap();
     let loads = parsed("ndjson", &stdout(&output));
     assert!(loads.iter().all(|l| l.contains(" mesh.data.loaded.v1 ")), "{loads:?}");
+    // `mesh describe` shows the latest load and version published.
+    let output = mesh.mesh().args(["describe", "payment.card_spending"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let described = stdout(&output);
+    let latest = described.split("latest events").nth(1).unwrap_or_default();
+    for kind in ["mesh.data.loaded.v1", "mesh.product.version.published.v1"] {
+        assert!(latest.contains(kind), "{kind}: {described}");
+    }
 
     // An analyst asks for access; the owner's watch of access events sees it.
     let analyst = mesh.token_as("ana", &["analyst"]);

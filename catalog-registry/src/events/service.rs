@@ -71,6 +71,38 @@ impl Events {
     ) -> Result<ListEventsResponse> {
         list(&self.store, caller, wanted, after, page).await
     }
+
+    /// The newest `page` events that `caller` may see and `wanted` names,
+    /// newest first.
+    pub async fn newest(
+        &self,
+        caller: Principal,
+        wanted: &Wanted,
+        page: usize,
+    ) -> Result<ListEventsResponse> {
+        let store = &self.store;
+        let newest = store.read(events::latest).await?;
+        let mut viewer = Viewer::new(caller);
+        let (mut before, mut found) = (newest + 1, Vec::new());
+        'reads: for _ in 0..MAX_READS {
+            let filter = wanted.filter.clone();
+            let read = store.read(move |db| events::newest_before(db, before, &filter, READ)).await?;
+            for event in &read {
+                before = event.sequence;
+                if wanted.matches(event) && viewer.sees(store, event).await? {
+                    found.push(to_proto(event));
+                    if found.len() == page {
+                        break 'reads;
+                    }
+                }
+            }
+            if read.len() < READ {
+                break;
+            }
+        }
+        let oldest = store.read(|db| events::trimmed_through(db)).await? + 1;
+        Ok(ListEventsResponse { events: found, next_after_sequence: newest, oldest_sequence: oldest })
+    }
 }
 
 /// Where a stream starts.
@@ -270,6 +302,9 @@ impl EventService for Events {
         let request = request.into_inner();
         let wanted = Wanted::checked(&request.product, &request.domain, &request.types)?;
         let page = page_size(request.page_size)?;
+        if request.newest_first {
+            return Ok(Response::new(self.newest(caller, &wanted, page).await?));
+        }
         Ok(Response::new(self.list(caller, &wanted, request.after_sequence, page).await?))
     }
 }

@@ -169,6 +169,26 @@ pub fn after(
     rows.iter().map(from_row).collect()
 }
 
+/// The events before `before` that `filter` lets through, newest first, at
+/// most `limit`.
+pub fn newest_before(
+    db: &mut dyn Sql,
+    before: i64,
+    filter: &EventFilter,
+    limit: usize,
+) -> Result<Vec<StoredEvent>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = db.query(
+        &format!(
+            "SELECT {COLUMNS} FROM events
+             WHERE sequence < $1 AND ($2 = '' OR subject = $2) AND ($3 = '' OR domain = $3)
+             ORDER BY sequence DESC LIMIT $4"
+        ),
+        params![before, filter.product.as_str(), filter.domain.as_str(), limit],
+    )?;
+    rows.iter().map(from_row).collect()
+}
+
 fn from_row(row: &Row) -> Result<StoredEvent> {
     let audience = match row.text(7)?.as_str() {
         "catalog" => Audience::Catalog,

@@ -46,7 +46,6 @@ pub struct Owner {
 }
 
 /// A subscription to record.
-#[derive(Debug)]
 pub struct NewSubscription<'a> {
     /// Its id.
     pub id: &'a str,
@@ -60,6 +59,16 @@ pub struct NewSubscription<'a> {
     pub secret: &'a str,
     /// Who creates it.
     pub owner: &'a Owner,
+}
+
+impl std::fmt::Debug for NewSubscription<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("NewSubscription")
+            .field("id", &self.id)
+            .field("product", &self.product)
+            .finish_non_exhaustive()
+    }
 }
 
 const COLUMNS: &str = "id, product, url, types, owner_issuer, owner_subject, owner_roles, create_time, delivered, \
@@ -198,6 +207,18 @@ pub fn failed(db: &mut dyn Sql, id: &str, outcome: &str, give_up_ms: i64) -> Res
         Some(row) => row.text(0)? == "active",
         None => false,
     })
+}
+
+/// Disables `id` at once, saying why.
+pub fn disable(db: &mut dyn Sql, id: &str, why: &str) -> Result<()> {
+    let now = db.now_ms()?;
+    db.execute(
+        "UPDATE subscriptions SET state = 'disabled', last_attempt = $2, last_outcome = $3,
+             failing_since = CASE WHEN failing_since = 0 THEN $2 ELSE failing_since END
+         WHERE id = $1",
+        params![id, now, why],
+    )?;
+    Ok(())
 }
 
 /// The oldest position an active subscription has yet to deliver after:

@@ -42,6 +42,7 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 pub(crate) struct Web {
     catalog: Catalog,
     access: Access,
+    events: crate::events::Events,
     /// Checks the session's token on every request; none when the registry
     /// runs without authentication.
     verifier: Option<Arc<Verifier>>,
@@ -55,10 +56,20 @@ pub(crate) struct Web {
     exchange_issuer: Option<Arc<mesh_grpc::auth::issuer::LocalIssuer>>,
 }
 
+/// The registry's services the web catalog shows.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    /// Products.
+    pub catalog: Catalog,
+    /// Agreements.
+    pub access: Access,
+    /// The event log.
+    pub events: crate::events::Events,
+}
+
 /// The web catalog's routes.
 pub fn router(
-    catalog: Catalog,
-    access: Access,
+    Backends { catalog, access, events }: Backends,
     verifier: Option<Arc<Verifier>>,
     args: &WebArgs,
     oidc_issuer: Option<&str>,
@@ -101,6 +112,7 @@ pub fn router(
     let web = Arc::new(Web {
         catalog,
         access,
+        events,
         verifier,
         sessions: Sessions::new(args.web_session_ttl),
         links: args.sign_in_links.clone(),

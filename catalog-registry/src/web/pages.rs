@@ -13,8 +13,8 @@ use mesh_grpc::auth::owner_role;
 use super::lineage::lineage;
 use super::product_view::{AgreementSections, preview_url};
 use super::view::{
-    Chrome, ColumnRow, EndpointRow, Facet, FacetOption, ProductCard, ProductFacts, ProductPage, QualityRow,
-    SearchPage, SearchQuery, VersionRow,
+    Chrome, ColumnRow, EndpointRow, EventRow, Facet, FacetOption, ProductCard, ProductFacts, ProductPage,
+    QualityRow, SearchPage, SearchQuery, VersionRow,
 };
 use super::{Visitor, Web, message_page, render};
 use mesh_standards::Standard;
@@ -184,6 +184,9 @@ pub(super) fn time(timestamp: Option<&prost_types::Timestamp>) -> String {
         .unwrap_or_default()
 }
 
+/// How many of a product's newest events its page shows.
+const RECENT_EVENTS: usize = 10;
+
 /// `GET /catalog/products/{id}`.
 pub(super) async fn product(
     State(web): State<Arc<Web>>,
@@ -231,6 +234,11 @@ async fn product_page(
     let agreements =
         web.access.list(visitor.principal.clone(), request).await.map(|(page, _)| page).unwrap_or_default();
     let agreements = AgreementSections::of(&agreements, visitor, is_owner);
+    let events = match crate::events::service::Wanted::checked(id, "", &[]) {
+        Ok(wanted) => web.events.newest(visitor.principal.clone(), &wanted, RECENT_EVENTS).await,
+        Err(error) => Err(error),
+    };
+    let events = events.map(|listed| listed.events).unwrap_or_default();
     ProductPage {
         chrome: Chrome::of(Some(visitor), notice),
         p: ProductFacts::of(product),
@@ -247,6 +255,15 @@ async fn product_page(
         lineage: lineage(product),
         versions: product.versions.iter().rev().map(VersionRow::from).collect(),
         quality: product.data.iter().flat_map(|d| &d.quality_results).map(QualityRow::from).collect(),
+        events: events
+            .iter()
+            .map(|e| EventRow {
+                sequence: e.sequence,
+                time: time(e.time.as_ref()),
+                kind: e.r#type.clone(),
+                details: mesh_contracts::cloudevent::summary(&e.data),
+            })
+            .collect(),
     }
 }
 

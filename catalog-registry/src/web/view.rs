@@ -163,6 +163,14 @@ pub(crate) struct VersionRow {
     pub changes: Vec<String>,
 }
 
+/// One event of the product's recent ones.
+pub(crate) struct EventRow {
+    pub sequence: i64,
+    pub time: String,
+    pub kind: String,
+    pub details: String,
+}
+
 /// One quality result.
 pub(crate) struct QualityRow {
     pub rule: String,
@@ -212,4 +220,6 @@ pub(crate) struct ProductPage {
     pub lineage: Lineage,
     pub versions: Vec<VersionRow>,
     pub quality: Vec<QualityRow>,
+    /// The newest events about the product the visitor may see.
+    pub events: Vec<EventRow>,
 }

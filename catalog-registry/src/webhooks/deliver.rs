@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::signature::sign;
 use super::target;
+use crate::error::RegistryError;
 use crate::events::Events;
 use crate::events::service::{Position, Wanted};
 use crate::store::Store;
@@ -26,6 +27,8 @@ use crate::store::subscriptions::{self, StoredSubscription};
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// The longest wait between attempts.
 const MAX_RETRY: Duration = Duration::from_secs(300);
+/// Deliveries in flight at once for the subscriptions of one owner.
+const PER_OWNER: usize = 4;
 /// How often a position moved past events the subscription does not get
 /// is saved (a restart redelivers nothing, it only reads them again).
 const SAVE_EVERY: Duration = Duration::from_secs(15);
@@ -38,6 +41,8 @@ pub struct Deliverer {
     pub(super) client: reqwest::Client,
     /// Deliveries in flight at once, across subscriptions.
     pub(super) in_flight: Semaphore,
+    /// Each owner's share of them ([`PER_OWNER`]), by issuer and subject.
+    pub(super) per_owner: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
     /// How long a receiver may take to answer.
     pub(super) timeout: Duration,
     /// Failing this long disables a subscription.
@@ -67,7 +72,15 @@ impl Deliverer {
         let mut stream = match self.events.follow(owner, wanted, position).await {
             Ok(stream) => stream,
             Err(error) => {
-                return tracing::warn!(subscription = %id, %error, "cannot read the subscription's events");
+                // A position the log no longer has (restored, or trimmed) is the
+                // subscription's to know; anything else is the registry's.
+                if let RegistryError::InvalidArgument { .. } | RegistryError::EventsTrimmed { .. } = error {
+                    let why = format!("cannot go on after event {}: {error}", subscription.delivered);
+                    let _ = self.store.write(move |db| subscriptions::disable(db, &id, &why)).await;
+                } else {
+                    tracing::warn!(subscription = %id, %error, "cannot read the subscription's events");
+                }
+                return;
             }
         };
         let (mut saved, mut saved_at) = (subscription.delivered, Instant::now());
@@ -96,7 +109,21 @@ impl Deliverer {
     async fn deliver(&self, subscription: &StoredSubscription, event: &Event) -> bool {
         let body = mesh_contracts::cloudevent::to_json(event).to_string().into_bytes();
         let mut wait = FIRST_RETRY;
+        let written = event.time.as_ref().map(mesh_contracts::time::ms).unwrap_or_default();
         loop {
+            // A subscription may not hold the log back longer than it may fail.
+            let behind = mesh_contracts::time::now_ms() - written;
+            if behind > i64::try_from(self.give_up_after.as_millis()).unwrap_or(i64::MAX) {
+                let id = subscription.id.clone();
+                let why = format!(
+                    "event {} was written {:?} ago and is still not taken: the receiver fell too far behind",
+                    event.sequence,
+                    Duration::from_millis(behind.unsigned_abs() / 1000 * 1000)
+                );
+                let _ = self.store.write(move |db| subscriptions::disable(db, &id, &why)).await;
+                tracing::warn!(subscription = %subscription.id, "webhook receiver too far behind: disabled");
+                return false;
+            }
             let id = subscription.id.clone();
             let secret = match self.store.read(move |db| subscriptions::secret(db, &id)).await {
                 Ok(Some(secret)) => secret,
@@ -107,7 +134,7 @@ impl Deliverer {
                     continue;
                 }
             };
-            let outcome = self.post(&subscription.url, &secret, &event.id, &body).await;
+            let outcome = self.post(subscription, &secret, &event.id, &body).await;
             let (id, sequence) = (subscription.id.clone(), event.sequence);
             match outcome {
                 Ok(answer) => {
@@ -139,10 +166,24 @@ impl Deliverer {
     }
 
     /// POSTs one signed delivery; the receiver's status, or why it failed.
-    async fn post(&self, url: &str, secret: &str, id: &str, body: &[u8]) -> Result<String, String> {
-        let _permit = self.in_flight.acquire().await.map_err(|_| "the registry is stopping".to_owned())?;
+    async fn post(
+        &self,
+        subscription: &StoredSubscription,
+        secret: &str,
+        id: &str,
+        body: &[u8],
+    ) -> Result<String, String> {
+        // The owner's share first: slow receivers of one owner hold up no one else's.
+        let share = {
+            let mut shares = self.per_owner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let owner = format!("{}\n{}", subscription.owner.issuer, subscription.owner.subject);
+            Arc::clone(shares.entry(owner).or_insert_with(|| Arc::new(Semaphore::new(PER_OWNER))))
+        };
+        let stopping = |_| "the registry is stopping".to_owned();
+        let _share = share.acquire().await.map_err(stopping)?;
+        let _permit = self.in_flight.acquire().await.map_err(stopping)?;
         // Checked at every attempt: the rules may have changed since.
-        let url = target::checked(url, self.allow_private).map_err(|e| e.to_string())?;
+        let url = target::checked(&subscription.url, self.allow_private).map_err(|e| e.to_string())?;
         let timestamp = mesh_contracts::time::now_ms() / 1000;
         let signature = sign(secret, id, timestamp, body).ok_or("the subscription's secret is unreadable")?;
         let sent = self
@@ -163,21 +204,14 @@ impl Deliverer {
                 Err(format!("HTTP {} (redirects are not followed)", answer.status().as_u16()))
             }
             Ok(answer) => Err(format!("HTTP {}", answer.status().as_u16())),
+            // Coarse on purpose: the outcome is no port scanner's report.
             Err(error) if error.is_timeout() => Err(format!("no answer within {:?}", self.timeout)),
-            Err(error) => Err(failure(&error.without_url())),
+            Err(error) if error.is_connect() => {
+                Err("could not connect (refused, TLS failed, or no public address)".to_owned())
+            }
+            Err(_) => Err("the request failed before an answer came".to_owned()),
         }
     }
-}
-
-/// Why a request failed, its causes included (the URL left out).
-fn failure(error: &dyn std::error::Error) -> String {
-    let mut said = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        said = format!("{said}: {next}");
-        cause = next.source();
-    }
-    said
 }
 
 /// A wait between half and all of `wait`.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use super::WebhookArgs;
 use super::deliver::Deliverer;
@@ -63,6 +64,7 @@ impl Webhooks {
             events,
             client,
             in_flight: Semaphore::new(usize::from(args.webhook_concurrency)),
+            per_owner: Default::default(),
             timeout: args.webhook_timeout,
             give_up_after: args.webhook_disable_after,
             allow_private,
@@ -86,14 +88,25 @@ impl Webhooks {
 async fn dispatch(deliverer: Arc<Deliverer>, changed: Arc<Notify>, mut stopping: watch::Receiver<bool>) {
     let holder = format!("{:032x}", rand::random::<u128>());
     let mut running: HashMap<String, JoinHandle<()>> = HashMap::new();
+    // Until when this replica surely holds the right, by its own clock.
+    let mut held_until = Instant::now();
     loop {
         let store = &deliverer.store;
         let holder_now = holder.clone();
         let lease = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
-        let wanted = match store.write(move |db| subscriptions::claim_dispatch(db, &holder_now, lease)).await
-        {
-            Ok(true) => store.read(subscriptions::active).await,
+        let asked = Instant::now();
+        let claimed = store.write(move |db| subscriptions::claim_dispatch(db, &holder_now, lease)).await;
+        let wanted = match claimed {
+            Ok(true) => {
+                held_until = asked + LEASE - RECHECK;
+                store.read(subscriptions::active).await
+            }
             Ok(false) => Ok(Vec::new()),
+            // Unsure: deliveries stop before another replica may take over.
+            Err(error) if Instant::now() >= held_until => {
+                tracing::warn!(%error, "cannot renew the right to deliver webhooks; stopping deliveries");
+                Ok(Vec::new())
+            }
             Err(error) => Err(error),
         };
         match wanted {

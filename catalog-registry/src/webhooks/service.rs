@@ -16,8 +16,9 @@ use super::dispatcher::Webhooks;
 use super::{signature, target};
 use crate::error::{RegistryError, Result};
 use crate::events::service::Wanted;
+use crate::store::sql::Sql;
 use crate::store::subscriptions::{self, NewSubscription, Owner, StoredSubscription};
-use crate::store::{Store, events, products};
+use crate::store::{Store, events, products, writes};
 use crate::validate;
 
 /// The most subscriptions one caller may hold.
@@ -43,37 +44,47 @@ impl Subscriptions {
         caller: Principal,
         request: CreateSubscriptionRequest,
     ) -> Result<CreateSubscriptionResponse> {
+        if caller.roles.iter().any(|role| role.starts_with("service:")) {
+            return Err(RegistryError::PermissionDenied(
+                "a service identity's token is short-lived by design and may not outlive itself as a webhook; \
+                 services follow events with Watch, people and teams subscribe with their own token"
+                    .into(),
+            ));
+        }
         let product = validate::product_name("product", request.product.trim())?.to_owned();
         let types: Vec<String> = request.types.iter().map(|t| t.trim().to_owned()).collect();
         Wanted::checked(&product, "", &types)?;
         let url = target::checked(&request.url, self.webhooks.allow_private())?;
+        let owner = Owner { issuer: caller.issuer, subject: caller.subject, roles: caller.roles };
+        // Counted before the name is looked up: a caller at its quota makes no lookups.
+        let (issuer, subject) = (owner.issuer.clone(), owner.subject.clone());
+        self.store.read(move |db| within_quota(db, &issuer, &subject)).await?;
         target::resolves(&url, self.webhooks.allow_private()).await?;
         let id = format!("sub_{:024x}", rand::random::<u128>() >> 32);
         let secret = signature::new_secret();
-        let owner = Owner { issuer: caller.issuer, subject: caller.subject, roles: caller.roles };
         let (url, stored_secret) = (url.to_string(), secret.clone());
         let created = self
             .store
             .write(move |db| {
+                // One creation at a time, so quotas hold on PostgreSQL too.
+                db.lock("subscriptions")?;
                 let now = db.now_ms()?;
                 if products::load(db, &product, now)?.is_none() {
                     return Err(RegistryError::ProductNotFound(product));
                 }
-                let (mine, all) = subscriptions::counts(db, &owner.issuer, &owner.subject)?;
-                if mine >= MAX_PER_OWNER {
-                    return Err(RegistryError::Quota(format!(
-                        "you hold {mine} subscriptions, the most one caller may; delete some (mesh subscriptions \
-                         delete ID) or subscribe to event types across products with mesh watch"
-                    )));
-                }
-                if all >= MAX_TOTAL {
-                    return Err(RegistryError::Quota(format!(
-                        "the registry holds {all} subscriptions, the most it delivers; ask an admin to remove unused ones"
-                    )));
-                }
-                let new = NewSubscription { id: &id, product: &product, url: &url, types: &types, secret: &stored_secret, owner: &owner };
+                within_quota(db, &owner.issuer, &owner.subject)?;
+                let new = NewSubscription {
+                    id: &id,
+                    product: &product,
+                    url: &url,
+                    types: &types,
+                    secret: &stored_secret,
+                    owner: &owner,
+                };
                 let newest = events::latest(db)?;
-                subscriptions::insert(db, &new, newest)
+                let created = subscriptions::insert(db, &new, newest)?;
+                writes::record(db, now, &owner.subject, &format!("subscribe {id}"), &product)?;
+                Ok(created)
             })
             .await?;
         self.webhooks.changed();
@@ -91,19 +102,38 @@ impl Subscriptions {
         self.store
             .write(move |db| {
                 let found = subscriptions::get(db, &id)?;
-                let mine = found.is_some_and(|s| {
+                let mine = found.as_ref().is_some_and(|s| {
                     (s.owner.issuer == caller.issuer && s.owner.subject == caller.subject)
                         || caller.has_role(ADMIN)
                 });
-                if !mine || !subscriptions::delete(db, &id)? {
+                let Some(found) = found.filter(|_| mine) else {
                     return Err(RegistryError::SubscriptionNotFound(id.chars().take(64).collect()));
-                }
-                Ok(())
+                };
+                subscriptions::delete(db, &id)?;
+                let now = db.now_ms()?;
+                writes::record(db, now, &caller.subject, &format!("delete subscription {id}"), &found.product)
             })
             .await?;
         self.webhooks.changed();
         Ok(())
     }
+}
+
+/// Refuses a new subscription of `(issuer, subject)` past the quotas.
+fn within_quota(db: &mut dyn Sql, issuer: &str, subject: &str) -> Result<()> {
+    let (mine, all) = subscriptions::counts(db, issuer, subject)?;
+    if mine >= MAX_PER_OWNER {
+        return Err(RegistryError::Quota(format!(
+            "you hold {mine} subscriptions, the most one caller may; delete some (mesh subscriptions delete ID) \
+             or follow events across products with mesh watch"
+        )));
+    }
+    if all >= MAX_TOTAL {
+        return Err(RegistryError::Quota(format!(
+            "the registry holds {all} subscriptions, the most it delivers; ask an admin to remove unused ones"
+        )));
+    }
+    Ok(())
 }
 
 /// `stored` as callers see it.

@@ -86,22 +86,28 @@ fn private_refused() -> RegistryError {
     )
 }
 
-/// Resolves `url`'s host now and refuses it when it names only addresses
-/// webhooks may not reach, or none at all.
+/// How long a name may take to resolve.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Resolves `url`'s host now and refuses it unless it names addresses
+/// webhooks may reach, and only those (one message for a name that does
+/// not resolve and one that resolves inward: neither says which).
 pub async fn resolves(url: &Url, allow_private: bool) -> Result<()> {
     let Some(url::Host::Domain(name)) = url.host() else { return Ok(()) };
     let port = url.port_or_known_default().unwrap_or(443);
-    let found: Vec<SocketAddr> = tokio::net::lookup_host((name, port))
-        .await
-        .map_err(|_| {
-            RegistryError::invalid(
-                "url",
-                format!("its host `{name}` cannot be resolved from the registry; check the name"),
-            )
-        })?
-        .collect();
-    if !allow_private && found.iter().any(|addr| !public(addr.ip())) {
-        return Err(private_refused());
+    let found = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((name, port))).await;
+    let found: Vec<SocketAddr> = match found {
+        Ok(Ok(found)) => found.collect(),
+        _ => Vec::new(),
+    };
+    if found.is_empty() || (!allow_private && found.iter().any(|addr| !public(addr.ip()))) {
+        return Err(RegistryError::invalid(
+            "url",
+            format!(
+                "its host `{name}` does not resolve, from the registry, to public addresses only; use a public \
+                 host (a registry run with {INSECURE_FLAG} accepts private ones for tests)"
+            ),
+        ));
     }
     Ok(())
 }
@@ -141,9 +147,17 @@ fn public_v6(ip: Ipv6Addr) -> bool {
     !(ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
+        // IPv4-compatible (::a.b.c.d) and IPv4-translated (::ffff:0:a.b.c.d).
+        || segments[..6] == [0, 0, 0, 0, 0, 0]
+        || segments[..6] == [0, 0, 0, 0, 0xffff, 0]
+        // Local-use NAT64 (64:ff9b:1::/48).
+        || segments[..3] == [0x64, 0xff9b, 1]
+        // Unique local (fc00::/7), link-local (fe80::/10), site-local (fec0::/10).
         || (segments[0] & 0xfe00) == 0xfc00
         || (segments[0] & 0xffc0) == 0xfe80
-        || (segments[0] == 0x2001 && segments[1] == 0x0db8)
+        || (segments[0] & 0xffc0) == 0xfec0
+        // Documentation (2001:db8::/32), Teredo (2001::/32), 6to4 (2002::/16).
+        || (segments[0] == 0x2001 && (segments[1] == 0x0db8 || segments[1] == 0))
         || segments[0] == 0x2002)
 }
 
@@ -198,6 +212,13 @@ mod tests {
             ("https://[fd00::1]/x", "private"),
             ("https://[fe80::1]/x", "link-local"),
             ("https://[64:ff9b::a00:1]/x", "private"),
+            ("https://[::7f00:1]/x", "private"),
+            ("https://[64:ff9b:1::1]/x", "private"),
+            ("https://[fec0::1]/x", "private"),
+            ("https://[2001:0:4136:e378::1]/x", "private"),
+            ("https://2130706433/x", "loopback"),
+            ("https://0x7f.1/x", "loopback"),
+            ("https://0177.0.0.1/x", "loopback"),
         ] {
             let error = checked(url, false).unwrap_err().to_string();
             assert!(error.contains(said) && error.starts_with("url"), "{url}: {error}");

@@ -3,7 +3,9 @@
 use anyhow::Result;
 use clap::ValueEnum;
 use comfy_table::{Cell, Table};
-use mesh_contracts::catalog::{Consumer, ListAgreementsRequest, Product, ProductView, SchemaVersion};
+use mesh_contracts::catalog::{
+    Consumer, ListAgreementsRequest, ListEventsRequest, Product, ProductView, SchemaVersion,
+};
 use mesh_contracts::product::{AccessMode, Classification, ProductOptions, QualityResult};
 use prost::Message;
 
@@ -89,9 +91,34 @@ pub(crate) async fn run(cli: &Cli, args: &DescribeArgs) -> Result<()> {
     println!("{}", columns_table(&product));
     // A cached description has no agreements to show.
     if matches!(source, Source::Registry) {
+        print_latest_events(&mut registry, &product.product_id).await;
         print_agreements_in_force(&mut registry, &product.product_id).await;
     }
     Ok(())
+}
+
+/// The product's last load and last version published, from the event log
+/// (nothing when the caller may not see them).
+async fn print_latest_events(registry: &mut Registry, product: &str) {
+    let mut latest = Vec::new();
+    for kind in ["mesh.data.loaded.v1", "mesh.product.version.published.v1"] {
+        let request = ListEventsRequest {
+            product: product.to_owned(),
+            types: vec![kind.to_owned()],
+            page_size: 1,
+            newest_first: true,
+            ..Default::default()
+        };
+        if let Ok(listed) = registry.events().list_events(request).await {
+            latest.extend(listed.into_inner().events);
+        }
+    }
+    if !latest.is_empty() {
+        println!("latest events (mesh watch {product} follows them):");
+        for event in &latest {
+            println!("{}", crate::commands::watch::line(event));
+        }
+    }
 }
 
 /// The product's facts, one per line: owner, purpose, policy, access,

@@ -155,15 +155,7 @@ fn refused(url: &str, status: &tonic::Status) -> anyhow::Error {
 fn print(out: &mut impl Write, event: &Event, format: WatchFormat) -> Result<()> {
     let written = match format {
         WatchFormat::Ndjson => writeln!(out, "{}", mesh_contracts::cloudevent::to_json(event)),
-        WatchFormat::Table => writeln!(
-            out,
-            "{:>8}  {}  {:<36}  {:<28}  {}",
-            event.sequence,
-            style::time(event.time.as_ref()).unwrap_or_default(),
-            style::safe(&event.r#type),
-            style::safe(&event.subject),
-            style::safe(&summary(&event.data)),
-        ),
+        WatchFormat::Table => writeln!(out, "{}", line(event)),
     };
     if let Err(error) = written.and_then(|()| out.flush()) {
         if error.kind() == std::io::ErrorKind::BrokenPipe {
@@ -175,15 +167,16 @@ fn print(out: &mut impl Write, event: &Event, format: WatchFormat) -> Result<()>
     Ok(())
 }
 
-/// The details of an event on one line: `key=value` pairs, values as JSON
-/// (text quoted, so a value cannot pass for more fields).
-fn summary(data: &str) -> String {
-    match serde_json::from_str::<serde_json::Value>(data) {
-        Ok(serde_json::Value::Object(fields)) => {
-            fields.iter().map(|(key, value)| format!("{key}={value}")).collect::<Vec<_>>().join(" ")
-        }
-        _ => data.to_owned(),
-    }
+/// An event on one line: sequence, time, type, product, details.
+pub(crate) fn line(event: &Event) -> String {
+    format!(
+        "{:>8}  {}  {:<36}  {:<28}  {}",
+        event.sequence,
+        style::time(event.time.as_ref()).unwrap_or_default(),
+        style::safe(&event.r#type),
+        style::safe(&event.subject),
+        style::safe(&mesh_contracts::cloudevent::summary(&event.data)),
+    )
 }
 
 #[cfg(test)]
@@ -197,14 +190,5 @@ mod tests {
         assert_eq!(since("1234"), Ok(Since::After(1234)));
         assert!(since("-3").unwrap_err().contains("neither `now` nor a sequence number"));
         assert!(since("1h").is_err());
-    }
-
-    #[test]
-    fn a_summary_is_one_line_of_fields() {
-        assert_eq!(
-            summary(r#"{"version":2,"breaking":true,"by":"lee state=x"}"#),
-            r#"version=2 breaking=true by="lee state=x""#
-        );
-        assert_eq!(summary("not json"), "not json");
     }
 }

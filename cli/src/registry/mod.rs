@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Result, anyhow, bail};
 use mesh_contracts::catalog::access_service_client::AccessServiceClient;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
+use mesh_contracts::catalog::event_service_client::EventServiceClient;
 use mesh_contracts::catalog::subscription_service_client::SubscriptionServiceClient;
 use mesh_contracts::catalog::{
     Domain, GetProductRequest, GetProductResponse, ListDomainsRequest, ListProductsRequest, Product,
@@ -55,6 +56,7 @@ pub(crate) struct Registry {
     client: CatalogServiceClient<MeshChannel>,
     access: AccessServiceClient<MeshChannel>,
     subscriptions: SubscriptionServiceClient<MeshChannel>,
+    events: EventServiceClient<MeshChannel>,
 }
 
 /// Where a product entry came from.
@@ -84,6 +86,7 @@ impl Registry {
         let channel = channel(&url, timeout, credentials)?;
         let access = AccessServiceClient::new(channel.clone());
         let subscriptions = SubscriptionServiceClient::new(channel.clone());
+        let events = EventServiceClient::new(channel.clone());
         Ok(Self {
             primary: url.clone(),
             url,
@@ -93,6 +96,7 @@ impl Registry {
             client: CatalogServiceClient::new(channel),
             access,
             subscriptions,
+            events,
         })
     }
 
@@ -112,6 +116,7 @@ impl Registry {
         );
         self.access = AccessServiceClient::new(channel.clone());
         self.subscriptions = SubscriptionServiceClient::new(channel.clone());
+        self.events = EventServiceClient::new(channel.clone());
         self.client = CatalogServiceClient::new(channel);
         self.url = next;
         true
@@ -125,6 +130,11 @@ impl Registry {
     /// The registry's webhook subscription service, on the same connection.
     pub(crate) fn subscriptions(&mut self) -> &mut SubscriptionServiceClient<MeshChannel> {
         &mut self.subscriptions
+    }
+
+    /// The registry's event service, on the same connection.
+    pub(crate) fn events(&mut self) -> &mut EventServiceClient<MeshChannel> {
+        &mut self.events
     }
 
     /// The client of the registry the command line names, with its credentials.
