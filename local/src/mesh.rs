@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
-use mesh_contracts::catalog::{ListProductsRequest, ServingStatus};
+use mesh_contracts::catalog::event_service_client::EventServiceClient;
+use mesh_contracts::catalog::{ListProductsRequest, ServingStatus, WatchRequest, WatchResponse};
 use mesh_grpc::Credentials;
 use mesh_grpc::auth::ADMIN;
 use mesh_grpc::auth::issuer::LocalIssuer;
@@ -21,8 +22,11 @@ use crate::services::{Bound, Shared, Sockets, Task};
 /// How long the tokens [`LocalMesh::credentials`] signs live; renewed halfway.
 pub const ADMIN_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 
-/// How often readiness is checked while waiting.
+/// How often readiness is checked while the registry is not yet up.
 const READY_POLL: Duration = Duration::from_millis(50);
+/// How long the wait for readiness listens for an event before looking
+/// again anyway (a service that ended writes none).
+const QUIET: Duration = Duration::from_secs(1);
 
 /// A running mesh. Dropping it stops every service (without waiting);
 /// [`LocalMesh::stop`] stops them and waits.
@@ -147,14 +151,21 @@ impl LocalMesh {
     /// service that fails meanwhile ends the wait with its error.
     async fn wait_until_serving(&self, timeout: Duration) -> Result<()> {
         let started = Instant::now();
-        let mut registry = CatalogServiceClient::new(mesh_grpc::client::channel(
-            &self.registry_url,
-            Duration::from_secs(5),
-            &self.credentials("mesh-up", &[ADMIN])?,
-        )?);
+        let credentials = self.credentials("mesh-up", &[ADMIN])?;
+        let call = Duration::from_secs(5);
+        let mut registry =
+            CatalogServiceClient::new(mesh_grpc::client::channel(&self.registry_url, call, &credentials)?);
+        let stream = mesh_grpc::client::stream_channel(&self.registry_url, call, &credentials)?;
+        let mut events = EventServiceClient::new(stream);
+        let mut changes: Option<tonic::Streaming<WatchResponse>> = None;
         let expected = self.product_ids();
         loop {
             self.fail_if_a_service_ended().await?;
+            // Watching before looking: a change made meanwhile wakes us.
+            if changes.is_none() {
+                let from_now = WatchRequest { from_now: true, ..Default::default() };
+                changes = events.watch(from_now).await.ok().map(tonic::Response::into_inner);
+            }
             let listed =
                 registry.list_products(ListProductsRequest { page_size: 1000, ..Default::default() }).await;
             let waiting: Vec<&str> = match &listed {
@@ -180,7 +191,16 @@ impl LocalMesh {
             if started.elapsed() > timeout {
                 return Err(LocalError::NotReady { seconds: timeout.as_secs(), waiting: waiting.join(", ") });
             }
-            tokio::time::sleep(READY_POLL).await;
+            match &mut changes {
+                // The next event (or a quiet second, to notice a service that ended).
+                Some(stream) => {
+                    if let Ok(Err(_) | Ok(None)) = tokio::time::timeout(QUIET, stream.message()).await {
+                        changes = None;
+                    }
+                }
+                // The registry is not up yet.
+                None => tokio::time::sleep(READY_POLL).await,
+            }
         }
     }
 

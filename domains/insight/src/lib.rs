@@ -4,6 +4,7 @@
 
 mod agreements;
 pub mod build;
+mod follow;
 
 use build::Sources;
 
@@ -113,7 +114,8 @@ pub async fn run(
 }
 
 /// Serves and registers `product`, rebuilding it at start (retrying while
-/// the sources are not yet serving), until `shutdown`.
+/// the sources are not yet serving) and whenever its inputs load, until
+/// `shutdown`.
 pub async fn serve(
     product: Arc<Product>,
     args: &InsightArgs,
@@ -141,8 +143,10 @@ pub async fn serve(
             }
         }
     });
+    let following = tokio::spawn(follow::rebuild_on_input_loads(builder.clone()));
     let service = service(builder);
     let served = run_domain(listener, vec![service], &args.domain, shutdown).await;
     initial.abort();
+    following.abort();
     served
 }

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use mesh_contracts::catalog::GetProductRequest;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
+use mesh_contracts::catalog::{DataStatus, GetProductRequest, RenewLeaseRequest};
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::insight::v1::RefreshRequest;
 use mesh_contracts::woori::insight::v1::segment_spending_service_client::SegmentSpendingServiceClient;
@@ -134,4 +134,30 @@ async fn segments_match_an_independent_aggregate_and_small_ones_are_suppressed()
     );
     let described = product.describe().unwrap();
     assert!(described.quality_results.iter().all(|q| q.passed), "{:?}", described.quality_results);
+
+    // An input reports a new load (as its domain does after loading): insight
+    // rebuilds on the event, once the inputs' loads have settled.
+    // Quiet inputs: no rebuild (the start's loads settle first).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let built = product.describe().unwrap().last_loaded_time;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(product.describe().unwrap().last_loaded_time, built, "rebuilt with no input loaded");
+    let payment = mesh.credentials("payment", &["service:payment"]).unwrap();
+    let mut registry = CatalogServiceClient::new(channel(&mesh.registry_url, &payment));
+    let data = DataStatus {
+        row_count: 400,
+        load_id: 1_000_000,
+        last_loaded_time: Some(mesh_contracts::time::timestamp(mesh_contracts::time::now_ms())),
+        ..Default::default()
+    };
+    let endpoint = mesh.payment_url.clone();
+    let renew = RenewLeaseRequest { name: "payment.card_spending".into(), endpoint, data: Some(data) };
+    registry.renew_lease(renew).await.unwrap();
+    for _ in 0..200 {
+        if product.describe().unwrap().last_loaded_time != built {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("insight did not rebuild after its input loaded");
 }

@@ -149,7 +149,8 @@ impl Product {
             row_count: load.as_ref().map_or(0, |l| l.row_count),
             last_loaded_time: load.as_ref().map(|l| mesh_contracts::time::timestamp(l.loaded_at_ms)),
             quality_results: self.store.quality(self.spec.id)?,
-            load_id: load.as_ref().map_or(0, |l| i64::try_from(l.load).unwrap_or(i64::MAX)),
+            // The id's 64 bits as they are: unique per load, though it may read negative.
+            load_id: load.as_ref().map_or(0, |l| i64::from_le_bytes(l.load.to_le_bytes())),
         })
     }
 
