@@ -8,6 +8,7 @@
 //! ```
 
 mod arrow;
+mod events;
 mod exchange;
 mod governance;
 mod hostile;
@@ -89,8 +90,11 @@ enum Group {
     /// REST exports, the product page and the browser preview.
     Web,
     /// Reads under an agreement (lookup, pseudonyms, audit) against the
-    /// owner's ungoverned reads; revocation to enforcement.
+    /// owner's ungoverned reads.
     Governance,
+    /// Events: a change to its webhook against a plain POST; revocation to
+    /// enforcement; 1,000 Watch streams' fan-out, memory and GetProduct rate.
+    Events,
     /// 10,000 refused reads with 4 MB filters: the read log's size and the
     /// lease renewals meanwhile.
     ReadLog,
@@ -121,6 +125,7 @@ impl Group {
             Group::Postgres => "postgresql...",
             Group::Web => "web: REST exports, the product page, the browser preview...",
             Group::Governance => "reads under agreements against the owner's...",
+            Group::Events => "events: webhooks, revocations, 1,000 watch streams...",
             Group::ReadLog => "a flood of refused reads with 4 MB filters...",
             Group::Exchange => "token exchange...",
             Group::Hostile => "hostile load (its own mesh up)...",
@@ -143,6 +148,7 @@ impl Group {
             Group::Postgres => postgres::figures(run).await,
             Group::Web => web::figures(run).await,
             Group::Governance => governance::figures(run).await,
+            Group::Events => events::figures(run).await,
             Group::ReadLog => readlog::figures(run).await,
             Group::Exchange => exchange::figures(run).await,
             Group::Hostile => hostile::figures(run).await,

@@ -25,6 +25,8 @@ pub(crate) struct Mesh {
     pub token: String,
     /// The same token as credentials.
     pub credentials: Credentials,
+    /// The registry's SQLite file.
+    pub registry_db: PathBuf,
     local: LocalMesh,
 }
 
@@ -79,15 +81,18 @@ impl Mesh {
     /// Starts everything over `data` (generating it on first use), secured
     /// as `security` says; returns once every product is serving.
     pub(crate) async fn start(data: &Path, generator: Generator, security: Security) -> Result<Self> {
-        let registry = format!("registry-{}-{security:?}.sqlite", std::process::id());
+        let registry_db =
+            data.join("registry").join(format!("registry-{}-{security:?}.sqlite", std::process::id()));
         let config = MeshConfig {
-            registry_db: Some(data.join("registry").join(registry)),
+            registry_db: Some(registry_db.clone()),
             ports: Ports::Ephemeral,
             generator,
             lease_ttl: Duration::from_secs(60),
             authentication: security != Security::Open,
             tls: security == Security::TlsAndTokens,
             insight: security == Security::Tokens,
+            // The events group's webhook receiver listens on loopback.
+            webhooks: mesh_local::WebhookArgs { insecure_webhook_targets: true, ..Default::default() },
             ..MeshConfig::new(data)
         };
         let local = LocalMesh::start(config).await?;
@@ -104,6 +109,7 @@ impl Mesh {
             customer_url: local.customer_url.clone(),
             payment: product(payment::CARD_SPENDING.id)?,
             insight,
+            registry_db,
             local,
         })
     }

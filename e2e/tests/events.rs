@@ -127,3 +127,44 @@ async fn watch_and_the_feed_give_cloudevents_the_sdk_reads() {
         parsed("batch", &mine).iter().map(|l| l.split(' ').nth(1).unwrap().to_owned()).collect();
     assert_eq!(mine, ["mesh.access.requested.v1", "mesh.access.approved.v1"]);
 }
+
+/// `mesh subscribe` prints the secret once; `mesh subscriptions list` shows
+/// the subscription and how it stands, never the secret; `delete` ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn subscriptions_through_the_cli() {
+    let mesh = Mesh::start(300, false).await;
+    let ana = mesh.token_as("ana", &["analyst"]);
+    let as_ana = || {
+        let mut command = mesh.mesh();
+        command.env("MESH_TOKEN", &ana);
+        command
+    };
+    let url = "http://127.0.0.1:9/hook";
+    let output = as_ana()
+        .args(["subscribe", "payment.card_spending", "--url", url, "--type", "mesh.data.*"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = stdout(&output);
+    let id = printed.split(':').next().unwrap().trim().to_owned();
+    let secret = printed.lines().find_map(|l| l.trim().strip_prefix("whsec_")).expect("the secret is shown");
+    assert!(id.starts_with("sub_") && printed.contains(&format!("go to {url}")), "{printed}");
+    assert!(stderr(&output).contains("webhook-signature"), "{}", stderr(&output));
+
+    let output = as_ana().args(["subscriptions", "list"]).output().unwrap();
+    let listed = stdout(&output);
+    assert!(listed.contains(&id) && listed.contains("mesh.data.*") && listed.contains("active"), "{listed}");
+    assert!(!listed.contains(secret), "{listed}");
+    // Another analyst sees none of it and cannot delete it.
+    let bob = mesh.token_as("bob", &["analyst"]);
+    let output = mesh.mesh().env("MESH_TOKEN", &bob).args(["subscriptions", "list"]).output().unwrap();
+    assert!(stdout(&output).contains("no subscriptions"), "{}", stdout(&output));
+    let output = mesh.mesh().env("MESH_TOKEN", &bob).args(["subscriptions", "delete", &id]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("does not exist (or is not yours)"), "{}", stderr(&output));
+
+    let output = as_ana().args(["subscriptions", "delete", &id]).output().unwrap();
+    assert!(output.status.success() && stdout(&output).contains("deleted"), "{}", stderr(&output));
+    let output = as_ana().args(["subscriptions", "list"]).output().unwrap();
+    assert!(stdout(&output).contains("no subscriptions"), "{}", stdout(&output));
+}
