@@ -150,6 +150,15 @@ pub fn data_status(data: &mesh_contracts::catalog::DataStatus) -> Result<()> {
     if data.row_count < 0 {
         return Err(RegistryError::invalid("data.row_count", format!("{} is negative", data.row_count)));
     }
+    // 1970-01-01 to 9999-12-31: what every reader can show.
+    if let Some(loaded) = &data.last_loaded_time
+        && !(0..=253_402_300_799).contains(&loaded.seconds)
+    {
+        return Err(RegistryError::invalid(
+            "data.last_loaded_time",
+            format!("{} s since 1970 is not a time a load happened; report the load's time", loaded.seconds),
+        ));
+    }
     if data.consumers.len() > MAX_CONSUMERS {
         return Err(RegistryError::invalid(
             "data.consumers",

@@ -387,6 +387,13 @@ async fn the_catalog_shows_the_data_status_domains_report() {
     for (bad, needle) in [
         (status(-1, 0), "data.row_count: -1 is negative"),
         (status(10, 11), "must be 0 <= failed <= checked"),
+        (
+            DataStatus {
+                last_loaded_time: Some(prost_types::Timestamp { seconds: -1, nanos: 0 }),
+                ..status(1, 0)
+            },
+            "data.last_loaded_time: -1 s since 1970 is not a time a load happened; report the load's time",
+        ),
     ] {
         let result = client
             .renew_lease(RenewLeaseRequest {

@@ -52,8 +52,13 @@ pub(crate) fn safe_lines(text: &str) -> Cow<'_, str> {
 }
 
 /// A timestamp as RFC 3339 to the second, e.g. `2026-11-26T09:00:00Z`.
+/// `None` outside years 1970 to 9999 (a service's bad clock), which the
+/// format cannot show.
 pub(crate) fn time(timestamp: Option<&prost_types::Timestamp>) -> Option<String> {
-    let time = std::time::SystemTime::try_from(*timestamp?).ok()?;
+    /// 9999-12-31T23:59:59Z.
+    const LAST: i64 = 253_402_300_799;
+    let timestamp = timestamp.filter(|t| (0..=LAST).contains(&t.seconds))?;
+    let time = std::time::SystemTime::try_from(*timestamp).ok()?;
     Some(humantime::format_rfc3339_seconds(time).to_string())
 }
 
@@ -107,6 +112,15 @@ pub(crate) fn product_status(product: &Product) -> Cell {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_out_of_range_shows_as_none() {
+        let at = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
+        assert_eq!(time(Some(&at(0))).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(time(Some(&at(-1))), None);
+        assert_eq!(time(Some(&at(i64::MAX))), None);
+        assert_eq!(time(Some(&at(253_402_300_800))), None);
+    }
 
     #[test]
     fn what_would_act_on_a_terminal_is_shown_escaped() {

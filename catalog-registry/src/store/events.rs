@@ -157,16 +157,7 @@ pub fn after(
     filter: &EventFilter,
     limit: usize,
 ) -> Result<Vec<StoredEvent>> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let rows = db.query(
-        &format!(
-            "SELECT {COLUMNS} FROM events
-             WHERE sequence > $1 AND sequence <= $5 AND ($2 = '' OR subject = $2) AND ($3 = '' OR domain = $3)
-             ORDER BY sequence LIMIT $4"
-        ),
-        params![after, filter.product.as_str(), filter.domain.as_str(), limit, through],
-    )?;
-    rows.iter().map(from_row).collect()
+    between(db, (after, through), filter, limit, "ASC")
 }
 
 /// The events before `before` that `filter` lets through, newest first, at
@@ -177,14 +168,24 @@ pub fn newest_before(
     filter: &EventFilter,
     limit: usize,
 ) -> Result<Vec<StoredEvent>> {
+    between(db, (0, before - 1), filter, limit, "DESC")
+}
+
+fn between(
+    db: &mut dyn Sql,
+    (after, through): (i64, i64),
+    filter: &EventFilter,
+    limit: usize,
+    order: &str,
+) -> Result<Vec<StoredEvent>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = db.query(
         &format!(
             "SELECT {COLUMNS} FROM events
-             WHERE sequence < $1 AND ($2 = '' OR subject = $2) AND ($3 = '' OR domain = $3)
-             ORDER BY sequence DESC LIMIT $4"
+             WHERE sequence > $1 AND sequence <= $5 AND ($2 = '' OR subject = $2) AND ($3 = '' OR domain = $3)
+             ORDER BY sequence {order} LIMIT $4"
         ),
-        params![before, filter.product.as_str(), filter.domain.as_str(), limit],
+        params![after, filter.product.as_str(), filter.domain.as_str(), limit, through],
     )?;
     rows.iter().map(from_row).collect()
 }

@@ -41,6 +41,9 @@ pub struct Deliverer {
     pub(super) client: reqwest::Client,
     /// Deliveries in flight at once, across subscriptions.
     pub(super) in_flight: Semaphore,
+    /// When delivering began here: an event is not behind for the time
+    /// the registry was down.
+    pub(super) started: Instant,
     /// Each owner's share of them ([`PER_OWNER`]), by issuer and subject.
     pub(super) per_owner: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
     /// How long a receiver may take to answer.
@@ -111,8 +114,10 @@ impl Deliverer {
         let mut wait = FIRST_RETRY;
         let written = event.time.as_ref().map(mesh_contracts::time::ms).unwrap_or_default();
         loop {
-            // A subscription may not hold the log back longer than it may fail.
-            let behind = mesh_contracts::time::now_ms() - written;
+            // A subscription may not hold the log back longer than it may fail
+            // (counted from when this registry could first deliver it).
+            let since_start = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            let behind = (mesh_contracts::time::now_ms() - written).min(since_start);
             if behind > i64::try_from(self.give_up_after.as_millis()).unwrap_or(i64::MAX) {
                 let id = subscription.id.clone();
                 let why = format!(

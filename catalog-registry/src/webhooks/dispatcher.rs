@@ -64,6 +64,7 @@ impl Webhooks {
             events,
             client,
             in_flight: Semaphore::new(usize::from(args.webhook_concurrency)),
+            started: Instant::now(),
             per_owner: Default::default(),
             timeout: args.webhook_timeout,
             give_up_after: args.webhook_disable_after,
@@ -95,7 +96,14 @@ async fn dispatch(deliverer: Arc<Deliverer>, changed: Arc<Notify>, mut stopping:
         let holder_now = holder.clone();
         let lease = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
         let asked = Instant::now();
-        let claimed = store.write(move |db| subscriptions::claim_dispatch(db, &holder_now, lease)).await;
+        // A claim that hangs counts as failed once the right may have run out.
+        let claiming = store.write(move |db| subscriptions::claim_dispatch(db, &holder_now, lease));
+        let claimed = match tokio::time::timeout(RECHECK, claiming).await {
+            Ok(claimed) => claimed,
+            Err(_) => {
+                Err(crate::error::RegistryError::Internal("renewing the right to deliver timed out".into()))
+            }
+        };
         let wanted = match claimed {
             Ok(true) => {
                 held_until = asked + LEASE - RECHECK;

@@ -114,7 +114,7 @@ async fn print_latest_events(registry: &mut Registry, product: &str) {
         }
     }
     if !latest.is_empty() {
-        println!("latest events (mesh watch {product} follows them):");
+        println!("latest events (mesh watch {} follows them):", style::safe(product));
         for event in &latest {
             println!("{}", crate::commands::watch::line(event));
         }

@@ -15,6 +15,9 @@ use crate::build::{CUSTOMER_PRODUCT, PAYMENT_PRODUCT};
 /// How long the inputs' loads must be quiet before a rebuild: the two
 /// sources often load one after the other.
 const SETTLE: Duration = Duration::from_secs(2);
+/// The longest a rebuild waits for the inputs to settle: inputs that load
+/// more often than [`SETTLE`] still get rebuilt on.
+const MAX_WAIT: Duration = Duration::from_secs(30);
 /// How long to wait before watching again after the stream was lost.
 const RETRY: Duration = Duration::from_secs(2);
 /// The event a new load writes.
@@ -32,7 +35,8 @@ pub(crate) async fn rebuild_on_input_loads(builder: Builder) {
     };
     let mut events = EventServiceClient::new(channel);
     let mut after: Option<i64> = None;
-    let mut due: Option<Instant> = None;
+    // When a rebuild is due, and when the first load it waits on came.
+    let mut due: Option<(Instant, Instant)> = None;
     loop {
         let request = WatchRequest {
             after_sequence: after.unwrap_or(0),
@@ -45,7 +49,9 @@ pub(crate) async fn rebuild_on_input_loads(builder: Builder) {
             Err(status) => {
                 tracing::debug!(reason = status.message(), "cannot watch the inputs' loads; trying again");
                 if matches!(status.code(), tonic::Code::OutOfRange | tonic::Code::InvalidArgument) {
+                    // Loads in the gap are not known: rebuild once to be sure.
                     after = None;
+                    due = Some((Instant::now(), Instant::now()));
                 }
                 tokio::time::sleep(RETRY).await;
                 continue;
@@ -58,12 +64,13 @@ pub(crate) async fn rebuild_on_input_loads(builder: Builder) {
                         after = Some(response.resume_after);
                         let input = response.event.is_some_and(|e| [CUSTOMER_PRODUCT, PAYMENT_PRODUCT].contains(&e.subject.as_str()));
                         if input {
-                            due = Some(Instant::now() + SETTLE);
+                            let first = due.map_or_else(Instant::now, |(_, first)| first);
+                            due = Some(((Instant::now() + SETTLE).min(first + MAX_WAIT), first));
                         }
                     }
                     _ => break,
                 },
-                () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                () = tokio::time::sleep_until(due.map_or_else(Instant::now, |(at, _)| at)), if due.is_some() => {
                     due = None;
                     match builder.rebuild_when_free().await {
                         Ok(_) => tracing::info!("rebuilt after the inputs loaded"),
