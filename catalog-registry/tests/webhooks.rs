@@ -10,6 +10,7 @@ use crate::common;
 mesh_postgres::on_both_backends!(
     deliveries_are_signed_in_order_and_survive_a_failing_receiver,
     a_hanging_receiver_holds_up_no_one_and_a_dead_one_is_disabled,
+    a_subscription_expires_unless_its_creator_renews_it_with_current_roles,
 );
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -25,7 +26,8 @@ use mesh_contracts::catalog::access_service_client::AccessServiceClient;
 use mesh_contracts::catalog::subscription_service_client::SubscriptionServiceClient;
 use mesh_contracts::catalog::{
     CreateSubscriptionRequest, DeleteSubscriptionRequest, DeprecateProductRequest, ListSubscriptionsRequest,
-    RequestAccessRequest, Subscription, SubscriptionState, UndeprecateProductRequest,
+    RenewSubscriptionRequest, RequestAccessRequest, Subscription, SubscriptionState,
+    UndeprecateProductRequest,
 };
 use mesh_grpc::{Credentials, MeshChannel};
 use tonic::Code;
@@ -288,6 +290,65 @@ async fn a_hanging_receiver_holds_up_no_one_and_a_dead_one_is_disabled() {
     working.wait_for(3).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(dead.attempts.load(Ordering::SeqCst), attempts);
+    registry.stop().await;
+}
+
+async fn a_subscription_expires_unless_its_creator_renews_it_with_current_roles() {
+    use catalog_registry::Clock;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual();
+    let mut registry =
+        TestRegistry::start_with_clock(&dir.path().join("r.sqlite"), Duration::from_secs(30), clock.clone())
+            .await;
+    registry.client.register_product(Fixture::default().register("shop.orders", ENDPOINT)).await.unwrap();
+    let (receiver, url) = Receiver::start().await;
+    let mut lee = subscriptions_as(&registry, "lee", &["owner:shop"]).await;
+    let request = subscribe(&url, &["mesh.access.*", "mesh.product.*"]);
+    let subscription = lee.create_subscription(request).await.unwrap().into_inner().subscription.unwrap();
+    let id = subscription.subscription_id.clone();
+    let expires = mesh_contracts::time::ms(subscription.expire_time.as_ref().unwrap());
+    assert_eq!(expires - clock.now_ms(), 90 * 24 * 3600 * 1000, "a lifetime of 90 days");
+    let ask = |who: &str| {
+        let credentials = Credentials::token(&registry.token(who, &["analyst"])).unwrap();
+        let addr = registry.addr;
+        let request = RequestAccessRequest {
+            product: "shop.orders".into(),
+            purpose: format!("{who}'s report"),
+            columns: vec!["amount".into()],
+            ..Default::default()
+        };
+        async move {
+            let mut access = AccessServiceClient::new(common::channel(addr, credentials).await);
+            access.request_access(request).await.unwrap();
+        }
+    };
+    // As an owner: another consumer's request.
+    ask("ana").await;
+    assert_eq!(receiver.wait_for(1).await[0].event()["data"]["consumer"], "ana");
+
+    // Past its lifetime: expired, nothing delivered.
+    clock.advance(Duration::from_secs(91 * 24 * 3600));
+    state_of(&mut lee, &id, |s| s.state() == SubscriptionState::Expired).await;
+    ask("bob").await;
+    churn(&mut registry, 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.got().len(), 1);
+
+    // Only its creator renews it, not as a service; renewed with a token
+    // that no longer carries the owner's role, it shows what that token may see.
+    let mut admin = subscriptions_as(&registry, "root", &["admin"]).await;
+    let renew = RenewSubscriptionRequest { subscription_id: id.clone() };
+    assert_eq!(admin.renew_subscription(renew.clone()).await.unwrap_err().code(), Code::NotFound);
+    let mut lee_as_service = subscriptions_as(&registry, "lee", &["service:shop"]).await;
+    let refused = lee_as_service.renew_subscription(renew.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let mut lee_now = subscriptions_as(&registry, "lee", &["analyst"]).await;
+    let renewed = lee_now.renew_subscription(renew).await.unwrap().into_inner().subscription.unwrap();
+    assert_eq!(renewed.state(), SubscriptionState::Active);
+    let got = receiver.wait_for(3).await;
+    let types: Vec<String> =
+        got[1..].iter().map(|d| d.event()["type"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(types, ["mesh.product.deprecated.v1", "mesh.product.undeprecated.v1"], "not bob's request");
     registry.stop().await;
 }
 

@@ -139,10 +139,11 @@ pub(crate) enum Command {
     ///   mesh subscribe customer.profiles --url https://hooks.example.com/mesh --type 'mesh.data.*'
     #[command(verbatim_doc_comment)]
     Subscribe(SubscribeArgs),
-    /// List or delete your webhook subscriptions.
+    /// List, renew or delete your webhook subscriptions.
     ///
     /// Examples:
     ///   mesh subscriptions list
+    ///   mesh subscriptions renew sub_4f1c0e9a2b7d36e5c8a1f0b2
     ///   mesh subscriptions delete sub_4f1c0e9a2b7d36e5c8a1f0b2
     #[command(subcommand, verbatim_doc_comment)]
     Subscriptions(SubscriptionsCommand),

@@ -163,6 +163,8 @@ async fn subscriptions_through_the_cli() {
     assert!(!output.status.success());
     assert!(stderr(&output).contains("does not exist (or is not yours)"), "{}", stderr(&output));
 
+    let output = as_ana().args(["subscriptions", "renew", &id]).output().unwrap();
+    assert!(stdout(&output).contains(&format!("{id}: renewed until 20")), "{}", stderr(&output));
     let output = as_ana().args(["subscriptions", "delete", &id]).output().unwrap();
     assert!(output.status.success() && stdout(&output).contains("deleted"), "{}", stderr(&output));
     let output = as_ana().args(["subscriptions", "list"]).output().unwrap();

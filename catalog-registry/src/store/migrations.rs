@@ -17,6 +17,7 @@ const FILES: &[(u32, &str, &str)] = &[
     (3, "0003_events.sql", include_str!("../../migrations/0003_events.sql")),
     (4, "0004_subscriptions.sql", include_str!("../../migrations/0004_subscriptions.sql")),
     (5, "0005_sweeps.sql", include_str!("../../migrations/0005_sweeps.sql")),
+    (6, "0006_subscription_expiry.sql", include_str!("../../migrations/0006_subscription_expiry.sql")),
 ];
 
 /// The SQL dialects the catalog runs on.
@@ -169,7 +170,8 @@ mod tests {
                 (2, "0002_changes.sql".to_owned()),
                 (3, "0003_events.sql".to_owned()),
                 (4, "0004_subscriptions.sql".to_owned()),
-                (5, "0005_sweeps.sql".to_owned())
+                (5, "0005_sweeps.sql".to_owned()),
+                (6, "0006_subscription_expiry.sql".to_owned())
             ]
         );
         assert!(table_exists(&conn, "catalog_changes").unwrap());

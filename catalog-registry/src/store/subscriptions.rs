@@ -32,6 +32,8 @@ pub struct StoredSubscription {
     pub last_attempt: i64,
     /// What the last attempt gave.
     pub last_outcome: String,
+    /// When it stops delivering unless renewed, ms (0: never).
+    pub expire_time: i64,
 }
 
 /// Who created a subscription.
@@ -72,7 +74,7 @@ impl std::fmt::Debug for NewSubscription<'_> {
 }
 
 const COLUMNS: &str = "id, product, url, types, owner_issuer, owner_subject, owner_roles, create_time, delivered, \
-                       state, failing_since, last_attempt, last_outcome";
+                       state, failing_since, last_attempt, last_outcome, expire_time";
 
 fn from_row(row: &Row) -> Result<StoredSubscription> {
     let list = |text: String| serde_json::from_str::<Vec<String>>(&text).unwrap_or_default();
@@ -88,17 +90,24 @@ fn from_row(row: &Row) -> Result<StoredSubscription> {
         failing_since: row.int(10)?,
         last_attempt: row.int(11)?,
         last_outcome: row.text(12)?,
+        expire_time: row.int(13)?,
     })
 }
 
-/// Records `new`, delivering the events after `from` (the newest now).
-pub fn insert(db: &mut dyn Sql, new: &NewSubscription<'_>, from: i64) -> Result<StoredSubscription> {
+/// Records `new`, delivering the events after `from` (the newest now) for
+/// `lifetime_ms`.
+pub fn insert(
+    db: &mut dyn Sql,
+    new: &NewSubscription<'_>,
+    from: i64,
+    lifetime_ms: i64,
+) -> Result<StoredSubscription> {
     let now = db.now_ms()?;
     let json = |list: &[String]| serde_json::Value::from(list.to_vec()).to_string();
     db.execute(
         "INSERT INTO subscriptions (id, product, url, types, secret, owner_issuer, owner_subject, owner_roles,
-                                    create_time, delivered, state)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active')",
+                                    create_time, delivered, state, expire_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11)",
         params![
             new.id,
             new.product,
@@ -109,7 +118,8 @@ pub fn insert(db: &mut dyn Sql, new: &NewSubscription<'_>, from: i64) -> Result<
             new.owner.subject.as_str(),
             json(&new.owner.roles),
             now,
-            from
+            from,
+            now.saturating_add(lifetime_ms)
         ],
     )?;
     get(db, new.id)?
@@ -123,11 +133,16 @@ pub fn get(db: &mut dyn Sql, id: &str) -> Result<Option<StoredSubscription>> {
         .transpose()
 }
 
-/// The signing secret of `id`.
+/// The signing secret of `id` while it delivers (`None`: deleted,
+/// disabled or expired).
 pub fn secret(db: &mut dyn Sql, id: &str) -> Result<Option<String>> {
-    db.query_opt("SELECT secret FROM subscriptions WHERE id = $1", params![id])?
-        .map(|row| row.text(0))
-        .transpose()
+    let now = db.now_ms()?;
+    db.query_opt(
+        &format!("SELECT secret FROM subscriptions WHERE {DELIVERING} AND id = $2"),
+        params![now, id],
+    )?
+    .map(|row| row.text(0))
+    .transpose()
 }
 
 /// `owner`'s subscriptions (to `product`, unless empty), oldest first.
@@ -157,11 +172,35 @@ pub fn counts(db: &mut dyn Sql, issuer: &str, subject: &str) -> Result<(i64, i64
     Ok((row.int(0)?, row.int(1)?))
 }
 
+/// Which subscriptions deliver at `$1`: neither disabled nor expired.
+const DELIVERING: &str = "state = 'active' AND (expire_time = 0 OR expire_time > $1)";
+
 /// Every subscription still delivering.
 pub fn active(db: &mut dyn Sql) -> Result<Vec<StoredSubscription>> {
-    let rows =
-        db.query(&format!("SELECT {COLUMNS} FROM subscriptions WHERE state = 'active' ORDER BY id"), &[])?;
+    let now = db.now_ms()?;
+    let rows = db.query(
+        &format!("SELECT {COLUMNS} FROM subscriptions WHERE {DELIVERING} ORDER BY id"),
+        params![now],
+    )?;
     rows.iter().map(from_row).collect()
+}
+
+/// Renews `id` for `lifetime_ms` from now with `roles`, taking it up again
+/// if it was disabled; the subscription renewed.
+pub fn renew(
+    db: &mut dyn Sql,
+    id: &str,
+    roles: &[String],
+    lifetime_ms: i64,
+) -> Result<Option<StoredSubscription>> {
+    let now = db.now_ms()?;
+    let roles = serde_json::Value::from(roles.to_vec()).to_string();
+    db.execute(
+        "UPDATE subscriptions SET owner_roles = $2, expire_time = $3, state = 'active', failing_since = 0
+         WHERE id = $1",
+        params![id, roles, now.saturating_add(lifetime_ms)],
+    )?;
+    get(db, id)
 }
 
 /// Deletes `id`; whether it existed.
@@ -224,8 +263,10 @@ pub fn disable(db: &mut dyn Sql, id: &str, why: &str) -> Result<()> {
 /// The oldest position an active subscription has yet to deliver after:
 /// retention keeps the events after it (`i64::MAX`: none holds any).
 pub fn held_after(db: &mut dyn Sql) -> Result<i64> {
-    let oldest =
-        db.query_one("SELECT min(delivered) FROM subscriptions WHERE state = 'active'", &[])?.opt_int(0)?;
+    let now = db.now_ms()?;
+    let oldest = db
+        .query_one(&format!("SELECT min(delivered) FROM subscriptions WHERE {DELIVERING}"), params![now])?
+        .opt_int(0)?;
     Ok(oldest.unwrap_or(i64::MAX))
 }
 
@@ -265,7 +306,7 @@ mod tests {
                     secret: "whsec_x",
                     owner: &owner,
                 };
-                insert(db, &new, 7)
+                insert(db, &new, 7, 60_000)
             })
             .await
             .unwrap();

@@ -1,13 +1,15 @@
 //! `SubscriptionService`: subscribing a URL to a product's events (any
 //! caller who may see the product; events are then shown to the
 //! subscription as to the caller's token), listing one's subscriptions
-//! and how they stand, deleting them. The secret is returned once.
+//! and how they stand, renewing them (a lifetime of 90 days, renewed with
+//! the creator's current token and roles), deleting them. The secret is
+//! returned once.
 
 use mesh_contracts::catalog::subscription_service_server::SubscriptionService;
 use mesh_contracts::catalog::{
     CreateSubscriptionRequest, CreateSubscriptionResponse, DeleteSubscriptionRequest,
-    DeleteSubscriptionResponse, ListSubscriptionsRequest, ListSubscriptionsResponse, Subscription,
-    SubscriptionState,
+    DeleteSubscriptionResponse, ListSubscriptionsRequest, ListSubscriptionsResponse,
+    RenewSubscriptionRequest, RenewSubscriptionResponse, Subscription, SubscriptionState,
 };
 use mesh_grpc::auth::{ADMIN, Principal};
 use tonic::{Request, Response, Status};
@@ -25,6 +27,8 @@ use crate::validate;
 pub const MAX_PER_OWNER: i64 = 100;
 /// The most subscriptions the registry holds.
 pub const MAX_TOTAL: i64 = 10_000;
+/// How long a subscription delivers unless its creator renews it.
+pub const LIFETIME_MS: i64 = 90 * 24 * 3600 * 1000;
 
 /// The subscription service.
 #[derive(Debug, Clone)]
@@ -44,13 +48,7 @@ impl Subscriptions {
         caller: Principal,
         request: CreateSubscriptionRequest,
     ) -> Result<CreateSubscriptionResponse> {
-        if caller.roles.iter().any(|role| role.starts_with("service:")) {
-            return Err(RegistryError::PermissionDenied(
-                "a service identity's token is short-lived by design and may not outlive itself as a webhook; \
-                 services follow events with Watch, people and teams subscribe with their own token"
-                    .into(),
-            ));
-        }
+        refuse_services(&caller)?;
         let product = validate::product_name("product", request.product.trim())?.to_owned();
         let types: Vec<String> = request.types.iter().map(|t| t.trim().to_owned()).collect();
         Wanted::checked(&product, "", &types)?;
@@ -82,13 +80,48 @@ impl Subscriptions {
                     owner: &owner,
                 };
                 let newest = events::latest(db)?;
-                let created = subscriptions::insert(db, &new, newest)?;
+                let created = subscriptions::insert(db, &new, newest, LIFETIME_MS)?;
                 writes::record(db, now, &owner.subject, &format!("subscribe {id}"), &product)?;
                 Ok(created)
             })
             .await?;
         self.webhooks.changed();
-        Ok(CreateSubscriptionResponse { subscription: Some(to_proto(created)), secret })
+        Ok(CreateSubscriptionResponse {
+            subscription: Some(to_proto(created, mesh_contracts::time::now_ms())),
+            secret,
+        })
+    }
+
+    /// Renews the caller's subscription `id` with the caller's roles now.
+    async fn renew(&self, caller: Principal, id: String) -> Result<Subscription> {
+        refuse_services(&caller)?;
+        let id = checked_id(&id)?;
+        let (renewed, now) = self
+            .store
+            .write(move |db| {
+                let found = subscriptions::get(db, &id)?;
+                let mine = found
+                    .as_ref()
+                    .is_some_and(|s| s.owner.issuer == caller.issuer && s.owner.subject == caller.subject);
+                let renewed = match mine {
+                    true => subscriptions::renew(db, &id, &caller.roles, LIFETIME_MS)?,
+                    false => None,
+                };
+                let renewed = renewed
+                    .ok_or_else(|| RegistryError::SubscriptionNotFound(id.chars().take(64).collect()))?;
+                let now = db.now_ms()?;
+                writes::record(
+                    db,
+                    now,
+                    &caller.subject,
+                    &format!("renew subscription {id}"),
+                    &renewed.product,
+                )?;
+                Ok((renewed, now))
+            })
+            .await?;
+        self.webhooks.changed();
+        Ok(to_proto(renewed, now))
     }
 
     async fn delete(&self, caller: Principal, id: String) -> Result<()> {
@@ -119,6 +152,27 @@ impl Subscriptions {
     }
 }
 
+/// Refuses a service identity: its short-lived token may not outlive
+/// itself as a webhook.
+fn refuse_services(caller: &Principal) -> Result<()> {
+    if caller.roles.iter().any(|role| role.starts_with("service:")) {
+        return Err(RegistryError::PermissionDenied(
+            "a service identity's token is short-lived by design and may not outlive itself as a webhook; \
+             services follow events with Watch, people and teams subscribe with their own token"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A subscription id as asked for, trimmed.
+fn checked_id(id: &str) -> Result<String> {
+    match id.trim() {
+        "" => Err(RegistryError::invalid("subscription_id", "is empty; mesh subscriptions list shows yours")),
+        id => Ok(id.to_owned()),
+    }
+}
+
 /// Refuses a new subscription of `(issuer, subject)` past the quotas.
 fn within_quota(db: &mut dyn Sql, issuer: &str, subject: &str) -> Result<()> {
     let (mine, all) = subscriptions::counts(db, issuer, subject)?;
@@ -136,12 +190,14 @@ fn within_quota(db: &mut dyn Sql, issuer: &str, subject: &str) -> Result<()> {
     Ok(())
 }
 
-/// `stored` as callers see it.
-fn to_proto(stored: StoredSubscription) -> Subscription {
-    let state = match (stored.disabled, stored.failing_since) {
-        (true, _) => SubscriptionState::Disabled,
-        (false, 0) => SubscriptionState::Active,
-        (false, _) => SubscriptionState::Failing,
+/// `stored` as callers see it at `now` (ms).
+fn to_proto(stored: StoredSubscription, now: i64) -> Subscription {
+    let expired = stored.expire_time > 0 && stored.expire_time <= now;
+    let state = match (stored.disabled, expired, stored.failing_since) {
+        (true, _, _) => SubscriptionState::Disabled,
+        (false, true, _) => SubscriptionState::Expired,
+        (false, false, 0) => SubscriptionState::Active,
+        (false, false, _) => SubscriptionState::Failing,
     };
     let time = |ms: i64| (ms > 0).then(|| mesh_contracts::time::timestamp(ms));
     Subscription {
@@ -156,6 +212,7 @@ fn to_proto(stored: StoredSubscription) -> Subscription {
         last_attempt_time: time(stored.last_attempt),
         last_outcome: stored.last_outcome,
         failing_since: time(stored.failing_since),
+        expire_time: time(stored.expire_time),
     }
 }
 
@@ -178,13 +235,15 @@ impl SubscriptionService for Subscriptions {
             "" => String::new(),
             name => validate::product_name("product", name)?.to_owned(),
         };
-        let listed = self
+        let (listed, now) = self
             .store
-            .read(move |db| subscriptions::of_owner(db, &caller.issuer, &caller.subject, &product))
+            .read(move |db| {
+                let listed = subscriptions::of_owner(db, &caller.issuer, &caller.subject, &product)?;
+                Ok((listed, db.now_ms()?))
+            })
             .await?;
-        Ok(Response::new(ListSubscriptionsResponse {
-            subscriptions: listed.into_iter().map(to_proto).collect(),
-        }))
+        let subscriptions = listed.into_iter().map(|s| to_proto(s, now)).collect();
+        Ok(Response::new(ListSubscriptionsResponse { subscriptions }))
     }
 
     async fn delete_subscription(
@@ -194,5 +253,14 @@ impl SubscriptionService for Subscriptions {
         let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
         self.delete(caller, request.into_inner().subscription_id).await?;
         Ok(Response::new(DeleteSubscriptionResponse {}))
+    }
+
+    async fn renew_subscription(
+        &self,
+        request: Request<RenewSubscriptionRequest>,
+    ) -> Result<Response<RenewSubscriptionResponse>, Status> {
+        let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
+        let renewed = self.renew(caller, request.into_inner().subscription_id).await?;
+        Ok(Response::new(RenewSubscriptionResponse { subscription: Some(renewed) }))
     }
 }

@@ -1,12 +1,13 @@
 //! `mesh subscribe` and `mesh subscriptions`: webhooks. The registry POSTs
 //! each event about a product (those the subscriber may see) to a URL as a
-//! CloudEvent, signed as a Standard Webhook with a secret shown once.
+//! CloudEvent, signed as a Standard Webhook with a secret shown once, for
+//! 90 days unless renewed.
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use mesh_contracts::catalog::{
-    CreateSubscriptionRequest, DeleteSubscriptionRequest, ListSubscriptionsRequest, Subscription,
-    SubscriptionState,
+    CreateSubscriptionRequest, DeleteSubscriptionRequest, ListSubscriptionsRequest, RenewSubscriptionRequest,
+    Subscription, SubscriptionState,
 };
 
 use crate::cli::Cli;
@@ -33,7 +34,11 @@ pub(crate) enum SubscriptionsCommand {
     /// List your subscriptions and how their deliveries stand.
     List(ListArgs),
     /// Delete a subscription: nothing more is delivered.
-    Delete(DeleteArgs),
+    Delete(IdArgs),
+    /// Renew a subscription for another 90 days with your current token
+    /// (and roles); a disabled or expired one delivers again from where it
+    /// stopped.
+    Renew(IdArgs),
 }
 
 /// Flags of `mesh subscriptions list`.
@@ -43,9 +48,9 @@ pub(crate) struct ListArgs {
     pub product: Option<String>,
 }
 
-/// Flags of `mesh subscriptions delete`.
+/// Flags of `mesh subscriptions delete` and `renew`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct DeleteArgs {
+pub(crate) struct IdArgs {
     /// The subscription's id, e.g. `sub_4f1c...` (`mesh subscriptions list`).
     pub id: String,
 }
@@ -91,6 +96,14 @@ pub(crate) async fn run(cli: &Cli, command: &SubscriptionsCommand) -> Result<()>
             answer.map_err(|s| registry.status_error(s))?;
             println!("{}: deleted", safe(&args.id));
         }
+        SubscriptionsCommand::Renew(args) => {
+            let request = RenewSubscriptionRequest { subscription_id: args.id.clone() };
+            let answer = registry.subscriptions().renew_subscription(request).await;
+            let renewed = answer.map_err(|s| registry.status_error(s))?.into_inner().subscription;
+            let renewed = renewed.context("the registry answered no subscription")?;
+            let until = style::time(renewed.expire_time.as_ref()).unwrap_or_default();
+            println!("{}: renewed until {until}", safe(&args.id));
+        }
     }
     Ok(())
 }
@@ -100,6 +113,7 @@ fn state_word(state: SubscriptionState) -> &'static str {
         SubscriptionState::Active => "active",
         SubscriptionState::Failing => "failing",
         SubscriptionState::Disabled => "disabled",
+        SubscriptionState::Expired => "expired",
         SubscriptionState::Unspecified => "unknown",
     }
 }
@@ -137,6 +151,7 @@ fn print(subscriptions: &[Subscription]) {
             style::cell(subscription.delivered_sequence.to_string()),
             style::cell(style::time(subscription.last_attempt_time.as_ref()).unwrap_or_default()),
             style::cell(&subscription.last_outcome),
+            style::cell(style::time(subscription.expire_time.as_ref()).unwrap_or_default()),
         ]);
     }
     println!("{table}");
