@@ -531,6 +531,39 @@ async fn stale_endpoints_and_ending_agreements_are_reported_once_to_their_audien
     registry.stop().await;
 }
 
+/// A `Watch` stream ends when the token it began with expires, saying how
+/// to resume; what the stream sent until then stays sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_ends_when_its_token_expires() {
+    use mesh_grpc::auth::test_tokens::{claims, now};
+    let dir = tempfile::tempdir().unwrap();
+    let registry = TestRegistry::start(&dir.path().join("r.sqlite"), Duration::from_secs(30)).await;
+    let short =
+        registry.issuer.key.sign(&claims("ana", &["analyst"], serde_json::json!({ "exp": now() + 2 })));
+    let channel = common::channel(registry.addr, Credentials::token(&short).unwrap()).await;
+    let mut stream =
+        EventServiceClient::new(channel).watch(WatchRequest::default()).await.unwrap().into_inner();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the stream ended without saying why"),
+                Err(status) => return status,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends once the token expired");
+    assert_eq!(ended.code(), Code::Unauthenticated);
+    assert!(
+        ended
+            .message()
+            .starts_with("your token expired; watch again with a current token and after_sequence "),
+        "{}",
+        ended.message()
+    );
+}
+
 /// Positions retention deleted, positions past the newest event and filters
 /// too long are refused with their reasons (SQLite: the test trims the log
 /// by hand, as retention would).

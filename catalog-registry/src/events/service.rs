@@ -6,11 +6,12 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use mesh_contracts::catalog::event_service_server::EventService;
 use mesh_contracts::catalog::{ListEventsRequest, ListEventsResponse, WatchRequest, WatchResponse};
 use mesh_grpc::auth::Principal;
+use mesh_grpc::auth::layer::TokenExpiry;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -124,15 +125,17 @@ impl Events {
         wanted: Wanted,
         position: Position,
     ) -> Result<mpsc::Receiver<Result<WatchResponse, Status>>> {
-        self.stream(caller, wanted, position, None).await
+        self.stream(caller, wanted, position, (None, None)).await
     }
 
+    /// [`Events::follow`] for a `Watch` call: holding its `slot`, and ending
+    /// when its token `expires`.
     async fn stream(
         &self,
         caller: Principal,
         wanted: Wanted,
         position: Position,
-        slot: Option<Slot>,
+        (slot, expires): (Option<Slot>, Option<SystemTime>),
     ) -> Result<mpsc::Receiver<Result<WatchResponse, Status>>> {
         // Subscribed before the first read of the log: nothing written
         // between that read and the live stream is missed.
@@ -147,6 +150,7 @@ impl Events {
             viewer: Viewer::new(caller),
             last: after,
             sender,
+            expires,
             _slot: slot,
         };
         tokio::spawn(watcher.run(live, self.hub.stopping()));
@@ -286,11 +290,12 @@ impl EventService for Events {
 
     async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<WatchStream>, Status> {
         let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
+        let expires = request.extensions().get::<TokenExpiry>().map(|expiry| expiry.0);
         let request = request.into_inner();
         let wanted = Wanted::checked(&request.product, &request.domain, &request.types)?;
         let slot = self.slots.take(&format!("{}\n{}", caller.issuer, caller.subject))?;
         let position = Position { after: request.after_sequence, from_now: request.from_now };
-        let receiver = self.stream(caller, wanted, position, Some(slot)).await?;
+        let receiver = self.stream(caller, wanted, position, (Some(slot), expires)).await?;
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
@@ -359,6 +364,8 @@ struct Watcher {
     /// The last event considered.
     last: i64,
     sender: mpsc::Sender<Result<WatchResponse, Status>>,
+    /// When the caller's token expires: the stream ends then.
+    expires: Option<SystemTime>,
     /// Held while a `Watch` stream is open.
     _slot: Option<Slot>,
 }
@@ -369,10 +376,21 @@ impl Watcher {
         mut live: broadcast::Receiver<Arc<StoredEvent>>,
         mut stopping: watch::Receiver<bool>,
     ) {
+        let left = self.expires.map(|at| at.duration_since(SystemTime::now()).unwrap_or_default());
+        let expired = async move {
+            match left {
+                Some(left) => tokio::time::sleep(left).await,
+                None => std::future::pending().await,
+            }
+        };
         let followed = tokio::select! {
             followed = self.follow(&mut live) => followed,
             _ = stopping.wait_for(|stopping| *stopping) => Err(Status::unavailable(format!(
                 "the registry is shutting down; watch again with after_sequence {} to resume",
+                self.last
+            ))),
+            () = expired => Err(Status::unauthenticated(format!(
+                "your token expired; watch again with a current token and after_sequence {} to resume",
                 self.last
             ))),
         };

@@ -122,6 +122,9 @@ pub(crate) async fn run(cli: &Cli, args: &WatchArgs) -> Result<()> {
                     pause(&url, &status, &mut backoff).await;
                     break;
                 }
+                // The token the stream began with expired: go on with the
+                // current one (refused, and said so, if there is none).
+                Err(status) if status.code() == Code::Unauthenticated => break,
                 Err(status) => return Err(refused(&url, &status)),
             }
         }

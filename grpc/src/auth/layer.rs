@@ -164,6 +164,9 @@ where
         Box::pin(async move {
             match verifier.verify(header.as_deref()).await {
                 Ok(principal) => {
+                    if let Some(expiry) = header.as_deref().and_then(token_expiry) {
+                        request.extensions_mut().insert(expiry);
+                    }
                     request.extensions_mut().insert(principal);
                     inner.call(request).await
                 }
@@ -179,6 +182,22 @@ where
             }
         })
     }
+}
+
+/// When the token a request was authenticated with expires: a call that
+/// lasts (a stream of events) ends then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenExpiry(pub std::time::SystemTime);
+
+/// The `exp` of the bearer token in `header`, read once the token has been
+/// verified (so its payload is what its issuer signed).
+fn token_expiry(header: &str) -> Option<TokenExpiry> {
+    use base64::Engine;
+    let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer "))?.trim();
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let exp = serde_json::from_slice::<serde_json::Value>(&bytes).ok()?["exp"].as_u64()?;
+    Some(TokenExpiry(std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp)))
 }
 
 /// The caller a request was authenticated as; UNAUTHENTICATED when the
