@@ -111,7 +111,7 @@ pub async fn serve_with_clock(
 
     tracing::info!(db = %location, lease_ttl = ?config.lease_ttl, "catalog registry starting");
     let mut server = MeshServer::new(
-        mesh_contracts::FILE_DESCRIPTOR_SET,
+        &[mesh_contracts::FILE_DESCRIPTOR_SET],
         &[CATALOG_SERVICE, ACCESS_SERVICE, EVENT_SERVICE, SUBSCRIPTION_SERVICE],
     )
     .await?

@@ -6,11 +6,16 @@ use tonic::service::Routes;
 use crate::error::{GrpcError, Result};
 
 /// Reflection v1 and v1alpha advertising `services` and health, described
-/// from `descriptor_set` (an encoded `FileDescriptorSet` holding them).
-pub fn reflection_routes(descriptor_set: &[u8], services: &[&str]) -> Result<Routes> {
+/// from `descriptor_sets` (encoded `FileDescriptorSet`s holding them; a file
+/// several hold is taken once).
+pub fn reflection_routes(descriptor_sets: &[&[u8]], services: &[&str]) -> Result<Routes> {
     let builder = || {
-        let mut builder = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(descriptor_set)
+        // A file two sets both hold (the mesh's shared protos) is taken once.
+        let mut builder =
+            descriptor_sets.iter().fold(tonic_reflection::server::Builder::configure(), |builder, set| {
+                builder.register_encoded_file_descriptor_set(set)
+            });
+        builder = builder
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .with_service_name("grpc.health.v1.Health");
         for service in services {

@@ -56,15 +56,16 @@ impl std::fmt::Debug for MeshServer {
 
 impl MeshServer {
     /// A server advertising `services` (full names, described in
-    /// `descriptor_set`) through reflection v1 and v1alpha, with
-    /// `grpc.health.v1.Health`. Each service is reported serving until the
-    /// server begins to shut down.
-    pub async fn new(descriptor_set: &[u8], services: &[&str]) -> Result<Self> {
+    /// `descriptor_sets`: the mesh's own, and those of contracts compiled at
+    /// start) through reflection v1 and v1alpha, with `grpc.health.v1.Health`.
+    /// Each service is reported serving until the server begins to shut
+    /// down.
+    pub async fn new(descriptor_sets: &[&[u8]], services: &[&str]) -> Result<Self> {
         let (health, health_service) = tonic_health::server::health_reporter();
         for service in services {
             health.set_service_status(*service, ServingStatus::Serving).await;
         }
-        let mut routes = reflection_routes(descriptor_set, services)?.add_service(health_service);
+        let mut routes = reflection_routes(descriptor_sets, services)?.add_service(health_service);
         let router = std::mem::take(routes.axum_router_mut());
         *routes.axum_router_mut() = router.fallback(not_found);
         Ok(Self {

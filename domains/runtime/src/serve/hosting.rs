@@ -41,7 +41,12 @@ pub async fn run_domain(
     // Only tokens for this domain are accepted: one captured here is good nowhere else.
     let mut auth = args.auth.clone();
     auth.auth_audience.get_or_insert_with(|| mesh_grpc::auth::exchange::domain_audience(domain));
-    let mut server = MeshServer::new(mesh_contracts::FILE_DESCRIPTOR_SET, &names)
+    // The mesh's own contracts (the audit service's), and each product's,
+    // which may have been compiled at start.
+    let contracts: Vec<_> = services.iter().map(ProductService::product).collect();
+    let mut descriptor_sets = vec![mesh_contracts::FILE_DESCRIPTOR_SET];
+    descriptor_sets.extend(contracts.iter().map(|product| product.descriptor_set()));
+    let mut server = MeshServer::new(&descriptor_sets, &names)
         .await?
         .shutdown_grace(args.limits.shutdown_grace)
         .tls(&args.tls)

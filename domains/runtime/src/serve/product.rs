@@ -99,8 +99,13 @@ impl Product {
     pub fn new(spec: ProductSpec, store: DomainStore) -> Result<Arc<Self>> {
         let pool = DescriptorPool::decode(mesh_contracts::FILE_DESCRIPTOR_SET)
             .map_err(|e| DomainError::Schema(e.to_string()))?;
-        let shape =
-            ProductShape::find(&pool, spec.service).map_err(|e| DomainError::Schema(e.to_string()))?;
+        Self::from_pool(spec, &pool, store)
+    }
+
+    /// Like [`Product::new`], its contract found in `pool` (e.g. compiled
+    /// from a team's `.proto` at start) rather than in the mesh's own.
+    pub fn from_pool(spec: ProductSpec, pool: &DescriptorPool, store: DomainStore) -> Result<Arc<Self>> {
+        let shape = ProductShape::find(pool, spec.service).map_err(|e| DomainError::Schema(e.to_string()))?;
         let schema = RowSchema::new(spec.table, shape.row_type.clone(), spec.key, spec.amounts)?;
         store.prepare_table(spec.id, &schema, spec.indexes)?;
         let tokens = ResumeTokens::new(store.token_secret()?, spec.id);
