@@ -4,6 +4,7 @@
 pub mod access;
 pub mod arrow_metadata;
 pub mod cloudevent;
+pub mod compat;
 pub mod descriptor;
 pub mod time;
 

@@ -6,7 +6,6 @@
 
 pub mod access;
 pub mod clock;
-pub mod compat;
 pub mod config;
 pub mod contract;
 pub mod error;

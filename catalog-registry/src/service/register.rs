@@ -6,13 +6,13 @@ use prost_reflect::DescriptorPool;
 use serde_json::json;
 
 use super::Catalog;
-use crate::compat::compare;
 use crate::contract::Contract;
 use crate::error::{RegistryError, Result};
 use crate::events::kinds;
 use crate::store::products;
 use crate::store::sql::Sql;
 use crate::{quota, store, validate};
+use mesh_contracts::compat::compare;
 
 /// How a registration resolved against the stored versions.
 struct Resolution {

@@ -1,8 +1,9 @@
-//! Comparing two schemas of a product: which changes break consumers.
+//! Comparing two schemas of a product: which changes break consumers (the
+//! registry's check of a new version, and a team's own before it registers).
 
 use std::collections::HashSet;
 
-use mesh_contracts::descriptor::{ProductShape, column_options, product_options, type_name};
+use crate::descriptor::{ProductShape, column_options, product_options, type_name};
 use prost_reflect::{Kind, MessageDescriptor};
 
 /// The differences between an old and a new schema, in words.
