@@ -5,6 +5,8 @@ pub mod access;
 pub mod arrow_metadata;
 pub mod cloudevent;
 pub mod compat;
+#[cfg(feature = "compile")]
+pub mod compile;
 pub mod descriptor;
 pub mod time;
 
