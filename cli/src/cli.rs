@@ -15,6 +15,7 @@ use crate::commands::health::HealthArgs;
 use crate::commands::init::InitArgs;
 use crate::commands::lineage::LineageArgs;
 use crate::commands::login::LoginArgs;
+use crate::commands::product::ProductCommand;
 use crate::commands::products::ProductsArgs;
 use crate::commands::query::QueryArgs;
 use crate::commands::subscriptions::{SubscribeArgs, SubscriptionsCommand};
@@ -147,6 +148,9 @@ pub(crate) enum Command {
     ///   mesh subscriptions delete sub_4f1c0e9a2b7d36e5c8a1f0b2
     #[command(subcommand, verbatim_doc_comment)]
     Subscriptions(SubscriptionsCommand),
+    /// Work on a product declared in a product file (before publishing it).
+    #[command(subcommand)]
+    Product(ProductCommand),
     /// Ask for access to a product, or decide on requests (owners).
     #[command(subcommand)]
     Access(AccessCommand),
@@ -206,6 +210,7 @@ impl Command {
             | Command::Watch(_)
             | Command::Subscribe(_)
             | Command::Subscriptions(_)
+            | Command::Product(_)
             | Command::Lineage(_) => true,
             #[cfg(feature = "sql")]
             Command::Sql(args) => args.calls_services(),

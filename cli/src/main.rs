@@ -77,6 +77,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Watch(args) => commands::watch::run(cli, args).await,
         Command::Subscribe(args) => commands::subscriptions::subscribe(cli, args).await,
         Command::Subscriptions(command) => commands::subscriptions::run(cli, command).await,
+        Command::Product(command) => commands::product::run(cli, command).await,
         Command::Lineage(args) => commands::lineage::run(cli, args).await,
         Command::Login(args) => commands::login::run(cli, args).await,
         Command::Init(args) => commands::init::run(args),

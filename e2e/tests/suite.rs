@@ -19,6 +19,7 @@ mod methods;
 mod namespaces;
 mod outages;
 mod postgres;
+mod product_files;
 mod replicas;
 mod rest;
 mod sql;

@@ -11,6 +11,7 @@ pub(crate) mod health;
 pub(crate) mod init;
 pub(crate) mod lineage;
 pub(crate) mod login;
+pub(crate) mod product;
 pub(crate) mod products;
 pub(crate) mod query;
 pub(crate) mod query_arrow;

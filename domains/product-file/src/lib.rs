@@ -29,6 +29,9 @@ pub struct ProductFile {
     pub product: String,
     /// Its contract.
     pub contract: Contract,
+    /// The contract's major version (raised to publish a breaking change).
+    #[serde(default = "first_major")]
+    pub major_version: u32,
     /// The table holding its rows (default: the name after the dot).
     #[serde(default)]
     pub table: Option<String>,
@@ -48,6 +51,10 @@ pub struct ProductFile {
     /// When the data is loaded again.
     #[serde(default)]
     pub refresh: Refresh,
+}
+
+fn first_major() -> u32 {
+    1
 }
 
 /// A product's contract.
@@ -168,7 +175,15 @@ pub fn parse(text: &str, file: &Path) -> Result<ProductFile, Mistakes> {
         .iter_errors(&marked.value)
         .map(|error| {
             let pointer = error.instance_path().as_str().to_owned();
-            at(place(&marked.places, &pointer), explained(&pointer, &error.to_string()))
+            // A field that should not be there: where it is.
+            let at_field = match error.kind() {
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => unexpected
+                    .first()
+                    .map(|name| format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1"))),
+                _ => None,
+            };
+            let placed = place(&marked.places, at_field.as_deref().unwrap_or(&pointer));
+            at(placed, explained(&pointer, &error.to_string()))
         })
         .collect();
     if mistakes.is_empty() {

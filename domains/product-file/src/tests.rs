@@ -46,7 +46,7 @@ fn each_mistake_is_named_where_it_is() {
         mistakes(&misspelt),
         [
             "shops.product.yaml:2:1: contract: \"service\" is a required property",
-            "shops.product.yaml:2:1: contract: Additional properties are not allowed ('servce' was unexpected)"
+            "shops.product.yaml:4:3: contract: Additional properties are not allowed ('servce' was unexpected)"
         ]
     );
     // A value of the wrong kind: said where it is.
