@@ -154,3 +154,44 @@ async fn mesh_product_check_names_each_mistake_and_catches_breaking_changes() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stdout(&output).contains("published as major version 2"), "{}", stdout(&output));
 }
+
+/// `mesh product init` writes a contract and a product file from a CSV
+/// header; they are refused until every column is classified, then pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mesh_product_init_writes_a_contract_the_team_must_classify() {
+    let mesh = Mesh::start(300, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("sales.csv");
+    std::fs::write(
+        &csv,
+        "SHOP_ID,DAY,AMOUNT,RATE,OPEN\ns1,2026-12-01,100,0.5,true\ns2,2026-12-01,250,1.25,false\n",
+    )
+    .unwrap();
+    let output =
+        mesh.mesh().args(["product", "init", "merchant.sales", "--from"]).arg(&csv).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let proto = std::fs::read_to_string(dir.path().join("sales.proto")).unwrap();
+    for line in
+        ["string shop_id = 1", "string day = 2", "int64 amount = 3", "double rate = 4", "bool open = 5"]
+    {
+        assert!(proto.contains(line), "{line}:\n{proto}");
+    }
+    // Written once: not over the team's files.
+    let again = mesh.mesh().args(["product", "init", "merchant.sales", "--from"]).arg(&csv).output().unwrap();
+    assert!(!again.status.success() && stderr(&again).contains("exists already"), "{}", stderr(&again));
+
+    let file = dir.path().join("sales.product.yaml");
+    let output = mesh.mesh().args(["product", "check"]).arg(&file).output().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("has columns with no classification: shop_id, day, amount, rate, open;"),
+        "{}",
+        stderr(&output)
+    );
+    let classified =
+        proto.replace("// classification: CLASSIFICATION_...", "classification: CLASSIFICATION_INTERNAL");
+    std::fs::write(dir.path().join("sales.proto"), classified).unwrap();
+    let output = mesh.mesh().args(["product", "check"]).arg(&file).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("merchant.sales is well formed"), "{}", stdout(&output));
+}

@@ -12,6 +12,7 @@ pub(crate) mod init;
 pub(crate) mod lineage;
 pub(crate) mod login;
 pub(crate) mod product;
+pub(crate) mod product_init;
 pub(crate) mod products;
 pub(crate) mod query;
 pub(crate) mod query_arrow;

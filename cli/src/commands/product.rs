@@ -32,6 +32,14 @@ pub(crate) enum ProductCommand {
     ///   mesh --registry https://registry.example.com:50050 product check shops.product.yaml
     #[command(verbatim_doc_comment)]
     Check(CheckArgs),
+    /// Write a contract and a product file from a CSV file's header, types
+    /// inferred; the columns' classifications are left for you to decide.
+    ///
+    /// Examples:
+    ///   mesh product init merchant.shops --from shops.csv
+    ///   mesh product init merchant.sales --from exports/sales.csv --dir merchant/
+    #[command(verbatim_doc_comment)]
+    Init(crate::commands::product_init::InitArgs),
 }
 
 /// Flags of `mesh product check`.
@@ -45,6 +53,7 @@ pub(crate) struct CheckArgs {
 pub(crate) async fn run(cli: &Cli, command: &ProductCommand) -> Result<()> {
     match command {
         ProductCommand::Check(args) => check(cli, &args.file).await,
+        ProductCommand::Init(args) => crate::commands::product_init::run(args),
     }
 }
 
