@@ -290,6 +290,15 @@ async fn a_hanging_receiver_holds_up_no_one_and_a_dead_one_is_disabled() {
     working.wait_for(3).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(dead.attempts.load(Ordering::SeqCst), attempts);
+    // The receiver works again and the subscription is renewed: what it
+    // missed arrives, in order, however far behind it had fallen.
+    dead.failures.store(0, Ordering::SeqCst);
+    let renew = RenewSubscriptionRequest { subscription_id: dead_id.clone() };
+    ana.renew_subscription(renew).await.unwrap();
+    let caught_up = dead.wait_for(6).await;
+    let sequences: Vec<i64> =
+        caught_up.iter().map(|d| d.event()["sequence"].as_str().unwrap().parse().unwrap()).collect();
+    assert!(sequences.windows(2).all(|w| w[0] < w[1]), "{sequences:?}");
     registry.stop().await;
 }
 

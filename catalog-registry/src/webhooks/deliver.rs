@@ -14,6 +14,7 @@ use mesh_grpc::auth::Principal;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::LIFETIME_MS;
 use super::signature::sign;
 use super::target;
 use crate::error::RegistryError;
@@ -115,9 +116,12 @@ impl Deliverer {
         let written = event.time.as_ref().map(mesh_contracts::time::ms).unwrap_or_default();
         loop {
             // A subscription may not hold the log back longer than it may fail
-            // (counted from when this registry could first deliver it).
+            // (counted from when this registry could first deliver it, or the
+            // subscription was last renewed, whichever came later).
             let since_start = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
-            let behind = (mesh_contracts::time::now_ms() - written).min(since_start);
+            let renewed = subscription.expire_time.saturating_sub(LIFETIME_MS);
+            let now = mesh_contracts::time::now_ms();
+            let behind = (now - written.max(renewed)).min(since_start);
             if behind > i64::try_from(self.give_up_after.as_millis()).unwrap_or(i64::MAX) {
                 let id = subscription.id.clone();
                 let why = format!(

@@ -15,6 +15,9 @@ pub use service::Subscriptions;
 
 use std::time::Duration;
 
+/// How long a subscription delivers unless its creator renews it (ms).
+pub const LIFETIME_MS: i64 = 90 * 24 * 3600 * 1000;
+
 /// How webhooks are delivered.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct WebhookArgs {

@@ -14,6 +14,7 @@ use mesh_contracts::catalog::{
 use mesh_grpc::auth::{ADMIN, Principal};
 use tonic::{Request, Response, Status};
 
+use super::LIFETIME_MS;
 use super::dispatcher::Webhooks;
 use super::{signature, target};
 use crate::error::{RegistryError, Result};
@@ -27,8 +28,6 @@ use crate::validate;
 pub const MAX_PER_OWNER: i64 = 100;
 /// The most subscriptions the registry holds.
 pub const MAX_TOTAL: i64 = 10_000;
-/// How long a subscription delivers unless its creator renews it.
-pub const LIFETIME_MS: i64 = 90 * 24 * 3600 * 1000;
 
 /// The subscription service.
 #[derive(Debug, Clone)]
