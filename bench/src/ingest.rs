@@ -32,10 +32,10 @@ pub(crate) fn source_file(dir: &Path, generator: Generator) -> Result<PathBuf> {
 /// Loads `file` into a fresh payment database in `dir`: rows and seconds.
 pub(crate) fn payment_ingest(dir: &Path, file: &Path) -> Result<(u64, f64)> {
     let store = DomainStore::open(&dir.join("payment").join("payment.sqlite"))?;
-    let product = Product::new(payment::CARD_SPENDING, store)?;
+    let product = Product::new(payment::card_spending(), store)?;
     let started = Instant::now();
     let mut source = CsvSource::open(file)?;
-    let summary = payment::DOMAIN.load_from(&product, &mut source, mesh_runtime::ingest::Shrink::Any)?;
+    let summary = payment::domain().load_from(&product, &mut source, mesh_runtime::ingest::Shrink::Any)?;
     Ok((summary.rows as u64, started.elapsed().as_secs_f64()))
 }
 

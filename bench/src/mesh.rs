@@ -100,14 +100,14 @@ impl Mesh {
         let token = bench_token(&data.join("issuer"))?;
         let credentials =
             if security == Security::Open { Credentials::none() } else { Credentials::token(&token)? };
-        let insight = local.product(insight::SEGMENT_SPENDING.id);
+        let insight = local.product(insight::SEGMENT_SPENDING);
         Ok(Mesh {
             credentials,
             token,
             registry: local.registry_url.clone(),
             payment_url: local.payment_url.clone(),
             customer_url: local.customer_url.clone(),
-            payment: product(payment::CARD_SPENDING.id)?,
+            payment: product(payment::CARD_SPENDING)?,
             insight,
             registry_db,
             local,

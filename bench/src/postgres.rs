@@ -38,10 +38,10 @@ impl Postgres {
     pub(crate) fn start(file: &Path) -> Result<Self> {
         let server = TestServer::start();
         let store = DomainStore::connect(&DatabaseArgs::for_url(server.url()), "payment")?;
-        let product = Product::new(payment::CARD_SPENDING, store)?;
+        let product = Product::new(payment::card_spending(), store)?;
         let started = Instant::now();
         let mut source = CsvSource::open(file)?;
-        let summary = payment::DOMAIN.load_from(&product, &mut source, Shrink::Any)?;
+        let summary = payment::domain().load_from(&product, &mut source, Shrink::Any)?;
         Ok(Self { server, rows: summary.rows as u64, load_seconds: started.elapsed().as_secs_f64() })
     }
 
@@ -118,8 +118,8 @@ impl Postgres {
 fn payment_schema() -> Result<mesh_runtime::schema::RowSchema> {
     let pool = prost_reflect::DescriptorPool::decode(mesh_contracts::FILE_DESCRIPTOR_SET)?;
     let row = pool.get_message_by_name("woori.payment.v1.CardSpending").context("the payment row type")?;
-    let spec = payment::CARD_SPENDING;
-    Ok(mesh_runtime::schema::RowSchema::new(spec.table, row, spec.key, spec.amounts)?)
+    let spec = payment::card_spending();
+    Ok(mesh_runtime::schema::RowSchema::new(&spec.table, row, &spec.key, &spec.amounts)?)
 }
 
 /// `mesh query payment.card_spending --endpoint URL --format csv > /dev/null`: seconds.

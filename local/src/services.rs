@@ -238,12 +238,12 @@ impl<'a> Shared<'a> {
     ) -> Result<Domains> {
         let (customer_args, payment_args) = (self.source_args("customer")?, self.source_args("payment")?);
         let (profiles, spending) = tokio::try_join!(
-            prepare(customer::DOMAIN, &customer_args),
-            prepare(payment::DOMAIN, &payment_args)
+            prepare(customer::domain(), &customer_args),
+            prepare(payment::domain(), &payment_args)
         )?;
         let products = HashMap::from([
-            (customer::PROFILES.id, Arc::clone(&profiles)),
-            (payment::CARD_SPENDING.id, Arc::clone(&spending)),
+            (customer::PROFILES, Arc::clone(&profiles)),
+            (payment::CARD_SPENDING, Arc::clone(&spending)),
         ]);
         let tasks = vec![
             spawn_source("customer", profiles, customer_args.domain, customer.listener, stopped),
@@ -265,7 +265,7 @@ impl<'a> Shared<'a> {
         };
         let product =
             insight::open(&args).map_err(|source| LocalError::Domain { domain: "insight", source })?;
-        domains.products.insert(insight::SEGMENT_SPENDING.id, Arc::clone(&product));
+        domains.products.insert(insight::SEGMENT_SPENDING, Arc::clone(&product));
         let stopped = stopped.clone();
         domains.tasks.push(tokio::spawn(async move {
             insight::serve(product, &args, bound.listener, until(stopped))

@@ -5,24 +5,26 @@ use mesh_runtime::ProductSpec;
 use mesh_runtime::quality::QualityRule;
 use woori_data::runtime::SourceDomain;
 
+/// The id of the product the domain serves.
+pub const PROFILES: &str = "customer.profiles";
+
 /// The `customer.profiles` product.
-pub const PROFILES: ProductSpec = ProductSpec {
-    id: "customer.profiles",
-    service: "woori.customer.v1.CustomerProfileService",
-    table: "profiles",
-    key: &["bas_yh", "seq"],
-    indexes: &["seq", "hous_sido_nm", "life_stage", "mbr_rk"],
-    amounts: &[],
-};
+pub fn profiles() -> ProductSpec {
+    ProductSpec::new(PROFILES, "woori.customer.v1.CustomerProfileService", "profiles")
+        .key(&["bas_yh", "seq"])
+        .indexes(&["seq", "hous_sido_nm", "life_stage", "mbr_rk"])
+}
 
 /// The customer domain, on port 50051 by default.
-pub const DOMAIN: SourceDomain = SourceDomain {
-    name: "customer",
-    port: 50051,
-    spec: PROFILES,
-    rules: code_rules,
-    generate: woori_data::runtime::generated,
-};
+pub fn domain() -> SourceDomain {
+    SourceDomain {
+        name: "customer",
+        port: 50051,
+        spec: profiles(),
+        rules: code_rules,
+        generate: woori_data::runtime::generated,
+    }
+}
 
 /// Codes stay within their documented values.
 fn code_rules() -> Vec<QualityRule> {

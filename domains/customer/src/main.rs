@@ -2,5 +2,5 @@
 //! its flags).
 
 fn main() -> Result<(), mesh_runtime::DomainError> {
-    customer::DOMAIN.main(env!("CARGO_PKG_VERSION"))
+    customer::domain().main(env!("CARGO_PKG_VERSION"))
 }

@@ -23,15 +23,16 @@ use tokio::net::TcpListener;
 use tonic::Status;
 use woori_data::layout::BROAD_COLUMNS;
 
+/// The id of the product the domain serves.
+pub const SEGMENT_SPENDING: &str = "insight.segment_spending";
+
 /// The `insight.segment_spending` product.
-pub const SEGMENT_SPENDING: ProductSpec = ProductSpec {
-    id: "insight.segment_spending",
-    service: "woori.insight.v1.SegmentSpendingService",
-    table: "segment_spending",
-    key: &["bas_yh", "life_stage", "hous_sido_nm", "mbr_rk"],
-    indexes: &["hous_sido_nm", "life_stage", "mbr_rk"],
-    amounts: &AMOUNTS,
-};
+pub fn segment_spending() -> ProductSpec {
+    ProductSpec::new(SEGMENT_SPENDING, "woori.insight.v1.SegmentSpendingService", "segment_spending")
+        .key(&["bas_yh", "life_stage", "hous_sido_nm", "mbr_rk"])
+        .indexes(&["hous_sido_nm", "life_stage", "mbr_rk"])
+        .amounts(&AMOUNTS)
+}
 
 /// The segment amounts: total, average and the broad categories.
 const AMOUNTS: [&str; 12] = woori_data::layout::concat(["tot_use_am", "avg_use_am"], BROAD_COLUMNS);
@@ -53,7 +54,7 @@ pub struct InsightArgs {
 
 /// Opens the insight database and prepares the product.
 pub fn open(args: &InsightArgs) -> Result<Arc<Product>> {
-    Product::new(SEGMENT_SPENDING, args.domain.open_store("insight")?)
+    Product::new(segment_spending(), args.domain.open_store("insight")?)
 }
 
 /// The product with what rebuilding it needs; one rebuild runs at a time.
@@ -91,11 +92,11 @@ fn service(builder: Builder) -> ProductService {
         let builder = builder.clone();
         Box::pin(async move {
             let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
-            let needed = owner_role(SEGMENT_SPENDING.domain());
+            let needed = owner_role("insight");
             if !caller.has_role_or_admin(&needed) {
                 return Err(Status::permission_denied(format!(
                     "`{}` may not rebuild {}: that needs the role `{needed}` or `admin` (mesh whoami shows your roles)",
-                    caller.subject, SEGMENT_SPENDING.id
+                    caller.subject, SEGMENT_SPENDING
                 )));
             }
             Ok(Bytes::from(builder.rebuild_now().await?.encode_to_vec()))
@@ -125,7 +126,7 @@ pub async fn serve(
     let sources = Sources {
         // The sources are found through the first registry.
         registry_url: args.domain.registries().remove(0),
-        credentials: args.domain.client_credentials(SEGMENT_SPENDING.domain())?,
+        credentials: args.domain.client_credentials("insight")?,
     };
     let builder =
         Builder { product, sources, min_customers: args.min_customers, running: Default::default() };

@@ -2,5 +2,5 @@
 //! its flags).
 
 fn main() -> Result<(), mesh_runtime::DomainError> {
-    payment::DOMAIN.main(env!("CARGO_PKG_VERSION"))
+    payment::domain().main(env!("CARGO_PKG_VERSION"))
 }

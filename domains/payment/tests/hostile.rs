@@ -285,7 +285,7 @@ async fn shutdown_cuts_streams_still_open_after_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
     let mut args = common::args(dir.path(), 20_000, &common::nowhere());
     args.domain.limits.shutdown_grace = Duration::from_millis(300);
-    let product = payment::DOMAIN.prepare(&args).await.unwrap();
+    let product = payment::domain().prepare(&args).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

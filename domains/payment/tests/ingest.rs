@@ -60,8 +60,8 @@ async fn a_file_loads_and_broken_files_change_nothing() {
             "the source has no column TOT_USE_AM",
         ),
     ];
-    let domain_def = payment::DOMAIN;
     for (path, needle) in cases {
+        let domain_def = payment::domain();
         let mut source = mesh_runtime::ingest::CsvSource::open(&path).unwrap();
         let product = domain.product.clone();
         let error = tokio::task::spawn_blocking(move || {
@@ -79,6 +79,7 @@ async fn a_file_loads_and_broken_files_change_nothing() {
     let good = file(dir.path(), "good.csv", |t| t);
     let mut source = mesh_runtime::ingest::CsvSource::open(&good).unwrap();
     let product = domain.product.clone();
+    let domain_def = payment::domain();
     let summary = tokio::task::spawn_blocking(move || {
         domain_def.load_from(&product, &mut source, mesh_runtime::ingest::Shrink::Any)
     })
@@ -140,10 +141,10 @@ async fn quality_rules_catch_broken_invariants() {
     assert!(quality.iter().all(|q| q.checked_rows == 41), "{quality:?}");
     // The rules counted row by row during the load agree with the same
     // rules run as SQL over the stored table.
-    let rules = payment::DOMAIN.quality_rules(&domain.product);
+    let rules = payment::domain().quality_rules(&domain.product);
     let product = &domain.product;
     let over_table =
-        mesh_runtime::quality::run(&product.store, product.spec.id, &product.schema, &rules).unwrap();
+        mesh_runtime::quality::run(&product.store, &product.spec.id, &product.schema, &rules).unwrap();
     assert_eq!(over_table, quality);
     assert!(quality.iter().all(|q| q.checked_rows == 41), "{quality:?}");
 }

@@ -151,14 +151,9 @@ async fn a_contract_compiled_at_start_is_served_described_and_reflected() {
     let compiled = mesh_contracts::compile::contract(&contract, "merchant.shops.v1.ShopsService").unwrap();
     let pool = compiled.pool;
 
-    const SHOPS: ProductSpec = ProductSpec {
-        id: "merchant.shops",
-        service: "merchant.shops.v1.ShopsService",
-        table: "shops",
-        key: &["shop_id"],
-        indexes: &[],
-        amounts: &["sales"],
-    };
+    let shops = ProductSpec::new("merchant.shops", "merchant.shops.v1.ShopsService", "shops")
+        .key(&["shop_id"])
+        .amounts(&["sales"]);
     let issuer = common::issuer(dir.path());
     let args = DomainArgs {
         data_dir: Some(dir.path().join("data")),
@@ -168,7 +163,7 @@ async fn a_contract_compiled_at_start_is_served_described_and_reflected() {
         pseudonym_key: Some(common::pseudonym_key(dir.path())),
         ..DomainArgs::default()
     };
-    let product = Product::from_pool(SHOPS, &pool, args.open_store("merchant").unwrap()).unwrap();
+    let product = Product::from_pool(shops, &pool, args.open_store("merchant").unwrap()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let service = ProductService::new(product, Default::default());

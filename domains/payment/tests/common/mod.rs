@@ -162,7 +162,7 @@ pub(crate) async fn start_with(
     make: impl FnOnce(&std::path::Path) -> SourceArgs,
 ) -> TestDomain {
     let args = make(dir.path());
-    let product = payment::DOMAIN.prepare(&args).await.unwrap();
+    let product = payment::domain().prepare(&args).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -195,8 +195,10 @@ impl TestDomain {
     pub(crate) async fn reload(&self, customers: u64) {
         let product = Arc::clone(&self.product);
         tokio::task::spawn_blocking(move || {
-            let mut source = (payment::DOMAIN.generate)(&Generator { customers, quarters: 2, seed: 8 });
-            payment::DOMAIN.load_from(&product, source.as_mut(), mesh_runtime::ingest::Shrink::Any).unwrap();
+            let mut source = (payment::domain().generate)(&Generator { customers, quarters: 2, seed: 8 });
+            payment::domain()
+                .load_from(&product, source.as_mut(), mesh_runtime::ingest::Shrink::Any)
+                .unwrap();
         })
         .await
         .unwrap();

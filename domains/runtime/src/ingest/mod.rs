@@ -32,7 +32,7 @@ pub struct Destination<'a> {
     /// Its row type as a table.
     pub schema: &'a RowSchema,
     /// Its extra indexed columns.
-    pub indexes: &'a [&'a str],
+    pub indexes: &'a [String],
 }
 
 /// Records with a header, read one at a time.
@@ -362,11 +362,12 @@ mod tests {
     struct Target {
         store: DomainStore,
         schema: RowSchema,
+        indexes: Vec<String>,
     }
 
     impl Target {
         fn destination(&self) -> Destination<'_> {
-            Destination { store: &self.store, product: PRODUCT, schema: &self.schema, indexes: &["seq"] }
+            Destination { store: &self.store, product: PRODUCT, schema: &self.schema, indexes: &self.indexes }
         }
     }
 
@@ -378,8 +379,9 @@ mod tests {
         let amounts = ["tot_use_am", "crdsl_use_am", "cnf_use_am"];
         let schema = RowSchema::new("card_spending", shape.row_type, &["bas_yh", "seq"], &amounts).unwrap();
         let store = DomainStore::open(&dir.join("payment.sqlite")).unwrap();
-        store.prepare_table(PRODUCT, &schema, &["seq"]).unwrap();
-        Target { store, schema }
+        let indexes = vec!["seq".to_owned()];
+        store.prepare_table(PRODUCT, &schema, &indexes).unwrap();
+        Target { store, schema, indexes }
     }
 
     /// Records under a header naming every column, by source column (upper

@@ -273,7 +273,7 @@ mod tests {
     /// seq), loaded without rules (and so with negative amounts kept).
     fn table(dir: &tempfile::TempDir, rows: &[(&str, i64, f64, bool, &str)]) -> DomainStore {
         let store = DomainStore::open(&dir.path().join("test.sqlite")).unwrap();
-        let unchecked = RowSchema::new("t", schema().message, &["seq"], &[]).unwrap();
+        let unchecked = RowSchema::new("t", schema().message, &["seq"], &[] as &[&str]).unwrap();
         let records = rows
             .iter()
             .map(|r| {
@@ -351,7 +351,7 @@ mod tests {
     #[test]
     fn a_table_without_amounts_has_no_amount_rule() {
         let message = schema().message;
-        let plain = RowSchema::new("t", message, &["seq"], &[]).unwrap();
+        let plain = RowSchema::new("t", message, &["seq"], &[] as &[&str]).unwrap();
         assert!(QualityRule::no_negative_amounts(&plain).is_none());
     }
 }

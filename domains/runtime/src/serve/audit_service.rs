@@ -20,11 +20,11 @@ const DEFAULT_PAGE: i64 = 100;
 pub(crate) struct Reads {
     governance: Arc<Governance>,
     /// The products served: (id, domain).
-    products: Vec<(&'static str, &'static str)>,
+    products: Vec<(String, String)>,
 }
 
 impl Reads {
-    pub(crate) fn new(governance: Arc<Governance>, products: Vec<(&'static str, &'static str)>) -> Self {
+    pub(crate) fn new(governance: Arc<Governance>, products: Vec<(String, String)>) -> Self {
         Self { governance, products }
     }
 }
@@ -37,8 +37,8 @@ impl AuditService for Reads {
     ) -> Result<Response<ListReadsResponse>, Status> {
         let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
         let request = request.into_inner();
-        let Some(&(product, domain)) = self.products.iter().find(|(id, _)| *id == request.product) else {
-            let served: Vec<&str> = self.products.iter().map(|(id, _)| *id).collect();
+        let Some((product, domain)) = self.products.iter().find(|(id, _)| *id == request.product) else {
+            let served: Vec<&str> = self.products.iter().map(|(id, _)| id.as_str()).collect();
             return Err(Status::not_found(format!(
                 "this domain serves no product `{}`; it serves {}",
                 request.product,
@@ -62,8 +62,8 @@ impl AuditService for Reads {
             .since
             .map_or(0, |t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000));
         let limit = if request.page_size > 0 { i64::from(request.page_size) } else { DEFAULT_PAGE };
-        let principal = request.principal;
-        let reads = tokio::task::spawn_blocking(move || log.list(product, since, &principal, limit))
+        let (principal, product) = (request.principal, product.clone());
+        let reads = tokio::task::spawn_blocking(move || log.list(&product, since, &principal, limit))
             .await
             .map_err(|e| mesh_grpc::internal_status("audit", &e))?
             .map_err(Status::from)?;

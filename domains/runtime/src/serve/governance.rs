@@ -97,7 +97,7 @@ impl Governance {
     pub fn grant(&self, caller: &Principal, product: &Product) -> Result<Grant> {
         let policy = product.access_policy();
         let agreements = self.agreements.read().unwrap_or_else(|p| p.into_inner());
-        let in_force = agreements.get(product.spec.id).and_then(|list| {
+        let in_force = agreements.get(&product.spec.id).and_then(|list| {
             list.iter().find(|a| {
                 a.state() == AgreementState::Approved
                     && a.principal == caller.subject
@@ -159,7 +159,7 @@ pub(crate) async fn keep_agreements(
     governance: Arc<Governance>,
     registries: Vec<String>,
     credentials: Credentials,
-    products: Vec<&'static str>,
+    products: Vec<String>,
     mut stop: watch::Receiver<bool>,
 ) {
     let clients =
@@ -194,7 +194,7 @@ pub(crate) async fn keep_agreements(
                         message = stream.message() => match message {
                             Ok(Some(WatchResponse { event, resume_after })) => {
                                 after = Some(resume_after);
-                                let product = event.and_then(|e| products.iter().find(|p| **p == e.subject).copied());
+                                let product = event.and_then(|e| products.iter().find(|p| **p == e.subject));
                                 if let Some(product) = product {
                                     sync.product(&mut registry, product).await;
                                 }

@@ -37,7 +37,8 @@ pub async fn run_domain(
     let advertise = args.advertise(listener.local_addr()?);
     let mut names: Vec<&str> = services.iter().map(ProductService::name).collect();
     names.push(AUDIT_SERVICE);
-    let domain = services.first().map_or("", |s| s.product().spec.domain());
+    let domain = services.first().map_or(String::new(), |s| s.product().spec.domain().to_owned());
+    let domain = domain.as_str();
     // Only tokens for this domain are accepted: one captured here is good nowhere else.
     let mut auth = args.auth.clone();
     auth.auth_audience.get_or_insert_with(|| mesh_grpc::auth::exchange::domain_audience(domain));
@@ -72,11 +73,12 @@ pub async fn run_domain(
         .route(&format!("/{FLIGHT_SERVICE}/{{*method}}"), flight)
         .rest(crate::serve::rest::router(&served_services, &advertise, &args.cors_origins)?)
         .documents(&[crate::serve::rest::OPENAPI_PATH]);
-    let served = products.iter().map(|p| (p.product.spec.id, p.product.spec.domain())).collect();
+    let served =
+        products.iter().map(|p| (p.product.spec.id.clone(), p.product.spec.domain().to_owned())).collect();
     server = server.add_service(AuditServiceServer::new(Reads::new(Arc::clone(&governance), served)));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let health = tokio::spawn(watch_health(products.clone(), server.health(), stopped.clone()));
-    let ids = products.iter().map(|p| p.product.spec.id).collect();
+    let ids = products.iter().map(|p| p.product.spec.id.clone()).collect();
     let agreements = tokio::spawn(keep_agreements(
         governance,
         args.registries(),

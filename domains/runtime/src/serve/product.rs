@@ -23,30 +23,66 @@ use crate::serve::output::RowFormat;
 use crate::store::{DomainStore, Storage, Table};
 use crate::values::schema::RowSchema;
 
-/// The static description of a product a domain serves.
-#[derive(Debug, Clone, Copy)]
+/// What a domain declares about a product it serves: its id, contract
+/// service, table and the columns with a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductSpec {
     /// Product id, e.g. `payment.card_spending`.
-    pub id: &'static str,
+    pub id: String,
     /// Full name of the product service in the contracts.
-    pub service: &'static str,
+    pub service: String,
     /// The table holding the rows (on PostgreSQL, the name each loaded
     /// generation of it starts with).
-    pub table: &'static str,
+    pub table: String,
     /// Columns identifying a row; the natural order.
-    pub key: &'static [&'static str],
+    pub key: Vec<String>,
     /// Columns with an index of their own, for common filters.
-    pub indexes: &'static [&'static str],
+    pub indexes: Vec<String>,
     /// Columns holding amounts, which are never negative (field names,
     /// compared without case): a load refuses a negative one.
-    pub amounts: &'static [&'static str],
+    pub amounts: Vec<String>,
 }
 
 impl ProductSpec {
-    /// The domain owning the product: its id up to the first dot.
-    pub fn domain(&self) -> &'static str {
-        self.id.split_once('.').map_or(self.id, |(domain, _)| domain)
+    /// A product `id` served by the contract `service` from `table`, with
+    /// no key, indexes or amounts yet.
+    pub fn new(id: &str, service: &str, table: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            service: service.to_owned(),
+            table: table.to_owned(),
+            key: Vec::new(),
+            indexes: Vec::new(),
+            amounts: Vec::new(),
+        }
     }
+
+    /// With `columns` as its key.
+    pub fn key(mut self, columns: &[&str]) -> Self {
+        self.key = owned(columns);
+        self
+    }
+
+    /// With `columns` indexed.
+    pub fn indexes(mut self, columns: &[&str]) -> Self {
+        self.indexes = owned(columns);
+        self
+    }
+
+    /// With `columns` holding amounts.
+    pub fn amounts(mut self, columns: &[&str]) -> Self {
+        self.amounts = owned(columns);
+        self
+    }
+
+    /// The domain owning the product: its id up to the first dot.
+    pub fn domain(&self) -> &str {
+        self.id.split_once('.').map_or(&self.id, |(domain, _)| domain)
+    }
+}
+
+fn owned(names: &[&str]) -> Vec<String> {
+    names.iter().map(|&name| name.to_owned()).collect()
 }
 
 /// Who reads a product, from where, under which limits, and where the
@@ -105,10 +141,17 @@ impl Product {
     /// Like [`Product::new`], its contract found in `pool` (e.g. compiled
     /// from a team's `.proto` at start) rather than in the mesh's own.
     pub fn from_pool(spec: ProductSpec, pool: &DescriptorPool, store: DomainStore) -> Result<Arc<Self>> {
-        let shape = ProductShape::find(pool, spec.service).map_err(|e| DomainError::Schema(e.to_string()))?;
-        let schema = RowSchema::new(spec.table, shape.row_type.clone(), spec.key, spec.amounts)?;
-        store.prepare_table(spec.id, &schema, spec.indexes)?;
-        let tokens = ResumeTokens::new(store.token_secret()?, spec.id);
+        let shape =
+            ProductShape::find(pool, &spec.service).map_err(|e| DomainError::Schema(e.to_string()))?;
+        let schema = RowSchema::new(&spec.table, shape.row_type.clone(), &spec.key, &spec.amounts)?;
+        if let Some(unknown) = spec.indexes.iter().find(|&index| schema.column(index).is_none()) {
+            return Err(DomainError::Schema(format!(
+                "index column `{unknown}` is not a field of {}",
+                shape.row_type.full_name()
+            )));
+        }
+        store.prepare_table(&spec.id, &schema, &spec.indexes)?;
+        let tokens = ResumeTokens::new(store.token_secret()?, &spec.id);
         let descriptor_set = service_descriptor_set(&shape.service);
         let token_field = shape
             .query
@@ -118,7 +161,7 @@ impl Product {
             .ok_or_else(|| DomainError::Schema(format!("{} has no resume_token", spec.service)))?;
         let access_mode = shape.options().access_mode();
         let target = Arc::new(ScanTarget {
-            product: spec.id.to_owned(),
+            product: spec.id.clone(),
             schema: schema.clone(),
             store: store.clone(),
             tokens,
@@ -134,8 +177,8 @@ impl Product {
     pub fn describe(&self) -> Result<DescribeResponse> {
         let data = self.data_status()?;
         Ok(DescribeResponse {
-            product: self.spec.id.to_owned(),
-            service: self.spec.service.to_owned(),
+            product: self.spec.id.clone(),
+            service: self.spec.service.clone(),
             row_type: self.schema.message.full_name().to_owned(),
             row_count: data.row_count,
             last_loaded_time: data.last_loaded_time,
@@ -147,13 +190,13 @@ impl Product {
 
     /// Size, last load and quality of the current data, as reported to the catalog.
     pub fn data_status(&self) -> Result<DataStatus> {
-        let load = self.store.load_info(self.spec.id)?;
+        let load = self.store.load_info(&self.spec.id)?;
         Ok(DataStatus {
             consumers: Vec::new(),
             consumer_count: 0,
             row_count: load.as_ref().map_or(0, |l| l.row_count),
             last_loaded_time: load.as_ref().map(|l| mesh_contracts::time::timestamp(l.loaded_at_ms)),
-            quality_results: self.store.quality(self.spec.id)?,
+            quality_results: self.store.quality(&self.spec.id)?,
             // The id's 64 bits as they are: unique per load, though it may read negative.
             load_id: load.as_ref().map_or(0, |l| i64::from_le_bytes(l.load.to_le_bytes())),
         })
@@ -182,7 +225,7 @@ impl Product {
         let plan = match plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect(), part) {
             Ok(plan) => QueryPlan { page: format.page_size(), ..plan },
             Err(error) => {
-                tracing::info!(product = self.spec.id, %caller, %error, "query refused");
+                tracing::info!(product = %self.spec.id, %caller, %error, "query refused");
                 return Err(audit.refuse(Status::from(error)));
             }
         };
@@ -212,7 +255,7 @@ impl Product {
     pub fn arrow_schema(&self, request: &QueryRequest, grant: &Grant) -> Result<arrow_schema::Schema> {
         let plan = plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect(), None)?;
         let columns = plan.projection.iter().map(|&c| &self.schema.columns[c]);
-        Ok(crate::scan::arrow::arrow_schema(self.spec.id, columns, &plan.pseudonymized, &plan.withheld))
+        Ok(crate::scan::arrow::arrow_schema(&self.spec.id, columns, &plan.pseudonymized, &plan.withheld))
     }
 
     /// The parts a read of `request` under `grant` comes in: several, in
@@ -231,7 +274,7 @@ impl Product {
         if self.store.dialect() != Dialect::Sqlite || !splittable(request, grant) {
             return Ok(whole);
         }
-        let Some(load) = self.store.load_info(self.spec.id)? else { return Ok(whole) };
+        let Some(load) = self.store.load_info(&self.spec.id)? else { return Ok(whole) };
         let parts = partitioning.parts(load.row_count.max(0) as u64, load.load);
         Ok(if parts.len() > 1 { parts.into_iter().map(Some).collect() } else { whole })
     }
@@ -248,7 +291,7 @@ impl Product {
     /// and columns.
     pub fn access_policy(&self) -> AccessPolicy<'_> {
         AccessPolicy {
-            product: self.spec.id,
+            product: &self.spec.id,
             domain: self.spec.domain(),
             mode: self.access_mode,
             schema: &self.schema,
@@ -269,15 +312,15 @@ impl Product {
     pub fn destination(&self) -> Destination<'_> {
         Destination {
             store: &self.store,
-            product: self.spec.id,
+            product: &self.spec.id,
             schema: &self.schema,
-            indexes: self.spec.indexes,
+            indexes: &self.spec.indexes,
         }
     }
 
     /// The product's table in its store.
     pub fn table(&self) -> Table<'_> {
-        Table { product: self.spec.id, name: &self.schema.table }
+        Table { product: &self.spec.id, name: &self.schema.table }
     }
 
     /// Checks that the product's data can still be read (blocking): the

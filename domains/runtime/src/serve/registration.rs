@@ -35,7 +35,7 @@ pub(crate) fn reported_status(product: &Product, audit: Option<&AuditLog>) -> cr
     if let Some(audit) = audit {
         let since = std::time::SystemTime::now() - CONSUMERS_PERIOD;
         let since_ms = since.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as i64;
-        data.consumers = audit.consumers(product.spec.id, since_ms, MAX_CONSUMERS)?;
+        data.consumers = audit.consumers(&product.spec.id, since_ms, MAX_CONSUMERS)?;
     }
     Ok(data)
 }
@@ -181,13 +181,13 @@ async fn register(
     let pairs: Vec<(&Registration, &String)> =
         products.iter().flat_map(|p| endpoints.iter().map(move |e| (p, e))).collect();
     for (product, endpoint) in pairs {
-        let spec = product.product.spec;
+        let spec = &product.product.spec;
         let domain = spec.domain().to_owned();
         let response = client
             .register_product(RegisterProductRequest {
                 product_id: product.id(),
                 domain,
-                service: spec.service.to_owned(),
+                service: spec.service.clone(),
                 endpoint: endpoint.to_owned(),
                 descriptor_set: product.product.descriptor_set().to_vec(),
                 major_version: 1,
@@ -235,7 +235,7 @@ pub(crate) async fn watch_health(
             let probed = tokio::task::spawn_blocking(move || product.probe())
                 .await
                 .unwrap_or_else(|e| Err(crate::DomainError::Internal(format!("the probe task failed: {e}"))));
-            let (id, service) = (registration.product.spec.id, registration.product.spec.service);
+            let (id, service) = (&registration.product.spec.id, &registration.product.spec.service);
             let was = registration.readable.swap(probed.is_ok(), Ordering::SeqCst);
             match probed {
                 Ok(()) if !was => {

@@ -55,8 +55,8 @@ impl ProductService {
     }
 
     /// The full name of the service, e.g. `woori.payment.v1.CardSpendingService`.
-    pub fn name(&self) -> &'static str {
-        self.product.spec.service
+    pub fn name(&self) -> &str {
+        &self.product.spec.service
     }
 
     /// The product served.

@@ -59,11 +59,9 @@ pub struct SourceDomain<G> {
 
 impl<G> Clone for SourceDomain<G> {
     fn clone(&self) -> Self {
-        *self
+        Self { spec: self.spec.clone(), ..*self }
     }
 }
-
-impl<G> Copy for SourceDomain<G> {}
 
 impl<G> std::fmt::Debug for SourceDomain<G> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,7 +75,7 @@ impl<G> std::fmt::Debug for SourceDomain<G> {
 impl<G: clap::Args + Clone + Send + Sync + 'static> SourceDomain<G> {
     /// Opens the domain's database and prepares its product.
     pub fn open(&self, args: &SourceArgs<G>) -> Result<Arc<Product>> {
-        Product::new(self.spec, args.domain.open_store(self.name)?)
+        Product::new(self.spec.clone(), args.domain.open_store(self.name)?)
     }
 
     /// The quality rules of the product.
@@ -102,7 +100,7 @@ impl<G: clap::Args + Clone + Send + Sync + 'static> SourceDomain<G> {
     /// Loads the source file or generated data unless the database already
     /// holds rows from a source with the same fingerprint (blocking).
     pub fn ensure_loaded(&self, product: &Product, args: &SourceArgs<G>) -> Result<()> {
-        product.store.exclusive_load(self.spec.id, || self.load_if_needed(product, args))
+        product.store.exclusive_load(&self.spec.id, || self.load_if_needed(product, args))
     }
 
     fn load_if_needed(&self, product: &Product, args: &SourceArgs<G>) -> Result<()> {
@@ -113,15 +111,15 @@ impl<G: clap::Args + Clone + Send + Sync + 'static> SourceDomain<G> {
         let fingerprint = source.fingerprint()?;
         // Loads recorded before fingerprints were kept compare by source
         // name: right for generated data, which its name determines.
-        let loaded = match product.store.fingerprint(self.spec.id)? {
+        let loaded = match product.store.fingerprint(&self.spec.id)? {
             Some(fingerprint) => Some(fingerprint),
-            None => product.store.load_info(self.spec.id)?.map(|l| l.source),
+            None => product.store.load_info(&self.spec.id)?.map(|l| l.source),
         };
         if !args.reload && loaded.as_deref() == Some(fingerprint.as_str()) {
-            tracing::info!(product = self.spec.id, source = %source.describe(), "data already loaded");
+            tracing::info!(product = %self.spec.id, source = %source.describe(), "data already loaded");
             return Ok(());
         }
-        tracing::info!(product = self.spec.id, source = %source.describe(), "loading");
+        tracing::info!(product = %self.spec.id, source = %source.describe(), "loading");
         let shrink = if args.allow_shrink { Shrink::Any } else { Shrink::AtMostHalf };
         self.load_from(product, source.as_mut(), shrink)?;
         Ok(())
@@ -130,7 +128,7 @@ impl<G: clap::Args + Clone + Send + Sync + 'static> SourceDomain<G> {
     /// Opens the product and loads it if needed (on a blocking thread).
     pub async fn prepare(&self, args: &SourceArgs<G>) -> Result<Arc<Product>> {
         let product = self.open(args)?;
-        let (domain, loading, load_args) = (*self, Arc::clone(&product), args.clone());
+        let (domain, loading, load_args) = (self.clone(), Arc::clone(&product), args.clone());
         tokio::task::spawn_blocking(move || domain.ensure_loaded(&loading, &load_args))
             .await
             .map_err(|e| DomainError::Internal(format!("the load task failed: {e}")))??;

@@ -34,7 +34,7 @@ fn stores() -> Vec<(&'static str, DomainStore, Box<dyn std::any::Any>)> {
     let mut stores = vec![("sqlite", sqlite, Box::new(dir) as Box<dyn std::any::Any>)];
     stores.push(("postgres", postgres, Box::new(database)));
     for (_, store, _) in &stores {
-        store.prepare_table(PRODUCT, &schema(), &["name"]).unwrap();
+        store.prepare_table(PRODUCT, &schema(), &["name".to_owned()]).unwrap();
     }
     stores
 }
@@ -90,7 +90,7 @@ fn load(store: &DomainStore, rows: std::ops::Range<i64>, shrink: Shrink) -> Resu
     let plan = LoadPlan {
         product: PRODUCT,
         schema: &schema,
-        indexes: &["name"],
+        indexes: &["name".to_owned()],
         quality: &NegativeAmounts,
         source: "test rows",
         fingerprint: "fingerprint",

@@ -37,7 +37,7 @@ pub struct LoadPlan<'a> {
     /// Its table.
     pub schema: &'a RowSchema,
     /// Its extra indexed columns.
-    pub indexes: &'a [&'a str],
+    pub indexes: &'a [String],
     /// The quality checks run over the new rows before they commit.
     pub quality: &'a dyn QualityCheck,
     /// Where the rows come from, for the load's record.

@@ -62,7 +62,7 @@ pub trait Storage {
     /// `product`: replicas starting together load once.
     fn exclusive_load<T>(&self, product: &str, work: impl FnOnce() -> Result<T>) -> Result<T>;
     /// Creates `schema`'s table for `product`, with `indexes`, if it does not exist.
-    fn prepare_table(&self, product: &str, schema: &RowSchema, indexes: &[&str]) -> Result<()>;
+    fn prepare_table(&self, product: &str, schema: &RowSchema, indexes: &[String]) -> Result<()>;
     /// The secret resume tokens are sealed with: made once per database,
     /// so every replica of a domain on one database shares it.
     fn token_secret(&self) -> Result<Vec<u8>>;
@@ -171,7 +171,7 @@ impl Storage for DomainStore {
         on_backend!(self, store => store.exclusive_load(product, work))
     }
 
-    fn prepare_table(&self, product: &str, schema: &RowSchema, indexes: &[&str]) -> Result<()> {
+    fn prepare_table(&self, product: &str, schema: &RowSchema, indexes: &[String]) -> Result<()> {
         on_backend!(self, store => store.prepare_table(product, schema, indexes))
     }
 

@@ -56,7 +56,19 @@ impl RowSchema {
     /// The schema of `message` stored in `table`, ordered naturally by
     /// `key`; the fields named in `amounts` (compared without case) hold
     /// amounts, which are never negative.
-    pub fn new(table: &str, message: MessageDescriptor, key: &[&str], amounts: &[&str]) -> Result<Self> {
+    pub fn new(
+        table: &str,
+        message: MessageDescriptor,
+        key: &[impl AsRef<str>],
+        amounts: &[impl AsRef<str>],
+    ) -> Result<Self> {
+        if !is_table_name(table) {
+            return Err(DomainError::Schema(format!(
+                "table name `{table}` is not allowed: use lower-case letters, digits and _, \
+                 starting with a letter, at most 48 characters"
+            )));
+        }
+        let amounts: Vec<&str> = amounts.iter().map(AsRef::as_ref).collect();
         if let Some(unknown) =
             amounts.iter().find(|a| message.fields().all(|f| !f.name().eq_ignore_ascii_case(a)))
         {
@@ -109,6 +121,7 @@ impl RowSchema {
         let key = key
             .iter()
             .map(|name| {
+                let name = name.as_ref();
                 columns.iter().position(|c| c.name == *name).ok_or_else(|| {
                     DomainError::Schema(format!(
                         "key column `{name}` is not a field of {}",
@@ -131,17 +144,27 @@ impl RowSchema {
     }
 
     /// `CREATE INDEX` statements for extra single-column indexes.
-    pub fn index_sql(&self, indexed: &[&str]) -> String {
+    pub fn index_sql(&self, indexed: &[String]) -> String {
         self.indexes_sql(&self.table, indexed)
     }
 
     /// `CREATE INDEX` statements for extra single-column indexes of `table`.
-    pub(crate) fn indexes_sql(&self, table: &str, indexed: &[&str]) -> String {
+    pub(crate) fn indexes_sql(&self, table: &str, indexed: &[String]) -> String {
         indexed
             .iter()
             .map(|column| format!("CREATE INDEX IF NOT EXISTS {table}_by_{column} ON {table} ({column});\n"))
             .collect()
     }
+}
+
+/// Whether `name` may name a table: lower-case letters, digits and `_`,
+/// starting with a letter, short enough for PostgreSQL's generation
+/// suffixes and index names.
+fn is_table_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 48
 }
 
 #[cfg(test)]
@@ -173,13 +196,16 @@ mod tests {
     #[test]
     fn extra_indexes_are_created_one_column_each() {
         let schema = schema();
-        assert_eq!(schema.index_sql(&["name"]), "CREATE INDEX IF NOT EXISTS t_by_name ON t (name);\n");
+        assert_eq!(
+            schema.index_sql(&["name".to_owned()]),
+            "CREATE INDEX IF NOT EXISTS t_by_name ON t (name);\n"
+        );
     }
 
     #[test]
     fn a_key_or_amount_that_is_not_a_field_is_refused() {
         let message = schema().message;
-        let err = RowSchema::new("t", message.clone(), &["missing"], &[]).unwrap_err().to_string();
+        let err = RowSchema::new("t", message.clone(), &["missing"], &[] as &[&str]).unwrap_err().to_string();
         assert_eq!(err, "product schema: key column `missing` is not a field of test.v1.Row");
         let err = RowSchema::new("t", message.clone(), &["seq"], &["cost"]).unwrap_err().to_string();
         assert_eq!(err, "product schema: amount column `cost` is not a field of test.v1.Row");

@@ -51,7 +51,7 @@ pub const FLIGHT_SERVICE: &str = "arrow.flight.protocol.FlightService";
 /// A domain's Flight service over its products.
 #[derive(Clone)]
 pub struct FlightFace {
-    products: Arc<HashMap<&'static str, ProductService>>,
+    products: Arc<HashMap<String, ProductService>>,
     tickets: Tickets,
     /// Where tickets can be redeemed, as Flight locations.
     locations: Arc<Vec<String>>,
@@ -72,7 +72,7 @@ impl FlightFace {
             None => Vec::new(),
         };
         Ok(Self {
-            products: Arc::new(services.iter().map(|s| (s.product().spec.id, s.clone())).collect()),
+            products: Arc::new(services.iter().map(|s| (s.product().spec.id.clone(), s.clone())).collect()),
             tickets: Tickets::new(&secret),
             locations: Arc::new(advertised.iter().map(|url| location(url)).collect()),
             partitioning,

@@ -34,7 +34,7 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
 /// What the REST handlers share: the domain's products by id, and the URLs
 /// it advertises.
 struct Api {
-    products: BTreeMap<&'static str, ProductService>,
+    products: BTreeMap<String, ProductService>,
     openapi: Bytes,
     pool: DescriptorPool,
     advertise: Vec<String>,
@@ -43,7 +43,7 @@ struct Api {
 impl Api {
     fn product(&self, id: &str) -> std::result::Result<&ProductService, RestError> {
         self.products.get(id).ok_or_else(|| {
-            let served: Vec<&str> = self.products.keys().copied().collect();
+            let served: Vec<&str> = self.products.keys().map(String::as_str).collect();
             RestError::new(Status::not_found(format!(
                 "product `{}` is not served here; this domain serves {}",
                 mesh_grpc::rest::escape_path(id),
@@ -69,7 +69,8 @@ pub fn router(
 ) -> Result<axum::Router> {
     let pool = DescriptorPool::decode(mesh_contracts::FILE_DESCRIPTOR_SET)
         .map_err(|e| DomainError::Schema(e.to_string()))?;
-    let products: BTreeMap<_, _> = services.iter().map(|s| (s.product().spec.id, s.clone())).collect();
+    let products: BTreeMap<_, _> =
+        services.iter().map(|s| (s.product().spec.id.clone(), s.clone())).collect();
     let openapi = openapi::document(services.iter().map(|s| s.product()).collect::<Vec<_>>().as_slice())?;
     let api = Arc::new(Api { products, openapi, pool, advertise: advertise.to_vec() });
     let router = axum::Router::new()
@@ -151,11 +152,11 @@ async fn list_products(
                 let product = service.product();
                 let options = product.shape.options();
                 let data = product.data_status()?;
-                let id = product.spec.id;
+                let id = &product.spec.id;
                 Ok(ProductSummary {
                     id: id.to_owned(),
                     title: options.title.clone(),
-                    service: product.spec.service.to_owned(),
+                    service: product.spec.service.clone(),
                     owner_team: options.owner_team.clone(),
                     access_mode: options.access_mode().as_str_name().to_owned(),
                     row_count: data.row_count,

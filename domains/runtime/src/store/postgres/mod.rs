@@ -115,7 +115,7 @@ impl Storage for PostgresStore {
     }
 
     /// Makes an empty current table for a product never loaded.
-    fn prepare_table(&self, product: &str, schema: &RowSchema, indexes: &[&str]) -> Result<()> {
+    fn prepare_table(&self, product: &str, schema: &RowSchema, indexes: &[String]) -> Result<()> {
         let (product, base) = (product.to_owned(), schema.table.clone());
         let empty = data_table(&base, 0);
         let ddl = format!(

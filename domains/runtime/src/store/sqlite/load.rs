@@ -28,7 +28,7 @@ pub(super) fn replace_rows(
         .unwrap_or(0);
     // Indexes are built once after the rows are in (a sort), not kept
     // up to date row by row.
-    for name in load.indexes.iter().chain(&["key"]) {
+    for name in load.indexes.iter().map(String::as_str).chain(["key"]) {
         tx.execute_batch(&format!("DROP INDEX IF EXISTS {table}_by_{name}"))?;
     }
     tx.execute(&format!("DELETE FROM {table}"), [])?;

@@ -260,7 +260,7 @@ impl Storage for SqliteStore {
     }
 
     /// Creates the product's table and indexes if they do not exist.
-    fn prepare_table(&self, _product: &str, schema: &RowSchema, indexes: &[&str]) -> Result<()> {
+    fn prepare_table(&self, _product: &str, schema: &RowSchema, indexes: &[String]) -> Result<()> {
         self.write(|conn| {
             Ok(conn.execute_batch(&format!(
                 "{}\n{}",
