@@ -165,6 +165,10 @@ pub(crate) enum Command {
     /// Run the registry and every domain locally, with generated data.
     #[cfg(feature = "local")]
     Up(UpArgs),
+    /// Serve a domain's products from their product files.
+    #[cfg(feature = "local")]
+    #[command(subcommand)]
+    Domain(crate::commands::domain::DomainCommand),
     /// Write the synthetic Woori Card customer-spending file.
     #[cfg(feature = "local")]
     Generate(GenerateArgs),
@@ -189,7 +193,7 @@ impl Command {
     pub(crate) fn serves(&self) -> bool {
         match self {
             #[cfg(feature = "local")]
-            Command::Up(_) => true,
+            Command::Up(_) | Command::Domain(_) => true,
             #[cfg(feature = "sql")]
             Command::Sql(args) => !args.calls_services(),
             _ => false,
@@ -216,7 +220,7 @@ impl Command {
             Command::Sql(args) => args.calls_services(),
             Command::Login(_) | Command::Init(_) | Command::Token(_) | Command::Completions(_) => false,
             #[cfg(feature = "local")]
-            Command::Up(_) | Command::Generate(_) => false,
+            Command::Up(_) | Command::Generate(_) | Command::Domain(_) => false,
         }
     }
 }

@@ -85,6 +85,8 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Up(args) => commands::up::run(args).await,
         #[cfg(feature = "local")]
         Command::Generate(args) => commands::generate::run(args),
+        #[cfg(feature = "local")]
+        Command::Domain(command) => command.run().await,
         Command::Token(command) => commands::token::run(cli, command).await,
         Command::Completions(args) => {
             commands::completions::run(args);

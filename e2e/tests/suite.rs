@@ -15,6 +15,7 @@ mod exchange;
 mod governed;
 mod hostile;
 mod login;
+mod merchant;
 mod methods;
 mod namespaces;
 mod outages;

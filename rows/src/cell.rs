@@ -19,3 +19,20 @@ pub enum Cell<'a> {
     /// Text (proto `string`), as UTF-8 bytes.
     Text(&'a [u8]),
 }
+
+impl Cell<'_> {
+    /// The cell as the bytes of one CSV field, given to `field`: numbers as
+    /// digits, text as it is, NULL as nothing.
+    pub fn with_text<T>(&self, field: impl FnOnce(&[u8]) -> T) -> T {
+        let mut number = itoa::Buffer::new();
+        match *self {
+            Cell::Text(text) => field(text),
+            Cell::Integer(n) => field(number.format(n).as_bytes()),
+            Cell::Unsigned(n) => field(number.format(n).as_bytes()),
+            Cell::Bool(b) => field(if b { b"true" } else { b"false" }),
+            Cell::Real(x) => field(x.to_string().as_bytes()),
+            Cell::Float(x) => field(x.to_string().as_bytes()),
+            Cell::Null => field(b""),
+        }
+    }
+}

@@ -158,18 +158,8 @@ fn csv_error(error: csv::Error) -> RowError {
 /// One CSV record: numbers as digits, text as it is (quoted when it must
 /// be), NULL as an empty field.
 fn csv_row(csv: &mut csv::Writer<Pending>, cells: &[Cell<'_>]) -> Result<(), RowError> {
-    let mut number = itoa::Buffer::new();
     for cell in cells {
-        match *cell {
-            Cell::Text(text) => csv.write_field(text),
-            Cell::Integer(n) => csv.write_field(number.format(n)),
-            Cell::Unsigned(n) => csv.write_field(number.format(n)),
-            Cell::Bool(b) => csv.write_field(if b { "true" } else { "false" }),
-            Cell::Real(x) => csv.write_field(x.to_string()),
-            Cell::Float(x) => csv.write_field(x.to_string()),
-            Cell::Null => csv.write_field(""),
-        }
-        .map_err(csv_error)?;
+        cell.with_text(|field| csv.write_field(field)).map_err(csv_error)?;
     }
     csv.write_record(None::<&[u8]>).map_err(csv_error)
 }

@@ -2,9 +2,25 @@
 //! first (from a random one, so readers spread), the others after, and
 //! moving on to the next when one fails in a way another may not.
 
-use mesh_contracts::catalog::{Product, ServingStatus};
-use mesh_grpc::Credentials;
-use tonic::Code;
+use mesh_contracts::access::domain_of;
+use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
+use mesh_contracts::catalog::{GetProductRequest, Product, ProductView, ServingStatus};
+use mesh_grpc::{Credentials, MeshChannel};
+use tonic::{Code, Status};
+
+/// The catalog's entry of `product` as `catalog`'s caller sees it, with
+/// the domain that owns it.
+pub async fn lookup(
+    catalog: &mut CatalogServiceClient<MeshChannel>,
+    product: &str,
+) -> Result<(Product, String), Status> {
+    let request =
+        GetProductRequest { name: product.to_owned(), view: ProductView::Basic.into(), ..Default::default() };
+    let found = catalog.get_product(request).await?.into_inner().product.unwrap_or_default();
+    let domain =
+        if found.domain.is_empty() { domain_of(&found.product_id).to_owned() } else { found.domain.clone() };
+    Ok((found, domain))
+}
 
 /// Where a product is read and what it is read with.
 #[derive(Clone)]
@@ -18,6 +34,14 @@ pub struct Replicas {
 }
 
 impl Replicas {
+    /// [`Replicas::of`], or UNAVAILABLE naming `product` when the catalog
+    /// lists no endpoint of it.
+    pub fn serving(found: &Product, product: &str, credentials: Credentials) -> Result<Self, Status> {
+        Self::of(found, credentials).ok_or_else(|| {
+            Status::unavailable(format!("{product} has no endpoint in the catalog; try again later"))
+        })
+    }
+
     /// The replicas of `product` in the order to call them; `None` when
     /// the catalog lists no endpoint.
     pub fn of(product: &Product, credentials: Credentials) -> Option<Self> {

@@ -4,6 +4,8 @@ pub(crate) mod access;
 pub(crate) mod audit;
 pub(crate) mod completions;
 pub(crate) mod describe;
+#[cfg(feature = "local")]
+pub(crate) mod domain;
 pub(crate) mod domains;
 #[cfg(feature = "local")]
 pub(crate) mod generate;

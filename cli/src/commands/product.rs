@@ -6,7 +6,6 @@
 //! can be reached and holds the product, the registry's breaking-change
 //! check against the version in force.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, anyhow, bail};
@@ -58,61 +57,13 @@ pub(crate) async fn run(cli: &Cli, command: &ProductCommand) -> Result<()> {
 }
 
 async fn check(cli: &Cli, path: &Path) -> Result<()> {
-    let file = mesh_product_file::read(path).map_err(|mistakes| anyhow!("{mistakes}"))?;
-    let folder = path.parent().unwrap_or(Path::new("."));
-    let compiled =
-        mesh_contracts::compile::contract(&folder.join(&file.contract.proto), &file.contract.service)?;
-    let shape = ProductShape::find(&compiled.pool, &file.contract.service)?;
-    let mistakes = columns_named(&file, &shape, folder);
-    if !mistakes.is_empty() {
-        bail!(
-            "{}",
-            mistakes.iter().map(|m| format!("{}: {m}", path.display())).collect::<Vec<_>>().join("\n")
-        );
-    }
+    let declared = mesh_product_file::declare(path).map_err(|mistakes| anyhow!("{mistakes}"))?;
     println!(
         "{}: {} is well formed; its contract compiles with every column classified",
         path.display(),
-        safe(&file.product)
+        safe(&declared.file.product)
     );
-    against_registry(cli, &file, &shape).await
-}
-
-/// What the product file names that its contract or folder lacks.
-fn columns_named(file: &ProductFile, shape: &ProductShape, folder: &Path) -> Vec<String> {
-    let columns: HashSet<String> = shape.row_type.fields().map(|f| f.name().to_owned()).collect();
-    let known = || {
-        let mut names: Vec<&str> = columns.iter().map(String::as_str).collect();
-        names.sort_unstable();
-        names.join(", ")
-    };
-    let mut mistakes = Vec::new();
-    for (field, names) in [("key", &file.key), ("indexes", &file.indexes), ("amounts", &file.amounts)] {
-        for name in names.iter().filter(|n| !columns.contains(*n)) {
-            mistakes.push(format!(
-                "{field}: `{name}` is no column of {}; its columns are {}",
-                shape.row_type.full_name(),
-                known()
-            ));
-        }
-    }
-    let mut rules = HashSet::new();
-    for rule in &file.quality {
-        if !rules.insert(rule.name.as_str()) {
-            mistakes.push(format!("quality: two rules are named `{}`; give each its own name", rule.name));
-        }
-    }
-    for (kind, source) in [("csv", &file.source.csv), ("tsv", &file.source.tsv)] {
-        if let Some(source) = source
-            && !folder.join(source).is_file()
-        {
-            mistakes.push(format!(
-                "source.{kind}: {} is not a file (paths are relative to the product file)",
-                source.display()
-            ));
-        }
-    }
-    mistakes
+    against_registry(cli, &declared.file, &declared.shape).await
 }
 
 /// The registry's breaking-change check against the version in force,

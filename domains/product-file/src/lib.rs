@@ -12,9 +12,13 @@
 //!   - { name: sales_not_negative, holds: "sales >= 0" }
 //! ```
 
+mod declared;
 mod marked;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+pub use declared::{Declared, declare};
 
 use serde::Deserialize;
 
@@ -51,6 +55,34 @@ pub struct ProductFile {
     /// When the data is loaded again.
     #[serde(default)]
     pub refresh: Refresh,
+    /// The file it was read from.
+    #[serde(skip)]
+    pub path: PathBuf,
+    /// Where each value is in the file, by JSON pointer.
+    #[serde(skip)]
+    places: HashMap<String, (usize, usize)>,
+}
+
+impl ProductFile {
+    /// The folder its relative paths start from.
+    pub fn folder(&self) -> &Path {
+        match self.path.parent() {
+            Some(folder) if !folder.as_os_str().is_empty() => folder,
+            _ => Path::new("."),
+        }
+    }
+
+    /// The table holding its rows: `table`, or the product's name after the dot.
+    pub fn table(&self) -> &str {
+        self.table.as_deref().unwrap_or_else(|| self.product.split_once('.').map_or("", |(_, name)| name))
+    }
+
+    /// `message`, said of the value at `pointer` (a JSON pointer such as
+    /// `/key/0`) where it is in the file.
+    pub fn mistake(&self, pointer: &str, message: impl Into<String>) -> Mistake {
+        let (line, column) = place(&self.places, pointer);
+        Mistake { file: self.path.clone(), line, column, message: message.into() }
+    }
 }
 
 fn first_major() -> u32 {
@@ -86,6 +118,35 @@ pub struct Source {
     /// The text encoding of a file (`auto`, `utf-8`, `euc-kr`).
     #[serde(default)]
     pub encoding: Option<String>,
+    /// Columns of a CSV or TSV file the product does not publish (any other
+    /// column the contract lacks is refused).
+    #[serde(default)]
+    pub ignore: Vec<String>,
+}
+
+/// A source file: where it is and how its fields are separated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// The pointer of its entry in the product file (`/source/csv`).
+    pub pointer: &'static str,
+    /// Its path, relative to the working directory.
+    pub path: PathBuf,
+    /// Its path as the product file gives it.
+    pub written: PathBuf,
+    /// `b','` or `b'\t'`.
+    pub delimiter: u8,
+}
+
+impl Source {
+    /// The CSV or TSV file, found from `folder`; `None` for other sources.
+    pub fn file(&self, folder: &Path) -> Option<SourceFile> {
+        let (pointer, path, delimiter) = match (&self.csv, &self.tsv) {
+            (Some(path), _) => ("/source/csv", path, b','),
+            (_, Some(path)) => ("/source/tsv", path, b'\t'),
+            _ => return None,
+        };
+        Some(SourceFile { pointer, path: folder.join(path), written: path.clone(), delimiter })
+    }
 }
 
 /// A derived product's SQL.
@@ -187,15 +248,18 @@ pub fn parse(text: &str, file: &Path) -> Result<ProductFile, Mistakes> {
         })
         .collect();
     if mistakes.is_empty() {
-        return serde_json::from_value(marked.value)
-            .map_err(|e| Mistakes(vec![at((1, 1), format!("cannot be read: {e}"))]));
+        let mut read: ProductFile = serde_json::from_value(marked.value)
+            .map_err(|e| Mistakes(vec![at((1, 1), format!("cannot be read: {e}"))]))?;
+        read.path = file.to_path_buf();
+        read.places = marked.places;
+        return Ok(read);
     }
     mistakes.sort_by_key(|m| (m.line, m.column));
     Err(Mistakes(mistakes))
 }
 
 /// Where the value at `pointer` is, or its nearest enclosing value.
-fn place(places: &std::collections::HashMap<String, (usize, usize)>, pointer: &str) -> (usize, usize) {
+fn place(places: &HashMap<String, (usize, usize)>, pointer: &str) -> (usize, usize) {
     let mut pointer = pointer;
     loop {
         if let Some(place) = places.get(pointer) {

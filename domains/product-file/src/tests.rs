@@ -1,4 +1,5 @@
 use super::*;
+use crate::declared::{Declared, declare};
 
 const GOOD: &str = "\
 product: merchant.shops
@@ -80,4 +81,90 @@ fn the_schema_is_the_one_published() {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), GOOD).unwrap();
     assert!(read(file.path()).is_ok());
+}
+
+const CONTRACT: &str = r#"syntax = "proto3";
+package merchant.shops.v1;
+import "mesh/product/v1/options.proto";
+import "mesh/product/v1/query.proto";
+// One shop.
+message Shop {
+  // The shop's number.
+  string shop_id = 1 [(mesh.product.v1.column) = { classification: CLASSIFICATION_PUBLIC, source_column: "SHOP_ID" }];
+  // Its region.
+  string region = 2 [(mesh.product.v1.column) = { classification: CLASSIFICATION_PUBLIC }];
+  // What it sold.
+  int64 sales = 3 [(mesh.product.v1.column) = { classification: CLASSIFICATION_INTERNAL, source_column: "SALES" }];
+}
+// A batch.
+message QueryResponse {
+  repeated Shop rows = 1;
+  string resume_token = 2;
+}
+// Shops.
+service ShopsService {
+  option (mesh.product.v1.product) = { title: "Shops" owner_team: "Merchant" };
+  // Streams shops.
+  rpc Query(mesh.product.v1.QueryRequest) returns (stream QueryResponse);
+  // Describes the product.
+  rpc Describe(mesh.product.v1.DescribeRequest) returns (mesh.product.v1.DescribeResponse);
+}
+"#;
+
+/// What `declare` says of `product` beside the contract and `csv`.
+fn declared(product: &str, csv: &str) -> Result<Declared, Vec<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("shops.proto"), CONTRACT).unwrap();
+    std::fs::write(dir.path().join("shops.csv"), csv).unwrap();
+    let path = dir.path().join("shops.product.yaml");
+    std::fs::write(&path, product).unwrap();
+    let shown = dir.path().display().to_string();
+    declare(&path).map_err(|m| m.0.iter().map(|m| m.to_string().replace(&shown, "DIR")).collect())
+}
+
+#[test]
+fn a_declared_product_names_only_what_its_contract_and_source_have() {
+    let header = "SHOP_ID,REGION,SALES\ns1,Seoul,1\n";
+    let good = declared(GOOD, header).unwrap();
+    assert_eq!(good.columns(), ["shop_id", "region", "sales"]);
+    assert_eq!(good.file.table(), "shops");
+
+    let key = declared(&GOOD.replace("key: [shop_id]", "key: [shop]"), header).unwrap_err();
+    assert_eq!(
+        key,
+        [
+            "DIR/shops.product.yaml:5:7: key: `shop` is no column of merchant.shops.v1.Shop; its columns are shop_id, \
+          region, sales"
+        ]
+    );
+    let index = declared(&GOOD.replace("indexes: [region]", "indexes: [regoin]"), header).unwrap_err();
+    assert!(index[0].starts_with("DIR/shops.product.yaml:6:11: indexes: `regoin` is no column"), "{index:?}");
+
+    let extra = declared(GOOD, "SHOP_ID,REGION,SALES,OWNER\ns1,Seoul,1,x\n").unwrap_err();
+    assert_eq!(
+        extra,
+        [
+            "DIR/shops.product.yaml:9:3: source.csv: shops.csv has columns the contract lacks: OWNER; add a field for \
+          each to the contract (its source_column naming the column), or list them under source.ignore"
+        ]
+    );
+    let ignored = GOOD.replace("  csv: shops.csv", "  csv: shops.csv\n  ignore: [owner]");
+    assert!(declared(&ignored, "SHOP_ID,REGION,SALES,OWNER\ns1,Seoul,1,x\n").is_ok());
+
+    let missing = declared(GOOD, "SHOP_ID,SALES\ns1,1\n").unwrap_err();
+    assert_eq!(
+        missing,
+        [
+            "DIR/shops.product.yaml:9:3: source.csv: shops.csv has no column for field `region` (looked for region); \
+          its columns are SHOP_ID, SALES"
+        ]
+    );
+    let twice = GOOD.replace("refresh:", "  - { name: sales_not_negative, holds: sales < 10 }\nrefresh:");
+    let said = declared(&twice, header).unwrap_err();
+    assert_eq!(
+        said,
+        [
+            "DIR/shops.product.yaml:14:7: quality: two rules are named `sales_not_negative`; give each its own name"
+        ]
+    );
 }

@@ -5,6 +5,7 @@
 //! its own: what it reads and where comes from a [`Mesh`] acting for the
 //! caller.
 
+mod as_domain;
 mod catalog;
 pub mod cells;
 mod pushdown;
@@ -32,8 +33,9 @@ use crate::replicas::Replicas;
 
 /// The catalog the engine's tables live in.
 pub const CATALOG: &str = "mesh";
+pub use as_domain::DomainMesh;
 pub use catalog::PRODUCTS_SCHEMA;
-pub use statement::{MAX_OPERATORS, MAX_SQL};
+pub use statement::{MAX_OPERATORS, MAX_SQL, check as check_statement};
 
 /// The mesh as one caller sees it.
 #[async_trait]

@@ -23,7 +23,7 @@ pub const MAX_OPERATORS: usize = 1000;
 /// Refuses anything but one query of at most [`MAX_SQL`] bytes and
 /// [`MAX_OPERATORS`] operators: the engine reads, it never creates,
 /// changes or sets anything.
-pub(crate) fn check(sql: &str) -> Result<(), Status> {
+pub fn check(sql: &str) -> Result<(), Status> {
     if sql.len() > MAX_SQL {
         return Err(Status::invalid_argument(format!(
             "the SQL is {} bytes, longer than {MAX_SQL}; split the query",

@@ -9,9 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use mesh_contracts::access::domain_of;
+use mesh_contracts::catalog::ListProductsRequest;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
-use mesh_contracts::catalog::{GetProductRequest, ListProductsRequest, ProductView};
 use mesh_grpc::Credentials;
 use mesh_grpc::auth::exchange;
 use sha2::{Digest, Sha256};
@@ -120,24 +119,11 @@ impl Mesh for Caller {
     }
 
     async fn replicas(&self, product: &str) -> Result<Replicas, Status> {
-        let request = GetProductRequest {
-            name: product.to_owned(),
-            view: ProductView::Basic.into(),
-            ..Default::default()
-        };
-        let entry = self.catalog()?.get_product(request).await?.into_inner();
-        let found = entry.product.unwrap_or_default();
-        let domain = if found.domain.is_empty() {
-            domain_of(&found.product_id).to_owned()
-        } else {
-            found.domain.clone()
-        };
+        let (found, domain) = crate::replicas::lookup(&mut self.catalog()?, product).await?;
         let credentials = match &self.token {
             Some(token) => self.registry.domain_credentials(token, &domain).await?,
             None => Credentials::none(),
         };
-        Replicas::of(&found, credentials).ok_or_else(|| {
-            Status::unavailable(format!("{product} has no endpoint in the catalog; try again later"))
-        })
+        Replicas::serving(&found, product, credentials)
     }
 }

@@ -55,6 +55,35 @@ pub trait RecordSource {
     fn fingerprint(&mut self) -> Result<String> {
         Ok(self.describe())
     }
+    /// The text encoding of its non-ASCII text when it is known; by default
+    /// the first non-ASCII text decides between UTF-8 and EUC-KR.
+    fn encoding(&self) -> Option<TextEncoding> {
+        None
+    }
+}
+
+/// A text encoding a source may be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextEncoding {
+    /// UTF-8.
+    Utf8,
+    /// EUC-KR (CP949), the usual encoding of Korean extracts.
+    EucKr,
+}
+
+impl TextEncoding {
+    /// The encoding named `name` (`utf-8`, `euc-kr`, any case), or `None`
+    /// for `auto`.
+    pub fn named(name: &str) -> Result<Option<Self>> {
+        match name.to_ascii_lowercase().as_str() {
+            "auto" => Ok(None),
+            "utf-8" | "utf8" => Ok(Some(Self::Utf8)),
+            "euc-kr" | "cp949" => Ok(Some(Self::EucKr)),
+            other => Err(DomainError::Config(format!(
+                "encoding `{other}` is not known: write auto, utf-8 or euc-kr"
+            ))),
+        }
+    }
 }
 
 /// The longest record a CSV source may hold: an unbalanced quote cannot
@@ -70,15 +99,24 @@ pub struct CsvSource<R: Read> {
     record_end: Arc<AtomicU64>,
     path: Option<PathBuf>,
     fingerprint: Option<String>,
+    encoding: Option<TextEncoding>,
 }
 
 impl CsvSource<std::fs::File> {
     /// Opens `path`.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, b',', None)
+    }
+
+    /// Opens `path`, its fields separated by `delimiter` (`b'\t'` for TSV)
+    /// and its text in `encoding` (decided by its first non-ASCII text when
+    /// `None`).
+    pub fn open_with(path: &Path, delimiter: u8, encoding: Option<TextEncoding>) -> Result<Self> {
         let file = std::fs::File::open(path)
             .map_err(|e| DomainError::Load(format!("cannot open {}: {e}", path.display())))?;
-        let mut source = Self::new(file, path.display().to_string())?;
+        let mut source = Self::with_delimiter(file, path.display().to_string(), delimiter)?;
         source.path = Some(path.to_owned());
+        source.encoding = encoding;
         Ok(source)
     }
 }
@@ -86,9 +124,18 @@ impl CsvSource<std::fs::File> {
 impl<R: Read> CsvSource<R> {
     /// Reads CSV from `input`, named `name` in messages.
     pub fn new(input: R, name: String) -> Result<Self> {
+        Self::with_delimiter(input, name, b',')
+    }
+
+    /// Reads records separated by `delimiter` from `input`.
+    pub fn with_delimiter(input: R, name: String, delimiter: u8) -> Result<Self> {
         let record_end = Arc::new(AtomicU64::new(0));
         let input = CappedRecords { inner: input, read: 0, record_end: Arc::clone(&record_end) };
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(input);
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .delimiter(delimiter)
+            .from_reader(input);
         let mut header = reader
             .byte_headers()
             .map_err(|e| DomainError::Load(format!("{name}: cannot read the header: {e}")))?
@@ -100,7 +147,7 @@ impl<R: Read> CsvSource<R> {
             header = fixed;
         }
         record_end.store(reader.position().byte(), Ordering::Relaxed);
-        Ok(Self { reader, header, name, line: 1, record_end, path: None, fingerprint: None })
+        Ok(Self { reader, header, name, line: 1, record_end, path: None, fingerprint: None, encoding: None })
     }
 }
 
@@ -152,6 +199,10 @@ impl<R: Read> RecordSource for CsvSource<R> {
 
     fn describe(&self) -> String {
         self.name.clone()
+    }
+
+    fn encoding(&self) -> Option<TextEncoding> {
+        self.encoding
     }
 
     /// Size, modification time and BLAKE3 hash of the file (a stream with

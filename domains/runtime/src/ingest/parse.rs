@@ -3,7 +3,7 @@
 
 use csv::ByteRecord;
 
-use super::RecordSource;
+use super::{RecordSource, TextEncoding};
 use crate::error::{DomainError, Result};
 use crate::ingest::quality::RowCounts;
 use crate::store::load::{Chunk, ChunkCell as Cell};
@@ -29,7 +29,7 @@ pub(super) fn parse_records(
     let mut record = ByteRecord::new();
     let mut integers = vec![0i64; columns];
     let mut chunk = Chunk::with_capacity(CHUNK_ROWS, columns);
-    let mut encoding = TextEncoding::default();
+    let mut encoding = FileEncoding { decided: source.encoding().map(|known| (known.encoding(), 0)) };
     let outcome = (|| {
         while source.read(&mut record)? {
             let line = source.line();
@@ -82,12 +82,21 @@ pub(super) fn parse_records(
 /// encoding of Korean extracts. Text later in the file that is not valid in
 /// that encoding refuses the load.
 #[derive(Debug, Default)]
-struct TextEncoding {
+struct FileEncoding {
     /// The encoding and the line that decided it.
     decided: Option<(&'static encoding_rs::Encoding, u64)>,
 }
 
 impl TextEncoding {
+    fn encoding(self) -> &'static encoding_rs::Encoding {
+        match self {
+            TextEncoding::Utf8 => encoding_rs::UTF_8,
+            TextEncoding::EucKr => encoding_rs::EUC_KR,
+        }
+    }
+}
+
+impl FileEncoding {
     /// Appends `raw`, trimmed and decoded, to `text`.
     fn decode_into(&mut self, raw: &[u8], line: u64, text: &mut String) -> std::result::Result<(), String> {
         if raw.is_ascii() {
@@ -98,12 +107,13 @@ impl TextEncoding {
         let (encoding, decided_at) = *self.decided.get_or_insert_with(|| {
             (if utf8.is_ok() { encoding_rs::UTF_8 } else { encoding_rs::EUC_KR }, line)
         });
-        let mismatch = || {
-            format!(
+        let mismatch = || match decided_at {
+            0 => format!("the text is not valid {} (the source's declared encoding)", encoding.name()),
+            _ => format!(
                 "the text is not valid {} (the file's encoding, decided by its first non-ASCII text on line \
                  {decided_at}); convert the file to one encoding",
                 encoding.name()
-            )
+            ),
         };
         if encoding == encoding_rs::UTF_8 {
             text.push_str(utf8.map_err(|_| mismatch())?.trim());
@@ -126,7 +136,7 @@ fn parse(
     kind: ColumnKind,
     amount: bool,
     text: &mut String,
-    encoding: &mut TextEncoding,
+    encoding: &mut FileEncoding,
     line: u64,
 ) -> std::result::Result<Cell, String> {
     let trimmed = raw.trim_ascii();
@@ -169,7 +179,7 @@ mod tests {
     fn the_first_non_ascii_text_decides_the_encoding_of_the_file() {
         let euc_kr = encoding_rs::EUC_KR.encode("서울").0.into_owned();
         let mut text = String::new();
-        let mut utf8_file = TextEncoding::default();
+        let mut utf8_file = FileEncoding::default();
         utf8_file.decode_into(b" plain ", 2, &mut text).unwrap();
         utf8_file.decode_into("부산".as_bytes(), 3, &mut text).unwrap();
         assert_eq!(
@@ -177,7 +187,7 @@ mod tests {
             "the text is not valid UTF-8 (the file's encoding, decided by its first non-ASCII text on line 3); \
              convert the file to one encoding"
         );
-        let mut korean_file = TextEncoding::default();
+        let mut korean_file = FileEncoding::default();
         korean_file.decode_into(&euc_kr, 2, &mut text).unwrap();
         assert_eq!(text, "plain부산서울");
         let broken = [0xB0, 0xFF];

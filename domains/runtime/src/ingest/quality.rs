@@ -171,6 +171,28 @@ pub fn run(
     store.check_quality(Table { product, name: &schema.table }, &check)
 }
 
+/// Checks that `rule` compiles over `schema`'s table for `product` in
+/// `store`, reading no row: a rule written wrong is refused before a load
+/// needs it.
+pub fn compiles(store: &impl Storage, product: &str, schema: &RowSchema, rule: &QualityRule) -> Result<()> {
+    let rules = std::slice::from_ref(rule);
+    let counted = CountedRules { schema, rules, counted: &std::sync::Mutex::new(RowCounts::none()) };
+    store.check_quality(Table { product, name: &schema.table }, &NoRows(counted)).map(|_| ())
+}
+
+/// Rules counted over none of the table's rows.
+struct NoRows<'a>(CountedRules<'a>);
+
+impl QualityCheck for NoRows<'_> {
+    fn statements(&self, table: &str) -> Vec<String> {
+        self.0.statements(&format!("(SELECT * FROM {table} LIMIT 0) AS {table}"))
+    }
+
+    fn results(&self, answers: &[Vec<i64>]) -> Vec<QualityResult> {
+        self.0.results(answers)
+    }
+}
+
 /// Rules to check over a table, those in `counted` already counted row by
 /// row while the rows were parsed.
 pub(crate) struct CountedRules<'a> {

@@ -41,11 +41,13 @@ pub struct ProductSpec {
     /// Columns holding amounts, which are never negative (field names,
     /// compared without case): a load refuses a negative one.
     pub amounts: Vec<String>,
+    /// The contract's major version, raised to publish a breaking change.
+    pub major_version: u32,
 }
 
 impl ProductSpec {
     /// A product `id` served by the contract `service` from `table`, with
-    /// no key, indexes or amounts yet.
+    /// no key, indexes or amounts yet, in major version 1.
     pub fn new(id: &str, service: &str, table: &str) -> Self {
         Self {
             id: id.to_owned(),
@@ -54,6 +56,7 @@ impl ProductSpec {
             key: Vec::new(),
             indexes: Vec::new(),
             amounts: Vec::new(),
+            major_version: 1,
         }
     }
 

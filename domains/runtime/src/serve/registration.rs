@@ -190,7 +190,7 @@ async fn register(
                 service: spec.service.clone(),
                 endpoint: endpoint.to_owned(),
                 descriptor_set: product.product.descriptor_set().to_vec(),
-                major_version: 1,
+                major_version: spec.major_version,
                 data: product.data().await,
             })
             .await?

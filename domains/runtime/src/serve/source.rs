@@ -108,20 +108,8 @@ impl<G: clap::Args + Clone + Send + Sync + 'static> SourceDomain<G> {
             Some(path) => Box::new(CsvSource::open(path)?),
             None => (self.generate)(&args.generate),
         };
-        let fingerprint = source.fingerprint()?;
-        // Loads recorded before fingerprints were kept compare by source
-        // name: right for generated data, which its name determines.
-        let loaded = match product.store.fingerprint(&self.spec.id)? {
-            Some(fingerprint) => Some(fingerprint),
-            None => product.store.load_info(&self.spec.id)?.map(|l| l.source),
-        };
-        if !args.reload && loaded.as_deref() == Some(fingerprint.as_str()) {
-            tracing::info!(product = %self.spec.id, source = %source.describe(), "data already loaded");
-            return Ok(());
-        }
-        tracing::info!(product = %self.spec.id, source = %source.describe(), "loading");
         let shrink = if args.allow_shrink { Shrink::Any } else { Shrink::AtMostHalf };
-        self.load_from(product, source.as_mut(), shrink)?;
+        load_if_changed(product, source.as_mut(), &self.quality_rules(product), shrink, args.reload)?;
         Ok(())
     }
 
@@ -190,6 +178,33 @@ Examples:
         let product = self.prepare(&args).await?;
         serve_product(product, &args.domain, listener, shutdown).await
     }
+}
+
+/// Loads `product` from `source` checked by `rules`, unless it already
+/// holds the rows of a source with the same fingerprint and `reload` is
+/// false (blocking; call it inside the store's exclusive load). Returns the
+/// load's summary, or `None` when nothing changed.
+pub fn load_if_changed(
+    product: &Product,
+    source: &mut (dyn RecordSource + Send),
+    rules: &[QualityRule],
+    shrink: Shrink,
+    reload: bool,
+) -> Result<Option<ingest::LoadSummary>> {
+    let id = &product.spec.id;
+    let fingerprint = source.fingerprint()?;
+    // Loads recorded before fingerprints were kept compare by source
+    // name: right for generated data, which its name determines.
+    let loaded = match product.store.fingerprint(id)? {
+        Some(fingerprint) => Some(fingerprint),
+        None => product.store.load_info(id)?.map(|l| l.source),
+    };
+    if !reload && loaded.as_deref() == Some(fingerprint.as_str()) {
+        tracing::info!(product = %id, source = %source.describe(), "data already loaded");
+        return Ok(None);
+    }
+    tracing::info!(product = %id, source = %source.describe(), "loading");
+    ingest::load(&product.destination(), source, rules, shrink).map(Some)
 }
 
 /// Serves `product` (with no extra methods) on `listener` and keeps it

@@ -1,0 +1,114 @@
+//! The whole generic domain server: every product file declared and
+//! checked (all mistakes reported at once), the domain's store opened,
+//! file sources loaded when their content changed, derived products built
+//! once their inputs serve, and everything served and kept registered.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mesh_product_file::{Declared, Mistakes};
+use mesh_runtime::hosting::run_domain;
+use mesh_runtime::{DomainError, ProductService, Result};
+use tokio::net::TcpListener;
+
+use crate::args::{DEFAULT_PORT, ServeArgs};
+use crate::derived::Inputs;
+use crate::load::load_file_async;
+use crate::published::Published;
+use crate::refresh::{Origin, Refresher};
+
+/// What `mesh-domain` and `mesh domain serve` do: listen on `--addr` (or
+/// port 50060 on loopback), then [`run`] until SIGINT or SIGTERM.
+pub async fn run_until_signal(args: ServeArgs) -> Result<()> {
+    let shutdown = mesh_grpc::shutdown_signal();
+    mesh_grpc::set_client_tls(args.domain.client_tls.clone());
+    let listener = mesh_grpc::server::bind(args.domain.addr_or(DEFAULT_PORT)).await?;
+    run(args, listener, shutdown).await
+}
+
+/// Declares, opens and loads the products of `args`, then serves them on
+/// `listener` and keeps them registered until `shutdown`.
+pub async fn run(
+    args: ServeArgs,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let declared = declare_all(&args.products)?;
+    let domain = one_domain(&declared)?;
+    let store = args.domain.open_store(&domain)?;
+    let published: Vec<Arc<Published>> =
+        declared.into_iter().map(|d| Published::open(d, store.clone())).collect::<Result<_>>()?;
+    published.iter().try_for_each(|p| crate::derived::check_query(p))?;
+    for product in
+        published.iter().filter(|p| p.declared.file.source.file(p.declared.file.folder()).is_some())
+    {
+        load_file_async(Arc::clone(product), args.reload, args.shrink()).await?;
+    }
+    let mut tasks = Vec::new();
+    let inputs = || -> Result<Inputs> {
+        Inputs::new(args.domain.registries().remove(0), args.domain.client_credentials(&domain)?)
+    };
+    for product in &published {
+        let origin = if product.declared.file.source.sql.is_some() {
+            Origin::Derived(inputs()?)
+        } else {
+            Origin::File(args.shrink())
+        };
+        tasks.extend(Refresher::new(Arc::clone(product), origin).start()?);
+    }
+    let services =
+        published.iter().map(|p| ProductService::new(Arc::clone(&p.product), Default::default())).collect();
+    let served = run_domain(listener, services, &args.domain, shutdown).await;
+    tasks.iter().for_each(tokio::task::JoinHandle::abort);
+    served
+}
+
+/// Every product file declared, or every mistake of every file.
+fn declare_all(paths: &[PathBuf]) -> Result<Vec<Declared>> {
+    let mut declared = Vec::new();
+    let mut mistakes = Vec::new();
+    for path in paths {
+        match mesh_product_file::declare(path) {
+            Ok(product) => declared.push(product),
+            Err(Mistakes(found)) => mistakes.extend(found),
+        }
+    }
+    if !mistakes.is_empty() {
+        return Err(DomainError::Config(format!(
+            "the product files cannot be served:\n{}",
+            Mistakes(mistakes)
+        )));
+    }
+    Ok(declared)
+}
+
+/// The one domain the products belong to; two products of the same id,
+/// or of two domains, are refused.
+fn one_domain(declared: &[Declared]) -> Result<String> {
+    let domain_of =
+        |d: &Declared| d.file.product.split_once('.').map_or(String::new(), |(domain, _)| domain.to_owned());
+    let Some(first) = declared.first() else {
+        return Err(DomainError::Config("no product file given: name one with --product FILE".into()));
+    };
+    let domain = domain_of(first);
+    let mut ids = std::collections::HashSet::new();
+    for product in declared {
+        if domain_of(product) != domain {
+            return Err(DomainError::Config(format!(
+                "{} belongs to domain `{}` and {} to `{domain}`: one server serves one domain; start one per domain",
+                product.file.path.display(),
+                domain_of(product),
+                first.file.path.display()
+            )));
+        }
+        if !ids.insert(product.file.product.as_str()) {
+            return Err(DomainError::Config(format!(
+                "{} declares {} again: each product is declared once",
+                product.file.path.display(),
+                product.file.product
+            )));
+        }
+    }
+    Ok(domain)
+}
