@@ -94,6 +94,27 @@ fn located(error: &protox::Error, name: &str, file: &Path) -> String {
     }
 }
 
+/// Where imports are resolved from, and the name the contract is compiled
+/// under: when its folders spell its package (`woori/payment/v1/` for
+/// `package woori.payment.v1;`, as buf lays protos out) the folder above
+/// them and the path from there, so the file keeps the name other
+/// services know it by; otherwise its own folder and its file name.
+fn import_root(folder: &Path, name: &str, text: &str) -> (PathBuf, String) {
+    let package = text
+        .lines()
+        .map(str::trim)
+        .find_map(|line| line.strip_prefix("package ").and_then(|rest| rest.trim().strip_suffix(';')))
+        .map(str::trim);
+    let parts: Vec<&str> = package.map(|p| p.split('.').collect()).unwrap_or_default();
+    let folders: Vec<&str> = folder.iter().filter_map(|part| part.to_str()).collect();
+    if !parts.is_empty() && folders.ends_with(&parts) {
+        let root: PathBuf = folder.iter().take(folders.len() - parts.len()).collect();
+        let root = if root.as_os_str().is_empty() { PathBuf::from(".") } else { root };
+        return (root, format!("{}/{name}", parts.join("/")));
+    }
+    (folder.to_path_buf(), name.to_owned())
+}
+
 /// Compiles the contract `file` and checks that `service` in it is a
 /// product service with every column classified.
 pub fn contract(file: &Path, service: &str) -> Result<Compiled, CompileError> {
@@ -104,8 +125,11 @@ pub fn contract(file: &Path, service: &str) -> Result<Compiled, CompileError> {
         _ => return Err(proto("is not a file name".into())),
     };
     let folder = if folder.as_os_str().is_empty() { PathBuf::from(".") } else { folder.to_path_buf() };
+    let text = std::fs::read_to_string(file).map_err(|e| proto(format!("cannot be read: {e}")))?;
+    let (root, name) = import_root(&folder, name, &text);
+    let name = name.as_str();
     let mut resolver = ChainFileResolver::new();
-    resolver.add(IncludeFileResolver::new(folder));
+    resolver.add(IncludeFileResolver::new(root));
     resolver.add(Embedded);
     resolver.add(GoogleFileResolver::new());
     let mut compiler = protox::Compiler::with_file_resolver(resolver);
@@ -166,6 +190,17 @@ service ShopsService {
         let path = dir.path().join("shops.proto");
         std::fs::write(&path, source).unwrap();
         (dir, path)
+    }
+
+    #[test]
+    fn a_contract_laid_out_by_package_keeps_its_path_as_its_name() {
+        let text = "syntax = \"proto3\";\npackage woori.payment.v1;\n";
+        let (root, name) = import_root(Path::new("proto/woori/payment/v1"), "payment.proto", text);
+        assert_eq!((root, name.as_str()), (PathBuf::from("proto"), "woori/payment/v1/payment.proto"));
+        let (root, name) = import_root(Path::new("woori/payment/v1"), "payment.proto", text);
+        assert_eq!((root, name.as_str()), (PathBuf::from("."), "woori/payment/v1/payment.proto"));
+        let (root, name) = import_root(Path::new("contracts"), "payment.proto", text);
+        assert_eq!((root, name.as_str()), (PathBuf::from("contracts"), "payment.proto"));
     }
 
     #[test]

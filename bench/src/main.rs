@@ -13,6 +13,7 @@ mod exchange;
 mod governance;
 mod hostile;
 mod ingest;
+mod insight_rust;
 mod latency;
 mod memory;
 mod mesh;

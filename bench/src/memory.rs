@@ -25,8 +25,8 @@ pub(crate) fn status_kib(pid: u32, field: &str) -> Result<u64> {
 
 /// Idle RSS and peak RSS (MiB) of a payment domain process streaming every
 /// row to a reader that pauses after each batch.
-pub(crate) async fn domain_streaming(data: &Path, customers: u64, quarters: u32) -> Result<(f64, f64)> {
-    let mut domain = on_bench_data(data, customers, quarters)?;
+pub(crate) async fn domain_streaming(data: &Path) -> Result<(f64, f64)> {
+    let mut domain = on_bench_data(data)?;
     let streamed = domain.streaming_peak(&crate::mesh::payment_token(&data.join("issuer"))?).await;
     domain.stop();
     streamed.map(|s| (s.idle, s.peak))
@@ -34,13 +34,11 @@ pub(crate) async fn domain_streaming(data: &Path, customers: u64, quarters: u32)
 
 /// A payment domain process of its own over the bench's payment data (no
 /// load: its peak RSS is what it serves).
-pub(crate) fn on_bench_data(data: &Path, customers: u64, quarters: u32) -> Result<PaymentProcess> {
-    let generated: Vec<String> = ["--customers", &customers.to_string(), "--quarters", &quarters.to_string()]
-        .map(str::to_owned)
-        .into_iter()
-        .chain(["--data-dir".to_owned(), data.join("payment").display().to_string()])
-        .collect();
-    PaymentProcess::start(data, "http://127.0.0.1:9", &generated)
+pub(crate) fn on_bench_data(data: &Path) -> Result<PaymentProcess> {
+    let product = data.join("products/payment/card_spending.product.yaml");
+    let args = ["--product".to_owned(), product.display().to_string(), "--data-dir".to_owned()];
+    let args: Vec<String> = args.into_iter().chain([data.join("payment").display().to_string()]).collect();
+    PaymentProcess::start(data, "http://127.0.0.1:9", &args)
 }
 
 /// Idle RSS (MiB) of a payment domain just after it generated and loaded
@@ -48,11 +46,14 @@ pub(crate) fn on_bench_data(data: &Path, customers: u64, quarters: u32) -> Resul
 /// the same data (no load).
 pub(crate) fn domain_first_start(data: &Path, customers: u64, quarters: u32) -> Result<(f64, f64)> {
     let folder = data.join(format!("first-start-{}", std::process::id()));
-    let args: Vec<String> = ["--customers", &customers.to_string(), "--quarters", &quarters.to_string()]
-        .map(str::to_owned)
-        .into_iter()
-        .chain(["--data-dir".to_owned(), folder.display().to_string()])
-        .collect();
+    let generator = woori_data::Generator { customers, quarters, ..Default::default() };
+    let shipped = woori_data::shipped::write(&folder, &generator)?;
+    let args: Vec<String> = vec![
+        "--product".into(),
+        shipped.payment.display().to_string(),
+        "--data-dir".into(),
+        folder.join("payment").display().to_string(),
+    ];
     let idle = |args: &[String]| -> Result<f64> {
         let mut domain = PaymentProcess::start(data, "http://127.0.0.1:9", args)?;
         std::thread::sleep(std::time::Duration::from_secs(2));
@@ -83,11 +84,12 @@ pub(crate) struct PaymentProcess {
 }
 
 impl PaymentProcess {
-    /// Starts `payment` registering at `registry` with `args` besides the
-    /// address and issuer, and waits until it serves (after any load).
+    /// Starts `mesh-domain` registering at `registry` with `args` (the
+    /// payment product file among them) besides the address and issuer,
+    /// and waits until it serves (after any load).
     pub(crate) fn start(data: &Path, registry: &str, args: &[String]) -> Result<Self> {
         let issuer_dir = data.join("issuer");
-        let mut child = Command::new(sibling_binary("payment")?)
+        let mut child = Command::new(sibling_binary("mesh-domain")?)
             .args(["--addr", "127.0.0.1:0", "--registry", registry, "--auth-issuer", "mesh-local"])
             .arg("--auth-jwks")
             .arg(issuer_dir.join("jwks.json"))
@@ -195,7 +197,7 @@ pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
         target: "<= 1.5",
         met: Some(first / restarted <= 1.5),
     });
-    let (idle, peak) = domain_streaming(&run.data, run.customers, run.quarters).await?;
+    let (idle, peak) = domain_streaming(&run.data).await?;
     figures.push(Figure {
         name: "peak RSS, payment domain streaming to a slow reader",
         measured: format!("{peak:.1} MiB (+{:.1})", peak - idle),

@@ -17,6 +17,8 @@ pub(crate) struct Mesh {
     pub registry: String,
     pub payment_url: String,
     pub customer_url: String,
+    /// Insight's URL, where insight runs.
+    pub insight_url: Option<String>,
     pub payment: Arc<Product>,
     /// The insight product, where insight runs.
     pub insight: Option<Arc<Product>>,
@@ -100,14 +102,15 @@ impl Mesh {
         let token = bench_token(&data.join("issuer"))?;
         let credentials =
             if security == Security::Open { Credentials::none() } else { Credentials::token(&token)? };
-        let insight = local.product(insight::SEGMENT_SPENDING);
+        let insight = local.product("insight.segment_spending");
         Ok(Mesh {
             credentials,
             token,
             registry: local.registry_url.clone(),
             payment_url: local.payment_url.clone(),
             customer_url: local.customer_url.clone(),
-            payment: product(payment::CARD_SPENDING)?,
+            insight_url: local.insight_url.clone(),
+            payment: product("payment.card_spending")?,
             insight,
             registry_db,
             local,

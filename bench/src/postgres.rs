@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use mesh_postgres::DatabaseArgs;
 use mesh_postgres::testing::TestServer;
-use mesh_runtime::ingest::{CsvSource, RecordSource, Shrink};
-use mesh_runtime::{DomainStore, Product};
+use mesh_runtime::DomainStore;
+use mesh_runtime::ingest::{CsvSource, RecordSource};
+use woori_data::shipped::Shipped;
 
 use crate::memory::{PaymentProcess, Streamed};
 use crate::mesh::sibling_binary;
@@ -33,16 +34,13 @@ pub(crate) struct Postgres {
 }
 
 impl Postgres {
-    /// Starts a server and loads `file` into the payment domain's schema
-    /// on it (in this process).
-    pub(crate) fn start(file: &Path) -> Result<Self> {
+    /// Starts a server and loads the shipped payment file into the payment
+    /// domain's schema on it (in this process).
+    pub(crate) fn start(shipped: &Shipped) -> Result<Self> {
         let server = TestServer::start();
         let store = DomainStore::connect(&DatabaseArgs::for_url(server.url()), "payment")?;
-        let product = Product::new(payment::card_spending(), store)?;
-        let started = Instant::now();
-        let mut source = CsvSource::open(file)?;
-        let summary = payment::domain().load_from(&product, &mut source, Shrink::Any)?;
-        Ok(Self { server, rows: summary.rows as u64, load_seconds: started.elapsed().as_secs_f64() })
+        let (rows, load_seconds) = crate::ingest::payment_load(store, shipped)?;
+        Ok(Self { server, rows, load_seconds })
     }
 
     /// The server's URL.
@@ -52,9 +50,10 @@ impl Postgres {
 
     /// The baseline of the load: seconds of a bare `\copy` of `file` into
     /// a table of the same columns and types, without index or checks.
-    pub(crate) fn bare_copy(&self, file: &Path) -> Result<f64> {
+    pub(crate) fn bare_copy(&self, shipped: &Shipped) -> Result<f64> {
+        let file = &shipped.source;
         let header = CsvSource::open(file)?.header().clone();
-        let schema = &payment_schema()?;
+        let schema = &payment_schema(shipped)?;
         let columns: Vec<String> = header
             .iter()
             .map(|name| {
@@ -105,21 +104,22 @@ impl Postgres {
     }
 
     /// A payment domain process serving the loaded data from the server.
-    pub(crate) fn domain(&self, data: &Path, file: &Path) -> Result<PaymentProcess> {
-        PaymentProcess::start(data, "http://127.0.0.1:9", &self.domain_args(file))
+    pub(crate) fn domain(&self, data: &Path, shipped: &Shipped) -> Result<PaymentProcess> {
+        PaymentProcess::start(data, "http://127.0.0.1:9", &self.domain_args(shipped))
     }
 
-    /// The flags of a payment domain on this server reading `file`.
-    pub(crate) fn domain_args(&self, file: &Path) -> Vec<String> {
-        vec!["--database-url".into(), self.url().to_owned(), "--source".into(), file.display().to_string()]
+    /// The flags of a payment domain on this server serving the shipped
+    /// payment product file.
+    pub(crate) fn domain_args(&self, shipped: &Shipped) -> Vec<String> {
+        let product = shipped.payment.display().to_string();
+        vec!["--database-url".into(), self.url().to_owned(), "--product".into(), product]
     }
 }
 
-fn payment_schema() -> Result<mesh_runtime::schema::RowSchema> {
-    let pool = prost_reflect::DescriptorPool::decode(mesh_contracts::FILE_DESCRIPTOR_SET)?;
-    let row = pool.get_message_by_name("woori.payment.v1.CardSpending").context("the payment row type")?;
-    let spec = payment::card_spending();
-    Ok(mesh_runtime::schema::RowSchema::new(&spec.table, row, &spec.key, &spec.amounts)?)
+fn payment_schema(shipped: &Shipped) -> Result<mesh_runtime::schema::RowSchema> {
+    let declared = mesh_product_file::declare(&shipped.payment).map_err(|m| anyhow::anyhow!("{m}"))?;
+    let spec = mesh_domain_server::published::spec(&declared);
+    Ok(mesh_runtime::schema::RowSchema::new(&spec.table, declared.shape.row_type, &spec.key, &spec.amounts)?)
 }
 
 /// `mesh query payment.card_spending --endpoint URL --format csv > /dev/null`: seconds.
@@ -150,7 +150,7 @@ pub(crate) struct FailOver {
 
 /// Two replicas on the server registered at a registry of their own; an
 /// export through `mesh query` whose replica is killed half-way.
-pub(crate) fn fail_over(data: &Path, pg: &Postgres, file: &Path, token: &str) -> Result<FailOver> {
+pub(crate) fn fail_over(data: &Path, pg: &Postgres, shipped: &Shipped, token: &str) -> Result<FailOver> {
     let registry_dir = data.join(format!("pg-registry-{}", std::process::id()));
     let mut registry = Command::new(sibling_binary("catalog-registry")?)
         .args(["--addr", "127.0.0.1:0", "--auth-issuer", "mesh-local"])
@@ -166,7 +166,7 @@ pub(crate) fn fail_over(data: &Path, pg: &Postgres, file: &Path, token: &str) ->
         .stderr(Stdio::piped())
         .spawn()?;
     let registry_url = crate::mesh::served_url(&mut registry, "catalog-registry")?;
-    let args = pg.domain_args(file);
+    let args = pg.domain_args(shipped);
     let mut replicas = [
         PaymentProcess::start(data, &registry_url, &args)?,
         PaymentProcess::start(data, &registry_url, &args)?,
@@ -269,8 +269,8 @@ fn psql_output(url: &str, sql: &str) -> Result<String> {
     Ok(String::from_utf8(output.stdout)?)
 }
 
-/// A payment domain on a server of its own generating `customers` x
-/// `quarters` rows straight into it (the load not timed; WAL minimal, as
+/// A payment domain on a server of its own loading `customers` x
+/// `quarters` generated rows into it (the load not timed; WAL minimal, as
 /// for a bulk load), then streaming every row to a slow reader.
 pub(crate) async fn large_stream(data: &Path, customers: u64, quarters: u32) -> Result<Streamed> {
     std::fs::create_dir_all(data)?;
@@ -278,18 +278,14 @@ pub(crate) async fn large_stream(data: &Path, customers: u64, quarters: u32) -> 
     mesh_grpc::private_files::create_secret(&data.join("pseudonym.key"))?;
     let server = TestServer::start_with("-c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=8GB");
     let scratch = tempfile::tempdir_in(data)?;
-    let args: Vec<String> = [
-        "--database-url",
-        server.url(),
-        "--customers",
-        &customers.to_string(),
-        "--quarters",
-        &quarters.to_string(),
-        "--data-dir",
-        &scratch.path().display().to_string(),
-    ]
-    .map(str::to_owned)
-    .to_vec();
+    let generator = Generator { customers, quarters, ..Generator::default() };
+    let shipped = crate::ingest::shipped(&data.join(format!("large-{customers}x{quarters}")), generator)?;
+    let mut args = vec!["--database-url".to_owned(), server.url().to_owned(), "--data-dir".to_owned()];
+    args.extend([
+        scratch.path().display().to_string(),
+        "--product".into(),
+        shipped.payment.display().to_string(),
+    ]);
     let mut domain = PaymentProcess::start(data, "http://127.0.0.1:9", &args)?;
     let streamed = domain.streaming_peak(&crate::mesh::payment_token(&data.join("issuer"))?).await;
     domain.stop();
@@ -299,9 +295,9 @@ pub(crate) async fn large_stream(data: &Path, customers: u64, quarters: u32) -> 
 /// The figures of this group (`--only postgres`).
 pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
     let mut figures = Vec::new();
-    let file = crate::ingest::source_file(&run.data, run.generator)?;
-    let pg = Postgres::start(&file)?;
-    let copy_s = pg.bare_copy(&file)?;
+    let shipped = crate::ingest::shipped(&run.data, run.generator)?;
+    let pg = Postgres::start(&shipped)?;
+    let copy_s = pg.bare_copy(&shipped)?;
     let (load, copy) = (rate(pg.rows, pg.load_seconds), rate(pg.rows, copy_s));
     figures.push(Figure {
         name: "PostgreSQL: load of the file into payment (COPY, index, quality)",
@@ -311,7 +307,7 @@ pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
         target: ">= 0.5",
         met: Some(load / copy >= 0.5),
     });
-    let mut domain = pg.domain(&run.data, &file)?;
+    let mut domain = pg.domain(&run.data, &shipped)?;
     let psql_s = pg.psql_export()?;
     let cli_s = cli_export(&run.mesh.registry, &run.mesh.token, &domain.url)?;
     let (cli, psql) = (rate(pg.rows, cli_s), rate(pg.rows, psql_s));
@@ -337,7 +333,7 @@ pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
         met: Some(peak < 128.0),
     });
     domain.stop();
-    let fail_over = fail_over(&run.data, &pg, &file, &run.mesh.token)?;
+    let fail_over = fail_over(&run.data, &pg, &shipped, &run.mesh.token)?;
     figures.push(Figure {
         name: "PostgreSQL: export with its replica killed half-way, gap",
         measured: format!("{} gap", ms(fail_over.gap)),

@@ -73,8 +73,8 @@ fn adbc_figure(run: &Run, rows: u64) -> Result<(f64, f64)> {
     let query = r#"SELECT * FROM "payment.card_spending""#;
     let (got, mesh) = best(|| adbc_read("flightsql", &uri, query, Some(&run.mesh.token)))?;
     ensure!(got == rows, "Flight SQL gave {got} of {rows} rows");
-    let file = crate::ingest::source_file(&run.data, run.generator)?;
-    let pg = Postgres::start(&file)?;
+    let shipped = crate::ingest::shipped(&run.data, run.generator)?;
+    let pg = Postgres::start(&shipped)?;
     let table = format!("SELECT * FROM payment.{}", pg.current_table()?);
     let (got, postgres) = best(|| adbc_read("postgresql", pg.url(), &table, None))?;
     ensure!(got == rows, "PostgreSQL gave {got} of {rows} rows");
@@ -158,7 +158,7 @@ fn aggregate_peaks(run: &Run) -> Result<(f64, f64)> {
 /// The payment domain's RSS while it streams every row over Flight to a
 /// reader that pauses after each batch.
 async fn arrow_slow_reader(run: &Run) -> Result<Streamed> {
-    let domain = on_bench_data(&run.data, run.customers, run.quarters)?;
+    let domain = on_bench_data(&run.data)?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle = status_kib(domain.pid(), "VmRSS")?;
     let token = crate::mesh::payment_token(&run.data.join("issuer"))?;

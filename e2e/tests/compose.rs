@@ -5,7 +5,9 @@
 //! the signing key only in the registries, which write each domain's
 //! short-lived service token into a volume that domain alone mounts.
 //! The `postgres` profile's server takes TLS and the password init makes,
-//! and its two registry replicas and two payment replicas share it.
+//! and its two registry replicas and two payment replicas share it. Every
+//! domain is `mesh-domain` serving a product file the image holds, and the
+//! source domains read the file the `source` service writes, read-only.
 //! (Docker is not needed: the file is parsed and checked against `--help`.)
 
 use std::collections::HashSet;
@@ -47,7 +49,8 @@ fn compose_matches_the_binaries() {
     let services = compose["services"].as_hash().unwrap();
     let names: HashSet<&str> = services.keys().map(|k| k.as_str().unwrap()).collect();
     let profiled = ["postgres", "pg-registry-1", "pg-registry-2", "pg-payment-1", "pg-payment-2"];
-    let mut expected_names = HashSet::from(["init", "registry", "customer", "payment", "insight", "sql"]);
+    let mut expected_names =
+        HashSet::from(["init", "source", "registry", "customer", "payment", "insight", "sql"]);
     expected_names.extend(profiled);
     assert_eq!(names, expected_names);
     for name in &names {
@@ -58,17 +61,25 @@ fn compose_matches_the_binaries() {
     }
     let expected_binary = [
         ("registry", "catalog-registry"),
-        ("customer", "customer"),
-        ("payment", "payment"),
-        ("insight", "insight"),
+        ("customer", "mesh-domain"),
+        ("payment", "mesh-domain"),
+        ("insight", "mesh-domain"),
         ("pg-registry-1", "catalog-registry"),
         ("pg-registry-2", "catalog-registry"),
-        ("pg-payment-1", "payment"),
-        ("pg-payment-2", "payment"),
+        ("pg-payment-1", "mesh-domain"),
+        ("pg-payment-2", "mesh-domain"),
     ];
+    // The source file: written once by the generator into its own volume.
+    let source = &compose["services"]["source"];
+    let command = strings(&source["command"]);
+    assert_eq!(command, ["mesh", "generate", "--output", "/mesh/source/EDU_DATA_F.csv", "--keep"]);
+    let generate = help(&binary("mesh"), &["generate"]);
+    assert!(generate.contains("--output") && generate.contains("--keep"), "{generate}");
+    assert_eq!(strings(&source["volumes"]), ["source:/mesh/source"]);
+    assert!(source["ports"].is_badvalue(), "source publishes nothing");
     let declared_volumes: HashSet<&str> =
         compose["volumes"].as_hash().unwrap().keys().map(|k| k.as_str().unwrap()).collect();
-    let mut used_volumes = HashSet::from(["secrets".to_owned()]);
+    let mut used_volumes = HashSet::from(["secrets".to_owned(), "source".to_owned()]);
     let mesh_health = help(&binary("mesh"), &["health"]);
 
     // The init service makes the CA, a certificate per service and the
@@ -129,6 +140,26 @@ fn compose_matches_the_binaries() {
         let help = help(&binary(bin), &[]);
         for flag in command.iter().skip(1).filter(|a| a.starts_with("--")) {
             assert!(help.contains(flag.as_str()), "{service}: `{bin}` has no flag {flag}");
+        }
+        // A domain serves a product file the image holds (the repository's,
+        // copied to /mesh by the Dockerfile), which declares and checks.
+        let reads_source = ["customer", "payment", "pg-payment-1", "pg-payment-2"].contains(&service);
+        if bin == "mesh-domain" {
+            let file = command.windows(2).find(|w| w[0] == "--product").map(|w| w[1].clone()).unwrap();
+            let in_repo =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file.trim_start_matches("/mesh/"));
+            assert!(
+                in_repo.is_file(),
+                "{service}: {file} is not in the image ({} is missing)",
+                in_repo.display()
+            );
+            if reads_source {
+                assert_eq!(
+                    spec["depends_on"]["source"]["condition"].as_str(),
+                    Some("service_completed_successfully"),
+                    "{service} starts once its source file is written"
+                );
+            }
         }
         let on_postgres = service.starts_with("pg-");
         let env = spec["environment"].as_hash().unwrap();
@@ -250,6 +281,9 @@ fn compose_matches_the_binaries() {
                 token_writers.push((volume.to_owned(), domain.to_owned()));
             }
         } else {
+            if reads_source {
+                assert_eq!(volumes.pop().as_deref(), Some("source:/mesh/source:ro"), "{service}");
+            }
             assert_eq!(volumes.len(), 3, "{service}: its data, the secrets and its token");
             let (volume, at) = volumes[2].split_once(':').unwrap();
             assert_eq!(at, "/token:ro", "{service} reads its token, read-only");

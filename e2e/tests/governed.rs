@@ -281,7 +281,8 @@ async fn the_domains_enforce_each_agreement() {
     assert_eq!(expired.code(), Code::PermissionDenied, "an expired agreement grants nothing");
 
     // Insight reads its sources under its own agreements, granted by the
-    // sources' rule, with the join key raw.
+    // sources' rule: the columns its SQL names, customer numbers as its
+    // pseudonyms (they agree across the two sources, so the join holds).
     let listed = owner
         .list_agreements(ListAgreementsRequest {
             product: "payment.card_spending".into(),
@@ -293,7 +294,11 @@ async fn the_domains_enforce_each_agreement() {
         .agreements;
     let insight = listed.iter().find(|a| a.principal == "insight-domain").expect("insight's agreement");
     assert_eq!((insight.state(), insight.decided_by.as_str()), (AgreementState::Approved, "policy"));
-    assert_eq!(insight.raw_columns, ["seq"]);
+    assert!(insight.raw_columns.is_empty(), "{insight:?}");
+    let mut asked = vec!["bas_yh", "seq", "tot_use_am"];
+    asked.extend(["interior_am", "insuhos_am", "offedu_am", "trvlec_am", "fsbz_am"]);
+    asked.extend(["svcarc_am", "dist_am", "plsanit_am", "clothgds_am", "auto_am"]);
+    assert_eq!(insight.columns, asked, "only what its SQL reads");
 
     // A request that does not decode is refused, and recorded too.
     let mut raw = tonic::client::Grpc::new(mesh.channel_as(&mesh.payment_url, "mallory", &["analyst"]));

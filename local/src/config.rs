@@ -31,8 +31,6 @@ pub struct MeshConfig {
     pub lease_ttl: Duration,
     /// Whether the insight domain runs.
     pub insight: bool,
-    /// Insight's suppression threshold.
-    pub min_customers: i64,
     /// How long to wait for every product to serve.
     pub ready_timeout: Duration,
     /// The limits every domain serves under.
@@ -63,7 +61,6 @@ impl MeshConfig {
             generator: Generator::default(),
             lease_ttl: Duration::from_secs(30),
             insight: true,
-            min_customers: 5,
             ready_timeout: Duration::from_secs(600),
             limits: ServeLimits::default(),
             authentication: true,

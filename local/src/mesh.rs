@@ -48,7 +48,7 @@ pub struct LocalMesh {
     pub sql_tls: mesh_grpc::TlsArgs,
     /// One-time sign-in links of the registry's web catalog.
     sign_in_links: catalog_registry::web::SignInLinks,
-    products: HashMap<&'static str, Arc<Product>>,
+    products: HashMap<String, Arc<Product>>,
     stop_registry: watch::Sender<bool>,
     stop_domains: watch::Sender<bool>,
     registry_task: Mutex<Option<Task>>,
@@ -74,13 +74,11 @@ impl LocalMesh {
         // 3. The registry.
         let sign_in_links = catalog_registry::web::SignInLinks::default();
         let registry_task = shared.spawn_registry(sockets.registry, sign_in_links.clone(), registry_stopped);
-        // 4. The source domains, loaded side by side, then insight on top of them.
-        let (customer_url, payment_url) = (sockets.customer.url(), sockets.payment.url());
-        let mut domains = shared.spawn_sources(sockets.customer, sockets.payment, &domains_stopped).await?;
-        let insight_url = sockets.insight.as_ref().map(Bound::url);
-        if let Some(bound) = sockets.insight {
-            shared.spawn_insight(bound, &domains_stopped, &mut domains)?;
-        }
+        // 4. The domains from their product files: the source domains
+        // loaded side by side, then insight, derived from them.
+        let (customer_url, payment_url) = (sockets.domains.customer.url(), sockets.domains.payment.url());
+        let insight_url = sockets.domains.insight.as_ref().map(Bound::url);
+        let domains = shared.spawn_domains(sockets.domains, &domains_stopped).await?;
         let mesh = Self {
             registry_url: shared.registry_url.clone(),
             customer_url,
@@ -141,8 +139,8 @@ impl LocalMesh {
     }
 
     /// The ids of the products this mesh serves.
-    pub fn product_ids(&self) -> Vec<&'static str> {
-        let mut ids: Vec<&'static str> = self.products.keys().copied().collect();
+    pub fn product_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self.products.keys().map(String::as_str).collect();
         ids.sort_unstable();
         ids
     }

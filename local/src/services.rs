@@ -8,17 +8,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use catalog_registry::RegistryConfig;
+use mesh_domain_server::{Prepared, ServeArgs};
 use mesh_grpc::auth::issuer::LocalIssuer;
 use mesh_grpc::auth::service_role;
 use mesh_grpc::certs::{self, ServiceCert};
 use mesh_grpc::{AuthArgs, ClientTlsArgs, Credentials, TlsArgs};
 use mesh_runtime::config::SERVICE_TOKEN_TTL;
-use mesh_runtime::source::serve_product;
-use mesh_runtime::{DomainArgs, DomainError, Product};
+use mesh_runtime::{DomainArgs, Product};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use woori_data::runtime::{SourceArgs, SourceDomain};
 
 use crate::config::{MeshConfig, Ports};
 use crate::error::{LocalError, Result};
@@ -84,9 +83,7 @@ async fn until(mut stopped: watch::Receiver<bool>) {
 /// The listeners of every service, bound before any starts.
 pub(crate) struct Sockets {
     pub registry: Bound,
-    pub customer: Bound,
-    pub payment: Bound,
-    pub insight: Option<Bound>,
+    pub domains: DomainSockets,
 }
 
 impl Sockets {
@@ -99,9 +96,11 @@ impl Sockets {
         let secure = config.tls;
         Ok(Self {
             registry: Bound::new(port(0), secure).await?,
-            customer: Bound::new(port(1), secure).await?,
-            payment: Bound::new(port(2), secure).await?,
-            insight: if config.insight { Some(Bound::new(port(3), secure).await?) } else { None },
+            domains: DomainSockets {
+                customer: Bound::new(port(1), secure).await?,
+                payment: Bound::new(port(2), secure).await?,
+                insight: if config.insight { Some(Bound::new(port(3), secure).await?) } else { None },
+            },
         })
     }
 }
@@ -126,7 +125,7 @@ pub(crate) struct Shared<'a> {
 /// The running domains: their tasks and the products they serve.
 pub(crate) struct Domains {
     pub tasks: Vec<Task>,
-    pub products: HashMap<&'static str, Arc<Product>>,
+    pub products: HashMap<String, Arc<Product>>,
 }
 
 impl<'a> Shared<'a> {
@@ -217,84 +216,66 @@ impl<'a> Shared<'a> {
         })
     }
 
-    /// The flags of source domain `name`, generating its data on first start.
-    fn source_args(&self, name: &str) -> Result<SourceArgs> {
-        Ok(SourceArgs {
+    /// The flags of the domain `name` serving the product file `file`.
+    fn serve_args(&self, name: &str, file: PathBuf) -> Result<ServeArgs> {
+        Ok(ServeArgs {
+            products: vec![file],
             domain: self.domain_args(name)?,
-            source: None,
-            generate: self.config.generator,
             reload: false,
             allow_shrink: false,
         })
     }
 
-    /// Loads customer and payment side by side (if needed), then serves
-    /// each on its listener until `stopped`.
-    pub(crate) async fn spawn_sources(
+    /// Writes the shipped product files and the generated data (when the
+    /// generator changed), prepares customer and payment side by side, then
+    /// insight, and serves each on its listener until `stopped`.
+    pub(crate) async fn spawn_domains(
         &self,
-        customer: Bound,
-        payment: Bound,
+        sockets: DomainSockets,
         stopped: &watch::Receiver<bool>,
     ) -> Result<Domains> {
-        let (customer_args, payment_args) = (self.source_args("customer")?, self.source_args("payment")?);
-        let (profiles, spending) = tokio::try_join!(
-            prepare(customer::domain(), &customer_args),
-            prepare(payment::domain(), &payment_args)
+        let (dir, generator) = (self.config.data_dir.clone(), self.config.generator);
+        let shipped = tokio::task::spawn_blocking(move || woori_data::shipped::write(&dir, &generator))
+            .await?
+            .map_err(|source| LocalError::File { path: self.config.data_dir.join("products"), source })?;
+        let (customer, payment) = tokio::try_join!(
+            prepare("customer", self.serve_args("customer", shipped.customer.clone())?),
+            prepare("payment", self.serve_args("payment", shipped.payment.clone())?)
         )?;
-        let products = HashMap::from([
-            (customer::PROFILES, Arc::clone(&profiles)),
-            (payment::CARD_SPENDING, Arc::clone(&spending)),
-        ]);
-        let tasks = vec![
-            spawn_source("customer", profiles, customer_args.domain, customer.listener, stopped),
-            spawn_source("payment", spending, payment_args.domain, payment.listener, stopped),
-        ];
-        Ok(Domains { tasks, products })
-    }
-
-    /// Opens insight and serves it on `bound` until `stopped`.
-    pub(crate) fn spawn_insight(
-        &self,
-        bound: Bound,
-        stopped: &watch::Receiver<bool>,
-        domains: &mut Domains,
-    ) -> Result<()> {
-        let args = insight::InsightArgs {
-            domain: self.domain_args("insight")?,
-            min_customers: self.config.min_customers,
-        };
-        let product =
-            insight::open(&args).map_err(|source| LocalError::Domain { domain: "insight", source })?;
-        domains.products.insert(insight::SEGMENT_SPENDING, Arc::clone(&product));
-        let stopped = stopped.clone();
-        domains.tasks.push(tokio::spawn(async move {
-            insight::serve(product, &args, bound.listener, until(stopped))
-                .await
-                .map_err(|source| LocalError::Domain { domain: "insight", source })
-        }));
-        Ok(())
+        let mut prepared =
+            vec![("customer", customer, sockets.customer), ("payment", payment, sockets.payment)];
+        if let Some(bound) = sockets.insight {
+            prepared.push((
+                "insight",
+                prepare("insight", self.serve_args("insight", shipped.insight)?).await?,
+                bound,
+            ));
+        }
+        let mut domains = Domains { tasks: Vec::new(), products: HashMap::new() };
+        for (name, domain, bound) in prepared {
+            domains.products.extend(domain.products().into_iter().map(|p| (p.spec.id.clone(), p)));
+            let stopped = stopped.clone();
+            domains.tasks.push(tokio::spawn(async move {
+                domain
+                    .serve(bound.listener, until(stopped))
+                    .await
+                    .map_err(|source| LocalError::Domain { domain: name, source })
+            }));
+        }
+        Ok(domains)
     }
 }
 
-/// Opens a source domain's product and loads it if needed.
-async fn prepare(domain: SourceDomain, args: &SourceArgs) -> Result<Arc<Product>> {
-    domain.prepare(args).await.map_err(|source| LocalError::Domain { domain: domain.name, source })
+/// The listeners of the domains.
+pub(crate) struct DomainSockets {
+    pub customer: Bound,
+    pub payment: Bound,
+    pub insight: Option<Bound>,
 }
 
-/// Serves a source domain's prepared product until the domains stop.
-fn spawn_source(
-    name: &'static str,
-    product: Arc<Product>,
-    args: DomainArgs,
-    listener: TcpListener,
-    stopped: &watch::Receiver<bool>,
-) -> Task {
-    let stopped = stopped.clone();
-    tokio::spawn(async move {
-        serve_product(product, &args, listener, until(stopped))
-            .await
-            .map_err(|source: DomainError| LocalError::Domain { domain: name, source })
-    })
+/// Declares, opens and loads (if needed) the domain `name`'s products.
+async fn prepare(name: &'static str, args: ServeArgs) -> Result<Prepared> {
+    mesh_domain_server::prepare(args).await.map_err(|source| LocalError::Domain { domain: name, source })
 }
 
 /// The origins of the web catalog at `registry_url`, by address and as

@@ -21,12 +21,22 @@ pub(crate) struct GenerateArgs {
     /// Seed: the same seed writes the same bytes.
     #[arg(long, default_value_t = woori_data::generator::DEFAULT_SEED)]
     pub seed: u64,
+    /// Leave --output as it is when the same scale and seed made it (a note
+    /// beside it, `<file>.generator`, says which); otherwise write it
+    /// through a temporary file. For start scripts run at every start.
+    #[arg(long, requires = "output")]
+    pub keep: bool,
 }
 
 /// Writes the file to `--output` or standard output.
 pub(crate) fn run(args: &GenerateArgs) -> Result<()> {
     let generator = Generator { seed: args.seed, customers: args.customers, quarters: args.quarters };
     let rows = match args.output.as_deref().filter(|p| *p != Path::new("-")) {
+        Some(path) if args.keep => {
+            woori_data::shipped::write_source(path, &generator)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            generator.rows()
+        }
         Some(path) => {
             generator.write_file(path).with_context(|| format!("cannot write {}", path.display()))?
         }

@@ -26,7 +26,7 @@ pub struct Declared {
 /// that the key, indexes, amounts, quality rules and source agree with it.
 pub fn declare(path: &Path) -> Result<Declared, Mistakes> {
     let file = crate::read(path)?;
-    let proto = file.folder().join(&file.contract.proto);
+    let proto = crate::joined(file.folder(), &file.contract.proto);
     let contract = compile::contract(&proto, &file.contract.service)
         .map_err(|error| Mistakes(vec![file.mistake("/contract", format!("contract: {error}"))]))?;
     let shape = ProductShape::find(&contract.pool, &file.contract.service).map_err(|error| {

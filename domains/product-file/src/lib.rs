@@ -145,8 +145,25 @@ impl Source {
             (_, Some(path)) => ("/source/tsv", path, b'\t'),
             _ => return None,
         };
-        Some(SourceFile { pointer, path: folder.join(path), written: path.clone(), delimiter })
+        Some(SourceFile { pointer, path: joined(folder, path), written: path.clone(), delimiter })
     }
+}
+
+/// `path` from `folder`, with `.` and `name/..` taken out (as written, not
+/// resolved on disk), so logs and load records name the file plainly.
+pub fn joined(folder: &Path, path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in folder.join(path).components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
 }
 
 /// A derived product's SQL.

@@ -168,3 +168,12 @@ fn a_declared_product_names_only_what_its_contract_and_source_have() {
         ]
     );
 }
+
+#[test]
+fn relative_paths_are_joined_plainly() {
+    let joined = |folder: &str, path: &str| crate::joined(Path::new(folder), Path::new(path));
+    assert_eq!(joined(".mesh/products/payment", "../../source/x.csv"), Path::new(".mesh/source/x.csv"));
+    assert_eq!(joined(".", "./shops.csv"), Path::new("shops.csv"));
+    assert_eq!(joined("/mesh/products/a", "../../proto/p.proto"), Path::new("/mesh/proto/p.proto"));
+    assert_eq!(joined("a", "../../b"), Path::new("../b"));
+}

@@ -42,7 +42,7 @@ pub use serve::config::{self, DomainArgs, ServeLimits};
 pub use serve::governance::{self, Governance};
 pub use serve::product::{self, Product, ProductSpec};
 pub use serve::service::{self, ProductService};
-pub use serve::source::{self, SourceArgs, SourceDomain};
+pub use serve::source;
 pub use serve::{audit, hosting, output, rest};
 pub use store::DomainStore;
 pub use values::schema;

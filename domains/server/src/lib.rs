@@ -11,7 +11,7 @@
 //!   read with the domain's own identity under the agreements it asks for
 //!   ([`agreements`]);
 //! - [`refresh`]: loading again when the source changes, on a schedule or
-//!   when an input loads;
+//!   when an input loads; [`methods`]: loading again when an owner asks;
 //! - [`serve`]: the whole server, as `mesh domain serve` and `mesh-domain`
 //!   run it.
 
@@ -19,9 +19,10 @@ pub mod agreements;
 pub mod args;
 pub mod derived;
 pub mod load;
+pub mod methods;
 pub mod published;
 pub mod refresh;
 pub mod serve;
 
 pub use args::ServeArgs;
-pub use serve::{run, run_until_signal};
+pub use serve::{Prepared, prepare, run, run_until_signal};

@@ -56,6 +56,11 @@ impl Refresher {
         Arc::new(Self { published, origin, running: tokio::sync::Mutex::new(()) })
     }
 
+    /// The product it loads.
+    pub fn published(&self) -> &Arc<Published> {
+        &self.published
+    }
+
     /// Loads now (after the load running, if any), saying why in the log;
     /// `None` when a file's content was already loaded.
     pub async fn refresh(&self, why: &str) -> Result<Option<LoadSummary>> {

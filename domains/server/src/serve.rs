@@ -34,9 +34,27 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
+    prepare(args).await?.serve(listener, shutdown).await
+}
+
+/// A domain's products declared, opened and loaded from their files: ready
+/// to serve (derived products are built once serving).
+pub struct Prepared {
+    args: ServeArgs,
+    domain: String,
+    published: Vec<Arc<Published>>,
+}
+
+/// Declares every product file of `args` (all mistakes reported at once),
+/// opens the domain's store and loads the file sources whose content is
+/// not loaded yet.
+pub async fn prepare(args: ServeArgs) -> Result<Prepared> {
     let declared = declare_all(&args.products)?;
     let domain = one_domain(&declared)?;
-    let store = args.domain.open_store(&domain)?;
+    let opening = (args.domain.clone(), domain.clone());
+    let store = tokio::task::spawn_blocking(move || opening.0.open_store(&opening.1))
+        .await
+        .map_err(|e| DomainError::Internal(format!("the store task failed: {e}")))??;
     let published: Vec<Arc<Published>> =
         declared.into_iter().map(|d| Published::open(d, store.clone())).collect::<Result<_>>()?;
     published.iter().try_for_each(|p| crate::derived::check_query(p))?;
@@ -45,23 +63,45 @@ pub async fn run(
     {
         load_file_async(Arc::clone(product), args.reload, args.shrink()).await?;
     }
-    let mut tasks = Vec::new();
-    let inputs = || -> Result<Inputs> {
-        Inputs::new(args.domain.registries().remove(0), args.domain.client_credentials(&domain)?)
-    };
-    for product in &published {
-        let origin = if product.declared.file.source.sql.is_some() {
-            Origin::Derived(inputs()?)
-        } else {
-            Origin::File(args.shrink())
-        };
-        tasks.extend(Refresher::new(Arc::clone(product), origin).start()?);
+    Ok(Prepared { args, domain, published })
+}
+
+impl Prepared {
+    /// The products, in the order of their files.
+    pub fn products(&self) -> Vec<Arc<mesh_runtime::Product>> {
+        self.published.iter().map(|p| Arc::clone(&p.product)).collect()
     }
-    let services =
-        published.iter().map(|p| ProductService::new(Arc::clone(&p.product), Default::default())).collect();
-    let served = run_domain(listener, services, &args.domain, shutdown).await;
-    tasks.iter().for_each(tokio::task::JoinHandle::abort);
-    served
+
+    /// The products with their files and rules, in the order of their files.
+    pub fn published(&self) -> &[Arc<Published>] {
+        &self.published
+    }
+
+    /// Serves the products on `listener` and keeps them registered, loading
+    /// them again as their files say, until `shutdown`.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
+        let Prepared { args, domain, published } = self;
+        let mut tasks = Vec::new();
+        let mut services = Vec::new();
+        for product in &published {
+            let origin = match product.declared.file.source.sql {
+                Some(_) => Origin::Derived(Inputs::new(
+                    args.domain.registries().remove(0),
+                    args.domain.client_credentials(&domain)?,
+                )?),
+                None => Origin::File(args.shrink()),
+            };
+            let refresher = Refresher::new(Arc::clone(product), origin);
+            tasks.extend(refresher.start()?);
+            services.push(ProductService::new(
+                Arc::clone(&product.product),
+                crate::methods::handlers(&refresher),
+            ));
+        }
+        let served = run_domain(listener, services, &args.domain, shutdown).await;
+        tasks.iter().for_each(tokio::task::JoinHandle::abort);
+        served
+    }
 }
 
 /// Every product file declared, or every mistake of every file.

@@ -22,19 +22,14 @@ pub const DEFAULT_CUSTOMERS: u64 = 100_000;
 /// The default number of quarters (2024Q1 onwards).
 pub const DEFAULT_QUARTERS: u32 = 4;
 
-/// Scale and seed of a synthetic file. With the `runtime` feature these
-/// are also a source domain's flags.
+/// Scale and seed of a synthetic file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "runtime", derive(clap::Args))]
 pub struct Generator {
     /// Seed of the generated data: the same seed gives the same rows.
-    #[cfg_attr(feature = "runtime", arg(long, env = "MESH_SEED", default_value_t = DEFAULT_SEED))]
     pub seed: u64,
-    /// Customers to generate (per quarter) when there is no source file.
-    #[cfg_attr(feature = "runtime", arg(long, env = "MESH_CUSTOMERS", default_value_t = DEFAULT_CUSTOMERS))]
+    /// Customers to generate (per quarter).
     pub customers: u64,
-    /// Quarters to generate (from 2024Q1) when there is no source file.
-    #[cfg_attr(feature = "runtime", arg(long, env = "MESH_QUARTERS", default_value_t = DEFAULT_QUARTERS))]
+    /// Quarters to generate (from 2024Q1).
     pub quarters: u32,
 }
 

@@ -1,6 +1,7 @@
 //! The file's invariants as plain data: which amount equals the sum of
-//! which others. The domain runtime turns them into quality rules (see the
-//! `runtime` feature); the generator keeps them by construction.
+//! which others. The shipped payment product file states them as quality
+//! rules (a test holds the two together); the generator keeps them by
+//! construction.
 
 use crate::layout::{BROAD, CHECK, CREDIT, TOTAL};
 

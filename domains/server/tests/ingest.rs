@@ -9,7 +9,14 @@ mesh_postgres::on_both_backends!(
     quality_rules_catch_broken_invariants
 );
 
+use mesh_domain_server::published::Published;
+use mesh_runtime::ingest::{CsvSource, LoadSummary, Shrink};
 use woori_data::Generator;
+
+/// Loads `source` into `published`'s product, checked by its rules.
+fn load(published: &Published, source: &mut CsvSource<std::fs::File>) -> mesh_runtime::Result<LoadSummary> {
+    mesh_runtime::ingest::load(&published.product.destination(), source, &published.rules, Shrink::Any)
+}
 
 /// Writes a generated file, with `edit` applied to its text.
 fn file(dir: &std::path::Path, name: &str, edit: impl Fn(String) -> String) -> std::path::PathBuf {
@@ -61,16 +68,13 @@ async fn a_file_loads_and_broken_files_change_nothing() {
         ),
     ];
     for (path, needle) in cases {
-        let domain_def = payment::domain();
         let mut source = mesh_runtime::ingest::CsvSource::open(&path).unwrap();
-        let product = domain.product.clone();
-        let error = tokio::task::spawn_blocking(move || {
-            domain_def.load_from(&product, &mut source, mesh_runtime::ingest::Shrink::Any).map(|_| ())
-        })
-        .await
-        .unwrap()
-        .unwrap_err()
-        .to_string();
+        let published = domain.published.clone();
+        let error = tokio::task::spawn_blocking(move || load(&published, &mut source).map(|_| ()))
+            .await
+            .unwrap()
+            .unwrap_err()
+            .to_string();
         assert!(error.contains(needle), "`{needle}` missing from: {error}");
         assert_eq!(domain.stored_rows().await, before, "{} changed the data", path.display());
     }
@@ -78,14 +82,8 @@ async fn a_file_loads_and_broken_files_change_nothing() {
     // A good file replaces the data and records its quality.
     let good = file(dir.path(), "good.csv", |t| t);
     let mut source = mesh_runtime::ingest::CsvSource::open(&good).unwrap();
-    let product = domain.product.clone();
-    let domain_def = payment::domain();
-    let summary = tokio::task::spawn_blocking(move || {
-        domain_def.load_from(&product, &mut source, mesh_runtime::ingest::Shrink::Any)
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let published = domain.published.clone();
+    let summary = tokio::task::spawn_blocking(move || load(&published, &mut source)).await.unwrap().unwrap();
     assert_eq!(summary.rows, 40);
     assert!(summary.quality.iter().all(|q| q.passed), "{:?}", summary.quality);
     let stored = domain.stored_rows().await;
@@ -120,9 +118,10 @@ async fn quality_rules_catch_broken_invariants() {
     let database = common::database_for(backend);
     let url = database.as_ref().map(|d| d.url().to_owned());
     let domain = common::start_with(dir, |d| {
-        let mut args = common::on_database(common::args(d, 10, &common::nowhere()), url.as_deref());
-        args.source = Some(path.clone());
-        args
+        common::with_source(
+            common::on_database(common::args(d, 10, &common::nowhere()), url.as_deref()),
+            &path,
+        )
     })
     .await;
     let quality = domain.product.describe().unwrap().quality_results;
@@ -141,7 +140,7 @@ async fn quality_rules_catch_broken_invariants() {
     assert!(quality.iter().all(|q| q.checked_rows == 41), "{quality:?}");
     // The rules counted row by row during the load agree with the same
     // rules run as SQL over the stored table.
-    let rules = payment::domain().quality_rules(&domain.product);
+    let rules = domain.published.rules.clone();
     let product = &domain.product;
     let over_table =
         mesh_runtime::quality::run(&product.store, &product.spec.id, &product.schema, &rules).unwrap();

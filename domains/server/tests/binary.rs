@@ -1,5 +1,5 @@
-//! The `payment` binary: starts with no flags beyond scale, serves, and
-//! stops cleanly on SIGTERM and SIGINT.
+//! The `mesh-domain` binary serving the shipped payment product file:
+//! starts, serves, and stops cleanly on SIGTERM and SIGINT.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -11,17 +11,12 @@ fn the_binary_serves_and_stops_on_signals() {
         let dir = tempfile::tempdir().unwrap();
         let issuer =
             mesh_grpc::auth::issuer::LocalIssuer::open_or_create(&dir.path().join("issuer")).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_payment"))
-            .args([
-                "--addr",
-                "127.0.0.1:0",
-                "--customers",
-                "50",
-                "--quarters",
-                "1",
-                "--registry",
-                "http://127.0.0.1:9",
-            ])
+        let generator = woori_data::Generator { customers: 50, quarters: 1, seed: 1 };
+        let shipped = woori_data::shipped::write(&dir.path().join("files"), &generator).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-domain"))
+            .args(["--addr", "127.0.0.1:0", "--registry", "http://127.0.0.1:9"])
+            .arg("--product")
+            .arg(&shipped.payment)
             .arg("--data-dir")
             .arg(dir.path())
             .arg("--auth-jwks")
@@ -35,7 +30,7 @@ fn the_binary_serves_and_stops_on_signals() {
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let serving = lines.by_ref().map_while(Result::ok).find(|line| line.contains("serving addr="));
-        assert!(serving.is_some(), "payment exited before serving");
+        assert!(serving.is_some(), "mesh-domain exited before serving");
         // Keep draining the log so the process never blocks on a full pipe.
         let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
         assert!(Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap().success());
@@ -46,12 +41,12 @@ fn the_binary_serves_and_stops_on_signals() {
             }
             if started.elapsed() > Duration::from_secs(10) {
                 let _ = child.kill();
-                panic!("payment ignored {signal}");
+                panic!("mesh-domain ignored {signal}");
             }
             std::thread::sleep(Duration::from_millis(20));
         };
         let log = drain.join().unwrap().join("\n");
-        assert!(status.success(), "payment exited with {status} after {signal}: {log}");
+        assert!(status.success(), "mesh-domain exited with {status} after {signal}: {log}");
         assert!(log.contains("shutting down"), "{log}");
         assert!(dir.path().join("payment.sqlite").exists());
     }

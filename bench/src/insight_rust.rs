@@ -1,6 +1,8 @@
-//! Building the segments: stream both source products from their domains
-//! (found through the registry), merge-join them on quarter + customer,
-//! aggregate per segment, suppress small segments, replace the table.
+//! The insight rebuild as it was written in Rust before insight was
+//! declared in SQL, kept as the baseline of the `insight` group: stream
+//! both source products from their domains (found through the registry),
+//! merge-join them on quarter + customer, aggregate per segment, suppress
+//! segments of fewer than 5 customers, replace the table.
 
 use mesh_grpc::{Credentials, MeshChannel};
 use std::collections::BTreeMap;
@@ -8,13 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use csv::ByteRecord;
-use mesh_contracts::catalog::access_service_client::AccessServiceClient;
 use mesh_contracts::catalog::catalog_service_client::CatalogServiceClient;
 use mesh_contracts::catalog::{GetProductRequest, ProductView, ServingStatus};
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::customer::v1::CustomerProfile;
 use mesh_contracts::woori::customer::v1::customer_profile_service_client::CustomerProfileServiceClient;
-use mesh_contracts::woori::insight::v1::RefreshResponse;
 use mesh_contracts::woori::payment::v1::CardSpending;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
 use mesh_runtime::ingest::{self, MemorySource};
@@ -24,9 +24,9 @@ use tonic::Streaming;
 use woori_data::layout::BROAD_COLUMNS;
 
 /// The source products (input ports).
-pub const CUSTOMER_PRODUCT: &str = "customer.profiles";
+pub(crate) const CUSTOMER_PRODUCT: &str = "customer.profiles";
 /// The source products (input ports).
-pub const PAYMENT_PRODUCT: &str = "payment.card_spending";
+pub(crate) const PAYMENT_PRODUCT: &str = "payment.card_spending";
 
 /// The broad categories, as field names of both rows and the segment table.
 fn broad_fields() -> Vec<String> {
@@ -99,27 +99,20 @@ fn mask(paths: &[String]) -> Option<prost_types::FieldMask> {
 
 /// Where the sources are and how to call them.
 #[derive(Debug, Clone)]
-pub struct Sources {
+pub(crate) struct Sources {
     /// The registry that knows the sources' endpoints.
     pub registry_url: String,
-    /// The insight domain's own credentials.
+    /// The credentials the sources are read with.
     pub credentials: Credentials,
 }
 
 /// Rebuilds `product`'s table from the sources, leaving out segments with
 /// fewer than `min_customers` customers.
-pub async fn rebuild(
-    product: &Arc<Product>,
-    sources: &Sources,
-    min_customers: i64,
-) -> Result<RefreshResponse> {
+pub(crate) async fn rebuild(product: &Arc<Product>, sources: &Sources, min_customers: i64) -> Result<i64> {
     let credentials = &sources.credentials;
     let registry_channel = mesh_grpc::client::channel(&sources.registry_url, CALL_TIMEOUT, credentials)?;
-    let mut access = AccessServiceClient::new(registry_channel.clone());
     let profile_fields: Vec<String> = PROFILE_FIELDS.iter().map(|f| (*f).to_owned()).collect();
     let spending_fields = spending_fields();
-    crate::agreements::ensure(&mut access, CUSTOMER_PRODUCT, &profile_fields).await?;
-    crate::agreements::ensure(&mut access, PAYMENT_PRODUCT, &spending_fields).await?;
     let mut registry = CatalogServiceClient::new(registry_channel);
     let customer_url = endpoint_of(&mut registry, CUSTOMER_PRODUCT).await?;
     let payment_url = endpoint_of(&mut registry, PAYMENT_PRODUCT).await?;
@@ -157,8 +150,8 @@ pub async fn rebuild(
     let source =
         format!("{CUSTOMER_PRODUCT} at {customer_url} joined with {PAYMENT_PRODUCT} at {payment_url}");
     let (published, suppressed) = publish(product, segments, min_customers, source).await?;
-    tracing::info!(joined, published, suppressed, "segments rebuilt");
-    Ok(RefreshResponse { joined_rows: joined, segments: published, suppressed_segments: suppressed })
+    tracing::debug!(published, suppressed, "segments rebuilt in Rust");
+    Ok(joined)
 }
 
 /// Rows of a stream, one at a time.
@@ -287,25 +280,4 @@ async fn publish(
     .await
     .map_err(|e| DomainError::Internal(format!("the publish task failed: {e}")))??;
     Ok((summary.rows, suppressed))
-}
-
-#[cfg(test)]
-mod tests {
-    use prost::Message;
-    use prost_reflect::{DescriptorPool, DynamicMessage, Value};
-
-    use super::*;
-
-    #[test]
-    fn broad_amounts_follow_the_layout() {
-        let pool = DescriptorPool::decode(mesh_contracts::FILE_DESCRIPTOR_SET).unwrap();
-        let row_type = pool.get_message_by_name("woori.payment.v1.CardSpending").unwrap();
-        let mut row = DynamicMessage::new(row_type);
-        for (i, field) in broad_fields().iter().enumerate() {
-            row.set_field_by_name(field, Value::I64(i as i64 + 1));
-        }
-        let typed = CardSpending::decode(row.encode_to_vec().as_slice()).unwrap();
-        let expected: Vec<i64> = (1..=BROAD_COLUMNS.len() as i64).collect();
-        assert_eq!(broad_amounts(&typed).to_vec(), expected);
-    }
 }

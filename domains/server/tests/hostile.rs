@@ -285,17 +285,14 @@ async fn shutdown_cuts_streams_still_open_after_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
     let mut args = common::args(dir.path(), 20_000, &common::nowhere());
     args.domain.limits.shutdown_grace = Duration::from_millis(300);
-    let product = payment::domain().prepare(&args).await.unwrap();
+    let prepared = mesh_domain_server::prepare(args).await.unwrap();
+    let product = prepared.products().remove(0);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = std::sync::Arc::clone(&product);
-    let server = tokio::spawn(async move {
-        mesh_runtime::source::serve_product(serving, &args.domain, listener, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let server = tokio::spawn(prepared.serve(listener, async {
+        let _ = stopped.await;
+    }));
     let mut client = CardSpendingServiceClient::new(connect(addr, common::reader(dir.path())).await);
     let mut stalled = client.query(QueryRequest::default()).await.unwrap().into_inner();
     stalled.message().await.unwrap().unwrap();

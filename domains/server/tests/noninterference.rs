@@ -252,8 +252,7 @@ async fn start_world(backend: Backend, data: &Data, agreements: &[Agreement], ke
         .unwrap();
     mesh_grpc::private_files::write_private(&dir.path().join("pseudonym.key"), key).unwrap();
     let mut domain = common::start_with(dir, move |dir| {
-        let mut args = common::args(dir, 0, &nowhere());
-        args.source = Some(dir.join("source.csv"));
+        let args = common::with_source(common::args(dir, 0, &nowhere()), &dir.join("source.csv"));
         on_database(args, url.as_deref())
     })
     .await;

@@ -1,5 +1,6 @@
-//! A real payment domain on `127.0.0.1:0` over a real SQLite file or a
-//! real PostgreSQL database, with generated data, authenticating callers
+//! A real payment domain served from its shipped product file by the
+//! generic server, on `127.0.0.1:0` over a real SQLite file or a real
+//! PostgreSQL database, with generated data, authenticating callers
 //! against a local issuer made for the test, and helpers to read its rows
 //! straight from the database (not through the domain).
 #![allow(dead_code)]
@@ -11,16 +12,16 @@ use std::time::Duration;
 use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::payment::v1::CardSpending;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
+use mesh_domain_server::ServeArgs;
+use mesh_domain_server::published::Published;
 use mesh_grpc::auth::issuer::LocalIssuer;
 use mesh_grpc::auth::service_role;
 use mesh_grpc::{AuthArgs, Credentials, MeshChannel};
 use mesh_postgres::testing::TestDatabase;
-use mesh_runtime::source::serve_product;
 use mesh_runtime::{DomainArgs, Product};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 use woori_data::Generator;
-use woori_data::runtime::SourceArgs;
 
 #[allow(unused_imports)]
 pub(crate) use mesh_postgres::testing::{Backend, backend};
@@ -30,6 +31,8 @@ pub(crate) struct TestDomain {
     pub addr: std::net::SocketAddr,
     pub client: CardSpendingServiceClient<MeshChannel>,
     pub product: Arc<Product>,
+    /// The product with its file and rules.
+    pub published: Arc<Published>,
     pub db: PathBuf,
     pub dir: tempfile::TempDir,
     /// The PostgreSQL database, when the domain runs on one.
@@ -76,11 +79,16 @@ pub(crate) fn pseudonym_key(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
-/// Args for a domain with `customers` x 2 quarters of generated data in `dir`,
-/// registering at `registry`, trusting the issuer in `dir` and calling
-/// with the payment domain's service identity.
-pub(crate) fn args(dir: &std::path::Path, customers: u64, registry: &str) -> SourceArgs {
-    SourceArgs {
+/// Args for a domain serving the shipped payment product file with
+/// `customers` x 2 quarters of generated data in `dir`, registering at
+/// `registry`, trusting the issuer in `dir` and calling with the payment
+/// domain's service identity.
+pub(crate) fn args(dir: &std::path::Path, customers: u64, registry: &str) -> ServeArgs {
+    let shipped =
+        woori_data::shipped::write(&dir.join("files"), &Generator { customers, quarters: 2, seed: 7 })
+            .unwrap();
+    ServeArgs {
+        products: vec![shipped.payment],
         domain: DomainArgs {
             data_dir: Some(dir.to_path_buf()),
             registry: registry.to_owned(),
@@ -89,11 +97,21 @@ pub(crate) fn args(dir: &std::path::Path, customers: u64, registry: &str) -> Sou
             pseudonym_key: Some(pseudonym_key(dir)),
             ..DomainArgs::default()
         },
-        source: None,
-        generate: Generator { customers, quarters: 2, seed: 7 },
         reload: false,
         allow_shrink: false,
     }
+}
+
+/// The source file the product of `args` loads.
+pub(crate) fn source_of(args: &ServeArgs) -> PathBuf {
+    let files = args.products[0].parent().and_then(|p| p.parent()).and_then(|p| p.parent()).unwrap();
+    files.join(woori_data::shipped::SOURCE_FILE)
+}
+
+/// `args` loading `file` (copied over the generated source) instead.
+pub(crate) fn with_source(args: ServeArgs, file: &std::path::Path) -> ServeArgs {
+    std::fs::copy(file, source_of(&args)).unwrap();
+    args
 }
 
 /// A registry address where nothing listens.
@@ -144,14 +162,14 @@ pub(crate) fn database_for(backend: Backend) -> Option<Arc<TestDatabase>> {
 }
 
 /// `args` keeping the data in the database at `url`, if one is given.
-pub(crate) fn on_database(mut args: SourceArgs, url: Option<&str>) -> SourceArgs {
+pub(crate) fn on_database(mut args: ServeArgs, url: Option<&str>) -> ServeArgs {
     if let Some(url) = url {
         args.domain.database = mesh_postgres::DatabaseArgs::for_url(url);
     }
     args
 }
 
-fn args_for(customers: u64, registry: &str) -> impl FnOnce(&std::path::Path) -> SourceArgs {
+fn args_for(customers: u64, registry: &str) -> impl FnOnce(&std::path::Path) -> ServeArgs {
     let registry = registry.to_owned();
     move |dir| args(dir, customers, &registry)
 }
@@ -159,26 +177,25 @@ fn args_for(customers: u64, registry: &str) -> impl FnOnce(&std::path::Path) -> 
 /// Starts the payment domain in `dir` with the args `make` gives.
 pub(crate) async fn start_with(
     dir: tempfile::TempDir,
-    make: impl FnOnce(&std::path::Path) -> SourceArgs,
+    make: impl FnOnce(&std::path::Path) -> ServeArgs,
 ) -> TestDomain {
     let args = make(dir.path());
-    let product = payment::domain().prepare(&args).await.unwrap();
+    let prepared = mesh_domain_server::prepare(args).await.unwrap();
+    let published = Arc::clone(&prepared.published()[0]);
+    let product = Arc::clone(&published.product);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let serving = Arc::clone(&product);
-    tokio::spawn(async move {
-        serve_product(serving, &args.domain, listener, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    tokio::spawn(prepared.serve(listener, async {
+        let _ = stopped.await;
+    }));
     let channel = connect(addr, reader(dir.path())).await;
     let db = dir.path().join("payment.sqlite");
     TestDomain {
         addr,
         client: CardSpendingServiceClient::new(channel),
         product,
+        published,
         db,
         dir,
         database: None,
@@ -193,11 +210,13 @@ impl TestDomain {
     /// Loads `customers` x 2 quarters generated anew (another seed) in
     /// place of the domain's rows, as a reload would.
     pub(crate) async fn reload(&self, customers: u64) {
-        let product = Arc::clone(&self.product);
+        let published = Arc::clone(&self.published);
         tokio::task::spawn_blocking(move || {
-            let mut source = (payment::domain().generate)(&Generator { customers, quarters: 2, seed: 8 });
-            payment::domain()
-                .load_from(&product, source.as_mut(), mesh_runtime::ingest::Shrink::Any)
+            let file = &published.declared.file;
+            let source = file.source.file(file.folder()).unwrap().path;
+            woori_data::shipped::write_source(&source, &Generator { customers, quarters: 2, seed: 8 })
+                .unwrap();
+            mesh_domain_server::load::load_file(&published, false, mesh_runtime::ingest::Shrink::Any)
                 .unwrap();
         })
         .await
