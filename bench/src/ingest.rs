@@ -33,7 +33,7 @@ pub(crate) fn payment_load(store: DomainStore, shipped: &Shipped) -> Result<(u64
     let declared = mesh_product_file::declare(&shipped.payment).map_err(|m| anyhow::anyhow!("{m}"))?;
     let published = mesh_domain_server::published::Published::open(declared, store)?;
     let started = Instant::now();
-    let summary = mesh_domain_server::load::load_file(&published, true, mesh_runtime::ingest::Shrink::Any)?
+    let summary = mesh_domain_server::load::load_source(&published, true, mesh_runtime::ingest::Shrink::Any)?
         .context("the file was loaded")?;
     Ok((summary.rows as u64, started.elapsed().as_secs_f64()))
 }

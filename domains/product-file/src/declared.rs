@@ -73,8 +73,7 @@ impl Declared {
         mistakes
     }
 
-    /// The source file's header against the contract: every column found,
-    /// and no column the contract lacks unless the file says to ignore it.
+    /// The source file found and its header checked.
     fn source_mistakes(&self, source: &SourceFile) -> Vec<Mistake> {
         let file = &self.file;
         let kind = &source.pointer["/source/".len()..];
@@ -87,10 +86,20 @@ impl Declared {
                 ),
             )];
         }
-        let header = match read_header(&source.path, source.delimiter) {
-            Ok(header) => header,
-            Err(error) => return vec![file.mistake(source.pointer, format!("source.{kind}: {error}"))],
-        };
+        match read_header(&source.path, source.delimiter) {
+            Ok(header) => {
+                self.header_mistakes(&header, source.pointer, &source.written.display().to_string())
+            }
+            Err(error) => vec![file.mistake(source.pointer, format!("source.{kind}: {error}"))],
+        }
+    }
+
+    /// A source's header row against the contract, said of the source at
+    /// `pointer` (`/source/csv`, ...) named `shown`: every column found, and
+    /// no column the contract lacks unless the file says to ignore it.
+    pub fn header_mistakes(&self, header: &[String], pointer: &str, shown: &str) -> Vec<Mistake> {
+        let file = &self.file;
+        let kind = pointer.trim_start_matches("/source/");
         let upper: Vec<String> = header.iter().map(|h| h.to_ascii_uppercase()).collect();
         let mut mistakes = Vec::new();
         let mut used = HashSet::new();
@@ -102,10 +111,9 @@ impl Declared {
                     used.insert(at);
                 }
                 None => mistakes.push(file.mistake(
-                    source.pointer,
+                    pointer,
                     format!(
-                        "source.{kind}: {} has no column for field `{}` (looked for {}); its columns are {}",
-                        source.written.display(),
+                        "source.{kind}: {shown} has no column for field `{}` (looked for {}); its columns are {}",
                         field.name(),
                         if source_column.is_empty() { field.name().to_owned() } else { source_column },
                         header.join(", ")
@@ -122,11 +130,10 @@ impl Declared {
             .collect();
         if !extra.is_empty() {
             mistakes.push(file.mistake(
-                source.pointer,
+                pointer,
                 format!(
-                    "source.{kind}: {} has columns the contract lacks: {}; add a field for each to the contract \
-                     (its source_column naming the column), or list them under source.ignore",
-                    source.written.display(),
+                    "source.{kind}: {shown} has columns the contract lacks: {}; add a field for each to the \
+                     contract (its source_column naming the column), or list them under source.ignore",
                     extra.join(", ")
                 ),
             ));

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::derived::{self, Inputs};
-use crate::load::load_file_async;
+use crate::load::load_source_async;
 use crate::published::Published;
 
 /// How often a source file is looked at for a change.
@@ -37,8 +37,8 @@ const DATA_LOADED: &str = "mesh.data.loaded.v1";
 /// Where a product's rows come from when it is loaded again.
 #[derive(Clone)]
 pub enum Origin {
-    /// Its CSV or TSV file, loaded when its content changed.
-    File(Shrink),
+    /// Its file (loaded when its content changed) or PostgreSQL relation.
+    Source(Shrink),
     /// Its SQL over inputs.
     Derived(Inputs),
 }
@@ -67,7 +67,7 @@ impl Refresher {
         let _one_at_a_time = self.running.lock().await;
         let id = self.published.id();
         let loaded = match &self.origin {
-            Origin::File(shrink) => load_file_async(Arc::clone(&self.published), false, *shrink).await,
+            Origin::Source(shrink) => load_source_async(Arc::clone(&self.published), false, *shrink).await,
             Origin::Derived(inputs) => derived::build(&self.published, inputs).await.map(Some),
         };
         match &loaded {

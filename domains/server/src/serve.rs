@@ -1,6 +1,6 @@
 //! The whole generic domain server: every product file declared and
 //! checked (all mistakes reported at once), the domain's store opened,
-//! file sources loaded when their content changed, derived products built
+//! sources loaded (a file when its content changed), derived products built
 //! once their inputs serve, and everything served and kept registered.
 
 use std::future::Future;
@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::args::{DEFAULT_PORT, ServeArgs};
 use crate::derived::Inputs;
-use crate::load::load_file_async;
+use crate::load::load_source_async;
 use crate::published::Published;
 use crate::refresh::{Origin, Refresher};
 
@@ -58,10 +58,9 @@ pub async fn prepare(args: ServeArgs) -> Result<Prepared> {
     let published: Vec<Arc<Published>> =
         declared.into_iter().map(|d| Published::open(d, store.clone())).collect::<Result<_>>()?;
     published.iter().try_for_each(|p| crate::derived::check_query(p))?;
-    for product in
-        published.iter().filter(|p| p.declared.file.source.file(p.declared.file.folder()).is_some())
-    {
-        load_file_async(Arc::clone(product), args.reload, args.shrink()).await?;
+    // Derived products are built once serving; the others load now.
+    for product in published.iter().filter(|p| p.declared.file.source.sql.is_none()) {
+        load_source_async(Arc::clone(product), args.reload, args.shrink()).await?;
     }
     Ok(Prepared { args, domain, published })
 }
@@ -89,7 +88,7 @@ impl Prepared {
                     args.domain.registries().remove(0),
                     args.domain.client_credentials(&domain)?,
                 )?),
-                None => Origin::File(args.shrink()),
+                None => Origin::Source(args.shrink()),
             };
             let refresher = Refresher::new(Arc::clone(product), origin);
             tasks.extend(refresher.start()?);

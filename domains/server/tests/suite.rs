@@ -9,6 +9,7 @@ mod flight;
 mod hostile;
 mod ingest;
 mod noninterference;
+mod postgres_source;
 mod query;
 mod query_plan;
 mod registration;

@@ -95,6 +95,11 @@ pub trait Storage {
     /// The read log kept with this storage (`data_dir` holds SQLite's,
     /// apart from the data so that recording never waits behind a load).
     fn read_log(&self, data_dir: &Path) -> Result<Arc<dyn ReadLog>>;
+    /// The rows of `relation` (`schema.name`, a table or view another
+    /// system keeps in the domain's database) as CSV with a header row, for
+    /// a product loaded from it; read as they come, in one snapshot. Only
+    /// PostgreSQL holds such relations.
+    fn relation_csv(&self, relation: &str) -> Result<Box<dyn std::io::Read + Send>>;
 }
 
 /// A domain's database: whichever backend it was opened on.
@@ -219,6 +224,10 @@ impl Storage for DomainStore {
 
     fn read_log(&self, data_dir: &Path) -> Result<Arc<dyn ReadLog>> {
         on_backend!(self, store => store.read_log(data_dir))
+    }
+
+    fn relation_csv(&self, relation: &str) -> Result<Box<dyn std::io::Read + Send>> {
+        on_backend!(self, store => store.relation_csv(relation))
     }
 }
 

@@ -216,7 +216,7 @@ impl TestDomain {
             let source = file.source.file(file.folder()).unwrap().path;
             woori_data::shipped::write_source(&source, &Generator { customers, quarters: 2, seed: 8 })
                 .unwrap();
-            mesh_domain_server::load::load_file(&published, false, mesh_runtime::ingest::Shrink::Any)
+            mesh_domain_server::load::load_source(&published, false, mesh_runtime::ingest::Shrink::Any)
                 .unwrap();
         })
         .await

@@ -12,6 +12,7 @@
 
 mod load;
 pub(super) mod read_log;
+mod relation;
 mod scan;
 mod values;
 
@@ -319,6 +320,10 @@ impl Storage for PostgresStore {
 
     fn read_log(&self, _data_dir: &Path) -> Result<Arc<dyn ReadLog>> {
         Ok(Arc::new(read_log::PostgresReadLog::new(self.db.clone())))
+    }
+
+    fn relation_csv(&self, relation: &str) -> Result<Box<dyn std::io::Read + Send>> {
+        relation::csv(&self.db, relation)
     }
 }
 

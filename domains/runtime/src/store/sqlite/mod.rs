@@ -357,6 +357,13 @@ impl Storage for SqliteStore {
     fn read_log(&self, data_dir: &Path) -> Result<Arc<dyn ReadLog>> {
         read_log::SqliteReadLog::open(&data_dir.join("audit.sqlite"))
     }
+
+    fn relation_csv(&self, relation: &str) -> Result<Box<dyn std::io::Read + Send>> {
+        Err(DomainError::Config(format!(
+            "source.postgres: {relation} is read from the domain's PostgreSQL database; give --database-url \
+             (MESH_DATABASE_URL)"
+        )))
+    }
 }
 
 /// A scan connection to the database at `path`, for tests that compare a
