@@ -20,6 +20,9 @@ const EMBEDDED: [(&str, &str); 3] = [
     ("mesh/product/v1/audit.proto", include_str!("../proto/mesh/product/v1/audit.proto")),
 ];
 
+/// The largest contract file compiled (a product's `.proto` is a few KiB).
+pub const MAX_CONTRACT_BYTES: u64 = 1 << 20;
+
 /// A contract compiled: its descriptors and their encoded set.
 #[derive(Debug, Clone)]
 pub struct Compiled {
@@ -125,6 +128,17 @@ pub fn contract(file: &Path, service: &str) -> Result<Compiled, CompileError> {
         _ => return Err(proto("is not a file name".into())),
     };
     let folder = if folder.as_os_str().is_empty() { PathBuf::from(".") } else { folder.to_path_buf() };
+    match std::fs::metadata(file) {
+        Ok(meta) if meta.is_file() && meta.len() <= MAX_CONTRACT_BYTES => {}
+        Ok(meta) if meta.is_file() => {
+            return Err(proto(format!(
+                "is {} bytes, more than a contract's {MAX_CONTRACT_BYTES}",
+                meta.len()
+            )));
+        }
+        Ok(_) => return Err(proto("is not a file".into())),
+        Err(e) => return Err(proto(format!("cannot be read: {e}"))),
+    }
     let text = std::fs::read_to_string(file).map_err(|e| proto(format!("cannot be read: {e}")))?;
     let (root, name) = import_root(&folder, name, &text);
     let name = name.as_str();

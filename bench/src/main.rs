@@ -18,6 +18,7 @@ mod latency;
 mod memory;
 mod mesh;
 mod postgres;
+mod product_files;
 mod readlog;
 mod report;
 mod security;
@@ -104,6 +105,9 @@ enum Group {
     Exchange,
     /// `mesh up` under 600 idle streams and 64 concurrent exports.
     Hostile,
+    /// payment.card_spending served from its product file against the same
+    /// product declared in Rust: export, selective query, start to serving.
+    ProductFiles,
     /// Alone, and only when named: the payment domain on PostgreSQL
     /// streaming the scale given (`--customers 12500000` for 50 million
     /// rows, generated straight into the database) to a slow reader.
@@ -130,6 +134,7 @@ impl Group {
             Group::ReadLog => "a flood of refused reads with 4 MB filters...",
             Group::Exchange => "token exchange...",
             Group::Hostile => "hostile load (its own mesh up)...",
+            Group::ProductFiles => "product files: generic server against compiled, start to serving...",
             Group::PostgresStream => "generating into PostgreSQL and streaming it to a slow reader...",
         }
     }
@@ -153,6 +158,7 @@ impl Group {
             Group::ReadLog => readlog::figures(run).await,
             Group::Exchange => exchange::figures(run).await,
             Group::Hostile => hostile::figures(run).await,
+            Group::ProductFiles => product_files::figures(run).await,
             Group::PostgresStream => postgres::large_stream_figures(&run.data, run.generator).await,
         }
     }

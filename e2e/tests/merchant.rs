@@ -1,7 +1,8 @@
 //! A domain published by files alone: a `merchant` team writes contracts,
 //! a CSV, a TSV and product files, and runs `mesh domain serve`. Its two
 //! products are registered and read with `mesh query`, REST and grpcurl
-//! (reflection over contracts compiled at start); an analyst gets
+//! (reflection over contracts compiled at start) and the Go and Python
+//! examples (no stubs: the registry's descriptor set); an analyst gets
 //! pseudonyms and no sensitive column; a derived product joins merchant
 //! sales with payment.card_spending in SQL under the merchant domain's own
 //! agreement (asked for by the server, approved by payment's owner); a
@@ -353,6 +354,39 @@ async fn a_domain_published_by_files_alone_is_served_governed_and_derived() {
         "merchant.shops.v1.ShopsService/Query",
     ]));
     assert_eq!(queried.matches("\"shopId\"").count(), 10, "{queried}");
+
+    // The Go and Python examples read it too, with no stubs for it: its rows
+    // decoded with the descriptor set the registry holds.
+    let output = mesh
+        .mesh()
+        .args(["query", "merchant.shops", "--format", "csv", "--filter", "region = 'Seoul'"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let seoul = stdout(&output);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let go = dir.path().join("go-client");
+    run_ok(Command::new("bash").arg(root.join("examples/go-client/build.sh")).arg(&go));
+    let example_args =
+        ["--registry", &mesh.registry, "--product", "merchant.shops", "--filter", "region = 'Seoul'"];
+    let from_go = run_ok(Command::new(&go).args(example_args).env("MESH_TOKEN", &mesh.token));
+    assert_eq!(from_go, seoul);
+    let python = tool("venv/bin/python");
+    let generated = dir.path().join("python-gen");
+    run_ok(
+        Command::new("bash")
+            .arg(root.join("examples/python-client/generate.sh"))
+            .arg(&python)
+            .arg(&generated),
+    );
+    let from_python = run_ok(
+        Command::new(&python)
+            .arg(root.join("examples/python-client/client.py"))
+            .args(example_args)
+            .env("MESH_PY_GEN", &generated)
+            .env("MESH_TOKEN", &mesh.token),
+    );
+    assert_eq!(from_python, seoul);
 
     // The derived product: the server asked payment for an agreement of its
     // own, for the columns its SQL names; payment's owner approves it.

@@ -3,6 +3,10 @@
 // generated from proto/ and prints the top customers by total card spend in
 // one quarter and province, as CSV: rank,seq,tot_use_am.
 //
+// With --product it reads any product instead, one nobody generated stubs
+// for (a team's product published from a product file, say): its rows are
+// decoded with the descriptor set the registry holds and printed as CSV.
+//
 // The registry is called with the sign-in token in MESH_TOKEN (`mesh token
 // print` prints one); each domain with a token for it alone, exchanged at
 // the registry's /v1/token (OAuth 2.0 Token Exchange, RFC 8693);
@@ -14,6 +18,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -28,6 +33,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	catalogv1 "woorimesh/gen/mesh/catalog/v1"
@@ -43,6 +53,9 @@ func main() {
 	quarter := flag.String("quarter", "2024Q4", "reference quarter, e.g. 2024Q4")
 	province := flag.String("province", "서울", "province of residence, e.g. 서울")
 	top := flag.Int("top", 10, "how many customers to print")
+	product := flag.String("product", "", "read this product instead, any product (e.g. merchant.shops), as CSV")
+	filter := flag.String("filter", "", "with --product: the rows to read, in the mesh's filter language")
+	limit := flag.Int64("limit", 0, "with --product: at most this many rows (0: all)")
 	flag.Parse()
 	log.SetFlags(0)
 
@@ -51,6 +64,10 @@ func main() {
 
 	signIn := strings.TrimSpace(os.Getenv("MESH_TOKEN"))
 	catalog := catalogv1.NewCatalogServiceClient(dial(ctx, *registry, signIn, ""))
+	if *product != "" {
+		readAny(ctx, catalog, *registry, signIn, *product, &productv1.QueryRequest{Filter: *filter, Limit: *limit})
+		return
+	}
 	customerAddr := endpoint(ctx, catalog, "customer.profiles")
 	paymentAddr := endpoint(ctx, catalog, "payment.card_spending")
 
@@ -238,4 +255,75 @@ func endpoint(ctx context.Context, catalog catalogv1.CatalogServiceClient, produ
 	}
 	log.Fatalf("%s has no serving endpoint in the catalog", product)
 	return ""
+}
+
+// readAny prints every row of product that request selects as CSV, the row
+// type read from the descriptor set the registry holds for it (no stubs).
+func readAny(ctx context.Context, catalog catalogv1.CatalogServiceClient, registry, signIn, product string, request *productv1.QueryRequest) {
+	entry, err := catalog.GetProduct(ctx, &catalogv1.GetProductRequest{Name: product, View: catalogv1.ProductView_PRODUCT_VIEW_FULL})
+	if err != nil {
+		log.Fatalf("registry: %v", err)
+	}
+	var set descriptorpb.FileDescriptorSet
+	if err := proto.Unmarshal(entry.DescriptorSet, &set); err != nil {
+		log.Fatalf("%s: the registry's descriptor set does not decode: %v", product, err)
+	}
+	files, err := protodesc.FileOptions{AllowUnresolvable: true}.NewFiles(&set)
+	if err != nil {
+		log.Fatalf("%s: the registry's descriptor set: %v", product, err)
+	}
+	found, err := files.FindDescriptorByName(protoreflect.FullName(entry.Product.Service))
+	service, ok := found.(protoreflect.ServiceDescriptor)
+	if err != nil || !ok || service.Methods().ByName("Query") == nil {
+		log.Fatalf("%s: %s is not a product service in its descriptor set", product, entry.Product.Service)
+	}
+	response := service.Methods().ByName("Query").Output()
+	var rows protoreflect.FieldDescriptor
+	for i := 0; i < response.Fields().Len(); i++ {
+		if field := response.Fields().Get(i); field.IsList() && field.Message() != nil {
+			rows = field
+		}
+	}
+	if rows == nil {
+		log.Fatalf("%s: its query response has no rows", product)
+	}
+	columns := rows.Message().Fields()
+	domain := entry.Product.Domain
+	conn := dial(ctx, endpoint(ctx, catalog, product), domainToken(registry, domain, signIn), domain)
+	method := "/" + entry.Product.Service + "/Query"
+	stream, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, method)
+	if err != nil {
+		log.Fatalf("%s: %v", product, err)
+	}
+	if err := stream.SendMsg(request); err != nil {
+		log.Fatalf("%s: %v", product, err)
+	}
+	if err := stream.CloseSend(); err != nil {
+		log.Fatalf("%s: %v", product, err)
+	}
+	out := csv.NewWriter(os.Stdout)
+	defer out.Flush()
+	header := make([]string, columns.Len())
+	for i := range header {
+		header[i] = string(columns.Get(i).Name())
+	}
+	out.Write(header)
+	for {
+		batch := dynamicpb.NewMessage(response)
+		if err := stream.RecvMsg(batch); err == io.EOF {
+			return
+		} else if err != nil {
+			out.Flush()
+			log.Fatalf("%s: %v", product, err)
+		}
+		list := batch.Get(rows).List()
+		for r := 0; r < list.Len(); r++ {
+			row := list.Get(r).Message()
+			record := make([]string, columns.Len())
+			for i := range record {
+				record[i] = fmt.Sprint(row.Get(columns.Get(i)).Interface())
+			}
+			out.Write(record)
+		}
+	}
 }

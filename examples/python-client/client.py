@@ -4,6 +4,10 @@ Asks the catalog registry where customer.profiles and payment.card_spending
 are served, calls both domains directly with stubs generated from proto/
 (see generate.sh), and prints CSV: rank,seq,tot_use_am.
 
+With --product it reads any product instead, one nobody generated stubs for
+(a team's product published from a product file, say): its rows are decoded
+with the descriptor set the registry holds and printed as CSV.
+
 The registry is called with the sign-in token in MESH_TOKEN (`mesh token
 print` prints one); each domain with a token for it alone, exchanged at the
 registry's /v1/token (OAuth 2.0 Token Exchange, RFC 8693);
@@ -12,6 +16,7 @@ system's roots. A token is never sent in plaintext but to loopback.
 """
 
 import argparse
+import csv
 import ipaddress
 import json
 import os
@@ -25,7 +30,7 @@ import grpc
 
 sys.path.insert(0, os.environ.get("MESH_PY_GEN", os.path.join(os.path.dirname(__file__), "gen")))
 
-from google.protobuf import field_mask_pb2  # noqa: E402
+from google.protobuf import descriptor_pb2, descriptor_pool, field_mask_pb2, message_factory  # noqa: E402
 from mesh.catalog.v1 import catalog_pb2, catalog_pb2_grpc  # noqa: E402
 from mesh.product.v1 import query_pb2  # noqa: E402
 from woori.customer.v1 import customer_pb2_grpc  # noqa: E402
@@ -91,6 +96,37 @@ def endpoint(catalog, product):
     sys.exit(f"{product} has no serving endpoint in the catalog")
 
 
+def read_any(catalog, registry, ca_file, product, request):
+    """Prints every row of `product` that `request` selects as CSV, the row
+    type read from the descriptor set the registry holds for it (no stubs)."""
+    entry = catalog.GetProduct(
+        catalog_pb2.GetProductRequest(name=product, view=catalog_pb2.PRODUCT_VIEW_FULL),
+        timeout=30, metadata=METADATA)
+    files = descriptor_pb2.FileDescriptorSet.FromString(entry.descriptor_set)
+    pool = descriptor_pool.DescriptorPool()
+    for file in files.file:  # dependencies first
+        pool.Add(file)
+    service = pool.FindServiceByName(entry.product.service)
+    response = service.FindMethodByName("Query").output_type
+    def repeated(field):  # `label` is gone from newer protobuf releases
+        return field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+    rows = next((f for f in response.fields if f.message_type is not None and repeated(f)), None)
+    if rows is None:
+        sys.exit(f"{product}: its query response has no rows")
+    response_class = message_factory.GetMessageClass(response)
+    columns = [f.name for f in rows.message_type.fields]
+    domain = entry.product.domain
+    query = channel(endpoint(catalog, product), ca_file, domain).unary_stream(
+        f"/{entry.product.service}/Query",
+        request_serializer=query_pb2.QueryRequest.SerializeToString,
+        response_deserializer=response_class.FromString)
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(columns)
+    for batch in query(request, metadata=domain_metadata(registry, domain, ca_file)):
+        for row in getattr(batch, rows.name):
+            out.writerow([getattr(row, column) for column in columns])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registry", default="127.0.0.1:50050",
@@ -100,9 +136,16 @@ def main():
     parser.add_argument("--quarter", default="2024Q4")
     parser.add_argument("--province", default="서울")
     parser.add_argument("--top", type=int, default=10)
+    parser.add_argument("--product", help="read this product instead, any product (e.g. merchant.shops), as CSV")
+    parser.add_argument("--filter", default="", help="with --product: the rows to read, in the mesh's filter language")
+    parser.add_argument("--limit", type=int, default=0, help="with --product: at most this many rows (0: all)")
     args = parser.parse_args()
 
     catalog = catalog_pb2_grpc.CatalogServiceStub(channel(args.registry, args.ca_file))
+    if args.product:
+        request = query_pb2.QueryRequest(filter=args.filter, limit=args.limit)
+        read_any(catalog, args.registry, args.ca_file, args.product, request)
+        return
     customers = customer_pb2_grpc.CustomerProfileServiceStub(
         channel(endpoint(catalog, "customer.profiles"), args.ca_file, "customer"))
     payments = payment_pb2_grpc.CardSpendingServiceStub(

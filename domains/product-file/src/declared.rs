@@ -116,7 +116,7 @@ impl Declared {
                         "source.{kind}: {shown} has no column for field `{}` (looked for {}); its columns are {}",
                         field.name(),
                         if source_column.is_empty() { field.name().to_owned() } else { source_column },
-                        header.join(", ")
+                        shown_header(header)
                     ),
                 )),
             }
@@ -140,6 +140,16 @@ impl Declared {
         }
         mistakes
     }
+}
+
+/// A header's names as an error shows them: at most 60, each cut at 40
+/// characters (a file that is not the source shows no more of itself).
+fn shown_header(header: &[String]) -> String {
+    let mut names: Vec<String> = header.iter().take(60).map(|n| n.chars().take(40).collect()).collect();
+    if header.len() > 60 {
+        names.push(format!("and {} more", header.len() - 60));
+    }
+    names.join(", ")
 }
 
 /// The column names of a CSV or TSV file's header row.

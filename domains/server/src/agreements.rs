@@ -19,7 +19,9 @@ use mesh_runtime::{DomainError, Result};
 const RENEW_WITHIN_SECONDS: i64 = 7 * 86_400;
 
 /// The columns of `input_columns` that `sql` names (all of them when it
-/// selects `*`), in the input's order.
+/// selects `*`), in the input's order; its first column when the SQL names
+/// none (`count(*)`): an agreement is never asked for no column, which
+/// would mean every column.
 pub fn columns_named(sql: &str, input_columns: &[String]) -> Result<Vec<String>> {
     let tokens = Tokenizer::new(&GenericDialect {}, sql)
         .tokenize()
@@ -36,21 +38,24 @@ pub fn columns_named(sql: &str, input_columns: &[String]) -> Result<Vec<String>>
             // and `a * b` do not.
             Token::Mul => {
                 wildcard |= matches!(previous, Some(Token::Comma | Token::Period))
-                    || matches!(previous, Some(Token::Word(w)) if w.keyword == Keyword::SELECT || w.keyword == Keyword::DISTINCT);
+                    || matches!(previous, Some(Token::Word(w)) if [Keyword::SELECT, Keyword::DISTINCT, Keyword::ALL].contains(&w.keyword));
             }
             _ => {}
         }
         previous = Some(token);
     }
-    Ok(input_columns
+    let named: Vec<String> = input_columns
         .iter()
         .filter(|c| wildcard || words.contains(&c.to_ascii_lowercase()))
         .cloned()
-        .collect())
+        .collect();
+    Ok(if named.is_empty() { input_columns.iter().take(1).cloned().collect() } else { named })
 }
 
 /// Makes sure an agreement for `columns` of `product` is in force for the
-/// calling domain, asking for one with `purpose` if not.
+/// calling domain, or asked for: asks for one with `purpose` when neither.
+/// One in force is renewed once less than a week (or half its length, if
+/// shorter) is left.
 pub async fn ensure(
     access: &mut AccessServiceClient<MeshChannel>,
     product: &str,
@@ -61,12 +66,17 @@ pub async fn ensure(
         as i64;
     let request = ListAgreementsRequest { product: product.to_owned(), ..Default::default() };
     let mine = access.list_agreements(request).await?.into_inner().agreements;
-    let covered = mine.iter().any(|a| {
-        a.state() == AgreementState::Approved
-            && a.end_time.as_ref().is_some_and(|end| end.seconds > now + RENEW_WITHIN_SECONDS)
-            && columns.iter().all(|c| a.columns.contains(c))
-            && a.row_scope.is_empty()
+    let covers = |a: &&mesh_contracts::catalog::Agreement| {
+        columns.iter().all(|c| a.columns.contains(c)) && a.row_scope.is_empty()
+    };
+    let in_force = mine.iter().filter(covers).any(|a| {
+        let (from, end) = (a.update_time.as_ref().map_or(now, |t| t.seconds), a.end_time.as_ref());
+        let renew_within = end.map_or(0, |end| RENEW_WITHIN_SECONDS.min((end.seconds - from) / 2));
+        a.state() == AgreementState::Approved && end.is_some_and(|end| end.seconds > now + renew_within)
     });
+    // Asked already: its owners decide; asking again would only queue another.
+    let asked = mine.iter().filter(covers).any(|a| a.state() == AgreementState::Pending);
+    let covered = in_force || asked;
     if covered {
         return Ok(());
     }
@@ -98,6 +108,7 @@ mod tests {
         assert_eq!(named("SELECT x.* FROM x").len(), 4);
         assert_eq!(named("SELECT seq, * FROM x").len(), 4);
         assert_eq!(named("SELECT DISTINCT * FROM x").len(), 4);
-        assert!(named("SELECT 1").is_empty());
+        assert_eq!(named("SELECT count(*) FROM x"), ["seq"], "never no column, which would mean all");
+        assert_eq!(named("SELECT ALL * FROM x").len(), 4);
     }
 }

@@ -240,13 +240,16 @@ impl RecordSource for BatchRecords {
 }
 
 /// Checks, before any input is asked, that `published`'s SQL is one
-/// read-only query the engine can parse.
+/// read-only query the engine can parse, over inputs other than itself.
 pub fn check_query(published: &Published) -> Result<()> {
-    match &published.declared.file.source.sql {
-        Some(derived) => mesh_sql::engine::check_statement(&derived.query)
-            .map_err(|status| at_query(published, format!("source.sql.query: {}", status.message()))),
-        None => Ok(()),
+    let Some(derived) = &published.declared.file.source.sql else { return Ok(()) };
+    if let Some(at) = derived.inputs.iter().position(|input| input == published.id()) {
+        let message = format!("source.sql.inputs: {} cannot be an input of itself", published.id());
+        let mistake = published.declared.file.mistake(&format!("/source/sql/inputs/{at}"), message);
+        return Err(DomainError::Config(Mistakes(vec![mistake]).to_string()));
     }
+    mesh_sql::engine::check_statement(&derived.query)
+        .map_err(|status| at_query(published, format!("source.sql.query: {}", status.message())))
 }
 
 /// Whether `error` is the product file's to fix: trying again will not help.

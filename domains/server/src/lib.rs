@@ -5,7 +5,7 @@
 //! replicas) and no code of the domain's own.
 //!
 //! - [`published`]: a declared product opened over the domain's store, its
-//!   quality rules compiled;
+//!   quality rules compiled (each [`condition`] checked first);
 //! - [`load`]: loading a CSV or TSV source when its content changed;
 //! - [`derived`]: building a derived product from SQL over its inputs,
 //!   read with the domain's own identity under the agreements it asks for
@@ -17,6 +17,7 @@
 
 pub mod agreements;
 pub mod args;
+pub mod condition;
 pub mod derived;
 pub mod load;
 pub mod methods;

@@ -48,10 +48,10 @@ impl Published {
         rules.extend(QualityRule::no_negative_amounts(&product.schema));
         for (i, declared_rule) in declared.file.quality.iter().enumerate() {
             let pointer = format!("/quality/{i}/holds");
-            if declared_rule.holds.contains(';') || declared_rule.holds.contains("--") {
+            if let Some(reason) = crate::condition::refusal(&declared_rule.holds, &declared.columns()) {
                 return Err(refused(
                     &pointer,
-                    format!("quality.{i}.holds: write one SQL condition, with no `;` or `--` in it"),
+                    format!("quality.{i}.holds: rule `{}`: {reason}", declared_rule.name),
                 ));
             }
             // A row fails when the condition is false; one it cannot be

@@ -131,7 +131,7 @@ fn one_domain(declared: &[Declared]) -> Result<String> {
         return Err(DomainError::Config("no product file given: name one with --product FILE".into()));
     };
     let domain = domain_of(first);
-    let mut ids = std::collections::HashSet::new();
+    let (mut ids, mut tables) = (std::collections::HashSet::new(), std::collections::HashSet::new());
     for product in declared {
         if domain_of(product) != domain {
             return Err(DomainError::Config(format!(
@@ -146,6 +146,13 @@ fn one_domain(declared: &[Declared]) -> Result<String> {
                 "{} declares {} again: each product is declared once",
                 product.file.path.display(),
                 product.file.product
+            )));
+        }
+        if !tables.insert(product.file.table()) {
+            return Err(DomainError::Config(format!(
+                "{} keeps its rows in table `{}`, as another product of the domain does: give it `table:` of its own",
+                product.file.path.display(),
+                product.file.table()
             )));
         }
     }

@@ -65,7 +65,8 @@ impl RowSchema {
         if !is_table_name(table) {
             return Err(DomainError::Schema(format!(
                 "table name `{table}` is not allowed: use lower-case letters, digits and _, \
-                 starting with a letter, at most 48 characters"
+                 starting with a letter, at most 48 characters, not starting with `mesh_` (the \
+                 domain's own bookkeeping)"
             )));
         }
         let amounts: Vec<&str> = amounts.iter().map(AsRef::as_ref).collect();
@@ -159,12 +160,13 @@ impl RowSchema {
 
 /// Whether `name` may name a table: lower-case letters, digits and `_`,
 /// starting with a letter, short enough for PostgreSQL's generation
-/// suffixes and index names.
+/// suffixes and index names, and not one of the store's own (`mesh_*`).
 fn is_table_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && name.len() <= 48
+        && !name.starts_with("mesh_")
 }
 
 #[cfg(test)]
@@ -212,5 +214,15 @@ mod tests {
         // Amount names are matched without case, as the file's layout writes them.
         let upper = RowSchema::new("t", message, &["seq"], &["AMOUNT"]).unwrap();
         assert!(upper.columns[1].amount);
+    }
+
+    #[test]
+    fn a_table_is_a_plain_name_of_its_own() {
+        let message = schema().message;
+        for bad in ["mesh_meta", "Shops", "1shops", "shops; DROP TABLE x", "", &"t".repeat(49)] {
+            let err = RowSchema::new(bad, message.clone(), &["seq"], &[] as &[&str]).unwrap_err().to_string();
+            assert!(err.contains("is not allowed"), "{bad}: {err}");
+        }
+        assert!(RowSchema::new("shop_sales_2", message, &["seq"], &[] as &[&str]).is_ok());
     }
 }
