@@ -17,6 +17,16 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     path
 }
 
+/// The shipped payment product file with `customers` x `quarters` of
+/// generated data, written under `dir` (made once); the path of the product
+/// file, for `mesh-domain --product`.
+pub fn payment_product(dir: &std::path::Path, customers: u64, quarters: u32) -> String {
+    let generator = woori_data::Generator { customers, quarters, ..Default::default() };
+    let shipped =
+        woori_data::shipped::write(&dir.join("files"), &generator).expect("the product files are written");
+    shipped.payment.display().to_string()
+}
+
 /// A child process, killed when dropped.
 #[derive(Debug)]
 pub struct Running(pub std::process::Child);

@@ -166,9 +166,10 @@ fn a_mesh_on_separate_hosts_is_queried_over_tls_with_tokens() {
     );
     let (payment_cert, payment_key) = (path(&made[1].cert), path(&made[1].key));
     let payment_addr = format!("{PAYMENT_IP}:50052");
+    let product = mesh_e2e::payment_product(dir.path(), 50, 1);
     let _payment = start_in(
         hosts.host("pay"),
-        "payment",
+        "mesh-domain",
         &[
             "--addr",
             &payment_addr,
@@ -190,10 +191,8 @@ fn a_mesh_on_separate_hosts_is_queried_over_tls_with_tokens() {
             &payment_token,
             "--pseudonym-key",
             &pseudonym_key,
-            "--customers",
-            "50",
-            "--quarters",
-            "1",
+            "--product",
+            &product,
         ],
     );
 

@@ -71,11 +71,14 @@ fn replica_with(dir: &Path, registry: &str, args: &[&str]) -> (Running, String) 
 
 /// The payment domain's command with `customers` generated, `args` besides the usual ones.
 fn payment(dir: &Path, registry: &str, customers: u64, args: &[&str]) -> Command {
-    let mut command = Command::new(workspace_binary("payment"));
+    let mut command = Command::new(workspace_binary("mesh-domain"));
     command
         .args(args)
         .args(["--registry", registry, "--auth-issuer", "mesh-local"])
-        .args(["--customers", &customers.to_string(), "--quarters", &QUARTERS.to_string()])
+        .args([
+            "--product",
+            &mesh_e2e::payment_product(&dir.join(format!("c{customers}")), customers, QUARTERS as u32),
+        ])
         .arg("--data-dir")
         .arg(dir.join("payment"))
         .arg("--auth-jwks")

@@ -65,7 +65,8 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
     let payment_dir = path(&dir.path().join("payment"));
     let ca_file = path(&ca);
     let mut payment_args = vec!["--addr", "127.0.0.1:0", "--data-dir", &payment_dir, "--registry", &registry];
-    payment_args.extend(["--ca-file", &ca_file, "--customers", "50", "--quarters", "1"]);
+    let product = mesh_e2e::payment_product(dir.path(), 50, 1);
+    payment_args.extend(["--ca-file", &ca_file, "--product", &product]);
     let pseudonym_key = dir.path().join("pseudonym.key");
     mesh_grpc::private_files::create_secret(&pseudonym_key).unwrap();
     let pseudonym_key = path(&pseudonym_key);
@@ -79,7 +80,7 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
     ]);
     let payment_tls = tls_of(&payment_pki);
     payment_args.extend(payment_tls.iter().map(String::as_str));
-    let (_payment, payment_addr) = start("payment", &payment_args);
+    let (_payment, payment_addr) = start("mesh-domain", &payment_args);
 
     let mesh_with = |args: &[&str], token: &str| {
         Command::new(workspace_binary("mesh"))
