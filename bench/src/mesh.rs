@@ -125,6 +125,29 @@ pub(crate) fn sibling_binary(name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// A `catalog-registry` process of its own keeping its data in `dir`,
+/// trusting the bench's issuer in `data`, with `extra` flags; it and its URL
+/// once it serves.
+pub(crate) fn registry_process(
+    data: &Path,
+    dir: &Path,
+    extra: &[&str],
+) -> Result<(std::process::Child, String)> {
+    let mut registry = std::process::Command::new(sibling_binary("catalog-registry")?)
+        .args(["--addr", "127.0.0.1:0", "--auth-issuer", "mesh-local"])
+        .arg("--auth-jwks")
+        .arg(data.join("issuer/jwks.json"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let url = served_url(&mut registry, "catalog-registry")?;
+    Ok((registry, url))
+}
+
 /// The URL the service `child` (named `name` in errors) prints when it
 /// serves; its later log lines are read and dropped.
 pub(crate) fn served_url(child: &mut std::process::Child, name: &str) -> Result<String> {

@@ -152,20 +152,10 @@ pub(crate) struct FailOver {
 /// export through `mesh query` whose replica is killed half-way.
 pub(crate) fn fail_over(data: &Path, pg: &Postgres, shipped: &Shipped, token: &str) -> Result<FailOver> {
     let registry_dir = data.join(format!("pg-registry-{}", std::process::id()));
-    let mut registry = Command::new(sibling_binary("catalog-registry")?)
-        .args(["--addr", "127.0.0.1:0", "--auth-issuer", "mesh-local"])
-        .arg("--auth-jwks")
-        .arg(data.join("issuer/jwks.json"))
-        .arg("--data-dir")
-        .arg(&registry_dir)
-        // `mesh query` exchanges its token here for one good at payment.
-        .arg("--token-exchange-issuer-dir")
-        .arg(data.join("issuer"))
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let registry_url = crate::mesh::served_url(&mut registry, "catalog-registry")?;
+    // `mesh query` exchanges its token there for one good at payment.
+    let issuer_dir = data.join("issuer").display().to_string();
+    let exchange = ["--token-exchange-issuer-dir", issuer_dir.as_str()];
+    let (mut registry, registry_url) = crate::mesh::registry_process(data, &registry_dir, &exchange)?;
     let args = pg.domain_args(shipped);
     let mut replicas = [
         PaymentProcess::start(data, &registry_url, &args)?,

@@ -7,7 +7,6 @@
 //! to its endpoint serving in a registry.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
@@ -18,7 +17,8 @@ use tokio::net::TcpListener;
 
 use crate::Run;
 use crate::latency::{percentiles, selective_query};
-use crate::mesh::{served_url, sibling_binary};
+use crate::memory::PaymentProcess;
+use crate::mesh::registry_process;
 use crate::postgres::cli_export;
 use crate::report::{Figure, ms, per_second};
 use crate::stream::rate;
@@ -62,34 +62,15 @@ async fn serve_compiled(data: &Path, scratch: &Path) -> Result<(String, tokio::s
 /// (data loaded) to its endpoint serving in a registry of its own.
 fn start_to_serving(data: &Path, token: &str) -> Result<f64> {
     let registry_dir = tempfile::tempdir_in(data)?;
-    let mut registry = Command::new(sibling_binary("catalog-registry")?)
-        .args(["--addr", "127.0.0.1:0", "--auth-issuer", "mesh-local"])
-        .arg("--auth-jwks")
-        .arg(data.join("issuer/jwks.json"))
-        .arg("--data-dir")
-        .arg(registry_dir.path())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let registry_url = served_url(&mut registry, "catalog-registry")?;
-    let product = data.join("products/payment/card_spending.product.yaml");
+    let (mut registry, registry_url) = registry_process(data, registry_dir.path(), &[])?;
+    let product = data.join("products/payment/card_spending.product.yaml").display().to_string();
+    let payment = data.join("payment").display().to_string();
     let started = Instant::now();
-    let mut domain = Command::new(sibling_binary("mesh-domain")?)
-        .args(["--addr", "127.0.0.1:0", "--registry", &registry_url, "--auth-issuer", "mesh-local"])
-        .arg("--auth-jwks")
-        .arg(data.join("issuer/jwks.json"))
-        .arg("--issuer-dir")
-        .arg(data.join("issuer"))
-        .arg("--pseudonym-key")
-        .arg(data.join("pseudonym.key"))
-        .arg("--data-dir")
-        .arg(data.join("payment"))
-        .arg("--product")
-        .arg(&product)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let domain = PaymentProcess::start(
+        data,
+        &registry_url,
+        &["--product".into(), product, "--data-dir".into(), payment],
+    )?;
     let serving = tokio::runtime::Handle::current().block_on(async {
         let credentials = mesh_grpc::Credentials::token(token)?;
         let mut catalog = CatalogServiceClient::new(crate::mesh::connect(&registry_url, &credentials).await?);
@@ -105,8 +86,7 @@ fn start_to_serving(data: &Path, token: &str) -> Result<f64> {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
-    let _ = Command::new("kill").args(["-TERM", &domain.id().to_string()]).status();
-    let _ = domain.wait();
+    drop(domain);
     let _ = registry.kill();
     let _ = registry.wait();
     serving

@@ -46,9 +46,10 @@ impl Published {
             .map_err(|error| refused("", error.to_string()))?;
         let mut rules = vec![QualityRule::unique_key(&product.schema)];
         rules.extend(QualityRule::no_negative_amounts(&product.schema));
+        let columns = declared.columns();
         for (i, declared_rule) in declared.file.quality.iter().enumerate() {
             let pointer = format!("/quality/{i}/holds");
-            if let Some(reason) = crate::condition::refusal(&declared_rule.holds, &declared.columns()) {
+            if let Some(reason) = crate::condition::refusal(&declared_rule.holds, &columns) {
                 return Err(refused(
                     &pointer,
                     format!("quality.{i}.holds: rule `{}`: {reason}", declared_rule.name),
