@@ -465,8 +465,9 @@ async fn a_domain_published_by_files_alone_is_served_governed_and_derived() {
     assert!(refused.message().contains("owner_phone"), "{}", refused.message());
 }
 
-/// A product file whose SQL does not parse, and one returning other
-/// columns than its contract's: each refused naming the place.
+/// A product file whose SQL does not parse, one that is its own input, two
+/// products sharing a table, and SQL returning other columns than its
+/// contract's: each refused naming the place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn derived_sql_that_cannot_serve_the_contract_is_refused_where_it_is_written() {
     let mesh = Mesh::start(50, false).await;
@@ -479,6 +480,37 @@ async fn derived_sql_that_cannot_serve_the_contract_is_refused_where_it_is_writt
     assert!(!output.status.success());
     let said = stderr(&output);
     assert!(said.contains("quarters.product.yaml:8:5: source.sql.query: the SQL does not parse"), "{said}");
+
+    // A product that is its own input, and two products sharing a table.
+    let refused = |files: &[PathBuf]| {
+        let output = domain_server(&mesh, files, &dir.path().join("data")).output().unwrap();
+        assert!(!output.status.success());
+        stderr(&output)
+    };
+    std::fs::write(
+        quarters,
+        QUARTERS_FILE.replace("[merchant.sales, payment.card_spending]", "[merchant.quarters]"),
+    )
+    .unwrap();
+    let said = refused(&files);
+    assert!(
+        said.contains(
+            "quarters.product.yaml:7:14: source.sql.inputs: merchant.quarters cannot be an input of itself"
+        ),
+        "{said}"
+    );
+    std::fs::write(quarters, QUARTERS_FILE).unwrap();
+    std::fs::write(
+        &files[1],
+        SALES_FILE.replace("key: [bas_yh, shop_id]", "table: shops\nkey: [bas_yh, shop_id]"),
+    )
+    .unwrap();
+    let said = refused(&files);
+    assert!(
+        said.contains("keeps its rows in table `shops`, as another product of the domain does: give it `table:` of its own"),
+        "{said}"
+    );
+    std::fs::write(&files[1], SALES_FILE).unwrap();
 
     let own_only = QUARTERS_FILE
         .replace("[merchant.sales, payment.card_spending]", "[merchant.sales]")
