@@ -38,6 +38,13 @@ impl Mesh {
         Ok(self.local.domain_credentials(domain, "bench", &["admin"])?)
     }
 
+    /// The credentials domain `domain` itself calls the mesh with (its
+    /// service identity, as the local mesh issues it).
+    pub(crate) fn service_credentials(&self, domain: &str) -> Result<Credentials> {
+        let role = mesh_grpc::auth::service_role(domain);
+        Ok(self.local.credentials(&format!("{domain}-domain"), &[&role])?)
+    }
+
     /// A one-time link signing a browser in to the web catalog as the bench.
     pub(crate) fn web_sign_in_link(&self) -> Result<String> {
         Ok(self.local.web_sign_in_link("bench", &["admin"])?)
