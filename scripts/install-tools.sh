@@ -14,8 +14,9 @@
 #   .tools/datacontract datacontract-cli (lints exported ODCS contracts), apart:
 #                       it pins many packages of its own
 #   Go, protoc, protoc-gen-go(-grpc) and the Go gRPC/protobuf libraries,
-#   chromium for the browser tests and PostgreSQL (throwaway servers started
-#   by scripts/postgres.sh), from Debian's packages (apt-get; needs root)
+#   chromium for the browser tests, PostgreSQL (throwaway servers started
+#   by scripts/postgres.sh) and Prometheus with promtool (the metrics tests
+#   check and scrape every service), from Debian's packages (apt-get; needs root)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$root/.tools"
@@ -34,7 +35,7 @@ fi
 
 debian_packages=(golang-go golang-google-grpc-dev golang-google-protobuf-dev
   golang-github-golang-protobuf-1-5-dev protobuf-compiler libprotobuf-dev
-  protoc-gen-go protoc-gen-go-grpc chromium postgresql)
+  protoc-gen-go protoc-gen-go-grpc chromium postgresql prometheus)
 missing=()
 for package in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -11,6 +11,7 @@ pub mod contract;
 pub mod error;
 pub mod events;
 pub mod exchange;
+pub mod meters;
 pub mod page_token;
 pub mod quota;
 pub mod rest;

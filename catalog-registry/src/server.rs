@@ -53,7 +53,8 @@ pub async fn serve_with_clock(
         None => Store::open(&config.db_path(), clock.clone())?,
     };
     let tokens = PageTokens::new(store.page_token_secret().await?);
-    let access = Access::new(store.clone(), tokens.clone());
+    let meters = crate::meters::RegistryMeters::default();
+    let access = Access::new(store.clone(), tokens.clone()).metered(meters.clone());
     // Watch streams never end on their own: they end as shutdown begins.
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     let hub =
@@ -65,8 +66,10 @@ pub async fn serve_with_clock(
     let subscriptions = crate::webhooks::Subscriptions::new(store.clone(), webhooks);
     let changes = store.changes();
     let location = store.location();
+    let counted = store.clone();
     let catalog = Catalog::new(store, tokens, config.lease_ttl, clock)
-        .allowing_plaintext_endpoints(config.insecure_plaintext_endpoints);
+        .allowing_plaintext_endpoints(config.insecure_plaintext_endpoints)
+        .metered(meters.clone());
     if config.insecure_plaintext_endpoints {
         tracing::warn!(
             "PLAINTEXT ENDPOINTS ACCEPTED (--insecure-plaintext-endpoints): callers' tokens may cross the network \
@@ -130,6 +133,7 @@ pub async fn serve_with_clock(
     // The subject token in the form is what is verified.
     let exchange = exchange.unwrap_or_else(crate::exchange::unavailable_router);
     server = server.rest(exchange).public(&[mesh_grpc::auth::exchange::TOKEN_PATH]);
+    meters.register(&server.metrics(), counted, stopped.clone());
     let shutdown = async move {
         shutdown.await;
         stopping.send_replace(true);

@@ -17,6 +17,7 @@ mod hostile;
 mod login;
 mod merchant;
 mod methods;
+mod metrics;
 mod namespaces;
 mod outages;
 mod postgres;

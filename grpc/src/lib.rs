@@ -14,6 +14,7 @@ pub mod certs;
 pub mod client;
 pub mod codec;
 mod error;
+pub mod metrics;
 pub mod private_files;
 pub mod reflection;
 pub mod rest;

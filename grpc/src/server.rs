@@ -15,6 +15,7 @@ pub use tonic_health::ServingStatus;
 pub use tonic_health::server::HealthReporter;
 
 use crate::error::Result;
+use crate::metrics::{CallMeter, KnownMethods, MarkRoute, Metrics};
 use crate::reflection::reflection_routes;
 use crate::unary::{HttpRequest, HttpResponse};
 
@@ -46,6 +47,8 @@ pub struct MeshServer {
     authenticate: crate::auth::layer::Authenticate,
     public: Vec<&'static str>,
     documents: Vec<&'static str>,
+    metrics: Metrics,
+    known: KnownMethods,
 }
 
 impl std::fmt::Debug for MeshServer {
@@ -77,13 +80,23 @@ impl MeshServer {
             authenticate: Default::default(),
             public: Vec::new(),
             documents: Vec::new(),
+            metrics: Metrics::new(),
+            known: KnownMethods::new(descriptor_sets),
         })
+    }
+
+    /// The service's metrics, served at `/metrics`: register the service's
+    /// own families here (or hand their handles down) before serving.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.clone()
     }
 
     /// Serves the HTTP routes of `router` (REST, pages) beside the gRPC
     /// services, on the same port, over HTTP/1.1 and HTTP/2, behind the
     /// same TLS and authentication.
     pub fn rest(mut self, router: axum::Router) -> Self {
+        // Each request is labelled with the route it matched (see metrics).
+        let router = if router.has_routes() { router.route_layer(MarkRoute) } else { router };
         let routes = std::mem::take(self.routes.axum_router_mut());
         *self.routes.axum_router_mut() = routes.merge(router);
         self
@@ -157,6 +170,12 @@ impl MeshServer {
             + 'static,
         S::Future: Send + 'static,
     {
+        // An exact gRPC path is a method the meter may name.
+        if let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/'))
+            && !method.contains('{')
+        {
+            self.known.add(service, [method]);
+        }
         let router = std::mem::take(self.routes.axum_router_mut());
         *self.routes.axum_router_mut() = router.route_service(path, service);
         self
@@ -174,17 +193,27 @@ impl MeshServer {
         }
         tracing::info!(%addr, services = ?self.services, tls = tls.is_some(), "serving");
         let (health, services, grace) = (self.health, self.services, self.shutdown_grace);
-        let authenticate = self.authenticate.public(&self.public).documents(&self.documents);
+        let authenticate = self
+            .authenticate
+            .public(&self.public)
+            .documents(&self.documents)
+            .count_refusals(self.metrics.clone());
+        let mut routes = self.routes;
+        let router = std::mem::take(routes.axum_router_mut());
+        *routes.axum_router_mut() =
+            router.merge(crate::metrics::endpoint_router(self.metrics.clone(), authenticate.metrics_open()));
+        let meter = CallMeter::new(self.metrics, self.known);
         let (began, begun) = tokio::sync::oneshot::channel::<()>();
         let router = Server::builder()
             .accept_http1(true)
+            .layer(meter)
             .layer(authenticate)
             .initial_stream_window_size(Some(STREAM_WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
-            .add_routes(self.routes);
+            .add_routes(routes);
         let stopping = async {
             shutdown.await;
             for service in &services {

@@ -40,13 +40,19 @@ const MAX_NOTE: usize = 2000;
 pub struct Access {
     store: Store,
     tokens: PageTokens,
+    meters: crate::meters::RegistryMeters,
 }
 
 impl Access {
     /// Access agreements kept in `store` (which tells the time), listed in
     /// pages with `tokens`.
     pub fn new(store: Store, tokens: PageTokens) -> Self {
-        Self { store, tokens }
+        Self { store, tokens, meters: Default::default() }
+    }
+
+    /// The same service counting its decisions into `meters`.
+    pub fn metered(self, meters: crate::meters::RegistryMeters) -> Self {
+        Self { meters, ..self }
     }
 }
 
@@ -193,6 +199,10 @@ impl Access {
                 Ok(agreement)
             })
             .await
+            .inspect(|agreement| {
+                let approved = agreement.state() == AgreementState::Approved;
+                self.meters.decision(if approved { "approved_by_rule" } else { "pending" });
+            })
     }
 
     /// ListAgreements for `caller`: a page and the token of the next.
@@ -316,6 +326,7 @@ impl Access {
                 Ok(decided)
             })
             .await
+            .inspect(|_| self.meters.decision(decision.past()))
     }
 }
 

@@ -35,13 +35,27 @@ pub struct Catalog {
     products: std::sync::Arc<cache::ProductCache>,
     /// Endpoints may be `http://` on hosts other than loopback.
     plaintext_endpoints: bool,
+    meters: crate::meters::RegistryMeters,
 }
 
 impl Catalog {
     /// A catalog over `store`, signing page tokens with `tokens`, granting
     /// leases of `lease_ttl` and telling time by `clock`.
     pub fn new(store: Store, tokens: PageTokens, lease_ttl: Duration, clock: Clock) -> Self {
-        Self { store, tokens, lease_ttl, clock, products: Default::default(), plaintext_endpoints: false }
+        Self {
+            store,
+            tokens,
+            lease_ttl,
+            clock,
+            products: Default::default(),
+            plaintext_endpoints: false,
+            meters: Default::default(),
+        }
+    }
+
+    /// The same catalog counting into `meters`.
+    pub fn metered(self, meters: crate::meters::RegistryMeters) -> Self {
+        Self { meters, ..self }
     }
 
     /// The same catalog accepting `http://` endpoints on any host: clients
@@ -143,10 +157,15 @@ impl CatalogService for Catalog {
         &self,
         request: Request<RegisterProductRequest>,
     ) -> Result<Response<RegisterProductResponse>, Status> {
-        let caller = authorized(&request, Write::Register, "product_id", &request.get_ref().product_id)?;
-        let product = request.get_ref().product_id.clone();
-        let done = self.writing(self.register(request.into_inner(), &caller.subject)).await;
-        respond(self.logged(done, &caller, Write::Register, &product)).await
+        let registered = async {
+            let caller = authorized(&request, Write::Register, "product_id", &request.get_ref().product_id)?;
+            let product = request.get_ref().product_id.clone();
+            let done = self.writing(self.register(request.into_inner(), &caller.subject)).await;
+            respond(self.logged(done, &caller, Write::Register, &product)).await
+        }
+        .await;
+        self.meters.registration(registered.as_ref().err().map(Status::code));
+        registered
     }
 
     #[tracing::instrument(skip_all, fields(product = %request.get_ref().name, endpoint = %request.get_ref().endpoint))]

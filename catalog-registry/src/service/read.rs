@@ -158,7 +158,9 @@ impl Catalog {
         }
         let now = self.clock.now_ms();
         let sees_readers = super::visibility::sees_readers(caller, &id);
-        if let Some(cached) = self.products.get(&id, request.version, now) {
+        let cached = self.products.get(&id, request.version, now);
+        self.meters.cache(cached.is_some());
+        if let Some(cached) = cached {
             return Ok(cached.for_caller(view, &known, sees_readers));
         }
         let generation = self.products.generation(&id);

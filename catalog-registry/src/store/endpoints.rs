@@ -98,3 +98,21 @@ pub fn status_of(endpoints: &[Endpoint]) -> ServingStatus {
         ServingStatus::Stale
     }
 }
+
+/// How many products are serving, stale and offline now (see [`status_of`]).
+pub fn count_by_status(db: &mut dyn Sql) -> Result<Vec<(&'static str, i64)>> {
+    let now = db.now_ms()?;
+    let row = db.query_one(
+        "SELECT
+           COALESCE(SUM(CASE WHEN live > 0 THEN 1 ELSE 0 END), 0),
+           COALESCE(SUM(CASE WHEN live = 0 AND registered > 0 THEN 1 ELSE 0 END), 0),
+           COALESCE(SUM(CASE WHEN registered = 0 THEN 1 ELSE 0 END), 0)
+         FROM (SELECT p.product_id,
+                 (SELECT count(*) FROM endpoints e WHERE e.product_id = p.product_id
+                    AND e.lease_expire_time > $1) AS live,
+                 (SELECT count(*) FROM endpoints e WHERE e.product_id = p.product_id) AS registered
+               FROM products p) AS counted",
+        params![now],
+    )?;
+    Ok(vec![("serving", row.int(0)?), ("stale", row.int(1)?), ("offline", row.int(2)?)])
+}

@@ -35,6 +35,40 @@ pub struct Store {
     /// Counts the write transactions committed (here, or on another
     /// replica once it announces an event), for readers of the event log.
     written: Arc<tokio::sync::watch::Sender<u64>>,
+    /// SQLite's one connection: calls running a statement and waiting.
+    sqlite_use: Arc<ConnectionUse>,
+}
+
+/// Calls holding SQLite's connection, and calls waiting for it.
+#[derive(Debug, Default)]
+struct ConnectionUse {
+    in_use: std::sync::atomic::AtomicI64,
+    waiting: std::sync::atomic::AtomicI64,
+}
+
+impl ConnectionUse {
+    /// Waits for `conn`, counted as waiting, then as in use until the
+    /// second value is dropped.
+    fn acquire<'a>(
+        &'a self,
+        conn: &'a Mutex<Connection>,
+    ) -> (std::sync::MutexGuard<'a, Connection>, InUse<'a>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.waiting.fetch_add(1, Relaxed);
+        let conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.waiting.fetch_sub(1, Relaxed);
+        self.in_use.fetch_add(1, Relaxed);
+        (conn, InUse(self))
+    }
+}
+
+/// Counts a connection in use until dropped.
+struct InUse<'a>(&'a ConnectionUse);
+
+impl Drop for InUse<'_> {
+    fn drop(&mut self) {
+        self.0.in_use.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug)]
@@ -59,7 +93,12 @@ impl Store {
     }
 
     fn over(backend: Backend, clock: Clock) -> Self {
-        Self { backend: Arc::new(backend), clock, written: Arc::new(tokio::sync::watch::Sender::new(0)) }
+        Self {
+            backend: Arc::new(backend),
+            clock,
+            written: Arc::new(tokio::sync::watch::Sender::new(0)),
+            sqlite_use: Arc::default(),
+        }
     }
 
     /// Connects to the PostgreSQL database `args` names (schema `registry`),
@@ -121,9 +160,10 @@ impl Store {
     {
         let (backend, clock) = (Arc::clone(&self.backend), self.clock.clone());
         let written = Arc::clone(&self.written);
+        let usage = Arc::clone(&self.sqlite_use);
         let outcome = tokio::task::spawn_blocking(move || match &*backend {
             Backend::Sqlite(conn) => {
-                let mut conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let (mut conn, _in_use) = usage.acquire(conn);
                 if !writing {
                     return work(&mut SqliteSql { conn: &conn, clock: &clock });
                 }
@@ -140,6 +180,17 @@ impl Store {
             written.send_modify(|n| *n += 1);
         }
         outcome
+    }
+
+    /// Connections running a statement now, and calls waiting for one.
+    pub fn connections(&self) -> (i64, i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match &*self.backend {
+            Backend::Sqlite(_) => {
+                (self.sqlite_use.in_use.load(Relaxed), self.sqlite_use.waiting.load(Relaxed))
+            }
+            Backend::Postgres(catalog) => catalog.connections(),
+        }
     }
 
     /// Products other replicas changed (`*`: any), as their writes commit;

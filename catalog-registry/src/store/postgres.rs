@@ -37,6 +37,12 @@ impl PostgresCatalog {
         Ok(Self { db, changes, appended })
     }
 
+    /// Pooled connections in use now, and calls waiting for one.
+    pub(super) fn connections(&self) -> (i64, i64) {
+        let status = self.db.pool().status();
+        ((status.size - status.available) as i64, status.waiting as i64)
+    }
+
     /// Announcements of events appended by any replica.
     pub(super) fn events_appended(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.appended.subscribe()

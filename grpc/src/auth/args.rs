@@ -69,6 +69,12 @@ pub struct AuthArgs {
     #[arg(long, env = "MESH_AUTH_REFLECTION")]
     pub auth_reflection: bool,
 
+    /// Serve `/metrics` to anyone who reaches the port, without a token.
+    /// Only where the port is reachable by the scraper alone: the metrics
+    /// name the products served and how much each is read.
+    #[arg(long, env = "MESH_INSECURE_OPEN_METRICS")]
+    pub insecure_open_metrics: bool,
+
     /// Accept every call without a token, each as an admin. Only for a
     /// throwaway service on a machine of your own: anyone who reaches the
     /// port may then read and change everything.
@@ -89,6 +95,7 @@ impl Default for AuthArgs {
             auth_max_lifetime: Duration::from_secs(24 * 3600),
             auth_health: false,
             auth_reflection: false,
+            insecure_open_metrics: false,
             insecure_no_auth: false,
         }
     }
@@ -116,6 +123,11 @@ impl AuthArgs {
     /// The authentication layer the flags describe; an error when no
     /// issuer is trusted and --insecure-no-auth was not given.
     pub fn layer(&self) -> Result<Authenticate> {
+        if self.insecure_open_metrics {
+            tracing::warn!(
+                "METRICS ARE OPEN (--insecure-open-metrics): anyone who reaches this service may read /metrics"
+            );
+        }
         let keys = match (&self.auth_jwks, &self.auth_oidc_issuer) {
             (Some(file), _) => KeySource::File(file.clone()),
             (None, Some(issuer)) => KeySource::Oidc(issuer.clone()),
@@ -123,7 +135,7 @@ impl AuthArgs {
                 tracing::warn!(
                     "AUTHENTICATION IS OFF (--insecure-no-auth): anyone who reaches this service may read and change everything"
                 );
-                return Ok(Authenticate::default());
+                return Ok(Authenticate::default().open_metrics(self.insecure_open_metrics));
             }
             (None, None) => return Err(GrpcError::AuthNotConfigured),
         };
@@ -144,6 +156,7 @@ impl AuthArgs {
         }
         Ok(Authenticate::new(Arc::new(verifier))
             .close_health(self.auth_health)
-            .close_reflection(self.auth_reflection))
+            .close_reflection(self.auth_reflection)
+            .open_metrics(self.insecure_open_metrics))
     }
 }

@@ -30,6 +30,8 @@ pub struct Authenticate {
     close_reflection: bool,
     public: Vec<&'static str>,
     documents: Vec<&'static str>,
+    open_metrics: bool,
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl Authenticate {
@@ -41,6 +43,8 @@ impl Authenticate {
             close_reflection: false,
             public: Vec::new(),
             documents: Vec::new(),
+            open_metrics: false,
+            metrics: None,
         }
     }
 
@@ -65,6 +69,23 @@ impl Authenticate {
         self.verifier.clone()
     }
 
+    /// Serves `/metrics` without a token (`open`; --insecure-open-metrics).
+    pub fn open_metrics(mut self, open: bool) -> Self {
+        self.open_metrics = open;
+        self
+    }
+
+    /// Whether `/metrics` is served without a token.
+    pub fn metrics_open(&self) -> bool {
+        self.open_metrics
+    }
+
+    /// Counts the tokens refused, by reason, into `metrics`.
+    pub fn count_refusals(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// Requires a token for health (`close`) too.
     pub fn close_health(mut self, close: bool) -> Self {
         self.close_health = close;
@@ -86,6 +107,7 @@ impl Authenticate {
         let path = request.uri().path();
         if !crate::rest::is_grpc(request) {
             return (is_preflight(request) && !is_grpc_method(path))
+                || (self.open_metrics && path == crate::metrics::METRICS_PATH)
                 || (!self.close_reflection && self.documents.contains(&path))
                 || self.public.iter().any(|p| {
                     path == *p
@@ -159,6 +181,7 @@ where
             return Box::pin(inner.call(request));
         };
         let verifier = Arc::clone(verifier);
+        let metrics = self.auth.metrics.clone();
         let header =
             request.headers().get(http::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("").to_owned());
         Box::pin(async move {
@@ -172,6 +195,9 @@ where
                 }
                 Err(error) => {
                     tracing::info!(path = request.uri().path(), %error, "call refused");
+                    if let Some(metrics) = &metrics {
+                        metrics.auth_refused(error.reason());
+                    }
                     let status = Status::from(error);
                     if crate::rest::is_grpc(&request) {
                         Ok(status.into_http())

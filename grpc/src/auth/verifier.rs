@@ -166,6 +166,28 @@ pub enum AuthError {
     Keys,
 }
 
+impl AuthError {
+    /// The refusal's reason as a metric label: one word per kind.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed(_) => "malformed",
+            Self::UnsupportedAlgorithm(_) => "algorithm",
+            Self::KeyMismatch => "key_mismatch",
+            Self::UnknownKey(_) => "unknown_key",
+            Self::BadSignature => "signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::IssuedInFuture => "issued_in_future",
+            Self::WrongAudience(_) => "audience",
+            Self::WrongIssuer(_) => "issuer",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::TooLong { .. } => "lifetime",
+            Self::Keys => "keys",
+        }
+    }
+}
+
 impl From<AuthError> for Status {
     fn from(error: AuthError) -> Self {
         Status::unauthenticated(error.to_string())

@@ -10,8 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use csv::ByteRecord;
 use indicatif::{ProgressBar, ProgressStyle};
 
+mod meters;
 pub(crate) mod parse;
 pub mod quality;
+
+pub use meters::LoadMeters;
 
 use parse::{CHUNKS_AHEAD, parse_records};
 
@@ -33,6 +36,8 @@ pub struct Destination<'a> {
     pub schema: &'a RowSchema,
     /// Its extra indexed columns.
     pub indexes: &'a [String],
+    /// Where its loads are counted, if anywhere.
+    pub meters: Option<&'a LoadMeters>,
 }
 
 /// Records with a header, read one at a time.
@@ -278,7 +283,7 @@ impl RecordSource for MemorySource {
 /// `rules`, all in one transaction. The product's extra indexes and its key
 /// index are rebuilt after the rows are in. Every way a product's rows are
 /// replaced (a source file, generated data, a derived product's rebuild)
-/// goes through here.
+/// goes through here, counted in the destination's meters.
 /// A load that would shrink the product more than `shrink` allows is
 /// refused, and the previous rows stay.
 pub fn load(
@@ -287,7 +292,21 @@ pub fn load(
     rules: &[QualityRule],
     shrink: Shrink,
 ) -> Result<LoadSummary> {
-    let Destination { store, product, schema, indexes } = *target;
+    let started = std::time::Instant::now();
+    let loaded = load_unmetered(target, source, rules, shrink);
+    if let Some(meters) = target.meters {
+        meters.record(started, &loaded);
+    }
+    loaded
+}
+
+fn load_unmetered(
+    target: &Destination<'_>,
+    source: &mut (dyn RecordSource + Send),
+    rules: &[QualityRule],
+    shrink: Shrink,
+) -> Result<LoadSummary> {
+    let Destination { store, product, schema, indexes, .. } = *target;
     let mapping = map_columns(schema, source.header())?;
     let fingerprint = source.fingerprint()?;
     let progress = progress_bar(product, source.len_hint());
@@ -418,7 +437,13 @@ mod tests {
 
     impl Target {
         fn destination(&self) -> Destination<'_> {
-            Destination { store: &self.store, product: PRODUCT, schema: &self.schema, indexes: &self.indexes }
+            Destination {
+                store: &self.store,
+                product: PRODUCT,
+                schema: &self.schema,
+                indexes: &self.indexes,
+                meters: None,
+            }
         }
     }
 

@@ -306,7 +306,8 @@ mod tests {
             .collect();
         let mut source =
             MemorySource::new(&["name", "amount", "score", "flag", "seq"], records, "rows".into());
-        let destination = Destination { store: &store, product: "test.t", schema: &unchecked, indexes: &[] };
+        let destination =
+            Destination { store: &store, product: "test.t", schema: &unchecked, indexes: &[], meters: None };
         store.prepare_table("test.t", &unchecked, &[]).unwrap();
         load(&destination, &mut source, &[], Shrink::Any).unwrap();
         store

@@ -10,7 +10,10 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tonic::Status;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use prometheus::core::Collector;
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts};
 
 /// What admission enforces (the domain's `ServeLimits` give them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,16 +60,86 @@ pub struct Admission {
 #[derive(Debug)]
 struct Inner {
     limits: Limits,
+    meters: AdmissionMeters,
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
     per_connection: Mutex<HashMap<SocketAddr, usize>>,
     cut: watch::Sender<bool>,
 }
 
+/// What admission counts: plain metric handles the serving floor
+/// registers (unregistered ones count nowhere).
+#[derive(Debug, Clone)]
+pub struct AdmissionMeters {
+    running: IntGauge,
+    queued: IntGauge,
+    refused: IntCounterVec,
+    queue_wait: Histogram,
+    cut: IntCounterVec,
+}
+
+impl Default for AdmissionMeters {
+    fn default() -> Self {
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("a valid gauge");
+        let counters = |name: &str, help: &str| {
+            IntCounterVec::new(Opts::new(name, help), &["reason"]).expect("a valid counter family")
+        };
+        let wait = HistogramOpts::new(
+            "mesh_scan_queue_wait_seconds",
+            "How long queries waited for a scan slot (0 when one was free)",
+        )
+        .buckets(vec![0.0, 0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 120.0]);
+        Self {
+            running: gauge("mesh_scans_running", "Queries scanning now"),
+            queued: gauge("mesh_scans_queued", "Queries waiting for a scan slot now"),
+            refused: counters(
+                "mesh_scans_refused_total",
+                "Queries refused by admission, by reason (streams_per_connection, queue_full, queue_timeout, shutting_down)",
+            ),
+            queue_wait: Histogram::with_opts(wait).expect("a valid histogram"),
+            cut: counters(
+                "mesh_streams_cut_total",
+                "Streams the domain cut before their end, by reason (stalled, budget, shutdown, failed)",
+            ),
+        }
+    }
+}
+
+impl AdmissionMeters {
+    /// The collectors to register.
+    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.running.clone()),
+            Box::new(self.queued.clone()),
+            Box::new(self.refused.clone()),
+            Box::new(self.queue_wait.clone()),
+            Box::new(self.cut.clone()),
+        ]
+    }
+
+    fn refused(&self, reason: &str) {
+        self.refused.with_label_values(&[reason]).inc();
+    }
+}
+
 /// A scan slot, held while the scan runs.
 #[derive(Debug)]
 pub struct ScanSlot {
     _permit: OwnedSemaphorePermit,
+    running: IntGauge,
+}
+
+impl ScanSlot {
+    fn new(permit: OwnedSemaphorePermit, meters: &AdmissionMeters) -> Self {
+        meters.running.inc();
+        Self { _permit: permit, running: meters.running.clone() }
+    }
+}
+
+impl Drop for ScanSlot {
+    fn drop(&mut self) {
+        self.running.dec();
+    }
 }
 
 /// One open `Query` stream on a connection, counted while it lives.
@@ -79,10 +152,16 @@ pub struct StreamSlot {
 impl Admission {
     /// Admission under `limits`.
     pub fn new(limits: Limits) -> Self {
+        Self::metered(limits, AdmissionMeters::default())
+    }
+
+    /// Admission under `limits`, counted in `meters`.
+    pub fn metered(limits: Limits, meters: AdmissionMeters) -> Self {
         let slots = Arc::new(Semaphore::new(limits.max_scans.max(1)));
         Self {
             inner: Arc::new(Inner {
                 limits,
+                meters,
                 slots,
                 waiting: AtomicUsize::new(0),
                 per_connection: Mutex::new(HashMap::new()),
@@ -104,6 +183,7 @@ impl Admission {
             let mut counts = self.inner.per_connection.lock().unwrap_or_else(|p| p.into_inner());
             let count = counts.entry(peer).or_default();
             if *count >= limit {
+                self.inner.meters.refused("streams_per_connection");
                 return Err(Status::resource_exhausted(format!(
                     "this connection already has {limit} Query streams open, the most a domain allows \
                      (--streams-per-connection); read or cancel one before starting another"
@@ -117,30 +197,45 @@ impl Admission {
     /// Waits for a scan slot: at once if one is free, in the queue if it has
     /// room, for at most the queue timeout.
     pub async fn admit(&self) -> Result<ScanSlot, Status> {
-        let limits = &self.inner.limits;
+        let (limits, meters) = (&self.inner.limits, &self.inner.meters);
         if let Ok(permit) = Arc::clone(&self.inner.slots).try_acquire_owned() {
-            return Ok(ScanSlot { _permit: permit });
+            meters.queue_wait.observe(0.0);
+            return Ok(ScanSlot::new(permit, meters));
         }
         let waiting = self.inner.waiting.fetch_add(1, Ordering::SeqCst);
-        let _queued = Queued(&self.inner.waiting);
+        let _queued = Queued::new(&self.inner.waiting, &meters.queued);
         if waiting >= limits.scan_queue {
+            meters.refused("queue_full");
             return Err(Status::resource_exhausted(format!(
                 "{} queries are running and {} are waiting, the most this domain accepts \
                  (--max-scans, --scan-queue); retry later with backoff",
                 limits.max_scans, limits.scan_queue
             )));
         }
-        let acquire = Arc::clone(&self.inner.slots).acquire_owned();
-        match tokio::time::timeout(limits.scan_queue_timeout, acquire).await {
-            Ok(Ok(permit)) => Ok(ScanSlot { _permit: permit }),
-            Ok(Err(_)) => Err(Status::unavailable("the domain is shutting down; retry on another replica")),
-            Err(_) => Err(Status::resource_exhausted(format!(
-                "no scan slot came free within {} ({} queries running; --scan-queue-timeout, \
+        let (acquire, started) = (Arc::clone(&self.inner.slots).acquire_owned(), Instant::now());
+        let waited = tokio::time::timeout(limits.scan_queue_timeout, acquire).await;
+        meters.queue_wait.observe(started.elapsed().as_secs_f64());
+        match waited {
+            Ok(Ok(permit)) => Ok(ScanSlot::new(permit, meters)),
+            Ok(Err(_)) => {
+                meters.refused("shutting_down");
+                Err(Status::unavailable("the domain is shutting down; retry on another replica"))
+            }
+            Err(_) => {
+                meters.refused("queue_timeout");
+                Err(Status::resource_exhausted(format!(
+                    "no scan slot came free within {} ({} queries running; --scan-queue-timeout, \
                  --max-scans); retry later with backoff",
-                humantime::format_duration(limits.scan_queue_timeout),
-                limits.max_scans
-            ))),
+                    humantime::format_duration(limits.scan_queue_timeout),
+                    limits.max_scans
+                )))
+            }
         }
+    }
+
+    /// Counts a stream cut before its end for `reason`.
+    pub(crate) fn count_cut(&self, reason: &str) {
+        self.inner.meters.cut.with_label_values(&[reason]).inc();
     }
 
     /// Scans running now.
@@ -179,11 +274,20 @@ impl Default for Admission {
 }
 
 /// Counts a query in the queue while it waits.
-struct Queued<'a>(&'a AtomicUsize);
+struct Queued<'a>(&'a AtomicUsize, &'a IntGauge);
+
+impl<'a> Queued<'a> {
+    /// `waiting` was already counted up; the gauge follows it.
+    fn new(waiting: &'a AtomicUsize, gauge: &'a IntGauge) -> Self {
+        gauge.inc();
+        Self(waiting, gauge)
+    }
+}
 
 impl Drop for Queued<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+        self.1.dec();
     }
 }
 

@@ -224,6 +224,7 @@ pub(crate) fn start(
             }
             Err(stop) => {
                 tracing::info!(rows = sent, reason = ?stop, "query stopped");
+                scan.watch.admission.count_cut(stop.label());
                 let status = stop_status(stop, sent);
                 let detail = status.as_ref().map(|s| s.message().to_owned()).unwrap_or_default();
                 if let Some(status) = status {

@@ -27,6 +27,7 @@ use crate::error::{DomainError, Result};
 use crate::query::grant::Grant;
 use crate::query::pseudonym::PseudonymKey;
 use crate::serve::audit::{Audit, AuditLog};
+use crate::serve::meters::AgreementMeters;
 use crate::serve::product::Product;
 use crate::serve::registries::{RegistryClient, Timeouts};
 
@@ -90,7 +91,7 @@ impl Governance {
             start_time: Some(prost_types::Timestamp::from(std::time::SystemTime::now())),
             ..Default::default()
         };
-        Audit { log: self.audit.clone(), record }
+        Audit { log: self.audit.clone(), record, meters: Some(product.read_meters.clone()), format: "" }
     }
 
     /// What `caller` may read of `product` now.
@@ -157,6 +158,7 @@ const WATCH_TIMEOUTS: Timeouts =
 /// next while one cannot be reached) until `stop` turns true.
 pub(crate) async fn keep_agreements(
     governance: Arc<Governance>,
+    meters: AgreementMeters,
     registries: Vec<String>,
     credentials: Credentials,
     products: Vec<String>,
@@ -175,7 +177,7 @@ pub(crate) async fn keep_agreements(
             return;
         }
     };
-    let mut sync = AgreementSync { governance, failing: false };
+    let mut sync = AgreementSync { governance, meters, failing: false };
     let mut after = None;
     loop {
         // Watching before asking: nothing decided while we ask is missed.
@@ -252,6 +254,7 @@ async fn follow(
 /// Asking the registry for agreements, noting when it fails and recovers.
 struct AgreementSync {
     governance: Arc<Governance>,
+    meters: AgreementMeters,
     failing: bool,
 }
 
@@ -269,6 +272,7 @@ impl AgreementSync {
                     tracing::info!(registry = %registry.url(), "agreements current again");
                     self.failing = false;
                 }
+                self.meters.synced(product, agreements.len());
                 if let Err(error) = self.governance.replace(product, agreements) {
                     tracing::error!(%error, "cannot keep the agreements locally");
                 }

@@ -18,6 +18,7 @@ use crate::serve::audit_service::{AUDIT_SERVICE, Reads};
 use crate::serve::config::DomainArgs;
 use crate::serve::flight::{FLIGHT_SERVICE, FlightFace};
 use crate::serve::governance::{Governance, keep_agreements};
+use crate::serve::meters::DomainMeters;
 use crate::serve::registration::{Registration, keep_registered, watch_health};
 use crate::serve::service::ProductService;
 use mesh_contracts::product::audit_service_server::AuditServiceServer;
@@ -54,7 +55,9 @@ pub async fn run_domain(
         .authenticate(auth.layer()?);
     let credentials = args.client_credentials(domain)?;
     let governance = governance(&services, args, domain)?;
-    let admission = Admission::new(args.limits.admission());
+    let served: Vec<_> = services.iter().map(ProductService::product).collect();
+    let meters = DomainMeters::register(&server.metrics(), &served);
+    let admission = Admission::metered(args.limits.admission(), meters.admission.clone());
     let mut products = Vec::new();
     let mut served_services = Vec::new();
     for service in services {
@@ -81,13 +84,20 @@ pub async fn run_domain(
     let ids = products.iter().map(|p| p.product.spec.id.clone()).collect();
     let agreements = tokio::spawn(keep_agreements(
         governance,
+        meters.agreements,
         args.registries(),
         credentials.clone(),
         ids,
         stopped.clone(),
     ));
-    let registration =
-        tokio::spawn(keep_registered(args.registries(), credentials, advertise, products, stopped));
+    let registration = tokio::spawn(keep_registered(
+        args.registries(),
+        credentials,
+        advertise,
+        products,
+        meters.registration,
+        stopped,
+    ));
     let served = server
         .serve(listener, async {
             shutdown.await;

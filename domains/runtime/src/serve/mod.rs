@@ -8,6 +8,7 @@ pub mod config;
 pub mod flight;
 pub mod governance;
 pub mod hosting;
+mod meters;
 pub mod output;
 pub mod product;
 mod registration;

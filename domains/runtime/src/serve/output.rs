@@ -36,6 +36,17 @@ pub enum RowFormat {
 }
 
 impl RowFormat {
+    /// Its name as a metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RowFormat::Protobuf => "grpc",
+            RowFormat::Ndjson => "ndjson",
+            RowFormat::Csv => "csv",
+            RowFormat::JsonPage { .. } => "json",
+            RowFormat::Arrow => "arrow",
+        }
+    }
+
     /// The media type of the encoded rows.
     pub fn content_type(self) -> &'static str {
         match self {

@@ -10,7 +10,7 @@ use prost_reflect::DescriptorPool;
 use tonic::Status;
 
 use crate::error::{DomainError, Result};
-use crate::ingest::Destination;
+use crate::ingest::{Destination, LoadMeters};
 use crate::query::dialect::Dialect;
 use crate::query::grant::{AccessPolicy, Grant};
 use crate::query::part::{Part, Partitioning, splittable};
@@ -18,7 +18,7 @@ use crate::query::plan::{QueryPlan, plan};
 use crate::query::resume::ResumeTokens;
 use crate::scan::admission::Admission;
 use crate::scan::stream::{self, Encoding, OnEnd, ScanJob, ScanStream, ScanTarget};
-use crate::serve::audit::Audit;
+use crate::serve::audit::{Audit, ReadMeters};
 use crate::serve::output::RowFormat;
 use crate::store::{DomainStore, Storage, Table};
 use crate::values::schema::RowSchema;
@@ -131,6 +131,10 @@ pub struct Product {
     /// Who may read it, from the contract (read once, not per query).
     access_mode: AccessMode,
     descriptor_set: Vec<u8>,
+    /// Where its loads are counted.
+    pub load_meters: LoadMeters,
+    /// Where its reads are counted.
+    pub read_meters: ReadMeters,
 }
 
 impl Product {
@@ -172,7 +176,22 @@ impl Product {
             token_field,
             active: Default::default(),
         });
-        Ok(Arc::new(Self { spec, schema, shape, store, target, access_mode, descriptor_set }))
+        let load_meters = LoadMeters::new(&spec.id);
+        if let Some(load) = store.load_info(&spec.id)? {
+            load_meters.loaded_at(load.loaded_at_ms);
+        }
+        let read_meters = ReadMeters::new(&spec.id);
+        Ok(Arc::new(Self {
+            spec,
+            schema,
+            shape,
+            store,
+            target,
+            access_mode,
+            descriptor_set,
+            load_meters,
+            read_meters,
+        }))
     }
 
     /// The product's description: contract options, row count, last load
@@ -318,6 +337,7 @@ impl Product {
             product: &self.spec.id,
             schema: &self.schema,
             indexes: &self.spec.indexes,
+            meters: Some(&self.load_meters),
         }
     }
 

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tonic::Code;
 
 use crate::serve::audit::AuditLog;
+use crate::serve::meters::RegistrationMeters;
 use crate::serve::product::Product;
 use crate::serve::registries::{RegistryClient, Timeouts};
 
@@ -88,6 +89,7 @@ pub(crate) async fn keep_registered(
     credentials: Credentials,
     endpoints: Vec<String>,
     products: Vec<Registration>,
+    meters: RegistrationMeters,
     mut stop: watch::Receiver<bool>,
 ) {
     // Several registries are replicas of one catalog: while one cannot be
@@ -116,6 +118,14 @@ pub(crate) async fn keep_registered(
                 tracing::info!(registry = %registry.url(), ?endpoints, "products registered");
             })
         };
+        meters.renewed(match &outcome {
+            Ok(()) => "ok",
+            Err(status) if status.code() == Code::NotFound => "lost",
+            Err(status) if matches!(status.code(), Code::Unauthenticated | Code::PermissionDenied) => {
+                "refused"
+            }
+            Err(_) => "unreachable",
+        });
         match outcome {
             Ok(()) => {
                 registered = true;

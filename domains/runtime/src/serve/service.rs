@@ -90,6 +90,7 @@ pub(crate) async fn read(
     let governance =
         governance.ok_or_else(|| Status::unavailable("this product's access rules are not loaded"))?;
     let mut audit = governance.audit(principal, product);
+    audit.format = format.label();
     let query = match query {
         Ok(query) => query,
         Err(status) => return Err(audit.refuse(status)),

@@ -45,6 +45,19 @@ pub enum Stop {
     Failed(DomainError),
 }
 
+impl Stop {
+    /// The reason as a metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::ClientGone => "client_gone",
+            Self::Stalled(_) => "stalled",
+            Self::OverBudget(_) => "budget",
+            Self::Shutdown => "shutdown",
+            Self::Failed(_) => "failed",
+        }
+    }
+}
+
 impl From<DomainError> for Stop {
     fn from(error: DomainError) -> Self {
         Self::Failed(error)

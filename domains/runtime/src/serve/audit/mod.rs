@@ -10,6 +10,7 @@
 //! lease renewal reports cost no scan of the log.
 
 mod bounded;
+mod meters;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 pub use bounded::{MAX_TEXT, REFUSAL_WINDOW, REFUSALS_PER_WINDOW};
 use bounded::{RefusalLimiter, Verdict};
+pub use meters::ReadMeters;
 
 use mesh_contracts::catalog::Consumer;
 use mesh_contracts::product::{ReadOutcome, ReadRecord};
@@ -227,6 +229,10 @@ pub struct Audit {
     pub log: Option<AuditLog>,
     /// The record, completed as the read ends.
     pub record: ReadRecord,
+    /// Where the read is counted, if anywhere.
+    pub meters: Option<ReadMeters>,
+    /// The format it is served in, as a metric label (`grpc`, `csv`, `arrow`, ...).
+    pub format: &'static str,
 }
 
 fn now() -> prost_types::Timestamp {
@@ -239,6 +245,9 @@ impl Audit {
     pub fn refuse(mut self, status: tonic::Status) -> tonic::Status {
         self.record.outcome = ReadOutcome::Refused.into();
         self.record.detail = status.message().to_owned();
+        if let Some(meters) = &self.meters {
+            meters.refused(self.format, status.code());
+        }
         self.finish();
         status
     }
@@ -250,6 +259,14 @@ impl Audit {
             Ended::Cancelled => (ReadOutcome::Cancelled, String::new()),
             Ended::Failed(detail) => (ReadOutcome::Failed, detail),
         };
+        if let Some(meters) = &self.meters {
+            let label = match outcome {
+                ReadOutcome::Served => "served",
+                ReadOutcome::Cancelled => "cancelled",
+                _ => "failed",
+            };
+            meters.ended(self.format, label, rows, bytes);
+        }
         self.record.outcome = outcome.into();
         self.record.detail = detail;
         self.record.rows = rows as i64;

@@ -108,6 +108,7 @@ impl FlightFace {
         // A refusal is recorded as Query's would be; a granted plan reads
         // nothing, so only the DoGet that follows is a read.
         let mut audit = governance.audit(&principal, &product);
+        audit.format = RowFormat::Arrow.label();
         audit.record.filter = query.filter.clone();
         let grant = match governance.grant(&principal, &product) {
             Ok(grant) => grant,
