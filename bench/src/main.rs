@@ -17,6 +17,7 @@ mod insight_rust;
 mod latency;
 mod memory;
 mod mesh;
+mod observability;
 mod postgres;
 mod product_files;
 mod readlog;
@@ -108,6 +109,9 @@ enum Group {
     /// payment.card_spending served from its product file against the same
     /// product declared in Rust: export, selective query, start to serving.
     ProductFiles,
+    /// Metrics on and traces exported against both off (export, selective
+    /// query); a scrape under 600 idle streams.
+    Observability,
     /// Alone, and only when named: the payment domain on PostgreSQL
     /// streaming the scale given (`--customers 12500000` for 50 million
     /// rows, generated straight into the database) to a slow reader.
@@ -135,6 +139,7 @@ impl Group {
             Group::Exchange => "token exchange...",
             Group::Hostile => "hostile load (its own mesh up)...",
             Group::ProductFiles => "product files: generic server against compiled, start to serving...",
+            Group::Observability => "metrics and traces on against off; a scrape under 600 idle streams...",
             Group::PostgresStream => "generating into PostgreSQL and streaming it to a slow reader...",
         }
     }
@@ -159,6 +164,7 @@ impl Group {
             Group::Exchange => exchange::figures(run).await,
             Group::Hostile => hostile::figures(run).await,
             Group::ProductFiles => product_files::figures(run).await,
+            Group::Observability => observability::figures(run).await,
             Group::PostgresStream => postgres::large_stream_figures(&run.data, run.generator).await,
         }
     }

@@ -60,6 +60,11 @@ pub(crate) struct Cli {
     #[command(flatten)]
     pub tls: mesh_grpc::ClientTlsArgs,
 
+    /// Where the command's traces go (and, for `mesh up` and the serve
+    /// commands, the services').
+    #[command(flatten)]
+    pub trace: mesh_grpc::telemetry::TraceArgs,
+
     /// The token calls carry: MESH_TOKEN, else the registry's profile.
     #[arg(skip)]
     pub credentials: mesh_grpc::Credentials,
@@ -77,6 +82,7 @@ impl Cli {
             registry: self.registry.clone(),
             timeout: self.timeout,
             tls: self.tls.clone(),
+            trace: self.trace.clone(),
             credentials: self.credentials.clone(),
             command: Command::Whoami,
         }

@@ -41,16 +41,30 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+use tracing::Instrument;
+
 /// Parses the command line and runs the command.
 async fn command() -> std::process::ExitCode {
     let mut cli = Cli::parse();
     // Commands hosting services log what they do; client commands only warn.
-    let level = if cli.command.serves() { "info" } else { "warn" };
-    mesh_grpc::init_logging_at(level);
-    let outcome = match session::start(&mut cli).await {
-        Ok(()) => run(&cli).await,
-        Err(error) => Err(error),
+    let (level, service) =
+        if cli.command.serves() { ("info", "mesh-services") } else { ("warn", "mesh-cli") };
+    let telemetry = match mesh_grpc::telemetry::init(level, service, &cli.trace) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
     };
+    // One span for the whole command: the root of its trace.
+    let span = tracing::info_span!("mesh");
+    let outcome = async {
+        session::start(&mut cli).await?;
+        run(&cli).await
+    }
+    .instrument(span)
+    .await;
+    telemetry.shutdown();
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {

@@ -28,4 +28,5 @@ mod sql;
 mod standards;
 mod tls;
 mod tokens;
+mod traces;
 mod up;

@@ -7,23 +7,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A base port with four free ports after it.
-fn free_base_port() -> u16 {
-    for _ in 0..50 {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = probe.local_addr().unwrap().port();
-        drop(probe);
-        if base < 60000 && (0..4).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no four free ports in a row");
-}
-
 #[test]
 fn mesh_up_serves_and_stops_on_sigint() {
     let dir = tempfile::tempdir().unwrap();
-    let base = free_base_port();
+    let base = crate::common::free_base_port();
     let mut up = Command::new(mesh_e2e::workspace_binary("mesh"))
         .args(["up", "--customers", "300", "--quarters", "1", "--base-port", &base.to_string(), "--data-dir"])
         .arg(dir.path())

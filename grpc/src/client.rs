@@ -60,6 +60,7 @@ impl tower::Service<http::Request<Body>> for MeshChannel {
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        crate::telemetry::inject(request.headers_mut());
         match self.credentials.header() {
             Ok(Some(value)) => {
                 request.headers_mut().insert(http::header::AUTHORIZATION, value);

@@ -33,6 +33,9 @@ pub enum GrpcError {
          (MESH_AUTH_OIDC_ISSUER); --insecure-no-auth runs without it, for a throwaway service only"
     )]
     AuthNotConfigured,
+    /// A setting given on the command line cannot be used.
+    #[error("{0}")]
+    Config(String),
     /// A TLS file cannot be read or used.
     #[error("TLS: {0}")]
     Tls(String),

@@ -21,6 +21,7 @@ pub mod rest;
 pub mod sealed_tokens;
 pub mod server;
 pub mod signal;
+pub mod telemetry;
 pub mod tls;
 mod tls_domain;
 mod tls_incoming;

@@ -48,6 +48,7 @@ pub struct MeshServer {
     public: Vec<&'static str>,
     documents: Vec<&'static str>,
     metrics: Metrics,
+    metered: bool,
     known: KnownMethods,
 }
 
@@ -69,6 +70,10 @@ impl MeshServer {
             health.set_service_status(*service, ServingStatus::Serving).await;
         }
         let mut routes = reflection_routes(descriptor_sets, services)?.add_service(health_service);
+        let mut known = KnownMethods::new(descriptor_sets);
+        for service in services.iter().copied().chain(crate::metrics::ALWAYS_SERVED) {
+            known.serve(service);
+        }
         let router = std::mem::take(routes.axum_router_mut());
         *routes.axum_router_mut() = router.fallback(not_found);
         Ok(Self {
@@ -81,8 +86,16 @@ impl MeshServer {
             public: Vec::new(),
             documents: Vec::new(),
             metrics: Metrics::new(),
-            known: KnownMethods::new(descriptor_sets),
+            metered: true,
+            known,
         })
+    }
+
+    /// Whether calls are counted and `/metrics` served (`metered`, the
+    /// default); off only to measure what metrics cost.
+    pub fn metered(mut self, metered: bool) -> Self {
+        self.metered = metered;
+        self
     }
 
     /// The service's metrics, served at `/metrics`: register the service's
@@ -153,6 +166,7 @@ impl MeshServer {
         S::Response: axum::response::IntoResponse,
         S::Future: Send + 'static,
     {
+        self.known.serve(S::NAME);
         self.routes = self.routes.add_service(service);
         self
     }
@@ -170,11 +184,13 @@ impl MeshServer {
             + 'static,
         S::Future: Send + 'static,
     {
-        // An exact gRPC path is a method the meter may name.
-        if let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/'))
-            && !method.contains('{')
-        {
-            self.known.add(service, [method]);
+        // What the meter may name: one method, or every method of a service.
+        if let Some((service, method)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) {
+            if method.contains('{') {
+                self.known.serve(service);
+            } else {
+                self.known.add(service, [method]);
+            }
         }
         let router = std::mem::take(self.routes.axum_router_mut());
         *self.routes.axum_router_mut() = router.route_service(path, service);
@@ -199,14 +215,17 @@ impl MeshServer {
             .documents(&self.documents)
             .count_refusals(self.metrics.clone());
         let mut routes = self.routes;
-        let router = std::mem::take(routes.axum_router_mut());
-        *routes.axum_router_mut() =
-            router.merge(crate::metrics::endpoint_router(self.metrics.clone(), authenticate.metrics_open()));
-        let meter = CallMeter::new(self.metrics, self.known);
+        if self.metered {
+            let router = std::mem::take(routes.axum_router_mut());
+            let endpoint = crate::metrics::endpoint_router(self.metrics.clone(), authenticate.metrics_open());
+            *routes.axum_router_mut() = router.merge(endpoint);
+        }
+        let meter = self.metered.then(|| CallMeter::new(self.metrics, self.known));
         let (began, begun) = tokio::sync::oneshot::channel::<()>();
         let router = Server::builder()
             .accept_http1(true)
-            .layer(meter)
+            .layer(tower::util::option_layer(meter))
+            .layer(crate::telemetry::TraceCalls)
             .layer(authenticate)
             .initial_stream_window_size(Some(STREAM_WINDOW))
             .initial_connection_window_size(Some(CONNECTION_WINDOW))

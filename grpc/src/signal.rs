@@ -1,25 +1,17 @@
 //! Logging set-up and the shutdown signal of a mesh process.
 
 use std::future::Future;
-use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
-
-/// Logs to stderr with `RUST_LOG` (default `info`), colour only on a terminal.
+/// Logs to stderr with `RUST_LOG`, or `info` when unset (see
+/// [`init_logging_at`]).
 pub fn init_logging() {
     init_logging_at("info");
 }
 
-/// Logs to stderr with `RUST_LOG`, or `default` (e.g. `warn`) when unset.
+/// Logs to stderr with `RUST_LOG`, or `default` (e.g. `warn`) when unset,
+/// exporting no traces (see [`crate::telemetry::init`] for those).
 pub fn init_logging_at(default: &str) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        // A closed log pipe must not take the service down: the subscriber's
-        // own error report would panic writing to that same stderr.
-        .log_internal_errors(false)
-        .try_init();
+    let _ = crate::telemetry::init(default, "mesh", &crate::telemetry::TraceArgs::default());
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed

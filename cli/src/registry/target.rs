@@ -36,6 +36,7 @@ impl Target {
     /// Finds `product` through the registry at `registry` (or its cache);
     /// `endpoint` overrides where it is called, and is asked for the
     /// contract when the registry cannot be reached.
+    #[tracing::instrument(name = "resolve", skip_all, fields(product))]
     pub(crate) async fn resolve(cli: &Cli, product: &str, endpoint: Option<&str>) -> Result<Self> {
         let mut client = Registry::of(cli)?;
         // Finding the endpoint needs no columns: the basic view is the light

@@ -20,12 +20,16 @@ use clap::Parser;
 struct Cli {
     #[command(flatten)]
     args: mesh_domain_server::ServeArgs,
+
+    #[command(flatten)]
+    trace: mesh_grpc::telemetry::TraceArgs,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    mesh_grpc::init_logging();
+    let telemetry = mesh_grpc::telemetry::init("info", "mesh-domain", &cli.trace)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(mesh_domain_server::run_until_signal(cli.args))?;
+    telemetry.shutdown();
     Ok(())
 }

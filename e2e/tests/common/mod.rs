@@ -266,3 +266,16 @@ pub(crate) fn sqlite_rows(db: &std::path::Path, sql: &str) -> Vec<Vec<String>> {
         })
         .collect()
 }
+
+/// A base port with four free ports after it (for `mesh up --base-port`).
+pub(crate) fn free_base_port() -> u16 {
+    for _ in 0..50 {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port();
+        drop(probe);
+        if base < 60000 && (0..4).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no four free ports in a row");
+}

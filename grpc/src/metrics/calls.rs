@@ -8,7 +8,7 @@
 //! `/v1/products/{product}/rows`); anything else is `other`, so a caller
 //! inventing paths adds no series.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -26,9 +26,14 @@ use crate::unary::BoxFuture;
 const OTHER: &str = "other";
 /// The service label of plain HTTP requests (REST, pages, `/metrics`).
 const HTTP: &str = "http";
+/// The code of an HTTP response whose client went away before its end
+/// (as proxies log it).
+const HTTP_CLIENT_GONE: &str = "499";
+/// The code of an HTTP response the server cut after its headers.
+const HTTP_CUT: &str = "500";
 
-/// Services every mesh server may answer whatever its descriptors say:
-/// health, reflection and Arrow Flight, with their methods.
+/// Services whose methods are known whatever the descriptors say: health,
+/// reflection and Arrow Flight.
 const STANDARD: [(&str, &[&str]); 4] = [
     ("grpc.health.v1.Health", &["Check", "Watch"]),
     ("grpc.reflection.v1.ServerReflection", &["ServerReflectionInfo"]),
@@ -50,31 +55,47 @@ const STANDARD: [(&str, &[&str]); 4] = [
     ),
 ];
 
+/// What every mesh server serves: health and reflection.
+pub const ALWAYS_SERVED: [&str; 3] = [
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
 /// The gRPC methods a server answers, as `service/Method`: the label
-/// values calls may get.
+/// values calls may get. Methods are known from the descriptor sets the
+/// server is given, and count once the server serves their service.
 #[derive(Debug, Clone, Default)]
 pub struct KnownMethods {
+    described: HashMap<String, Vec<String>>,
     methods: HashSet<Arc<str>>,
 }
 
 impl KnownMethods {
-    /// The standard services' methods and those of every service described
-    /// in `descriptor_sets` (sets that do not decode add nothing).
+    /// The methods of the standard services and of every service described
+    /// in `descriptor_sets` (sets that do not decode add nothing); none served yet.
     pub fn new(descriptor_sets: &[&[u8]]) -> Self {
         let mut known = Self::default();
         for (service, methods) in STANDARD {
-            known.add(service, methods.iter().copied());
+            known.described.insert(service.to_owned(), methods.iter().map(|m| (*m).to_owned()).collect());
         }
         for set in descriptor_sets {
             let Ok(pool) = prost_reflect::DescriptorPool::decode(*set) else { continue };
             for service in pool.services() {
-                known.add(service.full_name(), service.methods().map(|m| m.name().to_owned()));
+                let methods = service.methods().map(|m| m.name().to_owned()).collect();
+                known.described.insert(service.full_name().to_owned(), methods);
             }
         }
         known
     }
 
-    /// Adds `service`'s `methods`.
+    /// The server serves `service`: its described methods become labels.
+    pub fn serve(&mut self, service: &str) {
+        let methods = self.described.get(service).cloned().unwrap_or_default();
+        self.add(service, methods);
+    }
+
+    /// The server serves `service`'s `methods`.
     pub fn add<M: AsRef<str>>(&mut self, service: &str, methods: impl IntoIterator<Item = M>) {
         for method in methods {
             self.methods.insert(Arc::from(format!("{service}/{}", method.as_ref())));
@@ -248,6 +269,10 @@ impl MeteredBody {
         }
     }
 
+    fn is_grpc(&self) -> bool {
+        self.call.as_ref().is_some_and(|c| c.grpc)
+    }
+
     /// The code of a response that ended without a `grpc-status` trailer.
     fn ended_code(&self) -> String {
         match (&self.call, &self.http_code) {
@@ -271,10 +296,15 @@ impl http_body::Body for MeteredBody {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(code) = frame.trailers_ref().and_then(grpc_code) {
                     self.end(&code);
+                } else if self.inner.is_end_stream() {
+                    // Its last frame: the server may never poll again.
+                    let code = self.ended_code();
+                    self.end(&code);
                 }
             }
             Poll::Ready(Some(Err(status))) => {
-                let code = crate::rest::status_name(status.code());
+                // An HTTP body cut by the server counts as its failure.
+                let code = if self.is_grpc() { crate::rest::status_name(status.code()) } else { HTTP_CUT };
                 self.end(code);
             }
             Poll::Ready(None) => {
@@ -298,12 +328,8 @@ impl http_body::Body for MeteredBody {
 impl Drop for MeteredBody {
     fn drop(&mut self) {
         // Dropped before its end: the client went away.
-        let code = if self.call.as_ref().is_some_and(|c| c.grpc) {
-            "CANCELLED".to_owned()
-        } else {
-            self.ended_code()
-        };
-        self.end(&code);
+        let code = if self.is_grpc() { "CANCELLED" } else { HTTP_CLIENT_GONE };
+        self.end(code);
     }
 }
 
@@ -313,7 +339,10 @@ mod tests {
 
     #[test]
     fn only_methods_the_server_answers_are_labels() {
-        let known = KnownMethods::new(&[]);
+        let mut known = KnownMethods::new(&[]);
+        let (service, method) = known.labels("/arrow.flight.protocol.FlightService/DoGet");
+        assert_eq!((&*service, &*method), (OTHER, OTHER), "described, not served");
+        known.serve("arrow.flight.protocol.FlightService");
         let (service, method) = known.labels("/arrow.flight.protocol.FlightService/DoGet");
         assert_eq!((&*service, &*method), ("arrow.flight.protocol.FlightService", "DoGet"));
         for invented in ["/arrow.flight.protocol.FlightService/Nope", "/x.Y/Z", "/", "", "//"] {

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use prometheus::core::Collector;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-pub use calls::{CallMeter, KnownMethods, MarkRoute, Route};
+pub use calls::{ALWAYS_SERVED, CallMeter, KnownMethods, MarkRoute, Route};
 pub(crate) use endpoint::router as endpoint_router;
 pub use endpoint::{METRICS_PATH, METRICS_ROLE};
 

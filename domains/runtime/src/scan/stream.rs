@@ -206,9 +206,11 @@ pub(crate) fn start(
     let send_timeout = limits.send_timeout;
     let runtime = tokio::runtime::Handle::current();
     let active = ScanGuard::start(&target.active);
+    // The scan's span is a child of the call's, on the scan's own thread.
+    let call = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
         let (_slot, _active) = (slot, active);
-        let span = tracing::info_span!("query", product = target.product, caller = %caller);
+        let span = tracing::info_span!(parent: &call, "scan", product = target.product, caller = %caller);
         let _entered = span.enter();
         let mut scan = Scan::new(&target, &plan, encoding, sender, watch, send_timeout, runtime);
         let outcome = scan.run();
@@ -258,6 +260,8 @@ struct Scan<'a> {
     last_key: Vec<Value>,
     in_batch: u64,
     more: bool,
+    /// The span of the batch being read and encoded.
+    encoding: Option<tracing::span::EnteredSpan>,
 }
 
 impl<'a> Scan<'a> {
@@ -304,6 +308,7 @@ impl<'a> Scan<'a> {
             last_key: Vec::with_capacity(plan.sort.len()),
             in_batch: 0,
             more: false,
+            encoding: None,
         }
     }
 
@@ -351,6 +356,9 @@ impl RowSink for Scan<'_> {
             self.more = true;
             return Ok(false);
         }
+        if self.encoding.is_none() {
+            self.encoding = Some(tracing::info_span!("encode").entered());
+        }
         self.writer.row(row)?;
         read_key(row, self.plan.projection.len(), self.plan.sort.len(), &mut self.last_key)?;
         self.in_batch += 1;
@@ -374,6 +382,7 @@ impl Scan<'_> {
         let token = (resumable && self.in_batch > 0)
             .then(|| self.target.tokens.issue(&self.plan.point(self.last_key.clone(), sent, self.load)));
         let batch = self.writer.finish(token.as_deref().unwrap_or_default().as_bytes())?;
+        self.encoding = None;
         self.send(batch)?;
         self.sent = sent;
         self.in_batch = 0;

@@ -80,6 +80,11 @@ pub struct DomainArgs {
     #[arg(long = "cors-origin", env = "MESH_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origins: Vec<http::HeaderValue>,
 
+    /// Serve no `/metrics` and count no calls (to measure what metrics
+    /// cost; operators want them on).
+    #[arg(long, env = "MESH_NO_METRICS")]
+    pub no_metrics: bool,
+
     /// Credentials given by the program that embeds the domain (`mesh up`);
     /// they take precedence over --token-file and --issuer-dir.
     #[arg(skip)]
@@ -98,6 +103,7 @@ impl Default for DomainArgs {
             tls: Default::default(),
             client_tls: Default::default(),
             auth: Default::default(),
+            no_metrics: false,
             token_file: None,
             issuer_dir: None,
             pseudonym_key: None,

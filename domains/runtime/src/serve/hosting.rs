@@ -52,7 +52,8 @@ pub async fn run_domain(
         .await?
         .shutdown_grace(args.limits.shutdown_grace)
         .tls(&args.tls)
-        .authenticate(auth.layer()?);
+        .authenticate(auth.layer()?)
+        .metered(!args.no_metrics);
     let credentials = args.client_credentials(domain)?;
     let governance = governance(&services, args, domain)?;
     let served: Vec<_> = services.iter().map(ProductService::product).collect();

@@ -8,6 +8,7 @@ use mesh_contracts::descriptor::{ProductShape, RESUME_TOKEN_FIELD, service_descr
 use mesh_contracts::product::{AccessMode, DescribeResponse, QueryRequest};
 use prost_reflect::DescriptorPool;
 use tonic::Status;
+use tracing::Instrument;
 
 use crate::error::{DomainError, Result};
 use crate::ingest::{Destination, LoadMeters};
@@ -244,7 +245,9 @@ impl Product {
         part: Option<&Part>,
     ) -> Result<Started, Status> {
         let Reader { caller, peer, admission, mut audit } = reader;
-        let plan = match plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect(), part) {
+        let planned = tracing::info_span!("plan")
+            .in_scope(|| plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect(), part));
+        let plan = match planned {
             Ok(plan) => QueryPlan { page: format.page_size(), ..plan },
             Err(error) => {
                 tracing::info!(product = %self.spec.id, %caller, %error, "query refused");
@@ -259,7 +262,7 @@ impl Product {
             Ok(stream) => stream,
             Err(status) => return Err(audit.refuse(status)),
         };
-        let slot = match admission.admit().await {
+        let slot = match admission.admit().instrument(tracing::info_span!("admission")).await {
             Ok(slot) => slot,
             Err(status) => return Err(audit.refuse(status)),
         };
