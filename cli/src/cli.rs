@@ -22,6 +22,7 @@ use crate::commands::subscriptions::{SubscribeArgs, SubscriptionsCommand};
 use crate::commands::token::TokenCommand;
 #[cfg(feature = "local")]
 use crate::commands::up::UpArgs;
+use crate::commands::usage::UsageArgs;
 use crate::commands::watch::WatchArgs;
 
 /// The registry the CLI calls when not told otherwise (where `mesh up` runs it).
@@ -128,6 +129,14 @@ pub(crate) enum Command {
     ///   mesh audit customer.profiles --principal ana
     #[command(verbatim_doc_comment)]
     Audit(AuditArgs),
+    /// How much a product is read: reads, rows and bytes per day, refusals
+    /// by reason, the slowest reads (owners only).
+    ///
+    /// Examples:
+    ///   mesh usage payment.card_spending
+    ///   mesh usage customer.profiles --since 7days --slowest 20
+    #[command(verbatim_doc_comment)]
+    Usage(UsageArgs),
     /// Follow the catalog's events as they happen: versions published,
     /// deprecations, endpoints, access decisions (those you may see).
     ///
@@ -217,6 +226,7 @@ impl Command {
             | Command::Whoami
             | Command::Access(_)
             | Command::Audit(_)
+            | Command::Usage(_)
             | Command::Watch(_)
             | Command::Subscribe(_)
             | Command::Subscriptions(_)

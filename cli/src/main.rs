@@ -88,6 +88,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Whoami => commands::whoami::run(cli).await,
         Command::Access(command) => commands::access::run(cli, command).await,
         Command::Audit(args) => commands::audit::run(cli, args).await,
+        Command::Usage(args) => commands::usage::run(cli, args).await,
         Command::Watch(args) => commands::watch::run(cli, args).await,
         Command::Subscribe(args) => commands::subscriptions::subscribe(cli, args).await,
         Command::Subscriptions(command) => commands::subscriptions::run(cli, command).await,

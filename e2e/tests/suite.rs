@@ -30,3 +30,4 @@ mod tls;
 mod tokens;
 mod traces;
 mod up;
+mod usage;

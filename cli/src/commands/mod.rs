@@ -24,5 +24,6 @@ pub(crate) mod subscriptions;
 pub(crate) mod token;
 #[cfg(feature = "local")]
 pub(crate) mod up;
+pub(crate) mod usage;
 pub(crate) mod watch;
 pub(crate) mod whoami;

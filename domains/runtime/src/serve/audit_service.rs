@@ -4,16 +4,22 @@
 use std::sync::Arc;
 
 use mesh_contracts::product::audit_service_server::AuditService;
-use mesh_contracts::product::{ListReadsRequest, ListReadsResponse};
-use mesh_grpc::auth::owner_role;
+use mesh_contracts::product::{GetUsageRequest, GetUsageResponse, ListReadsRequest, ListReadsResponse};
+use mesh_grpc::auth::{Principal, owner_role};
 use tonic::{Request, Response, Status};
 
+use crate::serve::audit::{AuditLog, usage};
 use crate::serve::governance::Governance;
+use crate::store::read_log::DAY_MS;
 
 /// The full name of the service.
 pub(crate) const AUDIT_SERVICE: &str = "mesh.product.v1.AuditService";
 /// Records one listing returns unless asked for another number.
 const DEFAULT_PAGE: i64 = 100;
+/// The days of usage summed unless asked for others.
+const DEFAULT_USAGE_DAYS: i64 = 30;
+/// The most days of usage summed at once.
+const MAX_USAGE_DAYS: i64 = 400;
 
 /// The reads of one domain's products.
 #[derive(Debug, Clone)]
@@ -29,26 +35,21 @@ impl Reads {
     }
 }
 
-#[tonic::async_trait]
-impl AuditService for Reads {
-    async fn list_reads(
-        &self,
-        request: Request<ListReadsRequest>,
-    ) -> Result<Response<ListReadsResponse>, Status> {
-        let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
-        let request = request.into_inner();
-        let Some((product, domain)) = self.products.iter().find(|(id, _)| *id == request.product) else {
+impl Reads {
+    /// The read log of `product`, if `caller` may read it: its owners and
+    /// admins only; `what` says what was asked for.
+    fn log_for(&self, caller: &Principal, product: &str, what: &str) -> Result<(AuditLog, String), Status> {
+        let Some((product, domain)) = self.products.iter().find(|(id, _)| id == product) else {
             let served: Vec<&str> = self.products.iter().map(|(id, _)| id.as_str()).collect();
             return Err(Status::not_found(format!(
-                "this domain serves no product `{}`; it serves {}",
-                request.product,
+                "this domain serves no product `{product}`; it serves {}",
                 served.join(", ")
             )));
         };
         let needed = owner_role(domain);
         if !caller.has_role_or_admin(&needed) {
             return Err(Status::permission_denied(format!(
-                "`{}` may not read who read {product}: only its owners may, which needs the role `{needed}` or \
+                "`{}` may not read {what} {product}: only its owners may, which needs the role `{needed}` or \
                  `admin` (mesh whoami shows your roles)",
                 caller.subject
             )));
@@ -58,15 +59,62 @@ impl AuditService for Reads {
             .audit_log()
             .cloned()
             .ok_or_else(|| Status::unavailable("this domain keeps no read log"))?;
-        let since = request
-            .since
-            .map_or(0, |t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000));
+        Ok((log, product.clone()))
+    }
+}
+
+fn ms(timestamp: Option<prost_types::Timestamp>) -> Option<i64> {
+    timestamp.map(|t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000))
+}
+
+#[tonic::async_trait]
+impl AuditService for Reads {
+    async fn list_reads(
+        &self,
+        request: Request<ListReadsRequest>,
+    ) -> Result<Response<ListReadsResponse>, Status> {
+        let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
+        let request = request.into_inner();
+        let (log, product) = self.log_for(&caller, &request.product, "who read")?;
+        let since = ms(request.since).unwrap_or(0);
         let limit = if request.page_size > 0 { i64::from(request.page_size) } else { DEFAULT_PAGE };
-        let (principal, product) = (request.principal, product.clone());
+        let principal = request.principal;
         let reads = tokio::task::spawn_blocking(move || log.list(&product, since, &principal, limit))
             .await
             .map_err(|e| mesh_grpc::internal_status("audit", &e))?
             .map_err(Status::from)?;
         Ok(Response::new(ListReadsResponse { reads }))
+    }
+
+    async fn get_usage(
+        &self,
+        request: Request<GetUsageRequest>,
+    ) -> Result<Response<GetUsageResponse>, Status> {
+        let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
+        let request = request.into_inner();
+        let (log, product) = self.log_for(&caller, &request.product, "the usage of")?;
+        let now = ms(Some(prost_types::Timestamp::from(std::time::SystemTime::now()))).unwrap_or(0);
+        let since = ms(request.since).unwrap_or(now - DEFAULT_USAGE_DAYS * DAY_MS);
+        if since > now || now - since > MAX_USAGE_DAYS * DAY_MS {
+            return Err(Status::invalid_argument(format!(
+                "since: give a time in the last {MAX_USAGE_DAYS} days (usage is summed per day)"
+            )));
+        }
+        let slowest = match usize::try_from(request.slowest) {
+            Ok(0) => usage::DEFAULT_SLOWEST,
+            Ok(n) if n <= usage::MAX_SLOWEST => n,
+            _ => {
+                return Err(Status::invalid_argument(format!(
+                    "slowest: give 1 to {} (or 0 for {})",
+                    usage::MAX_SLOWEST,
+                    usage::DEFAULT_SLOWEST
+                )));
+            }
+        };
+        let usage = tokio::task::spawn_blocking(move || log.usage(&product, since, slowest))
+            .await
+            .map_err(|e| mesh_grpc::internal_status("usage", &e))?
+            .map_err(Status::from)?;
+        Ok(Response::new(usage))
     }
 }

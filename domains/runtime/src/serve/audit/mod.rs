@@ -11,6 +11,7 @@
 
 mod bounded;
 mod meters;
+pub mod usage;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use bounded::{RefusalLimiter, Verdict};
 pub use meters::ReadMeters;
 
 use mesh_contracts::catalog::Consumer;
-use mesh_contracts::product::{ReadOutcome, ReadRecord};
+use mesh_contracts::product::{GetUsageResponse, ReadOutcome, ReadRecord};
 
 use crate::error::{DomainError, Result};
 use crate::scan::stream::Ended;
@@ -119,6 +120,25 @@ impl AuditLog {
                 rows: sum.rows,
             })
             .collect())
+    }
+
+    /// `product`'s usage since `since_ms` with its `slowest` reads, summed
+    /// from at most [`usage::MAX_USAGE_RECORDS`] records, newest first.
+    pub fn usage(&self, product: &str, since_ms: i64, slowest: usize) -> Result<GetUsageResponse> {
+        use prost::Message;
+        let records = self.kept.records(product, since_ms, "", usage::MAX_USAGE_RECORDS + 1)?;
+        let truncated = records.len() as i64 > usage::MAX_USAGE_RECORDS;
+        let reads = records
+            .iter()
+            .take(usage::MAX_USAGE_RECORDS as usize)
+            .map(|bytes| {
+                ReadRecord::decode(bytes.as_slice()).map_err(|e| DomainError::Internal(e.to_string()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Ok(usage::summarize(product, &reads, (since_ms, now_ms), slowest, truncated))
     }
 
     /// Reads of `product` since `since_ms`, of `principal` if given,
@@ -245,6 +265,7 @@ impl Audit {
     pub fn refuse(mut self, status: tonic::Status) -> tonic::Status {
         self.record.outcome = ReadOutcome::Refused.into();
         self.record.detail = status.message().to_owned();
+        self.record.refusal_code = mesh_grpc::rest::status_name(status.code()).to_owned();
         if let Some(meters) = &self.meters {
             meters.refused(self.format, status.code());
         }

@@ -1,0 +1,87 @@
+//! Usage for owners: what `mesh usage` and `GetUsage` sum from the read log
+//! match the reads the test made (served and refused, by reason, rows and
+//! bytes on today's line, the slowest reads); only owners and admins may
+//! ask; a period out of bounds is refused with its message.
+
+use crate::common;
+
+use std::time::Duration;
+
+use common::Mesh;
+use mesh_contracts::product::GetUsageRequest;
+use mesh_contracts::product::QueryRequest;
+use mesh_contracts::product::audit_service_client::AuditServiceClient;
+use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
+use mesh_grpc::MeshChannel;
+
+fn usage_client(mesh: &Mesh, subject: &str, roles: &[&str]) -> AuditServiceClient<MeshChannel> {
+    AuditServiceClient::new(mesh.channel_as(&mesh.payment_url, subject, roles))
+}
+
+// Multi-threaded: the CLI run at the end blocks one thread while the mesh answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_see_reads_rows_bytes_and_refusals_per_day() {
+    let mesh = Mesh::start(200, false).await;
+    let mut bytes = 0;
+    for limit in [5, 7] {
+        let mut client =
+            CardSpendingServiceClient::new(mesh.channel_as(&mesh.payment_url, "lee", &["admin"]));
+        let request = QueryRequest { limit, ..Default::default() };
+        let mut stream = client.query(request).await.unwrap().into_inner();
+        while let Some(batch) = stream.message().await.unwrap() {
+            bytes += prost::Message::encoded_len(&batch) as i64;
+        }
+    }
+    for _ in 0..3 {
+        let mut client =
+            CardSpendingServiceClient::new(mesh.channel_as(&mesh.payment_url, "kim", &["analyst"]));
+        let refused = client.query(QueryRequest::default()).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    }
+    let mut client = CardSpendingServiceClient::new(mesh.channel_as(&mesh.payment_url, "lee", &["admin"]));
+    let bad = QueryRequest { filter: "no_such_column = 1".into(), ..Default::default() };
+    assert_eq!(client.query(bad).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+    // The log commits within its flush period.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let request = GetUsageRequest { product: "payment.card_spending".into(), ..Default::default() };
+    let usage =
+        usage_client(&mesh, "ana", &["owner:payment"]).get_usage(request.clone()).await.unwrap().into_inner();
+    assert_eq!(usage.days.len(), 31, "30 days back and today: {:?}", usage.days);
+    let today = usage.days.last().unwrap();
+    let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    assert_eq!(today.day, date[..10]);
+    // The load's own reads are none: only what the test did.
+    assert_eq!((today.reads, today.rows, today.refusals), (2, 12, 4), "{today:?}");
+    assert!(today.bytes > 0 && today.bytes <= bytes, "{} of {bytes}", today.bytes);
+    let reasons: Vec<(&str, i64)> = usage.refusals.iter().map(|r| (r.reason.as_str(), r.count)).collect();
+    assert_eq!(reasons, [("PERMISSION_DENIED", 3), ("INVALID_ARGUMENT", 1)]);
+    assert_eq!(usage.slowest.len(), 2);
+    assert!(usage.slowest.iter().all(|r| r.principal == "lee"));
+
+    let denied = usage_client(&mesh, "kim", &["analyst"]).get_usage(request.clone()).await.unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        denied.message(),
+        "`kim` may not read the usage of payment.card_spending: only its owners may, which needs the role \
+         `owner:payment` or `admin` (mesh whoami shows your roles)"
+    );
+    let long_ago =
+        GetUsageRequest { since: Some(prost_types::Timestamp { seconds: 0, nanos: 0 }), ..request.clone() };
+    let refused = usage_client(&mesh, "ana", &["owner:payment"]).get_usage(long_ago).await.unwrap_err();
+    assert_eq!(
+        (refused.code(), refused.message()),
+        (tonic::Code::InvalidArgument, "since: give a time in the last 400 days (usage is summed per day)")
+    );
+
+    // The CLI prints the same.
+    let output = mesh.mesh().args(["usage", "payment.card_spending", "--since", "7days"]).output().unwrap();
+    let printed = common::stdout(&output);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let line = printed.lines().find(|l| l.contains(&date[..10])).unwrap_or_else(|| panic!("{printed}"));
+    let cells: Vec<&str> =
+        line.split(|c: char| c.is_whitespace() || "│┆|".contains(c)).filter(|c| !c.is_empty()).collect();
+    assert_eq!(cells[..3], [&date[..10], "2", "12"], "{printed}");
+    assert_eq!(cells[4], "4", "{printed}");
+    assert!(printed.contains("PERMISSION_DENIED") && printed.contains("slowest reads"), "{printed}");
+}
