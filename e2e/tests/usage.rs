@@ -66,13 +66,20 @@ async fn owners_see_reads_rows_bytes_and_refusals_per_day() {
         "`kim` may not read the usage of payment.card_spending: only its owners may, which needs the role \
          `owner:payment` or `admin` (mesh whoami shows your roles)"
     );
-    let long_ago =
-        GetUsageRequest { since: Some(prost_types::Timestamp { seconds: 0, nanos: 0 }), ..request.clone() };
-    let refused = usage_client(&mesh, "ana", &["owner:payment"]).get_usage(long_ago).await.unwrap_err();
-    assert_eq!(
-        (refused.code(), refused.message()),
-        (tonic::Code::InvalidArgument, "since: give a time in the last 400 days (usage is summed per day)")
-    );
+    // Out of bounds, including times whose milliseconds overflow.
+    for seconds in [0, -9_223_372_036_000_000, i64::MIN, i64::MAX] {
+        let out =
+            GetUsageRequest { since: Some(prost_types::Timestamp { seconds, nanos: 0 }), ..request.clone() };
+        let refused = usage_client(&mesh, "ana", &["owner:payment"]).get_usage(out).await.unwrap_err();
+        assert_eq!(
+            (refused.code(), refused.message()),
+            (
+                tonic::Code::InvalidArgument,
+                "since: give a time in the last 400 days (usage is summed per day)"
+            ),
+            "{seconds}"
+        );
+    }
 
     // The CLI prints the same.
     let output = mesh.mesh().args(["usage", "payment.card_spending", "--since", "7days"]).output().unwrap();

@@ -35,8 +35,8 @@ const MAX_SPAN_PATH: usize = 128;
 #[command(next_help_heading = "Tracing")]
 pub struct TraceArgs {
     /// Export OpenTelemetry traces over OTLP/gRPC to this collector, e.g.
-    /// `http://127.0.0.1:4317` (off by default). Calls carry W3C
-    /// `traceparent` either way.
+    /// `http://127.0.0.1:4317` (off by default; calls then carry W3C
+    /// `traceparent` on to the services they make).
     #[arg(long, global = true, env = "MESH_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
 }
@@ -120,12 +120,18 @@ fn exporter(endpoint: &str, service: &str) -> Result<(SdkTracerProvider, tokio::
         .enable_all()
         .build()
         .map_err(|e| bad(&e))?;
-    let _entered = runtime.enter();
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .build()
-        .map_err(|e| bad(&e))?;
+    let built = {
+        let _entered = runtime.enter();
+        opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint).build()
+    };
+    let exporter = match built {
+        Ok(exporter) => exporter,
+        Err(error) => {
+            // Dropped here it would block inside the caller's runtime.
+            runtime.shutdown_background();
+            return Err(bad(&error));
+        }
+    };
     let resource = opentelemetry_sdk::Resource::builder().with_service_name(service.to_owned()).build();
     let provider = SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build();
     Ok((provider, runtime))

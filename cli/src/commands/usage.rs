@@ -62,9 +62,9 @@ pub(crate) async fn run(cli: &Cli, args: &UsageArgs) -> Result<()> {
         let mut slowest = style::table(&["slowest reads", "principal", "took", "rows", "filter"]);
         for read in &usage.slowest {
             let ms = |t: Option<&prost_types::Timestamp>| {
-                t.map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+                t.map_or(0, |t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000))
             };
-            let took = ms(read.end_time.as_ref()) - ms(read.start_time.as_ref());
+            let took = ms(read.end_time.as_ref()).saturating_sub(ms(read.start_time.as_ref()));
             slowest.add_row(vec![
                 style::cell(style::time(read.start_time.as_ref()).unwrap_or_default()),
                 style::cell(&read.principal),

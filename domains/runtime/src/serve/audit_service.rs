@@ -27,11 +27,13 @@ pub(crate) struct Reads {
     governance: Arc<Governance>,
     /// The products served: (id, domain).
     products: Vec<(String, String)>,
+    /// Held while a usage summary is computed.
+    summing: Arc<tokio::sync::Semaphore>,
 }
 
 impl Reads {
     pub(crate) fn new(governance: Arc<Governance>, products: Vec<(String, String)>) -> Self {
-        Self { governance, products }
+        Self { governance, products, summing: Arc::new(tokio::sync::Semaphore::new(1)) }
     }
 }
 
@@ -95,7 +97,7 @@ impl AuditService for Reads {
         let (log, product) = self.log_for(&caller, &request.product, "the usage of")?;
         let now = ms(Some(prost_types::Timestamp::from(std::time::SystemTime::now()))).unwrap_or(0);
         let since = ms(request.since).unwrap_or(now - DEFAULT_USAGE_DAYS * DAY_MS);
-        if since > now || now - since > MAX_USAGE_DAYS * DAY_MS {
+        if since > now || since < now.saturating_sub(MAX_USAGE_DAYS * DAY_MS) {
             return Err(Status::invalid_argument(format!(
                 "since: give a time in the last {MAX_USAGE_DAYS} days (usage is summed per day)"
             )));
@@ -111,6 +113,12 @@ impl AuditService for Reads {
                 )));
             }
         };
+        // One summary at a time per domain: each reads up to 100,000 records.
+        let _one = self.summing.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(
+                "another usage summary of this domain is being computed; retry in a few seconds",
+            )
+        })?;
         let usage = tokio::task::spawn_blocking(move || log.usage(&product, since, slowest))
             .await
             .map_err(|e| mesh_grpc::internal_status("usage", &e))?

@@ -128,17 +128,19 @@ impl AuditLog {
         use prost::Message;
         let records = self.kept.records(product, since_ms, "", usage::MAX_USAGE_RECORDS + 1)?;
         let truncated = records.len() as i64 > usage::MAX_USAGE_RECORDS;
+        let mut damaged = None;
         let reads = records
-            .iter()
+            .into_iter()
             .take(usage::MAX_USAGE_RECORDS as usize)
-            .map(|bytes| {
-                ReadRecord::decode(bytes.as_slice()).map_err(|e| DomainError::Internal(e.to_string()))
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .map_while(|bytes| ReadRecord::decode(bytes.as_slice()).map_err(|e| damaged = Some(e)).ok());
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        Ok(usage::summarize(product, &reads, (since_ms, now_ms), slowest, truncated))
+        let summed = usage::summarize(product, reads, (since_ms, now_ms), slowest, truncated);
+        match damaged {
+            Some(error) => Err(DomainError::Internal(format!("a read record does not decode: {error}"))),
+            None => Ok(summed),
+        }
     }
 
     /// Reads of `product` since `since_ms`, of `principal` if given,

@@ -1,17 +1,19 @@
 //! A product's usage for its owners, summed from its read log: reads, rows
 //! and bytes per day (UTC), refusals by the code the callers got, and the
 //! slowest reads. At most [`MAX_USAGE_RECORDS`] records are read, newest
-//! first; the answer says when the log held more.
+//! first, each summed as it is decoded; the answer says when the log held
+//! more.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use mesh_contracts::product::{DailyUsage, GetUsageResponse, ReadOutcome, ReadRecord, RefusalCount};
 
 use crate::store::read_log::DAY_MS;
 
-/// Records read to sum one product's usage: a year of a busy product's
-/// reads at a few thousand a day, decoded in well under a second.
-pub const MAX_USAGE_RECORDS: i64 = 1_000_000;
+/// Records read to sum one product's usage (held raw while they are summed:
+/// records are bounded to a few KiB, so at most a few hundred MiB).
+pub const MAX_USAGE_RECORDS: i64 = 100_000;
 /// The most slow reads returned.
 pub const MAX_SLOWEST: usize = 100;
 /// The slowest reads returned unless asked for another number.
@@ -20,7 +22,7 @@ pub const DEFAULT_SLOWEST: usize = 10;
 const UNRECORDED: &str = "UNRECORDED";
 
 fn ms(timestamp: Option<&prost_types::Timestamp>) -> i64 {
-    timestamp.map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+    timestamp.map_or(0, |t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000))
 }
 
 /// `2026-12-04` for the UTC day `day` (days since the epoch).
@@ -31,10 +33,11 @@ fn day_name(day: i64) -> String {
 
 /// Sums `records` (newest first, from `since_ms` on) of `product` into its
 /// usage up to `now_ms`, with the `slowest` reads; `truncated` when the log
-/// held more records than were read.
+/// held more records than were read. `since_ms` must be at most a few
+/// hundred days before `now_ms` (one entry per day is made).
 pub fn summarize(
     product: &str,
-    records: &[ReadRecord],
+    records: impl IntoIterator<Item = ReadRecord>,
     (since_ms, now_ms): (i64, i64),
     slowest: usize,
     truncated: bool,
@@ -43,15 +46,21 @@ pub fn summarize(
     let mut days: Vec<DailyUsage> =
         (first_day..=last_day).map(|day| DailyUsage { day: day_name(day), ..Default::default() }).collect();
     let mut reasons: HashMap<String, i64> = HashMap::new();
+    let keep = slowest.min(MAX_SLOWEST);
+    // The slowest so far, fastest on top: (duration, order read, record).
+    let mut slow: BinaryHeap<Reverse<(i64, usize, Slow)>> = BinaryHeap::new();
+    let mut count = 0;
     for read in records {
+        count += 1;
+        let duration = ms(read.end_time.as_ref()).saturating_sub(ms(read.start_time.as_ref()));
         let index = ms(read.start_time.as_ref()).div_euclid(DAY_MS) - first_day;
         let Some(day) = usize::try_from(index).ok().and_then(|i| days.get_mut(i)) else { continue };
         if read.outcome == ReadOutcome::Refused as i32 {
             // A recorded refusal stands for itself and those counted before it.
-            let count = 1 + read.refusals_not_recorded.max(0);
-            day.refusals += count;
+            let refused = 1 + read.refusals_not_recorded.max(0);
+            day.refusals += refused;
             let reason = if read.refusal_code.is_empty() { UNRECORDED } else { read.refusal_code.as_str() };
-            *reasons.entry(reason.to_owned()).or_default() += count;
+            *reasons.entry(reason.to_owned()).or_default() += refused;
             continue;
         }
         if read.outcome == ReadOutcome::Served as i32 || read.rows > 0 {
@@ -59,21 +68,47 @@ pub fn summarize(
         }
         day.rows += read.rows.max(0);
         day.bytes += read.bytes.max(0);
+        if keep > 0 && read.end_time.is_some() {
+            slow.push(Reverse((duration, count, Slow(read))));
+            if slow.len() > keep {
+                slow.pop();
+            }
+        }
     }
     let mut refusals: Vec<RefusalCount> =
         reasons.into_iter().map(|(reason, count)| RefusalCount { reason, count }).collect();
     refusals.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
-    let duration = |read: &ReadRecord| ms(read.end_time.as_ref()) - ms(read.start_time.as_ref());
-    let mut slow: Vec<&ReadRecord> =
-        records.iter().filter(|r| r.outcome != ReadOutcome::Refused as i32 && r.end_time.is_some()).collect();
-    slow.sort_by_key(|read| std::cmp::Reverse(duration(read)));
+    let slowest = slow.into_sorted_vec().into_iter().map(|Reverse((_, _, Slow(read)))| read).collect();
     GetUsageResponse {
         product: product.to_owned(),
         days,
         refusals,
-        slowest: slow.into_iter().take(slowest.min(MAX_SLOWEST)).cloned().collect(),
-        records: records.len() as i64,
+        slowest,
+        records: count as i64,
         truncated,
+    }
+}
+
+/// A record kept among the slowest, ordered by the duration beside it.
+struct Slow(ReadRecord);
+
+impl PartialEq for Slow {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Slow {}
+
+impl PartialOrd for Slow {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Slow {
+    fn cmp(&self, _: &Self) -> std::cmp::Ordering {
+        std::cmp::Ordering::Equal
     }
 }
 
@@ -116,7 +151,7 @@ mod tests {
             refused("", 0),
             read(since - 1, 10, ReadOutcome::Served, 100),
         ];
-        let usage = summarize("p.a", &records, (since, since + 2 * day + 100), 2, false);
+        let usage = summarize("p.a", records, (since, since + 2 * day + 100), 2, false);
         let days: Vec<(&str, i64, i64, i64, i64)> =
             usage.days.iter().map(|d| (d.day.as_str(), d.reads, d.rows, d.bytes, d.refusals)).collect();
         assert_eq!(
