@@ -81,6 +81,13 @@ async fn owners_see_reads_rows_bytes_and_refusals_per_day() {
         );
     }
 
+    let too_many = GetUsageRequest { slowest: 101, ..request.clone() };
+    let refused = usage_client(&mesh, "ana", &["owner:payment"]).get_usage(too_many).await.unwrap_err();
+    assert_eq!(
+        (refused.code(), refused.message()),
+        (tonic::Code::InvalidArgument, "slowest: give 1 to 100 (or 0 for 10)")
+    );
+
     // The CLI prints the same.
     let output = mesh.mesh().args(["usage", "payment.card_spending", "--since", "7days"]).output().unwrap();
     let printed = common::stdout(&output);

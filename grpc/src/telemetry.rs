@@ -220,3 +220,23 @@ where
         Box::pin(self.inner.call(request).instrument(span))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endpoint_that_is_no_plain_grpc_address_is_refused_with_what_to_write() {
+        for endpoint in ["ftp://127.0.0.1:4317", "127.0.0.1:4317", "https://collector:4317", "http://"] {
+            let args = TraceArgs { otlp_endpoint: Some(endpoint.to_owned()) };
+            let error = init("warn", "test", &args).unwrap_err().to_string();
+            assert!(error.starts_with(&format!("--otlp-endpoint `{endpoint}`: ")), "{error}");
+        }
+        let args = TraceArgs { otlp_endpoint: Some("ftp://127.0.0.1:4317".to_owned()) };
+        assert_eq!(
+            init("warn", "test", &args).unwrap_err().to_string(),
+            "--otlp-endpoint `ftp://127.0.0.1:4317`: write the collector's OTLP/gRPC address as http://HOST:PORT \
+             (e.g. http://127.0.0.1:4317)"
+        );
+    }
+}

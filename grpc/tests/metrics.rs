@@ -119,6 +119,23 @@ async fn metrics_need_the_metrics_role_and_count_calls_and_refusals() {
 }
 
 #[tokio::test]
+async fn metrics_answer_get_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = TestIssuer::new(dir.path());
+    let url = serve(issuer.auth_args()).await;
+    let response = reqwest::Client::new()
+        .post(format!("{url}/metrics"))
+        .bearer_auth(issuer.token("prometheus", &["metrics"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET, HEAD");
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["message"], "/metrics answers GET only, not POST");
+}
+
+#[tokio::test]
 async fn metrics_are_open_only_when_the_loud_flag_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let issuer = TestIssuer::new(dir.path());

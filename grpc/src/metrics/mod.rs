@@ -142,14 +142,6 @@ impl Metrics {
         gauge
     }
 
-    /// A duration histogram family `name` with `labels` and the
-    /// [`DURATION_BUCKETS`], registered.
-    pub fn histogram_vec(&self, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
-        let family = histogram_vec(name, help, labels);
-        self.register(Box::new(family.clone()));
-        family
-    }
-
     /// Counts a token refused for `reason` (see `AuthError::reason`).
     pub fn auth_refused(&self, reason: &str) {
         self.auth_refusals.with_label_values(&[reason]).inc();
