@@ -2,8 +2,8 @@
 //! Playwright (e2e/fixtures/catalog_browser.py) against a real mesh, as an
 //! analyst and an owner: sign-in, search, the product page, the preview
 //! fetched from the domain with the identifier pseudonymized, a request
-//! approved in another browser context, the keyboard alone. Screenshots of
-//! each step go to target/playwright/catalog/.
+//! approved in another browser context, the owner's usage charts, the
+//! keyboard alone. Screenshots of each step go to target/playwright/catalog/.
 
 use crate::common;
 
@@ -40,6 +40,7 @@ async fn an_analyst_and_an_owner_use_the_catalog_in_a_browser() {
         "06-owner-pending",
         "07-preview-granted",
         "08-keyboard",
+        "09-usage",
     ] {
         assert!(shots.join(format!("{step}.png")).exists(), "no screenshot of {step}");
     }

@@ -1,7 +1,8 @@
-//! Usage for owners: what `mesh usage` and `GetUsage` sum from the read log
-//! match the reads the test made (served and refused, by reason, rows and
-//! bytes on today's line, the slowest reads); only owners and admins may
-//! ask; a period out of bounds is refused with its message.
+//! Usage for owners: what `mesh usage`, `GetUsage` and the REST usage path
+//! sum from the read log match the reads the test made (served and refused,
+//! by reason, rows and bytes on today's line, the slowest reads); only
+//! owners and admins may ask; a period out of bounds is refused with its
+//! message.
 
 use crate::common;
 
@@ -86,6 +87,48 @@ async fn owners_see_reads_rows_bytes_and_refusals_per_day() {
     assert_eq!(
         (refused.code(), refused.message()),
         (tonic::Code::InvalidArgument, "slowest: give 1 to 100 (or 0 for 10)")
+    );
+
+    // REST answers the same, in protobuf's JSON mapping, to owners alone.
+    let rest = |subject: &str, roles: &[&str], query: &str| {
+        let token = mesh.domain_token_as("payment", subject, roles);
+        let url = format!("{}/v1/products/payment.card_spending/usage{query}", mesh.payment_url);
+        async move {
+            let response = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
+            (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = rest("ana", &["owner:payment"], "?since=7d&slowest=1").await;
+    assert_eq!(status, 200, "{body}");
+    let days = body["days"].as_array().unwrap();
+    assert_eq!(days.len(), 8, "{body}");
+    let last = &days[7];
+    assert_eq!(
+        (last["day"].as_str(), last["reads"].as_str(), last["rows"].as_str(), last["refusals"].as_str()),
+        (Some(&date[..10]), Some("2"), Some("12"), Some("4")),
+        "{body}"
+    );
+    assert_eq!(body["refusals"][0]["reason"], "PERMISSION_DENIED", "{body}");
+    assert_eq!(body["slowest"].as_array().map(Vec::len), Some(1), "{body}");
+    let (status, body) = rest("ana", &["owner:payment"], "?since=2026-01-01").await;
+    assert_eq!(status, 200, "a day alone is a time: {body}");
+    let (status, body) = rest("kim", &["analyst"], "").await;
+    assert_eq!((status, body["error"]["message"].as_str()), (403, Some(denied.message())), "{body}");
+    let (status, body) = rest("ana", &["owner:payment"], "?since=yesterday").await;
+    assert_eq!(
+        (status, body["error"]["message"].as_str()),
+        (
+            400,
+            Some(
+                "since: `yesterday` is neither a duration back from now (`30d`, `12h`) nor a day or time \
+                 (`2026-11-01`, `2026-11-01T09:00:00Z`)"
+            )
+        )
+    );
+    let (status, body) = rest("ana", &["owner:payment"], "?since=500d").await;
+    assert_eq!(
+        (status, body["error"]["message"].as_str()),
+        (400, Some("since: give a time in the last 400 days (usage is summed per day)"))
     );
 
     // The CLI prints the same.

@@ -11,7 +11,7 @@ use mesh_contracts::product::{AccessMode, Classification};
 use mesh_grpc::auth::owner_role;
 
 use super::lineage::lineage;
-use super::product_view::{AgreementSections, preview_url};
+use super::product_view::{AgreementSections, preview_url, usage_url};
 use super::view::{
     Chrome, ColumnRow, EndpointRow, EventRow, Facet, FacetOption, ProductCard, ProductFacts, ProductPage,
     QualityRow, SearchPage, SearchQuery, VersionRow,
@@ -244,6 +244,7 @@ async fn product_page(
         p: ProductFacts::of(product),
         endpoints: product.endpoints.iter().map(|e| EndpointRow::of(e, id)).collect(),
         preview_url: preview_url(product),
+        usage_url: if is_owner { usage_url(product) } else { None },
         columns: product.columns.iter().map(ColumnRow::from).collect(),
         is_owner,
         owner_role: owner_role(&product.domain),

@@ -2,6 +2,8 @@
 //! of the page from one record, the facts from the product, and the
 //! agreements split into what the visitor and the owners see.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use mesh_contracts::catalog::{
     Agreement, AgreementState, Column, Endpoint, Product, SchemaVersion, ServingStatus,
 };
@@ -69,17 +71,34 @@ impl EndpointRow {
     }
 }
 
+/// The days of usage a product page charts, today included.
+pub(crate) const USAGE_DAYS: u64 = 30;
+
 /// Every serving endpoint's first page of rows, in the catalog's order and
 /// separated by spaces: the browser uses the first it can reach (a domain
 /// may advertise a name inside its network and an address on the host).
 pub(super) fn preview_url(product: &Product) -> Option<String> {
+    domain_urls(product, "rows?page_size=50")
+}
+
+/// Every serving endpoint's usage of the product from the start of the
+/// UTC day [`USAGE_DAYS`] - 1 days ago, as [`preview_url`] lists them.
+pub(super) fn usage_url(product: &Product) -> Option<String> {
+    const DAY: u64 = 24 * 3600;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let first_day = now.saturating_sub((USAGE_DAYS - 1) * DAY) / DAY * DAY;
+    let since = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(first_day));
+    domain_urls(product, &format!("usage?since={since}&slowest=10"))
+}
+
+/// `/v1/products/{id}/{rest}` at every serving endpoint of `product`,
+/// separated by spaces.
+fn domain_urls(product: &Product, rest: &str) -> Option<String> {
     let urls: Vec<String> = product
         .endpoints
         .iter()
         .filter(|e| e.status() == ServingStatus::Serving)
-        .map(|e| {
-            format!("{}/v1/products/{}/rows?page_size=50", e.uri.trim_end_matches('/'), product.product_id)
-        })
+        .map(|e| format!("{}/v1/products/{}/{rest}", e.uri.trim_end_matches('/'), product.product_id))
         .collect();
     (!urls.is_empty()).then(|| urls.join(" "))
 }

@@ -208,6 +208,9 @@ pub(crate) struct ProductPage {
     pub p: ProductFacts,
     pub endpoints: Vec<EndpointRow>,
     pub preview_url: Option<String>,
+    /// Every serving endpoint's usage of the product over the last
+    /// [`USAGE_DAYS`](super::product_view::USAGE_DAYS) days, for owners.
+    pub usage_url: Option<String>,
     pub columns: Vec<ColumnRow>,
     pub is_owner: bool,
     pub owner_role: String,

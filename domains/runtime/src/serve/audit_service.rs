@@ -63,6 +63,47 @@ impl Reads {
             .ok_or_else(|| Status::unavailable("this domain keeps no read log"))?;
         Ok((log, product.clone()))
     }
+
+    /// The usage of `product` since `since` (ms since the epoch; 30 days
+    /// ago when `None`) with the `slowest` slowest reads (0: the default),
+    /// if `caller` owns it: what `GetUsage` and the REST usage path answer.
+    pub(crate) async fn usage(
+        &self,
+        caller: &Principal,
+        product: &str,
+        since: Option<i64>,
+        slowest: i32,
+    ) -> Result<GetUsageResponse, Status> {
+        let (log, product) = self.log_for(caller, product, "the usage of")?;
+        let now = ms(Some(prost_types::Timestamp::from(std::time::SystemTime::now()))).unwrap_or(0);
+        let since = since.unwrap_or(now - DEFAULT_USAGE_DAYS * DAY_MS);
+        if since > now || since < now.saturating_sub(MAX_USAGE_DAYS * DAY_MS) {
+            return Err(Status::invalid_argument(format!(
+                "since: give a time in the last {MAX_USAGE_DAYS} days (usage is summed per day)"
+            )));
+        }
+        let slowest = match usize::try_from(slowest) {
+            Ok(0) => usage::DEFAULT_SLOWEST,
+            Ok(n) if n <= usage::MAX_SLOWEST => n,
+            _ => {
+                return Err(Status::invalid_argument(format!(
+                    "slowest: give 1 to {} (or 0 for {})",
+                    usage::MAX_SLOWEST,
+                    usage::DEFAULT_SLOWEST
+                )));
+            }
+        };
+        // One summary at a time per domain: each reads up to 100,000 records.
+        let _one = self.summing.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(
+                "another usage summary of this domain is being computed; retry in a few seconds",
+            )
+        })?;
+        tokio::task::spawn_blocking(move || log.usage(&product, since, slowest))
+            .await
+            .map_err(|e| mesh_grpc::internal_status("usage", &e))?
+            .map_err(Status::from)
+    }
 }
 
 fn ms(timestamp: Option<prost_types::Timestamp>) -> Option<i64> {
@@ -94,35 +135,7 @@ impl AuditService for Reads {
     ) -> Result<Response<GetUsageResponse>, Status> {
         let caller = mesh_grpc::auth::layer::caller(request.extensions())?;
         let request = request.into_inner();
-        let (log, product) = self.log_for(&caller, &request.product, "the usage of")?;
-        let now = ms(Some(prost_types::Timestamp::from(std::time::SystemTime::now()))).unwrap_or(0);
-        let since = ms(request.since).unwrap_or(now - DEFAULT_USAGE_DAYS * DAY_MS);
-        if since > now || since < now.saturating_sub(MAX_USAGE_DAYS * DAY_MS) {
-            return Err(Status::invalid_argument(format!(
-                "since: give a time in the last {MAX_USAGE_DAYS} days (usage is summed per day)"
-            )));
-        }
-        let slowest = match usize::try_from(request.slowest) {
-            Ok(0) => usage::DEFAULT_SLOWEST,
-            Ok(n) if n <= usage::MAX_SLOWEST => n,
-            _ => {
-                return Err(Status::invalid_argument(format!(
-                    "slowest: give 1 to {} (or 0 for {})",
-                    usage::MAX_SLOWEST,
-                    usage::DEFAULT_SLOWEST
-                )));
-            }
-        };
-        // One summary at a time per domain: each reads up to 100,000 records.
-        let _one = self.summing.clone().try_acquire_owned().map_err(|_| {
-            Status::resource_exhausted(
-                "another usage summary of this domain is being computed; retry in a few seconds",
-            )
-        })?;
-        let usage = tokio::task::spawn_blocking(move || log.usage(&product, since, slowest))
-            .await
-            .map_err(|e| mesh_grpc::internal_status("usage", &e))?
-            .map_err(Status::from)?;
+        let usage = self.usage(&caller, &request.product, ms(request.since), request.slowest).await?;
         Ok(Response::new(usage))
     }
 }

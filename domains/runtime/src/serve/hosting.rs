@@ -72,14 +72,16 @@ pub async fn run_domain(
         server = server.route(&format!("/{}/{{*method}}", service.name()), service.clone());
         served_services.push(service);
     }
-    let flight = FlightFace::new(&served_services, &advertise, args.limits.partitioning())?;
-    server = server
-        .route(&format!("/{FLIGHT_SERVICE}/{{*method}}"), flight)
-        .rest(crate::serve::rest::router(&served_services, &advertise, &args.cors_origins)?)
-        .documents(&[crate::serve::rest::OPENAPI_PATH]);
     let served =
         products.iter().map(|p| (p.product.spec.id.clone(), p.product.spec.domain().to_owned())).collect();
-    server = server.add_service(AuditServiceServer::new(Reads::new(Arc::clone(&governance), served)));
+    let reads = Reads::new(Arc::clone(&governance), served);
+    let flight = FlightFace::new(&served_services, &advertise, args.limits.partitioning())?;
+    let rest = crate::serve::rest::router(&served_services, &advertise, reads.clone(), &args.cors_origins)?;
+    server = server
+        .route(&format!("/{FLIGHT_SERVICE}/{{*method}}"), flight)
+        .rest(rest)
+        .documents(&[crate::serve::rest::OPENAPI_PATH])
+        .add_service(AuditServiceServer::new(reads));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let health = tokio::spawn(watch_health(products.clone(), server.health(), stopped.clone()));
     let ids = products.iter().map(|p| p.product.spec.id.clone()).collect();

@@ -8,6 +8,7 @@
 mod openapi;
 mod rows;
 mod standards;
+mod usage;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::ToSchema;
 
 use crate::error::{DomainError, Result};
+use crate::serve::audit_service::Reads;
 use crate::serve::service::ProductService;
 
 /// The path of the OpenAPI document.
@@ -38,6 +40,8 @@ struct Api {
     openapi: Bytes,
     pool: DescriptorPool,
     advertise: Vec<String>,
+    /// The read log, for the usage path.
+    reads: Reads,
 }
 
 impl Api {
@@ -60,11 +64,12 @@ impl From<DomainError> for RestError {
 }
 
 /// The REST routes of a domain serving `services` at `advertise` (its URLs
-/// in order of preference), with CORS
+/// in order of preference) with its read log in `reads`, with CORS
 /// for browsers on `cors_origins` (no cross-origin access when empty).
-pub fn router(
+pub(crate) fn router(
     services: &[ProductService],
     advertise: &[String],
+    reads: Reads,
     cors_origins: &[HeaderValue],
 ) -> Result<axum::Router> {
     let pool = DescriptorPool::decode(mesh_contracts::FILE_DESCRIPTOR_SET)
@@ -72,13 +77,14 @@ pub fn router(
     let products: BTreeMap<_, _> =
         services.iter().map(|s| (s.product().spec.id.clone(), s.clone())).collect();
     let openapi = openapi::document(services.iter().map(|s| s.product()).collect::<Vec<_>>().as_slice())?;
-    let api = Arc::new(Api { products, openapi, pool, advertise: advertise.to_vec() });
+    let api = Arc::new(Api { products, openapi, pool, advertise: advertise.to_vec(), reads });
     let router = axum::Router::new()
         .route("/v1/products", get(list_products))
         .route("/v1/products/{id}", get(describe_product))
         .route("/v1/products/{id}/rows", get(rows::rows))
         .route("/v1/products/{id}/contract.odcs.yaml", get(standards::odcs))
         .route("/v1/products/{id}/product.odps.yaml", get(standards::odps))
+        .route("/v1/products/{id}/usage", get(usage::usage))
         .route(OPENAPI_PATH, get(openapi_document))
         .with_state(api);
     if cors_origins.is_empty() {

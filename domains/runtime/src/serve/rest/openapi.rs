@@ -71,7 +71,8 @@ pub(crate) struct RowsParams {
         super::describe_product,
         super::rows::rows,
         super::standards::odcs,
-        super::standards::odps
+        super::standards::odps,
+        super::usage::usage
     ),
     components(schemas(mesh_grpc::rest::ErrorBody, mesh_grpc::rest::ErrorDetail, Row, RowsPage, super::ProductList, super::ProductSummary)),
     modifiers(&BearerTokens),
