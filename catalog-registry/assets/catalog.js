@@ -11,8 +11,11 @@ async function sessionToken(domain) {
     credentials: "same-origin",
     headers: { "x-mesh-catalog": "1" },
   });
-  if (!response.ok) throw new Error("your session ended; sign in again");
-  return (await response.json()).token;
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    throw new Error(body && body.error ? body.error.message : "your session ended; sign in again");
+  }
+  return body.token;
 }
 
 function element(tag, text, className) {
@@ -203,12 +206,12 @@ function showUsage(box, usage) {
       textTable(
         "usage-slowest",
         ["When", "Who", "Took", "Rows", "Filter"],
-        slowest.map((read) => [read.start_time.slice(0, 19).replace("T", " ") + " UTC", read.principal, took(read) + " ms", amount(Number(read.rows), "rows"), read.filter]),
+        slowest.map((read) => [(read.start_time || "").slice(0, 19).replace("T", " ") + " UTC", read.principal, took(read) + " ms", amount(Number(read.rows), "rows"), read.filter]),
       ),
     );
   }
   if (usage.truncated) {
-    parts.push(element("p", "The log holds more reads in this time than are summed: the figures cover the newest " + usage.records + ".", "muted"));
+    parts.push(element("p", "The log holds more reads in this time than are weighed: these are the slowest of the newest " + usage.records + ".", "muted"));
   }
   box.replaceChildren(...parts);
   box.setAttribute("data-state", "usage");
@@ -224,7 +227,7 @@ async function loadUsage(box, retries = 4) {
       return loadUsage(box, retries - 1);
     }
     if (!response.ok) {
-      showError(box, "The domain refused its usage (" + refusal(response, body) + ")");
+      showError(box, "The domain did not give the usage (" + refusal(response, body) + ")");
       return;
     }
     showUsage(box, body);

@@ -120,7 +120,7 @@ async fn owners_see_reads_rows_bytes_and_refusals_per_day() {
         (
             400,
             Some(
-                "since: `yesterday` is neither a duration back from now (`30d`, `12h`) nor a day or time \
+                "since: `yesterday` is neither a duration back from now (`30d`, `12h`) nor a day or UTC time \
                  (`2026-11-01`, `2026-11-01T09:00:00Z`)"
             )
         )

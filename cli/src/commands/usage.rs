@@ -77,7 +77,7 @@ pub(crate) async fn run(cli: &Cli, args: &UsageArgs) -> Result<()> {
     }
     if usage.truncated {
         println!(
-            "(the log holds more reads in that time than are summed: the sums cover the newest {})",
+            "(the log holds more reads in that time than are weighed: the slowest are those of the newest {})",
             usage.records
         );
     }

@@ -44,7 +44,8 @@ impl Reads {
         let Some((product, domain)) = self.products.iter().find(|(id, _)| id == product) else {
             let served: Vec<&str> = self.products.iter().map(|(id, _)| id.as_str()).collect();
             return Err(Status::not_found(format!(
-                "this domain serves no product `{product}`; it serves {}",
+                "this domain serves no product `{}`; it serves {}",
+                mesh_grpc::rest::escape_path(product),
                 served.join(", ")
             )));
         };
@@ -93,16 +94,22 @@ impl Reads {
                 )));
             }
         };
-        // One summary at a time per domain: each reads up to 100,000 records.
-        let _one = self.summing.clone().try_acquire_owned().map_err(|_| {
+        // One summary at a time per domain: each reads up to 100,000
+        // records. The permit goes with the work, which a caller going
+        // away does not stop.
+        let one = self.summing.clone().try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(
                 "another usage summary of this domain is being computed; retry in a few seconds",
             )
         })?;
-        tokio::task::spawn_blocking(move || log.usage(&product, since, slowest))
-            .await
-            .map_err(|e| mesh_grpc::internal_status("usage", &e))?
-            .map_err(Status::from)
+        tokio::task::spawn_blocking(move || {
+            let usage = log.usage(&product, since, slowest);
+            drop(one);
+            usage
+        })
+        .await
+        .map_err(|e| mesh_grpc::internal_status("usage", &e))?
+        .map_err(Status::from)
     }
 }
 

@@ -12,7 +12,7 @@ use indicatif::ProgressBar;
 use mesh_contracts::product::{QualityResult, QueryRequest};
 
 use super::load::{Chunk, ChunkCell, LoadPlan, QualityCheck, Shrink};
-use super::read_log::{DAY_MS, LoggedRead};
+use super::read_log::{DAY_MS, LoggedRead, UsageSum};
 use super::{DomainStore, RowSink, Stop, Storage, Table};
 use crate::error::Result;
 use crate::query::grant::Grant;
@@ -284,6 +284,13 @@ fn the_read_log_appends_sums_lists_and_prunes() {
             outcome: if delivered { 1 } else { 2 },
             rows,
             delivered,
+            usage: Some(UsageSum {
+                day: 0,
+                reason: if delivered { String::new() } else { "PERMISSION_DENIED".into() },
+                reads: if delivered { 1 } else { 3 },
+                rows,
+                bytes: rows * 100,
+            }),
             record: principal.as_bytes().to_vec(),
         };
         let batch = [
@@ -303,7 +310,23 @@ fn the_read_log_appends_sums_lists_and_prunes() {
             "{backend}: last recorded first"
         );
         assert_eq!(log.records(PRODUCT, 0, "old", 10).unwrap().len(), 1, "{backend}");
+        let today = now.div_euclid(DAY_MS);
+        let usage = |since_day| -> Vec<(i64, String, i64, i64, i64)> {
+            let sums = log.usage(PRODUCT, since_day).unwrap();
+            sums.into_iter().map(|u| (u.day - today, u.reason, u.reads, u.rows, u.bytes)).collect()
+        };
+        assert_eq!(
+            usage(0),
+            [
+                (-40, String::new(), 1, 9, 900),
+                (0, String::new(), 2, 11, 1100),
+                (0, "PERMISSION_DENIED".into(), 3, 0, 0)
+            ],
+            "{backend}: summed per day and reason, oldest first"
+        );
+        assert_eq!(usage(today).len(), 2, "{backend}: from a day on");
         writer.append(&[], Some(now - DAY_MS)).unwrap();
+        assert_eq!(usage(0).len(), 2, "{backend}: pruned with the reads");
         assert!(log.records(PRODUCT, 0, "old", 10).unwrap().is_empty(), "{backend}: pruned");
         let since = (now - DAY_MS).div_euclid(DAY_MS);
         assert_eq!(log.readers(PRODUCT, 0, 10).unwrap().len(), 1, "{backend}");

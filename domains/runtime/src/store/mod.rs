@@ -24,7 +24,7 @@ use mesh_contracts::product::QualityResult;
 pub use load::{Chunks, LoadPlan, LoadSummary, QualityCheck, Shrink};
 pub use mesh_contracts::time::now_ms;
 pub use mesh_postgres::DatabaseArgs;
-pub use read_log::{LoggedRead, ReadLog, ReadLogWriter, ReaderSum};
+pub use read_log::{LoggedRead, ReadLog, ReadLogWriter, ReaderSum, UsageSum};
 pub use scan::{RowSink, Stop, StopCheck, Table};
 #[cfg(test)]
 pub(crate) use sqlite::test_reader;

@@ -122,11 +122,15 @@ impl AuditLog {
             .collect())
     }
 
-    /// `product`'s usage since `since_ms` with its `slowest` reads, summed
-    /// from at most [`usage::MAX_USAGE_RECORDS`] records, newest first.
+    /// `product`'s usage from the day of `since_ms` on, from the daily
+    /// sums, with its `slowest` reads among at most
+    /// [`usage::MAX_USAGE_RECORDS`] records, newest first.
     pub fn usage(&self, product: &str, since_ms: i64, slowest: usize) -> Result<GetUsageResponse> {
         use prost::Message;
-        let records = self.kept.records(product, since_ms, "", usage::MAX_USAGE_RECORDS + 1)?;
+        let first_day = since_ms.div_euclid(DAY_MS);
+        let sums = self.kept.usage(product, first_day)?;
+        let records =
+            self.kept.records(product, first_day.saturating_mul(DAY_MS), "", usage::MAX_USAGE_RECORDS + 1)?;
         let truncated = records.len() as i64 > usage::MAX_USAGE_RECORDS;
         let mut damaged = None;
         let reads = records
@@ -136,7 +140,7 @@ impl AuditLog {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let summed = usage::summarize(product, reads, (since_ms, now_ms), slowest, truncated);
+        let summed = usage::summarize(product, &sums, reads, (since_ms, now_ms), slowest, truncated);
         match damaged {
             Some(error) => Err(DomainError::Internal(format!("a read record does not decode: {error}"))),
             None => Ok(summed),
@@ -238,6 +242,7 @@ fn logged(read: &ReadRecord) -> LoggedRead {
         outcome: read.outcome,
         rows: read.rows,
         delivered: delivered(read),
+        usage: usage::of(read),
         record: read.encode_to_vec(),
     }
 }

@@ -1,18 +1,20 @@
-//! A product's usage for its owners, summed from its read log: reads, rows
-//! and bytes per day (UTC), refusals by the code the callers got, and the
-//! slowest reads. At most [`MAX_USAGE_RECORDS`] records are read, newest
-//! first, each summed as it is decoded; the answer says when the log held
-//! more.
+//! A product's usage for its owners, from its read log: reads, rows and
+//! bytes per day (UTC) and refusals by the code the callers got, from the
+//! daily sums kept as reads are recorded (so a flood of reads cannot push
+//! older days out), and the slowest reads among at most
+//! [`MAX_USAGE_RECORDS`] records, newest first, each weighed as it is
+//! decoded; the answer says when the log held more.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use mesh_contracts::product::{DailyUsage, GetUsageResponse, ReadOutcome, ReadRecord, RefusalCount};
 
+use crate::store::UsageSum;
 use crate::store::read_log::DAY_MS;
 
-/// Records read to sum one product's usage (held raw while they are summed:
-/// records are bounded to a few KiB, so at most a few hundred MiB).
+/// Records read to find the slowest reads (held raw while they are
+/// weighed: records are bounded to a few KiB, so at most a few hundred MiB).
 pub const MAX_USAGE_RECORDS: i64 = 100_000;
 /// The most slow reads returned.
 pub const MAX_SLOWEST: usize = 100;
@@ -31,12 +33,34 @@ fn day_name(day: i64) -> String {
     humantime::format_rfc3339_seconds(at).to_string()[..10].to_owned()
 }
 
-/// Sums `records` (newest first, from `since_ms` on) of `product` into its
-/// usage up to `now_ms`, with the `slowest` reads; `truncated` when the log
-/// held more records than were read. `since_ms` must be at most a few
-/// hundred days before `now_ms` (one entry per day is made).
+/// What `read` adds to its product's usage of its day: a refusal under
+/// its code (standing for itself and those counted before it), or what it
+/// served; nothing for a read that served nothing.
+pub(crate) fn of(read: &ReadRecord) -> Option<UsageSum> {
+    if read.outcome == ReadOutcome::Refused as i32 {
+        let reason = if read.refusal_code.is_empty() { UNRECORDED } else { read.refusal_code.as_str() };
+        let refused = 1_i64.saturating_add(read.refusals_not_recorded.max(0));
+        return Some(UsageSum { day: 0, reason: reason.to_owned(), reads: refused, rows: 0, bytes: 0 });
+    }
+    let reads = i64::from(super::delivered(read));
+    let (rows, bytes) = (read.rows.max(0), read.bytes.max(0));
+    (reads > 0 || rows > 0 || bytes > 0).then(|| UsageSum {
+        day: 0,
+        reason: String::new(),
+        reads,
+        rows,
+        bytes,
+    })
+}
+
+/// `product`'s usage from the day of `since_ms` to the day of `now_ms`
+/// from its daily `sums`, with the `slowest` of `records` (newest first);
+/// `truncated` when the log held more records than were read. `since_ms`
+/// must be at most a few hundred days before `now_ms` (one entry per day
+/// is made).
 pub fn summarize(
     product: &str,
+    sums: &[UsageSum],
     records: impl IntoIterator<Item = ReadRecord>,
     (since_ms, now_ms): (i64, i64),
     slowest: usize,
@@ -45,48 +69,48 @@ pub fn summarize(
     let (first_day, last_day) = (since_ms.div_euclid(DAY_MS), now_ms.div_euclid(DAY_MS));
     let mut days: Vec<DailyUsage> =
         (first_day..=last_day).map(|day| DailyUsage { day: day_name(day), ..Default::default() }).collect();
-    let mut reasons: HashMap<String, i64> = HashMap::new();
-    let keep = slowest.min(MAX_SLOWEST);
+    let mut reasons: HashMap<&str, i64> = HashMap::new();
+    for sum in sums {
+        let index = sum.day.saturating_sub(first_day);
+        let Some(day) = usize::try_from(index).ok().and_then(|i| days.get_mut(i)) else { continue };
+        if sum.reason.is_empty() {
+            day.reads = day.reads.saturating_add(sum.reads);
+            day.rows = day.rows.saturating_add(sum.rows);
+            day.bytes = day.bytes.saturating_add(sum.bytes);
+        } else {
+            day.refusals = day.refusals.saturating_add(sum.reads);
+            let count = reasons.entry(sum.reason.as_str()).or_default();
+            *count = count.saturating_add(sum.reads);
+        }
+    }
+    let mut refusals: Vec<RefusalCount> = reasons
+        .into_iter()
+        .map(|(reason, count)| RefusalCount { reason: reason.to_owned(), count })
+        .collect();
+    refusals.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
+    let (slowest, count) = slowest_of(records, slowest.min(MAX_SLOWEST));
+    GetUsageResponse { product: product.to_owned(), days, refusals, slowest, records: count, truncated }
+}
+
+/// The `keep` slowest of `records` that were not refused, slowest first,
+/// and how many records were read.
+fn slowest_of(records: impl IntoIterator<Item = ReadRecord>, keep: usize) -> (Vec<ReadRecord>, i64) {
     // The slowest so far, fastest on top: (duration, order read, record).
     let mut slow: BinaryHeap<Reverse<(i64, usize, Slow)>> = BinaryHeap::new();
     let mut count = 0;
     for read in records {
         count += 1;
-        let duration = ms(read.end_time.as_ref()).saturating_sub(ms(read.start_time.as_ref()));
-        let index = ms(read.start_time.as_ref()).div_euclid(DAY_MS) - first_day;
-        let Some(day) = usize::try_from(index).ok().and_then(|i| days.get_mut(i)) else { continue };
-        if read.outcome == ReadOutcome::Refused as i32 {
-            // A recorded refusal stands for itself and those counted before it.
-            let refused = 1 + read.refusals_not_recorded.max(0);
-            day.refusals += refused;
-            let reason = if read.refusal_code.is_empty() { UNRECORDED } else { read.refusal_code.as_str() };
-            *reasons.entry(reason.to_owned()).or_default() += refused;
+        if keep == 0 || read.outcome == ReadOutcome::Refused as i32 || read.end_time.is_none() {
             continue;
         }
-        if read.outcome == ReadOutcome::Served as i32 || read.rows > 0 {
-            day.reads += 1;
-        }
-        day.rows += read.rows.max(0);
-        day.bytes += read.bytes.max(0);
-        if keep > 0 && read.end_time.is_some() {
-            slow.push(Reverse((duration, count, Slow(read))));
-            if slow.len() > keep {
-                slow.pop();
-            }
+        let duration = ms(read.end_time.as_ref()).saturating_sub(ms(read.start_time.as_ref()));
+        slow.push(Reverse((duration, count, Slow(read))));
+        if slow.len() > keep {
+            slow.pop();
         }
     }
-    let mut refusals: Vec<RefusalCount> =
-        reasons.into_iter().map(|(reason, count)| RefusalCount { reason, count }).collect();
-    refusals.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.reason.cmp(&b.reason)));
     let slowest = slow.into_sorted_vec().into_iter().map(|Reverse((_, _, Slow(read)))| read).collect();
-    GetUsageResponse {
-        product: product.to_owned(),
-        days,
-        refusals,
-        slowest,
-        records: count as i64,
-        truncated,
-    }
+    (slowest, count as i64)
 }
 
 /// A record kept among the slowest, ordered by the duration beside it.
@@ -151,17 +175,26 @@ mod tests {
             refused("", 0),
             read(since - 1, 10, ReadOutcome::Served, 100),
         ];
-        let usage = summarize("p.a", records, (since, since + 2 * day + 100), 2, false);
+        // The sums the log keeps, as each record adds to its day.
+        let sums: Vec<UsageSum> = records
+            .iter()
+            .filter_map(|r| {
+                of(r).map(|sum| UsageSum { day: ms(r.start_time.as_ref()).div_euclid(day), ..sum })
+            })
+            .collect();
+        assert_eq!(sums.len(), 7, "a failed read that served nothing adds nothing");
+        let usage = summarize("p.a", &sums, records, (since, since + 2 * day + 100), 2, false);
         let days: Vec<(&str, i64, i64, i64, i64)> =
             usage.days.iter().map(|d| (d.day.as_str(), d.reads, d.rows, d.bytes, d.refusals)).collect();
         assert_eq!(
             days,
             [("2024-10-04", 2, 9, 90, 0), ("2024-10-05", 0, 0, 0, 7), ("2024-10-06", 1, 3, 30, 0)],
-            "a cancelled read that delivered rows counts; one before `since` does not"
+            "a cancelled read that delivered rows counts; one before `since`'s day does not"
         );
         let reasons: Vec<(&str, i64)> = usage.refusals.iter().map(|r| (r.reason.as_str(), r.count)).collect();
         assert_eq!(reasons, [("PERMISSION_DENIED", 5), ("INVALID_ARGUMENT", 1), ("UNRECORDED", 1)]);
         let slowest: Vec<i64> = usage.slowest.iter().map(|r| r.rows).collect();
         assert_eq!(slowest, [2, 3], "the two slowest, slowest first, refusals left out");
+        assert_eq!(usage.records, 8);
     }
 }

@@ -20,11 +20,12 @@ const PARAMETERS: [&str; 2] = ["since", "slowest"];
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
 pub(crate) struct UsageParams {
-    /// From when: a duration back from now (`30d`, `12h`), a day
-    /// (`2026-11-01`) or an RFC 3339 time (`2026-11-01T00:00:00Z`), in the
-    /// last 400 days (UTC); default `30d`.
+    /// From the UTC day of: a duration back from now (`30d`, `12h`), a day
+    /// (`2026-11-01`) or a UTC time (`2026-11-01T09:00:00Z`), in the last
+    /// 400 days; default `30d`.
     since: Option<String>,
-    /// How many of the slowest reads to return: 1 to 100 (default 10).
+    /// How many of the slowest reads to return: 1 to 100 (default, and for
+    /// 0: 10).
     #[param(minimum = 0, maximum = 100)]
     slowest: Option<i32>,
 }
@@ -45,7 +46,7 @@ pub(crate) struct UsageParams {
         (status = 403, description = "Only the product's owners and admins see its usage", body = mesh_grpc::rest::ErrorBody),
         (status = 404, description = "Not a product this domain serves", body = mesh_grpc::rest::ErrorBody),
         (status = 429, description = "Another usage summary is being computed", body = mesh_grpc::rest::ErrorBody),
-        (status = 503, description = "The domain keeps no read log", body = mesh_grpc::rest::ErrorBody),
+        (status = 503, description = "The domain keeps no read log, or cannot read it now", body = mesh_grpc::rest::ErrorBody),
     )
 )]
 pub(super) async fn usage(
@@ -76,8 +77,8 @@ fn parse(query: &str) -> Result<(Option<i64>, i32), Status> {
     Ok((since, slowest))
 }
 
-/// `value`, a duration back from now, a day or an RFC 3339 time (UTC), in
-/// ms since the epoch.
+/// `value`, a duration back from now, a day or a UTC time, in ms since the
+/// epoch.
 fn since_ms(value: &str) -> Result<i64, Status> {
     let time = humantime::parse_rfc3339_weak(value)
         .or_else(|_| humantime::parse_rfc3339_weak(&format!("{value}T00:00:00")))
@@ -85,7 +86,7 @@ fn since_ms(value: &str) -> Result<i64, Status> {
         .or_else(|| humantime::parse_duration(value).ok().map(back_from_now))
         .ok_or_else(|| {
             Status::invalid_argument(format!(
-                "since: `{}` is neither a duration back from now (`30d`, `12h`) nor a day or time \
+                "since: `{}` is neither a duration back from now (`30d`, `12h`) nor a day or UTC time \
                  (`2026-11-01`, `2026-11-01T09:00:00Z`)",
                 value.chars().take(40).collect::<String>().escape_debug()
             ))

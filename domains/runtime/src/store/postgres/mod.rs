@@ -54,6 +54,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "0003_reads_by_day.sql",
         sql: std::borrow::Cow::Borrowed(include_str!("../../../migrations/postgres/0003_reads_by_day.sql")),
     },
+    Migration {
+        version: 4,
+        name: "0004_usage_by_day.sql",
+        sql: std::borrow::Cow::Borrowed(include_str!("../../../migrations/postgres/0004_usage_by_day.sql")),
+    },
 ];
 
 /// Rows read from the server between looks for a reason to stop.

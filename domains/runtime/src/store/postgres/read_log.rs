@@ -1,13 +1,14 @@
-//! The read log on PostgreSQL: `mesh_reads` and `mesh_reads_by_day` in the
-//! domain's schema (made by its migrations), where every replica records.
+//! The read log on PostgreSQL: `mesh_reads`, `mesh_reads_by_day` and
+//! `mesh_usage_by_day` in the domain's schema (made by its migrations),
+//! where every replica records.
 
 use mesh_postgres::{Database, DbError};
 
 use crate::error::Result;
-use crate::store::read_log::{DAY_MS, LoggedRead, ReadLog, ReadLogWriter, ReaderSum, sql};
+use crate::store::read_log::{DAY_MS, LoggedRead, ReadLog, ReadLogWriter, ReaderSum, UsageSum, sql};
 
-const READS: &str = "mesh_reads";
-const SUMMARY: &str = "mesh_reads_by_day";
+const TABLES: sql::Tables =
+    sql::Tables { reads: "mesh_reads", summary: "mesh_reads_by_day", usage: "mesh_usage_by_day" };
 
 /// The read log in the domain's schema.
 #[derive(Debug, Clone)]
@@ -30,7 +31,7 @@ impl ReadLog for PostgresReadLog {
         let product = product.to_owned();
         let rows = self.db.run(move |pool| async move {
             let client = pool.get().await?;
-            let statement = sql::on(sql::READERS, READS, SUMMARY);
+            let statement = sql::on(sql::READERS, &TABLES);
             Ok::<_, DbError>(client.query(&statement, &[&product, &since_day, &limit]).await?)
         })?;
         Ok(rows
@@ -45,11 +46,30 @@ impl ReadLog for PostgresReadLog {
             .collect())
     }
 
+    fn usage(&self, product: &str, since_day: i64) -> Result<Vec<UsageSum>> {
+        let product = product.to_owned();
+        let rows = self.db.run(move |pool| async move {
+            let client = pool.get().await?;
+            let statement = sql::on(sql::USAGE, &TABLES);
+            Ok::<_, DbError>(client.query(&statement, &[&product, &since_day]).await?)
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| UsageSum {
+                day: r.get(0),
+                reason: r.get(1),
+                reads: r.get(2),
+                rows: r.get(3),
+                bytes: r.get(4),
+            })
+            .collect())
+    }
+
     fn records(&self, product: &str, since_ms: i64, principal: &str, limit: i64) -> Result<Vec<Vec<u8>>> {
         let (product, principal) = (product.to_owned(), principal.to_owned());
         let rows = self.db.run(move |pool| async move {
             let client = pool.get().await?;
-            let statement = sql::on(sql::RECORDS, READS, SUMMARY);
+            let statement = sql::on(sql::RECORDS, &TABLES);
             Ok::<_, DbError>(client.query(&statement, &[&product, &since_ms, &principal, &limit]).await?)
         })?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -62,8 +82,9 @@ impl ReadLogWriter for PostgresReadLog {
         Ok(self.db.run(move |pool| async move {
             let mut client = pool.get().await?;
             let transaction = client.transaction().await?;
-            let insert = transaction.prepare_cached(&sql::on(sql::INSERT, READS, SUMMARY)).await?;
-            let summarize = transaction.prepare_cached(&sql::on(sql::SUMMARIZE, READS, SUMMARY)).await?;
+            let insert = transaction.prepare_cached(&sql::on(sql::INSERT, &TABLES)).await?;
+            let summarize = transaction.prepare_cached(&sql::on(sql::SUMMARIZE, &TABLES)).await?;
+            let add_usage = transaction.prepare_cached(&sql::on(sql::ADD_USAGE, &TABLES)).await?;
             for r in &batch {
                 transaction
                     .execute(
@@ -71,8 +92,13 @@ impl ReadLogWriter for PostgresReadLog {
                         &[&r.product, &r.principal, &r.issuer, &r.start_ms, &r.outcome, &r.rows, &r.record],
                     )
                     .await?;
+                let day = r.start_ms.div_euclid(DAY_MS);
+                if let Some(u) = &r.usage {
+                    transaction
+                        .execute(&add_usage, &[&r.product, &day, &u.reason, &u.reads, &u.rows, &u.bytes])
+                        .await?;
+                }
                 if r.delivered {
-                    let day = r.start_ms.div_euclid(DAY_MS);
                     transaction
                         .execute(
                             &summarize,
@@ -82,9 +108,10 @@ impl ReadLogWriter for PostgresReadLog {
                 }
             }
             if let Some(cutoff) = prune_before_ms {
-                transaction.execute(&sql::on(sql::PRUNE_READS, READS, SUMMARY), &[&cutoff]).await?;
+                transaction.execute(&sql::on(sql::PRUNE_READS, &TABLES), &[&cutoff]).await?;
                 let day = cutoff.div_euclid(DAY_MS);
-                transaction.execute(&sql::on(sql::PRUNE_SUMMARY, READS, SUMMARY), &[&day]).await?;
+                transaction.execute(&sql::on(sql::PRUNE_SUMMARY, &TABLES), &[&day]).await?;
+                transaction.execute(&sql::on(sql::PRUNE_USAGE, &TABLES), &[&day]).await?;
             }
             transaction.commit().await?;
             Ok::<_, DbError>(())

@@ -9,10 +9,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, params};
 
 use crate::error::Result;
-use crate::store::read_log::{DAY_MS, LoggedRead, ReadLog, ReadLogWriter, ReaderSum, sql};
+use crate::store::read_log::{DAY_MS, LoggedRead, ReadLog, ReadLogWriter, ReaderSum, UsageSum, sql};
 
-const READS: &str = "reads";
-const SUMMARY: &str = "reads_by_day";
+const TABLES: sql::Tables = sql::Tables { reads: "reads", summary: "reads_by_day", usage: "usage_by_day" };
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS reads (
@@ -46,6 +45,28 @@ INSERT INTO reads_by_day
     FROM reads WHERE outcome = 1 OR (outcome != 2 AND rows > 0) GROUP BY 1, 2, 3, 4;
 ";
 
+/// Each product's usage per day: served reads (reason empty) and refusals
+/// by the code callers got, kept as reads are recorded. Filled once from
+/// the log's indexed columns when new: the bytes and refusal codes of
+/// earlier records are in their encoded records only, so those days show
+/// no bytes and their refusals as `UNRECORDED`.
+const USAGE_TABLE: &str = "
+CREATE TABLE usage_by_day (
+    product TEXT NOT NULL,
+    day     INTEGER NOT NULL,
+    reason  TEXT NOT NULL,
+    reads   INTEGER NOT NULL,
+    rows    INTEGER NOT NULL,
+    bytes   INTEGER NOT NULL,
+    PRIMARY KEY (product, day, reason)
+) STRICT;
+INSERT INTO usage_by_day
+    SELECT product, start_ms / 86400000, CASE WHEN outcome = 2 THEN 'UNRECORDED' ELSE '' END,
+        sum(CASE WHEN outcome = 2 OR outcome = 1 OR rows > 0 THEN 1 ELSE 0 END),
+        sum(CASE WHEN outcome = 2 THEN 0 ELSE rows END), 0
+    FROM reads GROUP BY 1, 2, 3;
+";
+
 /// The read log in one SQLite file.
 #[derive(Debug)]
 pub(crate) struct SqliteReadLog {
@@ -72,13 +93,15 @@ fn open_writer(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.execute_batch(SCHEMA)?;
-    let summarized: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'reads_by_day'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !summarized {
-        conn.execute_batch(&format!("BEGIN; {SUMMARY_TABLE} COMMIT;"))?;
+    for (table, made) in [(TABLES.summary, SUMMARY_TABLE), (TABLES.usage, USAGE_TABLE)] {
+        let exists: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            conn.execute_batch(&format!("BEGIN; {made} COMMIT;"))?;
+        }
     }
     Ok(conn)
 }
@@ -90,7 +113,7 @@ impl ReadLog for SqliteReadLog {
 
     fn readers(&self, product: &str, since_day: i64, limit: i64) -> Result<Vec<ReaderSum>> {
         let conn = self.reader()?;
-        let mut statement = conn.prepare_cached(&sql::on(sql::READERS, READS, SUMMARY))?;
+        let mut statement = conn.prepare_cached(&sql::on(sql::READERS, &TABLES))?;
         let rows = statement.query_map(params![product, since_day, limit], |row| {
             Ok(ReaderSum {
                 principal: row.get(0)?,
@@ -103,9 +126,24 @@ impl ReadLog for SqliteReadLog {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn usage(&self, product: &str, since_day: i64) -> Result<Vec<UsageSum>> {
+        let conn = self.reader()?;
+        let mut statement = conn.prepare_cached(&sql::on(sql::USAGE, &TABLES))?;
+        let rows = statement.query_map(params![product, since_day], |row| {
+            Ok(UsageSum {
+                day: row.get(0)?,
+                reason: row.get(1)?,
+                reads: row.get(2)?,
+                rows: row.get(3)?,
+                bytes: row.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn records(&self, product: &str, since_ms: i64, principal: &str, limit: i64) -> Result<Vec<Vec<u8>>> {
         let conn = self.reader()?;
-        let mut statement = conn.prepare(&sql::on(sql::RECORDS, READS, SUMMARY))?;
+        let mut statement = conn.prepare(&sql::on(sql::RECORDS, &TABLES))?;
         let rows = statement.query_map(params![product, since_ms, principal, limit], |row| row.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -118,8 +156,9 @@ impl ReadLogWriter for Writer {
     fn append(&mut self, batch: &[LoggedRead], prune_before_ms: Option<i64>) -> Result<()> {
         let tx = self.0.transaction()?;
         {
-            let mut insert = tx.prepare_cached(&sql::on(sql::INSERT, READS, SUMMARY))?;
-            let mut summarize = tx.prepare_cached(&sql::on(sql::SUMMARIZE, READS, SUMMARY))?;
+            let mut insert = tx.prepare_cached(&sql::on(sql::INSERT, &TABLES))?;
+            let mut summarize = tx.prepare_cached(&sql::on(sql::SUMMARIZE, &TABLES))?;
+            let mut add_usage = tx.prepare_cached(&sql::on(sql::ADD_USAGE, &TABLES))?;
             for r in batch {
                 insert.execute(params![
                     r.product,
@@ -130,15 +169,19 @@ impl ReadLogWriter for Writer {
                     r.rows,
                     r.record
                 ])?;
+                let day = r.start_ms.div_euclid(DAY_MS);
                 if r.delivered {
-                    let day = r.start_ms.div_euclid(DAY_MS);
                     summarize.execute(params![r.product, day, r.principal, r.issuer, r.rows, r.start_ms])?;
+                }
+                if let Some(u) = &r.usage {
+                    add_usage.execute(params![r.product, day, u.reason, u.reads, u.rows, u.bytes])?;
                 }
             }
         }
         if let Some(cutoff) = prune_before_ms {
-            tx.execute(&sql::on(sql::PRUNE_READS, READS, SUMMARY), [cutoff])?;
-            tx.execute(&sql::on(sql::PRUNE_SUMMARY, READS, SUMMARY), [cutoff.div_euclid(DAY_MS)])?;
+            tx.execute(&sql::on(sql::PRUNE_READS, &TABLES), [cutoff])?;
+            tx.execute(&sql::on(sql::PRUNE_SUMMARY, &TABLES), [cutoff.div_euclid(DAY_MS)])?;
+            tx.execute(&sql::on(sql::PRUNE_USAGE, &TABLES), [cutoff.div_euclid(DAY_MS)])?;
         }
         Ok(tx.commit()?)
     }
@@ -170,6 +213,12 @@ mod tests {
             assert_eq!((readers[0].principal.as_str(), readers[0].reads, readers[0].rows), ("old", 1, 7));
             let since = (now - DAY_MS).div_euclid(DAY_MS);
             assert!(log.readers("p.a", since, 10).unwrap().is_empty(), "the old read is older than a day");
+            let usage = log.usage("p.a", 0).unwrap();
+            assert_eq!(
+                usage.iter().map(|u| (u.reason.as_str(), u.reads, u.rows, u.bytes)).collect::<Vec<_>>(),
+                [("", 1, 7, 0)],
+                "its usage, without the bytes only its record holds"
+            );
         }
     }
 }
