@@ -16,7 +16,7 @@ use mesh_contracts::product::QueryRequest;
 use mesh_contracts::woori::payment::v1::card_spending_service_client::CardSpendingServiceClient;
 
 /// `/metrics` of the service at `url` with `token`, over HTTP/2 when `h2`.
-async fn scrape(url: &str, token: &str, h2: bool) -> String {
+pub(crate) async fn scrape(url: &str, token: &str, h2: bool) -> String {
     let client = if h2 {
         reqwest::Client::builder().http2_prior_knowledge().build().unwrap()
     } else {
@@ -30,7 +30,7 @@ async fn scrape(url: &str, token: &str, h2: bool) -> String {
 }
 
 /// The value of `series` (its name and labels exactly as rendered).
-fn value(text: &str, series: &str) -> f64 {
+pub(crate) fn value(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no series {series} in\n{text}"))
@@ -45,7 +45,7 @@ fn series(text: &str) -> BTreeSet<String> {
 }
 
 /// `promtool check metrics` accepts `text`.
-fn promtool_accepts(what: &str, text: &str) {
+pub(crate) fn promtool_accepts(what: &str, text: &str) {
     if let Err(complaints) = mesh_grpc::metrics::promtool::check(text) {
         panic!("promtool on {what}: {complaints}");
     }

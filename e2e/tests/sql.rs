@@ -167,6 +167,23 @@ async fn adbc_clients_get_what_their_agreements_give() {
         stderr(&refused)
     );
     assert_eq!(adbc_rows(&url, &mesh.token, r#"SELECT count(*) FROM "payment.card_spending""#), [["800"]]);
+
+    // The SQL service's own metrics, and the Arrow reads it made on the domain.
+    let metrics = crate::metrics::scrape(&url, &mesh.token_as("prometheus", &["metrics"]), true).await;
+    crate::metrics::promtool_accepts("sql", &metrics);
+    let flight = r#"service="arrow.flight.protocol.FlightService""#;
+    for method in ["GetFlightInfo", "DoGet"] {
+        let called = format!(r#"mesh_calls_total{{code="OK",method="{method}",{flight}}}"#);
+        assert!(crate::metrics::value(&metrics, &called) >= 1.0, "{called}");
+    }
+    let payment = crate::metrics::scrape(
+        &mesh.payment_url,
+        &mesh.domain_token_as("payment", "prometheus", &["metrics"]),
+        true,
+    )
+    .await;
+    let arrow = r#"mesh_rows_served_total{format="arrow",product="payment.card_spending"}"#;
+    assert!(crate::metrics::value(&payment, arrow) >= 800.0, "{arrow}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
