@@ -9,7 +9,9 @@
 //! receive re-drawn, every row outside its scope changed in every column
 //! (and kept outside it), other consumers' agreements different. The two
 //! answers must be byte-identical (resume tokens aside, which are sealed
-//! with each domain's own secret).
+//! with each domain's own secret). Each case also reads the whole product,
+//! which comes over Flight in parts on SQLite: the parts, their number and
+//! what each holds must be the same too.
 //!
 //! *Identifiers.* Over answers of 1,000 rows and more delivered with
 //! pseudonyms, a row's position tells nothing of its real identifier (rank
@@ -252,7 +254,9 @@ async fn start_world(backend: Backend, data: &Data, agreements: &[Agreement], ke
         .unwrap();
     mesh_grpc::private_files::write_private(&dir.path().join("pseudonym.key"), key).unwrap();
     let mut domain = common::start_with(dir, move |dir| {
-        let args = common::with_source(common::args(dir, 0, &nowhere()), &dir.join("source.csv"));
+        let mut args = common::with_source(common::args(dir, 0, &nowhere()), &dir.join("source.csv"));
+        // A whole read comes in parts over Flight (on SQLite).
+        (args.limits.flight_parts, args.limits.flight_part_rows) = (3, 100);
         on_database(args, url.as_deref())
     })
     .await;
@@ -314,19 +318,21 @@ async fn flight(domain: &TestDomain, who: &Credentials, query: &Query) -> String
         Err(e) => return format!("flight refused {}", refused(e)),
     };
     let schema = describe_schema(&info.clone().try_decode_schema().unwrap());
-    let ticket = info.endpoint[0].ticket.clone().unwrap();
-    let mut stream = match client.do_get(ticket).await {
-        Ok(stream) => stream,
-        Err(e) => return format!("flight {schema} refused at DoGet {}", refused(e)),
-    };
     let mut batches = Vec::new();
-    while let Some(batch) = futures_util::StreamExt::next(&mut stream).await {
-        match batch {
-            Ok(batch) => batches.push(format!("{:?}", batch.columns())),
-            Err(e) => return format!("flight {schema} cut {}", refused(e)),
+    for (part, endpoint) in info.endpoint.iter().enumerate() {
+        let mut stream = match client.do_get(endpoint.ticket.clone().unwrap()).await {
+            Ok(stream) => stream,
+            Err(e) => return format!("flight {schema} refused at DoGet of part {part} {}", refused(e)),
+        };
+        batches.push(format!("part {part}"));
+        while let Some(batch) = futures_util::StreamExt::next(&mut stream).await {
+            match batch {
+                Ok(batch) => batches.push(format!("{:?}", batch.columns())),
+                Err(e) => return format!("flight {schema} cut {}", refused(e)),
+            }
         }
     }
-    format!("flight {schema} batches {batches:?}")
+    format!("flight ordered {} {schema} batches {batches:?}", info.ordered)
 }
 
 /// A schema as text whatever order its metadata maps hold.
@@ -437,6 +443,7 @@ async fn two_worlds_give_the_same_answer() {
         Config { cases: CASES, max_shrink_iters: 64, failure_persistence: None, ..Config::default() };
     let mut runner = TestRunner::new(config);
     let flights_with_rows = std::sync::atomic::AtomicUsize::new(0);
+    let flights_in_parts = std::sync::atomic::AtomicUsize::new(0);
     let result = tokio::task::block_in_place(|| -> Result<(), String> {
         runner.run(&case, |(grant, others_a, others_b, seed, queries)| {
             let agreements = |others: &[Grant]| {
@@ -451,11 +458,16 @@ async fn two_worlds_give_the_same_answer() {
             runtime.block_on(async {
                 let world_a = start_world(backend, &data, &agreements(&others_a), &key).await;
                 let world_b = start_world(backend, &b, &agreements(&others_b), &key).await;
-                for query in &queries {
+                // Every case reads the whole product too: over Flight, in parts.
+                let whole = Query { filter: String::new(), select: vec![], order_by: String::new(), limit: 0, page_size: 40 };
+                for query in queries.iter().chain([&whole]) {
                     let in_a = answer(&world_a, "consumer", query).await;
                     let in_b = answer(&world_b, "consumer", query).await;
-                    if in_a.last().is_some_and(|flight| flight.contains(" batches [\"")) {
+                    if in_a.last().is_some_and(|flight| flight.contains("\"part 0\", \"[")) {
                         flights_with_rows.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if in_a.last().is_some_and(|flight| flight.contains("\"part 1\", \"[")) {
+                        flights_in_parts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     if in_a != in_b {
                         let first = in_a.iter().zip(&in_b).position(|(a, b)| a != b).unwrap_or(in_a.len());
@@ -475,6 +487,9 @@ async fn two_worlds_give_the_same_answer() {
         panic!("{error}");
     }
     assert!(flights_with_rows.into_inner() > 0, "no query was answered with rows over Flight");
+    if backend == Backend::Sqlite {
+        assert!(flights_in_parts.into_inner() > 0, "no whole read came in parts with rows over Flight");
+    }
 }
 
 /// Spearman's rank correlation of two lists of distinct ranks.
@@ -587,4 +602,52 @@ async fn pseudonymized_rows_come_in_an_order_that_tells_nothing() {
             assert!(same <= 10, "order `{order}`: {same} positions hold the same customer for ana and bob");
         }
     }
+}
+
+/// An analyst's whole read over Flight comes in parts of its keyed order
+/// (not ordered among themselves): every row the analyst's `Query` gives,
+/// each in exactly one part, the parts of even size.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_analysts_whole_read_comes_in_keyed_parts_each_row_once() {
+    let data = Data::generate(300);
+    let consumer =
+        Grant { subject: "consumer".into(), amounts: vec!["tot_use_am".into()], raw_seq: false, scope: String::new() };
+    let key = b"0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0\n".to_vec();
+    let domain = start_world(Backend::Sqlite, &data, &[consumer.agreement(7)], &key).await;
+    let who = credentials(domain.dir.path(), "consumer", &["analyst"]);
+    let mut flight = arrow_flight::FlightClient::new(common::connect(domain.addr, who.clone()).await);
+    let info = flight.get_flight_info(FlightDescriptor::new_path(vec![PRODUCT.into()])).await.unwrap();
+    assert_eq!(info.endpoint.len(), 3, "600 rows in parts of at least 100, at most 3");
+    assert!(!info.ordered, "parts of a keyed order are not ordered among themselves");
+    let mut got = Vec::new();
+    for endpoint in &info.endpoint {
+        let stream = flight.do_get(endpoint.ticket.clone().unwrap()).await.unwrap();
+        let batches: Vec<_> = futures_util::StreamExt::collect::<Vec<_>>(stream).await;
+        let mut part = Vec::new();
+        for batch in batches {
+            let batch = batch.unwrap();
+            let text = |name: &str| {
+                use arrow_array::cast::AsArray;
+                batch.column_by_name(name).unwrap().as_string::<i32>().clone()
+            };
+            let amounts = {
+                use arrow_array::cast::AsArray;
+                batch.column_by_name("tot_use_am").unwrap().as_primitive::<arrow_array::types::Int64Type>().clone()
+            };
+            let (bas_yh, seq) = (text("bas_yh"), text("seq"));
+            for i in 0..batch.num_rows() {
+                part.push((bas_yh.value(i).to_owned(), seq.value(i).to_owned(), amounts.value(i)));
+            }
+        }
+        assert!((100..=300).contains(&part.len()), "a part of {} rows of 600", part.len());
+        got.extend(part);
+    }
+    let mut query = CardSpendingServiceClient::new(common::connect(domain.addr, who).await);
+    let (rows, _) = common::query_all(&mut query, QueryRequest::default()).await.unwrap();
+    let mut expected: Vec<_> = rows.into_iter().map(|r| (r.bas_yh, r.seq, r.tot_use_am)).collect();
+    assert_eq!(expected.len(), 600);
+    assert!(expected.iter().all(|(_, seq, _)| seq.len() == 32), "identifiers come as pseudonyms");
+    expected.sort();
+    got.sort();
+    assert_eq!(got, expected, "every row the analyst may read, each in exactly one part");
 }

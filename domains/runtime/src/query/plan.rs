@@ -11,7 +11,7 @@ use crate::error::{DomainError, Result};
 use crate::query::dialect::Dialect;
 use crate::query::filter;
 use crate::query::grant::Grant;
-use crate::query::part::{Part, splittable};
+use crate::query::part::{Part, split};
 use crate::query::pseudonym::PseudonymKey;
 use crate::query::resume::{ResumePoint, ResumeTokens};
 use crate::values::Value;
@@ -115,27 +115,31 @@ pub(crate) fn plan(
     let scope = row_scope(schema, grant, dialect)?;
     // 2. The full sort key, and the keyed expressions that order what the
     //    caller sees only as pseudonyms (each binds the order key first).
+    let sort = sort_key(asked.order, schema, grant);
+    let keyed_order = sort.iter().any(|s| s.keyed);
     let sort = match part {
-        // Parts only for callers the load's order tells nothing (part.rs).
-        Some(_) if !splittable(request, grant) => {
+        // Parts only for callers the part boundaries tell nothing (part.rs).
+        Some(part) if split(request, grant, keyed_order) != Some(part.keyed) => {
             return Err(DomainError::Aborted(
                 "ticket: the read it is a part of is no longer one the caller may read in parts (the \
                  agreement or the contract changed); ask GetFlightInfo for new tickets"
                     .to_owned(),
             ));
         }
-        Some(_) => vec![SortColumn { column: None, descending: false, keyed: false }],
-        None => sort_key(asked.order, schema, grant),
+        Some(part) if !part.keyed => vec![SortColumn { column: None, descending: false, keyed: false }],
+        _ => sort,
     };
     let (keyed, mut params) = keyed_orders(&sort, schema, grant, dialect);
     // 3. Where a resumed query starts, from a token bound to this query.
     let digest = digest(request, &asked.projection, &grant.binding, part);
+    let part_load = part.map(|p| p.load);
     let resume = resume_point(&request.resume_token, tokens, &digest, sort.len())?;
     // 4. The statement: select list, conditions, order. On SQLite a keyed
     //    order is computed in the select list and the store sorts the rows.
     let sorts_in_scan = dialect == Dialect::Sqlite && !keyed.is_empty();
     let columns = select_list(&asked.projection, &sort, &keyed, sorts_in_scan, schema);
     let filtered = !asked.filter.sql.is_empty();
+    let part = part.map(|part| part_condition(part, &sort, schema, grant, dialect));
     let conditions = where_clause(scope, asked.filter, part, resume.as_ref(), &sort, schema, &mut params);
     let order_sql: Vec<String> = sort
         .iter()
@@ -157,7 +161,7 @@ pub(crate) fn plan(
         digest,
         delivered,
         resumed_load: resume.as_ref().map(|p| p.load),
-        part_load: part.map(|p| p.load),
+        part_load,
         pseudonymized,
         pseudonyms,
         withheld: asked.withheld,
@@ -267,32 +271,55 @@ fn select_list(
 
 /// ` WHERE ...` (or nothing): the agreement's rows first, as a condition of
 /// its own, so no filter of the caller's, however written, can widen them;
-/// then the caller's filter; then a part's rowids; then the rows after a
+/// then the caller's filter; then a part's range; then the rows after a
 /// resume point.
 fn where_clause(
     scope: filter::SqlFilter,
     filter: filter::SqlFilter,
-    part: Option<&Part>,
+    part: Option<filter::SqlFilter>,
     resume: Option<&ResumePoint>,
     sort: &[SortColumn],
     schema: &RowSchema,
     params: &mut Vec<Value>,
 ) -> String {
     let mut conditions = Vec::new();
-    for part in [scope, filter] {
+    for part in [Some(scope), Some(filter), part].into_iter().flatten() {
         if !part.sql.is_empty() {
             conditions.push(format!("({})", part.sql));
             params.extend(part.params);
         }
     }
-    if let Some(part) = part {
-        conditions.push("rowid > ? AND rowid <= ?".to_owned());
-        params.extend([Value::Integer(part.after), Value::Integer(part.up_to)]);
-    }
     if let Some(point) = resume {
         conditions.push(after_condition(sort, &point.key, &|s: &SortColumn| s.sql_name(schema), params));
     }
     if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) }
+}
+
+/// The rows of `part`: its rowids, or (a keyed part) the rows whose keyed
+/// order of the first column `sort` hashes is in its range, computed once
+/// per row (`BETWEEN` evaluates its operand once).
+fn part_condition(
+    part: &Part,
+    sort: &[SortColumn],
+    schema: &RowSchema,
+    grant: &Grant,
+    dialect: Dialect,
+) -> filter::SqlFilter {
+    let hashed = sort.iter().find(|s| s.keyed).and_then(|s| s.column).filter(|_| part.keyed);
+    let Some(column) = hashed.map(|c| &schema.columns[c]) else {
+        let params = vec![Value::Integer(part.after), Value::Integer(part.up_to)];
+        return filter::SqlFilter { sql: "rowid > ? AND rowid <= ?".to_owned(), params, ..Default::default() };
+    };
+    let order_key = grant.pseudonyms.as_ref().map(PseudonymKey::order_key).unwrap_or_default();
+    filter::SqlFilter {
+        sql: format!("{} BETWEEN ? AND ?", dialect.keyed_order(&column.name, column.kind)),
+        params: vec![
+            Value::Blob(order_key),
+            Value::Integer(part.after.saturating_add(1)),
+            Value::Integer(part.up_to),
+        ],
+        ..Default::default()
+    }
 }
 
 /// The full sort key: the requested order, then the product's key, then
@@ -474,7 +501,7 @@ fn digest(request: &QueryRequest, projection: &[usize], binding: &[u8], part: Op
     }
     hasher.update(request.limit.to_le_bytes());
     if let Some(part) = part {
-        hasher.update(b"part");
+        hasher.update(if part.keyed { b"keyed part" as &[u8] } else { b"part" });
         hasher.update(part.after.to_le_bytes());
         hasher.update(part.up_to.to_le_bytes());
     }
@@ -593,13 +620,13 @@ mod tests {
 
     #[test]
     fn a_part_reads_its_rowids_in_the_load_order_and_only_for_the_owner() {
-        let part = Part { after: 100, up_to: 200, load: 9 };
+        let part = Part { after: 100, up_to: 200, load: 9, keyed: false };
         let owner = Grant::full(&schema());
         let compiled =
             plan(&request("", "", 0), &schema(), &tokens(), &owner, Dialect::Sqlite, Some(&part)).unwrap();
         assert_eq!(
             compiled.sql("t"),
-            "SELECT name, amount, score, flag, seq, rowid FROM t WHERE rowid > ? AND rowid <= ? ORDER BY rowid"
+            "SELECT name, amount, score, flag, seq, rowid FROM t WHERE (rowid > ? AND rowid <= ?) ORDER BY rowid"
         );
         assert_eq!(compiled.params, vec![Integer(100), Integer(200)]);
         assert_eq!(compiled.part_load, Some(9));
@@ -623,6 +650,35 @@ mod tests {
             plan(&request("", "", 0), &schema(), &tokens(), &pseudonymized, Dialect::Sqlite, Some(&part))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_keyed_part_reads_a_range_of_the_callers_keyed_order_and_only_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pseudonym.key");
+        mesh_grpc::private_files::create_secret(&path).unwrap();
+        let mut grant = Grant { owner: false, ..Grant::full(&schema()) };
+        grant.pseudonymized[4] = true;
+        grant.pseudonyms = Some(PseudonymKey::read(&path).unwrap());
+        let order_key = grant.pseudonyms.as_ref().unwrap().order_key();
+        let part = Part { after: i64::MIN, up_to: 99, load: 9, keyed: true };
+        let compiled = plan(&request("", "", 0), &schema(), &tokens(), &grant, Dialect::Sqlite, Some(&part)).unwrap();
+        assert!(compiled.sorts_in_scan, "each part in the caller's keyed order");
+        assert_eq!(
+            compiled.sql("t"),
+            "SELECT name, amount, score, flag, seq, mesh_order(?, seq) AS mesh_order_4, rowid FROM t \
+             WHERE (mesh_order(?, seq) BETWEEN ? AND ?)"
+        );
+        let key = Value::Blob(order_key);
+        assert_eq!(compiled.params, vec![key.clone(), key, Integer(i64::MIN + 1), Integer(99)]);
+        assert_eq!(compiled.part_load, Some(9));
+        let by_rowid = Part { keyed: false, ..part.clone() };
+        let as_rowids = plan(&request("", "", 0), &schema(), &tokens(), &grant, Dialect::Sqlite, Some(&by_rowid));
+        assert!(as_rowids.unwrap_err().to_string().contains("ask GetFlightInfo for new tickets"));
+        let owner = Grant::full(&schema());
+        assert!(plan(&request("", "", 0), &schema(), &tokens(), &owner, Dialect::Sqlite, Some(&part)).is_err());
+        let limited = plan(&request("", "", 5), &schema(), &tokens(), &grant, Dialect::Sqlite, Some(&part));
+        assert!(limited.is_err(), "a read with a limit has no parts");
     }
 
     #[test]

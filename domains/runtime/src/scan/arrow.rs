@@ -84,13 +84,34 @@ enum ColumnBuilder {
 }
 
 impl ColumnBuilder {
-    fn new(data_type: &DataType) -> Self {
+    /// A builder with room for `rows` values (and `text_bytes` of text),
+    /// so that a batch like the last one is built without growing.
+    fn with_capacity(data_type: &DataType, rows: usize, text_bytes: usize) -> Self {
         match data_type {
-            DataType::Utf8 => Self::Text(StringBuilder::new()),
-            DataType::Int64 => Self::Integer(Int64Builder::new()),
-            DataType::Float32 => Self::Real32(Float32Builder::new()),
-            DataType::Boolean => Self::Bool(BooleanBuilder::new()),
-            _ => Self::Real(Float64Builder::new()),
+            DataType::Utf8 => Self::Text(StringBuilder::with_capacity(rows, text_bytes)),
+            DataType::Int64 => Self::Integer(Int64Builder::with_capacity(rows)),
+            DataType::Float32 => Self::Real32(Float32Builder::with_capacity(rows)),
+            DataType::Boolean => Self::Bool(BooleanBuilder::with_capacity(rows)),
+            _ => Self::Real(Float64Builder::with_capacity(rows)),
+        }
+    }
+
+    /// The column so far, the builder left with room for as many values.
+    fn finish(&mut self, data_type: &DataType) -> ArrayRef {
+        let (rows, text_bytes) = match self {
+            Self::Text(builder) => (builder.len(), builder.values_slice().len()),
+            Self::Integer(builder) => (builder.len(), 0),
+            Self::Real(builder) => (builder.len(), 0),
+            Self::Real32(builder) => (builder.len(), 0),
+            Self::Bool(builder) => (builder.len(), 0),
+        };
+        let mut full = std::mem::replace(self, Self::with_capacity(data_type, rows + rows / 8, text_bytes * 9 / 8));
+        match &mut full {
+            Self::Text(builder) => Arc::new(builder.finish()),
+            Self::Integer(builder) => Arc::new(builder.finish()),
+            Self::Real(builder) => Arc::new(builder.finish()),
+            Self::Real32(builder) => Arc::new(builder.finish()),
+            Self::Bool(builder) => Arc::new(builder.finish()),
         }
     }
 
@@ -129,16 +150,6 @@ impl ColumnBuilder {
             }
         })
     }
-
-    fn finish(&mut self) -> ArrayRef {
-        match self {
-            Self::Text(builder) => Arc::new(builder.finish()),
-            Self::Integer(builder) => Arc::new(builder.finish()),
-            Self::Real(builder) => Arc::new(builder.finish()),
-            Self::Real32(builder) => Arc::new(builder.finish()),
-            Self::Bool(builder) => Arc::new(builder.finish()),
-        }
-    }
 }
 
 /// A real column's value: integers widened, anything else its default.
@@ -171,7 +182,7 @@ impl ArrowBatch {
     /// schema's columns, delivering those in `pseudonymized` as pseudonyms
     /// under `pseudonyms`.
     pub(crate) fn new(schema: Schema, pseudonymized: &[bool], pseudonyms: Option<PseudonymKey>) -> Self {
-        let columns = schema.fields().iter().map(|f| ColumnBuilder::new(f.data_type())).collect();
+        let columns = schema.fields().iter().map(|f| ColumnBuilder::with_capacity(f.data_type(), 1024, 8192)).collect();
         let pseudonymized =
             (0..schema.fields().len()).map(|i| pseudonymized.get(i).copied().unwrap_or(false)).collect();
         Self {
@@ -218,7 +229,8 @@ impl ArrowBatch {
     /// with `app_metadata` (the resume token after its last row); the
     /// builders start over.
     pub(crate) fn finish(&mut self, app_metadata: &[u8]) -> Result<Bytes> {
-        let columns = self.columns.iter_mut().map(ColumnBuilder::finish).collect();
+        let fields = self.schema.fields();
+        let columns = self.columns.iter_mut().zip(fields.iter()).map(|(c, f)| c.finish(f.data_type())).collect();
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)
             .map_err(|e| DomainError::Internal(format!("building an Arrow batch: {e}")))?;
         let (_, encoded) = self

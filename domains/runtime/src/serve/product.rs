@@ -14,7 +14,7 @@ use crate::error::{DomainError, Result};
 use crate::ingest::{Destination, LoadMeters};
 use crate::query::dialect::Dialect;
 use crate::query::grant::{AccessPolicy, Grant};
-use crate::query::part::{Part, Partitioning, splittable};
+use crate::query::part::{Part, Partitioning, split};
 use crate::query::plan::{QueryPlan, plan};
 use crate::query::resume::ResumeTokens;
 use crate::scan::admission::Admission;
@@ -283,10 +283,10 @@ impl Product {
         Ok(crate::scan::arrow::arrow_schema(&self.spec.id, columns, &plan.pseudonymized, &plan.withheld))
     }
 
-    /// The parts a read of `request` under `grant` comes in: several, in
-    /// the load's order, when the caller may have them (part.rs), the
-    /// product is on SQLite and `partitioning` finds rows enough; otherwise
-    /// the whole read (`None`), in the query's order.
+    /// The parts a read of `request` under `grant` comes in: several (by
+    /// rowid or by the caller's keyed order, part.rs) when the caller may
+    /// have them, the product is on SQLite and `partitioning` finds rows
+    /// enough; otherwise the whole read (`None`), in the query's order.
     pub fn parts(
         &self,
         request: &QueryRequest,
@@ -296,11 +296,13 @@ impl Product {
         let whole = vec![None];
         // PostgreSQL keeps no index on rowid alone: a part there would be a
         // scan of the whole table and a sort.
-        if self.store.dialect() != Dialect::Sqlite || !splittable(request, grant) {
+        if self.store.dialect() != Dialect::Sqlite {
             return Ok(whole);
         }
+        let planned = plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect(), None)?;
+        let Some(keyed) = split(request, grant, planned.sort.iter().any(|s| s.keyed)) else { return Ok(whole) };
         let Some(load) = self.store.load_info(&self.spec.id)? else { return Ok(whole) };
-        let parts = partitioning.parts(load.row_count.max(0) as u64, load.load);
+        let parts = partitioning.parts(load.row_count.max(0) as u64, load.load, keyed);
         Ok(if parts.len() > 1 { parts.into_iter().map(Some).collect() } else { whole })
     }
 

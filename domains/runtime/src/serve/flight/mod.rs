@@ -139,14 +139,17 @@ impl FlightFace {
     }
 
     /// `GetFlightInfo`: the schema and an endpoint with a ticket per part
-    /// of the read; the parts in order hold the rows in the load's order.
+    /// of the read. Parts by rowid, in order, hold the rows in the load's
+    /// order; parts by keyed order are each in the caller's order, and
+    /// the info says they are not ordered among themselves.
     async fn flight_info(&self, request: Request<Bytes>) -> Result<FlightInfo, Status> {
         let (descriptor, schema, claims) = self.planned(request, true)?;
+        let keyed = claims.iter().any(|claim| claim.part.as_ref().is_some_and(|part| part.keyed));
         let mut info = FlightInfo::new()
             .try_with_schema(&schema)
             .map_err(|e| Status::internal(format!("encoding the schema: {e}")))?
             .with_descriptor(descriptor)
-            .with_ordered(true)
+            .with_ordered(!keyed)
             .with_total_records(-1)
             .with_total_bytes(-1);
         for claim in &claims {

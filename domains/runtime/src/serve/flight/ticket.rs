@@ -115,7 +115,7 @@ mod tests {
             subject: "kim".into(),
             binding: b"agreements/7".to_vec(),
             expires_ms,
-            part: Some(Part { after: 10, up_to: 20, load: 3 }),
+            part: Some(Part { after: 10, up_to: 20, load: 3, keyed: true }),
         }
     }
 

@@ -58,7 +58,7 @@ pub(super) fn stoppable(conn: &Connection, check: Option<&StopCheck>) -> Result<
 }
 
 /// The rows of a plan the store sorts, kept in a [`Sorter`]. With a
-/// `helper` connection, no filter of the caller's and enough rows, the
+/// `helper` connection, no filter of the caller's, no part and enough rows, the
 /// table is read in two halves side by side, the helper's checked to be of
 /// the same load as `conn`'s (and read again on `conn` if a load came
 /// between them).
@@ -81,8 +81,10 @@ fn sorted_rows(
         return Ok(sorter_for(plan, spill_dir, SORT_MEMORY_BYTES));
     };
     let everything = (i64::MIN, i64::MAX);
-    // A filtered read expects few rows: a second thread would only delay it.
-    let Some(helper) = helper.filter(|_| !plan.filtered && high.saturating_sub(low) >= SPLIT_ROWS) else {
+    // A filtered read expects few rows: a second thread would only delay
+    // it; a part of a read has its other parts beside it.
+    let alone = !plan.filtered && plan.part_load.is_none();
+    let Some(helper) = helper.filter(|_| alone && high.saturating_sub(low) >= SPLIT_ROWS) else {
         return sorted_range(conn, spill_dir, table, plan, everything, SORT_MEMORY_BYTES);
     };
     let middle = low + (high - low) / 2;
