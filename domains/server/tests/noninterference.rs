@@ -7,7 +7,8 @@
 //! resumed mid-way), each query runs against two domains whose data differ
 //! only in what that consumer may not see: every column it does not
 //! receive re-drawn, every row outside its scope changed in every column
-//! (and kept outside it), other consumers' agreements different. The two
+//! (and kept outside it), the rows loaded in another order, other
+//! consumers' agreements different. The two
 //! answers must be byte-identical (resume tokens aside, which are sealed
 //! with each domain's own secret). Each case also reads the whole product,
 //! which comes over Flight in parts on SQLite: the parts, their number and
@@ -24,6 +25,7 @@ use crate::common;
 use std::collections::HashMap;
 use std::path::Path;
 
+use arrow_array::cast::AsArray;
 use arrow_flight::FlightDescriptor;
 use common::{Backend, TestDomain, credentials, nowhere, on_database};
 use mesh_contracts::catalog::{Agreement, AgreementState, ListAgreementsResponse};
@@ -206,9 +208,10 @@ fn query(grant: &Grant, all_amounts: Vec<String>) -> impl Strategy<Value = Query
 }
 
 /// World B for `grant`: the data with every column the consumer does not
-/// receive re-drawn, and every row outside its scope changed in every
-/// column and kept outside it.
+/// receive re-drawn, every row outside its scope changed in every column
+/// and kept outside it, and the rows loaded in another order.
 fn world_b(data: &Data, columns: &ColumnList, grant: &Grant, seed: u64) -> Data {
+    use rand::seq::SliceRandom;
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let scope: Option<Filter> = mesh_filter::parse(&grant.scope, columns).ok();
@@ -239,6 +242,9 @@ fn world_b(data: &Data, columns: &ColumnList, grant: &Grant, seed: u64) -> Data 
             }
         }
     }
+    // The load's order is the source's, which may follow what the
+    // consumer may not see: world B's rows come in another.
+    b.rows.shuffle(&mut rng);
     b
 }
 
@@ -256,7 +262,7 @@ async fn start_world(backend: Backend, data: &Data, agreements: &[Agreement], ke
     let mut domain = common::start_with(dir, move |dir| {
         let mut args = common::with_source(common::args(dir, 0, &nowhere()), &dir.join("source.csv"));
         // A whole read comes in parts over Flight (on SQLite).
-        (args.limits.flight_parts, args.limits.flight_part_rows) = (3, 100);
+        (args.domain.limits.flight_parts, args.domain.limits.flight_part_rows) = (3, 100);
         on_database(args, url.as_deref())
     })
     .await;
@@ -610,8 +616,12 @@ async fn pseudonymized_rows_come_in_an_order_that_tells_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_analysts_whole_read_comes_in_keyed_parts_each_row_once() {
     let data = Data::generate(300);
-    let consumer =
-        Grant { subject: "consumer".into(), amounts: vec!["tot_use_am".into()], raw_seq: false, scope: String::new() };
+    let consumer = Grant {
+        subject: "consumer".into(),
+        amounts: vec!["tot_use_am".into()],
+        raw_seq: false,
+        scope: String::new(),
+    };
     let key = b"0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0\n".to_vec();
     let domain = start_world(Backend::Sqlite, &data, &[consumer.agreement(7)], &key).await;
     let who = credentials(domain.dir.path(), "consumer", &["analyst"]);
@@ -626,15 +636,11 @@ async fn an_analysts_whole_read_comes_in_keyed_parts_each_row_once() {
         let mut part = Vec::new();
         for batch in batches {
             let batch = batch.unwrap();
-            let text = |name: &str| {
-                use arrow_array::cast::AsArray;
-                batch.column_by_name(name).unwrap().as_string::<i32>().clone()
-            };
-            let amounts = {
-                use arrow_array::cast::AsArray;
-                batch.column_by_name("tot_use_am").unwrap().as_primitive::<arrow_array::types::Int64Type>().clone()
-            };
-            let (bas_yh, seq) = (text("bas_yh"), text("seq"));
+            let column = |name: &str| batch.column_by_name(name).unwrap().clone();
+            let (bas_yh, seq) = (column("bas_yh"), column("seq"));
+            let amounts = column("tot_use_am");
+            let (bas_yh, seq) = (bas_yh.as_string::<i32>(), seq.as_string::<i32>());
+            let amounts = amounts.as_primitive::<arrow_array::types::Int64Type>();
             for i in 0..batch.num_rows() {
                 part.push((bas_yh.value(i).to_owned(), seq.value(i).to_owned(), amounts.value(i)));
             }

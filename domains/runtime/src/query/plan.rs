@@ -308,7 +308,11 @@ fn part_condition(
     let hashed = sort.iter().find(|s| s.keyed).and_then(|s| s.column).filter(|_| part.keyed);
     let Some(column) = hashed.map(|c| &schema.columns[c]) else {
         let params = vec![Value::Integer(part.after), Value::Integer(part.up_to)];
-        return filter::SqlFilter { sql: "rowid > ? AND rowid <= ?".to_owned(), params, ..Default::default() };
+        return filter::SqlFilter {
+            sql: "rowid > ? AND rowid <= ?".to_owned(),
+            params,
+            ..Default::default()
+        };
     };
     let order_key = grant.pseudonyms.as_ref().map(PseudonymKey::order_key).unwrap_or_default();
     filter::SqlFilter {
@@ -662,7 +666,8 @@ mod tests {
         grant.pseudonyms = Some(PseudonymKey::read(&path).unwrap());
         let order_key = grant.pseudonyms.as_ref().unwrap().order_key();
         let part = Part { after: i64::MIN, up_to: 99, load: 9, keyed: true };
-        let compiled = plan(&request("", "", 0), &schema(), &tokens(), &grant, Dialect::Sqlite, Some(&part)).unwrap();
+        let compiled =
+            plan(&request("", "", 0), &schema(), &tokens(), &grant, Dialect::Sqlite, Some(&part)).unwrap();
         assert!(compiled.sorts_in_scan, "each part in the caller's keyed order");
         assert_eq!(
             compiled.sql("t"),
@@ -673,10 +678,13 @@ mod tests {
         assert_eq!(compiled.params, vec![key.clone(), key, Integer(i64::MIN + 1), Integer(99)]);
         assert_eq!(compiled.part_load, Some(9));
         let by_rowid = Part { keyed: false, ..part.clone() };
-        let as_rowids = plan(&request("", "", 0), &schema(), &tokens(), &grant, Dialect::Sqlite, Some(&by_rowid));
+        let as_rowids =
+            plan(&request("", "", 0), &schema(), &tokens(), &grant, Dialect::Sqlite, Some(&by_rowid));
         assert!(as_rowids.unwrap_err().to_string().contains("ask GetFlightInfo for new tickets"));
         let owner = Grant::full(&schema());
-        assert!(plan(&request("", "", 0), &schema(), &tokens(), &owner, Dialect::Sqlite, Some(&part)).is_err());
+        assert!(
+            plan(&request("", "", 0), &schema(), &tokens(), &owner, Dialect::Sqlite, Some(&part)).is_err()
+        );
         let limited = plan(&request("", "", 5), &schema(), &tokens(), &grant, Dialect::Sqlite, Some(&part));
         assert!(limited.is_err(), "a read with a limit has no parts");
     }

@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Float32Builder, Float64Builder, Int64Builder, StringBuilder};
+use arrow_array::builder::{
+    ArrayBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int64Builder, StringBuilder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_ipc::writer::{DictionaryTracker, EncodedData, IpcDataGenerator, IpcWriteContext, IpcWriteOptions};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
@@ -105,7 +107,8 @@ impl ColumnBuilder {
             Self::Real32(builder) => (builder.len(), 0),
             Self::Bool(builder) => (builder.len(), 0),
         };
-        let mut full = std::mem::replace(self, Self::with_capacity(data_type, rows + rows / 8, text_bytes * 9 / 8));
+        let mut full =
+            std::mem::replace(self, Self::with_capacity(data_type, rows + rows / 8, text_bytes * 9 / 8));
         match &mut full {
             Self::Text(builder) => Arc::new(builder.finish()),
             Self::Integer(builder) => Arc::new(builder.finish()),
@@ -182,7 +185,8 @@ impl ArrowBatch {
     /// schema's columns, delivering those in `pseudonymized` as pseudonyms
     /// under `pseudonyms`.
     pub(crate) fn new(schema: Schema, pseudonymized: &[bool], pseudonyms: Option<PseudonymKey>) -> Self {
-        let columns = schema.fields().iter().map(|f| ColumnBuilder::with_capacity(f.data_type(), 1024, 8192)).collect();
+        let columns =
+            schema.fields().iter().map(|f| ColumnBuilder::with_capacity(f.data_type(), 1024, 8192)).collect();
         let pseudonymized =
             (0..schema.fields().len()).map(|i| pseudonymized.get(i).copied().unwrap_or(false)).collect();
         Self {
@@ -230,7 +234,8 @@ impl ArrowBatch {
     /// builders start over.
     pub(crate) fn finish(&mut self, app_metadata: &[u8]) -> Result<Bytes> {
         let fields = self.schema.fields();
-        let columns = self.columns.iter_mut().zip(fields.iter()).map(|(c, f)| c.finish(f.data_type())).collect();
+        let columns =
+            self.columns.iter_mut().zip(fields.iter()).map(|(c, f)| c.finish(f.data_type())).collect();
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)
             .map_err(|e| DomainError::Internal(format!("building an Arrow batch: {e}")))?;
         let (_, encoded) = self

@@ -300,7 +300,9 @@ impl Product {
             return Ok(whole);
         }
         let planned = plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect(), None)?;
-        let Some(keyed) = split(request, grant, planned.sort.iter().any(|s| s.keyed)) else { return Ok(whole) };
+        let Some(keyed) = split(request, grant, planned.sort.iter().any(|s| s.keyed)) else {
+            return Ok(whole);
+        };
         let Some(load) = self.store.load_info(&self.spec.id)? else { return Ok(whole) };
         let parts = partitioning.parts(load.row_count.max(0) as u64, load.load, keyed);
         Ok(if parts.len() > 1 { parts.into_iter().map(Some).collect() } else { whole })
