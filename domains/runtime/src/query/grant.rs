@@ -117,17 +117,15 @@ impl Grant {
             readable.push(delivery != Delivery::Withheld);
             pseudonymized.push(delivery == Delivery::Pseudonym);
         }
-        let pseudonyms = if pseudonymized.iter().any(|p| *p) {
-            let master = pseudonym_master.ok_or_else(|| {
-                DomainError::Unavailable(format!(
-                    "{} delivers identifiers as pseudonyms, but this domain has no pseudonym key (--pseudonym-key)",
-                    policy.product
-                ))
-            })?;
-            Some(master.for_consumer(&caller.issuer, &caller.subject))
-        } else {
-            None
-        };
+        // The consumer's own key: its pseudonyms, and its keyed order of
+        // any key column it may not read in the clear (even one withheld).
+        let pseudonyms = pseudonym_master.map(|master| master.for_consumer(&caller.issuer, &caller.subject));
+        if pseudonyms.is_none() && pseudonymized.iter().any(|p| *p) {
+            return Err(DomainError::Unavailable(format!(
+                "{} delivers identifiers as pseudonyms, but this domain has no pseudonym key (--pseudonym-key)",
+                policy.product
+            )));
+        }
         let name = agreement.map(|a| a.name.clone());
         Ok(Self {
             readable,

@@ -84,13 +84,15 @@ fn bound(span: u64, i: u64, count: u64) -> i64 {
 /// a resume point after a replica's death). By rowid (`Some(false)`) when
 /// the caller reads every column of every row in the clear as the
 /// product's owner; by keyed order (`Some(true)`) when the caller's order
-/// hashes an identifier (`keyed_order`).
+/// hashes an identifier (`keyed_order`) under a key of the caller's own
+/// (a domain without a pseudonym key orders by a hash anyone can compute,
+/// whose ranges would tell of the values hashed).
 pub(crate) fn split(request: &QueryRequest, grant: &Grant, keyed_order: bool) -> Option<bool> {
     let whole = request.filter.is_empty() && request.order_by.is_empty() && request.limit == 0;
     match () {
         _ if !whole => None,
         _ if grant.reads_as_owner() => Some(false),
-        _ if keyed_order => Some(true),
+        _ if keyed_order && grant.pseudonyms.is_some() => Some(true),
         _ => None,
     }
 }

@@ -139,7 +139,7 @@ pub(crate) fn plan(
     let sorts_in_scan = dialect == Dialect::Sqlite && !keyed.is_empty();
     let columns = select_list(&asked.projection, &sort, &keyed, sorts_in_scan, schema);
     let filtered = !asked.filter.sql.is_empty();
-    let part = part.map(|part| part_condition(part, &sort, schema, grant, dialect));
+    let part = part.map(|part| part_condition(part, &sort, schema, grant, dialect)).transpose()?;
     let conditions = where_clause(scope, asked.filter, part, resume.as_ref(), &sort, schema, &mut params);
     let order_sql: Vec<String> = sort
         .iter()
@@ -304,26 +304,28 @@ fn part_condition(
     schema: &RowSchema,
     grant: &Grant,
     dialect: Dialect,
-) -> filter::SqlFilter {
-    let hashed = sort.iter().find(|s| s.keyed).and_then(|s| s.column).filter(|_| part.keyed);
-    let Some(column) = hashed.map(|c| &schema.columns[c]) else {
+) -> Result<filter::SqlFilter> {
+    if !part.keyed {
         let params = vec![Value::Integer(part.after), Value::Integer(part.up_to)];
-        return filter::SqlFilter {
+        return Ok(filter::SqlFilter {
             sql: "rowid > ? AND rowid <= ?".to_owned(),
             params,
             ..Default::default()
-        };
+        });
+    }
+    let hashed = sort.iter().find(|s| s.keyed).and_then(|s| s.column);
+    let (Some(column), Some(key)) = (hashed.map(|c| &schema.columns[c]), grant.pseudonyms.as_ref()) else {
+        return Err(DomainError::Internal("a keyed part of a read with no keyed order".to_owned()));
     };
-    let order_key = grant.pseudonyms.as_ref().map(PseudonymKey::order_key).unwrap_or_default();
-    filter::SqlFilter {
+    Ok(filter::SqlFilter {
         sql: format!("{} BETWEEN ? AND ?", dialect.keyed_order(&column.name, column.kind)),
         params: vec![
-            Value::Blob(order_key),
+            Value::Blob(key.order_key()),
             Value::Integer(part.after.saturating_add(1)),
             Value::Integer(part.up_to),
         ],
         ..Default::default()
-    }
+    })
 }
 
 /// The full sort key: the requested order, then the product's key, then
@@ -687,6 +689,14 @@ mod tests {
         );
         let limited = plan(&request("", "", 5), &schema(), &tokens(), &grant, Dialect::Sqlite, Some(&part));
         assert!(limited.is_err(), "a read with a limit has no parts");
+        // Without a key of the caller's own, its order is a hash anyone can
+        // compute: no ranges of it.
+        let mut unkeyed = Grant { pseudonyms: None, ..grant.clone() };
+        unkeyed.pseudonymized[4] = false;
+        unkeyed.readable[4] = false;
+        let refused =
+            plan(&masked(&["amount"]), &schema(), &tokens(), &unkeyed, Dialect::Sqlite, Some(&part));
+        assert!(refused.unwrap_err().to_string().contains("ask GetFlightInfo for new tickets"));
     }
 
     #[test]
