@@ -107,9 +107,12 @@ pub enum RegistryError {
     /// Setting up the server failed.
     #[error("{0}")]
     Grpc(#[from] mesh_grpc::GrpcError),
-    /// A blocking task panicked or was cancelled.
+    /// A blocking task panicked.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The registry is stopping: work still queued was cancelled.
+    #[error("the registry is shutting down; retry shortly, or on another registry replica")]
+    ShuttingDown,
     /// The flags do not make a working configuration.
     #[error("{0}")]
     Config(String),
@@ -131,6 +134,7 @@ impl From<RegistryError> for Status {
             | RegistryError::VersionNotFound { .. }
             | RegistryError::VersionPruned { .. } => Code::NotFound,
             RegistryError::Quota(_) => Code::ResourceExhausted,
+            RegistryError::ShuttingDown => Code::Unavailable,
             RegistryError::EventsTrimmed { .. } => Code::OutOfRange,
             RegistryError::PermissionDenied(_) => Code::PermissionDenied,
             RegistryError::AgreementNotFound(_) | RegistryError::SubscriptionNotFound(_) => Code::NotFound,
@@ -165,3 +169,18 @@ impl From<RegistryError> for Status {
 
 /// Result of a registry operation.
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_cancelled_by_shutdown_is_unavailable_and_says_where_to_retry() {
+        let status = Status::from(RegistryError::ShuttingDown);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(
+            status.message(),
+            "the registry is shutting down; retry shortly, or on another registry replica"
+        );
+    }
+}

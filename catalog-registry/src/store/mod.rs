@@ -175,7 +175,14 @@ impl Store {
             Backend::Postgres(catalog) => catalog.transaction(writing, &clock, work),
         })
         .await
-        .map_err(|e| RegistryError::Internal(format!("storage task failed: {e}")))?;
+        .map_err(|e| {
+            // Cancelled: the runtime is shutting down under the call.
+            if e.is_cancelled() {
+                RegistryError::ShuttingDown
+            } else {
+                RegistryError::Internal(format!("storage task failed: {e}"))
+            }
+        })?;
         if writing && outcome.is_ok() {
             written.send_modify(|n| *n += 1);
         }
