@@ -72,6 +72,9 @@ pub struct QueryPlan {
     pub resumed_load: Option<u64>,
     /// The load a part of a read was planned on, if this query is one.
     pub part_load: Option<u64>,
+    /// How the read may come in parts: by rowid (`false`) or by the
+    /// caller's keyed order (`true`); `None` when it stays whole.
+    pub split: Option<bool>,
     /// Per projected column: delivered as a pseudonym.
     pub pseudonymized: Vec<bool>,
     /// The caller's pseudonym key, when a projected column is pseudonymized.
@@ -116,10 +119,10 @@ pub(crate) fn plan(
     // 2. The full sort key, and the keyed expressions that order what the
     //    caller sees only as pseudonyms (each binds the order key first).
     let sort = sort_key(asked.order, schema, grant);
-    let keyed_order = sort.iter().any(|s| s.keyed);
+    let split = split(request, grant, sort.iter().any(|s| s.keyed));
     let sort = match part {
         // Parts only for callers the part boundaries tell nothing (part.rs).
-        Some(part) if split(request, grant, keyed_order) != Some(part.keyed) => {
+        Some(part) if split != Some(part.keyed) => {
             return Err(DomainError::Aborted(
                 "ticket: the read it is a part of is no longer one the caller may read in parts (the \
                  agreement or the contract changed); ask GetFlightInfo for new tickets"
@@ -162,6 +165,7 @@ pub(crate) fn plan(
         delivered,
         resumed_load: resume.as_ref().map(|p| p.load),
         part_load,
+        split,
         pseudonymized,
         pseudonyms,
         withheld: asked.withheld,

@@ -98,24 +98,23 @@ impl ColumnBuilder {
         }
     }
 
+    /// The builder, whatever its kind.
+    fn as_builder(&mut self) -> &mut dyn ArrayBuilder {
+        match self {
+            Self::Text(builder) => builder,
+            Self::Integer(builder) => builder,
+            Self::Real(builder) => builder,
+            Self::Real32(builder) => builder,
+            Self::Bool(builder) => builder,
+        }
+    }
+
     /// The column so far, the builder left with room for as many values.
     fn finish(&mut self, data_type: &DataType) -> ArrayRef {
-        let (rows, text_bytes) = match self {
-            Self::Text(builder) => (builder.len(), builder.values_slice().len()),
-            Self::Integer(builder) => (builder.len(), 0),
-            Self::Real(builder) => (builder.len(), 0),
-            Self::Real32(builder) => (builder.len(), 0),
-            Self::Bool(builder) => (builder.len(), 0),
-        };
-        let mut full =
-            std::mem::replace(self, Self::with_capacity(data_type, rows + rows / 8, text_bytes * 9 / 8));
-        match &mut full {
-            Self::Text(builder) => Arc::new(builder.finish()),
-            Self::Integer(builder) => Arc::new(builder.finish()),
-            Self::Real(builder) => Arc::new(builder.finish()),
-            Self::Real32(builder) => Arc::new(builder.finish()),
-            Self::Bool(builder) => Arc::new(builder.finish()),
-        }
+        let rows = self.as_builder().len();
+        let text_bytes = if let Self::Text(builder) = self { builder.values_slice().len() } else { 0 };
+        let room = Self::with_capacity(data_type, rows + rows / 8, text_bytes * 9 / 8);
+        std::mem::replace(self, room).as_builder().finish()
     }
 
     /// Appends `cell` (the column's default for NULL or a mismatched kind);

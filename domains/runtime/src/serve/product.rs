@@ -14,7 +14,7 @@ use crate::error::{DomainError, Result};
 use crate::ingest::{Destination, LoadMeters};
 use crate::query::dialect::Dialect;
 use crate::query::grant::{AccessPolicy, Grant};
-use crate::query::part::{Part, Partitioning, split};
+use crate::query::part::{Part, Partitioning};
 use crate::query::plan::{QueryPlan, plan};
 use crate::query::resume::ResumeTokens;
 use crate::scan::admission::Admission;
@@ -300,9 +300,7 @@ impl Product {
             return Ok(whole);
         }
         let planned = plan(request, &self.schema, &self.target.tokens, grant, self.store.dialect(), None)?;
-        let Some(keyed) = split(request, grant, planned.sort.iter().any(|s| s.keyed)) else {
-            return Ok(whole);
-        };
+        let Some(keyed) = planned.split else { return Ok(whole) };
         let Some(load) = self.store.load_info(&self.spec.id)? else { return Ok(whole) };
         let parts = partitioning.parts(load.row_count.max(0) as u64, load.load, keyed);
         Ok(if parts.len() > 1 { parts.into_iter().map(Some).collect() } else { whole })
