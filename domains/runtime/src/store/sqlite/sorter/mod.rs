@@ -208,8 +208,10 @@ impl Sorter {
         let limit = self.limit.unwrap_or(usize::MAX);
         if self.runs.is_empty() && self.sorted.len() <= 1 {
             let Some(batch) = self.sorted.pop() else { return Ok(()) };
+            let mut row = StoredRow::default();
             for entry in batch.entries.iter().take(limit) {
-                if !each(&StoredRow::read(batch.row(entry))?)? {
+                row.decode(batch.row(entry))?;
+                if !each(&row)? {
                     break;
                 }
             }

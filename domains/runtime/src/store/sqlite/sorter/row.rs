@@ -50,7 +50,16 @@ pub(crate) struct StoredRow<'a> {
 impl<'a> StoredRow<'a> {
     /// Decodes the cells of `bytes`.
     pub(super) fn read(bytes: &'a [u8]) -> Result<Self> {
-        let mut cells = Vec::with_capacity(64);
+        let mut row = Self { cells: Vec::with_capacity(64) };
+        row.decode(bytes)?;
+        Ok(row)
+    }
+
+    /// Decodes the cells of `bytes` in place of the row's, keeping the
+    /// room they took (rows read one after another allocate once).
+    pub(super) fn decode(&mut self, bytes: &'a [u8]) -> Result<()> {
+        let cells = &mut self.cells;
+        cells.clear();
         let mut at = 0;
         while let Some(&tag) = bytes.get(at) {
             at += 1;
@@ -75,7 +84,7 @@ impl<'a> StoredRow<'a> {
                 _ => return Err(corrupt()),
             });
         }
-        Ok(Self { cells })
+        Ok(())
     }
 }
 
