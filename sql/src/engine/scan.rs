@@ -15,17 +15,11 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::stream::RecordBatchReceiverStreamBuilder;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 
-use tokio::sync::mpsc::Sender;
-
-use crate::flight::{FlightPlan, FlightQuery, ReadSettings};
+use crate::flight::{FlightPlan, FlightQuery, FlightRead, ReadSettings};
 use crate::replicas::Replicas;
-
-/// Batches each partition reads ahead of the plan (a batch holds up to a
-/// few MiB of column data).
-const READ_AHEAD_BATCHES: usize = 8;
 
 /// The plan node's name, as `--explain` shows it.
 pub(crate) const NAME: &str = "MeshScan";
@@ -121,36 +115,31 @@ impl ExecutionPlan for ProductScan {
                 self.query.product
             )));
         }
-        // Read ahead from the start: a join collecting its other side first
-        // then finds this side's first batches waiting, read meanwhile.
         let scan = self.clone();
-        let mut ahead = RecordBatchReceiverStreamBuilder::new(self.schema.clone(), READ_AHEAD_BATCHES);
-        let sender = ahead.tx();
-        ahead.spawn(async move {
-            if let Err(error) = scan.read(partition, &sender).await {
-                // Nobody to tell when the plan was dropped.
-                let _ = sender.send(Err(error)).await;
+        let batches = futures_util::stream::try_unfold(None, move |read: Option<FlightRead>| {
+            let scan = scan.clone();
+            async move {
+                let mut read = match read {
+                    Some(read) => read,
+                    None => scan
+                        .planned
+                        .clone()
+                        .fresh()
+                        .await
+                        .map_err(external)?
+                        .group(partition, scan.partitions),
+                };
+                match read.next().await.map_err(external)? {
+                    Some(batch) => Ok(Some((scan.conform(batch)?, Some(read)))),
+                    None => Ok(None),
+                }
             }
-            Ok(())
         });
-        Ok(ahead.build())
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches)))
     }
 }
 
 impl ProductScan {
-    /// Reads the parts of `partition` into `sender` until they end or the
-    /// plan is dropped.
-    async fn read(&self, partition: usize, sender: &Sender<Result<RecordBatch>>) -> Result<()> {
-        let mut read =
-            self.planned.clone().fresh().await.map_err(external)?.group(partition, self.partitions);
-        while let Some(batch) = read.next().await.map_err(external)? {
-            if sender.send(self.conform(batch)).await.is_err() {
-                break;
-            }
-        }
-        Ok(())
-    }
-
     /// `batch` with the plan's columns in the plan's order (the domain
     /// sends the contract's order), or only its row count.
     fn conform(&self, batch: RecordBatch) -> Result<RecordBatch> {

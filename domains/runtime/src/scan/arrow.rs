@@ -124,7 +124,7 @@ impl ColumnBuilder {
         Ok(match self {
             Self::Text(builder) => {
                 let text = match cell {
-                    Cell::Text(text) => simdutf8::basic::from_utf8(text)
+                    Cell::Text(text) => std::str::from_utf8(text)
                         .map_err(|_| DomainError::Internal("a stored text value is not UTF-8".to_owned()))?,
                     _ => "",
                 };
