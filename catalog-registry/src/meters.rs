@@ -123,6 +123,8 @@ async fn count_products(products: IntGaugeVec, store: Store, mut stopped: watch:
                     products.with_label_values(&[status]).set(count);
                 }
             }
+            // The registry stopping under a count is no fault of the count.
+            Err(crate::error::RegistryError::ShuttingDown) => return,
             Err(error) => tracing::warn!(%error, "cannot count the products by status"),
         }
         // Counted again after writes (a burst of them counted once), or
