@@ -17,6 +17,9 @@ pub struct Migration {
     pub sql: std::borrow::Cow<'static, str>,
 }
 
+/// Takes, until the transaction ends, the lock of the schema named `$1`.
+const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
+
 /// Applies `migrations` (in order of version) not yet applied to `schema`.
 pub(crate) async fn apply(
     pool: &deadpool_postgres::Pool,
@@ -24,16 +27,14 @@ pub(crate) async fn apply(
     migrations: &[Migration],
 ) -> Result<()> {
     let mut client = pool.get().await?;
+    // Replicas starting together take turns under a lock named by the
+    // schema: creating the schema or the table of applied migrations at the
+    // same moment collides (a duplicate type or key), even with IF NOT EXISTS.
+    let setup = client.transaction().await?;
+    setup.execute(LOCK, &[&schema]).await?;
     // The schema is a checked identifier (see `check_schema_name`).
-    client.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await.or_else(|error| {
-        // Replicas creating the schema at the same moment may collide.
-        if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-            Ok(())
-        } else {
-            Err(error)
-        }
-    })?;
-    client
+    setup.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await?;
+    setup
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS mesh_schema_migrations (
                 version    INTEGER PRIMARY KEY,
@@ -41,17 +42,11 @@ pub(crate) async fn apply(
                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
             )",
         )
-        .await
-        .or_else(|error| {
-            if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-                Ok(())
-            } else {
-                Err(error)
-            }
-        })?;
+        .await?;
+    setup.commit().await?;
     for migration in migrations {
         let transaction = client.transaction().await?;
-        transaction.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema()))", &[]).await?;
+        transaction.execute(LOCK, &[&schema]).await?;
         let applied = transaction
             .query_opt(
                 "SELECT 1 FROM mesh_schema_migrations WHERE version = $1",

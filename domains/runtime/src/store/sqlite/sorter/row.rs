@@ -143,4 +143,16 @@ mod tests {
         assert!(row.cell(cells.len()).is_err(), "no cell past the last");
         assert!(StoredRow::read(&bytes[..bytes.len() - 1]).is_err(), "a cut row is refused");
     }
+
+    #[test]
+    fn a_reused_row_holds_only_the_cells_of_the_last_decoded() {
+        let (mut long, mut short) = (Vec::new(), Vec::new());
+        put(&mut long, &Cells(vec![Cell::Integer(1), Cell::Text(b"secret"), Cell::Integer(3)]), 3).unwrap();
+        put(&mut short, &Cells(vec![Cell::Integer(7)]), 1).unwrap();
+        let mut row = StoredRow::default();
+        row.decode(&long).unwrap();
+        row.decode(&short).unwrap();
+        assert_eq!(row.cell(0).unwrap(), Cell::Integer(7));
+        assert!(row.cell(1).is_err(), "no cell of the row before");
+    }
 }
