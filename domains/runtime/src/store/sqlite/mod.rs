@@ -7,6 +7,7 @@
 mod filter_tests;
 mod load;
 mod pool;
+mod raw;
 pub(super) mod read_log;
 mod scan;
 #[cfg(test)]
@@ -297,7 +298,17 @@ impl Storage for SqliteStore {
             // A scan that sorts reads with a second connection too, if one is free.
             let helper = if plan.sorts_in_scan { self.readers.try_take(&self.path) } else { None };
             stoppable(conn, Some(&check))?;
-            let outcome = scan_rows(conn, helper, &check, spill_dir, table, plan, sink);
+            // SQLite asks `check` only every few thousand steps: a scan told
+            // to stop before it starts reads nothing.
+            let outcome = if check() {
+                Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT),
+                    None,
+                )
+                .into())
+            } else {
+                scan_rows(conn, helper, &check, spill_dir, table, plan, sink)
+            };
             stoppable(conn, None)?;
             Ok(outcome)
         });

@@ -7,12 +7,13 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use super::pool::Reader;
+use super::raw::RawStatement;
 use super::sorter::Sorter;
 use super::{SORT_MEMORY_BYTES, SPLIT_ROWS, STEPS_BETWEEN_CHECKS, load_id};
 use crate::error::{DomainError, Result};
 use crate::query::plan::QueryPlan;
 use crate::store::{RowSink, Stop, StopCheck, Table};
-use crate::values::cell::{Cell, CellRow};
+use crate::values::Value;
 
 /// Reads the rows of `plan` in one read transaction, giving `sink` the
 /// load and then each row; the rows of a plan the store sorts are kept
@@ -38,9 +39,8 @@ pub(super) fn scan_rows(
         return sorted_rows(&tx, helper, check, spill_dir, product, table, plan, load).map(Some);
     }
     let mut statement = bound(&tx, &plan.sql(table), plan, &[])?;
-    let mut rows = statement.raw_query();
-    while let Some(row) = rows.next()? {
-        if !sink.row(row)? {
+    while let Some(row) = statement.next()? {
+        if !sink.row(&row)? {
             break;
         }
     }
@@ -127,28 +127,26 @@ fn sorted_range(
 ) -> Result<Sorter, Stop> {
     let mut sorter = sorter_for(plan, spill_dir, budget);
     let mut statement = bound(conn, &plan.sql_in_rowid_range(table), plan, &[after, up_to])?;
-    let mut rows = statement.raw_query();
-    while let Some(row) = rows.next()? {
-        sorter.push(row)?;
+    while let Some(row) = statement.next()? {
+        sorter.push(&row)?;
     }
     sorter.sort();
     Ok(sorter)
 }
 
-/// `sql` prepared (from the connection's cache) with `plan`'s values bound,
-/// then `more`.
+/// `sql` prepared with `plan`'s values bound, then `more`.
 fn bound<'c>(
     conn: &'c Connection,
     sql: &str,
     plan: &QueryPlan,
     more: &[i64],
-) -> rusqlite::Result<rusqlite::CachedStatement<'c>> {
-    let mut statement = conn.prepare_cached(sql)?;
+) -> rusqlite::Result<RawStatement<'c>> {
+    let mut statement = RawStatement::prepare(conn, sql)?;
     for (i, value) in plan.params.iter().enumerate() {
-        statement.raw_bind_parameter(i + 1, value)?;
+        statement.bind(i + 1, value)?;
     }
-    for (i, value) in more.iter().enumerate() {
-        statement.raw_bind_parameter(plan.params.len() + i + 1, value)?;
+    for (i, &value) in more.iter().enumerate() {
+        statement.bind(plan.params.len() + i + 1, &Value::Integer(value))?;
     }
     Ok(statement)
 }
@@ -159,15 +157,4 @@ fn sorter_for(plan: &QueryPlan, spill_dir: &Path, budget: usize) -> Sorter {
     let descending = plan.sort.iter().map(|s| s.descending).collect();
     let columns = plan.projection.len() + plan.sort.len();
     Sorter::new(columns, descending, plan.row_limit(), budget, spill_dir.to_owned())
-}
-impl CellRow for rusqlite::Row<'_> {
-    fn cell(&self, index: usize) -> Result<Cell<'_>> {
-        use rusqlite::types::ValueRef;
-        Ok(match self.get_ref(index)? {
-            ValueRef::Integer(n) => Cell::Integer(n),
-            ValueRef::Real(x) => Cell::Real(x),
-            ValueRef::Text(text) => Cell::Text(text),
-            ValueRef::Null | ValueRef::Blob(_) => Cell::Null,
-        })
-    }
 }

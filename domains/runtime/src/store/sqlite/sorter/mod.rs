@@ -429,6 +429,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::store::sqlite::raw::RawStatement;
     use crate::values::cell::Cell;
 
     /// The ids of the rows `sorter` delivers (the first cell of each).
@@ -469,12 +470,11 @@ mod tests {
 
             // Two sorters take a part of the rows each, as two threads do.
             let mut sorters = [(); 2].map(|_| Sorter::new(5, vec![false, true, false], limit, budget, std::env::temp_dir()));
-            let mut statement = conn.prepare("SELECT id, c, a, b, rowid FROM t").unwrap();
-            let mut unsorted = statement.raw_query();
+            let mut unsorted = RawStatement::prepare(&conn, "SELECT id, c, a, b, rowid FROM t").unwrap();
             let split = split.index(rows.len() + 1);
             let mut read = 0;
             while let Some(row) = unsorted.next().unwrap() {
-                sorters[usize::from(read >= split)].push(row).unwrap();
+                sorters[usize::from(read >= split)].push(&row).unwrap();
                 read += 1;
             }
             let [mut sorter, other] = sorters;
@@ -489,10 +489,9 @@ mod tests {
         let mut sorter = Sorter::new(1, vec![false], None, 64, std::env::temp_dir());
         let sql = "WITH RECURSIVE n(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM n WHERE value < 3000) \
                    SELECT (value * 7919) % 3001 FROM n";
-        let mut statement = conn.prepare(sql).unwrap();
-        let mut rows = statement.raw_query();
-        while let Some(row) = rows.next().unwrap() {
-            sorter.push(row).unwrap();
+        let mut statement = RawStatement::prepare(&conn, sql).unwrap();
+        while let Some(row) = statement.next().unwrap() {
+            sorter.push(&row).unwrap();
             assert!(sorter.runs.len() < MAX_RUNS, "{} runs open", sorter.runs.len());
         }
         let mut expected: Vec<i64> = (1..=3000).map(|v| (v * 7919) % 3001).collect();
@@ -504,10 +503,10 @@ mod tests {
     fn delivery_stops_when_the_reader_wants_no_more() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         let mut sorter = Sorter::new(1, vec![true], None, 64, std::env::temp_dir());
-        let mut statement = conn.prepare("WITH RECURSIVE n(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM n WHERE value < 100) SELECT value FROM n").unwrap();
-        let mut rows = statement.raw_query();
-        while let Some(row) = rows.next().unwrap() {
-            sorter.push(row).unwrap();
+        let sql = "WITH RECURSIVE n(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM n WHERE value < 100) SELECT value FROM n";
+        let mut statement = RawStatement::prepare(&conn, sql).unwrap();
+        while let Some(row) = statement.next().unwrap() {
+            sorter.push(&row).unwrap();
         }
         let mut seen = Vec::new();
         sorter

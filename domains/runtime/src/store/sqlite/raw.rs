@@ -1,0 +1,199 @@
+//! A scan's statement stepped through SQLite's C API, for the scans' hot
+//! loop: a cell is read with one call for its type and one for its value,
+//! where rusqlite's `get_ref` also asks the statement for its column count
+//! and goes through rusqlite's own value on every cell (about a third of
+//! the time a whole-table scan spends reading cells). Preparing, binding
+//! and stepping report SQLite's errors as rusqlite's, so the store maps
+//! them as it does every other (an interrupted scan stays one).
+
+use std::ffi::{CStr, c_int};
+use std::marker::PhantomData;
+
+use rusqlite::{Connection, ffi};
+
+use crate::error::{DomainError, Result};
+use crate::values::Value;
+use crate::values::cell::{Cell, CellRow};
+
+/// A prepared statement of one connection, finalized when dropped.
+pub(super) struct RawStatement<'c> {
+    stmt: *mut ffi::sqlite3_stmt,
+    db: *mut ffi::sqlite3,
+    columns: usize,
+    _conn: PhantomData<&'c Connection>,
+}
+
+/// The row a [`RawStatement`] stands on, until it steps again.
+pub(super) struct RawRow<'s> {
+    stmt: *mut ffi::sqlite3_stmt,
+    columns: usize,
+    _statement: PhantomData<&'s mut ()>,
+}
+
+impl<'c> RawStatement<'c> {
+    /// `sql` prepared on `conn`.
+    pub(super) fn prepare(conn: &'c Connection, sql: &str) -> rusqlite::Result<Self> {
+        // SAFETY: the handle is used only while `conn` is borrowed.
+        let db = unsafe { conn.handle() };
+        let len =
+            c_int::try_from(sql.len()).map_err(|_| failure(ffi::SQLITE_TOOBIG, "statement too long"))?;
+        let mut stmt = std::ptr::null_mut();
+        // SAFETY: `sql` is `len` valid bytes; `stmt` receives the statement.
+        let rc =
+            unsafe { ffi::sqlite3_prepare_v2(db, sql.as_ptr().cast(), len, &mut stmt, std::ptr::null_mut()) };
+        if rc != ffi::SQLITE_OK {
+            return Err(last_error(db, rc));
+        }
+        if stmt.is_null() {
+            return Err(failure(ffi::SQLITE_MISUSE, "an empty statement"));
+        }
+        // SAFETY: `stmt` is a valid prepared statement.
+        let columns = unsafe { ffi::sqlite3_column_count(stmt) } as usize;
+        Ok(Self { stmt, db, columns, _conn: PhantomData })
+    }
+
+    /// Binds `value` to the 1-based parameter `index`.
+    pub(super) fn bind(&mut self, index: usize, value: &Value) -> rusqlite::Result<()> {
+        let i = c_int::try_from(index).map_err(|_| failure(ffi::SQLITE_RANGE, "parameter index"))?;
+        let stmt = self.stmt;
+        // SAFETY: `stmt` is valid; text and blobs are copied by SQLite
+        // (SQLITE_TRANSIENT) before the call returns.
+        let rc = unsafe {
+            match value {
+                Value::Null => ffi::sqlite3_bind_null(stmt, i),
+                Value::Integer(n) => ffi::sqlite3_bind_int64(stmt, i, *n),
+                Value::Real(x) => ffi::sqlite3_bind_double(stmt, i, *x),
+                Value::Text(text) => {
+                    let len = c_int::try_from(text.len()).map_err(|_| failure(ffi::SQLITE_TOOBIG, "text"))?;
+                    ffi::sqlite3_bind_text(stmt, i, text.as_ptr().cast(), len, ffi::SQLITE_TRANSIENT())
+                }
+                Value::Blob(bytes) => {
+                    let len =
+                        c_int::try_from(bytes.len()).map_err(|_| failure(ffi::SQLITE_TOOBIG, "blob"))?;
+                    ffi::sqlite3_bind_blob(stmt, i, bytes.as_ptr().cast(), len, ffi::SQLITE_TRANSIENT())
+                }
+            }
+        };
+        if rc == ffi::SQLITE_OK { Ok(()) } else { Err(last_error(self.db, rc)) }
+    }
+
+    /// Steps to the next row; `None` past the last.
+    pub(super) fn next(&mut self) -> rusqlite::Result<Option<RawRow<'_>>> {
+        // SAFETY: `stmt` is valid and no row of it is borrowed (`&mut self`).
+        match unsafe { ffi::sqlite3_step(self.stmt) } {
+            ffi::SQLITE_ROW => {
+                Ok(Some(RawRow { stmt: self.stmt, columns: self.columns, _statement: PhantomData }))
+            }
+            ffi::SQLITE_DONE => Ok(None),
+            rc => Err(last_error(self.db, rc)),
+        }
+    }
+}
+
+impl Drop for RawStatement<'_> {
+    fn drop(&mut self) {
+        // SAFETY: `stmt` is valid and finalized once.
+        unsafe { ffi::sqlite3_finalize(self.stmt) };
+    }
+}
+
+impl CellRow for RawRow<'_> {
+    #[inline]
+    fn cell(&self, index: usize) -> Result<Cell<'_>> {
+        if index >= self.columns {
+            return Err(DomainError::Internal(format!(
+                "a scan read cell {index} of a row of {}",
+                self.columns
+            )));
+        }
+        let (stmt, i) = (self.stmt, index as c_int);
+        // SAFETY: the statement stands on a row (it stepped to one and
+        // cannot step again while this row is borrowed) and `i` is one of
+        // its columns; text is valid until the statement moves on.
+        unsafe {
+            Ok(match ffi::sqlite3_column_type(stmt, i) {
+                ffi::SQLITE_INTEGER => Cell::Integer(ffi::sqlite3_column_int64(stmt, i)),
+                ffi::SQLITE_FLOAT => Cell::Real(ffi::sqlite3_column_double(stmt, i)),
+                ffi::SQLITE_TEXT => {
+                    let text = ffi::sqlite3_column_text(stmt, i);
+                    let len = ffi::sqlite3_column_bytes(stmt, i);
+                    if text.is_null() || len < 0 {
+                        return Err(DomainError::Internal("SQLite gave no text for a text cell".into()));
+                    }
+                    Cell::Text(std::slice::from_raw_parts(text, len as usize))
+                }
+                _ => Cell::Null,
+            })
+        }
+    }
+}
+
+/// SQLite's error `rc` on `db`, with its message, as rusqlite reports it.
+fn last_error(db: *mut ffi::sqlite3, rc: c_int) -> rusqlite::Error {
+    // SAFETY: `db` is a valid connection; its message is copied at once.
+    let message = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(db)) }.to_string_lossy().into_owned();
+    // SAFETY: as above.
+    let code = unsafe { ffi::sqlite3_extended_errcode(db) };
+    rusqlite::Error::SqliteFailure(
+        ffi::Error::new(if code == ffi::SQLITE_OK { rc } else { code }),
+        Some(message),
+    )
+}
+
+fn failure(rc: c_int, what: &str) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(ffi::Error::new(rc), Some(what.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Failure, StorageError};
+
+    #[test]
+    fn every_kind_of_cell_and_bound_value_reads_back() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut statement = RawStatement::prepare(&conn, "SELECT ?, ?, ?, ?, ?, NULL, x'00ff'").unwrap();
+        let values = [
+            Value::Integer(-7),
+            Value::Real(2.5),
+            Value::Text("카드".into()),
+            Value::Null,
+            Value::Blob(vec![1]),
+        ];
+        for (i, value) in values.iter().enumerate() {
+            statement.bind(i + 1, value).unwrap();
+        }
+        let row = statement.next().unwrap().expect("one row");
+        let cells: Vec<Cell<'_>> = (0..7).map(|i| row.cell(i).unwrap()).collect();
+        let text = "카드".as_bytes();
+        let expected =
+            [Cell::Integer(-7), Cell::Real(2.5), Cell::Text(text), Cell::Null, Cell::Null, Cell::Null];
+        assert_eq!(&cells[..6], &expected, "blobs and NULL read as NULL");
+        assert_eq!(cells[6], Cell::Null);
+        assert!(row.cell(7).is_err(), "no cell past the last");
+        assert!(statement.next().unwrap().is_none(), "one row only");
+    }
+
+    #[test]
+    fn errors_are_sqlites_and_an_interrupted_scan_stays_one() {
+        let conn = Connection::open_in_memory().unwrap();
+        let bad = RawStatement::prepare(&conn, "SELEC 1").err().expect("a syntax error");
+        assert!(bad.to_string().contains("syntax error"), "{bad}");
+        let mut statement = RawStatement::prepare(&conn, "SELECT ?").unwrap();
+        assert!(statement.bind(2, &Value::Integer(1)).is_err(), "a parameter past the last");
+        conn.progress_handler(100, Some(|| true)).unwrap();
+        let sql = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n";
+        let mut endless = RawStatement::prepare(&conn, sql).unwrap();
+        let stopped = loop {
+            match endless.next() {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("an endless statement ended"),
+                Err(error) => break DomainError::from(error),
+            }
+        };
+        assert!(
+            matches!(stopped, DomainError::Storage(StorageError { failure: Failure::Interrupted, .. })),
+            "{stopped:?}"
+        );
+    }
+}
