@@ -20,6 +20,8 @@ pub(super) struct RawStatement<'c> {
     stmt: *mut ffi::sqlite3_stmt,
     db: *mut ffi::sqlite3,
     columns: usize,
+    /// Stepped past its last row (stepping again would run it anew).
+    done: bool,
     _conn: PhantomData<&'c Connection>,
 }
 
@@ -37,10 +39,10 @@ impl<'c> RawStatement<'c> {
         let db = unsafe { conn.handle() };
         let len =
             c_int::try_from(sql.len()).map_err(|_| failure(ffi::SQLITE_TOOBIG, "statement too long"))?;
-        let mut stmt = std::ptr::null_mut();
-        // SAFETY: `sql` is `len` valid bytes; `stmt` receives the statement.
-        let rc =
-            unsafe { ffi::sqlite3_prepare_v2(db, sql.as_ptr().cast(), len, &mut stmt, std::ptr::null_mut()) };
+        let (mut stmt, mut tail) = (std::ptr::null_mut(), std::ptr::null());
+        // SAFETY: `sql` is `len` valid bytes; `stmt` receives the statement
+        // and `tail` where it ended, within `sql`.
+        let rc = unsafe { ffi::sqlite3_prepare_v2(db, sql.as_ptr().cast(), len, &mut stmt, &mut tail) };
         if rc != ffi::SQLITE_OK {
             return Err(last_error(db, rc));
         }
@@ -49,7 +51,13 @@ impl<'c> RawStatement<'c> {
         }
         // SAFETY: `stmt` is a valid prepared statement.
         let columns = unsafe { ffi::sqlite3_column_count(stmt) } as usize;
-        Ok(Self { stmt, db, columns, _conn: PhantomData })
+        let statement = Self { stmt, db, columns, done: false, _conn: PhantomData };
+        // One statement only, as rusqlite's `prepare` insists.
+        let used = (tail as usize).saturating_sub(sql.as_ptr() as usize);
+        if !sql.get(used..).unwrap_or_default().trim().is_empty() {
+            return Err(rusqlite::Error::MultipleStatement);
+        }
+        Ok(statement)
     }
 
     /// Binds `value` to the 1-based parameter `index`.
@@ -77,14 +85,20 @@ impl<'c> RawStatement<'c> {
         if rc == ffi::SQLITE_OK { Ok(()) } else { Err(last_error(self.db, rc)) }
     }
 
-    /// Steps to the next row; `None` past the last.
+    /// Steps to the next row; `None` past the last, and ever after.
     pub(super) fn next(&mut self) -> rusqlite::Result<Option<RawRow<'_>>> {
+        if self.done {
+            return Ok(None);
+        }
         // SAFETY: `stmt` is valid and no row of it is borrowed (`&mut self`).
         match unsafe { ffi::sqlite3_step(self.stmt) } {
             ffi::SQLITE_ROW => {
                 Ok(Some(RawRow { stmt: self.stmt, columns: self.columns, _statement: PhantomData }))
             }
-            ffi::SQLITE_DONE => Ok(None),
+            ffi::SQLITE_DONE => {
+                self.done = true;
+                Ok(None)
+            }
             rc => Err(last_error(self.db, rc)),
         }
     }
@@ -172,6 +186,7 @@ mod tests {
         assert_eq!(cells[6], Cell::Null);
         assert!(row.cell(7).is_err(), "no cell past the last");
         assert!(statement.next().unwrap().is_none(), "one row only");
+        assert!(statement.next().unwrap().is_none(), "and not run again");
     }
 
     #[test]
@@ -179,6 +194,9 @@ mod tests {
         let conn = Connection::open_in_memory().unwrap();
         let bad = RawStatement::prepare(&conn, "SELEC 1").err().expect("a syntax error");
         assert!(bad.to_string().contains("syntax error"), "{bad}");
+        let two = RawStatement::prepare(&conn, "SELECT 1; SELECT 2").err().expect("two statements");
+        assert!(matches!(two, rusqlite::Error::MultipleStatement), "{two}");
+        assert!(RawStatement::prepare(&conn, "SELECT 1;  ").is_ok(), "a statement may end with `;`");
         let mut statement = RawStatement::prepare(&conn, "SELECT ?").unwrap();
         assert!(statement.bind(2, &Value::Integer(1)).is_err(), "a parameter past the last");
         conn.progress_handler(100, Some(|| true)).unwrap();

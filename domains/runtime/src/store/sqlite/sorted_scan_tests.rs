@@ -107,3 +107,19 @@ fn a_keyed_order_read_in_two_halves_is_sqlites_own_order() {
     let single = DomainStore::open(&path).unwrap().with_readers(1);
     assert_eq!(scanned(&single, &plan), reference, "read by one connection");
 }
+
+#[test]
+fn a_scan_told_to_stop_before_it_starts_reads_no_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sqlite");
+    let store = store_with(&path, 1_000, "printf('%010d', i)");
+    let tokens = ResumeTokens::new(b"secret".to_vec(), "t");
+    let plan =
+        plan(&QueryRequest::default(), &schema(), &tokens, &Grant::full(&schema()), Dialect::Sqlite, None)
+            .unwrap();
+    let mut sink = Collect::default();
+    let told = store.scan(Table { product: "test.rows", name: "t" }, &plan, &mut sink, Arc::new(|| true));
+    assert!(matches!(told, Err(Stop::ClientGone)), "{told:?}");
+    assert!(sink.0.is_empty(), "{} rows read", sink.0.len());
+    assert_eq!(scanned(&store, &plan).len(), 1_000, "and a scan not told to stop reads them all");
+}
