@@ -294,10 +294,11 @@ impl Storage for SqliteStore {
         check: StopCheck,
     ) -> Result<(), Stop> {
         let spill_dir = self.path.parent().unwrap_or(Path::new("."));
-        let read = self.read(|conn| {
+        let read = (|| -> Result<_> {
+            let conn = self.readers.take(&self.path)?;
             // A scan that sorts reads with a second connection too, if one is free.
             let helper = if plan.sorts_in_scan { self.readers.try_take(&self.path) } else { None };
-            stoppable(conn, Some(&check))?;
+            stoppable(&conn, Some(&check))?;
             // SQLite asks `check` only every few thousand steps: a scan told
             // to stop before it starts reads nothing.
             let outcome = if check() {
@@ -307,11 +308,11 @@ impl Storage for SqliteStore {
                 )
                 .into())
             } else {
-                scan_rows(conn, helper, &check, spill_dir, table, plan, sink)
+                scan_rows(&conn, helper, &check, spill_dir, table, plan, sink)
             };
-            stoppable(conn, None)?;
+            stoppable(&conn, None)?;
             Ok(outcome)
-        });
+        })();
         // Sorted rows are delivered with both connections back in the pool.
         let outcome = match read {
             Ok(Ok(Some(sorted))) => sorted.deliver(|row| sink.row(row)),

@@ -7,6 +7,8 @@ use std::sync::{Condvar, Mutex};
 
 use rusqlite::Connection;
 
+use super::raw::{Prepared, RawStatement};
+
 use super::{MIN_READER_CACHE_BYTES, READER_WAIT, SCAN_CACHE_BYTES, open_reader};
 use crate::error::{DomainError, Result};
 
@@ -20,7 +22,7 @@ pub(super) struct ReaderPool {
 
 #[derive(Debug, Default)]
 struct PoolState {
-    idle: Vec<Connection>,
+    idle: Vec<Pooled>,
     open: usize,
     /// Scans waiting for a connection (which a helper must not take).
     waiting: usize,
@@ -30,14 +32,30 @@ struct PoolState {
 /// closed and its place freed when dropped by a panic.
 pub(super) struct Reader<'p> {
     pool: &'p ReaderPool,
-    conn: Option<Connection>,
+    conn: Option<Pooled>,
+}
+
+/// A scan connection and the statements it keeps prepared (finalized
+/// first: declared first).
+#[derive(Debug)]
+struct Pooled {
+    prepared: Prepared,
+    conn: Connection,
+}
+
+impl Reader<'_> {
+    /// `sql` prepared on this connection, or the statement it kept for it.
+    pub(super) fn statement(&self, sql: &str) -> rusqlite::Result<RawStatement<'_>> {
+        let pooled = self.conn.as_ref().expect("a reader holds its connection until dropped");
+        RawStatement::kept(&pooled.conn, &pooled.prepared, sql)
+    }
 }
 
 impl std::ops::Deref for Reader<'_> {
     type Target = Connection;
 
     fn deref(&self) -> &Connection {
-        self.conn.as_ref().expect("a reader holds its connection until dropped")
+        &self.conn.as_ref().expect("a reader holds its connection until dropped").conn
     }
 }
 
@@ -110,7 +128,7 @@ impl ReaderPool {
     fn open(&self, path: &Path) -> Result<Reader<'_>> {
         let cache = (SCAN_CACHE_BYTES / self.capacity).max(MIN_READER_CACHE_BYTES);
         match open_reader(path, cache) {
-            Ok(conn) => Ok(self.reader(conn)),
+            Ok(conn) => Ok(self.reader(Pooled { prepared: Prepared::default(), conn })),
             Err(error) => {
                 self.state.lock().unwrap_or_else(|p| p.into_inner()).open -= 1;
                 Err(error)
@@ -118,7 +136,7 @@ impl ReaderPool {
         }
     }
 
-    fn reader(&self, conn: Connection) -> Reader<'_> {
+    fn reader(&self, conn: Pooled) -> Reader<'_> {
         Reader { pool: self, conn: Some(conn) }
     }
 }

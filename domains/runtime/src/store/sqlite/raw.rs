@@ -2,10 +2,13 @@
 //! loop: a cell is read with one call for its type and one for its value,
 //! where rusqlite's `get_ref` also asks the statement for its column count
 //! and goes through rusqlite's own value on every cell (about a third of
-//! the time a whole-table scan spends reading cells). Preparing, binding
-//! and stepping report SQLite's errors as rusqlite's, so the store maps
-//! them as it does every other (an interrupted scan stays one).
+//! the time a whole-table scan spends reading cells). A pooled connection
+//! keeps the statements of its last scans prepared ([`Prepared`]), as
+//! rusqlite's statement cache did. Preparing, binding and stepping report
+//! SQLite's errors as rusqlite's, so the store maps them as it does every
+//! other (an interrupted scan stays one).
 
+use std::cell::RefCell;
 use std::ffi::{CStr, c_int};
 use std::marker::PhantomData;
 
@@ -15,14 +18,66 @@ use crate::error::{DomainError, Result};
 use crate::values::Value;
 use crate::values::cell::{Cell, CellRow};
 
-/// A prepared statement of one connection, finalized when dropped.
+/// Statements kept prepared on a connection.
+const KEPT: usize = 8;
+
+/// A prepared statement of one connection: finalized when dropped, or
+/// reset and kept by its connection's [`Prepared`].
 pub(super) struct RawStatement<'c> {
     stmt: *mut ffi::sqlite3_stmt,
     db: *mut ffi::sqlite3,
     columns: usize,
     /// Stepped past its last row (stepping again would run it anew).
     done: bool,
+    /// Where it is kept when dropped, under its SQL.
+    home: Option<(&'c Prepared, String)>,
     _conn: PhantomData<&'c Connection>,
+}
+
+/// The statements one connection keeps prepared between scans, by their
+/// SQL, the least recently used finalized past [`KEPT`]; all finalized
+/// when it is dropped, which must be before its connection closes (a
+/// field declared before the connection's).
+#[derive(Default)]
+pub(super) struct Prepared(RefCell<Vec<(String, *mut ffi::sqlite3_stmt)>>);
+
+// SAFETY: the statements are used only through their connection, which
+// travels with them (SQLite's multi-thread mode: one thread at a time).
+unsafe impl Send for Prepared {}
+
+impl Prepared {
+    /// The kept statement of `sql`, taken out.
+    fn take(&self, sql: &str) -> Option<*mut ffi::sqlite3_stmt> {
+        let mut kept = self.0.borrow_mut();
+        let index = kept.iter().position(|(kept_sql, _)| kept_sql == sql)?;
+        Some(kept.remove(index).1)
+    }
+
+    /// Keeps `stmt` (reset, its bindings cleared) under `sql`.
+    fn keep(&self, sql: String, stmt: *mut ffi::sqlite3_stmt) {
+        let mut kept = self.0.borrow_mut();
+        kept.push((sql, stmt));
+        if kept.len() > KEPT {
+            let (_, oldest) = kept.remove(0);
+            // SAFETY: a valid statement no one else holds.
+            unsafe { ffi::sqlite3_finalize(oldest) };
+        }
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Prepared({} statements)", self.0.borrow().len())
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        for (_, stmt) in self.0.get_mut().drain(..) {
+            // SAFETY: valid statements no one else holds, their connection open.
+            unsafe { ffi::sqlite3_finalize(stmt) };
+        }
+    }
 }
 
 /// The row a [`RawStatement`] stands on, until it steps again.
@@ -51,13 +106,27 @@ impl<'c> RawStatement<'c> {
         }
         // SAFETY: `stmt` is a valid prepared statement.
         let columns = unsafe { ffi::sqlite3_column_count(stmt) } as usize;
-        let statement = Self { stmt, db, columns, done: false, _conn: PhantomData };
+        let statement = Self { stmt, db, columns, done: false, home: None, _conn: PhantomData };
         // One statement only, as rusqlite's `prepare` insists.
         let used = (tail as usize).saturating_sub(sql.as_ptr() as usize);
         if !sql.get(used..).unwrap_or_default().trim().is_empty() {
             return Err(rusqlite::Error::MultipleStatement);
         }
         Ok(statement)
+    }
+
+    /// `sql` on `conn`, the statement `prepared` (`conn`'s own) keeps for it
+    /// if any, and kept there again when dropped.
+    pub(super) fn kept(conn: &'c Connection, prepared: &'c Prepared, sql: &str) -> rusqlite::Result<Self> {
+        let home = Some((prepared, sql.to_owned()));
+        let Some(stmt) = prepared.take(sql) else {
+            let mut fresh = Self::prepare(conn, sql)?;
+            fresh.home = home;
+            return Ok(fresh);
+        };
+        // SAFETY: `stmt` is a statement of `conn` (its `Prepared`).
+        let (db, columns) = unsafe { (conn.handle(), ffi::sqlite3_column_count(stmt) as usize) };
+        Ok(Self { stmt, db, columns, done: false, home, _conn: PhantomData })
     }
 
     /// Binds `value` to the 1-based parameter `index`.
@@ -106,8 +175,21 @@ impl<'c> RawStatement<'c> {
 
 impl Drop for RawStatement<'_> {
     fn drop(&mut self) {
-        // SAFETY: `stmt` is valid and finalized once.
-        unsafe { ffi::sqlite3_finalize(self.stmt) };
+        match self.home.take() {
+            Some((prepared, sql)) => {
+                // SAFETY: `stmt` is valid; reset, it holds no read lock and
+                // no bound value.
+                unsafe {
+                    ffi::sqlite3_reset(self.stmt);
+                    ffi::sqlite3_clear_bindings(self.stmt);
+                }
+                prepared.keep(sql, self.stmt);
+            }
+            // SAFETY: `stmt` is valid and finalized once.
+            None => unsafe {
+                ffi::sqlite3_finalize(self.stmt);
+            },
+        }
     }
 }
 
@@ -187,6 +269,34 @@ mod tests {
         assert!(row.cell(7).is_err(), "no cell past the last");
         assert!(statement.next().unwrap().is_none(), "one row only");
         assert!(statement.next().unwrap().is_none(), "and not run again");
+    }
+
+    #[test]
+    fn a_kept_statement_starts_over_with_no_value_bound_and_few_are_kept() {
+        let prepared = Prepared::default();
+        let conn = Connection::open_in_memory().unwrap();
+        let sql =
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5) SELECT i, ? FROM n";
+        let mut first = RawStatement::kept(&conn, &prepared, sql).unwrap();
+        first.bind(1, &Value::Text("secret".into())).unwrap();
+        let row = first.next().unwrap().unwrap();
+        assert_eq!((row.cell(0).unwrap(), row.cell(1).unwrap()), (Cell::Integer(1), Cell::Text(b"secret")));
+        drop(first);
+        let stmt = prepared.0.borrow()[0].1;
+        let mut again = RawStatement::kept(&conn, &prepared, sql).unwrap();
+        assert_eq!(again.stmt, stmt, "the kept statement, not a new one");
+        let row = again.next().unwrap().unwrap();
+        assert_eq!(
+            (row.cell(0).unwrap(), row.cell(1).unwrap()),
+            (Cell::Integer(1), Cell::Null),
+            "from the start"
+        );
+        drop(again);
+        for i in 0..KEPT + 3 {
+            RawStatement::kept(&conn, &prepared, &format!("SELECT {i}")).unwrap();
+        }
+        assert_eq!(prepared.0.borrow().len(), KEPT);
+        assert!(prepared.take(sql).is_none(), "the least recently used went first");
     }
 
     #[test]

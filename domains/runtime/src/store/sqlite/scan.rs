@@ -20,7 +20,7 @@ use crate::values::Value;
 /// and returned instead, to be delivered once the connections are free.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn scan_rows(
-    conn: &Connection,
+    conn: &Reader<'_>,
     helper: Option<Reader<'_>>,
     check: &StopCheck,
     spill_dir: &Path,
@@ -36,9 +36,9 @@ pub(super) fn scan_rows(
         return Ok(None);
     }
     if plan.sorts_in_scan {
-        return sorted_rows(&tx, helper, check, spill_dir, product, table, plan, load).map(Some);
+        return sorted_rows(conn, helper, check, spill_dir, product, table, plan, load).map(Some);
     }
-    let mut statement = bound(&tx, &plan.sql(table), plan, &[])?;
+    let mut statement = bound(conn, &plan.sql(table), plan, &[])?;
     while let Some(row) = statement.next()? {
         if !sink.row(&row)? {
             break;
@@ -64,7 +64,7 @@ pub(super) fn stoppable(conn: &Connection, check: Option<&StopCheck>) -> Result<
 /// between them).
 #[allow(clippy::too_many_arguments)]
 fn sorted_rows(
-    conn: &Connection,
+    conn: &Reader<'_>,
     helper: Option<Reader<'_>>,
     check: &StopCheck,
     spill_dir: &Path,
@@ -98,7 +98,7 @@ fn sorted_rows(
                 if load_id(&tx, product)? != load {
                     return Ok(None);
                 }
-                sorted_range(&tx, spill_dir, table, plan, second, budget).map(Some)
+                sorted_range(&helper, spill_dir, table, plan, second, budget).map(Some)
             })();
             stoppable(&helper, None)?;
             read
@@ -118,7 +118,7 @@ fn sorted_rows(
 
 /// The rows of `plan` whose rowid is in `(after, up_to]`, sorted.
 fn sorted_range(
-    conn: &Connection,
+    conn: &Reader<'_>,
     spill_dir: &Path,
     table: &str,
     plan: &QueryPlan,
@@ -134,14 +134,15 @@ fn sorted_range(
     Ok(sorter)
 }
 
-/// `sql` prepared with `plan`'s values bound, then `more`.
+/// `sql` prepared (or kept by the connection) with `plan`'s values bound,
+/// then `more`.
 fn bound<'c>(
-    conn: &'c Connection,
+    conn: &'c Reader<'_>,
     sql: &str,
     plan: &QueryPlan,
     more: &[i64],
 ) -> rusqlite::Result<RawStatement<'c>> {
-    let mut statement = RawStatement::prepare(conn, sql)?;
+    let mut statement = conn.statement(sql)?;
     for (i, value) in plan.params.iter().enumerate() {
         statement.bind(i + 1, value)?;
     }
