@@ -302,11 +302,7 @@ impl Storage for SqliteStore {
             // SQLite asks `check` only every few thousand steps: a scan told
             // to stop before it starts reads nothing.
             let outcome = if check() {
-                Err(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_INTERRUPT),
-                    None,
-                )
-                .into())
+                Err(sink.interrupted().unwrap_or(Stop::ClientGone))
             } else {
                 scan_rows(&conn, helper, &check, spill_dir, table, plan, sink)
             };

@@ -8,7 +8,6 @@ use std::sync::{Condvar, Mutex};
 use rusqlite::Connection;
 
 use super::raw::{Prepared, RawStatement};
-
 use super::{MIN_READER_CACHE_BYTES, READER_WAIT, SCAN_CACHE_BYTES, open_reader};
 use crate::error::{DomainError, Result};
 
