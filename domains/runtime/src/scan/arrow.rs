@@ -18,6 +18,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_ipc::writer::{DictionaryTracker, EncodedData, IpcDataGenerator, IpcWriteContext, IpcWriteOptions};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
+use mesh_grpc::codec::Pieces;
 
 use crate::error::{DomainError, Result};
 use crate::query::pseudonym::{PSEUDONYM_DIGITS, PseudonymKey};
@@ -219,19 +220,19 @@ impl ArrowBatch {
     }
 
     /// The `FlightData` message of the schema, which comes first.
-    pub(crate) fn schema_message(&mut self) -> Bytes {
+    pub(crate) fn schema_message(&mut self) -> Pieces {
         let encoded = self.ipc.schema_to_bytes_with_dictionary_tracker(
             &self.schema,
             &mut self.dictionaries,
             &self.options,
         );
-        flight_data(&encoded, &[])
+        flight_data(encoded, &[])
     }
 
     /// The `FlightData` message of the rows appended since the last one,
     /// with `app_metadata` (the resume token after its last row); the
     /// builders start over.
-    pub(crate) fn finish(&mut self, app_metadata: &[u8]) -> Result<Bytes> {
+    pub(crate) fn finish(&mut self, app_metadata: &[u8]) -> Result<Pieces> {
         let fields = self.schema.fields();
         let columns =
             self.columns.iter_mut().zip(fields.iter()).map(|(c, f)| c.finish(f.data_type())).collect();
@@ -242,22 +243,23 @@ impl ArrowBatch {
             .encode(&batch, &mut self.dictionaries, &self.options, &mut self.context)
             .map_err(|e| DomainError::Internal(format!("encoding an Arrow batch: {e}")))?;
         self.bytes = 0;
-        Ok(flight_data(&encoded, app_metadata))
+        Ok(flight_data(encoded, app_metadata))
     }
 }
 
 /// `arrow.flight.protocol.FlightData` in wire format: the IPC message as
-/// `data_header` (2), `app_metadata` (3), the buffers as `data_body` (1000).
-fn flight_data(encoded: &EncodedData, app_metadata: &[u8]) -> Bytes {
-    use mesh_rows::wire::put_len_field;
-    let mut out =
-        Vec::with_capacity(encoded.ipc_message.len() + app_metadata.len() + encoded.arrow_data.len() + 24);
-    put_len_field(&mut out, 2, &encoded.ipc_message);
+/// `data_header` (2), `app_metadata` (3), the buffers as `data_body` (1000),
+/// which is sent as the encoder wrote it (the second piece), not copied.
+fn flight_data(encoded: EncodedData, app_metadata: &[u8]) -> Pieces {
+    use mesh_rows::wire::{put_len_field, put_varint};
+    let mut head = Vec::with_capacity(encoded.ipc_message.len() + app_metadata.len() + 24);
+    put_len_field(&mut head, 2, &encoded.ipc_message);
     if !app_metadata.is_empty() {
-        put_len_field(&mut out, 3, app_metadata);
+        put_len_field(&mut head, 3, app_metadata);
     }
     if !encoded.arrow_data.is_empty() {
-        put_len_field(&mut out, 1000, &encoded.arrow_data);
+        put_varint(&mut head, (1000 << 3) | 2);
+        put_varint(&mut head, encoded.arrow_data.len() as u64);
     }
-    Bytes::from(out)
+    Pieces { head: Bytes::from(head), body: Bytes::from(encoded.arrow_data) }
 }

@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use mesh_grpc::codec::Pieces;
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -35,7 +36,7 @@ const BATCHES_AHEAD: usize = 4;
 /// of encoded `QueryResponse` messages. Dropping it stops the scan.
 #[derive(Debug)]
 pub struct ScanStream {
-    receiver: mpsc::Receiver<Bytes>,
+    receiver: mpsc::Receiver<Pieces>,
     shared: Arc<Shared>,
     _stream: Option<StreamSlot>,
     finished: bool,
@@ -51,7 +52,7 @@ struct Shared {
 }
 
 impl tokio_stream::Stream for ScanStream {
-    type Item = Result<Bytes, Status>;
+    type Item = Result<Pieces, Status>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.finished {
@@ -246,7 +247,7 @@ pub(crate) fn start(
 struct Scan<'a> {
     target: &'a ScanTarget,
     plan: &'a QueryPlan,
-    sender: mpsc::Sender<Bytes>,
+    sender: mpsc::Sender<Pieces>,
     watch: Watch,
     send_timeout: Duration,
     runtime: tokio::runtime::Handle,
@@ -269,7 +270,7 @@ impl<'a> Scan<'a> {
         target: &'a ScanTarget,
         plan: &'a QueryPlan,
         encoding: Encoding,
-        sender: mpsc::Sender<Bytes>,
+        sender: mpsc::Sender<Pieces>,
         watch: Watch,
         send_timeout: Duration,
         runtime: tokio::runtime::Handle,
@@ -391,8 +392,8 @@ impl Scan<'_> {
 
     /// Sends one message, waiting for the client at most the send timeout
     /// (and never past the query's budget).
-    fn send(&mut self, bytes: Bytes) -> Result<(), Stop> {
-        let size = bytes.len() as u64;
+    fn send(&mut self, message: Pieces) -> Result<(), Stop> {
+        let size = message.len() as u64;
         let mut wait = self.send_timeout;
         if let Some((at, _)) = self.watch.deadline {
             wait = wait.min(at.saturating_duration_since(Instant::now()));
@@ -400,7 +401,7 @@ impl Scan<'_> {
         let mut cut = self.watch.admission.cut_signal();
         let sending = async {
             tokio::select! {
-                sent = tokio::time::timeout(wait, self.sender.send(bytes)) => Some(sent),
+                sent = tokio::time::timeout(wait, self.sender.send(message)) => Some(sent),
                 _ = cut.wait_for(|cut| *cut) => None,
             }
         };
@@ -455,7 +456,7 @@ impl BatchWriter {
 
     /// The message of the rows written since the last, ended with `token`
     /// (empty: none).
-    fn finish(&mut self, token: &[u8]) -> Result<Bytes> {
+    fn finish(&mut self, token: &[u8]) -> Result<Pieces> {
         match self {
             BatchWriter::Protobuf { batch, token_field, .. } => {
                 if !token.is_empty() {
@@ -463,7 +464,7 @@ impl BatchWriter {
                 }
                 let bytes = Bytes::copy_from_slice(batch);
                 batch.clear();
-                Ok(bytes)
+                Ok(bytes.into())
             }
             BatchWriter::Arrow(arrow) => arrow.finish(token),
         }

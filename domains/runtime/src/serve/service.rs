@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use mesh_contracts::product::QueryRequest;
-use mesh_grpc::codec::RawCodec;
+use mesh_grpc::codec::PiecesCodec;
 pub use mesh_grpc::unary::UnaryHandler;
 use mesh_grpc::unary::{BoxFuture, HttpRequest, HttpResponse, serve_unary};
 use prost::Message;
@@ -127,7 +127,7 @@ pub(crate) struct Redeemed<'a> {
 struct QueryMethod(Arc<Product>, Admission, Option<Arc<Governance>>);
 
 impl ServerStreamingService<Bytes> for QueryMethod {
-    type Response = Bytes;
+    type Response = mesh_grpc::codec::Pieces;
     type ResponseStream = ScanStream;
     type Future = BoxFuture<Result<Response<Self::ResponseStream>, Status>>;
 
@@ -172,7 +172,7 @@ impl tower::Service<HttpRequest> for ProductService {
             let response = match method.as_str() {
                 "Query" => {
                     let method = QueryMethod(product, admission, governance);
-                    Grpc::new(RawCodec).server_streaming(method, request).await
+                    Grpc::new(PiecesCodec).server_streaming(method, request).await
                 }
                 "Describe" => serve_unary(describe_handler(product), request).await,
                 _ => match extra {

@@ -29,7 +29,7 @@ use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, SchemaAsIpc, Sc
 use arrow_ipc::writer::IpcWriteOptions;
 use arrow_schema::Schema;
 use bytes::Bytes;
-use mesh_grpc::codec::RawCodec;
+use mesh_grpc::codec::PiecesCodec;
 use mesh_grpc::unary::{BoxFuture, HttpRequest, HttpResponse, UnaryHandler, serve_unary};
 use prost::Message;
 use tonic::server::{Grpc, ServerStreamingService};
@@ -220,7 +220,7 @@ where
 struct DoGet(FlightFace);
 
 impl ServerStreamingService<Bytes> for DoGet {
-    type Response = Bytes;
+    type Response = mesh_grpc::codec::Pieces;
     type ResponseStream = ScanStream;
     type Future = BoxFuture<Result<Response<Self::ResponseStream>, Status>>;
 
@@ -253,7 +253,7 @@ impl tower::Service<HttpRequest> for FlightFace {
                     let handler = unary(&face, |face, request| async move { face.schema(request).await });
                     serve_unary(handler, request).await
                 }
-                "DoGet" => Grpc::new(RawCodec).server_streaming(DoGet(face), request).await,
+                "DoGet" => Grpc::new(PiecesCodec).server_streaming(DoGet(face), request).await,
                 _ => Status::unimplemented(format!(
                     "{FLIGHT_SERVICE}/{method} is not served: a domain answers GetFlightInfo, GetSchema and \
                      DoGet (its products are read-only)"

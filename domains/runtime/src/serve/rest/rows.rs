@@ -73,7 +73,7 @@ pub(super) async fn rows(
     // The first batch decides the status: a query refused inside the scan
     // (its token's data changed) is still an error response.
     let first = match std::future::poll_fn(|cx| Pin::new(&mut rows).poll_next(cx)).await {
-        Some(Ok(batch)) => Some(batch),
+        Some(Ok(batch)) => Some(batch.into_bytes()),
         Some(Err(status)) => return Err(RestError::new(status)),
         None => None,
     };
@@ -147,7 +147,9 @@ fn transcode(
         loop {
             let item = match next.take() {
                 Some(item) => Some(item),
-                None => runtime.block_on(tokio_stream::StreamExt::next(&mut rows)),
+                None => runtime
+                    .block_on(tokio_stream::StreamExt::next(&mut rows))
+                    .map(|batch| batch.map(mesh_grpc::codec::Pieces::into_bytes)),
             };
             match item {
                 Some(Ok(batch)) => {

@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS mesh_quality (
 ) STRICT;
 ";
 
+/// Page size of a new database file: a whole-table scan makes a quarter of
+/// the page reads (each a system call and a copy) it would at SQLite's
+/// default 4 KiB. A file made with another size keeps it.
+pub(super) const PAGE_BYTES: i64 = 16 * 1024;
 /// Page cache shared by the scan connections, divided among them.
 pub(super) const SCAN_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Page cache of each scan connection, at least.
@@ -97,6 +101,7 @@ impl SqliteStore {
     pub(crate) fn open(path: &Path) -> Result<Self> {
         mesh_grpc::private_files::create_private_file(path)?;
         let conn = Connection::open(path)?;
+        conn.pragma_update(None, "page_size", PAGE_BYTES)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
