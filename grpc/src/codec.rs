@@ -4,8 +4,8 @@
 //! serialize. REST answers are written from the same bytes.
 //!
 //! [`PiecesCodec`] streams messages kept in two pieces (a Flight batch's
-//! fields, then its Arrow body), so a large body goes to gRPC's buffer
-//! without being copied behind its head first.
+//! fields, then its Arrow body): the body is copied once, into gRPC's
+//! frame, not first behind its head into a message of its own.
 
 use bytes::{Buf, BufMut, Bytes};
 use tonic::Status;

@@ -249,7 +249,8 @@ impl ArrowBatch {
 
 /// `arrow.flight.protocol.FlightData` in wire format: the IPC message as
 /// `data_header` (2), `app_metadata` (3), the buffers as `data_body` (1000),
-/// which is sent as the encoder wrote it (the second piece), not copied.
+/// kept as the encoder wrote it (the second piece) rather than copied
+/// behind the fields.
 fn flight_data(encoded: EncodedData, app_metadata: &[u8]) -> Pieces {
     use mesh_rows::wire::{put_len_field, put_varint};
     let mut head = Vec::with_capacity(encoded.ipc_message.len() + app_metadata.len() + 24);
