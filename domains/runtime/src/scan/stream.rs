@@ -33,7 +33,8 @@ pub const BATCH_BYTES: usize = 256 * 1024;
 const BATCHES_AHEAD: usize = 4;
 
 /// The batches of one query, then its error if it did not finish: a stream
-/// of encoded `QueryResponse` messages. Dropping it stops the scan.
+/// of encoded messages (`QueryResponse`, or Flight's `FlightData`), each in
+/// [`Pieces`]. Dropping it stops the scan.
 #[derive(Debug)]
 pub struct ScanStream {
     receiver: mpsc::Receiver<Pieces>,

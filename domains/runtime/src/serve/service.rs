@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use mesh_contracts::product::QueryRequest;
-use mesh_grpc::codec::PiecesCodec;
+use mesh_grpc::codec::{Pieces, PiecesCodec};
 pub use mesh_grpc::unary::UnaryHandler;
 use mesh_grpc::unary::{BoxFuture, HttpRequest, HttpResponse, serve_unary};
 use prost::Message;
@@ -127,7 +127,7 @@ pub(crate) struct Redeemed<'a> {
 struct QueryMethod(Arc<Product>, Admission, Option<Arc<Governance>>);
 
 impl ServerStreamingService<Bytes> for QueryMethod {
-    type Response = mesh_grpc::codec::Pieces;
+    type Response = Pieces;
     type ResponseStream = ScanStream;
     type Future = BoxFuture<Result<Response<Self::ResponseStream>, Status>>;
 

@@ -29,7 +29,7 @@ use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, SchemaAsIpc, Sc
 use arrow_ipc::writer::IpcWriteOptions;
 use arrow_schema::Schema;
 use bytes::Bytes;
-use mesh_grpc::codec::PiecesCodec;
+use mesh_grpc::codec::{Pieces, PiecesCodec};
 use mesh_grpc::unary::{BoxFuture, HttpRequest, HttpResponse, UnaryHandler, serve_unary};
 use prost::Message;
 use tonic::server::{Grpc, ServerStreamingService};
@@ -220,7 +220,7 @@ where
 struct DoGet(FlightFace);
 
 impl ServerStreamingService<Bytes> for DoGet {
-    type Response = mesh_grpc::codec::Pieces;
+    type Response = Pieces;
     type ResponseStream = ScanStream;
     type Future = BoxFuture<Result<Response<Self::ResponseStream>, Status>>;
 
