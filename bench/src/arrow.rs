@@ -2,7 +2,7 @@
 //! table over the payment domain's Flight service, against pyarrow's own
 //! Flight server over the same SQLite file and against `mesh query
 //! --format csv`; and an analyst's governed read (an agreement for every
-//! column, identifiers as pseudonyms) against the owner's.
+//! column, identifiers as pseudonyms, a row scope) against the owner's.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -77,13 +77,17 @@ impl Drop for BaselineServer {
     }
 }
 
+/// The analyst's row scope: checked on every row, keeping them all, so
+/// both readers deliver the same rows.
+const ANALYST_SCOPE: &str = r#"bas_yh != """#;
+
 /// The owner's and an analyst's best rates reading the whole product into
 /// pyarrow, alternating.
 async fn governed(run: &Run, location: &str) -> Result<(f64, f64)> {
     use crate::governance::{agreement, at_payment, until_served};
     let issuer = mesh_grpc::auth::issuer::LocalIssuer::open(&run.data.join("issuer"))?;
     let analyst = "bench-arrow-analyst";
-    agreement(&run.mesh, &issuer, analyst, false).await?;
+    agreement(&run.mesh, &issuer, analyst, false, ANALYST_SCOPE).await?;
     until_served(&run.mesh.payment_url, &at_payment(&issuer, analyst, &["analyst"])?).await?;
     let audience = mesh_grpc::auth::exchange::domain_audience("payment");
     let token = |subject: &str, role: &str| {
@@ -95,8 +99,12 @@ async fn governed(run: &Run, location: &str) -> Result<(f64, f64)> {
     for _ in 0..ROUNDS {
         let (rows, seconds) = pyarrow_read(location, "payment.card_spending", Some(&owner_token))?;
         owner = owner.max(rate(rows, seconds));
-        let (rows, seconds) = pyarrow_read(location, "payment.card_spending", Some(&analyst_token))?;
-        governed = governed.max(rate(rows, seconds));
+        let (scoped, seconds) = pyarrow_read(location, "payment.card_spending", Some(&analyst_token))?;
+        ensure!(
+            scoped == rows,
+            "the analyst read {scoped} rows and the owner {rows}: the scope keeps them all"
+        );
+        governed = governed.max(rate(scoped, seconds));
     }
     Ok((owner, governed))
 }
@@ -134,7 +142,7 @@ pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
             met: Some(mesh / cli >= 1.5),
         },
         Figure {
-            name: "governed Arrow stream (analyst, pseudonyms) against the owner's",
+            name: "governed Arrow stream (analyst, pseudonyms, scope) against the owner's",
             measured: per_second(analyst),
             baseline: format!("{} owner", per_second(owner)),
             ratio: Some(analyst / owner),

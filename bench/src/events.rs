@@ -133,7 +133,7 @@ async fn revocations(run: &Run) -> Result<Vec<Duration>> {
     let mut took = Vec::new();
     for round in 0..REVOCATIONS {
         let subject = format!("bench-revoked-{round}");
-        let name = agreement(mesh, &issuer, &subject, false).await?;
+        let name = agreement(mesh, &issuer, &subject, false, "").await?;
         let reader = at_payment(&issuer, &subject, &["analyst"])?;
         until_served(&mesh.payment_url, &reader).await?;
         let mut client = CardSpendingServiceClient::new(connect(&mesh.payment_url, &reader).await?);

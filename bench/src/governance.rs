@@ -60,8 +60,15 @@ fn credentials_for(
 }
 
 /// Asks for every column of payment.card_spending as `subject` (`raw`
-/// identifiers or not) and approves it as an admin; the agreement's name.
-pub(crate) async fn agreement(mesh: &Mesh, issuer: &LocalIssuer, subject: &str, raw: bool) -> Result<String> {
+/// identifiers or not, the rows of `row_scope`, empty for all) and approves
+/// it as an admin; the agreement's name.
+pub(crate) async fn agreement(
+    mesh: &Mesh,
+    issuer: &LocalIssuer,
+    subject: &str,
+    raw: bool,
+    row_scope: &str,
+) -> Result<String> {
     let mut asker = AccessServiceClient::new(
         connect(&mesh.registry, &credentials(issuer, subject, &["analyst"])?).await?,
     );
@@ -69,6 +76,7 @@ pub(crate) async fn agreement(mesh: &Mesh, issuer: &LocalIssuer, subject: &str, 
         product: "payment.card_spending".into(),
         purpose: "benchmark of governed reads".into(),
         raw_columns: if raw { vec!["seq".into()] } else { Vec::new() },
+        row_scope: row_scope.into(),
         ..Default::default()
     };
     let asked = asker.request_access(request).await?.into_inner().agreement.context("no agreement")?;
@@ -100,8 +108,8 @@ pub(crate) async fn measure(mesh: &Mesh, issuer: &LocalIssuer, calls: usize) -> 
     let owner = at_payment(issuer, "bench-owner", &["owner:payment"])?;
     let analyst = at_payment(issuer, "bench-analyst", &["analyst"])?;
     let selective = at_payment(issuer, "bench-selective", &["analyst"])?;
-    agreement(mesh, issuer, "bench-analyst", false).await?;
-    agreement(mesh, issuer, "bench-selective", true).await?;
+    agreement(mesh, issuer, "bench-analyst", false, "").await?;
+    agreement(mesh, issuer, "bench-selective", true, "").await?;
     until_served(&mesh.payment_url, &analyst).await?;
     until_served(&mesh.payment_url, &selective).await?;
 

@@ -173,6 +173,12 @@ impl FlightPlan {
         if self.planned_at.elapsed() < FRESH_FOR {
             return Ok(self);
         }
+        self.planned_again().await
+    }
+
+    /// The same read planned again, with new tickets for the same parts
+    /// (refused if the domain now plans other columns or parts).
+    async fn planned_again(&self) -> Result<Self, Status> {
         let again = Self::new(self.replicas.clone(), &self.query, self.settings.clone()).await?;
         if again.schema.fields() != self.schema.fields() || again.part_count() != self.part_count() {
             return Err(Status::aborted(format!(
@@ -195,37 +201,40 @@ impl FlightPlan {
 
     /// A read of every part, one after the other.
     pub fn read(&self) -> FlightRead {
-        self.reading(self.tickets.iter().cloned().collect())
+        self.reading((0..self.part_count()).collect())
     }
 
     /// A read of the parts `i`, `i + of`, `i + 2 * of`, ... one after the
     /// other: the `of` reads side by side give the rows [`FlightPlan::read`]
     /// would.
     pub fn group(&self, i: usize, of: usize) -> FlightRead {
-        self.reading(self.tickets.iter().skip(i).step_by(of.max(1)).cloned().collect())
+        self.reading((0..self.part_count()).skip(i).step_by(of.max(1)).collect())
     }
 
-    fn reading(&self, mut tickets: VecDeque<FlightTicket>) -> FlightRead {
+    fn reading(&self, mut parts: VecDeque<usize>) -> FlightRead {
         FlightRead {
-            replicas: self.replicas.clone(),
-            settings: self.settings.clone(),
-            schema: self.schema.clone(),
-            ticket: tickets.pop_front().unwrap_or_default(),
-            later: tickets,
+            plan: self.clone(),
+            part: parts.pop_front(),
+            later: parts,
+            resume_token: String::new(),
             stream: None,
             rows: 0,
         }
     }
 }
 
-/// One query being read over Flight.
+/// One query being read over Flight: parts of its plan one after the
+/// other, the plan made again when its tickets expire (a slow reader, a
+/// replica's death late in a long read).
 pub struct FlightRead {
-    replicas: Replicas,
-    settings: ReadSettings,
-    schema: SchemaRef,
-    ticket: FlightTicket,
-    /// The tickets of the parts read after this one.
-    later: VecDeque<FlightTicket>,
+    /// The plan, its replicas moved on past those that failed.
+    plan: FlightPlan,
+    /// The part being read (none: the read is of no part).
+    part: Option<usize>,
+    /// The parts read after this one.
+    later: VecDeque<usize>,
+    /// Where the current part goes on: the last batch's `app_metadata`.
+    resume_token: String,
     stream: Option<FlightDataDecoder>,
     rows: u64,
 }
@@ -243,41 +252,40 @@ impl FlightRead {
 
     /// The schema the rows come in.
     pub fn schema(&self) -> &SchemaRef {
-        &self.schema
+        &self.plan.schema
     }
 
     /// The columns the caller's agreement left out, if any.
     pub fn withheld(&self) -> Option<&str> {
-        withheld(&self.schema)
+        withheld(&self.plan.schema)
     }
 
     /// The next batch, or `None` at the end.
     pub async fn next(&mut self) -> Result<Option<RecordBatch>, Status> {
         loop {
+            let Some(part) = self.part else { return Ok(None) };
             if self.stream.is_none() {
-                self.stream = Some(self.do_get().await?);
+                self.stream = Some(self.do_get(part).await?);
             }
             let Some(stream) = self.stream.as_mut() else { continue };
-            let next = match tokio::time::timeout(self.settings.idle_timeout, stream.next()).await {
+            let (replicas, settings) = (&mut self.plan.replicas, &self.plan.settings);
+            let next = match tokio::time::timeout(settings.idle_timeout, stream.next()).await {
                 Ok(next) => next,
                 Err(_) => {
                     return Err(Status::deadline_exceeded(format!(
                         "{} sent nothing for {:?} after {} rows; retry later",
-                        self.replicas.endpoint, self.settings.idle_timeout, self.rows
+                        replicas.endpoint, settings.idle_timeout, self.rows
                     )));
                 }
             };
             let data = match next.map(|d| d.map_err(status)) {
-                None => match self.later.pop_front() {
-                    Some(ticket) => {
-                        self.ticket = ticket;
-                        self.stream = None;
-                        continue;
-                    }
-                    None => return Ok(None),
-                },
+                None => {
+                    (self.part, self.stream) = (self.later.pop_front(), None);
+                    self.resume_token.clear();
+                    continue;
+                }
                 Some(Ok(data)) => data,
-                Some(Err(failed)) if self.settings.fail_over(&mut self.replicas, &failed, self.rows) => {
+                Some(Err(failed)) if settings.fail_over(replicas, &failed, self.rows) => {
                     self.stream = None;
                     continue;
                 }
@@ -286,15 +294,15 @@ impl FlightRead {
             match data.payload {
                 // A replica gone on to may serve another contract version, or
                 // the grant may have changed: one read must not mix schemas.
-                DecodedPayload::Schema(sent) if sent.fields() != self.schema.fields() => {
+                DecodedPayload::Schema(sent) if sent.fields() != self.plan.schema.fields() => {
                     return Err(Status::aborted(format!(
                         "{} sent other columns than the query was planned with, after {} rows; run the query again",
-                        self.replicas.endpoint, self.rows
+                        replicas.endpoint, self.rows
                     )));
                 }
                 DecodedPayload::RecordBatch(batch) => {
                     self.rows += batch.num_rows() as u64;
-                    self.ticket.resume_token = String::from_utf8_lossy(&data.inner.app_metadata).into_owned();
+                    self.resume_token = String::from_utf8_lossy(&data.inner.app_metadata).into_owned();
                     return Ok(Some(batch));
                 }
                 _ => {}
@@ -302,19 +310,39 @@ impl FlightRead {
         }
     }
 
-    /// Redeems the ticket (with its resume token) at the current replica,
-    /// or the next that answers.
-    async fn do_get(&mut self) -> Result<FlightDataDecoder, Status> {
+    /// Redeems the ticket of `part` (with the resume token) at the current
+    /// replica, or the next that answers; with new tickets when the plan's
+    /// are about to expire or a replica says they have.
+    async fn do_get(&mut self, part: usize) -> Result<FlightDataDecoder, Status> {
+        let mut planned_again = false;
         loop {
-            let asked = Ticket::new(self.ticket.encode_to_vec());
-            let mut client = client(&self.replicas, &self.settings)?;
-            match answer(client.do_get(asked), &self.replicas, &self.settings).await {
+            if !planned_again && self.plan.planned_at.elapsed() >= FRESH_FOR {
+                self.plan = self.plan.planned_again().await?;
+                planned_again = true;
+            }
+            let ticket = FlightTicket {
+                resume_token: self.resume_token.clone(),
+                ..self.plan.tickets.get(part).cloned().unwrap_or_default()
+            };
+            let (replicas, settings) = (&mut self.plan.replicas, &self.plan.settings);
+            let mut client = client(replicas, settings)?;
+            match answer(client.do_get(Ticket::new(ticket.encode_to_vec())), replicas, settings).await {
                 Ok(stream) => return Ok(stream.into_inner()),
-                Err(refused) if self.settings.fail_over(&mut self.replicas, &refused, self.rows) => {}
+                Err(refused) if !planned_again && expired(&refused) => {
+                    self.plan = self.plan.planned_again().await?;
+                    planned_again = true;
+                }
+                Err(refused) if settings.fail_over(replicas, &refused, self.rows) => {}
                 Err(refused) => return Err(refused),
             }
         }
     }
+}
+
+/// Whether `status` is a domain's refusal of a ticket past its lifetime
+/// (`FAILED_PRECONDITION`, "ticket: it expired ...").
+fn expired(status: &Status) -> bool {
+    status.code() == tonic::Code::FailedPrecondition && status.message().starts_with("ticket: it expired")
 }
 
 /// The columns `schema`'s metadata says were left out, if any.
@@ -408,7 +436,7 @@ mod tests {
     }
 
     fn sealed(read: &FlightRead) -> Vec<String> {
-        std::iter::once(&read.ticket).chain(&read.later).map(|t| t.sealed.clone()).collect()
+        read.part.iter().chain(&read.later).map(|&i| read.plan.tickets[i].sealed.clone()).collect()
     }
 
     #[test]

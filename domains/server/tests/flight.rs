@@ -301,3 +301,51 @@ async fn a_whole_product_comes_in_parts_read_side_by_side() {
          was reloaded or rebuilt); ask GetFlightInfo for new tickets"
     );
 }
+
+/// A read in parts whose tickets expire before its later parts start (a
+/// slow reader) plans again at the domain and goes on, every row once;
+/// the domain refuses an expired ticket with a message naming its lifetime.
+#[tokio::test]
+async fn a_read_outliving_its_tickets_plans_again_and_every_row_arrives_once() {
+    use mesh_sql::Replicas;
+    use mesh_sql::flight::{FlightQuery, FlightRead, ReadSettings};
+
+    let lifetime = std::time::Duration::from_secs(1);
+    let limits = ServeLimits {
+        flight_parts: 3,
+        flight_part_rows: 1_000,
+        flight_ticket_lifetime: lifetime,
+        ..Default::default()
+    };
+    let domain = common::start_under(Backend::Sqlite, 3_000, limits).await;
+    let owner = reader(domain.dir.path());
+    let mut flight = client(&domain, owner.clone()).await;
+    let info = flight.get_flight_info(whole_product()).await.unwrap();
+    assert_eq!(info.endpoint.len(), 3);
+    tokio::time::sleep(lifetime + std::time::Duration::from_millis(200)).await;
+    let expired = batches(&mut flight, info.endpoint[1].ticket.clone().unwrap()).await.unwrap_err();
+    assert_eq!(expired.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(
+        expired.message(),
+        "ticket: it expired 1s after it was issued; ask GetFlightInfo for a new one"
+    );
+
+    let replicas =
+        Replicas { endpoint: format!("http://{}", domain.addr), fallbacks: Vec::new(), credentials: owner };
+    let settings = ReadSettings {
+        timeout: std::time::Duration::from_secs(10),
+        idle_timeout: std::time::Duration::from_secs(10),
+        on_failover: std::sync::Arc::new(|_| {}),
+    };
+    let query = FlightQuery { product: PRODUCT.to_owned(), ..Default::default() };
+    let mut read = FlightRead::plan(replicas, &query, settings).await.unwrap();
+    let mut got = Vec::new();
+    while let Some(batch) = read.next().await.unwrap() {
+        got.extend(rows(&[batch]));
+        // Slower than the tickets last: each later part starts after its
+        // ticket expired.
+        tokio::time::sleep(lifetime + std::time::Duration::from_millis(100)).await;
+    }
+    got.sort_by_key(|r: &CardSpending| (r.bas_yh.clone(), r.seq.clone()));
+    assert_eq!(got, domain.stored_rows().await, "every row exactly once across the parts");
+}

@@ -153,14 +153,30 @@ pub struct ServeLimits {
 
     /// The most parts an Arrow Flight read of a whole product is split
     /// into, for clients to read side by side (1: never split). Only the
-    /// product's owners get parts, on SQLite. The default is one per CPU,
-    /// at most 8.
+    /// product's owners (parts of the load's order) and callers who get
+    /// identifiers as pseudonyms (parts of their keyed order) get parts, on
+    /// SQLite. The default is one per CPU, at most 8.
     #[arg(long, env = "MESH_FLIGHT_PARTS", default_value_t = default_max_parts(), value_parser = clap::value_parser!(u32).range(1..=64).map(|n| n as usize))]
     pub flight_parts: usize,
 
     /// The fewest rows each part of a split Arrow Flight read holds.
     #[arg(long, env = "MESH_FLIGHT_PART_ROWS", default_value_t = Partitioning::default().min_rows, value_parser = clap::value_parser!(u64).range(1..))]
     pub flight_part_rows: u64,
+
+    /// How long an Arrow Flight ticket can be redeemed after
+    /// GetFlightInfo issued it (the mesh's clients plan again when theirs
+    /// expire).
+    #[arg(long, env = "MESH_FLIGHT_TICKET_LIFETIME", default_value = "10m", value_parser = ticket_lifetime)]
+    pub flight_ticket_lifetime: Duration,
+}
+
+/// A ticket lifetime: at least a second.
+fn ticket_lifetime(text: &str) -> Result<Duration, String> {
+    let lifetime = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if lifetime < Duration::from_secs(1) {
+        return Err("a ticket must last at least 1s, e.g. 10m".to_owned());
+    }
+    Ok(lifetime)
 }
 
 impl Default for ServeLimits {
@@ -176,6 +192,7 @@ impl Default for ServeLimits {
             shutdown_grace: Duration::from_secs(10),
             flight_parts: default_max_parts(),
             flight_part_rows: Partitioning::default().min_rows,
+            flight_ticket_lifetime: Duration::from_secs(10 * 60),
         }
     }
 }

@@ -75,7 +75,12 @@ pub async fn run_domain(
     let served =
         products.iter().map(|p| (p.product.spec.id.clone(), p.product.spec.domain().to_owned())).collect();
     let reads = Reads::new(Arc::clone(&governance), served);
-    let flight = FlightFace::new(&served_services, &advertise, args.limits.partitioning())?;
+    let flight = FlightFace::new(
+        &served_services,
+        &advertise,
+        args.limits.partitioning(),
+        args.limits.flight_ticket_lifetime,
+    )?;
     let rest = crate::serve::rest::router(&served_services, &advertise, reads.clone(), &args.cors_origins)?;
     server = server
         .route(&format!("/{FLIGHT_SERVICE}/{{*method}}"), flight)

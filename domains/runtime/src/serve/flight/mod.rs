@@ -43,7 +43,7 @@ use crate::serve::product::Started;
 use crate::serve::service::{ProductService, Redeemed, read};
 use crate::store::{Storage, now_ms};
 use command::Asked;
-use ticket::{Claim, TICKET_LIFETIME, Tickets};
+use ticket::{Claim, Tickets};
 
 /// The Flight service's full name.
 pub const FLIGHT_SERVICE: &str = "arrow.flight.protocol.FlightService";
@@ -56,16 +56,19 @@ pub struct FlightFace {
     /// Where tickets can be redeemed, as Flight locations.
     locations: Arc<Vec<String>>,
     partitioning: Partitioning,
+    /// How long a ticket can be redeemed after it was issued.
+    ticket_lifetime: std::time::Duration,
 }
 
 impl FlightFace {
     /// Flight over `services` (one domain's, sharing its database),
-    /// redeemable at the `advertised` URLs, splitting whole-product reads
-    /// as `partitioning` says.
+    /// redeemable at the `advertised` URLs for `ticket_lifetime`, splitting
+    /// whole-product reads as `partitioning` says.
     pub fn new(
         services: &[ProductService],
         advertised: &[String],
         partitioning: Partitioning,
+        ticket_lifetime: std::time::Duration,
     ) -> Result<Self> {
         let secret = match services.first() {
             Some(service) => service.product().store.token_secret()?,
@@ -76,6 +79,7 @@ impl FlightFace {
             tickets: Tickets::new(&secret),
             locations: Arc::new(advertised.iter().map(|url| location(url)).collect()),
             partitioning,
+            ticket_lifetime,
         })
     }
 
@@ -131,7 +135,7 @@ impl FlightFace {
             issuer: principal.issuer.clone(),
             subject: principal.subject.clone(),
             binding: grant.binding.clone(),
-            expires_ms: now_ms() + TICKET_LIFETIME.as_millis() as i64,
+            expires_ms: now_ms().saturating_add(self.ticket_lifetime.as_millis() as i64),
             part: None,
         };
         let claims = parts.into_iter().map(|part| Claim { part, ..claim.clone() }).collect();
@@ -183,7 +187,9 @@ impl FlightFace {
             tracing::warn!(caller = %principal.subject, peer = ?peer, "a Flight ticket this domain did not issue was refused");
         })?;
         let (product, admission, governance) = self.service(&claim.product)?.read_path();
-        let query = claim.check(&principal, now_ms()).map(|()| claim.query.clone().unwrap_or_default());
+        let query = claim
+            .check(&principal, now_ms(), self.ticket_lifetime)
+            .map(|()| claim.query.clone().unwrap_or_default());
         let caller = (&principal, peer);
         let ticket = Redeemed { binding: &claim.binding, part: claim.part.as_ref() };
         let Started { rows, .. } =

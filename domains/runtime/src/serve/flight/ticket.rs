@@ -12,9 +12,6 @@ use tonic::Status;
 
 use crate::query::part::Part;
 
-/// How long a ticket can be redeemed after it was issued.
-pub(crate) const TICKET_LIFETIME: std::time::Duration = std::time::Duration::from_secs(10 * 60);
-
 /// What a ticket grants.
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct Claim {
@@ -81,9 +78,15 @@ impl Tickets {
 
 impl Claim {
     /// Whether `caller` may redeem the ticket at `now_ms`: it was issued
-    /// to them and has not expired. (That the same agreement is in force
-    /// is checked by the read, against [`Claim::binding`].)
-    pub(crate) fn check(&self, caller: &Principal, now_ms: i64) -> Result<(), Status> {
+    /// to them and has not expired (tickets last `lifetime`, named in the
+    /// refusal). (That the same agreement is in force is checked by the
+    /// read, against [`Claim::binding`].)
+    pub(crate) fn check(
+        &self,
+        caller: &Principal,
+        now_ms: i64,
+        lifetime: std::time::Duration,
+    ) -> Result<(), Status> {
         if self.issuer != caller.issuer || self.subject != caller.subject {
             return Err(Status::permission_denied(
                 "ticket: it was issued to another caller; ask GetFlightInfo for a ticket of your own",
@@ -92,7 +95,7 @@ impl Claim {
         if now_ms >= self.expires_ms {
             return Err(Status::failed_precondition(format!(
                 "ticket: it expired {} after it was issued; ask GetFlightInfo for a new one",
-                humantime::format_duration(TICKET_LIFETIME)
+                humantime::format_duration(lifetime)
             )));
         }
         Ok(())
@@ -122,16 +125,24 @@ mod tests {
     #[test]
     fn a_ticket_is_redeemed_by_its_caller_until_it_expires_with_a_resume_point() {
         let tickets = Tickets::new(b"secret");
+        let lifetime = std::time::Duration::from_secs(90);
         let ticket = tickets.issue(&claim(1_000));
         let opened = tickets.open(&ticket).unwrap();
         assert_eq!(opened, claim(1_000));
-        assert!(opened.check(&caller("kim"), 999).is_ok());
-        let denied = opened.check(&caller("lee"), 999).unwrap_err();
+        assert!(opened.check(&caller("kim"), 999, lifetime).is_ok());
+        let denied = opened.check(&caller("lee"), 999, lifetime).unwrap_err();
         assert_eq!(denied.code(), tonic::Code::PermissionDenied);
         let other_issuer = Principal { issuer: "elsewhere".into(), ..caller("kim") };
-        assert_eq!(opened.check(&other_issuer, 999).unwrap_err().code(), tonic::Code::PermissionDenied);
-        let expired = opened.check(&caller("kim"), 1_000).unwrap_err();
+        assert_eq!(
+            opened.check(&other_issuer, 999, lifetime).unwrap_err().code(),
+            tonic::Code::PermissionDenied
+        );
+        let expired = opened.check(&caller("kim"), 1_000, lifetime).unwrap_err();
         assert_eq!(expired.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(
+            expired.message(),
+            "ticket: it expired 1m 30s after it was issued; ask GetFlightInfo for a new one"
+        );
         let mut resumed = FlightTicket::decode(ticket.as_slice()).unwrap();
         resumed.resume_token = "after-row-9".into();
         let claim = tickets.open(&resumed.encode_to_vec()).unwrap();
