@@ -146,8 +146,12 @@ async fn adbc_clients_get_what_their_agreements_give() {
     assert_eq!(adbc_rows(&url, &ana, JOIN), adbc_rows(&url, &mesh.token, JOIN), "joins work on pseudonyms");
     let withheld = adbc(&url, &ana, r#"SELECT sum(tot_use_am) FROM "payment.card_spending""#, "csv");
     assert!(
-        stderr(&withheld).contains("tot_use_am"),
-        "a withheld column is no column: {}",
+        stderr(&withheld).contains(
+            "column `tot_use_am` of payment.card_spending is withheld by your agreement with its owners; leave \
+             it out, or ask for an agreement that grants it: mesh access request payment.card_spending --columns \
+             ...,tot_use_am"
+        ),
+        "a withheld column is named with the agreement that leaves it out: {}",
         stderr(&withheld)
     );
 

@@ -12,6 +12,7 @@ mod pushdown;
 mod scan;
 mod statement;
 mod table;
+mod withheld;
 
 use std::sync::Arc;
 
@@ -101,7 +102,12 @@ impl Engine {
         statement::check(sql)?;
         let options =
             SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-        self.context.sql_with_options(sql, options).await.map_err(|e| status_of(&e))
+        match self.context.sql_with_options(sql, options).await {
+            Ok(frame) => Ok(frame),
+            Err(error) => {
+                Err(withheld::refusal(&self.context, sql, &error).await.unwrap_or_else(|| status_of(&error)))
+            }
+        }
     }
 
     /// The physical plan of `sql`, one operator per line: the `MeshScan`
