@@ -59,6 +59,33 @@ fn adbc_rows(url: &str, token: &str, query: &str) -> Vec<Vec<String>> {
     records(&stdout(&output))[1..].to_vec()
 }
 
+/// The rows of `query` at `url` as pandas, Polars and DuckDB each hold
+/// them after ADBC (`fixtures/adbc_frames.py`): all three, by library.
+fn frames(url: &str, token: &str, query: &str) -> BTreeMap<String, Vec<Vec<String>>> {
+    let output = Command::new(tool("arrow-venv/bin/python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/adbc_frames.py"))
+        .args([url, query])
+        .env("MESH_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{query}: {}", stderr(&output));
+    let mut frames: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    let mut library = String::new();
+    for line in stdout(&output).lines() {
+        match line.strip_prefix("== ") {
+            Some(name) => {
+                library = name.to_owned();
+                frames.entry(library.clone()).or_default();
+            }
+            None => {
+                frames.entry(library.clone()).or_default().push(line.split(',').map(str::to_owned).collect())
+            }
+        }
+    }
+    assert_eq!(frames.keys().collect::<Vec<_>>(), ["duckdb", "pandas", "polars"], "{}", stdout(&output));
+    frames
+}
+
 /// Asks for `columns` of `product` as `subject` (an analyst), with `scope`.
 async fn grant(mesh: &Mesh, subject: &str, product: &str, columns: &[&str], scope: &str) {
     let request = RequestAccessRequest {
@@ -103,13 +130,17 @@ async fn adbc_clients_get_what_their_agreements_give() {
         r#"SELECT bas_yh, seq, tot_use_am FROM "payment.card_spending" WHERE bas_yh = '2024Q1' ORDER BY seq"#,
     );
     assert_eq!(owner, stored, "row for row as SQLite holds them");
-    // pandas, Polars and DuckDB take the ADBC result.
+    // pandas, Polars and DuckDB take the ADBC result: row for row what
+    // SQLite holds, and the join as the mesh answers it.
+    let quarter =
+        r#"SELECT bas_yh, seq, tot_use_am FROM "payment.card_spending" WHERE bas_yh = '2024Q1' ORDER BY seq"#;
+    for (query, expected) in [(quarter, stored), (JOIN, adbc_rows(&url, &mesh.token, JOIN))] {
+        for (library, rows) in frames(&url, &mesh.token, query) {
+            assert_eq!(rows, expected, "{library}: {query}");
+        }
+    }
     let counted = adbc(&url, &mesh.token, r#"SELECT * FROM payment.card_spending"#, "duckdb");
     assert_eq!(stdout(&counted).trim(), "800", "{}", stderr(&counted));
-    for library in ["pandas", "polars"] {
-        let summary = adbc(&url, &mesh.token, JOIN, library);
-        assert!(summary.status.success() && stdout(&summary).contains("life_stage"), "{}", stderr(&summary));
-    }
 
     // Without an agreement: the domain's refusal, word for word.
     let bo = mesh.token_as("bo", &["analyst"]);
