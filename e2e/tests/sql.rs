@@ -25,6 +25,17 @@ const JOIN: &str = r#"SELECT c.life_stage, count(*) AS customers
     FROM "customer.profiles" c JOIN "payment.card_spending" p USING (bas_yh, seq)
     WHERE p.bas_yh = '2024Q1' GROUP BY 1 ORDER BY 1"#;
 
+/// pyarrow reading an Arrow IPC stream or a Parquet file (`argv[1]`, of
+/// kind `argv[2]`) and printing it as CSV.
+const READ_BACK: &str = "import sys, pyarrow.csv, pyarrow.ipc, pyarrow.parquet
+path, kind = sys.argv[1], sys.argv[2]
+if kind == 'parquet':
+    table = pyarrow.parquet.read_table(path)
+else:
+    table = pyarrow.ipc.open_stream(open(path, 'rb')).read_all()
+pyarrow.csv.write_csv(table, sys.stdout.buffer)
+";
+
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python-arrow/sql.py")
 }
@@ -290,6 +301,42 @@ async fn mesh_sql_joins_products_and_says_what_it_pushed() {
     let got: BTreeMap<String, i64> =
         records(&stdout(&joined))[1..].iter().map(|r| (r[0].clone(), r[1].parse().unwrap())).collect();
     assert_eq!(got, expected);
+
+    // Every other format holds the same rows (Arrow and Parquet read back
+    // by pyarrow).
+    let dir = tempfile::tempdir().unwrap();
+    let pair = |row: &serde_json::Value| {
+        let count = &row["customers"];
+        let count = count.as_i64().or_else(|| count.as_str().and_then(|c| c.parse().ok()));
+        (row["life_stage"].as_str().unwrap().to_owned(), count.unwrap())
+    };
+    for format in ["json", "ndjson", "arrow", "parquet"] {
+        let output = sql(&["--format", format, JOIN]);
+        assert!(output.status.success(), "{format}: {}", stderr(&output));
+        let rows: BTreeMap<String, i64> = match format {
+            "json" => serde_json::from_slice::<Vec<serde_json::Value>>(&output.stdout)
+                .unwrap()
+                .iter()
+                .map(pair)
+                .collect(),
+            "ndjson" => {
+                stdout(&output).lines().map(|line| pair(&serde_json::from_str(line).unwrap())).collect()
+            }
+            _ => {
+                let file = dir.path().join(format);
+                std::fs::write(&file, &output.stdout).unwrap();
+                let read = Command::new(tool("arrow-venv/bin/python"))
+                    .args(["-c", READ_BACK])
+                    .arg(&file)
+                    .arg(format)
+                    .output()
+                    .unwrap();
+                assert!(read.status.success(), "{format}: {}", stderr(&read));
+                records(&stdout(&read))[1..].iter().map(|r| (r[0].clone(), r[1].parse().unwrap())).collect()
+            }
+        };
+        assert_eq!(rows, expected, "--format {format}");
+    }
 
     // --explain names what each domain was asked.
     let explained = sql(&[
