@@ -162,6 +162,8 @@ async fn adbc_clients_get_what_their_agreements_give() {
         "{}",
         stderr(&refused)
     );
+    // ADBC names the gRPC code it got after the message.
+    assert!(stderr(&refused).contains("(PermissionDenied;"), "the domain's code: {}", stderr(&refused));
 
     // An analyst's pseudonyms: as `mesh query` gives them, the same in both
     // products (the join finds every customer the owner's join finds).
@@ -196,6 +198,7 @@ async fn adbc_clients_get_what_their_agreements_give() {
         "a withheld column is named with the agreement that leaves it out: {}",
         stderr(&withheld)
     );
+    assert!(stderr(&withheld).contains("(PermissionDenied;"), "{}", stderr(&withheld));
 
     // A condition nesting hundreds deep is answered; thousands deep is
     // refused before it is planned, and the service lives on.
