@@ -188,6 +188,29 @@ async fn adbc_clients_get_what_their_agreements_give() {
     assert!(by_sql.iter().all(|row| !real.contains(row)), "no real customer number is delivered");
     let _ = until_ok(&url, &ana, r#"SELECT count(*) FROM "customer.profiles""#).await;
     assert_eq!(adbc_rows(&url, &ana, JOIN), adbc_rows(&url, &mesh.token, JOIN), "joins work on pseudonyms");
+
+    // The catalog a BI tool asks for first (GetSqlInfo, GetCatalogs,
+    // GetDbSchemas, GetTables): each product under its id and under its
+    // domain, with the columns the caller gets, the withheld left out.
+    let output = Command::new(tool("arrow-venv/bin/python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/adbc_catalog.py"))
+        .arg(&url)
+        .env("MESH_TOKEN", &ana)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let catalog: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(catalog["vendor_name"], "mesh sql");
+    assert_eq!(catalog["card_spending"], serde_json::json!(["bas_yh", "seq"]), "the amounts are withheld");
+    let tables = catalog["tables"].as_array().unwrap();
+    for (schema, table) in
+        [("public", "payment.card_spending"), ("payment", "card_spending"), ("customer", "profiles")]
+    {
+        let found = tables.iter().find(|t| t[0] == "mesh" && t[1] == schema && t[2] == table);
+        assert!(found.is_some(), "mesh.{schema}.{table} in {tables:?}");
+    }
+    let spending = tables.iter().find(|t| t[1] == "public" && t[2] == "payment.card_spending").unwrap();
+    assert_eq!(spending[3], serde_json::json!(["bas_yh", "seq"]), "GetTables gives the caller's columns");
     let withheld = adbc(&url, &ana, r#"SELECT sum(tot_use_am) FROM "payment.card_spending""#, "csv");
     assert!(
         stderr(&withheld).contains(

@@ -121,8 +121,10 @@ pub async fn schema_of(
 /// read (a mesh domain splits in at most 64).
 pub const MAX_PARTS: usize = 64;
 
-/// A plan older than this is asked for again before a read starts: its
-/// tickets expire 10 minutes after the domain sealed them.
+/// A plan older than this is asked for again before a part starts: its
+/// tickets expire 10 minutes after the domain sealed them, unless the
+/// domain says otherwise (`--flight-ticket-lifetime`; a ticket refused as
+/// expired has the read planned again too).
 const FRESH_FOR: Duration = Duration::from_secs(8 * 60);
 
 /// A query as the domain planned it: the schema and a ticket per part of
@@ -135,6 +137,9 @@ pub struct FlightPlan {
     query: FlightQuery,
     schema: SchemaRef,
     tickets: Vec<FlightTicket>,
+    /// The domain's tag of the load a read in parts was planned on
+    /// (`app_metadata`; empty for a read in one part).
+    load: prost::bytes::Bytes,
     planned_at: Instant,
 }
 
@@ -163,8 +168,8 @@ impl FlightPlan {
                 replicas.endpoint, query.product
             ))
         })?;
-        let (query, planned_at) = (query.clone(), Instant::now());
-        Ok(Self { replicas, settings, query, schema: Arc::new(schema), tickets, planned_at })
+        let (query, load, planned_at) = (query.clone(), info.app_metadata, Instant::now());
+        Ok(Self { replicas, settings, query, schema: Arc::new(schema), tickets, load, planned_at })
     }
 
     /// This plan, or the same read planned again if its tickets are about
@@ -177,10 +182,13 @@ impl FlightPlan {
     }
 
     /// The same read planned again, with new tickets for the same parts
-    /// (refused if the domain now plans other columns or parts).
+    /// (refused if the domain now plans other columns, parts or a load).
     async fn planned_again(&self) -> Result<Self, Status> {
         let again = Self::new(self.replicas.clone(), &self.query, self.settings.clone()).await?;
-        if again.schema.fields() != self.schema.fields() || again.part_count() != self.part_count() {
+        if again.schema.fields() != self.schema.fields()
+            || again.part_count() != self.part_count()
+            || again.load != self.load
+        {
             return Err(Status::aborted(format!(
                 "{} changed while the query ran (its columns or its data); run the query again",
                 self.query.product
@@ -431,6 +439,7 @@ mod tests {
             query: FlightQuery::default(),
             schema: Arc::new(Schema::empty()),
             tickets: tickets(&info(parts)).unwrap(),
+            load: prost::bytes::Bytes::new(),
             planned_at: Instant::now(),
         }
     }

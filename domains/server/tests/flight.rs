@@ -338,7 +338,7 @@ async fn a_read_outliving_its_tickets_plans_again_and_every_row_arrives_once() {
         on_failover: std::sync::Arc::new(|_| {}),
     };
     let query = FlightQuery { product: PRODUCT.to_owned(), ..Default::default() };
-    let mut read = FlightRead::plan(replicas, &query, settings).await.unwrap();
+    let mut read = FlightRead::plan(replicas.clone(), &query, settings.clone()).await.unwrap();
     let mut got = Vec::new();
     while let Some(batch) = read.next().await.unwrap() {
         got.extend(rows(&[batch]));
@@ -348,4 +348,23 @@ async fn a_read_outliving_its_tickets_plans_again_and_every_row_arrives_once() {
     }
     got.sort_by_key(|r: &CardSpending| (r.bas_yh.clone(), r.seq.clone()));
     assert_eq!(got, domain.stored_rows().await, "every row exactly once across the parts");
+
+    // Planned again after a reload, the parts left would be of another
+    // load: the read stops rather than mix two.
+    let mut read = FlightRead::plan(replicas, &query, settings).await.unwrap();
+    assert!(read.next().await.unwrap().is_some());
+    domain.reload(3_000).await;
+    tokio::time::sleep(lifetime + std::time::Duration::from_millis(100)).await;
+    let stopped = loop {
+        match read.next().await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("a read in parts of two loads went to its end"),
+            Err(stopped) => break stopped,
+        }
+    };
+    assert_eq!(stopped.code(), tonic::Code::Aborted);
+    assert_eq!(
+        stopped.message(),
+        "payment.card_spending changed while the query ran (its columns or its data); run the query again"
+    );
 }

@@ -26,8 +26,11 @@ pub(super) async fn refusal(context: &SessionContext, sql: &str, error: &DataFus
         let schema = table.schema();
         let withheld = crate::flight::withheld(&schema).unwrap_or_default();
         if withheld.split(',').any(|column| column == field.name) {
-            let product = schema.metadata().get(mesh_contracts::arrow_metadata::PRODUCT);
-            let product = product.map_or(resolved.table.as_ref(), String::as_str);
+            // The id the table stands for, not what its domain says it is.
+            let product = match resolved.schema.as_ref() {
+                PRODUCTS_SCHEMA => resolved.table.to_string(),
+                domain => format!("{domain}.{}", resolved.table),
+            };
             return Some(Status::permission_denied(format!(
                 "column `{}` of {product} is withheld by your agreement with its owners; leave it out, or ask \
                  for an agreement that grants it: mesh access request {product} --columns ...,{}",

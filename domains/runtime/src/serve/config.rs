@@ -170,11 +170,11 @@ pub struct ServeLimits {
     pub flight_ticket_lifetime: Duration,
 }
 
-/// A ticket lifetime: at least a second.
+/// A ticket lifetime: at least a second, at most a day.
 fn ticket_lifetime(text: &str) -> Result<Duration, String> {
     let lifetime = humantime::parse_duration(text).map_err(|e| e.to_string())?;
-    if lifetime < Duration::from_secs(1) {
-        return Err("a ticket must last at least 1s, e.g. 10m".to_owned());
+    if !(Duration::from_secs(1)..=Duration::from_secs(24 * 3600)).contains(&lifetime) {
+        return Err("a ticket lasts from 1s to 24h, e.g. 10m".to_owned());
     }
     Ok(lifetime)
 }

@@ -135,7 +135,8 @@ impl FlightFace {
             issuer: principal.issuer.clone(),
             subject: principal.subject.clone(),
             binding: grant.binding.clone(),
-            expires_ms: now_ms().saturating_add(self.ticket_lifetime.as_millis() as i64),
+            expires_ms: now_ms()
+                .saturating_add(i64::try_from(self.ticket_lifetime.as_millis()).unwrap_or(i64::MAX)),
             part: None,
         };
         let claims = parts.into_iter().map(|part| Claim { part, ..claim.clone() }).collect();
@@ -145,7 +146,8 @@ impl FlightFace {
     /// `GetFlightInfo`: the schema and an endpoint with a ticket per part
     /// of the read. Parts by rowid, in order, hold the rows in the load's
     /// order; parts by keyed order are each in the caller's order, and
-    /// the info says they are not ordered among themselves.
+    /// the info says they are not ordered among themselves. A read in
+    /// parts carries a tag of its load as `app_metadata`.
     async fn flight_info(&self, request: Request<Bytes>) -> Result<FlightInfo, Status> {
         let (descriptor, schema, claims) = self.planned(request, true)?;
         let keyed = claims.iter().any(|claim| claim.part.as_ref().is_some_and(|part| part.keyed));
@@ -156,6 +158,9 @@ impl FlightFace {
             .with_ordered(!keyed)
             .with_total_records(-1)
             .with_total_bytes(-1);
+        if let Some(part) = claims.iter().find_map(|claim| claim.part.as_ref()) {
+            info = info.with_app_metadata(self.tickets.load_tag(part.load));
+        }
         for claim in &claims {
             let ticket = Ticket::new(self.tickets.issue(claim));
             let endpoint = self

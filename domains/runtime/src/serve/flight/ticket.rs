@@ -41,13 +41,27 @@ pub(crate) struct Claim {
 #[derive(Debug, Clone)]
 pub(crate) struct Tickets {
     sealed: SealedTokens,
+    /// The key of [`Tickets::load_tag`].
+    load_key: [u8; 32],
 }
 
 impl Tickets {
     /// Tickets under a key derived from the domain's token `secret`
     /// (another key than its resume tokens').
     pub(crate) fn new(secret: &[u8]) -> Self {
-        Self { sealed: SealedTokens::new([secret, b"\0arrow flight tickets"].concat()) }
+        Self {
+            sealed: SealedTokens::new([secret, b"\0arrow flight tickets"].concat()),
+            load_key: blake3::derive_key("mesh arrow flight load tag", secret),
+        }
+    }
+
+    /// What a plan in parts says of the load they were planned on: the
+    /// same at every replica for the same load, and nothing else of it. A
+    /// client planning the read again mid-way compares them, so that no
+    /// read takes parts of two loads.
+    pub(crate) fn load_tag(&self, load: u64) -> Vec<u8> {
+        let hash = blake3::keyed_hash(&self.load_key, &load.to_le_bytes());
+        format!("mesh-load:{}", &hash.to_hex()[..32]).into_bytes()
     }
 
     /// The ticket's bytes for `claim`.
