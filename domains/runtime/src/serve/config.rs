@@ -319,6 +319,19 @@ mod tests {
     }
 
     #[test]
+    fn a_ticket_lifetime_is_from_a_second_to_a_day() {
+        assert_eq!(ticket_lifetime("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(ticket_lifetime("24h"), Ok(Duration::from_secs(24 * 3600)));
+        for refused in ["0s", "500ms", "25h", "1000years"] {
+            assert_eq!(
+                ticket_lifetime(refused),
+                Err("a ticket lasts from 1s to 24h, e.g. 10m".to_owned()),
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
     fn origins_are_scheme_host_and_port() {
         assert_eq!(parse_origin("http://127.0.0.1:50050").unwrap(), "http://127.0.0.1:50050");
         assert_eq!(parse_origin("https://catalog.example.com").unwrap(), "https://catalog.example.com");
