@@ -16,9 +16,15 @@ pub fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
 /// Appends a length-delimited field (`number`, wire type 2) holding `bytes`.
 #[inline]
 pub fn put_len_field(buf: &mut Vec<u8>, number: u32, bytes: &[u8]) {
-    put_varint(buf, (u64::from(number) << 3) | 2);
-    put_varint(buf, bytes.len() as u64);
+    put_len_prefix(buf, number, bytes.len());
     buf.extend_from_slice(bytes);
+}
+
+/// Appends the key and length of a length-delimited field (`number`,
+/// wire type 2) of `len` bytes, which the caller sends after it.
+pub fn put_len_prefix(buf: &mut Vec<u8>, number: u32, len: usize) {
+    put_varint(buf, (u64::from(number) << 3) | 2);
+    put_varint(buf, len as u64);
 }
 
 /// A field's value as the wire carries it.

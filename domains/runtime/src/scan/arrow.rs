@@ -252,15 +252,14 @@ impl ArrowBatch {
 /// kept as the encoder wrote it (the second piece) rather than copied
 /// behind the fields.
 fn flight_data(encoded: EncodedData, app_metadata: &[u8]) -> Pieces {
-    use mesh_rows::wire::{put_len_field, put_varint};
+    use mesh_rows::wire::{put_len_field, put_len_prefix};
     let mut head = Vec::with_capacity(encoded.ipc_message.len() + app_metadata.len() + 24);
     put_len_field(&mut head, 2, &encoded.ipc_message);
     if !app_metadata.is_empty() {
         put_len_field(&mut head, 3, app_metadata);
     }
     if !encoded.arrow_data.is_empty() {
-        put_varint(&mut head, (1000 << 3) | 2);
-        put_varint(&mut head, encoded.arrow_data.len() as u64);
+        put_len_prefix(&mut head, 1000, encoded.arrow_data.len());
     }
     Pieces { head: Bytes::from(head), body: Bytes::from(encoded.arrow_data) }
 }
