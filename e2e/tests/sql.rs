@@ -222,6 +222,27 @@ async fn adbc_clients_get_what_their_agreements_give() {
         stderr(&withheld)
     );
     assert!(stderr(&withheld).contains("(PermissionDenied;"), "{}", stderr(&withheld));
+    // A qualified column is looked for in the table its qualifier names: the
+    // amounts are withheld in `p`, and no column of `c` at all.
+    let join = |column: &str| {
+        format!(
+            r#"SELECT {column} FROM "customer.profiles" c JOIN "payment.card_spending" p USING (bas_yh, seq)"#
+        )
+    };
+    let qualified = adbc(&url, &ana, &join("sum(p.tot_use_am)"), "csv");
+    assert!(
+        stderr(&qualified)
+            .contains("column `tot_use_am` of payment.card_spending is withheld by your agreement"),
+        "{}",
+        stderr(&qualified)
+    );
+    let elsewhere = adbc(&url, &ana, &join("sum(c.tot_use_am)"), "csv");
+    assert!(!elsewhere.status.success());
+    assert!(
+        !stderr(&elsewhere).contains("withheld by your agreement"),
+        "customer.profiles has no tot_use_am to withhold: {}",
+        stderr(&elsewhere)
+    );
 
     // A condition nesting hundreds deep is answered; thousands deep is
     // refused before it is planned, and the service lives on.
@@ -364,6 +385,15 @@ async fn mesh_sql_joins_products_and_says_what_it_pushed() {
         assert_eq!(rows, expected, "--format {format}");
     }
 
+    // A limit over filters the domain takes whole goes to the domain too.
+    let limited =
+        sql(&["--explain", r#"SELECT seq FROM "payment.card_spending" WHERE tot_use_am > 1000000 LIMIT 3"#]);
+    assert!(
+        stdout(&limited).contains("select=[seq] filter=tot_use_am > 1000000 limit=3"),
+        "{}{}",
+        stdout(&limited),
+        stderr(&limited)
+    );
     // --explain names what each domain was asked.
     let explained = sql(&[
         "--explain",
