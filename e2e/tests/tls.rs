@@ -2,7 +2,8 @@
 //! certificates made for the test and requiring tokens of a local issuer:
 //! the domain registers over TLS with a service token it signs itself, and
 //! `mesh query` reaches both with the CA and a token; without the CA, in
-//! plaintext, or without a token, it is refused.
+//! plaintext, or without a token, it is refused. pyarrow's Flight client and
+//! ADBC (through `mesh sql serve`) read over TLS with the CA too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,10 +20,10 @@ fn start(binary: &str, args: &[&str]) -> (Running, String) {
     mesh_e2e::serve(command)
 }
 
-/// A CA and, signed by it, certificates for 127.0.0.1 of the registry and
-/// of the payment domain (which names `payment`), as files in `dir`: the
-/// CA, then each certificate and key.
-fn pki(dir: &Path) -> (PathBuf, [(PathBuf, PathBuf); 2]) {
+/// A CA and, signed by it, certificates for 127.0.0.1 of the registry, of
+/// the payment domain (which names `payment`) and of `mesh sql serve`, as
+/// files in `dir`: the CA, then each certificate and key.
+fn pki(dir: &Path) -> (PathBuf, [(PathBuf, PathBuf); 3]) {
     let hosts = |extra: &[&str]| {
         let mut hosts = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
         hosts.extend(extra.iter().map(|h| (*h).to_owned()));
@@ -33,17 +34,18 @@ fn pki(dir: &Path) -> (PathBuf, [(PathBuf, PathBuf); 2]) {
         &[
             ServiceCert { name: "registry".into(), hosts: hosts(&[]) },
             ServiceCert { name: "payment".into(), hosts: hosts(&["payment"]) },
+            ServiceCert { name: "sql".into(), hosts: hosts(&[]) },
         ],
     )
     .unwrap();
     let pair = |i: usize| (files[i].cert.clone(), files[i].key.clone());
-    (dir.join("ca.pem"), [pair(0), pair(1)])
+    (dir.join("ca.pem"), [pair(0), pair(1), pair(2)])
 }
 
 #[test]
 fn a_mesh_served_over_tls_is_queried_with_its_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let (ca, [registry_pki, payment_pki]) = pki(dir.path());
+    let (ca, [registry_pki, payment_pki, sql_pki]) = pki(dir.path());
     let path = |p: &Path| p.to_str().unwrap().to_owned();
     let tls_of = |(cert, key): &(PathBuf, PathBuf)| {
         ["--tls-cert".to_owned(), path(cert), "--tls-key".to_owned(), path(key)]
@@ -130,19 +132,14 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
     // protocols are offered by ALPN), refused without the CA; a client that
     // connects and never says a word holds up no one else's handshake.
     let _silent = std::net::TcpStream::connect(&payment_addr).unwrap();
+    let for_payment = issuer
+        .issue("lee", &["owner:payment".into()], Duration::from_secs(600), "urn:woori-mesh:domain:payment")
+        .unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let ca = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
         let http1 = reqwest::Client::builder().add_root_certificate(ca).http1_only().build().unwrap();
         let url = format!("https://{payment_addr}/v1/products/payment.card_spending/rows?select=seq&limit=2");
-        let for_payment = issuer
-            .issue(
-                "lee",
-                &["owner:payment".into()],
-                Duration::from_secs(600),
-                "urn:woori-mesh:domain:payment",
-            )
-            .unwrap();
         let response =
             http1.get(&url).bearer_auth(&for_payment).header("accept", "text/csv").send().await.unwrap();
         assert_eq!(response.version(), reqwest::Version::HTTP_11);
@@ -153,4 +150,64 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
             "untrusted"
         );
     });
+
+    // Arrow clients over TLS with the mesh's CA (the examples analysts
+    // start from): pyarrow's Flight client at the domain, and ADBC at `mesh
+    // sql serve`, which reads the domain over TLS in turn. Without the CA,
+    // neither gets anywhere.
+    let python = crate::common::tool("arrow-venv/bin/python");
+    let example =
+        |name: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python-arrow").join(name);
+    let flight = |ca: &[&str]| {
+        let domain = format!("https://{payment_addr}");
+        Command::new(&python)
+            .arg(example("read.py"))
+            .args([
+                "--domain",
+                &domain,
+                "--product",
+                "payment.card_spending",
+                "--select",
+                "seq",
+                "--limit",
+                "2",
+            ])
+            .args(ca)
+            .env("MESH_TOKEN", &for_payment)
+            .output()
+            .unwrap()
+    };
+    let read = flight(&["--ca-file", &ca_file]);
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&read.stdout).lines().collect::<Vec<_>>().len(),
+        3,
+        "a header and 2 rows"
+    );
+    assert!(!flight(&[]).status.success(), "the domain's certificate is not trusted without the CA");
+
+    let sql_tls = tls_of(&sql_pki);
+    let mut sql_args = vec!["--ca-file", &ca_file, "--registry", &registry, "sql", "serve"];
+    sql_args.extend(["--addr", "127.0.0.1:0", "--auth-jwks", &jwks, "--auth-issuer", "mesh-local"]);
+    sql_args.extend(sql_tls.iter().map(String::as_str));
+    let (_sql, sql_addr) = start("mesh", &sql_args);
+    let sql_url = format!("https://{sql_addr}");
+    let adbc = |ca: &[&str]| {
+        Command::new(&python)
+            .arg(example("sql.py"))
+            .args(["--sql", &sql_url, r#"SELECT seq FROM "payment.card_spending" LIMIT 2"#])
+            .args(ca)
+            .env("MESH_TOKEN", &token)
+            .output()
+            .unwrap()
+    };
+    let selected = adbc(&["--ca-file", &ca_file]);
+    assert!(selected.status.success(), "{}", String::from_utf8_lossy(&selected.stderr));
+    assert_eq!(read_lines(&selected), read_lines(&read), "the same rows through SQL");
+    assert!(!adbc(&[]).status.success(), "mesh sql serve's certificate is not trusted without the CA");
+}
+
+/// The lines `output` printed.
+fn read_lines(output: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
 }

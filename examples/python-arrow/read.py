@@ -24,7 +24,7 @@ import pyarrow
 import pyarrow.csv
 import pyarrow.flight as flight
 
-from mesh_url import flight_uri
+from mesh_url import add_ca_argument, ca_pem, flight_uri
 
 
 def main() -> None:
@@ -37,12 +37,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--then", choices=["csv", "pandas", "polars", "duckdb"], default="csv",
                         help="what to do with the table: print it as CSV, or summarize it with a library")
+    add_ca_argument(parser)
     args = parser.parse_args()
     token = os.environ.get("MESH_TOKEN", "").strip()
     if not token:
         sys.exit("set MESH_TOKEN to a token for the domain: `mesh token print --for DOMAIN`")
 
-    client = flight.FlightClient(flight_uri(args.domain))
+    ca = ca_pem(args.ca_file)
+    client = flight.FlightClient(flight_uri(args.domain), **({"tls_root_certs": ca} if ca else {}))
     options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {token}".encode())])
     command = {"product": args.product, "filter": args.filter, "order_by": args.order_by, "limit": args.limit}
     if args.select:

@@ -23,7 +23,7 @@ import adbc_driver_flightsql.dbapi as flightsql
 import adbc_driver_manager
 import pyarrow.csv
 
-from mesh_url import flight_uri
+from mesh_url import add_ca_argument, ca_pem, flight_uri
 
 
 def main() -> None:
@@ -32,14 +32,19 @@ def main() -> None:
     parser.add_argument("--sql", default="http://127.0.0.1:50070", help="the `mesh sql serve` URL")
     parser.add_argument("--then", choices=["csv", "pandas", "polars", "duckdb"], default="csv",
                         help="what to do with the result: print it as CSV, or summarize it with a library")
+    add_ca_argument(parser)
     args = parser.parse_args()
     token = os.environ.get("MESH_TOKEN", "").strip()
     if not token:
         sys.exit("set MESH_TOKEN to your sign-in token: `mesh token print`")
 
-    header = adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value
+    options = adbc_driver_flightsql.DatabaseOptions
+    db_kwargs = {options.AUTHORIZATION_HEADER.value: f"Bearer {token}"}
+    ca = ca_pem(args.ca_file)
+    if ca:
+        db_kwargs[options.TLS_ROOT_CERTS.value] = ca.decode()
     try:
-        with flightsql.connect(flight_uri(args.sql), db_kwargs={header: f"Bearer {token}"}, autocommit=True) as conn:
+        with flightsql.connect(flight_uri(args.sql), db_kwargs=db_kwargs, autocommit=True) as conn:
             with conn.cursor() as cursor:
                 cursor.execute(args.query)
                 table = cursor.fetch_arrow_table()
