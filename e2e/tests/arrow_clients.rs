@@ -21,6 +21,13 @@ fn sqlite(mesh: &Mesh, sql: &str) -> Vec<Vec<String>> {
 
 const Q1: &str = r#"bas_yh = "2024Q1""#;
 
+/// The Flight command for the whole product, three columns, in the load's
+/// order (which may come in parts).
+fn whole_command() -> String {
+    serde_json::json!({"product": "payment.card_spending", "select": ["bas_yh", "seq", "tot_use_am"]})
+        .to_string()
+}
+
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python-arrow/read.py")
 }
@@ -60,6 +67,22 @@ async fn pyarrow_reads_what_each_caller_may_read() {
     for library in ["pandas", "polars"] {
         let summary = read_py(&mesh, &admin, &["--filter", Q1, "--select", "tot_use_am", "--then", library]);
         assert!(summary.status.success() && stdout(&summary).contains("tot_use_am"), "{}", stderr(&summary));
+    }
+    // pandas, Polars and DuckDB hold the Flight result row for row as SQLite
+    // does: a quarter, and the whole product in its parts.
+    let command = |filter: &str| {
+        serde_json::json!({"product": "payment.card_spending", "filter": filter, "select": ["bas_yh", "seq", "tot_use_am"], "order_by": "seq"})
+            .to_string()
+    };
+    let whole = sqlite(&mesh, "SELECT bas_yh, seq, tot_use_am FROM card_spending ORDER BY rowid");
+    let quarter = sqlite(
+        &mesh,
+        "SELECT bas_yh, seq, tot_use_am FROM card_spending WHERE bas_yh = '2024Q1' ORDER BY seq",
+    );
+    for (request, expected) in [(command(Q1), quarter), (whole_command(), whole)] {
+        for (library, rows) in common::frames("flight", &mesh.payment_url, &admin, &request) {
+            assert_eq!(rows, expected, "{library}: {request}");
+        }
     }
 
     // An analyst without an agreement: the domain's refusal, as Query gives it.

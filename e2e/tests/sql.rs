@@ -71,30 +71,9 @@ fn adbc_rows(url: &str, token: &str, query: &str) -> Vec<Vec<String>> {
 }
 
 /// The rows of `query` at `url` as pandas, Polars and DuckDB each hold
-/// them after ADBC (`fixtures/adbc_frames.py`): all three, by library.
+/// them after ADBC: all three, by library.
 fn frames(url: &str, token: &str, query: &str) -> BTreeMap<String, Vec<Vec<String>>> {
-    let output = Command::new(tool("arrow-venv/bin/python"))
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/adbc_frames.py"))
-        .args([url, query])
-        .env("MESH_TOKEN", token)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{query}: {}", stderr(&output));
-    let mut frames: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
-    let mut library = String::new();
-    for line in stdout(&output).lines() {
-        match line.strip_prefix("== ") {
-            Some(name) => {
-                library = name.to_owned();
-                frames.entry(library.clone()).or_default();
-            }
-            None => {
-                frames.entry(library.clone()).or_default().push(line.split(',').map(str::to_owned).collect())
-            }
-        }
-    }
-    assert_eq!(frames.keys().collect::<Vec<_>>(), ["duckdb", "pandas", "polars"], "{}", stdout(&output));
-    frames
+    common::frames("sql", url, token, query)
 }
 
 /// Asks for `columns` of `product` as `subject` (an analyst), with `scope`.

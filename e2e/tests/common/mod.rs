@@ -279,3 +279,37 @@ pub(crate) fn free_base_port() -> u16 {
     }
     panic!("no four free ports in a row");
 }
+
+/// The rows of `request` at `url` as pandas, Polars and DuckDB each hold
+/// them (`fixtures/frames.py`), by library: `source` is `sql` (a query
+/// through ADBC at `mesh sql serve`) or `flight` (a Flight command to a
+/// domain, every endpoint read).
+pub(crate) fn frames(
+    source: &str,
+    url: &str,
+    token: &str,
+    request: &str,
+) -> std::collections::BTreeMap<String, Vec<Vec<String>>> {
+    let output = std::process::Command::new(tool("arrow-venv/bin/python"))
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/frames.py"))
+        .args([source, url, request])
+        .env("MESH_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{request}: {}", stderr(&output));
+    let mut frames: std::collections::BTreeMap<String, Vec<Vec<String>>> = Default::default();
+    let mut library = String::new();
+    for line in stdout(&output).lines() {
+        match line.strip_prefix("== ") {
+            Some(name) => {
+                library = name.to_owned();
+                frames.entry(library.clone()).or_default();
+            }
+            None => {
+                frames.entry(library.clone()).or_default().push(line.split(',').map(str::to_owned).collect())
+            }
+        }
+    }
+    assert_eq!(frames.keys().collect::<Vec<_>>(), ["duckdb", "pandas", "polars"], "{}", stdout(&output));
+    frames
+}
