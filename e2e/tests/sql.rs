@@ -208,13 +208,16 @@ async fn adbc_clients_get_what_their_agreements_give() {
             r#"SELECT {column} FROM "customer.profiles" c JOIN "payment.card_spending" p USING (bas_yh, seq)"#
         )
     };
-    let qualified = adbc(&url, &ana, &join("sum(p.tot_use_am)"), "csv");
-    assert!(
-        stderr(&qualified)
-            .contains("column `tot_use_am` of payment.card_spending is withheld by your agreement"),
-        "{}",
-        stderr(&qualified)
-    );
+    let reused = r#"SELECT p.seq FROM "customer.profiles" p UNION ALL SELECT p.tot_use_am FROM "payment.card_spending" p"#;
+    for query in [join("sum(p.tot_use_am)"), reused.to_owned()] {
+        let qualified = adbc(&url, &ana, &query, "csv");
+        assert!(
+            stderr(&qualified)
+                .contains("column `tot_use_am` of payment.card_spending is withheld by your agreement"),
+            "{query}: {}",
+            stderr(&qualified)
+        );
+    }
     let elsewhere = adbc(&url, &ana, &join("sum(c.tot_use_am)"), "csv");
     assert!(!elsewhere.status.success());
     assert!(
