@@ -16,7 +16,7 @@ use mesh_contracts::product::QueryRequest;
 use crate::query::grant::Grant;
 
 /// One part of a read: the rows whose rowid (or, when `keyed`, whose keyed
-/// order of the last identifier the caller's order hashes) is in
+/// order of the first identifier the caller's order hashes) is in
 /// `(after, up_to]`, of the load `load` (another load holds other rows).
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct Part {

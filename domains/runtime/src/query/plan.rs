@@ -300,10 +300,8 @@ fn where_clause(
 }
 
 /// The rows of `part`: its rowids, or (a keyed part) the rows whose keyed
-/// order of the last column `sort` hashes is in its range, computed once
-/// per row (`BETWEEN` evaluates its operand once). The last: a key's most
-/// particular column (a customer, not a quarter of four values) spreads the
-/// rows evenly over the parts.
+/// order of the first column `sort` hashes is in its range, computed once
+/// per row (`BETWEEN` evaluates its operand once).
 fn part_condition(
     part: &Part,
     sort: &[SortColumn],
@@ -319,7 +317,7 @@ fn part_condition(
             ..Default::default()
         });
     }
-    let hashed = sort.iter().rev().find(|s| s.keyed).and_then(|s| s.column);
+    let hashed = sort.iter().find(|s| s.keyed).and_then(|s| s.column);
     let (Some(column), Some(key)) = (hashed.map(|c| &schema.columns[c]), grant.pseudonyms.as_ref()) else {
         return Err(DomainError::Internal("a keyed part of a read with no keyed order".to_owned()));
     };
