@@ -6,6 +6,9 @@ use crate::error::{RegistryError, Result};
 const MAX_IDENT: usize = 63;
 /// Longest endpoint URL accepted.
 const MAX_ENDPOINT: usize = 2048;
+/// Names SQL over the mesh gives schemas of its own (`mesh sql`, Flight
+/// SQL): a domain so named would stand where they do.
+const RESERVED_DOMAINS: [&str; 2] = ["information_schema", "public"];
 
 /// Checks a lowercase identifier: a letter, then letters, digits or `_`.
 fn check_ident(field: &'static str, value: &str, what: &str) -> Result<()> {
@@ -29,7 +32,22 @@ fn check_ident(field: &'static str, value: &str, what: &str) -> Result<()> {
 
 /// Checks a domain name such as `payment`.
 pub fn domain(field: &'static str, value: &str) -> Result<()> {
-    check_ident(field, value, "domain name")
+    check_ident(field, value, "domain name")?;
+    not_reserved(field, value)
+}
+
+/// Refuses a domain name SQL over the mesh keeps for its own schemas.
+fn not_reserved(field: &'static str, domain: &str) -> Result<()> {
+    if RESERVED_DOMAINS.contains(&domain) {
+        return Err(RegistryError::invalid(
+            field,
+            format!(
+                "`{domain}` is reserved: SQL over the mesh has a schema of that name; choose another domain \
+                 name, e.g. `payment`"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a product id such as `payment.card_spending` and returns its domain part.
@@ -47,6 +65,7 @@ pub fn product_id<'a>(field: &'static str, value: &'a str) -> Result<&'a str> {
         ));
     };
     check_ident(field, domain, "domain part of the product name")?;
+    not_reserved(field, domain)?;
     check_ident(field, product, "product part of the product name")?;
     Ok(domain)
 }
@@ -228,6 +247,23 @@ mod tests {
             data_status(&data).unwrap_err().to_string(),
             "data.consumers: 1001 consumers; at most 1000 are kept"
         );
+    }
+
+    #[test]
+    fn the_sql_schemas_are_no_domain() {
+        for reserved in ["information_schema", "public"] {
+            let message = format!(
+                "product: `{reserved}` is reserved: SQL over the mesh has a schema of that name; choose another \
+                 domain name, e.g. `payment`"
+            );
+            assert_eq!(
+                product_id("product", &format!("{reserved}.tables")).unwrap_err().to_string(),
+                message
+            );
+            let message = message.replacen("product:", "domain:", 1);
+            assert_eq!(domain("domain", reserved).unwrap_err().to_string(), message);
+        }
+        assert_eq!(product_id("product", "public_data.tables").unwrap(), "public_data");
     }
 
     #[test]

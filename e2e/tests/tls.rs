@@ -174,6 +174,7 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
             ])
             .args(ca)
             .env("MESH_TOKEN", &for_payment)
+            .env_remove("MESH_CA_FILE")
             .output()
             .unwrap()
     };
@@ -198,6 +199,7 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
             .args(["--sql", &sql_url, r#"SELECT seq FROM "payment.card_spending" LIMIT 2"#])
             .args(ca)
             .env("MESH_TOKEN", &token)
+            .env_remove("MESH_CA_FILE")
             .output()
             .unwrap()
     };

@@ -32,12 +32,19 @@ def add_ca_argument(parser: argparse.ArgumentParser) -> None:
                              "(default: $MESH_CA_FILE, else the system's CAs)")
 
 
-def ca_pem(path: str) -> bytes:
-    """The CA certificate at `path`, or nothing for the system's CAs; exits naming the file when unreadable."""
+def ca_pem(path: str) -> str:
+    """The PEM of the CA certificate at `path`, or "" for the system's CAs. Exits naming the file when it is
+    unreadable or holds no PEM certificate: a file named is never replaced by the system's CAs."""
     if not path:
-        return b""
+        return ""
     try:
         with open(path, "rb") as file:
-            return file.read()
+            pem = file.read().decode("ascii")
     except OSError as error:
         sys.exit(f"--ca-file {path}: {error.strerror}; give the PEM file of the mesh's CA")
+    except UnicodeDecodeError:
+        pem = ""
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        sys.exit(f"--ca-file {path}: no PEM certificate in it; give the PEM file of the mesh's CA, "
+                 "e.g. .mesh/tls/ca.pem")
+    return pem

@@ -44,7 +44,7 @@ def main() -> None:
         sys.exit("set MESH_TOKEN to a token for the domain: `mesh token print --for DOMAIN`")
 
     ca = ca_pem(args.ca_file)
-    client = flight.FlightClient(flight_uri(args.domain), **({"tls_root_certs": ca} if ca else {}))
+    client = flight.FlightClient(flight_uri(args.domain), **({"tls_root_certs": ca.encode()} if ca else {}))
     options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {token}".encode())])
     command = {"product": args.product, "filter": args.filter, "order_by": args.order_by, "limit": args.limit}
     if args.select:

@@ -42,7 +42,7 @@ def main() -> None:
     db_kwargs = {options.AUTHORIZATION_HEADER.value: f"Bearer {token}"}
     ca = ca_pem(args.ca_file)
     if ca:
-        db_kwargs[options.TLS_ROOT_CERTS.value] = ca.decode()
+        db_kwargs[options.TLS_ROOT_CERTS.value] = ca
     try:
         with flightsql.connect(flight_uri(args.sql), db_kwargs=db_kwargs, autocommit=True) as conn:
             with conn.cursor() as cursor:
