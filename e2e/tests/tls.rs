@@ -156,35 +156,26 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
     // sql serve`, which reads the domain over TLS in turn. Without the CA,
     // neither gets anywhere.
     let python = crate::common::tool("arrow-venv/bin/python");
-    let example =
-        |name: &str| Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python-arrow").join(name);
-    let flight = |ca: &[&str]| {
-        let domain = format!("https://{payment_addr}");
+    let example_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python-arrow");
+    // An example run with `args`, `token` and `ca` (the CA flag, or none),
+    // never a CA file from the environment.
+    let example = |name: &str, args: &[&str], token: &str, ca: &[&str]| {
         Command::new(&python)
-            .arg(example("read.py"))
-            .args([
-                "--domain",
-                &domain,
-                "--product",
-                "payment.card_spending",
-                "--select",
-                "seq",
-                "--limit",
-                "2",
-            ])
+            .arg(example_dir.join(name))
+            .args(args)
             .args(ca)
-            .env("MESH_TOKEN", &for_payment)
+            .env("MESH_TOKEN", token)
             .env_remove("MESH_CA_FILE")
             .output()
             .unwrap()
     };
+    let domain = format!("https://{payment_addr}");
+    let read_args =
+        ["--domain", &domain, "--product", "payment.card_spending", "--select", "seq", "--limit", "2"];
+    let flight = |ca: &[&str]| example("read.py", &read_args, &for_payment, ca);
     let read = flight(&["--ca-file", &ca_file]);
     assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
-    assert_eq!(
-        String::from_utf8_lossy(&read.stdout).lines().collect::<Vec<_>>().len(),
-        3,
-        "a header and 2 rows"
-    );
+    assert_eq!(read_lines(&read).len(), 3, "a header and 2 rows");
     assert!(!flight(&[]).status.success(), "the domain's certificate is not trusted without the CA");
 
     let sql_tls = tls_of(&sql_pki);
@@ -193,16 +184,8 @@ fn a_mesh_served_over_tls_is_queried_with_its_ca() {
     sql_args.extend(sql_tls.iter().map(String::as_str));
     let (_sql, sql_addr) = start("mesh", &sql_args);
     let sql_url = format!("https://{sql_addr}");
-    let adbc = |ca: &[&str]| {
-        Command::new(&python)
-            .arg(example("sql.py"))
-            .args(["--sql", &sql_url, r#"SELECT seq FROM "payment.card_spending" LIMIT 2"#])
-            .args(ca)
-            .env("MESH_TOKEN", &token)
-            .env_remove("MESH_CA_FILE")
-            .output()
-            .unwrap()
-    };
+    let sql_args = ["--sql", &sql_url, r#"SELECT seq FROM "payment.card_spending" LIMIT 2"#];
+    let adbc = |ca: &[&str]| example("sql.py", &sql_args, &token, ca);
     let selected = adbc(&["--ca-file", &ca_file]);
     assert!(selected.status.success(), "{}", String::from_utf8_lossy(&selected.stderr));
     assert_eq!(read_lines(&selected), read_lines(&read), "the same rows through SQL");
