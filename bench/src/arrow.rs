@@ -2,7 +2,9 @@
 //! table over the payment domain's Flight service, against pyarrow's own
 //! Flight server over the same SQLite file and against `mesh query
 //! --format csv`; and an analyst's governed read (an agreement for every
-//! column, identifiers as pseudonyms, a row scope) against the owner's.
+//! column, identifiers as pseudonyms, a row scope) against the owner's:
+//! the analyst's reads after the first (the domain keeps the sorted read)
+//! and, reported beside them, the first (sorted from the table).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -42,8 +44,10 @@ fn pyarrow_read(location: &str, product: &str, token: Option<&str>) -> Result<(u
     Ok((rows.parse()?, seconds.parse()?))
 }
 
-/// The best rate of `ROUNDS` reads, and the rows each read.
+/// The best rate of `ROUNDS` reads after one read not counted (every
+/// reader measured warm), and the rows each read.
 pub(crate) fn best(read: impl Fn() -> Result<(u64, f64)>) -> Result<(u64, f64)> {
+    read()?;
     let mut best = (0, 0f64);
     for _ in 0..ROUNDS {
         let (rows, seconds) = read()?;
@@ -81,9 +85,20 @@ impl Drop for BaselineServer {
 /// both readers deliver the same rows.
 const ANALYST_SCOPE: &str = r#"bas_yh != """#;
 
-/// The owner's and an analyst's best rates reading the whole product into
-/// pyarrow, alternating.
-async fn governed(run: &Run, location: &str) -> Result<(f64, f64)> {
+/// Rates of reading the whole product into pyarrow.
+struct Governed {
+    /// The owner's best.
+    owner: f64,
+    /// The analyst's first read of the load: sorted in the analyst's order
+    /// from the table.
+    first: f64,
+    /// The analyst's best of the reads after it (the sorted read kept).
+    again: f64,
+}
+
+/// The owner's and an analyst's rates reading the whole product into
+/// pyarrow, alternating after the analyst's first read.
+async fn governed(run: &Run, location: &str) -> Result<Governed> {
     use crate::governance::{agreement, at_payment, until_served};
     let issuer = mesh_grpc::auth::issuer::LocalIssuer::open(&run.data.join("issuer"))?;
     let analyst = "bench-arrow-analyst";
@@ -95,18 +110,20 @@ async fn governed(run: &Run, location: &str) -> Result<(f64, f64)> {
     };
     let (owner_token, analyst_token) =
         (token("bench-arrow-owner", "owner:payment")?, token(analyst, "analyst")?);
-    let (mut owner, mut governed) = (0f64, 0f64);
+    let (first_rows, seconds) = pyarrow_read(location, "payment.card_spending", Some(&analyst_token))?;
+    let first = rate(first_rows, seconds);
+    let (mut owner, mut again) = (0f64, 0f64);
     for _ in 0..ROUNDS {
         let (rows, seconds) = pyarrow_read(location, "payment.card_spending", Some(&owner_token))?;
         owner = owner.max(rate(rows, seconds));
         let (scoped, seconds) = pyarrow_read(location, "payment.card_spending", Some(&analyst_token))?;
         ensure!(
-            scoped == rows,
-            "the analyst read {scoped} rows and the owner {rows}: the scope keeps them all"
+            scoped == rows && first_rows == rows,
+            "the analyst read {first_rows} then {scoped} rows and the owner {rows}: the scope keeps them all"
         );
-        governed = governed.max(rate(scoped, seconds));
+        again = again.max(rate(scoped, seconds));
     }
-    Ok((owner, governed))
+    Ok(Governed { owner, first, again })
 }
 
 /// The figures of this group (`--only arrow`).
@@ -123,7 +140,7 @@ pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
     ensure!(got == rows, "the pyarrow server gave {got} of {rows} rows");
     // The CLI's best of as many runs as the Flight read's: both warm.
     let (_, cli) = best(|| cli_csv(&run.mesh.registry, &run.mesh.token, rows))?;
-    let (owner, analyst) = governed(run, &location).await?;
+    let Governed { owner, first, again } = governed(run, &location).await?;
     Ok(vec![
         Figure {
             name: "Arrow DoGet of payment.card_spending into pyarrow",
@@ -143,11 +160,19 @@ pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
         },
         Figure {
             name: "governed Arrow stream (analyst, pseudonyms, scope) against the owner's",
-            measured: per_second(analyst),
+            measured: per_second(again),
             baseline: format!("{} owner", per_second(owner)),
-            ratio: Some(analyst / owner),
+            ratio: Some(again / owner),
             target: ">= 0.9",
-            met: Some(analyst / owner >= 0.9),
+            met: Some(again / owner >= 0.9),
+        },
+        Figure {
+            name: "  the analyst's first read of the load (sorted from the table)",
+            measured: per_second(first),
+            baseline: format!("{} owner", per_second(owner)),
+            ratio: Some(first / owner),
+            target: "report",
+            met: None,
         },
     ])
 }

@@ -5,6 +5,9 @@
 
 #[cfg(test)]
 mod filter_tests;
+mod kept;
+#[cfg(test)]
+mod kept_tests;
 mod load;
 mod pool;
 mod raw;
@@ -31,9 +34,10 @@ use crate::error::{DomainError, Failure, Result, StorageError};
 use crate::query::dialect::{Dialect, keyed_order};
 use crate::query::plan::QueryPlan;
 use crate::values::schema::RowSchema;
+use kept::{KEPT_BYTES, KEPT_IDLE, KeptReads};
 use load::replace_rows;
 use pool::ReaderPool;
-use scan::{scan_rows, stoppable};
+use scan::{Sorted, scan_rows, stoppable};
 
 const BOOKKEEPING: &str = "
 CREATE TABLE IF NOT EXISTS mesh_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;
@@ -93,6 +97,8 @@ pub(crate) struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     readers: Arc<ReaderPool>,
     status: Arc<Mutex<Option<Connection>>>,
+    /// Sorted whole reads kept for reading again.
+    kept: Arc<KeptReads>,
 }
 
 impl SqliteStore {
@@ -114,6 +120,7 @@ impl SqliteStore {
             writer: Arc::new(Mutex::new(conn)),
             readers: Arc::new(ReaderPool::new(DEFAULT_READERS)),
             status: Arc::new(Mutex::new(None)),
+            kept: Arc::new(KeptReads::new(KEPT_BYTES, KEPT_IDLE)),
         })
     }
 
@@ -309,14 +316,33 @@ impl Storage for SqliteStore {
             let outcome = if check() {
                 Err(sink.interrupted().unwrap_or(Stop::ClientGone))
             } else {
-                scan_rows(&conn, helper, &check, spill_dir, table, plan, sink)
+                scan_rows(&conn, helper, &check, spill_dir, &self.kept, table, plan, sink)
             };
             stoppable(&conn, None)?;
             Ok(outcome)
         })();
         // Sorted rows are delivered with both connections back in the pool.
         let outcome = match read {
-            Ok(Ok(Some(sorted))) => sorted.deliver(|row| sink.row(row)),
+            Ok(Ok(Some(Sorted::Kept(rows)))) => rows.deliver(|row| sink.row(row)),
+            Ok(Ok(Some(Sorted::Fresh { sorter, keep }))) => {
+                // Recorded as delivered, and kept if delivered to the end.
+                let mut recorder = keep.and_then(|_| self.kept.recorder(spill_dir));
+                let mut whole = true;
+                sorter
+                    .deliver(|bytes, row| {
+                        if let Some(recorder) = recorder.as_mut() {
+                            recorder.row(bytes);
+                        }
+                        let more = sink.row(row)?;
+                        whole &= more;
+                        Ok(more)
+                    })
+                    .map(|()| {
+                        if let (Some((key, load)), Some(recorder), true) = (keep, recorder, whole) {
+                            self.kept.keep(key, table.name, load, recorder);
+                        }
+                    })
+            }
             Ok(Ok(None)) => Ok(()),
             Ok(Err(stop)) => Err(stop),
             Err(error) => Err(error.into()),

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
+use super::kept::{KeptKey, KeptReads, KeptRows};
 use super::pool::Reader;
 use super::raw::RawStatement;
 use super::sorter::Sorter;
@@ -15,19 +16,29 @@ use crate::query::plan::QueryPlan;
 use crate::store::{RowSink, Stop, StopCheck, Table};
 use crate::values::Value;
 
+/// Rows of a plan the store sorts, to be delivered once the connections are free.
+pub(super) enum Sorted {
+    /// Sorted by this scan, to be kept under the key (with its load) if
+    /// delivered to the end.
+    Fresh { sorter: Sorter, keep: Option<(KeptKey, u64)> },
+    /// As an earlier read of the same delivered them.
+    Kept(KeptRows),
+}
+
 /// Reads the rows of `plan` in one read transaction, giving `sink` the
-/// load and then each row; the rows of a plan the store sorts are kept
-/// and returned instead, to be delivered once the connections are free.
+/// load and then each row; the rows of a plan the store sorts are sorted
+/// (or found in `kept`) and returned instead.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn scan_rows(
     conn: &Reader<'_>,
     helper: Option<Reader<'_>>,
     check: &StopCheck,
     spill_dir: &Path,
+    kept: &KeptReads,
     table: Table<'_>,
     plan: &QueryPlan,
     sink: &mut impl RowSink,
-) -> Result<Option<Sorter>, Stop> {
+) -> Result<Option<Sorted>, Stop> {
     let (product, table) = (table.product, table.name);
     let tx = conn.unchecked_transaction()?;
     let load = load_id(&tx, product)?;
@@ -36,7 +47,12 @@ pub(super) fn scan_rows(
         return Ok(None);
     }
     if plan.sorts_in_scan {
-        return sorted_rows(conn, helper, check, spill_dir, product, table, plan, load).map(Some);
+        let key = KeptKey::of(table, plan, load);
+        if let Some(rows) = key.and_then(|key| kept.find(&key, table, load)) {
+            return Ok(Some(Sorted::Kept(rows)));
+        }
+        let sorter = sorted_rows(conn, helper, check, spill_dir, product, table, plan, load)?;
+        return Ok(Some(Sorted::Fresh { sorter, keep: key.map(|key| (key, load)) }));
     }
     let mut statement = bound(conn, &plan.sql(table), plan, &[])?;
     while let Some(row) = statement.next()? {

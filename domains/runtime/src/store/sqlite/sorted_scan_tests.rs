@@ -40,7 +40,7 @@ impl RowSink for Collect {
 
 /// A store at `path` with `rows` rows of the test schema, `seq` made of
 /// `seq_sql` (an SQL expression of the row number `i`).
-fn store_with(path: &Path, rows: i64, seq_sql: &str) -> DomainStore {
+pub(super) fn store_with(path: &Path, rows: i64, seq_sql: &str) -> DomainStore {
     let store = DomainStore::open(path).unwrap();
     store.prepare_table("test.rows", &schema(), &[]).unwrap();
     let conn = rusqlite::Connection::open(path).unwrap();
@@ -56,7 +56,7 @@ fn store_with(path: &Path, rows: i64, seq_sql: &str) -> DomainStore {
 }
 
 /// A grant of every column with column `pseudonymized` as a pseudonym.
-fn grant_with_pseudonym(dir: &Path, pseudonymized: usize) -> Grant {
+pub(super) fn grant_with_pseudonym(dir: &Path, pseudonymized: usize) -> Grant {
     let key = dir.join("pseudonym.key");
     mesh_grpc::private_files::create_secret(&key).unwrap();
     let mut grant = Grant::full(&schema());
@@ -78,7 +78,7 @@ fn sorted_by_sqlite(path: &Path, plan: &QueryPlan, limit: i64) -> Vec<String> {
         .collect()
 }
 
-fn scanned(store: &DomainStore, plan: &QueryPlan) -> Vec<String> {
+pub(super) fn scanned(store: &DomainStore, plan: &QueryPlan) -> Vec<String> {
     let mut sink = Collect::default();
     store.scan(Table { product: "test.rows", name: "t" }, plan, &mut sink, Arc::new(|| false)).unwrap();
     sink.0

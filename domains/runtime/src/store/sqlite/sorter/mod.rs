@@ -198,11 +198,11 @@ impl Sorter {
         self.fold_runs()
     }
 
-    /// Gives `each` the rows in order until they end, the limit is reached
-    /// or `each` answers `false`.
+    /// Gives `each` the rows in order (each as kept and decoded) until they
+    /// end, the limit is reached or `each` answers `false`.
     pub(crate) fn deliver<E: From<DomainError>>(
         mut self,
-        mut each: impl FnMut(&StoredRow<'_>) -> Result<bool, E>,
+        mut each: impl FnMut(&[u8], &StoredRow<'_>) -> Result<bool, E>,
     ) -> Result<(), E> {
         self.sort();
         let limit = self.limit.unwrap_or(usize::MAX);
@@ -211,7 +211,7 @@ impl Sorter {
             let mut row = StoredRow::default();
             for entry in batch.entries.iter().take(limit) {
                 row.decode(batch.row(entry))?;
-                if !each(&row)? {
+                if !each(batch.row(entry), &row)? {
                     break;
                 }
             }
@@ -221,7 +221,7 @@ impl Sorter {
         let mut merge = Merge::new(sources.chain(self.runs.into_iter().map(|(file, _)| Source::run(file))))?;
         let mut delivered = 0;
         while delivered < limit && merge.advance()? {
-            if !each(&StoredRow::read(merge.row())?)? {
+            if !each(merge.row(), &StoredRow::read(merge.row())?)? {
                 break;
             }
             delivered += 1;
@@ -405,7 +405,7 @@ impl PartialEq for Head {
 impl Eq for Head {}
 
 /// A varint from `reader`, or `None` at its end.
-fn read_varint(reader: &mut impl Read) -> Result<Option<u64>> {
+pub(super) fn read_varint(reader: &mut impl Read) -> Result<Option<u64>> {
     let mut value = 0u64;
     for i in 0..10 {
         let mut byte = [0u8];
@@ -436,7 +436,7 @@ mod tests {
     fn delivered(sorter: Sorter) -> Vec<i64> {
         let mut ids = Vec::new();
         sorter
-            .deliver(|row| {
+            .deliver(|_, row| {
                 let Cell::Integer(id) = row.cell(0)? else { panic!("the id is an integer") };
                 ids.push(id);
                 Ok::<_, DomainError>(true)
@@ -510,7 +510,7 @@ mod tests {
         }
         let mut seen = Vec::new();
         sorter
-            .deliver(|row| {
+            .deliver(|_, row| {
                 let Cell::Integer(n) = row.cell(0)? else { panic!("an integer") };
                 seen.push(n);
                 Ok::<_, DomainError>(seen.len() < 3)

@@ -49,7 +49,7 @@ pub(crate) struct StoredRow<'a> {
 
 impl<'a> StoredRow<'a> {
     /// Decodes the cells of `bytes`.
-    pub(super) fn read(bytes: &'a [u8]) -> Result<Self> {
+    pub(in crate::store::sqlite) fn read(bytes: &'a [u8]) -> Result<Self> {
         let mut row = Self { cells: Vec::with_capacity(64) };
         row.decode(bytes)?;
         Ok(row)
