@@ -10,7 +10,15 @@ use std::collections::HashSet;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::{FlightDescriptor, FlightInfo};
+use futures_util::TryStreamExt;
+use mesh_grpc::Credentials;
 
 use mesh_e2e::{Running, workspace_binary};
 use mesh_grpc::auth::issuer::{DEFAULT_AUDIENCE, LocalIssuer};
@@ -217,6 +225,97 @@ fn killed_mid_export(customers: u64, args: &[&str], format: &str) {
     let keys = keys(format, &received);
     assert_eq!(keys.len() as u64, customers * QUARTERS, "{stderr}");
     assert_eq!(keys.iter().collect::<HashSet<_>>().len(), keys.len(), "no row repeated");
+}
+
+/// The rows of each endpoint of `info`, each read at the first of its
+/// locations that answers, with the location that gave them.
+async fn read_endpoints(info: &FlightInfo, credentials: &Credentials) -> Vec<(String, usize)> {
+    let mut read = Vec::new();
+    for endpoint in &info.endpoint {
+        let ticket = endpoint.ticket.clone().expect("a ticket");
+        let mut rows = None;
+        for location in &endpoint.location {
+            let url = location.uri.replacen("grpc+tcp://", "http://", 1);
+            let mut client = FlightServiceClient::new(
+                mesh_grpc::client::channel(&url, Duration::from_secs(5), credentials).unwrap(),
+            );
+            let Ok(stream) = client.do_get(ticket.clone()).await else { continue };
+            let flight = stream.into_inner().map_err(FlightError::from);
+            let batches: Vec<_> =
+                FlightRecordBatchStream::new_from_flight_data(flight).try_collect().await.unwrap();
+            rows = Some((url, batches.iter().map(|b| b.num_rows()).sum()));
+            break;
+        }
+        read.push(rows.unwrap_or_else(|| panic!("no location of {:?} answered", endpoint.location)));
+    }
+    read
+}
+
+/// A Flight endpoint names every serving replica of the product, the one
+/// asked first: a Flight client whose replica dies redeems the same
+/// tickets at another, every row once.
+#[test]
+fn flight_endpoints_name_every_serving_replica_and_another_redeems_their_tickets() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = secrets(dir.path());
+    let (_registry, registry) = registry(dir.path(), "registry", &[]);
+    let in_parts = [&["--addr", "127.0.0.1:0"][..], &IN_PARTS].concat();
+    let replica = || mesh_e2e::serve(payment(dir.path(), &registry, PARTED_CUSTOMERS, &in_parts));
+    let (_first, first_addr) = replica();
+    let started = Instant::now();
+    while !mesh(dir.path(), &token, &registry)
+        .args(["query", "payment.card_spending", "--limit", "1"])
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        assert!(started.elapsed() < Duration::from_secs(300), "the first replica never served");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The second learns of the first when it registers.
+    let (mut second, second_addr) = replica();
+    let issuer = Arc::new(LocalIssuer::open(&dir.path().join("issuer")).unwrap());
+    let audience = mesh_grpc::auth::exchange::domain_audience("payment");
+    let credentials = Credentials::issued_for(
+        issuer,
+        "owner-reader",
+        &["owner:payment"],
+        Duration::from_secs(600),
+        &audience,
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (first, second_url) = (format!("grpc+tcp://{first_addr}"), format!("http://{second_addr}"));
+    let started = Instant::now();
+    let info = loop {
+        let info = runtime.block_on(async {
+            let channel =
+                mesh_grpc::client::channel(&second_url, Duration::from_secs(5), &credentials).unwrap();
+            let descriptor = FlightDescriptor::new_path(vec!["payment.card_spending".into()]);
+            FlightServiceClient::new(channel).get_flight_info(descriptor).await.map(|r| r.into_inner())
+        });
+        if let Ok(info) = info
+            && info.endpoint.iter().all(|e| e.location.iter().any(|l| l.uri == first))
+        {
+            break info;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the first replica is never named");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(info.endpoint.len(), 2, "a whole read in two parts");
+    for endpoint in &info.endpoint {
+        let locations: Vec<&str> = endpoint.location.iter().map(|l| l.uri.as_str()).collect();
+        assert_eq!(locations, [format!("grpc+tcp://{second_addr}"), first.clone()], "its own first");
+    }
+    // The replica that issued the tickets dies; the other redeems them.
+    second.0.kill().unwrap();
+    second.0.wait().unwrap();
+    let read = runtime.block_on(read_endpoints(&info, &credentials));
+    let first_url = format!("http://{first_addr}");
+    assert!(read.iter().all(|(url, _)| *url == first_url), "{read:?}");
+    let rows: usize = read.iter().map(|(_, rows)| rows).sum();
+    assert_eq!(rows as u64, PARTED_CUSTOMERS * QUARTERS, "every row once: {read:?}");
 }
 
 #[test]

@@ -20,6 +20,7 @@ use crate::serve::flight::{FLIGHT_SERVICE, FlightFace};
 use crate::serve::governance::{Governance, keep_agreements};
 use crate::serve::meters::DomainMeters;
 use crate::serve::registration::{Registration, keep_registered, watch_health};
+use crate::serve::replicas::Replicas;
 use crate::serve::service::ProductService;
 use mesh_contracts::product::audit_service_server::AuditServiceServer;
 
@@ -75,9 +76,11 @@ pub async fn run_domain(
     let served =
         products.iter().map(|p| (p.product.spec.id.clone(), p.product.spec.domain().to_owned())).collect();
     let reads = Reads::new(Arc::clone(&governance), served);
+    let replicas = Replicas::default();
     let flight = FlightFace::new(
         &served_services,
         &advertise,
+        replicas.clone(),
         args.limits.partitioning(),
         args.limits.flight_ticket_lifetime,
     )?;
@@ -103,6 +106,7 @@ pub async fn run_domain(
         credentials,
         advertise,
         products,
+        replicas,
         meters.registration,
         stopped,
     ));

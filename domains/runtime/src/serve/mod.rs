@@ -13,6 +13,7 @@ pub mod output;
 pub mod product;
 mod registration;
 mod registries;
+pub mod replicas;
 pub mod rest;
 pub mod service;
 pub mod source;

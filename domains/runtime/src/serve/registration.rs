@@ -19,6 +19,7 @@ use crate::serve::audit::AuditLog;
 use crate::serve::meters::RegistrationMeters;
 use crate::serve::product::Product;
 use crate::serve::registries::{RegistryClient, Timeouts};
+use crate::serve::replicas::Replicas;
 
 /// How often each product's data is probed.
 const PROBE_EVERY: Duration = Duration::from_secs(2);
@@ -83,15 +84,19 @@ impl Registration {
 /// advertises, in order of preference) in the registry at the first of
 /// `registries` that answers until `stop` turns true, then deregisters them. A load
 /// announced by the products' store is reported at once. (The products of
-/// one domain share its store.)
+/// one domain share its store.) After each registration or renewal,
+/// `replicas` learns the products' other serving replicas.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn keep_registered(
     registries: Vec<String>,
     credentials: Credentials,
     endpoints: Vec<String>,
     products: Vec<Registration>,
+    replicas: Replicas,
     meters: RegistrationMeters,
     mut stop: watch::Receiver<bool>,
 ) {
+    let ids: Vec<String> = products.iter().map(Registration::id).collect();
     // Several registries are replicas of one catalog: while one cannot be
     // reached, the next is used.
     let mut registry =
@@ -130,6 +135,7 @@ pub(crate) async fn keep_registered(
             Ok(()) => {
                 registered = true;
                 backoff = BACKOFF_MIN;
+                replicas.refresh(&mut registry.client, &ids, &endpoints).await;
             }
             Err(status) if status.code() == Code::NotFound => {
                 tracing::warn!(

@@ -4,8 +4,9 @@
 //!
 //! - `GetFlightInfo` takes a descriptor naming a product and a query
 //!   ([`command`]) and answers the Arrow schema the caller would receive
-//!   and its endpoints, whose locations are the domain's advertised URLs,
-//!   each with a sealed ticket bound to the caller, the agreement and the
+//!   and its endpoints, whose locations are this replica's advertised URLs
+//!   and then those of the product's other serving replicas (any redeems
+//!   a ticket, see [`Replicas`]), each with a sealed ticket bound to the caller, the agreement and the
 //!   query ([`ticket`]): one for the whole read, or one per part of a
 //!   whole-product read by its owners (`query::part`), to be read side by
 //!   side; `GetSchema` answers the schema alone.
@@ -40,6 +41,7 @@ use crate::query::part::Partitioning;
 use crate::scan::stream::ScanStream;
 use crate::serve::output::RowFormat;
 use crate::serve::product::Started;
+use crate::serve::replicas::Replicas;
 use crate::serve::service::{ProductService, Redeemed, read};
 use crate::store::{Storage, now_ms};
 use command::Asked;
@@ -53,8 +55,10 @@ pub const FLIGHT_SERVICE: &str = "arrow.flight.protocol.FlightService";
 pub struct FlightFace {
     products: Arc<HashMap<String, ProductService>>,
     tickets: Tickets,
-    /// Where tickets can be redeemed, as Flight locations.
+    /// Where this replica redeems tickets, as Flight locations.
     locations: Arc<Vec<String>>,
+    /// The other serving replicas of each product.
+    replicas: Replicas,
     partitioning: Partitioning,
     /// How long a ticket can be redeemed after it was issued.
     ticket_lifetime: std::time::Duration,
@@ -62,11 +66,12 @@ pub struct FlightFace {
 
 impl FlightFace {
     /// Flight over `services` (one domain's, sharing its database),
-    /// redeemable at the `advertised` URLs for `ticket_lifetime`, splitting
-    /// whole-product reads as `partitioning` says.
+    /// redeemable at the `advertised` URLs and at the `replicas` for
+    /// `ticket_lifetime`, splitting whole-product reads as `partitioning` says.
     pub fn new(
         services: &[ProductService],
         advertised: &[String],
+        replicas: Replicas,
         partitioning: Partitioning,
         ticket_lifetime: std::time::Duration,
     ) -> Result<Self> {
@@ -78,6 +83,7 @@ impl FlightFace {
             products: Arc::new(services.iter().map(|s| (s.product().spec.id.clone(), s.clone())).collect()),
             tickets: Tickets::new(&secret),
             locations: Arc::new(advertised.iter().map(|url| location(url)).collect()),
+            replicas,
             partitioning,
             ticket_lifetime,
         })
@@ -161,11 +167,14 @@ impl FlightFace {
         if let Some(part) = claims.iter().find_map(|claim| claim.part.as_ref()) {
             info = info.with_app_metadata(self.tickets.load_tag(part.load));
         }
+        let product = claims.first().map(|claim| claim.product.as_str()).unwrap_or_default();
+        let others: Vec<String> = self.replicas.of(product).iter().map(|url| location(url)).collect();
         for claim in &claims {
             let ticket = Ticket::new(self.tickets.issue(claim));
             let endpoint = self
                 .locations
                 .iter()
+                .chain(&others)
                 .fold(FlightEndpoint::new().with_ticket(ticket), |e, l| e.with_location(l));
             info = info.with_endpoint(endpoint);
         }

@@ -10,20 +10,25 @@
 //! byte for byte the same rows.
 //!
 //! What may be kept and found is bound by a key that hashes the table, the
-//! statement, every value bound to it (a caller's order key among them, so
-//! no other caller's read finds it) and the load (another load holds other
-//! rows). Only whole reads are kept (no filter, limit, page or resume
-//! point); a delivery cut short is not. The files take at most
-//! [`KEPT_BYTES`] together, the least recently read going first; those of
-//! an older load of the table go when a newer one is seen, and any file
-//! unread for [`KEPT_IDLE`] goes at the next read or keep. Nothing outlives
-//! the process: the files have no name.
+//! statement, every value bound to it (a caller's order key among them),
+//! the caller's query digest (bound to their identity and agreement, so no
+//! other caller's read finds it, nor learns by its speed that it was read)
+//! and the load (another load holds other rows). Only whole reads are kept
+//! (no filter, limit, page or resume point); a delivery cut short is not.
+//! The files take at most [`KEPT_BYTES`] together, and the files being
+//! written as many again, the least recently read going first; a table's
+//! go when this store loads it or a newer load of it is seen, and each goes
+//! [`KEPT_FOR`] after it was kept (the domain's health probe sweeps them),
+//! so rows changed without a load (which the mesh never does) are not
+//! served from one for longer. Nothing outlives the process: the files
+//! have no name.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -35,10 +40,11 @@ use crate::query::plan::QueryPlan;
 use crate::values::Value;
 use crate::values::cell::put_varint;
 
-/// Bytes the kept reads of one database take on disk at most.
+/// Bytes the kept reads of one database take on disk at most (and the
+/// reads being recorded as many again).
 pub(super) const KEPT_BYTES: u64 = 512 * 1024 * 1024;
-/// How long a kept read stays unread before it goes.
-pub(super) const KEPT_IDLE: Duration = Duration::from_secs(15 * 60);
+/// How long a read stays kept.
+pub(super) const KEPT_FOR: Duration = Duration::from_secs(15 * 60);
 /// Bytes of a kept file read or written at a time.
 const BUFFER: usize = 256 * 1024;
 
@@ -60,9 +66,10 @@ impl KeptKey {
             return None;
         }
         let mut hash = Sha256::new();
-        for text in [table, plan.sql(table).as_str(), plan.order.as_str()] {
-            hash.update((text.len() as u64).to_le_bytes());
-            hash.update(text.as_bytes());
+        let statement = plan.sql(table);
+        for bytes in [table.as_bytes(), statement.as_bytes(), plan.order.as_bytes(), &plan.digest] {
+            hash.update((bytes.len() as u64).to_le_bytes());
+            hash.update(bytes);
         }
         hash.update((plan.params.len() as u64).to_le_bytes());
         for value in &plan.params {
@@ -86,8 +93,10 @@ impl KeptKey {
 #[derive(Debug)]
 pub(super) struct KeptReads {
     budget: u64,
-    idle: Duration,
+    lifetime: Duration,
     state: Mutex<State>,
+    /// Bytes the recorders are writing, together.
+    recording: Arc<AtomicU64>,
 }
 
 #[derive(Debug, Default)]
@@ -102,35 +111,63 @@ struct Entry {
     bytes: u64,
     table: String,
     load: u64,
+    kept: Instant,
     read: Instant,
 }
 
 impl KeptReads {
-    /// Kept reads taking at most `budget` bytes, each gone once unread for `idle`.
-    pub(super) fn new(budget: u64, idle: Duration) -> Self {
-        Self { budget, idle, state: Mutex::default() }
+    /// Kept reads taking at most `budget` bytes, each kept for `lifetime`.
+    pub(super) fn new(budget: u64, lifetime: Duration) -> Self {
+        Self { budget, lifetime, state: Mutex::default(), recording: Arc::default() }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The rows kept under `key` (a read of `table` on load `load`), if any.
     pub(super) fn find(&self, key: &KeptKey, table: &str, load: u64) -> Option<KeptRows> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state
-            .forget(|entry| entry.read.elapsed() > self.idle || (entry.table == table && entry.load != load));
+        let mut state = self.state();
+        state.forget(|entry| {
+            entry.kept.elapsed() > self.lifetime || (entry.table == table && entry.load != load)
+        });
         let entry = state.entries.get_mut(key)?;
         entry.read = Instant::now();
         let reader = At { file: Arc::clone(&entry.file), offset: 0, end: entry.bytes };
-        Some(KeptRows { reader: BufReader::with_capacity(BUFFER, reader), row: Vec::new() })
+        Some(KeptRows { key: *key, reader: BufReader::with_capacity(BUFFER, reader), row: Vec::new() })
     }
 
-    /// A recorder of rows to keep, in an unnamed file in `dir`; `None` if
-    /// no file can be made there (the read goes on unkept).
-    pub(super) fn recorder(&self, dir: &Path) -> Option<Recorder> {
+    /// Forgets the read kept under `key` (it could not be read back).
+    pub(super) fn forget(&self, key: &KeptKey) {
+        let mut state = self.state();
+        if let Some(entry) = state.entries.remove(key) {
+            state.bytes -= entry.bytes;
+        }
+    }
+
+    /// Forgets every read of `table` (loaded again).
+    pub(super) fn forget_table(&self, table: &str) {
+        self.state().forget(|entry| entry.table == table);
+    }
+
+    /// Forgets the reads kept for longer than their lifetime.
+    pub(super) fn sweep(&self) {
+        self.state().forget(|entry| entry.kept.elapsed() > self.lifetime);
+    }
+
+    /// A recorder of rows to keep, about `bytes` of them, in an unnamed
+    /// file in `dir`; `None` if they cannot fit or no file can be made there
+    /// (the read goes on unkept).
+    pub(super) fn recorder(&self, dir: &Path, bytes: u64) -> Option<Recorder> {
+        if bytes > self.budget {
+            return None;
+        }
         let file = tempfile::tempfile_in(dir).ok()?;
         Some(Recorder {
-            file: BufWriter::with_capacity(BUFFER, file),
+            file: Some(BufWriter::with_capacity(BUFFER, file)),
             bytes: 0,
             budget: self.budget,
-            lost: false,
+            recording: Arc::clone(&self.recording),
         })
     }
 
@@ -138,11 +175,13 @@ impl KeptReads {
     /// `table` on load `load` delivered to their end.
     pub(super) fn keep(&self, key: KeptKey, table: &str, load: u64, recorder: Recorder) {
         let Some((file, bytes)) = recorder.finish() else { return };
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state
-            .forget(|entry| entry.read.elapsed() > self.idle || (entry.table == table && entry.load != load));
+        let mut state = self.state();
+        state.forget(|entry| {
+            entry.kept.elapsed() > self.lifetime || (entry.table == table && entry.load != load)
+        });
+        let now = Instant::now();
         let entry =
-            Entry { file: Arc::new(file), bytes, table: table.to_owned(), load, read: Instant::now() };
+            Entry { file: Arc::new(file), bytes, table: table.to_owned(), load, kept: now, read: now };
         if let Some(replaced) = state.entries.insert(key, entry) {
             state.bytes -= replaced.bytes;
         }
@@ -170,44 +209,57 @@ impl State {
 }
 
 /// Rows being written to be kept: each its length and its bytes. A
-/// recorder that fails to write, or passes the budget, keeps nothing.
+/// recorder that fails to write, or takes the recorders past the budget
+/// together, keeps nothing (and stops writing).
 pub(super) struct Recorder {
-    file: BufWriter<File>,
+    /// `None` once something was lost.
+    file: Option<BufWriter<File>>,
     bytes: u64,
     budget: u64,
-    lost: bool,
+    recording: Arc<AtomicU64>,
 }
 
 impl Recorder {
     /// Records one row's bytes (as the sorter holds them).
     pub(super) fn row(&mut self, row: &[u8]) {
-        if self.lost {
-            return;
-        }
+        let Some(file) = self.file.as_mut() else { return };
         let mut length = Vec::with_capacity(10);
         put_varint(&mut length, row.len() as u64);
-        self.bytes += (length.len() + row.len()) as u64;
-        let written = self.file.write_all(&length).and_then(|()| self.file.write_all(row));
-        self.lost = written.is_err() || self.bytes > self.budget;
+        let size = (length.len() + row.len()) as u64;
+        self.bytes += size;
+        let together = self.recording.fetch_add(size, Ordering::Relaxed) + size;
+        let written = file.write_all(&length).and_then(|()| file.write_all(row));
+        if written.is_err() || together > self.budget {
+            self.file = None;
+        }
     }
 
     /// The file written and its size, unless something was lost.
-    fn finish(self) -> Option<(File, u64)> {
-        if self.lost {
-            return None;
-        }
-        let file = self.file.into_inner().ok()?;
+    fn finish(mut self) -> Option<(File, u64)> {
+        let file = self.file.take()?.into_inner().ok()?;
         Some((file, self.bytes))
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.recording.fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 
 /// Kept rows read back from their start.
 pub(super) struct KeptRows {
+    key: KeptKey,
     reader: BufReader<At>,
     row: Vec<u8>,
 }
 
 impl KeptRows {
+    /// The key the rows are kept under.
+    pub(super) fn key(&self) -> KeptKey {
+        self.key
+    }
+
     /// Gives `each` the rows in order until they end or `each` answers `false`.
     pub(super) fn deliver<E: From<DomainError>>(
         mut self,

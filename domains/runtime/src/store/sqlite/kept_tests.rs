@@ -155,7 +155,7 @@ fn every_connection_of_the_store_shares_what_is_kept() {
 fn keep(kept: &KeptReads, dir: &Path, name: u8, rows: usize, size: usize) -> KeptKey {
     let plan = planned(&QueryRequest::default(), &grant_with_pseudonym(dir, 4));
     let key = KeptKey::of(&format!("t{name}"), &plan, 1).unwrap();
-    let mut recorder = kept.recorder(dir).unwrap();
+    let mut recorder = kept.recorder(dir, 0).unwrap();
     let row = vec![0u8; size];
     for _ in 0..rows {
         recorder.row(&row);
@@ -165,7 +165,7 @@ fn keep(kept: &KeptReads, dir: &Path, name: u8, rows: usize, size: usize) -> Kep
 }
 
 #[test]
-fn kept_reads_stay_within_their_bytes_the_least_recently_read_going_first() {
+fn kept_reads_stay_within_their_bytes_and_lifetime_the_least_recently_read_going_first() {
     let dir = tempfile::tempdir().unwrap();
     let kept = KeptReads::new(10_000, Duration::from_secs(3600));
     let (a, b) = (keep(&kept, dir.path(), 1, 40, 99), keep(&kept, dir.path(), 2, 40, 99));
@@ -174,12 +174,27 @@ fn kept_reads_stay_within_their_bytes_the_least_recently_read_going_first() {
     let c = keep(&kept, dir.path(), 3, 40, 99);
     assert!(kept.find(&b, "t2", 1).is_none(), "the least recently read went");
     assert!(kept.find(&a, "t1", 1).is_some() && kept.find(&c, "t3", 1).is_some());
+    assert!(kept.recorder(dir.path(), 10_001).is_none(), "rows over the bytes are not recorded");
     let big = keep(&kept, dir.path(), 4, 200, 99);
     assert!(kept.find(&big, "t4", 1).is_none(), "a read over the bytes is not kept");
     assert!(kept.find(&a, "t1", 1).is_some(), "and takes nothing's place");
     assert!(kept.find(&a, "t1", 2).is_none(), "a newer load of its table puts it away");
-    let idle = KeptReads::new(10_000, Duration::ZERO);
-    let d = keep(&idle, dir.path(), 5, 1, 1);
+    // Recorders writing side by side share the bytes.
+    let plan = planned(&QueryRequest::default(), &grant_with_pseudonym(dir.path(), 4));
+    let (mut one, mut two) = (kept.recorder(dir.path(), 0).unwrap(), kept.recorder(dir.path(), 0).unwrap());
+    for _ in 0..60 {
+        one.row(&[0; 99]);
+        two.row(&[0; 99]);
+    }
+    let (e, f) = (KeptKey::of("t6", &plan, 1).unwrap(), KeptKey::of("t7", &plan, 1).unwrap());
+    kept.keep(e, "t6", 1, one);
+    kept.keep(f, "t7", 1, two);
+    assert!(kept.find(&e, "t6", 1).is_none() && kept.find(&f, "t7", 1).is_none(), "past the bytes together");
+    assert!(kept.find(&c, "t3", 1).is_some(), "and they took nothing's place");
+    kept.forget_table("t3");
+    assert!(kept.find(&c, "t3", 1).is_none(), "a table loaded again puts its reads away");
+    let brief = KeptReads::new(10_000, Duration::ZERO);
+    let d = keep(&brief, dir.path(), 5, 1, 1);
     std::thread::sleep(Duration::from_millis(2));
-    assert!(idle.find(&d, "t5", 1).is_none(), "a read unread for long goes");
+    assert!(brief.find(&d, "t5", 1).is_none(), "a read goes after its lifetime, read or not");
 }

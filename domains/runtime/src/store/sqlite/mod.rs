@@ -34,7 +34,7 @@ use crate::error::{DomainError, Failure, Result, StorageError};
 use crate::query::dialect::{Dialect, keyed_order};
 use crate::query::plan::QueryPlan;
 use crate::values::schema::RowSchema;
-use kept::{KEPT_BYTES, KEPT_IDLE, KeptReads};
+use kept::{KEPT_BYTES, KEPT_FOR, KeptReads};
 use load::replace_rows;
 use pool::ReaderPool;
 use scan::{Sorted, scan_rows, stoppable};
@@ -120,7 +120,7 @@ impl SqliteStore {
             writer: Arc::new(Mutex::new(conn)),
             readers: Arc::new(ReaderPool::new(DEFAULT_READERS)),
             status: Arc::new(Mutex::new(None)),
-            kept: Arc::new(KeptReads::new(KEPT_BYTES, KEPT_IDLE)),
+            kept: Arc::new(KeptReads::new(KEPT_BYTES, KEPT_FOR)),
         })
     }
 
@@ -166,6 +166,7 @@ impl Storage for SqliteStore {
     /// opened and a fresh connection reads the product's bookkeeping and
     /// first row (blocking).
     fn probe(&self, table: Table<'_>) -> Result<()> {
+        self.kept.sweep();
         let table = table.name;
         let metadata = std::fs::metadata(&self.path).map_err(|e| {
             DomainError::Unavailable(format!("the database file {} cannot be read: {e}", self.path.display()))
@@ -323,10 +324,17 @@ impl Storage for SqliteStore {
         })();
         // Sorted rows are delivered with both connections back in the pool.
         let outcome = match read {
-            Ok(Ok(Some(Sorted::Kept(rows)))) => rows.deliver(|row| sink.row(row)),
+            Ok(Ok(Some(Sorted::Kept(rows)))) => {
+                let key = rows.key();
+                rows.deliver(|row| sink.row(row)).inspect_err(|stop| {
+                    if matches!(stop, Stop::Failed(_)) {
+                        self.kept.forget(&key);
+                    }
+                })
+            }
             Ok(Ok(Some(Sorted::Fresh { sorter, keep }))) => {
                 // Recorded as delivered, and kept if delivered to the end.
-                let mut recorder = keep.and_then(|_| self.kept.recorder(spill_dir));
+                let mut recorder = keep.and_then(|_| self.kept.recorder(spill_dir, sorter.pushed_bytes()));
                 let mut whole = true;
                 sorter
                     .deliver(|bytes, row| {
@@ -372,6 +380,8 @@ impl Storage for SqliteStore {
             if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
                 tracing::debug!(%error, "checkpoint after the load deferred");
             }
+            // Reads kept of the rows replaced are of no use any more.
+            self.kept.forget_table(&load.schema.table);
             written
         })
     }

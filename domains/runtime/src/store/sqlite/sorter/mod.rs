@@ -44,6 +44,8 @@ pub(crate) struct Sorter {
     runs: Vec<(File, usize)>,
     /// Where the temporary files are made.
     spill_dir: PathBuf,
+    /// Bytes of the rows pushed, in this sorter and those absorbed.
+    pushed: u64,
 }
 
 /// Rows in memory: their bytes, their keys, and one entry per row.
@@ -141,6 +143,7 @@ impl Sorter {
             sorted: Vec::new(),
             runs: Vec::new(),
             spill_dir,
+            pushed: 0,
         }
     }
 
@@ -158,6 +161,12 @@ impl Sorter {
         other.sort();
         self.sorted.append(&mut other.sorted);
         self.runs.append(&mut other.runs);
+        self.pushed += other.pushed;
+    }
+
+    /// Bytes of the rows pushed (as kept, before any limit).
+    pub(crate) fn pushed_bytes(&self) -> u64 {
+        self.pushed
     }
 
     /// Keeps `row`.
@@ -165,6 +174,7 @@ impl Sorter {
         let batch = &mut self.memory;
         let (row_start, key_start) = (batch.rows.len(), batch.keys.len());
         row::put(&mut batch.rows, row, self.columns)?;
+        self.pushed += (batch.rows.len() - row_start) as u64;
         let first_key = self.columns - self.descending.len();
         for (i, &descending) in self.descending.iter().enumerate() {
             key::put(&mut batch.keys, row.cell(first_key + i)?, descending);
