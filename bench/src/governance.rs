@@ -1,8 +1,9 @@
 //! What enforcing agreements costs: the same full stream read by the
 //! product's owner (ungoverned: every column raw, no agreement) and by an
 //! analyst under an agreement for every column (governed: agreement lookup,
-//! pseudonyms for identifiers, the audit record), alternating; the
-//! selective query likewise (an agreement granting the identifier raw, so
+//! pseudonyms for identifiers, the audit record), alternating after the
+//! analyst's first read, which is reported beside them (later reads of the
+//! same load are the sorted read the domain kept); the selective query likewise (an agreement granting the identifier raw, so
 //! it can be filtered on). How long a revocation takes to be enforced is
 //! the events group's.
 
@@ -33,7 +34,10 @@ const QUARTER: &str = "2024Q3";
 /// The figures of the governance group.
 pub(crate) struct GovernanceCost {
     pub ungoverned_rate: f64,
+    /// The analyst's best after the first read (the sorted read kept).
     pub governed_rate: f64,
+    /// The analyst's first read of the load (sorted from the table).
+    pub governed_first_rate: f64,
     pub ungoverned_p50: Duration,
     pub governed_p50: Duration,
 }
@@ -113,6 +117,8 @@ pub(crate) async fn measure(mesh: &Mesh, issuer: &LocalIssuer, calls: usize) -> 
     until_served(&mesh.payment_url, &analyst).await?;
     until_served(&mesh.payment_url, &selective).await?;
 
+    let (rows, seconds) = typed_client(&mesh.payment_url, &analyst).await?;
+    let governed_first_rate = rate(rows, seconds);
     let (mut ungoverned_rate, mut governed_rate) = (0f64, 0f64);
     for _ in 0..ROUNDS {
         let (rows, seconds) = typed_client(&mesh.payment_url, &owner).await?;
@@ -126,6 +132,7 @@ pub(crate) async fn measure(mesh: &Mesh, issuer: &LocalIssuer, calls: usize) -> 
     Ok(GovernanceCost {
         ungoverned_rate,
         governed_rate,
+        governed_first_rate,
         ungoverned_p50: percentiles(ungoverned).0,
         governed_p50: percentiles(governed).0,
     })
@@ -144,6 +151,14 @@ pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
         ratio: Some(throughput),
         target: ">= 0.85",
         met: Some(throughput >= 0.85),
+    });
+    figures.push(Figure {
+        name: "  the analyst's first read of the load (sorted from the table)",
+        measured: per_second(cost.governed_first_rate),
+        baseline: per_second(cost.ungoverned_rate),
+        ratio: Some(cost.governed_first_rate / cost.ungoverned_rate),
+        target: "report",
+        met: None,
     });
     let latency = cost.governed_p50.as_secs_f64() / cost.ungoverned_p50.as_secs_f64();
     figures.push(Figure {
