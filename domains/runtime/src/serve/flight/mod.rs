@@ -153,7 +153,10 @@ impl FlightFace {
     /// of the read. Parts by rowid, in order, hold the rows in the load's
     /// order; parts by keyed order are each in the caller's order, and
     /// the info says they are not ordered among themselves. A read in
-    /// parts carries a tag of its load as `app_metadata`.
+    /// parts carries a tag of its load as `app_metadata`. Each endpoint's
+    /// locations are every serving replica's, the parts' first locations
+    /// going to each replica in turn (this one first), so that clients
+    /// reading the parts side by side read from every replica.
     async fn flight_info(&self, request: Request<Bytes>) -> Result<FlightInfo, Status> {
         let (descriptor, schema, claims) = self.planned(request, true)?;
         let keyed = claims.iter().any(|claim| claim.part.as_ref().is_some_and(|part| part.keyed));
@@ -168,13 +171,16 @@ impl FlightFace {
             info = info.with_app_metadata(self.tickets.load_tag(part.load));
         }
         let product = claims.first().map(|claim| claim.product.as_str()).unwrap_or_default();
-        let others: Vec<String> = self.replicas.of(product).iter().map(|url| location(url)).collect();
-        for claim in &claims {
+        // This replica's URLs, then each other serving replica's.
+        let mut replicas = vec![self.locations.to_vec()];
+        replicas.extend(self.replicas.of(product).iter().map(|url| vec![location(url)]));
+        for (i, claim) in claims.iter().enumerate() {
             let ticket = Ticket::new(self.tickets.issue(claim));
-            let endpoint = self
-                .locations
-                .iter()
-                .chain(&others)
+            // Parts go first to each replica in turn, then to the others.
+            let first = i % replicas.len();
+            let order = std::iter::once(first).chain((0..replicas.len()).filter(|&r| r != first));
+            let endpoint = order
+                .flat_map(|r| &replicas[r])
                 .fold(FlightEndpoint::new().with_ticket(ticket), |e, l| e.with_location(l));
             info = info.with_endpoint(endpoint);
         }
