@@ -135,7 +135,8 @@ pub(crate) async fn keep_registered(
             Ok(()) => {
                 registered = true;
                 backoff = BACKOFF_MIN;
-                replicas.refresh(&mut registry.client, &ids, &endpoints).await;
+                // Heard again at each renewal: a list three renewals old is stale.
+                replicas.refresh(&mut registry.client, &ids, &endpoints, renew_every * 3).await;
             }
             Err(status) if status.code() == Code::NotFound => {
                 tracing::warn!(
@@ -155,6 +156,7 @@ pub(crate) async fn keep_registered(
                 registered = false;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 registry.fail_over(&status);
+                replicas.forget();
             }
         }
         let loaded = async {
