@@ -4,10 +4,10 @@
 //!
 //! - `GetFlightInfo` takes a descriptor naming a product and a query
 //!   ([`command`]) and answers the Arrow schema the caller would receive
-//!   and its endpoints, whose locations are this replica's advertised URLs
-//!   and then those of the product's other serving replicas (any redeems
-//!   a ticket, see [`Replicas`]), each with a sealed ticket bound to the caller, the agreement and the
-//!   query ([`ticket`]): one for the whole read, or one per part of a
+//!   and its endpoints, whose locations are the advertised URLs of every
+//!   serving replica of the product (any redeems a ticket, see
+//!   [`Replicas`]), each with a sealed ticket bound to the caller, the
+//!   agreement and the query ([`ticket`]): one for the whole read, or one per part of a
 //!   whole-product read by its owners (`query::part`), to be read side by
 //!   side; `GetSchema` answers the schema alone.
 //! - `DoGet` redeems a ticket: the schema, then record batches built

@@ -37,7 +37,7 @@ use crate::values::schema::RowSchema;
 use kept::{KEPT_BYTES, KEPT_FOR, KeptReads};
 use load::replace_rows;
 use pool::ReaderPool;
-use scan::{Sorted, scan_rows, stoppable};
+use scan::{deliver_sorted, scan_rows, stoppable};
 
 const BOOKKEEPING: &str = "
 CREATE TABLE IF NOT EXISTS mesh_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;
@@ -324,33 +324,7 @@ impl Storage for SqliteStore {
         })();
         // Sorted rows are delivered with both connections back in the pool.
         let outcome = match read {
-            Ok(Ok(Some(Sorted::Kept(rows)))) => {
-                let key = rows.key();
-                rows.deliver(|row| sink.row(row)).inspect_err(|stop| {
-                    if matches!(stop, Stop::Failed(_)) {
-                        self.kept.forget(&key);
-                    }
-                })
-            }
-            Ok(Ok(Some(Sorted::Fresh { sorter, keep }))) => {
-                // Recorded as delivered, and kept if delivered to the end.
-                let mut recorder = keep.and_then(|_| self.kept.recorder(spill_dir, sorter.pushed_bytes()));
-                let mut whole = true;
-                sorter
-                    .deliver(|bytes, row| {
-                        if let Some(recorder) = recorder.as_mut() {
-                            recorder.row(bytes);
-                        }
-                        let more = sink.row(row)?;
-                        whole &= more;
-                        Ok(more)
-                    })
-                    .map(|()| {
-                        if let (Some((key, load)), Some(recorder), true) = (keep, recorder, whole) {
-                            self.kept.keep(key, table.name, load, recorder);
-                        }
-                    })
-            }
+            Ok(Ok(Some(sorted))) => deliver_sorted(&self.kept, spill_dir, table.name, sorted, sink),
             Ok(Ok(None)) => Ok(()),
             Ok(Err(stop)) => Err(stop),
             Err(error) => Err(error.into()),

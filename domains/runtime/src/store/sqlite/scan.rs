@@ -63,6 +63,45 @@ pub(super) fn scan_rows(
     Ok(None)
 }
 
+/// Gives `sink` the rows of `sorted` (a read of `table`): those kept, or
+/// those just sorted, recorded as delivered and kept in `kept` if
+/// delivered to the end (temporary files in `spill_dir`).
+pub(super) fn deliver_sorted(
+    kept: &KeptReads,
+    spill_dir: &Path,
+    table: &str,
+    sorted: Sorted,
+    sink: &mut impl RowSink,
+) -> Result<(), Stop> {
+    match sorted {
+        Sorted::Kept(rows) => {
+            let key = rows.key();
+            rows.deliver(|row| sink.row(row)).inspect_err(|stop| {
+                // A kept file that does not read back is read no more.
+                if matches!(stop, Stop::Failed(_)) {
+                    kept.forget(&key);
+                }
+            })
+        }
+        Sorted::Fresh { sorter, keep } => {
+            let mut recorder = keep.and_then(|_| kept.recorder(spill_dir, sorter.pushed_bytes()));
+            let mut whole = true;
+            sorter.deliver(|bytes, row| {
+                if let Some(recorder) = recorder.as_mut() {
+                    recorder.row(bytes);
+                }
+                let more = sink.row(row)?;
+                whole &= more;
+                Ok::<_, Stop>(more)
+            })?;
+            if let (Some((key, load)), Some(recorder), true) = (keep, recorder, whole) {
+                kept.keep(key, table, load, recorder);
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Has SQLite ask `check` every few milliseconds of work on `conn` whether
 /// to stop (or no longer, without one).
 pub(super) fn stoppable(conn: &Connection, check: Option<&StopCheck>) -> Result<()> {
