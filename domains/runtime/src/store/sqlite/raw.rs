@@ -205,14 +205,17 @@ impl CellRow for RawRow<'_> {
         let (stmt, i) = (self.stmt, index as c_int);
         // SAFETY: the statement stands on a row (it stepped to one and
         // cannot step again while this row is borrowed) and `i` is one of
-        // its columns; text is valid until the statement moves on.
+        // its columns; text is valid until the statement moves on. The
+        // cell's value is read on the connection's only thread (one
+        // column call per cell rather than one per question asked of it).
         unsafe {
-            Ok(match ffi::sqlite3_column_type(stmt, i) {
-                ffi::SQLITE_INTEGER => Cell::Integer(ffi::sqlite3_column_int64(stmt, i)),
-                ffi::SQLITE_FLOAT => Cell::Real(ffi::sqlite3_column_double(stmt, i)),
+            let value = ffi::sqlite3_column_value(stmt, i);
+            Ok(match ffi::sqlite3_value_type(value) {
+                ffi::SQLITE_INTEGER => Cell::Integer(ffi::sqlite3_value_int64(value)),
+                ffi::SQLITE_FLOAT => Cell::Real(ffi::sqlite3_value_double(value)),
                 ffi::SQLITE_TEXT => {
-                    let text = ffi::sqlite3_column_text(stmt, i);
-                    let len = ffi::sqlite3_column_bytes(stmt, i);
+                    let text = ffi::sqlite3_value_text(value);
+                    let len = ffi::sqlite3_value_bytes(value);
                     if text.is_null() || len < 0 {
                         return Err(DomainError::Internal("SQLite gave no text for a text cell".into()));
                     }
