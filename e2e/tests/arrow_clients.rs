@@ -43,6 +43,31 @@ fn read_py(mesh: &Mesh, token: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `subject` granted bas_yh and seq of payment.card_spending (the analyst
+/// rule approves it): its token for the payment domain, and its first read
+/// of a quarter once the domain has the agreement (or after 10 s).
+async fn granted_analyst(mesh: &Mesh, subject: &str) -> (String, std::process::Output) {
+    let request = RequestAccessRequest {
+        product: "payment.card_spending".into(),
+        purpose: "arrow test".into(),
+        columns: vec!["bas_yh".into(), "seq".into()],
+        ..Default::default()
+    };
+    AccessServiceClient::new(mesh.channel_as(&mesh.registry, subject, &["analyst"]))
+        .request_access(request)
+        .await
+        .unwrap();
+    let token = mesh.domain_token_as("payment", subject, &["analyst"]);
+    let started = Instant::now();
+    loop {
+        let output = read_py(mesh, &token, &["--filter", Q1]);
+        if output.status.success() || started.elapsed() > Duration::from_secs(10) {
+            return (token, output);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pyarrow_reads_what_each_caller_may_read() {
     let mesh = Mesh::start(400, false).await;
@@ -97,25 +122,7 @@ async fn pyarrow_reads_what_each_caller_may_read() {
 
     // An analyst granted bas_yh and seq: pseudonyms as `mesh query` gives
     // them, the amounts withheld and named.
-    let request = RequestAccessRequest {
-        product: "payment.card_spending".into(),
-        purpose: "arrow test".into(),
-        columns: vec!["bas_yh".into(), "seq".into()],
-        ..Default::default()
-    };
-    AccessServiceClient::new(mesh.channel_as(&mesh.registry, "ana", &["analyst"]))
-        .request_access(request)
-        .await
-        .unwrap();
-    let ana = mesh.domain_token_as("payment", "ana", &["analyst"]);
-    let started = Instant::now();
-    let analyst = loop {
-        let output = read_py(&mesh, &ana, &["--filter", Q1]);
-        if output.status.success() || started.elapsed() > Duration::from_secs(10) {
-            break output;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let (ana, analyst) = granted_analyst(&mesh, "ana").await;
     assert!(analyst.status.success(), "{}", stderr(&analyst));
     assert!(stderr(&analyst).contains("does not cover") && stderr(&analyst).contains("tot_use_am"));
     let by_flight = records(&stdout(&analyst));
@@ -153,22 +160,8 @@ async fn pyarrow_reads_what_each_caller_may_read() {
     assert_eq!(records(&stdout(&by_query)), first, "as the gRPC read gives them");
     // Another analyst with the same grant finds nothing of ana's kept: its
     // own pseudonyms, in its own order.
-    let request = RequestAccessRequest {
-        product: "payment.card_spending".into(),
-        purpose: "arrow test".into(),
-        columns: vec!["bas_yh".into(), "seq".into()],
-        ..Default::default()
-    };
-    AccessServiceClient::new(mesh.channel_as(&mesh.registry, "cy", &["analyst"]))
-        .request_access(request)
-        .await
-        .unwrap();
-    let cy = mesh.domain_token_as("payment", "cy", &["analyst"]);
-    let started = Instant::now();
-    while !read_py(&mesh, &cy, &["--filter", Q1]).status.success() {
-        assert!(started.elapsed() < Duration::from_secs(10), "cy's agreement never reached the domain");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (cy, first_read) = granted_analyst(&mesh, "cy").await;
+    assert!(first_read.status.success(), "cy's agreement never reached the domain: {}", stderr(&first_read));
     let theirs = whole(&cy);
     assert_eq!(theirs.len(), first.len());
     let seqs = |rows: &[Vec<String>]| {

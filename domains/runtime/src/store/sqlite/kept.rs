@@ -125,12 +125,18 @@ impl KeptReads {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The rows kept under `key` (a read of `table` on load `load`), if any.
-    pub(super) fn find(&self, key: &KeptKey, table: &str, load: u64) -> Option<KeptRows> {
-        let mut state = self.state();
+    /// Forgets the reads past their lifetime, and those of `table` on
+    /// another load than `load`.
+    fn forget_stale(&self, state: &mut State, table: &str, load: u64) {
         state.forget(|entry| {
             entry.kept.elapsed() > self.lifetime || (entry.table == table && entry.load != load)
         });
+    }
+
+    /// The rows kept under `key` (a read of `table` on load `load`), if any.
+    pub(super) fn find(&self, key: &KeptKey, table: &str, load: u64) -> Option<KeptRows> {
+        let mut state = self.state();
+        self.forget_stale(&mut state, table, load);
         let entry = state.entries.get_mut(key)?;
         entry.read = Instant::now();
         let reader = At { file: Arc::clone(&entry.file), offset: 0, end: entry.bytes };
@@ -176,9 +182,7 @@ impl KeptReads {
     pub(super) fn keep(&self, key: KeptKey, table: &str, load: u64, recorder: Recorder) {
         let Some((file, bytes)) = recorder.finish() else { return };
         let mut state = self.state();
-        state.forget(|entry| {
-            entry.kept.elapsed() > self.lifetime || (entry.table == table && entry.load != load)
-        });
+        self.forget_stale(&mut state, table, load);
         let now = Instant::now();
         let entry =
             Entry { file: Arc::new(file), bytes, table: table.to_owned(), load, kept: now, read: now };
