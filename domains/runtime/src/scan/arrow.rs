@@ -127,10 +127,10 @@ impl Column {
                         .map_err(|_| DomainError::Internal("a stored text value is not UTF-8".to_owned()))?,
                     _ => "",
                 };
-                values.extend_from_slice(text.as_bytes());
-                let end = i32::try_from(values.len()).map_err(|_| {
-                    DomainError::Internal("an Arrow batch's text column passed 2 GiB".to_owned())
+                let end = i32::try_from(values.len() + text.len()).map_err(|_| {
+                    DomainError::Internal("an Arrow batch's text column would pass 2 GiB".to_owned())
                 })?;
+                values.extend_from_slice(text.as_bytes());
                 offsets.push(end);
                 text.len() + 4
             }
@@ -208,15 +208,19 @@ impl Lent {
 }
 
 /// The vector of a lent buffer no one else holds now, emptied; a fresh one
-/// of its capacity if it is still shared.
+/// of its size if it is still shared. Room beyond twice a batch's bytes
+/// (a batch that one huge cell filled) is given back rather than held for
+/// the rest of the read.
 fn emptied<T: ArrowNativeType>(lent: Buffer) -> Vec<T> {
-    let capacity = lent.len() / std::mem::size_of::<T>();
+    let most = 2 * ARROW_BATCH_BYTES / std::mem::size_of::<T>();
+    let used = lent.len() / std::mem::size_of::<T>();
     match lent.into_vec::<T>() {
         Ok(mut values) => {
             values.clear();
+            values.shrink_to(most);
             values
         }
-        Err(_) => Vec::with_capacity(capacity),
+        Err(_) => Vec::with_capacity(used.min(most)),
     }
 }
 

@@ -9,7 +9,7 @@ use arrow_flight::FlightData;
 use arrow_schema::{DataType, Field, Schema};
 use prost::Message;
 
-use super::ArrowBatch;
+use super::{ARROW_BATCH_BYTES, ArrowBatch, Column};
 use crate::values::cell::Cell;
 
 fn schema() -> Schema {
@@ -37,6 +37,7 @@ fn each_batch_holds_its_own_rows_alone() {
     // Long names first, so that a batch reusing their buffers would show
     // leftovers if it were not emptied.
     let rounds: [(&str, usize); 3] = [("a long customer name", 300), ("b", 5), ("", 1)];
+    let mut first_allocation = None;
     for (round, (name, rows)) in rounds.into_iter().enumerate() {
         for i in 0..rows {
             let n = (round * 1000 + i) as i64;
@@ -65,5 +66,23 @@ fn each_batch_holds_its_own_rows_alone() {
         let active: &BooleanArray = got.column(4).as_any().downcast_ref().expect("booleans");
         assert_eq!(active.true_count(), rows / 2, "round {round}");
         assert_eq!(got.columns().iter().map(|c| c.null_count()).sum::<usize>(), 0);
+        // The next batch is built in the same allocation.
+        let Column::Integer(counts) = &batch.columns[1] else { panic!("an integer column") };
+        assert!(counts.is_empty() && counts.capacity() >= 300, "round {round}: {}", counts.capacity());
+        assert_eq!(*first_allocation.get_or_insert(counts.as_ptr()), counts.as_ptr(), "round {round}");
     }
+}
+
+#[test]
+fn a_batch_one_huge_cell_filled_gives_its_room_back() {
+    let mut batch = ArrowBatch::new(schema(), &[], None);
+    let huge = "x".repeat(3 * ARROW_BATCH_BYTES);
+    let cells = [Cell::Text(huge.as_bytes()), Cell::Integer(1), Cell::Real(1.0), Cell::Null, Cell::Null];
+    batch.row(&&cells[..]).expect("a row appended");
+    let got = decoded(batch.finish(b"").expect("a batch encoded"));
+    let names: &StringArray = got.column(0).as_any().downcast_ref().expect("text");
+    assert_eq!(names.value(0).len(), huge.len());
+    let Column::Text(offsets, values) = &batch.columns[0] else { panic!("a text column") };
+    assert_eq!(offsets, &[0]);
+    assert!(values.is_empty() && values.capacity() <= 2 * ARROW_BATCH_BYTES, "{}", values.capacity());
 }
