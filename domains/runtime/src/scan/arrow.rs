@@ -117,8 +117,9 @@ impl Column {
     }
 
     /// Appends `cell` (the column's default for NULL or a mismatched kind);
-    /// the bytes of column data it added.
-    #[inline]
+    /// the bytes of column data it added. Inlined into the row loop, as
+    /// the cell it is given is.
+    #[inline(always)]
     fn append(&mut self, cell: Cell<'_>) -> Result<usize> {
         Ok(match self {
             Self::Text(offsets, values) => {
