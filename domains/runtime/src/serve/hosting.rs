@@ -36,6 +36,7 @@ pub async fn run_domain(
     args: &DomainArgs,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
+    crate::serve::heap::keep_heap_top();
     let advertise = args.advertise(listener.local_addr()?);
     let mut names: Vec<&str> = services.iter().map(ProductService::name).collect();
     names.push(AUDIT_SERVICE);
