@@ -5,7 +5,7 @@
 # import that breaks this and fails, or prints nothing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../domains/runtime/src"
-# The floors, lowest first; error.rs is below them all.
+# The floors, lowest first; error.rs and heap.rs are below them all.
 floors=(values query store scan ingest serve)
 level() {
   local i

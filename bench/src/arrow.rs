@@ -74,7 +74,7 @@ pub(crate) fn best_in_turns<const N: usize>(
 fn minor_faults() -> Result<u64> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     let fields = stat.rsplit_once(')').context("no command in /proc/self/stat")?.1;
-    // minflt is the tenth field, the seventh after the command.
+    // minflt is the tenth field: the eighth after the command's `)`.
     Ok(fields.split_whitespace().nth(7).context("no minflt in /proc/self/stat")?.parse()?)
 }
 
@@ -160,11 +160,13 @@ pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
             cli_csv(&run.mesh.registry, &run.mesh.token, rows)
         }])?;
     ensure!(got == rows, "the mesh's Flight gave {got} of {rows} rows");
-    // The domains serve in this process: its page faults during one more
-    // read are the domain's (pyarrow is a process of its own).
+    // The mesh serves in this process: its page faults during one more read
+    // are the serving domain's, the others idle (pyarrow is a process of
+    // its own).
     let before = minor_faults()?;
-    pyarrow_read(&location, "payment.card_spending", Some(&token))?;
-    let faults = minor_faults()? - before;
+    let (got, _) = pyarrow_read(&location, "payment.card_spending", Some(&token))?;
+    ensure!(got == rows, "the mesh's Flight gave {got} of {rows} rows");
+    let faults = minor_faults()?.saturating_sub(before);
     let (server, baseline_location) =
         BaselineServer::start(&run.data.join("payment/payment.sqlite"), "card_spending")?;
     let (got, baseline) = best(|| pyarrow_read(&baseline_location, "card_spending", None))?;
@@ -189,7 +191,7 @@ pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
             met: Some(mesh / cli >= 1.5),
         },
         Figure {
-            name: "  page faults in the domain during one such read",
+            name: "  page faults in the mesh process during one such read",
             measured: faults.to_string(),
             baseline: "-".to_owned(),
             ratio: None,

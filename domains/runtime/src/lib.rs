@@ -21,11 +21,13 @@
 //! 6. [`serve`]: the product, gRPC and REST services, registration,
 //!    governance (agreements), the read log and the process around them.
 //!
-//! [`error`] is below every floor.
+//! [`error`] and [`heap`] (how the C allocator keeps freed memory) are
+//! below every floor.
 
 pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod heap;
 pub mod ingest;
 pub mod query;
 pub mod scan;

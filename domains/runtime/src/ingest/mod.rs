@@ -313,7 +313,7 @@ fn load_unmetered(
     let described = source.describe();
     let counted_rules = std::sync::Mutex::new(RowCounts::new(schema, rules)?);
     let row_counts = &counted_rules;
-    pin_allocator_thresholds();
+    crate::heap::tune_allocator();
     // Reading and parsing records runs on its own thread, feeding the
     // writer chunks of parsed rows through a bounded channel.
     let summary = std::thread::scope(|scope| {
@@ -336,7 +336,7 @@ fn load_unmetered(
         read.and(written)
     });
     progress.finish_and_clear();
-    give_back_memory();
+    crate::heap::give_back_memory();
     let summary = summary?;
     store.announce_load();
     tracing::info!(product, rows = summary.rows, source = %described, "load committed");
@@ -388,37 +388,6 @@ fn progress_bar(product: &str, len: Option<u64>) -> ProgressBar {
     );
     bar.set_message(format!("loading {product}"));
     bar
-}
-
-/// Keeps the C allocator from holding on to what a load frees. glibc raises
-/// its trim threshold each time a large block is freed, so the arenas of a
-/// load's threads would keep their freed tops for good (25 MiB after 400,000
-/// rows; `malloc_trim` returns only the main arena's top). Pinned once per
-/// process: blocks under 32 MiB come from the heap (as under glibc's own
-/// ceiling), and a free top over 1 MiB goes back to the system.
-fn pin_allocator_thresholds() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        static PINNED: std::sync::Once = std::sync::Once::new();
-        // SAFETY: mallopt only sets the allocator's tuning parameters.
-        PINNED.call_once(|| unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 20);
-        });
-    }
-}
-
-/// Returns to the system the memory a load freed: parsing, the writer's
-/// large page cache and the index sorts leave free blocks inside the heap
-/// that only `malloc_trim` hands back, so a domain idles after its first
-/// load as it does after a restart.
-fn give_back_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free heap memory; it takes no
-    // pointer and leaves allocated memory untouched.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 #[cfg(test)]

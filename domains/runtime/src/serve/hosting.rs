@@ -36,7 +36,7 @@ pub async fn run_domain(
     args: &DomainArgs,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
-    crate::serve::heap::keep_heap_top();
+    crate::heap::tune_allocator();
     let advertise = args.advertise(listener.local_addr()?);
     let mut names: Vec<&str> = services.iter().map(ProductService::name).collect();
     names.push(AUDIT_SERVICE);

@@ -7,7 +7,6 @@ mod audit_service;
 pub mod config;
 pub mod flight;
 pub mod governance;
-pub mod heap;
 pub mod hosting;
 mod meters;
 pub mod output;
