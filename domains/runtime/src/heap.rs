@@ -1,7 +1,7 @@
 //! How the process's C allocator keeps and gives back the memory a domain
 //! frees (glibc's malloc; elsewhere these do nothing). One setting for the
-//! whole process, made before its first load or read (loads and reads run
-//! on threads of their own, so it is made while few others allocate):
+//! whole process, made as a domain starts serving or loading, before the
+//! threads of its scans and loads allocate:
 //!
 //! - blocks under 32 MiB come from the heap and a free top over 1 MiB goes
 //!   back to the system: left to itself, glibc raises both thresholds each
@@ -17,7 +17,7 @@
 //! `MALLOC_TRIM_THRESHOLD_`, `MALLOC_TOP_PAD_`, or the same in
 //! `GLIBC_TUNABLES`) wins over ours.
 
-/// Free memory kept at the top of each heap: two Arrow batches' worth.
+/// Free memory kept at the top of each arena: two Arrow batches' worth.
 pub const HEAP_TOP_PAD: usize = 4 << 20;
 
 /// Sets how the allocator keeps what is freed, once per process.

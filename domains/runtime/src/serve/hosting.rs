@@ -30,6 +30,7 @@ use mesh_contracts::product::audit_service_server::AuditServiceServer;
 /// calls for the shutdown grace period and cuts the rest. Serving does not
 /// wait for the registry. A product whose data cannot be read is reported
 /// NOT_SERVING and its lease is left to expire until it can be read again.
+/// The process's allocator is set first ([`crate::heap::tune_allocator`]).
 pub async fn run_domain(
     listener: TcpListener,
     services: Vec<ProductService>,
