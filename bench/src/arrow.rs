@@ -161,8 +161,8 @@ pub(crate) async fn figures(run: &Run) -> Result<Vec<Figure>> {
         }])?;
     ensure!(got == rows, "the mesh's Flight gave {got} of {rows} rows");
     // The mesh serves in this process: its page faults during one more read
-    // are the serving domain's, the others idle (pyarrow is a process of
-    // its own).
+    // are mostly the serving domain's, the rest of the mesh idle (pyarrow
+    // is a process of its own).
     let before = minor_faults()?;
     let (got, _) = pyarrow_read(&location, "payment.card_spending", Some(&token))?;
     ensure!(got == rows, "the mesh's Flight gave {got} of {rows} rows");

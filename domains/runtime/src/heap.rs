@@ -3,15 +3,16 @@
 //! whole process, made as a domain starts serving or loading, before the
 //! threads of its scans and loads allocate:
 //!
-//! - blocks under 32 MiB come from the heap and a free top over 1 MiB goes
-//!   back to the system: left to itself, glibc raises both thresholds each
-//!   time a large block is freed, so the arenas of a load's threads would
-//!   keep their freed tops for good (25 MiB after 400,000 rows);
-//! - but [`HEAP_TOP_PAD`] stays at each arena's top: a read sends its
-//!   Arrow batches' IPC bodies (2 MiB each) and frees them once sent, and
-//!   with the top trimmed to glibc's default 128 KiB every batch faulted
-//!   its pages in afresh (19,000-36,000 page faults for a 400,000-row read,
-//!   about 2,000 with the pad: `mesh-bench --only arrow`).
+//! - blocks under 32 MiB come from the heap, and glibc trims an arena's top
+//!   once more than 1 MiB is free there: left to itself, glibc raises both
+//!   thresholds each time a large block is freed, so the arenas of a load's
+//!   threads would keep their freed tops for good (25 MiB after 400,000
+//!   rows);
+//! - what a trim gives back is what lies beyond [`HEAP_TOP_PAD`]: a read
+//!   sends its Arrow batches' IPC bodies (2 MiB each) and frees them once
+//!   sent, and with a top trimmed down to glibc's default 128 KiB every
+//!   batch faulted its pages in afresh (19,000-36,000 page faults for a
+//!   400,000-row read, about 2,000 with the pad: `mesh-bench --only arrow`).
 //!
 //! A setting the operator made (`MALLOC_MMAP_THRESHOLD_`,
 //! `MALLOC_TRIM_THRESHOLD_`, `MALLOC_TOP_PAD_`, or the same in
@@ -47,7 +48,7 @@ pub fn tune_allocator() {
 /// Returns to the system the memory a load freed: parsing, the writer's
 /// large page cache and the index sorts leave free blocks inside the heap
 /// that only `malloc_trim` hands back, so a domain idles after its first
-/// load as it does after a restart.
+/// load about as it does after a restart (`mesh-bench --only memory`).
 pub fn give_back_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free heap memory; it takes no

@@ -30,7 +30,8 @@ use crate::values::schema::{ColumnDef, ColumnKind};
 /// columnar readers, well below gRPC's 4 MiB default message limit.
 pub const ARROW_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
-// The allocator keeps two batches' worth of freed memory at each arena's top.
+// On glibc the allocator keeps two batches' worth of freed memory at each
+// arena's top (crate::heap).
 const _: () = assert!(crate::heap::HEAP_TOP_PAD >= 2 * ARROW_BATCH_BYTES);
 
 pub use mesh_contracts::arrow_metadata as metadata;
